@@ -1,0 +1,179 @@
+#include "app/sim_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "codec/json.h"
+#include "core/topics.h"
+#include "sim/csv_replay.h"
+
+namespace fleettwin::app {
+
+namespace {
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+std::string invalid_payload(int64_t i, const std::string& car) {
+  switch (i % 6) {
+    case 0:
+      return "{\"car\":\"" + car + "\",\"ts\":";  // truncated JSON
+    case 1:
+      return "{\"car\":\"" + car + "\",\"ts\":1,\"seq\":\"one\"}";  // wrong type
+    case 2:
+      return "not json at all";
+    case 3:
+      return "{\"car\":\"bad car id!\",\"ts\":1,\"seq\":1}";
+    case 4:
+      return std::string(65537, ' ');  // oversized (above any sane max_payload_bytes)
+    default:
+      return "[1,2,3]";  // not an object
+  }
+}
+
+SimSource::SimSource(SimSourceOptions options, log::Log& log, core::SimClock* clock, core::Metrics& metrics)
+    : _options(std::move(options)),
+      _log(log),
+      _clock(clock),
+      _published(
+          &metrics.counter("fleettwin_sim_published_total", "Telemetry messages the simulator published")),
+      _injected(
+          &metrics.counter("fleettwin_sim_injected_invalid_total", "Malformed payloads injected on purpose")),
+      _failures(&metrics.counter("fleettwin_sim_failures_total", "Failures that began in simulated cars")) {
+  for (const auto& [car, seq] : _options.resume) _last_seq[car] = seq;
+}
+
+SimSource::~SimSource() {
+  request_stop();
+  join();
+}
+
+void SimSource::start() {
+  _running = true;
+  _thread = std::thread([this] { run(); });
+}
+
+void SimSource::join() {
+  if (_thread.joinable()) _thread.join();
+}
+
+std::unordered_map<std::string, int64_t> SimSource::expected_last_seq() const { return _last_seq; }
+
+void SimSource::run() {
+  try {
+    auto producer = _log.producer();
+    if (!_options.ground_truth_path.empty()) {
+      _ground_truth.open(_options.ground_truth_path, std::ios::app);
+      if (!_ground_truth)
+        throw std::runtime_error("cannot open ground truth file " + _options.ground_truth_path);
+    }
+    if (_options.replay_csv.empty()) {
+      run_fleet(*producer);
+    } else {
+      run_replay(*producer);
+    }
+    // Whatever was not yet injected goes out now, so the count is exact however short the run.
+    for (int64_t i = _injected->value(); i < _options.inject_invalid && !_stop; ++i) {
+      producer->send(
+          log::OutRecord{core::topics::kTelemetryRaw, "car-invalid", invalid_payload(i, "car-invalid")});
+      _injected->add();
+    }
+    if (producer->flush(std::chrono::seconds(30)) != 0)
+      throw std::runtime_error("raw records not acknowledged");
+  } catch (const std::exception& e) {
+    _error = e.what();
+    spdlog::error("simulator stopped: {}", e.what());
+  }
+  _running = false;
+}
+
+void SimSource::publish(log::Producer& producer, const core::Telemetry& t) {
+  _buf.clear();
+  codec::encode_json(t, _buf);
+  log::OutRecord r;
+  r.topic = core::topics::kTelemetryRaw;
+  r.key = t.car;
+  r.value = _buf;
+  producer.send(std::move(r));
+  _published->add();
+  _last_seq[t.car] = t.seq;
+  if (_injected->value() < _options.inject_invalid && ++_since_inject >= _inject_every) {
+    _since_inject = 0;
+    const int64_t i = _injected->value();
+    producer.send(log::OutRecord{core::topics::kTelemetryRaw, t.car, invalid_payload(i, t.car)});
+    _injected->add();
+  }
+}
+
+void SimSource::pace(int64_t due_ms, log::Producer& producer) {
+  if (_clock) _clock->advance_to(std::min(due_ms, _options.fast ? due_ms : wall_ms()));
+  if (_options.fast) return;
+  // Real time: hand over what is ready, then sleep until the message is due.
+  const int64_t wait = due_ms - wall_ms();
+  if (wait > 0) {
+    producer.flush(std::chrono::seconds(30));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(wait, 200)));
+  }
+}
+
+void SimSource::write_ground_truth(sim::Fleet& fleet) {
+  auto failures = fleet.take_failures();
+  if (failures.empty()) return;
+  _failures->add(static_cast<int64_t>(failures.size()));
+  if (_ground_truth.is_open()) {
+    for (const auto& g : failures) _ground_truth << sim::to_json_line(g) << '\n';
+    _ground_truth.flush();
+  }
+}
+
+void SimSource::run_fleet(log::Producer& producer) {
+  sim::Fleet fleet(_options.fleet);
+  if (!_options.resume.empty()) fleet.resume(_options.resume);
+  core::Telemetry t;
+  int64_t n = 0;
+  while (!_stop) {
+    const int64_t due = fleet.next_due_ms();
+    while (!_options.fast && !_stop && due - wall_ms() > 0) pace(due, producer);
+    if (_stop) break;
+    if (!fleet.next(t)) break;
+    pace(t.ts, producer);
+    publish(producer, t);
+    if ((++n & 1023) == 0) write_ground_truth(fleet);
+  }
+  write_ground_truth(fleet);
+}
+
+void SimSource::run_replay(log::Producer& producer) {
+  sim::CsvReplay replay(_options.replay_csv, _options.fleet.box);
+  core::Telemetry t;
+  int64_t first_ts = -1, start_wall = wall_ms();
+  while (!_stop) {
+    const auto status = replay.next(t);
+    if (status == sim::CsvReplay::Status::kEnd) break;
+    if (status == sim::CsvReplay::Status::kError) {
+      // A bad header or an unreadable file ends the replay; a bad row is reported and skipped.
+      if (replay.error().line <= 1)
+        throw std::runtime_error(_options.replay_csv + ": " + replay.error().to_string());
+      spdlog::warn("{}: {} (row skipped)", _options.replay_csv, replay.error().to_string());
+      continue;
+    }
+    if (first_ts < 0) first_ts = t.ts;
+    // The recording's own time drives the clock (offline detection), in both pacing modes.
+    if (_clock) _clock->advance_to(t.ts);
+    if (!_options.fast) {
+      // Keep the recording's pacing, shifted to now.
+      const int64_t due = start_wall + (t.ts - first_ts);
+      while (!_stop && due - wall_ms() > 0) {
+        producer.flush(std::chrono::seconds(30));
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(due - wall_ms(), 200)));
+      }
+    }
+    publish(producer, t);
+  }
+}
+
+}  // namespace fleettwin::app

@@ -1,0 +1,151 @@
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "core/telemetry.h"
+
+namespace fleettwin::codec {
+
+// ---- Confluent wire format -----------------------------------------------------------------------------
+
+/// Magic byte 0, then the 4-byte big-endian schema registry id, then the Avro binary body.
+inline constexpr std::size_t kConfluentHeaderSize = 5;
+
+void append_confluent_header(std::string& out, int32_t schema_id);
+
+/// Splits a framed value into schema id and body; false when it is shorter than the header or the magic
+/// byte is not 0.
+bool read_confluent_header(std::string_view in, int32_t& schema_id, std::string_view& body);
+
+// ---- Avro binary primitives ----------------------------------------------------------------------------
+
+/// Longest Avro encoding of a long (zigzag varint of 64 bits: 10 bytes of 7 bits).
+inline constexpr std::size_t kMaxVarintBytes = 10;
+
+/// Writes Avro binary values (spec 1.11 "Binary Encoding") at a raw pointer. The caller guarantees the
+/// room (kMaxVarintBytes per long/int, 8 per double, length + bytes per string): encoders size their
+/// output once instead of checking on every byte. Used by one thread at a time.
+class AvroWriter {
+ public:
+  explicit AvroWriter(char* p) : _p(p) {}
+
+  void write_long(int64_t v) {
+    uint64_t z = (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);  // zigzag
+    while (z >= 0x80) {
+      *_p++ = static_cast<char>((z & 0x7F) | 0x80);
+      z >>= 7;
+    }
+    *_p++ = static_cast<char>(z);
+  }
+  void write_int(int32_t v) { write_long(v); }  // an int's zigzag varint equals the long's
+  void write_boolean(bool v) { *_p++ = v ? 1 : 0; }
+  void write_double(double v) {
+    uint64_t bits = std::bit_cast<uint64_t>(v);
+    if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap64(bits);
+    std::memcpy(_p, &bits, 8);  // Avro doubles are little-endian IEEE 754
+    _p += 8;
+  }
+  void write_string(std::string_view s) {
+    write_long(static_cast<int64_t>(s.size()));
+    std::memcpy(_p, s.data(), s.size());
+    _p += s.size();
+  }
+  char* position() const { return _p; }
+
+ private:
+  char* _p;
+};
+
+/// Reads Avro binary values with a bounds check on every read: truncated or garbage input yields false
+/// (and an error text naming the offset), never a read past the end. Used by one thread at a time.
+class AvroReader {
+ public:
+  explicit AvroReader(std::string_view in) : _in(in) {}
+
+  bool read_long(int64_t& v) {
+    uint64_t z = 0;
+    for (std::size_t i = 0; i < kMaxVarintBytes; ++i) {
+      if (_pos >= _in.size()) return fail("truncated varint");
+      const auto b = static_cast<uint8_t>(_in[_pos++]);
+      if (i == kMaxVarintBytes - 1 && b > 1) return fail("varint overflows 64 bits");
+      z |= static_cast<uint64_t>(b & 0x7F) << (7 * i);
+      if (!(b & 0x80)) {
+        v = static_cast<int64_t>(z >> 1) ^ -static_cast<int64_t>(z & 1);
+        return true;
+      }
+    }
+    return fail("varint longer than 10 bytes");
+  }
+  bool read_int(int32_t& v) {
+    int64_t l;
+    if (!read_long(l)) return false;
+    if (l < INT32_MIN || l > INT32_MAX) return fail("int out of 32-bit range");
+    v = static_cast<int32_t>(l);
+    return true;
+  }
+  bool read_boolean(bool& v) {
+    if (_pos >= _in.size()) return fail("truncated boolean");
+    const auto b = static_cast<uint8_t>(_in[_pos++]);
+    if (b > 1) return fail("boolean byte is neither 0 nor 1");
+    v = b == 1;
+    return true;
+  }
+  bool read_double(double& v) {
+    if (_in.size() - _pos < 8) return fail("truncated double");
+    uint64_t bits;
+    std::memcpy(&bits, _in.data() + _pos, 8);
+    if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap64(bits);
+    v = std::bit_cast<double>(bits);
+    _pos += 8;
+    return true;
+  }
+  /// The view points into the input.
+  bool read_string(std::string_view& s) {
+    int64_t n;
+    if (!read_long(n)) return false;
+    if (n < 0) return fail("negative string length");
+    if (static_cast<uint64_t>(n) > _in.size() - _pos) return fail("string longer than the remaining input");
+    s = _in.substr(_pos, static_cast<std::size_t>(n));
+    _pos += static_cast<std::size_t>(n);
+    return true;
+  }
+
+  bool at_end() const { return _pos == _in.size(); }
+  std::size_t position() const { return _pos; }
+  std::size_t remaining() const { return _in.size() - _pos; }
+  /// What the first failed read found, or null. Static text.
+  const char* error() const { return _error; }
+
+ private:
+  bool fail(const char* what) {
+    _error = what;
+    return false;
+  }
+
+  std::string_view _in;
+  std::size_t _pos = 0;
+  const char* _error = nullptr;
+};
+
+// ---- CarTelemetry (fleet.telemetry) --------------------------------------------------------------------
+
+/// The Avro schema of fleet.telemetry values as JSON text: record io.fleettwin.CarTelemetry with car,
+/// ts (timestamp-millis), seq, lat, lon and the catalog's signals in catalog order, each typed double or
+/// int from core::SignalType and defaulted so schema evolution stays compatible. Generated once from the
+/// catalog; this is the text registered with the schema registry.
+const std::string& car_telemetry_schema();
+
+/// Appends `t` in the Confluent wire format. Int signals must hold whole numbers in the int32 range (the
+/// JSON decoder guarantees it); anything else is rounded toward zero and saturated, NaN written as 0.
+void encode_avro_telemetry(const core::Telemetry& t, int32_t schema_id, std::string& out);
+
+/// Decodes a Confluent-framed CarTelemetry written with car_telemetry_schema(). Truncated input, bad
+/// magic byte, malformed varints, negative or oversized lengths and trailing bytes are errors. Either
+/// pointer may be null. `t` is partly written on failure.
+bool decode_avro_telemetry(std::string_view in, core::Telemetry& t, int32_t* schema_id, std::string* error);
+
+}  // namespace fleettwin::codec

@@ -1,0 +1,115 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/alert.h"
+#include "core/telemetry.h"
+#include "core/twin.h"
+
+namespace fleettwin::codec {
+
+// ---- Telemetry (MQTT payloads, fleet.telemetry.raw) ----------------------------------------------------
+
+/// Why a telemetry payload was refused. The strings of to_string() are stable: they are the DLQ's
+/// `error.reason` header and a metrics label.
+enum class RejectReason : uint8_t {
+  kMalformed,  ///< not JSON, not an object, trailing garbage, invalid UTF-8
+  kMissingField,
+  kWrongType,   ///< e.g. a string where a number belongs, 31.5 for an int signal
+  kNonFinite,   ///< NaN/Inf, or a number overflowing a double
+  kOutOfRange,  ///< outside the catalog's plausible range, seq < 1, ts <= 0, bad lat/lon
+  kOversized,   ///< larger than the decoder's max_bytes (checked before parsing)
+  kBadCarId,    ///< core::valid_car_id is false
+  kUnknownField,
+  kDuplicateField,
+};
+
+inline constexpr std::array<RejectReason, 9> kRejectReasons{
+    RejectReason::kMalformed, RejectReason::kMissingField, RejectReason::kWrongType,
+    RejectReason::kNonFinite, RejectReason::kOutOfRange,   RejectReason::kOversized,
+    RejectReason::kBadCarId,  RejectReason::kUnknownField, RejectReason::kDuplicateField,
+};
+
+/// "malformed", "missing_field", "wrong_type", "non_finite", "out_of_range", "oversized", "bad_car_id",
+/// "unknown_field", "duplicate_field".
+std::string_view to_string(RejectReason r);
+
+/// A refused payload: the reason class and a one-line text naming the field and the offending value.
+struct DecodeError {
+  RejectReason reason = RejectReason::kMalformed;
+  std::string detail;
+};
+
+/// Bytes simdjson may read past the end of a payload. A std::string whose capacity() exceeds its size()
+/// by this much is decoded in place, without a copy.
+inline constexpr std::size_t kJsonPadding = 64;
+inline constexpr std::size_t kDefaultMaxPayloadBytes = 16384;
+
+/// Validates one JSON telemetry payload (DESIGN.md §4 Telemetry) and turns it into core::Telemetry, or
+/// says precisely why not. Holds a simdjson parser and a padded scratch buffer, sized for 64 KB (or
+/// max_bytes if smaller) and grown only by a larger payload, so decoding does not allocate. Not
+/// thread-safe: one decoder per thread (the process stage owns one).
+class TelemetryDecoder {
+ public:
+  explicit TelemetryDecoder(std::size_t max_bytes = kDefaultMaxPayloadBytes);
+  ~TelemetryDecoder();
+  TelemetryDecoder(TelemetryDecoder&&) noexcept;
+  TelemetryDecoder& operator=(TelemetryDecoder&&) noexcept;
+
+  /// Decodes `json` into `out` (reusing out.car's storage). On failure returns false, fills `error`, and
+  /// leaves `out` partly written. Integer fields (ts, seq, int signals) also accept a whole number written
+  /// as a float (31.0, 7e2), as Python's json module writes floats; 31.5 is wrong_type. Copies the payload
+  /// into the scratch buffer (~20 ns for 700 bytes).
+  bool decode(std::string_view json, core::Telemetry& out, DecodeError& error);
+  /// Zero-copy when json.capacity() - json.size() >= kJsonPadding, otherwise as above.
+  bool decode(const std::string& json, core::Telemetry& out, DecodeError& error);
+  bool decode(const char* json, core::Telemetry& out, DecodeError& error) {
+    return decode(std::string_view(json), out, error);
+  }
+  /// Zero-copy: the caller promises `capacity - json.size() >= kJsonPadding` readable bytes after json.
+  bool decode_padded(std::string_view json, std::size_t capacity, core::Telemetry& out, DecodeError& error);
+
+  std::size_t max_bytes() const { return _max_bytes; }
+
+ private:
+  struct Impl;  // keeps simdjson.h (1.2 MB) out of every includer
+  std::size_t _max_bytes;
+  std::unique_ptr<Impl> _impl;
+};
+
+/// Appends `t` as one compact JSON object with the fields in catalog order. Int signals print as integers;
+/// doubles in shortest round-trip form, so decoding the output yields exactly `t`.
+void encode_json(const core::Telemetry& t, std::string& out);
+
+// ---- Documents: twins, alerts, commands (fleet.twins, stores, REST) ------------------------------------
+//
+// Round trips are exact (x_from_json(x_to_json(v)) == v) with two documented limits: JSON value texts
+// (Twin::desired, Twin::reported_settings, Command::params_json) come back without surrounding whitespace,
+// and a text that is not valid JSON is written as a JSON string (never spliced into the document). A twin
+// with has_reported == false keeps no reported telemetry except its car id.
+// The readers accept unknown fields (newer writers) and treat a missing field as its default, except _id.
+
+/// The DESIGN.md §4 twin document: _id, version, reported {signals, ts, seq, settings}, desired, delta,
+/// metadata {signal: ts}, health, connection, location (GeoJSON Point, null before the first report),
+/// stats.
+std::string twin_to_json(const core::Twin& twin);
+bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error);
+
+/// {_id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged}.
+std::string alert_to_json(const core::Alert& alert);
+bool alert_from_json(std::string_view json, core::Alert& alert, std::string* error);
+
+/// {_id, car, name, params (the JSON object itself, null when empty), created, expires, status}.
+std::string command_to_json(const core::Command& command);
+bool command_from_json(std::string_view json, core::Command& command, std::string* error);
+
+/// True when `json` is exactly one valid JSON value (any type), optionally surrounded by whitespace. The
+/// API checks settings and command parameters with it before storing them as JSON text.
+bool valid_json_value(std::string_view json);
+
+}  // namespace fleettwin::codec

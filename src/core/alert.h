@@ -1,0 +1,36 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fleettwin::core {
+
+/// An anomaly alert raised or cleared by the score stage for one car. Plain value.
+struct Alert {
+  std::string id;  ///< deterministic: "{car}:{kind}:{raised_ts}"
+  std::string car;
+  std::string kind;    ///< e.g. "anomaly"
+  bool raised = true;  ///< false: the alert was cleared
+  int64_t ts = 0;      ///< ms, device time of the event that raised or cleared it
+  double score = 0;
+  double threshold = 0;
+  std::vector<std::string> signals;  ///< top contributing signals
+  std::string model_version;
+  bool acknowledged = false;
+  bool operator==(const Alert&) const = default;
+};
+
+/// A command sent to a car (fleet/{car}/commands). Plain value.
+struct Command {
+  std::string id;
+  std::string car;
+  std::string name;                ///< e.g. "set", "schedule_service"
+  std::string params_json;         ///< JSON object text
+  int64_t created = 0;             ///< ms
+  int64_t expires = 0;             ///< ms; 0 = never
+  std::string status = "pending";  ///< pending | delivered | acked | failed | expired
+  bool operator==(const Command&) const = default;
+};
+
+}  // namespace fleettwin::core

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace fleettwin::core {
+
+/// A monotonically increasing counter. Lock-free; any thread.
+class Counter {
+ public:
+  void add(int64_t n = 1) { _v.fetch_add(n, std::memory_order_relaxed); }
+  int64_t value() const { return _v.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> _v{0};
+};
+
+/// A value that goes up and down. Lock-free; any thread.
+class Gauge {
+ public:
+  void set(int64_t v) { _v.store(v, std::memory_order_relaxed); }
+  void add(int64_t n) { _v.fetch_add(n, std::memory_order_relaxed); }
+  int64_t value() const { return _v.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> _v{0};
+};
+
+/// Named counters and gauges of every stage, exported in the Prometheus text format. Registration takes a
+/// lock and returns a reference that stays valid for the registry's life; updates are lock-free.
+class Metrics {
+ public:
+  Counter& counter(const std::string& name, const std::string& help, const std::string& labels = "");
+  Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = "");
+  /// Value of a registered metric (labels included in `name`, e.g. `x{stage="process"}`), or 0.
+  int64_t value(const std::string& name_with_labels) const;
+  /// Prometheus text exposition format 0.0.4.
+  std::string prometheus_text() const;
+
+ private:
+  struct Entry {
+    std::string name, help, labels;
+    bool is_counter;
+    Counter counter;
+    Gauge gauge;
+  };
+  mutable std::mutex _mu;
+  std::deque<Entry> _entries;  // deque: stable addresses
+};
+
+}  // namespace fleettwin::core

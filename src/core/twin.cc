@@ -1,0 +1,71 @@
+#include "core/twin.h"
+
+#include <cmath>
+
+namespace fleettwin::core {
+
+std::string_view to_string(HealthStatus s) {
+  switch (s) {
+    case HealthStatus::kOk:
+      return "ok";
+    case HealthStatus::kWarning:
+      return "warning";
+    case HealthStatus::kAnomaly:
+      return "anomaly";
+    case HealthStatus::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+HealthStatus health_status_from_string(std::string_view s) {
+  if (s == "ok") return HealthStatus::kOk;
+  if (s == "warning") return HealthStatus::kWarning;
+  if (s == "anomaly") return HealthStatus::kAnomaly;
+  return HealthStatus::kUnknown;
+}
+
+std::vector<std::string> Twin::delta() const {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : desired) {
+    auto it = reported_settings.find(key);
+    if (it == reported_settings.end() || it->second != value) out.push_back(key);
+  }
+  return out;
+}
+
+double haversine_km(double lat1, double lon1, double lat2, double lon2) {
+  constexpr double kEarthRadiusKm = 6371.0088;
+  constexpr double kRad = 3.14159265358979323846 / 180.0;
+  const double dlat = (lat2 - lat1) * kRad;
+  const double dlon = (lon2 - lon1) * kRad;
+  const double a = std::sin(dlat / 2) * std::sin(dlat / 2) +
+                   std::cos(lat1 * kRad) * std::cos(lat2 * kRad) * std::sin(dlon / 2) * std::sin(dlon / 2);
+  return 2 * kEarthRadiusKm * std::asin(std::min(1.0, std::sqrt(a)));
+}
+
+bool apply_telemetry(Twin& twin, const Telemetry& t) {
+  if (twin.has_reported && t.seq <= twin.reported.seq) return false;
+  if (twin.id.empty()) twin.id = t.car;
+  if (twin.has_reported) twin.distance_km += haversine_km(twin.reported.lat, twin.reported.lon, t.lat, t.lon);
+  // Every message carries every signal (the decoder rejects partial ones), so each signal's last update is
+  // this message's device time.
+  twin.metadata.fill(t.ts);
+  if (twin.first_seen == 0 || t.ts < twin.first_seen) twin.first_seen = t.ts;
+  twin.last_seen = std::max(twin.last_seen, t.ts);
+  twin.reported = t;
+  twin.has_reported = true;
+  twin.online = true;
+  ++twin.messages;
+  ++twin.version;
+  return true;
+}
+
+bool mark_offline_if_silent(Twin& twin, int64_t now_ms, int64_t offline_after_ms) {
+  if (!twin.online || now_ms - twin.last_seen <= offline_after_ms) return false;
+  twin.online = false;
+  ++twin.version;
+  return true;
+}
+
+}  // namespace fleettwin::core

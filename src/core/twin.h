@@ -1,0 +1,63 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/signals.h"
+#include "core/telemetry.h"
+
+namespace fleettwin::core {
+
+/// Health classification of a car, set by the score stage.
+enum class HealthStatus { kUnknown, kOk, kWarning, kAnomaly };
+std::string_view to_string(HealthStatus s);
+HealthStatus health_status_from_string(std::string_view s);  ///< unknown strings map to kUnknown
+
+/// The model's view of a car (DESIGN.md §4 Twin.health).
+struct Health {
+  double score = 0;
+  double threshold = 0;
+  HealthStatus status = HealthStatus::kUnknown;
+  int64_t since = 0;  ///< ms; when status last changed
+  std::vector<std::string> top_signals;
+  std::string model_version;
+  bool operator==(const Health&) const = default;
+};
+
+/// The live digital twin of one car; same shape in SQLite and MongoDB. Owned by the twin stage's thread;
+/// copies travel on fleet.twins.
+struct Twin {
+  std::string id;       ///< car id
+  int64_t version = 0;  ///< increments on every applied change
+  Telemetry reported;   ///< last reported state (reported.seq guards every update)
+  bool has_reported = false;
+  std::map<std::string, std::string> desired;  ///< settings set by commands (name -> JSON value text)
+  std::map<std::string, std::string> reported_settings;  ///< settings the car confirmed
+  std::array<int64_t, kSignalCount> metadata{};          ///< per signal: ts of its last change
+  Health health;
+  bool online = false;
+  int64_t first_seen = 0;  ///< ms
+  int64_t last_seen = 0;   ///< ms, device time of the last message
+  int64_t messages = 0;
+  double distance_km = 0;
+
+  /// Desired keys whose value the car has not yet reported.
+  std::vector<std::string> delta() const;
+  bool operator==(const Twin&) const = default;
+};
+
+/// Applies one telemetry message to its car's twin. Returns false, changing nothing, when the message is not
+/// newer than what the twin holds (t.seq <= reported.seq): replays and reordering never move a twin back.
+bool apply_telemetry(Twin& twin, const Telemetry& t);
+
+/// Marks the twin offline when its last message (device time) is older than `now_ms - offline_after_ms`.
+/// Returns true when it changed the twin.
+bool mark_offline_if_silent(Twin& twin, int64_t now_ms, int64_t offline_after_ms);
+
+/// Great-circle distance in km between two WGS84 points.
+double haversine_km(double lat1, double lon1, double lat2, double lon2);
+
+}  // namespace fleettwin::core

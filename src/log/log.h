@@ -1,0 +1,134 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fleettwin::log {
+
+/// A record header (Kafka-style: byte string key and value).
+struct Header {
+  std::string key;
+  std::string value;
+  bool operator==(const Header&) const = default;
+};
+
+/// One record of the log, as a consumer sees it. Plain value.
+struct Record {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;    ///< car id (or model name)
+  std::string value;  ///< payload bytes
+  std::vector<Header> headers;
+  int64_t timestamp_ms = 0;  ///< producer wall time
+
+  /// Value of the first header called `key`, or nullopt.
+  std::optional<std::string_view> header(std::string_view key) const;
+};
+
+/// A record to write. Partition -1: chosen by key hash (the same hash as Kafka's default partitioner is not
+/// required; only "same key, same partition" is).
+struct OutRecord {
+  std::string topic;
+  std::string key;
+  std::string value;
+  std::vector<Header> headers;
+  int32_t partition = -1;
+  int64_t timestamp_ms = 0;  ///< 0: now
+};
+
+/// Identifies one partition of one topic.
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+/// Next offset to read per partition; what a consumer commits.
+using Offsets = std::map<TopicPartition, int64_t>;
+
+/// Offsets to commit after having processed `batch`: one past the last record of each partition.
+Offsets next_offsets(const std::vector<Record>& batch);
+
+/// Raised by adapters on unrecoverable errors (broker gone, fatal producer error, closed log).
+class LogError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Topic settings used when a topic is created.
+struct TopicConfig {
+  int32_t partitions = 8;
+  int32_t replication = 1;
+  bool compacted = false;
+  /// Embedded log only: records kept per partition. When a partition is full the producer blocks until
+  /// every consumer group has committed past the oldest records (backpressure, never a silent drop);
+  /// topics nobody consumes (e.g. the DLQ) drop their oldest records instead (retention).
+  int64_t capacity = 1 << 16;
+};
+
+/// Writes records. One producer per stage thread; not thread-safe unless an adapter says so.
+class Producer {
+ public:
+  virtual ~Producer() = default;
+  /// Queues a record. May block while the log applies backpressure. `on_delivery`, if set, is called
+  /// (on the thread calling `flush` or `send`) with the record's offset, or an error text; the record it is
+  /// given has topic, key and partition, its value may have been moved out.
+  using DeliveryCallback = std::function<void(const OutRecord&, int64_t offset, const std::string* error)>;
+  virtual void send(OutRecord record, DeliveryCallback on_delivery = nullptr) = 0;
+  /// Waits until every record sent so far is acknowledged by the log. Returns the number of records that
+  /// failed (0 = all durable). A stage commits its input only after flush returned 0.
+  virtual int64_t flush(std::chrono::milliseconds timeout) = 0;
+};
+
+/// Partition assignment changes, reported to the consumer's owner on its polling thread.
+struct RebalanceListener {
+  std::function<void(const std::vector<TopicPartition>&)> on_assigned;
+  std::function<void(const std::vector<TopicPartition>&)> on_revoked;
+};
+
+/// Reads records as one member of a consumer group. Used by one thread.
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  /// Joins the group and subscribes to `topics`. Where the group has no committed offset, reading starts at
+  /// the earliest retained record.
+  virtual void subscribe(const std::vector<std::string>& topics, RebalanceListener listener = {}) = 0;
+  /// Up to `max_records` records from the assigned partitions, waiting at most `timeout` for the first.
+  virtual std::vector<Record> poll(std::size_t max_records, std::chrono::milliseconds timeout) = 0;
+  /// Commits offsets (synchronously). Only offsets of processed records are ever committed.
+  virtual void commit(const Offsets& offsets) = 0;
+  /// Moves the read position of an assigned partition (replay from an offset).
+  virtual void seek(const TopicPartition& tp, int64_t offset) = 0;
+  /// Records behind the end of the assigned partitions (from the read position).
+  virtual int64_t lag() = 0;
+  /// Currently assigned partitions.
+  virtual std::vector<TopicPartition> assignment() = 0;
+  /// Leaves the group; the partitions go to the other members.
+  virtual void close() = 0;
+};
+
+/// Entry point of a log: creates topics, producers and consumers. Thread-safe.
+class Log {
+ public:
+  virtual ~Log() = default;
+  virtual void create_topic(const std::string& name, const TopicConfig& config) = 0;
+  virtual std::unique_ptr<Producer> producer() = 0;
+  virtual std::unique_ptr<Consumer> consumer(const std::string& group) = 0;
+  /// Offset one past the newest record of each partition of `topic`.
+  virtual std::vector<int64_t> end_offsets(const std::string& topic) = 0;
+};
+
+/// Stable partition for a key (FNV-1a); the memory log and tests use it.
+int32_t partition_for_key(std::string_view key, int32_t partitions);
+
+}  // namespace fleettwin::log

@@ -1,0 +1,71 @@
+#include "stages/process/process_stage.h"
+
+#include "codec/avro.h"
+#include "core/topics.h"
+
+namespace fleettwin::stages {
+
+namespace t = core::topics;
+
+const StageDescriptor& ProcessStage::static_descriptor() {
+  static const StageDescriptor d{
+      "process",
+      {t::kTelemetryRaw},
+      {t::kTelemetry, t::kTelemetryDlq},
+      {"codec.max_payload_bytes"},
+      "validates raw JSON telemetry and converts it to Avro; rejects go to the DLQ"};
+  return d;
+}
+
+ProcessStage::ProcessStage(Options options, core::Metrics& metrics)
+    : _options(options),
+      _decoder(options.max_payload_bytes),
+      _metrics(metrics),
+      _valid(metrics.counter("fleettwin_telemetry_valid_total", "Telemetry messages accepted by process")),
+      _dlq(metrics.counter("fleettwin_dlq_total", "Records sent to the dead-letter queue",
+                           "stage=\"process\"")) {}
+
+void ProcessStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
+  codec::DecodeError error;
+  for (const auto& r : batch) {
+    if (!_decoder.decode(r.value, _t, error)) {
+      reject(r, codec::to_string(error.reason), error.detail, out);
+      continue;
+    }
+    // The key routes the car's records (per-car order); a payload claiming another car is refused.
+    if (!r.key.empty() && r.key != _t.car) {
+      reject(r, "bad_car_id", "record key '" + r.key + "' does not match car '" + _t.car + "'", out);
+      continue;
+    }
+    log::OutRecord o;
+    o.topic = t::kTelemetry;
+    o.key = _t.car;
+    codec::encode_avro_telemetry(_t, _options.telemetry_schema_id, o.value);
+    o.timestamp_ms = r.timestamp_ms;  // keep the ingest time: end-to-end latency is measured from it
+    out.send(std::move(o));
+    _valid.add();
+  }
+}
+
+void ProcessStage::reject(const log::Record& r, std::string_view reason, const std::string& detail,
+                          log::Producer& out) {
+  log::OutRecord o;
+  o.topic = t::kTelemetryDlq;
+  o.key = r.key;
+  o.value = r.value;
+  o.headers = r.headers;
+  o.headers.push_back({t::kHeaderErrorReason, std::string(reason)});
+  o.headers.push_back({t::kHeaderErrorStage, "process"});
+  o.headers.push_back({t::kHeaderErrorDetail, detail});
+  o.headers.push_back(
+      {"source.offset", r.topic + "/" + std::to_string(r.partition) + "/" + std::to_string(r.offset)});
+  o.timestamp_ms = r.timestamp_ms;
+  out.send(std::move(o));
+  _dlq.add();
+  _metrics
+      .counter("fleettwin_dlq_reason_total", "DLQ records by reason",
+               "reason=\"" + std::string(reason) + "\"")
+      .add();
+}
+
+}  // namespace fleettwin::stages

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <memory>
+
+#include "codec/json.h"
+#include "core/metrics.h"
+#include "stages/stage.h"
+
+namespace fleettwin::stages {
+
+/// The process stage: validates raw JSON from fleet.telemetry.raw and writes Avro CarTelemetry to
+/// fleet.telemetry; anything it cannot accept goes to fleet.telemetry.dlq with the original bytes and the
+/// reason in headers. The job KSQL did in the reference system. Runs on its runner's thread.
+class ProcessStage final : public Stage {
+ public:
+  struct Options {
+    int32_t telemetry_schema_id = 1;  ///< registry id written in the Confluent wire format
+    std::size_t max_payload_bytes = 16384;
+  };
+  ProcessStage(Options options, core::Metrics& metrics);
+  static const StageDescriptor& static_descriptor();
+  const StageDescriptor& descriptor() const override { return static_descriptor(); }
+  void process(const std::vector<log::Record>& batch, log::Producer& out) override;
+
+ private:
+  void reject(const log::Record& r, std::string_view reason, const std::string& detail, log::Producer& out);
+
+  Options _options;
+  codec::TelemetryDecoder _decoder;
+  core::Telemetry _t;
+  core::Metrics& _metrics;
+  core::Counter& _valid;
+  core::Counter& _dlq;
+};
+
+}  // namespace fleettwin::stages

@@ -1,0 +1,27 @@
+#include "stages/registry.h"
+
+#include "stages/sink/sink_stage.h"
+
+namespace fleettwin::stages {
+
+const std::vector<StageEntry>& registry() {
+  static const std::vector<StageEntry> entries = {
+      {&ProcessStage::static_descriptor,
+       [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.metrics); }},
+      {&TwinStage::static_descriptor,
+       [](StageContext& c) {
+         return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins));
+       }},
+      {&SinkStage::static_descriptor,
+       [](StageContext& c) { return std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency); }},
+  };
+  return entries;
+}
+
+const StageEntry* find_stage(const std::string& name) {
+  for (const auto& e : registry())
+    if (e.descriptor().name == name) return &e;
+  return nullptr;
+}
+
+}  // namespace fleettwin::stages

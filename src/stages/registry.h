@@ -1,0 +1,39 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/histogram.h"
+#include "core/metrics.h"
+#include "stages/process/process_stage.h"
+#include "stages/stage.h"
+#include "stages/twin/twin_stage.h"
+#include "store/twin_store.h"
+
+namespace fleettwin::stages {
+
+/// What a stage needs to be built; filled by the app for the chosen mode. Main thread only.
+struct StageContext {
+  core::Metrics& metrics;
+  const core::Clock& clock;
+  core::Histogram& latency;  ///< end-to-end latency, recorded by the sink
+  std::function<std::unique_ptr<store::TwinStore>()> open_store;
+  ProcessStage::Options process;
+  TwinStage::Options twin;
+  std::vector<core::Twin> initial_twins;  ///< where the twin stage resumes from
+};
+
+/// One registered stage: its descriptor and how to build it.
+struct StageEntry {
+  const StageDescriptor& (*descriptor)();
+  std::function<std::unique_ptr<Stage>(StageContext&)> make;
+};
+
+/// Every stage, in pipeline order. The one place a new stage is added.
+const std::vector<StageEntry>& registry();
+/// The entry called `name`, or nullptr.
+const StageEntry* find_stage(const std::string& name);
+
+}  // namespace fleettwin::stages

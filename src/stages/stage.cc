@@ -1,0 +1,110 @@
+#include "stages/stage.h"
+
+#include <spdlog/spdlog.h>
+
+namespace fleettwin::stages {
+
+StageRunner::StageRunner(std::unique_ptr<Stage> stage, log::Log& log, core::Metrics& metrics,
+                         RunnerOptions options)
+    : _stage(std::move(stage)), _log(log), _options(std::move(options)) {
+  const auto& name = _stage->descriptor().name;
+  if (_options.group.empty()) _options.group = "fleettwin." + name;
+  const std::string labels = "stage=\"" + name + "\"";
+  _in = &metrics.counter("fleettwin_records_in_total", "Records a stage read from its input topics", labels);
+  _out =
+      &metrics.counter("fleettwin_records_out_total", "Records a stage wrote to its output topics", labels);
+  _batches = &metrics.counter("fleettwin_batches_total", "Batches a stage processed and committed", labels);
+  _errors =
+      &metrics.counter("fleettwin_stage_errors_total", "Batches that failed and were not committed", labels);
+  _lag = &metrics.gauge("fleettwin_consumer_lag", "Records behind the end of the input partitions", labels);
+  _batch_us =
+      &metrics.gauge("fleettwin_batch_latency_us", "Wall time of the last batch, poll to commit", labels);
+}
+
+StageRunner::~StageRunner() {
+  request_stop();
+  join();
+}
+
+void StageRunner::start() {
+  _running = true;
+  _thread = std::thread([this] { run(); });
+}
+
+void StageRunner::request_stop() { _stop = true; }
+void StageRunner::request_drain() { _drain = true; }
+
+void StageRunner::join() {
+  if (_thread.joinable()) _thread.join();
+}
+
+std::string StageRunner::error() const {
+  std::lock_guard lock(_error_mu);
+  return _error;
+}
+
+void StageRunner::run() {
+  try {
+    loop();
+  } catch (const std::exception& e) {
+    _errors->add();
+    std::lock_guard lock(_error_mu);
+    _error = e.what();
+    spdlog::error("stage {} stopped: {}", _stage->descriptor().name, e.what());
+  }
+  _running = false;
+}
+
+void StageRunner::loop() {
+  auto consumer = _log.consumer(_options.group);
+  auto producer = _log.producer();
+  CountingProducer out(*producer, *_out);
+  consumer->subscribe(_stage->descriptor().inputs,
+                      log::RebalanceListener{nullptr, [this](const auto& tps) { _stage->on_revoked(tps); }});
+  auto next_tick = std::chrono::steady_clock::now() + _options.tick_interval;
+  std::vector<log::Record> batch;
+  while (!_stop) {
+    batch.clear();
+    const auto started = std::chrono::steady_clock::now();
+    const auto window_end = started + _options.batch_window;
+    // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store transactions.
+    while (batch.size() < _options.max_batch) {
+      auto part = consumer->poll(_options.max_batch - batch.size(),
+                                 batch.empty() ? _options.poll_timeout : std::chrono::milliseconds(5));
+      if (part.empty()) break;
+      if (batch.empty()) {
+        batch = std::move(part);
+      } else {
+        batch.insert(batch.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+      }
+      if (std::chrono::steady_clock::now() >= window_end) break;
+    }
+    if (!batch.empty()) {
+      _in->add(static_cast<int64_t>(batch.size()));
+      _stage->process(batch, out);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_tick) {
+      _stage->tick(out);
+      next_tick = now + _options.tick_interval;
+    }
+    if (!batch.empty()) {
+      if (const int64_t failed = out.flush(_options.flush_timeout); failed != 0)
+        throw log::LogError(std::to_string(failed) +
+                            " output records were not acknowledged; input not committed");
+      consumer->commit(log::next_offsets(batch));
+      _batches->add();
+      _batch_us->set(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
+              .count());
+    } else if (out.flush(_options.flush_timeout) != 0) {
+      throw log::LogError("tick outputs were not acknowledged");
+    }
+    _lag->set(consumer->lag());
+    if (_drain && batch.empty() && _lag->value() == 0) break;
+  }
+  // Outputs of the last tick are flushed above; leaving the group hands the partitions to the others.
+  consumer->close();
+}
+
+}  // namespace fleettwin::stages

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/metrics.h"
+#include "log/log.h"
+
+namespace fleettwin::stages {
+
+/// What a stage is: its name, the topics it reads and writes, the config keys it takes. Registered once in
+/// stages/registry.cc, from which the CLI and the docs list the stages.
+struct StageDescriptor {
+  std::string name;
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+  std::vector<std::string> config_keys;
+  std::string description;
+};
+
+/// A pipeline stage: turns a batch of input records into output records (and, for the sink, store writes).
+/// Runs on its StageRunner's thread only; it never polls or commits itself, so every stage gets the same
+/// exactly-once-effect discipline from the runner.
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual const StageDescriptor& descriptor() const = 0;
+  /// Handles one batch. Outputs go to `out`; any other side effect (a store write) must be durable when
+  /// this returns, because the runner commits the input right after `out` is flushed.
+  virtual void process(const std::vector<log::Record>& batch, log::Producer& out) = 0;
+  /// Called about once per tick interval, also when idle: timers such as offline detection.
+  virtual void tick(log::Producer& out) {}
+  /// Partitions taken away from this member: forget what belongs to them.
+  virtual void on_revoked(const std::vector<log::TopicPartition>& partitions) {}
+};
+
+/// Knobs of the stage loop.
+struct RunnerOptions {
+  std::string group;                           ///< consumer group; default "fleettwin.<stage>"
+  std::size_t max_batch = 5000;                ///< records per batch at most
+  std::chrono::milliseconds batch_window{50};  ///< keep polling this long to fill a batch
+  std::chrono::milliseconds poll_timeout{100};
+  std::chrono::milliseconds tick_interval{1000};
+  std::chrono::milliseconds flush_timeout{30000};
+};
+
+/// Runs one stage on its own thread as the loop of DESIGN.md §1: poll a batch, process it, flush the outputs
+/// and wait for their acknowledgement, then commit the input offsets. A failed flush or an exception from
+/// the stage stops the loop without committing, so the batch is replayed by whoever takes over. Exports
+/// records in/out, batch latency, lag and errors as metrics labelled with the stage name.
+class StageRunner {
+ public:
+  StageRunner(std::unique_ptr<Stage> stage, log::Log& log, core::Metrics& metrics,
+              RunnerOptions options = {});
+  ~StageRunner();
+  StageRunner(const StageRunner&) = delete;
+  StageRunner& operator=(const StageRunner&) = delete;
+
+  void start();
+  /// Finish the current batch, flush, commit, leave the group.
+  void request_stop();
+  /// Keep going until the input is fully consumed (poll empty and lag 0), then stop as request_stop.
+  void request_drain();
+  void join();
+  bool running() const { return _running.load(); }
+  /// Set when the loop ended on an error; the text says why.
+  std::string error() const;
+  int64_t lag() const { return _lag->value(); }
+  Stage& stage() { return *_stage; }
+
+ private:
+  void run();
+  void loop();
+
+  std::unique_ptr<Stage> _stage;
+  log::Log& _log;
+  RunnerOptions _options;
+  std::thread _thread;
+  std::atomic<bool> _stop{false};
+  std::atomic<bool> _drain{false};
+  std::atomic<bool> _running{false};
+  mutable std::mutex _error_mu;
+  std::string _error;
+  core::Counter* _in;
+  core::Counter* _out;
+  core::Counter* _batches;
+  core::Counter* _errors;
+  core::Gauge* _lag;
+  core::Gauge* _batch_us;
+};
+
+/// Counts what a stage writes, per topic, and forwards to the real producer.
+class CountingProducer final : public log::Producer {
+ public:
+  CountingProducer(log::Producer& inner, core::Counter& out) : _inner(inner), _out(out) {}
+  void send(log::OutRecord record, DeliveryCallback on_delivery) override {
+    _out.add();
+    _inner.send(std::move(record), std::move(on_delivery));
+  }
+  int64_t flush(std::chrono::milliseconds timeout) override { return _inner.flush(timeout); }
+
+ private:
+  log::Producer& _inner;
+  core::Counter& _out;
+};
+
+}  // namespace fleettwin::stages

@@ -1,0 +1,618 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+
+#include "core/signals.h"
+#include "store/sqlite/sqlite_blob.h"
+
+namespace fleettwin::store {
+namespace {
+
+constexpr int64_t kSchemaVersion = 1;
+
+// Schema. Why telemetry is keyed by generation (measured with bench/store_bench.cc BM_Schema* on the 2-core
+// dev VM, 24-column rows, batches of 5,000 rows interleaved over 10,000 cars, one transaction per batch,
+// 2-3 M rows; rows/s at 16 KiB pages unless noted):
+//
+//   candidate                                                  rows/s   replay-safe  history by car
+//   PRIMARY KEY (car TEXT, seq) WITHOUT ROWID                  ~25 k    yes          range scan
+//   rowid table + UNIQUE (car_id INT, ts, seq) (cars table)    ~60 k *  yes          index + row lookup
+//   PRIMARY KEY (ts, car_id, seq) + INDEX (car_id, ts)         ~70 k *  yes          index + row lookup
+//   PRIMARY KEY (ts, car, seq) WITHOUT ROWID, no car index     ~300 k   yes          scans every car
+//   PRIMARY KEY (gen, car, ts, seq), gen = 20,000-row block    ~260 k   yes (below)  one seek per gen
+//   (* falling as the table grows: 150 k at 0.5 M rows, 60 k at 2 M)
+//
+// A B-tree led by car, whether table or index, takes each row of a batch to a different leaf once it
+// outgrows the cache's view of one page per car: every row then dirties a page of its own, written to the
+// WAL at commit and again at checkpoint. Ordering by arrival keeps a batch on a few hundred pages but
+// leaves history nothing to seek on. The chosen key does both: rows are grouped into generations of
+// ~telemetry_generation_rows consecutive rows (telemetry_gens records each generation's row count and
+// device-time range), and sorted by (car, ts, seq) inside one. A batch therefore only touches the current
+// generation's pages (~20,000 rows, ~300 pages), and history(car, from, to) seeks (gen, car, ts) once in
+// each generation whose time range overlaps [from, to): one B-tree seek per 20,000 fleet rows, never a scan
+// of other cars' rows.
+//
+// Replays: a row repeats (car, ts, seq) exactly, since the device ts of a message does not change. In the
+// open (last) generation the primary key refuses it (INSERT OR IGNORE). When a generation closes,
+// telemetry_cars takes each car's highest seq in it (one INSERT ... SELECT ... GROUP BY per 20,000 rows,
+// not a write per car per batch, which cost a third of the insert rate): a row whose seq is above its car's
+// value cannot be in a closed generation, and one at or below it (a replay or a late message) is looked up
+// in the generations whose time range contains its ts. A different message reusing a stored (car, seq)
+// with another ts is stored; history_stats() counts (car, seq) pairs, so the exactness check sees it.
+std::string signal_columns(bool with_types) {
+  std::string out;
+  for (const auto& s : core::kSignals) {
+    out += ", \"";
+    out += s.name;
+    out += '"';
+    // INTEGER affinity stores whole doubles as integers (smaller rows) and reads back the same double.
+    if (with_types) out += s.type == core::SignalType::kInt ? " INTEGER NOT NULL" : " REAL NOT NULL";
+  }
+  return out;
+}
+
+std::string schema_sql() {
+  return R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS telemetry(
+  gen INTEGER NOT NULL, car TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+  lat REAL NOT NULL, lon REAL NOT NULL)sql" +
+         signal_columns(true) + R"sql(, score REAL,
+  PRIMARY KEY(gen, car, ts, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry_gens(
+  gen INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS telemetry_gens_by_max_ts ON telemetry_gens(max_ts);
+CREATE TABLE IF NOT EXISTS telemetry_cars(car TEXT PRIMARY KEY, max_seq INTEGER NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS twins(
+  id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+  status TEXT NOT NULL, online INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  lat REAL NOT NULL, lon REAL NOT NULL, score REAL NOT NULL, rest BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS twins_by_status ON twins(status, id);
+CREATE INDEX IF NOT EXISTS twins_by_last_seen ON twins(last_seen);
+
+CREATE TABLE IF NOT EXISTS alerts(
+  id TEXT PRIMARY KEY, car TEXT NOT NULL, kind TEXT NOT NULL, raised INTEGER NOT NULL, ts INTEGER NOT NULL,
+  score REAL NOT NULL, threshold REAL NOT NULL, signals BLOB NOT NULL, model_version TEXT NOT NULL,
+  acknowledged INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alerts_by_car_ts ON alerts(car, ts);
+CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts(ts);
+
+CREATE TABLE IF NOT EXISTS commands(
+  id TEXT PRIMARY KEY, car TEXT NOT NULL, name TEXT NOT NULL, params TEXT NOT NULL,
+  created INTEGER NOT NULL, expires INTEGER NOT NULL, status TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS commands_by_car_created ON commands(car, created);
+)sql";
+}
+
+std::string insert_telemetry_sql() {
+  std::string sql = "INSERT OR IGNORE INTO telemetry(gen, car, ts, seq, lat, lon" + signal_columns(false) +
+                    ", score) VALUES(?1, ?2, ?3, ?4, ?5, ?6";
+  for (size_t i = 0; i < core::kSignalCount; ++i) sql += ", ?" + std::to_string(7 + i);
+  sql += ", ?" + std::to_string(7 + core::kSignalCount) + ")";
+  return sql;
+}
+
+// Telemetry columns as history() reads them: car, ts, seq, lat, lon, signals, score.
+constexpr int kScoreColumn = 5 + static_cast<int>(core::kSignalCount);
+
+std::string history_sql() {
+  // CROSS JOIN fixes the loop order: the small generations table outside, one seek into telemetry inside.
+  return "SELECT t.car, t.ts, t.seq, t.lat, t.lon" + signal_columns(false) +
+         ", t.score FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
+         " ON t.gen = g.gen AND t.car = ?1 AND t.ts >= ?2 AND t.ts < ?3"
+         " WHERE g.max_ts >= ?2 AND g.min_ts < ?3 ORDER BY t.ts, t.seq LIMIT ?4";
+}
+
+constexpr const char* kTwinColumns = "id, version, seq, ts, status, online, last_seen, lat, lon, score, rest";
+
+// The guard of DESIGN.md §4: an update older than the stored reported.seq never overwrites newer state; at
+// the same seq the higher version wins. changes() is 0 when the WHERE refuses the update.
+constexpr const char* kUpsertTwinSql =
+    "INSERT INTO twins(id, version, seq, ts, status, online, last_seen, lat, lon, score, rest)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    " ON CONFLICT(id) DO UPDATE SET version = excluded.version, seq = excluded.seq, ts = excluded.ts,"
+    " status = excluded.status, online = excluded.online, last_seen = excluded.last_seen, lat = excluded.lat,"
+    " lon = excluded.lon, score = excluded.score, rest = excluded.rest"
+    " WHERE excluded.seq > twins.seq OR (excluded.seq = twins.seq AND excluded.version > twins.version)";
+
+// An alert id names one raise; its later states are a clear (same id, later ts, raised = 0) and an operator
+// acknowledgement. A replayed older state must not undo a newer one: the fields follow the later (ts,
+// cleared-after-raised) state, and acknowledged, once set, stays set.
+constexpr const char* kUpsertAlertSql =
+    "INSERT INTO alerts(id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    " ON CONFLICT(id) DO UPDATE SET"
+    " car = iif(N, excluded.car, alerts.car), kind = iif(N, excluded.kind, alerts.kind),"
+    " raised = iif(N, excluded.raised, alerts.raised), ts = iif(N, excluded.ts, alerts.ts),"
+    " score = iif(N, excluded.score, alerts.score), threshold = iif(N, excluded.threshold, alerts.threshold),"
+    " signals = iif(N, excluded.signals, alerts.signals),"
+    " model_version = iif(N, excluded.model_version, alerts.model_version),"
+    " acknowledged = max(alerts.acknowledged, excluded.acknowledged)";
+constexpr const char* kAlertNewer =
+    "(excluded.ts > alerts.ts OR (excluded.ts = alerts.ts AND excluded.raised <= alerts.raised))";
+
+std::string upsert_alert_sql() {
+  std::string sql = kUpsertAlertSql;
+  for (size_t at = sql.find("(N,"); at != std::string::npos; at = sql.find("(N,", at)) {
+    sql.replace(at + 1, 1, kAlertNewer);
+  }
+  return sql;
+}
+
+// A command moves pending -> delivered -> acked | failed | expired. A replayed earlier state is refused;
+// the first final state stays (an ack is not undone by a late "expired").
+constexpr const char* kUpsertCommandSql =
+    "INSERT INTO commands(id, car, name, params, created, expires, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    " ON CONFLICT(id) DO UPDATE SET car = excluded.car, name = excluded.name, params = excluded.params,"
+    " created = excluded.created, expires = excluded.expires, status = excluded.status"
+    " WHERE excluded.status = commands.status OR"
+    " (CASE excluded.status WHEN 'delivered' THEN 1 WHEN 'acked' THEN 2 WHEN 'failed' THEN 2"
+    "  WHEN 'expired' THEN 2 ELSE 0 END) >"
+    " (CASE commands.status WHEN 'delivered' THEN 1 WHEN 'acked' THEN 2 WHEN 'failed' THEN 2"
+    "  WHEN 'expired' THEN 2 ELSE 0 END)";
+
+constexpr const char* kAlertColumns =
+    "id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged";
+constexpr const char* kCommandColumns = "id, car, name, params, created, expires, status";
+
+core::Twin read_twin(const Stmt& s) {
+  core::Twin t;
+  t.id = s.column_text(0);
+  t.version = s.column_int(1);
+  t.reported.seq = s.column_int(2);
+  t.reported.ts = s.column_int(3);
+  t.health.status = core::health_status_from_string(s.column_text(4));
+  t.online = s.column_int(5) != 0;
+  t.last_seen = s.column_int(6);
+  t.reported.lat = s.column_double(7);
+  t.reported.lon = s.column_double(8);
+  t.health.score = s.column_double(9);
+  decode_twin_rest(s.column_blob(10), t);
+  return t;
+}
+
+core::Alert read_alert(const Stmt& s) {
+  core::Alert a;
+  a.id = s.column_text(0);
+  a.car = s.column_text(1);
+  a.kind = s.column_text(2);
+  a.raised = s.column_int(3) != 0;
+  a.ts = s.column_int(4);
+  a.score = s.column_double(5);
+  a.threshold = s.column_double(6);
+  a.signals = decode_strings(s.column_blob(7));
+  a.model_version = s.column_text(8);
+  a.acknowledged = s.column_int(9) != 0;
+  return a;
+}
+
+core::Command read_command(const Stmt& s) {
+  core::Command c;
+  c.id = s.column_text(0);
+  c.car = s.column_text(1);
+  c.name = s.column_text(2);
+  c.params_json = s.column_text(3);
+  c.created = s.column_int(4);
+  c.expires = s.column_int(5);
+  c.status = s.column_text(6);
+  return c;
+}
+
+/// Rolls back an open transaction unless commit() was reached, so an exception leaves nothing behind.
+class Transaction {
+ public:
+  Transaction(Stmt& begin, Stmt& commit, Stmt& rollback) : _commit(commit), _rollback(rollback) {
+    StmtScope scope(begin);
+    begin.run();
+  }
+  ~Transaction() {
+    if (_open) {
+      try {
+        _rollback.run();
+      } catch (...) {
+        // SQLite has already rolled back when the failure was fatal (e.g. disk full); nothing left to undo.
+      }
+      _rollback.reset();
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit() {
+    StmtScope scope(_commit);
+    _commit.run();
+    _open = false;
+  }
+
+ private:
+  Stmt& _commit;
+  Stmt& _rollback;
+  bool _open = true;
+};
+
+}  // namespace
+
+/// Every statement the store runs, prepared once per connection.
+struct SqliteStore::Statements {
+  explicit Statements(sqlite3* db)
+      : begin_write(db, "BEGIN IMMEDIATE"),
+        begin_read(db, "BEGIN"),
+        commit(db, "COMMIT"),
+        rollback(db, "ROLLBACK"),
+        data_version(db, "PRAGMA data_version"),
+        current_gen(db, "SELECT gen, rows FROM telemetry_gens ORDER BY gen DESC LIMIT 1"),
+        upsert_gen(db,
+                   "INSERT INTO telemetry_gens(gen, rows, min_ts, max_ts) VALUES(?1, ?2, ?3, ?4)"
+                   " ON CONFLICT(gen) DO UPDATE SET rows = rows + excluded.rows,"
+                   " min_ts = min(min_ts, excluded.min_ts), max_ts = max(max_ts, excluded.max_ts)"),
+        car_max_seq(db, "SELECT max_seq FROM telemetry_cars WHERE car = ?1"),
+        close_gen(db,
+                  "INSERT INTO telemetry_cars(car, max_seq)"
+                  " SELECT car, max(seq) FROM telemetry WHERE gen = ?1 GROUP BY car"
+                  " ON CONFLICT(car) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
+                  " RETURNING car, max_seq"),
+        telemetry_exists(db,
+                         "SELECT 1 FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
+                         " ON t.gen = g.gen AND t.car = ?1 AND t.ts = ?2 AND t.seq = ?3"
+                         " WHERE g.max_ts >= ?2 AND g.min_ts <= ?2 LIMIT 1"),
+        insert_telemetry(db, insert_telemetry_sql()),
+        history(db, history_sql()),
+        // Closed generations are summed up in telemetry_cars; the open one is read directly.
+        max_seq_per_car(db,
+                        "SELECT car, max(m) FROM (SELECT car, max_seq AS m FROM telemetry_cars UNION ALL"
+                        " SELECT car, max(seq) AS m FROM telemetry"
+                        " WHERE gen = (SELECT max(gen) FROM telemetry_gens) GROUP BY car)"
+                        " GROUP BY car ORDER BY car"),
+        stats_rows(db, "SELECT COUNT(*) FROM telemetry"),
+        stats_distinct(db, "SELECT COUNT(*) FROM (SELECT DISTINCT car, seq FROM telemetry)"),
+        stats_cars(db, "SELECT COUNT(DISTINCT car) FROM telemetry"),
+        stats_twins(db, "SELECT COUNT(*) FROM twins"),
+        upsert_twin(db, kUpsertTwinSql),
+        get_twin(db, std::string("SELECT ") + kTwinColumns + " FROM twins WHERE id = ?1"),
+        upsert_alert(db, upsert_alert_sql()),
+        alerts_all(
+            db, std::string("SELECT ") + kAlertColumns + " FROM alerts ORDER BY ts DESC, id DESC LIMIT ?1"),
+        alerts_car(db, std::string("SELECT ") + kAlertColumns +
+                           " FROM alerts WHERE car = ?2 ORDER BY ts DESC, id DESC LIMIT ?1"),
+        upsert_command(db, kUpsertCommandSql),
+        commands_all(db, std::string("SELECT ") + kCommandColumns +
+                             " FROM commands ORDER BY created DESC, id DESC LIMIT ?1"),
+        commands_car(db, std::string("SELECT ") + kCommandColumns +
+                             " FROM commands WHERE car = ?2 ORDER BY created DESC, id DESC LIMIT ?1") {
+    // One statement per filter combination, so each one gets the plan for its filter: with a status the
+    // (status, id) index both filters and orders; without, the primary key orders.
+    for (int mask = 0; mask < 4; ++mask) {
+      std::string sql = std::string("SELECT ") + kTwinColumns + " FROM twins WHERE id > ?1";
+      if ((mask & 1) != 0) sql += " AND status = ?3";
+      if ((mask & 2) != 0) sql += " AND online = ?4";
+      sql += " ORDER BY id LIMIT ?2";
+      list_twins[mask] = Stmt(db, sql);
+    }
+  }
+
+  Stmt begin_write, begin_read, commit, rollback, data_version;
+  Stmt current_gen, upsert_gen, car_max_seq, close_gen, telemetry_exists, insert_telemetry, history;
+  Stmt max_seq_per_car, stats_rows, stats_distinct, stats_cars, stats_twins;
+  Stmt upsert_twin, get_twin;
+  std::array<Stmt, 4> list_twins;
+  Stmt upsert_alert, alerts_all, alerts_car;
+  Stmt upsert_command, commands_all, commands_car;
+};
+
+SqliteStore::SqliteStore(const std::string& path, SqliteOptions options)
+    : _path(path), _generation_rows(std::max<int64_t>(1, options.telemetry_generation_rows)), _db(path) {
+  open(options);
+}
+
+SqliteStore::~SqliteStore() = default;
+
+std::string SqliteStore::path_in(const std::string& data_dir) { return data_dir + "/fleettwin.db"; }
+
+void SqliteStore::open(const SqliteOptions& o) {
+  sqlite3_busy_timeout(_db.handle(), static_cast<int>(o.busy_timeout_ms));
+  // page_size only takes effect before the file's first write, so it must precede journal_mode.
+  _db.exec("PRAGMA page_size = " + std::to_string(o.page_size));
+  {
+    Stmt mode(_db.handle(), "PRAGMA journal_mode = WAL");
+    std::string got = mode.step() ? mode.column_text(0) : "";
+    if (got != "wal")
+      throw SqliteError(SQLITE_ERROR, "sqlite: cannot enable WAL on " + _path + " (" + got + ")");
+  }
+  // NORMAL in WAL mode: a commit survives a process crash; only an OS crash or power loss may lose the
+  // last commits, never corrupt the file. The sink's log offsets then replay what was lost.
+  _db.exec("PRAGMA synchronous = NORMAL");
+  _db.exec("PRAGMA cache_size = -" + std::to_string(o.cache_size_kib));
+  _db.exec("PRAGMA temp_store = MEMORY");
+  // Checkpoints leave the WAL file at its high-water mark; this trims it back afterwards.
+  _db.exec("PRAGMA journal_size_limit = 67108864");
+
+  _db.exec("BEGIN IMMEDIATE");
+  try {
+    _db.exec(schema_sql());
+    _db.exec("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', " +
+             std::to_string(kSchemaVersion) + ")");
+    int64_t version = _db.query_int("SELECT value FROM meta WHERE key = 'schema_version'");
+    if (version != kSchemaVersion) {
+      throw SqliteError(SQLITE_ERROR, "sqlite: " + _path + " has schema version " + std::to_string(version) +
+                                          ", this build reads " + std::to_string(kSchemaVersion));
+    }
+    _db.exec("COMMIT");
+  } catch (...) {
+    _db.exec("ROLLBACK");
+    throw;
+  }
+  _st = std::make_unique<Statements>(_db.handle());
+}
+
+WriteResult SqliteStore::write(const WriteBatch& batch) {
+  WriteResult result;
+  if (batch.telemetry.empty() && batch.twins.empty() && batch.alerts.empty() && batch.commands.empty()) {
+    return result;
+  }
+  try {
+    Transaction tx(_st->begin_write, _st->commit, _st->rollback);
+    {
+      // Under the write lock no one else can commit, so this tells exactly whether another connection
+      // wrote since this one last did, which would make _max_seq stale.
+      StmtScope scope(_st->data_version);
+      _st->data_version.step();
+      int64_t version = _st->data_version.column_int(0);
+      if (version != _data_version) {
+        _max_seq.clear();
+        _data_version = version;
+      }
+    }
+    write_telemetry(batch.telemetry, result);
+    write_twins(batch.twins, result);
+    write_alerts(batch.alerts);
+    write_commands(batch.commands);
+    tx.commit();
+  } catch (...) {
+    // The rolled-back rows may have raised cached max seqs; forget them all.
+    _max_seq.clear();
+    _data_version = -1;
+    throw;
+  }
+  return result;
+}
+
+int64_t SqliteStore::closed_max_seq(const std::string& car) {
+  if (auto it = _max_seq.find(car); it != _max_seq.end()) return it->second;
+  Stmt& s = _st->car_max_seq;
+  StmtScope scope(s);
+  s.bind(1, std::string_view(car));
+  int64_t max_seq = s.step() ? s.column_int(0) : 0;
+  _max_seq.emplace(car, max_seq);
+  return max_seq;
+}
+
+int64_t SqliteStore::open_generation() {
+  int64_t gen = 0;
+  int64_t rows = 0;
+  {
+    Stmt& s = _st->current_gen;
+    StmtScope scope(s);
+    if (s.step()) {
+      gen = s.column_int(0);
+      rows = s.column_int(1);
+    }
+  }
+  if (gen > 0 && rows < _generation_rows) return gen;
+  if (gen > 0) {
+    // Closing: fold the generation's per-car maxima into telemetry_cars, and the cache, in one statement.
+    // From here on no row enters it, so the maxima stay true.
+    Stmt& s = _st->close_gen;
+    StmtScope scope(s);
+    s.bind(1, gen);
+    while (s.step()) _max_seq.insert_or_assign(s.column_text(0), s.column_int(1));
+  }
+  // Registered now, even if this batch turns out to hold only duplicates, so that every generation but
+  // the last is always a closed one (max_seq_per_car relies on it). An empty range matches no query.
+  Stmt& s = _st->upsert_gen;
+  StmtScope scope(s);
+  s.bind(1, gen + 1).bind(2, int64_t{0}).bind(3, INT64_MAX).bind(4, INT64_MIN).run();
+  return gen + 1;
+}
+
+bool SqliteStore::telemetry_exists(const core::Telemetry& t) {
+  Stmt& s = _st->telemetry_exists;
+  StmtScope scope(s);
+  s.bind(1, std::string_view(t.car)).bind(2, t.ts).bind(3, t.seq);
+  return s.step();
+}
+
+void SqliteStore::write_telemetry(const std::vector<TelemetryRow>& rows, WriteResult& result) {
+  if (rows.empty()) return;
+  int64_t gen = open_generation();
+  int64_t inserted = 0;
+  int64_t min_ts = INT64_MAX;
+  int64_t max_ts = INT64_MIN;
+  Stmt& ins = _st->insert_telemetry;
+  for (const TelemetryRow& row : rows) {
+    const core::Telemetry& t = row.t;
+    // seq strictly increases per car, so a seq above every closed generation's maximum can only be in the
+    // open one, where the primary key refuses a repeat. Only a seq at or below it (a replay, or a late
+    // message) needs the lookup across generations.
+    if (t.seq <= closed_max_seq(t.car) && telemetry_exists(t)) {
+      ++result.telemetry_duplicates;
+      continue;
+    }
+    StmtScope scope(ins);
+    ins.bind(1, gen)
+        .bind(2, std::string_view(t.car))
+        .bind(3, t.ts)
+        .bind(4, t.seq)
+        .bind(5, t.lat)
+        .bind(6, t.lon);
+    for (size_t i = 0; i < core::kSignalCount; ++i) ins.bind(7 + static_cast<int>(i), t.values[i]);
+    ins.bind(7 + static_cast<int>(core::kSignalCount), row.score);
+    if (ins.run() == 0) {
+      // Same (car, ts, seq) already in the open generation: an earlier row of this batch or of a recent one.
+      ++result.telemetry_duplicates;
+      continue;
+    }
+    ++inserted;
+    min_ts = std::min(min_ts, t.ts);
+    max_ts = std::max(max_ts, t.ts);
+  }
+  result.telemetry_inserted += inserted;
+  if (inserted == 0) return;
+  Stmt& s = _st->upsert_gen;
+  StmtScope scope(s);
+  s.bind(1, gen).bind(2, inserted).bind(3, min_ts).bind(4, max_ts).run();
+}
+
+void SqliteStore::write_twins(const std::vector<core::Twin>& twins, WriteResult& result) {
+  Stmt& s = _st->upsert_twin;
+  std::string rest;
+  for (const core::Twin& t : twins) {
+    rest = encode_twin_rest(t);
+    StmtScope scope(s);
+    s.bind(1, std::string_view(t.id))
+        .bind(2, t.version)
+        .bind(3, t.reported.seq)
+        .bind(4, t.reported.ts)
+        .bind(5, core::to_string(t.health.status))
+        .bind(6, int64_t{t.online ? 1 : 0})
+        .bind(7, t.last_seen)
+        .bind(8, t.reported.lat)
+        .bind(9, t.reported.lon)
+        .bind(10, t.health.score)
+        .bind_blob(11, rest);
+    if (s.run() > 0) {
+      ++result.twins_applied;
+    } else {
+      ++result.twins_stale;
+    }
+  }
+}
+
+void SqliteStore::write_alerts(const std::vector<core::Alert>& alerts) {
+  Stmt& s = _st->upsert_alert;
+  std::string signals;
+  for (const core::Alert& a : alerts) {
+    signals = encode_strings(a.signals);
+    StmtScope scope(s);
+    s.bind(1, std::string_view(a.id))
+        .bind(2, std::string_view(a.car))
+        .bind(3, std::string_view(a.kind))
+        .bind(4, int64_t{a.raised ? 1 : 0})
+        .bind(5, a.ts)
+        .bind(6, a.score)
+        .bind(7, a.threshold)
+        .bind_blob(8, signals)
+        .bind(9, std::string_view(a.model_version))
+        .bind(10, int64_t{a.acknowledged ? 1 : 0})
+        .run();
+  }
+}
+
+void SqliteStore::write_commands(const std::vector<core::Command>& commands) {
+  Stmt& s = _st->upsert_command;
+  for (const core::Command& c : commands) {
+    StmtScope scope(s);
+    s.bind(1, std::string_view(c.id))
+        .bind(2, std::string_view(c.car))
+        .bind(3, std::string_view(c.name))
+        .bind(4, std::string_view(c.params_json))
+        .bind(5, c.created)
+        .bind(6, c.expires)
+        .bind(7, std::string_view(c.status))
+        .run();
+  }
+}
+
+std::optional<core::Twin> SqliteStore::get_twin(const std::string& car) {
+  Stmt& s = _st->get_twin;
+  StmtScope scope(s);
+  s.bind(1, std::string_view(car));
+  if (!s.step()) return std::nullopt;
+  return read_twin(s);
+}
+
+std::vector<core::Twin> SqliteStore::list_twins(const TwinQuery& q) {
+  std::vector<core::Twin> out;
+  if (q.limit <= 0) return out;
+  int mask = (q.status ? 1 : 0) | (q.online ? 2 : 0);
+  Stmt& s = _st->list_twins[mask];
+  StmtScope scope(s);
+  s.bind(1, std::string_view(q.after_id)).bind(2, q.limit);
+  if (q.status) s.bind(3, core::to_string(*q.status));
+  if (q.online) s.bind(4, int64_t{*q.online ? 1 : 0});
+  while (s.step()) out.push_back(read_twin(s));
+  return out;
+}
+
+std::vector<TelemetryRow> SqliteStore::history(const std::string& car, int64_t from_ms, int64_t to_ms,
+                                               int64_t limit) {
+  std::vector<TelemetryRow> out;
+  if (limit <= 0 || from_ms >= to_ms) return out;
+  Stmt& s = _st->history;
+  StmtScope scope(s);
+  s.bind(1, std::string_view(car)).bind(2, from_ms).bind(3, to_ms).bind(4, limit);
+  while (s.step()) {
+    TelemetryRow& row = out.emplace_back();
+    row.t.car = s.column_text(0);
+    row.t.ts = s.column_int(1);
+    row.t.seq = s.column_int(2);
+    row.t.lat = s.column_double(3);
+    row.t.lon = s.column_double(4);
+    for (size_t i = 0; i < core::kSignalCount; ++i)
+      row.t.values[i] = s.column_double(5 + static_cast<int>(i));
+    if (!s.column_is_null(kScoreColumn)) row.score = s.column_double(kScoreColumn);
+  }
+  return out;
+}
+
+std::vector<core::Alert> SqliteStore::alerts(const std::string& car, int64_t limit) {
+  std::vector<core::Alert> out;
+  if (limit <= 0) return out;
+  Stmt& s = car.empty() ? _st->alerts_all : _st->alerts_car;
+  StmtScope scope(s);
+  s.bind(1, limit);
+  if (!car.empty()) s.bind(2, std::string_view(car));
+  while (s.step()) out.push_back(read_alert(s));
+  return out;
+}
+
+std::vector<core::Command> SqliteStore::commands(const std::string& car, int64_t limit) {
+  std::vector<core::Command> out;
+  if (limit <= 0) return out;
+  Stmt& s = car.empty() ? _st->commands_all : _st->commands_car;
+  StmtScope scope(s);
+  s.bind(1, limit);
+  if (!car.empty()) s.bind(2, std::string_view(car));
+  while (s.step()) out.push_back(read_command(s));
+  return out;
+}
+
+HistoryStats SqliteStore::history_stats() {
+  // One read transaction: the four counts describe the same snapshot even while a writer commits.
+  Transaction tx(_st->begin_read, _st->commit, _st->rollback);
+  auto count = [](Stmt& s) {
+    StmtScope scope(s);
+    return s.step() ? s.column_int(0) : 0;
+  };
+  HistoryStats stats;
+  stats.rows = count(_st->stats_rows);
+  stats.distinct = count(_st->stats_distinct);
+  stats.cars = count(_st->stats_cars);
+  stats.twins = count(_st->stats_twins);
+  tx.commit();
+  return stats;
+}
+
+std::vector<std::pair<std::string, int64_t>> SqliteStore::max_seq_per_car() {
+  std::vector<std::pair<std::string, int64_t>> out;
+  Stmt& s = _st->max_seq_per_car;
+  StmtScope scope(s);
+  while (s.step()) out.emplace_back(s.column_text(0), s.column_int(1));
+  return out;
+}
+
+}  // namespace fleettwin::store

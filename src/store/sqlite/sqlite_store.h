@@ -1,0 +1,90 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "store/sqlite/sqlite_db.h"
+#include "store/twin_store.h"
+
+namespace fleettwin::store {
+
+/// Tuning of a SqliteStore connection. The defaults are what bench/store_bench.cc measured best.
+struct SqliteOptions {
+  /// How long a writer waits for another connection's write lock before failing with SQLITE_BUSY.
+  int64_t busy_timeout_ms = 10000;
+  /// Page cache per connection, KiB (SQLite's default, 2 MiB, makes every batch re-read its pages).
+  int64_t cache_size_kib = 64 * 1024;
+  /// Applies only when the file is created. 16 KiB pages cut the per-page cost of WAL writes and
+  /// B-tree splits on the telemetry insert path (see the schema comment in sqlite_store.cc).
+  int page_size = 16384;
+  /// Telemetry rows per generation (see the schema comment): larger means fewer seeks per history query
+  /// but slower inserts, because each batch then writes into a wider region of the table.
+  int64_t telemetry_generation_rows = 20000;
+};
+
+/// The embedded-mode TwinStore: one SQLite file (`<data-dir>/fleettwin.db`) in WAL mode holding twins,
+/// telemetry history, alerts and commands. Each write(batch) is one transaction, so a crash leaves all of a
+/// batch or none of it.
+///
+/// Threads: one instance per thread, never shared (the connection has no mutex). Any number of instances
+/// may open the same file: WAL lets readers in other connections run beside the one writer, and writers
+/// queue on the database lock for up to busy_timeout_ms.
+class SqliteStore final : public TwinStore {
+ public:
+  explicit SqliteStore(const std::string& path, SqliteOptions options = {});
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  /// `<data_dir>/fleettwin.db`.
+  static std::string path_in(const std::string& data_dir);
+
+  WriteResult write(const WriteBatch& batch) override;
+  std::optional<core::Twin> get_twin(const std::string& car) override;
+  std::vector<core::Twin> list_twins(const TwinQuery& query) override;
+  std::vector<TelemetryRow> history(const std::string& car, int64_t from_ms, int64_t to_ms,
+                                    int64_t limit = 100000) override;
+  std::vector<core::Alert> alerts(const std::string& car = "", int64_t limit = 1000) override;
+  HistoryStats history_stats() override;
+  std::vector<std::pair<std::string, int64_t>> max_seq_per_car() override;
+
+  /// Commands of one car (all cars when empty), newest first. SQLite-only for now: TwinStore has no
+  /// command read yet.
+  std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000);
+
+ private:
+  struct Statements;
+  /// Transparent hash so a lookup by the row's car id does not copy it.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  void open(const SqliteOptions& options);
+  void write_telemetry(const std::vector<TelemetryRow>& rows, WriteResult& result);
+  void write_twins(const std::vector<core::Twin>& twins, WriteResult& result);
+  void write_alerts(const std::vector<core::Alert>& alerts);
+  void write_commands(const std::vector<core::Command>& commands);
+  bool telemetry_exists(const core::Telemetry& t);
+  int64_t closed_max_seq(const std::string& car);
+  int64_t open_generation();
+
+  std::string _path;
+  int64_t _generation_rows;
+  Db _db;
+  std::unique_ptr<Statements> _st;
+  /// Highest seq per car in the closed telemetry generations (telemetry_cars), for the cars this
+  /// connection has met: lets a new message skip the duplicate lookup. Valid only while no other
+  /// connection has committed: write() checks PRAGMA data_version and drops it otherwise, and a
+  /// rolled-back write drops it too.
+  std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> _max_seq;
+  int64_t _data_version = -1;
+};
+
+}  // namespace fleettwin::store

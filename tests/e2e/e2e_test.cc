@@ -1,0 +1,217 @@
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <simdjson.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "codec/json.h"
+#include "store/sqlite/sqlite_store.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out;  // stdout + stderr
+};
+
+/// Runs the fleettwin binary with `args`, capturing its output.
+Result run(const std::vector<std::string>& args) {
+  std::string cmd = std::string(FLEETTWIN_BIN);
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+/// Starts the binary in the background; returns its pid.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+  std::vector<std::string> all{FLEETTWIN_BIN};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// The --summary-json file as numbers.
+std::map<std::string, double> summary(const fs::path& p) {
+  simdjson::dom::parser parser;
+  auto doc = parser.load(p.string());
+  std::map<std::string, double> out;
+  for (auto [k, v] : doc.get_object()) {
+    if (v.is_bool()) {
+      out[std::string(k)] = bool(v) ? 1 : 0;
+    } else {
+      out[std::string(k)] = double(v);
+    }
+  }
+  return out;
+}
+
+class E2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() /
+          ("fleettwin-e2e-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+           "-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir);
+  }
+  fs::path dir;
+};
+
+}  // namespace
+
+TEST_F(E2E, ThousandCarsTenSimulatedMinutesStoredExactlyOnce) {
+  const auto data = (dir / "data").string();
+  const auto json = (dir / "summary.json").string();
+  auto r = run({"up", "--fast", "--cars", "1000", "--interval", "1s", "--duration", "10m", "--seed", "7",
+                "--data-dir", data, "--summary-json", json});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto s = summary(json);
+  EXPECT_EQ(s["cars"], 1000);
+  EXPECT_EQ(s["published"], 600000);  // 1,000 cars x 600 one-second intervals
+  EXPECT_EQ(s["processed"], 600000);
+  EXPECT_EQ(s["dlq"], 0);
+  EXPECT_EQ(s["stored_telemetry"], 600000);
+  EXPECT_EQ(s["twins"], 1000);
+  EXPECT_EQ(s["lost"], 0);
+  EXPECT_EQ(s["duplicates"], 0);
+  EXPECT_EQ(s["twins_behind"], 0);
+  EXPECT_EQ(s["clean"], 1);
+  EXPECT_GT(s["msgs_per_s"], 0);
+  EXPECT_GT(s["peak_rss_mb"], 0);
+  EXPECT_TRUE(fs::exists(fs::path(data) / "ground_truth.jsonl"));
+
+  // Every twin holds its car's last message.
+  fleettwin::store::SqliteStore store((fs::path(data) / "fleettwin.db").string());
+  for (const auto& twin : store.list_twins({.limit = 2000})) {
+    EXPECT_EQ(twin.reported.seq, 600) << twin.id;
+    EXPECT_EQ(twin.messages, 600) << twin.id;
+  }
+  auto got = run({"twin", "get", "car-00042", "--data-dir", data});
+  ASSERT_EQ(got.exit_code, 0) << got.out;
+  fleettwin::core::Twin twin;
+  std::string error;
+  ASSERT_TRUE(fleettwin::codec::twin_from_json(got.out, twin, &error)) << error << got.out;
+  EXPECT_EQ(twin.id, "car-00042");
+  EXPECT_EQ(twin.reported.seq, 600);
+  auto list = run({"twin", "list", "--limit", "5", "--data-dir", data});
+  ASSERT_EQ(list.exit_code, 0) << list.out;
+  EXPECT_NE(list.out.find("car-00004"), std::string::npos) << list.out;
+}
+
+TEST_F(E2E, InjectedMalformedPayloadsGoToTheDlqAndNothingElse) {
+  const auto data = (dir / "data").string();
+  const auto json = (dir / "summary.json").string();
+  auto r = run({"up", "--fast", "--cars", "200", "--interval", "1s", "--duration", "2m", "--inject-invalid",
+                "60", "--data-dir", data, "--summary-json", json});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto s = summary(json);
+  EXPECT_EQ(s["injected_invalid"], 60);
+  EXPECT_EQ(s["dlq"], 60);
+  EXPECT_EQ(s["published"], 24000);
+  EXPECT_EQ(s["valid"], 24000);
+  EXPECT_EQ(s["stored_telemetry"], 24000);
+  EXPECT_EQ(s["lost"], 0);
+  EXPECT_EQ(s["duplicates"], 0);
+}
+
+TEST_F(E2E, KilledMidRunResumesWithoutDuplicatesAndConsistentTwins) {
+  const auto data = (dir / "data").string();
+  const std::vector<std::string> args{"up",         "--fast", "--cars", "500", "--interval", "1s",
+                                      "--duration", "10m",    "--seed", "3",   "--data-dir", data};
+  const pid_t pid = spawn(args, (dir / "first.log").string());
+  // Let it store part of the run, then kill it without warning.
+  const auto db = fs::path(data) / "fleettwin.db";
+  int64_t rows_at_kill = 0;
+  for (int i = 0; i < 600; ++i) {
+    std::this_thread::sleep_for(100ms);
+    if (!fs::exists(db)) continue;
+    fleettwin::store::SqliteStore probe(db.string());
+    rows_at_kill = probe.history_stats().rows;
+    if (rows_at_kill > 30000) break;
+  }
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << read_file(dir / "first.log");
+  ASSERT_GT(rows_at_kill, 30000) << read_file(dir / "first.log");
+  ASSERT_LT(rows_at_kill, 300000) << "the run finished before it could be killed";
+
+  const auto json = (dir / "summary.json").string();
+  auto all = args;
+  all.insert(all.end(), {"--summary-json", json});
+  auto r = run(all);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto s = summary(json);
+  EXPECT_EQ(s["stored_telemetry"], 300000);  // 500 cars x 600 messages, across both runs
+  EXPECT_EQ(s["lost"], 0);
+  EXPECT_EQ(s["duplicates"], 0);
+  EXPECT_EQ(s["twins"], 500);
+  EXPECT_EQ(s["twins_behind"], 0);
+  fleettwin::store::SqliteStore store(db.string());
+  const auto stats = store.history_stats();
+  EXPECT_EQ(stats.rows, stats.distinct);
+  for (const auto& twin : store.list_twins({.limit = 1000})) {
+    EXPECT_EQ(twin.reported.seq, 600) << twin.id;
+  }
+}
+
+TEST_F(E2E, BadFlagsSayWhatIsWrong) {
+  auto r = run({"up", "--cars", "lots"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--cars"), std::string::npos) << r.out;
+  r = run({"up", "--interval", "10 parsecs"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("unknown duration unit"), std::string::npos) << r.out;
+  r = run({"twin", "get", "car-1", "--data-dir", (dir / "nothing-here").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("no fleettwin store"), std::string::npos) << r.out;
+  std::ofstream(dir / "bad.yaml") << "sim:\n  carz: 10\n";
+  r = run({"--config", (dir / "bad.yaml").string(), "up"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("sim.carz"), std::string::npos) << r.out;
+}
+
+TEST(ConfigDocs, CheckedInReferenceMatchesTheKeyTable) {
+  auto r = run({"config", "docs"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, read_file(fs::path(FLEETTWIN_SOURCE_DIR) / "docs" / "configuration.md"))
+      << "regenerate with: fleettwin config docs > docs/configuration.md";
+}

@@ -1,0 +1,223 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "log/memory/memory_log.h"
+
+using namespace fleettwin::log;
+using namespace std::chrono_literals;
+
+namespace {
+
+OutRecord rec(const std::string& topic, const std::string& key, const std::string& value) {
+  OutRecord r;
+  r.topic = topic;
+  r.key = key;
+  r.value = value;
+  return r;
+}
+
+std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::milliseconds budget = 2000ms) {
+  std::vector<Record> all;
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  while (all.size() < expect && std::chrono::steady_clock::now() < deadline) {
+    auto batch = c.poll(1000, 50ms);
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST(MemoryLog, SameKeySamePartitionInOrderWithOffsets) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 4});
+  auto p = log.producer();
+  for (int i = 0; i < 100; ++i) p->send(rec("t", "car-" + std::to_string(i % 7), std::to_string(i)));
+  ASSERT_EQ(p->flush(1s), 0);
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  auto all = drain(*c, 100);
+  ASSERT_EQ(all.size(), 100u);
+  std::map<std::string, std::vector<int>> per_key;
+  std::map<std::string, int32_t> partition_of;
+  std::map<int32_t, int64_t> last_offset;
+  for (const auto& r : all) {
+    per_key[r.key].push_back(std::stoi(r.value));
+    if (partition_of.count(r.key)) {
+      EXPECT_EQ(partition_of[r.key], r.partition);
+    }
+    partition_of[r.key] = r.partition;
+    EXPECT_EQ(r.partition, partition_for_key(r.key, 4));
+    if (last_offset.count(r.partition)) {
+      EXPECT_EQ(r.offset, last_offset[r.partition] + 1);
+    }
+    last_offset[r.partition] = r.offset;
+    EXPECT_GT(r.timestamp_ms, 0);
+  }
+  for (const auto& [k, v] : per_key) EXPECT_TRUE(std::is_sorted(v.begin(), v.end())) << k;
+}
+
+TEST(MemoryLog, DeliveryCallbackGetsOffsets) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 1});
+  auto p = log.producer();
+  std::vector<int64_t> offsets;
+  for (int i = 0; i < 3; ++i)
+    p->send(rec("t", "k", "v"), [&](const OutRecord& r, int64_t off, const std::string* err) {
+      EXPECT_EQ(err, nullptr);
+      EXPECT_EQ(r.key, "k");
+      offsets.push_back(off);
+    });
+  EXPECT_EQ(p->flush(1s), 0);
+  EXPECT_EQ(offsets, (std::vector<int64_t>{0, 1, 2}));
+}
+
+TEST(MemoryLog, CommittedGroupResumesAfterCommitNotAfterRead) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 1});
+  auto p = log.producer();
+  for (int i = 0; i < 10; ++i) p->send(rec("t", "k", std::to_string(i)));
+  p->flush(1s);
+  {
+    auto c = log.consumer("g");
+    c->subscribe({"t"});
+    auto batch = drain(*c, 10);
+    ASSERT_EQ(batch.size(), 10u);
+    // commit only the first four: a crash now must replay from offset 4
+    std::vector<Record> first(batch.begin(), batch.begin() + 4);
+    c->commit(next_offsets(first));
+  }
+  auto c2 = log.consumer("g");
+  c2->subscribe({"t"});
+  auto again = drain(*c2, 6);
+  ASSERT_EQ(again.size(), 6u);
+  EXPECT_EQ(again.front().offset, 4);
+  EXPECT_EQ(again.front().value, "4");
+  EXPECT_EQ(log.committed("g", {"t", 0}), 4);
+}
+
+TEST(MemoryLog, GroupsAreIndependentAndSeekReplays) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 1});
+  auto p = log.producer();
+  for (int i = 0; i < 5; ++i) p->send(rec("t", "k", std::to_string(i)));
+  p->flush(1s);
+  auto a = log.consumer("a");
+  auto b = log.consumer("b");
+  a->subscribe({"t"});
+  b->subscribe({"t"});
+  EXPECT_EQ(drain(*a, 5).size(), 5u);
+  EXPECT_EQ(drain(*b, 5).size(), 5u);
+  a->seek({"t", 0}, 2);
+  auto replay = drain(*a, 3);
+  ASSERT_EQ(replay.size(), 3u);
+  EXPECT_EQ(replay.front().value, "2");
+  EXPECT_EQ(a->lag(), 0);
+}
+
+TEST(MemoryLog, TwoMembersSplitPartitionsAndLeavingHandsThemBack) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 4});
+  auto c1 = log.consumer("g");
+  std::vector<TopicPartition> revoked;
+  c1->subscribe({"t"}, RebalanceListener{nullptr, [&](const auto& tps) { revoked = tps; }});
+  c1->poll(1, 1ms);
+  EXPECT_EQ(c1->assignment().size(), 4u);
+  auto c2 = log.consumer("g");
+  c2->subscribe({"t"});
+  c1->poll(1, 1ms);
+  c2->poll(1, 1ms);
+  EXPECT_EQ(c1->assignment().size(), 2u);
+  EXPECT_EQ(c2->assignment().size(), 2u);
+  EXPECT_EQ(revoked.size(), 2u);
+  std::set<TopicPartition> all;
+  for (auto& tp : c1->assignment()) all.insert(tp);
+  for (auto& tp : c2->assignment()) all.insert(tp);
+  EXPECT_EQ(all.size(), 4u);
+  c2->close();
+  c1->poll(1, 1ms);
+  EXPECT_EQ(c1->assignment().size(), 4u);
+}
+
+TEST(MemoryLog, FullTopicBlocksProducerUntilConsumerCommits) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  std::atomic<int> sent{0};
+  std::thread producer([&] {
+    auto p = log.producer();
+    for (int i = 0; i < 30; ++i) {
+      p->send(rec("t", "k", std::to_string(i)));
+      p->flush(1s);
+      sent = i + 1;
+    }
+  });
+  // Without commits the producer cannot pass the capacity: it reaches 10 and stays there.
+  for (int i = 0; i < 500 && sent.load() < 10; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(sent.load(), 10);
+  std::vector<Record> got;
+  while (got.size() < 30) {
+    auto batch = c->poll(100, 100ms);
+    if (batch.empty()) continue;
+    c->commit(next_offsets(batch));
+    got.insert(got.end(), batch.begin(), batch.end());
+  }
+  producer.join();
+  EXPECT_EQ(sent.load(), 30);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(got[i].value, std::to_string(i));  // nothing dropped
+  EXPECT_EQ(log.evicted(), 0);
+}
+
+TEST(MemoryLog, UnreadTopicKeepsNewestRecordsAndCountsEvictions) {
+  MemoryLog log;
+  log.create_topic("dlq", TopicConfig{.partitions = 1, .capacity = 5});
+  auto p = log.producer();
+  for (int i = 0; i < 12; ++i) p->send(rec("dlq", "k", std::to_string(i)));
+  EXPECT_EQ(p->flush(1s), 0);
+  EXPECT_EQ(log.evicted(), 7);
+  EXPECT_EQ(log.end_offsets("dlq"), std::vector<int64_t>{12});
+  auto c = log.consumer("late");
+  c->subscribe({"dlq"});
+  auto got = drain(*c, 5);
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got.front().offset, 7);
+}
+
+TEST(MemoryLog, CloseWakesBlockedProducer) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 1});
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  std::atomic<bool> threw{false};
+  std::thread t([&] {
+    auto p = log.producer();
+    p->send(rec("t", "k", "a"));
+    p->flush(1s);
+    p->send(rec("t", "k", "b"));
+    if (p->flush(1s) != 0) threw = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  log.close();
+  t.join();
+  EXPECT_TRUE(threw.load());
+}
+
+TEST(MemoryLog, HeadersAndRecordHeaderLookup) {
+  MemoryLog log;
+  auto p = log.producer();
+  auto r = rec("h", "k", "v");
+  r.headers = {{"error.reason", "malformed"}, {"error.stage", "process"}};
+  p->send(std::move(r));
+  p->flush(1s);
+  auto c = log.consumer("g");
+  c->subscribe({"h"});
+  auto got = drain(*c, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].header("error.reason"), "malformed");
+  EXPECT_FALSE(got[0].header("nope").has_value());
+}

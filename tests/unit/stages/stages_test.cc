@@ -1,0 +1,239 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "codec/avro.h"
+#include "codec/json.h"
+#include "core/topics.h"
+#include "log/memory/memory_log.h"
+#include "stages/process/process_stage.h"
+#include "stages/sink/sink_stage.h"
+#include "stages/twin/twin_stage.h"
+#include "store/sqlite/sqlite_store.h"
+
+using namespace fleettwin;
+using namespace std::chrono_literals;
+namespace t = core::topics;
+
+namespace {
+
+core::Telemetry telemetry(const std::string& car, int64_t seq) {
+  core::Telemetry m;
+  m.car = car;
+  m.seq = seq;
+  m.ts = 1'700'000'000'000 + seq * 1000;
+  m.lat = 48.1;
+  m.lon = 11.5;
+  for (std::size_t i = 0; i < core::kSignalCount; ++i) m.values[i] = core::kSignals[i].min;
+  m.values[core::kSpeed] = 10;
+  return m;
+}
+
+log::Record raw(const std::string& key, std::string value, int64_t offset = 0) {
+  log::Record r;
+  r.topic = t::kTelemetryRaw;
+  r.key = key;
+  r.value = std::move(value);
+  r.offset = offset;
+  r.timestamp_ms = 1;
+  return r;
+}
+
+/// Collects what a stage writes.
+class CaptureProducer final : public log::Producer {
+ public:
+  void send(log::OutRecord record, DeliveryCallback) override { records.push_back(std::move(record)); }
+  int64_t flush(std::chrono::milliseconds) override { return 0; }
+  std::vector<log::OutRecord> records;
+};
+
+log::Record as_input(const log::OutRecord& o, int64_t offset) {
+  log::Record r;
+  r.topic = o.topic;
+  r.key = o.key;
+  r.value = o.value;
+  r.headers = o.headers;
+  r.offset = offset;
+  r.timestamp_ms = 1;
+  return r;
+}
+
+}  // namespace
+
+TEST(ProcessStage, ValidToAvroInvalidToDlqWithReasonHeaders) {
+  core::Metrics metrics;
+  stages::ProcessStage stage({.telemetry_schema_id = 7, .max_payload_bytes = 4096}, metrics);
+  std::string good;
+  codec::encode_json(telemetry("car-00001", 1), good);
+  auto wrong_car = good;
+  CaptureProducer out;
+  stage.process({raw("car-00001", good), raw("car-00001", "{\"car\":"), raw("car-00002", wrong_car),
+                 raw("car-00001", std::string(5000, ' '))},
+                out);
+  ASSERT_EQ(out.records.size(), 4u);
+  EXPECT_EQ(out.records[0].topic, t::kTelemetry);
+  core::Telemetry back;
+  int32_t schema_id = 0;
+  std::string error;
+  ASSERT_TRUE(codec::decode_avro_telemetry(out.records[0].value, back, &schema_id, &error)) << error;
+  EXPECT_EQ(back, telemetry("car-00001", 1));
+  EXPECT_EQ(schema_id, 7);
+  auto reason = [&](std::size_t i) {
+    for (const auto& h : out.records[i].headers)
+      if (h.key == t::kHeaderErrorReason) return h.value;
+    return std::string("none");
+  };
+  EXPECT_EQ(out.records[1].topic, t::kTelemetryDlq);
+  EXPECT_EQ(out.records[1].value, "{\"car\":");  // the original bytes
+  EXPECT_EQ(reason(1), "malformed");
+  EXPECT_EQ(reason(2), "bad_car_id");  // key says car-00002, payload car-00001
+  EXPECT_EQ(reason(3), "oversized");
+  EXPECT_EQ(metrics.value("fleettwin_dlq_total{stage=\"process\"}"), 3);
+  EXPECT_EQ(metrics.value("fleettwin_dlq_reason_total{reason=\"malformed\"}"), 1);
+}
+
+TEST(TwinStage, CoalescesPerBatchIgnoresStaleAndGoesOffline) {
+  core::Metrics metrics;
+  core::SimClock clock(1'700'000'000'000);
+  stages::TwinStage stage({.offline_after_ms = 30'000}, clock, metrics);
+  std::vector<log::Record> batch;
+  for (int64_t seq : {1, 2, 3, 2}) {  // seq 2 arrives again late: ignored
+    std::string v;
+    codec::encode_avro_telemetry(telemetry("car-00001", seq), 1, v);
+    log::Record r;
+    r.topic = t::kTelemetry;
+    r.key = "car-00001";
+    r.value = v;
+    batch.push_back(r);
+  }
+  CaptureProducer out;
+  stage.process(batch, out);
+  ASSERT_EQ(out.records.size(), 1u);  // one twin write per car per batch
+  core::Twin twin;
+  std::string error;
+  ASSERT_TRUE(codec::twin_from_json(out.records[0].value, twin, &error)) << error;
+  EXPECT_EQ(twin.reported.seq, 3);
+  EXPECT_EQ(twin.messages, 3);
+  EXPECT_EQ(metrics.value("fleettwin_twin_stale_total"), 1);
+
+  out.records.clear();
+  clock.advance_to(telemetry("car-00001", 3).ts + 10'000);
+  stage.tick(out);
+  EXPECT_TRUE(out.records.empty());
+  EXPECT_EQ(metrics.value("fleettwin_cars_online"), 1);
+  clock.advance_to(telemetry("car-00001", 3).ts + 31'000);
+  stage.tick(out);
+  ASSERT_EQ(out.records.size(), 1u);
+  ASSERT_TRUE(codec::twin_from_json(out.records[0].value, twin, &error));
+  EXPECT_FALSE(twin.online);
+  EXPECT_EQ(metrics.value("fleettwin_cars_online"), 0);
+}
+
+TEST(SinkStage, StoresBatchOnceAndReplayIsANoOp) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ft-sink-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto db = (dir / "s.db").string();
+  core::Metrics metrics;
+  core::Histogram latency;
+  stages::SinkStage sink(std::make_unique<store::SqliteStore>(db), metrics, latency);
+
+  std::vector<log::Record> batch;
+  core::Twin twin;
+  for (int64_t seq = 1; seq <= 3; ++seq) {
+    std::string v;
+    codec::encode_avro_telemetry(telemetry("car-00009", seq), 1, v);
+    log::Record r;
+    r.topic = t::kTelemetry;
+    r.key = "car-00009";
+    r.value = v;
+    r.timestamp_ms = 1;
+    batch.push_back(r);
+    core::apply_telemetry(twin, telemetry("car-00009", seq));
+    log::Record tr;
+    tr.topic = t::kTwins;
+    tr.key = "car-00009";
+    tr.value = codec::twin_to_json(twin);
+    batch.push_back(tr);
+  }
+  CaptureProducer out;
+  sink.process(batch, out);
+  sink.process(batch, out);  // replay after a crash before the commit
+  EXPECT_EQ(metrics.value("fleettwin_telemetry_stored_total"), 3);
+  EXPECT_EQ(metrics.value("fleettwin_telemetry_duplicates_total"), 3);
+  EXPECT_EQ(latency.count(), 6);
+  store::SqliteStore check(db);
+  auto stored = check.get_twin("car-00009");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(*stored, twin);  // the newest of the coalesced updates
+  const auto stats = check.history_stats();
+  EXPECT_EQ(stats.rows, 3);
+  EXPECT_EQ(stats.distinct, 3);
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+/// A stage that fails on its second batch, to check that a failed batch is never committed.
+class FailingStage final : public stages::Stage {
+ public:
+  const stages::StageDescriptor& descriptor() const override { return _d; }
+  void process(const std::vector<log::Record>& batch, log::Producer&) override {
+    if (++_batches == 2) throw std::runtime_error("boom");
+    seen += batch.size();
+  }
+  std::size_t seen = 0;
+
+ private:
+  stages::StageDescriptor _d{"failing", {"in"}, {}, {}, ""};
+  int _batches = 0;
+};
+}  // namespace
+
+TEST(StageRunner, CommitsProcessedBatchesOnlyAndStopsOnError) {
+  log::MemoryLog mlog;
+  mlog.create_topic("in", {.partitions = 1});
+  auto p = mlog.producer();
+  for (int i = 0; i < 10; ++i) p->send(log::OutRecord{"in", "k", std::to_string(i)});
+  p->flush(1s);
+  core::Metrics metrics;
+  stages::RunnerOptions ro;
+  ro.max_batch = 4;
+  ro.batch_window = 0ms;
+  stages::StageRunner runner(std::make_unique<FailingStage>(), mlog, metrics, ro);
+  runner.start();
+  for (int i = 0; i < 200 && runner.running(); ++i) std::this_thread::sleep_for(10ms);
+  runner.join();
+  EXPECT_FALSE(runner.running());
+  EXPECT_EQ(runner.error(), "boom");
+  EXPECT_EQ(mlog.committed("fleettwin.failing", {"in", 0}), 4);  // first batch only
+  EXPECT_EQ(metrics.value("fleettwin_stage_errors_total{stage=\"failing\"}"), 1);
+}
+
+TEST(StageRunner, DrainConsumesEverythingThenStops) {
+  log::MemoryLog mlog;
+  mlog.create_topic("in", {.partitions = 3});
+  auto p = mlog.producer();
+  for (int i = 0; i < 1000; ++i) p->send(log::OutRecord{"in", "k" + std::to_string(i % 17), "v"});
+  p->flush(1s);
+  core::Metrics metrics;
+  class Counting final : public stages::Stage {
+   public:
+    const stages::StageDescriptor& descriptor() const override { return _d; }
+    void process(const std::vector<log::Record>& batch, log::Producer& out) override {
+      for (const auto& r : batch) out.send(log::OutRecord{"out", r.key, r.value});
+    }
+
+   private:
+    stages::StageDescriptor _d{"counting", {"in"}, {"out"}, {}, ""};
+  };
+  stages::StageRunner runner(std::make_unique<Counting>(), mlog, metrics);
+  runner.start();
+  runner.request_drain();
+  runner.join();
+  EXPECT_EQ(runner.error(), "");
+  EXPECT_EQ(metrics.value("fleettwin_records_in_total{stage=\"counting\"}"), 1000);
+  EXPECT_EQ(metrics.value("fleettwin_records_out_total{stage=\"counting\"}"), 1000);
+  int64_t out_total = 0;
+  for (auto e : mlog.end_offsets("out")) out_total += e;
+  EXPECT_EQ(out_total, 1000);
+}
