@@ -74,6 +74,8 @@ const std::vector<ConfigKey> kKeys = {
      1,
      {},
      "A car with no message for this long (device time) is marked offline."},
+    {"twin.flush_interval", ConfigType::kDuration, "1s", 0, 600000,
+     "The twin stage writes each changed twin at most once per interval, and commits its input then."},
     {"log.partitions", ConfigType::kInt, "8", 1, 4096, "Partitions of each topic created by fleettwin."},
     {"log.capacity", ConfigType::kInt, "16384", 16, 100000000,
      "Embedded log: records kept per partition; producers wait when consumers fall this far behind."},

@@ -147,6 +147,7 @@ RunSummary run_embedded(const Config& config, const RunControl& control) {
                            [&] { return std::make_unique<store::SqliteStore>(db_path); }};
   ctx.process.max_payload_bytes = static_cast<std::size_t>(config.get_int("codec.max_payload_bytes"));
   ctx.twin.offline_after_ms = config.get_duration_ms("twin.offline_after");
+  ctx.twin.flush_interval_ms = config.get_duration_ms("twin.flush_interval");
   ctx.initial_twins = std::move(twins);
   stages::RunnerOptions ro;
   ro.max_batch = static_cast<std::size_t>(config.get_int("stage.max_batch"));

@@ -1,5 +1,6 @@
 #include "app/sim_source.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -61,9 +62,20 @@ void SimSource::join() {
   if (_thread.joinable()) _thread.join();
 }
 
-std::unordered_map<std::string, int64_t> SimSource::expected_last_seq() const { return _last_seq; }
+std::unordered_map<std::string, int64_t> SimSource::expected_last_seq() const {
+  auto out = _last_seq;
+  if (_fleet) {
+    // The fleet knows every car's last seq: cheaper than tracking it per published message.
+    for (std::size_t i = 0; i < _fleet->size(); ++i) {
+      auto& seq = out[_fleet->car_id(i)];
+      seq = std::max(seq, _fleet->car(i).seq());
+    }
+  }
+  return out;
+}
 
 void SimSource::run() {
+  pthread_setname_np(pthread_self(), "ft-sim");
   try {
     auto producer = _log.producer();
     if (!_options.ground_truth_path.empty()) {
@@ -91,7 +103,7 @@ void SimSource::run() {
   _running = false;
 }
 
-void SimSource::publish(log::Producer& producer, const core::Telemetry& t) {
+void SimSource::publish(log::Producer& producer, const core::Telemetry& t, bool track_seq) {
   _buf.clear();
   codec::encode_json(t, _buf);
   log::OutRecord r;
@@ -100,7 +112,7 @@ void SimSource::publish(log::Producer& producer, const core::Telemetry& t) {
   r.value = _buf;
   producer.send(std::move(r));
   _published->add();
-  _last_seq[t.car] = t.seq;
+  if (track_seq) _last_seq[t.car] = t.seq;
   if (_injected->value() < _options.inject_invalid && ++_since_inject >= _inject_every) {
     _since_inject = 0;
     const int64_t i = _injected->value();
@@ -131,7 +143,8 @@ void SimSource::write_ground_truth(sim::Fleet& fleet) {
 }
 
 void SimSource::run_fleet(log::Producer& producer) {
-  sim::Fleet fleet(_options.fleet);
+  _fleet = std::make_unique<sim::Fleet>(_options.fleet);
+  sim::Fleet& fleet = *_fleet;
   if (!_options.resume.empty()) fleet.resume(_options.resume);
   core::Telemetry t;
   int64_t n = 0;
@@ -141,7 +154,7 @@ void SimSource::run_fleet(log::Producer& producer) {
     if (_stop) break;
     if (!fleet.next(t)) break;
     pace(t.ts, producer);
-    publish(producer, t);
+    publish(producer, t, false);
     if ((++n & 1023) == 0) write_ground_truth(fleet);
   }
   write_ground_truth(fleet);
@@ -172,7 +185,7 @@ void SimSource::run_replay(log::Producer& producer) {
         std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(due - wall_ms(), 200)));
       }
     }
-    publish(producer, t);
+    publish(producer, t, true);
   }
 }
 

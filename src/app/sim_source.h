@@ -42,13 +42,14 @@ class SimSource {
   int64_t published() const { return _published->value(); }
   int64_t injected() const { return _injected->value(); }
   /// Last seq published per car, merged with the resume point (the expected end state of the store).
+  /// Call after join().
   std::unordered_map<std::string, int64_t> expected_last_seq() const;
 
  private:
   void run();
   void run_fleet(log::Producer& producer);
   void run_replay(log::Producer& producer);
-  void publish(log::Producer& producer, const core::Telemetry& t);
+  void publish(log::Producer& producer, const core::Telemetry& t, bool track_seq);
   void pace(int64_t due_ms, log::Producer& producer);
   void write_ground_truth(sim::Fleet& fleet);
 
@@ -59,7 +60,8 @@ class SimSource {
   std::atomic<bool> _stop{false};
   std::atomic<bool> _running{false};
   std::string _error;
-  std::unordered_map<std::string, int64_t> _last_seq;
+  std::unique_ptr<sim::Fleet> _fleet;                  // set once run() starts simulating
+  std::unordered_map<std::string, int64_t> _last_seq;  // resume point, and CSV replay progress
   std::ofstream _ground_truth;
   std::string _buf;
   int64_t _inject_every = 97;

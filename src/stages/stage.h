@@ -34,6 +34,12 @@ class Stage {
   virtual void process(const std::vector<log::Record>& batch, log::Producer& out) = 0;
   /// Called about once per tick interval, also when idle: timers such as offline detection.
   virtual void tick(log::Producer& out) {}
+  /// Writes what the stage held back to coalesce (e.g. one twin per car instead of one per message). The
+  /// runner calls it right before every commit, so nothing committed is left unwritten.
+  virtual void flush_state(log::Producer& out) {}
+  /// How often the runner commits; 0: after every batch. A longer interval lets flush_state coalesce more,
+  /// at the price of a longer replay after a crash (replays are harmless: every output is idempotent).
+  virtual std::chrono::milliseconds commit_interval() const { return std::chrono::milliseconds(0); }
   /// Partitions taken away from this member: forget what belongs to them.
   virtual void on_revoked(const std::vector<log::TopicPartition>& partitions) {}
 };

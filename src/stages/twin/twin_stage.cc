@@ -30,13 +30,29 @@ TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& m
       _online(metrics.gauge("fleettwin_cars_online", "Cars whose twin is online")),
       _count(metrics.gauge("fleettwin_twins", "Twins held by the twin stage")) {
   for (auto& twin : initial) {
+    _watermark = std::max(_watermark, twin.last_seen);
     auto id = twin.id;
-    _twins.emplace(std::move(id), std::move(twin));
+    _twins.emplace(std::move(id), Entry{std::move(twin), false});
   }
+  _watermark_at = std::chrono::steady_clock::now();
   _count.set(static_cast<int64_t>(_twins.size()));
 }
 
-void TwinStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
+int64_t TwinStage::now_ms() const {
+  if (_watermark == 0) return _clock.now_ms();
+  const auto idle =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - _watermark_at)
+          .count();
+  return std::min(_clock.now_ms(), _watermark + idle);
+}
+
+void TwinStage::mark(Entry& e) {
+  if (e.dirty) return;
+  e.dirty = true;
+  _dirty.push_back(&e);
+}
+
+void TwinStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   for (const auto& r : batch) {
     std::string error;
     if (!codec::decode_avro_telemetry(r.value, _t, nullptr, &error)) {
@@ -45,37 +61,40 @@ void TwinStage::process(const std::vector<log::Record>& batch, log::Producer& ou
       spdlog::warn("twin: undecodable record {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
       continue;
     }
-    core::Twin& twin = _twins[_t.car];
-    if (!core::apply_telemetry(twin, _t)) {
+    Entry& e = _twins[_t.car];
+    if (!core::apply_telemetry(e.twin, _t)) {
       _stale.add();
       continue;
     }
-    _dirty.push_back(&twin);
+    if (_t.ts > _watermark) {
+      _watermark = _t.ts;
+      _watermark_at = std::chrono::steady_clock::now();
+    }
+    mark(e);
   }
-  // Coalesce: a car that sent several messages in this batch is written once, in its latest state.
-  std::sort(_dirty.begin(), _dirty.end());
-  _dirty.erase(std::unique(_dirty.begin(), _dirty.end()), _dirty.end());
-  for (auto* twin : _dirty) emit(*twin, out);
-  _dirty.clear();
   _count.set(static_cast<int64_t>(_twins.size()));
 }
 
-void TwinStage::tick(log::Producer& out) {
-  const int64_t now = _clock.now_ms();
+void TwinStage::tick(log::Producer&) {
+  const int64_t now = now_ms();
   int64_t online = 0;
-  for (auto& [id, twin] : _twins) {
-    if (core::mark_offline_if_silent(twin, now, _options.offline_after_ms)) emit(twin, out);
-    online += twin.online ? 1 : 0;
+  for (auto& [id, e] : _twins) {
+    if (core::mark_offline_if_silent(e.twin, now, _options.offline_after_ms)) mark(e);
+    online += e.twin.online ? 1 : 0;
   }
   _online.set(online);
 }
 
-void TwinStage::emit(const core::Twin& twin, log::Producer& out) {
-  log::OutRecord o;
-  o.topic = t::kTwins;
-  o.key = twin.id;
-  o.value = codec::twin_to_json(twin);
-  out.send(std::move(o));
+void TwinStage::flush_state(log::Producer& out) {
+  for (Entry* e : _dirty) {
+    log::OutRecord o;
+    o.topic = t::kTwins;
+    o.key = e->twin.id;
+    o.value = codec::twin_to_json(e->twin);
+    out.send(std::move(o));
+    e->dirty = false;
+  }
+  _dirty.clear();
 }
 
 }  // namespace fleettwin::stages

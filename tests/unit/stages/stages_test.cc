@@ -92,41 +92,54 @@ TEST(ProcessStage, ValidToAvroInvalidToDlqWithReasonHeaders) {
   EXPECT_EQ(metrics.value("fleettwin_dlq_reason_total{reason=\"malformed\"}"), 1);
 }
 
-TEST(TwinStage, CoalescesPerBatchIgnoresStaleAndGoesOffline) {
+TEST(TwinStage, CoalescesUntilFlushIgnoresStaleAndGoesOfflineByEventTime) {
   core::Metrics metrics;
   core::SimClock clock(1'700'000'000'000);
-  stages::TwinStage stage({.offline_after_ms = 30'000}, clock, metrics);
-  std::vector<log::Record> batch;
-  for (int64_t seq : {1, 2, 3, 2}) {  // seq 2 arrives again late: ignored
-    std::string v;
-    codec::encode_avro_telemetry(telemetry("car-00001", seq), 1, v);
+  stages::TwinStage stage({.offline_after_ms = 30'000, .flush_interval_ms = 1000}, clock, metrics);
+  EXPECT_EQ(stage.commit_interval(), 1000ms);
+  auto record = [](const core::Telemetry& m) {
     log::Record r;
     r.topic = t::kTelemetry;
-    r.key = "car-00001";
-    r.value = v;
-    batch.push_back(r);
-  }
+    r.key = m.car;
+    codec::encode_avro_telemetry(m, 1, r.value);
+    return r;
+  };
   CaptureProducer out;
-  stage.process(batch, out);
-  ASSERT_EQ(out.records.size(), 1u);  // one twin write per car per batch
+  stage.process({record(telemetry("car-00001", 1)), record(telemetry("car-00001", 2))}, out);
+  stage.process({record(telemetry("car-00001", 3)), record(telemetry("car-00001", 2))},
+                out);                // 2 again: stale
+  EXPECT_TRUE(out.records.empty());  // held back until the runner's commit
+  stage.flush_state(out);
+  ASSERT_EQ(out.records.size(), 1u);  // one twin write per car per flush
   core::Twin twin;
   std::string error;
   ASSERT_TRUE(codec::twin_from_json(out.records[0].value, twin, &error)) << error;
   EXPECT_EQ(twin.reported.seq, 3);
   EXPECT_EQ(twin.messages, 3);
   EXPECT_EQ(metrics.value("fleettwin_twin_stale_total"), 1);
-
   out.records.clear();
-  clock.advance_to(telemetry("car-00001", 3).ts + 10'000);
+  stage.flush_state(out);
+  EXPECT_TRUE(out.records.empty());  // nothing changed since
+
+  // The producer's clock racing ahead (a --fast simulator) does not make cars offline: event time does.
+  clock.advance_to(telemetry("car-00001", 3).ts + 3'600'000);
   stage.tick(out);
+  stage.flush_state(out);
   EXPECT_TRUE(out.records.empty());
   EXPECT_EQ(metrics.value("fleettwin_cars_online"), 1);
-  clock.advance_to(telemetry("car-00001", 3).ts + 31'000);
+  auto later = telemetry("car-00002", 3);
+  later.ts = telemetry("car-00001", 3).ts + 31'000;  // another car, 31 s later in device time
+  stage.process({record(later)}, out);
   stage.tick(out);
-  ASSERT_EQ(out.records.size(), 1u);
-  ASSERT_TRUE(codec::twin_from_json(out.records[0].value, twin, &error));
-  EXPECT_FALSE(twin.online);
-  EXPECT_EQ(metrics.value("fleettwin_cars_online"), 0);
+  stage.flush_state(out);
+  ASSERT_EQ(out.records.size(), 2u);
+  bool saw_offline = false;
+  for (const auto& o : out.records) {
+    ASSERT_TRUE(codec::twin_from_json(o.value, twin, &error));
+    if (twin.id == "car-00001") saw_offline = !twin.online;
+  }
+  EXPECT_TRUE(saw_offline);
+  EXPECT_EQ(metrics.value("fleettwin_cars_online"), 1);
 }
 
 TEST(SinkStage, StoresBatchOnceAndReplayIsANoOp) {
