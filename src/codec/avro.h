@@ -103,6 +103,22 @@ class AvroReader {
     _pos += 8;
     return true;
   }
+  bool read_float(float& v) {
+    if (_in.size() - _pos < 4) return fail("truncated float");
+    uint32_t bits;
+    std::memcpy(&bits, _in.data() + _pos, 4);
+    if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap32(bits);
+    v = std::bit_cast<float>(bits);
+    _pos += 4;
+    return true;
+  }
+  /// `n` raw bytes (an Avro fixed); the view points into the input.
+  bool read_fixed(std::size_t n, std::string_view& s) {
+    if (n > _in.size() - _pos) return fail("truncated fixed");
+    s = _in.substr(_pos, n);
+    _pos += n;
+    return true;
+  }
   /// The view points into the input.
   bool read_string(std::string_view& s) {
     int64_t n;

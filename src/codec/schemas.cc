@@ -1,0 +1,270 @@
+#include "codec/schemas.h"
+
+#include "codec/avro.h"
+#include "codec/json_writer.h"
+
+namespace fleettwin::codec {
+
+namespace {
+
+constexpr std::size_t kDoubleBytes = 8;
+
+// ---- schema texts --------------------------------------------------------------------------------------
+
+/// Field writer for the schema builders: {"name", "type", "default"?, "doc"}.
+class FieldWriter {
+ public:
+  explicit FieldWriter(JsonWriter& w) : _w(w) {}
+
+  void simple(std::string_view name, std::string_view type, std::string_view doc) {
+    _w.begin_object().key("name").string(name).key("type").string(type).key("doc").string(doc).end_object();
+  }
+  /// `default_json` is the default's JSON text.
+  void with_default(std::string_view name, std::string_view type, std::string_view default_json,
+                    std::string_view doc) {
+    _w.begin_object().key("name").string(name).key("type").string(type);
+    _w.key("default").raw(default_json).key("doc").string(doc).end_object();
+  }
+  void timestamp(std::string_view name, std::string_view doc) {
+    _w.begin_object().key("name").string(name).key("type").begin_object();
+    _w.key("type").string("long").key("logicalType").string("timestamp-millis").end_object();
+    _w.key("doc").string(doc).end_object();
+  }
+
+ private:
+  JsonWriter& _w;
+};
+
+void begin_record(JsonWriter& w, std::string_view name, std::string_view doc) {
+  w.begin_object().key("type").string("record").key("name").string(name);
+  w.key("namespace").string("io.fleettwin").key("doc").string(doc).key("fields").begin_array();
+}
+
+std::string build_anomaly_score_schema() {
+  std::string out;
+  JsonWriter w(out);
+  FieldWriter f(w);
+  begin_record(w, "AnomalyScore",
+               "The anomaly score of one telemetry event (fleettwin DESIGN.md section 4).");
+  f.simple("car", "string", "car id");
+  f.timestamp("ts", "device time of the scored event, ms since the Unix epoch");
+  f.simple("seq", "long", "sequence number of the scored event");
+  f.with_default("score", "double", "0", "reconstruction error of the event");
+  f.with_default("threshold", "double", "0", "score above which the event counts as anomalous");
+  w.begin_object().key("name").string("top_signals").key("type").begin_object();
+  w.key("type").string("array").key("items");
+  begin_record(w, "SignalDeviation", "One signal's share of the score.");
+  f.simple("signal", "string", "signal name from the catalog");
+  f.simple("deviation", "double", "that signal's reconstruction error");
+  w.end_array().end_object();  // SignalDeviation
+  w.end_object();              // array
+  w.key("default").begin_array().end_array();
+  w.key("doc").string("largest contributors first").end_object();
+  f.with_default("model_version", "string", "\"\"", "version of the model that scored the event");
+  w.end_array().end_object();
+  return out;
+}
+
+std::string build_alert_schema() {
+  std::string out;
+  JsonWriter w(out);
+  FieldWriter f(w);
+  begin_record(w, "Alert", "An anomaly alert raised or cleared for one car (fleettwin DESIGN.md section 4).");
+  f.simple("id", "string", "deterministic id {car}:{kind}:{raised ts}");
+  f.simple("car", "string", "car id");
+  f.simple("kind", "string", "e.g. anomaly");
+  f.simple("raised", "boolean", "true when raised, false when cleared");
+  f.timestamp("ts", "device time of the event that raised or cleared it, ms since the Unix epoch");
+  f.with_default("score", "double", "0", "score of that event");
+  f.with_default("threshold", "double", "0", "threshold in force");
+  w.begin_object().key("name").string("signals").key("type").begin_object();
+  w.key("type").string("array").key("items").string("string").end_object();
+  w.key("default").begin_array().end_array();
+  w.key("doc").string("top contributing signals").end_object();
+  f.with_default("model_version", "string", "\"\"", "version of the model that scored the event");
+  w.end_array().end_object();
+  return out;
+}
+
+// ---- shared decoding steps -----------------------------------------------------------------------------
+
+/// Decoding state shared by the two decoders: the reader and the error text with the field and offset.
+class Decoder {
+ public:
+  Decoder(std::string_view record, std::string* error) : _record(record), _error(error), _r({}) {}
+
+  bool header(std::string_view in, int32_t* schema_id) {
+    int32_t id;
+    std::string_view body;
+    if (!read_confluent_header(in, id, body)) {
+      return fail_text(in.size() < kConfluentHeaderSize ? "shorter than the 5-byte Confluent header"
+                                                        : "magic byte is not 0");
+    }
+    if (schema_id) *schema_id = id;
+    _r = AvroReader(body);
+    return true;
+  }
+
+  AvroReader& reader() { return _r; }
+
+  bool string(std::string& s, std::string_view field) {
+    std::string_view v;
+    if (!_r.read_string(v)) return fail(field);
+    s.assign(v);
+    return true;
+  }
+
+  /// Reads the next block count of an array (spec "Arrays": a negative count is followed by the block's
+  /// size in bytes). `min_item_bytes` bounds the count by the input left, so garbage cannot make the
+  /// caller reserve memory for items that are not there.
+  bool block(int64_t& count, std::size_t min_item_bytes, std::string_view field) {
+    if (!_r.read_long(count)) return fail(field);
+    if (count < 0) {
+      if (count == INT64_MIN) return fail_text(std::string(field) + ": bad block count");
+      count = -count;
+      int64_t bytes;
+      if (!_r.read_long(bytes)) return fail(field);
+    }
+    if (static_cast<uint64_t>(count) > _r.remaining() / min_item_bytes) {
+      return fail_text(std::string(field) + ": block count larger than the remaining input");
+    }
+    return true;
+  }
+
+  bool fail(std::string_view field) {
+    return fail_text("field " + std::string(field) + " at byte " +
+                     std::to_string(kConfluentHeaderSize + _r.position()) + ": " + _r.error());
+  }
+
+  bool end() {
+    if (_r.at_end()) return true;
+    return fail_text(std::to_string(_r.remaining()) +
+                     " trailing bytes (written with a newer schema than this reader knows?)");
+  }
+
+ private:
+  bool fail_text(std::string_view what) {
+    if (_error) {
+      *_error = _record;
+      *_error += ": ";
+      *_error += what;
+    }
+    return false;
+  }
+
+  std::string_view _record;
+  std::string* _error;
+  AvroReader _r;
+};
+
+}  // namespace
+
+const std::string& anomaly_score_schema() {
+  static const std::string schema = build_anomaly_score_schema();
+  return schema;
+}
+
+const std::string& alert_schema() {
+  static const std::string schema = build_alert_schema();
+  return schema;
+}
+
+void encode_avro_anomaly_score(const AnomalyScore& s, int32_t schema_id, std::string& out) {
+  // Size once, write through a pointer, trim, as encode_avro_telemetry does.
+  std::size_t bound = kConfluentHeaderSize + 3 * kMaxVarintBytes + s.car.size() + 2 * kDoubleBytes +
+                      2 * kMaxVarintBytes + kMaxVarintBytes + s.model_version.size();
+  for (const auto& d : s.top_signals) bound += kMaxVarintBytes + d.signal.size() + kDoubleBytes;
+  const std::size_t start = out.size();
+  append_confluent_header(out, schema_id);
+  out.resize(start + bound);
+  AvroWriter w(out.data() + start + kConfluentHeaderSize);
+  w.write_string(s.car);
+  w.write_long(s.ts);
+  w.write_long(s.seq);
+  w.write_double(s.score);
+  w.write_double(s.threshold);
+  if (!s.top_signals.empty()) {
+    w.write_long(static_cast<int64_t>(s.top_signals.size()));  // one block
+    for (const auto& d : s.top_signals) {
+      w.write_string(d.signal);
+      w.write_double(d.deviation);
+    }
+  }
+  w.write_long(0);
+  w.write_string(s.model_version);
+  out.resize(static_cast<std::size_t>(w.position() - out.data()));
+}
+
+bool decode_avro_anomaly_score(std::string_view in, AnomalyScore& s, int32_t* schema_id, std::string* error) {
+  Decoder d("AnomalyScore", error);
+  if (!d.header(in, schema_id)) return false;
+  AvroReader& r = d.reader();
+  if (!d.string(s.car, "car")) return false;
+  if (!r.read_long(s.ts)) return d.fail("ts");
+  if (!r.read_long(s.seq)) return d.fail("seq");
+  if (!r.read_double(s.score)) return d.fail("score");
+  if (!r.read_double(s.threshold)) return d.fail("threshold");
+  s.top_signals.clear();
+  while (true) {
+    int64_t count;
+    if (!d.block(count, 1 + kDoubleBytes, "top_signals")) return false;
+    if (count == 0) break;
+    for (int64_t i = 0; i < count; ++i) {
+      SignalDeviation& dev = s.top_signals.emplace_back();
+      if (!d.string(dev.signal, "top_signals.signal")) return false;
+      if (!r.read_double(dev.deviation)) return d.fail("top_signals.deviation");
+    }
+  }
+  if (!d.string(s.model_version, "model_version")) return false;
+  return d.end();
+}
+
+void encode_avro_alert(const core::Alert& a, int32_t schema_id, std::string& out) {
+  std::size_t bound = kConfluentHeaderSize + 4 * kMaxVarintBytes + a.id.size() + a.car.size() +
+                      a.kind.size() + 1 + kMaxVarintBytes + 2 * kDoubleBytes + 2 * kMaxVarintBytes +
+                      kMaxVarintBytes + a.model_version.size();
+  for (const auto& sig : a.signals) bound += kMaxVarintBytes + sig.size();
+  const std::size_t start = out.size();
+  append_confluent_header(out, schema_id);
+  out.resize(start + bound);
+  AvroWriter w(out.data() + start + kConfluentHeaderSize);
+  w.write_string(a.id);
+  w.write_string(a.car);
+  w.write_string(a.kind);
+  w.write_boolean(a.raised);
+  w.write_long(a.ts);
+  w.write_double(a.score);
+  w.write_double(a.threshold);
+  if (!a.signals.empty()) {
+    w.write_long(static_cast<int64_t>(a.signals.size()));
+    for (const auto& sig : a.signals) w.write_string(sig);
+  }
+  w.write_long(0);
+  w.write_string(a.model_version);
+  out.resize(static_cast<std::size_t>(w.position() - out.data()));
+}
+
+bool decode_avro_alert(std::string_view in, core::Alert& a, int32_t* schema_id, std::string* error) {
+  Decoder d("Alert", error);
+  if (!d.header(in, schema_id)) return false;
+  AvroReader& r = d.reader();
+  if (!d.string(a.id, "id") || !d.string(a.car, "car") || !d.string(a.kind, "kind")) return false;
+  if (!r.read_boolean(a.raised)) return d.fail("raised");
+  if (!r.read_long(a.ts)) return d.fail("ts");
+  if (!r.read_double(a.score)) return d.fail("score");
+  if (!r.read_double(a.threshold)) return d.fail("threshold");
+  a.signals.clear();
+  while (true) {
+    int64_t count;
+    if (!d.block(count, 1, "signals")) return false;
+    if (count == 0) break;
+    for (int64_t i = 0; i < count; ++i) {
+      if (!d.string(a.signals.emplace_back(), "signals")) return false;
+    }
+  }
+  if (!d.string(a.model_version, "model_version")) return false;
+  a.acknowledged = false;
+  return d.end();
+}
+
+}  // namespace fleettwin::codec
