@@ -103,11 +103,20 @@ class Fleet {
   int64_t _round = 0;
 };
 
-/// The store's options with the page size under test (the benchmark's argument).
+/// The store's options with the page size and generation size under test (the benchmark's arguments).
 fleettwin::store::SqliteOptions options(const benchmark::State& state) {
   fleettwin::store::SqliteOptions o;
   o.page_size = static_cast<int>(state.range(0));
+  o.telemetry_generation_rows = state.range(1);
   return o;
+}
+
+/// Page sizes at the default generation size, then generation sizes at the default page size.
+void page_and_generation(benchmark::internal::Benchmark* b) {
+  fleettwin::store::SqliteOptions defaults;
+  b->ArgNames({"page", "gen"});
+  for (int64_t page : {4096, 16384, 65536}) b->Args({page, defaults.telemetry_generation_rows});
+  for (int64_t gen : {10000, 40000}) b->Args({defaults.page_size, gen});
 }
 
 void BM_StoreTelemetryWrite(benchmark::State& state) {
@@ -126,10 +135,7 @@ void BM_StoreTelemetryWrite(benchmark::State& state) {
   state.SetItemsProcessed(inserted);
 }
 BENCHMARK(BM_StoreTelemetryWrite)
-    ->ArgName("page")
-    ->Arg(4096)
-    ->Arg(16384)
-    ->Arg(65536)
+    ->Apply(page_and_generation)
     ->Iterations(kBatches)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
@@ -171,7 +177,7 @@ void BM_StoreHistory(benchmark::State& state) {
   }
   state.counters["rows_per_query"] = static_cast<double>(rows) / static_cast<double>(state.iterations());
 }
-BENCHMARK(BM_StoreHistory)->ArgName("page")->Arg(4096)->Arg(16384)->Arg(65536)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StoreHistory)->Apply(page_and_generation)->Unit(benchmark::kMicrosecond);
 
 // Twin upserts: 10,000 twins, batches of 5,000, each a newer state (applied, not refused).
 void BM_StoreTwinUpsert(benchmark::State& state) {
@@ -210,10 +216,10 @@ void BM_StoreTwinUpsert(benchmark::State& state) {
   state.SetItemsProcessed(applied);
 }
 BENCHMARK(BM_StoreTwinUpsert)
-    ->ArgName("page")
-    ->Arg(4096)
-    ->Arg(16384)
-    ->Arg(65536)
+    ->ArgNames({"page", "gen"})
+    ->Args({4096, 20000})
+    ->Args({16384, 20000})
+    ->Args({65536, 20000})
     ->Iterations(200)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

@@ -77,6 +77,34 @@ const std::vector<ConfigKey> kKeys = {
     {"twin.flush_interval", ConfigType::kDuration, "1s", 0, 600000,
      "The twin stage writes each changed twin at most once per interval, and commits its input then."},
     {"log.partitions", ConfigType::kInt, "8", 1, 4096, "Partitions of each topic created by fleettwin."},
+    {"log.replication", ConfigType::kInt, "1", 1, 16, "Replication factor of each topic created on Kafka."},
+    {"kafka.brokers",
+     ConfigType::kString,
+     "",
+     {},
+     {},
+     "Kafka bootstrap servers (HOST:PORT,...). Empty: the embedded in-memory log. Any other "
+     "`kafka.<property>` "
+     "key is passed to librdkafka as is (SASL, SSL, tuning)."},
+    {"group",
+     ConfigType::kString,
+     "",
+     {},
+     {},
+     "Consumer group of a role process (default fleettwin.<stage>); copies in one group share the "
+     "partitions."},
+    {"schema_registry",
+     ConfigType::kString,
+     "",
+     {},
+     {},
+     "Schema registry URL (Confluent REST API). Empty in `up`: an embedded registry on registry.listen."},
+    {"registry.listen",
+     ConfigType::kString,
+     "127.0.0.1:8081",
+     {},
+     {},
+     "Where `up` and `fleettwin registry` serve the embedded schema registry (port 0: any free port)."},
     {"log.capacity", ConfigType::kInt, "16384", 16, 100000000,
      "Embedded log: records kept per partition; producers wait when consumers fall this far behind."},
     {"stage.max_batch", ConfigType::kInt, "5000", 1, 1000000, "Records per stage batch at most."},
@@ -174,6 +202,10 @@ const ConfigKey* Config::find_key(const std::string& name) {
 
 void Config::set(const std::string& name, const std::string& value, const std::string& origin) {
   const ConfigKey* key = find_key(name);
+  if (!key && name.rfind("kafka.", 0) == 0 && name.size() > 6) {
+    _passthrough[name] = value;  // librdkafka validates it when the log is created, naming the key
+    return;
+  }
   if (!key)
     throw ConfigError(origin + ": unknown configuration key '" + name + "' (see `fleettwin config docs`)");
   auto fail = [&](const std::string& why) {

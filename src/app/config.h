@@ -57,9 +57,13 @@ class Config {
   /// Markdown reference of every key (docs/configuration.md).
   static std::string docs_markdown();
 
+  /// Keys under a pass-through prefix (`kafka.` + any librdkafka property), as given.
+  const std::map<std::string, std::string>& passthrough() const { return _passthrough; }
+
  private:
   const std::string& raw(const std::string& name) const;
   std::map<std::string, std::string> _values;
+  std::map<std::string, std::string> _passthrough;
 };
 
 }  // namespace fleettwin::app

@@ -10,10 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <thread>
 
 #include "app/config.h"
-#include "app/embedded.h"
+#include "app/pipeline.h"
 #include "codec/json.h"
+#include "codec/registry_server.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace {
@@ -40,6 +43,12 @@ class Flags {
     auto& b = _bindings.emplace_back(FlagBinding{flag, key, "", nullptr});
     b.option = app->add_option(flag, b.value, help);
   }
+  /// `--kafka-set KEY=VALUE` (repeatable): any librdkafka property, as `kafka.KEY`.
+  void add_kafka_set(CLI::App* app) {
+    auto& values = _kafka_sets.emplace_back();
+    app->add_option("--kafka-set", values,
+                    "librdkafka property KEY=VALUE (repeatable), e.g. security.protocol=SSL");
+  }
   void add_switch(CLI::App* app, const std::string& flag, const std::string& key, const std::string& help) {
     auto& b = _switches.emplace_back(FlagBinding{flag, key, "", nullptr});
     b.option = app->add_flag(flag, help);
@@ -49,10 +58,18 @@ class Flags {
       if (b.option->count() > 0) config.set(b.key, b.value, b.flag);
     for (auto& b : _switches)
       if (b.option->count() > 0) config.set(b.key, "true", b.flag);
+    for (const auto& values : _kafka_sets)
+      for (const auto& kv : values) {
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0)
+          throw ConfigError("--kafka-set '" + kv + "': expected KEY=VALUE");
+        config.set("kafka." + kv.substr(0, eq), kv.substr(eq + 1), "--kafka-set");
+      }
   }
 
  private:
   std::deque<FlagBinding> _bindings, _switches;  // deque: CLI11 keeps pointers to `value`
+  std::deque<std::vector<std::string>> _kafka_sets;
 };
 
 Config load_config(const std::string& config_file, Flags& flags) {
@@ -105,6 +122,7 @@ std::string db_path(const Config& c) {
 int main(int argc, char** argv) {
   CLI::App app{"fleettwin: a digital twin of every car in a fleet, with failure prediction"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options (--config, --log-level) also after the subcommand
   std::string config_file;
   app.add_option("--config", config_file, "YAML configuration file")->check(CLI::ExistingFile);
   Flags flags;
@@ -126,10 +144,51 @@ int main(int argc, char** argv) {
   flags.add(up, "--ground-truth", "ground_truth",
             "Ground-truth file (default <data-dir>/ground_truth.jsonl)");
   flags.add(up, "--summary-json", "summary_json", "Write the run summary as JSON");
+  auto add_distributed = [&](CLI::App* cmd) {
+    flags.add(cmd, "--kafka", "kafka.brokers",
+              "Kafka bootstrap servers HOST:PORT[,...] (default: embedded log)");
+    flags.add_kafka_set(cmd);
+    flags.add(cmd, "--schema-registry", "schema_registry", "Schema registry URL");
+    flags.add(cmd, "--partitions", "log.partitions", "Partitions of topics fleettwin creates");
+  };
+  add_distributed(up);
+  flags.add(up, "--registry-listen", "registry.listen",
+            "Embedded schema registry address (default 127.0.0.1:8081)");
+
+  // One role per process (distributed mode).
+  std::map<std::string, CLI::App*> role_cmds;
+  for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
+           {"process", "Run the process stage: raw JSON -> validated Avro, rejects to the DLQ"},
+           {"sink", "Run the sink stage: telemetry and twins -> store"},
+           {"sim", "Run the fleet simulator, publishing raw telemetry to the log"}}) {
+    auto* cmd = app.add_subcommand(name, help);
+    add_distributed(cmd);
+    flags.add(cmd, "--group", "group", "Consumer group (copies in one group share the partitions)");
+    flags.add(cmd, "--data-dir", "data_dir", "Store and state directory");
+    role_cmds[name] = cmd;
+  }
+  auto* sim_cmd = role_cmds["sim"];
+  flags.add(sim_cmd, "--cars", "sim.cars", "Number of simulated cars");
+  flags.add(sim_cmd, "--interval", "sim.interval", "Each car sends one message per interval (e.g. 10s)");
+  flags.add(sim_cmd, "--duration", "sim.duration", "Simulated time to run (default: until stopped)");
+  flags.add_switch(sim_cmd, "--fast", "sim.fast", "Simulated clock, as fast as the log accepts");
+  flags.add(sim_cmd, "--seed", "sim.seed", "Simulator seed");
+  flags.add(sim_cmd, "--failure-rate", "sim.failure_rate", "Expected failures per car per simulated hour");
+  flags.add(sim_cmd, "--inject-invalid", "sim.inject_invalid", "Also publish N malformed payloads");
+  flags.add(sim_cmd, "--ground-truth", "ground_truth", "Ground-truth file");
+
+  // registry
+  auto* registry_cmd =
+      app.add_subcommand("registry", "Serve the embedded schema registry (Confluent REST subset)");
+  flags.add(registry_cmd, "--listen", "registry.listen", "HOST:PORT to listen on (default 127.0.0.1:8081)");
+  flags.add(registry_cmd, "--data-dir", "data_dir", "Where registered schemas are kept");
 
   // twin
-  auto* twin = app.add_subcommand("twin", "Read twins from the store");
-  twin->require_subcommand(1);
+  auto* twin = app.add_subcommand(
+      "twin", "Run the twin stage (with --kafka), or read twins from the store (get, list)");
+  twin->require_subcommand(0, 1);
+  add_distributed(twin);
+  flags.add(twin, "--group", "group", "Consumer group (copies in one group share the partitions)");
   auto* twin_get = twin->add_subcommand("get", "Print one car's twin as JSON");
   std::string car;
   twin_get->add_option("car", car, "Car id")->required();
@@ -159,6 +218,14 @@ int main(int argc, char** argv) {
   bench_embedded->add_option("--seconds", bench_seconds, "Wall time to run")->check(CLI::Range(1, 3600));
   bench_embedded->add_option("--json", bench_json, "Write the result as JSON (the --summary-json keys)");
   flags.add(bench_embedded, "--data-dir", "data_dir", "Scratch directory (default: a fresh temp dir)");
+  auto* bench_kafka = bench->add_subcommand(
+      "kafka",
+      "End-to-end msg/s on Kafka (sim -> raw -> process -> telemetry -> sink), and process alone per core");
+  flags.add(bench_kafka, "--kafka", "kafka.brokers",
+            "Kafka bootstrap servers (e.g. from scripts/services/kafka start)");
+  flags.add(bench_kafka, "--cars", "sim.cars", "Number of simulated cars (default 10000)");
+  bench_kafka->add_option("--seconds", bench_seconds, "Wall time of each phase")->check(CLI::Range(1, 3600));
+  bench_kafka->add_option("--json", bench_json, "Write the result as JSON");
 
   try {
     app.parse(argc, argv);
@@ -176,14 +243,61 @@ int main(int argc, char** argv) {
     if (*up) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
-      spdlog::info("fleettwin up: {} cars, interval {}, {}, data dir {}", config.get_int("sim.cars"),
-                   config.get_string("sim.interval"), config.get_bool("sim.fast") ? "fast" : "real time",
-                   config.get_string("data_dir"));
+      spdlog::info(
+          "fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get_int("sim.cars"),
+          config.get_string("sim.interval"), config.get_bool("sim.fast") ? "fast" : "real time",
+          config.get_string("data_dir"),
+          config.get_string("kafka.brokers").empty() ? "embedded" : config.get_string("kafka.brokers"));
       fleettwin::app::RunControl control{&g_stop_signals, 0, true};
-      const auto s = fleettwin::app::run_embedded(config, control);
+      const auto s = fleettwin::app::run_pipeline(config, control);
       print_summary(s);
       if (!config.get_string("summary_json").empty())
         write_json(config.get_string("summary_json"), s.to_json());
+      return 0;
+    }
+    for (auto* cmd : {role_cmds["process"], role_cmds["sink"], role_cmds["sim"], twin}) {
+      if (!*cmd || (cmd == twin && (*twin_get || *twin_list))) continue;
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      const std::string role = cmd->get_name();
+      if (config.get_string("kafka.brokers").empty())
+        throw ConfigError("`fleettwin " + role +
+                          "` runs one role on Kafka: give --kafka BROKERS (or run everything "
+                          "in one process with `fleettwin up`)");
+      spdlog::info("fleettwin {}: Kafka {}, group {}", role, config.get_string("kafka.brokers"),
+                   config.get_string("group").empty() ? "fleettwin." + role : config.get_string("group"));
+      fleettwin::app::RunControl control{&g_stop_signals, 0, true};
+      const auto s = fleettwin::app::run_pipeline(config, control, fleettwin::app::Roles::only(role));
+      std::fprintf(stderr, "%s stopped: %lld records in, %.0f msg/s, peak RSS %.0f MB\n", role.c_str(),
+                   (long long)(role == "sim"       ? s.published
+                               : role == "process" ? s.processed
+                                                   : s.records_in),
+                   s.msgs_per_s, s.peak_rss_mb);
+      return 0;
+    }
+    if (*registry_cmd) {
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      fleettwin::codec::EmbeddedRegistryOptions ro;
+      const auto listen = config.get_string("registry.listen");
+      const auto colon = listen.rfind(':');
+      if (colon == std::string::npos) throw ConfigError("--listen '" + listen + "': expected HOST:PORT");
+      ro.host = listen.substr(0, colon);
+      try {
+        ro.port = std::stoi(listen.substr(colon + 1));
+      } catch (const std::exception&) {
+        throw ConfigError("--listen '" + listen + "': expected HOST:PORT");
+      }
+      std::filesystem::create_directories(std::filesystem::path(config.get_string("data_dir")) / "registry");
+      ro.journal_path =
+          (std::filesystem::path(config.get_string("data_dir")) / "registry" / "schemas.jsonl").string();
+      fleettwin::codec::EmbeddedRegistry registry(ro);
+      registry.start();
+      std::printf("%s\n", registry.url().c_str());
+      std::fflush(stdout);
+      spdlog::info("schema registry serving on {} (schemas kept in {})", registry.url(), ro.journal_path);
+      while (g_stop_signals.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      registry.stop();
       return 0;
     }
     if (*twin_get) {
@@ -209,22 +323,38 @@ int main(int argc, char** argv) {
       std::printf("%s", Config::docs_markdown().c_str());
       return 0;
     }
-    if (*bench_embedded) {
+    if (*bench_embedded || *bench_kafka) {
       if (config.get_string("data_dir") == Config().get_string("data_dir")) {
         auto dir = std::filesystem::temp_directory_path() / ("fleettwin-bench-" + std::to_string(::getpid()));
         std::filesystem::remove_all(dir);
         config.set("data_dir", dir.string(), "bench");
       }
       config.set("sim.fast", "true", "bench");
+      config.set("registry.listen", "127.0.0.1:0", "bench");
       std::signal(SIGINT, on_signal);
+      if (*bench_kafka && config.get_string("kafka.brokers").empty())
+        throw ConfigError("bench kafka needs --kafka BROKERS (start one with scripts/services/kafka start)");
       fleettwin::app::RunControl control{&g_stop_signals, bench_seconds * 1000, true};
-      const auto s = fleettwin::app::run_embedded(config, control);
+      const auto s = fleettwin::app::run_pipeline(config, control);
       print_summary(s);
+      const char* what = *bench_kafka ? "kafka" : "embedded";
       std::printf(
-          "bench embedded: %.0f msg/s sustained end to end (%lld cars, %.1f s), p99 latency %.1f ms, peak "
-          "RSS %.0f MB\n",
-          s.msgs_per_s, (long long)s.cars, s.elapsed_s, s.p99_latency_ms, s.peak_rss_mb);
-      if (!bench_json.empty()) write_json(bench_json, s.to_json());
+          "bench %s: %.0f msg/s sustained end to end (%lld cars, %.1f s), p99 latency %.1f ms, peak RSS %.0f "
+          "MB\n",
+          what, s.msgs_per_s, (long long)s.cars, s.elapsed_s, s.p99_latency_ms, s.peak_rss_mb);
+      std::string json = s.to_json();
+      if (*bench_kafka) {
+        // The process stage alone, on the raw records the first phase left in the log, in a fresh group.
+        const auto p = fleettwin::app::bench_process_alone(config, bench_seconds * 1000);
+        std::printf(
+            "bench kafka: process stage alone %.0f msg/s, %.0f msg/s per core (%.2f CPU s for %lld "
+            "records)\n",
+            p.msgs_per_s, p.msgs_per_cpu_s, p.cpu_s, (long long)p.records);
+        json.pop_back();
+        json += ",\"process_alone_msgs_per_s\":" + std::to_string(p.msgs_per_s) +
+                ",\"process_msgs_per_core_s\":" + std::to_string(p.msgs_per_cpu_s) + "}";
+      }
+      if (!bench_json.empty()) write_json(bench_json, json);
       std::filesystem::remove_all(config.get_string("data_dir"));
       return 0;
     }

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <algorithm>
 
 namespace fleettwin::stages {
 
@@ -71,8 +72,6 @@ void StageRunner::loop() {
   auto consumer = _log.consumer(_options.group);
   auto producer = _log.producer();
   CountingProducer out(*producer, *_out);
-  consumer->subscribe(_stage->descriptor().inputs,
-                      log::RebalanceListener{nullptr, [this](const auto& tps) { _stage->on_revoked(tps); }});
   const auto commit_interval = _stage->commit_interval();
   auto next_tick = std::chrono::steady_clock::now() + _options.tick_interval;
   auto next_commit = std::chrono::steady_clock::now() + commit_interval;
@@ -95,42 +94,81 @@ void StageRunner::loop() {
                        .count());
   };
 
-  while (!_stop) {
-    batch.clear();
-    const auto started = std::chrono::steady_clock::now();
-    if (pending.empty()) batch_started = started;
-    const auto window_end = started + _options.batch_window;
-    // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store transactions.
-    while (batch.size() < _options.max_batch) {
-      auto part = consumer->poll(_options.max_batch - batch.size(),
-                                 batch.empty() ? _options.poll_timeout : std::chrono::milliseconds(5));
-      if (part.empty()) break;
-      if (batch.empty()) {
-        batch = std::move(part);
-      } else {
-        batch.insert(batch.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  // Partitions taken away (another member joined, or this one is leaving): what was processed from them is
+  // committed now, while this member still owns them; what was polled but not processed is dropped, so it is
+  // processed once, by the new owner.
+  std::vector<log::TopicPartition> revoked;
+  bool failed = false;  // after an error nothing more is committed
+  auto on_revoked = [&](const std::vector<log::TopicPartition>& tps) {
+    revoked.insert(revoked.end(), tps.begin(), tps.end());
+    if (failed) return;
+    log::Offsets theirs;
+    for (const auto& tp : tps) {
+      if (auto it = pending.find(tp); it != pending.end()) {
+        theirs.insert(*it);
+        pending.erase(it);
       }
-      if (std::chrono::steady_clock::now() >= window_end) break;
     }
-    if (!batch.empty()) {
-      _in->add(static_cast<int64_t>(batch.size()));
-      _stage->process(batch, out);
-      merge(pending, log::next_offsets(batch));
+    _stage->flush_state(out);
+    if (out.flush(_options.flush_timeout) != 0)
+      throw log::LogError("outputs not acknowledged during a rebalance");
+    if (!theirs.empty()) consumer->commit(theirs);
+    _stage->on_revoked(tps);
+  };
+  consumer->subscribe(_stage->descriptor().inputs, log::RebalanceListener{nullptr, on_revoked});
+
+  try {
+    while (!_stop) {
+      batch.clear();
+      revoked.clear();
+      const auto started = std::chrono::steady_clock::now();
+      if (pending.empty()) batch_started = started;
+      const auto window_end = started + _options.batch_window;
+      // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store
+      // transactions.
+      while (batch.size() < _options.max_batch) {
+        auto part = consumer->poll(_options.max_batch - batch.size(),
+                                   batch.empty() ? _options.poll_timeout : std::chrono::milliseconds(5));
+        if (part.empty()) break;
+        if (batch.empty()) {
+          batch = std::move(part);
+        } else {
+          batch.insert(batch.end(), std::make_move_iterator(part.begin()),
+                       std::make_move_iterator(part.end()));
+        }
+        if (std::chrono::steady_clock::now() >= window_end) break;
+      }
+      if (!revoked.empty()) {
+        std::erase_if(batch, [&](const log::Record& r) {
+          return std::find(revoked.begin(), revoked.end(), log::TopicPartition{r.topic, r.partition}) !=
+                 revoked.end();
+        });
+      }
+      if (!batch.empty()) {
+        _in->add(static_cast<int64_t>(batch.size()));
+        _stage->process(batch, out);
+        merge(pending, log::next_offsets(batch));
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_tick) {
+        _stage->tick(out);
+        next_tick = now + _options.tick_interval;
+      }
+      _lag->set(consumer->lag());
+      const bool idle = batch.empty() && _lag->value() == 0;
+      if (commit_interval.count() == 0 || now >= next_commit || idle) {
+        commit();
+        next_commit = now + commit_interval;
+      }
+      if (_drain && idle && pending.empty()) break;
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= next_tick) {
-      _stage->tick(out);
-      next_tick = now + _options.tick_interval;
-    }
-    _lag->set(consumer->lag());
-    const bool idle = batch.empty() && _lag->value() == 0;
-    if (commit_interval.count() == 0 || now >= next_commit || idle) {
-      commit();
-      next_commit = now + commit_interval;
-    }
-    if (_drain && idle && pending.empty()) break;
+    commit();  // stopping: finish what was processed
+  } catch (...) {
+    // Leave the group without committing: the batch is replayed by whoever takes the partitions.
+    failed = true;
+    consumer->close();
+    throw;
   }
-  commit();  // stopping: finish what was processed
   // Leaving the group hands the partitions to the others.
   consumer->close();
 }

@@ -31,6 +31,8 @@ struct Result {
 Result run(const std::vector<std::string>& args) {
   std::string cmd = std::string(FLEETTWIN_BIN);
   for (const auto& a : args) cmd += " '" + a + "'";
+  // Tests run side by side: every `up` gets its own registry port.
+  if (!args.empty() && args[0] == "up") cmd += " --registry-listen 127.0.0.1:0";
   cmd += " 2>&1";
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
@@ -45,6 +47,7 @@ Result run(const std::vector<std::string>& args) {
 pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
   std::vector<std::string> all{FLEETTWIN_BIN};
   all.insert(all.end(), args.begin(), args.end());
+  if (args[0] == "up") all.insert(all.end(), {"--registry-listen", "127.0.0.1:0"});
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <limits>
 #include <utility>
 
 namespace fleettwin::store {
@@ -94,6 +95,10 @@ void Stmt::reset() {
 int64_t Stmt::column_int(int i) const { return sqlite3_column_int64(_stmt, i); }
 
 double Stmt::column_double(int i) const { return sqlite3_column_double(_stmt, i); }
+
+double Stmt::column_real(int i) const {
+  return column_is_null(i) ? std::numeric_limits<double>::quiet_NaN() : column_double(i);
+}
 
 bool Stmt::column_is_null(int i) const { return sqlite3_column_type(_stmt, i) == SQLITE_NULL; }
 

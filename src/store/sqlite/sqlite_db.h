@@ -55,6 +55,8 @@ class Stmt {
   // Columns are 0-based, as in the SQLite API.
   int64_t column_int(int i) const;
   double column_double(int i) const;
+  /// A REAL column that may hold NULL because SQLite stores a bound NaN as NULL: NULL reads as NaN.
+  double column_real(int i) const;
   bool column_is_null(int i) const;
   std::string column_text(int i) const;
   std::string_view column_blob(int i) const;  ///< valid until the next step() or reset()

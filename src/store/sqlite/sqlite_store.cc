@@ -12,19 +12,23 @@
 namespace fleettwin::store {
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
+// 2: numeric columns nullable (NaN). No migration yet: nothing released, an older file is refused.
+constexpr int64_t kSchemaVersion = 2;
 
-// Schema. Why telemetry is keyed by generation (measured with bench/store_bench.cc BM_Schema* on the 2-core
-// dev VM, 24-column rows, batches of 5,000 rows interleaved over 10,000 cars, one transaction per batch,
-// 2-3 M rows; rows/s at 16 KiB pages unless noted):
+// Schema. Why telemetry is keyed by generation: measured with bench/store_bench (BM_Schema*, BM_Store*;
+// 2 M rows of 24 columns into an empty file, batches of 5,000 interleaved over 10,000 cars, one transaction
+// per batch, INSERT OR IGNORE, WAL + synchronous=NORMAL, 64 MiB cache) on the shared 2-core dev VM, where
+// runs vary by +-15% with the other users' load:
 //
-//   candidate                                                  rows/s   replay-safe  history by car
-//   PRIMARY KEY (car TEXT, seq) WITHOUT ROWID                  ~25 k    yes          range scan
-//   rowid table + UNIQUE (car_id INT, ts, seq) (cars table)    ~60 k *  yes          index + row lookup
-//   PRIMARY KEY (ts, car_id, seq) + INDEX (car_id, ts)         ~70 k *  yes          index + row lookup
-//   PRIMARY KEY (ts, car, seq) WITHOUT ROWID, no car index     ~300 k   yes          scans every car
-//   PRIMARY KEY (gen, car, ts, seq), gen = 20,000-row block    ~260 k   yes (below)  one seek per gen
-//   (* falling as the table grows: 150 k at 0.5 M rows, 60 k at 2 M)
+//   candidate, 16 KiB pages                                  rows/s   history(car, from, to)
+//   PRIMARY KEY (car TEXT, seq) WITHOUT ROWID                 17 k    range scan
+//   rowid table + UNIQUE (car_id INT, ts, seq)                66 k *  index seek + a row lookup per row
+//   PRIMARY KEY (ts, car_id, seq) + INDEX (car_id, ts)        61 k *  index seek + a row lookup per row
+//   PRIMARY KEY (ts, car TEXT, seq), no car index            265 k    scans every car's rows in range
+//   PRIMARY KEY (gen, car, ts, seq), 20,000-row generations  242 k    one seek per generation
+//   (* still falling at 2 M rows: 150 k over the first 0.5 M)
+//   this store: the last one plus the replay checks below,   230-280 k, and 1.5 ms for one car's 200 rows
+//   64 KiB pages (4 KiB: 168 k; 16 KiB: 235 k)                          among 2 M (100 generations)
 //
 // A B-tree led by car, whether table or index, takes each row of a batch to a different leaf once it
 // outgrows the cache's view of one page per car: every row then dirties a page of its own, written to the
@@ -32,7 +36,7 @@ constexpr int64_t kSchemaVersion = 1;
 // leaves history nothing to seek on. The chosen key does both: rows are grouped into generations of
 // ~telemetry_generation_rows consecutive rows (telemetry_gens records each generation's row count and
 // device-time range), and sorted by (car, ts, seq) inside one. A batch therefore only touches the current
-// generation's pages (~20,000 rows, ~300 pages), and history(car, from, to) seeks (gen, car, ts) once in
+// generation's pages (~20,000 rows, ~4 MB), and history(car, from, to) seeks (gen, car, ts) once in
 // each generation whose time range overlaps [from, to): one B-tree seek per 20,000 fleet rows, never a scan
 // of other cars' rows.
 //
@@ -50,7 +54,8 @@ std::string signal_columns(bool with_types) {
     out += s.name;
     out += '"';
     // INTEGER affinity stores whole doubles as integers (smaller rows) and reads back the same double.
-    if (with_types) out += s.type == core::SignalType::kInt ? " INTEGER NOT NULL" : " REAL NOT NULL";
+    // No NOT NULL on numbers: SQLite stores a NaN as NULL, and a NaN must not fail the whole batch.
+    if (with_types) out += s.type == core::SignalType::kInt ? " INTEGER" : " REAL";
   }
   return out;
 }
@@ -61,7 +66,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS telemetry(
   gen INTEGER NOT NULL, car TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-  lat REAL NOT NULL, lon REAL NOT NULL)sql" +
+  lat REAL, lon REAL)sql" +
          signal_columns(true) + R"sql(, score REAL,
   PRIMARY KEY(gen, car, ts, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS telemetry_gens(
@@ -72,13 +77,13 @@ CREATE TABLE IF NOT EXISTS telemetry_cars(car TEXT PRIMARY KEY, max_seq INTEGER 
 CREATE TABLE IF NOT EXISTS twins(
   id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
   status TEXT NOT NULL, online INTEGER NOT NULL, last_seen INTEGER NOT NULL,
-  lat REAL NOT NULL, lon REAL NOT NULL, score REAL NOT NULL, rest BLOB NOT NULL) WITHOUT ROWID;
+  lat REAL, lon REAL, score REAL, rest BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS twins_by_status ON twins(status, id);
 CREATE INDEX IF NOT EXISTS twins_by_last_seen ON twins(last_seen);
 
 CREATE TABLE IF NOT EXISTS alerts(
   id TEXT PRIMARY KEY, car TEXT NOT NULL, kind TEXT NOT NULL, raised INTEGER NOT NULL, ts INTEGER NOT NULL,
-  score REAL NOT NULL, threshold REAL NOT NULL, signals BLOB NOT NULL, model_version TEXT NOT NULL,
+  score REAL, threshold REAL, signals BLOB NOT NULL, model_version TEXT NOT NULL,
   acknowledged INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alerts_by_car_ts ON alerts(car, ts);
 CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts(ts);
@@ -170,9 +175,9 @@ core::Twin read_twin(const Stmt& s) {
   t.health.status = core::health_status_from_string(s.column_text(4));
   t.online = s.column_int(5) != 0;
   t.last_seen = s.column_int(6);
-  t.reported.lat = s.column_double(7);
-  t.reported.lon = s.column_double(8);
-  t.health.score = s.column_double(9);
+  t.reported.lat = s.column_real(7);
+  t.reported.lon = s.column_real(8);
+  t.health.score = s.column_real(9);
   decode_twin_rest(s.column_blob(10), t);
   return t;
 }
@@ -184,8 +189,8 @@ core::Alert read_alert(const Stmt& s) {
   a.kind = s.column_text(2);
   a.raised = s.column_int(3) != 0;
   a.ts = s.column_int(4);
-  a.score = s.column_double(5);
-  a.threshold = s.column_double(6);
+  a.score = s.column_real(5);
+  a.threshold = s.column_real(6);
   a.signals = decode_strings(s.column_blob(7));
   a.model_version = s.column_text(8);
   a.acknowledged = s.column_int(9) != 0;
@@ -373,7 +378,7 @@ WriteResult SqliteStore::write(const WriteBatch& batch) {
     write_commands(batch.commands);
     tx.commit();
   } catch (...) {
-    // The rolled-back rows may have raised cached max seqs; forget them all.
+    // The cache may hold maxima from a generation close that was just rolled back; start again from the file.
     _max_seq.clear();
     _data_version = -1;
     throw;
@@ -382,12 +387,12 @@ WriteResult SqliteStore::write(const WriteBatch& batch) {
 }
 
 int64_t SqliteStore::closed_max_seq(const std::string& car) {
-  if (auto it = _max_seq.find(car); it != _max_seq.end()) return it->second;
+  if (const int64_t* known = _max_seq.find(car)) return *known;
   Stmt& s = _st->car_max_seq;
   StmtScope scope(s);
   s.bind(1, std::string_view(car));
   int64_t max_seq = s.step() ? s.column_int(0) : 0;
-  _max_seq.emplace(car, max_seq);
+  _max_seq.set(car, max_seq);
   return max_seq;
 }
 
@@ -409,7 +414,7 @@ int64_t SqliteStore::open_generation() {
     Stmt& s = _st->close_gen;
     StmtScope scope(s);
     s.bind(1, gen);
-    while (s.step()) _max_seq.insert_or_assign(s.column_text(0), s.column_int(1));
+    while (s.step()) _max_seq.set(s.column_text(0), s.column_int(1));
   }
   // Registered now, even if this batch turns out to hold only duplicates, so that every generation but
   // the last is always a closed one (max_seq_per_car relies on it). An empty range matches no query.
@@ -560,10 +565,9 @@ std::vector<TelemetryRow> SqliteStore::history(const std::string& car, int64_t f
     row.t.car = s.column_text(0);
     row.t.ts = s.column_int(1);
     row.t.seq = s.column_int(2);
-    row.t.lat = s.column_double(3);
-    row.t.lon = s.column_double(4);
-    for (size_t i = 0; i < core::kSignalCount; ++i)
-      row.t.values[i] = s.column_double(5 + static_cast<int>(i));
+    row.t.lat = s.column_real(3);
+    row.t.lon = s.column_real(4);
+    for (size_t i = 0; i < core::kSignalCount; ++i) row.t.values[i] = s.column_real(5 + static_cast<int>(i));
     if (!s.column_is_null(kScoreColumn)) row.score = s.column_double(kScoreColumn);
   }
   return out;

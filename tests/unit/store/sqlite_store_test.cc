@@ -5,7 +5,9 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -199,6 +201,8 @@ TEST(SqliteStore, ReplayIsFoundInOlderGenerationsAndAfterReopen) {
     EXPECT_EQ(again.telemetry_inserted, 0);
     EXPECT_EQ(again.telemetry_duplicates, 120);
   }
+  // The premise of this test: the rows really are spread over many generations.
+  EXPECT_GE(Db(dir.db()).query_int("SELECT COUNT(*) FROM telemetry_gens WHERE rows > 0"), 10);
   SqliteStore reopened(dir.db(), small);  // cold cache: every max seq comes from telemetry_cars
   WriteResult after = write_in_batches(reopened, rows, 13);
   EXPECT_EQ(after.telemetry_inserted, 0);
@@ -238,20 +242,21 @@ TEST(SqliteStore, LateMessageBelowMaxSeqIsStored) {
 }
 
 TEST(SqliteStore, WritesOfAnotherConnectionAreSeenAsDuplicates) {
-  // Connection A caches car a's max seq; B then writes newer rows. A's replay of B's rows must still be
-  // refused, which needs A to notice B's commit (PRAGMA data_version) and drop its cache.
+  // A caches car a's max seq over the closed generations; B then closes a generation A never saw closed.
+  // A's replay of that generation's rows must still be refused, which needs A to notice B's commit
+  // (PRAGMA data_version) and drop its cache: A itself closes nothing here that would refresh it.
   TempDir dir;
   SqliteOptions o;
-  o.telemetry_generation_rows = 1;  // every batch in a new generation: the primary key alone cannot catch it
+  o.telemetry_generation_rows = 2;
   SqliteStore a(dir.db(), o);
   SqliteStore b(dir.db(), o);
   WriteBatch first;
-  first.telemetry = {row("a", 1, 100)};
-  EXPECT_EQ(a.write(first).telemetry_inserted, 1);
+  first.telemetry = {row("a", 1, 100), row("a", 2, 200)};  // generation 1, full; A caches "a: 0 closed"
+  EXPECT_EQ(a.write(first).telemetry_inserted, 2);
   WriteBatch second;
-  second.telemetry = {row("a", 2, 200), row("a", 3, 300)};
-  EXPECT_EQ(b.write(second).telemetry_inserted, 2);
-  WriteResult replay = a.write(second);
+  second.telemetry = {row("a", 3, 300)};  // B closes generation 1 and opens 2
+  EXPECT_EQ(b.write(second).telemetry_inserted, 1);
+  WriteResult replay = a.write(first);  // into generation 2, not full: A closes nothing
   EXPECT_EQ(replay.telemetry_inserted, 0);
   EXPECT_EQ(replay.telemetry_duplicates, 2);
   EXPECT_EQ(a.history_stats().rows, 3);
@@ -362,6 +367,7 @@ TEST(SqliteStore, HistoryIsTheRangeOfOneCarOldestFirst) {
   }
   std::shuffle(rows.begin(), rows.end(), std::mt19937(3));  // arrival order must not matter
   write_in_batches(store, rows, 6);
+  ASSERT_GE(Db(dir.db()).query_int("SELECT COUNT(DISTINCT gen) FROM telemetry WHERE car = 'a'"), 5);
 
   auto h = store.history("a", 5000, 15000);  // [5000, 15000): seq 5..14
   ASSERT_EQ(h.size(), 10u);
@@ -540,6 +546,43 @@ TEST(SqliteStore, RefusesAnotherSchemaVersion) {
     raw.exec("UPDATE meta SET value = 999 WHERE key = 'schema_version'");
   }
   EXPECT_THROW(SqliteStore store(dir.db()), SqliteError);
+}
+
+TEST(SqliteStore, NanValuesAreStoredNotRefused) {
+  // SQLite turns a bound NaN into NULL; the store must keep the batch (a refused batch would be retried
+  // forever) and give the NaN back.
+  TempDir dir;
+  SqliteStore store(dir.db());
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  WriteBatch b;
+  TelemetryRow r = row("a", 1, 100, nan);
+  r.t.values[core::kSpeed] = nan;
+  r.t.values[core::kTirePressure11] = nan;  // an INTEGER column
+  b.telemetry = {r};
+  core::Twin t = twin("a", 1, 1);
+  t.health.score = nan;
+  t.reported.lat = nan;
+  b.twins = {t};
+  core::Alert al = alert("x", "a", 1, true);
+  al.score = nan;
+  b.alerts = {al};
+  WriteResult res = store.write(b);
+  EXPECT_EQ(res.telemetry_inserted, 1);
+  EXPECT_EQ(res.twins_applied, 1);
+
+  auto h = store.history("a", 0, 1000);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_TRUE(std::isnan(h[0].t.values[core::kSpeed]));
+  EXPECT_TRUE(std::isnan(h[0].t.values[core::kTirePressure11]));
+  EXPECT_EQ(h[0].t.values[core::kCoolantTemp], r.t.values[core::kCoolantTemp]);
+  EXPECT_FALSE(h[0].score.has_value());  // a NaN score is "no score"
+  auto got = store.get_twin("a");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_TRUE(std::isnan(got->health.score));
+  EXPECT_TRUE(std::isnan(got->reported.lat));
+  EXPECT_EQ(got->reported.lon, t.reported.lon);
+  ASSERT_EQ(store.alerts().size(), 1u);
+  EXPECT_TRUE(std::isnan(store.alerts()[0].score));
 }
 
 TEST(SqliteStore, EmptyBatchAndLimits) {

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "app/config.h"
+
+namespace fleettwin::app {
+
+/// What `up` (and `bench embedded`) report at the end of a run; `--summary-json` writes these keys.
+struct RunSummary {
+  int64_t cars = 0;
+  int64_t published = 0;
+  int64_t injected_invalid = 0;
+  int64_t processed = 0;   ///< records the process stage read
+  int64_t records_in = 0;  ///< records every stage of this process read
+  int64_t valid = 0;
+  int64_t dlq = 0;
+  int64_t stored_telemetry = 0;  ///< telemetry rows in the store (all runs on this data dir)
+  int64_t stored_this_run = 0;
+  int64_t twins = 0;
+  int64_t twins_behind = 0;  ///< twins whose reported.seq is not the car's last published seq
+  int64_t lost = 0;          ///< published (car, seq) missing from the store
+  int64_t duplicates = 0;    ///< (car, seq) stored more than once
+  int64_t failures = 0;      ///< failures that began in simulated cars (ground truth lines)
+  double elapsed_s = 0;
+  double msgs_per_s = 0;  ///< stored this run / elapsed
+  double p50_latency_ms = 0;
+  double p99_latency_ms = 0;
+  double peak_rss_mb = 0;
+  bool clean = true;  ///< every stage ended without error
+
+  std::string to_json() const;
+};
+
+/// Which parts of the platform this process runs. `up` runs all of them; `fleettwin process` (etc.) one.
+struct Roles {
+  bool sim = true;
+  bool process = true;
+  bool twin = true;
+  bool sink = true;
+  bool all() const { return sim && process && twin && sink; }
+  static Roles only(const std::string& role);  ///< "sim", "process", "twin" or "sink"
+};
+
+/// How a run is watched and stopped by its caller (the CLI or the benchmark).
+struct RunControl {
+  std::atomic<int>* stop_signals = nullptr;  ///< 1: drain and stop; 2 or more: stop after the current batch
+  int64_t max_wall_ms = 0;                   ///< stop (with drain) after this much wall time; 0 = no limit
+  bool progress = true;                      ///< print the live progress line
+  bool stop_when_caught_up = false;          ///< without the simulator: stop once every input is consumed
+};
+
+/// Runs `roles` of the pipeline in this process: simulator -> fleet.telemetry.raw -> process ->
+/// fleet.telemetry -> twin -> fleet.twins -> sink -> store. The log is the embedded one, or Kafka when
+/// `kafka.brokers` is set; Avro schemas are registered with `schema_registry`, or with an embedded registry
+/// started on `registry.listen` when every role runs here. With the simulator in-process the run resumes on
+/// an existing data dir (twins reloaded, every car continued after the last stored seq) and ends when the
+/// simulated duration is over; otherwise it runs until stopped. Stops drain every stage in pipeline order.
+/// Throws ConfigError / std::runtime_error with a message for the user.
+RunSummary run_pipeline(const Config& config, const RunControl& control, const Roles& roles = {});
+
+/// The process stage alone on the raw records already in the log, in a fresh group, until it caught up or
+/// `max_wall_ms` passed: throughput and CPU cost (`bench kafka`).
+struct ProcessBench {
+  int64_t records = 0;
+  double msgs_per_s = 0;
+  double cpu_s = 0;
+  double msgs_per_cpu_s = 0;
+};
+ProcessBench bench_process_alone(const Config& config, int64_t max_wall_ms);
+
+/// Peak resident set size of this process in MB.
+double peak_rss_mb();
+
+}  // namespace fleettwin::app

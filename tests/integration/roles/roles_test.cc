@@ -1,0 +1,165 @@
+// The distributed mode for real: a Kafka 4.x broker, a schema registry, and process (two copies), twin and
+// sink as separate fleettwin processes, fed by `fleettwin sim`. One process stage is killed with SIGKILL
+// mid-run and started again; the sink's store must still hold every (car, seq) exactly once.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "core/topics.h"
+#include "log/kafka/kafka_log.h"
+#include "store/sqlite/sqlite_store.h"
+#include "support/process.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using namespace fleettwin;
+using fleettwin::testing::read_file;
+using fleettwin::testing::spawn;
+using fleettwin::testing::stop;
+
+namespace {
+
+const std::string kBin = FLEETTWIN_BIN;
+
+/// Waits for `pred` up to `limit`; returns whether it became true.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(200ms);
+  }
+  return pred();
+}
+
+/// "process stopped: N records in" from a role's log.
+int64_t records_in(const std::string& log) {
+  std::smatch m;
+  static const std::regex re("stopped: (\\d+) records in");
+  return std::regex_search(log, m, re) ? std::stoll(m[1]) : -1;
+}
+
+}  // namespace
+
+TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
+  fleettwin::testing::KafkaService kafka(FLEETTWIN_SOURCE_DIR);
+  const fs::path dir = fs::temp_directory_path() / ("fleettwin-roles-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto path = [&](const std::string& name) { return (dir / name).string(); };
+
+  const pid_t registry = spawn(kBin, {"registry", "--listen", "127.0.0.1:0", "--data-dir", path("registry")},
+                               path("registry.log"));
+  std::string url;
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto log = read_file(path("registry.log"));
+        const auto at = log.find("http://");
+        if (at == std::string::npos) return false;
+        url = log.substr(at, log.find('\n', at) - at);
+        return true;
+      },
+      30s))
+      << read_file(path("registry.log"));
+
+  // Short sessions, so the group notices the killed copy within seconds (the broker's minimum is 6 s).
+  const std::vector<std::string> common{"--kafka", kafka.address(), "--schema-registry",
+                                        url,       "--kafka-set",   "session.timeout.ms=6000"};
+  auto role = [&](const std::string& name, const std::string& log, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{name};
+    args.insert(args.end(), common.begin(), common.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return spawn(kBin, args, path(log));
+  };
+  pid_t process_a = role("process", "process-a.log");
+  const pid_t process_b = role("process", "process-b.log");
+  const pid_t twin = role("twin", "twin.log");
+  const pid_t sink = role("sink", "sink.log", {"--data-dir", path("store")});
+
+  // 1,000 cars x 5 simulated minutes at 1 s, plus 24 malformed payloads for the DLQ.
+  const pid_t sim = role("sim", "sim.log",
+                         {"--cars", "1000", "--interval", "1s", "--duration", "5m", "--fast",
+                          "--inject-invalid", "24", "--data-dir", path("sim")});
+  constexpr int64_t kExpected = 1000 * 300;
+
+  // Kill one process copy without warning once the pipeline is under way, then start it again.
+  const fs::path db = path("store") + "/fleettwin.db";
+  int64_t rows_at_kill = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        if (!fs::exists(db)) return false;
+        rows_at_kill = store::SqliteStore(db.string()).history_stats().rows;
+        return rows_at_kill > 0;
+      },
+      120s))
+      << read_file(path("sink.log")) << read_file(path("process-a.log"));
+  EXPECT_EQ(stop(process_a, SIGKILL), -SIGKILL);
+  EXPECT_LT(rows_at_kill, kExpected) << "the run was over before the kill";
+  process_a = role("process", "process-a2.log");
+
+  int sim_status = 0;
+  waitpid(sim, &sim_status, 0);
+  ASSERT_TRUE(WIFEXITED(sim_status) && WEXITSTATUS(sim_status) == 0) << read_file(path("sim.log"));
+
+  store::HistoryStats stats;
+  EXPECT_TRUE(eventually(
+      [&] {
+        stats = store::SqliteStore(db.string()).history_stats();
+        return stats.distinct >= kExpected && stats.twins >= 1000;
+      },
+      300s))
+      << "stored " << stats.distinct << " of " << kExpected << "\n"
+      << read_file(path("sink.log"));
+  // Twins arrive at most a flush interval after their last message.
+  store::SqliteStore check(db.string());
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (const auto& t : check.list_twins({.limit = 2000}))
+          if (t.reported.seq != 300) return false;
+        return true;
+      },
+      60s));
+
+  EXPECT_EQ(stop(process_a), 0) << read_file(path("process-a2.log"));
+  EXPECT_EQ(stop(process_b), 0) << read_file(path("process-b.log"));
+  EXPECT_EQ(stop(twin), 0) << read_file(path("twin.log"));
+  EXPECT_EQ(stop(sink), 0) << read_file(path("sink.log"));
+  EXPECT_EQ(stop(registry), 0) << read_file(path("registry.log"));
+
+  stats = check.history_stats();
+  EXPECT_EQ(stats.rows, kExpected);
+  EXPECT_EQ(stats.distinct, kExpected);  // no (car, seq) twice, despite the replay after the kill
+  EXPECT_EQ(stats.cars, 1000);
+  EXPECT_EQ(stats.twins, 1000);
+  // Two copies of the process stage shared the partitions: both did part of the work.
+  EXPECT_GT(records_in(read_file(path("process-b.log"))), 0) << read_file(path("process-b.log"));
+  EXPECT_GT(records_in(read_file(path("process-a2.log"))), 0) << read_file(path("process-a2.log"));
+
+  // The malformed payloads are in the DLQ with their reasons; everything else went through.
+  log::KafkaLog klog({{"bootstrap.servers", kafka.address()}});
+  auto consumer = klog.consumer("roles-test-dlq");
+  consumer->subscribe({core::topics::kTelemetryDlq});
+  std::vector<log::Record> dlq;
+  eventually(
+      [&] {
+        auto batch = consumer->poll(100, 500ms);
+        dlq.insert(dlq.end(), batch.begin(), batch.end());
+        return dlq.size() >= 24 && batch.empty();
+      },
+      60s);
+  consumer->close();
+  // A replayed raw record is rejected again after the kill: count rejections by their source record.
+  std::set<std::string> distinct_dlq;
+  for (const auto& r : dlq) {
+    distinct_dlq.insert(std::string(r.header("source.offset").value_or("")));
+    ASSERT_TRUE(r.header(core::topics::kHeaderErrorReason).has_value());
+    EXPECT_EQ(r.header(core::topics::kHeaderErrorStage), "process");
+  }
+  EXPECT_EQ(distinct_dlq.size(), 24u);
+
+  if (!HasFailure()) fs::remove_all(dir);
+}

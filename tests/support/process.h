@@ -1,0 +1,110 @@
+#pragma once
+
+// Running the fleettwin binary and the service scripts from tests, as a user would. Header-only; used by the
+// e2e and integration tests on their main thread.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace fleettwin::testing {
+
+/// Exit code and combined output of a finished command.
+struct Result {
+  int exit_code = -1;
+  std::string out;
+};
+
+inline std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// Runs `program args...` to completion, capturing stdout and stderr.
+inline Result run(const std::string& program, const std::vector<std::string>& args) {
+  std::string cmd = quote(program);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("cannot run " + cmd);
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+/// Starts `program args...` in the background with stdout and stderr to `log_path`; returns its pid.
+inline pid_t spawn(const std::string& program, const std::vector<std::string>& args,
+                   const std::string& log_path) {
+  std::vector<std::string> all{program};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + program);
+  return pid;
+}
+
+/// Sends `sig` and waits for the process; returns its exit code, or -signal when a signal ended it.
+inline int stop(pid_t pid, int sig = SIGTERM) {
+  kill(pid, sig);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// A real Kafka broker from scripts/services/kafka, stopped when this goes out of scope. Throws when it
+/// cannot start: tests that need Kafka never skip.
+class KafkaService {
+ public:
+  explicit KafkaService(const std::string& source_dir) : _script(source_dir + "/scripts/services/kafka") {
+    FILE* out = popen((quote(_script) + " start").c_str(), "r");
+    if (!out) throw std::runtime_error("cannot run " + _script);
+    std::string text;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, out)) text = buf;  // the last line is the address
+    if (pclose(out) != 0)
+      throw std::runtime_error(_script + " start failed: a real Kafka broker is required");
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.empty()) throw std::runtime_error(_script + " start printed no address");
+    _address = text;
+  }
+  ~KafkaService() { std::system((quote(_script) + " stop " + quote(_address) + " >/dev/null 2>&1").c_str()); }
+  KafkaService(const KafkaService&) = delete;
+  KafkaService& operator=(const KafkaService&) = delete;
+  const std::string& address() const { return _address; }
+
+ private:
+  std::string _script;
+  std::string _address;
+};
+
+}  // namespace fleettwin::testing

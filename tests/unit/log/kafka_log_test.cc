@@ -1,0 +1,481 @@
+// The Kafka adapter against librdkafka's in-process mock cluster: real protocol, real client, faults injected
+// with rdkafka_mock.h (broker down, request errors). Every wait is bounded by a deadline; the deadlines are
+// generous because the mock delays a group's first join by 3 s and a rebalance by up to session.timeout.
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <ostream>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "log/kafka/kafka_log.h"
+
+using namespace fleettwin::log;
+using namespace std::chrono_literals;
+
+namespace fleettwin::log {
+void PrintTo(const TopicPartition& tp, std::ostream* os) { *os << tp.topic << "[" << tp.partition << "]"; }
+}  // namespace fleettwin::log
+
+namespace {
+
+// Kafka protocol ApiKeys; librdkafka's names for them (RD_KAFKAP_*) are in a private header.
+constexpr int16_t kProduce = 0;
+constexpr int16_t kOffsetCommit = 8;
+constexpr int16_t kInitProducerId = 22;
+
+/// A mock cluster owned by the test. Standalone (rd_kafka_mock_cluster_new) rather than
+/// `test.mock.num.brokers` in the settings: that would give every client handle a cluster of its own, and a
+/// KafkaLog makes one handle per producer and consumer.
+class MockCluster {
+ public:
+  explicit MockCluster(int brokers) {
+    char errstr[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    // This handle only hosts the cluster; it never connects, so its "no bootstrap.servers" notice is noise.
+    rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof errstr);
+    _rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!_rk) throw std::runtime_error(errstr);
+    _mc = rd_kafka_mock_cluster_new(_rk, brokers);
+    if (!_mc) throw std::runtime_error("rd_kafka_mock_cluster_new failed");
+  }
+  ~MockCluster() {
+    rd_kafka_mock_cluster_destroy(_mc);
+    rd_kafka_destroy(_rk);
+  }
+  MockCluster(const MockCluster&) = delete;
+  MockCluster& operator=(const MockCluster&) = delete;
+
+  std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(_mc); }
+  void topic(const std::string& name, int partitions, int replication = 3) {
+    if (rd_kafka_mock_topic_create(_mc, name.c_str(), partitions, replication))
+      throw std::runtime_error("mock topic " + name);
+  }
+  void push_errors(int16_t api, const std::vector<rd_kafka_resp_err_t>& errors) {
+    rd_kafka_mock_push_request_errors_array(_mc, api, errors.size(), errors.data());
+  }
+  void leader(const std::string& topic, int32_t partition, int32_t broker) {
+    if (rd_kafka_mock_partition_set_leader(_mc, topic.c_str(), partition, broker))
+      throw std::runtime_error("mock leader " + topic);
+  }
+  void broker_down(int32_t id) { rd_kafka_mock_broker_set_down(_mc, id); }
+  void broker_up(int32_t id) { rd_kafka_mock_broker_set_up(_mc, id); }
+
+ private:
+  rd_kafka_t* _rk = nullptr;
+  rd_kafka_mock_cluster_t* _mc = nullptr;
+};
+
+OutRecord rec(const std::string& topic, const std::string& key, const std::string& value) {
+  OutRecord r;
+  r.topic = topic;
+  r.key = key;
+  r.value = value;
+  return r;
+}
+
+using Clock = std::chrono::steady_clock;
+
+/// Polls until `expect` records arrived or `budget` ran out.
+std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::milliseconds budget = 30s) {
+  std::vector<Record> all;
+  const auto deadline = Clock::now() + budget;
+  while (all.size() < expect && Clock::now() < deadline) {
+    auto batch = c.poll(1000, 100ms);
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  return all;
+}
+
+/// Calls `step` until `done` or `budget` ran out; returns `done()`.
+bool until(const std::function<bool()>& done, const std::function<void()>& step,
+           std::chrono::milliseconds budget = 30s) {
+  const auto deadline = Clock::now() + budget;
+  while (!done() && Clock::now() < deadline) step();
+  return done();
+}
+
+int64_t sum(const std::vector<int64_t>& v) {
+  int64_t s = 0;
+  for (auto x : v) s += x;
+  return s;
+}
+
+class KafkaLogTest : public ::testing::Test {
+ protected:
+  std::map<std::string, std::string> settings(std::map<std::string, std::string> extra = {}) {
+    std::map<std::string, std::string> s{
+        {"bootstrap.servers", cluster.bootstrap()},
+        // The mock waits up to session.timeout - 1 s for members to rejoin: keep rebalances short.
+        {"session.timeout.ms", "6000"},
+        {"heartbeat.interval.ms", "500"},
+    };
+    for (auto& [k, v] : extra) s[k] = v;
+    return s;
+  }
+
+  MockCluster cluster{3};
+};
+
+TEST_F(KafkaLogTest, RoundTripKeepsKeysHeadersTimestampsOrderAndDeliveryOffsets) {
+  cluster.topic("t", 4);
+  KafkaLog log(settings());
+  auto p = log.producer();
+  std::map<std::string, std::pair<int32_t, int64_t>> delivered;  // value -> (partition, offset)
+  for (int i = 0; i < 200; ++i) {
+    auto r = rec("t", "car-" + std::to_string(i % 10), std::to_string(i));
+    r.headers = {{"mqtt.topic", "fleet/car-" + std::to_string(i % 10) + "/telemetry"}, {"empty", ""}};
+    r.timestamp_ms = 1'700'000'000'000 + i;
+    p->send(std::move(r), [&](const OutRecord& out, int64_t offset, const std::string* error) {
+      ASSERT_EQ(error, nullptr) << *error;
+      EXPECT_EQ(out.topic, "t");
+      EXPECT_EQ(out.key, "car-" + std::to_string(std::stoi(out.value) % 10));
+      delivered[out.value] = {out.partition, offset};
+    });
+  }
+  ASSERT_EQ(p->flush(30s), 0);
+  ASSERT_EQ(delivered.size(), 200u);
+
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  auto all = drain(*c, 200);
+  ASSERT_EQ(all.size(), 200u);
+  std::map<std::string, int32_t> partition_of;
+  std::map<std::string, int> last_of_key;
+  std::map<int32_t, int64_t> per_partition;
+  for (const auto& r : all) {
+    EXPECT_EQ(r.topic, "t");
+    const int i = std::stoi(r.value);
+    EXPECT_EQ(r.key, "car-" + std::to_string(i % 10));
+    EXPECT_EQ(delivered[r.value], std::make_pair(r.partition, r.offset)) << r.value;
+    if (partition_of.count(r.key)) {
+      EXPECT_EQ(partition_of[r.key], r.partition) << r.key;
+    }
+    partition_of[r.key] = r.partition;
+    if (last_of_key.count(r.key)) {
+      EXPECT_LT(last_of_key[r.key], i) << "order of " << r.key;
+    }
+    last_of_key[r.key] = i;
+    EXPECT_EQ(r.header("mqtt.topic"), "fleet/" + r.key + "/telemetry");
+    EXPECT_EQ(r.header("empty"), "");
+    EXPECT_EQ(r.timestamp_ms, 1'700'000'000'000 + i);
+    ++per_partition[r.partition];
+  }
+  auto ends = log.end_offsets("t");
+  ASSERT_EQ(ends.size(), 4u);
+  for (int32_t q = 0; q < 4; ++q) EXPECT_EQ(ends[q], per_partition[q]);
+  EXPECT_EQ(c->lag(), 0);
+  c->close();
+  EXPECT_THROW(c->poll(1, 1ms), LogError);
+  EXPECT_THROW(c->commit({{{"t", 0}, 1}}), LogError);
+}
+
+TEST_F(KafkaLogTest, CommitAndReopenResumesAfterTheCommitNotAfterTheRead) {
+  cluster.topic("t", 1);
+  KafkaLog log(settings());
+  auto p = log.producer();
+  for (int i = 0; i < 10; ++i) p->send(rec("t", "k", std::to_string(i)));
+  ASSERT_EQ(p->flush(30s), 0);
+  {
+    auto c = log.consumer("g");
+    c->subscribe({"t"});
+    auto batch = drain(*c, 10);
+    ASSERT_EQ(batch.size(), 10u);
+    // Processed only the first four: a restart must replay from offset 4.
+    c->commit(next_offsets({batch.begin(), batch.begin() + 4}));
+    EXPECT_EQ(c->lag(), 0);
+    c->seek({"t", 0}, 7);
+    auto replay = drain(*c, 3);
+    ASSERT_EQ(replay.size(), 3u);
+    EXPECT_EQ(replay.front().offset, 7);
+    EXPECT_THROW(c->seek({"t", 5}, 0), LogError);  // not assigned
+  }
+  EXPECT_EQ(log.committed("g", {"t", 0}), 4);
+  auto c2 = log.consumer("g");
+  c2->subscribe({"t"});
+  auto again = drain(*c2, 6);
+  ASSERT_EQ(again.size(), 6u);
+  EXPECT_EQ(again.front().offset, 4);
+  EXPECT_EQ(again.front().value, "4");
+  EXPECT_EQ(log.committed("other", {"t", 0}), -1);
+}
+
+TEST_F(KafkaLogTest, LagCountsFromTheCommitBeforeAnythingIsRead) {
+  cluster.topic("t", 2);
+  KafkaLog log(settings());
+  auto p = log.producer();
+  for (int i = 0; i < 20; ++i) p->send(rec("t", "", std::to_string(i)), nullptr);
+  ASSERT_EQ(p->flush(30s), 0);
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  // One record read: its partition's position is known, the other's comes from the group (no commit yet:
+  // the earliest offset).
+  std::vector<Record> first;
+  ASSERT_TRUE(until([&] { return !first.empty(); }, [&] { first = c->poll(1, 100ms); }));
+  ASSERT_EQ(c->assignment().size(), 2u);
+  EXPECT_EQ(c->lag(), 19);
+  EXPECT_EQ(drain(*c, 19).size(), 19u);
+  EXPECT_EQ(c->lag(), 0);
+}
+
+TEST_F(KafkaLogTest, TwoMembersSplitPartitionsProcessEachRecordOnceAndClosingHandsThemBack) {
+  cluster.topic("t", 4);
+  KafkaLog log(settings());
+  auto p = log.producer();
+  auto produce = [&](int from, int to) {
+    for (int i = from; i < to; ++i) p->send(rec("t", "car-" + std::to_string(i % 50), std::to_string(i)));
+    ASSERT_EQ(p->flush(30s), 0);
+  };
+  produce(0, 2000);
+
+  std::map<std::string, int> seen;  // value -> times processed
+  std::vector<TopicPartition> revoked1;
+  std::set<TopicPartition> assigned2;
+  // The stage loop in miniature: poll, "process", commit, and only then poll again.
+  auto step = [&](Consumer& c, std::size_t max) {
+    auto batch = c.poll(max, 20ms);
+    for (const auto& r : batch) ++seen[r.value];
+    if (!batch.empty()) c.commit(next_offsets(batch));
+  };
+  auto c1 = log.consumer("g");
+  c1->subscribe({"t"}, RebalanceListener{nullptr, [&](const auto& tps) {
+                                           revoked1.insert(revoked1.end(), tps.begin(), tps.end());
+                                         }});
+  ASSERT_TRUE(
+      until([&] { return c1->assignment().size() == 4 && seen.size() >= 50; }, [&] { step(*c1, 5); }));
+
+  auto c2 = log.consumer("g");
+  c2->subscribe(
+      {"t"}, RebalanceListener{[&](const auto& tps) { assigned2.insert(tps.begin(), tps.end()); }, nullptr});
+  // Slow consumption (pacing only) keeps records flowing while the partitions move.
+  ASSERT_TRUE(until([&] { return c1->assignment().size() == 2 && c2->assignment().size() == 2; },
+                    [&] {
+                      step(*c1, 5);
+                      step(*c2, 5);
+                      std::this_thread::sleep_for(10ms);
+                    }));
+  EXPECT_LT(seen.size(), 2000u) << "the rebalance happened after everything was read; nothing was tested";
+  std::set<TopicPartition> all;
+  for (const auto& tp : c1->assignment()) all.insert(tp);
+  for (const auto& tp : c2->assignment()) all.insert(tp);
+  EXPECT_EQ(all.size(), 4u);
+  // Two of c1's partitions moved (more revokes would mean partitions were lost on the way).
+  EXPECT_GE(revoked1.size(), 2u);
+  const auto now2 = c2->assignment();
+  EXPECT_EQ(assigned2, std::set<TopicPartition>(now2.begin(), now2.end()));
+
+  produce(2000, 3000);
+  ASSERT_TRUE(until([&] { return seen.size() == 3000; },
+                    [&] {
+                      step(*c1, 100);
+                      step(*c2, 100);
+                    }));
+  for (const auto& [value, times] : seen) EXPECT_EQ(times, 1) << "record " << value;
+
+  c2->close();
+  ASSERT_TRUE(until([&] { return c1->assignment().size() == 4; }, [&] { step(*c1, 100); }));
+  EXPECT_EQ(seen.size(), 3000u);
+}
+
+TEST_F(KafkaLogTest, BrokerDownDuringProduceLosesAndDuplicatesNothing) {
+  cluster.topic("t", 6);
+  for (int32_t q = 0; q < 6; ++q) cluster.leader("t", q, q % 3 + 1);  // the mock picks leaders at random
+  KafkaLog log(settings());
+  auto p = log.producer();
+  int ok = 0, failed = 0;
+  auto cb = [&](const OutRecord&, int64_t, const std::string* error) { error ? ++failed : ++ok; };
+  for (int i = 0; i < 500; ++i) p->send(rec("t", "car-" + std::to_string(i % 30), std::to_string(i)), cb);
+  // Some of these are in flight when the connection drops: their retries must not be written twice.
+  cluster.broker_down(2);  // leads partitions 1 and 4; the mock does not move leadership
+  // The mock applies it on its own thread: give it a moment (pacing, not a speed assertion).
+  std::this_thread::sleep_for(500ms);
+  for (int i = 500; i < 1000; ++i) p->send(rec("t", "car-" + std::to_string(i % 30), std::to_string(i)), cb);
+  EXPECT_GT(p->flush(2s), 0) << "records of the down broker's partitions cannot be acknowledged yet";
+  std::this_thread::sleep_for(2s);  // the outage, not a speed assertion
+  cluster.broker_up(2);
+  ASSERT_EQ(p->flush(60s), 0);
+  EXPECT_EQ(ok, 1000);
+  EXPECT_EQ(failed, 0);
+
+  EXPECT_EQ(sum(log.end_offsets("t")), 1000) << "a retry was written twice";
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  std::map<std::string, int> seen;
+  for (const auto& r : drain(*c, 1000)) ++seen[r.value];
+  ASSERT_EQ(seen.size(), 1000u);
+  for (const auto& [value, times] : seen) EXPECT_EQ(times, 1) << value;
+}
+
+TEST_F(KafkaLogTest, RetriableProduceErrorsAreRetriedWithoutLossOrDuplicates) {
+  cluster.topic("t", 1);
+  KafkaLog log(settings());
+  auto p = log.producer();
+  cluster.push_errors(kProduce, {RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                 RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS});
+  std::vector<int64_t> offsets;
+  for (int i = 0; i < 100; ++i)
+    p->send(rec("t", "k", std::to_string(i)),
+            [&](const OutRecord&, int64_t offset, const std::string* error) {
+              EXPECT_EQ(error, nullptr);
+              offsets.push_back(offset);
+            });
+  ASSERT_EQ(p->flush(60s), 0);
+  ASSERT_EQ(offsets.size(), 100u);
+  for (int64_t i = 0; i < 100; ++i) EXPECT_EQ(offsets[i], i);
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  auto all = drain(*c, 100);
+  ASSERT_EQ(all.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(all[i].value, std::to_string(i));
+  EXPECT_EQ(log.end_offsets("t"), std::vector<int64_t>{100});
+}
+
+TEST_F(KafkaLogTest, PermanentProduceErrorIsReportedPerRecordNeverSilent) {
+  cluster.topic("t", 1);
+  KafkaLog log(settings());
+  auto p = log.producer();
+  // Everything up to the first request must be queued before the error: one batch fails as a whole.
+  cluster.push_errors(kProduce, {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED});
+  std::set<std::string> ok, failed;
+  std::string error_seen;
+  for (int i = 0; i < 50; ++i)
+    p->send(rec("t", "k", std::to_string(i)), [&](const OutRecord& r, int64_t, const std::string* error) {
+      if (error) {
+        failed.insert(r.value);
+        error_seen = *error;
+      } else {
+        ok.insert(r.value);
+      }
+    });
+  int64_t reported = -1;
+  try {
+    reported = p->flush(60s);
+  } catch (const LogError& e) {
+    ADD_FAILURE() << "fatal instead of per-record failures: " << e.what();
+  }
+  EXPECT_EQ(ok.size() + failed.size(), 50u) << "every record gets exactly one report";
+  EXPECT_GE(failed.size(), 1u);
+  EXPECT_EQ(reported, static_cast<int64_t>(failed.size()));
+  EXPECT_NE(error_seen.find("TOPIC_AUTHORIZATION_FAILED"), std::string::npos) << error_seen;
+  EXPECT_EQ(p->flush(1s), 0) << "failures are reported once";
+  // What was acknowledged is in the log, once; what failed is not.
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  std::set<std::string> stored;
+  for (const auto& r : drain(*c, ok.size())) EXPECT_TRUE(stored.insert(r.value).second) << r.value;
+  EXPECT_EQ(stored, ok);
+}
+
+TEST_F(KafkaLogTest, FatalProducerErrorThrowsWithLibrdkafkasText) {
+  cluster.topic("t", 1);
+  // The idempotent producer cannot get a producer id: librdkafka raises a fatal error.
+  cluster.push_errors(kInitProducerId, {RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED});
+  KafkaLog log(settings());
+  auto p = log.producer();
+  std::string error;
+  p->send(rec("t", "k", "v"),
+          [&](const OutRecord&, int64_t, const std::string* e) { error = e ? *e : "none"; });
+  try {
+    p->flush(30s);
+    FAIL() << "flush did not throw";
+  } catch (const LogError& e) {
+    EXPECT_NE(std::string(e.what()).find("authorization"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(error.empty()) << "the record's callback was not called";
+  EXPECT_NE(error, "none");
+  EXPECT_THROW(p->send(rec("t", "k", "v"), nullptr), LogError);
+}
+
+TEST_F(KafkaLogTest, FailedCommitKeepsThePreviousCommittedOffset) {
+  cluster.topic("t", 1);
+  KafkaLog log(settings(), KafkaOptions{.operation_timeout = 3s});
+  auto p = log.producer();
+  for (int i = 0; i < 10; ++i) p->send(rec("t", "k", std::to_string(i)));
+  ASSERT_EQ(p->flush(30s), 0);
+  auto c = log.consumer("g");
+  c->subscribe({"t"});
+  auto batch = drain(*c, 10);
+  ASSERT_EQ(batch.size(), 10u);
+  c->commit(next_offsets({batch.begin(), batch.begin() + 4}));
+  ASSERT_EQ(log.committed("g", {"t", 0}), 4);
+
+  cluster.push_errors(kOffsetCommit, {RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE});
+  EXPECT_THROW(c->commit(next_offsets(batch)), LogError);
+  EXPECT_EQ(log.committed("g", {"t", 0}), 4) << "nothing may be committed early";
+
+  // "Rebalance in progress" makes the commit wait for the rebalance; none comes, so it fails in the end.
+  cluster.push_errors(kOffsetCommit, {RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS});
+  EXPECT_THROW(c->commit(next_offsets(batch)), LogError);
+  EXPECT_EQ(log.committed("g", {"t", 0}), 4);
+
+  // Errors that clear by themselves are retried within operation_timeout.
+  cluster.push_errors(kOffsetCommit,
+                      {RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT});
+  c->commit(next_offsets(batch));
+  EXPECT_EQ(log.committed("g", {"t", 0}), 10);
+  // The records kept while the commit waited are not lost: nothing new was produced, nothing comes back.
+  EXPECT_TRUE(c->poll(10, 200ms).empty());
+}
+
+TEST_F(KafkaLogTest, FullLocalQueueBlocksSendInsteadOfDropping) {
+  cluster.topic("t", 2);
+  KafkaLog log(settings({{"queue.buffering.max.messages", "10"}}));
+  auto p = log.producer();
+  int ok = 0;
+  for (int i = 0; i < 1000; ++i)
+    p->send(rec("t", std::to_string(i % 7), std::to_string(i)),
+            [&](const OutRecord&, int64_t, const std::string* error) { ok += error ? 0 : 1; });
+  ASSERT_EQ(p->flush(30s), 0);
+  EXPECT_EQ(ok, 1000);
+  EXPECT_EQ(sum(log.end_offsets("t")), 1000);
+}
+
+TEST_F(KafkaLogTest, RefusedRecordIsAFailedDeliveryNotAnException) {
+  cluster.topic("t", 2);
+  KafkaLog log(settings());
+  auto p = log.producer();
+  auto r = rec("t", "k", "v");
+  r.partition = 7;  // the topic has two
+  std::string error;
+  // librdkafka may refuse at once or after learning the partition count: both end as a failed delivery.
+  p->send(std::move(r), [&](const OutRecord&, int64_t, const std::string* e) { error = e ? *e : "none"; });
+  EXPECT_EQ(p->flush(30s), 1);
+  EXPECT_NE(error.find("PARTITION"), std::string::npos) << error;
+}
+
+TEST_F(KafkaLogTest, EndOffsetsOfAMissingTopicIsAnError) {
+  KafkaLog log(settings(), KafkaOptions{.operation_timeout = 5s});
+  EXPECT_THROW(log.end_offsets("missing"), LogError);
+}
+
+TEST_F(KafkaLogTest, SettingsAreValidatedAndNamed) {
+  auto message = [&](std::map<std::string, std::string> extra) -> std::string {
+    try {
+      KafkaLog log(settings(std::move(extra)));
+    } catch (const LogError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message({{"no.such.property", "1"}}).find("'no.such.property'"), std::string::npos);
+  EXPECT_NE(message({{"session.timeout.ms", "soon"}}).find("'session.timeout.ms'"), std::string::npos);
+  EXPECT_NE(message({{"enable.auto.commit", "true"}}).find("'enable.auto.commit'"), std::string::npos);
+  EXPECT_NE(message({{"acks", "1"}}).find("'acks'"), std::string::npos);
+  EXPECT_NE(message({{"enable.idempotence", "false"}}).find("'enable.idempotence'"), std::string::npos);
+  EXPECT_NE(message({{"group.id", "x"}}).find("'group.id'"), std::string::npos);
+  // Restating a fixed value and security settings are fine.
+  EXPECT_EQ(message({{"acks", "-1"}, {"enable.auto.commit", "false"}, {"security.protocol", "plaintext"}}),
+            "");
+  EXPECT_EQ(KafkaLog::settings_from_config({{"kafka.bootstrap.servers", "b:9092"}, {"mqtt.host", "m"}}),
+            (std::map<std::string, std::string>{{"bootstrap.servers", "b:9092"}}));
+}
+
+}  // namespace
