@@ -105,7 +105,7 @@ const std::vector<ConfigKey> kKeys = {
      {},
      {},
      "Where `up` and `fleettwin registry` serve the embedded schema registry (port 0: any free port)."},
-    {"log.capacity", ConfigType::kInt, "16384", 16, 100000000,
+    {"log.capacity", ConfigType::kInt, "8192", 16, 100000000,
      "Embedded log: records kept per partition; producers wait when consumers fall this far behind."},
     {"stage.max_batch", ConfigType::kInt, "5000", 1, 1000000, "Records per stage batch at most."},
     {"stage.batch_window", ConfigType::kDuration, "50ms", 0, 60000,

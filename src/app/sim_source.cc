@@ -104,12 +104,12 @@ void SimSource::run() {
 }
 
 void SimSource::publish(log::Producer& producer, const core::Telemetry& t, bool track_seq) {
-  _buf.clear();
-  codec::encode_json(t, _buf);
   log::OutRecord r;
   r.topic = core::topics::kTelemetryRaw;
   r.key = t.car;
-  r.value = _buf;
+  r.value.reserve(_last_payload + codec::kJsonPadding);
+  codec::encode_json(t, r.value);
+  _last_payload = r.value.size();
   producer.send(std::move(r));
   _published->add();
   if (track_seq) _last_seq[t.car] = t.seq;

@@ -63,7 +63,7 @@ class SimSource {
   std::unique_ptr<sim::Fleet> _fleet;                  // set once run() starts simulating
   std::unordered_map<std::string, int64_t> _last_seq;  // resume point, and CSV replay progress
   std::ofstream _ground_truth;
-  std::string _buf;
+  std::size_t _last_payload = 768;  // size hint for the next payload's buffer
   int64_t _inject_every = 97;
   int64_t _since_inject = 0;
   core::Counter* _published;

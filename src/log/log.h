@@ -126,6 +126,9 @@ class Log {
   virtual std::unique_ptr<Consumer> consumer(const std::string& group) = 0;
   /// Offset one past the newest record of each partition of `topic`.
   virtual std::vector<int64_t> end_offsets(const std::string& topic) = 0;
+  /// Whether records outlive this process (Kafka) or not (the embedded log). Only a durable log replays
+  /// after a crash, so only there must a commit wait for state a stage holds back.
+  virtual bool durable() const = 0;
 };
 
 /// Stable partition for a key (FNV-1a); the memory log and tests use it.

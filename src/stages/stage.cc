@@ -73,6 +73,7 @@ void StageRunner::loop() {
   auto producer = _log.producer();
   CountingProducer out(*producer, *_out);
   const auto commit_interval = _stage->commit_interval();
+  const bool hold_commits = _log.durable();
   auto next_tick = std::chrono::steady_clock::now() + _options.tick_interval;
   auto next_commit = std::chrono::steady_clock::now() + commit_interval;
   log::Offsets pending;  // processed, not yet committed
@@ -159,6 +160,15 @@ void StageRunner::loop() {
       if (commit_interval.count() == 0 || now >= next_commit || idle) {
         commit();
         next_commit = now + commit_interval;
+      } else if (!hold_commits && !pending.empty()) {
+        // A log that does not outlive the process never replays, so held-back state need not pin it: commit
+        // what is written and let the partitions trim (the state still goes out at the interval, and on
+        // stop).
+        if (out.flush(_options.flush_timeout) != 0)
+          throw log::LogError("output records were not acknowledged");
+        consumer->commit(pending);
+        pending.clear();
+        _batches->add();
       }
       if (_drain && idle && pending.empty()) break;
     }

@@ -37,8 +37,10 @@ class Stage {
   /// Writes what the stage held back to coalesce (e.g. one twin per car instead of one per message). The
   /// runner calls it right before every commit, so nothing committed is left unwritten.
   virtual void flush_state(log::Producer& out) {}
-  /// How often the runner commits; 0: after every batch. A longer interval lets flush_state coalesce more,
-  /// at the price of a longer replay after a crash (replays are harmless: every output is idempotent).
+  /// How often the runner calls flush_state and, on a durable log, commits; 0: after every batch. A longer
+  /// interval lets flush_state coalesce more, at the price of a longer replay after a crash (replays are
+  /// harmless: every output is idempotent). On the embedded log, which never replays, input is committed
+  /// after every batch regardless, so held-back state does not pin the log's memory.
   virtual std::chrono::milliseconds commit_interval() const { return std::chrono::milliseconds(0); }
   /// Partitions taken away from this member: forget what belongs to them.
   virtual void on_revoked(const std::vector<log::TopicPartition>& partitions) {}

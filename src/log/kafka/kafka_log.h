@@ -43,6 +43,7 @@ class KafkaLog final : public Log {
   std::unique_ptr<Consumer> consumer(const std::string& group) override;
   /// Throws LogError for a topic the cluster does not have.
   std::vector<int64_t> end_offsets(const std::string& topic) override;
+  bool durable() const override { return true; }
 
   /// Committed offset of `group` on a partition (-1: none). For tools and tests: one round trip per call.
   int64_t committed(const std::string& group, const TopicPartition& tp);

@@ -27,6 +27,7 @@ class MemoryLog final : public Log {
   std::unique_ptr<Producer> producer() override;
   std::unique_ptr<Consumer> consumer(const std::string& group) override;
   std::vector<int64_t> end_offsets(const std::string& topic) override;
+  bool durable() const override { return false; }
 
   /// Wakes every blocked producer and consumer; afterwards sends fail with LogError. Used at shutdown.
   void close();

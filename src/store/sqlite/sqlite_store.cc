@@ -438,7 +438,18 @@ void SqliteStore::write_telemetry(const std::vector<TelemetryRow>& rows, WriteRe
   int64_t min_ts = INT64_MAX;
   int64_t max_ts = INT64_MIN;
   Stmt& ins = _st->insert_telemetry;
-  for (const TelemetryRow& row : rows) {
+  // Insert in key order (car, ts, seq): consecutive rows then land on the same or the next B-tree page of the
+  // open generation instead of a random one, which keeps the cursor's pages hot.
+  _order.resize(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) _order[i] = static_cast<uint32_t>(i);
+  std::sort(_order.begin(), _order.end(), [&](uint32_t a, uint32_t b) {
+    const auto& x = rows[a].t;
+    const auto& y = rows[b].t;
+    if (const int c = x.car.compare(y.car); c != 0) return c < 0;
+    return std::pair(x.ts, x.seq) < std::pair(y.ts, y.seq);
+  });
+  for (const uint32_t index : _order) {
+    const TelemetryRow& row = rows[index];
     const core::Telemetry& t = row.t;
     // seq strictly increases per car, so a seq above every closed generation's maximum can only be in the
     // open one, where the primary key refuses a repeat. Only a seq at or below it (a replay, or a late

@@ -81,6 +81,7 @@ class SqliteStore final : public TwinStore {
   /// rolled-back write drops it too.
   CarSeqMap _max_seq;
   int64_t _data_version = -1;
+  std::vector<uint32_t> _order;  // scratch: insert order of a telemetry batch
 };
 
 }  // namespace fleettwin::store
