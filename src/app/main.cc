@@ -131,18 +131,22 @@ int main(int argc, char** argv) {
   // up
   auto* up =
       app.add_subcommand("up", "Run the whole pipeline in this process (simulator, process, twin, store)");
-  flags.add(up, "--cars", "sim.cars", "Number of simulated cars");
-  flags.add(up, "--interval", "sim.interval", "Each car sends one message per interval (e.g. 10s)");
-  flags.add(up, "--duration", "sim.duration", "Simulated time to run, e.g. 10m (default: until stopped)");
-  flags.add_switch(up, "--fast", "sim.fast", "Simulated clock, as fast as the pipeline accepts");
-  flags.add(up, "--seed", "sim.seed", "Simulator seed");
-  flags.add(up, "--failure-rate", "sim.failure_rate", "Expected failures per car per simulated hour");
-  flags.add(up, "--failure-ramp", "sim.failure_ramp", "Time a failure takes to reach its full signature");
-  flags.add(up, "--replay", "sim.replay", "Replay a cardata-v1 CSV instead of simulating");
-  flags.add(up, "--inject-invalid", "sim.inject_invalid", "Also publish N malformed payloads (DLQ demo)");
+  // The simulator's flags, shared by `up` and `sim`.
+  auto add_sim_flags = [&](CLI::App* cmd) {
+    flags.add(cmd, "--cars", "sim.cars", "Number of simulated cars");
+    flags.add(cmd, "--interval", "sim.interval", "Each car sends one message per interval (e.g. 10s)");
+    flags.add(cmd, "--duration", "sim.duration", "Simulated time to run, e.g. 10m (default: until stopped)");
+    flags.add_switch(cmd, "--fast", "sim.fast", "Simulated clock, as fast as the pipeline accepts");
+    flags.add(cmd, "--seed", "sim.seed", "Simulator seed");
+    flags.add(cmd, "--failure-rate", "sim.failure_rate", "Expected failures per car per simulated hour");
+    flags.add(cmd, "--failure-ramp", "sim.failure_ramp", "Time a failure takes to reach its full signature");
+    flags.add(cmd, "--replay", "sim.replay", "Replay a cardata-v1 CSV instead of simulating");
+    flags.add(cmd, "--inject-invalid", "sim.inject_invalid", "Also publish N malformed payloads (DLQ demo)");
+    flags.add(cmd, "--ground-truth", "ground_truth",
+              "Ground-truth file (default <data-dir>/ground_truth.jsonl)");
+  };
+  add_sim_flags(up);
   flags.add(up, "--data-dir", "data_dir", "Store and state directory");
-  flags.add(up, "--ground-truth", "ground_truth",
-            "Ground-truth file (default <data-dir>/ground_truth.jsonl)");
   flags.add(up, "--summary-json", "summary_json", "Write the run summary as JSON");
   auto add_distributed = [&](CLI::App* cmd) {
     flags.add(cmd, "--kafka", "kafka.brokers",
@@ -167,15 +171,7 @@ int main(int argc, char** argv) {
     flags.add(cmd, "--data-dir", "data_dir", "Store and state directory");
     role_cmds[name] = cmd;
   }
-  auto* sim_cmd = role_cmds["sim"];
-  flags.add(sim_cmd, "--cars", "sim.cars", "Number of simulated cars");
-  flags.add(sim_cmd, "--interval", "sim.interval", "Each car sends one message per interval (e.g. 10s)");
-  flags.add(sim_cmd, "--duration", "sim.duration", "Simulated time to run (default: until stopped)");
-  flags.add_switch(sim_cmd, "--fast", "sim.fast", "Simulated clock, as fast as the log accepts");
-  flags.add(sim_cmd, "--seed", "sim.seed", "Simulator seed");
-  flags.add(sim_cmd, "--failure-rate", "sim.failure_rate", "Expected failures per car per simulated hour");
-  flags.add(sim_cmd, "--inject-invalid", "sim.inject_invalid", "Also publish N malformed payloads");
-  flags.add(sim_cmd, "--ground-truth", "ground_truth", "Ground-truth file");
+  add_sim_flags(role_cmds["sim"]);
 
   // registry
   auto* registry_cmd =

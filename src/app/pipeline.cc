@@ -191,7 +191,8 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     log->create_topic(t, topic_config);
   log::TopicConfig compacted = topic_config;
   compacted.compacted = true;
-  log->create_topic(core::topics::kTwins, compacted);
+  // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.
+  for (const char* t : {core::topics::kTwins, core::topics::kModels}) log->create_topic(t, compacted);
 
   // The schema registry: records always carry ids the registry gave out.
   std::unique_ptr<codec::EmbeddedRegistry> embedded_registry;

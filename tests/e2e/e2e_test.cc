@@ -14,59 +14,25 @@
 
 #include "codec/json.h"
 #include "store/sqlite/sqlite_store.h"
-
-extern char** environ;
+#include "support/process.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string out;  // stdout + stderr
-};
-
-/// Runs the fleettwin binary with `args`, capturing its output.
-Result run(const std::vector<std::string>& args) {
-  std::string cmd = std::string(FLEETTWIN_BIN);
-  for (const auto& a : args) cmd += " '" + a + "'";
-  // Tests run side by side: every `up` gets its own registry port.
-  if (!args.empty() && args[0] == "up") cmd += " --registry-listen 127.0.0.1:0";
-  cmd += " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+/// Runs the fleettwin binary; every `up` gets its own registry port, since tests run side by side.
+fleettwin::testing::Result run(std::vector<std::string> args) {
+  if (!args.empty() && args[0] == "up") args.insert(args.end(), {"--registry-listen", "127.0.0.1:0"});
+  return fleettwin::testing::run(FLEETTWIN_BIN, args);
 }
 
-/// Starts the binary in the background; returns its pid.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
-  std::vector<std::string> all{FLEETTWIN_BIN};
-  all.insert(all.end(), args.begin(), args.end());
-  if (args[0] == "up") all.insert(all.end(), {"--registry-listen", "127.0.0.1:0"});
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = 0;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
+pid_t spawn(std::vector<std::string> args, const std::string& log_path) {
+  if (args[0] == "up") args.insert(args.end(), {"--registry-listen", "127.0.0.1:0"});
+  return fleettwin::testing::spawn(FLEETTWIN_BIN, args, log_path);
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using fleettwin::testing::read_file;
 
 /// The --summary-json file as numbers.
 std::map<std::string, double> summary(const fs::path& p) {
