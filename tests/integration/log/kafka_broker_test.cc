@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "log/kafka/kafka_log.h"
+#include "support/log_records.h"
 
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
+using fleettwin::testing::rec;
 
 namespace {
 
@@ -55,31 +57,15 @@ class KafkaBroker : public ::testing::Environment {
 
 std::map<std::string, std::string> settings() { return {{"bootstrap.servers", g_bootstrap}}; }
 
-OutRecord rec(const std::string& topic, const std::string& key, const std::string& value) {
-  OutRecord r;
-  r.topic = topic;
-  r.key = key;
-  r.value = value;
-  return r;
-}
-
 using Clock = std::chrono::steady_clock;
 
 std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::milliseconds budget = 60s) {
-  std::vector<Record> all;
-  const auto deadline = Clock::now() + budget;
-  while (all.size() < expect && Clock::now() < deadline) {
-    auto batch = c.poll(1000, 100ms);
-    all.insert(all.end(), batch.begin(), batch.end());
-  }
-  return all;
+  return fleettwin::testing::drain(c, expect, budget);
 }
 
 bool until(const std::function<bool()>& done, const std::function<void()>& step,
            std::chrono::milliseconds budget = 60s) {
-  const auto deadline = Clock::now() + budget;
-  while (!done() && Clock::now() < deadline) step();
-  return done();
+  return fleettwin::testing::until(done, step, budget);
 }
 
 /// A topic's config value as the broker reports it (DescribeConfigs), "" when absent.

@@ -17,9 +17,11 @@
 #include <vector>
 
 #include "log/kafka/kafka_log.h"
+#include "support/log_records.h"
 
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
+using fleettwin::testing::rec;
 
 namespace fleettwin::log {
 void PrintTo(const TopicPartition& tp, std::ostream* os) { *os << tp.topic << "[" << tp.partition << "]"; }
@@ -74,33 +76,15 @@ class MockCluster {
   rd_kafka_mock_cluster_t* _mc = nullptr;
 };
 
-OutRecord rec(const std::string& topic, const std::string& key, const std::string& value) {
-  OutRecord r;
-  r.topic = topic;
-  r.key = key;
-  r.value = value;
-  return r;
-}
-
 using Clock = std::chrono::steady_clock;
 
-/// Polls until `expect` records arrived or `budget` ran out.
 std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::milliseconds budget = 30s) {
-  std::vector<Record> all;
-  const auto deadline = Clock::now() + budget;
-  while (all.size() < expect && Clock::now() < deadline) {
-    auto batch = c.poll(1000, 100ms);
-    all.insert(all.end(), batch.begin(), batch.end());
-  }
-  return all;
+  return fleettwin::testing::drain(c, expect, budget);
 }
 
-/// Calls `step` until `done` or `budget` ran out; returns `done()`.
 bool until(const std::function<bool()>& done, const std::function<void()>& step,
            std::chrono::milliseconds budget = 30s) {
-  const auto deadline = Clock::now() + budget;
-  while (!done() && Clock::now() < deadline) step();
-  return done();
+  return fleettwin::testing::until(done, step, budget);
 }
 
 int64_t sum(const std::vector<int64_t>& v) {

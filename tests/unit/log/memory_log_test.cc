@@ -5,28 +5,16 @@
 #include <thread>
 
 #include "log/memory/memory_log.h"
+#include "support/log_records.h"
 
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
+using fleettwin::testing::rec;
 
 namespace {
 
-OutRecord rec(const std::string& topic, const std::string& key, const std::string& value) {
-  OutRecord r;
-  r.topic = topic;
-  r.key = key;
-  r.value = value;
-  return r;
-}
-
 std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::milliseconds budget = 2000ms) {
-  std::vector<Record> all;
-  const auto deadline = std::chrono::steady_clock::now() + budget;
-  while (all.size() < expect && std::chrono::steady_clock::now() < deadline) {
-    auto batch = c.poll(1000, 50ms);
-    all.insert(all.end(), batch.begin(), batch.end());
-  }
-  return all;
+  return fleettwin::testing::drain(c, expect, budget);
 }
 
 }  // namespace
