@@ -275,6 +275,9 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   ctx.twin.offline_after_ms = config.get_duration_ms("twin.offline_after");
   ctx.twin.flush_interval_ms = config.get_duration_ms("twin.flush_interval");
   ctx.initial_twins = std::move(twins);
+  // Readers resolve each record's writer schema by id when a registry is known (roles take
+  // --schema-registry).
+  if (!registry_url.empty()) ctx.registry = std::make_shared<codec::SchemaRegistryClient>(registry_url);
   stages::RunnerOptions ro;
   ro.max_batch = static_cast<std::size_t>(config.get_int("stage.max_batch"));
   ro.batch_window = std::chrono::milliseconds(config.get_duration_ms("stage.batch_window"));

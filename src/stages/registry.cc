@@ -10,10 +10,14 @@ const std::vector<StageEntry>& registry() {
        [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.metrics); }},
       {&TwinStage::static_descriptor,
        [](StageContext& c) {
-         return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins));
+         return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins),
+                                            codec::TelemetryReader(c.registry));
        }},
       {&SinkStage::static_descriptor,
-       [](StageContext& c) { return std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency); }},
+       [](StageContext& c) {
+         return std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency,
+                                            codec::TelemetryReader(c.registry));
+       }},
   };
   return entries;
 }

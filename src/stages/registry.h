@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "codec/registry_client.h"
 #include "core/clock.h"
 #include "core/histogram.h"
 #include "core/metrics.h"
@@ -22,7 +23,8 @@ struct StageContext {
   std::function<std::unique_ptr<store::TwinStore>()> open_store;
   ProcessStage::Options process;
   TwinStage::Options twin;
-  std::vector<core::Twin> initial_twins;  ///< where the twin stage resumes from
+  std::vector<core::Twin> initial_twins;                  ///< where the twin stage resumes from
+  std::shared_ptr<codec::SchemaRegistryClient> registry;  ///< readers check writer schemas by id; null: trust
 };
 
 /// One registered stage: its descriptor and how to build it.

@@ -23,9 +23,10 @@ const StageDescriptor& SinkStage::static_descriptor() {
 }
 
 SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics,
-                     core::Histogram& latency)
+                     core::Histogram& latency, codec::TelemetryReader reader)
     : _store(std::move(store)),
       _latency(latency),
+      _reader(std::move(reader)),
       _stored(metrics.counter("fleettwin_telemetry_stored_total", "Telemetry rows inserted into the store")),
       _duplicates(metrics.counter("fleettwin_telemetry_duplicates_total",
                                   "Telemetry rows the store already had (replays), not inserted again")),
@@ -44,7 +45,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   for (const auto& r : batch) {
     if (r.topic == t::kTelemetry) {
       auto& row = _batch.telemetry.emplace_back();
-      if (!codec::decode_avro_telemetry(r.value, row.t, nullptr, &error)) {
+      if (!_reader.read(r.value, row.t, &error)) {
         _batch.telemetry.pop_back();
         _bad.add();
         spdlog::warn("sink: undecodable telemetry {}/{}/{}: {}", r.topic, r.partition, r.offset, error);

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "codec/telemetry_reader.h"
 #include "core/histogram.h"
 #include "core/metrics.h"
 #include "stages/stage.h"
@@ -14,7 +15,8 @@ namespace fleettwin::stages {
 /// store has it. Records the end-to-end latency of every stored message. Runs on its runner's thread.
 class SinkStage final : public Stage {
  public:
-  SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency);
+  SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
+            codec::TelemetryReader reader = {});
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
@@ -22,6 +24,7 @@ class SinkStage final : public Stage {
  private:
   std::unique_ptr<store::TwinStore> _store;
   core::Histogram& _latency;
+  codec::TelemetryReader _reader;
   store::WriteBatch _batch;
   core::Counter& _stored;
   core::Counter& _duplicates;

@@ -21,14 +21,15 @@ const StageDescriptor& TwinStage::static_descriptor() {
 }
 
 TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& metrics,
-                     std::vector<core::Twin> initial)
+                     std::vector<core::Twin> initial, codec::TelemetryReader reader)
     : _options(options),
       _clock(clock),
       _stale(metrics.counter("fleettwin_twin_stale_total", "Telemetry older than the twin's state, ignored")),
       _bad(metrics.counter("fleettwin_twin_undecodable_total",
                            "fleet.telemetry records the twin stage could not decode")),
       _online(metrics.gauge("fleettwin_cars_online", "Cars whose twin is online")),
-      _count(metrics.gauge("fleettwin_twins", "Twins held by the twin stage")) {
+      _count(metrics.gauge("fleettwin_twins", "Twins held by the twin stage")),
+      _reader(std::move(reader)) {
   for (auto& twin : initial) {
     _watermark = std::max(_watermark, twin.last_seen);
     auto id = twin.id;
@@ -55,7 +56,7 @@ void TwinStage::mark(Entry& e) {
 void TwinStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   for (const auto& r : batch) {
     std::string error;
-    if (!codec::decode_avro_telemetry(r.value, _t, nullptr, &error)) {
+    if (!_reader.read(r.value, _t, &error)) {
       // process wrote this record, so this is a bug or a foreign writer: count it and move on.
       _bad.add();
       spdlog::warn("twin: undecodable record {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
