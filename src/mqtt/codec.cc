@@ -40,7 +40,8 @@ class Reader {
   }
   bool u16(std::uint16_t& v) {
     if (left() < 2) return false;
-    v = static_cast<std::uint16_t>((static_cast<std::uint8_t>(_d[_p]) << 8) | static_cast<std::uint8_t>(_d[_p + 1]));
+    v = static_cast<std::uint16_t>((static_cast<std::uint8_t>(_d[_p]) << 8) |
+                                   static_cast<std::uint8_t>(_d[_p + 1]));
     _p += 2;
     return true;
   }
@@ -100,22 +101,43 @@ std::string read_properties(Reader& r, On&& on) {
     std::uint32_t w;
     bool ok;
     switch (id) {
-      case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
+      case 0x01:
+      case 0x17:
+      case 0x19:
+      case 0x24:
+      case 0x25:
+      case 0x28:
+      case 0x29:
+      case 0x2A:
         ok = p.u8(b);
         if (ok) on(id, b, sv);
         break;
-      case 0x13: case 0x21: case 0x22: case 0x23:
+      case 0x13:
+      case 0x21:
+      case 0x22:
+      case 0x23:
         ok = p.u16(h);
         if (ok) on(id, h, sv);
         break;
-      case 0x02: case 0x11: case 0x18: case 0x27:
+      case 0x02:
+      case 0x11:
+      case 0x18:
+      case 0x27:
         ok = p.u32(w);
         if (ok) on(id, w, sv);
         break;
       case 0x0B:
         ok = p.varint(w);
         break;
-      case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1A: case 0x1C: case 0x1F:
+      case 0x03:
+      case 0x08:
+      case 0x09:
+      case 0x12:
+      case 0x15:
+      case 0x16:
+      case 0x1A:
+      case 0x1C:
+      case 0x1F:
         ok = p.str(sv);  // UTF-8 strings and binary data share the u16-length layout
         if (ok) on(id, 0u, sv);
         break;

@@ -22,8 +22,8 @@ struct SubscriberOptions {
 };
 
 /// (topic, payload, qos, packet_id); packet_id is 0 for QoS 0. The views die when the callback returns.
-using MessageCallback =
-    std::function<void(std::string_view topic, std::string_view payload, std::uint8_t qos, std::uint16_t packet_id)>;
+using MessageCallback = std::function<void(std::string_view topic, std::string_view payload, std::uint8_t qos,
+                                           std::uint16_t packet_id)>;
 
 /// An MQTT subscriber over one non-blocking TCP socket that acknowledges a QoS 1 message only when its owner
 /// calls ack(), so the bridge can hold PUBACKs until the log has the records (DESIGN.md §5). No threads: the

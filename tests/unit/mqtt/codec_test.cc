@@ -65,8 +65,8 @@ TEST(MqttCodec, Connect311) {
   o.keepalive_s = 60;
   o.username = "u";
   o.password = "pw";
-  EXPECT_EQ(Encoder::connect(o), bytes({0x10, 21, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xC0, 0, 60, 0, 2, 'b', 'r', 0, 1,
-                                        'u', 0, 2, 'p', 'w'}));
+  EXPECT_EQ(Encoder::connect(o), bytes({0x10, 21, 0,   4,   'M', 'Q', 'T', 'T', 4, 0xC0, 0,  60,
+                                        0,    2,  'b', 'r', 0,   1,   'u', 0,   2, 'p',  'w'}));
   o.clean_start = true;
   o.username.reset();
   o.password.reset();
@@ -81,8 +81,8 @@ TEST(MqttCodec, Connect5WithSessionExpiryAndReceiveMaximum) {
   o.session_expiry_s = 3600;
   o.receive_maximum = 100;
   // props: 0x11 u32 3600, 0x21 u16 100 -> 8 bytes
-  EXPECT_EQ(Encoder::connect(o), bytes({0x10, 22, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x00, 0, 10, 8, 0x11, 0, 0, 0x0e,
-                                        0x10, 0x21, 0, 100, 0, 1, 'c'}));
+  EXPECT_EQ(Encoder::connect(o), bytes({0x10, 22,   0, 4, 'M',  'Q',  'T',  'T', 5,   0x00, 0, 10,
+                                        8,    0x11, 0, 0, 0x0e, 0x10, 0x21, 0,   100, 0,    1, 'c'}));
 }
 
 TEST(MqttCodec, SubscribeSharedAndPubackPingDisconnect) {
@@ -132,8 +132,8 @@ TEST(MqttCodec, PublishRoundTripBothVersionsByteByByte) {
 TEST(MqttCodec, Publish5PropertiesAreSkipped) {
   // topic "t", id 5, props: payload format (0x01 1), message expiry (0x02 u32), content type (0x03 "js"),
   // user property (0x26 "k" "v"), subscription id (0x0B varint 200) = 2+5+5+7+3 = 22 bytes
-  const auto wire = bytes({0x32, 30, 0, 1, 't', 0, 5, 22, 0x01, 1, 0x02, 0, 0, 0, 9, 0x03, 0, 2, 'j', 's', 0x26, 0,
-                           1, 'k', 0, 1, 'v', 0x0B, 0xC8, 0x01, 'h', 'i'});
+  const auto wire = bytes({0x32, 30, 0,   1,   't',  0, 5, 22,  0x01, 1, 0x02, 0,    0,    0,    9,   0x03,
+                           0,    2,  'j', 's', 0x26, 0, 1, 'k', 0,    1, 'v',  0x0B, 0xC8, 0x01, 'h', 'i'});
   Decoder d(Version::v5);
   std::vector<Packet> out;
   ASSERT_EQ(decode_all(d, wire, out), Decoder::Status::need_more) << d.error();
@@ -169,7 +169,8 @@ TEST(MqttCodec, ConnackSubackPingresp) {
 
 TEST(MqttCodec, MalformedInputIsAnError) {
   EXPECT_NE(decode_error(Version::v311, bytes({0x30, 0xff, 0xff, 0xff, 0xff, 0x01})), "no error (status 1)");
-  EXPECT_NE(decode_error(Version::v311, bytes({0x30, 0x80, 0x80, 0x80, 0x01})).find("exceeds"), std::string::npos);
+  EXPECT_NE(decode_error(Version::v311, bytes({0x30, 0x80, 0x80, 0x80, 0x01})).find("exceeds"),
+            std::string::npos);
   EXPECT_NE(decode_error(Version::v311, bytes({0x32, 3, 0, 9, 't'})).find("topic"), std::string::npos);
   EXPECT_NE(decode_error(Version::v311, bytes({0x32, 3, 0, 1, 't'})).find("packet id"), std::string::npos);
   EXPECT_NE(decode_error(Version::v311, bytes({0x32, 5, 0, 1, 't', 0, 0})).find("id 0"), std::string::npos);
@@ -183,7 +184,8 @@ TEST(MqttCodec, MalformedInputIsAnError) {
   EXPECT_NE(decode_error(Version::v311, bytes({0x00, 0})).find("unexpected"), std::string::npos);
   EXPECT_NE(decode_error(Version::v311, bytes({0xE0, 0})).find("3.1.1"), std::string::npos);
   // v5 properties: length beyond the packet, unknown id, truncated value, bad varint
-  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 4, 0, 1, 't', 9})).find("property length"), std::string::npos);
+  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 4, 0, 1, 't', 9})).find("property length"),
+            std::string::npos);
   EXPECT_NE(decode_error(Version::v5, bytes({0x30, 6, 0, 1, 't', 2, 0x7f, 0})).find("unknown property"),
             std::string::npos);
   EXPECT_NE(decode_error(Version::v5, bytes({0x30, 6, 0, 1, 't', 2, 0x02, 0})).find("truncated property"),
