@@ -16,8 +16,9 @@ class SchemaRegistryClient;
 /// record carries. The first record with a new id fetches that writer schema from the registry and checks it
 /// is the CarTelemetry schema this build reads; later records with a known id cost one hash lookup. A writer
 /// schema of another shape is refused with a clear reason rather than misread (resolving other versions is
-/// not implemented yet). Without a registry (the embedded mode, where this process registered the schema
-/// itself) every id is trusted. Used by one stage thread; the client it shares is thread-safe.
+/// left to a later version of this reader). Without a registry (the embedded mode, where this process
+/// registered the schema itself) every id is trusted. Used by one stage thread; the client it shares is
+/// thread-safe.
 class TelemetryReader {
  public:
   explicit TelemetryReader(std::shared_ptr<SchemaRegistryClient> registry = nullptr);

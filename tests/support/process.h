@@ -81,25 +81,26 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-/// A real Kafka broker from scripts/services/kafka, stopped when this goes out of scope. Throws when it
-/// cannot start: tests that need Kafka never skip.
-class KafkaService {
+/// A real service (Kafka, mosquitto, FerretDB) started through scripts/services/<name>, stopped when this
+/// goes out of scope. Throws when it cannot start: tests that need a service never skip.
+class Service {
  public:
-  explicit KafkaService(const std::string& source_dir) : _script(source_dir + "/scripts/services/kafka") {
+  Service(const std::string& source_dir, const std::string& name)
+      : _script(source_dir + "/scripts/services/" + name) {
+    // The script's stderr (progress, the log tail on failure) goes to the test's.
     FILE* out = popen((quote(_script) + " start").c_str(), "r");
     if (!out) throw std::runtime_error("cannot run " + _script);
     std::string text;
     char buf[512];
     while (std::fgets(buf, sizeof buf, out)) text = buf;  // the last line is the address
-    if (pclose(out) != 0)
-      throw std::runtime_error(_script + " start failed: a real Kafka broker is required");
+    if (pclose(out) != 0) throw std::runtime_error(_script + " start failed: the real service is required");
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     if (text.empty()) throw std::runtime_error(_script + " start printed no address");
     _address = text;
   }
-  ~KafkaService() { std::system((quote(_script) + " stop " + quote(_address) + " >/dev/null 2>&1").c_str()); }
-  KafkaService(const KafkaService&) = delete;
-  KafkaService& operator=(const KafkaService&) = delete;
+  ~Service() { std::system((quote(_script) + " stop " + quote(_address) + " >/dev/null 2>&1").c_str()); }
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
   const std::string& address() const { return _address; }
 
  private:

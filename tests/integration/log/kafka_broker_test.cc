@@ -16,6 +16,7 @@
 
 #include "log/kafka/kafka_log.h"
 #include "support/log_records.h"
+#include "support/service_environment.h"
 
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
@@ -23,37 +24,12 @@ using fleettwin::testing::rec;
 
 namespace {
 
-std::string g_bootstrap;  // set by KafkaBroker before any test runs
+std::string g_bootstrap;  // set by the kafka ServiceEnvironment before any test runs
 
-/// Starts one broker for the whole binary and stops it at the end. Runs on the main thread only.
-class KafkaBroker : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string cmd = script() + " start";
-    FILE* out = popen(cmd.c_str(), "r");  // stderr (progress, the log tail on failure) goes to ours
-    ASSERT_NE(out, nullptr) << "cannot run " << cmd;
-    std::string text;
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, out)) text += buf;
-    const int status = pclose(out);
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    const auto last =
-        text.substr(text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1);
-    ASSERT_EQ(status, 0) << "`" << cmd << "` failed; a real Kafka broker is required for these tests";
-    ASSERT_FALSE(last.empty()) << "`" << cmd << "` printed no address";
-    g_bootstrap = last;
-  }
-  void TearDown() override {
-    if (g_bootstrap.empty()) return;
-    const std::string cmd = script() + " stop " + g_bootstrap;
-    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "`" << cmd << "` failed";
-  }
-
- private:
-  static std::string script() { return std::string("'") + FLEETTWIN_SOURCE_DIR + "/scripts/services/kafka'"; }
-};
-
-[[maybe_unused]] const auto* const g_broker = ::testing::AddGlobalTestEnvironment(new KafkaBroker);
+/// One broker for the whole binary.
+[[maybe_unused]] const auto* const g_broker =
+    ::testing::AddGlobalTestEnvironment(new fleettwin::testing::ServiceEnvironment(
+        FLEETTWIN_SOURCE_DIR, "kafka", [](const std::string& address) { g_bootstrap = address; }));
 
 std::map<std::string, std::string> settings() { return {{"bootstrap.servers", g_bootstrap}}; }
 

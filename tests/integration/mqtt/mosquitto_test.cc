@@ -14,45 +14,23 @@
 #include <vector>
 
 #include "mqtt/subscriber.h"
+#include "support/service_environment.h"
 
 using namespace fleettwin::mqtt;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string g_address;  // set by MosquittoBroker before any test runs
+std::string g_address;  // set by the mosquitto ServiceEnvironment before any test runs
 std::uint16_t g_port = 0;
 
-std::string script() { return std::string("'") + FLEETTWIN_SOURCE_DIR + "/scripts/services/mosquitto'"; }
-
-/// Starts one broker for the whole binary and stops it at the end. Runs on the main thread only.
-class MosquittoBroker : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const std::string cmd = script() + " start";
-    FILE* out = popen(cmd.c_str(), "r");  // stderr (progress, the log tail on failure) goes to ours
-    ASSERT_NE(out, nullptr) << "cannot run " << cmd;
-    std::string text;
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, out)) text += buf;
-    const int status = pclose(out);
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    const auto nl = text.find_last_of('\n');
-    const auto last = text.substr(nl == std::string::npos ? 0 : nl + 1);
-    ASSERT_EQ(status, 0) << "`" << cmd << "` failed; a real mosquitto broker is required for these tests";
-    const auto colon = last.rfind(':');
-    ASSERT_NE(colon, std::string::npos) << "`" << cmd << "` printed no address";
-    g_address = last;
-    g_port = static_cast<std::uint16_t>(std::stoi(last.substr(colon + 1)));
-  }
-  void TearDown() override {
-    if (g_address.empty()) return;
-    const std::string cmd = script() + " stop " + g_address;
-    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "`" << cmd << "` failed";
-  }
-};
-
-[[maybe_unused]] const auto* const g_broker = ::testing::AddGlobalTestEnvironment(new MosquittoBroker);
+/// One broker for the whole binary.
+[[maybe_unused]] const auto* const g_broker =
+    ::testing::AddGlobalTestEnvironment(new fleettwin::testing::ServiceEnvironment(
+        FLEETTWIN_SOURCE_DIR, "mosquitto", [](const std::string& address) {
+          g_address = address;
+          g_port = static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+        }));
 
 struct Message {
   std::string topic;

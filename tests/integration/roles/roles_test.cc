@@ -46,7 +46,7 @@ int64_t records_in(const std::string& log) {
 }  // namespace
 
 TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
-  fleettwin::testing::KafkaService kafka(FLEETTWIN_SOURCE_DIR);
+  fleettwin::testing::Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
   const fs::path dir = fs::temp_directory_path() / ("fleettwin-roles-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
