@@ -132,8 +132,14 @@ TEST_F(E2E, KilledMidRunResumesWithoutDuplicatesAndConsistentTwins) {
   for (int i = 0; i < 600; ++i) {
     std::this_thread::sleep_for(100ms);
     if (!fs::exists(db)) continue;
-    fleettwin::store::SqliteStore probe(db.string());
-    rows_at_kill = probe.history_stats().rows;
+    try {
+      // Read-only in effect; it can meet the file while `up` is still creating the schema: try again then.
+      fleettwin::store::SqliteStore probe(db.string());
+      rows_at_kill = probe.history_stats().rows;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "probe: %s (retrying)\n", e.what());
+      continue;
+    }
     if (rows_at_kill > 30000) break;
   }
   ASSERT_EQ(kill(pid, SIGKILL), 0);

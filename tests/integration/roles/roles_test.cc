@@ -30,7 +30,11 @@ template <typename Pred>
 bool eventually(Pred pred, std::chrono::seconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
+    try {
+      if (pred()) return true;
+    } catch (const std::exception&) {
+      // e.g. the store file exists but its schema is still being created: not yet
+    }
     std::this_thread::sleep_for(200ms);
   }
   return pred();
