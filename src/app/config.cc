@@ -162,6 +162,18 @@ void flatten(const YAML::Node& node, const std::string& prefix,
 
 }  // namespace
 
+std::pair<std::string, int> parse_host_port(const std::string& text, const std::string& what) {
+  const auto colon = text.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos && colon + 1 < text.size()) {
+    auto [ptr, ec] = std::from_chars(text.data() + colon + 1, text.data() + text.size(), port);
+    if (ec != std::errc() || ptr != text.data() + text.size()) port = -1;
+  }
+  if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535)
+    throw ConfigError(what + " = '" + text + "': expected HOST:PORT, e.g. 127.0.0.1:8081");
+  return {text.substr(0, colon), port};
+}
+
 int64_t parse_duration_ms(const std::string& text) {
   if (text.empty()) throw ConfigError("empty duration");
   double number = 0;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fleettwin::app {
@@ -28,6 +29,9 @@ class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+/// Parses "HOST:PORT" (port 0..65535) into host and port; throws ConfigError naming `what`.
+std::pair<std::string, int> parse_host_port(const std::string& text, const std::string& what);
 
 /// Parses "250ms", "10s", "2m", "1h", "1d", or a plain number of seconds, into ms. Throws ConfigError.
 int64_t parse_duration_ms(const std::string& text);

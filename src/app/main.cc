@@ -12,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "app/config.h"
 #include "app/pipeline.h"
@@ -275,15 +276,8 @@ int main(int argc, char** argv) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       fleettwin::codec::EmbeddedRegistryOptions ro;
-      const auto listen = config.get_string("registry.listen");
-      const auto colon = listen.rfind(':');
-      if (colon == std::string::npos) throw ConfigError("--listen '" + listen + "': expected HOST:PORT");
-      ro.host = listen.substr(0, colon);
-      try {
-        ro.port = std::stoi(listen.substr(colon + 1));
-      } catch (const std::exception&) {
-        throw ConfigError("--listen '" + listen + "': expected HOST:PORT");
-      }
+      std::tie(ro.host, ro.port) =
+          fleettwin::app::parse_host_port(config.get_string("registry.listen"), "--listen");
       std::filesystem::create_directories(std::filesystem::path(config.get_string("data_dir")) / "registry");
       ro.journal_path =
           (std::filesystem::path(config.get_string("data_dir")) / "registry" / "schemas.jsonl").string();

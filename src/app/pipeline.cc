@@ -97,21 +97,6 @@ Roles Roles::only(const std::string& role) {
 
 namespace {
 
-/// "HOST:PORT" -> (host, port); throws ConfigError naming `what`.
-std::pair<std::string, int> host_port(const std::string& text, const std::string& what) {
-  const auto colon = text.rfind(':');
-  int port = -1;
-  if (colon != std::string::npos) {
-    try {
-      port = std::stoi(text.substr(colon + 1));
-    } catch (const std::exception&) {
-    }
-  }
-  if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535)
-    throw ConfigError(what + " = '" + text + "': expected HOST:PORT, e.g. 127.0.0.1:8081");
-  return {text.substr(0, colon), port};
-}
-
 std::vector<core::Twin> load_twins(store::TwinStore& store) {
   std::vector<core::Twin> twins;
   for (store::TwinQuery q{.limit = 10000};;) {
@@ -201,7 +186,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     if (!roles.all())
       throw ConfigError(
           "the process role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
-    const auto [host, port] = host_port(config.get_string("registry.listen"), "--registry-listen");
+    const auto [host, port] = parse_host_port(config.get_string("registry.listen"), "--registry-listen");
     codec::EmbeddedRegistryOptions ro;
     ro.host = host;
     ro.port = port;

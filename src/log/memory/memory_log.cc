@@ -336,10 +336,8 @@ void MemoryLog::append(Topic& t, std::vector<OutRecord>& records, std::vector<in
         t.space_cv.wait_for(lock, std::chrono::milliseconds(50));
       }
       offsets[i] = part.end();
-      part.records.push_back(
-          Stored{std::move(r.key), std::move(r.value), std::move(r.headers), r.timestamp_ms});
-      // Keep key readable for delivery callbacks: restore it from the stored copy.
-      r.key = part.records.back().key;
+      // The key stays in `r` for delivery callbacks (short: one copy); value and headers move.
+      part.records.push_back(Stored{r.key, std::move(r.value), std::move(r.headers), r.timestamp_ms});
     }
     for (auto* w : t.waiters) w->notify();
   }

@@ -62,10 +62,13 @@ void ProcessStage::reject(const log::Record& r, std::string_view reason, const s
   o.timestamp_ms = r.timestamp_ms;
   out.send(std::move(o));
   _dlq.add();
-  _metrics
-      .counter("fleettwin_dlq_reason_total", "DLQ records by reason",
-               "reason=\"" + std::string(reason) + "\"")
-      .add();
+  auto it = _dlq_by_reason.find(reason);
+  if (it == _dlq_by_reason.end()) {
+    auto& counter = _metrics.counter("fleettwin_dlq_reason_total", "DLQ records by reason",
+                                     "reason=\"" + std::string(reason) + "\"");
+    it = _dlq_by_reason.emplace(std::string(reason), &counter).first;
+  }
+  it->second->add();
 }
 
 }  // namespace fleettwin::stages

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 
 #include "codec/json.h"
@@ -31,6 +32,7 @@ class ProcessStage final : public Stage {
   core::Metrics& _metrics;
   core::Counter& _valid;
   core::Counter& _dlq;
+  std::map<std::string, core::Counter*, std::less<>> _dlq_by_reason;  // registry lookups take a lock
 };
 
 }  // namespace fleettwin::stages

@@ -38,8 +38,10 @@ SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& met
 void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   _batch.telemetry.clear();
   _batch.twins.clear();
-  std::unordered_map<std::string, std::size_t> twin_index;  // car -> position in _batch.twins
-  std::vector<int64_t> ingest_times;
+  auto& twin_index = _twin_index;  // car -> position in _batch.twins
+  auto& ingest_times = _ingest_times;
+  twin_index.clear();
+  ingest_times.clear();
   std::string error;
   core::Twin twin;
   for (const auto& r : batch) {

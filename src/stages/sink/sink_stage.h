@@ -1,6 +1,9 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "codec/telemetry_reader.h"
 #include "core/histogram.h"
@@ -25,7 +28,9 @@ class SinkStage final : public Stage {
   std::unique_ptr<store::TwinStore> _store;
   core::Histogram& _latency;
   codec::TelemetryReader _reader;
-  store::WriteBatch _batch;
+  store::WriteBatch _batch;  // per-batch scratch, reused
+  std::unordered_map<std::string, std::size_t> _twin_index;
+  std::vector<int64_t> _ingest_times;
   core::Counter& _stored;
   core::Counter& _duplicates;
   core::Counter& _twins_applied;
