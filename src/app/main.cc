@@ -14,8 +14,13 @@
 #include <thread>
 #include <tuple>
 
+#include "app/commands.h"
 #include "app/config.h"
+#include "app/credentials.h"
+#include "app/mqtt_bench.h"
+#include "app/mqtt_front.h"
 #include "app/pipeline.h"
+#include "app/store_factory.h"
 #include "codec/json.h"
 #include "codec/registry_server.h"
 #include "store/sqlite/sqlite_store.h"
@@ -110,14 +115,6 @@ std::string twin_row(const fleettwin::core::Twin& t) {
   return buf;
 }
 
-std::string db_path(const Config& c) {
-  const auto path = std::filesystem::path(c.get_string("data_dir")) / "fleettwin.db";
-  if (!std::filesystem::exists(path))
-    throw ConfigError("no fleettwin store in " + c.get_string("data_dir") +
-                      " (run `fleettwin up --data-dir DIR` first)");
-  return path.string();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,12 +156,16 @@ int main(int argc, char** argv) {
   add_distributed(up);
   flags.add(up, "--registry-listen", "registry.listen",
             "Embedded schema registry address (default 127.0.0.1:8081)");
+  flags.add(up, "--http", "http.listen",
+            "REST API and dashboard address (default 127.0.0.1:8080; '' disables)");
+  flags.add(up, "--mongo", "store.mongo_uri", "Store in MongoDB/FerretDB at this URI instead of SQLite");
 
   // One role per process (distributed mode).
   std::map<std::string, CLI::App*> role_cmds;
   for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
            {"process", "Run the process stage: raw JSON -> validated Avro, rejects to the DLQ"},
            {"sink", "Run the sink stage: telemetry and twins -> store"},
+           {"score", "Run the score stage: telemetry -> anomaly scores, alerts, service commands"},
            {"sim", "Run the fleet simulator, publishing raw telemetry to the log"}}) {
     auto* cmd = app.add_subcommand(name, help);
     add_distributed(cmd);
@@ -173,6 +174,54 @@ int main(int argc, char** argv) {
     role_cmds[name] = cmd;
   }
   add_sim_flags(role_cmds["sim"]);
+  flags.add(role_cmds["sink"], "--mongo", "store.mongo_uri",
+            "Store in MongoDB/FerretDB at this URI instead of SQLite");
+  // MQTT (issue 4): cars on their own connections, the bridge, credentials.
+  auto add_mqtt_flags = [&](CLI::App* cmd) {
+    flags.add(cmd, "--qos", "mqtt.qos", "QoS of the cars' telemetry: 0 or 1 (default 1)");
+    flags.add(cmd, "--mqtt-version", "mqtt.version", "MQTT protocol version: 5 (default) or 3.1.1");
+    flags.add(cmd, "--credentials", "mqtt.credentials",
+              "Credentials directory from `fleettwin sim credentials`");
+  };
+  auto* sim_cmd = role_cmds["sim"];
+  sim_cmd->require_subcommand(0, 1);
+  flags.add(sim_cmd, "--mqtt", "mqtt.brokers",
+            "Publish over MQTT to HOST:PORT[,...] (car i -> broker i % n) instead of writing to the log");
+  add_mqtt_flags(sim_cmd);
+  flags.add(sim_cmd, "--shard", "sim.shard", "Simulate only cars with index % shards == shard");
+  flags.add(sim_cmd, "--shards", "sim.shards", "See --shard");
+  flags.add(sim_cmd, "--cars-per-process", "mqtt.cars_per_process",
+            "Cars per simulator process (default 16000)");
+  bool worker_stats = false;
+  sim_cmd->add_flag("--worker-stats", worker_stats, "Print machine-readable status lines (worker processes)")
+      ->group("");
+  auto* credentials_cmd = sim_cmd->add_subcommand(
+      "credentials",
+      "Write MQTT credentials for N cars: fleet secret, bridge password, mosquitto passwd and ACL");
+  std::size_t cred_cars = 0;
+  std::string cred_out;
+  credentials_cmd->add_option("--cars", cred_cars, "Number of cars")
+      ->required()
+      ->check(CLI::Range(1, 10000000));
+  credentials_cmd->add_option("--out", cred_out, "Directory to write (created)")->required();
+
+  auto* bridge_cmd = app.add_subcommand(
+      "bridge",
+      "Run the MQTT bridge: cars' telemetry and acks -> log (PUBACK after the log has it), commands -> cars");
+  add_distributed(bridge_cmd);
+  flags.add(bridge_cmd, "--mqtt", "mqtt.brokers", "MQTT brokers HOST:PORT[,...] to read from (all of them)");
+  add_mqtt_flags(bridge_cmd);
+  flags.add(bridge_cmd, "--client-id", "mqtt.client_id",
+            "Client id prefix; reuse it on restart, give each copy its own (default fleettwin-bridge)");
+  flags.add(bridge_cmd, "--receive-maximum", "mqtt.receive_maximum",
+            "Unacknowledged messages per broker connection (default 2000)");
+  flags.add(bridge_cmd, "--group", "group", "Consumer group of fleet.commands (default fleettwin.bridge)");
+  std::string up_mqtt;
+  auto* up_mqtt_opt =
+      up->add_option("--mqtt", up_mqtt, "Cars over MQTT: through local brokers (no value) or HOST:PORT[,...]")
+          ->expected(0, 1);
+  flags.add(up, "--mqtt-shards", "mqtt.shards", "Local brokers `--mqtt` starts (default 1)");
+  add_mqtt_flags(up);
 
   // registry
   auto* registry_cmd =
@@ -190,6 +239,7 @@ int main(int argc, char** argv) {
   std::string car;
   twin_get->add_option("car", car, "Car id")->required();
   flags.add(twin_get, "--data-dir", "data_dir", "Store directory");
+  flags.add(twin_get, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
   auto* twin_list = twin->add_subcommand("list", "List twins");
   std::string status;
   int64_t limit = 20;
@@ -197,6 +247,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"ok", "warning", "anomaly", "unknown"}));
   twin_list->add_option("--limit", limit, "Rows at most")->check(CLI::Range(1, 1000000));
   flags.add(twin_list, "--data-dir", "data_dir", "Store directory");
+  flags.add(twin_list, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
 
   // config
   auto* config_cmd = app.add_subcommand("config", "Configuration reference");
@@ -223,6 +274,23 @@ int main(int argc, char** argv) {
   flags.add(bench_kafka, "--cars", "sim.cars", "Number of simulated cars (default 10000)");
   bench_kafka->add_option("--seconds", bench_seconds, "Wall time of each phase")->check(CLI::Range(1, 3600));
   bench_kafka->add_option("--json", bench_json, "Write the result as JSON");
+  auto* bench_mqtt = bench->add_subcommand(
+      "mqtt",
+      "Cars on their own MQTT connections through local mosquitto shards and the bridge into the log");
+  flags.add(bench_mqtt, "--cars", "sim.cars",
+            "Number of simulated cars, one connection each (default 10000)");
+  flags.add(bench_mqtt, "--interval", "sim.interval",
+            "Each car sends one message per interval (default 10s)");
+  flags.add(bench_mqtt, "--shards", "mqtt.shards", "mosquitto brokers (at least one per 15,000 cars)");
+  flags.add(bench_mqtt, "--qos", "mqtt.qos", "QoS of the telemetry (default 1)");
+  bench_mqtt->add_option("--seconds", bench_seconds, "Wall time the cars publish")
+      ->check(CLI::Range(1, 3600));
+  bench_mqtt->add_option("--json", bench_json, "Write the result as JSON");
+
+  std::vector<fleettwin::app::Subcommand> subcommands;
+  fleettwin::app::add_api_commands(app, subcommands);
+  fleettwin::app::add_ml_commands(app, subcommands);
+  fleettwin::app::add_store_commands(app, subcommands);
 
   try {
     app.parse(argc, argv);
@@ -237,9 +305,16 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(config.get_string("log_level")));
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
+    for (auto& sub : subcommands) {
+      if (!*sub.cmd) continue;
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      return sub.run(config, g_stop_signals);
+    }
     if (*up) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
+      if (up_mqtt_opt->count() > 0) config.set("mqtt.brokers", up_mqtt.empty() ? "local" : up_mqtt, "--mqtt");
       spdlog::info(
           "fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get_int("sim.cars"),
           config.get_string("sim.interval"), config.get_bool("sim.fast") ? "fast" : "real time",
@@ -252,7 +327,61 @@ int main(int argc, char** argv) {
         write_json(config.get_string("summary_json"), s.to_json());
       return 0;
     }
-    for (auto* cmd : {role_cmds["process"], role_cmds["sink"], role_cmds["sim"], twin}) {
+    if (*credentials_cmd) {
+      const auto fleet = fleettwin::app::fleet_config(config);
+      const auto acl = std::filesystem::path(FLEETTWIN_SOURCE_DIR) / "deploy" / "mosquitto" / "acl";
+      fleettwin::sim::FleetConfig ids = fleet;
+      ids.cars = cred_cars;
+      fleettwin::app::write_credentials(
+          cred_out, cred_cars, [&](std::size_t i) { return fleettwin::sim::car_id(ids, i); }, acl.string(),
+          [](std::size_t done, std::size_t total) {
+            std::fprintf(stderr, "\rcredentials: %zu / %zu cars", done, total);
+            if (done == total) std::fprintf(stderr, "\n");
+          });
+      std::printf("%s\n", cred_out.c_str());
+      std::fprintf(stderr,
+                   "wrote %s/{secret,bridge-password,passwd,acl}: brokers use passwd + acl "
+                   "(scripts/services/mosquitto start --auth %s), cars and bridge take --credentials %s\n",
+                   cred_out.c_str(), cred_out.c_str(), cred_out.c_str());
+      return 0;
+    }
+    if (*sim_cmd && !config.get_string("mqtt.brokers").empty()) {
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      const auto brokers = fleettwin::app::parse_brokers(config.get_string("mqtt.brokers"), "--mqtt");
+      auto options =
+          fleettwin::app::mqtt_fleet_options(config, fleettwin::app::fleet_config(config), brokers);
+      options.ground_truth_path = config.get_string("ground_truth");
+      const bool tty = isatty(STDERR_FILENO);
+      const auto started = std::chrono::steady_clock::now();
+      int64_t last_published = 0;
+      auto report = [&](const fleettwin::app::MqttFleetStats& s) {
+        if (worker_stats) {
+          std::printf("%s\n", s.to_line().c_str());
+          std::fflush(stdout);
+          return;
+        }
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        std::fprintf(
+            stderr,
+            "%s[%.0fs] cars %lld | connected %lld | %lld msg/s | published %lld | acks pending %lld | "
+            "reconnects %lld | unrouted %lld | dropped %lld | commands %lld%s",
+            tty ? "\r\033[K" : "", secs, (long long)s.cars, (long long)s.connected,
+            (long long)(s.published - last_published), (long long)s.published, (long long)s.pending,
+            (long long)s.reconnects, (long long)s.unrouted, (long long)s.dropped, (long long)s.commands,
+            (tty && !s.done) ? "" : "\n");
+        last_published = s.published;
+      };
+      return fleettwin::app::run_mqtt_fleet_processes(
+          options, static_cast<std::size_t>(config.get_int("mqtt.cars_per_process")),
+          fleettwin::app::sim_worker_args(config, brokers), g_stop_signals, report);
+    }
+    if (*bridge_cmd) {
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      return fleettwin::app::run_bridge(config, g_stop_signals);
+    }
+    for (auto* cmd : {role_cmds["process"], role_cmds["sink"], role_cmds["sim"], role_cmds["score"], twin}) {
       if (!*cmd || (cmd == twin && (*twin_get || *twin_list))) continue;
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
@@ -291,8 +420,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*twin_get) {
-      fleettwin::store::SqliteStore store(db_path(config));
-      auto t = store.get_twin(car);
+      auto store = fleettwin::app::open_existing_store(config);
+      auto t = store->get_twin(car);
       if (!t) {
         std::fprintf(stderr, "fleettwin: no twin for car '%s' in %s\n", car.c_str(),
                      config.get_string("data_dir").c_str());
@@ -302,16 +431,31 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*twin_list) {
-      fleettwin::store::SqliteStore store(db_path(config));
+      auto store = fleettwin::app::open_existing_store(config);
       fleettwin::store::TwinQuery q;
       q.limit = limit;
       if (!status.empty()) q.status = fleettwin::core::health_status_from_string(status);
-      for (const auto& t : store.list_twins(q)) std::printf("%s\n", twin_row(t).c_str());
+      for (const auto& t : store->list_twins(q)) std::printf("%s\n", twin_row(t).c_str());
       return 0;
     }
     if (*config_docs) {
       std::printf("%s", Config::docs_markdown().c_str());
       return 0;
+    }
+    if (*bench_mqtt) {
+      std::signal(SIGINT, on_signal);
+      const auto r = fleettwin::app::run_mqtt_bench(config, bench_seconds, g_stop_signals);
+      std::printf(
+          "bench mqtt: %lld cars on %lld brokers: %lld connections in %.1f s (%.0f/s), %.0f msg/s sustained, "
+          "lost %lld of %lld, p99 publish-to-log %.1f ms (p50 %.1f), memory per connection: simulator %.2f "
+          "KB, "
+          "brokers %.2f KB; bridge alone %.0f msg/s, %.0f msg/s per core; peak RSS %.0f MB\n",
+          (long long)r.cars, (long long)r.shards, (long long)r.connections, r.ramp_s, r.connections_per_s,
+          r.msgs_per_s, (long long)r.lost, (long long)r.published, r.p99_latency_ms, r.p50_latency_ms,
+          r.sim_kb_per_connection, r.broker_kb_per_connection, r.bridge_alone_msgs_per_s,
+          r.bridge_msgs_per_core_s, r.peak_rss_mb);
+      if (!bench_json.empty()) write_json(bench_json, r.to_json());
+      return r.lost == 0 ? 0 : 1;
     }
     if (*bench_embedded || *bench_kafka) {
       if (config.get_string("data_dir") == Config().get_string("data_dir")) {
@@ -321,6 +465,7 @@ int main(int argc, char** argv) {
       }
       config.set("sim.fast", "true", "bench");
       config.set("registry.listen", "127.0.0.1:0", "bench");
+      config.set("http.listen", "", "bench");
       std::signal(SIGINT, on_signal);
       if (*bench_kafka && config.get_string("kafka.brokers").empty())
         throw ConfigError("bench kafka needs --kafka BROKERS (start one with scripts/services/kafka start)");

@@ -11,7 +11,11 @@
 #include <sstream>
 #include <thread>
 
+#include "app/api_runtime.h"
+#include "app/ml_setup.h"
+#include "app/mqtt_front.h"
 #include "app/sim_source.h"
+#include "app/store_factory.h"
 #include "codec/avro.h"
 #include "codec/registry_client.h"
 #include "codec/registry_server.h"
@@ -87,7 +91,8 @@ std::string with_commas(int64_t v) {
 }  // namespace
 
 Roles Roles::only(const std::string& role) {
-  Roles r{false, false, false, false};
+  Roles r{false, false, false, false, false};
+  if (role == "score") r.score = true;
   if (role == "sim") r.sim = true;
   if (role == "process") r.process = true;
   if (role == "twin") r.twin = true;
@@ -150,7 +155,6 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   std::error_code ec;
   if (needs_dir) fs::create_directories(data_dir, ec);
   if (ec) throw ConfigError("data_dir " + data_dir.string() + ": " + ec.message());
-  const std::string db_path = (data_dir / "fleettwin.db").string();
   std::string ground_truth = config.get_string("ground_truth");
   if (ground_truth.empty()) ground_truth = (data_dir / "ground_truth.jsonl").string();
 
@@ -172,7 +176,9 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   } else {
     log = std::make_unique<log::MemoryLog>(topic_config);
   }
-  for (const char* t : {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq})
+  for (const char* t :
+       {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq,
+        core::topics::kScores, core::topics::kAlerts, core::topics::kCommands, core::topics::kCommandAcks})
     log->create_topic(t, topic_config);
   log::TopicConfig compacted = topic_config;
   compacted.compacted = true;
@@ -212,11 +218,24 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
                  telemetry_schema_id);
   }
 
+  // Scores and alerts are Avro too (codec/schemas.h), under their topics' subjects.
+  int32_t score_schema_id = 0, alert_schema_id = 0;
+  if (roles.score) {
+    if (registry_url.empty())
+      throw ConfigError(
+          "the score role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
+    codec::SchemaRegistryClient registry(registry_url);
+    score_schema_id = registry.register_schema(codec::subject_for_topic(core::topics::kScores),
+                                               codec::anomaly_score_schema());
+    alert_schema_id =
+        registry.register_schema(codec::subject_for_topic(core::topics::kAlerts), codec::alert_schema());
+  }
+
   // Store and resume point.
-  std::unique_ptr<store::SqliteStore> control_store;
+  std::unique_ptr<store::TwinStore> control_store;
   std::vector<std::pair<std::string, int64_t>> resume;
   std::vector<core::Twin> twins;
-  if (roles.sink || roles.sim) control_store = std::make_unique<store::SqliteStore>(db_path);
+  if (roles.sink || roles.sim) control_store = store_opener(config)();  // SQLite, or MongoDB with --mongo
   if (roles.sim && replay.empty()) resume = control_store->max_seq_per_car();
   if (roles.twin) twins = distributed ? load_twins(*log) : load_twins(*control_store);
   if (!resume.empty())
@@ -253,8 +272,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   // process follows wall time (its own timers use event time, see TwinStage).
   core::SimClock clock(roles.sim ? start_ms : wall_ms());
 
-  stages::StageContext ctx{metrics, clock, latency,
-                           [&] { return std::make_unique<store::SqliteStore>(db_path); }};
+  stages::StageContext ctx{metrics, clock, latency, store_opener(config, &metrics)};
   ctx.process.telemetry_schema_id = telemetry_schema_id;
   ctx.process.max_payload_bytes = static_cast<std::size_t>(config.get_int("codec.max_payload_bytes"));
   ctx.twin.offline_after_ms = config.get_duration_ms("twin.offline_after");
@@ -263,6 +281,13 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   // Readers resolve each record's writer schema by id when a registry is known (roles take
   // --schema-registry).
   if (!registry_url.empty()) ctx.registry = std::make_shared<codec::SchemaRegistryClient>(registry_url);
+  ctx.score.monitor = monitor_options(config);
+  ctx.score.score_schema_id = score_schema_id;
+  ctx.score.alert_schema_id = alert_schema_id;
+  ctx.score.warmup_ms = config.get_duration_ms("ml.warmup");
+  ctx.models = std::make_shared<stages::ModelSlot>();
+  // The first model: trained by the score stage after the warm-up, unless one arrives on fleet.models.
+  if (roles.score && ctx.score.warmup_ms > 0) ctx.score_trainer = warmup_trainer(config);
   stages::RunnerOptions ro;
   ro.max_batch = static_cast<std::size_t>(config.get_int("stage.max_batch"));
   ro.batch_window = std::chrono::milliseconds(config.get_duration_ms("stage.batch_window"));
@@ -271,7 +296,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   for (const auto& entry : stages::registry()) {
     const auto& name = entry.descriptor().name;
     const bool wanted = (name == "process" && roles.process) || (name == "twin" && roles.twin) ||
-                        (name == "sink" && roles.sink);
+                        (name == "sink" && roles.sink) || (name == "score" && roles.score);
     if (!wanted) continue;
     stages::RunnerOptions options = ro;
     const std::string group = config.get_string("group");
@@ -279,20 +304,43 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     runners.push_back(std::make_unique<stages::StageRunner>(entry.make(ctx), *log, metrics, options));
   }
   for (auto& r : runners) r->start();
+  // Models published on fleet.models (by `fleettwin train`, or by this score stage) reach the score stage
+  // through the watcher, while it runs.
+  std::unique_ptr<stages::ModelWatcher> model_watcher;
+  if (roles.score) {
+    model_watcher = std::make_unique<stages::ModelWatcher>(
+        *log, ctx.models, [](std::string_view bytes) { return ml::decode_artifact(bytes); }, metrics);
+    model_watcher->start();
+  }
+  // The REST API and dashboard of `up` (a distributed deployment runs `fleettwin api` on its own).
+  std::unique_ptr<api::ApiServer> api_server;
+  if (roles.all() && !config.get_string("http.listen").empty())
+    api_server =
+        start_api_server(config, ApiHost{&metrics, log.get(), ctx.open_store, data_dir.string(), {}});
+
+  // `up --mqtt`: cars on MQTT connections through brokers and the bridge instead of direct injection.
+  auto& published = metrics.counter("fleettwin_sim_published_total", "");
+  MqttFront mqtt_front;
+  const bool mqtt_mode = roles.all() && !config.get_string("mqtt.brokers").empty();
+  if (mqtt_mode) {
+    if (fast) throw ConfigError("--mqtt runs the cars in real time over the network; drop --fast");
+    if (!replay.empty()) throw ConfigError("--mqtt simulates cars; --replay is not supported with it");
+    mqtt_front.start(config, so.fleet, so.ground_truth_path, *log, metrics, clock, published,
+                     (data_dir / "mqtt").string());
+  }
 
   std::unique_ptr<SimSource> source;
-  if (roles.sim) source = std::make_unique<SimSource>(so, *log, &clock, metrics);
+  if (roles.sim && !mqtt_mode) source = std::make_unique<SimSource>(so, *log, &clock, metrics);
   const auto started = Clock::now();
   const int64_t stored_before = control_store && roles.sink ? control_store->history_stats().rows : 0;
   if (source) source->start();
   // Without the simulator here, a stage role runs until stopped.
-  auto feeding = [&] { return source ? source->running() : true; };
+  auto feeding = [&] { return mqtt_mode ? mqtt_front.running() : source ? source->running() : true; };
 
   auto& stored = metrics.counter("fleettwin_telemetry_stored_total", "");
   auto& dlq = metrics.counter("fleettwin_dlq_total", "", "stage=\"process\"");
   auto& online = metrics.gauge("fleettwin_cars_online", "");
   auto& processed = metrics.counter("fleettwin_records_in_total", "", "stage=\"process\"");
-  auto& published = metrics.counter("fleettwin_sim_published_total", "");
   const bool tty = isatty(STDERR_FILENO);
   int64_t last_count = 0;
   auto last_tick = started;
@@ -363,6 +411,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     source->join();
     if (!source->error().empty()) failed = true;
   }
+  if (mqtt_mode && !mqtt_front.stop()) failed = true;
 
   // Drain in pipeline order: each stage finishes its input once everything upstream has stopped writing.
   // A role process on its own (no upstream here) stops after its current batch instead: others may still
@@ -401,6 +450,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   for (auto& r : runners)
     if (!r->error().empty()) s.clean = false;
   if (source && !source->error().empty()) s.clean = false;
+  if (mqtt_mode && !mqtt_front.error().empty()) s.clean = false;
   s.elapsed_s = elapsed;
   s.p50_latency_ms = static_cast<double>(latency.quantile_us(0.50)) / 1000.0;
   s.p99_latency_ms = static_cast<double>(latency.quantile_us(0.99)) / 1000.0;
@@ -412,6 +462,10 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     s.twins = stats.twins;
     s.duplicates = stats.rows - stats.distinct;
     s.msgs_per_s = elapsed > 0 ? static_cast<double>(s.stored_this_run) / elapsed : 0;
+    if (mqtt_mode && config.get_int("mqtt.qos") == 1) {
+      // Every QoS 1 message the cars published was acknowledged by a broker and then by the bridge.
+      s.lost = std::max<int64_t>(0, s.published - s.stored_this_run);
+    }
     if (source) {
       // The exactness check: the store against what the simulator published, (car, seq) by (car, seq).
       const auto expected = source->expected_last_seq();
@@ -435,7 +489,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   s.peak_rss_mb = peak_rss_mb();
   if (hard_stop && !failed) spdlog::warn("stopped without draining: the next run on this data dir resumes");
   if (failed) {
-    std::string why = source ? source->error() : "";
+    std::string why = source ? source->error() : mqtt_front.error();
     for (auto& r : runners)
       if (!r->error().empty())
         why += (why.empty() ? "" : "; ") + r->stage().descriptor().name + ": " + r->error();

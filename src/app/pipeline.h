@@ -41,8 +41,9 @@ struct Roles {
   bool process = true;
   bool twin = true;
   bool sink = true;
+  bool score = true;  ///< not part of all(): `up` runs it, and a deployment may leave it out
   bool all() const { return sim && process && twin && sink; }
-  static Roles only(const std::string& role);  ///< "sim", "process", "twin" or "sink"
+  static Roles only(const std::string& role);  ///< "sim", "process", "twin", "sink" or "score"
 };
 
 /// How a run is watched and stopped by its caller (the CLI or the benchmark).

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "app/car_commands.h"
 #include "codec/json.h"
 #include "core/topics.h"
 #include "sim/csv_replay.h"
@@ -148,15 +149,39 @@ void SimSource::run_fleet(log::Producer& producer) {
   if (!_options.resume.empty()) fleet.resume(_options.resume);
   core::Telemetry t;
   int64_t n = 0;
+  // Without MQTT the simulator is also the cars' command channel: it reads fleet.commands itself and answers
+  // on fleet.command-acks as a car would on fleet/{car}/acks (keyed by the car, as the bridge does).
+  auto commands_in = _log.consumer("fleettwin.sim");
+  commands_in->subscribe({core::topics::kCommands});
+  CarCommands commands(fleet);
+  auto last_check = std::chrono::steady_clock::now();
+  auto obey_commands = [&] {
+    last_check = std::chrono::steady_clock::now();
+    auto batch = commands_in->poll(1000, std::chrono::milliseconds(0));
+    if (batch.empty()) return;
+    for (const auto& r : batch) {
+      const auto index = fleet.car_index(r.key);
+      if (!index || !fleet.simulates(*index)) continue;  // not one of our cars
+      const auto ack = commands.obey(*index, r.value, wall_ms());
+      producer.send(log::OutRecord{core::topics::kCommandAcks, ack.car, codec::command_ack_to_json(ack)});
+    }
+    commands_in->commit(log::next_offsets(batch));
+  };
   while (!_stop) {
     const int64_t due = fleet.next_due_ms();
-    while (!_options.fast && !_stop && due - wall_ms() > 0) pace(due, producer);
+    while (!_options.fast && !_stop && due - wall_ms() > 0) {
+      pace(due, producer);
+      obey_commands();
+    }
     if (_stop) break;
     if (!fleet.next(t)) break;
     pace(t.ts, producer);
     publish(producer, t, false);
     if ((++n & 1023) == 0) write_ground_truth(fleet);
+    if ((n & 255) == 0 && std::chrono::steady_clock::now() - last_check > std::chrono::milliseconds(200))
+      obey_commands();
   }
+  commands_in->close();
   write_ground_truth(fleet);
 }
 

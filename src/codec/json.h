@@ -108,6 +108,23 @@ bool alert_from_json(std::string_view json, core::Alert& alert, std::string* err
 std::string command_to_json(const core::Command& command);
 bool command_from_json(std::string_view json, core::Command& command, std::string* error);
 
+/// {id, car, status, ts, reported {setting: value}, reason}: what a car publishes on fleet/{car}/acks.
+std::string command_ack_to_json(const core::CommandAck& ack);
+bool command_ack_from_json(std::string_view json, core::CommandAck& ack, std::string* error);
+
+// Commands and the settings they change (DESIGN.md §4 Twin desired/reported/delta):
+//   set_speed_limit {"kmh": number 0..250}          -> speed_limit_kmh: number (0 removes the limit)
+//   update_firmware {"version": integer 0..100000}  -> firmware_version: integer
+//   schedule_service {}                             -> service: true
+/// The desired settings `command` sets (name -> JSON text), or false with the reason for an unknown command
+/// or bad parameters.
+bool command_settings(const core::Command& command, std::map<std::string, std::string>& settings,
+                      std::string* error);
+/// The command that sets `setting` to the JSON value `value`: fills `command.name` and `params_json`, or
+/// returns false with the reason (unknown setting, wrong type, out of range).
+bool command_for_setting(std::string_view setting, std::string_view value, core::Command& command,
+                         std::string* error);
+
 /// True when `json` is exactly one valid JSON value (any type), optionally surrounded by whitespace. The
 /// API checks settings and command parameters with it before storing them as JSON text.
 bool valid_json_value(std::string_view json);

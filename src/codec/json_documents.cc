@@ -489,4 +489,119 @@ bool command_from_json(std::string_view json, core::Command& command, std::strin
   return true;
 }
 
+// ---- Command acks and settings --------------------------------------------------------------------------
+
+std::string command_ack_to_json(const core::CommandAck& a) {
+  std::string out;
+  out.reserve(192);
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("id").string(a.id);
+  w.key("car").string(a.car);
+  w.key("status").string(a.status);
+  w.key("ts").integer(a.ts);
+  w.key("reported");
+  write_json_text_map(w, a.reported);
+  if (!a.reason.empty()) w.key("reason").string(a.reason);
+  w.end_object();
+  return out;
+}
+
+bool command_ack_from_json(std::string_view json, core::CommandAck& ack, std::string* error) {
+  core::CommandAck a;
+  Reader r("command ack", error);
+  const bool ok = r.read(json, [&](std::string_view key, od::value v) {
+    if (key == "id") return r.string(v, "id", a.id);
+    if (key == "car") return r.string(v, "car", a.car);
+    if (key == "status") return r.string(v, "status", a.status);
+    if (key == "ts") return r.integer(v, "ts", a.ts);
+    if (key == "reported") return r.json_text_map(v, "reported", a.reported);
+    if (key == "reason") return r.string(v, "reason", a.reason);
+    return true;
+  });
+  if (!ok) return false;
+  if (a.id.empty()) return r.fail("id", "missing");
+  if (a.status != "acked" && a.status != "failed" && a.status != "expired")
+    return r.fail("status", "must be acked, failed or expired");
+  ack = std::move(a);
+  return true;
+}
+
+namespace {
+
+// One number out of a small JSON object such as {"kmh": 90}; false when absent or not a number.
+bool number_field(std::string_view json, std::string_view field, double& out) {
+  const std::string_view padded = padded_copy(trim(json));
+  simdjson::dom::element doc;
+  if (thread_parsers().dom.parse(padded.data(), padded.size(), false).get(doc)) return false;
+  simdjson::dom::element v;
+  if (doc.at_key(field).get(v)) return false;
+  return !v.get_double().get(out);  // integers convert too
+}
+
+bool fail_with(std::string* error, std::string why) {
+  if (error) *error = std::move(why);
+  return false;
+}
+
+std::string number_text(double v) {
+  std::string out;
+  JsonWriter w(out);
+  if (v == std::trunc(v) && std::fabs(v) < 1e15) {
+    w.integer(static_cast<int64_t>(v));
+  } else {
+    w.number(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool command_settings(const core::Command& c, std::map<std::string, std::string>& settings,
+                      std::string* error) {
+  settings.clear();
+  const std::string params = c.params_json.empty() ? "{}" : c.params_json;
+  double v = 0;
+  if (c.name == "set_speed_limit") {
+    if (!number_field(params, "kmh", v) || !(v >= 0 && v <= 250))
+      return fail_with(error, "set_speed_limit needs {\"kmh\": number 0..250} (0 removes the limit)");
+    settings["speed_limit_kmh"] = number_text(v);
+  } else if (c.name == "update_firmware") {
+    if (!number_field(params, "version", v) || !(v >= 0 && v <= 100000) || v != std::trunc(v))
+      return fail_with(error, "update_firmware needs {\"version\": integer 0..100000}");
+    settings["firmware_version"] = number_text(v);
+  } else if (c.name == "schedule_service") {
+    settings["service"] = "true";
+  } else {
+    return fail_with(error, "unknown command '" + c.name + "'");
+  }
+  return true;
+}
+
+bool command_for_setting(std::string_view setting, std::string_view value, core::Command& command,
+                         std::string* error) {
+  const std::string wrapped = "{\"v\":" + std::string(trim(value)) + "}";
+  double v = 0;
+  if (setting == "speed_limit_kmh") {
+    if (!number_field(wrapped, "v", v) || !(v >= 0 && v <= 250))
+      return fail_with(error, "setting speed_limit_kmh: expected a number 0..250 (0 removes the limit)");
+    command.name = "set_speed_limit";
+    command.params_json = "{\"kmh\":" + number_text(v) + "}";
+  } else if (setting == "firmware_version") {
+    if (!number_field(wrapped, "v", v) || !(v >= 0 && v <= 100000) || v != std::trunc(v))
+      return fail_with(error, "setting firmware_version: expected an integer 0..100000");
+    command.name = "update_firmware";
+    command.params_json = "{\"version\":" + number_text(v) + "}";
+  } else if (setting == "service") {
+    if (trim(value) != "true")
+      return fail_with(error, "setting service: expected true (schedules a service visit)");
+    command.name = "schedule_service";
+    command.params_json = "{}";
+  } else {
+    return fail_with(error, "unknown setting '" + std::string(setting) +
+                                "' (settings: speed_limit_kmh, firmware_version, service)");
+  }
+  return true;
+}
+
 }  // namespace fleettwin::codec

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,18 @@ struct Command {
   int64_t expires = 0;             ///< ms; 0 = never
   std::string status = "pending";  ///< pending | delivered | acked | failed | expired
   bool operator==(const Command&) const = default;
+};
+
+/// A car's answer to a command (fleet/{car}/acks -> fleet.command-acks), or the bridge's verdict on a command
+/// that expired before it could be sent. Plain value.
+struct CommandAck {
+  std::string id;  ///< the command's id
+  std::string car;
+  std::string status;                           ///< acked | failed | expired
+  int64_t ts = 0;                               ///< ms
+  std::map<std::string, std::string> reported;  ///< the car's settings after the command (name -> JSON text)
+  std::string reason;                           ///< why, when failed or expired
+  bool operator==(const CommandAck&) const = default;
 };
 
 }  // namespace fleettwin::core

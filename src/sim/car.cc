@@ -249,7 +249,7 @@ void Car::advance(const CarConstants& c, const std::array<double, kFailureModeCo
   // Drivetrain: speed follows the segment's target with a lag; throttle reflects speed and acceleration.
   if (_state == TripState::kDriving) {
     _speed = _target_speed + (_speed - _target_speed) * c.speed_decay + 0.4 * _rng.noise();
-    _speed = clampd(_speed, 0.0, 45.0);
+    _speed = clampd(_speed, 0.0, _speed_limit_mps > 0 ? _speed_limit_mps : 45.0);
     const double accel = (_speed - prev_speed) / c.dt_s;
     _throttle = clampd(0.06 + 0.011 * _speed + 0.15 * accel + 0.03 * _rng.noise(), 0.0, 1.0);
   } else {
@@ -349,7 +349,7 @@ void Car::step(const CarConstants& c, core::Telemetry& out, std::vector<FailureO
     v[core::kAccelerometer11 + k] = a;
   }
 
-  int fw = healthy_firmware(c, local);
+  int fw = std::max(healthy_firmware(c, local), _installed_firmware);
   if (_onset[idx(FailureMode::kOutdatedFirmware)] != kNever &&
       local >= _onset[idx(FailureMode::kOutdatedFirmware)])
     fw = sev[idx(FailureMode::kOutdatedFirmware)] >= 1.0 ? std::max(0, _frozen_firmware - kFirmwareRollback)

@@ -89,6 +89,15 @@ class Car {
   /// seq are the fleet's job). Failures that begin in this step are appended to `onsets` when not null.
   void step(const CarConstants& c, core::Telemetry& out, std::vector<FailureOnset>* onsets);
 
+  // Commands from the platform (fleet/{car}/commands). They change what the car does from its next step on;
+  // a car without commands is unaffected (and so stays deterministic).
+  /// Caps the speed the car drives at `kmh` (<= 0 removes the cap).
+  void set_speed_limit_kmh(double kmh) { _speed_limit_mps = kmh > 0 ? kmh / 3.6 : 0; }
+  /// Installs firmware `version`: the car reports it from now on (a failing unit still rolls back).
+  void install_firmware(int version) { _installed_firmware = version; }
+  double speed_limit_kmh() const { return _speed_limit_mps * 3.6; }
+  int installed_firmware() const { return _installed_firmware; }
+
   /// Seq of the last message stepped (0 before the first).
   int64_t seq() const { return _seq; }
   TripState trip_state() const { return _state; }
@@ -129,6 +138,8 @@ class Car {
   std::array<double, 4> _tyre_nominal{};
   int64_t _firmware_delay_ms = 0;
   int _frozen_firmware = kBaseFirmware;
+  double _speed_limit_mps = 0;  // 0: no limit set by a command
+  int _installed_firmware = 0;  // 0: none installed by a command
 
   std::array<int64_t, kFailureModeCount> _onset;
   int64_t _next_random_onset = kNever;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -39,6 +40,7 @@ std::string validate(const FleetConfig& c) {
   if (!core::valid_car_id(car_id(c, c.cars - 1)))
     return "id_prefix must be [A-Za-z0-9_-] and short enough for " + std::to_string(core::kMaxCarIdLength) +
            "-character ids";
+  if (c.shards == 0 || c.shard >= c.shards) return "shard must be below shards (and shards at least 1)";
   for (const auto& p : c.planned_failures) {
     if (p.car >= c.cars)
       return "planned failure for car index " + std::to_string(p.car) + " outside the fleet";
@@ -103,7 +105,8 @@ void Fleet::resume(const std::vector<std::pair<std::string, int64_t>>& last_seq_
     _cars.emplace_back(_config.seed, i, _constants, std::move(planned[i]));
     // Replaying is the only way to reach the exact state: the model is a chain of random draws. Onsets
     // found while replaying are before the resume point and are not reported again.
-    for (int64_t s = 0; s < last[i]; ++s) _cars.back().step(_constants, scratch, nullptr);
+    if (simulates(i))
+      for (int64_t s = 0; s < last[i]; ++s) _cars.back().step(_constants, scratch, nullptr);
   }
   _failures.clear();
   _onsets.clear();
@@ -115,8 +118,11 @@ void Fleet::reset_schedule(const std::vector<int64_t>& first_round) {
   _pending.clear();
   _pos = 0;
   _finished = false;
-  _round = *std::min_element(first_round.begin(), first_round.end());
+  _round = std::numeric_limits<int64_t>::max();
+  for (std::size_t i = 0; i < first_round.size(); ++i)
+    if (simulates(i)) _round = std::min(_round, first_round[i]);
   for (std::size_t i = 0; i < first_round.size(); ++i) {
+    if (!simulates(i)) continue;
     if (first_round[i] == _round)
       _active.push_back(static_cast<uint32_t>(i));
     else

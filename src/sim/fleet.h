@@ -28,6 +28,10 @@ struct FleetConfig {
   std::string id_prefix = "car-";
   int64_t firmware_release_ms = 6 * 3'600'000;   ///< the fleet's firmware moves on this often; 0 = never
   std::vector<PlannedFailure> planned_failures;  ///< forced failures on top of the random ones
+  /// This fleet simulates only cars with index % shards == shard (simulator worker processes split a fleet
+  /// this way); ids, timing and content of each car are those of the whole fleet.
+  std::size_t shard = 0;
+  std::size_t shards = 1;
 };
 
 /// Why `config` cannot be simulated, or an empty string when it can.
@@ -80,6 +84,10 @@ class Fleet {
   int64_t due_ms(std::size_t index, int64_t seq) const;
   /// Read-only view of one car's model (trip state, active failures), e.g. for tests and dashboards.
   const Car& car(std::size_t index) const { return _cars[index]; }
+  /// The car itself, to apply commands (sim/commands.h) between messages.
+  Car& car(std::size_t index) { return _cars[index]; }
+  /// Whether car `index` belongs to this fleet's shard.
+  bool simulates(std::size_t index) const { return index % _config.shards == _config.shard; }
 
  private:
   void reset_schedule(const std::vector<int64_t>& first_round);

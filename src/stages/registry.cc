@@ -8,6 +8,11 @@ const std::vector<StageEntry>& registry() {
   static const std::vector<StageEntry> entries = {
       {&ProcessStage::static_descriptor,
        [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.metrics); }},
+      {&ScoreStage::static_descriptor,
+       [](StageContext& c) {
+         return std::make_unique<ScoreStage>(c.score, c.models, c.metrics, codec::TelemetryReader(c.registry),
+                                             c.score_trainer);
+       }},
       {&TwinStage::static_descriptor,
        [](StageContext& c) {
          return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins),

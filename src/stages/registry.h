@@ -9,6 +9,7 @@
 #include "core/histogram.h"
 #include "core/metrics.h"
 #include "stages/process/process_stage.h"
+#include "stages/score/score_stage.h"
 #include "stages/stage.h"
 #include "stages/twin/twin_stage.h"
 #include "store/twin_store.h"
@@ -25,6 +26,9 @@ struct StageContext {
   TwinStage::Options twin;
   std::vector<core::Twin> initial_twins;                  ///< where the twin stage resumes from
   std::shared_ptr<codec::SchemaRegistryClient> registry;  ///< readers check writer schemas by id; null: trust
+  ScoreStage::Options score;
+  std::shared_ptr<ModelSlot> models;  ///< where the score stage finds its models (set by a ModelWatcher)
+  WarmupTrainer score_trainer;        ///< null: the score stage never trains, it waits for fleet.models
 };
 
 /// One registered stage: its descriptor and how to build it.

@@ -1,13 +1,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/alert.h"
 #include "core/telemetry.h"
 #include "core/twin.h"
+#include "store/filter.h"
 
 namespace fleettwin::store {
 
@@ -35,12 +38,53 @@ struct WriteResult {
   int64_t twins_stale = 0;  ///< twin updates refused because the store held newer state
 };
 
-/// Filter for listing twins (the full filter language comes with the MongoDB issue).
+/// Filter, order and page of a twin listing.
 struct TwinQuery {
   std::optional<core::HealthStatus> status;
   std::optional<bool> online;
-  std::string after_id;  ///< paging cursor: list ids greater than this
+  std::optional<Filter> filter;  ///< parse_filter(text); ANDed with status/online
+  /// A field path (filter_fields()), leading '-' = descending; empty = by id. Ties are ordered by id.
+  std::string sort;
+  /// Paging cursor: empty for the first page, then twin_cursor(parse_sort(sort), last twin of the page).
+  /// With the id sort that is simply the last id (list ids greater than this).
+  std::string after_id;
   int64_t limit = 100;
+};
+
+/// Analytics (issue 5 point 3): the same results from every adapter.
+struct FleetSummary {
+  int64_t cars = 0;
+  std::map<std::string, int64_t> by_status;  ///< health status string ("ok", ...) -> cars; zero counts absent
+  int64_t online = 0;
+  int64_t messages_last_minute = 0;  ///< telemetry rows with now - 60 s <= ts < now (device time)
+  bool operator==(const FleetSummary&) const = default;
+};
+
+/// One car of the top-N by anomaly score.
+struct CarScore {
+  std::string car;
+  double score = 0;
+  double threshold = 0;
+  std::string status;
+  bool operator==(const CarScore&) const = default;
+};
+
+/// One hour of one signal of one car. NaN values (stored as NULL/null) are not counted.
+struct HourlyAggregate {
+  int64_t hour_ms = 0;  ///< start of the hour, ms since the epoch (UTC)
+  double min = 0;
+  double avg = 0;
+  double max = 0;
+  int64_t count = 0;
+  bool operator==(const HourlyAggregate&) const = default;
+};
+
+/// Alerts raised (raised == true, by their ts) per hour and kind.
+struct AlertsPerHour {
+  int64_t hour_ms = 0;
+  std::string kind;
+  int64_t count = 0;
+  bool operator==(const AlertsPerHour&) const = default;
 };
 
 /// Counts used by `up`'s exactness check (lost / duplicates).
@@ -66,6 +110,26 @@ class TwinStore {
   virtual HistoryStats history_stats() = 0;
   /// Highest contiguous-from-1 seq stored per car is not needed here: max seq per car (for resume).
   virtual std::vector<std::pair<std::string, int64_t>> max_seq_per_car() = 0;
+
+  // Analytics.
+  virtual FleetSummary fleet_summary(int64_t now_ms) = 0;
+  /// The n twins with the highest health.score, ties by id ascending.
+  virtual std::vector<CarScore> top_by_score(int64_t n) = 0;
+  /// Hourly min/avg/max/count of `signal` (a core::kSignals name, or "score") of one car over
+  /// from_ms <= ts < to_ms, oldest hour first; hours without values are absent. Throws
+  /// std::invalid_argument for an unknown signal.
+  virtual std::vector<HourlyAggregate> hourly(const std::string& car, std::string_view signal,
+                                              int64_t from_ms, int64_t to_ms) = 0;
+  /// Raised alerts per (hour, kind) over from_ms <= ts < to_ms, ordered by hour then kind.
+  virtual std::vector<AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) = 0;
+
+  // Commands and alerts.
+  virtual std::optional<core::Command> get_command(const std::string& id) = 0;
+  /// Commands of one car (all cars when empty), newest (created) first, ties by id descending.
+  virtual std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) = 0;
+  /// Sets acknowledged on the alert; false when no alert has this id.
+  virtual bool ack_alert(const std::string& id) = 0;
+  virtual std::optional<core::Alert> get_alert(const std::string& id) = 0;
 };
 
 }  // namespace fleettwin::store

@@ -23,12 +23,13 @@ namespace {
 
 /// Runs the fleettwin binary; every `up` gets its own registry port, since tests run side by side.
 fleettwin::testing::Result run(std::vector<std::string> args) {
-  if (!args.empty() && args[0] == "up") args.insert(args.end(), {"--registry-listen", "127.0.0.1:0"});
+  if (!args.empty() && args[0] == "up")
+    args.insert(args.end(), {"--registry-listen", "127.0.0.1:0", "--http", "127.0.0.1:0"});
   return fleettwin::testing::run(FLEETTWIN_BIN, args);
 }
 
 pid_t spawn(std::vector<std::string> args, const std::string& log_path) {
-  if (args[0] == "up") args.insert(args.end(), {"--registry-listen", "127.0.0.1:0"});
+  if (args[0] == "up") args.insert(args.end(), {"--registry-listen", "127.0.0.1:0", "--http", "127.0.0.1:0"});
   return fleettwin::testing::spawn(FLEETTWIN_BIN, args, log_path);
 }
 

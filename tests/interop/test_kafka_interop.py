@@ -220,7 +220,7 @@ def pipeline(tmp_path_factory):
         cmd = [binary, "up", "--kafka", kafka_addr, "--schema-registry", registry_url, "--fast",
                "--cars", str(CARS), "--interval", f"{INTERVAL_S}s", "--duration", f"{DURATION_S}s",
                "--inject-invalid", str(INJECT_INVALID), "--data-dir", str(data_dir),
-               "--summary-json", str(summary_path)]
+               "--summary-json", str(summary_path), "--http", "127.0.0.1:0"]
         up = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
         assert up.returncode == 0, f"fleettwin up exited {up.returncode}:\n{up.stdout[-4000:]}"
         summary = json.loads(summary_path.read_text())

@@ -9,11 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -85,10 +87,11 @@ inline std::string read_file(const std::string& path) {
 /// goes out of scope. Throws when it cannot start: tests that need a service never skip.
 class Service {
  public:
-  Service(const std::string& source_dir, const std::string& name)
+  /// `start_args`: extra arguments of `start`, already shell-quoted (e.g. "--shards 2").
+  Service(const std::string& source_dir, const std::string& name, const std::string& start_args = "")
       : _script(source_dir + "/scripts/services/" + name) {
     // The script's stderr (progress, the log tail on failure) goes to the test's.
-    FILE* out = popen((quote(_script) + " start").c_str(), "r");
+    FILE* out = popen((quote(_script) + " start " + start_args).c_str(), "r");
     if (!out) throw std::runtime_error("cannot run " + _script);
     std::string text;
     char buf[512];
@@ -107,5 +110,21 @@ class Service {
   std::string _script;
   std::string _address;
 };
+
+/// Waits for `pred` up to `limit`; returns whether it became true.
+/// Exceptions from `pred` count as "not yet" (e.g. a store file whose schema is still being created).
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      if (pred()) return true;
+    } catch (const std::exception&) {
+      // e.g. the store file exists but its schema is still being created: not yet
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return pred();
+}
 
 }  // namespace fleettwin::testing

@@ -7,6 +7,7 @@
 
 #include "codec/avro.h"
 #include "codec/json.h"
+#include "codec/schemas.h"
 #include "core/topics.h"
 
 namespace fleettwin::stages {
@@ -15,10 +16,11 @@ namespace t = core::topics;
 
 const StageDescriptor& SinkStage::static_descriptor() {
   static const StageDescriptor d{"sink",
-                                 {t::kTelemetry, t::kTwins},
+                                 {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
                                  {},
                                  {"data_dir"},
-                                 "stores telemetry history and twins, idempotently, in the twin store"};
+                                 "stores telemetry history, twins, alerts and commands (with their status), "
+                                 "idempotently, in the twin store"};
   return d;
 }
 
@@ -38,7 +40,10 @@ SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& met
 void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   _batch.telemetry.clear();
   _batch.twins.clear();
-  auto& twin_index = _twin_index;  // car -> position in _batch.twins
+  _batch.alerts.clear();
+  _batch.commands.clear();
+  std::unordered_map<std::string, std::size_t> command_index;  // id -> position in _batch.commands
+  auto& twin_index = _twin_index;                              // car -> position in _batch.twins
   auto& ingest_times = _ingest_times;
   twin_index.clear();
   ingest_times.clear();
@@ -70,6 +75,46 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
           kept = std::move(twin);
       }
       twin = core::Twin{};
+    } else if (r.topic == t::kAlerts) {
+      core::Alert a;
+      if (!codec::decode_avro_alert(r.value, a, nullptr, &error)) {
+        _bad.add();
+        spdlog::warn("sink: undecodable alert {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
+        continue;
+      }
+      if (auto old = _store->get_alert(a.id)) a.acknowledged = old->acknowledged;  // an operator's ack stays
+      _batch.alerts.push_back(std::move(a));
+    } else if (r.topic == t::kCommands) {
+      core::Command c;
+      if (!codec::command_from_json(r.value, c, &error)) {
+        _bad.add();
+        continue;
+      }
+      if (c.car.empty()) c.car = r.key;
+      // A replayed command must not move an answered one back to pending.
+      if (auto old = _store->get_command(c.id); old && old->status != "pending") c.status = old->status;
+      auto [it, inserted] = command_index.try_emplace(c.id, _batch.commands.size());
+      if (inserted) _batch.commands.push_back(std::move(c));
+    } else if (r.topic == t::kCommandAcks) {
+      core::CommandAck a;
+      if (!codec::command_ack_from_json(r.value, a, &error)) {
+        _bad.add();
+        continue;
+      }
+      core::Command* c = nullptr;
+      if (auto it = command_index.find(a.id); it != command_index.end()) {
+        c = &_batch.commands[it->second];
+      } else if (auto stored = _store->get_command(a.id)) {
+        command_index.emplace(a.id, _batch.commands.size());
+        c = &_batch.commands.emplace_back(std::move(*stored));
+      }
+      // An ack for a command this store never saw (another deployment's) is only counted.
+      if (!c) {
+        _bad.add();
+        continue;
+      }
+      // "acked" is final; a late "expired" from the twin stage does not overwrite it.
+      if (c->status != "acked") c->status = a.status;
     }
   }
   const auto result = _store->write(_batch);

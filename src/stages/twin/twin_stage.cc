@@ -4,6 +4,7 @@
 
 #include "codec/avro.h"
 #include "codec/json.h"
+#include "codec/schemas.h"
 #include "core/topics.h"
 
 namespace fleettwin::stages {
@@ -13,10 +14,11 @@ namespace t = core::topics;
 const StageDescriptor& TwinStage::static_descriptor() {
   static const StageDescriptor d{
       "twin",
-      {t::kTelemetry},
-      {t::kTwins},
+      {t::kTelemetry, t::kCommands, t::kCommandAcks, t::kScores, t::kAlerts},
+      {t::kTwins, t::kCommandAcks},
       {"twin.offline_after"},
-      "maintains every car's digital twin and writes changes to the twin changelog"};
+      "maintains every car's digital twin (reported state, desired settings from commands, settings the car "
+      "confirmed, health from scores and alerts) and writes changes to the twin changelog"};
   return d;
 }
 
@@ -55,6 +57,10 @@ void TwinStage::mark(Entry& e) {
 
 void TwinStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   for (const auto& r : batch) {
+    if (r.topic != t::kTelemetry) {
+      apply_other(r);
+      continue;
+    }
     std::string error;
     if (!_reader.read(r.value, _t, &error)) {
       // process wrote this record, so this is a bug or a foreign writer: count it and move on.
@@ -76,8 +82,109 @@ void TwinStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   _count.set(static_cast<int64_t>(_twins.size()));
 }
 
-void TwinStage::tick(log::Producer&) {
+void TwinStage::changed(Entry& e) {
+  ++e.twin.version;
+  mark(e);
+}
+
+void TwinStage::apply_other(const log::Record& r) {
+  std::string error;
+  if (r.topic == t::kCommands) {
+    core::Command c;
+    std::map<std::string, std::string> settings;
+    if (!codec::command_from_json(r.value, c, &error) || !codec::command_settings(c, settings, &error)) {
+      _bad.add();
+      spdlog::warn("twin: ignoring command {}/{}: {}", r.partition, r.offset, error);
+      return;
+    }
+    const std::string car = c.car.empty() ? r.key : c.car;
+    Entry& e = _twins[car];
+    if (e.twin.id.empty()) e.twin.id = car;
+    for (const auto& [k, v] : settings) e.twin.desired[k] = v;
+    _commands[c.id] = {car, std::move(settings), c.expires};
+    changed(e);
+  } else if (r.topic == t::kCommandAcks) {
+    core::CommandAck a;
+    if (!codec::command_ack_from_json(r.value, a, &error)) {
+      _bad.add();
+      spdlog::warn("twin: ignoring command ack {}/{}: {}", r.partition, r.offset, error);
+      return;
+    }
+    const std::string& car = r.key.empty() ? a.car : r.key;  // the key is the MQTT topic's car (ACL-checked)
+    Entry& e = _twins[car];
+    if (e.twin.id.empty()) e.twin.id = car;
+    if (a.status == "acked") {
+      for (const auto& [k, v] : a.reported) e.twin.reported_settings[k] = v;
+    } else if (auto it = _commands.find(a.id); it != _commands.end() && it->second.car == car) {
+      withdraw(e, it->second);
+    }
+    _commands.erase(a.id);
+    changed(e);
+  } else if (r.topic == t::kScores) {
+    codec::AnomalyScore s;
+    if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) {
+      _bad.add();
+      return;
+    }
+    Entry& e = _twins[s.car];
+    if (e.twin.id.empty()) e.twin.id = s.car;
+    auto& h = e.twin.health;
+    h.score = s.score;
+    h.threshold = s.threshold;
+    h.model_version = s.model_version;
+    h.top_signals.clear();
+    for (const auto& d : s.top_signals) h.top_signals.push_back(d.signal);
+    // An open alert keeps the car in "anomaly" until it is cleared; a single high score is a warning.
+    if (h.status != core::HealthStatus::kAnomaly) {
+      const auto status = s.score > s.threshold ? core::HealthStatus::kWarning : core::HealthStatus::kOk;
+      if (status != h.status) {
+        h.status = status;
+        h.since = s.ts;
+      }
+    }
+    changed(e);
+  } else if (r.topic == t::kAlerts) {
+    core::Alert a;
+    if (!codec::decode_avro_alert(r.value, a, nullptr, &error)) {
+      _bad.add();
+      return;
+    }
+    Entry& e = _twins[a.car];
+    if (e.twin.id.empty()) e.twin.id = a.car;
+    auto& h = e.twin.health;
+    const auto status = a.raised ? core::HealthStatus::kAnomaly : core::HealthStatus::kOk;
+    if (status != h.status) {
+      h.status = status;
+      h.since = a.ts;
+    }
+    if (a.raised) h.top_signals = a.signals;
+    changed(e);
+  }
+}
+
+void TwinStage::withdraw(Entry& e, const PendingCommand& c) {
+  // Failed or expired: the settings it asked for will not come; stop showing them as wanted.
+  for (const auto& [k, v] : c.settings)
+    if (auto d = e.twin.desired.find(k); d != e.twin.desired.end() && d->second == v) e.twin.desired.erase(d);
+}
+
+void TwinStage::tick(log::Producer& out) {
   const int64_t now = now_ms();
+  // A command whose expiry passed unanswered (the broker dropped it for an offline car, or nobody delivered
+  // it) is declared expired on fleet.command-acks, so its status is visible in the store and the API.
+  for (auto it = _commands.begin(); it != _commands.end();) {
+    const auto& c = it->second;
+    if (c.expires <= 0 || c.expires > now) {
+      ++it;
+      continue;
+    }
+    core::CommandAck a{it->first, c.car, "expired", now, {}, "not acknowledged by the car before its expiry"};
+    out.send({t::kCommandAcks, c.car, codec::command_ack_to_json(a), {}, -1, 0});
+    Entry& e = _twins[c.car];
+    withdraw(e, c);
+    changed(e);
+    it = _commands.erase(it);
+  }
   int64_t online = 0;
   for (auto& [id, e] : _twins) {
     if (core::mark_offline_if_silent(e.twin, now, _options.offline_after_ms)) mark(e);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -45,11 +46,21 @@ class TwinStage final : public Stage {
     bool dirty = false;
   };
   void mark(Entry& e);
+  void changed(Entry& e);                  // version + 1 and mark
+  void apply_other(const log::Record& r);  // commands, command acks, scores, alerts
 
   Options _options;
   const core::Clock& _clock;
   std::unordered_map<std::string, Entry> _twins;  // node-based: Entry* stay valid
   std::vector<Entry*> _dirty;
+  // Commands not yet answered, to withdraw their settings when they fail or expire unanswered.
+  struct PendingCommand {
+    std::string car;
+    std::map<std::string, std::string> settings;
+    int64_t expires = 0;  // ms; 0 = never
+  };
+  std::unordered_map<std::string, PendingCommand> _commands;
+  void withdraw(Entry& e, const PendingCommand& c);
   int64_t _watermark = 0;  // newest device ts applied
   std::chrono::steady_clock::time_point _watermark_at;
   codec::TelemetryReader _reader;

@@ -8,6 +8,7 @@
 
 #include "core/signals.h"
 #include "store/sqlite/sqlite_blob.h"
+#include "store/sqlite/sqlite_filter.h"
 
 namespace fleettwin::store {
 namespace {
@@ -351,6 +352,7 @@ void SqliteStore::open(const SqliteOptions& o) {
     _db.exec("ROLLBACK");
     throw;
   }
+  register_twin_field_function(_db.handle());
   _st = std::make_unique<Statements>(_db.handle());
 }
 
@@ -554,6 +556,7 @@ std::optional<core::Twin> SqliteStore::get_twin(const std::string& car) {
 std::vector<core::Twin> SqliteStore::list_twins(const TwinQuery& q) {
   std::vector<core::Twin> out;
   if (q.limit <= 0) return out;
+  if (q.filter || !q.sort.empty()) return list_twins_filtered(q);
   int mask = (q.status ? 1 : 0) | (q.online ? 2 : 0);
   Stmt& s = _st->list_twins[mask];
   StmtScope scope(s);
@@ -628,6 +631,132 @@ std::vector<std::pair<std::string, int64_t>> SqliteStore::max_seq_per_car() {
   StmtScope scope(s);
   while (s.step()) out.emplace_back(s.column_text(0), s.column_int(1));
   return out;
+}
+
+std::vector<core::Twin> SqliteStore::list_twins_filtered(const TwinQuery& q) {
+  // Generated SQL: the text comes only from the field catalog and fixed operators; every value, including
+  // the user's literals, is a bound parameter (TwinSql).
+  const TwinSort sort = parse_sort(q.sort);
+  TwinSql sql;
+  std::string where = "1";
+  if (q.status) where += " AND status = " + sql.param(std::string(core::to_string(*q.status)));
+  if (q.online) where += " AND online = " + sql.param(int64_t{*q.online ? 1 : 0});
+  if (q.filter) where += " AND " + sql.filter(*q.filter);
+  std::string order = "id";
+  if (sort.by_id()) {
+    if (!q.after_id.empty()) where += " AND id > " + sql.param(q.after_id);
+  } else {
+    const std::string key = sql.field(sort.field);
+    order = key + (sort.descending ? " DESC, id" : ", id");
+    if (!q.after_id.empty()) {
+      TwinCursor c = decode_twin_cursor(sort, q.after_id);
+      const std::string v = sql.value(c.value);
+      where += " AND (" + key + (sort.descending ? " < " : " > ") + v + " OR (" + key + " = " + v +
+               " AND id > " + sql.param(c.id) + "))";
+    }
+  }
+  const std::string text = std::string("SELECT ") + kTwinColumns + " FROM twins WHERE " + where +
+                           " ORDER BY " + order + " LIMIT " + sql.param(q.limit);
+  Stmt s(_db.handle(), text);
+  sql.bind(s);
+  std::vector<core::Twin> out;
+  while (s.step()) out.push_back(read_twin(s));
+  return out;
+}
+
+FleetSummary SqliteStore::fleet_summary(int64_t now_ms) {
+  FleetSummary out;
+  Transaction tx(_st->begin_read, _st->commit, _st->rollback);
+  {
+    Stmt s(_db.handle(), "SELECT status, count(*), sum(online) FROM twins GROUP BY status ORDER BY status");
+    while (s.step()) {
+      out.by_status[s.column_text(0)] = s.column_int(1);
+      out.cars += s.column_int(1);
+      out.online += s.column_int(2);
+    }
+  }
+  {
+    // Only generations whose time range overlaps the minute are read (see the schema comment).
+    Stmt s(_db.handle(),
+           "SELECT count(*) FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
+           " ON t.gen = g.gen AND t.ts >= ?1 AND t.ts < ?2 WHERE g.max_ts >= ?1 AND g.min_ts < ?2");
+    s.bind(1, now_ms - 60000).bind(2, now_ms);
+    if (s.step()) out.messages_last_minute = s.column_int(0);
+  }
+  tx.commit();
+  return out;
+}
+
+std::vector<CarScore> SqliteStore::top_by_score(int64_t n) {
+  std::vector<CarScore> out;
+  if (n <= 0) return out;
+  // NULL (a NaN score) sorts last in DESC, as null does in MongoDB.
+  Stmt s(_db.handle(),
+         std::string("SELECT ") + kTwinColumns + " FROM twins ORDER BY score DESC, id LIMIT ?1");
+  s.bind(1, n);
+  while (s.step()) {
+    core::Twin t = read_twin(s);
+    out.push_back(
+        CarScore{t.id, t.health.score, t.health.threshold, std::string(core::to_string(t.health.status))});
+  }
+  return out;
+}
+
+std::vector<HourlyAggregate> SqliteStore::hourly(const std::string& car, std::string_view signal,
+                                                 int64_t from_ms, int64_t to_ms) {
+  // The column name comes from the catalog, never from the caller's text.
+  std::string column;
+  if (signal == "score") {
+    column = "score";
+  } else if (auto i = core::signal_index(signal)) {
+    column = "\"" + std::string(core::kSignals[*i].name) + "\"";
+  } else {
+    throw std::invalid_argument("hourly: unknown signal '" + std::string(signal) + "'");
+  }
+  std::vector<HourlyAggregate> out;
+  if (from_ms >= to_ms) return out;
+  Stmt s(_db.handle(),
+         "SELECT (t.ts / 3600000) * 3600000 AS hour, min(t." + column + "), avg(t." + column + "), max(t." +
+             column + "), count(t." + column +
+             ") AS n FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
+             " ON t.gen = g.gen AND t.car = ?1 AND t.ts >= ?2 AND t.ts < ?3"
+             " WHERE g.max_ts >= ?2 AND g.min_ts < ?3 GROUP BY hour HAVING n > 0 ORDER BY hour");
+  s.bind(1, std::string_view(car)).bind(2, from_ms).bind(3, to_ms);
+  while (s.step()) {
+    out.push_back(HourlyAggregate{s.column_int(0), s.column_double(1), s.column_double(2), s.column_double(3),
+                                  s.column_int(4)});
+  }
+  return out;
+}
+
+std::vector<AlertsPerHour> SqliteStore::alerts_per_hour(int64_t from_ms, int64_t to_ms) {
+  std::vector<AlertsPerHour> out;
+  Stmt s(_db.handle(),
+         "SELECT (ts / 3600000) * 3600000 AS hour, kind, count(*) FROM alerts"
+         " WHERE raised = 1 AND ts >= ?1 AND ts < ?2 GROUP BY hour, kind ORDER BY hour, kind");
+  s.bind(1, from_ms).bind(2, to_ms);
+  while (s.step()) out.push_back(AlertsPerHour{s.column_int(0), s.column_text(1), s.column_int(2)});
+  return out;
+}
+
+std::optional<core::Command> SqliteStore::get_command(const std::string& id) {
+  Stmt s(_db.handle(), std::string("SELECT ") + kCommandColumns + " FROM commands WHERE id = ?1");
+  s.bind(1, std::string_view(id));
+  if (!s.step()) return std::nullopt;
+  return read_command(s);
+}
+
+std::optional<core::Alert> SqliteStore::get_alert(const std::string& id) {
+  Stmt s(_db.handle(), std::string("SELECT ") + kAlertColumns + " FROM alerts WHERE id = ?1");
+  s.bind(1, std::string_view(id));
+  if (!s.step()) return std::nullopt;
+  return read_alert(s);
+}
+
+bool SqliteStore::ack_alert(const std::string& id) {
+  Stmt s(_db.handle(), "UPDATE alerts SET acknowledged = 1 WHERE id = ?1");
+  s.bind(1, std::string_view(id));
+  return s.run() > 0;
 }
 
 }  // namespace fleettwin::store

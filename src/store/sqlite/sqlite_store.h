@@ -55,14 +55,21 @@ class SqliteStore final : public TwinStore {
   HistoryStats history_stats() override;
   std::vector<std::pair<std::string, int64_t>> max_seq_per_car() override;
 
-  /// Commands of one car (all cars when empty), newest first. SQLite-only for now: TwinStore has no
-  /// command read yet.
-  std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000);
+  FleetSummary fleet_summary(int64_t now_ms) override;
+  std::vector<CarScore> top_by_score(int64_t n) override;
+  std::vector<HourlyAggregate> hourly(const std::string& car, std::string_view signal, int64_t from_ms,
+                                      int64_t to_ms) override;
+  std::vector<AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) override;
+  std::optional<core::Command> get_command(const std::string& id) override;
+  std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
+  bool ack_alert(const std::string& id) override;
+  std::optional<core::Alert> get_alert(const std::string& id) override;
 
  private:
   struct Statements;
 
   void open(const SqliteOptions& options);
+  std::vector<core::Twin> list_twins_filtered(const TwinQuery& query);
   void write_telemetry(const std::vector<TelemetryRow>& rows, WriteResult& result);
   void write_twins(const std::vector<core::Twin>& twins, WriteResult& result);
   void write_alerts(const std::vector<core::Alert>& alerts);

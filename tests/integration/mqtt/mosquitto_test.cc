@@ -1,4 +1,4 @@
-// mqtt::Subscriber against a real mosquitto broker, for MQTT 3.1.1 and 5: what the bridge relies on is that a
+// mqtt::Client against a real mosquitto broker, for MQTT 3.1.1 and 5: what the bridge relies on is that a
 // QoS 1 message it has not acked comes back after a reconnect on a persistent session, and one it has acked
 // does not. The broker is started here through scripts/services/mosquitto and stopped at the end; a broker
 // that cannot start fails the run (DESIGN.md §6: integration tests never silently skip).
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "mqtt/subscriber.h"
+#include "mqtt/client.h"
 #include "support/service_environment.h"
 
 using namespace fleettwin::mqtt;
@@ -39,25 +39,25 @@ struct Message {
   std::uint16_t packet_id;
 };
 
-/// Drives one Subscriber the way the bridge's loop will: poll its fd, dispatch, tick. Test thread only.
-struct Client {
-  Subscriber sub;
+/// Drives one Client the way the bridge's loop will: poll its fd, dispatch, tick. Test thread only.
+struct Driver {
+  Client sub;
   std::vector<Message> got;
 
-  explicit Client(SubscriberOptions o)
+  explicit Driver(ClientOptions o)
       : sub(std::move(o), [this](std::string_view t, std::string_view p, std::uint8_t q, std::uint16_t id) {
           got.push_back({std::string(t), std::string(p), q, id});
         }) {}
 
   // Runs the loop until done() or the budget ends; false on timeout or a failed connection.
   bool pump_until(const std::function<bool()>& done, std::chrono::milliseconds budget = 10s) {
-    const auto deadline = Subscriber::Clock::now() + budget;
+    const auto deadline = Client::Clock::now() + budget;
     while (!done()) {
-      if (sub.state() == Subscriber::State::failed || Subscriber::Clock::now() >= deadline) return false;
+      if (sub.state() == Client::State::failed || Client::Clock::now() >= deadline) return false;
       pollfd p{sub.fd(), static_cast<short>(POLLIN | (sub.wants_write() ? POLLOUT : 0)), 0};
       if (p.fd < 0) return false;
       ::poll(&p, 1, 50);
-      const auto now = Subscriber::Clock::now();
+      const auto now = Client::Clock::now();
       if (p.revents & (POLLOUT | POLLERR | POLLHUP)) sub.on_writable(now);
       if (p.revents & (POLLIN | POLLERR | POLLHUP)) sub.on_readable(now);
       sub.tick(now);
@@ -84,10 +84,10 @@ void publish(Version v, const std::string& topic, const std::string& payload) {
 class MqttSubscriber : public ::testing::TestWithParam<Version> {
  protected:
   // A fresh client id and topic per test and version: the broker outlives the tests and keeps sessions.
-  SubscriberOptions options(const std::string& name, bool persistent) {
+  ClientOptions options(const std::string& name, bool persistent) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     const std::string suffix = version_name(GetParam());
-    SubscriberOptions o;
+    ClientOptions o;
     o.host = "127.0.0.1";
     o.port = g_port;
     o.connect.version = GetParam();
@@ -110,7 +110,7 @@ class MqttSubscriber : public ::testing::TestWithParam<Version> {
 };
 
 TEST_P(MqttSubscriber, SharedSubscriptionReceivesQos1) {
-  Client c(options("shared", false));
+  Driver c(options("shared", false));
   ASSERT_TRUE(c.connect()) << c.sub.error();
   EXPECT_EQ(c.sub.suback().reason_codes, (std::vector<std::uint8_t>{1}));
   publish(GetParam(), topic("car-1"), "{\"seq\":1}");
@@ -130,14 +130,14 @@ TEST_P(MqttSubscriber, SharedSubscriptionReceivesQos1) {
 TEST_P(MqttSubscriber, UnackedMessageIsRedeliveredAfterReconnect) {
   auto o = options("unacked", true);
   {
-    Client c(o);
+    Driver c(o);
     ASSERT_TRUE(c.connect()) << c.sub.error();
     publish(GetParam(), topic("car-2"), "hold-me");
     ASSERT_TRUE(c.receive(1)) << c.sub.error();
     EXPECT_EQ(c.got[0].payload, "hold-me");
     c.sub.close();  // as a crash: no PUBACK, no DISCONNECT
   }
-  Client c(o);
+  Driver c(o);
   ASSERT_TRUE(c.sub.start()) << c.sub.error();
   ASSERT_TRUE(c.receive(1)) << "not redelivered: " << c.sub.error();
   EXPECT_TRUE(c.sub.connack().session_present);
@@ -151,13 +151,13 @@ TEST_P(MqttSubscriber, UnackedMessageIsRedeliveredAfterReconnect) {
 TEST_P(MqttSubscriber, UnackedMessageIsRedeliveredAfterCleanDisconnect) {
   auto o = options("unacked-disc", true);
   {
-    Client c(o);
+    Driver c(o);
     ASSERT_TRUE(c.connect()) << c.sub.error();
     publish(GetParam(), topic("car-3"), "hold-me-too");
     ASSERT_TRUE(c.receive(1)) << c.sub.error();
     c.sub.disconnect();  // DISCONNECT keeps a persistent session (v5: session expiry > 0)
   }
-  Client c(o);
+  Driver c(o);
   ASSERT_TRUE(c.sub.start()) << c.sub.error();
   ASSERT_TRUE(c.receive(1)) << "not redelivered: " << c.sub.error();
   EXPECT_EQ(c.got[0].payload, "hold-me-too");
@@ -168,14 +168,14 @@ TEST_P(MqttSubscriber, UnackedMessageIsRedeliveredAfterCleanDisconnect) {
 TEST_P(MqttSubscriber, AckedMessageIsNotRedelivered) {
   auto o = options("acked", true);
   {
-    Client c(o);
+    Driver c(o);
     ASSERT_TRUE(c.connect()) << c.sub.error();
     publish(GetParam(), topic("car-4"), "done");
     ASSERT_TRUE(c.receive(1)) << c.sub.error();
     ASSERT_TRUE(c.sub.ack(c.got[0].packet_id));
     c.sub.disconnect();  // the PUBACK precedes DISCONNECT on the same stream, so the broker has it
   }
-  Client c(o);
+  Driver c(o);
   ASSERT_TRUE(c.connect()) << c.sub.error();
   EXPECT_TRUE(c.sub.connack().session_present);
   // A marker published now proves delivery works; anything before it would be a redelivery.
@@ -191,7 +191,7 @@ TEST_P(MqttSubscriber, AckedMessageIsNotRedelivered) {
 TEST_P(MqttSubscriber, KeepalivePingIsAnswered) {
   auto o = options("ping", false);
   o.connect.keepalive_s = 1;
-  Client c(o);
+  Driver c(o);
   ASSERT_TRUE(c.connect()) << c.sub.error();
   c.pump_until([&] { return c.sub.pongs_received() >= 2; }, 5s);
   EXPECT_GE(c.sub.pings_sent(), 2u);
@@ -203,9 +203,9 @@ TEST_P(MqttSubscriber, KeepalivePingIsAnswered) {
 TEST_P(MqttSubscriber, RefusedConnectionIsAnError) {
   auto o = options("refused", false);
   o.port = 1;  // nothing listens on port 1 on loopback
-  Client c(o);
+  Driver c(o);
   EXPECT_FALSE(c.connect());
-  EXPECT_EQ(c.sub.state(), Subscriber::State::failed);
+  EXPECT_EQ(c.sub.state(), Client::State::failed);
   EXPECT_NE(c.sub.error().find("connect"), std::string::npos) << c.sub.error();
 }
 

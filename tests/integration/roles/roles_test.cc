@@ -17,6 +17,7 @@
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace fleettwin;
+using fleettwin::testing::eventually;
 using fleettwin::testing::read_file;
 using fleettwin::testing::spawn;
 using fleettwin::testing::stop;
@@ -24,21 +25,6 @@ using fleettwin::testing::stop;
 namespace {
 
 const std::string kBin = FLEETTWIN_BIN;
-
-/// Waits for `pred` up to `limit`; returns whether it became true.
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    try {
-      if (pred()) return true;
-    } catch (const std::exception&) {
-      // e.g. the store file exists but its schema is still being created: not yet
-    }
-    std::this_thread::sleep_for(200ms);
-  }
-  return pred();
-}
 
 /// "process stopped: N records in" from a role's log.
 int64_t records_in(const std::string& log) {

@@ -282,3 +282,59 @@ TEST(JsonText, ValidJsonValue) {
     EXPECT_FALSE(valid_json_value(bad)) << bad;
   }
 }
+
+// ---- command acks and the settings table --------------------------------------------------------------
+
+TEST(CommandAck, RoundTripsAndRefusesWhatIsNotAnAck) {
+  core::CommandAck a{
+      "c1", "car-00001", "acked", 1700000000000, {{"speed_limit_kmh", "80"}, {"service", "true"}}, ""};
+  core::CommandAck back;
+  std::string error;
+  ASSERT_TRUE(codec::command_ack_from_json(codec::command_ack_to_json(a), back, &error)) << error;
+  EXPECT_EQ(back, a);
+  EXPECT_FALSE(codec::command_ack_from_json(R"({"id":"c1","status":"maybe"})", back, &error));
+  EXPECT_NE(error.find("status"), std::string::npos) << error;
+  EXPECT_FALSE(codec::command_ack_from_json(R"({"status":"acked"})", back, &error));
+  EXPECT_NE(error.find("id"), std::string::npos) << error;
+  EXPECT_FALSE(codec::command_ack_from_json("[1]", back, &error));
+}
+
+TEST(CommandSettings, EachCommandSetsItsSettingAndTheTableRoundTrips) {
+  struct Case {
+    const char* setting;
+    const char* value;
+    const char* command;
+    const char* params;
+  };
+  for (const auto& c : {Case{"speed_limit_kmh", "90", "set_speed_limit", R"({"kmh":90})"},
+                        Case{"speed_limit_kmh", "42.5", "set_speed_limit", R"({"kmh":42.5})"},
+                        Case{"firmware_version", "1300", "update_firmware", R"({"version":1300})"},
+                        Case{"service", "true", "schedule_service", "{}"}}) {
+    core::Command cmd;
+    std::string error;
+    ASSERT_TRUE(codec::command_for_setting(c.setting, c.value, cmd, &error)) << c.setting << ": " << error;
+    EXPECT_EQ(cmd.name, c.command);
+    EXPECT_EQ(cmd.params_json, c.params);
+    std::map<std::string, std::string> settings;
+    ASSERT_TRUE(codec::command_settings(cmd, settings, &error)) << error;
+    EXPECT_EQ(settings, (std::map<std::string, std::string>{{c.setting, c.value}}));
+  }
+}
+
+TEST(CommandSettings, BadSettingsAndParametersAreRefusedWithTheReason) {
+  core::Command cmd;
+  std::string error;
+  EXPECT_FALSE(codec::command_for_setting("speed_limit_kmh", "251", cmd, &error));
+  EXPECT_NE(error.find("0..250"), std::string::npos) << error;
+  EXPECT_FALSE(codec::command_for_setting("speed_limit_kmh", "\"fast\"", cmd, &error));
+  EXPECT_FALSE(codec::command_for_setting("firmware_version", "12.5", cmd, &error));
+  EXPECT_FALSE(codec::command_for_setting("service", "false", cmd, &error));
+  EXPECT_FALSE(codec::command_for_setting("colour", "1", cmd, &error));
+  EXPECT_NE(error.find("unknown setting 'colour'"), std::string::npos) << error;
+  std::map<std::string, std::string> settings;
+  EXPECT_FALSE(
+      codec::command_settings({"x", "car-1", "self_destruct", "{}", 0, 0, "pending"}, settings, &error));
+  EXPECT_NE(error.find("self_destruct"), std::string::npos) << error;
+  EXPECT_FALSE(codec::command_settings({"x", "car-1", "set_speed_limit", R"({"mph":3})", 0, 0, "pending"},
+                                       settings, &error));
+}

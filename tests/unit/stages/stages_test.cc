@@ -4,6 +4,7 @@
 
 #include "codec/avro.h"
 #include "codec/json.h"
+#include "codec/schemas.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 #include "stages/process/process_stage.h"
@@ -249,4 +250,127 @@ TEST(StageRunner, DrainConsumesEverythingThenStops) {
   int64_t out_total = 0;
   for (auto e : mlog.end_offsets("out")) out_total += e;
   EXPECT_EQ(out_total, 1000);
+}
+
+namespace {
+
+log::Record json_record(const char* topic, const std::string& key, std::string value) {
+  log::Record r;
+  r.topic = topic;
+  r.key = key;
+  r.value = std::move(value);
+  return r;
+}
+
+core::Twin last_twin(const CaptureProducer& out, const std::string& car) {
+  core::Twin twin;
+  for (const auto& o : out.records)
+    if (o.topic == t::kTwins && o.key == car) EXPECT_TRUE(codec::twin_from_json(o.value, twin, nullptr));
+  return twin;
+}
+
+}  // namespace
+
+// desired <- fleet.commands, reported settings <- fleet.command-acks, delta = what the car has not confirmed.
+TEST(TwinStage, CommandsSetDesiredAcksSetReportedAndTheDeltaEmpties) {
+  core::Metrics metrics;
+  core::SimClock clock(1'700'000'000'000);
+  stages::TwinStage stage({.offline_after_ms = 30'000, .flush_interval_ms = 1000}, clock, metrics);
+  CaptureProducer out;
+  core::Command c{"c1", "car-00001", "set_speed_limit", R"({"kmh": 80})", 1, 0, "pending"};
+  stage.process({json_record(t::kCommands, c.car, codec::command_to_json(c))}, out);
+  stage.flush_state(out);
+  auto twin = last_twin(out, "car-00001");
+  EXPECT_EQ(twin.desired.at("speed_limit_kmh"), "80");
+  EXPECT_EQ(twin.delta(), std::vector<std::string>{"speed_limit_kmh"});
+
+  core::CommandAck ack{"c1", "car-00001", "acked", 2, {{"speed_limit_kmh", "80"}}, ""};
+  // The key (the MQTT topic's car, vouched for by the broker's ACL) wins over what the payload claims.
+  auto spoofed = ack;
+  spoofed.car = "car-00001";
+  stage.process({json_record(t::kCommandAcks, "car-00009", codec::command_ack_to_json(spoofed))}, out);
+  stage.flush_state(out);
+  EXPECT_TRUE(last_twin(out, "car-00001").reported_settings.empty());
+  stage.process({json_record(t::kCommandAcks, "car-00001", codec::command_ack_to_json(ack))}, out);
+  stage.flush_state(out);
+  twin = last_twin(out, "car-00001");
+  EXPECT_EQ(twin.reported_settings.at("speed_limit_kmh"), "80");
+  EXPECT_TRUE(twin.delta().empty());
+
+  // A garbage command is counted and changes nothing.
+  stage.process({json_record(t::kCommands, "car-00001", "{not json")}, out);
+  EXPECT_EQ(metrics.value("fleettwin_twin_undecodable_total"), 1);
+}
+
+TEST(TwinStage, ACommandUnansweredPastItsExpiryIsDeclaredExpiredAndWithdrawn) {
+  core::Metrics metrics;
+  core::SimClock clock(1'700'000'000'000);
+  stages::TwinStage stage({.offline_after_ms = 30'000, .flush_interval_ms = 1000}, clock, metrics);
+  CaptureProducer out;
+  core::Command c{"c2", "car-00002",       "update_firmware", R"({"version": 1300})",
+                  1,    1'700'000'005'000, "pending"};
+  stage.process({json_record(t::kCommands, c.car, codec::command_to_json(c))}, out);
+  stage.tick(out);  // not expired yet
+  for (const auto& o : out.records) EXPECT_NE(o.topic, t::kCommandAcks);
+  clock.advance_to(1'700'000'006'000);
+  stage.tick(out);
+  stage.flush_state(out);
+  core::CommandAck expired;
+  int acks = 0;
+  for (const auto& o : out.records)
+    if (o.topic == t::kCommandAcks) {
+      ASSERT_TRUE(codec::command_ack_from_json(o.value, expired, nullptr));
+      EXPECT_EQ(o.key, "car-00002");
+      ++acks;
+    }
+  ASSERT_EQ(acks, 1);
+  EXPECT_EQ(expired.id, "c2");
+  EXPECT_EQ(expired.status, "expired");
+  EXPECT_TRUE(last_twin(out, "car-00002").desired.empty());  // no longer wanted: no delta forever
+  out.records.clear();
+  stage.tick(out);
+  EXPECT_TRUE(out.records.empty());  // declared once
+}
+
+TEST(TwinStage, HealthFollowsScoresAndAlerts) {
+  core::Metrics metrics;
+  core::SimClock clock(1'700'000'000'000);
+  stages::TwinStage stage({.offline_after_ms = 30'000, .flush_interval_ms = 1000}, clock, metrics);
+  CaptureProducer out;
+  auto score = [](double s, int64_t ts) {
+    codec::AnomalyScore a{"car-00003", ts, 1, s, 1.0, {{"coolant_temp", 4.0}}, "m1"};
+    log::Record r;
+    r.topic = t::kScores;
+    r.key = a.car;
+    codec::encode_avro_anomaly_score(a, 2, r.value);
+    return r;
+  };
+  auto alert = [](bool raised, int64_t ts) {
+    core::Alert a{"car-00003:anomaly:10", "car-00003", "anomaly", raised, ts, 3.0, 1.0,
+                  {"coolant_temp"},       "m1",        false};
+    log::Record r;
+    r.topic = t::kAlerts;
+    r.key = a.car;
+    codec::encode_avro_alert(a, 3, r.value);
+    return r;
+  };
+  stage.process({score(0.5, 10)}, out);
+  stage.flush_state(out);
+  EXPECT_EQ(last_twin(out, "car-00003").health.status, core::HealthStatus::kOk);
+  stage.process({score(2.0, 20)}, out);
+  stage.flush_state(out);
+  auto h = last_twin(out, "car-00003").health;
+  EXPECT_EQ(h.status, core::HealthStatus::kWarning);  // one high score: a warning, not an alert
+  EXPECT_EQ(h.since, 20);
+  EXPECT_EQ(h.top_signals, std::vector<std::string>{"coolant_temp"});
+  EXPECT_EQ(h.model_version, "m1");
+  stage.process({alert(true, 30), score(0.2, 40)}, out);
+  stage.flush_state(out);
+  h = last_twin(out, "car-00003").health;
+  EXPECT_EQ(h.status, core::HealthStatus::kAnomaly);  // a low score does not end an open alert
+  EXPECT_EQ(h.since, 30);
+  EXPECT_DOUBLE_EQ(h.score, 0.2);
+  stage.process({alert(false, 50)}, out);
+  stage.flush_state(out);
+  EXPECT_EQ(last_twin(out, "car-00003").health.status, core::HealthStatus::kOk);
 }

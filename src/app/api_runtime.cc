@@ -1,0 +1,71 @@
+#include "app/api_runtime.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+namespace fleettwin::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The dashboard is served from a directory rather than compiled into the binary: the C++ build then needs
+// no Node.js, and `scripts/build` (npm) can rebuild web/dist without relinking. A build-tree binary finds
+// the source tree's web/dist; an installed one the web/ directory beside it.
+std::string find_web_dir(const Config& config) {
+  if (const auto dir = config.get_string("http.web_dir"); !dir.empty()) return dir;
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && fs::is_regular_file(exe.parent_path() / "web" / "index.html"))
+    return (exe.parent_path() / "web").string();
+#ifdef FLEETTWIN_SOURCE_DIR
+  return std::string(FLEETTWIN_SOURCE_DIR) + "/web/dist";
+#else
+  return "";
+#endif
+}
+
+}  // namespace
+
+std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const ApiHost& host) {
+  api::ApiOptions o;
+  std::tie(o.host, o.port) = parse_host_port(config.get_string("http.listen"), "--http");
+  std::string generated;
+  try {
+    o.tokens = api::TokenTable::parse(config.get_string("api.tokens"));
+  } catch (const api::TokenError& e) {
+    throw ConfigError(std::string("api.tokens (FLEETTWIN_API_TOKENS): ") + e.what());
+  }
+  if (o.tokens.empty()) {
+    generated = api::load_or_create_admin_token(host.data_dir);
+    o.tokens.add(api::Role::kAdmin, generated);
+  }
+  o.open_store = host.open_store;
+  o.metrics = host.metrics;
+  o.log = host.log;
+  o.ready = host.ready;
+  o.web_dir = find_web_dir(config);
+  o.models_dir = host.data_dir.empty() ? "" : (fs::path(host.data_dir) / "models").string();
+  o.max_stream_clients = static_cast<std::size_t>(config.get_int("http.max_stream_clients"));
+  auto server = std::make_unique<api::ApiServer>(std::move(o));
+  try {
+    server->start();
+  } catch (const std::exception& e) {
+    throw ConfigError("HTTP API: cannot listen on " + config.get_string("http.listen") + " (" + e.what() +
+                      "); pass --http HOST:PORT (port 0 picks a free one)");
+  }
+  if (!generated.empty()) {
+    std::fprintf(stderr, "dashboard: %s/#token=%s (admin token kept in %s/api-token)\n",
+                 server->url().c_str(), generated.c_str(), host.data_dir.c_str());
+  } else {
+    std::fprintf(stderr, "dashboard: %s/ (log in with a token from api.tokens)\n", server->url().c_str());
+  }
+  std::fflush(stderr);
+  spdlog::info("api: serving {} (dashboard from {})", server->url(), find_web_dir(config));
+  return server;
+}
+
+}  // namespace fleettwin::app

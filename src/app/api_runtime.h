@@ -1,0 +1,28 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "api/api_server.h"
+#include "app/config.h"
+
+namespace fleettwin::app {
+
+/// What the process hosting the API hands it (see api::ApiOptions).
+struct ApiHost {
+  core::Metrics* metrics = nullptr;
+  log::Log* log = nullptr;
+  std::function<std::unique_ptr<store::TwinStore>()> open_store;
+  std::string data_dir;
+  std::function<bool()> ready;
+};
+
+/// Starts the API server on `http.listen` with the tokens of `api.tokens` (FLEETTWIN_API_TOKENS), or, when
+/// none are configured, the admin token kept in `<data_dir>/api-token`; prints the dashboard URL (with the
+/// generated token) to stderr. The dashboard is served from `http.web_dir`, else `<binary dir>/web`, else
+/// the source tree's web/dist (a build tree's binary). Throws ConfigError when the address is taken or the
+/// token list is malformed. The caller keeps the server alive and destroys it before `host`'s objects.
+std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const ApiHost& host);
+
+}  // namespace fleettwin::app

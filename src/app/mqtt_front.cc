@@ -1,0 +1,316 @@
+#include "app/mqtt_front.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/topics.h"
+#include "log/kafka/kafka_log.h"
+
+namespace fleettwin::app {
+
+std::vector<stages::BrokerAddress> parse_brokers(const std::string& list, const std::string& what) {
+  std::vector<stages::BrokerAddress> out;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    auto [host, port] = parse_host_port(item, what);
+    if (port <= 0) throw ConfigError(what + " '" + item + "': a broker needs a port above 0");
+    out.push_back({host, static_cast<std::uint16_t>(port)});
+  }
+  if (out.empty()) throw ConfigError(what + ": expected HOST:PORT[,HOST:PORT...]");
+  return out;
+}
+
+namespace {
+
+mqtt::Version version_of(const Config& c) {
+  const auto v = c.get_string("mqtt.version");
+  if (v == "5") return mqtt::Version::v5;
+  if (v == "3.1.1" || v == "311") return mqtt::Version::v311;
+  throw ConfigError("mqtt.version '" + v + "': expected 5 or 3.1.1");
+}
+
+std::optional<Credentials> credentials_of(const Config& c) {
+  const auto dir = c.get_string("mqtt.credentials");
+  if (dir.empty()) return std::nullopt;
+  try {
+    return Credentials::load(dir);
+  } catch (const std::exception& e) {
+    throw ConfigError(std::string("--credentials: ") + e.what());
+  }
+}
+
+// A free loopback port: bind to 0 and read it back. The broker binds it moments later; a race with another
+// process is possible but harmless (the broker fails to start and we say so).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  if (port <= 0) throw std::runtime_error("no free loopback port for a local MQTT broker");
+  return port;
+}
+
+bool port_open(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+stages::BridgeOptions bridge_options(const Config& c, std::vector<stages::BrokerAddress> brokers) {
+  stages::BridgeOptions o;
+  o.brokers = std::move(brokers);
+  o.client_id = c.get_string("mqtt.client_id");
+  o.version = version_of(c);
+  o.receive_maximum = static_cast<std::uint16_t>(c.get_int("mqtt.receive_maximum"));
+  if (auto cred = credentials_of(c)) {
+    o.username = kBridgeUser;
+    o.password = cred->bridge_password;
+  }
+  o.tls.ca_file = c.get_string("mqtt.tls_ca");
+  o.tls.cert_file = c.get_string("mqtt.tls_cert");
+  o.tls.key_file = c.get_string("mqtt.tls_key");
+  return o;
+}
+
+sim::FleetConfig fleet_config(const Config& c) {
+  sim::FleetConfig f;
+  f.cars = static_cast<std::size_t>(c.get_int("sim.cars"));
+  f.interval_ms = c.get_duration_ms("sim.interval");
+  f.seed = static_cast<uint64_t>(c.get_int("sim.seed"));
+  f.failure_rate = c.get_double("sim.failure_rate");
+  f.ramp_ms = c.get_duration_ms("sim.failure_ramp");
+  f.duration_ms = c.get_duration_ms("sim.duration");
+  f.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count() /
+               1000 * 1000;
+  if (const auto problem = sim::validate(f); !problem.empty()) throw ConfigError(problem);
+  return f;
+}
+
+MqttFleetOptions mqtt_fleet_options(const Config& c, sim::FleetConfig fleet,
+                                    std::vector<stages::BrokerAddress> brokers) {
+  MqttFleetOptions o;
+  o.fleet = std::move(fleet);
+  o.fleet.shard = static_cast<std::size_t>(c.get_int("sim.shard"));
+  o.fleet.shards = static_cast<std::size_t>(c.get_int("sim.shards"));
+  if (o.fleet.shard >= o.fleet.shards) throw ConfigError("--shard must be below --shards");
+  o.brokers = std::move(brokers);
+  o.qos = static_cast<std::uint8_t>(c.get_int("mqtt.qos"));
+  o.version = version_of(c);
+  o.credentials = credentials_of(c);
+  o.tls.ca_file = c.get_string("mqtt.tls_ca");
+  o.tls.cert_file = c.get_string("mqtt.tls_cert");
+  o.tls.key_file = c.get_string("mqtt.tls_key");
+  return o;
+}
+
+std::vector<std::string> sim_worker_args(const Config& c, const std::vector<stages::BrokerAddress>& brokers) {
+  std::string list;
+  for (const auto& b : brokers) list += (list.empty() ? "" : ",") + b.host + ":" + std::to_string(b.port);
+  std::vector<std::string> args = {"sim", "--mqtt", list};
+  for (const auto& [flag, key] :
+       std::vector<std::pair<std::string, std::string>>{{"--cars", "sim.cars"},
+                                                        {"--interval", "sim.interval"},
+                                                        {"--duration", "sim.duration"},
+                                                        {"--seed", "sim.seed"},
+                                                        {"--failure-rate", "sim.failure_rate"},
+                                                        {"--failure-ramp", "sim.failure_ramp"},
+                                                        {"--qos", "mqtt.qos"},
+                                                        {"--mqtt-version", "mqtt.version"},
+                                                        {"--credentials", "mqtt.credentials"},
+                                                        {"--tls-ca", "mqtt.tls_ca"},
+                                                        {"--tls-cert", "mqtt.tls_cert"},
+                                                        {"--tls-key", "mqtt.tls_key"},
+                                                        {"--ground-truth", "ground_truth"},
+                                                        {"--log-level", "log_level"}}) {
+    const auto v = c.get_string(key);
+    if (!v.empty()) args.insert(args.end(), {flag, v});
+  }
+  return args;
+}
+
+int run_bridge(const Config& config, const std::atomic<int>& stop_signals) {
+  const auto brokers = config.get_string("kafka.brokers");
+  if (brokers.empty())
+    throw ConfigError(
+        "`fleettwin bridge` writes to Kafka: give --kafka BROKERS (or run `fleettwin up --mqtt`)");
+  if (config.get_string("mqtt.brokers").empty())
+    throw ConfigError("`fleettwin bridge` needs --mqtt HOST:PORT[,...]");
+  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
+  settings["bootstrap.servers"] = brokers;
+  log::KafkaLog log(std::move(settings));
+  log::TopicConfig tc;
+  tc.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
+  tc.replication = static_cast<int32_t>(config.get_int("log.replication"));
+  for (const char* t : {core::topics::kTelemetryRaw, core::topics::kCommands, core::topics::kCommandAcks})
+    log.create_topic(t, tc);
+  core::Metrics metrics;
+  core::WallClock clock;
+  auto options = bridge_options(config, parse_brokers(config.get_string("mqtt.brokers"), "--mqtt"));
+  if (!config.get_string("group").empty()) options.command_group = config.get_string("group");
+  stages::Bridge bridge(options, log, metrics, clock);
+  bridge.start();
+  spdlog::info("bridge: {} broker(s) -> Kafka {} (client id {}, receive maximum {})", options.brokers.size(),
+               brokers, options.client_id, options.receive_maximum);
+  const bool tty = isatty(STDERR_FILENO);
+  int64_t last = 0;
+  auto next = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (stop_signals.load() == 0 && bridge.running()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (std::chrono::steady_clock::now() < next) continue;
+    next += std::chrono::seconds(1);
+    const int64_t f = bridge.forwarded();
+    std::fprintf(stderr, "%sbridge: connections %lld | %lld msg/s | forwarded %lld%s", tty ? "\r\033[K" : "",
+                 (long long)bridge.connected(), (long long)(f - last), (long long)f, tty ? "" : "\n");
+    last = f;
+  }
+  bridge.request_stop();
+  bridge.join();
+  std::fprintf(stderr, "\nbridge stopped: %lld messages forwarded\n", (long long)bridge.forwarded());
+  if (!bridge.error().empty()) {
+    spdlog::error("{}", bridge.error());
+    return 1;
+  }
+  return 0;
+}
+
+void MqttFront::set_error(const std::string& e) {
+  std::lock_guard lock(_mu);
+  if (_error.empty()) _error = e;
+}
+
+std::string MqttFront::error() const {
+  std::lock_guard lock(_mu);
+  std::string e = _error;
+  if (e.empty() && _bridge) e = _bridge->error();
+  return e;
+}
+
+void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::string& ground_truth,
+                      log::Log& log, core::Metrics& metrics, const core::Clock& clock,
+                      core::Counter& published, const std::string& dir) {
+  std::vector<stages::BrokerAddress> brokers;
+  if (config.get_string("mqtt.brokers") == "local") {
+    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get_int("mqtt.shards")), dir);
+    brokers = _brokers->addresses();
+  } else {
+    brokers = parse_brokers(config.get_string("mqtt.brokers"), "--mqtt");
+  }
+  _bridge = std::make_unique<stages::Bridge>(bridge_options(config, brokers), log, metrics, clock);
+  _bridge->start();
+  // Real time from now: a resumed data dir's simulated start lies in the past, and cars cannot send the past.
+  fleet.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count() /
+                   1000 * 1000;
+  auto options = mqtt_fleet_options(config, std::move(fleet), brokers);
+  options.ground_truth_path = ground_truth;
+  const auto per_process = static_cast<std::size_t>(config.get_int("mqtt.cars_per_process"));
+  auto args = sim_worker_args(config, brokers);
+  _started = true;
+  _sim_running = true;
+  _sim = std::thread([this, options, per_process, args, &published] {
+    try {
+      int64_t last = 0;
+      const int rc =
+          run_mqtt_fleet_processes(options, per_process, args, _stop_sim, [&](const MqttFleetStats& s) {
+            published.add(s.published - last);
+            last = s.published;
+            _published = s.published;
+          });
+      if (rc != 0) set_error("a simulator worker process failed");
+    } catch (const std::exception& e) {
+      set_error(std::string("simulator: ") + e.what());
+    }
+    _sim_running = false;
+  });
+}
+
+bool MqttFront::stop() {
+  if (!_started) return error().empty();
+  _started = false;
+  _stop_sim = 1;
+  if (_sim.joinable()) _sim.join();
+  // The cars' QoS 1 messages are on the brokers; let the bridge move them into the log before it stops.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (_bridge->forwarded() < _published.load() && _bridge->running() &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (_bridge->forwarded() < _published.load())
+    spdlog::warn("mqtt: the bridge forwarded {} of the {} messages the cars published", _bridge->forwarded(),
+                 _published.load());
+  _bridge->request_stop();
+  _bridge->join();
+  _brokers.reset();
+  return error().empty();
+}
+
+LocalBrokers::LocalBrokers(int shards, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  for (int k = 0; k < shards; ++k) {
+    const int port = free_port();
+    const auto conf = std::filesystem::path(dir) / ("mosquitto-" + std::to_string(k) + ".conf");
+    {
+      std::ofstream out(conf);
+      out << "per_listener_settings false\nlistener " << port << " 127.0.0.1\nallow_anonymous true\n"
+          << "persistence false\nmax_queued_messages 1000000\nmax_inflight_messages 100\nmax_keepalive "
+             "65535\n"
+          << "log_dest file "
+          << (std::filesystem::path(dir) / ("mosquitto-" + std::to_string(k) + ".log")).string()
+          << "\nlog_type error\nlog_type warning\nconnection_messages false\n";
+    }
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork for mosquitto failed");
+    if (pid == 0) {
+      ::execlp("mosquitto", "mosquitto", "-c", conf.c_str(), static_cast<char*>(nullptr));
+      ::execl("/usr/sbin/mosquitto", "mosquitto", "-c", conf.c_str(), static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    _pids.push_back(pid);
+    _addresses.push_back({"127.0.0.1", static_cast<std::uint16_t>(port)});
+    bool up = false;
+    for (int i = 0; i < 200 && !up; ++i) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid)
+        throw std::runtime_error("mosquitto exited at start (installed? see " + dir + ")");
+      up = port_open(port);
+      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!up) throw std::runtime_error("mosquitto did not listen on 127.0.0.1:" + std::to_string(port));
+    spdlog::info("mqtt: local broker on 127.0.0.1:{}", port);
+  }
+}
+
+LocalBrokers::~LocalBrokers() {
+  for (pid_t p : _pids) ::kill(p, SIGTERM);
+  for (pid_t p : _pids) ::waitpid(p, nullptr, 0);
+}
+
+}  // namespace fleettwin::app

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/metrics.h"
+#include "log/log.h"
+
+#include "app/config.h"
+#include "app/mqtt_fleet.h"
+#include "stages/bridge/bridge.h"
+
+namespace fleettwin::app {
+
+/// "HOST:PORT[,HOST:PORT...]" -> addresses; ConfigError naming the bad entry.
+std::vector<stages::BrokerAddress> parse_brokers(const std::string& list, const std::string& what);
+
+/// The bridge's options from mqtt.* keys (credentials: the bridge account of mqtt.credentials).
+stages::BridgeOptions bridge_options(const Config& config, std::vector<stages::BrokerAddress> brokers);
+
+/// The fleet of sim.* keys, starting now (real time).
+sim::FleetConfig fleet_config(const Config& config);
+
+/// The MQTT simulator's options from sim.* and mqtt.* keys, around an already configured fleet.
+MqttFleetOptions mqtt_fleet_options(const Config& config, sim::FleetConfig fleet,
+                                    std::vector<stages::BrokerAddress> brokers);
+
+/// mosquitto brokers started by `up --mqtt` (mqtt.brokers = "local"): anonymous, loopback, free ports, config
+/// and log in `dir`. Stopped (SIGTERM, then waited for) when destroyed. Owned by the main thread.
+class LocalBrokers {
+ public:
+  LocalBrokers(int shards, const std::string& dir);
+  ~LocalBrokers();
+  LocalBrokers(const LocalBrokers&) = delete;
+  LocalBrokers& operator=(const LocalBrokers&) = delete;
+  const std::vector<stages::BrokerAddress>& addresses() const { return _addresses; }
+  const std::vector<pid_t>& pids() const { return _pids; }
+
+ private:
+  std::vector<pid_t> _pids;
+  std::vector<stages::BrokerAddress> _addresses;
+};
+
+/// `fleettwin bridge --mqtt ... --kafka ...`: the bridge on Kafka until a stop signal; its exit code.
+int run_bridge(const Config& config, const std::atomic<int>& stop_signals);
+
+/// Arguments of a `fleettwin sim --mqtt` worker process for this configuration (the shard flags are added
+/// per worker by run_mqtt_fleet_processes).
+std::vector<std::string> sim_worker_args(const Config& config,
+                                         const std::vector<stages::BrokerAddress>& brokers);
+
+/// The MQTT front of `up --mqtt`: local brokers (mqtt.brokers = "local") or the configured ones, the bridge
+/// into the embedded log, and the simulated cars on their own connections (a thread here, or worker processes
+/// for big fleets). Main thread; the simulator runs on its own thread.
+class MqttFront {
+ public:
+  ~MqttFront() { stop(); }
+  void start(const Config& config, sim::FleetConfig fleet, const std::string& ground_truth, log::Log& log,
+             core::Metrics& metrics, const core::Clock& clock, core::Counter& published,
+             const std::string& dir);
+  /// The simulator is still publishing.
+  bool running() const { return _sim_running.load(); }
+  /// Stops the simulator, waits (up to 60 s) until the bridge has written everything the cars published, then
+  /// stops the bridge. False when something failed (error() says what).
+  bool stop();
+  std::string error() const;
+
+ private:
+  void set_error(const std::string& e);
+  std::unique_ptr<LocalBrokers> _brokers;
+  std::unique_ptr<stages::Bridge> _bridge;
+  std::thread _sim;
+  std::atomic<int> _stop_sim{0};
+  std::atomic<bool> _sim_running{false};
+  std::atomic<int64_t> _published{0};
+  bool _started = false;
+  mutable std::mutex _mu;
+  std::string _error;
+};
+
+}  // namespace fleettwin::app

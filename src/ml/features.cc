@@ -1,0 +1,63 @@
+#include "ml/features.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fleettwin::ml {
+
+namespace {
+
+constexpr std::array<std::string_view, kDerivedCount> kDerivedNames{
+    "vibration_per_speed", "tyre_pressure_spread", "tyre_pressure_min_gap",
+    "coolant_over_intake", "accel_imbalance",
+};
+
+// Weight of the newest sample in the smoothed accelerometer amplitude: about the last 10 events (100 s at
+// the default 10 s interval), short enough to follow a 2-minute failure ramp, long enough that one pothole
+// does not look like a broken corner. Amplitude rather than energy for the same reason: a pothole is a
+// few times the road's usual amplitude, but its square is dozens of times the usual energy.
+constexpr double kEnergyAlpha = 0.1;
+// Keeps log(max / others) finite for a parked car whose accelerometers read almost nothing.
+constexpr double kEnergyFloor = 1e-3;
+
+}  // namespace
+
+std::string_view feature_name(std::size_t i) {
+  if (i < core::kSignalCount) return core::kSignals[i].name;
+  return kDerivedNames[i - core::kSignalCount];
+}
+
+std::size_t feature_index(std::string_view name) {
+  for (std::size_t i = 0; i < kFeatureCount; ++i)
+    if (feature_name(i) == name) return i;
+  return kFeatureCount;
+}
+
+void extract_features(const core::Telemetry& t, CarFeatureState& state, float* out) {
+  const auto& v = t.values;
+  for (std::size_t i = 0; i < core::kSignalCount; ++i) out[i] = static_cast<float>(v[i]);
+  float* d = out + core::kSignalCount;
+
+  d[0] = static_cast<float>(v[core::kEngineVibrationAmplitude] / (std::max(0.0, v[core::kSpeed]) + 1.0));
+
+  const double p0 = v[core::kTirePressure11], p1 = v[core::kTirePressure12], p2 = v[core::kTirePressure21],
+               p3 = v[core::kTirePressure22];
+  const double pmin = std::min({p0, p1, p2, p3}), pmax = std::max({p0, p1, p2, p3});
+  d[1] = static_cast<float>(pmax - pmin);
+  d[2] = static_cast<float>((p0 + p1 + p2 + p3 - pmin) / 3.0 - pmin);
+
+  d[3] = static_cast<float>(v[core::kCoolantTemp] - v[core::kIntakeAirTemp]);
+
+  double sum = 0, top = 0;
+  for (std::size_t k = 0; k < 4; ++k) {
+    const double a = v[core::kAccelerometer11 + k];
+    auto& e = state.accel_energy[k];
+    e = state.primed ? e + kEnergyAlpha * (std::abs(a) - e) : std::abs(a);
+    sum += e;
+    top = std::max(top, e);
+  }
+  state.primed = true;
+  d[4] = static_cast<float>(std::log((top + kEnergyFloor) / ((sum - top) / 3.0 + kEnergyFloor)));
+}
+
+}  // namespace fleettwin::ml

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+#include "core/telemetry.h"
+
+namespace fleettwin::ml {
+
+/// Features derived from the signals so that the simulator's failure modes (and real ones like them) show up
+/// as a broken relationship between signals rather than as a value a healthy car never has.
+inline constexpr std::size_t kDerivedCount = 5;
+/// All 18 catalog signals first (catalog order), then the derived features.
+inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
+
+/// Name of feature `i`: a catalog signal name, or one of the derived names below.
+std::string_view feature_name(std::size_t i);
+/// Index of the feature called `name`, or kFeatureCount.
+std::size_t feature_index(std::string_view name);
+
+/// What feature extraction remembers about one car between its events: smoothed amplitude of each chassis
+/// accelerometer, because a failing shock absorber is one corner's amplitude growing, which a single noisy
+/// sample (potholes hit every corner) cannot show. Plain value, owned by whoever owns the car's stream.
+struct CarFeatureState {
+  std::array<double, 4> accel_energy{};  ///< smoothed |acceleration| per corner
+  bool primed = false;
+};
+
+/// Turns one telemetry event into the kFeatureCount feature vector. Stateless apart from the caller's
+/// per-car state, so training (history sorted by car and time) and scoring (the live stream, in order per
+/// car) compute identical features. Never sees ground truth. Any thread.
+///
+/// Derived features:
+///  - vibration_per_speed: engine vibration / (speed + 1 m/s); a degrading drive shaft adds vibration that
+///    grows with speed.
+///  - tyre_pressure_spread: max - min of the four tyres; a leak lowers one tyre.
+///  - tyre_pressure_min_gap: mean of the other three tyres - the lowest one.
+///  - coolant_over_intake: coolant - intake air temperature; overheating moves coolant away from the air.
+///  - accel_imbalance: log of the largest corner's smoothed amplitude over the mean of the other three.
+/// A sagging battery cell needs no derived feature: voltage is close to linear in state of charge and
+/// current, which the autoencoder learns from the raw signals (a ratio such as voltage / charge
+/// extrapolated badly as charge ran lower than in training).
+void extract_features(const core::Telemetry& t, CarFeatureState& state, float* out);
+
+}  // namespace fleettwin::ml

@@ -1,0 +1,305 @@
+#include "ml/model.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "codec/json_writer.h"
+
+namespace fleettwin::ml {
+
+Architecture fleettwin_architecture() {
+  Architecture a;
+  a.name = "fleettwin";
+  for (std::size_t i = 0; i < kFeatureCount; ++i) a.features.push_back(i);
+  a.hidden = {16, 8, 16};
+  a.activations = {Activation::kTanh, Activation::kTanh, Activation::kTanh};
+  a.score = ScoreMethod::kMaxDeviation;
+  a.smoothing = 0.3;
+  return a;
+}
+
+Architecture reference_architecture() {
+  Architecture a;
+  a.name = "reference";
+  for (std::size_t i = 0; i < core::kSignalCount; ++i) a.features.push_back(i);
+  a.hidden = {14, 7, 7, 14};
+  a.activations = {Activation::kTanh, Activation::kRelu, Activation::kTanh, Activation::kRelu};
+  a.score = ScoreMethod::kMse;
+  return a;
+}
+
+Architecture architecture_by_name(const std::string& name) {
+  if (name == "fleettwin") return fleettwin_architecture();
+  if (name == "reference") return reference_architecture();
+  throw std::invalid_argument("unknown architecture \"" + name + "\" (fleettwin | reference)");
+}
+
+namespace {
+
+void floats(codec::JsonWriter& w, std::string_view key, const std::vector<float>& v) {
+  w.key(key).begin_array();
+  for (float x : v) w.number(x);
+  w.end_array();
+}
+
+}  // namespace
+
+std::string meta_to_json(const ModelMeta& m) {
+  std::string out;
+  codec::JsonWriter w(out);
+  w.begin_object();
+  w.key("format").integer(1);
+  w.key("name").string(m.name);
+  w.key("version").string(m.version);
+  w.key("created_ms").integer(m.created_ms);
+  w.key("architecture").string(m.architecture.name);
+  w.key("features").begin_array();
+  for (auto f : m.architecture.features) w.string(feature_name(f));
+  w.end_array();
+  w.key("hidden").begin_array();
+  for (auto h : m.architecture.hidden) w.integer(static_cast<int64_t>(h));
+  w.end_array();
+  w.key("activations").begin_array();
+  for (auto a : m.architecture.activations) w.string(to_string(a));
+  w.end_array();
+  w.key("score_method").string(m.architecture.score == ScoreMethod::kMse ? "mse" : "max_deviation");
+  w.key("smoothing").number(m.architecture.smoothing);
+  w.key("scaler").begin_object().key("kind").string("robust_median_iqr");
+  floats(w, "center", m.center);
+  floats(w, "scale", m.scale);
+  w.end_object();
+  floats(w, "error_scale", m.error_scale);
+  floats(w, "weight", m.weight);
+  w.key("threshold").begin_object();
+  w.key("value")
+      .number(m.threshold)
+      .key("method")
+      .string(m.threshold_method)
+      .key("quantile")
+      .number(m.quantile);
+  w.key("excluded_cars").integer(m.excluded_cars).end_object();
+  w.key("training").begin_object();
+  w.key("topic").string(m.topic).key("from_ts").integer(m.from_ts).key("to_ts").integer(m.to_ts);
+  w.key("events").integer(m.events).key("cars").integer(m.cars).end_object();
+  w.key("metrics").begin_object();
+  w.key("train_loss").number(m.train_loss).key("val_loss").number(m.val_loss);
+  w.key("epochs").integer(m.epochs).key("train_seconds").number(m.train_seconds).end_object();
+  w.end_object();
+  return out;
+}
+
+namespace {
+
+template <typename T>
+T need(simdjson::simdjson_result<T> r, const char* what) {
+  T v;
+  if (std::move(r).get(v) != simdjson::SUCCESS)
+    throw std::invalid_argument(std::string("model metadata: bad or missing ") + what);
+  return v;
+}
+
+std::vector<float> float_array(simdjson::dom::element e, const char* what) {
+  std::vector<float> out;
+  for (auto x : need<simdjson::dom::array>(e.get_array(), what))
+    out.push_back(static_cast<float>(need<double>(x.get_double(), what)));
+  return out;
+}
+
+}  // namespace
+
+ModelMeta meta_from_json(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(json);
+  simdjson::dom::element doc;
+  if (parser.parse(padded).get(doc) != simdjson::SUCCESS)
+    throw std::invalid_argument("model metadata: not JSON");
+  if (need<int64_t>(doc["format"].get_int64(), "format") != 1)
+    throw std::invalid_argument("model metadata: unsupported format (this build reads format 1)");
+  ModelMeta m;
+  m.name = std::string(need<std::string_view>(doc["name"].get_string(), "name"));
+  m.version = std::string(need<std::string_view>(doc["version"].get_string(), "version"));
+  m.created_ms = need<int64_t>(doc["created_ms"].get_int64(), "created_ms");
+  m.architecture.name = std::string(need<std::string_view>(doc["architecture"].get_string(), "architecture"));
+  for (auto f : need<simdjson::dom::array>(doc["features"].get_array(), "features")) {
+    const auto name = need<std::string_view>(f.get_string(), "features");
+    const auto i = feature_index(name);
+    if (i == kFeatureCount)
+      throw std::invalid_argument("model metadata: unknown feature \"" + std::string(name) + "\"");
+    m.architecture.features.push_back(i);
+  }
+  for (auto h : need<simdjson::dom::array>(doc["hidden"].get_array(), "hidden"))
+    m.architecture.hidden.push_back(static_cast<std::size_t>(need<int64_t>(h.get_int64(), "hidden")));
+  for (auto a : need<simdjson::dom::array>(doc["activations"].get_array(), "activations"))
+    m.architecture.activations.push_back(
+        activation_from_string(need<std::string_view>(a.get_string(), "activations")));
+  if (m.architecture.activations.size() != m.architecture.hidden.size())
+    throw std::invalid_argument("model metadata: one activation per hidden layer expected");
+  const auto method = need<std::string_view>(doc["score_method"].get_string(), "score_method");
+  if (method != "mse" && method != "max_deviation")
+    throw std::invalid_argument("model metadata: unknown score_method");
+  m.architecture.score = method == "mse" ? ScoreMethod::kMse : ScoreMethod::kMaxDeviation;
+  m.architecture.smoothing = need<double>(doc["smoothing"].get_double(), "smoothing");
+  if (!(m.architecture.smoothing > 0 && m.architecture.smoothing <= 1))
+    throw std::invalid_argument("model metadata: smoothing must be in (0, 1]");
+  auto scaler = need<simdjson::dom::element>(doc["scaler"], "scaler");
+  m.center = float_array(need<simdjson::dom::element>(scaler["center"], "scaler.center"), "scaler.center");
+  m.scale = float_array(need<simdjson::dom::element>(scaler["scale"], "scaler.scale"), "scaler.scale");
+  m.error_scale = float_array(need<simdjson::dom::element>(doc["error_scale"], "error_scale"), "error_scale");
+  m.weight = float_array(need<simdjson::dom::element>(doc["weight"], "weight"), "weight");
+  const auto n = m.architecture.features.size();
+  if (m.center.size() != n || m.scale.size() != n || m.error_scale.size() != n || m.weight.size() != n)
+    throw std::invalid_argument("model metadata: scaler, error_scale and weight need one value per feature");
+  auto th = need<simdjson::dom::element>(doc["threshold"], "threshold");
+  m.threshold = need<double>(th["value"].get_double(), "threshold.value");
+  m.threshold_method = std::string(need<std::string_view>(th["method"].get_string(), "threshold.method"));
+  m.quantile = need<double>(th["quantile"].get_double(), "threshold.quantile");
+  m.excluded_cars = need<int64_t>(th["excluded_cars"].get_int64(), "threshold.excluded_cars");
+  auto tr = need<simdjson::dom::element>(doc["training"], "training");
+  m.topic = std::string(need<std::string_view>(tr["topic"].get_string(), "training.topic"));
+  m.from_ts = need<int64_t>(tr["from_ts"].get_int64(), "training.from_ts");
+  m.to_ts = need<int64_t>(tr["to_ts"].get_int64(), "training.to_ts");
+  m.events = need<int64_t>(tr["events"].get_int64(), "training.events");
+  m.cars = need<int64_t>(tr["cars"].get_int64(), "training.cars");
+  auto me = need<simdjson::dom::element>(doc["metrics"], "metrics");
+  m.train_loss = need<double>(me["train_loss"].get_double(), "metrics.train_loss");
+  m.val_loss = need<double>(me["val_loss"].get_double(), "metrics.val_loss");
+  m.epochs = need<int64_t>(me["epochs"].get_int64(), "metrics.epochs");
+  m.train_seconds = need<double>(me["train_seconds"].get_double(), "metrics.train_seconds");
+  return m;
+}
+
+Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
+  const auto& m = _model->meta;
+  const auto n = m.architecture.features.size();
+  if (_model->mlp.inputs() != n || _model->mlp.outputs() != n)
+    throw std::invalid_argument("scorer: network width does not match the feature list");
+  for (std::size_t j = 0; j < n; ++j) {
+    _inv_scale.push_back(1.0f / m.scale[j]);
+    _inv_error.push_back(
+        m.architecture.score == ScoreMethod::kMse ? 1.0f : 1.0f / std::max(m.error_scale[j], 1e-6f));
+  }
+}
+
+void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
+  const auto& m = _model->meta;
+  const auto& idx = m.architecture.features;
+  const std::size_t n = idx.size();
+  // Chunks keep the activations in L1/L2 whatever the batch size.
+  constexpr std::size_t kChunk = 256;
+  _in.resize(kChunk * n);
+  _out.resize(kChunk * n);
+  for (std::size_t start = 0; start < rows; start += kChunk) {
+    const std::size_t count = std::min(kChunk, rows - start);
+    for (std::size_t r = 0; r < count; ++r) {
+      const float* f = features + (start + r) * kFeatureCount;
+      float* x = _in.data() + r * n;
+      for (std::size_t j = 0; j < n; ++j) x[j] = (f[idx[j]] - m.center[j]) * _inv_scale[j];
+    }
+    _model->mlp.forward(_in.data(), count, _out.data(), _scratch);
+    for (std::size_t r = 0; r < count; ++r) {
+      const float* x = _in.data() + r * n;
+      const float* y = _out.data() + r * n;
+      float* d = dev + (start + r) * n;
+      for (std::size_t j = 0; j < n; ++j) d[j] = (x[j] - y[j]) * _inv_error[j];
+    }
+  }
+}
+
+float Scorer::score_of(const float* dev, std::array<Contribution, 3>* top) const {
+  const auto& m = _model->meta;
+  const auto& idx = m.architecture.features;
+  const std::size_t n = idx.size();
+  // The three largest weighted squared errors, sorted descending: the score and the explanation.
+  std::array<float, 3> best{-1, -1, -1};
+  std::array<Contribution, 3> who{};
+  float sum = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    const float e = m.weight[j] * dev[j] * dev[j];
+    sum += e;
+    if (e > best[2]) {
+      std::size_t k = 2;
+      while (k > 0 && e > best[k - 1]) {
+        best[k] = best[k - 1];
+        who[k] = who[k - 1];
+        --k;
+      }
+      best[k] = e;
+      who[k] = Contribution{idx[j], dev[j]};
+    }
+  }
+  if (top) *top = who;
+  if (m.architecture.score == ScoreMethod::kMse) return sum / static_cast<float>(n);
+  return std::sqrt(std::max(best[0], 0.f));
+}
+
+void Scorer::score(const float* features, std::size_t rows, float* scores, std::array<Contribution, 3>* top) {
+  const std::size_t n = inputs();
+  _dev.resize(rows * n);
+  deviations(features, rows, _dev.data());
+  for (std::size_t r = 0; r < rows; ++r) scores[r] = score_of(_dev.data() + r * n, top ? top + r : nullptr);
+}
+
+const float* ErrorAverage::update(const float* dev, std::size_t n, double smoothing) {
+  if (mean.size() != n) {  // first event, or a model of another width: start over
+    mean.assign(dev, dev + n);
+    return mean.data();
+  }
+  const auto a = static_cast<float>(smoothing);
+  for (std::size_t j = 0; j < n; ++j) mean[j] += a * (dev[j] - mean[j]);
+  return mean.data();
+}
+
+std::vector<float> score_sequences(Scorer& scorer, const float* features, const uint32_t* car,
+                                   std::size_t rows) {
+  const std::size_t n = scorer.inputs();
+  std::vector<float> dev(rows * n), scores(rows);
+  scorer.deviations(features, rows, dev.data());
+  std::unordered_map<uint32_t, ErrorAverage> per_car;
+  const double smoothing = scorer.model().meta.architecture.smoothing;
+  for (std::size_t r = 0; r < rows; ++r)
+    scores[r] = scorer.score_of(per_car[car[r]].update(dev.data() + r * n, n, smoothing), nullptr);
+  return scores;
+}
+
+Calibration calibrate_threshold(const std::vector<float>& scores, const std::vector<uint32_t>& car_of,
+                                double q) {
+  if (scores.size() != car_of.size()) throw std::invalid_argument("calibrate: one car per score expected");
+  if (scores.empty()) throw std::invalid_argument("calibrate: no held-out scores");
+  std::unordered_map<uint32_t, int64_t> events;
+  for (auto car : car_of) ++events[car];
+  Calibration c;
+  c.method = "quantile_trimmed(q=" + std::to_string(q) + ")";
+  std::unordered_map<uint32_t, bool> excluded;
+  std::vector<float> work;
+  // Peel off failing cars one round at a time: each round takes the quantile of the cars still in, and
+  // leaves out the cars with far more events above it than chance allows (at least 3, and 10x their
+  // expected share). A failing car stands out once the cars worse than it are gone. At most a quarter of
+  // the cars go: beyond that the "failures" are the fleet's normal behaviour.
+  const auto max_excluded = static_cast<int64_t>(events.size() / 4);
+  for (int round = 0; round < 50; ++round) {
+    work.clear();
+    for (std::size_t i = 0; i < scores.size(); ++i)
+      if (!excluded.count(car_of[i])) work.push_back(scores[i]);
+    c.threshold = quantile(work, q);
+    std::unordered_map<uint32_t, int64_t> above;
+    for (std::size_t i = 0; i < scores.size(); ++i)
+      if (!excluded.count(car_of[i]) && scores[i] > c.threshold) ++above[car_of[i]];
+    int64_t newly = 0;
+    for (const auto& [car, n] : above) {
+      const double expected = static_cast<double>(events[car]) * (1.0 - q);
+      if (n >= 3 && static_cast<double>(n) > 10.0 * expected && c.excluded_cars < max_excluded) {
+        excluded[car] = true;
+        ++c.excluded_cars;
+        ++newly;
+      }
+    }
+    if (newly == 0) break;
+  }
+  return c;
+}
+
+}  // namespace fleettwin::ml

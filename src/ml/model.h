@@ -1,0 +1,128 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ml/features.h"
+#include "ml/mlp.h"
+#include "ml/scaler.h"
+
+namespace fleettwin::ml {
+
+/// How reconstruction errors become one anomaly score.
+enum class ScoreMethod {
+  /// The largest per-feature error, in units of that feature's typical training error: most failures
+  /// break one signal (a tyre, a corner, the coolant), which an average over all features would drown.
+  kMaxDeviation,
+  /// Mean squared error over the scaled features: what the reference system computed.
+  kMse,
+};
+
+/// Shape of an autoencoder: the features it reads, hidden widths and activations, and its score.
+struct Architecture {
+  std::string name;                     ///< "fleettwin" or "reference"
+  std::vector<std::size_t> features;    ///< indices into the extract_features() vector
+  std::vector<std::size_t> hidden;      ///< widths of the hidden layers
+  std::vector<Activation> activations;  ///< one per hidden layer; the output layer is linear
+  ScoreMethod score = ScoreMethod::kMaxDeviation;
+  /// Weight of the newest event in each car's running average of per-feature errors (1: no averaging).
+  /// A failure is a persistent, one-signed error; sensor noise is not, so averaging a car's last few
+  /// events separates them far better than any single event can, at the price of a few events of delay.
+  double smoothing = 1.0;
+};
+
+/// Ours: all 18 signals and the derived features, 23-16-8-16-23 tanh, largest per-car averaged error
+/// (smoothing 0.3).
+Architecture fleettwin_architecture();
+/// The system fleettwin replaces: the 18 signals, 18-14-7-7-14-18, tanh relu tanh relu, MSE per event.
+Architecture reference_architecture();
+/// By name ("fleettwin" | "reference"); throws std::invalid_argument otherwise.
+Architecture architecture_by_name(const std::string& name);
+
+/// Everything a model artifact says about itself besides its weights (DESIGN.md §4 Model artifact).
+struct ModelMeta {
+  std::string name = "anomaly";  ///< key on fleet.models
+  std::string version;           ///< unique per training run, e.g. "fleettwin-20261126T110500Z"
+  int64_t created_ms = 0;
+  Architecture architecture;
+  std::vector<float> center, scale;  ///< robust scaler, per model input
+  std::vector<float> error_scale;    ///< typical absolute reconstruction error per input (kMaxDeviation)
+  std::vector<float> weight;         ///< per input weight in the score; control_unit_firmware gets 0 (a rule)
+  double threshold = 0;
+  std::string threshold_method;  ///< e.g. "quantile_trimmed(q=0.999)"
+  double quantile = 0.999;
+  std::string topic;  ///< training range
+  int64_t from_ts = 0, to_ts = 0, events = 0, cars = 0;
+  double train_loss = 0, val_loss = 0, train_seconds = 0;
+  int64_t epochs = 0;
+  int64_t excluded_cars = 0;  ///< cars left out of calibration as outliers
+};
+
+std::string meta_to_json(const ModelMeta& m);
+/// Throws std::invalid_argument with the reason when `json` is not a valid metadata document.
+ModelMeta meta_from_json(std::string_view json);
+
+/// A trained model ready to score: metadata plus the weights as plain arrays. Immutable; shared between
+/// the scoring thread and whoever swaps it in.
+struct Model {
+  ModelMeta meta;
+  Mlp mlp;
+};
+
+/// One signal's share in a score: a feature name and its signed error in the model's units.
+struct Contribution {
+  std::size_t feature = 0;
+  float deviation = 0;
+};
+
+/// Scores batches of extracted feature rows with one model: scale, reconstruct, turn errors into a score
+/// and the top three contributions. Holds scratch buffers, so one per thread.
+class Scorer {
+ public:
+  explicit Scorer(std::shared_ptr<const Model> model);
+  /// Per-event scores without per-car averaging. `features`: rows x kFeatureCount (extract_features
+  /// output). `top` may be null.
+  void score(const float* features, std::size_t rows, float* scores, std::array<Contribution, 3>* top);
+  /// Each row's signed per-input errors in units of that input's typical error: rows x inputs() into
+  /// `dev`. score_of applies the weights.
+  void deviations(const float* features, std::size_t rows, float* dev);
+  /// The score of one row of deviations (as deviations() wrote them, averaged or not).
+  float score_of(const float* dev, std::array<Contribution, 3>* top) const;
+  std::size_t inputs() const { return _model->meta.architecture.features.size(); }
+  const Model& model() const { return *_model; }
+  const std::shared_ptr<const Model>& shared_model() const { return _model; }
+
+ private:
+  std::shared_ptr<const Model> _model;
+  std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error;
+};
+
+/// One car's running average of deviations (Architecture::smoothing). Plain value per car.
+struct ErrorAverage {
+  std::vector<float> mean;
+  /// Folds `dev` (n values) in and returns the average; the first event starts it.
+  const float* update(const float* dev, std::size_t n, double smoothing);
+};
+
+/// Scores of rows that are each car's events in order (`car[i]` numbers the car of row i, rows of one car
+/// contiguous or not), averaged per car as the score stage does: what calibration must see.
+std::vector<float> score_sequences(Scorer& scorer, const float* features, const uint32_t* car,
+                                   std::size_t rows);
+
+/// Calibrated threshold and how many cars were left out.
+struct Calibration {
+  double threshold = 0;
+  int64_t excluded_cars = 0;
+  std::string method;
+};
+/// The `q` quantile of held-out scores, robust to a few failing cars in the window: cars with far more
+/// events above the first estimate than chance allows (at least 3, and 10x the expected share) are left
+/// out and the quantile is taken again. `car_of[i]` is any car number of score i.
+Calibration calibrate_threshold(const std::vector<float>& scores, const std::vector<uint32_t>& car_of,
+                                double q);
+
+}  // namespace fleettwin::ml

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "codec/schemas.h"
+#include "core/alert.h"
+#include "core/telemetry.h"
+#include "ml/alerting.h"
+#include "ml/model.h"
+
+namespace fleettwin::ml {
+
+inline constexpr const char* kAlertAnomaly = "anomaly";
+inline constexpr const char* kAlertOutdatedFirmware = "outdated_firmware";
+
+struct MonitorOptions {
+  HysteresisRule rule;
+  int64_t firmware_grace_ms = 3'600'000;
+};
+
+/// What one batch produced.
+struct MonitorOutput {
+  std::vector<codec::AnomalyScore> scores;         ///< one per event, active model (none before a model)
+  std::vector<codec::AnomalyScore> shadow_scores;  ///< one per event when a shadow model is set
+  std::vector<core::Alert> alerts;                 ///< raised and cleared, in event order
+  void clear() {
+    scores.clear();
+    shadow_scores.clear();
+    alerts.clear();
+  }
+};
+
+/// Predictive maintenance for a stream of telemetry, without I/O: per-car features, batch scoring with the
+/// active model (and a shadow one, whose scores never alert), the per-car hysteresis of anomaly alerts and
+/// the outdated-firmware rule. The score stage drives it from the log; `fleettwin eval` drives it from
+/// history, so both apply exactly the same logic. Events of one car must come in order. Models can be
+/// swapped between batches: per-car state survives, nothing is lost. Used by one thread.
+class Monitor {
+ public:
+  explicit Monitor(MonitorOptions options = {});
+  void set_model(std::shared_ptr<const Model> model);
+  void set_shadow(std::shared_ptr<const Model> model);
+  const Model* model() const { return _active ? &_active->model() : nullptr; }
+  const Model* shadow() const { return _shadow ? &_shadow->model() : nullptr; }
+  /// Appends this batch's results to `out`.
+  void process(const std::vector<core::Telemetry>& events, MonitorOutput& out);
+  std::size_t cars() const { return _cars.size(); }
+
+ private:
+  struct Car {
+    CarFeatureState features;
+    AlertTracker anomaly;
+    AlertTracker firmware;
+    FirmwareCar firmware_rule;
+    ErrorAverage active_errors, shadow_errors;
+  };
+  void score_with(Scorer& scorer, bool shadow, const std::vector<core::Telemetry>& events,
+                  std::vector<codec::AnomalyScore>& out);
+  /// Feeds one event's verdict to `tracker` and writes the alert it raised or cleared, if any.
+  static void track(AlertTracker& tracker, bool anomalous, const HysteresisRule& rule,
+                    const core::Telemetry& t, const char* kind, double score, double threshold,
+                    std::vector<std::string> signals, const std::string& model, MonitorOutput& out);
+
+  MonitorOptions _options;
+  FirmwareFleet _fleet;
+  std::unique_ptr<Scorer> _active, _shadow;
+  std::unordered_map<std::string, Car> _cars;
+  std::vector<Car*> _batch_cars;
+  std::vector<float> _features, _dev;
+};
+
+/// Id of an alert: "{car}:{kind}:{raised_ts}"; its clear event carries the same id.
+std::string alert_id(const std::string& car, const std::string& kind, int64_t raised_ts);
+
+}  // namespace fleettwin::ml

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ml/dataset.h"
+#include "ml/model.h"
+
+namespace fleettwin::ml {
+
+// The libtorch side of src/ml: training and the artifact's serialized module. Only training.cc includes
+// libtorch (its headers cost about a minute per translation unit); everything here is plain C++.
+
+struct TrainOptions {
+  int max_epochs = 30;
+  std::size_t batch = 256;
+  double learning_rate = 1e-3;
+  int patience = 3;                  ///< epochs without a better validation loss before stopping
+  double validation_fraction = 0.2;  ///< share of cars held out for early stopping and calibration
+  std::size_t max_rows = 400'000;    ///< larger histories are sampled down to this many rows
+  double quantile = 0.995;           ///< threshold = this quantile of held-out scores
+  uint64_t seed = 42;
+  bool progress = true;  ///< progress bar (epoch, losses) on stderr
+  std::string version;   ///< empty: "<architecture>-<UTC time>"
+};
+
+/// Trains an autoencoder of `arch` on `data` (mini-batches, Adam, MSE, early stopping on the validation
+/// split), calibrates its threshold on the held-out rows and returns the ready model. Never sees labels.
+/// Throws std::invalid_argument when there is too little data.
+std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture& arch,
+                                   const TrainOptions& options);
+
+/// The one-file artifact: "FTMODEL1", u64 little-endian metadata length, metadata JSON (meta_to_json),
+/// u64 length, libtorch-serialized torch::nn::Sequential (torch::save) of the same network.
+std::string encode_artifact(const Model& model);
+/// Throws std::invalid_argument with the reason when `bytes` are not an artifact this build reads.
+std::shared_ptr<Model> decode_artifact(std::string_view bytes);
+/// Reconstructs `rows` scaled rows with libtorch instead of Mlp::forward: the comparison the Mlp comment
+/// refers to (bench/ml_bench.cc). `in`/`out` are rows x model inputs.
+void torch_reconstruct(const Model& model, const float* in, std::size_t rows, float* out);
+
+void save_artifact(const Model& model, const std::string& path);
+std::shared_ptr<Model> load_artifact(const std::string& path);
+
+}  // namespace fleettwin::ml

@@ -1,0 +1,233 @@
+#include "stages/score/score_stage.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "codec/json.h"
+#include "codec/json_writer.h"
+#include "codec/schemas.h"
+#include "core/topics.h"
+
+namespace fleettwin::stages {
+
+namespace t = core::topics;
+
+void ModelSlot::set_active(std::shared_ptr<const ml::Model> m) {
+  std::lock_guard lock(_mu);
+  _active = std::move(m);
+  ++_generation;
+}
+
+void ModelSlot::set_shadow(std::shared_ptr<const ml::Model> m) {
+  std::lock_guard lock(_mu);
+  _shadow = std::move(m);
+  ++_generation;
+}
+
+bool ModelSlot::take(uint64_t& generation, std::shared_ptr<const ml::Model>& active,
+                     std::shared_ptr<const ml::Model>& shadow) const {
+  std::lock_guard lock(_mu);
+  if (generation == _generation) return false;
+  generation = _generation;
+  active = _active;
+  shadow = _shadow;
+  return true;
+}
+
+ModelWatcher::ModelWatcher(log::Log& log, std::shared_ptr<ModelSlot> slot, ModelDecoder decode,
+                           core::Metrics& metrics)
+    : _log(log),
+      _slot(std::move(slot)),
+      _decode(std::move(decode)),
+      _loaded(metrics.counter("fleettwin_models_loaded_total", "Model artifacts loaded from fleet.models")),
+      _bad(metrics.counter("fleettwin_models_rejected_total", "fleet.models records that were not a model")) {
+}
+
+ModelWatcher::~ModelWatcher() { stop(); }
+
+void ModelWatcher::start() {
+  _thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ft-models");
+    try {
+      run();
+    } catch (const std::exception& e) {
+      spdlog::error("model watcher stopped: {}", e.what());
+    }
+  });
+}
+
+void ModelWatcher::stop() {
+  _stop = true;
+  if (_thread.joinable()) _thread.join();
+}
+
+void ModelWatcher::run() {
+  // A group of its own that never commits: every start reads the compacted topic from its beginning and
+  // so finds the newest model of each key.
+  const auto now = std::chrono::system_clock::now().time_since_epoch().count();
+  auto consumer =
+      _log.consumer("fleettwin.score.models." + std::to_string(::getpid()) + "." + std::to_string(now));
+  consumer->subscribe({t::kModels});
+  while (!_stop) {
+    for (const auto& r : consumer->poll(16, std::chrono::milliseconds(200))) {
+      if (r.key != kModelKeyActive && r.key != kModelKeyShadow) continue;  // another model family
+      try {
+        auto model = _decode(r.value);
+        spdlog::info("score: loaded model {} ({}) from {}/{}", model->meta.version, r.key, r.partition,
+                     r.offset);
+        if (r.key == kModelKeyActive)
+          _slot->set_active(std::move(model));
+        else
+          _slot->set_shadow(std::move(model));
+        _loaded.add();
+      } catch (const std::exception& e) {
+        _bad.add();
+        spdlog::warn("score: fleet.models {}/{} key {} is not a usable model: {}", r.partition, r.offset,
+                     r.key, e.what());
+      }
+    }
+  }
+  consumer->close();
+}
+
+const StageDescriptor& ScoreStage::static_descriptor() {
+  static const StageDescriptor d{
+      "score",
+      {t::kTelemetry},
+      {t::kScores, t::kAlerts, t::kCommands, t::kModels},
+      {"ml.warmup", "ml.quantile", "ml.raise_k", "ml.window_n", "ml.clear_m", "ml.firmware_grace"},
+      "scores every event with the anomaly model (loaded from fleet.models, or trained after a warm-up), "
+      "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service"};
+  return d;
+}
+
+ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
+                       codec::TelemetryReader reader, WarmupTrainer trainer)
+    : _options(options),
+      _slot(slot ? std::move(slot) : std::make_shared<ModelSlot>()),
+      _reader(std::move(reader)),
+      _trainer(std::move(trainer)),
+      _monitor(options.monitor),
+      _scored(metrics.counter("fleettwin_score_scored_total", "Events scored by the active model")),
+      _unscored(metrics.counter("fleettwin_score_unscored_total", "Events read before any model was loaded")),
+      _bad(metrics.counter("fleettwin_score_undecodable_total",
+                           "fleet.telemetry records the score stage could not decode")),
+      _alerts_raised(
+          metrics.counter("fleettwin_alerts_total", "Alerts raised and cleared", "event=\"raised\"")),
+      _alerts_cleared(
+          metrics.counter("fleettwin_alerts_total", "Alerts raised and cleared", "event=\"cleared\"")),
+      _swaps(metrics.counter("fleettwin_score_model_swaps_total", "Times the score stage switched models")) {}
+
+void ScoreStage::pick_up_models() {
+  std::shared_ptr<const ml::Model> active, shadow;
+  if (!_slot->take(_generation, active, shadow)) return;
+  if (active.get() != _monitor.model()) _swaps.add();
+  // Between batches: the batch before this one was scored entirely by the old model, the next one will be
+  // scored entirely by the new one, and per-car state (features, alerts) carries over.
+  if (active) _monitor.set_model(std::move(active));
+  _monitor.set_shadow(std::move(shadow));
+}
+
+void ScoreStage::warm_up(log::Producer& out) {
+  if (!_trainer || _trained || _monitor.model()) return;
+  for (const auto& e : _events) {
+    if (_warmup_first_ts < 0) _warmup_first_ts = e.ts;
+    if (_warmup.size() < _options.warmup_max_events) _warmup.push_back(e);
+  }
+  if (_warmup.empty() || _warmup.back().ts - _warmup_first_ts < _options.warmup_ms) return;
+  _trained = true;
+  spdlog::info("score: training a first model on {} warm-up events", _warmup.size());
+  // On this thread, on purpose: the events behind this batch wait (the log holds them back upstream)
+  // and are all scored by the new model, instead of streaming past unscored while it trains.
+  try {
+    auto trained = _trainer(ml::make_training_data(_warmup, t::kTelemetry));
+    spdlog::info("score: trained {} on warm-up data, threshold {:.4g}", trained.model->meta.version,
+                 trained.model->meta.threshold);
+    _slot->set_active(trained.model);
+    log::OutRecord rec;
+    rec.topic = t::kModels;
+    rec.key = kModelKeyActive;
+    rec.value = std::move(trained.artifact);
+    out.send(std::move(rec));
+  } catch (const std::exception& e) {
+    // Not fatal: the stage keeps the rule alerts and waits for a model on fleet.models.
+    spdlog::error("score: warm-up training failed: {}", e.what());
+  }
+  _warmup.clear();
+  _warmup.shrink_to_fit();
+}
+
+void ScoreStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
+  pick_up_models();
+  _events.clear();
+  for (const auto& r : batch) {
+    if (r.topic != t::kTelemetry) continue;
+    core::Telemetry tel;
+    std::string error;
+    if (!_reader.read(r.value, tel, &error)) {
+      _bad.add();
+      spdlog::warn("score: undecodable record {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
+      continue;
+    }
+    _events.push_back(std::move(tel));
+  }
+  if (_events.empty()) return;
+  _out.clear();
+  _monitor.process(_events, _out);
+  if (_monitor.model())
+    _scored.add(static_cast<int64_t>(_events.size()));
+  else
+    _unscored.add(static_cast<int64_t>(_events.size()));
+  write(_out, out);
+  warm_up(out);  // after this batch, so the batch that completes the warm-up is not scored twice
+  pick_up_models();
+}
+
+void ScoreStage::tick(log::Producer& out) { pick_up_models(); }
+
+void ScoreStage::write(const ml::MonitorOutput& o, log::Producer& out) {
+  for (const auto& s : o.scores) {
+    log::OutRecord rec;
+    rec.topic = t::kScores;
+    rec.key = s.car;
+    codec::encode_avro_anomaly_score(s, _options.score_schema_id, rec.value);
+    out.send(std::move(rec));
+  }
+  for (const auto& s : o.shadow_scores) {
+    log::OutRecord rec;
+    rec.topic = t::kScores;
+    rec.key = s.car;
+    rec.headers.push_back({kHeaderModelRole, "shadow"});
+    codec::encode_avro_anomaly_score(s, _options.score_schema_id, rec.value);
+    out.send(std::move(rec));
+  }
+  for (const auto& a : o.alerts) {
+    (a.raised ? _alerts_raised : _alerts_cleared).add();
+    log::OutRecord rec;
+    rec.topic = t::kAlerts;
+    rec.key = a.car;
+    codec::encode_avro_alert(a, _options.alert_schema_id, rec.value);
+    out.send(std::move(rec));
+    if (!a.raised) continue;
+    core::Command c;
+    c.id = "service:" + a.id;  // deterministic: a replayed alert asks once
+    c.car = a.car;
+    c.name = "schedule_service";
+    codec::JsonWriter w(c.params_json);
+    w.begin_object().key("alert").string(a.id).key("kind").string(a.kind).key("signals").begin_array();
+    for (const auto& s : a.signals) w.string(s);
+    w.end_array().key("score").number(a.score).key("threshold").number(a.threshold).end_object();
+    c.created = a.ts;
+    c.expires = a.ts + _options.service_expires_ms;
+    log::OutRecord cmd;
+    cmd.topic = t::kCommands;
+    cmd.key = a.car;
+    cmd.value = codec::command_to_json(c);
+    out.send(std::move(cmd));
+  }
+}
+
+}  // namespace fleettwin::stages

@@ -1,0 +1,125 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "codec/telemetry_reader.h"
+#include "core/metrics.h"
+#include "log/log.h"
+#include "ml/dataset.h"
+#include "ml/monitor.h"
+#include "stages/stage.h"
+
+namespace fleettwin::stages {
+
+/// fleet.models keys: the active model and a candidate scored in shadow.
+inline constexpr const char* kModelKeyActive = "anomaly";
+inline constexpr const char* kModelKeyShadow = "anomaly.shadow";
+/// Header on fleet.scores records of the shadow model; consumers of health ignore those records.
+inline constexpr const char* kHeaderModelRole = "model.role";
+
+/// The models the score stage should use, set by whoever loads them (the ModelWatcher thread, or the
+/// stage itself after its warm-up training) and picked up by the stage between batches, so a swap never
+/// splits a batch or loses an event. Thread-safe.
+class ModelSlot {
+ public:
+  void set_active(std::shared_ptr<const ml::Model> m);
+  void set_shadow(std::shared_ptr<const ml::Model> m);
+  /// Models newer than `generation`; false when nothing changed.
+  bool take(uint64_t& generation, std::shared_ptr<const ml::Model>& active,
+            std::shared_ptr<const ml::Model>& shadow) const;
+
+ private:
+  mutable std::mutex _mu;
+  std::shared_ptr<const ml::Model> _active, _shadow;
+  uint64_t _generation = 0;
+};
+
+/// Turns artifact bytes into a model (ml::decode_artifact, which lives in the libtorch library: the stage
+/// library stays free of it). Throws std::invalid_argument for bad bytes.
+using ModelDecoder = std::function<std::shared_ptr<const ml::Model>(std::string_view)>;
+
+/// A model trained by the stage itself and its artifact bytes, to publish on fleet.models.
+struct TrainedModel {
+  std::shared_ptr<const ml::Model> model;
+  std::string artifact;
+};
+/// Trains a model on warm-up data; runs on the score stage's thread, which waits for it.
+using WarmupTrainer = std::function<TrainedModel(ml::TrainingData)>;
+
+/// Follows the compacted fleet.models topic from its beginning, in a group of its own, on its own thread,
+/// and puts every decodable artifact into a ModelSlot (key "anomaly": active; "anomaly.shadow": shadow).
+/// A bad artifact is counted and logged, and the previous model stays.
+class ModelWatcher {
+ public:
+  ModelWatcher(log::Log& log, std::shared_ptr<ModelSlot> slot, ModelDecoder decode, core::Metrics& metrics);
+  ~ModelWatcher();
+  void start();
+  void stop();
+
+ private:
+  void run();
+  log::Log& _log;
+  std::shared_ptr<ModelSlot> _slot;
+  ModelDecoder _decode;
+  core::Counter& _loaded;
+  core::Counter& _bad;
+  std::atomic<bool> _stop{false};
+  std::thread _thread;
+};
+
+/// The score stage: reads fleet.telemetry, scores every event in batches (ml::Monitor), writes one
+/// AnomalyScore per event to fleet.scores (plus one per event from a shadow model, marked by a header),
+/// raises and clears alerts on fleet.alerts with per-car hysteresis, and sends a schedule_service command to
+/// fleet.commands for every raised alert. Before it has a model it can train one itself from the first
+/// `warmup_ms` of event time (the `up` demo); events before it are counted as unscored. Runs on its
+/// runner's thread, warm-up training included.
+class ScoreStage final : public Stage {
+ public:
+  struct Options {
+    ml::MonitorOptions monitor;
+    int32_t score_schema_id = 0;
+    int32_t alert_schema_id = 0;
+    int64_t warmup_ms = 0;  ///< 0: never train, wait for fleet.models
+    std::size_t warmup_max_events = 2'000'000;
+    int64_t service_expires_ms = 7 * 24 * 3'600'000LL;  ///< schedule_service commands expire after this
+  };
+  ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
+             codec::TelemetryReader reader = codec::TelemetryReader(), WarmupTrainer trainer = nullptr);
+  static const StageDescriptor& static_descriptor();
+  const StageDescriptor& descriptor() const override { return static_descriptor(); }
+  void process(const std::vector<log::Record>& batch, log::Producer& out) override;
+  void tick(log::Producer& out) override;
+  const ml::Monitor& monitor() const { return _monitor; }
+
+ private:
+  void pick_up_models();
+  void warm_up(log::Producer& out);
+  void write(const ml::MonitorOutput& o, log::Producer& out);
+
+  Options _options;
+  std::shared_ptr<ModelSlot> _slot;
+  uint64_t _generation = 0;
+  codec::TelemetryReader _reader;
+  WarmupTrainer _trainer;
+  ml::Monitor _monitor;
+  std::vector<core::Telemetry> _events;
+  ml::MonitorOutput _out;
+  std::vector<core::Telemetry> _warmup;
+  int64_t _warmup_first_ts = -1;
+  bool _trained = false;
+  std::string _buf;
+  core::Counter& _scored;
+  core::Counter& _unscored;
+  core::Counter& _bad;
+  core::Counter& _alerts_raised;
+  core::Counter& _alerts_cleared;
+  core::Counter& _swaps;
+};
+
+}  // namespace fleettwin::stages

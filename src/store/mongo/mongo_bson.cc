@@ -1,0 +1,114 @@
+#include "store/mongo/mongo_bson.h"
+
+#include <cmath>
+#include <limits>
+
+namespace fleettwin::store::mongo {
+namespace {
+
+int key_len(std::string_view key) { return static_cast<int>(key.size()); }
+
+bool find(const bson_t* doc, const char* path, bson_iter_t& it) {
+  bson_iter_t root;
+  return bson_iter_init(&root, doc) && bson_iter_find_descendant(&root, path, &it);
+}
+
+}  // namespace
+
+MongoError::MongoError(const std::string& context, const bson_error_t& error)
+    : std::runtime_error("mongo: " + context + ": " + error.message + " (domain " +
+                         std::to_string(error.domain) + ", code " + std::to_string(error.code) + ")"),
+      _code(error.code) {}
+
+std::string Bson::json() const {
+  size_t len = 0;
+  char* s = bson_as_relaxed_extended_json(_b, &len);
+  std::string out = s != nullptr ? std::string(s, len) : std::string();
+  bson_free(s);
+  return out;
+}
+
+void append_str(bson_t* b, std::string_view key, std::string_view value) {
+  bson_append_utf8(b, key.data(), key_len(key), value.data(), static_cast<int>(value.size()));
+}
+void append_num(bson_t* b, std::string_view key, double value) {
+  if (std::isnan(value)) {
+    bson_append_null(b, key.data(), key_len(key));
+  } else {
+    bson_append_double(b, key.data(), key_len(key), value);
+  }
+}
+void append_int(bson_t* b, std::string_view key, int64_t value) {
+  bson_append_int64(b, key.data(), key_len(key), value);
+}
+void append_bool(bson_t* b, std::string_view key, bool value) {
+  bson_append_bool(b, key.data(), key_len(key), value);
+}
+void append_date(bson_t* b, std::string_view key, int64_t ms) {
+  bson_append_date_time(b, key.data(), key_len(key), ms);
+}
+void append_doc(bson_t* b, std::string_view key, const bson_t* doc) {
+  bson_append_document(b, key.data(), key_len(key), doc);
+}
+void append_point(bson_t* b, std::string_view key, double lat, double lon) {
+  if (!std::isfinite(lat) || !std::isfinite(lon)) return;
+  bson_t point;
+  bson_t coords;
+  bson_append_document_begin(b, key.data(), key_len(key), &point);
+  BSON_APPEND_UTF8(&point, "type", "Point");
+  BSON_APPEND_ARRAY_BEGIN(&point, "coordinates", &coords);
+  BSON_APPEND_DOUBLE(&coords, "0", lon);
+  BSON_APPEND_DOUBLE(&coords, "1", lat);
+  bson_append_array_end(&point, &coords);
+  bson_append_document_end(b, &point);
+}
+
+std::string get_str(const bson_t* doc, const char* path) {
+  bson_iter_t it;
+  if (!find(doc, path, it) || !BSON_ITER_HOLDS_UTF8(&it)) return {};
+  uint32_t len = 0;
+  const char* s = bson_iter_utf8(&it, &len);
+  return std::string(s, len);
+}
+
+double get_num(const bson_t* doc, const char* path) {
+  bson_iter_t it;
+  if (!find(doc, path, it)) return std::numeric_limits<double>::quiet_NaN();
+  switch (bson_iter_type(&it)) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+      return bson_iter_as_double(&it);
+    case BSON_TYPE_DATE_TIME:
+      return static_cast<double>(bson_iter_date_time(&it));
+    default:
+      return std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
+int64_t get_int(const bson_t* doc, const char* path) {
+  bson_iter_t it;
+  if (!find(doc, path, it)) return 0;
+  switch (bson_iter_type(&it)) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+      return bson_iter_as_int64(&it);
+    case BSON_TYPE_DATE_TIME:
+      return bson_iter_date_time(&it);
+    default:
+      return 0;
+  }
+}
+
+bool get_bool(const bson_t* doc, const char* path) {
+  bson_iter_t it;
+  return find(doc, path, it) && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+}
+
+bool has(const bson_t* doc, const char* path) {
+  bson_iter_t it;
+  return find(doc, path, it);
+}
+
+}  // namespace fleettwin::store::mongo

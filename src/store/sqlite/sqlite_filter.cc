@@ -1,0 +1,134 @@
+#include "store/sqlite/sqlite_filter.h"
+
+#include <sqlite3.h>
+
+#include <cmath>
+#include <exception>
+#include <string_view>
+
+#include "store/sqlite/sqlite_blob.h"
+#include "store/sqlite/sqlite_db.h"
+
+namespace fleettwin::store {
+namespace {
+
+/// Fields that are columns of the twins table (see schema_sql in sqlite_store.cc); the rest live in `rest`.
+struct ColumnField {
+  std::string_view path;
+  std::string_view column;
+};
+constexpr ColumnField kColumns[] = {
+    {"_id", "id"},
+    {"version", "version"},
+    {"reported.seq", "seq"},
+    {"reported.ts", "ts"},
+    {"health.status", "status"},
+    {"connection.online", "online"},
+    {"health.score", "score"},
+    {"connection.last_seen", "last_seen"},
+};
+
+std::string_view sql_op(FilterOp op) {
+  static constexpr std::string_view kOps[] = {"=", "<>", "<", "<=", ">", ">="};
+  return kOps[static_cast<int>(op)];
+}
+
+void twin_field_function(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
+  try {
+    const void* blob = sqlite3_value_blob(argv[0]);
+    std::string_view rest(static_cast<const char*>(blob), static_cast<size_t>(sqlite3_value_bytes(argv[0])));
+    std::string_view path(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])),
+                          static_cast<size_t>(sqlite3_value_bytes(argv[1])));
+    auto field = find_filter_field(path);
+    if (!field) {
+      sqlite3_result_error(ctx, "ft_twin_field: unknown field", -1);
+      return;
+    }
+    core::Twin twin;
+    decode_twin_rest(rest, twin);
+    FilterValue v = twin_field_value(twin, *field);
+    if (const double* d = std::get_if<double>(&v)) {
+      if (std::isnan(*d)) {
+        sqlite3_result_null(ctx);
+      } else {
+        sqlite3_result_double(ctx, *d);
+      }
+    } else if (const bool* b = std::get_if<bool>(&v)) {
+      sqlite3_result_int(ctx, *b ? 1 : 0);
+    } else {
+      const std::string& s = std::get<std::string>(v);
+      sqlite3_result_text(ctx, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    }
+  } catch (const std::exception& e) {
+    sqlite3_result_error(ctx, e.what(), -1);
+  }
+}
+
+}  // namespace
+
+std::string TwinSql::param(SqlParam value) {
+  _params.push_back(std::move(value));
+  return "?" + std::to_string(_params.size());
+}
+
+std::string TwinSql::value(const FilterValue& v) {
+  if (const double* d = std::get_if<double>(&v)) return param(*d);
+  if (const bool* b = std::get_if<bool>(&v)) return param(int64_t{*b ? 1 : 0});
+  return param(std::get<std::string>(v));
+}
+
+std::string TwinSql::field(const FilterField& f) {
+  for (const auto& c : kColumns) {
+    if (c.path == f.path) return std::string(c.column);
+  }
+  return "ft_twin_field(rest, " + param(f.path) + ")";
+}
+
+std::string TwinSql::filter(const Filter& f) {
+  switch (f.kind) {
+    case Filter::Kind::kNot:
+      return "NOT (" + filter(f.children[0]) + ")";
+    case Filter::Kind::kAnd:
+    case Filter::Kind::kOr: {
+      std::string out = "(";
+      for (size_t i = 0; i < f.children.size(); ++i) {
+        if (i > 0) out += f.kind == Filter::Kind::kAnd ? " AND " : " OR ";
+        out += filter(f.children[i]);
+      }
+      return out + ")";
+    }
+    case Filter::Kind::kCompare:
+      break;
+  }
+  std::string x = field(f.field);
+  std::string cmp = x + " " + std::string(sql_op(f.op)) + " " + value(f.value);
+  if (f.field.type != FilterType::kNumber) return "(" + cmp + ")";
+  // A NaN number is stored as NULL: as in matches(), it satisfies != and nothing else, and the expression
+  // is never NULL itself.
+  if (f.op == FilterOp::kNe) return "(" + x + " IS NULL OR " + cmp + ")";
+  return "(" + x + " IS NOT NULL AND " + cmp + ")";
+}
+
+void TwinSql::bind(Stmt& stmt) const {
+  for (size_t i = 0; i < _params.size(); ++i) {
+    const int n = static_cast<int>(i + 1);
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            stmt.bind(n, std::string_view(v));
+          } else {
+            stmt.bind(n, v);
+          }
+        },
+        _params[i]);
+  }
+}
+
+void register_twin_field_function(sqlite3* db) {
+  int rc = sqlite3_create_function_v2(db, "ft_twin_field", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                                      &twin_field_function, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db, rc, "registering ft_twin_field");
+}
+
+}  // namespace fleettwin::store

@@ -1,0 +1,161 @@
+// Browser end-to-end tests of the dashboard: headless Debian chromium driven by playwright-core against a
+// running `fleettwin up --fast`. Each test saves a screenshot in $FLEETTWIN_E2E_OUT.
+// Run by ctest (label e2e): node --test tests/e2e/browser/dashboard.test.mjs
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+
+const source = process.env.FLEETTWIN_SOURCE_DIR ?? path.resolve(import.meta.dirname, "../../..");
+const bin = process.env.FLEETTWIN_BIN ?? path.join(source, "build/release/src/app/fleettwin");
+const out = process.env.FLEETTWIN_E2E_OUT ?? fs.mkdtempSync(path.join(os.tmpdir(), "fleettwin-e2e-out-"));
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const { chromium } = createRequire(path.join(source, "web/package.json"))("playwright-core");
+
+const ADMIN = "e2e-admin-token";
+const VIEWER = "e2e-viewer-token";
+let up, url, browser, log = "";
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleettwin-e2e-web-"));
+
+before(async () => {
+  fs.mkdirSync(out, { recursive: true });
+  assert.ok(fs.existsSync(path.join(source, "web/dist/index.html")), "web/dist is not built: run scripts/build");
+  up = spawn(bin, ["up", "--fast", "--cars", "300", "--interval", "1s", "--failure-rate", "20", "--failure-ramp", "10s",
+    "--data-dir", dataDir, "--http", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"], {
+    env: { ...process.env, FLEETTWIN_API_TOKENS: `admin:${ADMIN},viewer:${VIEWER}` },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no dashboard URL from fleettwin up within 60 s:\n${log}`)), 60000);
+    up.stderr.on("data", (chunk) => {
+      log += chunk;
+      const m = /dashboard: (http:\/\/[0-9.:]+)\//.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    up.on("exit", (code) => reject(new Error(`fleettwin up exited with ${code}:\n${log}`)));
+  });
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ["--no-sandbox"] });
+});
+
+after(async () => {
+  await browser?.close();
+  if (up && up.exitCode === null) {
+    up.kill("SIGTERM");
+    await new Promise((r) => up.once("exit", r));
+  }
+  fs.writeFileSync(path.join(out, "fleettwin-up.log"), log);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+/// Opens the dashboard logged in with `token`, runs `fn`, and saves a screenshot `<shot>.png` whatever
+/// happened (full page, so a failure shows the whole state).
+async function withPage(shot, fn, token = ADMIN) {
+  const p = await page(shot, token);
+  try {
+    await fn(p);
+  } finally {
+    await p.screenshot({ path: path.join(out, `${shot}.png`), fullPage: true });
+    await p.context().close();
+  }
+}
+
+async function page(name, token = ADMIN) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const p = await context.newPage();
+  p.on("pageerror", (e) => console.error(`[${name}] page error: ${e.message}`));
+  await p.goto(`${url}/#token=${token}`);
+  return p;
+}
+
+const number = (text) => Number(String(text).replace(/,/g, ""));
+
+test("overview shows cars and message rate", async () => {
+  await withPage("overview", async (p) => {
+    await p.waitForFunction(() => Number(document.querySelector('[data-tile="cars"]')?.textContent?.replace(/,/g, "")) > 0, null, { timeout: 60000 });
+    await p.waitForFunction(() => Number(document.querySelector('[data-tile="msgs"]')?.textContent?.replace(/,/g, "")) > 0, null, { timeout: 60000 });
+    assert.ok(number(await p.textContent('[data-tile="cars"]')) > 0);
+    assert.ok(number(await p.textContent('[data-tile="msgs"]')) > 0);
+    assert.equal(await p.locator(".chart canvas").count() >= 2, true);
+  });
+});
+
+test("map draws every car and a click opens the car", async () => {
+  await withPage("map-click", async (p) => {
+    await p.goto(`${url}/#/map`);
+    await p.waitForFunction(() => /^[1-9][0-9,]* cars/.test(document.querySelector(".map-info")?.textContent ?? ""), null, { timeout: 60000 });
+    await p.screenshot({ path: path.join(out, "map.png") });
+    // Find a drawn dot by its colour and click it in the same task (cars move between frames).
+    const hit = await p.evaluate(() => {
+      const c = document.getElementById("map");
+      const img = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      const dpr = window.devicePixelRatio || 1;
+      const rect = c.getBoundingClientRect();
+      for (let y = 0; y < c.height; y += 1)
+        for (let x = 0; x < c.width; x += 1) {
+          const i = (y * c.width + x) * 4;
+          if (img[i] + img[i + 1] + img[i + 2] > 200) {
+            const at = { clientX: rect.left + x / dpr + 1, clientY: rect.top + y / dpr + 1, bubbles: true };
+            c.dispatchEvent(new MouseEvent("mousedown", at));
+            c.dispatchEvent(new MouseEvent("mouseup", at));
+            return true;
+          }
+        }
+      return false;
+    });
+    assert.ok(hit, "no dot drawn on the map");
+    await p.waitForURL(/#\/car\//, { timeout: 10000 });
+  });
+});
+
+test("clicking a car in the list opens its page with a history chart", async () => {
+  await withPage("car", async (p) => {
+    await p.locator("#top-cars a.car-link").first().waitFor({ timeout: 30000 });
+    const car = await p.locator("#top-cars a.car-link").first().textContent();
+    await p.locator("#top-cars a.car-link").first().click();
+    await p.waitForURL(new RegExp(`#/car/${car}`));
+    await p.waitForFunction(() => Number(document.getElementById("history")?.dataset.points ?? 0) > 0, null, { timeout: 30000 });
+    assert.equal(await p.locator("#history canvas").count() >= 1, true);
+    assert.equal((await p.textContent("h1")).trim(), car);
+  });
+});
+
+test("a viewer cannot send commands", async () => {
+  await withPage("viewer", async (p) => {
+    await p.goto(`${url}/#/car/car-00001`);
+    await p.locator("#send-desired").waitFor();
+    assert.equal(await p.locator("#send-desired").isDisabled(), true);
+    const r = await p.evaluate(async (t) => (await fetch("api/v1/twins/car-00001/desired", {
+      method: "PATCH", headers: { Authorization: `Bearer ${t}` }, body: '{"speed_limit_kmh":50}' })).status, VIEWER);
+    assert.equal(r, 403);
+  }, VIEWER);
+});
+
+test("setting a speed limit is acknowledged by the car and the delta clears", async () => {
+  await withPage("command", async (p) => {
+    await p.goto(`${url}/#/car/car-00002`);
+    await p.locator("#desired-form input[name=speed_limit_kmh]").fill("77");
+    await p.locator("#send-desired").click();
+    await p.waitForFunction(() => /set_speed_limit/.test(document.getElementById("command-status")?.textContent ?? ""), null, { timeout: 10000 });
+    await p.waitForFunction(() => /set_speed_limit: acked/.test(document.getElementById("command-status")?.textContent ?? ""), null, { timeout: 60000 });
+    await p.waitForFunction(() => document.getElementById("delta")?.textContent === "none", null, { timeout: 30000 });
+  });
+});
+
+test("an alert can be acknowledged", async () => {
+  await withPage("alerts", async (p) => {
+    await p.goto(`${url}/#/alerts`);
+    // Simulated failures (20 per car-hour, 10 s ramp) make the score stage raise alerts soon.
+    const ack = p.locator("button.ack").first();
+    await ack.waitFor({ timeout: 120000 });
+    const id = await ack.getAttribute("data-alert");
+    await ack.click();
+    await p.locator("#alert-status").selectOption("acknowledged");
+    await p.locator(`tr[data-alert-row="${id}"] .badge.acknowledged`).waitFor({ timeout: 10000 });
+  });
+});

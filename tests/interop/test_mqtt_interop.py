@@ -1,0 +1,145 @@
+"""Interop: a device written with Python paho-mqtt talks to fleettwin the way a simulated car does.
+
+The device uses the fleet's credentials scheme (`fleettwin sim credentials`: username = car id, password =
+hex(HMAC-SHA256(secret, car id))[:32]) against a mosquitto broker started with that password file and ACL
+(scripts/services/mosquitto start --auth DIR). `fleettwin up --kafka ... --mqtt ...` runs the pipeline with its
+bridge. The device publishes telemetry (QoS 1) that must reach its twin, and receives a command that
+confluent-kafka writes to fleet.commands, applies it and acknowledges it on fleet/{car}/acks; the twin then
+shows the setting as desired and reported, with an empty delta.
+
+Run with tests/interop/run; FLEETTWIN_BIN picks the binary (default build/release/src/app/fleettwin).
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from confluent_kafka import Producer
+
+from test_kafka_interop import INT_SIGNALS, SIGNALS, fleettwin_bin
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVICES = os.path.join(ROOT, "scripts", "services")
+DEVICE = "car-00009"  # in the credentials (10 cars), not driven by the simulator (5 cars)
+
+
+def start_service(name, *args):
+    started = subprocess.run([os.path.join(SERVICES, name), "start", *args], stdout=subprocess.PIPE, text=True,
+                             timeout=180)
+    lines = started.stdout.strip().splitlines()
+    assert started.returncode == 0 and lines, f"scripts/services/{name} start failed ({started.returncode})"
+    return lines[-1].strip()
+
+
+def telemetry(seq):
+    """A valid cardata-v1 payload (DESIGN.md §4 Telemetry) as a device would send it."""
+    msg = {"car": DEVICE, "ts": int(time.time() * 1000), "seq": seq, "lat": 48.137, "lon": 11.575}
+    for s in SIGNALS:
+        msg[s] = 30 if s in INT_SIGNALS else 1.5
+    msg["control_unit_firmware"] = 1200
+    msg["battery_percentage"] = 80.0
+    msg["battery_voltage"] = 12.6
+    msg["speed"] = 12.0
+    msg["throttle_pos"] = 0.2
+    msg["coolant_temp"] = 90.0
+    msg["intake_air_temp"] = 25.0
+    return json.dumps(msg)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    binary = fleettwin_bin()
+    work = tmp_path_factory.mktemp("mqtt-interop")
+    creds = work / "creds"
+    kafka = broker = None
+    try:
+        subprocess.run([binary, "sim", "credentials", "--cars", "10", "--out", str(creds)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        kafka = start_service("kafka")
+        broker = start_service("mosquitto", "--auth", str(creds))
+        yield {"bin": binary, "work": work, "creds": creds, "kafka": kafka, "broker": broker}
+    finally:
+        if broker:
+            subprocess.run([os.path.join(SERVICES, "mosquitto"), "stop", broker], stdout=subprocess.DEVNULL)
+        if kafka:
+            subprocess.run([os.path.join(SERVICES, "kafka"), "stop", kafka], stdout=subprocess.DEVNULL, timeout=60)
+
+
+def test_paho_device_reaches_its_twin_and_acknowledges_a_command(services):
+    secret = (services["creds"] / "secret").read_text().strip()
+    password = hmac.new(secret.encode(), DEVICE.encode(), hashlib.sha256).hexdigest()[:32]
+    host, port = services["broker"].rsplit(":", 1)
+    data_dir = services["work"] / "data"
+    log_path = services["work"] / "up.log"
+    with open(log_path, "w") as log:
+        up = subprocess.Popen(
+            [services["bin"], "up", "--kafka", services["kafka"], "--mqtt", services["broker"], "--credentials",
+             str(services["creds"]), "--cars", "5", "--interval", "1s", "--duration", "60s", "--data-dir",
+             str(data_dir), "--http", "", "--registry-listen", "127.0.0.1:0"],
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while "published" not in log_path.read_text():
+            assert up.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "fleettwin up did not start publishing"
+            time.sleep(0.2)
+
+        acked = threading.Event()
+        got = {}
+
+        def on_message(client, userdata, msg):
+            command = json.loads(msg.payload)
+            got["command"] = command
+            settings = {"speed_limit_kmh": command["params"]["kmh"]}
+            ack = {"id": command["_id"], "car": DEVICE, "status": "acked", "ts": int(time.time() * 1000),
+                   "reported": settings}
+            client.publish(f"fleet/{DEVICE}/acks", json.dumps(ack), qos=1).wait_for_publish(10)
+            acked.set()
+
+        device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=DEVICE, protocol=mqtt.MQTTv5)
+        device.username_pw_set(DEVICE, password)
+        device.on_message = on_message
+        assert device.connect(host, int(port)) == mqtt.MQTT_ERR_SUCCESS
+        device.loop_start()
+        device.subscribe(f"fleet/{DEVICE}/commands", qos=1)
+        for seq in range(1, 6):
+            info = device.publish(f"fleet/{DEVICE}/telemetry", telemetry(seq), qos=1)
+            info.wait_for_publish(10)
+            assert info.rc == mqtt.MQTT_ERR_SUCCESS
+
+        command = {"_id": "py-cmd-1", "car": DEVICE, "name": "set_speed_limit", "params": {"kmh": 42},
+                   "created": int(time.time() * 1000), "expires": 0, "status": "pending"}
+        producer = Producer({"bootstrap.servers": services["kafka"]})
+        producer.produce("fleet.commands", key=DEVICE, value=json.dumps(command))
+        assert producer.flush(30) == 0
+        assert acked.wait(60), "the command never reached the device"
+        assert got["command"]["name"] == "set_speed_limit"
+        time.sleep(3)  # the ack travels bridge -> fleet.command-acks -> twin -> store
+        device.loop_stop()
+        device.disconnect()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0, log_path.read_text()[-4000:]
+
+    twin_out = subprocess.run([services["bin"], "twin", "get", DEVICE, "--data-dir", str(data_dir)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert twin_out.returncode == 0, twin_out.stderr
+    twin = json.loads(twin_out.stdout)
+    assert twin["_id"] == DEVICE
+    assert twin["reported"]["seq"] == 5
+    assert twin["reported"]["speed"] == 12.0
+    assert twin["desired"] == {"speed_limit_kmh": 42}
+    assert twin["reported"]["settings"] == {"speed_limit_kmh": 42}
+    assert twin["delta"] == []

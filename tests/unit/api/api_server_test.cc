@@ -1,0 +1,421 @@
+// The REST API over a real server on a free port and a SQLite store filled with known twins, alerts,
+// commands and history: every endpoint, roles, error shapes, paging.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "api/api_server.h"
+#include "codec/json.h"
+#include "core/topics.h"
+#include "log/memory/memory_log.h"
+#include "store/sqlite/sqlite_store.h"
+#include "support/log_records.h"
+
+namespace fleettwin::api {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kViewer = "viewer-token-1";
+constexpr const char* kOperator = "operator-token-1";
+constexpr const char* kAdmin = "admin-token-1";
+constexpr int64_t kT0 = 1700000000000;  // ms; every fixture's device time starts here
+
+std::string encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '.' || c == '-' || c == '_') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+core::Twin make_twin(int i) {
+  core::Twin t;
+  char id[16];
+  std::snprintf(id, sizeof id, "car-%03d", i);
+  t.id = id;
+  t.version = 1;
+  t.has_reported = true;
+  t.reported.car = t.id;
+  t.reported.seq = 10;
+  t.reported.ts = kT0 + 9000;
+  t.reported.lat = 48.0 + i * 0.01;
+  t.reported.lon = 11.0 + i * 0.01;
+  t.reported.values[core::kSpeed] = i;
+  t.health.status = i % 5 == 0 ? core::HealthStatus::kAnomaly : core::HealthStatus::kOk;
+  t.health.score = i % 5 == 0 ? 2.0 + i : 0.1;
+  t.health.threshold = 1.5;
+  t.online = i % 2 == 0;
+  t.first_seen = kT0;
+  t.last_seen = kT0 + 9000;
+  t.messages = 10;
+  return t;
+}
+
+class ApiServerTest : public ::testing::Test {
+ protected:
+  static constexpr int kCars = 25;
+
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("fleettwin-api-test-" + std::to_string(::getpid()) + "-" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir / "models");
+    db = store::SqliteStore::path_in(dir.string());
+    store::SqliteStore s(db);
+    store::WriteBatch b;
+    for (int i = 0; i < kCars; ++i) b.twins.push_back(make_twin(i));
+    // car-000's history: one row a second for 10 s, scores rising.
+    for (int k = 0; k < 10; ++k) {
+      store::TelemetryRow row;
+      row.t = b.twins[0].reported;
+      row.t.seq = k + 1;
+      row.t.ts = kT0 + k * 1000;
+      row.t.values[core::kSpeed] = k;
+      row.score = k * 0.5;
+      b.telemetry.push_back(row);
+    }
+    core::Alert a;
+    a.id = "car-000:anomaly:" + std::to_string(kT0 + 5000);
+    a.car = "car-000";
+    a.kind = "anomaly";
+    a.ts = kT0 + 5000;
+    a.score = 2.5;
+    a.threshold = 1.5;
+    a.signals = {"speed"};
+    b.alerts.push_back(a);
+    a.id = "car-005:overheat:" + std::to_string(kT0 + 6000);
+    a.car = "car-005";
+    a.kind = "overheat";
+    a.ts = kT0 + 6000;
+    b.alerts.push_back(a);
+    core::Command c;
+    c.id = "cmd-known";
+    c.car = "car-001";
+    c.name = "set_speed_limit";
+    c.params_json = R"({"kmh":80})";
+    c.created = kT0;
+    c.status = "acked";
+    b.commands.push_back(c);
+    s.write(b);
+
+    ApiOptions o;
+    o.port = 0;
+    o.tokens =
+        TokenTable::parse(std::string("viewer:") + kViewer + ",operator:" + kOperator + ",admin:" + kAdmin);
+    o.open_store = [this] { return std::make_unique<store::SqliteStore>(db); };
+    o.metrics = &metrics;
+    o.log = &log;
+    o.models_dir = (dir / "models").string();
+    o.max_stream_clients = 4;
+    metrics.counter("fleettwin_records_in_total", "", "stage=\"process\"").add(42);
+    server = std::make_unique<ApiServer>(std::move(o));
+    server->start();
+    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+  }
+
+  void TearDown() override {
+    server->stop();
+    fs::remove_all(dir);
+  }
+
+  httplib::Result get(const std::string& path, const char* token = kViewer) {
+    httplib::Headers h;
+    if (token) h.emplace("Authorization", std::string("Bearer ") + token);
+    return client->Get(path, h);
+  }
+  httplib::Result patch(const std::string& path, const std::string& body, const char* token) {
+    return client->Patch(path, {{"Authorization", std::string("Bearer ") + token}}, body, "application/json");
+  }
+  httplib::Result post(const std::string& path, const char* token) {
+    return client->Post(path, {{"Authorization", std::string("Bearer ") + token}}, "", "application/json");
+  }
+
+  simdjson::dom::element parse(const std::string& body) {
+    simdjson::dom::element e;
+    EXPECT_EQ(parser.parse(body).get(e), simdjson::SUCCESS) << body;
+    return e;
+  }
+  std::string error_of(const httplib::Result& r) {
+    std::string_view msg;
+    EXPECT_EQ(parse(r->body)["error"].get(msg), simdjson::SUCCESS) << r->body;
+    return std::string(msg);
+  }
+
+  fs::path dir;
+  std::string db;
+  core::Metrics metrics;
+  log::MemoryLog log{log::TopicConfig{}};
+  std::unique_ptr<ApiServer> server;
+  std::unique_ptr<httplib::Client> client;
+  simdjson::dom::parser parser;
+};
+
+TEST_F(ApiServerTest, HealthReadyAndMetricsNeedNoToken) {
+  auto r = get("/healthz", nullptr);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(get("/readyz", nullptr)->status, 200);
+  r = get("/metrics", nullptr);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("fleettwin_records_in_total{stage=\"process\"} 42"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("fleettwin_api_stream_clients"), std::string::npos);
+  EXPECT_EQ(get("/api/v1/openapi.yaml", nullptr)->status, 200);
+}
+
+TEST_F(ApiServerTest, TokensAndRoles) {
+  auto r = get("/api/v1/twins", nullptr);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_NE(error_of(r).find("token"), std::string::npos);
+  EXPECT_EQ(get("/api/v1/twins", "not-a-known-token")->status, 401);
+  EXPECT_EQ(get("/api/v1/twins?token=" + std::string(kViewer), nullptr)->status, 200);
+  EXPECT_EQ(
+      client->Get("/api/v1/whoami", {{"Cookie", std::string("a=b; fleettwin_token=") + kOperator}})->body,
+      R"({"role":"operator"})");
+  // A viewer reads but may not command a car or acknowledge an alert.
+  r = patch("/api/v1/twins/car-001/desired", R"({"speed_limit_kmh":90})", kViewer);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_NE(error_of(r).find("operator"), std::string::npos);
+  EXPECT_EQ(post("/api/v1/alerts/car-000:anomaly:" + std::to_string(kT0 + 5000) + "/ack", kViewer)->status,
+            403);
+  EXPECT_EQ(patch("/api/v1/twins/car-001/desired", R"({"speed_limit_kmh":90})", kAdmin)->status, 202);
+}
+
+TEST_F(ApiServerTest, TwinsArePagedWithCursors) {
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  for (;; ++pages) {
+    auto r = get("/api/v1/twins?limit=10" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto doc = parse(r->body);
+    for (auto t : doc["items"].get_array()) seen.insert(std::string(t["_id"].get_string().value()));
+    if (doc["next_cursor"].is_null()) break;
+    cursor = std::string(doc["next_cursor"].get_string().value());
+    ASSERT_LT(pages, 10);
+  }
+  EXPECT_EQ(pages, 2);  // 10 + 10 + 5
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kCars));
+}
+
+TEST_F(ApiServerTest, TwinsFilterSortAndErrors) {
+  auto r = get("/api/v1/twins?filter=" + encode(R"(health.status == "anomaly")") + "&sort=-health.score");
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::vector<std::string> ids;
+  for (auto t : parse(r->body)["items"].get_array()) ids.emplace_back(t["_id"].get_string().value());
+  EXPECT_EQ(ids, (std::vector<std::string>{"car-020", "car-015", "car-010", "car-005", "car-000"}));
+
+  r = get("/api/v1/twins?filter=" + encode("reported.speed > 3 && bogus == 1"));
+  ASSERT_EQ(r->status, 400);
+  auto doc = parse(r->body);
+  EXPECT_EQ(doc["position"].get_int64().value(), 22) << r->body;
+  EXPECT_NE(error_of(r).find("bogus"), std::string::npos);
+  EXPECT_EQ(get("/api/v1/twins?limit=0")->status, 400);
+  EXPECT_EQ(get("/api/v1/twins?sort=nope")->status, 400);
+  EXPECT_EQ(get("/api/v1/twins?status=broken")->status, 400);
+  EXPECT_EQ(get("/api/v1/no/such/route")->status, 404);
+}
+
+TEST_F(ApiServerTest, OneTwinAndUnknownCar) {
+  auto r = get("/api/v1/twins/car-003");
+  ASSERT_EQ(r->status, 200);
+  core::Twin t;
+  ASSERT_TRUE(codec::twin_from_json(r->body, t, nullptr));
+  EXPECT_EQ(t, make_twin(3));
+  r = get("/api/v1/twins/car-999");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(error_of(r), "no car 'car-999'");
+  EXPECT_EQ(get("/api/v1/twins/car-999/history")->status, 404);
+  EXPECT_EQ(patch("/api/v1/twins/car-999/desired", R"({"service":true})", kOperator)->status, 404);
+}
+
+TEST_F(ApiServerTest, HistoryIsDownsampled) {
+  auto r = get("/api/v1/twins/car-000/history?signal=speed,coolant_temp&from=" + std::to_string(kT0) +
+               "&to=" + std::to_string(kT0 + 10000) + "&step=2000");
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto doc = parse(r->body);
+  std::vector<double> speed, score;
+  for (auto v : doc["signals"]["speed"].get_array()) speed.push_back(v.get_double().value());
+  for (auto v : doc["score"].get_array()) score.push_back(v.get_double().value());
+  EXPECT_EQ(speed, (std::vector<double>{0.5, 2.5, 4.5, 6.5, 8.5}));  // mean of each 2 s bucket
+  EXPECT_EQ(score, (std::vector<double>{0.5, 1.5, 2.5, 3.5, 4.5}));  // max of each bucket
+  EXPECT_EQ(doc["threshold"].get_double().value(), 1.5);
+  EXPECT_EQ(doc["alerts"].get_array().size(), 1u);
+  // Defaults: the hour before the car's last message in at most 600 points (6 s steps here).
+  r = get("/api/v1/twins/car-000/history");
+  ASSERT_EQ(r->status, 200);
+  doc = parse(r->body);
+  EXPECT_EQ(doc["step"].get_int64().value(), 6000);
+  int64_t rows = 0;
+  for (auto c : doc["count"].get_array()) rows += c.get_int64().value();
+  EXPECT_EQ(rows, 10);
+  EXPECT_EQ(get("/api/v1/twins/car-000/history?signal=nonsense")->status, 400);
+  EXPECT_EQ(get("/api/v1/twins/car-000/history?from=10&to=5")->status, 400);
+  EXPECT_EQ(get("/api/v1/twins/car-000/history?step=abc")->status, 400);
+}
+
+TEST_F(ApiServerTest, DesiredSettingsBecomeCommandsOnTheLog) {
+  auto consumer = log.consumer("test");
+  consumer->subscribe({core::topics::kCommands});
+  auto r =
+      patch("/api/v1/twins/car-001/desired", R"({"speed_limit_kmh":90,"firmware_version":7})", kOperator);
+  ASSERT_EQ(r->status, 202) << r->body;
+  std::vector<std::string> ids;
+  for (auto id : parse(r->body)["commands"].get_array()) ids.emplace_back(id.get_string().value());
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_NE(ids[0], ids[1]);
+  const auto records = testing::drain(*consumer, 2, std::chrono::seconds(5));
+  ASSERT_EQ(records.size(), 2u);
+  std::map<std::string, core::Command> by_name;
+  for (const auto& rec : records) {
+    core::Command c;
+    ASSERT_TRUE(codec::command_from_json(rec.value, c, nullptr)) << rec.value;
+    EXPECT_EQ(rec.key, "car-001");
+    by_name[c.name] = c;
+  }
+  EXPECT_EQ(by_name["set_speed_limit"].params_json, R"({"kmh":90})");
+  EXPECT_EQ(by_name["update_firmware"].params_json, R"({"version":7})");
+
+  r = patch("/api/v1/twins/car-001/desired", R"({"speed_limit_kmh":900})", kOperator);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(error_of(r).find("speed_limit_kmh"), std::string::npos);
+  EXPECT_EQ(patch("/api/v1/twins/car-001/desired", R"({"colour":"red"})", kOperator)->status, 400);
+  EXPECT_EQ(patch("/api/v1/twins/car-001/desired", "not json", kOperator)->status, 400);
+}
+
+TEST_F(ApiServerTest, Commands) {
+  auto r = get("/api/v1/commands/cmd-known");
+  ASSERT_EQ(r->status, 200);
+  core::Command c;
+  ASSERT_TRUE(codec::command_from_json(r->body, c, nullptr));
+  EXPECT_EQ(c.status, "acked");
+  EXPECT_EQ(get("/api/v1/commands/cmd-unknown")->status, 404);
+  r = get("/api/v1/twins/car-001/commands");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(parse(r->body)["items"].get_array().size(), 1u);
+}
+
+TEST_F(ApiServerTest, AlertsListFilterAndAck) {
+  auto count = [&](const std::string& q) {
+    auto r = get("/api/v1/alerts" + q);
+    EXPECT_EQ(r->status, 200) << r->body;
+    return parse(r->body)["items"].get_array().size();
+  };
+  EXPECT_EQ(count(""), 2u);
+  EXPECT_EQ(count("?kind=overheat"), 1u);
+  EXPECT_EQ(count("?car=car-000"), 1u);
+  EXPECT_EQ(count("?status=open"), 2u);
+  EXPECT_EQ(count("?status=acknowledged"), 0u);
+  const std::string id = "car-000:anomaly:" + std::to_string(kT0 + 5000);
+  auto r = post("/api/v1/alerts/" + id + "/ack", kOperator);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(parse(r->body)["acknowledged"].get_bool().value());
+  EXPECT_EQ(count("?status=acknowledged"), 1u);
+  EXPECT_EQ(count("?status=open"), 1u);
+  EXPECT_EQ(post("/api/v1/alerts/no-such-alert/ack", kOperator)->status, 404);
+  EXPECT_EQ(get("/api/v1/alerts?status=sideways")->status, 400);
+}
+
+TEST_F(ApiServerTest, FleetSummaryThroughputPositionsModels) {
+  auto r = get("/api/v1/fleet/summary");
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto doc = parse(r->body);
+  EXPECT_EQ(doc["cars"].get_int64().value(), kCars);
+  EXPECT_EQ(doc["by_status"]["anomaly"].get_int64().value(), 5);
+  EXPECT_EQ(doc["online"].get_int64().value(), 13);
+  EXPECT_EQ(std::string(doc["top"].at(0)["car"].get_string().value()), "car-020");
+
+  r = get("/api/v1/fleet/throughput?seconds=60");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_TRUE(parse(r->body)["items"].is_array());
+
+  r = get("/api/v1/fleet/positions");
+  ASSERT_EQ(r->status, 200);
+  doc = parse(r->body);
+  EXPECT_EQ(doc["ids"].get_array().size(), static_cast<std::size_t>(kCars));
+  EXPECT_EQ(doc["status"].at(5).get_int64().value(), 3);
+  EXPECT_DOUBLE_EQ(doc["lat"].at(1).get_double().value(), 48.01);
+
+  r = get("/api/v1/models");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, R"({"items":[]})");
+  std::ofstream(dir / "models" / "v1.json") << R"({"version":"v1","threshold":1.5,"role":"active"})";
+  std::ofstream(dir / "models" / "broken.json") << "{not json";
+  r = get("/api/v1/models");
+  EXPECT_EQ(parse(r->body)["items"].get_array().size(), 1u) << r->body;
+}
+
+TEST_F(ApiServerTest, StreamSendsEventsAndIsBounded) {
+  std::string received;
+  auto r = client->Get("/api/v1/stream?token=" + std::string(kViewer), [&](const char* data, std::size_t n) {
+    received.append(data, n);
+    return received.find("event: throughput") == std::string::npos;
+  });
+  EXPECT_NE(received.find("event: hello"), std::string::npos) << received;
+  EXPECT_NE(received.find("event: throughput"), std::string::npos) << received;
+  // The client limit answers 503 with a JSON error rather than queueing unboundedly.
+  std::vector<std::unique_ptr<httplib::Client>> held;
+  std::vector<std::thread> readers;
+  std::atomic<int> connected{0};
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&] {
+      httplib::Client c("127.0.0.1", server->port());
+      c.Get("/api/v1/stream?token=" + std::string(kViewer),
+            [&, first = true](const char*, std::size_t) mutable {
+              if (first) connected++;
+              first = false;
+              return !stop.load();
+            });
+    });
+  }
+  ASSERT_TRUE(testing::until([&] { return connected.load() == 4; },
+                             [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); },
+                             std::chrono::seconds(10)));
+  auto refused = get("/api/v1/stream");
+  EXPECT_EQ(refused->status, 503);
+  stop = true;
+  for (auto& t : readers) t.join();
+}
+
+TEST(ApiOpenApi, DocumentListsExactlyTheServersRoutes) {
+  // Parsed with a line scan of the `paths:` block (two-space path keys, four-space method keys) so the test
+  // needs no YAML library; the server embeds this same file.
+  std::ifstream in(std::string(FLEETTWIN_SOURCE_DIR) + "/docs/openapi.yaml");
+  ASSERT_TRUE(in);
+  std::set<std::string> documented;
+  std::string line, path;
+  bool in_paths = false;
+  while (std::getline(in, line)) {
+    if (line == "paths:") {
+      in_paths = true;
+      continue;
+    }
+    if (in_paths && !line.empty() && line[0] != ' ') break;
+    if (!in_paths) continue;
+    if (line.rfind("  /", 0) == 0 && line.back() == ':') path = line.substr(2, line.size() - 3);
+    for (const char* m : {"get", "post", "patch", "put", "delete"})
+      if (line == std::string("    ") + m + ":") {
+        std::string upper = m;
+        for (auto& ch : upper) ch = static_cast<char>(std::toupper(ch));
+        documented.insert(upper + " " + path);
+      }
+  }
+  std::set<std::string> served;
+  for (const auto& r : ApiServer::routes()) served.insert(r.method + " " + r.path);
+  EXPECT_EQ(documented, served);
+  EXPECT_EQ(ApiServer::openapi_yaml().substr(0, 14), "openapi: 3.0.3");
+}
+
+}  // namespace
+}  // namespace fleettwin::api

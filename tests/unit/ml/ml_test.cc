@@ -1,0 +1,345 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ml/alerting.h"
+#include "ml/evaluation.h"
+#include "ml/features.h"
+#include "ml/model.h"
+#include "ml/monitor.h"
+#include "ml/scaler.h"
+
+namespace fleettwin::ml {
+namespace {
+
+core::Telemetry sample() {
+  core::Telemetry t;
+  t.car = "car-1";
+  t.ts = 1000;
+  t.seq = 1;
+  auto& v = t.values;
+  v[core::kCoolantTemp] = 90;
+  v[core::kIntakeAirTemp] = 20;
+  v[core::kBatteryPercentage] = 50;
+  v[core::kBatteryVoltage] = 360;
+  v[core::kSpeed] = 10;
+  v[core::kEngineVibrationAmplitude] = 1100;
+  v[core::kTirePressure11] = 32;
+  v[core::kTirePressure12] = 33;
+  v[core::kTirePressure21] = 20;
+  v[core::kTirePressure22] = 34;
+  v[core::kAccelerometer11] = 2;
+  v[core::kAccelerometer12] = 1;
+  v[core::kAccelerometer21] = 1;
+  v[core::kAccelerometer22] = 0;
+  v[core::kControlUnitFirmware] = 7;
+  return t;
+}
+
+TEST(Features, KnownInputGivesKnownFeatures) {
+  CarFeatureState st;
+  std::array<float, kFeatureCount> f{};
+  extract_features(sample(), st, f.data());
+  EXPECT_FLOAT_EQ(f[core::kCoolantTemp], 90);
+  EXPECT_FLOAT_EQ(f[core::kControlUnitFirmware], 7);
+  EXPECT_FLOAT_EQ(f[feature_index("vibration_per_speed")], 100);  // 1100 / (10 + 1)
+  EXPECT_FLOAT_EQ(f[feature_index("tyre_pressure_spread")], 14);
+  EXPECT_FLOAT_EQ(f[feature_index("tyre_pressure_min_gap")], 13);  // (32 + 33 + 34) / 3 - 20
+  EXPECT_FLOAT_EQ(f[feature_index("coolant_over_intake")], 70);
+  EXPECT_NEAR(f[feature_index("accel_imbalance")], std::log((2 + 1e-3) / (2.0 / 3 + 1e-3)), 1e-5);
+  EXPECT_EQ(feature_index("no_such_feature"), kFeatureCount);
+  EXPECT_EQ(feature_name(0), "coolant_temp");
+}
+
+TEST(Features, AccelerometerEnergyIsSmoothedPerCar) {
+  CarFeatureState st;
+  std::array<float, kFeatureCount> f{};
+  auto t = sample();
+  extract_features(t, st, f.data());
+  t.values[core::kAccelerometer11] = 0;
+  extract_features(t, st, f.data());
+  EXPECT_FLOAT_EQ(static_cast<float>(st.accel_energy[0]), 2.0f * 0.9f);  // alpha 0.1 towards 0
+}
+
+TEST(Scaler, MedianAndInterquartileRange) {
+  // Column 0: 1..9 (median 5, q1 3, q3 7); column 1 constant.
+  std::vector<float> data;
+  for (int i = 1; i <= 9; ++i) {
+    data.push_back(static_cast<float>(i));
+    data.push_back(4.0f);
+  }
+  auto s = RobustScaler::fit(data.data(), 9, 2);
+  EXPECT_FLOAT_EQ(s.center()[0], 5);
+  EXPECT_NEAR(s.scale()[0], 4 / 1.349, 1e-5);
+  EXPECT_FLOAT_EQ(s.center()[1], 4);
+  EXPECT_FLOAT_EQ(s.scale()[1], 1);  // no spread: neither divide by zero nor blow up
+  std::vector<float> row{7, 6};
+  s.transform(row.data(), 1);
+  EXPECT_NEAR(row[0], 2 * 1.349 / 4, 1e-5);
+  EXPECT_FLOAT_EQ(row[1], 2);
+}
+
+TEST(Scaler, OutliersDoNotMoveIt) {
+  std::vector<float> a, b;
+  for (int i = 0; i < 100; ++i) a.push_back(static_cast<float>(i % 10));
+  b = a;
+  b[0] = b[1] = 1e6f;  // two failing cars' worth of garbage
+  auto sa = RobustScaler::fit(a.data(), 100, 1), sb = RobustScaler::fit(b.data(), 100, 1);
+  EXPECT_NEAR(sa.center()[0], sb.center()[0], 1.0);
+  EXPECT_NEAR(sa.scale()[0], sb.scale()[0], 0.5);
+  EXPECT_THROW(RobustScaler::fit(a.data(), 0, 1), std::invalid_argument);
+}
+
+TEST(Scaler, Quantile) {
+  std::vector<float> v{5, 1, 4, 2, 3};
+  EXPECT_FLOAT_EQ(quantile(v, 0.5), 3);
+  EXPECT_FLOAT_EQ(quantile(v, 1.0), 5);
+  EXPECT_FLOAT_EQ(quantile(v, 0.25), 2);
+  EXPECT_FLOAT_EQ(quantile(v, 0.125), 1.5);
+}
+
+TEST(Hysteresis, RaisesAfterKOfNAndClearsAfterMNormal) {
+  HysteresisRule rule{3, 5, 2};
+  AlertTracker t;
+  std::string seen;
+  for (bool a :
+       {true, false, true, false, false, false, true, true, false, true, true, true, false, false, true}) {
+    const auto tr = t.update(a, rule);
+    seen += tr == Transition::kRaised ? 'R' : tr == Transition::kCleared ? 'C' : '.';
+  }
+  // 1 0 1 0 0: 2 of 5, no raise; 0 1 1 0 1 -> window (1,1,0,1 + older 0) = 3 of 5 at the 10th event.
+  EXPECT_EQ(seen, ".........R...C.");
+  EXPECT_FALSE(t.active());
+}
+
+TEST(Hysteresis, NoStormWhileRaised) {
+  HysteresisRule rule{1, 1, 3};
+  AlertTracker t;
+  int raised = 0;
+  for (int i = 0; i < 100; ++i) raised += t.update(i % 3 != 2, rule) == Transition::kRaised;
+  EXPECT_EQ(raised, 1);  // never 3 normal in a row: stays raised
+}
+
+TEST(FirmwareRule, RollbackAndLongLagAreOutdatedShortLagIsNot) {
+  FirmwareFleet fleet;
+  fleet.grace_ms = 1000;
+  FirmwareCar a, b, c;
+  EXPECT_FALSE(a.update(5, 0, fleet));
+  EXPECT_FALSE(b.update(5, 0, fleet));
+  EXPECT_FALSE(c.update(5, 0, fleet));
+  EXPECT_FALSE(a.update(6, 100, fleet));  // a release
+  EXPECT_FALSE(b.update(5, 500, fleet));  // lagging within the grace
+  EXPECT_FALSE(b.update(6, 900, fleet));  // installed it in time
+  EXPECT_TRUE(c.update(5, 1200, fleet));  // still behind after the grace
+  EXPECT_TRUE(a.update(3, 1300, fleet));  // rolled back
+  EXPECT_FALSE(a.update(6, 1400, fleet));
+}
+
+std::shared_ptr<Model> identity_model(const Architecture& arch, float gain) {
+  auto m = std::make_shared<Model>();
+  m->meta.architecture = arch;
+  m->meta.architecture.smoothing = 1.0;  // per-event scores; averaging has its own test
+  const auto n = arch.features.size();
+  m->meta.center.assign(n, 0);
+  m->meta.scale.assign(n, 1);
+  m->meta.error_scale.assign(n, 1);
+  m->meta.weight.assign(n, 1);
+  m->meta.threshold = 2;
+  m->meta.version = "test-1";
+  DenseLayer l;
+  l.in = l.out = n;
+  l.weight.assign(n * n, 0);
+  for (std::size_t i = 0; i < n; ++i) l.weight[i * n + i] = gain;
+  l.bias.assign(n, 0);
+  m->mlp = Mlp({l});
+  return m;
+}
+
+TEST(Scorer, PerfectReconstructionScoresZeroAndErrorsExplainTheScore) {
+  auto arch = fleettwin_architecture();
+  Scorer perfect(identity_model(arch, 1));
+  std::vector<float> f(kFeatureCount, 0);
+  f[3] = 4;
+  f[7] = -2;
+  f[20] = 1;
+  float score = -1;
+  std::array<Contribution, 3> top{};
+  perfect.score(f.data(), 1, &score, &top);
+  EXPECT_FLOAT_EQ(score, 0);
+  Scorer blind(identity_model(arch, 0));  // reconstructs zeros: error = input
+  blind.score(f.data(), 1, &score, &top);
+  EXPECT_NEAR(score, 4, 1e-5);  // the largest deviation
+  EXPECT_EQ(top[0].feature, 3u);
+  EXPECT_FLOAT_EQ(top[0].deviation, 4);
+  EXPECT_EQ(top[1].feature, 7u);
+  EXPECT_FLOAT_EQ(top[1].deviation, -2);
+  EXPECT_EQ(top[2].feature, 20u);
+}
+
+TEST(Scorer, MseScoreOfTheReferenceArchitecture) {
+  Scorer blind(identity_model(reference_architecture(), 0));
+  std::vector<float> f(kFeatureCount, 0);
+  f[0] = 3;
+  f[20] = 100;  // a derived feature: the reference does not read it
+  float score = 0;
+  blind.score(f.data(), 1, &score, nullptr);
+  EXPECT_NEAR(score, 9.0 / 18.0, 1e-6);
+}
+
+TEST(Scorer, PerCarAveragingDampsNoiseAndKeepsPersistentErrors) {
+  ErrorAverage avg;
+  const float up[2] = {4, 0}, down[2] = {-4, 0};
+  EXPECT_FLOAT_EQ(avg.update(up, 2, 0.5)[0], 4);    // the first event starts the average
+  EXPECT_FLOAT_EQ(avg.update(down, 2, 0.5)[0], 0);  // alternating noise cancels
+  for (int i = 0; i < 20; ++i) avg.update(up, 2, 0.5);
+  EXPECT_NEAR(avg.mean[0], 4, 1e-4);  // a persistent error stays
+  const float three[3] = {1, 2, 3};
+  EXPECT_FLOAT_EQ(avg.update(three, 3, 0.5)[2], 3);  // another width: starts over
+
+  auto arch = fleettwin_architecture();
+  auto model = identity_model(arch, 0);
+  std::const_pointer_cast<Model>(model)->meta.architecture.smoothing = 0.5;
+  Scorer scorer(model);
+  std::vector<float> f(2 * kFeatureCount, 0);
+  f[0] = 6;  // car 0, event 1
+  const uint32_t cars[2] = {0, 0};
+  const auto scores = score_sequences(scorer, f.data(), cars, 2);
+  EXPECT_NEAR(scores[0], 6, 1e-5);
+  EXPECT_NEAR(scores[1], 3, 1e-5);  // averaged with a clean event
+}
+
+TEST(Mlp, FastTanhMatchesTanh) {
+  for (float x = -10; x <= 10; x += 0.01f) EXPECT_NEAR(fast_tanh(x), std::tanh(x), 2e-6) << x;
+  DenseLayer bad;
+  bad.in = 2;
+  bad.out = 2;
+  EXPECT_THROW(Mlp({bad}), std::invalid_argument);
+}
+
+TEST(Model, MetadataRoundTrips) {
+  ModelMeta m;
+  m.version = "fleettwin-1";
+  m.created_ms = 123;
+  m.architecture = reference_architecture();
+  m.architecture.smoothing = 0.25;
+  m.center.assign(18, 1.5f);
+  m.scale.assign(18, 2);
+  m.error_scale.assign(18, 0.25f);
+  m.weight.assign(18, 1);
+  m.threshold = 0.75;
+  m.threshold_method = "quantile_trimmed(q=0.999)";
+  m.topic = "fleet.telemetry";
+  m.from_ts = 1;
+  m.to_ts = 2;
+  m.events = 3;
+  m.cars = 4;
+  m.epochs = 5;
+  const auto back = meta_from_json(meta_to_json(m));
+  EXPECT_EQ(back.version, m.version);
+  EXPECT_EQ(back.architecture.features, m.architecture.features);
+  EXPECT_EQ(back.architecture.hidden, m.architecture.hidden);
+  EXPECT_EQ(back.architecture.activations, m.architecture.activations);
+  EXPECT_EQ(back.architecture.score, ScoreMethod::kMse);
+  EXPECT_DOUBLE_EQ(back.architecture.smoothing, 0.25);
+  EXPECT_EQ(back.center, m.center);
+  EXPECT_EQ(back.error_scale, m.error_scale);
+  EXPECT_DOUBLE_EQ(back.threshold, 0.75);
+  EXPECT_EQ(back.events, 3);
+  EXPECT_THROW(meta_from_json("{}"), std::invalid_argument);
+  EXPECT_THROW(meta_from_json("not json"), std::invalid_argument);
+}
+
+TEST(Calibration, FailingCarsDoNotRaiseTheThreshold) {
+  std::vector<float> scores;
+  std::vector<uint32_t> cars;
+  for (uint32_t car = 0; car < 50; ++car)
+    for (int i = 0; i < 200; ++i) {
+      cars.push_back(car);
+      // Car 7 is failing: all its scores are huge.
+      scores.push_back(car == 7 ? 50.0f + static_cast<float>(i) : static_cast<float>(i % 100) / 100.0f);
+    }
+  const auto c = calibrate_threshold(scores, cars, 0.99);
+  EXPECT_EQ(c.excluded_cars, 1);
+  EXPECT_LT(c.threshold, 1.0);
+  EXPECT_NE(c.method.find("quantile_trimmed"), std::string::npos);
+}
+
+TEST(Monitor, RaisesOnceWithDeterministicIdAndClears) {
+  MonitorOptions o;
+  o.rule = {2, 3, 2};
+  Monitor mon(o);
+  mon.set_model(identity_model(fleettwin_architecture(), 0));  // score = rms of the 3 largest features
+  std::vector<core::Telemetry> batch;
+  for (int i = 0; i < 8; ++i) {
+    core::Telemetry t;
+    t.car = "car-9";
+    t.seq = i + 1;
+    t.ts = 1000 * (i + 1);
+    const bool hot = i >= 1 && i <= 3;
+    t.values[core::kCoolantTemp] = hot ? 100 : 0;
+    batch.push_back(t);
+  }
+  MonitorOutput out;
+  mon.process(batch, out);
+  ASSERT_EQ(out.scores.size(), 8u);
+  EXPECT_EQ(out.scores[1].top_signals[0].signal, "coolant_temp");
+  EXPECT_EQ(out.scores[1].model_version, "test-1");
+  ASSERT_EQ(out.alerts.size(), 2u);
+  EXPECT_TRUE(out.alerts[0].raised);
+  EXPECT_EQ(out.alerts[0].id, "car-9:anomaly:3000");
+  EXPECT_EQ(out.alerts[0].signals.front(), "coolant_temp");
+  EXPECT_FALSE(out.alerts[1].raised);
+  EXPECT_EQ(out.alerts[1].id, "car-9:anomaly:3000");
+  EXPECT_EQ(out.alerts[1].ts, 6000);
+}
+
+TEST(Monitor, FirmwareRollbackIsARuleAlert) {
+  Monitor mon;
+  std::vector<core::Telemetry> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    batch[i].car = "car-1";
+    batch[i].seq = i + 1;
+    batch[i].ts = i;
+    batch[i].values[core::kControlUnitFirmware] = i == 2 ? 4 : 7;
+  }
+  MonitorOutput out;
+  mon.process(batch, out);  // no model yet: no scores, but the rule runs
+  EXPECT_TRUE(out.scores.empty());
+  ASSERT_EQ(out.alerts.size(), 1u);
+  EXPECT_EQ(out.alerts[0].kind, kAlertOutdatedFirmware);
+  EXPECT_EQ(out.alerts[0].model_version, "rule");
+}
+
+TEST(Evaluation, CountsDetectionsDelaysAndFalseAlerts) {
+  using sim::FailureMode;
+  std::vector<sim::GroundTruth> truth{{"a", FailureMode::kTyrePressureLoss, 10'000, 130'000},
+                                      {"b", FailureMode::kCoolantOverheating, 20'000, 140'000},
+                                      {"c", FailureMode::kOutdatedFirmware, 0, 120'000}};
+  auto alert = [](std::string car, int64_t ts, bool raised = true) {
+    core::Alert a;
+    a.car = std::move(car);
+    a.kind = "anomaly";
+    a.ts = ts;
+    a.raised = raised;
+    return a;
+  };
+  // a detected after 60 s; b never; d is a false alert; a's clear is ignored.
+  std::vector<core::Alert> alerts{alert("a", 70'000), alert("a", 90'000, false), alert("d", 5'000)};
+  EvalOptions o;
+  const auto r = evaluate(alerts, "anomaly", truth, learned_modes(), 2000.0, o);
+  EXPECT_EQ(r.alerts, 2);
+  EXPECT_EQ(r.false_alerts, 1);
+  EXPECT_EQ(r.failures, 2);
+  EXPECT_EQ(r.detected, 1);
+  EXPECT_DOUBLE_EQ(r.precision, 0.5);
+  EXPECT_DOUBLE_EQ(r.recall, 0.5);
+  EXPECT_DOUBLE_EQ(r.f1, 0.5);
+  EXPECT_DOUBLE_EQ(r.median_delay_s, 60);
+  EXPECT_DOUBLE_EQ(r.false_alerts_per_1000_car_hours, 0.5);
+  EXPECT_NE(r.to_json().find("\"tyre_pressure_loss\":{\"failures\":1,\"detected\":1"), std::string::npos);
+  o.window_ms = 30'000;  // the alert came too late for this window
+  EXPECT_EQ(evaluate(alerts, "anomaly", truth, learned_modes(), 2000.0, o).detected, 0);
+}
+
+}  // namespace
+}  // namespace fleettwin::ml

@@ -1,0 +1,79 @@
+#include <gtest/gtest.h>
+
+#include "ml/dataset.h"
+#include "ml/training.h"
+#include "sim/fleet.h"
+
+namespace fleettwin::ml {
+namespace {
+
+// A small healthy fleet: 10 cars, 300 events each (50 simulated minutes).
+TrainingData fleet_data() {
+  sim::FleetConfig c;
+  c.cars = 10;
+  c.duration_ms = 300 * c.interval_ms;
+  c.failure_rate = 0;
+  c.seed = 7;
+  sim::Fleet fleet(c);
+  std::vector<core::Telemetry> events;
+  core::Telemetry t;
+  while (fleet.next(t)) events.push_back(t);
+  return make_training_data(events, "test");
+}
+
+TrainOptions quick(int epochs) {
+  TrainOptions o;
+  o.max_epochs = epochs;
+  o.patience = 100;
+  o.batch = 64;
+  o.progress = false;
+  o.version = "test";
+  return o;
+}
+
+TEST(Training, MoreEpochsReduceTheLoss) {
+  const auto data = fleet_data();
+  ASSERT_EQ(data.rows(), 3000u);
+  EXPECT_EQ(data.cars, 10);
+  const auto one = train_model(data, fleettwin_architecture(), quick(1));
+  const auto ten = train_model(data, fleettwin_architecture(), quick(10));
+  EXPECT_LT(ten->meta.val_loss, 0.9 * one->meta.val_loss) << "one epoch: " << one->meta.val_loss;
+  EXPECT_LT(ten->meta.train_loss, one->meta.train_loss);
+  EXPECT_EQ(ten->meta.epochs, 10);
+  EXPECT_GT(ten->meta.threshold, 0);
+  EXPECT_EQ(ten->meta.events, 3000);
+}
+
+TEST(Training, SaveLoadGivesIdenticalScores) {
+  const auto data = fleet_data();
+  for (const auto& arch : {fleettwin_architecture(), reference_architecture()}) {
+    const auto model = train_model(data, arch, quick(2));
+    const std::string bytes = encode_artifact(*model);
+    const auto back = decode_artifact(bytes);
+    EXPECT_EQ(back->meta.version, model->meta.version);
+    EXPECT_EQ(back->meta.threshold, model->meta.threshold);
+    EXPECT_EQ(back->meta.center, model->meta.center);
+    Scorer a(model), b(back);
+    std::vector<float> sa(data.rows()), sb(data.rows());
+    a.score(data.features.data(), data.rows(), sa.data(), nullptr);
+    b.score(data.features.data(), data.rows(), sb.data(), nullptr);
+    EXPECT_EQ(sa, sb) << arch.name;
+  }
+}
+
+TEST(Training, ReferenceArchitectureShape) {
+  const auto model = train_model(fleet_data(), reference_architecture(), quick(1));
+  std::vector<std::size_t> widths{model->mlp.inputs()};
+  for (const auto& l : model->mlp.layers()) widths.push_back(l.out);
+  EXPECT_EQ(widths, (std::vector<std::size_t>{18, 14, 7, 7, 14, 18}));
+}
+
+TEST(Training, BadInputIsRefusedWithAReason) {
+  EXPECT_THROW(decode_artifact("nonsense"), std::invalid_argument);
+  EXPECT_THROW(decode_artifact(std::string("FTMODEL1") + std::string(8, '\xff')), std::invalid_argument);
+  TrainingData tiny;
+  EXPECT_THROW(train_model(tiny, fleettwin_architecture(), quick(1)), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace fleettwin::ml

@@ -1,0 +1,169 @@
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "codec/avro.h"
+#include "codec/json.h"
+#include "codec/schemas.h"
+#include "core/topics.h"
+#include "log/memory/memory_log.h"
+#include "stages/score/score_stage.h"
+#include "support/log_reader.h"
+
+namespace fleettwin::stages {
+namespace {
+
+using namespace std::chrono_literals;
+namespace t = core::topics;
+
+// Reconstructs zeros: every feature's error is its value, so the score is the RMS of the three largest.
+std::shared_ptr<const ml::Model> blind_model(const std::string& version, double threshold) {
+  auto m = std::make_shared<ml::Model>();
+  m->meta.architecture = ml::fleettwin_architecture();
+  m->meta.architecture.smoothing = 1.0;  // per-event scores: the alert timing below is exact
+  const auto n = m->meta.architecture.features.size();
+  m->meta.center.assign(n, 0);
+  m->meta.scale.assign(n, 1);
+  m->meta.error_scale.assign(n, 1);
+  m->meta.weight.assign(n, 1);
+  m->meta.threshold = threshold;
+  m->meta.version = version;
+  ml::DenseLayer l;
+  l.in = l.out = n;
+  l.weight.assign(n * n, 0);
+  l.bias.assign(n, 0);
+  m->mlp = ml::Mlp({l});
+  return m;
+}
+
+void send_telemetry(log::Producer& p, const std::string& car, int64_t seq, double coolant) {
+  core::Telemetry tel;
+  tel.car = car;
+  tel.seq = seq;
+  tel.ts = 1'000'000 + seq * 10'000;
+  tel.values[core::kCoolantTemp] = coolant;
+  log::OutRecord r;
+  r.topic = t::kTelemetry;
+  r.key = car;
+  codec::encode_avro_telemetry(tel, 1, r.value);
+  p.send(std::move(r));
+}
+
+using testing::read_all;
+
+std::unique_ptr<log::MemoryLog> make_log() {
+  auto mlog = std::make_unique<log::MemoryLog>();
+  for (const char* topic : {t::kTelemetry, t::kScores, t::kAlerts, t::kCommands, t::kModels})
+    mlog->create_topic(topic, {.partitions = 4});
+  return mlog;
+}
+
+TEST(ScoreStage, HotModelSwapWhileScoringLosesNoEvent) {
+  auto owned = make_log();
+  auto& mlog = *owned;
+  core::Metrics metrics;
+  auto slot = std::make_shared<ModelSlot>();
+  slot->set_active(blind_model("A", 1e9));
+  slot->set_shadow(blind_model("S", 1e9));
+  RunnerOptions ro;
+  ro.max_batch = 97;  // many small batches: many chances to swap mid-stream
+  StageRunner runner(std::make_unique<ScoreStage>(ScoreStage::Options{}, slot, metrics), mlog, metrics, ro);
+  runner.start();
+  auto p = mlog.producer();
+  constexpr int kRounds = 20, kPerRound = 500;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < kPerRound; ++i)
+      send_telemetry(*p, "car-" + std::to_string(i % 50), round * 10 + i / 50 + 1, 0);
+    p->flush(5s);
+    slot->set_active(blind_model(round % 2 ? "A" : "B", 1e9));  // races with the runner's batches
+    // Let this round be read before the next swap, so every version scores some events.
+    while (metrics.value("fleettwin_records_in_total{stage=\"score\"}") < (round + 1) * kPerRound)
+      std::this_thread::sleep_for(1ms);
+  }
+  runner.request_drain();
+  runner.join();
+  ASSERT_EQ(runner.error(), "");
+
+  std::set<std::pair<std::string, int64_t>> seen;
+  std::set<std::string> versions;
+  int64_t active = 0, shadow = 0;
+  for (const auto& r : read_all(mlog, t::kScores)) {
+    codec::AnomalyScore s;
+    ASSERT_TRUE(codec::decode_avro_anomaly_score(r.value, s, nullptr, nullptr));
+    if (r.header(kHeaderModelRole) == "shadow") {
+      EXPECT_EQ(s.model_version, "S");
+      ++shadow;
+      continue;
+    }
+    ++active;
+    versions.insert(s.model_version);
+    seen.insert({s.car, s.seq});
+  }
+  EXPECT_EQ(active, kRounds * kPerRound);  // count in == count out
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kRounds * kPerRound));
+  EXPECT_EQ(shadow, kRounds * kPerRound);
+  EXPECT_TRUE(versions.count("A") && versions.count("B"));
+  EXPECT_GT(metrics.value("fleettwin_score_model_swaps_total"), 1);
+  EXPECT_TRUE(read_all(mlog, t::kAlerts).empty());  // shadow scores never alert
+}
+
+TEST(ScoreStage, RaisedAlertSendsOneScheduleServiceCommand) {
+  auto owned = make_log();
+  auto& mlog = *owned;
+  core::Metrics metrics;
+  auto slot = std::make_shared<ModelSlot>();
+  slot->set_active(blind_model("A", 2));
+  ScoreStage::Options o;
+  o.monitor.rule = {3, 5, 4};
+  StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics);
+  auto p = mlog.producer();
+  for (int seq = 1; seq <= 20; ++seq) {
+    send_telemetry(*p, "hot", seq, seq >= 5 && seq <= 12 ? 100 : 0);  // overheats, then recovers
+    send_telemetry(*p, "fine", seq, 0);
+  }
+  p->flush(5s);
+  runner.start();
+  runner.request_drain();
+  runner.join();
+  ASSERT_EQ(runner.error(), "");
+
+  const auto alerts = read_all(mlog, t::kAlerts);
+  ASSERT_EQ(alerts.size(), 2u);
+  core::Alert raised, cleared;
+  ASSERT_TRUE(codec::decode_avro_alert(alerts[0].value, raised, nullptr, nullptr));
+  ASSERT_TRUE(codec::decode_avro_alert(alerts[1].value, cleared, nullptr, nullptr));
+  EXPECT_TRUE(raised.raised);
+  EXPECT_EQ(raised.id, "hot:anomaly:" + std::to_string(1'000'000 + 7 * 10'000));
+  EXPECT_EQ(raised.signals.front(), "coolant_temp");
+  EXPECT_FALSE(cleared.raised);
+  EXPECT_EQ(cleared.id, raised.id);
+
+  const auto commands = read_all(mlog, t::kCommands);
+  ASSERT_EQ(commands.size(), 1u);
+  EXPECT_EQ(commands[0].key, "hot");
+  core::Command c;
+  ASSERT_TRUE(codec::command_from_json(commands[0].value, c, nullptr));
+  EXPECT_EQ(c.name, "schedule_service");
+  EXPECT_EQ(c.id, "service:" + raised.id);
+  EXPECT_NE(c.params_json.find(raised.id), std::string::npos);
+  EXPECT_EQ(read_all(mlog, t::kScores).size(), 40u);
+}
+
+TEST(ScoreStage, WithoutAModelEventsAreCountedUnscored) {
+  auto owned = make_log();
+  auto& mlog = *owned;
+  core::Metrics metrics;
+  StageRunner runner(std::make_unique<ScoreStage>(ScoreStage::Options{}, nullptr, metrics), mlog, metrics);
+  auto p = mlog.producer();
+  for (int seq = 1; seq <= 10; ++seq) send_telemetry(*p, "a", seq, 0);
+  p->flush(5s);
+  runner.start();
+  runner.request_drain();
+  runner.join();
+  EXPECT_EQ(metrics.value("fleettwin_score_unscored_total"), 10);
+  EXPECT_TRUE(read_all(mlog, t::kScores).empty());
+}
+
+}  // namespace
+}  // namespace fleettwin::stages
