@@ -202,6 +202,7 @@ struct ApiServer::Impl {
 
   std::mutex models_mu;
   std::map<std::string, std::string> model_meta;  // fleet.models key -> metadata JSON of its newest artifact
+  std::string shadow_artifact;                    // newest "anomaly.shadow" artifact, for promotion
 
   std::mutex positions_mu;
   std::string positions_cache;
@@ -429,6 +430,8 @@ struct ApiServer::Impl {
     route("GET", "/api/v1/fleet/positions", Role::kViewer,
           [this](auto&, auto& res, auto&) { positions(res); });
     route("GET", "/api/v1/models", Role::kViewer, [this](auto&, auto& res, auto&) { models(res); });
+    // Admin: the shadow model becomes the active one (the score stage swaps models between batches).
+    route("POST", "/api/v1/models/promote", Role::kAdmin, [this](auto&, auto& res, auto&) { promote(res); });
     route("GET", "/api/v1/stream", Role::kViewer, [this](auto&, auto& res, auto&) { stream(res); });
   }
 
@@ -566,6 +569,27 @@ struct ApiServer::Impl {
     json(res, out + "]}");
   }
 
+  void promote(httplib::Response& res) {
+    std::string artifact, meta;
+    {
+      std::lock_guard lock(models_mu);
+      artifact = shadow_artifact;
+      if (auto it = model_meta.find("anomaly.shadow"); it != model_meta.end()) meta = it->second;
+    }
+    if (artifact.empty()) throw ApiError(409, "no shadow model on fleet.models to promote");
+    if (!options.log) throw ApiError(503, "no log to publish the model to (start the API with --kafka)");
+    int64_t failed = 0;
+    {
+      std::lock_guard lock(producer_mu);
+      if (!producer) producer = options.log->producer();
+      producer->send(log::OutRecord{core::topics::kModels, "anomaly", artifact, {}, -1, 0});
+      failed = producer->flush(std::chrono::seconds(10));
+    }
+    if (failed != 0) throw ApiError(503, "the log did not take the model; nothing changed");
+    json(res, "{\"promoted\":" + meta + "}");
+    res.status = 202;
+  }
+
   void stream(httplib::Response& res) {
     auto sub = hub.subscribe();
     if (!sub) throw ApiError(503, "too many live-stream clients; try again later");
@@ -698,6 +722,7 @@ struct ApiServer::Impl {
     if (!codec::valid_json_value(meta)) return;
     std::lock_guard lock(models_mu);
     model_meta[key] = meta;
+    if (key == "anomaly.shadow") shadow_artifact = std::string(artifact);
   }
 
   static std::string twin_event_json(const core::Twin& t) {

@@ -417,5 +417,36 @@ TEST(ApiOpenApi, DocumentListsExactlyTheServersRoutes) {
   EXPECT_EQ(ApiServer::openapi_yaml().substr(0, 14), "openapi: 3.0.3");
 }
 
+// Admin only: the shadow model on fleet.models becomes the active one ("anomaly"), byte for byte.
+TEST_F(ApiServerTest, AdminPromotesTheShadowModel) {
+  EXPECT_EQ(post("/api/v1/models/promote", kOperator)->status, 403);
+  auto r = post("/api/v1/models/promote", kAdmin);
+  EXPECT_EQ(r->status, 409);
+  EXPECT_NE(r->body.find("no shadow model"), std::string::npos) << r->body;
+
+  const std::string meta = R"({"version":"m2","threshold":1.25})";
+  std::string artifact = "FTMODEL1";
+  for (int i = 0; i < 8; ++i) artifact.push_back(static_cast<char>((meta.size() >> (8 * i)) & 0xff));
+  artifact += meta + std::string("\x01\x02weights", 9);
+  auto producer = log.producer();
+  producer->send(log::OutRecord{core::topics::kModels, "anomaly.shadow", artifact, {}, -1, 0});
+  ASSERT_EQ(producer->flush(std::chrono::seconds(5)), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (get("/api/v1/models")->body.find("m2") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  r = post("/api/v1/models/promote", kAdmin);
+  ASSERT_EQ(r->status, 202) << r->body;
+  EXPECT_NE(r->body.find("m2"), std::string::npos) << r->body;
+
+  auto models = log.consumer("check-models");
+  models->subscribe({core::topics::kModels});
+  bool promoted = false;
+  for (int i = 0; i < 20 && !promoted; ++i)
+    for (const auto& rec : models->poll(100, std::chrono::milliseconds(100)))
+      if (rec.key == "anomaly") promoted = rec.value == artifact;
+  EXPECT_TRUE(promoted);
+}
+
 }  // namespace
 }  // namespace fleettwin::api
