@@ -104,7 +104,9 @@ namespace {
 
 std::vector<core::Twin> load_twins(store::TwinStore& store) {
   std::vector<core::Twin> twins;
-  for (store::TwinQuery q{.limit = 10000};;) {
+  store::TwinQuery q;
+  q.limit = 10000;
+  for (;;) {
     auto page = store.list_twins(q);
     if (page.empty()) break;
     q.after_id = page.back().id;

@@ -91,8 +91,8 @@ void SimSource::run() {
     }
     // Whatever was not yet injected goes out now, so the count is exact however short the run.
     for (int64_t i = _injected->value(); i < _options.inject_invalid && !_stop; ++i) {
-      producer->send(
-          log::OutRecord{core::topics::kTelemetryRaw, "car-invalid", invalid_payload(i, "car-invalid")});
+      producer->send(log::OutRecord{
+          core::topics::kTelemetryRaw, "car-invalid", invalid_payload(i, "car-invalid"), {}, -1, 0});
       _injected->add();
     }
     if (producer->flush(std::chrono::seconds(30)) != 0)
@@ -117,7 +117,7 @@ void SimSource::publish(log::Producer& producer, const core::Telemetry& t, bool 
   if (_injected->value() < _options.inject_invalid && ++_since_inject >= _inject_every) {
     _since_inject = 0;
     const int64_t i = _injected->value();
-    producer.send(log::OutRecord{core::topics::kTelemetryRaw, t.car, invalid_payload(i, t.car)});
+    producer.send(log::OutRecord{core::topics::kTelemetryRaw, t.car, invalid_payload(i, t.car), {}, -1, 0});
     _injected->add();
   }
 }
@@ -163,7 +163,8 @@ void SimSource::run_fleet(log::Producer& producer) {
       const auto index = fleet.car_index(r.key);
       if (!index || !fleet.simulates(*index)) continue;  // not one of our cars
       const auto ack = commands.obey(*index, r.value, wall_ms());
-      producer.send(log::OutRecord{core::topics::kCommandAcks, ack.car, codec::command_ack_to_json(ack)});
+      producer.send(
+          log::OutRecord{core::topics::kCommandAcks, ack.car, codec::command_ack_to_json(ack), {}, -1, 0});
     }
     commands_in->commit(log::next_offsets(batch));
   };

@@ -19,7 +19,7 @@ namespace fleettwin::stages {
 class SinkStage final : public Stage {
  public:
   SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
-            codec::TelemetryReader reader = {});
+            codec::TelemetryReader reader = codec::TelemetryReader());
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;

@@ -26,12 +26,12 @@ TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& m
                      std::vector<core::Twin> initial, codec::TelemetryReader reader)
     : _options(options),
       _clock(clock),
+      _reader(std::move(reader)),
       _stale(metrics.counter("fleettwin_twin_stale_total", "Telemetry older than the twin's state, ignored")),
       _bad(metrics.counter("fleettwin_twin_undecodable_total",
                            "fleet.telemetry records the twin stage could not decode")),
       _online(metrics.gauge("fleettwin_cars_online", "Cars whose twin is online")),
-      _count(metrics.gauge("fleettwin_twins", "Twins held by the twin stage")),
-      _reader(std::move(reader)) {
+      _count(metrics.gauge("fleettwin_twins", "Twins held by the twin stage")) {
   for (auto& twin : initial) {
     _watermark = std::max(_watermark, twin.last_seen);
     auto id = twin.id;

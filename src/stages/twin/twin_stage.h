@@ -28,7 +28,7 @@ class TwinStage final : public Stage {
   };
   /// `initial` is the state to start from (the store's twins after a restart).
   TwinStage(Options options, const core::Clock& clock, core::Metrics& metrics,
-            std::vector<core::Twin> initial = {}, codec::TelemetryReader reader = {});
+            std::vector<core::Twin> initial = {}, codec::TelemetryReader reader = codec::TelemetryReader());
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
