@@ -33,7 +33,10 @@ void StageRunner::start() {
   _thread = std::thread([this] { run(); });
 }
 
-void StageRunner::request_stop() { _stop = true; }
+void StageRunner::request_stop() {
+  _stop = true;
+  _stage->interrupt();
+}
 void StageRunner::request_drain() { _drain = true; }
 
 void StageRunner::join() {

@@ -44,6 +44,9 @@ class Stage {
   virtual std::chrono::milliseconds commit_interval() const { return std::chrono::milliseconds(0); }
   /// Partitions taken away from this member: forget what belongs to them.
   virtual void on_revoked(const std::vector<log::TopicPartition>& partitions) {}
+  /// Called from any thread by StageRunner::request_stop: a stage that may wait inside process() (the sink
+  /// retrying an unreachable store) gives up the wait and throws, so the runner stops without committing.
+  virtual void interrupt() {}
 };
 
 /// Knobs of the stage loop.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <optional>
 #include <string>
@@ -130,6 +131,11 @@ class TwinStore {
   /// Sets acknowledged on the alert; false when no alert has this id.
   virtual bool ack_alert(const std::string& id) = 0;
   virtual std::optional<core::Alert> get_alert(const std::string& id) = 0;
+
+  /// True when `error`, thrown by this store, means the server could not be reached or did not answer
+  /// (an outage), so the same call may succeed later. The sink then retries instead of stopping. Default
+  /// false: an embedded store's failure is not expected to heal by waiting.
+  virtual bool transient_failure(const std::exception& error) const { return false; }
 };
 
 }  // namespace fleettwin::store

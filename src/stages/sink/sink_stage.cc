@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "codec/avro.h"
@@ -26,6 +28,10 @@ const StageDescriptor& SinkStage::static_descriptor() {
 
 SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics,
                      core::Histogram& latency, codec::TelemetryReader reader)
+    : SinkStage(std::move(store), metrics, latency, std::move(reader), RetryOptions{}) {}
+
+SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics,
+                     core::Histogram& latency, codec::TelemetryReader reader, RetryOptions retry)
     : _store(std::move(store)),
       _latency(latency),
       _reader(std::move(reader)),
@@ -35,7 +41,48 @@ SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& met
       _twins_applied(metrics.counter("fleettwin_twin_writes_total", "Twin upserts applied by the store")),
       _twins_stale(metrics.counter("fleettwin_twin_writes_stale_total",
                                    "Twin upserts refused because the store held newer state")),
-      _bad(metrics.counter("fleettwin_sink_undecodable_total", "Records the sink could not decode")) {}
+      _bad(metrics.counter("fleettwin_sink_undecodable_total", "Records the sink could not decode")),
+      _store_retries(metrics.counter("fleettwin_sink_store_retries_total",
+                                     "Store writes the sink repeated because the store was unreachable")),
+      _retry(retry) {}
+
+void SinkStage::interrupt() {
+  {
+    std::lock_guard lock(_wake_mu);
+    _interrupted = true;
+  }
+  _wake.notify_all();
+}
+
+template <typename F>
+auto SinkStage::retrying(F&& call) {
+  // An outage of the store (server restarting, network) must not end the sink: the runner would stop and
+  // the process exit. So a transient failure is retried with capped backoff while the input waits (lag
+  // grows, nothing is committed); the write is idempotent, so a retry after a partial write stores nothing
+  // twice. A non-transient failure (a bug, bad data) still throws and stops the runner, as does a stop
+  // request during an outage: the batch is then not committed and is replayed by the next sink.
+  auto wait = _retry.first;
+  int64_t attempts = 0;
+  for (;;) {
+    try {
+      auto result = call();
+      if (attempts > 0) spdlog::info("sink: store reachable again after {} retries", attempts);
+      return result;
+    } catch (const std::exception& e) {
+      if (!_store->transient_failure(e)) throw;
+      // Logged once per outage; the metric counts every retry.
+      if (attempts == 0) spdlog::warn("sink: store unreachable, retrying until it is back: {}", e.what());
+    }
+    // Checked only once a call failed: a stop request while the store answers finishes the batch as usual.
+    std::unique_lock lock(_wake_mu);
+    if (_wake.wait_for(lock, wait, [&] { return _interrupted.load(); })) {
+      throw std::runtime_error("sink: stopped while the store was unreachable");
+    }
+    ++attempts;
+    _store_retries.add();
+    wait = std::min(wait * 2, _retry.max);
+  }
+}
 
 void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   _batch.telemetry.clear();
@@ -82,7 +129,8 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
         spdlog::warn("sink: undecodable alert {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
         continue;
       }
-      if (auto old = _store->get_alert(a.id)) a.acknowledged = old->acknowledged;  // an operator's ack stays
+      if (auto old = retrying([&] { return _store->get_alert(a.id); }))
+        a.acknowledged = old->acknowledged;  // an operator's ack stays
       _batch.alerts.push_back(std::move(a));
     } else if (r.topic == t::kCommands) {
       core::Command c;
@@ -92,7 +140,8 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
       }
       if (c.car.empty()) c.car = r.key;
       // A replayed command must not move an answered one back to pending.
-      if (auto old = _store->get_command(c.id); old && old->status != "pending") c.status = old->status;
+      if (auto old = retrying([&] { return _store->get_command(c.id); }); old && old->status != "pending")
+        c.status = old->status;
       auto [it, inserted] = command_index.try_emplace(c.id, _batch.commands.size());
       if (inserted) _batch.commands.push_back(std::move(c));
     } else if (r.topic == t::kCommandAcks) {
@@ -104,7 +153,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
       core::Command* c = nullptr;
       if (auto it = command_index.find(a.id); it != command_index.end()) {
         c = &_batch.commands[it->second];
-      } else if (auto stored = _store->get_command(a.id)) {
+      } else if (auto stored = retrying([&] { return _store->get_command(a.id); })) {
         command_index.emplace(a.id, _batch.commands.size());
         c = &_batch.commands.emplace_back(std::move(*stored));
       }
@@ -117,7 +166,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
       if (c->status != "acked") c->status = a.status;
     }
   }
-  const auto result = _store->write(_batch);
+  const auto result = retrying([&] { return _store->write(_batch); });
   _stored.add(result.telemetry_inserted);
   _duplicates.add(result.telemetry_duplicates);
   _twins_applied.add(result.twins_applied);

@@ -1,6 +1,10 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,16 +19,30 @@ namespace fleettwin::stages {
 
 /// The sink stage: writes telemetry history and twins from the log into the store, one atomic, idempotent
 /// store write per batch (twin updates coalesced per car), so the runner commits the input only once the
-/// store has it. Records the end-to-end latency of every stored message. Runs on its runner's thread.
+/// store has it. Records the end-to-end latency of every stored message. A write that fails because the
+/// store is unreachable (TwinStore::transient_failure) is retried with capped backoff until it succeeds or
+/// the runner stops; any other failure throws. Runs on its runner's thread; interrupt() from any thread.
 class SinkStage final : public Stage {
  public:
+  /// Waits between retries of a store write during an outage: doubling from `first` up to `max`.
+  struct RetryOptions {
+    std::chrono::milliseconds first{200};
+    std::chrono::milliseconds max{5000};
+  };
   SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
             codec::TelemetryReader reader = codec::TelemetryReader());
+  SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
+            codec::TelemetryReader reader, RetryOptions retry);
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
+  void interrupt() override;
 
  private:
+  /// `call()` (a store access), repeated while it fails transiently; throws once interrupted.
+  template <typename F>
+  auto retrying(F&& call);
+
   std::unique_ptr<store::TwinStore> _store;
   core::Histogram& _latency;
   codec::TelemetryReader _reader;
@@ -36,6 +54,11 @@ class SinkStage final : public Stage {
   core::Counter& _twins_applied;
   core::Counter& _twins_stale;
   core::Counter& _bad;
+  core::Counter& _store_retries;
+  RetryOptions _retry;
+  std::mutex _wake_mu;  // with _wake: interrupt() ends a backoff wait at once
+  std::condition_variable _wake;
+  std::atomic<bool> _interrupted{false};
 };
 
 }  // namespace fleettwin::stages

@@ -18,7 +18,34 @@ bool find(const bson_t* doc, const char* path, bson_iter_t& it) {
 MongoError::MongoError(const std::string& context, const bson_error_t& error)
     : std::runtime_error("mongo: " + context + ": " + error.message + " (domain " +
                          std::to_string(error.domain) + ", code " + std::to_string(error.code) + ")"),
-      _code(error.code) {}
+      _code(error.code),
+      _domain(error.domain) {}
+
+bool MongoError::transient() const {
+  if (_domain == MONGOC_ERROR_STREAM || _domain == MONGOC_ERROR_SERVER_SELECTION ||
+      _domain == MONGOC_ERROR_PROTOCOL) {
+    return true;
+  }
+  // Server codes of MongoDB's retryable-writes list: host unreachable/not found, network timeout,
+  // shutdown in progress, not primary, socket exception, exceeded time limit.
+  switch (_code) {
+    case 6:
+    case 7:
+    case 89:
+    case 91:
+    case 189:
+    case 262:
+    case 9001:
+    case 10107:
+    case 11600:
+    case 11602:
+    case 13435:
+    case 13436:
+      return _domain != 0;
+    default:
+      return false;
+  }
+}
 
 std::string Bson::json() const {
   size_t len = 0;

@@ -21,9 +21,14 @@ class MongoError : public std::runtime_error {
   MongoError(const std::string& context, const bson_error_t& error);
   MongoError(const std::string& what, uint32_t code = 0) : std::runtime_error(what), _code(code) {}
   uint32_t code() const { return _code; }
+  uint32_t domain() const { return _domain; }  ///< bson_error_t.domain; 0 when not from the driver
+  /// The server was unreachable or not answering (network, server selection, a server shutting down or
+  /// not yet primary): the same call may succeed later.
+  bool transient() const;
 
  private:
   uint32_t _code = 0;
+  uint32_t _domain = 0;
 };
 
 /// An owned bson_t (heap-allocated, so it can be moved). Single thread.

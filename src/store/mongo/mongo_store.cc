@@ -788,10 +788,17 @@ WriteResult MongoStore::write(const WriteBatch& batch) {
     } else {
       // Unconditional replace by _id of the states the caller decided on under the lock: never a write error
       // (see upsert_twins_locked for why FerretDB needs that).
+      // One attempt under the lock (see upsert_twins_locked): a failure releases the locks and throws; the
+      // caller's retry of the whole write then locks again.
+      MongoOptions once = _options;
+      once.max_attempts = 1;
       applied = upsert_twins_locked(batch.twins, [&](const std::vector<size_t>& which) {
-        bulk(_impl->twins.get(), which.size(), [&](mongoc_bulk_operation_t* b, size_t i) {
-          add_upsert_replace(b, id_filter(batch.twins[which[i]].id), docs[which[i]]);
-        });
+        run_bulk(
+            _impl->twins.get(), which.size(),
+            [&](mongoc_bulk_operation_t* b, size_t i) {
+              add_upsert_replace(b, id_filter(batch.twins[which[i]].id), docs[which[i]]);
+            },
+            once, _retries, _errors, retry_counter, error_counter);
       });
     }
     result.twins_applied = applied;
@@ -857,9 +864,21 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
   // So each car is locked with a lease document (_id = car; inserting it is atomic through the unique _id
   // index), its stored (seq, version) read, the guard applied here in batch order, and the winning state
   // replaced by _id, which cannot fail with a duplicate key. A writer never waits while holding a lock: it
-  // writes the cars it got, releases them, then retries the others. A lease older than kLeaseMs (a crashed
-  // writer) is taken over.
-  constexpr int64_t kLeaseMs = 30'000;
+  // writes the cars it got, releases them, then retries the others.
+  //
+  // Leases left behind. A writer killed while holding locks (kill -9 of a sink) leaves its lease documents,
+  // and so does a writer whose release failed because the server went away mid-write. With the former 30 s
+  // lease a restarted sink stalled up to 30 s in this loop on such cars, and a sink whose release failed in
+  // an outage stalled on its own leftover locks after the server came back. Now:
+  //  - a lease lives kLeaseMs (5 s), and a holder writes only while its lease is young (less than half of
+  //    kLeaseMs since it was taken; otherwise it releases and takes the car again), and the write under the
+  //    lock is a single request sent at once (no backoff loop while holding): a writer's replace reaches the
+  //    server at least half a lease before anyone may take the car over (the residual risk is a server
+  //    that queues a request for more than 2.5 s; the lease clock is each writer's wall clock, so writers
+  //    on different hosts need synchronized clocks, as before);
+  //  - a lease owned by this instance is always taken over at once (it is a leftover of a failed release);
+  //  - so a crashed writer's cars are free again after at most 5 s, once, not per batch.
+  constexpr int64_t kLeaseMs = 5'000;
   std::map<std::string, std::vector<size_t>> by_car;
   for (size_t i = 0; i < twins.size(); ++i) by_car[twins[i].id].push_back(i);
   std::vector<std::string> waiting;
@@ -902,6 +921,7 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
       }
     }
     std::exception_ptr failure;
+    bool got_released_for_retry = false;
     try {
       if (!got.empty()) {
         // The stored (seq, version) of the locked cars, then the guard in batch order per car.
@@ -926,7 +946,16 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
               stored[get_str(d, "_id")] = {get_int(d, "reported.seq"), get_int(d, "version")};
             },
             "twin guard");
-        for (const auto& car : got) {
+        const int64_t held = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count() -
+                             now;
+        if (held >= kLeaseMs / 2) {
+          // Too slow to write safely before the lease may be taken over: release and lock again.
+          still.insert(still.end(), got.begin(), got.end());
+          got_released_for_retry = true;
+        }
+        for (const auto& car : got_released_for_retry ? std::vector<std::string>{} : got) {
           auto it = stored.find(car);
           std::optional<size_t> winner;
           for (size_t i : by_car[car]) {
@@ -955,10 +984,21 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
       bson_append_array_end(&id, &in);
       bson_append_document_end(f.get(), &id);
       if (expired_only) {
+        // {$or: [{at: {$lt: now - lease}}, {owner: this instance}]}
+        bson_t arr;
+        bson_t expired;
+        bson_t mine;
         bson_t lt;
-        BSON_APPEND_DOCUMENT_BEGIN(f.get(), "at", &lt);
+        BSON_APPEND_ARRAY_BEGIN(f.get(), "$or", &arr);
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &expired);
+        BSON_APPEND_DOCUMENT_BEGIN(&expired, "at", &lt);
         append_date(&lt, "$lt", now - kLeaseMs);
-        bson_append_document_end(f.get(), &lt);
+        bson_append_document_end(&expired, &lt);
+        bson_append_document_end(&arr, &expired);
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, "1", &mine);
+        append_str(&mine, "owner", owner);
+        bson_append_document_end(&arr, &mine);
+        bson_append_array_end(f.get(), &arr);
       } else {
         append_str(f.get(), "owner", owner);  // never another writer's lease that replaced an expired one
       }
@@ -970,7 +1010,7 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
     delete_locks(got, false);
     if (failure) std::rethrow_exception(failure);
     delete_locks(still, true);
-    if (!got.empty()) {
+    if (!got.empty() && !got_released_for_retry) {
       backoff_ms = 2;
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
@@ -1286,6 +1326,11 @@ std::optional<core::Alert> MongoStore::get_alert(const std::string& id) {
   find(
       _impl->alerts.get(), id_filter(id), Bson(), [&](const bson_t* d) { out = read_alert(d); }, "get_alert");
   return out;
+}
+
+bool MongoStore::transient_failure(const std::exception& error) const {
+  const auto* e = dynamic_cast<const MongoError*>(&error);
+  return e != nullptr && e->transient();
 }
 
 bool MongoStore::ack_alert(const std::string& id) {

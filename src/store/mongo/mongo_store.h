@@ -97,6 +97,8 @@ class MongoStore final : public TwinStore {
   std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
   bool ack_alert(const std::string& id) override;
   std::optional<core::Alert> get_alert(const std::string& id) override;
+  /// A MongoError from the network, server selection or a server shutting down (MongoError::transient).
+  bool transient_failure(const std::exception& error) const override;
 
   const MongoCapabilities& capabilities() const { return _pool->capabilities(); }
   /// Bulk writes retried / given up since this instance opened.

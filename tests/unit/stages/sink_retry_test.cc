@@ -1,0 +1,187 @@
+// The sink stage during a store outage: transient write failures are retried with backoff (counted in
+// fleettwin_sink_store_retries_total) until the store answers, other failures stop it at once, and a stop
+// request ends an outage wait without the batch being committed.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include "codec/avro.h"
+#include "core/topics.h"
+#include "log/memory/memory_log.h"
+#include "stages/sink/sink_stage.h"
+#include "store/sqlite/sqlite_store.h"
+
+using namespace fleettwin;
+using namespace std::chrono_literals;
+namespace t = core::topics;
+
+namespace {
+
+/// What an unreachable server's store throws.
+struct Unreachable : std::runtime_error {
+  Unreachable() : std::runtime_error("server unreachable") {}
+};
+
+/// A real SqliteStore whose writes fail while `outage` is set (or for the first `fail_writes` writes):
+/// with Unreachable (which transient_failure accepts) or, if `permanent`, a plain runtime_error.
+class OutageStore final : public store::TwinStore {
+ public:
+  explicit OutageStore(const std::string& path) : _inner(path) {}
+  std::atomic<bool> outage{false};
+  std::atomic<int> fail_writes{0};
+  std::atomic<int> write_calls{0};
+  bool permanent = false;
+
+  store::WriteResult write(const store::WriteBatch& b) override {
+    ++write_calls;
+    if (outage || fail_writes > 0) {
+      --fail_writes;
+      if (permanent) throw std::runtime_error("disk full");
+      throw Unreachable();
+    }
+    return _inner.write(b);
+  }
+  bool transient_failure(const std::exception& e) const override {
+    return dynamic_cast<const Unreachable*>(&e) != nullptr;
+  }
+  std::optional<core::Twin> get_twin(const std::string& car) override { return _inner.get_twin(car); }
+  std::vector<core::Twin> list_twins(const store::TwinQuery& q) override { return _inner.list_twins(q); }
+  std::vector<store::TelemetryRow> history(const std::string& car, int64_t from_ms, int64_t to_ms,
+                                           int64_t limit) override {
+    return _inner.history(car, from_ms, to_ms, limit);
+  }
+  std::vector<core::Alert> alerts(const std::string& car, int64_t limit) override {
+    return _inner.alerts(car, limit);
+  }
+  store::HistoryStats history_stats() override { return _inner.history_stats(); }
+  std::vector<std::pair<std::string, int64_t>> max_seq_per_car() override { return _inner.max_seq_per_car(); }
+  store::FleetSummary fleet_summary(int64_t now_ms) override { return _inner.fleet_summary(now_ms); }
+  std::vector<store::CarScore> top_by_score(int64_t n) override { return _inner.top_by_score(n); }
+  std::vector<store::HourlyAggregate> hourly(const std::string& car, std::string_view signal, int64_t from_ms,
+                                             int64_t to_ms) override {
+    return _inner.hourly(car, signal, from_ms, to_ms);
+  }
+  std::vector<store::AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) override {
+    return _inner.alerts_per_hour(from_ms, to_ms);
+  }
+  std::optional<core::Command> get_command(const std::string& id) override { return _inner.get_command(id); }
+  std::vector<core::Command> commands(const std::string& car, int64_t limit) override {
+    return _inner.commands(car, limit);
+  }
+  bool ack_alert(const std::string& id) override { return _inner.ack_alert(id); }
+  std::optional<core::Alert> get_alert(const std::string& id) override { return _inner.get_alert(id); }
+
+ private:
+  store::SqliteStore _inner;
+};
+
+core::Telemetry reading(int64_t seq) {
+  core::Telemetry m;
+  m.car = "car-00042";
+  m.seq = seq;
+  m.ts = 1'700'000'000'000 + seq * 1000;
+  m.lat = 48.1;
+  m.lon = 11.5;
+  for (std::size_t i = 0; i < core::kSignalCount; ++i) m.values[i] = core::kSignals[i].min;
+  return m;
+}
+
+std::string avro(int64_t seq) {
+  std::string v;
+  codec::encode_avro_telemetry(reading(seq), 1, v);
+  return v;
+}
+
+class NullProducer final : public log::Producer {
+ public:
+  void send(log::OutRecord, DeliveryCallback) override {}
+  int64_t flush(std::chrono::milliseconds) override { return 0; }
+};
+
+/// A fresh directory for one test's database, removed afterwards.
+struct TempDb {
+  explicit TempDb(const std::string& name)
+      : dir(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  ~TempDb() { std::filesystem::remove_all(dir); }
+  std::string path() const { return (dir / "s.db").string(); }
+  std::filesystem::path dir;
+};
+
+std::vector<log::Record> batch_of(int64_t first, int64_t last) {
+  std::vector<log::Record> batch;
+  for (int64_t seq = first; seq <= last; ++seq) {
+    log::Record r;
+    r.topic = t::kTelemetry;
+    r.key = "car-00042";
+    r.value = avro(seq);
+    r.timestamp_ms = 1;
+    batch.push_back(r);
+  }
+  return batch;
+}
+
+}  // namespace
+
+TEST(SinkRetry, TransientFailuresAreRetriedUntilTheStoreAnswers) {
+  TempDb db("ft-sink-retry");
+  core::Metrics metrics;
+  core::Histogram latency;
+  auto store = std::make_unique<OutageStore>(db.path());
+  store->fail_writes = 3;
+  auto* s = store.get();
+  stages::SinkStage sink(std::move(store), metrics, latency, codec::TelemetryReader(), {1ms, 4ms});
+  NullProducer out;
+  sink.process(batch_of(1, 5), out);
+  EXPECT_EQ(s->write_calls, 4);
+  EXPECT_EQ(metrics.value("fleettwin_sink_store_retries_total"), 3);
+  EXPECT_EQ(metrics.value("fleettwin_telemetry_stored_total"), 5);
+  EXPECT_EQ(s->history_stats().rows, 5);
+}
+
+TEST(SinkRetry, PermanentFailureThrowsWithoutRetrying) {
+  TempDb db("ft-sink-permanent");
+  core::Metrics metrics;
+  core::Histogram latency;
+  auto store = std::make_unique<OutageStore>(db.path());
+  store->fail_writes = 1;
+  store->permanent = true;
+  auto* s = store.get();
+  stages::SinkStage sink(std::move(store), metrics, latency, codec::TelemetryReader(), {1ms, 4ms});
+  NullProducer out;
+  EXPECT_THROW(sink.process(batch_of(1, 2), out), std::runtime_error);
+  EXPECT_EQ(s->write_calls, 1);
+  EXPECT_EQ(metrics.value("fleettwin_sink_store_retries_total"), 0);
+}
+
+TEST(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
+  TempDb db("ft-sink-stop");
+  log::MemoryLog mlog;
+  for (const auto& topic : stages::SinkStage::static_descriptor().inputs)
+    mlog.create_topic(topic, {.partitions = 1});
+  auto p = mlog.producer();
+  for (int64_t seq = 1; seq <= 3; ++seq)
+    p->send(log::OutRecord{t::kTelemetry, "car-00042", avro(seq), {}, 0, 0});
+  p->flush(1s);
+  core::Metrics metrics;
+  core::Histogram latency;
+  auto store = std::make_unique<OutageStore>(db.path());
+  store->outage = true;
+  auto* s = store.get();
+  // A backoff far longer than the test's timeout: only interrupt() can end the wait.
+  stages::StageRunner runner(
+      std::make_unique<stages::SinkStage>(std::move(store), metrics, latency, codec::TelemetryReader(),
+                                          stages::SinkStage::RetryOptions{1h, 1h}),
+      mlog, metrics);
+  runner.start();
+  while (s->write_calls.load() == 0) std::this_thread::sleep_for(5ms);
+  runner.request_stop();
+  runner.join();
+  EXPECT_EQ(runner.error(), "sink: stopped while the store was unreachable");
+  EXPECT_EQ(mlog.committed("fleettwin.sink", {t::kTelemetry, 0}), -1) << "a batch never stored was committed";
+}
