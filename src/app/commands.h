@@ -24,5 +24,7 @@ void add_api_commands(CLI::App& app, std::vector<Subcommand>& out);
 void add_ml_commands(CLI::App& app, std::vector<Subcommand>& out);
 /// `fleettwin query summary|top|hourly|alerts|twins [--mongo URI | --data-dir DIR]` (cmd_store.cc).
 void add_store_commands(CLI::App& app, std::vector<Subcommand>& out);
+/// `fleettwin bench sink --kafka B --schema-registry URL --mongo URI` (cmd_bench_sink.cc).
+void add_bench_sink_commands(CLI::App& app, std::vector<Subcommand>& out);
 
 }  // namespace fleettwin::app

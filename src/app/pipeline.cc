@@ -447,6 +447,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     s.records_in +=
         metrics.value("fleettwin_records_in_total{stage=\"" + r->stage().descriptor().name + "\"}");
   s.valid = metrics.value("fleettwin_telemetry_valid_total");
+  s.twin_writes = metrics.value("fleettwin_twin_writes_total");
   s.dlq = dlq.value();
   s.failures = metrics.value("fleettwin_sim_failures_total");
   for (auto& r : runners)

@@ -21,6 +21,7 @@ struct RunSummary {
   int64_t stored_telemetry = 0;  ///< telemetry rows in the store (all runs on this data dir)
   int64_t stored_this_run = 0;
   int64_t twins = 0;
+  int64_t twin_writes = 0;   ///< twin upserts the sink of this process applied this run
   int64_t twins_behind = 0;  ///< twins whose reported.seq is not the car's last published seq
   int64_t lost = 0;          ///< published (car, seq) missing from the store
   int64_t duplicates = 0;    ///< (car, seq) stored more than once
