@@ -40,6 +40,13 @@ ml::TrainOptions train_options(const Config& config) {
   o.max_epochs = static_cast<int>(config.get_int("ml.epochs"));
   o.max_rows = static_cast<std::size_t>(config.get_int("ml.max_rows"));
   o.quantile = config.get_double("ml.quantile");
+  o.threshold_method = config.get_string("ml.threshold_method");
+  if (o.threshold_method != "alert_rate" && o.threshold_method != "quantile")
+    throw ConfigError("ml.threshold_method must be alert_rate or quantile, not \"" + o.threshold_method +
+                      "\"");
+  o.target_false_alerts = config.get_double("ml.target_false_alerts");
+  o.raise_k = static_cast<int>(config.get_int("ml.raise_k"));
+  o.window_n = static_cast<int>(config.get_int("ml.window_n"));
   return o;
 }
 

@@ -26,5 +26,7 @@ void add_ml_commands(CLI::App& app, std::vector<Subcommand>& out);
 void add_store_commands(CLI::App& app, std::vector<Subcommand>& out);
 /// `fleettwin bench sink --kafka B --schema-registry URL --mongo URI` (cmd_bench_sink.cc).
 void add_bench_sink_commands(CLI::App& app, std::vector<Subcommand>& out);
+/// `fleettwin bench score [--kafka B] [--model FILE] [--events N]` (cmd_bench_score.cc).
+void add_bench_score_commands(CLI::App& app, std::vector<Subcommand>& out);
 
 }  // namespace fleettwin::app

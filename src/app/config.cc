@@ -178,10 +178,20 @@ const std::vector<ConfigKey> kKeys = {
      "fleettwin",
      {},
      {},
-     "Autoencoder to train: fleettwin (all signals + derived, 23-16-8-16-23) or reference "
+     "Autoencoder to train: fleettwin (13 signals + 11 derived features, 24-32-12-32-24) or reference "
      "(18-14-7-7-14-18)."},
+    {"ml.threshold_method",
+     ConfigType::kString,
+     "alert_rate",
+     {},
+     {},
+     "Threshold calibration: alert_rate (healthy held-out cars would raise ml.target_false_alerts under the "
+     "hysteresis rule; extreme-value fit) or quantile (ml.quantile of held-out scores)."},
+    {"ml.target_false_alerts", ConfigType::kDouble, "0.5", 1e-6, 1e6,
+     "alert_rate threshold: false anomaly alerts per 1,000 car-hours the threshold aims at."},
     {"ml.quantile", ConfigType::kDouble, "0.995", 0.5, 1,
-     "Threshold: this quantile of reconstruction scores on held-out data (cars far above it left out)."},
+     "quantile threshold: this quantile of reconstruction scores on held-out data (cars far above it left "
+     "out)."},
     {"ml.epochs", ConfigType::kInt, "30", 1, 10000,
      "Training epochs at most (early stopping may end sooner)."},
     {"ml.max_rows", ConfigType::kInt, "400000", 100, 100000000,

@@ -292,6 +292,7 @@ int main(int argc, char** argv) {
   fleettwin::app::add_ml_commands(app, subcommands);
   fleettwin::app::add_store_commands(app, subcommands);
   fleettwin::app::add_bench_sink_commands(app, subcommands);
+  fleettwin::app::add_bench_score_commands(app, subcommands);
 
   try {
     app.parse(argc, argv);

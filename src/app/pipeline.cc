@@ -305,15 +305,37 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     if (!group.empty() && !roles.all()) options.group = group;  // one stage here: the group is its own
     runners.push_back(std::make_unique<stages::StageRunner>(entry.make(ctx), *log, metrics, options));
   }
-  for (auto& r : runners) r->start();
+  // Counted before the sink starts writing: rows it stores must not count as "before", and on FerretDB
+  // this count is a scan of the whole collection inside one SQLite read transaction. Run while the sink
+  // writes (a restarted sink catching up), that reader keeps the WAL from being checkpointed: the WAL grew
+  // to ~1 GB within a minute, every request slowed down, and the first commit after the scan stalled in a
+  // checkpoint of the whole WAL (the kill -9 test's "hung" restart).
+  const int64_t stored_before = control_store && roles.sink ? control_store->history_stats().rows : 0;
   // Models published on fleet.models (by `fleettwin train`, or by this score stage) reach the score stage
-  // through the watcher, while it runs.
+  // through the watcher, while it runs. One already published is loaded before the stage reads its first
+  // event: else the first batches would go unscored, and could even start a warm-up training that replaces
+  // the operator's model on fleet.models.
   std::unique_ptr<stages::ModelWatcher> model_watcher;
   if (roles.score) {
     model_watcher = std::make_unique<stages::ModelWatcher>(
         *log, ctx.models, [](std::string_view bytes) { return ml::decode_artifact(bytes); }, metrics);
     model_watcher->start();
+    int64_t published_models = 0;
+    for (const auto end : log->end_offsets(core::topics::kModels)) published_models += end;
+    auto read_one = [&] {
+      return metrics.value("fleettwin_models_loaded_total") +
+                 metrics.value("fleettwin_models_rejected_total") >
+             0;
+    };
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    while (published_models > 0 && !read_one() && Clock::now() < until &&
+           !(control.stop_signals && control.stop_signals->load() > 0))
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (published_models > 0 && !read_one())
+      spdlog::warn("score: no model read from {} within 60 s; scoring starts without one",
+                   core::topics::kModels);
   }
+  for (auto& r : runners) r->start();
   // The REST API and dashboard of `up` (a distributed deployment runs `fleettwin api` on its own).
   std::unique_ptr<api::ApiServer> api_server;
   if (roles.all() && !config.get_string("http.listen").empty())
@@ -334,7 +356,6 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   std::unique_ptr<SimSource> source;
   if (roles.sim && !mqtt_mode) source = std::make_unique<SimSource>(so, *log, &clock, metrics);
   const auto started = Clock::now();
-  const int64_t stored_before = control_store && roles.sink ? control_store->history_stats().rows : 0;
   if (source) source->start();
   // Without the simulator here, a stage role runs until stopped.
   auto feeding = [&] { return mqtt_mode ? mqtt_front.running() : source ? source->running() : true; };

@@ -8,8 +8,9 @@ namespace fleettwin::ml {
 namespace {
 
 constexpr std::array<std::string_view, kDerivedCount> kDerivedNames{
-    "vibration_per_speed", "tyre_pressure_spread", "tyre_pressure_min_gap",
-    "coolant_over_intake", "accel_imbalance",
+    "vibration_per_speed", "tyre_pressure_spread", "tyre_pressure_min_gap", "coolant_over_intake",
+    "accel_imbalance",     "accel_amplitude_1_1",  "accel_amplitude_1_2",   "accel_amplitude_2_1",
+    "accel_amplitude_2_2", "engine_warmth",        "engine_heat",
 };
 
 // Weight of the newest sample in the smoothed accelerometer amplitude: about the last 10 events (100 s at
@@ -19,6 +20,11 @@ constexpr std::array<std::string_view, kDerivedCount> kDerivedNames{
 constexpr double kEnergyAlpha = 0.1;
 // Keeps log(max / others) finite for a parked car whose accelerometers read almost nothing.
 constexpr double kEnergyFloor = 1e-3;
+// Engine warmth: time constant of an engine's temperature (minutes, not seconds), and the air flow above
+// which the engine counts as running (a stopped engine draws none).
+constexpr double kWarmthTauMs = 300'000;
+constexpr double kHeatTauMs = 2'400'000;
+constexpr double kRunningAirFlow = 0.5;
 
 }  // namespace
 
@@ -56,8 +62,32 @@ void extract_features(const core::Telemetry& t, CarFeatureState& state, float* o
     sum += e;
     top = std::max(top, e);
   }
-  state.primed = true;
   d[4] = static_cast<float>(std::log((top + kEnergyFloor) / ((sum - top) / 3.0 + kEnergyFloor)));
+  for (std::size_t k = 0; k < 4; ++k) d[5 + k] = static_cast<float>(state.accel_energy[k]);
+
+  // Warmth follows wall time between events, whatever the send interval; the first event of a car starts
+  // it at its current state.
+  const double running = v[core::kIntakeAirFlowSpeed] > kRunningAirFlow ? 1.0 : 0.0;
+  if (!state.primed) {
+    state.engine_warmth = running;
+    state.engine_heat = running;
+  } else {
+    // Events mostly come one send interval apart: the decay factors of the last gap are kept per thread.
+    thread_local int64_t last_dt = -1;
+    thread_local double warm_decay = 1, heat_decay = 1;
+    const int64_t dt = std::max<int64_t>(0, t.ts - state.last_ts);
+    if (dt != last_dt) {
+      last_dt = dt;
+      warm_decay = std::exp(-static_cast<double>(dt) / kWarmthTauMs);
+      heat_decay = std::exp(-static_cast<double>(dt) / kHeatTauMs);
+    }
+    state.engine_warmth = running + (state.engine_warmth - running) * warm_decay;
+    state.engine_heat = running + (state.engine_heat - running) * heat_decay;
+  }
+  state.last_ts = t.ts;
+  d[9] = static_cast<float>(state.engine_warmth);
+  d[10] = static_cast<float>(state.engine_heat);
+  state.primed = true;
 }
 
 }  // namespace fleettwin::ml

@@ -10,7 +10,7 @@ namespace fleettwin::ml {
 
 /// Features derived from the signals so that the simulator's failure modes (and real ones like them) show up
 /// as a broken relationship between signals rather than as a value a healthy car never has.
-inline constexpr std::size_t kDerivedCount = 5;
+inline constexpr std::size_t kDerivedCount = 11;
 /// All 18 catalog signals first (catalog order), then the derived features.
 inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
 
@@ -24,6 +24,9 @@ std::size_t feature_index(std::string_view name);
 /// sample (potholes hit every corner) cannot show. Plain value, owned by whoever owns the car's stream.
 struct CarFeatureState {
   std::array<double, 4> accel_energy{};  ///< smoothed |acceleration| per corner
+  double engine_warmth = 0;              ///< share of the last minutes with the engine running
+  double engine_heat = 0;                ///< share of the last hour with the engine running
+  int64_t last_ts = 0;
   bool primed = false;
 };
 
@@ -38,6 +41,14 @@ struct CarFeatureState {
 ///  - tyre_pressure_min_gap: mean of the other three tyres - the lowest one.
 ///  - coolant_over_intake: coolant - intake air temperature; overheating moves coolant away from the air.
 ///  - accel_imbalance: log of the largest corner's smoothed amplitude over the mean of the other three.
+///  - accel_amplitude_1_1 .. accel_amplitude_2_2: each corner's smoothed amplitude. A single accelerometer
+///    sample is white noise (one instant of a shaking chassis) that no model can reconstruct; its recent
+///    amplitude is a property of the road, the speed and the corner's damper.
+///  - engine_warmth: share of the recent past (time constant 5 minutes) the engine ran (air flowing into
+///    it). Engine temperatures depend on how long it has been running, not only on its current load: a
+///    cold start and a warm engine read very differently at the same speed.
+///  - engine_heat: the same over a 40-minute time constant: a stopped engine cools over tens of minutes, so
+///    how hot a parked car still is depends on how long it ran and how long ago.
 /// A sagging battery cell needs no derived feature: voltage is close to linear in state of charge and
 /// current, which the autoencoder learns from the raw signals (a ratio such as voltage / charge
 /// extrapolated badly as charge ran lower than in training).

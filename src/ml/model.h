@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,9 @@ struct Architecture {
   double smoothing = 1.0;
 };
 
-/// Ours: all 18 signals and the derived features, 23-16-8-16-23 tanh, largest per-car averaged error
-/// (smoothing 0.3).
+/// Ours: 13 signals (not the raw accelerometer samples, not the firmware version) and the 11 derived
+/// features, 24-32-12-32-24 tanh, largest per-car averaged error (smoothing 0.3) with each input's scale
+/// set by its own healthy extremes (equalize_extremes).
 Architecture fleettwin_architecture();
 /// The system fleettwin replaces: the 18 signals, 18-14-7-7-14-18, tanh relu tanh relu, MSE per event.
 Architecture reference_architecture();
@@ -50,8 +52,13 @@ struct ModelMeta {
   int64_t created_ms = 0;
   Architecture architecture;
   std::vector<float> center, scale;  ///< robust scaler, per model input
-  std::vector<float> error_scale;    ///< typical absolute reconstruction error per input (kMaxDeviation)
-  std::vector<float> weight;         ///< per input weight in the score; control_unit_firmware gets 0 (a rule)
+  /// Typical reconstruction error per input (kMaxDeviation), one for each sign: `error_scale` where the
+  /// signal reads above its reconstruction, `error_scale_low` below. Healthy errors are often lopsided (a
+  /// cold engine reads far below a warm one's coolant, never far above it), and a failure is a deviation
+  /// healthy cars do not make in that direction.
+  std::vector<float> error_scale;
+  std::vector<float> error_scale_low;
+  std::vector<float> weight;  ///< per input weight in the score; control_unit_firmware gets 0 (a rule)
   double threshold = 0;
   std::string threshold_method;  ///< e.g. "quantile_trimmed(q=0.999)"
   double quantile = 0.999;
@@ -98,7 +105,7 @@ class Scorer {
 
  private:
   std::shared_ptr<const Model> _model;
-  std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error;
+  std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error, _inv_error_low;
 };
 
 /// One car's running average of deviations (Architecture::smoothing). Plain value per car.
@@ -113,6 +120,27 @@ struct ErrorAverage {
 std::vector<float> score_sequences(Scorer& scorer, const float* features, const uint32_t* car,
                                    std::size_t rows);
 
+/// Events per calibration block (10 minutes at the default 10 s interval), and the fewest blocks an
+/// extreme-value fit is made from.
+inline constexpr std::size_t kCalibrationBlock = 60;
+inline constexpr std::size_t kMinCalibrationBlocks = 8;
+
+/// The statistic a HysteresisRule raises on, event by event: the `raise_k`-th largest of a car's last
+/// `window_n` scores (a car raises exactly when it exceeds the threshold). `scores` in each car's order.
+std::vector<float> alert_statistic(const std::vector<float>& scores, const std::vector<uint32_t>& car_of,
+                                   int raise_k, int window_n);
+
+/// Rescales a kMaxDeviation model's error scales so that every input, on each side, reaches the same level
+/// at its own extremes: for each (input, sign), the largest averaged deviation in each calibration block
+/// (kCalibrationBlock events of one held-out car) is a block maximum, a Gumbel fit to those (robust, as in
+/// calibrate_alert_rate) gives the level exceeded with probability `p_per_event` x block, and the scale is
+/// set so that this level is 1. Without it the input with the heaviest healthy tail sets the threshold for
+/// all (the max of the deviations is the score), and a failure that moves a well-behaved input far beyond
+/// anything healthy still scores below it. Rows in each car's order, as score_sequences takes them. False
+/// (model unchanged) with fewer than kMinCalibrationBlocks blocks.
+bool equalize_extremes(Model& model, const float* features, const uint32_t* car, std::size_t rows,
+                       double p_per_event);
+
 /// Calibrated threshold and how many cars were left out.
 struct Calibration {
   double threshold = 0;
@@ -124,5 +152,16 @@ struct Calibration {
 /// out and the quantile is taken again. `car_of[i]` is any car number of score i.
 Calibration calibrate_threshold(const std::vector<float>& scores, const std::vector<uint32_t>& car_of,
                                 double q);
+/// The threshold at which healthy cars would raise `target_per_car_hour` alerts per car-hour: the largest
+/// alert statistic (alert_statistic) in each calibration block (kCalibrationBlock events of one held-out
+/// car, `hours_per_event` apart) is a block maximum; a Gumbel distribution fitted to them robustly (median
+/// and interquartile range, so failing cars in the window, which sit in the upper tail, do not pull the
+/// fit) is extrapolated to the probability target x block length. A quantile of events cannot do this:
+/// hysteresis turns per-event exceedances into alerts in a way that depends on how long deviations last,
+/// and one alert per thousand car-hours lies far beyond anything a window of held-out data shows directly.
+/// nullopt with fewer than kMinCalibrationBlocks blocks (too little held-out history to say).
+std::optional<Calibration> calibrate_alert_rate(const std::vector<float>& statistic,
+                                                const std::vector<uint32_t>& car_of, double hours_per_event,
+                                                double target_per_car_hour);
 
 }  // namespace fleettwin::ml

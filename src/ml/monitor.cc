@@ -57,27 +57,32 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
   for (std::size_t i = 0; i < n; ++i) {
     const auto& t = events[i];
     Car& car = *_batch_cars[i];
+    // The alert's signal list is built only on a transition: copying names for every event cost more than
+    // the rest of the hysteresis.
     if (_active) {
       const auto& s = out.scores[first_score + i];
-      std::vector<std::string> signals;
-      for (const auto& d : s.top_signals) signals.push_back(d.signal);
-      track(car.anomaly, s.score > s.threshold, _options.rule, t, kAlertAnomaly, s.score, s.threshold,
-            std::move(signals), s.model_version, out);
+      const auto tr = car.anomaly.update(s.score > s.threshold, _options.rule);
+      if (tr != Transition::kNone) {
+        std::vector<std::string> signals;
+        for (const auto& d : s.top_signals) signals.push_back(d.signal);
+        emit(car.anomaly, tr, t, kAlertAnomaly, s.score, s.threshold, std::move(signals), s.model_version,
+             out);
+      }
     }
     const auto version = static_cast<int64_t>(t.values[core::kControlUnitFirmware]);
     const bool outdated = car.firmware_rule.update(version, t.ts, _fleet);
     // The rule is exact, so one event raises and one clears it.
-    track(car.firmware, outdated, HysteresisRule{1, 1, 1}, t, kAlertOutdatedFirmware,
-          static_cast<double>(version), static_cast<double>(_fleet.current),
-          {std::string(core::kSignals[core::kControlUnitFirmware].name)}, "rule", out);
+    const auto tr = car.firmware.update(outdated, HysteresisRule{1, 1, 1});
+    if (tr != Transition::kNone)
+      emit(car.firmware, tr, t, kAlertOutdatedFirmware, static_cast<double>(version),
+           static_cast<double>(_fleet.current),
+           {std::string(core::kSignals[core::kControlUnitFirmware].name)}, "rule", out);
   }
 }
 
-void Monitor::track(AlertTracker& tracker, bool anomalous, const HysteresisRule& rule,
-                    const core::Telemetry& t, const char* kind, double score, double threshold,
-                    std::vector<std::string> signals, const std::string& model, MonitorOutput& out) {
-  const auto tr = tracker.update(anomalous, rule);
-  if (tr == Transition::kNone) return;
+void Monitor::emit(AlertTracker& tracker, Transition tr, const core::Telemetry& t, const char* kind,
+                   double score, double threshold, std::vector<std::string> signals, const std::string& model,
+                   MonitorOutput& out) {
   if (tr == Transition::kRaised) tracker.raised_ts = t.ts;
   core::Alert a;
   a.id = alert_id(t.car, kind, tracker.raised_ts);

@@ -59,10 +59,10 @@ class Monitor {
   };
   void score_with(Scorer& scorer, bool shadow, const std::vector<core::Telemetry>& events,
                   std::vector<codec::AnomalyScore>& out);
-  /// Feeds one event's verdict to `tracker` and writes the alert it raised or cleared, if any.
-  static void track(AlertTracker& tracker, bool anomalous, const HysteresisRule& rule,
-                    const core::Telemetry& t, const char* kind, double score, double threshold,
-                    std::vector<std::string> signals, const std::string& model, MonitorOutput& out);
+  /// Writes the alert that transition `tr` of `tracker` raised or cleared at event `t`.
+  static void emit(AlertTracker& tracker, Transition tr, const core::Telemetry& t, const char* kind,
+                   double score, double threshold, std::vector<std::string> signals, const std::string& model,
+                   MonitorOutput& out);
 
   MonitorOptions _options;
   FirmwareFleet _fleet;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -214,27 +215,39 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   // Typical error per feature on the training rows, so a score of 3 means "three typical errors" whatever
   // the feature's units: the normal sigma (median absolute error x 1.4826), or a quarter of the 99.9th
   // percentile where that is larger. The second keeps signals whose healthy errors have heavy tails (a
-  // pothole on a raw accelerometer, a tyre reading flipping by 1 psi) from outvoting steady shifts.
+  // pothole on a raw accelerometer, a tyre reading flipping by 1 psi) from outvoting steady shifts. The
+  // tail is measured on each side apart: healthy errors are often lopsided (a cold engine's coolant reads
+  // far below what a warm one's would, never far above), and a failure that pushes a signal the way
+  // healthy cars never go should not hide behind the other side's tail.
+  meta.error_scale_low.assign(d, 1.0f);
   {
     const std::size_t n = std::min<std::size_t>(n_train, 100'000);
     std::vector<float> recon(n * d), scratch;
     model->mlp.forward(train.data(), n, recon.data(), scratch);
-    std::vector<float> col(n);
+    std::vector<float> col(n), high(n), low(n);
     for (std::size_t j = 0; j < d; ++j) {
-      for (std::size_t r = 0; r < n; ++r) col[r] = std::abs(train[r * d + j] - recon[r * d + j]);
-      const double sigma = quantile(col, 0.5) * 1.4826, tail = quantile(col, 0.999) / 4.0;
+      for (std::size_t r = 0; r < n; ++r) {
+        const float e = train[r * d + j] - recon[r * d + j];
+        col[r] = std::abs(e);
+        high[r] = std::max(e, 0.f);
+        low[r] = std::max(-e, 0.f);
+      }
+      const double sigma = quantile(col, 0.5) * 1.4826;
       // An integer signal (tyre pressure in whole psi) cannot be predicted finer than one step.
       const auto f = arch.features[j];
       const double step = f < core::kSignalCount && core::kSignals[f].type == core::SignalType::kInt
                               ? 1.0 / meta.scale[j]
                               : 0.0;
-      meta.error_scale[j] = std::max(1e-3f, static_cast<float>(std::max({sigma, tail, step})));
+      auto scale = [&](std::vector<float>& side) {
+        return std::max(1e-3f, static_cast<float>(std::max({sigma, quantile(side, 0.999) / 4.0, step})));
+      };
+      meta.error_scale[j] = scale(high);
+      meta.error_scale_low[j] = scale(low);
     }
   }
 
   // Threshold on the held-out cars, scored exactly as the score stage will (in order, averaged per car).
   {
-    Scorer scorer(model);
     std::vector<float> rows(n_val * kFeatureCount);
     std::vector<uint32_t> cars(n_val);
     for (std::size_t r = 0; r < n_val; ++r) {
@@ -243,8 +256,26 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
                   kFeatureCount * sizeof(float));
       cars[r] = data.car[src];
     }
+    // Event spacing: the window's length over each car's share of its events.
+    const double hours_per_event = static_cast<double>(std::max<int64_t>(data.to_ts - data.from_ts, 1)) /
+                                   3.6e6 * static_cast<double>(std::max<int64_t>(data.cars, 1)) /
+                                   static_cast<double>(total);
+    const double target = options.target_false_alerts / 1000.0;  // per car-hour
+    if (options.threshold_method == "alert_rate")  // each input and side: an equal share of the budget
+      equalize_extremes(*model, rows.data(), cars.data(), n_val,
+                        target * hours_per_event / (2.0 * static_cast<double>(d)));
+    Scorer scorer(model);
     const auto scores = score_sequences(scorer, rows.data(), cars.data(), n_val);
-    const auto c = calibrate_threshold(scores, cars, options.quantile);
+    if (options.threshold_method != "alert_rate" && options.threshold_method != "quantile")
+      throw std::invalid_argument("train: unknown threshold method \"" + options.threshold_method +
+                                  "\" (alert_rate or quantile)");
+    std::optional<Calibration> rate;
+    if (options.threshold_method == "alert_rate")
+      rate = calibrate_alert_rate(alert_statistic(scores, cars, options.raise_k, options.window_n), cars,
+                                  hours_per_event, target);
+    Calibration c = rate ? *rate : calibrate_threshold(scores, cars, options.quantile);
+    if (options.threshold_method == "alert_rate" && !rate)
+      c.method += " (too little held-out history for alert_rate)";
     meta.threshold = c.threshold;
     meta.threshold_method = c.method;
     meta.excluded_cars = c.excluded_cars;

@@ -22,7 +22,13 @@ struct TrainOptions {
   int patience = 3;                  ///< epochs without a better validation loss before stopping
   double validation_fraction = 0.2;  ///< share of cars held out for early stopping and calibration
   std::size_t max_rows = 400'000;    ///< larger histories are sampled down to this many rows
-  double quantile = 0.995;           ///< threshold = this quantile of held-out scores
+  /// "alert_rate": the threshold at which healthy held-out cars would raise `target_false_alerts` per
+  /// 1,000 car-hours under the hysteresis rule below (calibrate_alert_rate); "quantile": the `quantile`
+  /// of held-out scores (calibrate_threshold).
+  std::string threshold_method = "alert_rate";
+  double target_false_alerts = 0.5;  ///< per 1,000 car-hours (alert_rate)
+  int raise_k = 3, window_n = 5;     ///< the score stage's hysteresis rule (alert_rate)
+  double quantile = 0.995;           ///< threshold = this quantile of held-out scores (quantile)
   uint64_t seed = 42;
   bool progress = true;  ///< progress bar (epoch, losses) on stderr
   std::string version;   ///< empty: "<architecture>-<UTC time>"

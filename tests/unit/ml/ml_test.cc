@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
+#include <set>
 
 #include "ml/alerting.h"
 #include "ml/evaluation.h"
@@ -59,6 +62,22 @@ TEST(Features, AccelerometerEnergyIsSmoothedPerCar) {
   t.values[core::kAccelerometer11] = 0;
   extract_features(t, st, f.data());
   EXPECT_FLOAT_EQ(static_cast<float>(st.accel_energy[0]), 2.0f * 0.9f);  // alpha 0.1 towards 0
+}
+
+TEST(Features, EngineWarmthFollowsRunningTimeOverMinutes) {
+  CarFeatureState st;
+  std::array<float, kFeatureCount> f{};
+  auto t = sample();
+  t.values[core::kIntakeAirFlowSpeed] = 20;  // running
+  extract_features(t, st, f.data());
+  EXPECT_FLOAT_EQ(f[feature_index("engine_warmth")], 1);
+  EXPECT_FLOAT_EQ(f[feature_index("engine_heat")], 1);
+  EXPECT_FLOAT_EQ(f[feature_index("accel_amplitude_1_1")], 2);
+  t.values[core::kIntakeAirFlowSpeed] = 0;  // stopped for 5 minutes: one time constant of warmth
+  t.ts += 300'000;
+  extract_features(t, st, f.data());
+  EXPECT_NEAR(f[feature_index("engine_warmth")], std::exp(-1.0), 1e-6);
+  EXPECT_NEAR(f[feature_index("engine_heat")], std::exp(-300.0 / 2400.0), 1e-6);  // cools far slower
 }
 
 TEST(Scaler, MedianAndInterquartileRange) {
@@ -143,6 +162,7 @@ std::shared_ptr<Model> identity_model(const Architecture& arch, float gain) {
   m->meta.center.assign(n, 0);
   m->meta.scale.assign(n, 1);
   m->meta.error_scale.assign(n, 1);
+  m->meta.error_scale_low.assign(n, 1);
   m->meta.weight.assign(n, 1);
   m->meta.threshold = 2;
   m->meta.version = "test-1";
@@ -208,6 +228,111 @@ TEST(Scorer, PerCarAveragingDampsNoiseAndKeepsPersistentErrors) {
   EXPECT_NEAR(scores[1], 3, 1e-5);  // averaged with a clean event
 }
 
+TEST(Scorer, EachSideOfAnErrorHasItsOwnScale) {
+  auto arch = fleettwin_architecture();
+  auto model = identity_model(arch, 0);  // reconstructs zeros: error = input
+  auto& meta = std::const_pointer_cast<Model>(model)->meta;
+  meta.error_scale[0] = 2;       // above the reconstruction
+  meta.error_scale_low[0] = 10;  // below it: healthy cars go far lower than higher
+  Scorer scorer(model);
+  std::vector<float> f(2 * kFeatureCount, 0);
+  f[arch.features[0]] = 4;
+  f[kFeatureCount + arch.features[0]] = -4;
+  std::vector<float> dev(2 * scorer.inputs());
+  scorer.deviations(f.data(), 2, dev.data());
+  EXPECT_FLOAT_EQ(dev[0], 2);
+  EXPECT_FLOAT_EQ(dev[scorer.inputs()], -0.4f);
+}
+
+TEST(Calibration, AlertStatisticIsTheKthLargestOfTheLastN) {
+  // Two cars interleaved; the rule raises on 2 of the last 3.
+  const std::vector<float> scores{5, 1, 1, 2, 4, 3, 2, 9, 0, 9};
+  const std::vector<uint32_t> cars{0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+  const auto s = alert_statistic(scores, cars, 2, 3);
+  EXPECT_TRUE(std::isinf(s[0]) && s[0] < 0);  // one event: the rule cannot raise yet
+  EXPECT_FLOAT_EQ(s[2], 1);                   // car 0: {5, 1} -> 2nd largest 1
+  EXPECT_FLOAT_EQ(s[4], 4);                   // {5, 1, 4}
+  EXPECT_FLOAT_EQ(s[6], 2);                   // {1, 4, 2}
+  EXPECT_FLOAT_EQ(s[8], 2);                   // {4, 2, 0}
+  EXPECT_FLOAT_EQ(s[7], 3);                   // car 1: {2, 3, 9}
+  EXPECT_FLOAT_EQ(s[9], 9);                   // {3, 9, 9}
+}
+
+/// Scores of `cars` cars x `events` events, car-major, each an exponential draw (a light tail like a
+/// healthy car's averaged error); cars listed in `failing` score 100 throughout.
+std::pair<std::vector<float>, std::vector<uint32_t>> exponential_scores(uint32_t cars, int events,
+                                                                        std::set<uint32_t> failing = {}) {
+  std::mt19937_64 rng(5);
+  std::exponential_distribution<float> e(1.0f);
+  std::pair<std::vector<float>, std::vector<uint32_t>> out;
+  for (uint32_t c = 0; c < cars; ++c)
+    for (int i = 0; i < events; ++i) {
+      out.first.push_back(failing.count(c) ? 100.0f : e(rng));
+      out.second.push_back(c);
+    }
+  return out;
+}
+
+TEST(Calibration, AlertRateThresholdExtrapolatesBeyondTheHeldOutData) {
+  // 200 cars x 6 blocks of 10 minutes. The max of 60 exponential draws is close to Gumbel(ln 60, 1), so
+  // the level a block max exceeds with probability p is about ln 60 - ln p.
+  auto [scores, cars] = exponential_scores(200, 360);
+  const double hours_per_event = 10.0 / 3600.0;
+  const auto loose = calibrate_alert_rate(scores, cars, hours_per_event, 1e-1);
+  const auto strict = calibrate_alert_rate(scores, cars, hours_per_event, 1e-3);
+  ASSERT_TRUE(loose && strict);
+  const double block_h = 60 * hours_per_event;
+  EXPECT_NEAR(strict->threshold, std::log(60.0) - std::log(1e-3 * block_h), 1.0);
+  EXPECT_GT(strict->threshold, loose->threshold + 3);  // 100x rarer: ln 100 = 4.6 higher
+  EXPECT_GT(strict->threshold, *std::max_element(scores.begin(), scores.end()));  // beyond what was seen
+  EXPECT_NE(strict->method.find("alert_rate"), std::string::npos);
+
+  // A few failing cars in the window do not move it much (they sit in the upper tail of the fit).
+  auto [with_failing, cars2] = exponential_scores(200, 360, {3, 50, 99, 150});
+  const auto robust = calibrate_alert_rate(with_failing, cars2, hours_per_event, 1e-3);
+  ASSERT_TRUE(robust);
+  EXPECT_NEAR(robust->threshold, strict->threshold, 0.5);
+  EXPECT_EQ(robust->excluded_cars, 4);  // the failing cars, and only they, are above it
+
+  // Too little history to fit an extreme: no answer rather than a guess.
+  auto [few, cars3] = exponential_scores(2, 60);
+  EXPECT_FALSE(calibrate_alert_rate(few, cars3, hours_per_event, 1e-3).has_value());
+}
+
+TEST(Calibration, EqualizedExtremesGiveEveryInputAndSideTheSameLevel) {
+  // Three inputs whose errors have very different healthy extremes: narrow, ten times wider, and
+  // lopsided (far lower than higher). After equalizing, a given extreme costs each of them the same.
+  auto arch = fleettwin_architecture();
+  auto shared = identity_model(arch, 0);  // reconstructs zeros: error = input
+  auto& model = *std::const_pointer_cast<Model>(shared);
+  const std::size_t rows_per_car = 120, cars = 100;
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> f(rows_per_car * cars * kFeatureCount, 0);
+  std::vector<uint32_t> car;
+  for (std::size_t r = 0; r < rows_per_car * cars; ++r) {
+    car.push_back(static_cast<uint32_t>(r / rows_per_car));
+    float* row = &f[r * kFeatureCount];
+    row[arch.features[0]] = u(rng);
+    row[arch.features[1]] = 10 * u(rng);
+    const float x = u(rng);
+    row[arch.features[2]] = x < 0 ? 10 * x : x;
+  }
+  ASSERT_TRUE(equalize_extremes(model, f.data(), car.data(), car.size(), 1e-4));
+  const auto& hi = model.meta.error_scale;
+  const auto& lo = model.meta.error_scale_low;
+  EXPECT_NEAR(hi[1] / hi[0], 10, 1.5);
+  EXPECT_NEAR(lo[1] / lo[0], 10, 1.5);
+  EXPECT_NEAR(lo[2] / hi[2], 10, 1.5);
+  EXPECT_NEAR(hi[2] / hi[0], 1, 0.15);
+  // Inputs that never move keep their typical error: an extreme below it would be noise.
+  EXPECT_FLOAT_EQ(hi[3], 1);
+  // Too few cars: nothing changes.
+  auto other = *std::const_pointer_cast<Model>(identity_model(arch, 0));
+  EXPECT_FALSE(equalize_extremes(other, f.data(), car.data(), 200, 1e-4));
+  EXPECT_FLOAT_EQ(other.meta.error_scale[1], 1);
+}
+
 TEST(Mlp, FastTanhMatchesTanh) {
   for (float x = -10; x <= 10; x += 0.01f) EXPECT_NEAR(fast_tanh(x), std::tanh(x), 2e-6) << x;
   DenseLayer bad;
@@ -225,6 +350,7 @@ TEST(Model, MetadataRoundTrips) {
   m.center.assign(18, 1.5f);
   m.scale.assign(18, 2);
   m.error_scale.assign(18, 0.25f);
+  m.error_scale_low.assign(18, 0.5f);
   m.weight.assign(18, 1);
   m.threshold = 0.75;
   m.threshold_method = "quantile_trimmed(q=0.999)";
@@ -243,6 +369,7 @@ TEST(Model, MetadataRoundTrips) {
   EXPECT_DOUBLE_EQ(back.architecture.smoothing, 0.25);
   EXPECT_EQ(back.center, m.center);
   EXPECT_EQ(back.error_scale, m.error_scale);
+  EXPECT_EQ(back.error_scale_low, m.error_scale_low);
   EXPECT_DOUBLE_EQ(back.threshold, 0.75);
   EXPECT_EQ(back.events, 3);
   EXPECT_THROW(meta_from_json("{}"), std::invalid_argument);

@@ -26,6 +26,7 @@ std::shared_ptr<const ml::Model> blind_model(const std::string& version, double 
   m->meta.center.assign(n, 0);
   m->meta.scale.assign(n, 1);
   m->meta.error_scale.assign(n, 1);
+  m->meta.error_scale_low.assign(n, 1);
   m->meta.weight.assign(n, 1);
   m->meta.threshold = threshold;
   m->meta.version = version;
