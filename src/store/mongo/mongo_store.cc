@@ -673,6 +673,13 @@ int64_t count(mongoc_collection_t* coll, const Bson& filter, const char* what) {
 
 int64_t hour_of(int64_t ts) { return (ts / kHourMs) * kHourMs; }  // as SQLite's integer division
 
+/// Wall-clock time in ms: the clock of the twin lease locks (shared by writers on several hosts).
+int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 /// {pipeline: [{$match: match}, ...stages]}: `match` is built with typed appends (it holds the caller's
 /// values); `stages_json` is constant text, a JSON array of the stages after it.
 Bson match_pipeline(const Bson& match, const std::string& stages_json) {
@@ -871,14 +878,25 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
   // lease a restarted sink stalled up to 30 s in this loop on such cars, and a sink whose release failed in
   // an outage stalled on its own leftover locks after the server came back. Now:
   //  - a lease lives kLeaseMs (5 s), and a holder writes only while its lease is young (less than half of
-  //    kLeaseMs since it was taken; otherwise it releases and takes the car again), and the write under the
-  //    lock is a single request sent at once (no backoff loop while holding): a writer's replace reaches the
+  //    kLeaseMs since it was taken; otherwise it releases and takes the car again), and each write under the
+  //    lock is a request sent at once (no backoff loop while holding): a writer's replace reaches the
   //    server at least half a lease before anyone may take the car over (the residual risk is a server
   //    that queues a request for more than 2.5 s; the lease clock is each writer's wall clock, so writers
   //    on different hosts need synchronized clocks, as before);
   //  - a lease owned by this instance is always taken over at once (it is a leftover of a failed release);
   //  - so a crashed writer's cars are free again after at most 5 s, once, not per batch.
+  //
+  // The replace goes out in commands of at most kUpdatesPerCommand statements, because of a third FerretDB
+  // 1.24 defect (found from a goroutine dump of a hung server): its `update` handler defers closing each
+  // statement's query until the whole command ends (msg_update.go: `defer closer.Close()` inside the loop
+  // over statements), so every statement that matches a document pins one of the 100 pooled SQLite
+  // connections (SetMaxOpenConns(100), not configurable) for the rest of the command. A command of 100+
+  // matching statements, e.g. a restarted sink's first batch of twins for 1,000 cars that all exist, then
+  // waits forever for a connection it holds itself, and every other operation on that database waits behind
+  // it while `ping` (served from memory) still answers. 16 leaves room for 6 such writers at once. Each chunk
+  // is sent only while the lease is young (as above); cars left when it is not are released and locked again.
   constexpr int64_t kLeaseMs = 5'000;
+  constexpr size_t kUpdatesPerCommand = 16;
   std::map<std::string, std::vector<size_t>> by_car;
   for (size_t i = 0; i < twins.size(); ++i) by_car[twins[i].id].push_back(i);
   std::vector<std::string> waiting;
@@ -888,9 +906,7 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
   int64_t backoff_ms = 2;
   CollectionPtr locks(mongoc_client_get_collection(_client, _pool->database().c_str(), "twin_locks"));
   while (!waiting.empty()) {
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now = wall_now_ms();
     std::vector<Bson> lock_docs;
     for (const auto& car : waiting) {
       Bson d;
@@ -946,29 +962,45 @@ int64_t MongoStore::upsert_twins_locked(const std::vector<core::Twin>& twins,
               stored[get_str(d, "_id")] = {get_int(d, "reported.seq"), get_int(d, "version")};
             },
             "twin guard");
-        const int64_t held = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count() -
-                             now;
+        const int64_t held = wall_now_ms() - now;
         if (held >= kLeaseMs / 2) {
           // Too slow to write safely before the lease may be taken over: release and lock again.
           still.insert(still.end(), got.begin(), got.end());
           got_released_for_retry = true;
         }
-        for (const auto& car : got_released_for_retry ? std::vector<std::string>{} : got) {
+        // Per locked car with a newer state: (car, its winning twin, how many of its updates apply).
+        struct Write {
+          const std::string* car;
+          size_t winner;
+          int64_t applied;
+        };
+        std::vector<Write> writes;
+        for (const auto& car : got) {
+          if (got_released_for_retry) break;
           auto it = stored.find(car);
           std::optional<size_t> winner;
+          int64_t n = 0;
           for (size_t i : by_car[car]) {
             const std::pair<int64_t, int64_t> mine{twins[i].reported.seq, twins[i].version};
             if (it == stored.end() || mine > it->second) {
               it = stored.insert_or_assign(car, mine).first;
               winner = i;
-              ++applied;
+              ++n;
             }
           }
-          if (winner) ops.push_back(*winner);
+          if (winner) writes.push_back(Write{&car, *winner, n});
         }
-        if (!ops.empty()) replace(ops);
+        for (size_t at = 0; at < writes.size(); at += kUpdatesPerCommand) {
+          if (at > 0 && wall_now_ms() - now >= kLeaseMs / 2) {
+            for (size_t j = at; j < writes.size(); ++j) still.push_back(*writes[j].car);
+            break;
+          }
+          const size_t end = std::min(writes.size(), at + kUpdatesPerCommand);
+          ops.clear();
+          for (size_t j = at; j < end; ++j) ops.push_back(writes[j].winner);
+          replace(ops);
+          for (size_t j = at; j < end; ++j) applied += writes[j].applied;
+        }
       }
     } catch (...) {
       failure = std::current_exception();
@@ -1131,16 +1163,43 @@ std::vector<core::Command> MongoStore::commands(const std::string& car, int64_t 
 
 HistoryStats MongoStore::history_stats() {
   HistoryStats s;
-  s.rows = count(_impl->telemetry.get(), Bson(), "history_stats");
+  if (_pool->capabilities().ferretdb) {
+    // FerretDB 1.24 pushes no filter but an _id equality down to SQLite: a count is a scan of the whole
+    // collection (each document decoded), as is the $group. So one pass counts both, per car, instead of two
+    // (measured with 300,000 rows: each pass takes tens of seconds on a busy 2-core machine).
+    //
+    // Such a pass reads inside one SQLite read transaction, and while it lasts concurrent writes cannot be
+    // checkpointed out of the WAL, which grows by everything written meanwhile and slows every request down
+    // (measured: ~1 GB in a minute behind a sink catching up). So callers count before or after a sink
+    // writes, not while it does (see run_pipeline).
+    Bson p(bson_new_from_json(
+        reinterpret_cast<const uint8_t*>(R"({"pipeline": [{"$group": {"_id": "$car", "n": {"$sum": 1}}}]})"),
+        -1, nullptr));
+    aggregate(
+        _impl->telemetry.get(), p,
+        [&](const bson_t* d) {
+          s.rows += get_int(d, "n");
+          ++s.cars;
+        },
+        "history_stats");
+  } else {
+    s.rows = count(_impl->telemetry.get(), Bson(), "history_stats");
+    // Distinct cars by $group, one round trip however many cars.
+    Bson p(bson_new_from_json(
+        reinterpret_cast<const uint8_t*>(R"({"pipeline": [{"$group": {"_id": "$car"}}, {"$count": "n"}]})"),
+        -1, nullptr));
+    aggregate(
+        _impl->telemetry.get(), p, [&](const bson_t* d) { s.cars = get_int(d, "n"); }, "history_stats");
+  }
   s.distinct = s.rows;  // _id is "{car}:{seq}": the unique index makes every row a distinct pair
-  // Distinct cars by $group (supported by FerretDB too), one round trip however many cars.
-  Bson p(bson_new_from_json(
-      reinterpret_cast<const uint8_t*>(R"({"pipeline": [{"$group": {"_id": "$car"}}, {"$count": "n"}]})"), -1,
-      nullptr));
-  aggregate(
-      _impl->telemetry.get(), p, [&](const bson_t* d) { s.cars = get_int(d, "n"); }, "history_stats");
   s.twins = count(_impl->twins.get(), Bson(), "history_stats");
   return s;
+}
+
+void MongoStore::scan_telemetry(const std::function<void(const TelemetryRow&)>& f) {
+  find(
+      _impl->telemetry.get(), Bson(), Bson(), [&](const bson_t* d) { f(read_telemetry(d)); },
+      "scan_telemetry");
 }
 
 std::vector<std::pair<std::string, int64_t>> MongoStore::max_seq_per_car() {

@@ -100,6 +100,10 @@ class MongoStore final : public TwinStore {
   /// A MongoError from the network, server selection or a server shutting down (MongoError::transient).
   bool transient_failure(const std::exception& error) const override;
 
+  /// Calls `f` with every telemetry row, in no particular order: one pass over the collection (on FerretDB
+  /// 1.24 every query of telemetry scans it anyway, even an _id lookup: its _id index is on another SQL
+  /// expression than its lookups use). For checks of a whole store (tests, tooling).
+  void scan_telemetry(const std::function<void(const TelemetryRow&)>& f);
   const MongoCapabilities& capabilities() const { return _pool->capabilities(); }
   /// Bulk writes retried / given up since this instance opened.
   int64_t retries() const { return _retries; }
