@@ -40,6 +40,7 @@ ml::TrainOptions train_options(const Config& config) {
   o.max_epochs = static_cast<int>(config.get_int("ml.epochs"));
   o.max_rows = static_cast<std::size_t>(config.get_int("ml.max_rows"));
   o.quantile = config.get_double("ml.quantile");
+  o.input_dropout = config.get_double("ml.input_dropout");
   o.threshold_method = config.get_string("ml.threshold_method");
   if (o.threshold_method != "alert_rate" && o.threshold_method != "quantile")
     throw ConfigError("ml.threshold_method must be alert_rate or quantile, not \"" + o.threshold_method +
@@ -198,7 +199,7 @@ int run_train(TrainFlags& f, Config& config) {
       m.version.c_str(), m.architecture.features.size(), static_cast<long long>(m.events),
       static_cast<long long>(m.cars), static_cast<long long>(m.epochs), m.train_seconds, m.train_loss,
       m.val_loss);
-  std::printf("threshold %.5g (%s, %lld cars left out of calibration)\n", m.threshold,
+  std::printf("threshold %.5g (%s; %lld held-out cars treated as failing)\n", m.threshold,
               m.threshold_method.c_str(), static_cast<long long>(m.excluded_cars));
   std::string artifact = ml::encode_artifact(*model);
   {

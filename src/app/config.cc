@@ -192,6 +192,9 @@ const std::vector<ConfigKey> kKeys = {
     {"ml.quantile", ConfigType::kDouble, "0.995", 0.5, 1,
      "quantile threshold: this quantile of reconstruction scores on held-out data (cars far above it left "
      "out)."},
+    {"ml.input_dropout", ConfigType::kDouble, "0.05", 0, 0.9,
+     "Denoising: share of inputs hidden in each training row, so the autoencoder predicts each signal from "
+     "the others rather than copying it."},
     {"ml.epochs", ConfigType::kInt, "30", 1, 10000,
      "Training epochs at most (early stopping may end sooner)."},
     {"ml.max_rows", ConfigType::kInt, "400000", 100, 100000000,

@@ -66,7 +66,9 @@ struct ModelMeta {
   int64_t from_ts = 0, to_ts = 0, events = 0, cars = 0;
   double train_loss = 0, val_loss = 0, train_seconds = 0;
   int64_t epochs = 0;
-  int64_t excluded_cars = 0;  ///< cars left out of calibration as outliers
+  /// Held-out cars calibration treated as failing: left out (quantile), or already above the threshold in
+  /// the training window (alert_rate, whose robust fit ignores them).
+  int64_t excluded_cars = 0;
 };
 
 std::string meta_to_json(const ModelMeta& m);

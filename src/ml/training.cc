@@ -173,7 +173,13 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
       auto idx = perm.slice(0, s, std::min<int64_t>(s + batch, static_cast<int64_t>(n_train)));
       auto x = train_t.index_select(0, idx);
       adam.zero_grad();
-      auto loss = torch::mse_loss(net->forward(x), x);
+      // Denoising: a share of the inputs is set to the median (0 once scaled) and the network must still
+      // give back the clean row, so it learns to predict each signal from the others instead of copying it
+      // through, and a failure in one signal is not reconstructed along with it.
+      auto input = x;
+      if (options.input_dropout > 0)
+        input = x * (torch::rand_like(x) >= options.input_dropout).to(torch::kFloat);
+      auto loss = torch::mse_loss(net->forward(input), x);
       loss.backward();
       adam.step();
       sum += loss.item<double>();

@@ -19,7 +19,8 @@ struct TrainOptions {
   int max_epochs = 30;
   std::size_t batch = 256;
   double learning_rate = 1e-3;
-  int patience = 3;                  ///< epochs without a better validation loss before stopping
+  double input_dropout = 0.05;  ///< share of inputs hidden from the network in each training row (denoising)
+  int patience = 3;             ///< epochs without a better validation loss before stopping
   double validation_fraction = 0.2;  ///< share of cars held out for early stopping and calibration
   std::size_t max_rows = 400'000;    ///< larger histories are sampled down to this many rows
   /// "alert_rate": the threshold at which healthy held-out cars would raise `target_false_alerts` per

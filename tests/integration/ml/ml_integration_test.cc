@@ -132,7 +132,7 @@ TEST(MlIntegration, FailingCarsGetAlertsAndOneServiceCommandEach) {
   const auto firmware = ml::evaluate(alerts, ml::kAlertOutdatedFirmware, truth,
                                      {sim::FailureMode::kOutdatedFirmware}, car_hours, eo);
   std::printf("learned: %s\nfirmware rule: %s\n", learned.to_json().c_str(), firmware.to_json().c_str());
-  // Issue 6 asks for recall above 0.8 here; the model reaches 0.5 with precision 1 (see docs/benchmarks.md
+  // Issue 6 asks for recall above 0.8 here; the model reaches 0.58 with precision 1 (see docs/benchmarks.md
   // for why: with ten times the default failure rate many cars fail twice and an open alert hides the
   // second failure, overheating and drive-shaft wear show only while a car drives, and 30 minutes of 200
   // cars, failing ones among them, is little to learn from). These bounds guard what works today.
