@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/bench_util.h"
 #include "app/commands.h"
 #include "app/ml_setup.h"
 #include "codec/avro.h"
@@ -69,26 +70,6 @@ struct ScoreRun {
     return memory_cpu_s > 0 ? static_cast<double>(events) / memory_cpu_s : 0;
   }
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-double process_cpu_s() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-double thread_cpu_s() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
 
 int64_t total(const std::vector<int64_t>& offsets) {
   int64_t n = 0;
@@ -221,7 +202,7 @@ void score_in_memory(const Batches& batches, std::shared_ptr<const ml::Model> mo
   ml::Monitor monitor(options);
   monitor.set_model(std::move(model));
   ml::MonitorOutput out;
-  const double cpu0 = thread_cpu_s();
+  const double cpu0 = bench::thread_cpu_seconds();
   const auto t0 = Clock::now();
   for (const auto& batch : batches) {
     out.clear();
@@ -229,7 +210,7 @@ void score_in_memory(const Batches& batches, std::shared_ptr<const ml::Model> mo
     for (const auto& a : out.alerts) run.memory_alerts += a.raised;
   }
   run.memory_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  run.memory_cpu_s = thread_cpu_s() - cpu0;
+  run.memory_cpu_s = bench::thread_cpu_seconds() - cpu0;
 }
 
 /// What the stage's run needs besides the log.
@@ -258,7 +239,7 @@ void score_on_kafka(log::KafkaLog& kafka, const StageSetup& setup, int64_t expec
   const int64_t commands0 = total(kafka.end_offsets(t::kCommands));
 
   stages::StageRunner runner(std::move(stage), kafka, metrics, ro);
-  const double cpu0 = process_cpu_s();
+  const double cpu0 = bench::process_cpu_seconds();
   const auto started = Clock::now();
   runner.start();
   const bool tty = ::isatty(STDERR_FILENO);
@@ -300,7 +281,7 @@ void score_on_kafka(log::KafkaLog& kafka, const StageSetup& setup, int64_t expec
       next_progress += std::chrono::seconds(1);
     }
   }
-  run.cpu_s = process_cpu_s() - cpu0;
+  run.cpu_s = bench::process_cpu_seconds() - cpu0;
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!timed.first_batch(first)) first = started;
   runner.request_stop();
@@ -436,14 +417,15 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
       "median of %lld runs, %s events, %lld cars: score stage on Kafka %.0f events/s, %.0f events/s "
       "per core; in memory (ml::Monitor) %.0f events/s per core; in memory / Kafka per core %.2fx\n",
       static_cast<long long>(f.runs), with_commas(events).c_str(), static_cast<long long>(f.cars),
-      median(rate), median(per_core), median(memory_per_core), median(ratio));
+      bench::median(rate), bench::median(per_core), bench::median(memory_per_core), bench::median(ratio));
   if (!f.json_path.empty()) {
     std::ofstream out(f.json_path);
     out << "{\"events\":" << events << ",\"cars\":" << f.cars << ",\"runs\":" << f.runs << ",\"model\":\""
-        << setup.model->meta.version << "\",\"kafka_events_per_s\":" << median(rate)
-        << ",\"kafka_events_per_core_s\":" << median(per_core)
-        << ",\"memory_events_per_core_s\":" << median(memory_per_core) << ",\"ratio\":" << median(ratio)
-        << ",\"scores\":" << runs.back().scores << ",\"alerts_written\":" << runs.back().alert_records
+        << setup.model->meta.version << "\",\"kafka_events_per_s\":" << bench::median(rate)
+        << ",\"kafka_events_per_core_s\":" << bench::median(per_core)
+        << ",\"memory_events_per_core_s\":" << bench::median(memory_per_core)
+        << ",\"ratio\":" << bench::median(ratio) << ",\"scores\":" << runs.back().scores
+        << ",\"alerts_written\":" << runs.back().alert_records
         << ",\"alerts_raised\":" << runs.back().alerts_raised << ",\"commands\":" << runs.back().commands
         << "}\n";
     if (!out) throw std::runtime_error("cannot write " + f.json_path);

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/bench_util.h"
 #include "app/commands.h"
 #include "app/pipeline.h"
 #include "codec/json.h"
@@ -55,13 +56,6 @@ struct SinkRate {
   double docs_per_s() const { return seconds > 0 ? static_cast<double>(docs) / seconds : 0; }
   double twins_per_s() const { return seconds > 0 ? static_cast<double>(twin_upserts) / seconds : 0; }
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /// `uri` with its database path replaced by `db` (options after '?' kept).
 std::string with_database(const std::string& uri, const std::string& db) {
@@ -301,7 +295,7 @@ int run_bench_sink(const BenchSinkFlags& flags, Config& config) {
     std::fflush(stdout);
     kc_docs.push_back(kc.docs_per_s());
   }
-  const double ft = median(ft_docs), tw = median(ft_twins), kc = median(kc_docs);
+  const double ft = bench::median(ft_docs), tw = bench::median(ft_twins), kc = bench::median(kc_docs);
   std::printf("median of %lld runs: fleettwin %.0f docs/s, %.0f twin upserts/s",
               static_cast<long long>(flags.runs), ft, tw);
   if (!flags.no_connector) std::printf("; connector %.0f docs/s; ratio %.2fx", kc, kc > 0 ? ft / kc : 0.0);

@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "app/bench_util.h"
 #include "app/mqtt_fleet.h"
 #include "app/mqtt_front.h"
 #include "codec/json.h"
@@ -27,19 +28,6 @@ namespace t = core::topics;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double cpu_seconds() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-double peak_rss_mb() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
 
 /// Reads fleet.telemetry.raw and keeps every (car, seq) seen, and the publish-to-log latency once `measure`
 /// is set. Its own thread.
@@ -234,7 +222,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
     res.bridge_alone_messages = b.published;
     auto& forwarded = metrics.counter("fleettwin_bridge_telemetry_total", "");
     const int64_t before = forwarded.value();
-    const double cpu0 = cpu_seconds();
+    const double cpu0 = bench::process_cpu_seconds();
     const auto t0 = Clock::now();
     stages::Bridge alone(bridge_opts, log, metrics, clock);
     alone.start();
@@ -243,7 +231,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
            stop_signals.load() == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    const double cpu = cpu_seconds() - cpu0;
+    const double cpu = bench::process_cpu_seconds() - cpu0;
     const int64_t drained = forwarded.value() - before;
     alone.request_stop();
     alone.join();
@@ -252,7 +240,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
     std::fprintf(stderr, "bench mqtt: phase 2: bridge drained %lld of %lld in %.1f s using %.2f CPU s\n",
                  (long long)drained, (long long)b.published, secs, cpu);
   }
-  res.peak_rss_mb = peak_rss_mb();
+  res.peak_rss_mb = bench::peak_rss_mb();
   std::filesystem::remove_all(dir);
   return res;
 }
