@@ -111,10 +111,12 @@ class Service {
   std::string _address;
 };
 
-/// Waits for `pred` up to `limit`; returns whether it became true.
+/// Waits for `pred` up to `limit`, asking every `every`; returns whether it became true.
 /// Exceptions from `pred` count as "not yet" (e.g. a store file whose schema is still being created).
+/// A longer `every` for checks that load what they watch (a query that scans a collection).
 template <typename Pred>
-bool eventually(Pred pred, std::chrono::seconds limit) {
+bool eventually(Pred pred, std::chrono::seconds limit,
+                std::chrono::milliseconds every = std::chrono::milliseconds(200)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
     try {
@@ -122,7 +124,7 @@ bool eventually(Pred pred, std::chrono::seconds limit) {
     } catch (const std::exception&) {
       // e.g. the store file exists but its schema is still being created: not yet
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(every);
   }
   return pred();
 }

@@ -132,21 +132,6 @@ int64_t last_of(const std::string& log_path, const std::string& label) {
   return s.empty() ? -1 : s.back();
 }
 
-/// Polls `pred` every `every` up to `limit`. For store queries: FerretDB runs $group in memory, and polling
-/// it several times a second would slow the sink under test.
-template <typename Pred>
-bool every_while(std::chrono::seconds every, std::chrono::seconds limit, Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    try {
-      if (pred()) return true;
-    } catch (const std::exception&) {
-    }
-    if (std::chrono::steady_clock::now() + every > deadline) return false;
-    std::this_thread::sleep_for(every);
-  }
-}
-
 /// Waits (up to `drain`) until every role has consumed everything (progress lines: lag 0), then until every
 /// twin has reached its car's last seq and the store holds all `cars * kSeconds` rows; `stats` are its counts
 /// then. On FerretDB a count reads the whole telemetry collection (tens of seconds for 300,000 rows), so it
@@ -166,15 +151,22 @@ void wait_for_everything(Distributed& d, store::MongoStore& check, int64_t cars,
   lagging.limit = 1;
   lagging.filter = store::parse_filter("reported.seq != " + std::to_string(kSeconds));
   // Twins arrive up to a twin flush interval after the last event.
-  ASSERT_TRUE(every_while(2s, 90s, [&] {
-    return static_cast<int64_t>(check.list_twins(all).size()) >= cars && check.list_twins(lagging).empty();
-  })) << read_file(d.path("sink.log"));
+  // Polled every few seconds: on FerretDB each of these queries scans a collection, and polling faster
+  // would slow the sink under test.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return static_cast<int64_t>(check.list_twins(all).size()) >= cars &&
+               check.list_twins(lagging).empty();
+      },
+      90s, 2s))
+      << read_file(d.path("sink.log"));
   const int64_t expected = cars * kSeconds;
-  ASSERT_TRUE(every_while(5s, 120s,
-                          [&] {
-                            stats = check.history_stats();
-                            return stats.rows >= expected;
-                          }))
+  ASSERT_TRUE(eventually(
+      [&] {
+        stats = check.history_stats();
+        return stats.rows >= expected;
+      },
+      120s, 5s))
       << "stored " << stats.rows << " of " << expected << " rows\n"
       << read_file(d.path("sink.log"));
 }
