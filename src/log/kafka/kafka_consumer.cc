@@ -244,6 +244,13 @@ void KafkaConsumer::commit_pending(const std::vector<TopicPartition>* owned) {
   std::string where;
   const auto deadline = std::chrono::steady_clock::now() + _options.operation_timeout;
   if (const auto err = commit_once(offsets, deadline, where)) {
+    if (rebalance_commit_error(err)) {
+      // Another rebalance began before this one settled (a member joined or left meanwhile): the commit
+      // waits for the next callback again, as it did for this one; the caller's deadline still bounds it.
+      spdlog::info("kafka commit: {}; waiting for the next rebalance callback", error_text(err));
+      _committing = std::move(offsets);
+      return;
+    }
     _commit_error = "kafka commit failed during a rebalance" + (where.empty() ? "" : " for " + where) + ": " +
                     error_text(err);
   }
