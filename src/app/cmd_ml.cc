@@ -41,6 +41,7 @@ ml::TrainOptions train_options(const Config& config) {
   o.max_rows = static_cast<std::size_t>(config.get_int("ml.max_rows"));
   o.quantile = config.get_double("ml.quantile");
   o.input_dropout = config.get_double("ml.input_dropout");
+  o.reconstruction_range = config.get_double("ml.reconstruction_range");
   o.threshold_method = config.get_string("ml.threshold_method");
   if (o.threshold_method != "alert_rate" && o.threshold_method != "quantile")
     throw ConfigError("ml.threshold_method must be alert_rate or quantile, not \"" + o.threshold_method +

@@ -195,6 +195,11 @@ const std::vector<ConfigKey> kKeys = {
     {"ml.input_dropout", ConfigType::kDouble, "0.05", 0, 0.9,
      "Denoising: share of inputs hidden in each training row, so the autoencoder predicts each signal from "
      "the others rather than copying it."},
+    {"ml.reconstruction_range", ConfigType::kDouble, "0", 0, 1,
+     "When above 0, each input's reconstruction stays within the range this share of training cars stayed "
+     "within (widened by half its width), so a value no healthy car reads is never reconstructed as normal. "
+     "Off by default: it also flags healthy modes the training window did not show (see "
+     "docs/benchmarks.md)."},
     {"ml.epochs", ConfigType::kInt, "30", 1, 10000,
      "Training epochs at most (early stopping may end sooner)."},
     {"ml.max_rows", ConfigType::kInt, "400000", 100, 100000000,

@@ -10,7 +10,7 @@ namespace {
 constexpr std::array<std::string_view, kDerivedCount> kDerivedNames{
     "vibration_per_speed", "tyre_pressure_spread", "tyre_pressure_min_gap", "coolant_over_intake",
     "accel_imbalance",     "accel_amplitude_1_1",  "accel_amplitude_1_2",   "accel_amplitude_2_1",
-    "accel_amplitude_2_2", "engine_warmth",        "engine_heat",
+    "accel_amplitude_2_2", "engine_warmth",        "engine_heat",           "coolant_heading",
 };
 
 // Weight of the newest sample in the smoothed accelerometer amplitude: about the last 10 events (100 s at
@@ -25,6 +25,14 @@ constexpr double kEnergyFloor = 1e-3;
 constexpr double kWarmthTauMs = 300'000;
 constexpr double kHeatTauMs = 2'400'000;
 constexpr double kRunningAirFlow = 0.5;
+// Coolant heading: an engine's coolant approaches the temperature its cooling holds, T, exponentially with
+// a time constant of minutes (tau). Its average over the last minute (tau_s) then lags it by a fixed share
+// of the remaining distance, so T = coolant + (coolant - average) * (tau - tau_s) / tau_s: the temperature
+// the coolant is heading for, seen minutes before the coolant gets there. Started afresh with the engine, the
+// estimate's error decays with tau_s and is only ever too low after a cold start. A one-interval difference
+// instead would multiply the sensor's noise by 30.
+constexpr double kCoolantTauMs = 300'000;
+constexpr double kCoolantAverageMs = 60'000;
 
 }  // namespace
 
@@ -68,25 +76,43 @@ void extract_features(const core::Telemetry& t, CarFeatureState& state, float* o
   // Warmth follows wall time between events, whatever the send interval; the first event of a car starts
   // it at its current state.
   const double running = v[core::kIntakeAirFlowSpeed] > kRunningAirFlow ? 1.0 : 0.0;
+  const double coolant = v[core::kCoolantTemp];
+  const bool was_running = state.running;
+  state.running = running > 0;
   if (!state.primed) {
     state.engine_warmth = running;
     state.engine_heat = running;
   } else {
     // Events mostly come one send interval apart: the decay factors of the last gap are kept per thread.
     thread_local int64_t last_dt = -1;
-    thread_local double warm_decay = 1, heat_decay = 1;
+    thread_local double warm_decay = 1, heat_decay = 1, coolant_decay = 1;
     const int64_t dt = std::max<int64_t>(0, t.ts - state.last_ts);
     if (dt != last_dt) {
       last_dt = dt;
       warm_decay = std::exp(-static_cast<double>(dt) / kWarmthTauMs);
       heat_decay = std::exp(-static_cast<double>(dt) / kHeatTauMs);
+      coolant_decay = std::exp(-static_cast<double>(dt) / kCoolantAverageMs);
     }
     state.engine_warmth = running + (state.engine_warmth - running) * warm_decay;
     state.engine_heat = running + (state.engine_heat - running) * heat_decay;
+    state.coolant_average = coolant + (state.coolant_average - coolant) * coolant_decay;
+  }
+  if (!was_running || !state.primed) {
+    state.coolant_average = coolant;
+    state.running_since = t.ts;
   }
   state.last_ts = t.ts;
   d[9] = static_cast<float>(state.engine_warmth);
   d[10] = static_cast<float>(state.engine_heat);
+  // A stopped engine has no cooling to judge: undefined, not a temperature (see kUndefined).
+  constexpr double kHeadingGain = (kCoolantTauMs - kCoolantAverageMs) / kCoolantAverageMs;
+  // Undefined too for the first three averaging time constants after a start, while the estimate still
+  // carries the cold engine (its error decays as exp(-t / tau_s)): how cold a start is depends on how long
+  // the car stood, which a training window may not show in full.
+  const bool settled =
+      state.running && t.ts - state.running_since >= 3 * static_cast<int64_t>(kCoolantAverageMs);
+  d[11] =
+      settled ? static_cast<float>(coolant + (coolant - state.coolant_average) * kHeadingGain) : kUndefined;
   state.primed = true;
 }
 

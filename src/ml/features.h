@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstddef>
+#include <limits>
 #include <string_view>
 
 #include "core/telemetry.h"
@@ -10,9 +11,15 @@ namespace fleettwin::ml {
 
 /// Features derived from the signals so that the simulator's failure modes (and real ones like them) show up
 /// as a broken relationship between signals rather than as a value a healthy car never has.
-inline constexpr std::size_t kDerivedCount = 11;
+inline constexpr std::size_t kDerivedCount = 12;
 /// All 18 catalog signals first (catalog order), then the derived features.
 inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
+
+/// Value of a feature that has no meaning for this event (coolant_heading of a stopped engine). The scaler
+/// fits on the defined values only and puts an undefined one at its centre; the scorer counts no error on
+/// it. A placeholder value would instead widen the feature's range until a failure fits inside it.
+inline constexpr float kUndefined = std::numeric_limits<float>::quiet_NaN();
+inline bool defined(float feature) { return feature == feature; }
 
 /// Name of feature `i`: a catalog signal name, or one of the derived names below.
 std::string_view feature_name(std::size_t i);
@@ -26,6 +33,9 @@ struct CarFeatureState {
   std::array<double, 4> accel_energy{};  ///< smoothed |acceleration| per corner
   double engine_warmth = 0;              ///< share of the last minutes with the engine running
   double engine_heat = 0;                ///< share of the last hour with the engine running
+  double coolant_average = 0;            ///< coolant over the last minute the engine ran
+  int64_t running_since = 0;             ///< ts of the event the engine started at
+  bool running = false;                  ///< the engine ran at the last event
   int64_t last_ts = 0;
   bool primed = false;
 };
@@ -49,6 +59,11 @@ struct CarFeatureState {
 ///    cold start and a warm engine read very differently at the same speed.
 ///  - engine_heat: the same over a 40-minute time constant: a stopped engine cools over tens of minutes, so
 ///    how hot a parked car still is depends on how long it ran and how long ago.
+///  - coolant_heading: the temperature the coolant is heading for, extrapolated from how far the coolant
+///    has moved away from its last minute's average (time constants: 5 min engine, 1 min average). A running
+///    engine's cooling holds one temperature whether the engine is cold or warm, so failing cooling shows in
+///    minutes, while the coolant itself takes many minutes to climb out of the range a cold or cooling engine
+///    spans anyway. Undefined while the engine is off.
 /// A sagging battery cell needs no derived feature: voltage is close to linear in state of charge and
 /// current, which the autoencoder learns from the raw signals (a ratio such as voltage / charge
 /// extrapolated badly as charge ran lower than in training).

@@ -85,6 +85,12 @@ std::string meta_to_json(const ModelMeta& m) {
   w.end_object();
   floats(w, "error_scale", m.error_scale);
   floats(w, "error_scale_low", m.error_scale_low);
+  if (!m.recon_low.empty()) {
+    w.key("reconstruction_range").begin_object();
+    floats(w, "low", m.recon_low);
+    floats(w, "high", m.recon_high);
+    w.end_object();
+  }
   floats(w, "weight", m.weight);
   w.key("threshold").begin_object();
   w.key("value")
@@ -165,6 +171,14 @@ ModelMeta meta_from_json(std::string_view json) {
       float_array(need<simdjson::dom::element>(doc["error_scale_low"], "error_scale_low"), "error_scale_low");
   m.weight = float_array(need<simdjson::dom::element>(doc["weight"], "weight"), "weight");
   const auto n = m.architecture.features.size();
+  if (simdjson::dom::element range; doc["reconstruction_range"].get(range) == simdjson::SUCCESS) {
+    m.recon_low = float_array(need<simdjson::dom::element>(range["low"], "reconstruction_range.low"),
+                              "reconstruction_range.low");
+    m.recon_high = float_array(need<simdjson::dom::element>(range["high"], "reconstruction_range.high"),
+                               "reconstruction_range.high");
+    if (m.recon_low.size() != n || m.recon_high.size() != n)
+      throw std::invalid_argument("model metadata: reconstruction_range needs one low and high per feature");
+  }
   if (m.center.size() != n || m.scale.size() != n || m.error_scale.size() != n ||
       m.error_scale_low.size() != n || m.weight.size() != n)
     throw std::invalid_argument(
@@ -199,6 +213,9 @@ Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
     _inv_error.push_back(mse ? 1.0f : 1.0f / std::max(m.error_scale[j], 1e-6f));
     _inv_error_low.push_back(mse ? 1.0f : 1.0f / std::max(m.error_scale_low[j], 1e-6f));
   }
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  _recon_low = m.recon_low.empty() ? std::vector<float>(n, -kInf) : m.recon_low;
+  _recon_high = m.recon_high.empty() ? std::vector<float>(n, kInf) : m.recon_high;
 }
 
 void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
@@ -214,15 +231,18 @@ void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
     for (std::size_t r = 0; r < count; ++r) {
       const float* f = features + (start + r) * kFeatureCount;
       float* x = _in.data() + r * n;
-      for (std::size_t j = 0; j < n; ++j) x[j] = (f[idx[j]] - m.center[j]) * _inv_scale[j];
+      for (std::size_t j = 0; j < n; ++j)
+        x[j] = defined(f[idx[j]]) ? (f[idx[j]] - m.center[j]) * _inv_scale[j] : 0.f;
     }
     _model->mlp.forward(_in.data(), count, _out.data(), _scratch);
     for (std::size_t r = 0; r < count; ++r) {
       const float* x = _in.data() + r * n;
       const float* y = _out.data() + r * n;
+      const float* f = features + (start + r) * kFeatureCount;
       float* d = dev + (start + r) * n;
       for (std::size_t j = 0; j < n; ++j) {
-        const float e = x[j] - y[j];
+        const float e = defined(f[idx[j]]) ? x[j] - std::clamp(y[j], _recon_low[j], _recon_high[j])
+                                           : 0.f;  // no error on an undefined feature
         d[j] = e * (e >= 0 ? _inv_error[j] : _inv_error_low[j]);
       }
     }

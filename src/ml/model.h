@@ -58,6 +58,11 @@ struct ModelMeta {
   /// healthy cars do not make in that direction.
   std::vector<float> error_scale;
   std::vector<float> error_scale_low;
+  /// Range of each input's reconstruction (scaled units): the bulk of the training values. An autoencoder
+  /// extrapolates: shown a coolant hotter than any healthy one, it reconstructs it nearly as hot, because
+  /// every coolant signal agrees. Bounded, it can only say "healthy cars never read this" with a large
+  /// error. Empty: unbounded (artifacts written before it existed).
+  std::vector<float> recon_low, recon_high;
   std::vector<float> weight;  ///< per input weight in the score; control_unit_firmware gets 0 (a rule)
   double threshold = 0;
   std::string threshold_method;  ///< e.g. "quantile_trimmed(q=0.999)"
@@ -107,7 +112,8 @@ class Scorer {
 
  private:
   std::shared_ptr<const Model> _model;
-  std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error, _inv_error_low;
+  std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error, _inv_error_low, _recon_low,
+      _recon_high;
 };
 
 /// One car's running average of deviations (Architecture::smoothing). Plain value per car.

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "ml/features.h"
+
 namespace fleettwin::ml {
 
 RobustScaler::RobustScaler(std::vector<float> center, std::vector<float> scale)
@@ -27,9 +29,17 @@ double quantile(std::vector<float>& values, double q) {
 
 RobustScaler RobustScaler::fit(const float* data, std::size_t rows, std::size_t cols) {
   if (rows == 0) throw std::invalid_argument("scaler: no rows to fit on");
-  std::vector<float> center(cols), scale(cols), column(rows);
+  std::vector<float> center(cols), scale(cols), column;
+  column.reserve(rows);
   for (std::size_t c = 0; c < cols; ++c) {
-    for (std::size_t r = 0; r < rows; ++r) column[r] = data[r * cols + c];
+    column.clear();
+    for (std::size_t r = 0; r < rows; ++r)
+      if (defined(data[r * cols + c])) column.push_back(data[r * cols + c]);
+    if (column.empty()) {  // never defined in training: the model can only ever see its centre
+      center[c] = 0;
+      scale[c] = 1;
+      continue;
+    }
     const double q1 = quantile(column, 0.25), q3 = quantile(column, 0.75), med = quantile(column, 0.5);
     const double p5 = quantile(column, 0.05), p95 = quantile(column, 0.95);
     // The wider of two normal-sigma estimates: the IQR alone is tiny for a signal that is mostly still
@@ -50,7 +60,7 @@ void RobustScaler::transform(float* data, std::size_t rows) const {
   const std::size_t cols = _center.size();
   for (std::size_t r = 0; r < rows; ++r) {
     float* row = data + r * cols;
-    for (std::size_t c = 0; c < cols; ++c) row[c] = (row[c] - _center[c]) / _scale[c];
+    for (std::size_t c = 0; c < cols; ++c) row[c] = defined(row[c]) ? (row[c] - _center[c]) / _scale[c] : 0.f;
   }
 }
 

@@ -107,6 +107,8 @@ void progress_line(const std::string& name, int epoch, int max_epochs, double lo
 
 }  // namespace
 
+constexpr double kReconstructionMargin = 0.5;
+
 std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture& arch,
                                    const TrainOptions& options) {
   const auto started = std::chrono::steady_clock::now();
@@ -217,6 +219,38 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
       meta.weight[j] = 0;  // firmware is a rule, not learned
   meta.error_scale.assign(d, 1.0f);
   model->mlp = extract(net, arch);
+  if (options.reconstruction_range > 0 && arch.score == ScoreMethod::kMaxDeviation) {
+    // (The reference architecture stays as published: unbounded.) Per input: the range that all but a few
+    // cars stayed within. Failing cars in the training window are few, and their values are the extremes that
+    // bounding must exclude; a plain quantile of rows would count a failing car's hour of overheating as
+    // healthy.
+    const double share = std::min(options.reconstruction_range, 1.0);
+    std::unordered_map<uint32_t, std::pair<float, float>> extremes;
+    std::vector<float> lows, highs;
+    for (std::size_t j = 0; j < d; ++j) {
+      extremes.clear();
+      for (std::size_t r = 0; r < n_train; ++r) {
+        if (!defined(data.features[order[r] * kFeatureCount + arch.features[j]])) continue;
+        const float x = train[r * d + j];
+        const auto it = extremes.try_emplace(data.car[order[r]], x, x).first;
+        it->second.first = std::min(it->second.first, x);
+        it->second.second = std::max(it->second.second, x);
+      }
+      lows.clear();
+      highs.clear();
+      for (const auto& [car, e] : extremes) {
+        lows.push_back(e.first);
+        highs.push_back(e.second);
+      }
+      const double lo = lows.empty() ? 0.0 : quantile(lows, 1.0 - share);
+      const double hi = highs.empty() ? 0.0 : quantile(highs, share);
+      // Widened by half its width on each side: healthy signals drift past one hour's range (charge runs
+      // lower as the day goes on), and only a value well outside it is one no healthy car reads.
+      const double margin = kReconstructionMargin * (hi - lo);
+      meta.recon_low.push_back(static_cast<float>(lo - margin));
+      meta.recon_high.push_back(static_cast<float>(hi + margin));
+    }
+  }
 
   // Typical error per feature on the training rows, so a score of 3 means "three typical errors" whatever
   // the feature's units: the normal sigma (median absolute error x 1.4826), or a quarter of the 99.9th
@@ -230,13 +264,19 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
     const std::size_t n = std::min<std::size_t>(n_train, 100'000);
     std::vector<float> recon(n * d), scratch;
     model->mlp.forward(train.data(), n, recon.data(), scratch);
-    std::vector<float> col(n), high(n), low(n);
+    std::vector<float> col, high, low;
     for (std::size_t j = 0; j < d; ++j) {
+      col.clear();
+      high.clear();
+      low.clear();
       for (std::size_t r = 0; r < n; ++r) {
-        const float e = train[r * d + j] - recon[r * d + j];
-        col[r] = std::abs(e);
-        high[r] = std::max(e, 0.f);
-        low[r] = std::max(-e, 0.f);
+        if (!defined(data.features[order[r] * kFeatureCount + arch.features[j]])) continue;  // scored as 0
+        float y = recon[r * d + j];
+        if (!meta.recon_low.empty()) y = std::clamp(y, meta.recon_low[j], meta.recon_high[j]);
+        const float e = train[r * d + j] - y;
+        col.push_back(std::abs(e));
+        high.push_back(std::max(e, 0.f));
+        low.push_back(std::max(-e, 0.f));
       }
       const double sigma = quantile(col, 0.5) * 1.4826;
       // An integer signal (tyre pressure in whole psi) cannot be predicted finer than one step.

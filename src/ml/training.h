@@ -20,7 +20,12 @@ struct TrainOptions {
   std::size_t batch = 256;
   double learning_rate = 1e-3;
   double input_dropout = 0.05;  ///< share of inputs hidden from the network in each training row (denoising)
-  int patience = 3;             ///< epochs without a better validation loss before stopping
+  /// When above 0, each input's reconstruction is bounded to the range this share of training cars stayed
+  /// within (their highest and lowest values), widened by half its width on each side. Off by default: it
+  /// keeps failing cars in the training window from being learned, but also flags healthy modes the window
+  /// did not show (measured in docs/benchmarks.md).
+  double reconstruction_range = 0;
+  int patience = 3;                  ///< epochs without a better validation loss before stopping
   double validation_fraction = 0.2;  ///< share of cars held out for early stopping and calibration
   std::size_t max_rows = 400'000;    ///< larger histories are sampled down to this many rows
   /// "alert_rate": the threshold at which healthy held-out cars would raise `target_false_alerts` per

@@ -80,6 +80,38 @@ TEST(Features, EngineWarmthFollowsRunningTimeOverMinutes) {
   EXPECT_NEAR(f[feature_index("engine_heat")], std::exp(-300.0 / 2400.0), 1e-6);  // cools far slower
 }
 
+TEST(Features, CoolantHeadingShowsWhereTheCoolantIsGoingAndIsUndefinedWhileOff) {
+  CarFeatureState st;
+  std::array<float, kFeatureCount> f{};
+  const auto heading = feature_index("coolant_heading");
+  auto t = sample();
+  t.values[core::kIntakeAirFlowSpeed] = 0;  // parked
+  extract_features(t, st, f.data());
+  EXPECT_FALSE(defined(f[heading]));
+  // The engine starts; its coolant approaches 130 degrees (failing cooling) from 90 with a 5-minute time
+  // constant, sampled every 10 s without noise.
+  t.values[core::kIntakeAirFlowSpeed] = 20;
+  for (int i = 0; i <= 30; ++i) {
+    t.ts += 10'000;
+    t.values[core::kCoolantTemp] = 130.0 - 40.0 * std::exp(-i * 10.0 / 300.0);
+    extract_features(t, st, f.data());
+    if (i < 18) EXPECT_FALSE(defined(f[heading])) << i;  // the first three minutes after the start
+  }
+  EXPECT_NEAR(t.values[core::kCoolantTemp], 115.3, 0.1);  // the coolant itself is still far from it
+  EXPECT_NEAR(f[heading], 130, 3);                        // after 5 minutes (five averaging time constants)
+  // Steady coolant: it is where it is heading.
+  for (int i = 0; i < 60; ++i) {
+    t.ts += 10'000;
+    t.values[core::kCoolantTemp] = 90;
+    extract_features(t, st, f.data());
+  }
+  EXPECT_NEAR(f[heading], 90, 0.5);
+  t.ts += 10'000;
+  t.values[core::kIntakeAirFlowSpeed] = 0;
+  extract_features(t, st, f.data());
+  EXPECT_FALSE(defined(f[heading]));
+}
+
 TEST(Scaler, MedianAndInterquartileRange) {
   // Column 0: 1..9 (median 5, q1 3, q3 7); column 1 constant.
   std::vector<float> data;
@@ -107,6 +139,23 @@ TEST(Scaler, OutliersDoNotMoveIt) {
   EXPECT_NEAR(sa.center()[0], sb.center()[0], 1.0);
   EXPECT_NEAR(sa.scale()[0], sb.scale()[0], 0.5);
   EXPECT_THROW(RobustScaler::fit(a.data(), 0, 1), std::invalid_argument);
+}
+
+TEST(Scaler, UndefinedValuesAreLeftOutOfTheFitAndScaledToTheCentre) {
+  std::vector<float> data;
+  for (int i = 1; i <= 9; ++i) data.push_back(static_cast<float>(i));
+  for (int i = 0; i < 20; ++i) data.push_back(kUndefined);  // more undefined rows than defined ones
+  const auto s = RobustScaler::fit(data.data(), data.size(), 1);
+  EXPECT_FLOAT_EQ(s.center()[0], 5);
+  EXPECT_NEAR(s.scale()[0], 4 / 1.349, 1e-5);
+  std::vector<float> rows{kUndefined, 5};
+  s.transform(rows.data(), 2);
+  EXPECT_FLOAT_EQ(rows[0], 0);
+  EXPECT_FLOAT_EQ(rows[1], 0);
+  std::vector<float> never(5, kUndefined);
+  const auto n = RobustScaler::fit(never.data(), 5, 1);
+  EXPECT_FLOAT_EQ(n.center()[0], 0);
+  EXPECT_FLOAT_EQ(n.scale()[0], 1);
 }
 
 TEST(Scaler, Quantile) {
@@ -341,6 +390,30 @@ TEST(Mlp, FastTanhMatchesTanh) {
   EXPECT_THROW(Mlp({bad}), std::invalid_argument);
 }
 
+TEST(Scorer, UndefinedFeaturesCountNoErrorAndReconstructionsStayInRange) {
+  auto arch = fleettwin_architecture();
+  auto model = identity_model(arch, 1);  // reconstructs its input exactly
+  auto& meta = std::const_pointer_cast<Model>(model)->meta;
+  meta.recon_low.assign(arch.features.size(), -3);
+  meta.recon_high.assign(arch.features.size(), 3);
+  Scorer scorer(model);
+  std::vector<float> f(kFeatureCount, 0);
+  f[arch.features[0]] = 10;  // beyond anything seen in training: reconstructed as 3 at most
+  f[arch.features[1]] = -5;
+  f[arch.features[2]] = 2;  // within range: reconstructed exactly
+  f[arch.features[3]] = kUndefined;
+  std::vector<float> dev(scorer.inputs());
+  scorer.deviations(f.data(), 1, dev.data());
+  EXPECT_FLOAT_EQ(dev[0], 7);
+  EXPECT_FLOAT_EQ(dev[1], -2);
+  EXPECT_FLOAT_EQ(dev[2], 0);
+  EXPECT_FLOAT_EQ(dev[3], 0);
+  Scorer blind(identity_model(arch, 0));  // reconstructs zeros, yet an undefined input has no error
+  blind.deviations(f.data(), 1, dev.data());
+  EXPECT_FLOAT_EQ(dev[3], 0);
+  EXPECT_FLOAT_EQ(dev[0], 10);  // no range in the metadata: unbounded
+}
+
 TEST(Model, MetadataRoundTrips) {
   ModelMeta m;
   m.version = "fleettwin-1";
@@ -370,6 +443,14 @@ TEST(Model, MetadataRoundTrips) {
   EXPECT_EQ(back.center, m.center);
   EXPECT_EQ(back.error_scale, m.error_scale);
   EXPECT_EQ(back.error_scale_low, m.error_scale_low);
+  EXPECT_TRUE(back.recon_low.empty());  // written before ranges existed: unbounded
+  m.recon_low.assign(18, -2);
+  m.recon_high.assign(18, 2.5f);
+  const auto ranged = meta_from_json(meta_to_json(m));
+  EXPECT_EQ(ranged.recon_low, m.recon_low);
+  EXPECT_EQ(ranged.recon_high, m.recon_high);
+  m.recon_high.pop_back();
+  EXPECT_THROW(meta_from_json(meta_to_json(m)), std::invalid_argument);
   EXPECT_DOUBLE_EQ(back.threshold, 0.75);
   EXPECT_EQ(back.events, 3);
   EXPECT_THROW(meta_from_json("{}"), std::invalid_argument);

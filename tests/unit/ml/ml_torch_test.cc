@@ -61,6 +61,32 @@ TEST(Training, SaveLoadGivesIdenticalScores) {
   }
 }
 
+TEST(Training, ReconstructionRangeLeavesOutTheFewCarsBeyondTheRest) {
+  auto data = fleet_data();
+  const auto coolant = core::kCoolantTemp;
+  for (std::size_t r = 0; r < data.rows(); ++r)  // one car of ten overheats in the training window
+    if (data.car[r] == 3) data.features[r * kFeatureCount + coolant] += 200;
+  auto options = quick(2);
+  options.reconstruction_range = 0.8;
+  const auto model = train_model(data, fleettwin_architecture(), options);
+  const auto& m = model->meta;
+  const auto& features = m.architecture.features;
+  const auto j =
+      static_cast<std::size_t>(std::find(features.begin(), features.end(), coolant) - features.begin());
+  ASSERT_LT(j, features.size());
+  ASSERT_EQ(m.recon_high.size(), features.size());
+  float healthy_max = -1e9f, failing_max = -1e9f;
+  for (std::size_t r = 0; r < data.rows(); ++r)
+    (data.car[r] == 3 ? failing_max : healthy_max) =
+        std::max(data.car[r] == 3 ? failing_max : healthy_max, data.features[r * kFeatureCount + coolant]);
+  const float high = m.center[j] + m.recon_high[j] * m.scale[j];  // back in degrees
+  EXPECT_GE(high, healthy_max);       // the healthy range, widened by half its width
+  EXPECT_LT(high, failing_max - 50);  // but not as far as the failing car
+  EXPECT_LT(m.recon_low[j], m.recon_high[j]);
+  // The reference architecture stays as published: unbounded.
+  EXPECT_TRUE(train_model(data, reference_architecture(), options)->meta.recon_low.empty());
+}
+
 TEST(Training, ReferenceArchitectureShape) {
   const auto model = train_model(fleet_data(), reference_architecture(), quick(1));
   std::vector<std::size_t> widths{model->mlp.inputs()};
