@@ -32,6 +32,7 @@ ml::MonitorOptions monitor_options(const Config& config) {
     throw ConfigError("ml.raise_k (" + std::to_string(o.rule.raise_k) + ") cannot exceed ml.window_n (" +
                       std::to_string(o.rule.window_n) + ")");
   o.firmware_grace_ms = config.get_duration_ms("ml.firmware_grace");
+  o.new_symptom_settle_ms = config.get_duration_ms("ml.new_symptom_settle");
   return o;
 }
 

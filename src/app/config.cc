@@ -209,6 +209,14 @@ const std::vector<ConfigKey> kKeys = {
     {"ml.window_n", ConfigType::kInt, "5", 1, 64, "...among a car's last this many events."},
     {"ml.clear_m", ConfigType::kInt, "180", 1, 100000,
      "Alert hysteresis: clear after this many normal events in a row (180: 30 min at a 10 s interval)."},
+    {"ml.new_symptom_settle",
+     ConfigType::kDuration,
+     "15m",
+     0,
+     {},
+     "A car in alert raises another alert when a part of it (cooling, battery, drivetrain, tyres, chassis) "
+     "that was normal turns anomalous; the parts an alert covers are those anomalous this long after it was "
+     "raised (0: one alert per car at a time)."},
     {"ml.firmware_grace",
      ConfigType::kDuration,
      "1h",

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <string_view>
 
@@ -20,6 +21,14 @@ inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
 /// it. A placeholder value would instead widen the feature's range until a failure fits inside it.
 inline constexpr float kUndefined = std::numeric_limits<float>::quiet_NaN();
 inline bool defined(float feature) { return feature == feature; }
+
+/// The part of the car a feature tells about. An alert names the parts whose features are anomalous; a
+/// part turning anomalous on a car already in alert is a new failure, while more features of the same part
+/// turning anomalous are the same failure spreading (a flat tyre shows in its pressure, the spread and the
+/// gap).
+enum class Component : uint8_t { kCooling, kBattery, kDrivetrain, kTyres, kChassis, kControlUnit };
+inline constexpr std::size_t kComponentCount = 6;
+Component feature_component(std::size_t feature);
 
 /// Name of feature `i`: a catalog signal name, or one of the derived names below.
 std::string_view feature_name(std::size_t i);

@@ -276,6 +276,17 @@ float Scorer::score_of(const float* dev, std::array<Contribution, 3>* top) const
   return std::sqrt(std::max(best[0], 0.f));
 }
 
+uint64_t Scorer::above(const float* dev, float threshold) const {
+  const auto& m = _model->meta;
+  const std::size_t n = inputs();
+  if (m.architecture.score != ScoreMethod::kMaxDeviation || n > 64) return 0;
+  const float t2 = threshold * threshold;
+  uint64_t mask = 0;
+  for (std::size_t j = 0; j < n; ++j)
+    if (m.weight[j] * dev[j] * dev[j] > t2) mask |= uint64_t{1} << j;
+  return mask;
+}
+
 void Scorer::score(const float* features, std::size_t rows, float* scores, std::array<Contribution, 3>* top) {
   const std::size_t n = inputs();
   _dev.resize(rows * n);

@@ -106,6 +106,9 @@ class Scorer {
   void deviations(const float* features, std::size_t rows, float* dev);
   /// The score of one row of deviations (as deviations() wrote them, averaged or not).
   float score_of(const float* dev, std::array<Contribution, 3>* top) const;
+  /// Bit j set when input j alone scores above `threshold` (kMaxDeviation models of at most 64 inputs;
+  /// 0 otherwise): which signals are anomalous, for telling a new symptom from an old one.
+  uint64_t above(const float* dev, float threshold) const;
   std::size_t inputs() const { return _model->meta.architecture.features.size(); }
   const Model& model() const { return *_model; }
   const std::shared_ptr<const Model>& shared_model() const { return _model; }

@@ -1,5 +1,7 @@
 #include "ml/monitor.h"
 
+#include <algorithm>
+
 namespace fleettwin::ml {
 
 std::string alert_id(const std::string& car, const std::string& kind, int64_t raised_ts) {
@@ -9,7 +11,18 @@ std::string alert_id(const std::string& car, const std::string& kind, int64_t ra
 Monitor::Monitor(MonitorOptions options) : _options(options) { _fleet.grace_ms = options.firmware_grace_ms; }
 
 void Monitor::set_model(std::shared_ptr<const Model> model) {
+  _input_component.clear();
+  if (model)
+    for (const auto f : model->meta.architecture.features)
+      _input_component.push_back(static_cast<uint8_t>(feature_component(f)));
   _active = model ? std::make_unique<Scorer>(std::move(model)) : nullptr;
+}
+
+uint64_t Monitor::components(uint64_t inputs) const {
+  uint64_t out = 0;
+  for (std::size_t j = 0; inputs != 0 && j < _input_component.size(); ++j, inputs >>= 1)
+    if (inputs & 1) out |= uint64_t{1} << _input_component[j];
+  return out;
 }
 
 void Monitor::set_shadow(std::shared_ptr<const Model> model) {
@@ -29,7 +42,9 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
     Car& car = *_batch_cars[i];
     auto& avg = shadow ? car.shadow_errors : car.active_errors;
     codec::AnomalyScore s;
-    s.score = scorer.score_of(avg.update(_dev.data() + i * d, d, smoothing), &top);
+    const float* a = avg.update(_dev.data() + i * d, d, smoothing);
+    s.score = scorer.score_of(a, &top);
+    if (!shadow) _above[i] = components(scorer.above(a, static_cast<float>(meta.threshold)));
     s.car = events[i].car;
     s.ts = events[i].ts;
     s.seq = events[i].seq;
@@ -51,6 +66,7 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
     extract_features(events[i], car.features, _features.data() + i * kFeatureCount);
   }
   const std::size_t first_score = out.scores.size();
+  _above.assign(n, 0);
   if (_shadow) score_with(*_shadow, true, events, out.shadow_scores);
   if (_active) score_with(*_active, false, events, out.scores);
 
@@ -59,16 +75,7 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
     Car& car = *_batch_cars[i];
     // The alert's signal list is built only on a transition: copying names for every event cost more than
     // the rest of the hysteresis.
-    if (_active) {
-      const auto& s = out.scores[first_score + i];
-      const auto tr = car.anomaly.update(s.score > s.threshold, _options.rule);
-      if (tr != Transition::kNone) {
-        std::vector<std::string> signals;
-        for (const auto& d : s.top_signals) signals.push_back(d.signal);
-        emit(car.anomaly, tr, t, kAlertAnomaly, s.score, s.threshold, std::move(signals), s.model_version,
-             out);
-      }
-    }
+    if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _above[i], out);
     const auto version = static_cast<int64_t>(t.values[core::kControlUnitFirmware]);
     const bool outdated = car.firmware_rule.update(version, t.ts, _fleet);
     // The rule is exact, so one event raises and one clears it.
@@ -80,15 +87,64 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
   }
 }
 
+void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t above,
+                             MonitorOutput& out) {
+  // The alert's signal list is built only on a transition: copying names for every event cost more than
+  // the rest of the hysteresis.
+  auto signals = [&] {
+    std::vector<std::string> names;
+    for (const auto& d : s.top_signals) names.push_back(d.signal);
+    return names;
+  };
+  const auto tr = car.anomaly.update(s.score > s.threshold, _options.rule);
+  if (tr == Transition::kRaised) {
+    emit(car.anomaly, tr, t, kAlertAnomaly, s.score, s.threshold, signals(), s.model_version, out);
+    car.covered = above;
+    car.last_raise_ts = t.ts;
+    car.symptom = AlertTracker{};
+    car.further.clear();
+  } else if (tr == Transition::kCleared) {
+    // One car, one state: its further alerts clear with the first.
+    for (const int64_t raised : car.further)
+      emit(raised, false, t, kAlertAnomaly, s.score, s.threshold, signals(), s.model_version, out);
+    emit(car.anomaly, tr, t, kAlertAnomaly, s.score, s.threshold, signals(), s.model_version, out);
+    car.further.clear();
+  } else if (car.anomaly.active() && _options.new_symptom_settle_ms > 0) {
+    if (t.ts - car.last_raise_ts <= _options.new_symptom_settle_ms) {
+      car.covered |= above;  // the failure's signature is still spreading
+    } else if (car.symptom.update((above & ~car.covered) != 0, _options.rule) == Transition::kRaised) {
+      // The alert names the new part's signals among the top ones (the old part's may still be larger).
+      const uint64_t fresh_parts = above & ~car.covered;
+      std::vector<std::string> fresh;
+      for (const auto& d : s.top_signals)
+        if (fresh_parts >> static_cast<int>(feature_component(feature_index(d.signal))) & 1)
+          fresh.push_back(d.signal);
+      if (fresh.empty()) fresh = signals();
+      emit(t.ts, true, t, kAlertAnomaly, s.score, s.threshold, std::move(fresh), s.model_version, out);
+      car.further.push_back(t.ts);
+      car.covered |= above;
+      car.last_raise_ts = t.ts;
+      car.symptom = AlertTracker{};
+    }
+  }
+}
+
 void Monitor::emit(AlertTracker& tracker, Transition tr, const core::Telemetry& t, const char* kind,
                    double score, double threshold, std::vector<std::string> signals, const std::string& model,
                    MonitorOutput& out) {
   if (tr == Transition::kRaised) tracker.raised_ts = t.ts;
+  emit(tracker.raised_ts, tr == Transition::kRaised, t, kind, score, threshold, std::move(signals), model,
+       out);
+}
+
+void Monitor::emit(int64_t raised_ts, bool raised, const core::Telemetry& t, const char* kind, double score,
+                   double threshold, std::vector<std::string> signals, const std::string& model,
+                   MonitorOutput& out) {
   core::Alert a;
-  a.id = alert_id(t.car, kind, tracker.raised_ts);
+  a.id = alert_id(t.car, kind, raised_ts);
   a.car = t.car;
   a.kind = kind;
-  a.raised = tr == Transition::kRaised;
+  a.raised = raised;
   a.ts = t.ts;
   a.score = score;
   a.threshold = threshold;

@@ -18,6 +18,11 @@ inline constexpr const char* kAlertOutdatedFirmware = "outdated_firmware";
 
 struct MonitorOptions {
   HysteresisRule rule;
+  /// A car with an open anomaly alert raises another one when a part of the car (feature_component) that
+  /// was normal when its alerts were raised turns anomalous (the same hysteresis rule): a second failure is
+  /// not hidden behind the first. The parts an alert covers are those anomalous from its raise until this
+  /// long after it, while its failure's signature is still spreading. 0: no second alerts.
+  int64_t new_symptom_settle_ms = 900'000;
   int64_t firmware_grace_ms = 3'600'000;
 };
 
@@ -53,6 +58,13 @@ class Monitor {
   struct Car {
     CarFeatureState features;
     AlertTracker anomaly;
+    // While `anomaly` is open: the parts (feature_component bits) its alerts cover, when the last one was
+    // raised, the rule applied to the other inputs, and the raise times (ids) of further alerts, all cleared
+    // with it.
+    uint64_t covered = 0;
+    int64_t last_raise_ts = 0;
+    AlertTracker symptom;
+    std::vector<int64_t> further;
     AlertTracker firmware;
     FirmwareCar firmware_rule;
     ErrorAverage active_errors, shadow_errors;
@@ -63,6 +75,12 @@ class Monitor {
   static void emit(AlertTracker& tracker, Transition tr, const core::Telemetry& t, const char* kind,
                    double score, double threshold, std::vector<std::string> signals, const std::string& model,
                    MonitorOutput& out);
+  static void emit(int64_t raised_ts, bool raised, const core::Telemetry& t, const char* kind, double score,
+                   double threshold, std::vector<std::string> signals, const std::string& model,
+                   MonitorOutput& out);
+  /// The anomaly alerts of one car at event `i` of the batch (active model).
+  void anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t above,
+                      MonitorOutput& out);
 
   MonitorOptions _options;
   FirmwareFleet _fleet;
@@ -70,6 +88,10 @@ class Monitor {
   std::unordered_map<std::string, Car> _cars;
   std::vector<Car*> _batch_cars;
   std::vector<float> _features, _dev;
+  /// Component bits of the anomalous inputs in `inputs` (Scorer::above of the active model).
+  uint64_t components(uint64_t inputs) const;
+  std::vector<uint8_t> _input_component;  // active model input -> Component
+  std::vector<uint64_t> _above;           // per event of the batch: anomalous components, active model
 };
 
 /// Id of an alert: "{car}:{kind}:{raised_ts}"; its clear event carries the same id.

@@ -98,7 +98,8 @@ const StageDescriptor& ScoreStage::static_descriptor() {
       "score",
       {t::kTelemetry},
       {t::kScores, t::kAlerts, t::kCommands, t::kModels},
-      {"ml.warmup", "ml.quantile", "ml.raise_k", "ml.window_n", "ml.clear_m", "ml.firmware_grace"},
+      {"ml.warmup", "ml.quantile", "ml.raise_k", "ml.window_n", "ml.clear_m", "ml.new_symptom_settle",
+       "ml.firmware_grace"},
       "scores every event with the anomaly model (loaded from fleet.models, or trained after a warm-up), "
       "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service"};
   return d;

@@ -501,6 +501,43 @@ TEST(Monitor, RaisesOnceWithDeterministicIdAndClears) {
   EXPECT_EQ(out.alerts[1].ts, 6000);
 }
 
+// A car in alert for its cooling gets a second alert when its battery turns anomalous too, not when a part
+// that was anomalous while the first alert settled (its tyres) does again; both clear together.
+TEST(Monitor, ANewPartTurningAnomalousRaisesAnotherAlert) {
+  for (const int64_t settle : {int64_t{5000}, int64_t{0}}) {
+    MonitorOptions o;
+    o.rule = {2, 3, 40};
+    o.new_symptom_settle_ms = settle;
+    Monitor mon(o);
+    mon.set_model(identity_model(fleettwin_architecture(), 0));  // error = input
+    std::vector<core::Telemetry> batch;
+    for (int i = 0; i < 80; ++i) {
+      core::Telemetry t;
+      t.car = "car-9";
+      t.seq = i + 1;
+      t.ts = 1000 * (i + 1);
+      t.values[core::kCoolantTemp] = i >= 1 && i <= 20 ? 100 : 0;                // raises at ts 3000
+      t.values[core::kTirePressure11] = i == 5 || i == 14 || i == 15 ? 100 : 0;  // settling, then again
+      t.values[core::kBatteryVoltage] = i >= 10 && i <= 20 ? 100 : 0;            // a new part
+      batch.push_back(t);
+    }
+    MonitorOutput out;
+    mon.process(batch, out);
+    std::vector<std::string> raised, cleared;
+    for (const auto& a : out.alerts) (a.raised ? raised : cleared).push_back(a.id);
+    if (settle == 0) {
+      EXPECT_EQ(raised, std::vector<std::string>{"car-9:anomaly:3000"});
+      continue;
+    }
+    ASSERT_EQ(raised, (std::vector<std::string>{"car-9:anomaly:3000", "car-9:anomaly:12000"}));
+    EXPECT_EQ(out.alerts[1].signals.front(), "battery_voltage");  // the new part's signal first
+    ASSERT_EQ(cleared.size(), 2u);
+    EXPECT_EQ(std::set<std::string>(cleared.begin(), cleared.end()),
+              std::set<std::string>(raised.begin(), raised.end()));
+    EXPECT_EQ(out.alerts.back().ts, 61000);  // 40 normal events after the last anomalous one
+  }
+}
+
 TEST(Monitor, FirmwareRollbackIsARuleAlert) {
   Monitor mon;
   std::vector<core::Telemetry> batch(3);
