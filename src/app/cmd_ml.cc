@@ -33,6 +33,7 @@ ml::MonitorOptions monitor_options(const Config& config) {
                       std::to_string(o.rule.window_n) + ")");
   o.firmware_grace_ms = config.get_duration_ms("ml.firmware_grace");
   o.new_symptom_settle_ms = config.get_duration_ms("ml.new_symptom_settle");
+  o.skip_unfamiliar = config.get_bool("ml.skip_unfamiliar");
   return o;
 }
 
@@ -230,7 +231,7 @@ struct EvalFlags {
 /// batches; the events before only warm up per-car state. Returns the alerts raised and cleared.
 std::vector<core::Alert> replay(const std::vector<core::Telemetry>& events,
                                 std::shared_ptr<const ml::Model> model, const ml::MonitorOptions& options,
-                                int64_t scoring_from) {
+                                int64_t scoring_from, int64_t* unfamiliar) {
   ml::Monitor monitor(options);
   std::vector<core::Alert> alerts;
   std::vector<core::Telemetry> batch;
@@ -253,6 +254,7 @@ std::vector<core::Alert> replay(const std::vector<core::Telemetry>& events,
     if (batch.size() == 5000) flush();
   }
   flush();
+  *unfamiliar = monitor.unfamiliar_events();
   return alerts;
 }
 
@@ -300,10 +302,13 @@ int run_eval(EvalFlags& f, Config& config) {
   eo.window_ms = config.get_duration_ms("ml.eval_window");
   eo.from_ts = train_end;
   eo.to_ts = events.back().ts - 5 * 60'000;  // failures in the last 5 minutes have too little data after them
-  const auto our_alerts = replay(events, ours, mopts, train_end);
-  const auto ref_alerts = replay(events, reference, mopts, train_end);
-  const auto mine = ml::evaluate(our_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
-  const auto ref = ml::evaluate(ref_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
+  int64_t our_unfamiliar = 0, ref_unfamiliar = 0;
+  const auto our_alerts = replay(events, ours, mopts, train_end, &our_unfamiliar);
+  const auto ref_alerts = replay(events, reference, mopts, train_end, &ref_unfamiliar);
+  auto mine = ml::evaluate(our_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
+  auto ref = ml::evaluate(ref_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
+  mine.unfamiliar_events = our_unfamiliar;
+  ref.unfamiliar_events = ref_unfamiliar;
   const auto fw = ml::evaluate(our_alerts, ml::kAlertOutdatedFirmware, truth,
                                {sim::FailureMode::kOutdatedFirmware}, car_hours, eo);
 
@@ -320,6 +325,11 @@ int run_eval(EvalFlags& f, Config& config) {
                 static_cast<long long>(mine.per_mode[i].failures), mine.per_mode[i].median_delay_s,
                 static_cast<long long>(ref.per_mode[i].detected),
                 static_cast<long long>(ref.per_mode[i].failures), ref.per_mode[i].median_delay_s);
+  if (our_unfamiliar > 0)
+    std::printf(
+        "\nfleettwin: %lld anomalous events in conditions the training window never showed were not "
+        "counted towards alerts (ml.skip_unfamiliar); retrain on a longer history to judge them\n",
+        static_cast<long long>(our_unfamiliar));
   std::printf("\noutdated firmware (a rule, not learned):\n");
   print_row("firmware rule", fw);
   if (!f.json.empty()) {

@@ -217,6 +217,15 @@ const std::vector<ConfigKey> kKeys = {
      "A car in alert raises another alert when a part of it (cooling, battery, drivetrain, tyres, chassis) "
      "that was normal turns anomalous; the parts an alert covers are those anomalous this long after it was "
      "raised (0: one alert per car at a time)."},
+    {"ml.skip_unfamiliar",
+     ConfigType::kBool,
+     "true",
+     {},
+     {},
+     "An anomalous event whose anomalous signals all read values seen in training, while another signal "
+     "reads "
+     "a value the training window never showed, is counted (fleettwin_score_unfamiliar_total) but raises no "
+     "alert: the model is extrapolating."},
     {"ml.firmware_grace",
      ConfigType::kDuration,
      "1h",

@@ -103,7 +103,7 @@ std::string EvalReport::to_json() const {
       .integer(true_alerts)
       .key("false_alerts")
       .integer(false_alerts);
-  w.key("late_alerts").integer(late_alerts);
+  w.key("late_alerts").integer(late_alerts).key("unfamiliar_events").integer(unfamiliar_events);
   w.key("failures").integer(failures).key("detected").integer(detected).key("car_hours").number(car_hours);
   w.key("per_mode").begin_object();
   for (const auto& m : per_mode) {

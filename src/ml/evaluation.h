@@ -31,6 +31,9 @@ struct ModeReport {
 /// otherwise; precision = true / (true + false). Plain value.
 struct EvalReport {
   int64_t alerts = 0, true_alerts = 0, false_alerts = 0, late_alerts = 0, failures = 0, detected = 0;
+  /// Anomalous events not counted towards alerts because the model never saw their conditions
+  /// (Monitor::unfamiliar_events; set by the caller that replayed them).
+  int64_t unfamiliar_events = 0;
   double precision = 0, recall = 0, f1 = 0, median_delay_s = 0, p90_delay_s = 0;
   double car_hours = 0, false_alerts_per_1000_car_hours = 0;
   std::vector<ModeReport> per_mode;

@@ -91,6 +91,12 @@ std::string meta_to_json(const ModelMeta& m) {
     floats(w, "high", m.recon_high);
     w.end_object();
   }
+  if (!m.input_low.empty()) {
+    w.key("input_range").begin_object();
+    floats(w, "low", m.input_low);
+    floats(w, "high", m.input_high);
+    w.end_object();
+  }
   floats(w, "weight", m.weight);
   w.key("threshold").begin_object();
   w.key("value")
@@ -179,6 +185,14 @@ ModelMeta meta_from_json(std::string_view json) {
     if (m.recon_low.size() != n || m.recon_high.size() != n)
       throw std::invalid_argument("model metadata: reconstruction_range needs one low and high per feature");
   }
+  if (simdjson::dom::element range; doc["input_range"].get(range) == simdjson::SUCCESS) {
+    m.input_low =
+        float_array(need<simdjson::dom::element>(range["low"], "input_range.low"), "input_range.low");
+    m.input_high =
+        float_array(need<simdjson::dom::element>(range["high"], "input_range.high"), "input_range.high");
+    if (m.input_low.size() != n || m.input_high.size() != n)
+      throw std::invalid_argument("model metadata: input_range needs one low and high per feature");
+  }
   if (m.center.size() != n || m.scale.size() != n || m.error_scale.size() != n ||
       m.error_scale_low.size() != n || m.weight.size() != n)
     throw std::invalid_argument(
@@ -216,9 +230,11 @@ Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   _recon_low = m.recon_low.empty() ? std::vector<float>(n, -kInf) : m.recon_low;
   _recon_high = m.recon_high.empty() ? std::vector<float>(n, kInf) : m.recon_high;
+  _input_low = m.input_low.empty() ? std::vector<float>(n, -kInf) : m.input_low;
+  _input_high = m.input_high.empty() ? std::vector<float>(n, kInf) : m.input_high;
 }
 
-void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
+void Scorer::deviations(const float* features, std::size_t rows, float* dev, uint64_t* outside) {
   const auto& m = _model->meta;
   const auto& idx = m.architecture.features;
   const std::size_t n = idx.size();
@@ -240,6 +256,12 @@ void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
       const float* y = _out.data() + r * n;
       const float* f = features + (start + r) * kFeatureCount;
       float* d = dev + (start + r) * n;
+      if (outside) {
+        uint64_t mask = 0;
+        for (std::size_t j = 0; j < n && j < 64; ++j)
+          if (defined(f[idx[j]]) && (x[j] < _input_low[j] || x[j] > _input_high[j])) mask |= uint64_t{1} << j;
+        outside[start + r] = mask;
+      }
       for (std::size_t j = 0; j < n; ++j) {
         const float e = defined(f[idx[j]]) ? x[j] - std::clamp(y[j], _recon_low[j], _recon_high[j])
                                            : 0.f;  // no error on an undefined feature

@@ -63,6 +63,9 @@ struct ModelMeta {
   /// every coolant signal agrees. Bounded, it can only say "healthy cars never read this" with a large
   /// error. Empty: unbounded (artifacts written before it existed).
   std::vector<float> recon_low, recon_high;
+  /// Lowest and highest value of each input in training (scaled units). An event with an input outside
+  /// it is one the network has to extrapolate for. Empty: not recorded (older artifacts).
+  std::vector<float> input_low, input_high;
   std::vector<float> weight;  ///< per input weight in the score; control_unit_firmware gets 0 (a rule)
   double threshold = 0;
   std::string threshold_method;  ///< e.g. "quantile_trimmed(q=0.999)"
@@ -103,7 +106,8 @@ class Scorer {
   void score(const float* features, std::size_t rows, float* scores, std::array<Contribution, 3>* top);
   /// Each row's signed per-input errors in units of that input's typical error: rows x inputs() into
   /// `dev`. score_of applies the weights.
-  void deviations(const float* features, std::size_t rows, float* dev);
+  /// `outside`, when given (rows values): bit j set when input j lies outside ModelMeta::input_low/high.
+  void deviations(const float* features, std::size_t rows, float* dev, uint64_t* outside = nullptr);
   /// The score of one row of deviations (as deviations() wrote them, averaged or not).
   float score_of(const float* dev, std::array<Contribution, 3>* top) const;
   /// Bit j set when input j alone scores above `threshold` (kMaxDeviation models of at most 64 inputs;
@@ -116,7 +120,7 @@ class Scorer {
  private:
   std::shared_ptr<const Model> _model;
   std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error, _inv_error_low, _recon_low,
-      _recon_high;
+      _recon_high, _input_low, _input_high;
 };
 
 /// One car's running average of deviations (Architecture::smoothing). Plain value per car.

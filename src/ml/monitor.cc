@@ -33,7 +33,8 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
                          std::vector<codec::AnomalyScore>& out) {
   const std::size_t n = events.size(), d = scorer.inputs();
   _dev.resize(n * d);
-  scorer.deviations(_features.data(), n, _dev.data());
+  _outside.assign(n, 0);
+  scorer.deviations(_features.data(), n, _dev.data(), shadow ? nullptr : _outside.data());
   const auto& meta = scorer.model().meta;
   const double smoothing = meta.architecture.smoothing;
   out.reserve(out.size() + n);
@@ -44,7 +45,14 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
     codec::AnomalyScore s;
     const float* a = avg.update(_dev.data() + i * d, d, smoothing);
     s.score = scorer.score_of(a, &top);
-    if (!shadow) _above[i] = components(scorer.above(a, static_cast<float>(meta.threshold)));
+    if (!shadow) {
+      const uint64_t inputs = scorer.above(a, static_cast<float>(meta.threshold));
+      _above[i] = components(inputs);
+      // Unfamiliar: the anomalous inputs all read values seen in training, yet some other input does not.
+      // A failure that takes its own signals out of range (a flat tyre, an overheating engine) stays.
+      _unfamiliar[i] =
+          _options.skip_unfamiliar && (_outside[i] & inputs) == 0 && (_outside[i] & ~inputs) != 0;
+    }
     s.car = events[i].car;
     s.ts = events[i].ts;
     s.seq = events[i].seq;
@@ -67,6 +75,7 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
   }
   const std::size_t first_score = out.scores.size();
   _above.assign(n, 0);
+  _unfamiliar.assign(n, 0);
   if (_shadow) score_with(*_shadow, true, events, out.shadow_scores);
   if (_active) score_with(*_active, false, events, out.scores);
 
@@ -75,7 +84,7 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
     Car& car = *_batch_cars[i];
     // The alert's signal list is built only on a transition: copying names for every event cost more than
     // the rest of the hysteresis.
-    if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _above[i], out);
+    if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _above[i], _unfamiliar[i] != 0, out);
     const auto version = static_cast<int64_t>(t.values[core::kControlUnitFirmware]);
     const bool outdated = car.firmware_rule.update(version, t.ts, _fleet);
     // The rule is exact, so one event raises and one clears it.
@@ -88,7 +97,7 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
 }
 
 void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t above,
-                             MonitorOutput& out) {
+                             bool unfamiliar, MonitorOutput& out) {
   // The alert's signal list is built only on a transition: copying names for every event cost more than
   // the rest of the hysteresis.
   auto signals = [&] {
@@ -96,7 +105,13 @@ void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::An
     for (const auto& d : s.top_signals) names.push_back(d.signal);
     return names;
   };
-  const auto tr = car.anomaly.update(s.score > s.threshold, _options.rule);
+  bool anomalous = s.score > s.threshold;
+  if (anomalous && unfamiliar) {
+    ++_unfamiliar_events;
+    anomalous = false;
+    above = 0;
+  }
+  const auto tr = car.anomaly.update(anomalous, _options.rule);
   if (tr == Transition::kRaised) {
     emit(car.anomaly, tr, t, kAlertAnomaly, s.score, s.threshold, signals(), s.model_version, out);
     car.covered = above;

@@ -23,6 +23,11 @@ struct MonitorOptions {
   /// not hidden behind the first. The parts an alert covers are those anomalous from its raise until this
   /// long after it, while its failure's signature is still spreading. 0: no second alerts.
   int64_t new_symptom_settle_ms = 900'000;
+  /// An anomalous event whose anomalous inputs all read values seen in training (ModelMeta::input_low/
+  /// high) while another input does not is one the network extrapolates for (a charge lower than any in
+  /// training makes a healthy current look wrong): it is counted (unfamiliar_events) but does not count
+  /// towards an alert. A failure that takes its own signals out of range still does.
+  bool skip_unfamiliar = true;
   int64_t firmware_grace_ms = 3'600'000;
 };
 
@@ -53,6 +58,8 @@ class Monitor {
   /// Appends this batch's results to `out`.
   void process(const std::vector<core::Telemetry>& events, MonitorOutput& out);
   std::size_t cars() const { return _cars.size(); }
+  /// Events so far scored in conditions the active model never saw (MonitorOptions::skip_unfamiliar).
+  int64_t unfamiliar_events() const { return _unfamiliar_events; }
 
  private:
   struct Car {
@@ -80,7 +87,7 @@ class Monitor {
                    MonitorOutput& out);
   /// The anomaly alerts of one car at event `i` of the batch (active model).
   void anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t above,
-                      MonitorOutput& out);
+                      bool unfamiliar, MonitorOutput& out);
 
   MonitorOptions _options;
   FirmwareFleet _fleet;
@@ -92,6 +99,9 @@ class Monitor {
   uint64_t components(uint64_t inputs) const;
   std::vector<uint8_t> _input_component;  // active model input -> Component
   std::vector<uint64_t> _above;           // per event of the batch: anomalous components, active model
+  std::vector<uint64_t> _outside;         // per event: inputs outside the active model's training range
+  std::vector<char> _unfamiliar;          // per event: see MonitorOptions::skip_unfamiliar
+  int64_t _unfamiliar_events = 0;
 };
 
 /// Id of an alert: "{car}:{kind}:{raised_ts}"; its clear event carries the same id.

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -219,6 +220,19 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
       meta.weight[j] = 0;  // firmware is a rule, not learned
   meta.error_scale.assign(d, 1.0f);
   model->mlp = extract(net, arch);
+  if (arch.score == ScoreMethod::kMaxDeviation) {
+    meta.input_low.assign(d, std::numeric_limits<float>::infinity());
+    meta.input_high.assign(d, -std::numeric_limits<float>::infinity());
+    for (std::size_t r = 0; r < n_train; ++r)
+      for (std::size_t j = 0; j < d; ++j) {
+        if (!defined(data.features[order[r] * kFeatureCount + arch.features[j]])) continue;
+        meta.input_low[j] = std::min(meta.input_low[j], train[r * d + j]);
+        meta.input_high[j] = std::max(meta.input_high[j], train[r * d + j]);
+      }
+    for (std::size_t j = 0; j < d; ++j)
+      if (meta.input_low[j] > meta.input_high[j])
+        meta.input_low[j] = meta.input_high[j] = 0;  // never defined
+  }
   if (options.reconstruction_range > 0 && arch.score == ScoreMethod::kMaxDeviation) {
     // (The reference architecture stays as published: unbounded.) Per input: the range that all but a few
     // cars stayed within. Failing cars in the training window are few, and their values are the extremes that

@@ -99,7 +99,7 @@ const StageDescriptor& ScoreStage::static_descriptor() {
       {t::kTelemetry},
       {t::kScores, t::kAlerts, t::kCommands, t::kModels},
       {"ml.warmup", "ml.quantile", "ml.raise_k", "ml.window_n", "ml.clear_m", "ml.new_symptom_settle",
-       "ml.firmware_grace"},
+       "ml.skip_unfamiliar", "ml.firmware_grace"},
       "scores every event with the anomaly model (loaded from fleet.models, or trained after a warm-up), "
       "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service"};
   return d;
@@ -114,6 +114,8 @@ ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::M
       _monitor(options.monitor),
       _scored(metrics.counter("fleettwin_score_scored_total", "Events scored by the active model")),
       _unscored(metrics.counter("fleettwin_score_unscored_total", "Events read before any model was loaded")),
+      _unfamiliar(metrics.counter("fleettwin_score_unfamiliar_total",
+                                  "Anomalous events in conditions the model never saw (raise no alert)")),
       _bad(metrics.counter("fleettwin_score_undecodable_total",
                            "fleet.telemetry records the score stage could not decode")),
       _alerts_raised(
@@ -182,6 +184,8 @@ void ScoreStage::process(const std::vector<log::Record>& batch, log::Producer& o
     _scored.add(static_cast<int64_t>(_events.size()));
   else
     _unscored.add(static_cast<int64_t>(_events.size()));
+  _unfamiliar.add(_monitor.unfamiliar_events() - _unfamiliar_seen);
+  _unfamiliar_seen = _monitor.unfamiliar_events();
   write(_out, out);
   warm_up(out);  // after this batch, so the batch that completes the warm-up is not scored twice
   pick_up_models();

@@ -116,6 +116,8 @@ class ScoreStage final : public Stage {
   std::string _buf;
   core::Counter& _scored;
   core::Counter& _unscored;
+  core::Counter& _unfamiliar;
+  int64_t _unfamiliar_seen = 0;  // Monitor::unfamiliar_events already added to _unfamiliar
   core::Counter& _bad;
   core::Counter& _alerts_raised;
   core::Counter& _alerts_cleared;

@@ -444,6 +444,12 @@ TEST(Model, MetadataRoundTrips) {
   EXPECT_EQ(back.error_scale, m.error_scale);
   EXPECT_EQ(back.error_scale_low, m.error_scale_low);
   EXPECT_TRUE(back.recon_low.empty());  // written before ranges existed: unbounded
+  EXPECT_TRUE(back.input_low.empty());
+  m.input_low.assign(18, -4);
+  m.input_high.assign(18, 5);
+  const auto with_inputs = meta_from_json(meta_to_json(m));
+  EXPECT_EQ(with_inputs.input_low, m.input_low);
+  EXPECT_EQ(with_inputs.input_high, m.input_high);
   m.recon_low.assign(18, -2);
   m.recon_high.assign(18, 2.5f);
   const auto ranged = meta_from_json(meta_to_json(m));
@@ -535,6 +541,62 @@ TEST(Monitor, ANewPartTurningAnomalousRaisesAnotherAlert) {
     EXPECT_EQ(std::set<std::string>(cleared.begin(), cleared.end()),
               std::set<std::string>(raised.begin(), raised.end()));
     EXPECT_EQ(out.alerts.back().ts, 61000);  // 40 normal events after the last anomalous one
+  }
+}
+
+// The network extrapolates for an input it never saw this far: an anomaly in another input then raises no
+// alert, while an anomaly in the out-of-range input itself still does.
+TEST(Monitor, AnomaliesInConditionsNeverSeenInTrainingRaiseNoAlert) {
+  auto arch = fleettwin_architecture();
+  auto model = identity_model(arch, 0);  // error = input
+  auto& meta = std::const_pointer_cast<Model>(model)->meta;
+  meta.input_low.assign(arch.features.size(), -50);
+  meta.input_high.assign(arch.features.size(), 150);
+  const auto batch_of = [](bool unfamiliar_context, double current) {
+    std::vector<core::Telemetry> batch;
+    for (int i = 0; i < 10; ++i) {
+      core::Telemetry t;
+      t.car = "car-7";
+      t.seq = i + 1;
+      t.ts = 1000 * (i + 1);
+      t.values[core::kBatteryPercentage] = unfamiliar_context ? -60 : 0;  // below anything in training
+      t.values[core::kCurrentDraw] = current;
+      batch.push_back(t);
+    }
+    return batch;
+  };
+  for (const bool skip : {true, false}) {
+    MonitorOptions o;
+    o.rule = {2, 3, 40};
+    o.skip_unfamiliar = skip;
+    // An anomalous but in-range current while the charge is out of range: extrapolation.
+    meta.weight.assign(arch.features.size(), 1);
+    meta.weight[static_cast<std::size_t>(
+        std::find(arch.features.begin(), arch.features.end(), core::kBatteryPercentage) -
+        arch.features.begin())] = 0;  // the context itself scores nothing here
+    {
+      Monitor mon(o);
+      mon.set_model(model);
+      MonitorOutput out;
+      mon.process(batch_of(true, 100), out);
+      EXPECT_EQ(out.alerts.size(), skip ? 0u : 1u) << skip;
+      EXPECT_EQ(mon.unfamiliar_events(), skip ? 10 : 0);
+    }
+    {  // The same current in familiar conditions is an anomaly.
+      Monitor mon(o);
+      mon.set_model(model);
+      MonitorOutput out;
+      mon.process(batch_of(false, 100), out);
+      EXPECT_EQ(out.alerts.size(), 1u);
+      EXPECT_EQ(mon.unfamiliar_events(), 0);
+    }
+    {  // The anomalous input out of range itself (a flat tyre reads lower than any healthy one): alert.
+      Monitor mon(o);
+      mon.set_model(model);
+      MonitorOutput out;
+      mon.process(batch_of(true, 400), out);
+      EXPECT_EQ(out.alerts.size(), 1u);
+    }
   }
 }
 
