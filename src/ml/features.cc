@@ -41,6 +41,8 @@ std::string_view feature_name(std::size_t i) {
   return kDerivedNames[i - core::kSignalCount];
 }
 
+bool may_be_undefined(std::size_t i) { return i < kFeatureCount && feature_name(i) == "coolant_heading"; }
+
 Component feature_component(std::size_t i) {
   switch (i) {
     case core::kCoolantTemp:

@@ -16,11 +16,14 @@ inline constexpr std::size_t kDerivedCount = 12;
 /// All 18 catalog signals first (catalog order), then the derived features.
 inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
 
-/// Value of a feature that has no meaning for this event (coolant_heading of a stopped engine). The scaler
-/// fits on the defined values only and puts an undefined one at its centre; the scorer counts no error on
-/// it. A placeholder value would instead widen the feature's range until a failure fits inside it.
+/// Value of a feature that has no meaning for this event (coolant_heading of a stopped engine); only features
+/// for which may_be_undefined() is true take it. The scaler fits on the defined values only and puts an
+/// undefined one at its centre; the scorer counts no error on it (checking only those features). A
+/// placeholder value would instead widen the feature's range until a failure fits inside it.
 inline constexpr float kUndefined = std::numeric_limits<float>::quiet_NaN();
 inline bool defined(float feature) { return feature == feature; }
+/// True for the features extract_features may leave undefined (the scorer checks only those).
+bool may_be_undefined(std::size_t feature);
 
 /// The part of the car a feature tells about. An alert names the parts whose features are anomalous; a
 /// part turning anomalous on a car already in alert is a new failure, while more features of the same part

@@ -232,9 +232,23 @@ Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
   _recon_high = m.recon_high.empty() ? std::vector<float>(n, kInf) : m.recon_high;
   _input_low = m.input_low.empty() ? std::vector<float>(n, -kInf) : m.input_low;
   _input_high = m.input_high.empty() ? std::vector<float>(n, kInf) : m.input_high;
+  for (std::size_t j = 0; j < n; ++j)
+    if (may_be_undefined(m.architecture.features[j])) _nullable.push_back(j);
 }
 
-void Scorer::deviations(const float* features, std::size_t rows, float* dev, uint64_t* outside) {
+uint64_t Scorer::outside(const float* f) const {
+  const auto& m = _model->meta;
+  const auto& idx = m.architecture.features;
+  uint64_t mask = 0;
+  for (std::size_t j = 0; j < idx.size() && j < 64; ++j) {
+    if (!defined(f[idx[j]])) continue;
+    const float x = (f[idx[j]] - m.center[j]) * _inv_scale[j];
+    if (x < _input_low[j] || x > _input_high[j]) mask |= uint64_t{1} << j;
+  }
+  return mask;
+}
+
+void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
   const auto& m = _model->meta;
   const auto& idx = m.architecture.features;
   const std::size_t n = idx.size();
@@ -242,13 +256,15 @@ void Scorer::deviations(const float* features, std::size_t rows, float* dev, uin
   constexpr std::size_t kChunk = 256;
   _in.resize(kChunk * n);
   _out.resize(kChunk * n);
+  const bool bounded = !m.recon_low.empty();
   for (std::size_t start = 0; start < rows; start += kChunk) {
     const std::size_t count = std::min(kChunk, rows - start);
     for (std::size_t r = 0; r < count; ++r) {
       const float* f = features + (start + r) * kFeatureCount;
       float* x = _in.data() + r * n;
-      for (std::size_t j = 0; j < n; ++j)
-        x[j] = defined(f[idx[j]]) ? (f[idx[j]] - m.center[j]) * _inv_scale[j] : 0.f;
+      for (std::size_t j = 0; j < n; ++j) x[j] = (f[idx[j]] - m.center[j]) * _inv_scale[j];
+      for (const auto j : _nullable)  // the network sees an undefined input at its centre
+        if (!defined(x[j])) x[j] = 0.f;
     }
     _model->mlp.forward(_in.data(), count, _out.data(), _scratch);
     for (std::size_t r = 0; r < count; ++r) {
@@ -256,17 +272,12 @@ void Scorer::deviations(const float* features, std::size_t rows, float* dev, uin
       const float* y = _out.data() + r * n;
       const float* f = features + (start + r) * kFeatureCount;
       float* d = dev + (start + r) * n;
-      if (outside) {
-        uint64_t mask = 0;
-        for (std::size_t j = 0; j < n && j < 64; ++j)
-          if (defined(f[idx[j]]) && (x[j] < _input_low[j] || x[j] > _input_high[j])) mask |= uint64_t{1} << j;
-        outside[start + r] = mask;
-      }
       for (std::size_t j = 0; j < n; ++j) {
-        const float e = defined(f[idx[j]]) ? x[j] - std::clamp(y[j], _recon_low[j], _recon_high[j])
-                                           : 0.f;  // no error on an undefined feature
+        const float e = x[j] - (bounded ? std::clamp(y[j], _recon_low[j], _recon_high[j]) : y[j]);
         d[j] = e * (e >= 0 ? _inv_error[j] : _inv_error_low[j]);
       }
+      for (const auto j : _nullable)  // no error on an undefined input
+        if (!defined(f[idx[j]])) d[j] = 0.f;
     }
   }
 }

@@ -106,8 +106,10 @@ class Scorer {
   void score(const float* features, std::size_t rows, float* scores, std::array<Contribution, 3>* top);
   /// Each row's signed per-input errors in units of that input's typical error: rows x inputs() into
   /// `dev`. score_of applies the weights.
-  /// `outside`, when given (rows values): bit j set when input j lies outside ModelMeta::input_low/high.
-  void deviations(const float* features, std::size_t rows, float* dev, uint64_t* outside = nullptr);
+  void deviations(const float* features, std::size_t rows, float* dev);
+  /// Bit j set when input j of one row of features (kFeatureCount values) lies outside
+  /// ModelMeta::input_low/high (at most 64 inputs).
+  uint64_t outside(const float* features) const;
   /// The score of one row of deviations (as deviations() wrote them, averaged or not).
   float score_of(const float* dev, std::array<Contribution, 3>* top) const;
   /// Bit j set when input j alone scores above `threshold` (kMaxDeviation models of at most 64 inputs;
@@ -121,6 +123,7 @@ class Scorer {
   std::shared_ptr<const Model> _model;
   std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error, _inv_error_low, _recon_low,
       _recon_high, _input_low, _input_high;
+  std::vector<std::size_t> _nullable;  // inputs whose feature may be undefined (may_be_undefined)
 };
 
 /// One car's running average of deviations (Architecture::smoothing). Plain value per car.

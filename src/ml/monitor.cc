@@ -33,8 +33,7 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
                          std::vector<codec::AnomalyScore>& out) {
   const std::size_t n = events.size(), d = scorer.inputs();
   _dev.resize(n * d);
-  _outside.assign(n, 0);
-  scorer.deviations(_features.data(), n, _dev.data(), shadow ? nullptr : _outside.data());
+  scorer.deviations(_features.data(), n, _dev.data());
   const auto& meta = scorer.model().meta;
   const double smoothing = meta.architecture.smoothing;
   out.reserve(out.size() + n);
@@ -45,13 +44,17 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
     codec::AnomalyScore s;
     const float* a = avg.update(_dev.data() + i * d, d, smoothing);
     s.score = scorer.score_of(a, &top);
-    if (!shadow) {
+    // Which inputs and parts are anomalous, and whether the model knows the conditions, matter only for
+    // an anomalous event (the score is the largest input's): the rest skip it.
+    if (!shadow && s.score > meta.threshold) {
       const uint64_t inputs = scorer.above(a, static_cast<float>(meta.threshold));
       _above[i] = components(inputs);
-      // Unfamiliar: the anomalous inputs all read values seen in training, yet some other input does not.
-      // A failure that takes its own signals out of range (a flat tyre, an overheating engine) stays.
-      _unfamiliar[i] =
-          _options.skip_unfamiliar && (_outside[i] & inputs) == 0 && (_outside[i] & ~inputs) != 0;
+      if (_options.skip_unfamiliar) {
+        // Unfamiliar: the anomalous inputs all read values seen in training, yet some other input does
+        // not. A failure that takes its own signals out of range (a flat tyre, an overheating engine) stays.
+        const uint64_t out_of_range = scorer.outside(_features.data() + i * kFeatureCount);
+        _unfamiliar[i] = inputs != 0 && (out_of_range & inputs) == 0 && (out_of_range & ~inputs) != 0;
+      }
     }
     s.car = events[i].car;
     s.ts = events[i].ts;

@@ -99,7 +99,6 @@ class Monitor {
   uint64_t components(uint64_t inputs) const;
   std::vector<uint8_t> _input_component;  // active model input -> Component
   std::vector<uint64_t> _above;           // per event of the batch: anomalous components, active model
-  std::vector<uint64_t> _outside;         // per event: inputs outside the active model's training range
   std::vector<char> _unfamiliar;          // per event: see MonitorOptions::skip_unfamiliar
   int64_t _unfamiliar_events = 0;
 };

@@ -401,16 +401,22 @@ TEST(Scorer, UndefinedFeaturesCountNoErrorAndReconstructionsStayInRange) {
   f[arch.features[0]] = 10;  // beyond anything seen in training: reconstructed as 3 at most
   f[arch.features[1]] = -5;
   f[arch.features[2]] = 2;  // within range: reconstructed exactly
-  f[arch.features[3]] = kUndefined;
+  const auto heading = feature_index("coolant_heading");
+  ASSERT_TRUE(may_be_undefined(heading));
+  EXPECT_FALSE(may_be_undefined(core::kCoolantTemp));
+  const auto h = static_cast<std::size_t>(std::find(arch.features.begin(), arch.features.end(), heading) -
+                                          arch.features.begin());
+  ASSERT_LT(h, arch.features.size());
+  f[heading] = kUndefined;
   std::vector<float> dev(scorer.inputs());
   scorer.deviations(f.data(), 1, dev.data());
   EXPECT_FLOAT_EQ(dev[0], 7);
   EXPECT_FLOAT_EQ(dev[1], -2);
   EXPECT_FLOAT_EQ(dev[2], 0);
-  EXPECT_FLOAT_EQ(dev[3], 0);
+  EXPECT_FLOAT_EQ(dev[h], 0);
   Scorer blind(identity_model(arch, 0));  // reconstructs zeros, yet an undefined input has no error
   blind.deviations(f.data(), 1, dev.data());
-  EXPECT_FLOAT_EQ(dev[3], 0);
+  EXPECT_FLOAT_EQ(dev[h], 0);
   EXPECT_FLOAT_EQ(dev[0], 10);  // no range in the metadata: unbounded
 }
 
