@@ -1,7 +1,5 @@
 #include "ml/monitor.h"
 
-#include <algorithm>
-
 namespace fleettwin::ml {
 
 std::string alert_id(const std::string& car, const std::string& kind, int64_t raised_ts) {
@@ -85,8 +83,6 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
   for (std::size_t i = 0; i < n; ++i) {
     const auto& t = events[i];
     Car& car = *_batch_cars[i];
-    // The alert's signal list is built only on a transition: copying names for every event cost more than
-    // the rest of the hysteresis.
     if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _above[i], _unfamiliar[i] != 0, out);
     const auto version = static_cast<int64_t>(t.values[core::kControlUnitFirmware]);
     const bool outdated = car.firmware_rule.update(version, t.ts, _fleet);

@@ -484,21 +484,28 @@ TEST(Calibration, FailingCarsDoNotRaiseTheThreshold) {
   EXPECT_NE(c.method.find("quantile_trimmed"), std::string::npos);
 }
 
+// `count` events of one car, 1 s apart from ts 1000, each with the signals `fill(i, values)` sets.
+template <class Fill>
+std::vector<core::Telemetry> one_car(const char* car, int count, Fill fill) {
+  std::vector<core::Telemetry> batch;
+  for (int i = 0; i < count; ++i) {
+    core::Telemetry t;
+    t.car = car;
+    t.seq = i + 1;
+    t.ts = 1000 * (i + 1);
+    fill(i, t.values);
+    batch.push_back(t);
+  }
+  return batch;
+}
+
 TEST(Monitor, RaisesOnceWithDeterministicIdAndClears) {
   MonitorOptions o;
   o.rule = {2, 3, 2};
   Monitor mon(o);
   mon.set_model(identity_model(fleettwin_architecture(), 0));  // score = rms of the 3 largest features
-  std::vector<core::Telemetry> batch;
-  for (int i = 0; i < 8; ++i) {
-    core::Telemetry t;
-    t.car = "car-9";
-    t.seq = i + 1;
-    t.ts = 1000 * (i + 1);
-    const bool hot = i >= 1 && i <= 3;
-    t.values[core::kCoolantTemp] = hot ? 100 : 0;
-    batch.push_back(t);
-  }
+  const auto batch =
+      one_car("car-9", 8, [](int i, auto& v) { v[core::kCoolantTemp] = i >= 1 && i <= 3 ? 100 : 0; });
   MonitorOutput out;
   mon.process(batch, out);
   ASSERT_EQ(out.scores.size(), 8u);
@@ -522,17 +529,11 @@ TEST(Monitor, ANewPartTurningAnomalousRaisesAnotherAlert) {
     o.new_symptom_settle_ms = settle;
     Monitor mon(o);
     mon.set_model(identity_model(fleettwin_architecture(), 0));  // error = input
-    std::vector<core::Telemetry> batch;
-    for (int i = 0; i < 80; ++i) {
-      core::Telemetry t;
-      t.car = "car-9";
-      t.seq = i + 1;
-      t.ts = 1000 * (i + 1);
-      t.values[core::kCoolantTemp] = i >= 1 && i <= 20 ? 100 : 0;                // raises at ts 3000
-      t.values[core::kTirePressure11] = i == 5 || i == 14 || i == 15 ? 100 : 0;  // settling, then again
-      t.values[core::kBatteryVoltage] = i >= 10 && i <= 20 ? 100 : 0;            // a new part
-      batch.push_back(t);
-    }
+    const auto batch = one_car("car-9", 80, [](int i, auto& v) {
+      v[core::kCoolantTemp] = i >= 1 && i <= 20 ? 100 : 0;                // raises at ts 3000
+      v[core::kTirePressure11] = i == 5 || i == 14 || i == 15 ? 100 : 0;  // settling, then again
+      v[core::kBatteryVoltage] = i >= 10 && i <= 20 ? 100 : 0;            // a new part
+    });
     MonitorOutput out;
     mon.process(batch, out);
     std::vector<std::string> raised, cleared;
@@ -559,17 +560,10 @@ TEST(Monitor, AnomaliesInConditionsNeverSeenInTrainingRaiseNoAlert) {
   meta.input_low.assign(arch.features.size(), -50);
   meta.input_high.assign(arch.features.size(), 150);
   const auto batch_of = [](bool unfamiliar_context, double current) {
-    std::vector<core::Telemetry> batch;
-    for (int i = 0; i < 10; ++i) {
-      core::Telemetry t;
-      t.car = "car-7";
-      t.seq = i + 1;
-      t.ts = 1000 * (i + 1);
-      t.values[core::kBatteryPercentage] = unfamiliar_context ? -60 : 0;  // below anything in training
-      t.values[core::kCurrentDraw] = current;
-      batch.push_back(t);
-    }
-    return batch;
+    return one_car("car-7", 10, [&](int, auto& v) {
+      v[core::kBatteryPercentage] = unfamiliar_context ? -60 : 0;  // below anything in training
+      v[core::kCurrentDraw] = current;
+    });
   };
   for (const bool skip : {true, false}) {
     MonitorOptions o;
@@ -580,29 +574,21 @@ TEST(Monitor, AnomaliesInConditionsNeverSeenInTrainingRaiseNoAlert) {
     meta.weight[static_cast<std::size_t>(
         std::find(arch.features.begin(), arch.features.end(), core::kBatteryPercentage) -
         arch.features.begin())] = 0;  // the context itself scores nothing here
-    {
+    const auto run = [&](bool unfamiliar_context, double current, int64_t* unfamiliar) {
       Monitor mon(o);
       mon.set_model(model);
       MonitorOutput out;
-      mon.process(batch_of(true, 100), out);
-      EXPECT_EQ(out.alerts.size(), skip ? 0u : 1u) << skip;
-      EXPECT_EQ(mon.unfamiliar_events(), skip ? 10 : 0);
-    }
-    {  // The same current in familiar conditions is an anomaly.
-      Monitor mon(o);
-      mon.set_model(model);
-      MonitorOutput out;
-      mon.process(batch_of(false, 100), out);
-      EXPECT_EQ(out.alerts.size(), 1u);
-      EXPECT_EQ(mon.unfamiliar_events(), 0);
-    }
-    {  // The anomalous input out of range itself (a flat tyre reads lower than any healthy one): alert.
-      Monitor mon(o);
-      mon.set_model(model);
-      MonitorOutput out;
-      mon.process(batch_of(true, 400), out);
-      EXPECT_EQ(out.alerts.size(), 1u);
-    }
+      mon.process(batch_of(unfamiliar_context, current), out);
+      *unfamiliar = mon.unfamiliar_events();
+      return out.alerts.size();
+    };
+    int64_t unfamiliar = 0;
+    EXPECT_EQ(run(true, 100, &unfamiliar), skip ? 0u : 1u) << skip;
+    EXPECT_EQ(unfamiliar, skip ? 10 : 0);
+    EXPECT_EQ(run(false, 100, &unfamiliar), 1u);  // the same current in familiar conditions is an anomaly
+    EXPECT_EQ(unfamiliar, 0);
+    // The anomalous input out of range itself (a flat tyre reads lower than any healthy one): alert.
+    EXPECT_EQ(run(true, 400, &unfamiliar), 1u);
   }
 }
 
