@@ -42,17 +42,11 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
     codec::AnomalyScore s;
     const float* a = avg.update(_dev.data() + i * d, d, smoothing);
     s.score = scorer.score_of(a, &top);
-    // Which inputs and parts are anomalous, and whether the model knows the conditions, matter only for
-    // an anomalous event (the score is the largest input's): the rest skip it.
+    // Which inputs are anomalous and which are out of the training range matter only for an anomalous
+    // event (the score is the largest input's): the rest skip it.
     if (!shadow && s.score > meta.threshold) {
-      const uint64_t inputs = scorer.above(a, static_cast<float>(meta.threshold));
-      _above[i] = components(inputs);
-      if (_options.skip_unfamiliar) {
-        // Unfamiliar: the anomalous inputs all read values seen in training, yet some other input does
-        // not. A failure that takes its own signals out of range (a flat tyre, an overheating engine) stays.
-        const uint64_t out_of_range = scorer.outside(_features.data() + i * kFeatureCount);
-        _unfamiliar[i] = inputs != 0 && (out_of_range & inputs) == 0 && (out_of_range & ~inputs) != 0;
-      }
+      _inputs[i] = scorer.above(a, static_cast<float>(meta.threshold));
+      if (_options.skip_unfamiliar) _out_of_range[i] = scorer.outside(_features.data() + i * kFeatureCount);
     }
     s.car = events[i].car;
     s.ts = events[i].ts;
@@ -75,15 +69,15 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
     extract_features(events[i], car.features, _features.data() + i * kFeatureCount);
   }
   const std::size_t first_score = out.scores.size();
-  _above.assign(n, 0);
-  _unfamiliar.assign(n, 0);
+  _inputs.assign(n, 0);
+  _out_of_range.assign(n, 0);
   if (_shadow) score_with(*_shadow, true, events, out.shadow_scores);
   if (_active) score_with(*_active, false, events, out.scores);
 
   for (std::size_t i = 0; i < n; ++i) {
     const auto& t = events[i];
     Car& car = *_batch_cars[i];
-    if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _above[i], _unfamiliar[i] != 0, out);
+    if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _inputs[i], _out_of_range[i], out);
     const auto version = static_cast<int64_t>(t.values[core::kControlUnitFirmware]);
     const bool outdated = car.firmware_rule.update(version, t.ts, _fleet);
     // The rule is exact, so one event raises and one clears it.
@@ -95,8 +89,8 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
   }
 }
 
-void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t above,
-                             bool unfamiliar, MonitorOutput& out) {
+void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s,
+                             uint64_t inputs, uint64_t out_of_range, MonitorOutput& out) {
   // The alert's signal list is built only on a transition: copying names for every event cost more than
   // the rest of the hysteresis.
   auto signals = [&] {
@@ -105,6 +99,14 @@ void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::An
     return names;
   };
   bool anomalous = s.score > s.threshold;
+  uint64_t above = components(inputs);
+  // Unfamiliar: the anomalous inputs all read values seen in training, yet another input does not, and it
+  // is not of a part the car's open alert covers (an overheating engine stays out of range while its alert
+  // is open; a second failure elsewhere must still alert). A failure that takes its own signals out of
+  // range (a flat tyre, an overheating engine) is not unfamiliar.
+  const uint64_t covered = car.anomaly.active() ? car.covered : 0;
+  const bool unfamiliar =
+      inputs != 0 && (out_of_range & inputs) == 0 && (components(out_of_range & ~inputs) & ~covered) != 0;
   if (anomalous && unfamiliar) {
     ++_unfamiliar_events;
     anomalous = false;

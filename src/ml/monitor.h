@@ -24,9 +24,10 @@ struct MonitorOptions {
   /// long after it, while its failure's signature is still spreading. 0: no second alerts.
   int64_t new_symptom_settle_ms = 900'000;
   /// An anomalous event whose anomalous inputs all read values seen in training (ModelMeta::input_low/
-  /// high) while another input does not is one the network extrapolates for (a charge lower than any in
-  /// training makes a healthy current look wrong): it is counted (unfamiliar_events) but does not count
-  /// towards an alert. A failure that takes its own signals out of range still does.
+  /// high) while another input does not is one the network extrapolates for (a
+  /// charge lower than any in training makes a healthy current look wrong): it is counted
+  /// (unfamiliar_events) but does not count towards an alert. A failure that takes its own signals out of
+  /// range still does, and so does an anomaly while the out-of-range part is the car's open alert.
   bool skip_unfamiliar = true;
   int64_t firmware_grace_ms = 3'600'000;
 };
@@ -86,8 +87,8 @@ class Monitor {
                    double threshold, std::vector<std::string> signals, const std::string& model,
                    MonitorOutput& out);
   /// The anomaly alerts of one car at event `i` of the batch (active model).
-  void anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t above,
-                      bool unfamiliar, MonitorOutput& out);
+  void anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t inputs,
+                      uint64_t out_of_range, MonitorOutput& out);
 
   MonitorOptions _options;
   FirmwareFleet _fleet;
@@ -98,8 +99,9 @@ class Monitor {
   /// Component bits of the anomalous inputs in `inputs` (Scorer::above of the active model).
   uint64_t components(uint64_t inputs) const;
   std::vector<uint8_t> _input_component;  // active model input -> Component
-  std::vector<uint64_t> _above;           // per event of the batch: anomalous components, active model
-  std::vector<char> _unfamiliar;          // per event: see MonitorOptions::skip_unfamiliar
+  // Per event of the batch, for anomalous events of the active model: anomalous inputs (Scorer::above)
+  // and inputs out of the training range (Scorer::outside).
+  std::vector<uint64_t> _inputs, _out_of_range;
   int64_t _unfamiliar_events = 0;
 };
 

@@ -590,6 +590,25 @@ TEST(Monitor, AnomaliesInConditionsNeverSeenInTrainingRaiseNoAlert) {
     // The anomalous input out of range itself (a flat tyre reads lower than any healthy one): alert.
     EXPECT_EQ(run(true, 400, &unfamiliar), 1u);
   }
+  // A car in alert for its battery whose charge then leaves the training range: a tyre failing after that is
+  // a second failure, not unfamiliar conditions (the out-of-range part is the open alert's).
+  MonitorOptions o;
+  o.rule = {2, 3, 40};
+  o.new_symptom_settle_ms = 5000;
+  Monitor mon(o);
+  mon.set_model(model);
+  MonitorOutput out;
+  mon.process(one_car("car-8", 40,
+                      [](int i, auto& v) {
+                        v[core::kBatteryVoltage] = i < 30 ? 100 : 0;      // raises at ts 2000
+                        v[core::kBatteryPercentage] = i >= 10 ? -60 : 0;  // out of range, scores nothing
+                        v[core::kTirePressure11] = i >= 15 && i < 30 ? 100 : 0;  // a new part
+                      }),
+              out);
+  ASSERT_EQ(out.alerts.size(), 2u);
+  EXPECT_EQ(out.alerts[1].id, "car-8:anomaly:17000");
+  EXPECT_EQ(out.alerts[1].signals.front(), "tire_pressure_1_1");
+  EXPECT_EQ(mon.unfamiliar_events(), 0);
 }
 
 TEST(Monitor, FirmwareRollbackIsARuleAlert) {
