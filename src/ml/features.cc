@@ -44,41 +44,16 @@ std::string_view feature_name(std::size_t i) {
 bool may_be_undefined(std::size_t i) { return i < kFeatureCount && feature_name(i) == "coolant_heading"; }
 
 Component feature_component(std::size_t i) {
-  switch (i) {
-    case core::kCoolantTemp:
-    case core::kIntakeAirTemp:
-      return Component::kCooling;
-    case core::kBatteryPercentage:
-    case core::kBatteryVoltage:
-    case core::kCurrentDraw:
-      return Component::kBattery;
-    case core::kIntakeAirFlowSpeed:
-    case core::kSpeed:
-    case core::kEngineVibrationAmplitude:
-    case core::kThrottlePos:
-      return Component::kDrivetrain;
-    case core::kTirePressure11:
-    case core::kTirePressure12:
-    case core::kTirePressure21:
-    case core::kTirePressure22:
-      return Component::kTyres;
-    case core::kAccelerometer11:
-    case core::kAccelerometer12:
-    case core::kAccelerometer21:
-    case core::kAccelerometer22:
-      return Component::kChassis;
-    case core::kControlUnitFirmware:
-      return Component::kControlUnit;
-    default:
-      break;
-  }
-  // Derived features, in kDerivedNames order.
-  static constexpr std::array<Component, kDerivedCount> kDerived{
-      Component::kDrivetrain, Component::kTyres,   Component::kTyres,   Component::kCooling,
-      Component::kChassis,    Component::kChassis, Component::kChassis, Component::kChassis,
-      Component::kChassis,    Component::kCooling, Component::kCooling, Component::kCooling,
+  using C = Component;
+  // Catalog signals in catalog order, then the derived features in kDerivedNames order.
+  static constexpr std::array<C, kFeatureCount> kParts{
+      C::kCooling,    C::kCooling,    C::kDrivetrain, C::kBattery, C::kBattery, C::kBattery,
+      C::kDrivetrain, C::kDrivetrain, C::kDrivetrain, C::kTyres,   C::kTyres,   C::kTyres,
+      C::kTyres,      C::kChassis,    C::kChassis,    C::kChassis, C::kChassis, C::kControlUnit,
+      C::kDrivetrain, C::kTyres,      C::kTyres,      C::kCooling, C::kChassis, C::kChassis,
+      C::kChassis,    C::kChassis,    C::kChassis,    C::kCooling, C::kCooling, C::kCooling,
   };
-  return i - core::kSignalCount < kDerivedCount ? kDerived[i - core::kSignalCount] : Component::kControlUnit;
+  return i < kFeatureCount ? kParts[i] : C::kControlUnit;
 }
 
 std::size_t feature_index(std::string_view name) {

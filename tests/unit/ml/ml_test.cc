@@ -51,6 +51,10 @@ TEST(Features, KnownInputGivesKnownFeatures) {
   EXPECT_FLOAT_EQ(f[feature_index("coolant_over_intake")], 70);
   EXPECT_NEAR(f[feature_index("accel_imbalance")], std::log((2 + 1e-3) / (2.0 / 3 + 1e-3)), 1e-5);
   EXPECT_EQ(feature_index("no_such_feature"), kFeatureCount);
+  EXPECT_EQ(feature_component(core::kCurrentDraw), Component::kBattery);
+  EXPECT_EQ(feature_component(core::kControlUnitFirmware), Component::kControlUnit);
+  EXPECT_EQ(feature_component(feature_index("accel_amplitude_2_2")), Component::kChassis);
+  EXPECT_EQ(feature_component(feature_index("coolant_heading")), Component::kCooling);
   EXPECT_EQ(feature_name(0), "coolant_temp");
 }
 
