@@ -28,6 +28,15 @@ svc_port_in_use() {
     /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
+# svc_port_listening PORT: true if a TCP socket listens on PORT. Only a listener counts: a stopped server's
+# connections may linger in TIME_WAIT on its port, which does not stop a new bind there.
+svc_port_listening() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v p="$hex" 'FNR > 1 { split($2, a, ":"); if (a[2] == p && $4 == "0A") { found = 1; exit } } END { exit !found }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
 # svc_reserve_port SERVICE: prints a free loopback port and reserves it for this service by creating its state
 # dir $(svc_state_root)/SERVICE/PORT atomically (mkdir), so concurrent starts never pick the same port.
 # Ports come from 20000-32767, below Linux's default ephemeral range (32768-60999) used for outgoing sockets.

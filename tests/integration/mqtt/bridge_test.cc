@@ -173,19 +173,11 @@ TEST_F(Fixture, BridgeCopiesInOneShareGroupSplitTheMessages) {
 // The pool's promises when the broker goes away: every client reconnects (with backoff) once it is back, and
 // the QoS 1 messages published meanwhile were kept and are acknowledged after the reconnect.
 TEST(Pool, ReconnectsAfterABrokerRestartAndDeliversWhatItKept) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("fleettwin-restart-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const int port = 40000 + ::getpid() % 20000;
-  {
-    std::ofstream conf(dir / "mosquitto.conf");
-    conf << "listener " << port << " 127.0.0.1\nallow_anonymous true\npersistence false\n";
-  }
-  auto start_broker = [&] {
-    return fleettwin::testing::spawn("/usr/sbin/mosquitto", {"-c", (dir / "mosquitto.conf").string()},
-                                     (dir / "broker.log").string());
-  };
-  pid_t broker = start_broker();
+  // The broker comes from the service script (a reserved port below the ephemeral range, started once it
+  // listens); `pause` kills it with SIGKILL and `resume` starts it again on the same port.
+  const std::string script = std::string(FLEETTWIN_SOURCE_DIR) + "/scripts/services/mosquitto";
+  fleettwin::testing::Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto");
+  const int port = address_of(broker.address()).port;
   mqtt::Pool pool(mqtt::PoolOptions{.backoff_min = 100ms, .backoff_max = 1000ms});
   for (int i = 0; i < 3; ++i) {
     mqtt::ClientOptions o;
@@ -198,17 +190,22 @@ TEST(Pool, ReconnectsAfterABrokerRestartAndDeliversWhatItKept) {
     while (!done() && std::chrono::steady_clock::now() < deadline) pool.run_once(20ms);
     return done();
   };
-  ASSERT_TRUE(run_until([&] { return pool.stats().connected == 3; }, 20s)) << "broker at port " << port;
+  ASSERT_TRUE(run_until([&] { return pool.stats().connected == 3; }, 20s))
+      << "broker at " << broker.address();
   for (mqtt::Pool::Index i = 0; i < 3; ++i) ASSERT_TRUE(pool.publish(i, "fleet/x/telemetry", "before", 1));
   ASSERT_TRUE(run_until([&] { return pool.stats().pubacks == 3; }, 10s));
 
-  fleettwin::testing::stop(broker, SIGKILL);
+  const auto paused = fleettwin::testing::run(script, {"pause", broker.address()});
+  ASSERT_EQ(paused.exit_code, 0) << paused.out;
+  EXPECT_NE(fleettwin::testing::run(script, {"status", broker.address()}).exit_code, 0)
+      << "paused yet running";
   ASSERT_TRUE(run_until([&] { return pool.stats().connected == 0; }, 10s));
   for (mqtt::Pool::Index i = 0; i < 3; ++i)
     for (int k = 0; k < 4; ++k) ASSERT_TRUE(pool.publish(i, "fleet/x/telemetry", "while away", 1));
   EXPECT_EQ(pool.stats().outgoing, 12u);  // kept, not lost
   run_until([] { return false; }, 1s);    // a few failed reconnect attempts
-  broker = start_broker();
+  const auto resumed = fleettwin::testing::run(script, {"resume", broker.address()});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
   EXPECT_TRUE(run_until([&] { return pool.stats().connected == 3 && pool.stats().outgoing == 0; }, 30s))
       << "connected " << pool.stats().connected << ", outgoing " << pool.stats().outgoing;
   const auto st = pool.stats();
@@ -216,8 +213,6 @@ TEST(Pool, ReconnectsAfterABrokerRestartAndDeliversWhatItKept) {
   EXPECT_EQ(st.pubacks, 15u);
   EXPECT_GE(st.failures, 3u);
   pool.disconnect_all();
-  fleettwin::testing::stop(broker);
-  std::filesystem::remove_all(dir);
 }
 
 log::OutRecord command_record(const std::string& id, const std::string& car, const std::string& name,
