@@ -432,13 +432,9 @@ TEST_F(Fixture, CarsAndBridgeConnectOverTlsAndCheckTheBrokersCertificate) {
   sh("cd " + d +
      " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca -keyout other.key "
      "-out other.crt");
-  const int port = 20000 + ::getpid() % 20000;
-  const std::string extra = "listener " + std::to_string(port) + " 127.0.0.1\ncafile " + d +
-                            "/ca.crt\ncertfile " + d + "/server.crt\nkeyfile " + d + "/server.key\n";
-  ::setenv("FLEETTWIN_MOSQUITTO_EXTRA_CONFIG", extra.c_str(), 1);
-  fleettwin::testing::Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto");
-  ::unsetenv("FLEETTWIN_MOSQUITTO_EXTRA_CONFIG");
-  const stages::BrokerAddress tls_addr{"127.0.0.1", static_cast<std::uint16_t>(port)};
+  fleettwin::testing::Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto",
+                                     "--tls " + fleettwin::testing::quote(d));
+  const stages::BrokerAddress tls_addr = address_of(broker.address());
 
   auto bridge_opts = bridge_options("bridge-tls");
   bridge_opts.brokers = {tls_addr};
