@@ -35,7 +35,7 @@ TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& m
   for (auto& twin : initial) {
     _watermark = std::max(_watermark, twin.last_seen);
     auto id = twin.id;
-    _twins.emplace(std::move(id), Entry{std::move(twin), false});
+    _twins.emplace(std::move(id), Entry{std::move(twin), false, {}});
   }
   _watermark_at = std::chrono::steady_clock::now();
   _count.set(static_cast<int64_t>(_twins.size()));
@@ -152,7 +152,11 @@ void TwinStage::apply_other(const log::Record& r) {
     Entry& e = _twins[a.car];
     if (e.twin.id.empty()) e.twin.id = a.car;
     auto& h = e.twin.health;
-    const auto status = a.raised ? core::HealthStatus::kAnomaly : core::HealthStatus::kOk;
+    if (a.raised)
+      e.open_alerts.insert(a.id);
+    else
+      e.open_alerts.erase(a.id);
+    const auto status = e.open_alerts.empty() ? core::HealthStatus::kOk : core::HealthStatus::kAnomaly;
     if (status != h.status) {
       h.status = status;
       h.since = a.ts;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -44,6 +45,10 @@ class TwinStage final : public Stage {
   struct Entry {
     core::Twin twin;
     bool dirty = false;
+    // Ids of the car's alerts raised and not yet cleared (an anomaly alert, further alerts for other parts, a
+    // firmware alert): the car stays "anomaly" until the last one clears. Not restored after a restart: a
+    // clear whose raise came before it finds nothing to remove, and only the alerts seen since count.
+    std::set<std::string> open_alerts;
   };
   void mark(Entry& e);
   void changed(Entry& e);                  // version + 1 and mark

@@ -345,9 +345,9 @@ TEST(TwinStage, HealthFollowsScoresAndAlerts) {
     codec::encode_avro_anomaly_score(a, 2, r.value);
     return r;
   };
-  auto alert = [](bool raised, int64_t ts) {
-    core::Alert a{"car-00003:anomaly:10", "car-00003", "anomaly", raised, ts, 3.0, 1.0,
-                  {"coolant_temp"},       "m1",        false};
+  auto alert = [](bool raised, int64_t ts, const std::string& kind = "anomaly") {
+    core::Alert a{
+        "car-00003:" + kind + ":10", "car-00003", kind, raised, ts, 3.0, 1.0, {"coolant_temp"}, "m1", false};
     log::Record r;
     r.topic = t::kAlerts;
     r.key = a.car;
@@ -373,4 +373,15 @@ TEST(TwinStage, HealthFollowsScoresAndAlerts) {
   stage.process({alert(false, 50)}, out);
   stage.flush_state(out);
   EXPECT_EQ(last_twin(out, "car-00003").health.status, core::HealthStatus::kOk);
+
+  // Two alerts open at once (outdated firmware and an anomaly): the car is "anomaly" until both cleared.
+  stage.process({alert(true, 60, "outdated_firmware"), alert(true, 70)}, out);
+  stage.process({alert(false, 80, "outdated_firmware"), score(0.2, 90)}, out);
+  stage.flush_state(out);
+  EXPECT_EQ(last_twin(out, "car-00003").health.status, core::HealthStatus::kAnomaly);
+  stage.process({alert(false, 100)}, out);
+  stage.flush_state(out);
+  h = last_twin(out, "car-00003").health;
+  EXPECT_EQ(h.status, core::HealthStatus::kOk);
+  EXPECT_EQ(h.since, 100);
 }
