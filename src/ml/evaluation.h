@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/alert.h"
+#include "core/telemetry.h"
 #include "sim/failure.h"
 
 namespace fleettwin::ml {
@@ -17,12 +18,17 @@ struct EvalOptions {
   int64_t from_ts = 0;
   /// Failures that began after this time are not counted in recall: too little data after them.
   int64_t to_ts = INT64_MAX;
+  /// Parallel to the ground truth: the time of the first message of the car that could show the failure
+  /// within the window, -1 if none did (shown_failures). Empty: not known, and the report has no "shown"
+  /// figures.
+  std::vector<int64_t> shown_from;
 };
 
 /// Detection quality of one failure mode.
 struct ModeReport {
   std::string mode;
   int64_t failures = 0, detected = 0, true_alerts = 0;
+  int64_t failures_shown = 0;  ///< of `failures`, those the car's messages could show (EvalOptions::shown)
   double recall = 0, median_delay_s = 0, p90_delay_s = 0;
 };
 
@@ -36,6 +42,12 @@ struct EvalReport {
   int64_t unfamiliar_events = 0;
   double precision = 0, recall = 0, f1 = 0, median_delay_s = 0, p90_delay_s = 0;
   double car_hours = 0, false_alerts_per_1000_car_hours = 0;
+  /// The same figures over the failures the cars' messages could show (EvalOptions::shown), when known. The
+  /// headline recall and F1 above count every failure; these say how many misses no detector could avoid.
+  /// The delays from there count from the first message that could show the failure, not from its onset.
+  bool has_shown = false;
+  int64_t failures_shown = 0, detected_shown = 0;
+  double recall_shown = 0, f1_shown = 0, median_delay_shown_s = 0, p90_delay_shown_s = 0;
   std::vector<ModeReport> per_mode;
   std::string to_json() const;
 };
@@ -45,6 +57,18 @@ struct EvalReport {
 EvalReport evaluate(const std::vector<core::Alert>& alerts, const std::string& kind,
                     const std::vector<sim::GroundTruth>& truth, const std::vector<sim::FailureMode>& modes,
                     double car_hours, const EvalOptions& options);
+
+/// Whether one message of a car could show `mode` at all: a worn drive shaft and a failing shock absorber
+/// only while the car moves (the shaft's vibration grows with speed, the road excites the suspension), an
+/// overheating engine only while it runs (air flows through the intake); a tyre losing pressure, a weak
+/// battery cell (its voltage sags) and outdated firmware in any state.
+bool could_show(sim::FailureMode mode, const core::Telemetry& t);
+
+/// For each failure of `truth`: the time of the first message its car sent from the failure's onset to
+/// `window_ms` later that could show it, or -1 (`events` in any order). A failure without one (a shaft
+/// wearing in a car that stood still until the window ended) is invisible to any detector.
+std::vector<int64_t> shown_failures(const std::vector<sim::GroundTruth>& truth,
+                                    const std::vector<core::Telemetry>& events, int64_t window_ms);
 
 /// The modes the learned model is for: every mode except outdated firmware, which is a rule.
 std::vector<sim::FailureMode> learned_modes();

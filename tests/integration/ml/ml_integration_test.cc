@@ -196,10 +196,11 @@ TEST(MlIntegration, UpThenTrainAndEvalFromTheStore) {
                          (dir / "ground_truth.jsonl").string(), "--train-window", "10m", "--json", json});
   ASSERT_EQ(eval.exit_code, 0) << eval.out;
   EXPECT_NE(eval.out.find("reference"), std::string::npos);
+  EXPECT_NE(eval.out.find("could show in their car's messages"), std::string::npos) << eval.out;
   const std::string report = testing::read_file(json);
   for (const char* key : {"\"fleettwin\":{", "\"reference\":{", "\"outdated_firmware_rule\":{",
                           "\"per_mode\"", "\"precision\"", "\"recall\"", "\"f1\"", "\"median_delay_s\"",
-                          "\"p90_delay_s\"", "\"false_alerts_per_1000_car_hours\""})
+                          "\"p90_delay_s\"", "\"false_alerts_per_1000_car_hours\"", "\"shown\":{"})
     EXPECT_NE(report.find(key), std::string::npos) << key << " in " << report;
 
   auto bad =

@@ -663,5 +663,56 @@ TEST(Evaluation, CountsDetectionsDelaysAndFalseAlerts) {
   EXPECT_EQ(evaluate(alerts, "anomaly", truth, learned_modes(), 2000.0, o).detected, 0);
 }
 
+// A failure its car's messages could not show (an engine overheating while the car stood with the engine
+// off) is still a miss in recall, and reported apart.
+TEST(Evaluation, ReportsApartTheFailuresNoMessageCouldShow) {
+  using sim::FailureMode;
+  std::vector<sim::GroundTruth> truth{{"a", FailureMode::kTyrePressureLoss, 10'000, 130'000},
+                                      {"b", FailureMode::kCoolantOverheating, 20'000, 140'000},
+                                      {"c", FailureMode::kDriveShaftDegradation, 20'000, 140'000}};
+  auto event = [](std::string car, int64_t ts, double speed, double air_flow) {
+    core::Telemetry t;
+    t.car = std::move(car);
+    t.ts = ts;
+    t.values[core::kSpeed] = speed;
+    t.values[core::kIntakeAirFlowSpeed] = air_flow;
+    return t;
+  };
+  // a: parked, but a tyre shows in any state. b: the engine never runs. c: idles (engine on, standing)
+  // until it drives after the window; then moves too late.
+  std::vector<core::Telemetry> events{event("a", 20'000, 0, 0), event("b", 30'000, 0, 0),
+                                      event("b", 40'000, 0, 0), event("c", 30'000, 0, 5),
+                                      event("c", 2'000'000, 30, 90)};
+  EXPECT_TRUE(could_show(FailureMode::kTyrePressureLoss, events[0]));
+  EXPECT_FALSE(could_show(FailureMode::kCoolantOverheating, events[1]));
+  EXPECT_TRUE(could_show(FailureMode::kCoolantOverheating, events[3]));
+  EXPECT_FALSE(could_show(FailureMode::kDriveShaftDegradation, events[3]));
+  EXPECT_TRUE(could_show(FailureMode::kDriveShaftDegradation, events[4]));
+  EvalOptions o;
+  o.shown_from = shown_failures(truth, events, o.window_ms);
+  EXPECT_EQ(o.shown_from, (std::vector<int64_t>{20'000, -1, -1}));
+  o.window_ms = 2'000'000;
+  EXPECT_EQ(shown_failures(truth, events, o.window_ms), (std::vector<int64_t>{20'000, -1, 2'000'000}));
+  o.window_ms = 30 * 60'000;
+
+  std::vector<core::Alert> alerts(1);
+  alerts[0].car = "a";
+  alerts[0].kind = "anomaly";
+  alerts[0].ts = 70'000;
+  const auto r = evaluate(alerts, "anomaly", truth, learned_modes(), 10.0, o);
+  EXPECT_EQ(r.failures, 3);
+  EXPECT_EQ(r.detected, 1);
+  EXPECT_NEAR(r.recall, 1.0 / 3, 1e-12);  // the headline still counts every failure
+  ASSERT_TRUE(r.has_shown);
+  EXPECT_EQ(r.failures_shown, 1);
+  EXPECT_EQ(r.detected_shown, 1);
+  EXPECT_DOUBLE_EQ(r.recall_shown, 1.0);
+  EXPECT_DOUBLE_EQ(r.f1_shown, 1.0);
+  EXPECT_DOUBLE_EQ(r.median_delay_s, 60);        // from the onset at 10 s
+  EXPECT_DOUBLE_EQ(r.median_delay_shown_s, 50);  // from the first message that could show it, at 20 s
+  EXPECT_NE(r.to_json().find("\"shown\":{\"failures\":1,\"detected\":1"), std::string::npos);
+  EXPECT_FALSE(evaluate(alerts, "anomaly", truth, learned_modes(), 10.0, EvalOptions{}).has_shown);
+}
+
 }  // namespace
 }  // namespace fleettwin::ml
