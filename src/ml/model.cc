@@ -222,7 +222,7 @@ Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
   if (_model->mlp.inputs() != n || _model->mlp.outputs() != n)
     throw std::invalid_argument("scorer: network width does not match the feature list");
   for (std::size_t j = 0; j < n; ++j) {
-    _inv_scale.push_back(1.0f / m.scale[j]);
+    _inv_scale.push_back(inverse_scale(m.scale[j]));
     const bool mse = m.architecture.score == ScoreMethod::kMse;
     _inv_error.push_back(mse ? 1.0f : 1.0f / std::max(m.error_scale[j], 1e-6f));
     _inv_error_low.push_back(mse ? 1.0f : 1.0f / std::max(m.error_scale_low[j], 1e-6f));
@@ -242,7 +242,7 @@ uint64_t Scorer::outside(const float* f) const {
   uint64_t mask = 0;
   for (std::size_t j = 0; j < idx.size() && j < 64; ++j) {
     if (!defined(f[idx[j]])) continue;
-    const float x = (f[idx[j]] - m.center[j]) * _inv_scale[j];
+    const float x = to_scaled(f[idx[j]], m.center[j], _inv_scale[j]);
     if (x < _input_low[j] || x > _input_high[j]) mask |= uint64_t{1} << j;
   }
   return mask;
@@ -262,7 +262,7 @@ void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
     for (std::size_t r = 0; r < count; ++r) {
       const float* f = features + (start + r) * kFeatureCount;
       float* x = _in.data() + r * n;
-      for (std::size_t j = 0; j < n; ++j) x[j] = (f[idx[j]] - m.center[j]) * _inv_scale[j];
+      for (std::size_t j = 0; j < n; ++j) x[j] = to_scaled(f[idx[j]], m.center[j], _inv_scale[j]);
       for (const auto j : _nullable)  // the network sees an undefined input at its centre
         if (!defined(x[j])) x[j] = 0.f;
     }

@@ -96,6 +96,12 @@ struct Contribution {
   float deviation = 0;
 };
 
+/// One input in scaled units as the Scorer computes it: times the inverse scale, not divided by the scale.
+/// The two can differ in the last bit, so a bound recorded in training (ModelMeta::input_low/high) must be
+/// computed with this too: a value seen in training then never reads as outside it.
+inline float inverse_scale(float scale) { return 1.0f / scale; }
+inline float to_scaled(float x, float center, float inv_scale) { return (x - center) * inv_scale; }
+
 /// Scores batches of extracted feature rows with one model: scale, reconstruct, turn errors into a score
 /// and the top three contributions. Holds scratch buffers, so one per thread.
 class Scorer {

@@ -221,17 +221,26 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   meta.error_scale.assign(d, 1.0f);
   model->mlp = extract(net, arch);
   if (arch.score == ScoreMethod::kMaxDeviation) {
-    meta.input_low.assign(d, std::numeric_limits<float>::infinity());
-    meta.input_high.assign(d, -std::numeric_limits<float>::infinity());
+    // The extremes in raw units, scaled as the Scorer scales (monotonic, so the scaled extreme is the extreme
+    // of the scaled values): `train` was scaled by division, which can differ in the last bit, and then the
+    // commonest value of an input (0 air flow in every parked car) could read as outside its own range.
+    std::vector<float> low(d, std::numeric_limits<float>::infinity()),
+        high(d, -std::numeric_limits<float>::infinity());
     for (std::size_t r = 0; r < n_train; ++r)
       for (std::size_t j = 0; j < d; ++j) {
-        if (!defined(data.features[order[r] * kFeatureCount + arch.features[j]])) continue;
-        meta.input_low[j] = std::min(meta.input_low[j], train[r * d + j]);
-        meta.input_high[j] = std::max(meta.input_high[j], train[r * d + j]);
+        const float x = data.features[order[r] * kFeatureCount + arch.features[j]];
+        if (!defined(x)) continue;
+        low[j] = std::min(low[j], x);
+        high[j] = std::max(high[j], x);
       }
+    meta.input_low.assign(d, 0);
+    meta.input_high.assign(d, 0);  // never defined: 0 to 0
     for (std::size_t j = 0; j < d; ++j)
-      if (meta.input_low[j] > meta.input_high[j])
-        meta.input_low[j] = meta.input_high[j] = 0;  // never defined
+      if (low[j] <= high[j]) {
+        const float inv = inverse_scale(meta.scale[j]);
+        meta.input_low[j] = to_scaled(low[j], meta.center[j], inv);
+        meta.input_high[j] = to_scaled(high[j], meta.center[j], inv);
+      }
   }
   if (options.reconstruction_range > 0 && arch.score == ScoreMethod::kMaxDeviation) {
     // (The reference architecture stays as published: unbounded.) Per input: the range that all but a few

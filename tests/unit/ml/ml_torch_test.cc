@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+#include <tuple>
+
 #include "ml/dataset.h"
 #include "ml/training.h"
 #include "sim/fleet.h"
@@ -85,6 +89,37 @@ TEST(Training, ReconstructionRangeLeavesOutTheFewCarsBeyondTheRest) {
   EXPECT_LT(m.recon_low[j], m.recon_high[j]);
   // The reference architecture stays as published: unbounded.
   EXPECT_TRUE(train_model(data, reference_architecture(), options)->meta.recon_low.empty());
+}
+
+// The training range of each input holds every value the training rows had, compared as the Scorer compares
+// (scaled by the inverse of the scale). Recorded from rows scaled by division instead, the commonest value of
+// an input could read as outside its own range in the last bit: 0 air flow in every parked car did.
+TEST(Training, ValuesSeenInTrainingAreInsideTheInputRange) {
+  auto data = fleet_data();
+  const auto& features = fleettwin_architecture().features;
+  const auto input = static_cast<std::size_t>(
+      std::find(features.begin(), features.end(), core::kIntakeAirFlowSpeed) - features.begin());
+  ASSERT_LT(input, features.size());
+  // Every car's rows take three values, a third each: the centre is the middle one and the scale the spread
+  // of the other two / 1.349 (RobustScaler). Pick extremes for which the two ways of scaling the low one
+  // differ in the last bit, the multiplied one lower: the case that went wrong.
+  const float mid = 3.0f;
+  float low = 0, high = 0, scale = 0;
+  for (int k = 1; k < 10000 && scale == 0; ++k) {
+    const float lo = -0.37f * static_cast<float>(k), hi = 5.0f + 0.91f * static_cast<float>(k);
+    const auto s = static_cast<float>((static_cast<double>(hi) - static_cast<double>(lo)) / 1.349);
+    if ((lo - mid) * (1.0f / s) < (lo - mid) / s) std::tie(low, high, scale) = std::tuple{lo, hi, s};
+  }
+  ASSERT_NE(scale, 0);
+  const std::array<float, 3> values{low, high, mid};
+  for (std::size_t r = 0; r < data.rows(); ++r)
+    data.features[r * kFeatureCount + core::kIntakeAirFlowSpeed] = values[r % 3];
+  const auto model = train_model(data, fleettwin_architecture(), quick(1));
+  ASSERT_EQ(model->meta.center[input], mid);
+  ASSERT_EQ(model->meta.scale[input], scale);
+  Scorer scorer(model);
+  for (std::size_t r = 0; r < 3; ++r)
+    EXPECT_EQ(scorer.outside(data.features.data() + r * kFeatureCount) >> input & 1, 0u) << values[r % 3];
 }
 
 TEST(Training, ReferenceArchitectureShape) {
