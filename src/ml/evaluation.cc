@@ -19,7 +19,6 @@ bool could_show(sim::FailureMode mode, const core::Telemetry& t) {
   using sim::FailureMode;
   switch (mode) {
     case FailureMode::kDriveShaftDegradation:
-    case FailureMode::kShockAbsorberFailure:
       return t.values[core::kSpeed] > 0;
     case FailureMode::kCoolantOverheating:
       return t.values[core::kIntakeAirFlowSpeed] > 0;

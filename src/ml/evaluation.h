@@ -58,10 +58,11 @@ EvalReport evaluate(const std::vector<core::Alert>& alerts, const std::string& k
                     const std::vector<sim::GroundTruth>& truth, const std::vector<sim::FailureMode>& modes,
                     double car_hours, const EvalOptions& options);
 
-/// Whether one message of a car could show `mode` at all: a worn drive shaft and a failing shock absorber
-/// only while the car moves (the shaft's vibration grows with speed, the road excites the suspension), an
-/// overheating engine only while it runs (air flows through the intake); a tyre losing pressure, a weak
-/// battery cell (its voltage sags) and outdated firmware in any state.
+/// Whether one message of a car could show `mode` at all, going by what the simulator's signals carry: a
+/// worn drive shaft only while the car moves (its vibration grows with speed), an overheating engine only
+/// while it runs (air flows through the intake); a tyre losing pressure, a weak battery cell (its voltage
+/// sags), a failing shock absorber (its corner's accelerometer reads larger, even the small readings of a
+/// parked car) and outdated firmware in any state.
 bool could_show(sim::FailureMode mode, const core::Telemetry& t);
 
 /// For each failure of `truth`: the time of the first message its car sent from the failure's onset to

@@ -688,6 +688,8 @@ TEST(Evaluation, ReportsApartTheFailuresNoMessageCouldShow) {
   EXPECT_TRUE(could_show(FailureMode::kCoolantOverheating, events[3]));
   EXPECT_FALSE(could_show(FailureMode::kDriveShaftDegradation, events[3]));
   EXPECT_TRUE(could_show(FailureMode::kDriveShaftDegradation, events[4]));
+  EXPECT_TRUE(
+      could_show(FailureMode::kShockAbsorberFailure, events[1]));  // its corner reads larger parked too
   EvalOptions o;
   o.shown_from = shown_failures(truth, events, o.window_ms);
   EXPECT_EQ(o.shown_from, (std::vector<int64_t>{20'000, -1, -1}));
