@@ -329,13 +329,12 @@ int run_eval(EvalFlags& f, Config& config) {
                 static_cast<long long>(mine.per_mode[i].failures_shown),
                 static_cast<long long>(mine.per_mode[i].failures));
   // Recall and F1 above count every failure; a failure no message of its car could show within the window
-  // (a worn shaft in a car that stood still, overheating in an engine that stayed off) is
-  // a miss no detector could avoid. Said apart so that a reader sees which misses are the model's.
+  // (a worn shaft in a car that stood still, overheating in an engine that stayed off) is a miss no detector
+  // could avoid. Said apart so that a reader sees which misses are the model's.
   std::printf(
-      "\n%lld of %lld failures could show in their car's messages within the %lld-minute window (a worn "
-      "shaft "
-      "needs the car to move, overheating a running engine); over those, with delays from the first such "
-      "message:\n",
+      "\n%lld of %lld failures could show in their car's messages within the %lld-minute window "
+      "(a worn shaft needs the car to move, overheating a running engine); over those, with delays from the "
+      "first such message:\n",
       static_cast<long long>(mine.failures_shown), static_cast<long long>(mine.failures),
       static_cast<long long>(eo.window_ms / 60'000));
   for (const auto* r : {&mine, &ref})
