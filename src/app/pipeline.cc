@@ -508,7 +508,9 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
       }
     }
   } else {
-    s.msgs_per_s = elapsed > 0 ? static_cast<double>(roles.sim ? s.published : s.processed) / elapsed : 0;
+    // What this process did: published with the simulator, else read by its stages (a score or twin role
+    // processes nothing itself).
+    s.msgs_per_s = elapsed > 0 ? static_cast<double>(roles.sim ? s.published : s.records_in) / elapsed : 0;
   }
   s.peak_rss_mb = peak_rss_mb();
   if (hard_stop && !failed) spdlog::warn("stopped without draining: the next run on this data dir resumes");

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -125,6 +126,13 @@ TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
   ASSERT_TRUE(caught_up) << records(kafka, t::kScores) << " scores for " << kEvents << " events\n"
                          << score_log;
   EXPECT_NE(score_log.find("loaded model " + model->meta.version), std::string::npos) << score_log;
+  // Its last line says what it read, and at what rate.
+  std::smatch stopped;
+  ASSERT_TRUE(
+      std::regex_search(score_log, stopped, std::regex("score stopped: (\\d+) records in, (\\d+) msg/s")))
+      << score_log;
+  EXPECT_GE(std::stoll(stopped[1]), kEvents);
+  EXPECT_GT(std::stoll(stopped[2]), 0) << score_log;
 
   // Count in == count out: one score per (car, seq), all by the published model, no more.
   ASSERT_EQ(records(kafka, t::kScores), kEvents);
