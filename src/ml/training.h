@@ -33,7 +33,7 @@ struct TrainOptions {
   /// of held-out scores (calibrate_threshold).
   std::string threshold_method = "alert_rate";
   double target_false_alerts = 0.5;  ///< per 1,000 car-hours (alert_rate)
-  int raise_k = 3, window_n = 5;     ///< the score stage's hysteresis rule (alert_rate)
+  int raise_k = 2, window_n = 3;     ///< the score stage's hysteresis rule (alert_rate)
   double quantile = 0.995;           ///< threshold = this quantile of held-out scores (quantile)
   uint64_t seed = 42;
   bool progress = true;  ///< progress bar (epoch, losses) on stderr
