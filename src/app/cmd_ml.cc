@@ -40,6 +40,8 @@ ml::MonitorOptions monitor_options(const Config& config) {
 ml::TrainOptions train_options(const Config& config) {
   ml::TrainOptions o;
   o.max_epochs = static_cast<int>(config.get_int("ml.epochs"));
+  o.learning_rate_decay = config.get_double("ml.learning_rate_decay");
+  o.seed = static_cast<uint64_t>(config.get_int("ml.train_seed"));
   o.max_rows = static_cast<std::size_t>(config.get_int("ml.max_rows"));
   o.quantile = config.get_double("ml.quantile");
   o.input_dropout = config.get_double("ml.input_dropout");

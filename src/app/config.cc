@@ -178,7 +178,7 @@ const std::vector<ConfigKey> kKeys = {
      "fleettwin",
      {},
      {},
-     "Autoencoder to train: fleettwin (13 signals + 11 derived features, 24-32-12-32-24) or reference "
+     "Autoencoder to train: fleettwin (13 signals + 8 derived features, 21-32-12-32-21) or reference "
      "(18-14-7-7-14-18)."},
     {"ml.threshold_method",
      ConfigType::kString,
@@ -202,6 +202,12 @@ const std::vector<ConfigKey> kKeys = {
      "docs/benchmarks.md)."},
     {"ml.epochs", ConfigType::kInt, "30", 1, 10000,
      "Training epochs at most (early stopping may end sooner)."},
+    {"ml.train_seed", ConfigType::kInt, "42", 0, 9.0e15,
+     "Seed of training (held-out cars, initial weights, batch order); same history and seed, same model."},
+    {"ml.learning_rate_decay", ConfigType::kDouble, "0.85", 0.01, 1,
+     "Each training epoch's learning rate is this times the last one's (Adam starts at 0.001): the last "
+     "epochs settle instead of jumping around the best fit, so two training runs on the same history give "
+     "models with the same false-alert rate. 1: constant."},
     {"ml.max_rows", ConfigType::kInt, "400000", 100, 100000000,
      "Training samples at most this many events of the history."},
     {"ml.raise_k", ConfigType::kInt, "2", 1, 64,

@@ -8,9 +8,10 @@ namespace fleettwin::ml {
 namespace {
 
 constexpr std::array<std::string_view, kDerivedCount> kDerivedNames{
-    "vibration_per_speed", "tyre_pressure_spread", "tyre_pressure_min_gap", "coolant_over_intake",
-    "accel_imbalance",     "accel_amplitude_1_1",  "accel_amplitude_1_2",   "accel_amplitude_2_1",
-    "accel_amplitude_2_2", "engine_warmth",        "engine_heat",           "coolant_heading",
+    "vibration_per_speed",   "tyre_pressure_spread", "tyre_pressure_min_gap", "coolant_over_intake",
+    "accel_imbalance",       "accel_amplitude_1_1",  "accel_amplitude_1_2",   "accel_amplitude_2_1",
+    "accel_amplitude_2_2",   "engine_warmth",        "engine_heat",           "coolant_heading",
+    "accel_share_imbalance",
 };
 
 // Weight of the newest sample in the smoothed accelerometer amplitude: about the last 10 events (100 s at
@@ -52,6 +53,7 @@ Component feature_component(std::size_t i) {
       C::kTyres,      C::kChassis,    C::kChassis,    C::kChassis, C::kChassis, C::kControlUnit,
       C::kDrivetrain, C::kTyres,      C::kTyres,      C::kCooling, C::kChassis, C::kChassis,
       C::kChassis,    C::kChassis,    C::kChassis,    C::kCooling, C::kCooling, C::kCooling,
+      C::kChassis,
   };
   return i < kFeatureCount ? kParts[i] : C::kControlUnit;
 }
@@ -87,6 +89,19 @@ void extract_features(const core::Telemetry& t, CarFeatureState& state, float* o
   }
   d[4] = static_cast<float>(std::log((top + kEnergyFloor) / ((sum - top) / 3.0 + kEnergyFloor)));
   for (std::size_t k = 0; k < 4; ++k) d[5 + k] = static_cast<float>(state.accel_energy[k]);
+
+  double total = 0, top_share = 0;
+  for (std::size_t k = 0; k < 4; ++k) total += std::abs(v[core::kAccelerometer11 + k]);
+  for (std::size_t k = 0; k < 4; ++k) {
+    // A car at rest can read exactly 0 on every corner: no news, the shares stay where they were.
+    const double share = total > 0 ? std::abs(v[core::kAccelerometer11 + k]) / total : state.accel_share[k];
+    auto& s = state.accel_share[k];
+    s += kEnergyAlpha * (share - s);
+    top_share = std::max(top_share, s);
+  }
+  // The shares sum to 1, so the other three average (1 - top) / 3; the floor keeps one corner reading alone
+  // for many events finite.
+  d[12] = static_cast<float>(std::log(top_share / std::max((1.0 - top_share) / 3.0, 1e-6)));
 
   // Warmth follows wall time between events, whatever the send interval; the first event of a car starts
   // it at its current state.

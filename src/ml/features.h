@@ -12,7 +12,7 @@ namespace fleettwin::ml {
 
 /// Features derived from the signals so that the simulator's failure modes (and real ones like them) show up
 /// as a broken relationship between signals rather than as a value a healthy car never has.
-inline constexpr std::size_t kDerivedCount = 12;
+inline constexpr std::size_t kDerivedCount = 13;
 /// All 18 catalog signals first (catalog order), then the derived features.
 inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
 
@@ -38,16 +38,19 @@ std::string_view feature_name(std::size_t i);
 /// Index of the feature called `name`, or kFeatureCount.
 std::size_t feature_index(std::string_view name);
 
-/// What feature extraction remembers about one car between its events: smoothed amplitude of each chassis
-/// accelerometer, because a failing shock absorber is one corner's amplitude growing, which a single noisy
-/// sample (potholes hit every corner) cannot show. Plain value, owned by whoever owns the car's stream.
+/// What feature extraction remembers about one car between its events: smoothed amplitude and share of each
+/// chassis accelerometer, because a failing shock absorber is one corner shaking more than the others, which
+/// a single noisy sample (potholes hit every corner) cannot show; and the engine's recent running time and
+/// coolant. Plain value, owned by whoever owns the car's stream.
 struct CarFeatureState {
   std::array<double, 4> accel_energy{};  ///< smoothed |acceleration| per corner
-  double engine_warmth = 0;              ///< share of the last minutes with the engine running
-  double engine_heat = 0;                ///< share of the last hour with the engine running
-  double coolant_average = 0;            ///< coolant over the last minute the engine ran
-  int64_t running_since = 0;             ///< ts of the event the engine started at
-  bool running = false;                  ///< the engine ran at the last event
+  /// Smoothed share of each corner in the event's total |acceleration|; starts level.
+  std::array<double, 4> accel_share{0.25, 0.25, 0.25, 0.25};
+  double engine_warmth = 0;    ///< share of the last minutes with the engine running
+  double engine_heat = 0;      ///< share of the last hour with the engine running
+  double coolant_average = 0;  ///< coolant over the last minute the engine ran
+  int64_t running_since = 0;   ///< ts of the event the engine started at
+  bool running = false;        ///< the engine ran at the last event
   int64_t last_ts = 0;
   bool primed = false;
 };
@@ -63,6 +66,7 @@ struct CarFeatureState {
 ///  - tyre_pressure_min_gap: mean of the other three tyres - the lowest one.
 ///  - coolant_over_intake: coolant - intake air temperature; overheating moves coolant away from the air.
 ///  - accel_imbalance: log of the largest corner's smoothed amplitude over the mean of the other three.
+///    Kept for models trained with it; accel_share_imbalance below replaced it in the default model.
 ///  - accel_amplitude_1_1 .. accel_amplitude_2_2: each corner's smoothed amplitude. A single accelerometer
 ///    sample is white noise (one instant of a shaking chassis) that no model can reconstruct; its recent
 ///    amplitude is a property of the road, the speed and the corner's damper.
@@ -76,6 +80,12 @@ struct CarFeatureState {
 ///    engine's cooling holds one temperature whether the engine is cold or warm, so failing cooling shows in
 ///    minutes, while the coolant itself takes many minutes to climb out of the range a cold or cooling engine
 ///    spans anyway. Undefined while the engine is off.
+///  - accel_share_imbalance: log of the largest corner's smoothed share of the event's total |acceleration|
+///    over the mean share of the other three (same smoothing as the amplitudes). The share of one event does
+///    not depend on the road, the speed or the state, so it moves only when one damper does: a failed one
+///    (amplitude x4) reads log 4 = 1.39, healthy cars stay below about 0.9 (2,000 cars, an hour). Smoothed
+///    amplitudes instead carry the last state for minutes: a car that parks, starts or passes a pothole
+///    while the four averages still settle reads up to 1.9 with nothing broken.
 /// A sagging battery cell needs no derived feature: voltage is close to linear in state of charge and
 /// current, which the autoencoder learns from the raw signals (a ratio such as voltage / charge
 /// extrapolated badly as charge ran lower than in training).

@@ -25,8 +25,14 @@ enum class ScoreMethod {
 
 /// Shape of an autoencoder: the features it reads, hidden widths and activations, and its score.
 struct Architecture {
-  std::string name;                     ///< "fleettwin" or "reference"
-  std::vector<std::size_t> features;    ///< indices into the extract_features() vector
+  std::string name;                   ///< "fleettwin" or "reference"
+  std::vector<std::size_t> features;  ///< indices into the extract_features() vector
+  /// Features (a subset of `features`) the network reconstructs without seeing them: their weights into the
+  /// first layer are zero. For a health indicator whose healthy value the other inputs predict, such as
+  /// how evenly the four corners shake: shown the value, an autoencoder learns to pass it through and
+  /// reconstructs a failure along with it; hidden, it predicts the healthy value and the failure is the
+  /// whole gap.
+  std::vector<std::size_t> predicted;
   std::vector<std::size_t> hidden;      ///< widths of the hidden layers
   std::vector<Activation> activations;  ///< one per hidden layer; the output layer is linear
   ScoreMethod score = ScoreMethod::kMaxDeviation;
@@ -36,9 +42,10 @@ struct Architecture {
   double smoothing = 1.0;
 };
 
-/// Ours: 13 signals (not the raw accelerometer samples, not the firmware version) and the 11 derived
-/// features, 24-32-12-32-24 tanh, largest per-car averaged error (smoothing 0.3) with each input's scale
-/// set by its own healthy extremes (equalize_extremes).
+/// Ours: 13 signals (not the raw accelerometer samples, not the firmware version) and 8 derived features
+/// (accel_share_imbalance and coolant_heading predicted, not shown), 21-32-12-32-21 tanh, largest per-car
+/// averaged error (smoothing 0.3) with each input's scale set by its own healthy extremes
+/// (equalize_extremes).
 Architecture fleettwin_architecture();
 /// The system fleettwin replaces: the 18 signals, 18-14-7-7-14-18, tanh relu tanh relu, MSE per event.
 Architecture reference_architecture();
@@ -114,7 +121,8 @@ class Scorer {
   /// `dev`. score_of applies the weights.
   void deviations(const float* features, std::size_t rows, float* dev);
   /// Bit j set when input j of one row of features (kFeatureCount values) lies outside
-  /// ModelMeta::input_low/high (at most 64 inputs).
+  /// ModelMeta::input_low/high (at most 64 inputs). Never for a predicted input: the network does not see
+  /// it, so nothing is extrapolated.
   uint64_t outside(const float* features) const;
   /// The score of one row of deviations (as deviations() wrote them, averaged or not).
   float score_of(const float* dev, std::array<Contribution, 3>* top) const;
@@ -130,6 +138,7 @@ class Scorer {
   std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error, _inv_error_low, _recon_low,
       _recon_high, _input_low, _input_high;
   std::vector<std::size_t> _nullable;  // inputs whose feature may be undefined (may_be_undefined)
+  uint64_t _hidden = 0;                // bit j: input j is predicted, never seen (Architecture::predicted)
 };
 
 /// One car's running average of deviations (Architecture::smoothing). Plain value per car.

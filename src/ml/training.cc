@@ -161,6 +161,12 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   auto val_t = torch::from_blob(val.data(), {static_cast<int64_t>(n_val), static_cast<int64_t>(d)}).clone();
 
   auto net = build_network(arch);
+  // Predicted inputs (Architecture::predicted) are multiplied by 0 on the way in, always.
+  std::vector<float> shown(d, 1.f);
+  for (std::size_t j = 0; j < d; ++j)
+    if (std::find(arch.predicted.begin(), arch.predicted.end(), arch.features[j]) != arch.predicted.end())
+      shown[j] = 0.f;
+  const auto shown_t = torch::from_blob(shown.data(), {1, static_cast<int64_t>(d)}).clone();
   torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(options.learning_rate));
   double best_val = INFINITY, best_train = 0;
   int since_best = 0, epochs = 0;
@@ -168,6 +174,9 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   const auto batch = static_cast<int64_t>(std::max<std::size_t>(1, options.batch));
   for (int epoch = 1; epoch <= options.max_epochs; ++epoch) {
     epochs = epoch;
+    for (auto& group : adam.param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options())
+          .lr(options.learning_rate * std::pow(options.learning_rate_decay, epoch - 1));
     net->train();
     auto perm = torch::randperm(static_cast<int64_t>(n_train), torch::kLong);
     double sum = 0;
@@ -179,7 +188,7 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
       // Denoising: a share of the inputs is set to the median (0 once scaled) and the network must still
       // give back the clean row, so it learns to predict each signal from the others instead of copying it
       // through, and a failure in one signal is not reconstructed along with it.
-      auto input = x;
+      auto input = x * shown_t;
       if (options.input_dropout > 0)
         input = x * (torch::rand_like(x) >= options.input_dropout).to(torch::kFloat);
       auto loss = torch::mse_loss(net->forward(input), x);
@@ -192,7 +201,7 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
     {
       torch::NoGradGuard no_grad;
       net->eval();
-      val_loss = torch::mse_loss(net->forward(val_t), val_t).item<double>();
+      val_loss = torch::mse_loss(net->forward(val_t * shown_t), val_t).item<double>();
     }
     const double train_loss = steps ? sum / static_cast<double>(steps) : 0;
     if (options.progress) progress_line(arch.name, epoch, options.max_epochs, train_loss, val_loss, false);
@@ -207,6 +216,12 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
     }
   }
   torch::load(net, best_state);
+  {
+    // An input that was always 0 left its first-layer weights at their random start: zero them, so that
+    // the network (here, in the artifact and in Mlp) cannot see a predicted input whatever it reads.
+    torch::NoGradGuard no_grad;
+    linears(net).front()->weight.mul_(shown_t);
+  }
   if (options.progress) progress_line(arch.name, epochs, options.max_epochs, best_train, best_val, true);
 
   auto model = std::make_shared<Model>();

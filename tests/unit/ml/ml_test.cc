@@ -68,6 +68,44 @@ TEST(Features, AccelerometerEnergyIsSmoothedPerCar) {
   EXPECT_FLOAT_EQ(static_cast<float>(st.accel_energy[0]), 2.0f * 0.9f);  // alpha 0.1 towards 0
 }
 
+TEST(Features, ShareImbalanceShowsOneCornerShakingMoreWhateverTheRoad) {
+  const auto imbalance = feature_index("accel_share_imbalance");
+  const auto amplitude = feature_index("accel_imbalance");
+  CarFeatureState healthy, failing;
+  std::array<float, kFeatureCount> h{}, f{};
+  auto t = sample();
+  std::mt19937 rng(5);
+  std::normal_distribution<double> noise;
+  float worst_healthy = 0, worst_amplitude = 0, failing_sum = 0;
+  int n = 0;
+  // Parked (0.02) and driving (1.5) in turns of 30 events, each corner shaking with its own noise; the
+  // failing car's rear right corner reads 4x.
+  for (int i = 0; i < 600; ++i) {
+    const double level = (i / 30) % 2 ? 1.5 : 0.02;
+    for (std::size_t k = 0; k < 4; ++k) t.values[core::kAccelerometer11 + k] = level * noise(rng);
+    extract_features(t, healthy, h.data());
+    t.values[core::kAccelerometer22] *= 4;
+    extract_features(t, failing, f.data());
+    if (i < 30) continue;  // settled
+    worst_healthy = std::max(worst_healthy, h[imbalance]);
+    worst_amplitude = std::max(worst_amplitude, h[amplitude]);
+    failing_sum += f[imbalance];
+    ++n;
+  }
+  // Shares do not carry the last state: the healthy car stays well below the failing one throughout, while
+  // the smoothed amplitudes read a corner apart after the changes of road (measured 0.69, 1.21 on average,
+  // 1.35).
+  EXPECT_GT(failing_sum / static_cast<float>(n), 1.0f);
+  EXPECT_LT(worst_healthy, 0.8f);
+  EXPECT_GT(worst_amplitude, worst_healthy + 0.4f);
+  // An event on which every corner reads exactly 0 leaves the shares as they were.
+  const float before = f[imbalance];
+  for (std::size_t k = 0; k < 4; ++k) t.values[core::kAccelerometer11 + k] = 0;
+  extract_features(t, failing, f.data());
+  EXPECT_FLOAT_EQ(f[imbalance], before);
+  EXPECT_EQ(feature_component(imbalance), Component::kChassis);
+}
+
 TEST(Features, EngineWarmthFollowsRunningTimeOverMinutes) {
   CarFeatureState st;
   std::array<float, kFeatureCount> f{};
@@ -444,6 +482,13 @@ TEST(Model, MetadataRoundTrips) {
   m.cars = 4;
   m.epochs = 5;
   const auto back = meta_from_json(meta_to_json(m));
+  EXPECT_TRUE(back.architecture.predicted.empty());
+  auto predicting = m;
+  predicting.architecture.predicted = {core::kSpeed};
+  EXPECT_EQ(meta_from_json(meta_to_json(predicting)).architecture.predicted,
+            predicting.architecture.predicted);
+  predicting.architecture.predicted = {feature_index("engine_heat")};  // not among the reference's inputs
+  EXPECT_THROW(meta_from_json(meta_to_json(predicting)), std::invalid_argument);
   EXPECT_EQ(back.version, m.version);
   EXPECT_EQ(back.architecture.features, m.architecture.features);
   EXPECT_EQ(back.architecture.hidden, m.architecture.hidden);

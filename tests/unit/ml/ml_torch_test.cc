@@ -122,6 +122,35 @@ TEST(Training, ValuesSeenInTrainingAreInsideTheInputRange) {
     EXPECT_EQ(scorer.outside(data.features.data() + r * kFeatureCount) >> input & 1, 0u) << values[r % 3];
 }
 
+TEST(Training, PredictedInputsAreNeverSeenOnlyReconstructed) {
+  const auto data = fleet_data();
+  const auto arch = fleettwin_architecture();
+  ASSERT_EQ(arch.predicted, (std::vector<std::size_t>{feature_index("accel_share_imbalance"),
+                                                      feature_index("coolant_heading")}));
+  const auto model = train_model(data, arch, quick(2));
+  const auto j = static_cast<std::size_t>(
+      std::find(arch.features.begin(), arch.features.end(), arch.predicted[0]) - arch.features.begin());
+  ASSERT_LT(j, arch.features.size());
+  const auto& first = model->mlp.layers().front();
+  for (std::size_t o = 0; o < first.out; ++o) EXPECT_EQ(first.weight[j * first.out + o], 0.f) << o;
+  // The artifact keeps it, and the reloaded network is as blind to it.
+  const auto back = decode_artifact(encode_artifact(*model));
+  EXPECT_EQ(back->meta.architecture.predicted, arch.predicted);
+  // A shaking corner changes that input's own error and nothing else; never "outside" the training range.
+  const std::size_t n = arch.features.size();
+  std::vector<float> row(data.features.begin(), data.features.begin() + kFeatureCount), moved = row;
+  moved[arch.predicted[0]] += 5;
+  std::vector<float> a(n), b(n);
+  Scorer scorer(back);
+  scorer.deviations(row.data(), 1, a.data());
+  scorer.deviations(moved.data(), 1, b.data());
+  for (std::size_t k = 0; k < n; ++k)
+    if (k != j) EXPECT_EQ(a[k], b[k]) << feature_name(arch.features[k]);
+  EXPECT_GT(b[j], a[j]);
+  moved[arch.predicted[0]] = 1e6;
+  EXPECT_EQ(scorer.outside(moved.data()), scorer.outside(row.data()));
+}
+
 TEST(Training, ReferenceArchitectureShape) {
   const auto model = train_model(fleet_data(), reference_architecture(), quick(1));
   std::vector<std::size_t> widths{model->mlp.inputs()};
