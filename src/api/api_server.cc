@@ -2,11 +2,14 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -191,6 +194,7 @@ struct ApiServer::Impl {
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   int bound_port = 0;
+  int listen_socket = -1;  // set while binding (set_socket_options), to widen the listen backlog
   std::vector<RouteDef> route_defs;
   std::atomic<uint64_t> command_sequence{0};
 
@@ -794,6 +798,15 @@ void ApiServer::start() {
     if (res.body.empty())
       res.set_content(error_json(res.status == 404 ? "no such route" : "error"), "application/json");
   });
+  // Debian's libcpp-httplib is compiled with a listen backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when
+  // the library was built): when a burst of clients connects at once (every dashboard reconnecting its
+  // live stream after a restart), the kernel drops the handshakes beyond it and the clients retry after 1,
+  // 3, 7, 15 s... Linux lets listen() be called again on a listening socket to change its backlog, so the
+  // socket is caught while httplib creates it (keeping httplib's own options) and widened after the bind.
+  impl.http.set_socket_options([&impl](socket_t sock) {
+    httplib::default_socket_options(sock);
+    impl.listen_socket = sock;
+  });
   if (impl.options.port == 0) {
     impl.bound_port = impl.http.bind_to_any_port(impl.options.host);
   } else {
@@ -802,6 +815,9 @@ void ApiServer::start() {
   if (impl.bound_port <= 0)
     throw std::runtime_error("cannot listen on " + impl.options.host + ":" +
                              std::to_string(impl.options.port));
+  constexpr int kListenBacklog = 1024;  // the kernel caps it at net.core.somaxconn
+  if (impl.listen_socket >= 0 && ::listen(impl.listen_socket, kListenBacklog) != 0)
+    spdlog::warn("api: could not widen the listen backlog: {}", std::strerror(errno));
   impl.listener = std::thread([&impl] { impl.http.listen_after_bind(); });
   impl.background = std::thread([&impl] { impl.run_background(); });
 }
