@@ -33,7 +33,7 @@ Architecture fleettwin_architecture() {
     if (!skip(i)) a.features.push_back(i);
   // The two health indicators whose healthy value the rest predicts best are predicted, not shown (see
   // Architecture::predicted): shown coolant_heading, each training run learnt to copy a different share of it
-  // and its healthy errors ended heavy-tailed on some (20 false alerts per 1,000 car-hours on one seed).
+  // and its healthy errors ended heavy-tailed on some (20 false alerts in 2,000 car-hours on one seed).
   a.predicted = {feature_index("accel_share_imbalance"), feature_index("coolant_heading")};
   // Wide enough to learn how the signals move together in every driving state (16-8-16 fitted them with
   // five times the loss and missed overheating), narrow enough in the middle not to copy its input.
