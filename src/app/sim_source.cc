@@ -159,13 +159,20 @@ void SimSource::run_fleet(log::Producer& producer) {
     last_check = std::chrono::steady_clock::now();
     auto batch = commands_in->poll(1000, std::chrono::milliseconds(0));
     if (batch.empty()) return;
+    bool answered = false;
     for (const auto& r : batch) {
       const auto index = fleet.car_index(r.key);
       if (!index || !fleet.simulates(*index)) continue;  // not one of our cars
       const auto ack = commands.obey(*index, r.value, wall_ms());
       producer.send(
           log::OutRecord{core::topics::kCommandAcks, ack.car, codec::command_ack_to_json(ack), {}, -1, 0});
+      answered = true;
     }
+    // Hand the acks over now: the embedded log's producer appends a topic's records in batches of 256, and a
+    // car answers a few commands a minute, so an ack left in the batch waited for 255 others (tens of
+    // seconds at a high failure rate, for ever at a low one) while the operator saw "pending".
+    if (answered && producer.flush(std::chrono::seconds(30)) != 0)
+      throw std::runtime_error("command acks not acknowledged by the log");
     commands_in->commit(log::next_offsets(batch));
   };
   while (!_stop) {

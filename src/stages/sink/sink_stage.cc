@@ -139,11 +139,21 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
         continue;
       }
       if (c.car.empty()) c.car = r.key;
-      // A replayed command must not move an answered one back to pending.
+      auto [it, inserted] = command_index.try_emplace(c.id, _batch.commands.size());
+      if (!inserted) {
+        // Its answer came earlier in this batch (below): fill in the command, keep the answer's status.
+        auto& early = _batch.commands[it->second];
+        if (early.name.empty()) {
+          c.status = early.status;
+          early = std::move(c);
+        }
+        continue;
+      }
+      // A replayed command must not move an answered one back to pending (nor an answer stored before its
+      // command arrived: see below).
       if (auto old = retrying([&] { return _store->get_command(c.id); }); old && old->status != "pending")
         c.status = old->status;
-      auto [it, inserted] = command_index.try_emplace(c.id, _batch.commands.size());
-      if (inserted) _batch.commands.push_back(std::move(c));
+      _batch.commands.push_back(std::move(c));
     } else if (r.topic == t::kCommandAcks) {
       core::CommandAck a;
       if (!codec::command_ack_from_json(r.value, a, &error)) {
@@ -157,9 +167,17 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
         command_index.emplace(a.id, _batch.commands.size());
         c = &_batch.commands.emplace_back(std::move(*stored));
       }
-      // An ack for a command this store never saw (another deployment's) is only counted.
+      // An answer can arrive before its command: the two topics are read in no fixed order (Kafka orders
+      // records within a partition only), and a car answers within milliseconds. Store the answer as a
+      // nameless command; when the command comes, it is filled in and keeps the answer's status.
       if (!c) {
-        _bad.add();
+        command_index.emplace(a.id, _batch.commands.size());
+        c = &_batch.commands.emplace_back();
+        c->id = a.id;
+        c->car = r.key.empty() ? a.car : r.key;
+        c->params_json = "{}";
+        c->created = a.ts;
+        c->status = a.status;
         continue;
       }
       // "acked" is final; a late "expired" from the twin stage does not overwrite it.

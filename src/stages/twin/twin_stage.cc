@@ -100,8 +100,15 @@ void TwinStage::apply_other(const log::Record& r) {
     const std::string car = c.car.empty() ? r.key : c.car;
     Entry& e = _twins[car];
     if (e.twin.id.empty()) e.twin.id = car;
-    for (const auto& [k, v] : settings) e.twin.desired[k] = v;
-    _commands[c.id] = {car, std::move(settings), c.expires};
+    if (auto early = _early_answers.find(c.id); early != _early_answers.end() && early->second.car == car) {
+      // Already answered: acked settings are wanted and reported (no delta); failed ones are not wanted.
+      if (early->second.status == "acked")
+        for (const auto& [k, v] : settings) e.twin.desired[k] = v;
+      _early_answers.erase(early);
+    } else {
+      for (const auto& [k, v] : settings) e.twin.desired[k] = v;
+      _commands[c.id] = {car, std::move(settings), c.expires};
+    }
     changed(e);
   } else if (r.topic == t::kCommandAcks) {
     core::CommandAck a;
@@ -113,12 +120,19 @@ void TwinStage::apply_other(const log::Record& r) {
     const std::string& car = r.key.empty() ? a.car : r.key;  // the key is the MQTT topic's car (ACL-checked)
     Entry& e = _twins[car];
     if (e.twin.id.empty()) e.twin.id = car;
+    auto it = _commands.find(a.id);
     if (a.status == "acked") {
       for (const auto& [k, v] : a.reported) e.twin.reported_settings[k] = v;
-    } else if (auto it = _commands.find(a.id); it != _commands.end() && it->second.car == car) {
+    } else if (it != _commands.end() && it->second.car == car) {
       withdraw(e, it->second);
     }
-    _commands.erase(a.id);
+    if (it == _commands.end()) {
+      // Not pending: answered before its command arrived, or a late answer (the twin stage's own "expired",
+      // which comes back here after the command was dropped; a later one from the car cannot undo it).
+      if (a.status != "expired") _early_answers.try_emplace(a.id, EarlyAnswer{car, a.status, now_ms()});
+    } else if (it->second.car == car) {
+      _commands.erase(it);
+    }
     changed(e);
   } else if (r.topic == t::kScores) {
     codec::AnomalyScore s;
@@ -189,6 +203,8 @@ void TwinStage::tick(log::Producer& out) {
     changed(e);
     it = _commands.erase(it);
   }
+  for (auto it = _early_answers.begin(); it != _early_answers.end();)
+    it = it->second.seen < now - 86'400'000 ? _early_answers.erase(it) : std::next(it);
   int64_t online = 0;
   for (auto& [id, e] : _twins) {
     if (core::mark_offline_if_silent(e.twin, now, _options.offline_after_ms)) mark(e);

@@ -65,6 +65,14 @@ class TwinStage final : public Stage {
     int64_t expires = 0;  // ms; 0 = never
   };
   std::unordered_map<std::string, PendingCommand> _commands;
+  // Answers that arrived before their command (the topics are read in no fixed order), by command id. The
+  // command is then not pending; an answer whose command never comes is dropped after a day (event time).
+  struct EarlyAnswer {
+    std::string car;
+    std::string status;
+    int64_t seen = 0;
+  };
+  std::unordered_map<std::string, EarlyAnswer> _early_answers;
   void withdraw(Entry& e, const PendingCommand& c);
   int64_t _watermark = 0;  // newest device ts applied
   std::chrono::steady_clock::time_point _watermark_at;

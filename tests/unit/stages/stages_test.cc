@@ -262,6 +262,10 @@ log::Record json_record(const char* topic, const std::string& key, std::string v
   return r;
 }
 
+core::CommandAck ack_for(const core::Command& c, std::string status = "acked") {
+  return core::CommandAck{c.id, c.car, std::move(status), c.created + 1, {}, ""};
+}
+
 core::Twin last_twin(const CaptureProducer& out, const std::string& car) {
   core::Twin twin;
   for (const auto& o : out.records)
@@ -330,6 +334,83 @@ TEST(TwinStage, ACommandUnansweredPastItsExpiryIsDeclaredExpiredAndWithdrawn) {
   out.records.clear();
   stage.tick(out);
   EXPECT_TRUE(out.records.empty());  // declared once
+}
+
+// Kafka orders records within a partition only, and a car answers within milliseconds: the answer can be read
+// before its command, in the same batch or an earlier one.
+TEST(TwinStage, AnAnswerReadBeforeItsCommandLeavesNothingPending) {
+  core::Metrics metrics;
+  core::SimClock clock(1'700'000'000'000);
+  stages::TwinStage stage({.offline_after_ms = 30'000, .flush_interval_ms = 1000}, clock, metrics);
+  CaptureProducer out;
+  const core::Command c{"c3", "car-00003",       "set_speed_limit", R"({"kmh": 77})",
+                        1,    1'700'000'005'000, "pending"};
+  const core::CommandAck ack{"c3", "car-00003", "acked", 2, {{"speed_limit_kmh", "77"}}, ""};
+  stage.process({json_record(t::kCommandAcks, c.car, codec::command_ack_to_json(ack)),
+                 json_record(t::kCommands, c.car, codec::command_to_json(c))},
+                out);
+  stage.flush_state(out);
+  auto twin = last_twin(out, "car-00003");
+  EXPECT_EQ(twin.desired.at("speed_limit_kmh"), "77");
+  EXPECT_EQ(twin.reported_settings.at("speed_limit_kmh"), "77");
+  EXPECT_TRUE(twin.delta().empty());
+  // Past its expiry it is not declared expired (it was answered) and its setting stays.
+  clock.advance_to(1'700'000'006'000);
+  out.records.clear();
+  stage.tick(out);
+  stage.flush_state(out);
+  for (const auto& o : out.records) EXPECT_NE(o.topic, t::kCommandAcks);
+
+  // A refusal read first: the command's setting is not wanted, so no delta either.
+  const core::Command d{"c4", "car-00003", "set_speed_limit", R"({"kmh": 300})", 1, 0, "pending"};
+  const core::CommandAck refused{"c4", "car-00003", "failed", 3, {}, "out of range"};
+  stage.process({json_record(t::kCommandAcks, d.car, codec::command_ack_to_json(refused))}, out);
+  stage.process({json_record(t::kCommands, d.car, codec::command_to_json(d))}, out);
+  stage.flush_state(out);
+  twin = last_twin(out, "car-00003");
+  EXPECT_EQ(twin.desired.at("speed_limit_kmh"), "77");
+  EXPECT_TRUE(twin.delta().empty());
+
+  // Another car's answer does not settle this car's command.
+  const core::Command e{"c5", "car-00003", "set_speed_limit", R"({"kmh": 50})", 1, 0, "pending"};
+  stage.process({json_record(t::kCommandAcks, "car-00009", codec::command_ack_to_json(ack_for(e)))}, out);
+  stage.process({json_record(t::kCommands, e.car, codec::command_to_json(e))}, out);
+  stage.flush_state(out);
+  EXPECT_EQ(last_twin(out, "car-00003").delta(), std::vector<std::string>{"speed_limit_kmh"});
+}
+
+TEST(SinkStage, AnAnswerStoredBeforeItsCommandIsFilledInByIt) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ft-sink-ack-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto db = (dir / "s.db").string();
+  core::Metrics metrics;
+  core::Histogram latency;
+  stages::SinkStage sink(std::make_unique<store::SqliteStore>(db), metrics, latency);
+  CaptureProducer out;
+  const core::Command a{"a1", "car-00001", "set_speed_limit", R"({"kmh":77})", 10, 0, "pending"};
+  const core::Command b{"b1", "car-00002", "update_firmware", R"({"version":1300})", 11, 0, "pending"};
+  // a: answer and command in one batch, answer first. b: answer in one batch, command in the next.
+  sink.process({json_record(t::kCommandAcks, a.car, codec::command_ack_to_json(ack_for(a))),
+                json_record(t::kCommands, a.car, codec::command_to_json(a)),
+                json_record(t::kCommandAcks, b.car, codec::command_ack_to_json(ack_for(b, "failed")))},
+               out);
+  {
+    store::SqliteStore check(db);
+    const auto early = check.get_command("b1");
+    ASSERT_TRUE(early.has_value());
+    EXPECT_EQ(early->status, "failed");
+  }
+  sink.process({json_record(t::kCommands, b.car, codec::command_to_json(b))}, out);
+  EXPECT_EQ(metrics.value("fleettwin_sink_undecodable_total"), 0);
+  store::SqliteStore check(db);
+  for (auto [c, status] : {std::pair{a, "acked"}, std::pair{b, "failed"}}) {
+    const auto stored = check.get_command(c.id);
+    ASSERT_TRUE(stored.has_value()) << c.id;
+    c.status = status;
+    EXPECT_EQ(*stored, c);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TwinStage, HealthFollowsScoresAndAlerts) {

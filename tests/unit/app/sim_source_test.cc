@@ -1,0 +1,55 @@
+#include "app/sim_source.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "codec/json.h"
+#include "core/topics.h"
+#include "log/memory/memory_log.h"
+
+using namespace fleettwin;
+using namespace std::chrono_literals;
+namespace t = core::topics;
+
+// Without MQTT the simulator answers the cars' commands itself. An answer must reach the log while the
+// simulator keeps running, not when 255 more answers (or the end of the run) push it out of a batch.
+TEST(SimSource, AnswersACommandWhileItRuns) {
+  log::MemoryLog mlog;
+  core::SimClock clock(1'700'000'000'000);
+  core::Metrics metrics;
+  app::SimSourceOptions options;
+  options.fast = true;
+  options.fleet.cars = 20;
+  options.fleet.interval_ms = 1000;
+  options.fleet.start_ms = 1'700'000'000'000;
+  options.fleet.failure_rate = 0;  // no alerts, so no other commands to answer
+  app::SimSource sim(options, mlog, &clock, metrics);
+  sim.start();
+
+  const core::Command c{"c1", "car-00007", "set_speed_limit", R"({"kmh": 77})", 1, 0, "pending"};
+  auto producer = mlog.producer();
+  producer->send(log::OutRecord{t::kCommands, c.car, codec::command_to_json(c), {}, -1, 0});
+  ASSERT_EQ(producer->flush(1s), 0);
+
+  auto acks = mlog.consumer("test");
+  acks->subscribe({t::kCommandAcks});
+  std::vector<log::Record> got;
+  // The bound only ends a failed run; a passing one sees the answer within a few hundred milliseconds.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) got = acks->poll(10, 100ms);
+  const bool still_running = sim.running();
+  const int64_t published = sim.published();
+  sim.request_stop();
+  sim.join();
+  EXPECT_EQ(sim.error(), "");
+  ASSERT_EQ(got.size(), 1u) << "no answer while the simulator ran (" << published << " messages published)";
+  EXPECT_TRUE(still_running);
+  EXPECT_EQ(got[0].key, "car-00007");
+  core::CommandAck ack;
+  ASSERT_TRUE(codec::command_ack_from_json(got[0].value, ack, nullptr));
+  EXPECT_EQ(ack.id, "c1");
+  EXPECT_EQ(ack.status, "acked");
+  EXPECT_EQ(ack.reported.at("speed_limit_kmh"), "77");
+}
