@@ -802,9 +802,12 @@ void ApiServer::start() {
   // the library was built): when a burst of clients connects at once (every dashboard reconnecting its
   // live stream after a restart), the kernel drops the handshakes beyond it and the clients retry after 1,
   // 3, 7, 15 s... Linux lets listen() be called again on a listening socket to change its backlog, so the
-  // socket is caught while httplib creates it (keeping httplib's own options) and widened after the bind.
+  // socket is caught while httplib creates it and widened after the bind. Only SO_REUSEADDR, not httplib's
+  // default SO_REUSEPORT: with it a second `fleettwin up` on the same port started without an error, and the
+  // kernel shared the connections between the two (as the embedded registry does, registry_server.cc).
   impl.http.set_socket_options([&impl](socket_t sock) {
-    httplib::default_socket_options(sock);
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     impl.listen_socket = sock;
   });
   if (impl.options.port == 0) {

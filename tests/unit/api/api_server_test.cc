@@ -173,6 +173,16 @@ TEST_F(ApiServerTest, HealthReadyAndMetricsNeedNoToken) {
   EXPECT_EQ(get("/api/v1/openapi.yaml", nullptr)->status, 200);
 }
 
+TEST_F(ApiServerTest, ASecondServerOnTheSamePortFailsToStart) {
+  ApiOptions o;
+  o.port = server->port();
+  o.open_store = [this] { return std::make_unique<store::SqliteStore>(db); };
+  o.metrics = &metrics;
+  ApiServer second(std::move(o));
+  EXPECT_THROW(second.start(), std::runtime_error);
+  EXPECT_EQ(get("/healthz", nullptr)->status, 200);  // the first one still answers
+}
+
 TEST_F(ApiServerTest, TokensAndRoles) {
   auto r = get("/api/v1/twins", nullptr);
   EXPECT_EQ(r->status, 401);
