@@ -161,10 +161,9 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   auto val_t = torch::from_blob(val.data(), {static_cast<int64_t>(n_val), static_cast<int64_t>(d)}).clone();
 
   auto net = build_network(arch);
-  // Predicted inputs (Architecture::predicted): 0 (their median once scaled) in validation, and in training
-  // without denoising. With denoising (the default) a training row hides its own random share of inputs
-  // instead, predicted ones included, so the network learns to fill them in from the rest; that is what was
-  // measured (docs/benchmarks.md item 11). Hiding them in every training row as well is not measured yet.
+  // Predicted inputs (Architecture::predicted): 0 (their median once scaled) in every training row, in
+  // validation and (weights zeroed below) when scoring, so the network learns to fill them in from the rest
+  // and never reads them.
   std::vector<float> shown(d, 1.f);
   for (std::size_t j = 0; j < d; ++j)
     if (std::find(arch.predicted.begin(), arch.predicted.end(), arch.features[j]) != arch.predicted.end())
@@ -193,7 +192,7 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
       // through, and a failure in one signal is not reconstructed along with it.
       auto input = x * shown_t;
       if (options.input_dropout > 0)
-        input = x * (torch::rand_like(x) >= options.input_dropout).to(torch::kFloat);
+        input = input * (torch::rand_like(x) >= options.input_dropout).to(torch::kFloat);
       auto loss = torch::mse_loss(net->forward(input), x);
       loss.backward();
       adam.step();
