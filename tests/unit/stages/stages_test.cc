@@ -48,6 +48,24 @@ class CaptureProducer final : public log::Producer {
   std::vector<log::OutRecord> records;
 };
 
+std::filesystem::path fresh_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+/// A sink stage writing to a new SQLite store in a temporary directory, removed at the end.
+struct SinkOnSqlite {
+  explicit SinkOnSqlite(const std::string& name) : dir(fresh_dir(name)) {}
+  ~SinkOnSqlite() { std::filesystem::remove_all(dir); }
+  const std::filesystem::path dir;
+  const std::string db = (dir / "s.db").string();
+  core::Metrics metrics;
+  core::Histogram latency;
+  stages::SinkStage sink{std::make_unique<store::SqliteStore>(db), metrics, latency};
+};
+
 log::Record as_input(const log::OutRecord& o, int64_t offset) {
   log::Record r;
   r.topic = o.topic;
@@ -144,13 +162,8 @@ TEST(TwinStage, CoalescesUntilFlushIgnoresStaleAndGoesOfflineByEventTime) {
 }
 
 TEST(SinkStage, StoresBatchOnceAndReplayIsANoOp) {
-  const auto dir = std::filesystem::temp_directory_path() / ("ft-sink-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const auto db = (dir / "s.db").string();
-  core::Metrics metrics;
-  core::Histogram latency;
-  stages::SinkStage sink(std::make_unique<store::SqliteStore>(db), metrics, latency);
+  SinkOnSqlite s("ft-sink");
+  auto& [dir, db, metrics, latency, sink] = s;
 
   std::vector<log::Record> batch;
   core::Twin twin;
@@ -183,7 +196,6 @@ TEST(SinkStage, StoresBatchOnceAndReplayIsANoOp) {
   const auto stats = check.history_stats();
   EXPECT_EQ(stats.rows, 3);
   EXPECT_EQ(stats.distinct, 3);
-  std::filesystem::remove_all(dir);
 }
 
 namespace {
@@ -380,13 +392,8 @@ TEST(TwinStage, AnAnswerReadBeforeItsCommandLeavesNothingPending) {
 }
 
 TEST(SinkStage, AnAnswerStoredBeforeItsCommandIsFilledInByIt) {
-  const auto dir = std::filesystem::temp_directory_path() / ("ft-sink-ack-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const auto db = (dir / "s.db").string();
-  core::Metrics metrics;
-  core::Histogram latency;
-  stages::SinkStage sink(std::make_unique<store::SqliteStore>(db), metrics, latency);
+  SinkOnSqlite s("ft-sink-ack");
+  auto& [dir, db, metrics, latency, sink] = s;
   CaptureProducer out;
   const core::Command a{"a1", "car-00001", "set_speed_limit", R"({"kmh":77})", 10, 0, "pending"};
   const core::Command b{"b1", "car-00002", "update_firmware", R"({"version":1300})", 11, 0, "pending"};
@@ -410,7 +417,6 @@ TEST(SinkStage, AnAnswerStoredBeforeItsCommandIsFilledInByIt) {
     c.status = status;
     EXPECT_EQ(*stored, c);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(TwinStage, HealthFollowsScoresAndAlerts) {
