@@ -80,7 +80,9 @@ struct TopicConfig {
 class Producer {
  public:
   virtual ~Producer() = default;
-  /// Queues a record. May block while the log applies backpressure. `on_delivery`, if set, is called
+  /// Queues a record. May block while the log applies backpressure. Readers may not see it before `flush`:
+  /// the embedded log appends a topic's records in batches, so a record that must arrive soon (a car's answer
+  /// to a command) is followed by a flush. `on_delivery`, if set, is called
   /// (on the thread calling `flush` or `send`) with the record's offset, or an error text; the record it is
   /// given has topic, key and partition, its value may have been moved out.
   using DeliveryCallback = std::function<void(const OutRecord&, int64_t offset, const std::string* error)>;
