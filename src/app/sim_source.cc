@@ -177,6 +177,7 @@ void SimSource::run_fleet(log::Producer& producer) {
   };
   while (!_stop) {
     const int64_t due = fleet.next_due_ms();
+    if (due == sim::Fleet::kNoMoreMessages) break;  // the run's --duration is over (in real time, too)
     while (!_options.fast && !_stop && due - wall_ms() > 0) {
       pace(due, producer);
       obey_commands();

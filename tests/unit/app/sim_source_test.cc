@@ -53,3 +53,27 @@ TEST(SimSource, AnswersACommandWhileItRuns) {
   EXPECT_EQ(ack.status, "acked");
   EXPECT_EQ(ack.reported.at("speed_limit_kmh"), "77");
 }
+
+// In real time as in fast mode, the simulator stops when the run's duration is over (`up --duration` ends).
+TEST(SimSource, EndsAfterItsDurationInRealTime) {
+  log::MemoryLog mlog;
+  core::Metrics metrics;
+  app::SimSourceOptions options;
+  options.fleet.cars = 3;
+  options.fleet.interval_ms = 100;
+  options.fleet.duration_ms = 1000;
+  options.fleet.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  app::SimSource sim(options, mlog, nullptr, metrics);
+  sim.start();
+  // The bound only ends a failed run; a passing one stops after about a second.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (sim.running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  const bool ended = !sim.running();
+  sim.request_stop();
+  sim.join();
+  EXPECT_TRUE(ended) << "still running a minute after its 1 s duration";
+  EXPECT_EQ(sim.error(), "");
+  EXPECT_EQ(sim.published(), 30);  // 3 cars x 10 messages
+}
