@@ -19,8 +19,8 @@
 
 namespace fleettwin::app {
 
-std::vector<stages::BrokerAddress> parse_brokers(const std::string& list, const std::string& what) {
-  std::vector<stages::BrokerAddress> out;
+std::vector<mqtt::BrokerAddress> parse_brokers(const std::string& list, const std::string& what) {
+  std::vector<mqtt::BrokerAddress> out;
   std::stringstream in(list);
   std::string item;
   while (std::getline(in, item, ',')) {
@@ -42,11 +42,11 @@ mqtt::Version version_of(const Config& c) {
   throw ConfigError("mqtt.version '" + v + "': expected 5 or 3.1.1");
 }
 
-std::optional<Credentials> credentials_of(const Config& c) {
+std::optional<mqtt::Credentials> credentials_of(const Config& c) {
   const auto dir = c.get_string("mqtt.credentials");
   if (dir.empty()) return std::nullopt;
   try {
-    return Credentials::load(dir);
+    return mqtt::Credentials::load(dir);
   } catch (const std::exception& e) {
     throw ConfigError(std::string("--credentials: ") + e.what());
   }
@@ -82,14 +82,14 @@ bool port_open(int port) {
 
 }  // namespace
 
-stages::BridgeOptions bridge_options(const Config& c, std::vector<stages::BrokerAddress> brokers) {
+stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAddress> brokers) {
   stages::BridgeOptions o;
   o.brokers = std::move(brokers);
   o.client_id = c.get_string("mqtt.client_id");
   o.version = version_of(c);
   o.receive_maximum = static_cast<std::uint16_t>(c.get_int("mqtt.receive_maximum"));
   if (auto cred = credentials_of(c)) {
-    o.username = kBridgeUser;
+    o.username = mqtt::kBridgeUser;
     o.password = cred->bridge_password;
   }
   o.tls.ca_file = c.get_string("mqtt.tls_ca");
@@ -114,9 +114,9 @@ sim::FleetConfig fleet_config(const Config& c) {
   return f;
 }
 
-MqttFleetOptions mqtt_fleet_options(const Config& c, sim::FleetConfig fleet,
-                                    std::vector<stages::BrokerAddress> brokers) {
-  MqttFleetOptions o;
+sim::MqttFleetOptions mqtt_fleet_options(const Config& c, sim::FleetConfig fleet,
+                                         std::vector<mqtt::BrokerAddress> brokers) {
+  sim::MqttFleetOptions o;
   o.fleet = std::move(fleet);
   o.fleet.shard = static_cast<std::size_t>(c.get_int("sim.shard"));
   o.fleet.shards = static_cast<std::size_t>(c.get_int("sim.shards"));
@@ -131,7 +131,7 @@ MqttFleetOptions mqtt_fleet_options(const Config& c, sim::FleetConfig fleet,
   return o;
 }
 
-std::vector<std::string> sim_worker_args(const Config& c, const std::vector<stages::BrokerAddress>& brokers) {
+std::vector<std::string> sim_worker_args(const Config& c, const std::vector<mqtt::BrokerAddress>& brokers) {
   std::string list;
   for (const auto& b : brokers) list += (list.empty() ? "" : ",") + b.host + ":" + std::to_string(b.port);
   std::vector<std::string> args = {"sim", "--mqtt", list};
@@ -216,7 +216,7 @@ std::string MqttFront::error() const {
 void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::string& ground_truth,
                       log::Log& log, core::Metrics& metrics, const core::Clock& clock,
                       core::Counter& published, const std::string& dir) {
-  std::vector<stages::BrokerAddress> brokers;
+  std::vector<mqtt::BrokerAddress> brokers;
   if (config.get_string("mqtt.brokers") == "local") {
     _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get_int("mqtt.shards")), dir);
     brokers = _brokers->addresses();
@@ -239,12 +239,12 @@ void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::s
   _sim = std::thread([this, options, per_process, args, &published] {
     try {
       int64_t last = 0;
-      const int rc =
-          run_mqtt_fleet_processes(options, per_process, args, _stop_sim, [&](const MqttFleetStats& s) {
-            published.add(s.published - last);
-            last = s.published;
-            _published = s.published;
-          });
+      const int rc = sim::run_mqtt_fleet_processes(options, per_process, args, _stop_sim,
+                                                   [&](const sim::MqttFleetStats& s) {
+                                                     published.add(s.published - last);
+                                                     last = s.published;
+                                                     _published = s.published;
+                                                   });
       if (rc != 0) set_error("a simulator worker process failed");
     } catch (const std::exception& e) {
       set_error(std::string("simulator: ") + e.what());

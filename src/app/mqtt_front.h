@@ -13,23 +13,23 @@
 #include "log/log.h"
 
 #include "app/config.h"
-#include "app/mqtt_fleet.h"
+#include "sim/feed/mqtt_fleet.h"
 #include "stages/bridge/bridge.h"
 
 namespace fleettwin::app {
 
 /// "HOST:PORT[,HOST:PORT...]" -> addresses; ConfigError naming the bad entry.
-std::vector<stages::BrokerAddress> parse_brokers(const std::string& list, const std::string& what);
+std::vector<mqtt::BrokerAddress> parse_brokers(const std::string& list, const std::string& what);
 
 /// The bridge's options from mqtt.* keys (credentials: the bridge account of mqtt.credentials).
-stages::BridgeOptions bridge_options(const Config& config, std::vector<stages::BrokerAddress> brokers);
+stages::BridgeOptions bridge_options(const Config& config, std::vector<mqtt::BrokerAddress> brokers);
 
 /// The fleet of sim.* keys, starting now (real time).
 sim::FleetConfig fleet_config(const Config& config);
 
 /// The MQTT simulator's options from sim.* and mqtt.* keys, around an already configured fleet.
-MqttFleetOptions mqtt_fleet_options(const Config& config, sim::FleetConfig fleet,
-                                    std::vector<stages::BrokerAddress> brokers);
+sim::MqttFleetOptions mqtt_fleet_options(const Config& config, sim::FleetConfig fleet,
+                                         std::vector<mqtt::BrokerAddress> brokers);
 
 /// mosquitto brokers started by `up --mqtt` (mqtt.brokers = "local"): anonymous, loopback, free ports, config
 /// and log in `dir`. Stopped (SIGTERM, then waited for) when destroyed. Owned by the main thread.
@@ -39,12 +39,12 @@ class LocalBrokers {
   ~LocalBrokers();
   LocalBrokers(const LocalBrokers&) = delete;
   LocalBrokers& operator=(const LocalBrokers&) = delete;
-  const std::vector<stages::BrokerAddress>& addresses() const { return _addresses; }
+  const std::vector<mqtt::BrokerAddress>& addresses() const { return _addresses; }
   const std::vector<pid_t>& pids() const { return _pids; }
 
  private:
   std::vector<pid_t> _pids;
-  std::vector<stages::BrokerAddress> _addresses;
+  std::vector<mqtt::BrokerAddress> _addresses;
 };
 
 /// `fleettwin bridge --mqtt ... --kafka ...`: the bridge on Kafka until a stop signal; its exit code.
@@ -53,7 +53,7 @@ int run_bridge(const Config& config, const std::atomic<int>& stop_signals);
 /// Arguments of a `fleettwin sim --mqtt` worker process for this configuration (the shard flags are added
 /// per worker by run_mqtt_fleet_processes).
 std::vector<std::string> sim_worker_args(const Config& config,
-                                         const std::vector<stages::BrokerAddress>& brokers);
+                                         const std::vector<mqtt::BrokerAddress>& brokers);
 
 /// The MQTT front of `up --mqtt`: local brokers (mqtt.brokers = "local") or the configured ones, the bridge
 /// into the embedded log, and the simulated cars on their own connections (a thread here, or worker processes

@@ -14,14 +14,15 @@
 #include "app/api_runtime.h"
 #include "app/ml_setup.h"
 #include "app/mqtt_front.h"
-#include "app/sim_source.h"
 #include "app/store_factory.h"
 #include "codec/avro.h"
-#include "codec/registry_client.h"
-#include "codec/registry_server.h"
+#include "core/metric_catalog.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
 #include "log/memory/memory_log.h"
+#include "registry/client.h"
+#include "registry/server.h"
+#include "sim/feed/sim_source.h"
 #include "stages/registry.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -188,19 +189,19 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   for (const char* t : {core::topics::kTwins, core::topics::kModels}) log->create_topic(t, compacted);
 
   // The schema registry: records always carry ids the registry gave out.
-  std::unique_ptr<codec::EmbeddedRegistry> embedded_registry;
+  std::unique_ptr<registry::EmbeddedRegistry> embedded_registry;
   std::string registry_url = config.get_string("schema_registry");
   if (registry_url.empty() && roles.process) {
     if (!roles.all())
       throw ConfigError(
           "the process role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
     const auto [host, port] = parse_host_port(config.get_string("registry.listen"), "--registry-listen");
-    codec::EmbeddedRegistryOptions ro;
+    registry::EmbeddedRegistryOptions ro;
     ro.host = host;
     ro.port = port;
     fs::create_directories(data_dir / "registry", ec);
     ro.journal_path = (data_dir / "registry" / "schemas.jsonl").string();
-    embedded_registry = std::make_unique<codec::EmbeddedRegistry>(ro);
+    embedded_registry = std::make_unique<registry::EmbeddedRegistry>(ro);
     try {
       embedded_registry->start();
     } catch (const std::exception& e) {
@@ -213,10 +214,10 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   }
   int32_t telemetry_schema_id = 0;
   if (roles.process) {
-    codec::SchemaRegistryClient registry(registry_url);
-    telemetry_schema_id = registry.register_schema(codec::subject_for_topic(core::topics::kTelemetry),
+    registry::SchemaRegistryClient registry(registry_url);
+    telemetry_schema_id = registry.register_schema(registry::subject_for_topic(core::topics::kTelemetry),
                                                    codec::car_telemetry_schema());
-    spdlog::info("schema: {} registered as id {}", codec::subject_for_topic(core::topics::kTelemetry),
+    spdlog::info("schema: {} registered as id {}", registry::subject_for_topic(core::topics::kTelemetry),
                  telemetry_schema_id);
   }
 
@@ -226,11 +227,11 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     if (registry_url.empty())
       throw ConfigError(
           "the score role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
-    codec::SchemaRegistryClient registry(registry_url);
-    score_schema_id = registry.register_schema(codec::subject_for_topic(core::topics::kScores),
+    registry::SchemaRegistryClient registry(registry_url);
+    score_schema_id = registry.register_schema(registry::subject_for_topic(core::topics::kScores),
                                                codec::anomaly_score_schema());
     alert_schema_id =
-        registry.register_schema(codec::subject_for_topic(core::topics::kAlerts), codec::alert_schema());
+        registry.register_schema(registry::subject_for_topic(core::topics::kAlerts), codec::alert_schema());
   }
 
   // Store and resume point.
@@ -244,7 +245,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     spdlog::info("resuming on {}: {} cars already stored, {} twins", data_dir.string(), resume.size(),
                  twins.size());
 
-  SimSourceOptions so;
+  sim::SimSourceOptions so;
   int64_t start_ms = wall_ms() / 1000 * 1000;
   if (roles.sim) {
     so.fleet.cars = static_cast<std::size_t>(config.get_int("sim.cars"));
@@ -282,7 +283,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   ctx.initial_twins = std::move(twins);
   // Readers resolve each record's writer schema by id when a registry is known (roles take
   // --schema-registry).
-  if (!registry_url.empty()) ctx.registry = std::make_shared<codec::SchemaRegistryClient>(registry_url);
+  if (!registry_url.empty()) ctx.registry = std::make_shared<registry::SchemaRegistryClient>(registry_url);
   ctx.score.monitor = monitor_options(config);
   ctx.score.score_schema_id = score_schema_id;
   ctx.score.alert_schema_id = alert_schema_id;
@@ -323,9 +324,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     int64_t published_models = 0;
     for (const auto end : log->end_offsets(core::topics::kModels)) published_models += end;
     auto read_one = [&] {
-      return metrics.value("fleettwin_models_loaded_total") +
-                 metrics.value("fleettwin_models_rejected_total") >
-             0;
+      return metrics.value(core::metric::kModelsLoaded) + metrics.value(core::metric::kModelsRejected) > 0;
     };
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (published_models > 0 && !read_one() && Clock::now() < until &&
@@ -343,7 +342,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
         start_api_server(config, ApiHost{&metrics, log.get(), ctx.open_store, data_dir.string(), {}});
 
   // `up --mqtt`: cars on MQTT connections through brokers and the bridge instead of direct injection.
-  auto& published = metrics.counter("fleettwin_sim_published_total", "");
+  auto& published = metrics.counter(core::metric::kSimPublished);
   MqttFront mqtt_front;
   const bool mqtt_mode = roles.all() && !config.get_string("mqtt.brokers").empty();
   if (mqtt_mode) {
@@ -353,17 +352,17 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
                      (data_dir / "mqtt").string());
   }
 
-  std::unique_ptr<SimSource> source;
-  if (roles.sim && !mqtt_mode) source = std::make_unique<SimSource>(so, *log, &clock, metrics);
+  std::unique_ptr<sim::SimSource> source;
+  if (roles.sim && !mqtt_mode) source = std::make_unique<sim::SimSource>(so, *log, &clock, metrics);
   const auto started = Clock::now();
   if (source) source->start();
   // Without the simulator here, a stage role runs until stopped.
   auto feeding = [&] { return mqtt_mode ? mqtt_front.running() : source ? source->running() : true; };
 
-  auto& stored = metrics.counter("fleettwin_telemetry_stored_total", "");
-  auto& dlq = metrics.counter("fleettwin_dlq_total", "", "stage=\"process\"");
-  auto& online = metrics.gauge("fleettwin_cars_online", "");
-  auto& processed = metrics.counter("fleettwin_records_in_total", "", "stage=\"process\"");
+  auto& stored = metrics.counter(core::metric::kTelemetryStored);
+  auto& dlq = metrics.counter(core::metric::kDlq, core::metric::stage_label("process"));
+  auto& online = metrics.gauge(core::metric::kCarsOnline);
+  auto& processed = metrics.counter(core::metric::kRecordsIn, core::metric::stage_label("process"));
   const bool tty = isatty(STDERR_FILENO);
   int64_t last_count = 0;
   auto last_tick = started;
@@ -375,9 +374,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     // The rate of what this process does first: publishing with the simulator, else reading its input.
     int64_t count = roles.sim ? published.value() : 0;
     if (!roles.sim)
-      for (auto& r : runners)
-        count = std::max(count, metrics.value("fleettwin_records_in_total{stage=\"" +
-                                              r->stage().descriptor().name + "\"}"));
+      for (auto& r : runners) count = std::max(count, r->records_in());
     const auto rate = static_cast<int64_t>(secs > 0 ? static_cast<double>(count - last_count) / secs : 0);
     last_count = count;
     last_tick = now;
@@ -405,7 +402,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     if (control.stop_when_caught_up && !source) {
       int64_t in = 0, lag = 0;
       for (auto& r : runners) {
-        in += metrics.value("fleettwin_records_in_total{stage=\"" + r->stage().descriptor().name + "\"}");
+        in += r->records_in();
         lag += r->lag();
       }
       if (in != idle_in || lag != 0) {
@@ -462,15 +459,13 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   RunSummary s;
   s.cars = static_cast<int64_t>(so.fleet.cars);
   s.published = published.value();
-  s.injected_invalid = metrics.value("fleettwin_sim_injected_invalid_total");
+  s.injected_invalid = metrics.value(core::metric::kSimInjectedInvalid);
   s.processed = processed.value();
-  for (auto& r : runners)
-    s.records_in +=
-        metrics.value("fleettwin_records_in_total{stage=\"" + r->stage().descriptor().name + "\"}");
-  s.valid = metrics.value("fleettwin_telemetry_valid_total");
-  s.twin_writes = metrics.value("fleettwin_twin_writes_total");
+  for (auto& r : runners) s.records_in += r->records_in();
+  s.valid = metrics.value(core::metric::kTelemetryValid);
+  s.twin_writes = metrics.value(core::metric::kTwinWrites);
   s.dlq = dlq.value();
-  s.failures = metrics.value("fleettwin_sim_failures_total");
+  s.failures = metrics.value(core::metric::kSimFailures);
   for (auto& r : runners)
     if (!r->error().empty()) s.clean = false;
   if (source && !source->error().empty()) s.clean = false;
@@ -528,9 +523,9 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
 ProcessBench bench_process_alone(const Config& base, int64_t max_wall_ms) {
   Config config = base;
   config.set("group", "fleettwin.bench.process." + std::to_string(::getpid()), "bench");
-  codec::EmbeddedRegistryOptions ro;
+  registry::EmbeddedRegistryOptions ro;
   ro.port = 0;
-  codec::EmbeddedRegistry registry(ro);
+  registry::EmbeddedRegistry registry(ro);
   registry.start();
   config.set("schema_registry", registry.url(), "bench");
   rusage before{}, after{};

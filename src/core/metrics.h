@@ -30,13 +30,31 @@ class Gauge {
   std::atomic<int64_t> _v{0};
 };
 
+/// A metric's Prometheus name and help, declared once (core/metric_catalog.h for those other modules read).
+struct MetricDef {
+  const char* name;
+  const char* help;
+};
+
 /// Named counters and gauges of every stage, exported in the Prometheus text format. Registration takes a
 /// lock and returns a reference that stays valid for the registry's life; updates are lock-free.
 class Metrics {
  public:
   Counter& counter(const std::string& name, const std::string& help, const std::string& labels = "");
   Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = "");
-  /// Value of a registered metric (labels included in `name`, e.g. `x{stage="process"}`), or 0.
+  Counter& counter(const MetricDef& def, const std::string& labels = "") {
+    return counter(def.name, def.help, labels);
+  }
+  Gauge& gauge(const MetricDef& def, const std::string& labels = "") {
+    return gauge(def.name, def.help, labels);
+  }
+  /// Value of a metric (0 while nobody registered it), without registering it.
+  int64_t value(const MetricDef& def, const std::string& labels = "") const {
+    return value(labels.empty() ? std::string(def.name) : std::string(def.name) + "{" + labels + "}");
+  }
+  /// Value of a registered metric (labels included in `name`, e.g. `x{stage="process"}`), or 0: for tests
+  /// and tools that observe the process from outside, as a Prometheus scrape would. Code names the metric's
+  /// MetricDef and keeps the Counter or Gauge it returns.
   int64_t value(const std::string& name_with_labels) const;
   /// Prometheus text exposition format 0.0.4.
   std::string prometheus_text() const;

@@ -10,18 +10,18 @@ const std::vector<StageEntry>& registry() {
        [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.metrics); }},
       {&ScoreStage::static_descriptor,
        [](StageContext& c) {
-         return std::make_unique<ScoreStage>(c.score, c.models, c.metrics, codec::TelemetryReader(c.registry),
+         return std::make_unique<ScoreStage>(c.score, c.models, c.metrics, registry::TelemetryReader(c.registry),
                                              c.score_trainer);
        }},
       {&TwinStage::static_descriptor,
        [](StageContext& c) {
          return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins),
-                                            codec::TelemetryReader(c.registry));
+                                            registry::TelemetryReader(c.registry));
        }},
       {&SinkStage::static_descriptor,
        [](StageContext& c) {
          return std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency,
-                                            codec::TelemetryReader(c.registry));
+                                            registry::TelemetryReader(c.registry));
        }},
   };
   return entries;

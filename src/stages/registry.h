@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "codec/registry_client.h"
+#include "registry/client.h"
 #include "core/clock.h"
 #include "core/histogram.h"
 #include "core/metrics.h"
@@ -25,7 +25,7 @@ struct StageContext {
   ProcessStage::Options process;
   TwinStage::Options twin;
   std::vector<core::Twin> initial_twins;                  ///< where the twin stage resumes from
-  std::shared_ptr<codec::SchemaRegistryClient> registry;  ///< readers check writer schemas by id; null: trust
+  std::shared_ptr<registry::SchemaRegistryClient> registry;  ///< readers check writer schemas by id; null: trust
   ScoreStage::Options score;
   std::shared_ptr<ModelSlot> models;  ///< where the score stage finds its models (set by a ModelWatcher)
   WarmupTrainer score_trainer;        ///< null: the score stage never trains, it waits for fleet.models

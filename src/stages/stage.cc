@@ -1,4 +1,5 @@
 #include "stages/stage.h"
+#include "core/metric_catalog.h"
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -11,14 +12,14 @@ StageRunner::StageRunner(std::unique_ptr<Stage> stage, log::Log& log, core::Metr
     : _stage(std::move(stage)), _log(log), _options(std::move(options)) {
   const auto& name = _stage->descriptor().name;
   if (_options.group.empty()) _options.group = "fleettwin." + name;
-  const std::string labels = "stage=\"" + name + "\"";
-  _in = &metrics.counter("fleettwin_records_in_total", "Records a stage read from its input topics", labels);
+  const std::string labels = core::metric::stage_label(name);
+  _in = &metrics.counter(core::metric::kRecordsIn, labels);
   _out =
       &metrics.counter("fleettwin_records_out_total", "Records a stage wrote to its output topics", labels);
   _batches = &metrics.counter("fleettwin_batches_total", "Batches a stage processed and committed", labels);
   _errors =
       &metrics.counter("fleettwin_stage_errors_total", "Batches that failed and were not committed", labels);
-  _lag = &metrics.gauge("fleettwin_consumer_lag", "Records behind the end of the input partitions", labels);
+  _lag = &metrics.gauge(core::metric::kConsumerLag, labels);
   _batch_us =
       &metrics.gauge("fleettwin_batch_latency_us", "Wall time of the last batch, poll to commit", labels);
 }

@@ -12,14 +12,24 @@
 
 namespace fleettwin::stages {
 
-/// What a stage is: its name, the topics it reads and writes, the config keys it takes. Registered once in
-/// stages/registry.cc, from which the CLI and the docs list the stages.
+/// A command-line flag of a stage's role command beyond the ones every role takes (--kafka, --group, ...).
+struct StageFlag {
+  std::string flag;  ///< e.g. "--mongo"
+  std::string key;   ///< the configuration key it sets
+  std::string help;
+};
+
+/// What a stage is: its name, the topics it reads and writes, the config keys it takes, how its role command
+/// is described. Registered once in stages/registry.cc; the roles of `run_pipeline`, the CLI's role commands
+/// and their help, and the API's list of stages all come from there.
 struct StageDescriptor {
   std::string name;
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
   std::vector<std::string> config_keys;
   std::string description;
+  std::string summary;           ///< one line for `fleettwin --help`: what goes in and what comes out
+  std::vector<StageFlag> flags;  ///< extra flags of `fleettwin <name>`
 };
 
 /// A pipeline stage: turns a batch of input records into output records (and, for the sink, store writes).
@@ -81,6 +91,8 @@ class StageRunner {
   /// Set when the loop ended on an error; the text says why.
   std::string error() const;
   int64_t lag() const { return _lag->value(); }
+  /// Records this stage has read from its input topics so far.
+  int64_t records_in() const { return _in->value(); }
   Stage& stage() { return *_stage; }
 
  private:

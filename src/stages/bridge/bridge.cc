@@ -6,6 +6,7 @@
 
 #include "codec/json.h"
 #include "core/alert.h"
+#include "core/metric_catalog.h"
 #include "core/topics.h"
 #include "mqtt/pool.h"
 
@@ -45,8 +46,7 @@ bool core_command_ok(const log::Record& r, core::Command& c, std::string& why) {
 
 Bridge::Bridge(BridgeOptions options, log::Log& log, core::Metrics& metrics, const core::Clock& clock)
     : _options(std::move(options)), _log(log), _clock(clock) {
-  _forwarded =
-      &metrics.counter("fleettwin_bridge_telemetry_total", "MQTT telemetry messages written to the log");
+  _forwarded = &metrics.counter(core::metric::kBridgeTelemetry);
   _acks_forwarded =
       &metrics.counter("fleettwin_bridge_command_acks_total", "Command acks from cars written to the log");
   _redeliveries = &metrics.counter("fleettwin_bridge_log_failures_total",

@@ -13,19 +13,15 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "log/log.h"
+#include "mqtt/broker_address.h"
 #include "mqtt/codec.h"
 #include "mqtt/mosquitto_client.h"
 
 namespace fleettwin::stages {
 
 /// One MQTT broker address.
-struct BrokerAddress {
-  std::string host;
-  std::uint16_t port = 1883;
-};
-
 struct BridgeOptions {
-  std::vector<BrokerAddress> brokers;
+  std::vector<mqtt::BrokerAddress> brokers;
   /// Client ids are `<client_id>-<broker index>`. A restarted bridge must reuse them: its persistent
   /// sessions hold what it had not acknowledged. Copies sharing the load need different ids.
   std::string client_id = "fleettwin-bridge";

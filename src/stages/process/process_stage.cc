@@ -1,6 +1,7 @@
 #include "stages/process/process_stage.h"
 
 #include "codec/avro.h"
+#include "core/metric_catalog.h"
 #include "core/topics.h"
 
 namespace fleettwin::stages {
@@ -13,7 +14,9 @@ const StageDescriptor& ProcessStage::static_descriptor() {
       {t::kTelemetryRaw},
       {t::kTelemetry, t::kTelemetryDlq},
       {"codec.max_payload_bytes"},
-      "validates raw JSON telemetry and converts it to Avro; rejects go to the DLQ"};
+      "validates raw JSON telemetry and converts it to Avro; rejects go to the DLQ",
+      "raw JSON -> validated Avro, rejects to the DLQ",
+      {}};
   return d;
 }
 
@@ -21,9 +24,8 @@ ProcessStage::ProcessStage(Options options, core::Metrics& metrics)
     : _options(options),
       _decoder(options.max_payload_bytes),
       _metrics(metrics),
-      _valid(metrics.counter("fleettwin_telemetry_valid_total", "Telemetry messages accepted by process")),
-      _dlq(metrics.counter("fleettwin_dlq_total", "Records sent to the dead-letter queue",
-                           "stage=\"process\"")) {}
+      _valid(metrics.counter(core::metric::kTelemetryValid)),
+      _dlq(metrics.counter(core::metric::kDlq, core::metric::stage_label("process"))) {}
 
 void ProcessStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
   codec::DecodeError error;

@@ -9,6 +9,7 @@
 #include "codec/json.h"
 #include "codec/json_writer.h"
 #include "codec/schemas.h"
+#include "core/metric_catalog.h"
 #include "core/topics.h"
 
 namespace fleettwin::stages {
@@ -42,9 +43,8 @@ ModelWatcher::ModelWatcher(log::Log& log, std::shared_ptr<ModelSlot> slot, Model
     : _log(log),
       _slot(std::move(slot)),
       _decode(std::move(decode)),
-      _loaded(metrics.counter("fleettwin_models_loaded_total", "Model artifacts loaded from fleet.models")),
-      _bad(metrics.counter("fleettwin_models_rejected_total", "fleet.models records that were not a model")) {
-}
+      _loaded(metrics.counter(core::metric::kModelsLoaded)),
+      _bad(metrics.counter(core::metric::kModelsRejected)) {}
 
 ModelWatcher::~ModelWatcher() { stop(); }
 
@@ -101,27 +101,26 @@ const StageDescriptor& ScoreStage::static_descriptor() {
       {"ml.warmup", "ml.quantile", "ml.raise_k", "ml.window_n", "ml.clear_m", "ml.new_symptom_settle",
        "ml.skip_unfamiliar", "ml.firmware_grace"},
       "scores every event with the anomaly model (loaded from fleet.models, or trained after a warm-up), "
-      "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service"};
+      "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service",
+      "telemetry -> anomaly scores, alerts, service commands",
+      {}};
   return d;
 }
 
 ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
-                       codec::TelemetryReader reader, WarmupTrainer trainer)
+                       registry::TelemetryReader reader, WarmupTrainer trainer)
     : _options(options),
       _slot(slot ? std::move(slot) : std::make_shared<ModelSlot>()),
       _reader(std::move(reader)),
       _trainer(std::move(trainer)),
       _monitor(options.monitor),
-      _scored(metrics.counter("fleettwin_score_scored_total", "Events scored by the active model")),
+      _scored(metrics.counter(core::metric::kScoreScored)),
       _unscored(metrics.counter("fleettwin_score_unscored_total", "Events read before any model was loaded")),
       _unfamiliar(metrics.counter("fleettwin_score_unfamiliar_total",
                                   "Anomalous events in conditions the model never saw (raise no alert)")),
-      _bad(metrics.counter("fleettwin_score_undecodable_total",
-                           "fleet.telemetry records the score stage could not decode")),
-      _alerts_raised(
-          metrics.counter("fleettwin_alerts_total", "Alerts raised and cleared", "event=\"raised\"")),
-      _alerts_cleared(
-          metrics.counter("fleettwin_alerts_total", "Alerts raised and cleared", "event=\"cleared\"")),
+      _bad(metrics.counter(core::metric::kScoreUndecodable)),
+      _alerts_raised(metrics.counter(core::metric::kAlerts, core::metric::kAlertRaised)),
+      _alerts_cleared(metrics.counter(core::metric::kAlerts, core::metric::kAlertCleared)),
       _swaps(metrics.counter("fleettwin_score_model_swaps_total", "Times the score stage switched models")) {}
 
 void ScoreStage::pick_up_models() {

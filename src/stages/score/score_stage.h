@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "codec/telemetry_reader.h"
+#include "registry/telemetry_reader.h"
 #include "core/metrics.h"
 #include "log/log.h"
 #include "ml/dataset.h"
@@ -90,7 +90,7 @@ class ScoreStage final : public Stage {
     int64_t service_expires_ms = 7 * 24 * 3'600'000LL;  ///< schedule_service commands expire after this
   };
   ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
-             codec::TelemetryReader reader = codec::TelemetryReader(), WarmupTrainer trainer = nullptr);
+             registry::TelemetryReader reader = registry::TelemetryReader(), WarmupTrainer trainer = nullptr);
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
@@ -105,7 +105,7 @@ class ScoreStage final : public Stage {
   Options _options;
   std::shared_ptr<ModelSlot> _slot;
   uint64_t _generation = 0;
-  codec::TelemetryReader _reader;
+  registry::TelemetryReader _reader;
   WarmupTrainer _trainer;
   ml::Monitor _monitor;
   std::vector<core::Telemetry> _events;

@@ -10,6 +10,7 @@
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/schemas.h"
+#include "core/metric_catalog.h"
 #include "core/topics.h"
 
 namespace fleettwin::stages {
@@ -17,28 +18,31 @@ namespace fleettwin::stages {
 namespace t = core::topics;
 
 const StageDescriptor& SinkStage::static_descriptor() {
-  static const StageDescriptor d{"sink",
-                                 {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
-                                 {},
-                                 {"data_dir"},
-                                 "stores telemetry history, twins, alerts and commands (with their status), "
-                                 "idempotently, in the twin store"};
+  static const StageDescriptor d{
+      "sink",
+      {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
+      {},
+      {"data_dir"},
+      "stores telemetry history, twins, alerts and commands (with their status), "
+      "idempotently, in the twin store",
+      "telemetry and twins -> store",
+      {{"--mongo", "store.mongo_uri", "Store in MongoDB/FerretDB at this URI instead of SQLite"}}};
   return d;
 }
 
 SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics,
-                     core::Histogram& latency, codec::TelemetryReader reader)
+                     core::Histogram& latency, registry::TelemetryReader reader)
     : SinkStage(std::move(store), metrics, latency, std::move(reader), RetryOptions{}) {}
 
 SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics,
-                     core::Histogram& latency, codec::TelemetryReader reader, RetryOptions retry)
+                     core::Histogram& latency, registry::TelemetryReader reader, RetryOptions retry)
     : _store(std::move(store)),
       _latency(latency),
       _reader(std::move(reader)),
-      _stored(metrics.counter("fleettwin_telemetry_stored_total", "Telemetry rows inserted into the store")),
+      _stored(metrics.counter(core::metric::kTelemetryStored)),
       _duplicates(metrics.counter("fleettwin_telemetry_duplicates_total",
                                   "Telemetry rows the store already had (replays), not inserted again")),
-      _twins_applied(metrics.counter("fleettwin_twin_writes_total", "Twin upserts applied by the store")),
+      _twins_applied(metrics.counter(core::metric::kTwinWrites)),
       _twins_stale(metrics.counter("fleettwin_twin_writes_stale_total",
                                    "Twin upserts refused because the store held newer state")),
       _bad(metrics.counter("fleettwin_sink_undecodable_total", "Records the sink could not decode")),

@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "codec/telemetry_reader.h"
+#include "registry/telemetry_reader.h"
 #include "core/histogram.h"
 #include "core/metrics.h"
 #include "stages/stage.h"
@@ -30,9 +30,9 @@ class SinkStage final : public Stage {
     std::chrono::milliseconds max{5000};
   };
   SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
-            codec::TelemetryReader reader = codec::TelemetryReader());
+            registry::TelemetryReader reader = registry::TelemetryReader());
   SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
-            codec::TelemetryReader reader, RetryOptions retry);
+            registry::TelemetryReader reader, RetryOptions retry);
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
@@ -45,7 +45,7 @@ class SinkStage final : public Stage {
 
   std::unique_ptr<store::TwinStore> _store;
   core::Histogram& _latency;
-  codec::TelemetryReader _reader;
+  registry::TelemetryReader _reader;
   store::WriteBatch _batch;  // per-batch scratch, reused
   std::unordered_map<std::string, std::size_t> _twin_index;
   std::vector<int64_t> _ingest_times;

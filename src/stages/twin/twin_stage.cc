@@ -5,6 +5,7 @@
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/schemas.h"
+#include "core/metric_catalog.h"
 #include "core/topics.h"
 
 namespace fleettwin::stages {
@@ -18,19 +19,21 @@ const StageDescriptor& TwinStage::static_descriptor() {
       {t::kTwins, t::kCommandAcks},
       {"twin.offline_after"},
       "maintains every car's digital twin (reported state, desired settings from commands, settings the car "
-      "confirmed, health from scores and alerts) and writes changes to the twin changelog"};
+      "confirmed, health from scores and alerts) and writes changes to the twin changelog",
+      "telemetry, commands, answers, scores, alerts -> twins (changelog)",
+      {}};
   return d;
 }
 
 TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& metrics,
-                     std::vector<core::Twin> initial, codec::TelemetryReader reader)
+                     std::vector<core::Twin> initial, registry::TelemetryReader reader)
     : _options(options),
       _clock(clock),
       _reader(std::move(reader)),
       _stale(metrics.counter("fleettwin_twin_stale_total", "Telemetry older than the twin's state, ignored")),
       _bad(metrics.counter("fleettwin_twin_undecodable_total",
                            "fleet.telemetry records the twin stage could not decode")),
-      _online(metrics.gauge("fleettwin_cars_online", "Cars whose twin is online")),
+      _online(metrics.gauge(core::metric::kCarsOnline)),
       _count(metrics.gauge("fleettwin_twins", "Twins held by the twin stage")) {
   for (auto& twin : initial) {
     _watermark = std::max(_watermark, twin.last_seen);

@@ -7,7 +7,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "codec/telemetry_reader.h"
+#include "registry/telemetry_reader.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/twin.h"
@@ -29,7 +29,7 @@ class TwinStage final : public Stage {
   };
   /// `initial` is the state to start from (the store's twins after a restart).
   TwinStage(Options options, const core::Clock& clock, core::Metrics& metrics,
-            std::vector<core::Twin> initial = {}, codec::TelemetryReader reader = codec::TelemetryReader());
+            std::vector<core::Twin> initial = {}, registry::TelemetryReader reader = registry::TelemetryReader());
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
@@ -76,7 +76,7 @@ class TwinStage final : public Stage {
   void withdraw(Entry& e, const PendingCommand& c);
   int64_t _watermark = 0;  // newest device ts applied
   std::chrono::steady_clock::time_point _watermark_at;
-  codec::TelemetryReader _reader;
+  registry::TelemetryReader _reader;
   core::Telemetry _t;
   core::Counter& _stale;
   core::Counter& _bad;

@@ -92,7 +92,7 @@ TEST(MlIntegration, FailingCarsGetAlertsAndOneServiceCommandEach) {
   };
   auto slot = std::make_shared<stages::ModelSlot>();
   stages::StageRunner runner(
-      std::make_unique<stages::ScoreStage>(so, slot, metrics, codec::TelemetryReader{}, trainer), mlog,
+      std::make_unique<stages::ScoreStage>(so, slot, metrics, registry::TelemetryReader{}, trainer), mlog,
       metrics);
   runner.start();
 

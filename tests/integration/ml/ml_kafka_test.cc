@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "codec/json.h"
-#include "codec/registry_server.h"
+#include "registry/server.h"
 #include "codec/schemas.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
@@ -78,9 +78,9 @@ TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
   auto path = [&](const std::string& name) { return (dir / name).string(); };
   log::KafkaLog kafka({{"bootstrap.servers", g_kafka}});
 
-  codec::EmbeddedRegistryOptions ro;
+  registry::EmbeddedRegistryOptions ro;
   ro.port = 0;
-  codec::EmbeddedRegistry registry(ro);
+  registry::EmbeddedRegistry registry(ro);
   registry.start();
   const std::vector<std::string> common{"--kafka", g_kafka, "--schema-registry", registry.url()};
   auto args = [&](const std::string& role, std::vector<std::string> extra) {

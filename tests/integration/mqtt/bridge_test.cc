@@ -1,5 +1,5 @@
 // The bridge (stages::Bridge) between real mosquitto brokers and the log, with simulated cars on their own
-// MQTT connections (app::run_mqtt_fleet): every QoS 1 message a car published reaches fleet.telemetry.raw
+// MQTT connections (sim::run_mqtt_fleet): every QoS 1 message a car published reaches fleet.telemetry.raw
 // keyed by car id with its MQTT topic and receive time, commands reach the car and its acknowledgement comes
 // back on fleet.command-acks. Two brokers started through scripts/services/mosquitto; one that does not start
 // fails.
@@ -20,16 +20,16 @@
 #include <functional>
 #include <mutex>
 
-#include "app/credentials.h"
-#include "app/mqtt_fleet.h"
 #include "codec/json.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 #include "mqtt/client.h"
+#include "mqtt/credentials.h"
 #include "mqtt/mosquitto_client.h"
 #include "mqtt/pool.h"
+#include "sim/feed/mqtt_fleet.h"
 #include "sim/fleet.h"
 #include "stages/bridge/bridge.h"
 #include "support/log_records.h"
@@ -41,7 +41,7 @@ namespace t = core::topics;
 
 namespace {
 
-stages::BrokerAddress address_of(const std::string& a) {
+mqtt::BrokerAddress address_of(const std::string& a) {
   return {a.substr(0, a.rfind(':')), static_cast<std::uint16_t>(std::stoi(a.substr(a.rfind(':') + 1)))};
 }
 
@@ -53,8 +53,8 @@ struct Fixture : ::testing::Test {
       brokers_.push_back(std::make_unique<fleettwin::testing::Service>(FLEETTWIN_SOURCE_DIR, "mosquitto"));
   }
   static void TearDownTestSuite() { brokers_.clear(); }
-  static std::vector<stages::BrokerAddress> addresses() {
-    std::vector<stages::BrokerAddress> out;
+  static std::vector<mqtt::BrokerAddress> addresses() {
+    std::vector<mqtt::BrokerAddress> out;
     for (auto& b : brokers_) out.push_back(address_of(b->address()));
     return out;
   }
@@ -73,8 +73,8 @@ struct Fixture : ::testing::Test {
     o.share_group = id;  // each test its own group: no session of an earlier test shares the messages
     return o;
   }
-  app::MqttFleetOptions fleet_options(std::size_t cars, int64_t duration_ms, const std::string& prefix) {
-    app::MqttFleetOptions o;
+  sim::MqttFleetOptions fleet_options(std::size_t cars, int64_t duration_ms, const std::string& prefix) {
+    sim::MqttFleetOptions o;
     o.fleet.cars = cars;
     o.fleet.interval_ms = 1000;
     o.fleet.duration_ms = duration_ms;
@@ -91,8 +91,8 @@ TEST_F(Fixture, EveryQos1MessageReachesTheLogWithItsTopicAndReceiveTime) {
   bridge.start();
   auto options = fleet_options(300, 4000, "all-");
   std::atomic<bool> stop{false};
-  app::MqttFleetStats last;
-  app::run_mqtt_fleet(options, stop, [&](const app::MqttFleetStats& s) { last = s; });
+  sim::MqttFleetStats last;
+  sim::run_mqtt_fleet(options, stop, [&](const sim::MqttFleetStats& s) { last = s; });
   EXPECT_TRUE(last.done);
   EXPECT_EQ(last.published, 300 * 4);
   EXPECT_EQ(last.pending, 0);
@@ -129,8 +129,8 @@ TEST_F(Fixture, Mqtt311CarsAndBridgeLoseNothingEither) {
   auto options = fleet_options(100, 3000, "v311-");
   options.version = mqtt::Version::v311;
   std::atomic<bool> stop{false};
-  app::MqttFleetStats last;
-  app::run_mqtt_fleet(options, stop, [&](const app::MqttFleetStats& s) { last = s; });
+  sim::MqttFleetStats last;
+  sim::run_mqtt_fleet(options, stop, [&](const sim::MqttFleetStats& s) { last = s; });
   EXPECT_EQ(last.published, 300);
   EXPECT_EQ(last.pending, 0);
   auto raw = log.consumer("raw-311");
@@ -153,8 +153,8 @@ TEST_F(Fixture, BridgeCopiesInOneShareGroupSplitTheMessages) {
   b.start();
   auto options = fleet_options(200, 4000, "copy-");
   std::atomic<bool> stop{false};
-  app::MqttFleetStats last;
-  app::run_mqtt_fleet(options, stop, [&](const app::MqttFleetStats& s) { last = s; });
+  sim::MqttFleetStats last;
+  sim::run_mqtt_fleet(options, stop, [&](const sim::MqttFleetStats& s) { last = s; });
   EXPECT_EQ(last.published, 800);
   auto raw = log.consumer("raw-copies");
   raw->subscribe({t::kTelemetryRaw});
@@ -255,7 +255,7 @@ TEST_F(Fixture, ACommandReachesItsCarWhichObeysAndAcknowledges) {
   std::atomic<bool> stop{false};
   std::atomic<int64_t> connected{0};
   std::thread cars([&] {
-    app::run_mqtt_fleet(options, stop, [&](const app::MqttFleetStats& s) { connected = s.connected; });
+    sim::run_mqtt_fleet(options, stop, [&](const sim::MqttFleetStats& s) { connected = s.connected; });
   });
   while (connected.load() < 4) std::this_thread::sleep_for(50ms);
   const int64_t sent_at = now_ms();
@@ -311,13 +311,13 @@ TEST_F(Fixture, ACommandForAnOfflineCarWaitsInItsSessionUnlessItExpiresFirst) {
   acks->subscribe({t::kCommandAcks});
   std::atomic<bool> stop{false};
   // The cars connect once (their sessions and subscriptions stay on the broker), then go away.
-  app::run_mqtt_fleet(fleet_options(3, 1000, "off-"), stop, {});
+  sim::run_mqtt_fleet(fleet_options(3, 1000, "off-"), stop, {});
   auto producer = log.producer();
   producer->send(command_record("off-1", "off-00001", "set_speed_limit", R"({"kmh": 50})", now_ms() + 60000));
   producer->send(command_record("off-2", "off-00002", "set_speed_limit", R"({"kmh": 60})", now_ms() + 1500));
   producer->flush(5s);
   std::this_thread::sleep_for(3s);  // off-2's expiry passes while its car is away
-  std::thread cars([&] { app::run_mqtt_fleet(fleet_options(3, 4000, "off-"), stop, {}); });
+  std::thread cars([&] { sim::run_mqtt_fleet(fleet_options(3, 4000, "off-"), stop, {}); });
   Acks collected{*acks, {}};
   auto a1 = collected.await("off-1", 20s);
   auto a2 = collected.await("off-2", 3s);
@@ -339,16 +339,16 @@ TEST_F(Fixture, TheAclKeepsEachCarToItsOwnTopics) {
   sim::FleetConfig ids;
   ids.cars = 3;
   ids.id_prefix = "acl-";
-  app::write_credentials(
+  mqtt::write_credentials(
       dir.string(), 3, [&](std::size_t i) { return sim::car_id(ids, i); },
       std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/mosquitto/acl");
-  const auto creds = app::Credentials::load(dir.string());
+  const auto creds = mqtt::Credentials::load(dir.string());
   fleettwin::testing::Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto", "--auth '" + dir.string() + "'");
   const auto addr = address_of(broker.address());
 
   auto bridge_opts = bridge_options("bridge-acl");
   bridge_opts.brokers = {addr};
-  bridge_opts.username = app::kBridgeUser;
+  bridge_opts.username = mqtt::kBridgeUser;
   bridge_opts.password = creds.bridge_password;
   stages::Bridge bridge(bridge_opts, log, metrics, clock);
   bridge.start();
@@ -434,7 +434,7 @@ TEST_F(Fixture, CarsAndBridgeConnectOverTlsAndCheckTheBrokersCertificate) {
      "-out other.crt");
   fleettwin::testing::Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto",
                                      "--tls " + fleettwin::testing::quote(d));
-  const stages::BrokerAddress tls_addr = address_of(broker.address());
+  const mqtt::BrokerAddress tls_addr = address_of(broker.address());
 
   auto bridge_opts = bridge_options("bridge-tls");
   bridge_opts.brokers = {tls_addr};
@@ -446,8 +446,8 @@ TEST_F(Fixture, CarsAndBridgeConnectOverTlsAndCheckTheBrokersCertificate) {
   options.brokers = {tls_addr};
   options.tls.ca_file = d + "/ca.crt";
   std::atomic<bool> stop{false};
-  app::MqttFleetStats last;
-  app::run_mqtt_fleet(options, stop, [&](const app::MqttFleetStats& s) { last = s; });
+  sim::MqttFleetStats last;
+  sim::run_mqtt_fleet(options, stop, [&](const sim::MqttFleetStats& s) { last = s; });
   EXPECT_EQ(last.published, 60);
   EXPECT_EQ(last.pending, 0);
   auto raw = log.consumer("raw-tls");

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "codec/avro.h"
-#include "codec_test_util.h"
+#include "support/telemetry_samples.h"
 
 using namespace fleettwin;
 using namespace fleettwin::codec;

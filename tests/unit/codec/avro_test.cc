@@ -8,7 +8,7 @@
 
 #include "codec/avro.h"
 #include "codec/json.h"
-#include "codec_test_util.h"
+#include "support/telemetry_samples.h"
 
 using namespace fleettwin;
 using namespace fleettwin::codec;

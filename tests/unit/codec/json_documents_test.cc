@@ -6,7 +6,7 @@
 #include <random>
 
 #include "codec/json.h"
-#include "codec_test_util.h"
+#include "support/telemetry_samples.h"
 
 using namespace fleettwin;
 using namespace fleettwin::codec;

@@ -135,7 +135,7 @@ TEST(SinkRetry, TransientFailuresAreRetriedUntilTheStoreAnswers) {
   auto store = std::make_unique<OutageStore>(db.path());
   store->fail_writes = 3;
   auto* s = store.get();
-  stages::SinkStage sink(std::move(store), metrics, latency, codec::TelemetryReader(), {1ms, 4ms});
+  stages::SinkStage sink(std::move(store), metrics, latency, registry::TelemetryReader(), {1ms, 4ms});
   NullProducer out;
   sink.process(batch_of(1, 5), out);
   EXPECT_EQ(s->write_calls, 4);
@@ -152,7 +152,7 @@ TEST(SinkRetry, PermanentFailureThrowsWithoutRetrying) {
   store->fail_writes = 1;
   store->permanent = true;
   auto* s = store.get();
-  stages::SinkStage sink(std::move(store), metrics, latency, codec::TelemetryReader(), {1ms, 4ms});
+  stages::SinkStage sink(std::move(store), metrics, latency, registry::TelemetryReader(), {1ms, 4ms});
   NullProducer out;
   EXPECT_THROW(sink.process(batch_of(1, 2), out), std::runtime_error);
   EXPECT_EQ(s->write_calls, 1);
@@ -175,7 +175,7 @@ TEST(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
   auto* s = store.get();
   // A backoff far longer than the test's timeout: only interrupt() can end the wait.
   stages::StageRunner runner(
-      std::make_unique<stages::SinkStage>(std::move(store), metrics, latency, codec::TelemetryReader(),
+      std::make_unique<stages::SinkStage>(std::move(store), metrics, latency, registry::TelemetryReader(),
                                           stages::SinkStage::RetryOptions{1h, 1h}),
       mlog, metrics);
   runner.start();

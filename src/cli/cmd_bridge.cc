@@ -1,0 +1,24 @@
+// `fleettwin bridge`: the MQTT front door as a process of its own, between the brokers and Kafka.
+#include "app/mqtt_front.h"
+#include "cli/command_line.h"
+#include "cli/commands.h"
+
+namespace fleettwin::cli {
+
+void add_bridge_commands(CommandLine& cl) {
+  auto& flags = cl.flags();
+  auto* cmd = cl.app().add_subcommand(
+      "bridge",
+      "Run the MQTT bridge: cars' telemetry and acks -> log (PUBACK after the log has it), commands -> cars");
+  add_distributed_flags(flags, cmd);
+  flags.add(cmd, "--mqtt", "mqtt.brokers", "MQTT brokers HOST:PORT[,...] to read from (all of them)");
+  add_mqtt_flags(flags, cmd);
+  flags.add(cmd, "--client-id", "mqtt.client_id",
+            "Client id prefix; reuse it on restart, give each copy its own (default fleettwin-bridge)");
+  flags.add(cmd, "--receive-maximum", "mqtt.receive_maximum",
+            "Unacknowledged messages per broker connection (default 2000)");
+  flags.add(cmd, "--group", "group", "Consumer group of fleet.commands (default fleettwin.bridge)");
+  cl.add(cmd, [](Config& config, std::atomic<int>& stop) { return app::run_bridge(config, stop); });
+}
+
+}  // namespace fleettwin::cli

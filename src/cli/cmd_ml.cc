@@ -1,0 +1,394 @@
+// `fleettwin train` and `fleettwin eval`: predictive maintenance from the command line (issue 6).
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "app/ml_setup.h"
+#include "cli/commands.h"
+#include "core/topics.h"
+#include "log/kafka/kafka_log.h"
+#include "ml/dataset.h"
+#include "ml/evaluation.h"
+#include "registry/client.h"
+#include "registry/telemetry_reader.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace fleettwin::app {
+
+namespace fs = std::filesystem;
+
+ml::MonitorOptions monitor_options(const Config& config) {
+  ml::MonitorOptions o;
+  o.rule.raise_k = static_cast<int>(config.get_int("ml.raise_k"));
+  o.rule.window_n = static_cast<int>(config.get_int("ml.window_n"));
+  o.rule.clear_m = static_cast<int>(config.get_int("ml.clear_m"));
+  if (o.rule.raise_k > o.rule.window_n)
+    throw ConfigError("ml.raise_k (" + std::to_string(o.rule.raise_k) + ") cannot exceed ml.window_n (" +
+                      std::to_string(o.rule.window_n) + ")");
+  o.firmware_grace_ms = config.get_duration_ms("ml.firmware_grace");
+  o.new_symptom_settle_ms = config.get_duration_ms("ml.new_symptom_settle");
+  o.skip_unfamiliar = config.get_bool("ml.skip_unfamiliar");
+  return o;
+}
+
+ml::TrainOptions train_options(const Config& config) {
+  ml::TrainOptions o;
+  o.max_epochs = static_cast<int>(config.get_int("ml.epochs"));
+  o.learning_rate_decay = config.get_double("ml.learning_rate_decay");
+  o.seed = static_cast<uint64_t>(config.get_int("ml.train_seed"));
+  o.max_rows = static_cast<std::size_t>(config.get_int("ml.max_rows"));
+  o.quantile = config.get_double("ml.quantile");
+  o.input_dropout = config.get_double("ml.input_dropout");
+  o.reconstruction_range = config.get_double("ml.reconstruction_range");
+  o.threshold_method = config.get_string("ml.threshold_method");
+  if (o.threshold_method != "alert_rate" && o.threshold_method != "quantile")
+    throw ConfigError("ml.threshold_method must be alert_rate or quantile, not \"" + o.threshold_method +
+                      "\"");
+  o.target_false_alerts = config.get_double("ml.target_false_alerts");
+  o.raise_k = static_cast<int>(config.get_int("ml.raise_k"));
+  o.window_n = static_cast<int>(config.get_int("ml.window_n"));
+  return o;
+}
+
+stages::WarmupTrainer warmup_trainer(const Config& config) {
+  const auto arch = ml::architecture_by_name(config.get_string("ml.architecture"));
+  auto options = train_options(config);
+  options.progress = false;  // `up` has its own progress line
+  return [arch, options](ml::TrainingData data) {
+    auto model = ml::train_model(data, arch, options);
+    return stages::TrainedModel{model, ml::encode_artifact(*model)};
+  };
+}
+
+namespace {
+
+/// Where history comes from: `--kafka` (a topic of the log) or `--data-dir` (the SQLite store; the
+/// embedded log lives in memory only, so after `up` the store is the history).
+struct SourceFlags {
+  std::string kafka, data_dir, topic = core::topics::kTelemetry, schema_registry;
+  int64_t from = 0, to = 0, last = 0;
+};
+
+void add_source_flags(CLI::App* cmd, SourceFlags& f) {
+  auto* kafka = cmd->add_option("--kafka", f.kafka, "Kafka bootstrap servers: read history from --topic");
+  auto* dir =
+      cmd->add_option("--data-dir", f.data_dir, "Data dir of `fleettwin up`: read history from its store");
+  kafka->excludes(dir);
+  cmd->add_option("--topic", f.topic, "Topic to read with --kafka (default fleet.telemetry)");
+  cmd->add_option("--schema-registry", f.schema_registry, "Registry to check writer schemas with (--kafka)");
+  auto* from = cmd->add_option("--from", f.from, "Only events with ts >= this (ms since the epoch)");
+  auto* to = cmd->add_option("--to", f.to, "Only events with ts < this (ms since the epoch)");
+  auto* last = cmd->add_option("--last", f.last, "Only the newest N events")->check(CLI::PositiveNumber);
+  last->excludes(from)->excludes(to);
+}
+
+std::vector<core::Telemetry> read_kafka(const SourceFlags& f, const Config& config) {
+  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
+  settings["bootstrap.servers"] = f.kafka;
+  log::KafkaLog kafka(std::move(settings));
+  // A throwaway group that never commits: reads the topic from its beginning every time.
+  auto consumer = kafka.consumer("fleettwin.train." + std::to_string(::getpid()) + "." +
+                                 std::to_string(std::chrono::system_clock::now().time_since_epoch().count()));
+  consumer->subscribe({f.topic});
+  registry::TelemetryReader reader(f.schema_registry.empty()
+                                       ? nullptr
+                                       : std::make_shared<registry::SchemaRegistryClient>(f.schema_registry));
+  std::vector<core::Telemetry> out;
+  int64_t bad = 0;
+  bool assigned = false;
+  core::Telemetry t;
+  std::string error;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    auto batch = consumer->poll(10000, std::chrono::milliseconds(500));
+    assigned = assigned || !consumer->assignment().empty();
+    for (const auto& r : batch) {
+      if (reader.read(r.value, t, &error))
+        out.push_back(t);
+      else
+        ++bad;
+    }
+    if (assigned && batch.empty() && consumer->lag() == 0) break;
+    if (!assigned && std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("kafka: no partitions of " + f.topic + " assigned within 60 s");
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[Kread %zu events", out.size());
+  }
+  consumer->close();
+  if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
+  if (bad > 0) spdlog::warn("{} records of {} were not readable telemetry and were skipped", bad, f.topic);
+  return out;
+}
+
+std::vector<core::Telemetry> read_store(const SourceFlags& f) {
+  const fs::path db = fs::path(f.data_dir) / "fleettwin.db";
+  if (!fs::exists(db))
+    throw ConfigError("no fleettwin store in " + f.data_dir + " (expected " + db.string() + ")");
+  store::SqliteStore store(db.string());
+  std::vector<core::Telemetry> out;
+  const int64_t to = f.to > 0 ? f.to : INT64_MAX;
+  const auto cars = store.max_seq_per_car();
+  std::size_t done = 0;
+  for (const auto& [car, seq] : cars) {
+    for (int64_t from = f.from;;) {
+      auto rows = store.history(car, from, to, 100000);
+      for (auto& r : rows) out.push_back(std::move(r.t));
+      if (rows.size() < 100000) break;
+      from = out.back().ts + 1;
+    }
+    if (isatty(STDERR_FILENO) && (++done % 100 == 0 || done == cars.size()))
+      std::fprintf(stderr, "\r\033[Kread %zu/%zu cars, %zu events", done, cars.size(), out.size());
+  }
+  if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
+  return out;
+}
+
+/// The history the flags select, oldest first.
+std::vector<core::Telemetry> read_history(const SourceFlags& f, const Config& config) {
+  if (f.kafka.empty() == f.data_dir.empty())
+    throw ConfigError("give exactly one of --kafka BROKERS or --data-dir DIR");
+  auto events = f.kafka.empty() ? read_store(f) : read_kafka(f, config);
+  std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.ts < b.ts; });
+  if (!f.kafka.empty() && (f.from > 0 || f.to > 0))
+    std::erase_if(events, [&](const auto& e) { return e.ts < f.from || (f.to > 0 && e.ts >= f.to); });
+  if (f.last > 0 && static_cast<std::size_t>(f.last) < events.size())
+    events.erase(events.begin(), events.end() - f.last);
+  if (events.empty()) throw ConfigError("no telemetry in the selected history");
+  spdlog::info("history: {} events from {} to {}", events.size(), events.front().ts, events.back().ts);
+  return events;
+}
+
+void publish_model(const std::string& brokers, const Config& config, const std::string& key,
+                   std::string artifact) {
+  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
+  settings["bootstrap.servers"] = brokers;
+  log::KafkaLog kafka(std::move(settings));
+  log::TopicConfig compacted;
+  compacted.compacted = true;
+  compacted.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
+  kafka.create_topic(core::topics::kModels, compacted);
+  auto producer = kafka.producer();
+  log::OutRecord r;
+  r.topic = core::topics::kModels;
+  r.key = key;
+  r.value = std::move(artifact);
+  std::string failure;
+  producer->send(std::move(r), [&](const log::OutRecord&, int64_t, const std::string* error) {
+    if (error) failure = *error;
+  });
+  if (producer->flush(std::chrono::seconds(30)) != 0 || !failure.empty())
+    throw std::runtime_error("publishing to fleet.models failed: " + failure);
+}
+
+struct TrainFlags {
+  SourceFlags source;
+  std::string out, architecture;
+  bool shadow = false, no_publish = false;
+};
+
+int run_train(TrainFlags& f, Config& config) {
+  if (!f.architecture.empty()) config.set("ml.architecture", f.architecture, "--architecture");
+  const auto arch = ml::architecture_by_name(config.get_string("ml.architecture"));
+  auto events = read_history(f.source, config);
+  auto data =
+      ml::make_training_data(events, f.source.kafka.empty() ? "store:" + f.source.data_dir : f.source.topic);
+  auto model = ml::train_model(data, arch, train_options(config));
+  const auto& m = model->meta;
+  std::printf(
+      "model %s: %zu features, %lld events from %lld cars, %lld epochs in %.1f s, loss %.5f (validation "
+      "%.5f)\n",
+      m.version.c_str(), m.architecture.features.size(), static_cast<long long>(m.events),
+      static_cast<long long>(m.cars), static_cast<long long>(m.epochs), m.train_seconds, m.train_loss,
+      m.val_loss);
+  std::printf("threshold %.5g (%s; %lld held-out cars treated as failing)\n", m.threshold,
+              m.threshold_method.c_str(), static_cast<long long>(m.excluded_cars));
+  std::string artifact = ml::encode_artifact(*model);
+  {
+    std::ofstream out(f.out, std::ios::binary | std::ios::trunc);
+    out.write(artifact.data(), static_cast<std::streamsize>(artifact.size()));
+    if (!out) throw std::runtime_error("cannot write " + f.out);
+  }
+  std::printf("wrote %s (%zu bytes)\n", f.out.c_str(), artifact.size());
+  const std::string key = f.shadow ? stages::kModelKeyShadow : stages::kModelKeyActive;
+  if (!f.source.kafka.empty() && !f.no_publish) {
+    publish_model(f.source.kafka, config, key, std::move(artifact));
+    std::printf("published to %s as \"%s\"\n", core::topics::kModels, key.c_str());
+  } else if (f.source.kafka.empty()) {
+    std::printf("not published: the embedded log lives inside `fleettwin up`; it trains its own model\n");
+  }
+  return 0;
+}
+
+struct EvalFlags {
+  SourceFlags source;
+  std::string ground_truth, json;
+  std::string train_window = "30m";
+};
+
+/// Scores `events` (oldest first) from `scoring_from` on with `model` exactly as the score stage would, in
+/// batches; the events before only warm up per-car state. Returns the alerts raised and cleared.
+std::vector<core::Alert> replay(const std::vector<core::Telemetry>& events,
+                                std::shared_ptr<const ml::Model> model, const ml::MonitorOptions& options,
+                                int64_t scoring_from, int64_t* unfamiliar) {
+  ml::Monitor monitor(options);
+  std::vector<core::Alert> alerts;
+  std::vector<core::Telemetry> batch;
+  ml::MonitorOutput out;
+  bool scoring = false;
+  auto flush = [&] {
+    out.clear();
+    monitor.process(batch, out);
+    for (auto& a : out.alerts)
+      if (a.ts >= scoring_from) alerts.push_back(std::move(a));
+    batch.clear();
+  };
+  for (const auto& e : events) {
+    if (!scoring && e.ts >= scoring_from) {
+      flush();
+      monitor.set_model(model);
+      scoring = true;
+    }
+    batch.push_back(e);
+    if (batch.size() == 5000) flush();
+  }
+  flush();
+  *unfamiliar = monitor.unfamiliar_events();
+  return alerts;
+}
+
+void print_row(const char* name, const ml::EvalReport& r) {
+  std::printf("%-20s %9.3f %7.3f %6.3f %9.0f %9.0f %12.2f %7lld %6lld/%-6lld\n", name, r.precision, r.recall,
+              r.f1, r.median_delay_s, r.p90_delay_s, r.false_alerts_per_1000_car_hours,
+              static_cast<long long>(r.alerts), static_cast<long long>(r.detected),
+              static_cast<long long>(r.failures));
+}
+
+int run_eval(EvalFlags& f, Config& config) {
+  std::ifstream gt(f.ground_truth);
+  if (!gt) throw ConfigError("--ground-truth: cannot read " + f.ground_truth);
+  std::vector<sim::GroundTruth> truth;
+  std::string error;
+  if (!sim::read_ground_truth(gt, truth, &error))
+    throw ConfigError("--ground-truth " + f.ground_truth + ": " + error);
+  const int64_t train_ms = parse_duration_ms(f.train_window);
+  if (train_ms <= 0) throw ConfigError("--train-window must be positive");
+  auto events = read_history(f.source, config);
+  const int64_t train_end = events.front().ts + train_ms;
+  if (events.back().ts <= train_end)
+    throw ConfigError("the history is shorter than --train-window " + f.train_window);
+  std::vector<core::Telemetry> train_events;
+  for (const auto& e : events)
+    if (e.ts < train_end) train_events.push_back(e);
+  auto data = ml::make_training_data(train_events, "eval");
+  const auto topts = train_options(config);
+  const auto mopts = monitor_options(config);
+  auto ours = ml::train_model(data, ml::fleettwin_architecture(), topts);
+  auto reference = ml::train_model(data, ml::reference_architecture(), topts);
+
+  // Scored car-hours: each car's span of scored events plus one interval.
+  std::map<std::string, std::pair<int64_t, int64_t>> span;
+  for (const auto& e : events) {
+    if (e.ts < train_end) continue;
+    auto [it, fresh] = span.emplace(e.car, std::pair{e.ts, e.ts});
+    it->second.second = e.ts;
+  }
+  double car_hours = 0;
+  int64_t interval = config.get_duration_ms("sim.interval");
+  for (const auto& [car, s] : span) car_hours += static_cast<double>(s.second - s.first + interval) / 3.6e6;
+
+  ml::EvalOptions eo;
+  eo.window_ms = config.get_duration_ms("ml.eval_window");
+  eo.from_ts = train_end;
+  eo.to_ts = events.back().ts - 5 * 60'000;  // failures in the last 5 minutes have too little data after them
+  eo.shown_from = ml::shown_failures(truth, events, eo.window_ms);
+  int64_t our_unfamiliar = 0, ref_unfamiliar = 0;
+  const auto our_alerts = replay(events, ours, mopts, train_end, &our_unfamiliar);
+  const auto ref_alerts = replay(events, reference, mopts, train_end, &ref_unfamiliar);
+  auto mine = ml::evaluate(our_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
+  auto ref = ml::evaluate(ref_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
+  mine.unfamiliar_events = our_unfamiliar;
+  ref.unfamiliar_events = ref_unfamiliar;
+  const auto fw = ml::evaluate(our_alerts, ml::kAlertOutdatedFirmware, truth,
+                               {sim::FailureMode::kOutdatedFirmware}, car_hours, eo);
+
+  std::printf("\nscored %.0f car-hours after a %s training window; learned failure modes:\n", car_hours,
+              f.train_window.c_str());
+  std::printf("%-20s %9s %7s %6s %9s %9s %12s %7s %13s\n", "model", "precision", "recall", "f1", "median_s",
+              "p90_s", "false/1000h", "alerts", "detected");
+  print_row("fleettwin", mine);
+  print_row("reference", ref);
+  std::printf("\nper mode (fleettwin | reference): recall, median delay s; failures the cars could show\n");
+  for (std::size_t i = 0; i < mine.per_mode.size(); ++i)
+    std::printf("  %-26s %3lld/%-3lld %5.0f | %3lld/%-3lld %5.0f   %lld of %lld\n",
+                mine.per_mode[i].mode.c_str(), static_cast<long long>(mine.per_mode[i].detected),
+                static_cast<long long>(mine.per_mode[i].failures), mine.per_mode[i].median_delay_s,
+                static_cast<long long>(ref.per_mode[i].detected),
+                static_cast<long long>(ref.per_mode[i].failures), ref.per_mode[i].median_delay_s,
+                static_cast<long long>(mine.per_mode[i].failures_shown),
+                static_cast<long long>(mine.per_mode[i].failures));
+  // Recall and F1 above count every failure; a failure no message of its car could show within the window
+  // (a worn shaft in a car that stood still, overheating in an engine that stayed off) is a miss no detector
+  // could avoid. Said apart so that a reader sees which misses are the model's.
+  std::printf(
+      "\n%lld of %lld failures could show in their car's messages within the %lld-minute window "
+      "(a worn shaft needs the car to move, overheating a running engine); over those, with delays from the "
+      "first such message:\n",
+      static_cast<long long>(mine.failures_shown), static_cast<long long>(mine.failures),
+      static_cast<long long>(eo.window_ms / 60'000));
+  for (const auto* r : {&mine, &ref})
+    std::printf("  %-18s recall %.3f  F1 %.3f  median %.0f s  p90 %.0f s\n",
+                r == &mine ? "fleettwin" : "reference", r->recall_shown, r->f1_shown, r->median_delay_shown_s,
+                r->p90_delay_shown_s);
+  if (our_unfamiliar > 0)
+    std::printf(
+        "\nfleettwin: %lld anomalous events in conditions the training window never showed were not "
+        "counted towards alerts (ml.skip_unfamiliar); retrain on a longer history to judge them\n",
+        static_cast<long long>(our_unfamiliar));
+  std::printf("\noutdated firmware (a rule, not learned):\n");
+  print_row("firmware rule", fw);
+  if (!f.json.empty()) {
+    std::ofstream out(f.json);
+    out << "{\"fleettwin\":" << mine.to_json() << ",\"reference\":" << ref.to_json()
+        << ",\"outdated_firmware_rule\":" << fw.to_json() << ",\"train_window_ms\":" << train_ms
+        << ",\"events\":" << events.size() << "}\n";
+    if (!out) throw std::runtime_error("cannot write " + f.json);
+  }
+  return 0;
+}
+
+}  // namespace
+
+}  // namespace fleettwin::app
+
+namespace fleettwin::cli {
+
+void add_ml_commands(CommandLine& cl) {
+  using namespace fleettwin::app;
+  auto train = std::make_shared<TrainFlags>();
+  auto* t =
+      cl.app().add_subcommand("train", "Train the anomaly model from history and publish it to fleet.models");
+  add_source_flags(t, train->source);
+  t->add_option("--out", train->out, "Model artifact to write")->required();
+  t->add_option("--architecture", train->architecture, "fleettwin (default) or reference");
+  t->add_flag("--shadow", train->shadow, "Publish as the shadow candidate (scored, never alerts)");
+  t->add_flag("--no-publish", train->no_publish, "Only write --out");
+  cl.add(t, [train](Config& config, std::atomic<int>&) { return run_train(*train, config); });
+
+  auto eval = std::make_shared<EvalFlags>();
+  auto* e = cl.app().add_subcommand(
+      "eval", "Train on the first part of history, score the rest, and compare alerts with the ground truth");
+  add_source_flags(e, eval->source);
+  e->add_option("--ground-truth", eval->ground_truth, "Ground truth of the simulator (JSON lines)")
+      ->required();
+  e->add_option("--json", eval->json, "Write {\"fleettwin\": {...}, \"reference\": {...}} to this file");
+  e->add_option("--train-window", eval->train_window,
+                "Event time at the start used for training (default 30m)");
+  cl.add(e, [eval](Config& config, std::atomic<int>&) { return run_eval(*eval, config); });
+}
+
+}  // namespace fleettwin::cli

@@ -1,0 +1,44 @@
+// `fleettwin registry`: the embedded schema registry as a service of its own (distributed mode).
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+#include <tuple>
+
+#include "cli/command_line.h"
+#include "cli/commands.h"
+#include "registry/server.h"
+
+namespace fleettwin::cli {
+
+namespace {
+
+int run_registry(Config& config, std::atomic<int>& stop_signals) {
+  registry::EmbeddedRegistryOptions ro;
+  std::tie(ro.host, ro.port) = app::parse_host_port(config.get_string("registry.listen"), "--listen");
+  const auto dir = std::filesystem::path(config.get_string("data_dir")) / "registry";
+  std::filesystem::create_directories(dir);
+  ro.journal_path = (dir / "schemas.jsonl").string();
+  registry::EmbeddedRegistry server(ro);
+  server.start();
+  std::printf("%s\n", server.url().c_str());
+  std::fflush(stdout);
+  spdlog::info("schema registry serving on {} (schemas kept in {})", server.url(), ro.journal_path);
+  while (stop_signals.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server.stop();
+  return 0;
+}
+
+}  // namespace
+
+void add_registry_commands(CommandLine& cl) {
+  auto* cmd =
+      cl.app().add_subcommand("registry", "Serve the embedded schema registry (Confluent REST subset)");
+  cl.flags().add(cmd, "--listen", "registry.listen", "HOST:PORT to listen on (default 127.0.0.1:8081)");
+  cl.flags().add(cmd, "--data-dir", "data_dir", "Where registered schemas are kept");
+  cl.add(cmd, run_registry);
+}
+
+}  // namespace fleettwin::cli

@@ -1,0 +1,110 @@
+// One role per process (distributed mode): a command for every stage of the stage registry, with the same
+// flags, and `twin get|list` to read twins from a store.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "app/pipeline.h"
+#include "app/store_factory.h"
+#include "cli/command_line.h"
+#include "cli/commands.h"
+#include "codec/json.h"
+#include "stages/registry.h"
+#include "store/twin_store.h"
+
+namespace fleettwin::cli {
+
+namespace {
+
+std::string twin_row(const core::Twin& t) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-12s %-8s %-7s seq %-8lld speed %6.1f m/s  msgs %lld", t.id.c_str(),
+                std::string(core::to_string(t.health.status)).c_str(), t.online ? "online" : "offline",
+                (long long)t.reported.seq, t.reported.values[core::kSpeed], (long long)t.messages);
+  return buf;
+}
+
+void add_twin_reads(CommandLine& cl, CLI::App* twin) {
+  auto& flags = cl.flags();
+  twin->require_subcommand(0, 1);
+  auto* get = twin->add_subcommand("get", "Print one car's twin as JSON");
+  auto car = std::make_shared<std::string>();
+  get->add_option("car", *car, "Car id")->required();
+  flags.add(get, "--data-dir", "data_dir", "Store directory");
+  flags.add(get, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
+  cl.add(
+      get,
+      [car](Config& config, std::atomic<int>&) {
+        auto store = app::open_existing_store(config);
+        auto t = store->get_twin(*car);
+        if (!t) {
+          std::fprintf(stderr, "fleettwin: no twin for car '%s' in %s\n", car->c_str(),
+                       config.get_string("data_dir").c_str());
+          return 1;
+        }
+        std::printf("%s\n", codec::twin_to_json(*t).c_str());
+        return 0;
+      },
+      false);
+
+  auto* list = twin->add_subcommand("list", "List twins");
+  struct ListFlags {
+    std::string status;
+    int64_t limit = 20;
+  };
+  auto lf = std::make_shared<ListFlags>();
+  list->add_option("--status", lf->status, "ok|warning|anomaly|unknown")
+      ->check(CLI::IsMember({"ok", "warning", "anomaly", "unknown"}));
+  list->add_option("--limit", lf->limit, "Rows at most")->check(CLI::Range(1, 1000000));
+  flags.add(list, "--data-dir", "data_dir", "Store directory");
+  flags.add(list, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
+  cl.add(
+      list,
+      [lf](Config& config, std::atomic<int>&) {
+        auto store = app::open_existing_store(config);
+        store::TwinQuery q;
+        q.limit = lf->limit;
+        if (!lf->status.empty()) q.status = core::health_status_from_string(lf->status);
+        for (const auto& t : store->list_twins(q)) std::printf("%s\n", twin_row(t).c_str());
+        return 0;
+      },
+      false);
+}
+
+}  // namespace
+
+void add_role_flags(Flags& flags, CLI::App* cmd) {
+  add_distributed_flags(flags, cmd);
+  flags.add(cmd, "--group", "group", "Consumer group (copies in one group share the partitions)");
+  flags.add(cmd, "--data-dir", "data_dir", "Store and state directory");
+}
+
+int run_role(const std::string& role, Config& config, std::atomic<int>& stop_signals) {
+  if (config.get_string("kafka.brokers").empty())
+    throw app::ConfigError("`fleettwin " + role +
+                           "` runs one role on Kafka: give --kafka BROKERS (or run everything in one process "
+                           "with `fleettwin up`)");
+  spdlog::info("fleettwin {}: Kafka {}, group {}", role, config.get_string("kafka.brokers"),
+               config.get_string("group").empty() ? "fleettwin." + role : config.get_string("group"));
+  const app::RunControl control{&stop_signals, 0, true};
+  const auto s = app::run_pipeline(config, control, app::Roles::only(role));
+  std::fprintf(stderr, "%s stopped: %lld records in, %.0f msg/s, peak RSS %.0f MB\n", role.c_str(),
+               (long long)(role == "sim" ? s.published : s.records_in), s.msgs_per_s, s.peak_rss_mb);
+  return 0;
+}
+
+void add_role_commands(CommandLine& cl) {
+  for (const auto& entry : stages::registry()) {
+    const auto& d = entry.descriptor();
+    auto* cmd = cl.app().add_subcommand(d.name, "Run the " + d.name + " stage: " + d.summary);
+    add_role_flags(cl.flags(), cmd);
+    for (const auto& f : d.flags) cl.flags().add(cmd, f.flag, f.key, f.help);
+    const std::string role = d.name;
+    cl.add(cmd, [role](Config& config, std::atomic<int>& stop) { return run_role(role, config, stop); });
+  }
+  // The twin stage's command also reads twins from a store.
+  if (auto* twin = cl.find({"twin"})) add_twin_reads(cl, twin);
+}
+
+}  // namespace fleettwin::cli

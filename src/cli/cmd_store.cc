@@ -1,0 +1,157 @@
+// `fleettwin query summary|top|hourly|alerts|twins`: the store's analytics and the twin filter language from
+// the command line, over the SQLite store of a data dir or, with --mongo, a MongoDB/FerretDB store. Output is
+// one JSON document per line, for scripts and for comparing the two backends.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "app/store_factory.h"
+#include "cli/commands.h"
+#include "codec/json.h"
+#include "store/filter.h"
+
+namespace fleettwin::app {
+
+namespace {
+
+/// The flag values of `fleettwin query ...`, applied to the configuration only when given.
+struct QueryFlags {
+  std::string mongo, data_dir;
+  int64_t now_ms = 0, top = 10, from_ms = 0, to_ms = 0, limit = 100;
+  std::string car, signal, filter, sort, after;
+};
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + '"';
+}
+
+int run_query(const std::string& what, const QueryFlags& f, Config& config) {
+  if (!f.mongo.empty()) config.set("store.mongo_uri", f.mongo, "--mongo");
+  if (!f.data_dir.empty()) config.set("data_dir", f.data_dir, "--data-dir");
+  const int64_t to = f.to_ms > 0 ? f.to_ms : wall_ms();
+  const int64_t from = f.from_ms > 0 ? f.from_ms : to - 24 * 3'600'000;
+  // Parse before connecting: a bad filter is the user's to fix, whatever the store.
+  store::TwinQuery q;
+  if (what == "twins") {
+    try {
+      if (!f.filter.empty()) q.filter = store::parse_filter(f.filter);
+      store::parse_sort(f.sort);
+    } catch (const store::FilterError& e) {
+      std::fprintf(stderr, "fleettwin query twins: %s\n", e.what());
+      return 2;
+    }
+    q.sort = f.sort;
+    q.after_id = f.after;
+    q.limit = f.limit;
+  }
+  auto s = open_existing_store(config);
+  if (what == "summary") {
+    const auto r = s->fleet_summary(f.now_ms > 0 ? f.now_ms : wall_ms());
+    std::string by;
+    for (const auto& [k, v] : r.by_status)
+      by += (by.empty() ? "" : ",") + quoted(k) + ":" + std::to_string(v);
+    std::printf("{\"cars\":%lld,\"by_status\":{%s},\"online\":%lld,\"messages_last_minute\":%lld}\n",
+                (long long)r.cars, by.c_str(), (long long)r.online, (long long)r.messages_last_minute);
+  } else if (what == "top") {
+    for (const auto& c : s->top_by_score(f.top)) {
+      std::printf("{\"car\":%s,\"score\":%s,\"threshold\":%s,\"status\":%s}\n", quoted(c.car).c_str(),
+                  num(c.score).c_str(), num(c.threshold).c_str(), quoted(c.status).c_str());
+    }
+  } else if (what == "hourly") {
+    for (const auto& h : s->hourly(f.car, f.signal, from, to)) {
+      std::printf("{\"hour_ms\":%lld,\"min\":%s,\"avg\":%s,\"max\":%s,\"count\":%lld}\n",
+                  (long long)h.hour_ms, num(h.min).c_str(), num(h.avg).c_str(), num(h.max).c_str(),
+                  (long long)h.count);
+    }
+  } else if (what == "alerts") {
+    for (const auto& a : s->alerts_per_hour(from, to)) {
+      std::printf("{\"hour_ms\":%lld,\"kind\":%s,\"count\":%lld}\n", (long long)a.hour_ms,
+                  quoted(a.kind).c_str(), (long long)a.count);
+    }
+  } else if (what == "twins") {
+    const auto page = s->list_twins(q);
+    for (const auto& t : page) std::printf("%s\n", codec::twin_to_json(t).c_str());
+    // The cursor of the next page, on stderr so stdout stays one twin per line.
+    if (static_cast<int64_t>(page.size()) == q.limit) {
+      std::fprintf(stderr, "next page: --after %s\n",
+                   store::twin_cursor(store::parse_sort(q.sort), page.back()).c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+}  // namespace fleettwin::app
+
+namespace fleettwin::cli {
+
+void add_store_commands(CommandLine& cl) {
+  using namespace fleettwin::app;
+  auto flags = std::make_shared<QueryFlags>();
+  auto* query = cl.app().add_subcommand("query", "Analytics and filtered twin listings from the store");
+  query->require_subcommand(1);
+  auto common = [&](CLI::App* cmd) {
+    cmd->add_option("--mongo", flags->mongo,
+                    "MongoDB/FerretDB URI of the store (default: SQLite in --data-dir)");
+    cmd->add_option("--data-dir", flags->data_dir, "Directory of the SQLite store");
+  };
+  auto range = [&](CLI::App* cmd) {
+    cmd->add_option("--from", flags->from_ms, "Start, ms since the epoch (default: 24 h before --to)");
+    cmd->add_option("--to", flags->to_ms, "End (exclusive), ms since the epoch (default: now)");
+  };
+  auto* summary =
+      query->add_subcommand("summary", "Cars by health status, online cars, messages in the last minute");
+  summary->add_option("--now", flags->now_ms,
+                      "The 'now' of the last minute, ms since the epoch (default: now)");
+  auto* top = query->add_subcommand("top", "Cars with the highest anomaly score");
+  top->add_option("-n,--count", flags->top, "How many")->check(CLI::Range(1, 100000));
+  auto* hourly = query->add_subcommand("hourly", "Hourly min/avg/max/count of one signal of one car");
+  hourly->add_option("car", flags->car, "Car id")->required();
+  hourly->add_option("signal", flags->signal, "Signal name (e.g. speed, coolant_temp) or score")->required();
+  range(hourly);
+  auto* alerts = query->add_subcommand("alerts", "Raised alerts per hour and kind");
+  range(alerts);
+  auto* twins = query->add_subcommand(
+      "twins", "Twins matching a filter, e.g. 'health.status == \"anomaly\" && reported.speed > 30'");
+  twins->add_option("--filter", flags->filter,
+                    "Filter expression (fields: see docs; && || ! == != < <= > >=)");
+  twins->add_option("--sort", flags->sort, "Field to sort by, '-' prefix for descending (default: id)");
+  twins->add_option("--after", flags->after, "Paging cursor printed after a full page");
+  twins->add_option("--limit", flags->limit, "Rows at most")->check(CLI::Range(1, 1000000));
+  for (auto* cmd : {summary, top, hourly, alerts, twins}) {
+    common(cmd);
+    const std::string what = cmd->get_name();
+    cl.add(cmd, [flags, what](Config& config, std::atomic<int>&) { return run_query(what, *flags, config); });
+  }
+}
+
+}  // namespace fleettwin::cli

@@ -1,0 +1,28 @@
+#include "cli/run_output.h"
+
+#include <cstdio>
+#include <fstream>
+
+namespace fleettwin::cli {
+
+void print_summary(const app::RunSummary& s) {
+  std::fprintf(
+      stderr,
+      "\nsummary: %lld cars, %lld published, %lld processed, %lld DLQ, %lld stored this run (%lld in "
+      "store), %lld twins\n"
+      "         exactness: lost %lld, duplicates %lld, twins behind %lld\n"
+      "         %.0f msg/s end to end, latency p50 %.1f ms p99 %.1f ms, peak RSS %.0f MB, %lld failures "
+      "simulated\n",
+      (long long)s.cars, (long long)s.published, (long long)s.processed, (long long)s.dlq,
+      (long long)s.stored_this_run, (long long)s.stored_telemetry, (long long)s.twins, (long long)s.lost,
+      (long long)s.duplicates, (long long)s.twins_behind, s.msgs_per_s, s.p50_latency_ms, s.p99_latency_ms,
+      s.peak_rss_mb, (long long)s.failures);
+}
+
+void write_json(const std::string& path, const std::string& json) {
+  std::ofstream out(path);
+  out << json << '\n';
+  if (!out) throw app::ConfigError("cannot write " + path);
+}
+
+}  // namespace fleettwin::cli

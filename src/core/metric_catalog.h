@@ -1,0 +1,55 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/metrics.h"
+
+/// The metrics that a module other than the one that writes them reads: the run summary and progress line
+/// (app), the API's fleet summary, the benchmarks. Writer and readers name the same constant, so a renamed
+/// or misspelt metric does not compile. A metric only its own module reads is declared where it is written.
+namespace fleettwin::core::metric {
+
+// Per stage, labelled with stage_label(name) by the StageRunner.
+inline constexpr MetricDef kRecordsIn{"fleettwin_records_in_total",
+                                      "Records a stage read from its input topics"};
+inline constexpr MetricDef kConsumerLag{"fleettwin_consumer_lag",
+                                        "Records behind the end of the input partitions"};
+
+// The simulator.
+inline constexpr MetricDef kSimPublished{"fleettwin_sim_published_total",
+                                         "Telemetry messages the simulator published"};
+inline constexpr MetricDef kSimInjectedInvalid{"fleettwin_sim_injected_invalid_total",
+                                               "Malformed payloads injected on purpose"};
+inline constexpr MetricDef kSimFailures{"fleettwin_sim_failures_total",
+                                        "Failures that began in simulated cars"};
+
+// process, twin, sink.
+inline constexpr MetricDef kTelemetryValid{"fleettwin_telemetry_valid_total",
+                                           "Telemetry messages accepted by process"};
+inline constexpr MetricDef kDlq{"fleettwin_dlq_total", "Records sent to the dead-letter queue"};
+inline constexpr MetricDef kCarsOnline{"fleettwin_cars_online", "Cars whose twin is online"};
+inline constexpr MetricDef kTelemetryStored{"fleettwin_telemetry_stored_total",
+                                            "Telemetry rows inserted into the store"};
+inline constexpr MetricDef kTwinWrites{"fleettwin_twin_writes_total", "Twin upserts applied by the store"};
+
+// score and its model watcher.
+inline constexpr MetricDef kModelsLoaded{"fleettwin_models_loaded_total",
+                                         "Model artifacts loaded from fleet.models"};
+inline constexpr MetricDef kModelsRejected{"fleettwin_models_rejected_total",
+                                           "fleet.models records that were not a model"};
+inline constexpr MetricDef kScoreScored{"fleettwin_score_scored_total", "Events scored by the active model"};
+inline constexpr MetricDef kScoreUndecodable{"fleettwin_score_undecodable_total",
+                                             "fleet.telemetry records the score stage could not decode"};
+inline constexpr MetricDef kAlerts{"fleettwin_alerts_total", "Alerts raised and cleared"};
+inline const std::string kAlertRaised = "event=\"raised\"";
+inline const std::string kAlertCleared = "event=\"cleared\"";
+
+// The MQTT bridge.
+inline constexpr MetricDef kBridgeTelemetry{"fleettwin_bridge_telemetry_total",
+                                            "MQTT telemetry messages written to the log"};
+
+/// The label that tells one stage's copy of a per-stage metric from another's.
+inline std::string stage_label(std::string_view stage) { return "stage=\"" + std::string(stage) + "\""; }
+
+}  // namespace fleettwin::core::metric

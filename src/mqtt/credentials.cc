@@ -1,0 +1,94 @@
+#include "mqtt/credentials.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace fleettwin::mqtt {
+
+namespace {
+
+std::string hex(const unsigned char* p, std::size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(digits[p[i] >> 4]);
+    out.push_back(digits[p[i] & 15]);
+  }
+  return out;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
+    throw std::runtime_error("no randomness for the fleet secret (RAND_bytes failed)");
+  return hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
+}
+
+std::string read_line(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  if (!in || !std::getline(in, line) || line.empty())
+    throw std::runtime_error("cannot read " + p.string() + " (write it with `fleettwin sim credentials`)");
+  return line;
+}
+
+void write_private(const std::filesystem::path& p, const std::string& text) {
+  {
+    std::ofstream out(p, std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+  }
+  ::chmod(p.c_str(), 0600);
+}
+
+}  // namespace
+
+Credentials Credentials::load(const std::string& dir) {
+  const std::filesystem::path d(dir);
+  return Credentials{read_line(d / "secret"), read_line(d / "bridge-password")};
+}
+
+std::string Credentials::car_password(std::string_view car) const {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(car.data()), car.size(), mac, &len);
+  return hex(mac, len).substr(0, 32);
+}
+
+void write_credentials(const std::string& dir, std::size_t cars,
+                       const std::function<std::string(std::size_t)>& car_id, const std::string& acl_template,
+                       const std::function<void(std::size_t, std::size_t)>& progress) {
+  const std::filesystem::path d(dir);
+  std::filesystem::create_directories(d);
+  Credentials c{random_hex(32), random_hex(16)};
+  write_private(d / "secret", c.secret + "\n");
+  write_private(d / "bridge-password", c.bridge_password + "\n");
+  std::filesystem::copy_file(acl_template, d / "acl", std::filesystem::copy_options::overwrite_existing);
+  {
+    std::ofstream out(d / "passwd", std::ios::trunc);
+    out << kBridgeUser << ':' << c.bridge_password << '\n';
+    for (std::size_t i = 0; i < cars; ++i) {
+      const std::string id = car_id(i);
+      out << id << ':' << c.car_password(id) << '\n';
+      if (progress && (i % 10000 == 0)) progress(i, cars);
+    }
+    if (!out) throw std::runtime_error("cannot write " + (d / "passwd").string());
+  }
+  ::chmod((d / "passwd").c_str(), 0600);
+  if (progress) progress(cars, cars);
+  // Hashing with the broker's tool keeps the file in exactly the format (and KDF) the broker expects.
+  const std::string cmd = "mosquitto_passwd -U '" + (d / "passwd").string() + "'";
+  if (std::system(cmd.c_str()) != 0)
+    throw std::runtime_error("`" + cmd + "` failed (is the mosquitto package installed?)");
+}
+
+}  // namespace fleettwin::mqtt

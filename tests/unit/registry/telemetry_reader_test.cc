@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include "codec/avro.h"
+#include "registry/client.h"
+#include "registry/protocol.h"
+#include "registry/server.h"
+#include "registry/telemetry_reader.h"
+
+using namespace fleettwin;
+
+namespace {
+
+core::Telemetry sample() {
+  core::Telemetry t;
+  t.car = "car-00007";
+  t.ts = 1'795'000'000'000;
+  t.seq = 3;
+  t.lat = 48.1;
+  t.lon = 11.5;
+  t.values[core::kSpeed] = 12.5;
+  return t;
+}
+
+std::string record(int32_t schema_id) {
+  std::string out;
+  codec::encode_avro_telemetry(sample(), schema_id, out);
+  return out;
+}
+
+class TelemetryReaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry = std::make_unique<registry::EmbeddedRegistry>(registry::EmbeddedRegistryOptions{});
+    registry->start();
+    client = std::make_shared<registry::SchemaRegistryClient>(registry->url());
+    ours = client->register_schema("fleet.telemetry-value", codec::car_telemetry_schema());
+    other = client->register_schema(
+        "other-value",
+        R"({"type":"record","name":"Other","fields":[{"name":"x","type":"long","default":0}]})");
+  }
+  std::unique_ptr<registry::EmbeddedRegistry> registry;
+  std::shared_ptr<registry::SchemaRegistryClient> client;
+  int32_t ours = 0, other = 0;
+};
+
+}  // namespace
+
+TEST_F(TelemetryReaderTest, ReadsRecordsWrittenWithTheRegisteredCarTelemetrySchema) {
+  registry::TelemetryReader reader(client);
+  core::Telemetry t;
+  std::string error;
+  ASSERT_TRUE(reader.read(record(ours), t, &error)) << error;
+  EXPECT_EQ(t, sample());
+  const auto requests = registry->request_count();
+  ASSERT_TRUE(reader.read(record(ours), t, &error)) << error;
+  EXPECT_EQ(registry->request_count(), requests);  // the id is known: no second lookup
+}
+
+TEST_F(TelemetryReaderTest, RefusesAnotherWriterSchemaAndUnknownIds) {
+  registry::TelemetryReader reader(client);
+  core::Telemetry t;
+  std::string error;
+  EXPECT_FALSE(reader.read(record(other), t, &error));
+  EXPECT_NE(error.find("not the CarTelemetry schema"), std::string::npos) << error;
+  error.clear();
+  EXPECT_FALSE(reader.read(record(9999), t, &error));
+  EXPECT_NE(error.find("9999"), std::string::npos) << error;
+}
+
+TEST_F(TelemetryReaderTest, WithoutARegistryEveryIdIsTrusted) {
+  registry::TelemetryReader reader;
+  core::Telemetry t;
+  std::string error;
+  EXPECT_TRUE(reader.read(record(other), t, &error)) << error;
+  EXPECT_FALSE(reader.read("garbage", t, &error));
+}
+
+TEST_F(TelemetryReaderTest, UnreachableRegistryThrowsInsteadOfSkipping) {
+  registry::TelemetryReader reader(client);
+  registry->stop();
+  core::Telemetry t;
+  std::string error;
+  EXPECT_THROW(reader.read(record(ours + 100), t, &error), registry::SchemaRegistryError);
+}
