@@ -13,7 +13,7 @@ namespace fleettwin::api {
 // its routes to `router`; the handlers are short functions over `ctx`, which outlives the server. The
 // server registers the groups in the order below, which is the order ApiServer::routes() lists.
 
-/// /healthz, /readyz, /metrics, the OpenAPI document, and /whoami.
+/// /healthz, /readyz, /metrics, the OpenAPI document, /whoami and the signal catalog.
 void add_system_routes(Router& router, ApiContext& ctx);
 /// Twins: the filtered, paged list, one twin, and a car's downsampled history.
 void add_twin_routes(Router& router, ApiContext& ctx);

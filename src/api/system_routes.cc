@@ -1,8 +1,9 @@
-// Liveness, readiness, Prometheus metrics, the OpenAPI document and the token's role.
+// Liveness, readiness, Prometheus metrics, the OpenAPI document, the token's role and the signal catalog.
 #include "api/http_helpers.h"
 #include "api/routes.h"
 #include "api/settings.h"
 #include "codec/json_writer.h"
+#include "core/signals.h"
 
 namespace fleettwin::api {
 
@@ -42,6 +43,30 @@ void whoami(ApiContext& ctx, const httplib::Request& req, httplib::Response& res
   send_json(res, out);
 }
 
+/// The signal catalog (core/signals.h), so clients such as the dashboard need no copy of it.
+void signals(httplib::Response& res) {
+  std::string out;
+  codec::JsonWriter w(out);
+  w.begin_object().key("items").begin_array();
+  for (const auto& s : core::kSignals)
+    w.begin_object()
+        .key("name")
+        .string(s.name)
+        .key("type")
+        .string(s.type == core::SignalType::kInt ? "int" : "double")
+        .key("unit")
+        .string(s.unit)
+        .key("min")
+        .number(s.min)
+        .key("max")
+        .number(s.max)
+        .key("description")
+        .string(s.description)
+        .end_object();
+  w.end_array().end_object();
+  send_json(res, out);
+}
+
 }  // namespace
 
 void add_system_routes(Router& router, ApiContext& ctx) {
@@ -53,6 +78,7 @@ void add_system_routes(Router& router, ApiContext& ctx) {
              [](auto&, auto& res, auto&) { res.set_content(ApiServer::openapi_yaml(), "application/yaml"); });
   router.add("GET", "/api/v1/whoami", Role::kViewer,
              [&ctx](const httplib::Request& req, auto& res, auto&) { whoami(ctx, req, res); });
+  router.add("GET", "/api/v1/signals", Role::kViewer, [](auto&, auto& res, auto&) { signals(res); });
 }
 
 }  // namespace fleettwin::api
