@@ -30,6 +30,7 @@ void set_desired(ApiContext& ctx, const httplib::Request& req, httplib::Response
   if (!ctx.options.log) throw ApiError(503, "no log configured: commands cannot be sent");
   const auto commands = commands_for_settings(twin, req.body, wall_ms(), ctx.command_sequence.fetch_add(16));
   std::vector<log::OutRecord> records;
+  records.reserve(commands.size());
   for (const auto& c : commands)
     records.push_back(log::OutRecord{core::topics::kCommands, c.car, codec::command_to_json(c), {}, -1, 0});
   if (ctx.publish(std::move(records)) > 0)

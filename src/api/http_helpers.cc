@@ -23,9 +23,9 @@ std::string error_json(std::string_view message, std::optional<std::size_t> posi
   return out;
 }
 
-void send_json(httplib::Response& res, std::string body, int status) {
+void send_json(httplib::Response& res, const std::string& body, int status) {
   res.status = status;
-  res.set_content(std::move(body), "application/json");
+  res.set_content(body, "application/json");
 }
 
 std::optional<std::string> query(const httplib::Request& req, const char* name) {

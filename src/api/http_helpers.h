@@ -17,7 +17,7 @@ int64_t wall_ms();
 std::string error_json(std::string_view message, std::optional<std::size_t> position = std::nullopt);
 
 /// Sends `body` as application/json with `status`.
-void send_json(httplib::Response& res, std::string body, int status = 200);
+void send_json(httplib::Response& res, const std::string& body, int status = 200);
 
 /// The query parameter `name`, or nullopt when the request has none.
 std::optional<std::string> query(const httplib::Request& req, const char* name);

@@ -32,6 +32,7 @@ std::vector<std::string> model_files(const std::string& dir) {
   }
   std::sort(docs.begin(), docs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;
+  out.reserve(docs.size());
   for (auto& doc : docs) out.push_back(std::move(doc.second));
   return out;
 }
