@@ -1,18 +1,14 @@
 #include "api/http_helpers.h"
 
 #include <charconv>
-#include <chrono>
 
 #include "api/settings.h"
 #include "codec/json_writer.h"
+#include "core/clock.h"
 
 namespace fleettwin::api {
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t wall_ms() { return core::WallClock().now_ms(); }
 
 std::string error_json(std::string_view message, std::optional<std::size_t> position) {
   std::string out;
