@@ -54,6 +54,8 @@ struct Upserts {
   static Upserts of(const std::vector<T>& items, Bson (*guard)(const T&), Bson (*doc)(const T&),
                     bool update = false) {
     Upserts u{{}, {}, update};
+    u.filters.reserve(items.size());
+    u.docs.reserve(items.size());
     for (const auto& item : items) {
       u.filters.push_back(guard(item));
       u.docs.push_back(doc(item));
@@ -107,6 +109,7 @@ int64_t upsert_twins_guarded(const BatchWriter& w, mongoc_collection_t* coll,
 int64_t upsert_twins_leased(const BatchWriter& w, TwinLeases& leases, mongoc_collection_t* coll,
                             const std::vector<core::Twin>& twins) {
   std::vector<Bson> docs;
+  docs.reserve(twins.size());
   for (const auto& t : twins) docs.push_back(twin_doc(t));
   // One attempt under the lock: a failure releases the locks and throws; the caller's retry of the whole
   // write then locks again.

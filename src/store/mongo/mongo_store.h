@@ -13,8 +13,9 @@
 #include "core/metrics.h"
 #include "store/twin_store.h"
 
-typedef struct _mongoc_client_pool_t mongoc_client_pool_t;
-typedef struct _mongoc_client_t mongoc_client_t;
+// libmongoc's own type names, declared here so that users of the adapter never include its headers.
+typedef struct _mongoc_client_pool_t mongoc_client_pool_t;  // NOLINT(bugprone-reserved-identifier)
+typedef struct _mongoc_client_t mongoc_client_t;            // NOLINT(bugprone-reserved-identifier)
 
 namespace fleettwin::store {
 

@@ -32,6 +32,7 @@ int64_t TwinLeases::upsert(const std::vector<core::Twin>& twins, const Replace& 
   std::map<std::string, std::vector<size_t>> by_car;
   for (size_t i = 0; i < twins.size(); ++i) by_car[twins[i].id].push_back(i);
   std::vector<std::string> waiting;
+  waiting.reserve(by_car.size());
   for (const auto& [car, unused] : by_car) waiting.push_back(car);
   int64_t applied = 0;
   int64_t backoff_ms = 2;
@@ -65,6 +66,7 @@ int64_t TwinLeases::upsert(const std::vector<core::Twin>& twins, const Replace& 
 std::vector<std::string> TwinLeases::lock(const std::vector<std::string>& waiting, int64_t now,
                                           std::vector<std::string>& busy) {
   std::vector<Bson> lock_docs;
+  lock_docs.reserve(waiting.size());
   for (const auto& car : waiting) {
     Bson d;
     d.str("_id", car).str("owner", _owner).date("at", now);
