@@ -1,6 +1,7 @@
 // The reads of MongoStore by key and by page: one twin, alert or command by id; twins by query; a car's
 // history; the latest alerts and commands; the top scores.
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/mongo/mongo_bson.h"
@@ -39,11 +40,15 @@ Bson after_cursor(const TwinSort& sort, const std::string& after_id) {
   return c;
 }
 
-/// {car: car}, or {} (every car) when `car` is empty.
-Bson car_filter(const std::string& car) {
+/// The `limit` latest documents of one car (every car when `car` is empty), newest `time` first, then by
+/// _id descending; each read by read(const bson_t*) -> T.
+template <typename T, typename Read>
+std::vector<T> latest(mongoc_collection_t* coll, const std::string& car, std::string_view time, int64_t limit,
+                      Read&& read, const char* what) {
+  if (limit <= 0) return {};
   Bson f;
   if (!car.empty()) f.str("car", car);
-  return f;
+  return find_all<T>(coll, f, find_opts({{time, -1}, {"_id", -1}}, limit), read, what);
 }
 
 }  // namespace
@@ -87,9 +92,7 @@ void MongoStore::scan_telemetry(const std::function<void(const TelemetryRow&)>& 
 }
 
 std::vector<core::Alert> MongoStore::alerts(const std::string& car, int64_t limit) {
-  if (limit <= 0) return {};
-  return find_all<core::Alert>(_impl->alerts.get(), car_filter(car),
-                               find_opts({{"ts", -1}, {"_id", -1}}, limit), read_alert, "alerts");
+  return latest<core::Alert>(_impl->alerts.get(), car, "ts", limit, read_alert, "alerts");
 }
 
 std::optional<core::Alert> MongoStore::get_alert(const std::string& id) {
@@ -97,9 +100,7 @@ std::optional<core::Alert> MongoStore::get_alert(const std::string& id) {
 }
 
 std::vector<core::Command> MongoStore::commands(const std::string& car, int64_t limit) {
-  if (limit <= 0) return {};
-  return find_all<core::Command>(_impl->commands.get(), car_filter(car),
-                                 find_opts({{"created", -1}, {"_id", -1}}, limit), read_command, "commands");
+  return latest<core::Command>(_impl->commands.get(), car, "created", limit, read_command, "commands");
 }
 
 std::optional<core::Command> MongoStore::get_command(const std::string& id) {
