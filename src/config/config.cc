@@ -52,7 +52,10 @@ void flatten(const YAML::Node& node, const std::string& prefix,
   if (node.IsMap()) {
     for (const auto& kv : node) {
       const auto key = kv.first.as<std::string>();
-      flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out, path);
+      std::string name = prefix;
+      if (!name.empty()) name += '.';
+      name += key;
+      flatten(kv.second, name, out, path);
     }
   } else if (node.IsScalar()) {
     out.emplace_back(prefix, node.Scalar());
