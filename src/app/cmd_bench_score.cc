@@ -39,6 +39,11 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+using config::ConfigError;
+using config::parse_duration_ms;
+namespace keys = config::keys;
+
 namespace {
 
 namespace t = core::topics;
@@ -311,10 +316,10 @@ std::shared_ptr<const ml::Model> obtain_model(const BenchScoreFlags& f, const Co
       history.push_back(tel);
     }
   }
-  spdlog::info("bench score: training {} on the first {} events", config.get_string("ml.architecture"),
+  spdlog::info("bench score: training {} on the first {} events", config.get(keys::ml_architecture),
                history.size());
   auto data = ml::make_training_data(history, "bench");
-  auto model = ml::train_model(data, ml::architecture_by_name(config.get_string("ml.architecture")),
+  auto model = ml::train_model(data, ml::architecture_by_name(config.get(keys::ml_architecture)),
                                train_options(config));
   spdlog::info("bench score: trained {} in {:.1f} s, threshold {:.4g}", model->meta.version,
                model->meta.train_seconds, model->meta.threshold);
@@ -333,8 +338,8 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
   settings["bootstrap.servers"] = brokers;
   log::KafkaLog kafka(std::move(settings));
   log::TopicConfig tc;
-  tc.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
-  tc.replication = static_cast<int32_t>(config.get_int("log.replication"));
+  tc.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
+  tc.replication = static_cast<int32_t>(config.get(keys::log_replication));
   for (const char* topic : {t::kTelemetry, t::kScores, t::kAlerts, t::kCommands})
     kafka.create_topic(topic, tc);
 
@@ -352,7 +357,7 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
   const int32_t telemetry_id =
       registration.register_schema(codec::subject_for_topic(t::kTelemetry), codec::car_telemetry_schema());
 
-  const auto max_batch = static_cast<std::size_t>(config.get_int("stage.max_batch"));
+  const auto max_batch = static_cast<std::size_t>(config.get(keys::stage_max_batch));
   spdlog::info("bench score: simulating {} events of {} cars", f.events, f.cars);
   const Batches batches = simulate(f, max_batch);
   int64_t events = 0;
@@ -381,7 +386,7 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
       registration.register_schema(codec::subject_for_topic(t::kAlerts), codec::alert_schema());
   setup.options.warmup_ms = 0;  // the model is given: the stage never trains
   setup.runner.max_batch = max_batch;
-  setup.runner.batch_window = std::chrono::milliseconds(config.get_duration_ms("stage.batch_window"));
+  setup.runner.batch_window = config.get(keys::stage_batch_window);
 
   std::vector<double> rate, per_core, memory_per_core, ratio;
   std::vector<ScoreRun> runs;

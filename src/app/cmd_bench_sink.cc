@@ -33,6 +33,9 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+namespace keys = config::keys;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -139,11 +142,11 @@ void copy_as_json(log::KafkaLog& kafka, const std::string& registry_url, const s
 /// fleettwin's sink alone on everything in the log, in a fresh group and a fresh database.
 SinkRate run_fleettwin(const Config& base, const std::string& uri, int64_t max_wall_ms) {
   Config config = base;
-  config.set("group",
+  config.set(keys::group,
              "fleettwin.bench.sink." + std::to_string(::getpid()) + "." +
                  std::to_string(Clock::now().time_since_epoch().count()),
              "bench");
-  config.set("store.mongo_uri", uri, "bench");
+  config.set(keys::store_mongo_uri, uri, "bench");
   RunControl control;
   control.max_wall_ms = max_wall_ms;
   control.progress = true;
@@ -260,8 +263,8 @@ SinkRate run_connector(const BenchSinkFlags& flags, const std::string& uri, cons
 int run_bench_sink(const BenchSinkFlags& flags, Config& config) {
   if (flags.kafka.empty() || flags.registry.empty() || flags.mongo.empty())
     throw std::runtime_error("bench sink needs --kafka, --schema-registry and --mongo");
-  config.set("kafka.brokers", flags.kafka, "--kafka");
-  config.set("schema_registry", flags.registry, "--schema-registry");
+  config.set(keys::kafka_brokers, flags.kafka, "--kafka");
+  config.set(keys::schema_registry, flags.registry, "--schema-registry");
   auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
   settings["bootstrap.servers"] = flags.kafka;
   log::KafkaLog kafka(std::move(settings));

@@ -6,7 +6,7 @@
 #include <functional>
 #include <vector>
 
-#include "app/config.h"
+#include "config/config.h"
 
 namespace fleettwin::app {
 
@@ -15,7 +15,7 @@ namespace fleettwin::app {
 /// the exit code.
 struct Subcommand {
   CLI::App* cmd = nullptr;
-  std::function<int(Config& config, std::atomic<int>& stop_signals)> run;
+  std::function<int(config::Config& config, std::atomic<int>& stop_signals)> run;
 };
 
 /// `fleettwin api --listen ADDR (--data-dir DIR | --mongo URI) [--kafka BROKERS]` (cmd_api.cc).

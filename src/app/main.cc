@@ -15,7 +15,6 @@
 #include <tuple>
 
 #include "app/commands.h"
-#include "app/config.h"
 #include "app/credentials.h"
 #include "app/mqtt_bench.h"
 #include "app/mqtt_front.h"
@@ -23,12 +22,14 @@
 #include "app/store_factory.h"
 #include "codec/json.h"
 #include "codec/registry_server.h"
+#include "config/config.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace {
 
-using fleettwin::app::Config;
-using fleettwin::app::ConfigError;
+using fleettwin::config::Config;
+using fleettwin::config::ConfigError;
+namespace keys = fleettwin::config::keys;
 
 std::atomic<int> g_stop_signals{0};
 
@@ -38,15 +39,16 @@ void on_signal(int) { g_stop_signals.fetch_add(1); }
 /// overridden by defaults.
 struct FlagBinding {
   std::string flag;
-  std::string key;
+  const fleettwin::config::KeySpec* key;
   std::string value;
   CLI::Option* option = nullptr;
 };
 
 class Flags {
  public:
-  void add(CLI::App* app, const std::string& flag, const std::string& key, const std::string& help) {
-    auto& b = _bindings.emplace_back(FlagBinding{flag, key, "", nullptr});
+  void add(CLI::App* app, const std::string& flag, const fleettwin::config::KeySpec& key,
+           const std::string& help) {
+    auto& b = _bindings.emplace_back(FlagBinding{flag, &key, "", nullptr});
     b.option = app->add_option(flag, b.value, help);
   }
   /// `--kafka-set KEY=VALUE` (repeatable): any librdkafka property, as `kafka.KEY`.
@@ -55,21 +57,22 @@ class Flags {
     app->add_option("--kafka-set", values,
                     "librdkafka property KEY=VALUE (repeatable), e.g. security.protocol=SSL");
   }
-  void add_switch(CLI::App* app, const std::string& flag, const std::string& key, const std::string& help) {
-    auto& b = _switches.emplace_back(FlagBinding{flag, key, "", nullptr});
+  void add_switch(CLI::App* app, const std::string& flag, const fleettwin::config::BoolKey& key,
+                  const std::string& help) {
+    auto& b = _switches.emplace_back(FlagBinding{flag, &key, "", nullptr});
     b.option = app->add_flag(flag, help);
   }
   void apply(Config& config) {
     for (auto& b : _bindings)
-      if (b.option->count() > 0) config.set(b.key, b.value, b.flag);
+      if (b.option->count() > 0) config.set(*b.key, b.value, b.flag);
     for (auto& b : _switches)
-      if (b.option->count() > 0) config.set(b.key, "true", b.flag);
+      if (b.option->count() > 0) config.set(*b.key, "true", b.flag);
     for (const auto& values : _kafka_sets)
       for (const auto& kv : values) {
         const auto eq = kv.find('=');
         if (eq == std::string::npos || eq == 0)
           throw ConfigError("--kafka-set '" + kv + "': expected KEY=VALUE");
-        config.set("kafka." + kv.substr(0, eq), kv.substr(eq + 1), "--kafka-set");
+        config.set_named("kafka." + kv.substr(0, eq), kv.substr(eq + 1), "--kafka-set");
       }
   }
 
@@ -124,41 +127,44 @@ int main(int argc, char** argv) {
   std::string config_file;
   app.add_option("--config", config_file, "YAML configuration file")->check(CLI::ExistingFile);
   Flags flags;
-  flags.add(&app, "--log-level", "log_level", "trace|debug|info|warn|error");
+  flags.add(&app, "--log-level", keys::log_level, "trace|debug|info|warn|error");
 
   // up
   auto* up =
       app.add_subcommand("up", "Run the whole pipeline in this process (simulator, process, twin, store)");
   // The simulator's flags, shared by `up` and `sim`.
   auto add_sim_flags = [&](CLI::App* cmd) {
-    flags.add(cmd, "--cars", "sim.cars", "Number of simulated cars");
-    flags.add(cmd, "--interval", "sim.interval", "Each car sends one message per interval (e.g. 10s)");
-    flags.add(cmd, "--duration", "sim.duration", "Simulated time to run, e.g. 10m (default: until stopped)");
-    flags.add_switch(cmd, "--fast", "sim.fast", "Simulated clock, as fast as the pipeline accepts");
-    flags.add(cmd, "--seed", "sim.seed", "Simulator seed");
-    flags.add(cmd, "--failure-rate", "sim.failure_rate", "Expected failures per car per simulated hour");
-    flags.add(cmd, "--failure-ramp", "sim.failure_ramp", "Time a failure takes to reach its full signature");
-    flags.add(cmd, "--replay", "sim.replay", "Replay a cardata-v1 CSV instead of simulating");
-    flags.add(cmd, "--inject-invalid", "sim.inject_invalid", "Also publish N malformed payloads (DLQ demo)");
-    flags.add(cmd, "--ground-truth", "ground_truth",
+    flags.add(cmd, "--cars", keys::sim_cars, "Number of simulated cars");
+    flags.add(cmd, "--interval", keys::sim_interval, "Each car sends one message per interval (e.g. 10s)");
+    flags.add(cmd, "--duration", keys::sim_duration,
+              "Simulated time to run, e.g. 10m (default: until stopped)");
+    flags.add_switch(cmd, "--fast", keys::sim_fast, "Simulated clock, as fast as the pipeline accepts");
+    flags.add(cmd, "--seed", keys::sim_seed, "Simulator seed");
+    flags.add(cmd, "--failure-rate", keys::sim_failure_rate, "Expected failures per car per simulated hour");
+    flags.add(cmd, "--failure-ramp", keys::sim_failure_ramp,
+              "Time a failure takes to reach its full signature");
+    flags.add(cmd, "--replay", keys::sim_replay, "Replay a cardata-v1 CSV instead of simulating");
+    flags.add(cmd, "--inject-invalid", keys::sim_inject_invalid,
+              "Also publish N malformed payloads (DLQ demo)");
+    flags.add(cmd, "--ground-truth", keys::ground_truth,
               "Ground-truth file (default <data-dir>/ground_truth.jsonl)");
   };
   add_sim_flags(up);
-  flags.add(up, "--data-dir", "data_dir", "Store and state directory");
-  flags.add(up, "--summary-json", "summary_json", "Write the run summary as JSON");
+  flags.add(up, "--data-dir", keys::data_dir, "Store and state directory");
+  flags.add(up, "--summary-json", keys::summary_json, "Write the run summary as JSON");
   auto add_distributed = [&](CLI::App* cmd) {
-    flags.add(cmd, "--kafka", "kafka.brokers",
+    flags.add(cmd, "--kafka", keys::kafka_brokers,
               "Kafka bootstrap servers HOST:PORT[,...] (default: embedded log)");
     flags.add_kafka_set(cmd);
-    flags.add(cmd, "--schema-registry", "schema_registry", "Schema registry URL");
-    flags.add(cmd, "--partitions", "log.partitions", "Partitions of topics fleettwin creates");
+    flags.add(cmd, "--schema-registry", keys::schema_registry, "Schema registry URL");
+    flags.add(cmd, "--partitions", keys::log_partitions, "Partitions of topics fleettwin creates");
   };
   add_distributed(up);
-  flags.add(up, "--registry-listen", "registry.listen",
+  flags.add(up, "--registry-listen", keys::registry_listen,
             "Embedded schema registry address (default 127.0.0.1:8081)");
-  flags.add(up, "--http", "http.listen",
+  flags.add(up, "--http", keys::http_listen,
             "REST API and dashboard address (default 127.0.0.1:8080; '' disables)");
-  flags.add(up, "--mongo", "store.mongo_uri", "Store in MongoDB/FerretDB at this URI instead of SQLite");
+  flags.add(up, "--mongo", keys::store_mongo_uri, "Store in MongoDB/FerretDB at this URI instead of SQLite");
 
   // One role per process (distributed mode).
   std::map<std::string, CLI::App*> role_cmds;
@@ -169,28 +175,28 @@ int main(int argc, char** argv) {
            {"sim", "Run the fleet simulator, publishing raw telemetry to the log"}}) {
     auto* cmd = app.add_subcommand(name, help);
     add_distributed(cmd);
-    flags.add(cmd, "--group", "group", "Consumer group (copies in one group share the partitions)");
-    flags.add(cmd, "--data-dir", "data_dir", "Store and state directory");
+    flags.add(cmd, "--group", keys::group, "Consumer group (copies in one group share the partitions)");
+    flags.add(cmd, "--data-dir", keys::data_dir, "Store and state directory");
     role_cmds[name] = cmd;
   }
   add_sim_flags(role_cmds["sim"]);
-  flags.add(role_cmds["sink"], "--mongo", "store.mongo_uri",
+  flags.add(role_cmds["sink"], "--mongo", keys::store_mongo_uri,
             "Store in MongoDB/FerretDB at this URI instead of SQLite");
   // MQTT (issue 4): cars on their own connections, the bridge, credentials.
   auto add_mqtt_flags = [&](CLI::App* cmd) {
-    flags.add(cmd, "--qos", "mqtt.qos", "QoS of the cars' telemetry: 0 or 1 (default 1)");
-    flags.add(cmd, "--mqtt-version", "mqtt.version", "MQTT protocol version: 5 (default) or 3.1.1");
-    flags.add(cmd, "--credentials", "mqtt.credentials",
+    flags.add(cmd, "--qos", keys::mqtt_qos, "QoS of the cars' telemetry: 0 or 1 (default 1)");
+    flags.add(cmd, "--mqtt-version", keys::mqtt_version, "MQTT protocol version: 5 (default) or 3.1.1");
+    flags.add(cmd, "--credentials", keys::mqtt_credentials,
               "Credentials directory from `fleettwin sim credentials`");
   };
   auto* sim_cmd = role_cmds["sim"];
   sim_cmd->require_subcommand(0, 1);
-  flags.add(sim_cmd, "--mqtt", "mqtt.brokers",
+  flags.add(sim_cmd, "--mqtt", keys::mqtt_brokers,
             "Publish over MQTT to HOST:PORT[,...] (car i -> broker i % n) instead of writing to the log");
   add_mqtt_flags(sim_cmd);
-  flags.add(sim_cmd, "--shard", "sim.shard", "Simulate only cars with index % shards == shard");
-  flags.add(sim_cmd, "--shards", "sim.shards", "See --shard");
-  flags.add(sim_cmd, "--cars-per-process", "mqtt.cars_per_process",
+  flags.add(sim_cmd, "--shard", keys::sim_shard, "Simulate only cars with index % shards == shard");
+  flags.add(sim_cmd, "--shards", keys::sim_shards, "See --shard");
+  flags.add(sim_cmd, "--cars-per-process", keys::mqtt_cars_per_process,
             "Cars per simulator process (default 16000)");
   bool worker_stats = false;
   sim_cmd->add_flag("--worker-stats", worker_stats, "Print machine-readable status lines (worker processes)")
@@ -209,45 +215,48 @@ int main(int argc, char** argv) {
       "bridge",
       "Run the MQTT bridge: cars' telemetry and acks -> log (PUBACK after the log has it), commands -> cars");
   add_distributed(bridge_cmd);
-  flags.add(bridge_cmd, "--mqtt", "mqtt.brokers", "MQTT brokers HOST:PORT[,...] to read from (all of them)");
+  flags.add(bridge_cmd, "--mqtt", keys::mqtt_brokers,
+            "MQTT brokers HOST:PORT[,...] to read from (all of them)");
   add_mqtt_flags(bridge_cmd);
-  flags.add(bridge_cmd, "--client-id", "mqtt.client_id",
+  flags.add(bridge_cmd, "--client-id", keys::mqtt_client_id,
             "Client id prefix; reuse it on restart, give each copy its own (default fleettwin-bridge)");
-  flags.add(bridge_cmd, "--receive-maximum", "mqtt.receive_maximum",
+  flags.add(bridge_cmd, "--receive-maximum", keys::mqtt_receive_maximum,
             "Unacknowledged messages per broker connection (default 2000)");
-  flags.add(bridge_cmd, "--group", "group", "Consumer group of fleet.commands (default fleettwin.bridge)");
+  flags.add(bridge_cmd, "--group", keys::group,
+            "Consumer group of fleet.commands (default fleettwin.bridge)");
   std::string up_mqtt;
   auto* up_mqtt_opt =
       up->add_option("--mqtt", up_mqtt, "Cars over MQTT: through local brokers (no value) or HOST:PORT[,...]")
           ->expected(0, 1);
-  flags.add(up, "--mqtt-shards", "mqtt.shards", "Local brokers `--mqtt` starts (default 1)");
+  flags.add(up, "--mqtt-shards", keys::mqtt_shards, "Local brokers `--mqtt` starts (default 1)");
   add_mqtt_flags(up);
 
   // registry
   auto* registry_cmd =
       app.add_subcommand("registry", "Serve the embedded schema registry (Confluent REST subset)");
-  flags.add(registry_cmd, "--listen", "registry.listen", "HOST:PORT to listen on (default 127.0.0.1:8081)");
-  flags.add(registry_cmd, "--data-dir", "data_dir", "Where registered schemas are kept");
+  flags.add(registry_cmd, "--listen", keys::registry_listen,
+            "HOST:PORT to listen on (default 127.0.0.1:8081)");
+  flags.add(registry_cmd, "--data-dir", keys::data_dir, "Where registered schemas are kept");
 
   // twin
   auto* twin = app.add_subcommand(
       "twin", "Run the twin stage (with --kafka), or read twins from the store (get, list)");
   twin->require_subcommand(0, 1);
   add_distributed(twin);
-  flags.add(twin, "--group", "group", "Consumer group (copies in one group share the partitions)");
+  flags.add(twin, "--group", keys::group, "Consumer group (copies in one group share the partitions)");
   auto* twin_get = twin->add_subcommand("get", "Print one car's twin as JSON");
   std::string car;
   twin_get->add_option("car", car, "Car id")->required();
-  flags.add(twin_get, "--data-dir", "data_dir", "Store directory");
-  flags.add(twin_get, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
+  flags.add(twin_get, "--data-dir", keys::data_dir, "Store directory");
+  flags.add(twin_get, "--mongo", keys::store_mongo_uri, "MongoDB/FerretDB URI of the store");
   auto* twin_list = twin->add_subcommand("list", "List twins");
   std::string status;
   int64_t limit = 20;
   twin_list->add_option("--status", status, "ok|warning|anomaly|unknown")
       ->check(CLI::IsMember({"ok", "warning", "anomaly", "unknown"}));
   twin_list->add_option("--limit", limit, "Rows at most")->check(CLI::Range(1, 1000000));
-  flags.add(twin_list, "--data-dir", "data_dir", "Store directory");
-  flags.add(twin_list, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
+  flags.add(twin_list, "--data-dir", keys::data_dir, "Store directory");
+  flags.add(twin_list, "--mongo", keys::store_mongo_uri, "MongoDB/FerretDB URI of the store");
 
   // config
   auto* config_cmd = app.add_subcommand("config", "Configuration reference");
@@ -262,27 +271,27 @@ int main(int argc, char** argv) {
       bench->add_subcommand("embedded", "Sustained end-to-end msg/s of `up --fast` (sim -> store)");
   int64_t bench_seconds = 20;
   std::string bench_json;
-  flags.add(bench_embedded, "--cars", "sim.cars", "Number of simulated cars (default 10000)");
+  flags.add(bench_embedded, "--cars", keys::sim_cars, "Number of simulated cars (default 10000)");
   bench_embedded->add_option("--seconds", bench_seconds, "Wall time to run")->check(CLI::Range(1, 3600));
   bench_embedded->add_option("--json", bench_json, "Write the result as JSON (the --summary-json keys)");
-  flags.add(bench_embedded, "--data-dir", "data_dir", "Scratch directory (default: a fresh temp dir)");
+  flags.add(bench_embedded, "--data-dir", keys::data_dir, "Scratch directory (default: a fresh temp dir)");
   auto* bench_kafka = bench->add_subcommand(
       "kafka",
       "End-to-end msg/s on Kafka (sim -> raw -> process -> telemetry -> sink), and process alone per core");
-  flags.add(bench_kafka, "--kafka", "kafka.brokers",
+  flags.add(bench_kafka, "--kafka", keys::kafka_brokers,
             "Kafka bootstrap servers (e.g. from scripts/services/kafka start)");
-  flags.add(bench_kafka, "--cars", "sim.cars", "Number of simulated cars (default 10000)");
+  flags.add(bench_kafka, "--cars", keys::sim_cars, "Number of simulated cars (default 10000)");
   bench_kafka->add_option("--seconds", bench_seconds, "Wall time of each phase")->check(CLI::Range(1, 3600));
   bench_kafka->add_option("--json", bench_json, "Write the result as JSON");
   auto* bench_mqtt = bench->add_subcommand(
       "mqtt",
       "Cars on their own MQTT connections through local mosquitto shards and the bridge into the log");
-  flags.add(bench_mqtt, "--cars", "sim.cars",
+  flags.add(bench_mqtt, "--cars", keys::sim_cars,
             "Number of simulated cars, one connection each (default 10000)");
-  flags.add(bench_mqtt, "--interval", "sim.interval",
+  flags.add(bench_mqtt, "--interval", keys::sim_interval,
             "Each car sends one message per interval (default 10s)");
-  flags.add(bench_mqtt, "--shards", "mqtt.shards", "mosquitto brokers (at least one per 15,000 cars)");
-  flags.add(bench_mqtt, "--qos", "mqtt.qos", "QoS of the telemetry (default 1)");
+  flags.add(bench_mqtt, "--shards", keys::mqtt_shards, "mosquitto brokers (at least one per 15,000 cars)");
+  flags.add(bench_mqtt, "--qos", keys::mqtt_qos, "QoS of the telemetry (default 1)");
   bench_mqtt->add_option("--seconds", bench_seconds, "Wall time the cars publish")
       ->check(CLI::Range(1, 3600));
   bench_mqtt->add_option("--json", bench_json, "Write the result as JSON");
@@ -304,7 +313,7 @@ int main(int argc, char** argv) {
     Config config = load_config(config_file, flags);
     // Logs go to stderr: stdout carries command output (twin JSON, docs) that users pipe.
     spdlog::set_default_logger(spdlog::stderr_color_mt("fleettwin"));
-    spdlog::set_level(spdlog::level::from_str(config.get_string("log_level")));
+    spdlog::set_level(spdlog::level::from_str(config.get(keys::log_level)));
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
     for (auto& sub : subcommands) {
@@ -316,17 +325,16 @@ int main(int argc, char** argv) {
     if (*up) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
-      if (up_mqtt_opt->count() > 0) config.set("mqtt.brokers", up_mqtt.empty() ? "local" : up_mqtt, "--mqtt");
-      spdlog::info(
-          "fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get_int("sim.cars"),
-          config.get_string("sim.interval"), config.get_bool("sim.fast") ? "fast" : "real time",
-          config.get_string("data_dir"),
-          config.get_string("kafka.brokers").empty() ? "embedded" : config.get_string("kafka.brokers"));
+      if (up_mqtt_opt->count() > 0)
+        config.set(keys::mqtt_brokers, up_mqtt.empty() ? "local" : up_mqtt, "--mqtt");
+      spdlog::info("fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get(keys::sim_cars),
+                   config.text(keys::sim_interval), config.get(keys::sim_fast) ? "fast" : "real time",
+                   config.get(keys::data_dir),
+                   config.get(keys::kafka_brokers).empty() ? "embedded" : config.get(keys::kafka_brokers));
       fleettwin::app::RunControl control{&g_stop_signals, 0, true};
       const auto s = fleettwin::app::run_pipeline(config, control);
       print_summary(s);
-      if (!config.get_string("summary_json").empty())
-        write_json(config.get_string("summary_json"), s.to_json());
+      if (!config.get(keys::summary_json).empty()) write_json(config.get(keys::summary_json), s.to_json());
       return 0;
     }
     if (*credentials_cmd) {
@@ -347,13 +355,13 @@ int main(int argc, char** argv) {
                    cred_out.c_str(), cred_out.c_str(), cred_out.c_str());
       return 0;
     }
-    if (*sim_cmd && !config.get_string("mqtt.brokers").empty()) {
+    if (*sim_cmd && !config.get(keys::mqtt_brokers).empty()) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
-      const auto brokers = fleettwin::app::parse_brokers(config.get_string("mqtt.brokers"), "--mqtt");
+      const auto brokers = fleettwin::app::parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
       auto options =
           fleettwin::app::mqtt_fleet_options(config, fleettwin::app::fleet_config(config), brokers);
-      options.ground_truth_path = config.get_string("ground_truth");
+      options.ground_truth_path = config.get(keys::ground_truth);
       const bool tty = isatty(STDERR_FILENO);
       const auto started = std::chrono::steady_clock::now();
       int64_t last_published = 0;
@@ -375,7 +383,7 @@ int main(int argc, char** argv) {
         last_published = s.published;
       };
       return fleettwin::app::run_mqtt_fleet_processes(
-          options, static_cast<std::size_t>(config.get_int("mqtt.cars_per_process")),
+          options, static_cast<std::size_t>(config.get(keys::mqtt_cars_per_process)),
           fleettwin::app::sim_worker_args(config, brokers), g_stop_signals, report);
     }
     if (*bridge_cmd) {
@@ -388,12 +396,12 @@ int main(int argc, char** argv) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       const std::string role = cmd->get_name();
-      if (config.get_string("kafka.brokers").empty())
+      if (config.get(keys::kafka_brokers).empty())
         throw ConfigError("`fleettwin " + role +
                           "` runs one role on Kafka: give --kafka BROKERS (or run everything "
                           "in one process with `fleettwin up`)");
-      spdlog::info("fleettwin {}: Kafka {}, group {}", role, config.get_string("kafka.brokers"),
-                   config.get_string("group").empty() ? "fleettwin." + role : config.get_string("group"));
+      spdlog::info("fleettwin {}: Kafka {}, group {}", role, config.get(keys::kafka_brokers),
+                   config.get(keys::group).empty() ? "fleettwin." + role : config.get(keys::group));
       fleettwin::app::RunControl control{&g_stop_signals, 0, true};
       const auto s = fleettwin::app::run_pipeline(config, control, fleettwin::app::Roles::only(role));
       std::fprintf(stderr, "%s stopped: %lld records in, %.0f msg/s, peak RSS %.0f MB\n", role.c_str(),
@@ -408,10 +416,10 @@ int main(int argc, char** argv) {
       std::signal(SIGTERM, on_signal);
       fleettwin::codec::EmbeddedRegistryOptions ro;
       std::tie(ro.host, ro.port) =
-          fleettwin::app::parse_host_port(config.get_string("registry.listen"), "--listen");
-      std::filesystem::create_directories(std::filesystem::path(config.get_string("data_dir")) / "registry");
+          fleettwin::config::parse_host_port(config.get(keys::registry_listen), "--listen");
+      std::filesystem::create_directories(std::filesystem::path(config.get(keys::data_dir)) / "registry");
       ro.journal_path =
-          (std::filesystem::path(config.get_string("data_dir")) / "registry" / "schemas.jsonl").string();
+          (std::filesystem::path(config.get(keys::data_dir)) / "registry" / "schemas.jsonl").string();
       fleettwin::codec::EmbeddedRegistry registry(ro);
       registry.start();
       std::printf("%s\n", registry.url().c_str());
@@ -426,7 +434,7 @@ int main(int argc, char** argv) {
       auto t = store->get_twin(car);
       if (!t) {
         std::fprintf(stderr, "fleettwin: no twin for car '%s' in %s\n", car.c_str(),
-                     config.get_string("data_dir").c_str());
+                     config.get(keys::data_dir).c_str());
         return 1;
       }
       std::printf("%s\n", fleettwin::codec::twin_to_json(*t).c_str());
@@ -460,16 +468,16 @@ int main(int argc, char** argv) {
       return r.lost == 0 ? 0 : 1;
     }
     if (*bench_embedded || *bench_kafka) {
-      if (config.get_string("data_dir") == Config().get_string("data_dir")) {
+      if (config.get(keys::data_dir) == keys::data_dir.default_text()) {
         auto dir = std::filesystem::temp_directory_path() / ("fleettwin-bench-" + std::to_string(::getpid()));
         std::filesystem::remove_all(dir);
-        config.set("data_dir", dir.string(), "bench");
+        config.set(keys::data_dir, dir.string(), "bench");
       }
-      config.set("sim.fast", "true", "bench");
-      config.set("registry.listen", "127.0.0.1:0", "bench");
-      config.set("http.listen", "", "bench");
+      config.set(keys::sim_fast, "true", "bench");
+      config.set(keys::registry_listen, "127.0.0.1:0", "bench");
+      config.set(keys::http_listen, "", "bench");
       std::signal(SIGINT, on_signal);
-      if (*bench_kafka && config.get_string("kafka.brokers").empty())
+      if (*bench_kafka && config.get(keys::kafka_brokers).empty())
         throw ConfigError("bench kafka needs --kafka BROKERS (start one with scripts/services/kafka start)");
       fleettwin::app::RunControl control{&g_stop_signals, bench_seconds * 1000, true};
       const auto s = fleettwin::app::run_pipeline(config, control);
@@ -492,7 +500,7 @@ int main(int argc, char** argv) {
                 ",\"process_msgs_per_core_s\":" + std::to_string(p.msgs_per_cpu_s) + "}";
       }
       if (!bench_json.empty()) write_json(bench_json, json);
-      std::filesystem::remove_all(config.get_string("data_dir"));
+      std::filesystem::remove_all(config.get(keys::data_dir));
       return 0;
     }
   } catch (const ConfigError& e) {

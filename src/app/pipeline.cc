@@ -27,6 +27,11 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+using config::ConfigError;
+using config::parse_host_port;
+namespace keys = config::keys;
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -146,29 +151,29 @@ std::vector<core::Twin> load_twins(log::Log& log) {
 }  // namespace
 
 RunSummary run_pipeline(const Config& config, const RunControl& control, const Roles& roles) {
-  const std::string brokers = config.get_string("kafka.brokers");
+  const std::string brokers = config.get(keys::kafka_brokers);
   const bool distributed = !brokers.empty();
   if (!distributed && !roles.all())
     throw ConfigError(
         "a single role needs --kafka BROKERS; to run everything in one process use `fleettwin up`");
 
-  const fs::path data_dir = config.get_string("data_dir");
+  const fs::path data_dir = config.get(keys::data_dir);
   const bool needs_dir = roles.sink || roles.sim || !distributed;
   std::error_code ec;
   if (needs_dir) fs::create_directories(data_dir, ec);
   if (ec) throw ConfigError("data_dir " + data_dir.string() + ": " + ec.message());
-  std::string ground_truth = config.get_string("ground_truth");
+  std::string ground_truth = config.get(keys::ground_truth);
   if (ground_truth.empty()) ground_truth = (data_dir / "ground_truth.jsonl").string();
 
-  const bool fast = config.get_bool("sim.fast");
-  const std::string replay = config.get_string("sim.replay");
+  const bool fast = config.get(keys::sim_fast);
+  const std::string replay = config.get(keys::sim_replay);
   if (!replay.empty() && !fs::exists(replay)) throw ConfigError("--replay: no such file " + replay);
 
   // The log.
   log::TopicConfig topic_config;
-  topic_config.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
-  topic_config.replication = static_cast<int32_t>(config.get_int("log.replication"));
-  topic_config.capacity = config.get_int("log.capacity");
+  topic_config.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
+  topic_config.replication = static_cast<int32_t>(config.get(keys::log_replication));
+  topic_config.capacity = config.get(keys::log_capacity);
   std::unique_ptr<log::Log> log;
   if (distributed) {
     auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
@@ -189,12 +194,12 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
 
   // The schema registry: records always carry ids the registry gave out.
   std::unique_ptr<codec::EmbeddedRegistry> embedded_registry;
-  std::string registry_url = config.get_string("schema_registry");
+  std::string registry_url = config.get(keys::schema_registry);
   if (registry_url.empty() && roles.process) {
     if (!roles.all())
       throw ConfigError(
           "the process role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
-    const auto [host, port] = parse_host_port(config.get_string("registry.listen"), "--registry-listen");
+    const auto [host, port] = parse_host_port(config.get(keys::registry_listen), "--registry-listen");
     codec::EmbeddedRegistryOptions ro;
     ro.host = host;
     ro.port = port;
@@ -205,7 +210,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
       embedded_registry->start();
     } catch (const std::exception& e) {
       throw ConfigError(
-          "schema registry: cannot listen on " + config.get_string("registry.listen") + " (" + e.what() +
+          "schema registry: cannot listen on " + config.get(keys::registry_listen) + " (" + e.what() +
           "); pass --registry-listen HOST:PORT (port 0 picks a free one) or --schema-registry URL");
     }
     registry_url = embedded_registry->url();
@@ -247,11 +252,11 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   SimSourceOptions so;
   int64_t start_ms = wall_ms() / 1000 * 1000;
   if (roles.sim) {
-    so.fleet.cars = static_cast<std::size_t>(config.get_int("sim.cars"));
-    so.fleet.interval_ms = config.get_duration_ms("sim.interval");
-    so.fleet.seed = static_cast<uint64_t>(config.get_int("sim.seed"));
-    so.fleet.failure_rate = config.get_double("sim.failure_rate");
-    so.fleet.ramp_ms = config.get_duration_ms("sim.failure_ramp");
+    so.fleet.cars = static_cast<std::size_t>(config.get(keys::sim_cars));
+    so.fleet.interval_ms = config.get(keys::sim_interval).count();
+    so.fleet.seed = static_cast<uint64_t>(config.get(keys::sim_seed));
+    so.fleet.failure_rate = config.get(keys::sim_failure_rate);
+    so.fleet.ramp_ms = config.get(keys::sim_failure_ramp).count();
     const SimState state = load_or_create_sim_state(
         data_dir / "sim.state",
         // Whole seconds: a simulated fleet starts on a round time, which keeps ts readable.
@@ -259,11 +264,11 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
                  so.fleet.interval_ms, start_ms});
     start_ms = state.start_ms;
     so.fleet.start_ms = state.start_ms;
-    so.fleet.duration_ms = config.get_duration_ms("sim.duration");
+    so.fleet.duration_ms = config.get(keys::sim_duration).count();
     if (const auto problem = sim::validate(so.fleet); !problem.empty()) throw ConfigError(problem);
     so.fast = fast;
     so.replay_csv = replay;
-    so.inject_invalid = config.get_int("sim.inject_invalid");
+    so.inject_invalid = config.get(keys::sim_inject_invalid);
     so.ground_truth_path = ground_truth;
     so.resume = resume;
   }
@@ -276,9 +281,9 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
 
   stages::StageContext ctx{metrics, clock, latency, store_opener(config, &metrics)};
   ctx.process.telemetry_schema_id = telemetry_schema_id;
-  ctx.process.max_payload_bytes = static_cast<std::size_t>(config.get_int("codec.max_payload_bytes"));
-  ctx.twin.offline_after_ms = config.get_duration_ms("twin.offline_after");
-  ctx.twin.flush_interval_ms = config.get_duration_ms("twin.flush_interval");
+  ctx.process.max_payload_bytes = static_cast<std::size_t>(config.get(keys::codec_max_payload_bytes));
+  ctx.twin.offline_after_ms = config.get(keys::twin_offline_after).count();
+  ctx.twin.flush_interval_ms = config.get(keys::twin_flush_interval).count();
   ctx.initial_twins = std::move(twins);
   // Readers resolve each record's writer schema by id when a registry is known (roles take
   // --schema-registry).
@@ -286,13 +291,13 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   ctx.score.monitor = monitor_options(config);
   ctx.score.score_schema_id = score_schema_id;
   ctx.score.alert_schema_id = alert_schema_id;
-  ctx.score.warmup_ms = config.get_duration_ms("ml.warmup");
+  ctx.score.warmup_ms = config.get(keys::ml_warmup).count();
   ctx.models = std::make_shared<stages::ModelSlot>();
   // The first model: trained by the score stage after the warm-up, unless one arrives on fleet.models.
   if (roles.score && ctx.score.warmup_ms > 0) ctx.score_trainer = warmup_trainer(config);
   stages::RunnerOptions ro;
-  ro.max_batch = static_cast<std::size_t>(config.get_int("stage.max_batch"));
-  ro.batch_window = std::chrono::milliseconds(config.get_duration_ms("stage.batch_window"));
+  ro.max_batch = static_cast<std::size_t>(config.get(keys::stage_max_batch));
+  ro.batch_window = config.get(keys::stage_batch_window);
 
   std::vector<std::unique_ptr<stages::StageRunner>> runners;
   for (const auto& entry : stages::registry()) {
@@ -301,7 +306,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
                         (name == "sink" && roles.sink) || (name == "score" && roles.score);
     if (!wanted) continue;
     stages::RunnerOptions options = ro;
-    const std::string group = config.get_string("group");
+    const std::string group = config.get(keys::group);
     if (!group.empty() && !roles.all()) options.group = group;  // one stage here: the group is its own
     runners.push_back(std::make_unique<stages::StageRunner>(entry.make(ctx), *log, metrics, options));
   }
@@ -338,14 +343,14 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
   for (auto& r : runners) r->start();
   // The REST API and dashboard of `up` (a distributed deployment runs `fleettwin api` on its own).
   std::unique_ptr<api::ApiServer> api_server;
-  if (roles.all() && !config.get_string("http.listen").empty())
+  if (roles.all() && !config.get(keys::http_listen).empty())
     api_server =
         start_api_server(config, ApiHost{&metrics, log.get(), ctx.open_store, data_dir.string(), {}});
 
   // `up --mqtt`: cars on MQTT connections through brokers and the bridge instead of direct injection.
   auto& published = metrics.counter("fleettwin_sim_published_total", "");
   MqttFront mqtt_front;
-  const bool mqtt_mode = roles.all() && !config.get_string("mqtt.brokers").empty();
+  const bool mqtt_mode = roles.all() && !config.get(keys::mqtt_brokers).empty();
   if (mqtt_mode) {
     if (fast) throw ConfigError("--mqtt runs the cars in real time over the network; drop --fast");
     if (!replay.empty()) throw ConfigError("--mqtt simulates cars; --replay is not supported with it");
@@ -486,7 +491,7 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
     s.twins = stats.twins;
     s.duplicates = stats.rows - stats.distinct;
     s.msgs_per_s = elapsed > 0 ? static_cast<double>(s.stored_this_run) / elapsed : 0;
-    if (mqtt_mode && config.get_int("mqtt.qos") == 1) {
+    if (mqtt_mode && config.get(keys::mqtt_qos) == 1) {
       // Every QoS 1 message the cars published was acknowledged by a broker and then by the bridge.
       s.lost = std::max<int64_t>(0, s.published - s.stored_this_run);
     }
@@ -527,12 +532,12 @@ RunSummary run_pipeline(const Config& config, const RunControl& control, const R
 
 ProcessBench bench_process_alone(const Config& base, int64_t max_wall_ms) {
   Config config = base;
-  config.set("group", "fleettwin.bench.process." + std::to_string(::getpid()), "bench");
+  config.set(keys::group, "fleettwin.bench.process." + std::to_string(::getpid()), "bench");
   codec::EmbeddedRegistryOptions ro;
   ro.port = 0;
   codec::EmbeddedRegistry registry(ro);
   registry.start();
-  config.set("schema_registry", registry.url(), "bench");
+  config.set(keys::schema_registry, registry.url(), "bench");
   rusage before{}, after{};
   getrusage(RUSAGE_SELF, &before);
   RunControl control;

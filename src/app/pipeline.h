@@ -5,7 +5,7 @@
 #include <functional>
 #include <string>
 
-#include "app/config.h"
+#include "config/config.h"
 
 namespace fleettwin::app {
 
@@ -62,7 +62,7 @@ struct RunControl {
 /// an existing data dir (twins reloaded, every car continued after the last stored seq) and ends when the
 /// simulated duration is over; otherwise it runs until stopped. Stops drain every stage in pipeline order.
 /// Throws ConfigError / std::runtime_error with a message for the user.
-RunSummary run_pipeline(const Config& config, const RunControl& control, const Roles& roles = {});
+RunSummary run_pipeline(const config::Config& config, const RunControl& control, const Roles& roles = {});
 
 /// The process stage alone on the raw records already in the log, in a fresh group, until it caught up or
 /// `max_wall_ms` passed: throughput and CPU cost (`bench kafka`).
@@ -72,7 +72,7 @@ struct ProcessBench {
   double cpu_s = 0;
   double msgs_per_cpu_s = 0;
 };
-ProcessBench bench_process_alone(const Config& config, int64_t max_wall_ms);
+ProcessBench bench_process_alone(const config::Config& config, int64_t max_wall_ms);
 
 /// Peak resident set size of this process in MB.
 double peak_rss_mb();
