@@ -29,16 +29,17 @@ void add_bench_run_flags(CLI::App* cmd, BenchFlags& f, const std::string& second
 
 /// `bench embedded` and `bench kafka`: `up --fast` for a wall time, then (kafka) the process stage alone.
 int run_pipeline_bench(bool kafka, const BenchFlags& f, Config& config, std::atomic<int>& stop_signals) {
-  if (config.get_string("data_dir") == Config().get_string("data_dir")) {
+  if (config.get(keys::data_dir) == keys::data_dir.default_text()) {
     auto dir = std::filesystem::temp_directory_path() / ("fleettwin-bench-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
-    config.set("data_dir", dir.string(), "bench");
+    config.set(keys::data_dir, dir.string(), "bench");
   }
-  config.set("sim.fast", "true", "bench");
-  config.set("registry.listen", "127.0.0.1:0", "bench");
-  config.set("http.listen", "", "bench");
-  if (kafka && config.get_string("kafka.brokers").empty())
-    throw app::ConfigError("bench kafka needs --kafka BROKERS (start one with scripts/services/kafka start)");
+  config.set(keys::sim_fast, "true", "bench");
+  config.set(keys::registry_listen, "127.0.0.1:0", "bench");
+  config.set(keys::http_listen, "", "bench");
+  if (kafka && config.get(keys::kafka_brokers).empty())
+    throw config::ConfigError(
+        "bench kafka needs --kafka BROKERS (start one with scripts/services/kafka start)");
   const app::RunControl control{&stop_signals, f.seconds * 1000, true};
   const auto s = app::run_pipeline(config, control);
   print_summary(s);
@@ -59,7 +60,7 @@ int run_pipeline_bench(bool kafka, const BenchFlags& f, Config& config, std::ato
             ",\"process_msgs_per_core_s\":" + std::to_string(p.msgs_per_cpu_s) + "}";
   }
   if (!f.json.empty()) write_json(f.json, json);
-  std::filesystem::remove_all(config.get_string("data_dir"));
+  std::filesystem::remove_all(config.get(keys::data_dir));
   return 0;
 }
 
@@ -87,10 +88,10 @@ void add_bench_commands(CommandLine& cl) {
   auto* embedded =
       bench->add_subcommand("embedded", "Sustained end-to-end msg/s of `up --fast` (sim -> store)");
   auto ef = std::make_shared<BenchFlags>();
-  flags.add(embedded, "--cars", "sim.cars", "Number of simulated cars (default 10000)");
+  flags.add(embedded, "--cars", keys::sim_cars, "Number of simulated cars (default 10000)");
   add_bench_run_flags(embedded, *ef, "Wall time to run",
                       "Write the result as JSON (the --summary-json keys)");
-  flags.add(embedded, "--data-dir", "data_dir", "Scratch directory (default: a fresh temp dir)");
+  flags.add(embedded, "--data-dir", keys::data_dir, "Scratch directory (default: a fresh temp dir)");
   cl.add(embedded, [ef](Config& config, std::atomic<int>& stop) {
     return run_pipeline_bench(false, *ef, config, stop);
   });
@@ -99,9 +100,9 @@ void add_bench_commands(CommandLine& cl) {
       "kafka",
       "End-to-end msg/s on Kafka (sim -> raw -> process -> telemetry -> sink), and process alone per core");
   auto kf = std::make_shared<BenchFlags>();
-  flags.add(kafka, "--kafka", "kafka.brokers",
+  flags.add(kafka, "--kafka", keys::kafka_brokers,
             "Kafka bootstrap servers (e.g. from scripts/services/kafka start)");
-  flags.add(kafka, "--cars", "sim.cars", "Number of simulated cars (default 10000)");
+  flags.add(kafka, "--cars", keys::sim_cars, "Number of simulated cars (default 10000)");
   add_bench_run_flags(kafka, *kf, "Wall time of each phase", "Write the result as JSON");
   cl.add(kafka, [kf](Config& config, std::atomic<int>& stop) {
     return run_pipeline_bench(true, *kf, config, stop);
@@ -111,10 +112,10 @@ void add_bench_commands(CommandLine& cl) {
       "mqtt",
       "Cars on their own MQTT connections through local mosquitto shards and the bridge into the log");
   auto mf = std::make_shared<BenchFlags>();
-  flags.add(mqtt, "--cars", "sim.cars", "Number of simulated cars, one connection each (default 10000)");
-  flags.add(mqtt, "--interval", "sim.interval", "Each car sends one message per interval (default 10s)");
-  flags.add(mqtt, "--shards", "mqtt.shards", "mosquitto brokers (at least one per 15,000 cars)");
-  flags.add(mqtt, "--qos", "mqtt.qos", "QoS of the telemetry (default 1)");
+  flags.add(mqtt, "--cars", keys::sim_cars, "Number of simulated cars, one connection each (default 10000)");
+  flags.add(mqtt, "--interval", keys::sim_interval, "Each car sends one message per interval (default 10s)");
+  flags.add(mqtt, "--shards", keys::mqtt_shards, "mosquitto brokers (at least one per 15,000 cars)");
+  flags.add(mqtt, "--qos", keys::mqtt_qos, "QoS of the telemetry (default 1)");
   add_bench_run_flags(mqtt, *mf, "Wall time the cars publish", "Write the result as JSON");
   cl.add(mqtt, [mf](Config& config, std::atomic<int>& stop) { return run_mqtt_bench(*mf, config, stop); });
 }

@@ -40,6 +40,11 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+using config::ConfigError;
+using config::parse_duration_ms;
+namespace keys = config::keys;
+
 namespace {
 
 namespace t = core::topics;
@@ -312,10 +317,10 @@ std::shared_ptr<const ml::Model> obtain_model(const BenchScoreFlags& f, const Co
       history.push_back(tel);
     }
   }
-  spdlog::info("bench score: training {} on the first {} events", config.get_string("ml.architecture"),
+  spdlog::info("bench score: training {} on the first {} events", config.get(keys::ml_architecture),
                history.size());
   auto data = ml::make_training_data(history, "bench");
-  auto model = ml::train_model(data, ml::architecture_by_name(config.get_string("ml.architecture")),
+  auto model = ml::train_model(data, ml::architecture_by_name(config.get(keys::ml_architecture)),
                                train_options(config));
   spdlog::info("bench score: trained {} in {:.1f} s, threshold {:.4g}", model->meta.version,
                model->meta.train_seconds, model->meta.threshold);
@@ -334,8 +339,8 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
   settings["bootstrap.servers"] = brokers;
   log::KafkaLog kafka(std::move(settings));
   log::TopicConfig tc;
-  tc.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
-  tc.replication = static_cast<int32_t>(config.get_int("log.replication"));
+  tc.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
+  tc.replication = static_cast<int32_t>(config.get(keys::log_replication));
   for (const char* topic : {t::kTelemetry, t::kScores, t::kAlerts, t::kCommands})
     kafka.create_topic(topic, tc);
 
@@ -353,7 +358,7 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
   const int32_t telemetry_id =
       registration.register_schema(registry::subject_for_topic(t::kTelemetry), codec::car_telemetry_schema());
 
-  const auto max_batch = static_cast<std::size_t>(config.get_int("stage.max_batch"));
+  const auto max_batch = static_cast<std::size_t>(config.get(keys::stage_max_batch));
   spdlog::info("bench score: simulating {} events of {} cars", f.events, f.cars);
   const Batches batches = simulate(f, max_batch);
   int64_t events = 0;
@@ -375,14 +380,14 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
   StageSetup setup;
   setup.model = obtain_model(f, config, batches);
   setup.registry = std::make_shared<registry::SchemaRegistryClient>(registry_url);
-  setup.options.monitor = monitor_options(config);
+  setup.options.monitor = stages::monitor_options(config);
   setup.options.score_schema_id =
       registration.register_schema(registry::subject_for_topic(t::kScores), codec::anomaly_score_schema());
   setup.options.alert_schema_id =
       registration.register_schema(registry::subject_for_topic(t::kAlerts), codec::alert_schema());
   setup.options.warmup_ms = 0;  // the model is given: the stage never trains
   setup.runner.max_batch = max_batch;
-  setup.runner.batch_window = std::chrono::milliseconds(config.get_duration_ms("stage.batch_window"));
+  setup.runner.batch_window = config.get(keys::stage_batch_window);
 
   std::vector<double> rate, per_core, memory_per_core, ratio;
   std::vector<ScoreRun> runs;
@@ -445,30 +450,30 @@ void add_bench_score_commands(CommandLine& cl) {
   using namespace fleettwin::app;
   auto flags = std::make_shared<BenchScoreFlags>();
   auto* bench = cl.find({"bench"});
-    auto* cmd = bench->add_subcommand("score",
-                                      "Score stage events/s on Kafka (pre-filled fleet.telemetry -> "
-                                      "fleet.scores), vs ml::Monitor in memory");
-    cmd->add_option("--kafka", flags->kafka,
-                    "Kafka bootstrap servers with an empty fleet.telemetry (default: start a broker with "
-                    "scripts/services/kafka)");
-    cmd->add_option("--schema-registry", flags->registry, "Registry URL (default: an embedded one)");
-    cmd->add_option("--cars", flags->cars, "Simulated cars")->check(CLI::Range(1, 1'000'000));
-    cmd->add_option("--events", flags->events, "Events to pre-fill and score")
-        ->check(CLI::Range(1'000, 100'000'000));
-    cmd->add_option("--interval", flags->interval, "Simulated interval between a car's events");
-    cmd->add_option("--seed", flags->seed, "Simulator seed");
-    cmd->add_option("--failure-rate", flags->failure_rate, "Failures per car per simulated hour")
-        ->check(CLI::Range(0.0, 100.0));
-    cmd->add_option("--model", flags->model_path, "Model artifact to score with (default: train one)")
-        ->check(CLI::ExistingFile);
-    cmd->add_option("--train-events", flags->train_events,
-                    "Without --model: train on the first N events (default: a tenth)")
-        ->check(CLI::Range(1'000, 100'000'000));
-    cmd->add_option("--runs", flags->runs, "Runs (medians reported)")->check(CLI::Range(1, 50));
-    cmd->add_option("--seconds", flags->seconds, "Wall time limit of one run")->check(CLI::Range(1, 7200));
-    cmd->add_option("--json", flags->json_path, "Write the medians as JSON");
-    cl.add(cmd,
-           [flags](Config& config, std::atomic<int>& stop) { return run_bench_score(*flags, config, stop); });
+  auto* cmd = bench->add_subcommand("score",
+                                    "Score stage events/s on Kafka (pre-filled fleet.telemetry -> "
+                                    "fleet.scores), vs ml::Monitor in memory");
+  cmd->add_option("--kafka", flags->kafka,
+                  "Kafka bootstrap servers with an empty fleet.telemetry (default: start a broker with "
+                  "scripts/services/kafka)");
+  cmd->add_option("--schema-registry", flags->registry, "Registry URL (default: an embedded one)");
+  cmd->add_option("--cars", flags->cars, "Simulated cars")->check(CLI::Range(1, 1'000'000));
+  cmd->add_option("--events", flags->events, "Events to pre-fill and score")
+      ->check(CLI::Range(1'000, 100'000'000));
+  cmd->add_option("--interval", flags->interval, "Simulated interval between a car's events");
+  cmd->add_option("--seed", flags->seed, "Simulator seed");
+  cmd->add_option("--failure-rate", flags->failure_rate, "Failures per car per simulated hour")
+      ->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--model", flags->model_path, "Model artifact to score with (default: train one)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--train-events", flags->train_events,
+                  "Without --model: train on the first N events (default: a tenth)")
+      ->check(CLI::Range(1'000, 100'000'000));
+  cmd->add_option("--runs", flags->runs, "Runs (medians reported)")->check(CLI::Range(1, 50));
+  cmd->add_option("--seconds", flags->seconds, "Wall time limit of one run")->check(CLI::Range(1, 7200));
+  cmd->add_option("--json", flags->json_path, "Write the medians as JSON");
+  cl.add(cmd,
+         [flags](Config& config, std::atomic<int>& stop) { return run_bench_score(*flags, config, stop); });
 }
 
 }  // namespace fleettwin::cli

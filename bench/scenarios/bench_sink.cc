@@ -33,6 +33,9 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+namespace keys = config::keys;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -139,11 +142,11 @@ void copy_as_json(log::KafkaLog& kafka, const std::string& registry_url, const s
 /// fleettwin's sink alone on everything in the log, in a fresh group and a fresh database.
 SinkRate run_fleettwin(const Config& base, const std::string& uri, int64_t max_wall_ms) {
   Config config = base;
-  config.set("group",
+  config.set(keys::group,
              "fleettwin.bench.sink." + std::to_string(::getpid()) + "." +
                  std::to_string(Clock::now().time_since_epoch().count()),
              "bench");
-  config.set("store.mongo_uri", uri, "bench");
+  config.set(keys::store_mongo_uri, uri, "bench");
   RunControl control;
   control.max_wall_ms = max_wall_ms;
   control.progress = true;
@@ -260,8 +263,8 @@ SinkRate run_connector(const BenchSinkFlags& flags, const std::string& uri, cons
 int run_bench_sink(const BenchSinkFlags& flags, Config& config) {
   if (flags.kafka.empty() || flags.registry.empty() || flags.mongo.empty())
     throw std::runtime_error("bench sink needs --kafka, --schema-registry and --mongo");
-  config.set("kafka.brokers", flags.kafka, "--kafka");
-  config.set("schema_registry", flags.registry, "--schema-registry");
+  config.set(keys::kafka_brokers, flags.kafka, "--kafka");
+  config.set(keys::schema_registry, flags.registry, "--schema-registry");
   auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
   settings["bootstrap.servers"] = flags.kafka;
   log::KafkaLog kafka(std::move(settings));
@@ -319,23 +322,23 @@ void add_bench_sink_commands(CommandLine& cl) {
   using namespace fleettwin::app;
   auto flags = std::make_shared<BenchSinkFlags>();
   auto* bench = cl.find({"bench"});
-    auto* cmd = bench->add_subcommand(
-        "sink",
-        "Sink docs/s and twin upserts/s from fleet.telemetry into MongoDB, vs the MongoDB Kafka connector");
-    cmd->add_option("--kafka", flags->kafka, "Kafka bootstrap servers holding a pre-filled fleet.telemetry")
-        ->required();
-    cmd->add_option("--schema-registry", flags->registry, "URL of the registry the records' schemas are in")
-        ->required();
-    cmd->add_option("--mongo", flags->mongo, "MongoDB/FerretDB URI (each run writes a fresh database)")
-        ->required();
-    cmd->add_option("--runs", flags->runs, "Runs of each side (medians reported)")->check(CLI::Range(1, 50));
-    cmd->add_option("--seconds", flags->seconds, "Wall time limit of one run")->check(CLI::Range(1, 7200));
-    cmd->add_option("--tasks", flags->tasks, "Connector tasks.max (default 1, as fleettwin's one sink)")
-        ->check(CLI::Range(1, 64));
-    cmd->add_option("--json-topic", flags->json_topic, "Topic of the JSON copy the connector reads");
-    cmd->add_flag("--no-connector", flags->no_connector, "Measure fleettwin only");
-    cmd->add_option("--json", flags->json_path, "Write the medians as JSON");
-    cl.add(cmd, [flags](Config& config, std::atomic<int>&) { return run_bench_sink(*flags, config); });
+  auto* cmd = bench->add_subcommand(
+      "sink",
+      "Sink docs/s and twin upserts/s from fleet.telemetry into MongoDB, vs the MongoDB Kafka connector");
+  cmd->add_option("--kafka", flags->kafka, "Kafka bootstrap servers holding a pre-filled fleet.telemetry")
+      ->required();
+  cmd->add_option("--schema-registry", flags->registry, "URL of the registry the records' schemas are in")
+      ->required();
+  cmd->add_option("--mongo", flags->mongo, "MongoDB/FerretDB URI (each run writes a fresh database)")
+      ->required();
+  cmd->add_option("--runs", flags->runs, "Runs of each side (medians reported)")->check(CLI::Range(1, 50));
+  cmd->add_option("--seconds", flags->seconds, "Wall time limit of one run")->check(CLI::Range(1, 7200));
+  cmd->add_option("--tasks", flags->tasks, "Connector tasks.max (default 1, as fleettwin's one sink)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--json-topic", flags->json_topic, "Topic of the JSON copy the connector reads");
+  cmd->add_flag("--no-connector", flags->no_connector, "Measure fleettwin only");
+  cmd->add_option("--json", flags->json_path, "Write the medians as JSON");
+  cl.add(cmd, [flags](Config& config, std::atomic<int>&) { return run_bench_sink(*flags, config); });
 }
 
 }  // namespace fleettwin::cli

@@ -25,6 +25,9 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+namespace keys = config::keys;
+
 namespace t = core::topics;
 using Clock = std::chrono::steady_clock;
 
@@ -93,9 +96,9 @@ std::string MqttBenchResult::to_json() const {
 
 MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic<int>& stop_signals) {
   MqttBenchResult res;
-  res.cars = config.get_int("sim.cars");
+  res.cars = config.get(keys::sim_cars);
   // One broker per ~15,000 cars (20,000 open files per process), at least what mqtt.shards asks for.
-  res.shards = std::max<int64_t>(config.get_int("mqtt.shards"), (res.cars + 14999) / 15000);
+  res.shards = std::max<int64_t>(config.get(keys::mqtt_shards), (res.cars + 14999) / 15000);
   const auto dir =
       std::filesystem::temp_directory_path() / ("fleettwin-bench-mqtt-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -117,8 +120,8 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
   auto counter = std::make_unique<Counter>(log);
 
   // Phase 1: the fleet on its own connections, for `seconds` of real time.
-  config.set("sim.duration", std::to_string(seconds) + "s", "bench");
-  config.set("mqtt.brokers", "", "bench");
+  config.set(keys::sim_duration, std::to_string(seconds) + "s", "bench");
+  config.set(keys::mqtt_brokers, "", "bench");
   auto options = mqtt_fleet_options(config, fleet_config(config), brokers.addresses());
   options.fleet.failure_rate = 0;
   const auto args = sim_worker_args(config, brokers.addresses());
@@ -130,7 +133,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
   std::thread sim([&] {
     try {
       sim::run_mqtt_fleet_processes(options,
-                                    static_cast<std::size_t>(config.get_int("mqtt.cars_per_process")), args,
+                                    static_cast<std::size_t>(config.get(keys::mqtt_cars_per_process)), args,
                                     stop_sim, [&](const sim::MqttFleetStats& s) {
                                       std::lock_guard lock(mu);
                                       last = s;

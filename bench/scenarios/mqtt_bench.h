@@ -3,7 +3,7 @@
 #include <atomic>
 #include <string>
 
-#include "app/config.h"
+#include "config/config.h"
 
 namespace fleettwin::app {
 
@@ -34,6 +34,6 @@ struct MqttBenchResult {
 /// `fleettwin bench mqtt`: local mosquitto shards (mqtt.shards), simulated cars over worker processes, the
 /// bridge in this process into the embedded log, and a counter of every (car, seq) that arrives; then the
 /// bridge alone draining a backlog the brokers kept while it was away.
-MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic<int>& stop_signals);
+MqttBenchResult run_mqtt_bench(config::Config config, int64_t seconds, const std::atomic<int>& stop_signals);
 
 }  // namespace fleettwin::app

@@ -38,6 +38,9 @@ struct ApiOptions {
   std::size_t threads = 8;
   /// Extra readiness condition (e.g. the pipeline's stages are running); null: ready once listening.
   std::function<bool()> ready;
+  /// The stages whose consumer lag (fleettwin_consumer_lag{stage="..."}) is summed into the throughput
+  /// samples' `lag`; the host fills it from the stage registry.
+  std::vector<std::string> lag_stages;
 };
 
 /// A route of the REST API: method and OpenAPI path template (e.g. "/api/v1/twins/{car}"). The OpenAPI
@@ -56,7 +59,12 @@ struct RouteInfo {
 /// client limit and the pool is sized max_stream_clients + threads.
 ///
 /// Threads: start()/stop() from the owner; requests on httplib's workers; one background thread samples
-/// metrics, polls new alerts and reads fleet.twins, publishing events to the stream hub.
+/// metrics, polls new alerts and reads fleet.twins, publishing events to the stream hub (LiveFeed).
+///
+/// Layout: this class only binds and routes. Each group of REST handlers is a file of short functions
+/// over ApiContext (system_routes.cc, twin_routes.cc, command_routes.cc, alert_routes.cc,
+/// fleet_routes.cc, model_routes.cc, stream_routes.cc; declared in routes.h), Router adds the token check
+/// and the JSON error bodies, and dashboard_files.cc serves web/dist.
 class ApiServer {
  public:
   explicit ApiServer(ApiOptions options);

@@ -6,7 +6,14 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "stages/registry.h"
+
 namespace fleettwin::app {
+
+using config::Config;
+using config::ConfigError;
+using config::parse_host_port;
+namespace keys = config::keys;
 
 namespace {
 
@@ -16,7 +23,7 @@ namespace fs = std::filesystem;
 // no Node.js, and `scripts/build` (npm) can rebuild web/dist without relinking. A build-tree binary finds
 // the source tree's web/dist; an installed one the web/ directory beside it.
 std::string find_web_dir(const Config& config) {
-  if (const auto dir = config.get_string("http.web_dir"); !dir.empty()) return dir;
+  if (const auto dir = config.get(keys::http_web_dir); !dir.empty()) return dir;
   std::error_code ec;
   const auto exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec && fs::is_regular_file(exe.parent_path() / "web" / "index.html"))
@@ -32,10 +39,13 @@ std::string find_web_dir(const Config& config) {
 
 std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const ApiHost& host) {
   api::ApiOptions o;
-  std::tie(o.host, o.port) = parse_host_port(config.get_string("http.listen"), "--http");
+  // The lag the fleet summary shows: every stage of the registry, and the bridge's command consumer.
+  o.lag_stages.push_back("bridge");
+  for (const auto& entry : stages::registry()) o.lag_stages.push_back(entry.descriptor().name);
+  std::tie(o.host, o.port) = parse_host_port(config.get(keys::http_listen), "--http");
   std::string generated;
   try {
-    o.tokens = api::TokenTable::parse(config.get_string("api.tokens"));
+    o.tokens = api::TokenTable::parse(config.get(keys::api_tokens));
   } catch (const api::TokenError& e) {
     throw ConfigError(std::string("api.tokens (FLEETTWIN_API_TOKENS): ") + e.what());
   }
@@ -49,12 +59,12 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
   o.ready = host.ready;
   o.web_dir = find_web_dir(config);
   o.models_dir = host.data_dir.empty() ? "" : (fs::path(host.data_dir) / "models").string();
-  o.max_stream_clients = static_cast<std::size_t>(config.get_int("http.max_stream_clients"));
+  o.max_stream_clients = static_cast<std::size_t>(config.get(keys::http_max_stream_clients));
   auto server = std::make_unique<api::ApiServer>(std::move(o));
   try {
     server->start();
   } catch (const std::exception& e) {
-    throw ConfigError("HTTP API: cannot listen on " + config.get_string("http.listen") + " (" + e.what() +
+    throw ConfigError("HTTP API: cannot listen on " + config.get(keys::http_listen) + " (" + e.what() +
                       "); pass --http HOST:PORT (port 0 picks a free one)");
   }
   if (!generated.empty()) {

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "api/api_server.h"
-#include "app/config.h"
+#include "config/config.h"
 
 namespace fleettwin::app {
 
@@ -23,6 +23,6 @@ struct ApiHost {
 /// generated token) to stderr. The dashboard is served from `http.web_dir`, else `<binary dir>/web`, else
 /// the source tree's web/dist (a build tree's binary). Throws ConfigError when the address is taken or the
 /// token list is malformed. The caller keeps the server alive and destroys it before `host`'s objects.
-std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const ApiHost& host);
+std::unique_ptr<api::ApiServer> start_api_server(const config::Config& config, const ApiHost& host);
 
 }  // namespace fleettwin::app

@@ -1,18 +1,18 @@
 #pragma once
 
-#include "app/config.h"
+#include "config/config.h"
 #include "ml/monitor.h"
 #include "ml/training.h"
 #include "stages/score/score_stage.h"
 
 namespace fleettwin::app {
 
-// The ml.* configuration keys turned into the ml and score-stage settings; shared by `train`, `eval` and
-// `up` (implemented in cmd_ml.cc).
+// The ml.* configuration keys of training turned into its settings (the score stage reads its own:
+// stages::monitor_options); shared by `train`, `eval` and
+// `up`, and the benchmarks.
 
-ml::MonitorOptions monitor_options(const Config& config);
-ml::TrainOptions train_options(const Config& config);
+ml::TrainOptions train_options(const config::Config& config);
 /// Trains ml.architecture on warm-up data and encodes the artifact: what `up`'s score stage runs once.
-stages::WarmupTrainer warmup_trainer(const Config& config);
+stages::WarmupTrainer warmup_trainer(const config::Config& config);
 
 }  // namespace fleettwin::app

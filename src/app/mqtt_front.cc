@@ -19,6 +19,11 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+using config::ConfigError;
+using config::parse_host_port;
+namespace keys = config::keys;
+
 std::vector<mqtt::BrokerAddress> parse_brokers(const std::string& list, const std::string& what) {
   std::vector<mqtt::BrokerAddress> out;
   std::stringstream in(list);
@@ -36,14 +41,14 @@ std::vector<mqtt::BrokerAddress> parse_brokers(const std::string& list, const st
 namespace {
 
 mqtt::Version version_of(const Config& c) {
-  const auto v = c.get_string("mqtt.version");
+  const auto v = c.get(keys::mqtt_version);
   if (v == "5") return mqtt::Version::v5;
   if (v == "3.1.1" || v == "311") return mqtt::Version::v311;
   throw ConfigError("mqtt.version '" + v + "': expected 5 or 3.1.1");
 }
 
 std::optional<mqtt::Credentials> credentials_of(const Config& c) {
-  const auto dir = c.get_string("mqtt.credentials");
+  const auto dir = c.get(keys::mqtt_credentials);
   if (dir.empty()) return std::nullopt;
   try {
     return mqtt::Credentials::load(dir);
@@ -85,27 +90,27 @@ bool port_open(int port) {
 stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAddress> brokers) {
   stages::BridgeOptions o;
   o.brokers = std::move(brokers);
-  o.client_id = c.get_string("mqtt.client_id");
+  o.client_id = c.get(keys::mqtt_client_id);
   o.version = version_of(c);
-  o.receive_maximum = static_cast<std::uint16_t>(c.get_int("mqtt.receive_maximum"));
+  o.receive_maximum = static_cast<std::uint16_t>(c.get(keys::mqtt_receive_maximum));
   if (auto cred = credentials_of(c)) {
     o.username = mqtt::kBridgeUser;
     o.password = cred->bridge_password;
   }
-  o.tls.ca_file = c.get_string("mqtt.tls_ca");
-  o.tls.cert_file = c.get_string("mqtt.tls_cert");
-  o.tls.key_file = c.get_string("mqtt.tls_key");
+  o.tls.ca_file = c.get(keys::mqtt_tls_ca);
+  o.tls.cert_file = c.get(keys::mqtt_tls_cert);
+  o.tls.key_file = c.get(keys::mqtt_tls_key);
   return o;
 }
 
 sim::FleetConfig fleet_config(const Config& c) {
   sim::FleetConfig f;
-  f.cars = static_cast<std::size_t>(c.get_int("sim.cars"));
-  f.interval_ms = c.get_duration_ms("sim.interval");
-  f.seed = static_cast<uint64_t>(c.get_int("sim.seed"));
-  f.failure_rate = c.get_double("sim.failure_rate");
-  f.ramp_ms = c.get_duration_ms("sim.failure_ramp");
-  f.duration_ms = c.get_duration_ms("sim.duration");
+  f.cars = static_cast<std::size_t>(c.get(keys::sim_cars));
+  f.interval_ms = c.get(keys::sim_interval).count();
+  f.seed = static_cast<uint64_t>(c.get(keys::sim_seed));
+  f.failure_rate = c.get(keys::sim_failure_rate);
+  f.ramp_ms = c.get(keys::sim_failure_ramp).count();
+  f.duration_ms = c.get(keys::sim_duration).count();
   f.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count() /
@@ -118,16 +123,16 @@ sim::MqttFleetOptions mqtt_fleet_options(const Config& c, sim::FleetConfig fleet
                                          std::vector<mqtt::BrokerAddress> brokers) {
   sim::MqttFleetOptions o;
   o.fleet = std::move(fleet);
-  o.fleet.shard = static_cast<std::size_t>(c.get_int("sim.shard"));
-  o.fleet.shards = static_cast<std::size_t>(c.get_int("sim.shards"));
+  o.fleet.shard = static_cast<std::size_t>(c.get(keys::sim_shard));
+  o.fleet.shards = static_cast<std::size_t>(c.get(keys::sim_shards));
   if (o.fleet.shard >= o.fleet.shards) throw ConfigError("--shard must be below --shards");
   o.brokers = std::move(brokers);
-  o.qos = static_cast<std::uint8_t>(c.get_int("mqtt.qos"));
+  o.qos = static_cast<std::uint8_t>(c.get(keys::mqtt_qos));
   o.version = version_of(c);
   o.credentials = credentials_of(c);
-  o.tls.ca_file = c.get_string("mqtt.tls_ca");
-  o.tls.cert_file = c.get_string("mqtt.tls_cert");
-  o.tls.key_file = c.get_string("mqtt.tls_key");
+  o.tls.ca_file = c.get(keys::mqtt_tls_ca);
+  o.tls.cert_file = c.get(keys::mqtt_tls_cert);
+  o.tls.key_file = c.get(keys::mqtt_tls_key);
   return o;
 }
 
@@ -135,46 +140,46 @@ std::vector<std::string> sim_worker_args(const Config& c, const std::vector<mqtt
   std::string list;
   for (const auto& b : brokers) list += (list.empty() ? "" : ",") + b.host + ":" + std::to_string(b.port);
   std::vector<std::string> args = {"sim", "--mqtt", list};
-  for (const auto& [flag, key] :
-       std::vector<std::pair<std::string, std::string>>{{"--cars", "sim.cars"},
-                                                        {"--interval", "sim.interval"},
-                                                        {"--duration", "sim.duration"},
-                                                        {"--seed", "sim.seed"},
-                                                        {"--failure-rate", "sim.failure_rate"},
-                                                        {"--failure-ramp", "sim.failure_ramp"},
-                                                        {"--qos", "mqtt.qos"},
-                                                        {"--mqtt-version", "mqtt.version"},
-                                                        {"--credentials", "mqtt.credentials"},
-                                                        {"--tls-ca", "mqtt.tls_ca"},
-                                                        {"--tls-cert", "mqtt.tls_cert"},
-                                                        {"--tls-key", "mqtt.tls_key"},
-                                                        {"--ground-truth", "ground_truth"},
-                                                        {"--log-level", "log_level"}}) {
-    const auto v = c.get_string(key);
+  for (const auto& [flag, key] : std::vector<std::pair<std::string, const config::KeySpec*>>{
+           {"--cars", &keys::sim_cars},
+           {"--interval", &keys::sim_interval},
+           {"--duration", &keys::sim_duration},
+           {"--seed", &keys::sim_seed},
+           {"--failure-rate", &keys::sim_failure_rate},
+           {"--failure-ramp", &keys::sim_failure_ramp},
+           {"--qos", &keys::mqtt_qos},
+           {"--mqtt-version", &keys::mqtt_version},
+           {"--credentials", &keys::mqtt_credentials},
+           {"--tls-ca", &keys::mqtt_tls_ca},
+           {"--tls-cert", &keys::mqtt_tls_cert},
+           {"--tls-key", &keys::mqtt_tls_key},
+           {"--ground-truth", &keys::ground_truth},
+           {"--log-level", &keys::log_level}}) {
+    const auto& v = c.text(*key);
     if (!v.empty()) args.insert(args.end(), {flag, v});
   }
   return args;
 }
 
 int run_bridge(const Config& config, const std::atomic<int>& stop_signals) {
-  const auto brokers = config.get_string("kafka.brokers");
+  const auto brokers = config.get(keys::kafka_brokers);
   if (brokers.empty())
     throw ConfigError(
         "`fleettwin bridge` writes to Kafka: give --kafka BROKERS (or run `fleettwin up --mqtt`)");
-  if (config.get_string("mqtt.brokers").empty())
+  if (config.get(keys::mqtt_brokers).empty())
     throw ConfigError("`fleettwin bridge` needs --mqtt HOST:PORT[,...]");
   auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
   settings["bootstrap.servers"] = brokers;
   log::KafkaLog log(std::move(settings));
   log::TopicConfig tc;
-  tc.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
-  tc.replication = static_cast<int32_t>(config.get_int("log.replication"));
+  tc.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
+  tc.replication = static_cast<int32_t>(config.get(keys::log_replication));
   for (const char* t : {core::topics::kTelemetryRaw, core::topics::kCommands, core::topics::kCommandAcks})
     log.create_topic(t, tc);
   core::Metrics metrics;
   core::WallClock clock;
-  auto options = bridge_options(config, parse_brokers(config.get_string("mqtt.brokers"), "--mqtt"));
-  if (!config.get_string("group").empty()) options.command_group = config.get_string("group");
+  auto options = bridge_options(config, parse_brokers(config.get(keys::mqtt_brokers), "--mqtt"));
+  if (!config.get(keys::group).empty()) options.command_group = config.get(keys::group);
   stages::Bridge bridge(options, log, metrics, clock);
   bridge.start();
   spdlog::info("bridge: {} broker(s) -> Kafka {} (client id {}, receive maximum {})", options.brokers.size(),
@@ -217,11 +222,11 @@ void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::s
                       log::Log& log, core::Metrics& metrics, const core::Clock& clock,
                       core::Counter& published, const std::string& dir) {
   std::vector<mqtt::BrokerAddress> brokers;
-  if (config.get_string("mqtt.brokers") == "local") {
-    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get_int("mqtt.shards")), dir);
+  if (config.get(keys::mqtt_brokers) == "local") {
+    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir);
     brokers = _brokers->addresses();
   } else {
-    brokers = parse_brokers(config.get_string("mqtt.brokers"), "--mqtt");
+    brokers = parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
   }
   _bridge = std::make_unique<stages::Bridge>(bridge_options(config, brokers), log, metrics, clock);
   _bridge->start();
@@ -232,7 +237,7 @@ void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::s
                    1000 * 1000;
   auto options = mqtt_fleet_options(config, std::move(fleet), brokers);
   options.ground_truth_path = ground_truth;
-  const auto per_process = static_cast<std::size_t>(config.get_int("mqtt.cars_per_process"));
+  const auto per_process = static_cast<std::size_t>(config.get(keys::mqtt_cars_per_process));
   auto args = sim_worker_args(config, brokers);
   _started = true;
   _sim_running = true;

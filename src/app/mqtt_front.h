@@ -12,7 +12,7 @@
 #include "core/metrics.h"
 #include "log/log.h"
 
-#include "app/config.h"
+#include "config/config.h"
 #include "sim/feed/mqtt_fleet.h"
 #include "stages/bridge/bridge.h"
 
@@ -22,13 +22,13 @@ namespace fleettwin::app {
 std::vector<mqtt::BrokerAddress> parse_brokers(const std::string& list, const std::string& what);
 
 /// The bridge's options from mqtt.* keys (credentials: the bridge account of mqtt.credentials).
-stages::BridgeOptions bridge_options(const Config& config, std::vector<mqtt::BrokerAddress> brokers);
+stages::BridgeOptions bridge_options(const config::Config& config, std::vector<mqtt::BrokerAddress> brokers);
 
 /// The fleet of sim.* keys, starting now (real time).
-sim::FleetConfig fleet_config(const Config& config);
+sim::FleetConfig fleet_config(const config::Config& config);
 
 /// The MQTT simulator's options from sim.* and mqtt.* keys, around an already configured fleet.
-sim::MqttFleetOptions mqtt_fleet_options(const Config& config, sim::FleetConfig fleet,
+sim::MqttFleetOptions mqtt_fleet_options(const config::Config& config, sim::FleetConfig fleet,
                                          std::vector<mqtt::BrokerAddress> brokers);
 
 /// mosquitto brokers started by `up --mqtt` (mqtt.brokers = "local"): anonymous, loopback, free ports, config
@@ -48,11 +48,11 @@ class LocalBrokers {
 };
 
 /// `fleettwin bridge --mqtt ... --kafka ...`: the bridge on Kafka until a stop signal; its exit code.
-int run_bridge(const Config& config, const std::atomic<int>& stop_signals);
+int run_bridge(const config::Config& config, const std::atomic<int>& stop_signals);
 
 /// Arguments of a `fleettwin sim --mqtt` worker process for this configuration (the shard flags are added
 /// per worker by run_mqtt_fleet_processes).
-std::vector<std::string> sim_worker_args(const Config& config,
+std::vector<std::string> sim_worker_args(const config::Config& config,
                                          const std::vector<mqtt::BrokerAddress>& brokers);
 
 /// The MQTT front of `up --mqtt`: local brokers (mqtt.brokers = "local") or the configured ones, the bridge
@@ -61,8 +61,8 @@ std::vector<std::string> sim_worker_args(const Config& config,
 class MqttFront {
  public:
   ~MqttFront() { stop(); }
-  void start(const Config& config, sim::FleetConfig fleet, const std::string& ground_truth, log::Log& log,
-             core::Metrics& metrics, const core::Clock& clock, core::Counter& published,
+  void start(const config::Config& config, sim::FleetConfig fleet, const std::string& ground_truth,
+             log::Log& log, core::Metrics& metrics, const core::Clock& clock, core::Counter& published,
              const std::string& dir);
   /// The simulator is still publishing.
   bool running() const { return _sim_running.load(); }

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -27,6 +28,11 @@
 #include "store/sqlite/sqlite_store.h"
 
 namespace fleettwin::app {
+
+using config::Config;
+using config::ConfigError;
+using config::parse_host_port;
+namespace keys = config::keys;
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -91,16 +97,6 @@ std::string with_commas(int64_t v) {
 
 }  // namespace
 
-Roles Roles::only(const std::string& role) {
-  Roles r{false, false, false, false, false};
-  if (role == "score") r.score = true;
-  if (role == "sim") r.sim = true;
-  if (role == "process") r.process = true;
-  if (role == "twin") r.twin = true;
-  if (role == "sink") r.sink = true;
-  return r;
-}
-
 namespace {
 
 std::vector<core::Twin> load_twins(store::TwinStore& store) {
@@ -146,388 +142,481 @@ std::vector<core::Twin> load_twins(log::Log& log) {
 
 }  // namespace
 
-RunSummary run_pipeline(const Config& config, const RunControl& control, const Roles& roles) {
-  const std::string brokers = config.get_string("kafka.brokers");
-  const bool distributed = !brokers.empty();
-  if (!distributed && !roles.all())
-    throw ConfigError(
-        "a single role needs --kafka BROKERS; to run everything in one process use `fleettwin up`");
+Roles Roles::all() {
+  Roles r;
+  for (const auto& entry : stages::registry()) r.stages.push_back(entry.descriptor().name);
+  return r;
+}
 
-  const fs::path data_dir = config.get_string("data_dir");
-  const bool needs_dir = roles.sink || roles.sim || !distributed;
-  std::error_code ec;
-  if (needs_dir) fs::create_directories(data_dir, ec);
-  if (ec) throw ConfigError("data_dir " + data_dir.string() + ": " + ec.message());
-  std::string ground_truth = config.get_string("ground_truth");
-  if (ground_truth.empty()) ground_truth = (data_dir / "ground_truth.jsonl").string();
+Roles Roles::only(const std::string& role) {
+  Roles r;
+  r.sim = role == "sim";
+  r.everything = false;
+  if (stages::find_stage(role) != nullptr)
+    r.stages.push_back(role);
+  else if (!r.sim)
+    throw ConfigError("no role called '" + role + "'");
+  return r;
+}
 
-  const bool fast = config.get_bool("sim.fast");
-  const std::string replay = config.get_string("sim.replay");
-  if (!replay.empty() && !fs::exists(replay)) throw ConfigError("--replay: no such file " + replay);
+bool Roles::runs(std::string_view stage) const {
+  return std::find(stages.begin(), stages.end(), stage) != stages.end();
+}
 
-  // The log.
-  log::TopicConfig topic_config;
-  topic_config.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
-  topic_config.replication = static_cast<int32_t>(config.get_int("log.replication"));
-  topic_config.capacity = config.get_int("log.capacity");
-  std::unique_ptr<log::Log> log;
-  if (distributed) {
-    auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
-    settings["bootstrap.servers"] = brokers;
-    log = std::make_unique<log::KafkaLog>(std::move(settings));
-    spdlog::info("log: Kafka at {}", brokers);
-  } else {
-    log = std::make_unique<log::MemoryLog>(topic_config);
+namespace {
+
+/// One run of `run_pipeline`, phase by phase: each method is one step of DESIGN.md's loop around the stages,
+/// and the members are what one phase hands to the next. Main thread only.
+class PipelineRun {
+ public:
+  PipelineRun(const Config& config, const RunControl& control, const Roles& roles)
+      : _config(config),
+        _control(control),
+        _roles(roles),
+        _distributed(!config.get(keys::kafka_brokers).empty()) {}
+
+  RunSummary run() {
+    check_roles_and_dirs();
+    open_log();
+    start_schema_registry();
+    register_schemas();
+    resume();
+    build_stages();
+    wait_for_published_model();
+    start();
+    watch();
+    drain();
+    return summarize();
   }
-  for (const char* t :
-       {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq,
-        core::topics::kScores, core::topics::kAlerts, core::topics::kCommands, core::topics::kCommandAcks})
-    log->create_topic(t, topic_config);
-  log::TopicConfig compacted = topic_config;
-  compacted.compacted = true;
-  // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.
-  for (const char* t : {core::topics::kTwins, core::topics::kModels}) log->create_topic(t, compacted);
 
-  // The schema registry: records always carry ids the registry gave out.
-  std::unique_ptr<registry::EmbeddedRegistry> embedded_registry;
-  std::string registry_url = config.get_string("schema_registry");
-  if (registry_url.empty() && roles.process) {
-    if (!roles.all())
+ private:
+  bool stop_requested(int at_least = 1) const {
+    return _control.stop_signals && _control.stop_signals->load() >= at_least;
+  }
+
+  /// The roles make sense for the log, and the data dir exists where something is kept in it.
+  void check_roles_and_dirs() {
+    if (!_distributed && !_roles.everything)
+      throw ConfigError(
+          "a single role needs --kafka BROKERS; to run everything in one process use `fleettwin up`");
+    _data_dir = _config.get(keys::data_dir);
+    std::error_code ec;
+    if (_roles.runs("sink") || _roles.sim || !_distributed) fs::create_directories(_data_dir, ec);
+    if (ec) throw ConfigError("data_dir " + _data_dir.string() + ": " + ec.message());
+    _ground_truth = _config.get(keys::ground_truth);
+    if (_ground_truth.empty()) _ground_truth = (_data_dir / "ground_truth.jsonl").string();
+    _replay = _config.get(keys::sim_replay);
+    if (!_replay.empty() && !fs::exists(_replay)) throw ConfigError("--replay: no such file " + _replay);
+  }
+
+  /// The embedded log, or Kafka, with every topic of DESIGN.md §4.
+  void open_log() {
+    log::TopicConfig topic_config;
+    topic_config.partitions = static_cast<int32_t>(_config.get(keys::log_partitions));
+    topic_config.replication = static_cast<int32_t>(_config.get(keys::log_replication));
+    topic_config.capacity = _config.get(keys::log_capacity);
+    if (_distributed) {
+      auto settings = log::KafkaLog::settings_from_config(_config.passthrough(), "kafka.");
+      settings["bootstrap.servers"] = _config.get(keys::kafka_brokers);
+      _log = std::make_unique<log::KafkaLog>(std::move(settings));
+      spdlog::info("log: Kafka at {}", _config.get(keys::kafka_brokers));
+    } else {
+      _log = std::make_unique<log::MemoryLog>(topic_config);
+    }
+    for (const char* t :
+         {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq,
+          core::topics::kScores, core::topics::kAlerts, core::topics::kCommands, core::topics::kCommandAcks})
+      _log->create_topic(t, topic_config);
+    log::TopicConfig compacted = topic_config;
+    compacted.compacted = true;
+    // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.
+    for (const char* t : {core::topics::kTwins, core::topics::kModels}) _log->create_topic(t, compacted);
+  }
+
+  /// The registry the Avro writers register with: the configured one, or one embedded here when this process
+  /// runs everything. Records always carry ids a registry gave out.
+  void start_schema_registry() {
+    _registry_url = _config.get(keys::schema_registry);
+    if (!_registry_url.empty() || !_roles.runs("process")) return;
+    if (!_roles.everything)
       throw ConfigError(
           "the process role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
-    const auto [host, port] = parse_host_port(config.get_string("registry.listen"), "--registry-listen");
+    const auto [host, port] = parse_host_port(_config.get(keys::registry_listen), "--registry-listen");
     registry::EmbeddedRegistryOptions ro;
     ro.host = host;
     ro.port = port;
-    fs::create_directories(data_dir / "registry", ec);
-    ro.journal_path = (data_dir / "registry" / "schemas.jsonl").string();
-    embedded_registry = std::make_unique<registry::EmbeddedRegistry>(ro);
+    std::error_code ec;
+    fs::create_directories(_data_dir / "registry", ec);
+    ro.journal_path = (_data_dir / "registry" / "schemas.jsonl").string();
+    _embedded_registry = std::make_unique<registry::EmbeddedRegistry>(ro);
     try {
-      embedded_registry->start();
+      _embedded_registry->start();
     } catch (const std::exception& e) {
       throw ConfigError(
-          "schema registry: cannot listen on " + config.get_string("registry.listen") + " (" + e.what() +
+          "schema registry: cannot listen on " + _config.get(keys::registry_listen) + " (" + e.what() +
           "); pass --registry-listen HOST:PORT (port 0 picks a free one) or --schema-registry URL");
     }
-    registry_url = embedded_registry->url();
-    spdlog::info("schema registry: embedded at {}", registry_url);
-  }
-  int32_t telemetry_schema_id = 0;
-  if (roles.process) {
-    registry::SchemaRegistryClient registry(registry_url);
-    telemetry_schema_id = registry.register_schema(registry::subject_for_topic(core::topics::kTelemetry),
-                                                   codec::car_telemetry_schema());
-    spdlog::info("schema: {} registered as id {}", registry::subject_for_topic(core::topics::kTelemetry),
-                 telemetry_schema_id);
+    _registry_url = _embedded_registry->url();
+    spdlog::info("schema registry: embedded at {}", _registry_url);
   }
 
-  // Scores and alerts are Avro too (codec/schemas.h), under their topics' subjects.
-  int32_t score_schema_id = 0, alert_schema_id = 0;
-  if (roles.score) {
-    if (registry_url.empty())
-      throw ConfigError(
-          "the score role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
-    registry::SchemaRegistryClient registry(registry_url);
-    score_schema_id = registry.register_schema(registry::subject_for_topic(core::topics::kScores),
-                                               codec::anomaly_score_schema());
-    alert_schema_id =
-        registry.register_schema(registry::subject_for_topic(core::topics::kAlerts), codec::alert_schema());
+  /// CarTelemetry (process), AnomalyScore and Alert (score) under their topics' subjects.
+  void register_schemas() {
+    if (_roles.runs("process")) {
+      registry::SchemaRegistryClient client(_registry_url);
+      const auto subject = registry::subject_for_topic(core::topics::kTelemetry);
+      _ctx.process.telemetry_schema_id = client.register_schema(subject, codec::car_telemetry_schema());
+      spdlog::info("schema: {} registered as id {}", subject, _ctx.process.telemetry_schema_id);
+    }
+    if (_roles.runs("score")) {
+      if (_registry_url.empty())
+        throw ConfigError(
+            "the score role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
+      registry::SchemaRegistryClient client(_registry_url);
+      _ctx.score.score_schema_id = client.register_schema(registry::subject_for_topic(core::topics::kScores),
+                                                          codec::anomaly_score_schema());
+      _ctx.score.alert_schema_id =
+          client.register_schema(registry::subject_for_topic(core::topics::kAlerts), codec::alert_schema());
+    }
+    // Readers resolve each record's writer schema by id when a registry is known (roles take
+    // --schema-registry).
+    if (!_registry_url.empty())
+      _ctx.registry = std::make_shared<registry::SchemaRegistryClient>(_registry_url);
   }
 
-  // Store and resume point.
-  std::unique_ptr<store::TwinStore> control_store;
-  std::vector<std::pair<std::string, int64_t>> resume;
-  std::vector<core::Twin> twins;
-  if (roles.sink || roles.sim) control_store = store_opener(config)();  // SQLite, or MongoDB with --mongo
-  if (roles.sim && replay.empty()) resume = control_store->max_seq_per_car();
-  if (roles.twin) twins = distributed ? load_twins(*log) : load_twins(*control_store);
-  if (!resume.empty())
-    spdlog::info("resuming on {}: {} cars already stored, {} twins", data_dir.string(), resume.size(),
-                 twins.size());
+  /// Where this run continues: the last stored seq of every car (the simulator goes on after it) and the
+  /// twins.
+  void resume() {
+    if (_roles.runs("sink") || _roles.sim) _control_store = store_opener(_config)();  // SQLite, or MongoDB
+    std::vector<std::pair<std::string, int64_t>> resume;
+    if (_roles.sim && _replay.empty()) resume = _control_store->max_seq_per_car();
+    if (_roles.runs("twin"))
+      _ctx.initial_twins = _distributed ? load_twins(*_log) : load_twins(*_control_store);
+    if (!resume.empty())
+      spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
+                   _ctx.initial_twins.size());
+    _start_ms = wall_ms() / 1000 * 1000;
+    if (_roles.sim) configure_simulator(std::move(resume));
+    // Real time: wall clock. Simulated: the simulator moves this clock; a stage without the simulator in its
+    // process follows wall time (its own timers use event time, see TwinStage).
+    _clock.advance_to(_roles.sim ? _start_ms : wall_ms());
+  }
 
-  sim::SimSourceOptions so;
-  int64_t start_ms = wall_ms() / 1000 * 1000;
-  if (roles.sim) {
-    so.fleet.cars = static_cast<std::size_t>(config.get_int("sim.cars"));
-    so.fleet.interval_ms = config.get_duration_ms("sim.interval");
-    so.fleet.seed = static_cast<uint64_t>(config.get_int("sim.seed"));
-    so.fleet.failure_rate = config.get_double("sim.failure_rate");
-    so.fleet.ramp_ms = config.get_duration_ms("sim.failure_ramp");
+  void configure_simulator(std::vector<std::pair<std::string, int64_t>> resume) {
+    auto& fleet = _sim.fleet;
+    fleet.cars = static_cast<std::size_t>(_config.get(keys::sim_cars));
+    fleet.interval_ms = _config.get(keys::sim_interval).count();
+    fleet.seed = static_cast<uint64_t>(_config.get(keys::sim_seed));
+    fleet.failure_rate = _config.get(keys::sim_failure_rate);
+    fleet.ramp_ms = _config.get(keys::sim_failure_ramp).count();
     const SimState state = load_or_create_sim_state(
-        data_dir / "sim.state",
+        _data_dir / "sim.state",
         // Whole seconds: a simulated fleet starts on a round time, which keeps ts readable.
-        SimState{static_cast<int64_t>(so.fleet.cars), static_cast<int64_t>(so.fleet.seed),
-                 so.fleet.interval_ms, start_ms});
-    start_ms = state.start_ms;
-    so.fleet.start_ms = state.start_ms;
-    so.fleet.duration_ms = config.get_duration_ms("sim.duration");
-    if (const auto problem = sim::validate(so.fleet); !problem.empty()) throw ConfigError(problem);
-    so.fast = fast;
-    so.replay_csv = replay;
-    so.inject_invalid = config.get_int("sim.inject_invalid");
-    so.ground_truth_path = ground_truth;
-    so.resume = resume;
+        SimState{static_cast<int64_t>(fleet.cars), static_cast<int64_t>(fleet.seed), fleet.interval_ms,
+                 _start_ms});
+    _start_ms = state.start_ms;
+    fleet.start_ms = state.start_ms;
+    fleet.duration_ms = _config.get(keys::sim_duration).count();
+    if (const auto problem = sim::validate(fleet); !problem.empty()) throw ConfigError(problem);
+    _sim.fast = _config.get(keys::sim_fast);
+    _sim.replay_csv = _replay;
+    _sim.inject_invalid = _config.get(keys::sim_inject_invalid);
+    _sim.ground_truth_path = _ground_truth;
+    _sim.resume = std::move(resume);
   }
 
-  core::Metrics metrics;
-  core::Histogram latency;
-  // Real time: wall clock. Simulated: the simulator moves this clock; a stage without the simulator in its
-  // process follows wall time (its own timers use event time, see TwinStage).
-  core::SimClock clock(roles.sim ? start_ms : wall_ms());
-
-  stages::StageContext ctx{metrics, clock, latency, store_opener(config, &metrics)};
-  ctx.process.telemetry_schema_id = telemetry_schema_id;
-  ctx.process.max_payload_bytes = static_cast<std::size_t>(config.get_int("codec.max_payload_bytes"));
-  ctx.twin.offline_after_ms = config.get_duration_ms("twin.offline_after");
-  ctx.twin.flush_interval_ms = config.get_duration_ms("twin.flush_interval");
-  ctx.initial_twins = std::move(twins);
-  // Readers resolve each record's writer schema by id when a registry is known (roles take
-  // --schema-registry).
-  if (!registry_url.empty()) ctx.registry = std::make_shared<registry::SchemaRegistryClient>(registry_url);
-  ctx.score.monitor = monitor_options(config);
-  ctx.score.score_schema_id = score_schema_id;
-  ctx.score.alert_schema_id = alert_schema_id;
-  ctx.score.warmup_ms = config.get_duration_ms("ml.warmup");
-  ctx.models = std::make_shared<stages::ModelSlot>();
-  // The first model: trained by the score stage after the warm-up, unless one arrives on fleet.models.
-  if (roles.score && ctx.score.warmup_ms > 0) ctx.score_trainer = warmup_trainer(config);
-  stages::RunnerOptions ro;
-  ro.max_batch = static_cast<std::size_t>(config.get_int("stage.max_batch"));
-  ro.batch_window = std::chrono::milliseconds(config.get_duration_ms("stage.batch_window"));
-
-  std::vector<std::unique_ptr<stages::StageRunner>> runners;
-  for (const auto& entry : stages::registry()) {
-    const auto& name = entry.descriptor().name;
-    const bool wanted = (name == "process" && roles.process) || (name == "twin" && roles.twin) ||
-                        (name == "sink" && roles.sink) || (name == "score" && roles.score);
-    if (!wanted) continue;
-    stages::RunnerOptions options = ro;
-    const std::string group = config.get_string("group");
-    if (!group.empty() && !roles.all()) options.group = group;  // one stage here: the group is its own
-    runners.push_back(std::make_unique<stages::StageRunner>(entry.make(ctx), *log, metrics, options));
+  /// A runner for every stage of the registry this process runs, each configured from its own keys.
+  void build_stages() {
+    _ctx.open_store = store_opener(_config, &_metrics);
+    _ctx.models = std::make_shared<stages::ModelSlot>();
+    stages::RunnerOptions ro;
+    ro.max_batch = static_cast<std::size_t>(_config.get(keys::stage_max_batch));
+    ro.batch_window = _config.get(keys::stage_batch_window);
+    const std::string group = _config.get(keys::group);
+    if (!group.empty() && !_roles.everything) ro.group = group;  // one stage here: the group is its own
+    for (const auto& entry : stages::registry()) {
+      if (!_roles.runs(entry.descriptor().name)) continue;
+      entry.configure(_config, _ctx);
+      // The first model: trained by the score stage after the warm-up, unless one arrives on fleet.models.
+      if (entry.descriptor().name == "score" && _ctx.score.warmup_ms > 0)
+        _ctx.score_trainer = warmup_trainer(_config);
+      _runners.push_back(std::make_unique<stages::StageRunner>(entry.make(_ctx), *_log, _metrics, ro));
+    }
+    // Counted before the sink starts writing: rows it stores must not count as "before", and on FerretDB this
+    // count is a scan of the whole collection inside one SQLite read transaction. Run while the sink writes
+    // (a restarted sink catching up), that reader keeps the WAL from being checkpointed: the WAL grew to ~1
+    // GB within a minute, every request slowed down, and the first commit after the scan stalled in a
+    // checkpoint of the whole WAL (the kill -9 test's "hung" restart).
+    _stored_before = _control_store && _roles.runs("sink") ? _control_store->history_stats().rows : 0;
   }
-  // Counted before the sink starts writing: rows it stores must not count as "before", and on FerretDB
-  // this count is a scan of the whole collection inside one SQLite read transaction. Run while the sink
-  // writes (a restarted sink catching up), that reader keeps the WAL from being checkpointed: the WAL grew
-  // to ~1 GB within a minute, every request slowed down, and the first commit after the scan stalled in a
-  // checkpoint of the whole WAL (the kill -9 test's "hung" restart).
-  const int64_t stored_before = control_store && roles.sink ? control_store->history_stats().rows : 0;
-  // Models published on fleet.models (by `fleettwin train`, or by this score stage) reach the score stage
-  // through the watcher, while it runs. One already published is loaded before the stage reads its first
-  // event: else the first batches would go unscored, and could even start a warm-up training that replaces
-  // the operator's model on fleet.models.
-  std::unique_ptr<stages::ModelWatcher> model_watcher;
-  if (roles.score) {
-    model_watcher = std::make_unique<stages::ModelWatcher>(
-        *log, ctx.models, [](std::string_view bytes) { return ml::decode_artifact(bytes); }, metrics);
-    model_watcher->start();
+
+  /// Models published on fleet.models (by `fleettwin train`, or by a score stage) reach the score stage
+  /// through the watcher while it runs. One already published is loaded before the stage reads its first
+  /// event: else the first batches would go unscored, and could even start a warm-up training that replaces
+  /// the operator's model on fleet.models.
+  void wait_for_published_model() {
+    if (!_roles.runs("score")) return;
+    _model_watcher = std::make_unique<stages::ModelWatcher>(
+        *_log, _ctx.models, [](std::string_view bytes) { return ml::decode_artifact(bytes); }, _metrics);
+    _model_watcher->start();
     int64_t published_models = 0;
-    for (const auto end : log->end_offsets(core::topics::kModels)) published_models += end;
+    for (const auto end : _log->end_offsets(core::topics::kModels)) published_models += end;
     auto read_one = [&] {
-      return metrics.value(core::metric::kModelsLoaded) + metrics.value(core::metric::kModelsRejected) > 0;
+      return _metrics.value(core::metric::kModelsLoaded) + _metrics.value(core::metric::kModelsRejected) > 0;
     };
     const auto until = Clock::now() + std::chrono::seconds(60);
-    while (published_models > 0 && !read_one() && Clock::now() < until &&
-           !(control.stop_signals && control.stop_signals->load() > 0))
+    while (published_models > 0 && !read_one() && Clock::now() < until && !stop_requested())
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (published_models > 0 && !read_one())
       spdlog::warn("score: no model read from {} within 60 s; scoring starts without one",
                    core::topics::kModels);
   }
-  for (auto& r : runners) r->start();
-  // The REST API and dashboard of `up` (a distributed deployment runs `fleettwin api` on its own).
-  std::unique_ptr<api::ApiServer> api_server;
-  if (roles.all() && !config.get_string("http.listen").empty())
-    api_server =
-        start_api_server(config, ApiHost{&metrics, log.get(), ctx.open_store, data_dir.string(), {}});
 
-  // `up --mqtt`: cars on MQTT connections through brokers and the bridge instead of direct injection.
-  auto& published = metrics.counter(core::metric::kSimPublished);
-  MqttFront mqtt_front;
-  const bool mqtt_mode = roles.all() && !config.get_string("mqtt.brokers").empty();
-  if (mqtt_mode) {
-    if (fast) throw ConfigError("--mqtt runs the cars in real time over the network; drop --fast");
-    if (!replay.empty()) throw ConfigError("--mqtt simulates cars; --replay is not supported with it");
-    mqtt_front.start(config, so.fleet, so.ground_truth_path, *log, metrics, clock, published,
-                     (data_dir / "mqtt").string());
+  /// The stages, the API of `up`, and what feeds the log: the simulator, or cars over MQTT (`up --mqtt`).
+  void start() {
+    for (auto& r : _runners) r->start();
+    // The REST API and dashboard of `up` (a distributed deployment runs `fleettwin api` on its own).
+    if (_roles.everything && !_config.get(keys::http_listen).empty())
+      _api_server =
+          start_api_server(_config, ApiHost{&_metrics, _log.get(), _ctx.open_store, _data_dir.string(), {}});
+    _mqtt_mode = _roles.everything && !_config.get(keys::mqtt_brokers).empty();
+    if (_mqtt_mode) {
+      if (_sim.fast) throw ConfigError("--mqtt runs the cars in real time over the network; drop --fast");
+      if (!_replay.empty()) throw ConfigError("--mqtt simulates cars; --replay is not supported with it");
+      _mqtt_front.start(_config, _sim.fleet, _sim.ground_truth_path, *_log, _metrics, _clock, _published,
+                        (_data_dir / "mqtt").string());
+    }
+    if (_roles.sim && !_mqtt_mode) _source = std::make_unique<sim::SimSource>(_sim, *_log, &_clock, _metrics);
+    _started = Clock::now();
+    _last_tick = _started;
+    _next_progress = _started + std::chrono::seconds(1);
+    if (_source) _source->start();
   }
 
-  std::unique_ptr<sim::SimSource> source;
-  if (roles.sim && !mqtt_mode) source = std::make_unique<sim::SimSource>(so, *log, &clock, metrics);
-  const auto started = Clock::now();
-  if (source) source->start();
-  // Without the simulator here, a stage role runs until stopped.
-  auto feeding = [&] { return mqtt_mode ? mqtt_front.running() : source ? source->running() : true; };
-
-  auto& stored = metrics.counter(core::metric::kTelemetryStored);
-  auto& dlq = metrics.counter(core::metric::kDlq, core::metric::stage_label("process"));
-  auto& online = metrics.gauge(core::metric::kCarsOnline);
-  auto& processed = metrics.counter(core::metric::kRecordsIn, core::metric::stage_label("process"));
-  const bool tty = isatty(STDERR_FILENO);
-  int64_t last_count = 0;
-  auto last_tick = started;
-  bool hard_stop = false;
-  bool failed = false;
-  auto print_progress = [&](bool final_line) {
+  /// The live progress line: the rate of what this process does first (publishing with the simulator, else
+  /// reading its input), then what each role has done.
+  void print_progress(bool final_line) {
     const auto now = Clock::now();
-    const double secs = std::chrono::duration<double>(now - last_tick).count();
-    // The rate of what this process does first: publishing with the simulator, else reading its input.
-    int64_t count = roles.sim ? published.value() : 0;
-    if (!roles.sim)
-      for (auto& r : runners) count = std::max(count, r->records_in());
-    const auto rate = static_cast<int64_t>(secs > 0 ? static_cast<double>(count - last_count) / secs : 0);
-    last_count = count;
-    last_tick = now;
+    const double secs = std::chrono::duration<double>(now - _last_tick).count();
+    int64_t count = _roles.sim ? _published.value() : 0;
+    if (!_roles.sim)
+      for (auto& r : _runners) count = std::max(count, r->records_in());
+    const auto rate = static_cast<int64_t>(secs > 0 ? static_cast<double>(count - _last_count) / secs : 0);
+    _last_count = count;
+    _last_tick = now;
     int64_t lag = 0;
-    for (auto& r : runners) lag += r->lag();
-    const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(now - started).count();
+    for (auto& r : _runners) lag += r->lag();
+    const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(now - _started).count();
     std::string line = "[" + std::to_string(elapsed) + "s] ";
-    if (roles.twin) line += "cars online " + with_commas(online.value()) + " | ";
+    if (_roles.runs("twin")) line += "cars online " + with_commas(_online.value()) + " | ";
     line += with_commas(rate) + " msg/s";
-    if (roles.sim) line += " | published " + with_commas(published.value());
-    if (roles.process)
-      line += " | processed " + with_commas(processed.value()) + " | DLQ " + with_commas(dlq.value());
-    if (roles.sink) line += " | stored " + with_commas(stored.value());
+    if (_roles.sim) line += " | published " + with_commas(_published.value());
+    if (_roles.runs("process"))
+      line += " | processed " + with_commas(_processed.value()) + " | DLQ " + with_commas(_dlq.value());
+    if (_roles.runs("sink")) line += " | stored " + with_commas(_stored.value());
     line += " | lag " + with_commas(lag);
+    static const bool tty = isatty(STDERR_FILENO);
     std::fprintf(stderr, "%s%s%s", tty ? "\r\033[K" : "", line.c_str(), (tty && !final_line) ? "" : "\n");
     std::fflush(stderr);
-  };
+  }
 
-  // Main thread: watch, report, and stop on signal, wall limit, end of simulation or a failed stage.
-  auto next_progress = started + std::chrono::seconds(1);
-  int64_t idle_in = -1;
-  auto idle_since = Clock::now();
-  while (feeding()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (control.stop_when_caught_up && !source) {
-      int64_t in = 0, lag = 0;
-      for (auto& r : runners) {
-        in += r->records_in();
-        lag += r->lag();
-      }
-      if (in != idle_in || lag != 0) {
-        idle_in = in;
-        idle_since = Clock::now();
-      } else if (in > 0 && Clock::now() - idle_since > std::chrono::seconds(1)) {
+  void progress_tick() {
+    if (_control.progress && Clock::now() >= _next_progress) {
+      print_progress(false);
+      _next_progress += std::chrono::seconds(1);
+    }
+  }
+
+  /// Without the simulator (`stop_when_caught_up`): true once every input stayed consumed for a second.
+  bool caught_up() {
+    int64_t in = 0, lag = 0;
+    for (auto& r : _runners) {
+      in += r->records_in();
+      lag += r->lag();
+    }
+    if (in != _idle_in || lag != 0) {
+      _idle_in = in;
+      _idle_since = Clock::now();
+      return false;
+    }
+    return in > 0 && Clock::now() - _idle_since > std::chrono::seconds(1);
+  }
+
+  /// Main thread: watch and report until a stop signal, the wall limit, the end of the simulation, the
+  /// inputs caught up (when asked) or a failed stage; then stop what feeds the log.
+  void watch() {
+    auto feeding = [&] { return _mqtt_mode ? _mqtt_front.running() : _source ? _source->running() : true; };
+    _idle_since = Clock::now();
+    while (feeding()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (_control.stop_when_caught_up && !_source && caught_up()) break;
+      if (stop_requested()) break;
+      if (_control.max_wall_ms > 0 &&
+          Clock::now() - _started >= std::chrono::milliseconds(_control.max_wall_ms))
+        break;
+      bool stage_failed = false;
+      for (auto& r : _runners) stage_failed |= !r->running();
+      if (stage_failed) {
+        _failed = true;
         break;
       }
+      progress_tick();
     }
-    if (control.stop_signals && control.stop_signals->load() > 0) break;
-    if (control.max_wall_ms > 0 && Clock::now() - started >= std::chrono::milliseconds(control.max_wall_ms))
-      break;
-    bool stage_failed = false;
-    for (auto& r : runners) stage_failed |= !r->running();
-    if (stage_failed) {
-      failed = true;
-      break;
+    if (_source) {
+      _source->request_stop();
+      _source->join();
+      if (!_source->error().empty()) _failed = true;
     }
-    if (control.progress && Clock::now() >= next_progress) {
-      print_progress(false);
-      next_progress += std::chrono::seconds(1);
-    }
+    if (_mqtt_mode && !_mqtt_front.stop()) _failed = true;
   }
-  if (source) {
-    source->request_stop();
-    source->join();
-    if (!source->error().empty()) failed = true;
-  }
-  if (mqtt_mode && !mqtt_front.stop()) failed = true;
 
-  // Drain in pipeline order: each stage finishes its input once everything upstream has stopped writing.
-  // A role process on its own (no upstream here) stops after its current batch instead: others may still
-  // be writing, and its group takes over where it committed.
-  for (auto& r : runners) {
-    if (failed || (control.stop_signals && control.stop_signals->load() > 1) || !roles.sim) {
-      hard_stop = roles.sim;
-      r->request_stop();
-    } else {
-      r->request_drain();
-    }
-    while (r->running()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (control.stop_signals && control.stop_signals->load() > 1) r->request_stop();
-      if (control.progress && Clock::now() >= next_progress) {
-        print_progress(false);
-        next_progress += std::chrono::seconds(1);
+  /// Drain in pipeline order: each stage finishes its input once everything upstream has stopped writing. A
+  /// role process on its own (no upstream here) stops after its current batch instead: others may still be
+  /// writing, and its group takes over where it committed.
+  void drain() {
+    for (auto& r : _runners) {
+      if (_failed || stop_requested(2) || !_roles.sim) {
+        _hard_stop = _roles.sim;
+        r->request_stop();
+      } else {
+        r->request_drain();
       }
+      while (r->running()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (stop_requested(2)) r->request_stop();
+        progress_tick();
+      }
+      r->join();
     }
-    r->join();
+    if (_control.progress) print_progress(true);
   }
-  if (control.progress) print_progress(true);
-  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
 
-  RunSummary s;
-  s.cars = static_cast<int64_t>(so.fleet.cars);
-  s.published = published.value();
-  s.injected_invalid = metrics.value(core::metric::kSimInjectedInvalid);
-  s.processed = processed.value();
-  for (auto& r : runners) s.records_in += r->records_in();
-  s.valid = metrics.value(core::metric::kTelemetryValid);
-  s.twin_writes = metrics.value(core::metric::kTwinWrites);
-  s.dlq = dlq.value();
-  s.failures = metrics.value(core::metric::kSimFailures);
-  for (auto& r : runners)
-    if (!r->error().empty()) s.clean = false;
-  if (source && !source->error().empty()) s.clean = false;
-  if (mqtt_mode && !mqtt_front.error().empty()) s.clean = false;
-  s.elapsed_s = elapsed;
-  s.p50_latency_ms = static_cast<double>(latency.quantile_us(0.50)) / 1000.0;
-  s.p99_latency_ms = static_cast<double>(latency.quantile_us(0.99)) / 1000.0;
+  /// The counts, the exactness check against what the simulator published, and the rates; throws when a
+  /// stage or the feed failed.
+  RunSummary summarize() {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - _started).count();
+    RunSummary s;
+    s.cars = static_cast<int64_t>(_sim.fleet.cars);
+    s.published = _published.value();
+    s.injected_invalid = _metrics.value(core::metric::kSimInjectedInvalid);
+    s.processed = _processed.value();
+    for (auto& r : _runners) s.records_in += r->records_in();
+    s.valid = _metrics.value(core::metric::kTelemetryValid);
+    s.twin_writes = _metrics.value(core::metric::kTwinWrites);
+    s.dlq = _dlq.value();
+    s.failures = _metrics.value(core::metric::kSimFailures);
+    for (auto& r : _runners)
+      if (!r->error().empty()) s.clean = false;
+    if (_source && !_source->error().empty()) s.clean = false;
+    if (_mqtt_mode && !_mqtt_front.error().empty()) s.clean = false;
+    s.elapsed_s = elapsed;
+    s.p50_latency_ms = static_cast<double>(_latency.quantile_us(0.50)) / 1000.0;
+    s.p99_latency_ms = static_cast<double>(_latency.quantile_us(0.99)) / 1000.0;
+    if (_roles.runs("sink")) {
+      check_store(s);
+      s.msgs_per_s = elapsed > 0 ? static_cast<double>(s.stored_this_run) / elapsed : 0;
+    } else {
+      // What this process did: published with the simulator, else read by its stages (a score or twin role
+      // processes nothing itself).
+      s.msgs_per_s = elapsed > 0 ? static_cast<double>(_roles.sim ? s.published : s.records_in) / elapsed : 0;
+    }
+    s.peak_rss_mb = peak_rss_mb();
+    if (_hard_stop && !_failed)
+      spdlog::warn("stopped without draining: the next run on this data dir resumes");
+    if (_failed) {
+      std::string why = _source ? _source->error() : _mqtt_front.error();
+      for (auto& r : _runners)
+        if (!r->error().empty())
+          why += (why.empty() ? "" : "; ") + r->stage().descriptor().name + ": " + r->error();
+      throw std::runtime_error("pipeline failed: " + why);
+    }
+    if (_embedded_registry) _embedded_registry->stop();
+    return s;
+  }
 
-  if (roles.sink) {
-    const auto stats = control_store->history_stats();
+  /// The store's side of the summary: what it holds, and the exactness check, (car, seq) by (car, seq).
+  void check_store(RunSummary& s) {
+    const auto stats = _control_store->history_stats();
     s.stored_telemetry = stats.rows;
-    s.stored_this_run = stats.rows - stored_before;
+    s.stored_this_run = stats.rows - _stored_before;
     s.twins = stats.twins;
     s.duplicates = stats.rows - stats.distinct;
-    s.msgs_per_s = elapsed > 0 ? static_cast<double>(s.stored_this_run) / elapsed : 0;
-    if (mqtt_mode && config.get_int("mqtt.qos") == 1) {
+    if (_mqtt_mode && _config.get(keys::mqtt_qos) == 1) {
       // Every QoS 1 message the cars published was acknowledged by a broker and then by the bridge.
       s.lost = std::max<int64_t>(0, s.published - s.stored_this_run);
     }
-    if (source) {
-      // The exactness check: the store against what the simulator published, (car, seq) by (car, seq).
-      const auto expected = source->expected_last_seq();
-      int64_t expected_total = 0;
-      for (const auto& [car, seq] : expected) expected_total += seq;
-      int64_t beyond = 0;  // stored seqs the simulator never published (must be 0)
-      for (const auto& [car, seq] : control_store->max_seq_per_car()) {
-        auto it = expected.find(car);
-        const int64_t exp = it == expected.end() ? 0 : it->second;
-        if (seq > exp) beyond += seq - exp;
-      }
-      if (replay.empty()) s.lost = std::max<int64_t>(0, expected_total - (stats.distinct - beyond));
-      for (const auto& twin : load_twins(*control_store)) {
-        auto it = expected.find(twin.id);
-        if (it != expected.end() && twin.reported.seq != it->second) ++s.twins_behind;
-      }
+    if (!_source) return;
+    const auto expected = _source->expected_last_seq();
+    int64_t expected_total = 0;
+    for (const auto& [car, seq] : expected) expected_total += seq;
+    int64_t beyond = 0;  // stored seqs the simulator never published (must be 0)
+    for (const auto& [car, seq] : _control_store->max_seq_per_car()) {
+      auto it = expected.find(car);
+      const int64_t exp = it == expected.end() ? 0 : it->second;
+      if (seq > exp) beyond += seq - exp;
     }
-  } else {
-    // What this process did: published with the simulator, else read by its stages (a score or twin role
-    // processes nothing itself).
-    s.msgs_per_s = elapsed > 0 ? static_cast<double>(roles.sim ? s.published : s.records_in) / elapsed : 0;
+    if (_replay.empty()) s.lost = std::max<int64_t>(0, expected_total - (stats.distinct - beyond));
+    for (const auto& twin : load_twins(*_control_store)) {
+      auto it = expected.find(twin.id);
+      if (it != expected.end() && twin.reported.seq != it->second) ++s.twins_behind;
+    }
   }
-  s.peak_rss_mb = peak_rss_mb();
-  if (hard_stop && !failed) spdlog::warn("stopped without draining: the next run on this data dir resumes");
-  if (failed) {
-    std::string why = source ? source->error() : mqtt_front.error();
-    for (auto& r : runners)
-      if (!r->error().empty())
-        why += (why.empty() ? "" : "; ") + r->stage().descriptor().name + ": " + r->error();
-    throw std::runtime_error("pipeline failed: " + why);
-  }
-  if (embedded_registry) embedded_registry->stop();
-  return s;
+
+  const Config& _config;
+  const RunControl& _control;
+  const Roles& _roles;
+  const bool _distributed;
+  fs::path _data_dir;
+  std::string _ground_truth;
+  std::string _replay;
+
+  core::Metrics _metrics;
+  core::Histogram _latency;
+  std::unique_ptr<log::Log> _log;
+  std::unique_ptr<registry::EmbeddedRegistry> _embedded_registry;
+  std::string _registry_url;
+  std::unique_ptr<store::TwinStore> _control_store;  // resume point and the end-of-run check
+  int64_t _stored_before = 0;
+  int64_t _start_ms = 0;
+  core::SimClock _clock{0};  // moved to the start of the run by resume()
+  sim::SimSourceOptions _sim;
+  stages::StageContext _ctx{_metrics, _clock, _latency, {}};
+  std::vector<std::unique_ptr<stages::StageRunner>> _runners;
+  std::unique_ptr<stages::ModelWatcher> _model_watcher;
+  std::unique_ptr<api::ApiServer> _api_server;
+  MqttFront _mqtt_front;
+  bool _mqtt_mode = false;
+  std::unique_ptr<sim::SimSource> _source;
+
+  // What the progress line and the summary read.
+  core::Counter& _published = _metrics.counter(core::metric::kSimPublished);
+  core::Counter& _stored = _metrics.counter(core::metric::kTelemetryStored);
+  core::Counter& _dlq = _metrics.counter(core::metric::kDlq, core::metric::stage_label("process"));
+  core::Gauge& _online = _metrics.gauge(core::metric::kCarsOnline);
+  core::Counter& _processed =
+      _metrics.counter(core::metric::kRecordsIn, core::metric::stage_label("process"));
+
+  Clock::time_point _started, _last_tick, _next_progress, _idle_since;
+  int64_t _last_count = 0;
+  int64_t _idle_in = -1;
+  bool _failed = false;
+  bool _hard_stop = false;
+};
+
+}  // namespace
+
+RunSummary run_pipeline(const Config& config, const RunControl& control, const Roles& roles) {
+  return PipelineRun(config, control, roles).run();
 }
 
 ProcessBench bench_process_alone(const Config& base, int64_t max_wall_ms) {
   Config config = base;
-  config.set("group", "fleettwin.bench.process." + std::to_string(::getpid()), "bench");
+  config.set(keys::group, "fleettwin.bench.process." + std::to_string(::getpid()), "bench");
   registry::EmbeddedRegistryOptions ro;
   ro.port = 0;
   registry::EmbeddedRegistry registry(ro);
   registry.start();
-  config.set("schema_registry", registry.url(), "bench");
+  config.set(keys::schema_registry, registry.url(), "bench");
   rusage before{}, after{};
   getrusage(RUSAGE_SELF, &before);
   RunControl control;

@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
-#include "app/config.h"
+#include "config/config.h"
 
 namespace fleettwin::app {
 
@@ -36,15 +38,16 @@ struct RunSummary {
   std::string to_json() const;
 };
 
-/// Which parts of the platform this process runs. `up` runs all of them; `fleettwin process` (etc.) one.
+/// Which parts of the platform this process runs: `up` all of them, `fleettwin process` (etc.) one.
 struct Roles {
-  bool sim = true;
-  bool process = true;
-  bool twin = true;
-  bool sink = true;
-  bool score = true;  ///< not part of all(): `up` runs it, and a deployment may leave it out
-  bool all() const { return sim && process && twin && sink; }
-  static Roles only(const std::string& role);  ///< "sim", "process", "twin", "sink" or "score"
+  bool sim = true;                  ///< the simulator feeds the log from this process
+  std::vector<std::string> stages;  ///< names of stages::registry() entries run here
+  bool everything = true;  ///< the whole pipeline here (`up`): embedded registry, API, MQTT front door
+  /// The simulator and every stage of the registry.
+  static Roles all();
+  /// One role: "sim" or the name of a registered stage; ConfigError for anything else.
+  static Roles only(const std::string& role);
+  bool runs(std::string_view stage) const;
 };
 
 /// How a run is watched and stopped by its caller (the CLI or the benchmark).
@@ -62,7 +65,8 @@ struct RunControl {
 /// an existing data dir (twins reloaded, every car continued after the last stored seq) and ends when the
 /// simulated duration is over; otherwise it runs until stopped. Stops drain every stage in pipeline order.
 /// Throws ConfigError / std::runtime_error with a message for the user.
-RunSummary run_pipeline(const Config& config, const RunControl& control, const Roles& roles = {});
+RunSummary run_pipeline(const config::Config& config, const RunControl& control,
+                        const Roles& roles = Roles::all());
 
 /// The process stage alone on the raw records already in the log, in a fresh group, until it caught up or
 /// `max_wall_ms` passed: throughput and CPU cost (`bench kafka`).
@@ -72,7 +76,7 @@ struct ProcessBench {
   double cpu_s = 0;
   double msgs_per_cpu_s = 0;
 };
-ProcessBench bench_process_alone(const Config& config, int64_t max_wall_ms);
+ProcessBench bench_process_alone(const config::Config& config, int64_t max_wall_ms);
 
 /// Peak resident set size of this process in MB.
 double peak_rss_mb();

@@ -7,20 +7,24 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+using config::ConfigError;
+namespace keys = config::keys;
+
 StoreOpener store_opener(const Config& config, core::Metrics* metrics) {
-  const std::string uri = config.get_string("store.mongo_uri");
+  const std::string uri = config.get(keys::store_mongo_uri);
   if (!uri.empty()) {
     store::MongoOptions options;
     options.metrics = metrics;
     return [uri, options] { return std::make_unique<store::MongoStore>(uri, options); };
   }
-  const std::string path = store::SqliteStore::path_in(config.get_string("data_dir"));
+  const std::string path = store::SqliteStore::path_in(config.get(keys::data_dir));
   return [path] { return std::make_unique<store::SqliteStore>(path); };
 }
 
 std::unique_ptr<store::TwinStore> open_existing_store(const Config& config) {
-  if (config.get_string("store.mongo_uri").empty()) {
-    const std::string dir = config.get_string("data_dir");
+  if (config.get(keys::store_mongo_uri).empty()) {
+    const std::string dir = config.get(keys::data_dir);
     if (!std::filesystem::exists(store::SqliteStore::path_in(dir))) {
       throw ConfigError("no fleettwin store in " + dir +
                         " (give --data-dir of a store `fleettwin up` wrote, or --mongo URI)");

@@ -16,6 +16,9 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+namespace keys = config::keys;
+
 namespace {
 
 /// The flag values of `fleettwin api`, applied to the configuration only when given.
@@ -24,21 +27,20 @@ struct ApiFlags {
 };
 
 int run_api(const ApiFlags& flags, Config& config, std::atomic<int>& stop_signals) {
-  if (!flags.listen.empty()) config.set("http.listen", flags.listen, "--listen");
-  if (!flags.data_dir.empty()) config.set("data_dir", flags.data_dir, "--data-dir");
-  if (!flags.mongo.empty()) config.set("store.mongo_uri", flags.mongo, "--mongo");
-  if (!flags.kafka.empty()) config.set("kafka.brokers", flags.kafka, "--kafka");
+  if (!flags.listen.empty()) config.set(keys::http_listen, flags.listen, "--listen");
+  if (!flags.data_dir.empty()) config.set(keys::data_dir, flags.data_dir, "--data-dir");
+  if (!flags.mongo.empty()) config.set(keys::store_mongo_uri, flags.mongo, "--mongo");
+  if (!flags.kafka.empty()) config.set(keys::kafka_brokers, flags.kafka, "--kafka");
   open_existing_store(config);  // a clear error now for a data dir without a store or an unreachable MongoDB
   std::unique_ptr<log::Log> log;
-  if (const auto brokers = config.get_string("kafka.brokers"); !brokers.empty()) {
+  if (const auto brokers = config.get(keys::kafka_brokers); !brokers.empty()) {
     auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
     settings["bootstrap.servers"] = brokers;
     log = std::make_unique<log::KafkaLog>(std::move(settings));
   }
   core::Metrics metrics;
   auto server = start_api_server(
-      config,
-      ApiHost{&metrics, log.get(), store_opener(config, &metrics), config.get_string("data_dir"), {}});
+      config, ApiHost{&metrics, log.get(), store_opener(config, &metrics), config.get(keys::data_dir), {}});
   std::printf("%s\n", server->url().c_str());
   std::fflush(stdout);
   while (stop_signals.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -11,13 +11,13 @@ void add_bridge_commands(CommandLine& cl) {
       "bridge",
       "Run the MQTT bridge: cars' telemetry and acks -> log (PUBACK after the log has it), commands -> cars");
   add_distributed_flags(flags, cmd);
-  flags.add(cmd, "--mqtt", "mqtt.brokers", "MQTT brokers HOST:PORT[,...] to read from (all of them)");
+  flags.add(cmd, "--mqtt", keys::mqtt_brokers, "MQTT brokers HOST:PORT[,...] to read from (all of them)");
   add_mqtt_flags(flags, cmd);
-  flags.add(cmd, "--client-id", "mqtt.client_id",
+  flags.add(cmd, "--client-id", keys::mqtt_client_id,
             "Client id prefix; reuse it on restart, give each copy its own (default fleettwin-bridge)");
-  flags.add(cmd, "--receive-maximum", "mqtt.receive_maximum",
+  flags.add(cmd, "--receive-maximum", keys::mqtt_receive_maximum,
             "Unacknowledged messages per broker connection (default 2000)");
-  flags.add(cmd, "--group", "group", "Consumer group of fleet.commands (default fleettwin.bridge)");
+  flags.add(cmd, "--group", keys::group, "Consumer group of fleet.commands (default fleettwin.bridge)");
   cl.add(cmd, [](Config& config, std::atomic<int>& stop) { return app::run_bridge(config, stop); });
 }
 

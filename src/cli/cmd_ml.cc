@@ -21,50 +21,12 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+using config::ConfigError;
+using config::parse_duration_ms;
+namespace keys = config::keys;
+
 namespace fs = std::filesystem;
-
-ml::MonitorOptions monitor_options(const Config& config) {
-  ml::MonitorOptions o;
-  o.rule.raise_k = static_cast<int>(config.get_int("ml.raise_k"));
-  o.rule.window_n = static_cast<int>(config.get_int("ml.window_n"));
-  o.rule.clear_m = static_cast<int>(config.get_int("ml.clear_m"));
-  if (o.rule.raise_k > o.rule.window_n)
-    throw ConfigError("ml.raise_k (" + std::to_string(o.rule.raise_k) + ") cannot exceed ml.window_n (" +
-                      std::to_string(o.rule.window_n) + ")");
-  o.firmware_grace_ms = config.get_duration_ms("ml.firmware_grace");
-  o.new_symptom_settle_ms = config.get_duration_ms("ml.new_symptom_settle");
-  o.skip_unfamiliar = config.get_bool("ml.skip_unfamiliar");
-  return o;
-}
-
-ml::TrainOptions train_options(const Config& config) {
-  ml::TrainOptions o;
-  o.max_epochs = static_cast<int>(config.get_int("ml.epochs"));
-  o.learning_rate_decay = config.get_double("ml.learning_rate_decay");
-  o.seed = static_cast<uint64_t>(config.get_int("ml.train_seed"));
-  o.max_rows = static_cast<std::size_t>(config.get_int("ml.max_rows"));
-  o.quantile = config.get_double("ml.quantile");
-  o.input_dropout = config.get_double("ml.input_dropout");
-  o.reconstruction_range = config.get_double("ml.reconstruction_range");
-  o.threshold_method = config.get_string("ml.threshold_method");
-  if (o.threshold_method != "alert_rate" && o.threshold_method != "quantile")
-    throw ConfigError("ml.threshold_method must be alert_rate or quantile, not \"" + o.threshold_method +
-                      "\"");
-  o.target_false_alerts = config.get_double("ml.target_false_alerts");
-  o.raise_k = static_cast<int>(config.get_int("ml.raise_k"));
-  o.window_n = static_cast<int>(config.get_int("ml.window_n"));
-  return o;
-}
-
-stages::WarmupTrainer warmup_trainer(const Config& config) {
-  const auto arch = ml::architecture_by_name(config.get_string("ml.architecture"));
-  auto options = train_options(config);
-  options.progress = false;  // `up` has its own progress line
-  return [arch, options](ml::TrainingData data) {
-    auto model = ml::train_model(data, arch, options);
-    return stages::TrainedModel{model, ml::encode_artifact(*model)};
-  };
-}
 
 namespace {
 
@@ -170,7 +132,7 @@ void publish_model(const std::string& brokers, const Config& config, const std::
   log::KafkaLog kafka(std::move(settings));
   log::TopicConfig compacted;
   compacted.compacted = true;
-  compacted.partitions = static_cast<int32_t>(config.get_int("log.partitions"));
+  compacted.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
   kafka.create_topic(core::topics::kModels, compacted);
   auto producer = kafka.producer();
   log::OutRecord r;
@@ -192,8 +154,8 @@ struct TrainFlags {
 };
 
 int run_train(TrainFlags& f, Config& config) {
-  if (!f.architecture.empty()) config.set("ml.architecture", f.architecture, "--architecture");
-  const auto arch = ml::architecture_by_name(config.get_string("ml.architecture"));
+  if (!f.architecture.empty()) config.set(keys::ml_architecture, f.architecture, "--architecture");
+  const auto arch = ml::architecture_by_name(config.get(keys::ml_architecture));
   auto events = read_history(f.source, config);
   auto data =
       ml::make_training_data(events, f.source.kafka.empty() ? "store:" + f.source.data_dir : f.source.topic);
@@ -286,7 +248,7 @@ int run_eval(EvalFlags& f, Config& config) {
     if (e.ts < train_end) train_events.push_back(e);
   auto data = ml::make_training_data(train_events, "eval");
   const auto topts = train_options(config);
-  const auto mopts = monitor_options(config);
+  const auto mopts = stages::monitor_options(config);
   auto ours = ml::train_model(data, ml::fleettwin_architecture(), topts);
   auto reference = ml::train_model(data, ml::reference_architecture(), topts);
 
@@ -298,11 +260,11 @@ int run_eval(EvalFlags& f, Config& config) {
     it->second.second = e.ts;
   }
   double car_hours = 0;
-  int64_t interval = config.get_duration_ms("sim.interval");
+  int64_t interval = config.get(keys::sim_interval).count();
   for (const auto& [car, s] : span) car_hours += static_cast<double>(s.second - s.first + interval) / 3.6e6;
 
   ml::EvalOptions eo;
-  eo.window_ms = config.get_duration_ms("ml.eval_window");
+  eo.window_ms = config.get(keys::ml_eval_window).count();
   eo.from_ts = train_end;
   eo.to_ts = events.back().ts - 5 * 60'000;  // failures in the last 5 minutes have too little data after them
   eo.shown_from = ml::shown_failures(truth, events, eo.window_ms);

@@ -17,8 +17,8 @@ namespace {
 
 int run_registry(Config& config, std::atomic<int>& stop_signals) {
   registry::EmbeddedRegistryOptions ro;
-  std::tie(ro.host, ro.port) = app::parse_host_port(config.get_string("registry.listen"), "--listen");
-  const auto dir = std::filesystem::path(config.get_string("data_dir")) / "registry";
+  std::tie(ro.host, ro.port) = config::parse_host_port(config.get(keys::registry_listen), "--listen");
+  const auto dir = std::filesystem::path(config.get(keys::data_dir)) / "registry";
   std::filesystem::create_directories(dir);
   ro.journal_path = (dir / "schemas.jsonl").string();
   registry::EmbeddedRegistry server(ro);
@@ -36,8 +36,8 @@ int run_registry(Config& config, std::atomic<int>& stop_signals) {
 void add_registry_commands(CommandLine& cl) {
   auto* cmd =
       cl.app().add_subcommand("registry", "Serve the embedded schema registry (Confluent REST subset)");
-  cl.flags().add(cmd, "--listen", "registry.listen", "HOST:PORT to listen on (default 127.0.0.1:8081)");
-  cl.flags().add(cmd, "--data-dir", "data_dir", "Where registered schemas are kept");
+  cl.flags().add(cmd, "--listen", keys::registry_listen, "HOST:PORT to listen on (default 127.0.0.1:8081)");
+  cl.flags().add(cmd, "--data-dir", keys::data_dir, "Where registered schemas are kept");
   cl.add(cmd, run_registry);
 }
 

@@ -31,8 +31,8 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
   auto* get = twin->add_subcommand("get", "Print one car's twin as JSON");
   auto car = std::make_shared<std::string>();
   get->add_option("car", *car, "Car id")->required();
-  flags.add(get, "--data-dir", "data_dir", "Store directory");
-  flags.add(get, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
+  flags.add(get, "--data-dir", keys::data_dir, "Store directory");
+  flags.add(get, "--mongo", keys::store_mongo_uri, "MongoDB/FerretDB URI of the store");
   cl.add(
       get,
       [car](Config& config, std::atomic<int>&) {
@@ -40,7 +40,7 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
         auto t = store->get_twin(*car);
         if (!t) {
           std::fprintf(stderr, "fleettwin: no twin for car '%s' in %s\n", car->c_str(),
-                       config.get_string("data_dir").c_str());
+                       config.get(keys::data_dir).c_str());
           return 1;
         }
         std::printf("%s\n", codec::twin_to_json(*t).c_str());
@@ -57,8 +57,8 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
   list->add_option("--status", lf->status, "ok|warning|anomaly|unknown")
       ->check(CLI::IsMember({"ok", "warning", "anomaly", "unknown"}));
   list->add_option("--limit", lf->limit, "Rows at most")->check(CLI::Range(1, 1000000));
-  flags.add(list, "--data-dir", "data_dir", "Store directory");
-  flags.add(list, "--mongo", "store.mongo_uri", "MongoDB/FerretDB URI of the store");
+  flags.add(list, "--data-dir", keys::data_dir, "Store directory");
+  flags.add(list, "--mongo", keys::store_mongo_uri, "MongoDB/FerretDB URI of the store");
   cl.add(
       list,
       [lf](Config& config, std::atomic<int>&) {
@@ -76,17 +76,18 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
 
 void add_role_flags(Flags& flags, CLI::App* cmd) {
   add_distributed_flags(flags, cmd);
-  flags.add(cmd, "--group", "group", "Consumer group (copies in one group share the partitions)");
-  flags.add(cmd, "--data-dir", "data_dir", "Store and state directory");
+  flags.add(cmd, "--group", keys::group, "Consumer group (copies in one group share the partitions)");
+  flags.add(cmd, "--data-dir", keys::data_dir, "Store and state directory");
 }
 
 int run_role(const std::string& role, Config& config, std::atomic<int>& stop_signals) {
-  if (config.get_string("kafka.brokers").empty())
-    throw app::ConfigError("`fleettwin " + role +
-                           "` runs one role on Kafka: give --kafka BROKERS (or run everything in one process "
-                           "with `fleettwin up`)");
-  spdlog::info("fleettwin {}: Kafka {}, group {}", role, config.get_string("kafka.brokers"),
-               config.get_string("group").empty() ? "fleettwin." + role : config.get_string("group"));
+  if (config.get(keys::kafka_brokers).empty())
+    throw config::ConfigError(
+        "`fleettwin " + role +
+        "` runs one role on Kafka: give --kafka BROKERS (or run everything in one process "
+        "with `fleettwin up`)");
+  spdlog::info("fleettwin {}: Kafka {}, group {}", role, config.get(keys::kafka_brokers),
+               config.get(keys::group).empty() ? "fleettwin." + role : config.get(keys::group));
   const app::RunControl control{&stop_signals, 0, true};
   const auto s = app::run_pipeline(config, control, app::Roles::only(role));
   std::fprintf(stderr, "%s stopped: %lld records in, %.0f msg/s, peak RSS %.0f MB\n", role.c_str(),
@@ -99,7 +100,7 @@ void add_role_commands(CommandLine& cl) {
     const auto& d = entry.descriptor();
     auto* cmd = cl.app().add_subcommand(d.name, "Run the " + d.name + " stage: " + d.summary);
     add_role_flags(cl.flags(), cmd);
-    for (const auto& f : d.flags) cl.flags().add(cmd, f.flag, f.key, f.help);
+    for (const auto& f : d.flags) cl.flags().add(cmd, f.flag, *f.key, f.help);
     const std::string role = d.name;
     cl.add(cmd, [role](Config& config, std::atomic<int>& stop) { return run_role(role, config, stop); });
   }

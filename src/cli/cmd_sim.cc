@@ -18,9 +18,9 @@ namespace fleettwin::cli {
 namespace {
 
 int run_mqtt_cars(Config& config, std::atomic<int>& stop_signals, bool worker_stats) {
-  const auto brokers = app::parse_brokers(config.get_string("mqtt.brokers"), "--mqtt");
+  const auto brokers = app::parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
   auto options = app::mqtt_fleet_options(config, app::fleet_config(config), brokers);
-  options.ground_truth_path = config.get_string("ground_truth");
+  options.ground_truth_path = config.get(keys::ground_truth);
   const bool tty = isatty(STDERR_FILENO);
   const auto started = std::chrono::steady_clock::now();
   int64_t last_published = 0;
@@ -41,7 +41,7 @@ int run_mqtt_cars(Config& config, std::atomic<int>& stop_signals, bool worker_st
     last_published = s.published;
   };
   return sim::run_mqtt_fleet_processes(options,
-                                       static_cast<std::size_t>(config.get_int("mqtt.cars_per_process")),
+                                       static_cast<std::size_t>(config.get(keys::mqtt_cars_per_process)),
                                        app::sim_worker_args(config, brokers), stop_signals, report);
 }
 
@@ -86,17 +86,18 @@ void add_sim_commands(CommandLine& cl) {
   add_role_flags(flags, cmd);
   add_sim_flags(flags, cmd);
   cmd->require_subcommand(0, 1);
-  flags.add(cmd, "--mqtt", "mqtt.brokers",
+  flags.add(cmd, "--mqtt", keys::mqtt_brokers,
             "Publish over MQTT to HOST:PORT[,...] (car i -> broker i % n) instead of writing to the log");
   add_mqtt_flags(flags, cmd);
-  flags.add(cmd, "--shard", "sim.shard", "Simulate only cars with index % shards == shard");
-  flags.add(cmd, "--shards", "sim.shards", "See --shard");
-  flags.add(cmd, "--cars-per-process", "mqtt.cars_per_process", "Cars per simulator process (default 16000)");
+  flags.add(cmd, "--shard", keys::sim_shard, "Simulate only cars with index % shards == shard");
+  flags.add(cmd, "--shards", keys::sim_shards, "See --shard");
+  flags.add(cmd, "--cars-per-process", keys::mqtt_cars_per_process,
+            "Cars per simulator process (default 16000)");
   auto worker_stats = std::make_shared<bool>(false);
   cmd->add_flag("--worker-stats", *worker_stats, "Print machine-readable status lines (worker processes)")
       ->group("");
   cl.add(cmd, [worker_stats](Config& config, std::atomic<int>& stop) {
-    if (!config.get_string("mqtt.brokers").empty()) return run_mqtt_cars(config, stop, *worker_stats);
+    if (!config.get(keys::mqtt_brokers).empty()) return run_mqtt_cars(config, stop, *worker_stats);
     return run_role("sim", config, stop);
   });
   add_credentials(cl, cmd);

@@ -14,6 +14,9 @@
 
 namespace fleettwin::app {
 
+using config::Config;
+namespace keys = config::keys;
+
 namespace {
 
 /// The flag values of `fleettwin query ...`, applied to the configuration only when given.
@@ -54,8 +57,8 @@ std::string quoted(const std::string& s) {
 }
 
 int run_query(const std::string& what, const QueryFlags& f, Config& config) {
-  if (!f.mongo.empty()) config.set("store.mongo_uri", f.mongo, "--mongo");
-  if (!f.data_dir.empty()) config.set("data_dir", f.data_dir, "--data-dir");
+  if (!f.mongo.empty()) config.set(keys::store_mongo_uri, f.mongo, "--mongo");
+  if (!f.data_dir.empty()) config.set(keys::data_dir, f.data_dir, "--data-dir");
   const int64_t to = f.to_ms > 0 ? f.to_ms : wall_ms();
   const int64_t from = f.from_ms > 0 ? f.from_ms : to - 24 * 3'600'000;
   // Parse before connecting: a bad filter is the user's to fix, whatever the store.

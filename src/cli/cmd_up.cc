@@ -16,34 +16,32 @@ void add_up_commands(CommandLine& cl) {
   auto* up = cl.app().add_subcommand(
       "up", "Run the whole pipeline in this process (simulator, process, twin, store)");
   add_sim_flags(flags, up);
-  flags.add(up, "--data-dir", "data_dir", "Store and state directory");
-  flags.add(up, "--summary-json", "summary_json", "Write the run summary as JSON");
+  flags.add(up, "--data-dir", keys::data_dir, "Store and state directory");
+  flags.add(up, "--summary-json", keys::summary_json, "Write the run summary as JSON");
   add_distributed_flags(flags, up);
-  flags.add(up, "--registry-listen", "registry.listen",
+  flags.add(up, "--registry-listen", keys::registry_listen,
             "Embedded schema registry address (default 127.0.0.1:8081)");
-  flags.add(up, "--http", "http.listen",
+  flags.add(up, "--http", keys::http_listen,
             "REST API and dashboard address (default 127.0.0.1:8080; '' disables)");
-  flags.add(up, "--mongo", "store.mongo_uri", "Store in MongoDB/FerretDB at this URI instead of SQLite");
+  flags.add(up, "--mongo", keys::store_mongo_uri, "Store in MongoDB/FerretDB at this URI instead of SQLite");
   // `--mqtt` alone means local brokers, so it is an option of its own rather than a key binding.
   auto mqtt = std::make_shared<std::string>();
   auto* mqtt_opt =
       up->add_option("--mqtt", *mqtt, "Cars over MQTT: through local brokers (no value) or HOST:PORT[,...]")
           ->expected(0, 1);
-  flags.add(up, "--mqtt-shards", "mqtt.shards", "Local brokers `--mqtt` starts (default 1)");
+  flags.add(up, "--mqtt-shards", keys::mqtt_shards, "Local brokers `--mqtt` starts (default 1)");
   add_mqtt_flags(flags, up);
 
   cl.add(up, [mqtt, mqtt_opt](Config& config, std::atomic<int>& stop_signals) {
-    if (mqtt_opt->count() > 0) config.set("mqtt.brokers", mqtt->empty() ? "local" : *mqtt, "--mqtt");
-    spdlog::info(
-        "fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get_int("sim.cars"),
-        config.get_string("sim.interval"), config.get_bool("sim.fast") ? "fast" : "real time",
-        config.get_string("data_dir"),
-        config.get_string("kafka.brokers").empty() ? "embedded" : config.get_string("kafka.brokers"));
+    if (mqtt_opt->count() > 0) config.set(keys::mqtt_brokers, mqtt->empty() ? "local" : *mqtt, "--mqtt");
+    spdlog::info("fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get(keys::sim_cars),
+                 config.text(keys::sim_interval), config.get(keys::sim_fast) ? "fast" : "real time",
+                 config.get(keys::data_dir),
+                 config.get(keys::kafka_brokers).empty() ? "embedded" : config.get(keys::kafka_brokers));
     const app::RunControl control{&stop_signals, 0, true};
     const auto s = app::run_pipeline(config, control);
     print_summary(s);
-    if (!config.get_string("summary_json").empty())
-      write_json(config.get_string("summary_json"), s.to_json());
+    if (!config.get(keys::summary_json).empty()) write_json(config.get(keys::summary_json), s.to_json());
     return 0;
   });
 }

@@ -22,14 +22,14 @@ int depth(const CLI::App* cmd) {
 
 }  // namespace
 
-void Flags::add(CLI::App* cmd, const std::string& flag, const std::string& key, const std::string& help) {
-  auto& b = _bindings.emplace_back(Binding{flag, key, "", nullptr, false});
+void Flags::add(CLI::App* cmd, const std::string& flag, const config::KeySpec& key, const std::string& help) {
+  auto& b = _bindings.emplace_back(Binding{flag, &key, "", nullptr, false});
   b.option = cmd->add_option(flag, b.value, help);
 }
 
-void Flags::add_switch(CLI::App* cmd, const std::string& flag, const std::string& key,
+void Flags::add_switch(CLI::App* cmd, const std::string& flag, const config::BoolKey& key,
                        const std::string& help) {
-  auto& b = _bindings.emplace_back(Binding{flag, key, "", nullptr, true});
+  auto& b = _bindings.emplace_back(Binding{flag, &key, "", nullptr, true});
   b.option = cmd->add_flag(flag, help);
 }
 
@@ -41,42 +41,45 @@ void Flags::add_kafka_set(CLI::App* cmd) {
 
 void Flags::apply(Config& config) const {
   for (const auto& b : _bindings)
-    if (b.option->count() > 0) config.set(b.key, b.is_switch ? "true" : b.value, b.flag);
+    if (b.option->count() > 0) config.set(*b.key, b.is_switch ? "true" : b.value, b.flag);
   for (const auto& values : _kafka_sets)
     for (const auto& kv : values) {
       const auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0)
-        throw app::ConfigError("--kafka-set '" + kv + "': expected KEY=VALUE");
-      config.set("kafka." + kv.substr(0, eq), kv.substr(eq + 1), "--kafka-set");
+        throw config::ConfigError("--kafka-set '" + kv + "': expected KEY=VALUE");
+      config.set_named("kafka." + kv.substr(0, eq), kv.substr(eq + 1), "--kafka-set");
     }
 }
 
 void add_sim_flags(Flags& flags, CLI::App* cmd) {
-  flags.add(cmd, "--cars", "sim.cars", "Number of simulated cars");
-  flags.add(cmd, "--interval", "sim.interval", "Each car sends one message per interval (e.g. 10s)");
-  flags.add(cmd, "--duration", "sim.duration", "Simulated time to run, e.g. 10m (default: until stopped)");
-  flags.add_switch(cmd, "--fast", "sim.fast", "Simulated clock, as fast as the pipeline accepts");
-  flags.add(cmd, "--seed", "sim.seed", "Simulator seed");
-  flags.add(cmd, "--failure-rate", "sim.failure_rate", "Expected failures per car per simulated hour");
-  flags.add(cmd, "--failure-ramp", "sim.failure_ramp", "Time a failure takes to reach its full signature");
-  flags.add(cmd, "--replay", "sim.replay", "Replay a cardata-v1 CSV instead of simulating");
-  flags.add(cmd, "--inject-invalid", "sim.inject_invalid", "Also publish N malformed payloads (DLQ demo)");
-  flags.add(cmd, "--ground-truth", "ground_truth",
+  flags.add(cmd, "--cars", keys::sim_cars, "Number of simulated cars");
+  flags.add(cmd, "--interval", keys::sim_interval, "Each car sends one message per interval (e.g. 10s)");
+  flags.add(cmd, "--duration", keys::sim_duration,
+            "Simulated time to run, e.g. 10m (default: until stopped)");
+  flags.add_switch(cmd, "--fast", keys::sim_fast, "Simulated clock, as fast as the pipeline accepts");
+  flags.add(cmd, "--seed", keys::sim_seed, "Simulator seed");
+  flags.add(cmd, "--failure-rate", keys::sim_failure_rate, "Expected failures per car per simulated hour");
+  flags.add(cmd, "--failure-ramp", keys::sim_failure_ramp,
+            "Time a failure takes to reach its full signature");
+  flags.add(cmd, "--replay", keys::sim_replay, "Replay a cardata-v1 CSV instead of simulating");
+  flags.add(cmd, "--inject-invalid", keys::sim_inject_invalid,
+            "Also publish N malformed payloads (DLQ demo)");
+  flags.add(cmd, "--ground-truth", keys::ground_truth,
             "Ground-truth file (default <data-dir>/ground_truth.jsonl)");
 }
 
 void add_distributed_flags(Flags& flags, CLI::App* cmd) {
-  flags.add(cmd, "--kafka", "kafka.brokers",
+  flags.add(cmd, "--kafka", keys::kafka_brokers,
             "Kafka bootstrap servers HOST:PORT[,...] (default: embedded log)");
   flags.add_kafka_set(cmd);
-  flags.add(cmd, "--schema-registry", "schema_registry", "Schema registry URL");
-  flags.add(cmd, "--partitions", "log.partitions", "Partitions of topics fleettwin creates");
+  flags.add(cmd, "--schema-registry", keys::schema_registry, "Schema registry URL");
+  flags.add(cmd, "--partitions", keys::log_partitions, "Partitions of topics fleettwin creates");
 }
 
 void add_mqtt_flags(Flags& flags, CLI::App* cmd) {
-  flags.add(cmd, "--qos", "mqtt.qos", "QoS of the cars' telemetry: 0 or 1 (default 1)");
-  flags.add(cmd, "--mqtt-version", "mqtt.version", "MQTT protocol version: 5 (default) or 3.1.1");
-  flags.add(cmd, "--credentials", "mqtt.credentials",
+  flags.add(cmd, "--qos", keys::mqtt_qos, "QoS of the cars' telemetry: 0 or 1 (default 1)");
+  flags.add(cmd, "--mqtt-version", keys::mqtt_version, "MQTT protocol version: 5 (default) or 3.1.1");
+  flags.add(cmd, "--credentials", keys::mqtt_credentials,
             "Credentials directory from `fleettwin sim credentials`");
 }
 
@@ -85,7 +88,7 @@ CommandLine::CommandLine()
   _app.require_subcommand(1);
   _app.fallthrough();  // global options (--config, --log-level) also after the subcommand
   _app.add_option("--config", _config_file, "YAML configuration file")->check(CLI::ExistingFile);
-  _flags.add(&_app, "--log-level", "log_level", "trace|debug|info|warn|error");
+  _flags.add(&_app, "--log-level", keys::log_level, "trace|debug|info|warn|error");
 }
 
 void CommandLine::add(CLI::App* cmd, RunCommand run, bool drains) {
@@ -121,7 +124,7 @@ int CommandLine::run(int argc, char** argv) {
     _flags.apply(config);
     // Logs go to stderr: stdout carries command output (twin JSON, docs) that users pipe.
     spdlog::set_default_logger(spdlog::stderr_color_mt("fleettwin"));
-    spdlog::set_level(spdlog::level::from_str(config.get_string("log_level")));
+    spdlog::set_level(spdlog::level::from_str(config.get(keys::log_level)));
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
     if (chosen == nullptr) return 0;
     if (chosen->drains) {
@@ -129,7 +132,7 @@ int CommandLine::run(int argc, char** argv) {
       std::signal(SIGTERM, on_signal);
     }
     return chosen->run(config, g_stop_signals);
-  } catch (const app::ConfigError& e) {
+  } catch (const config::ConfigError& e) {
     std::fprintf(stderr, "fleettwin: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {

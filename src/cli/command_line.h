@@ -8,20 +8,23 @@
 #include <string>
 #include <vector>
 
-#include "app/config.h"
+#include "config/config.h"
+#include "config/keys.h"
 
 namespace fleettwin::cli {
 
-using app::Config;
+using config::Config;
+namespace keys = config::keys;
 
 /// Binds command-line flags to configuration keys. A flag is applied only when given, so the YAML file and
 /// the environment are not overridden by defaults. Main thread, before the command runs.
 class Flags {
  public:
   /// `flag VALUE` sets `key`.
-  void add(CLI::App* cmd, const std::string& flag, const std::string& key, const std::string& help);
+  void add(CLI::App* cmd, const std::string& flag, const config::KeySpec& key, const std::string& help);
   /// `flag` alone sets the boolean `key` to true.
-  void add_switch(CLI::App* cmd, const std::string& flag, const std::string& key, const std::string& help);
+  void add_switch(CLI::App* cmd, const std::string& flag, const config::BoolKey& key,
+                  const std::string& help);
   /// `--kafka-set KEY=VALUE` (repeatable): any librdkafka property, as `kafka.KEY`.
   void add_kafka_set(CLI::App* cmd);
   /// Applies the flags that were given, in the order they were declared.
@@ -29,7 +32,9 @@ class Flags {
 
  private:
   struct Binding {
-    std::string flag, key, value;
+    std::string flag;
+    const config::KeySpec* key;
+    std::string value;
     CLI::Option* option = nullptr;
     bool is_switch = false;
   };

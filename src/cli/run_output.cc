@@ -22,7 +22,7 @@ void print_summary(const app::RunSummary& s) {
 void write_json(const std::string& path, const std::string& json) {
   std::ofstream out(path);
   out << json << '\n';
-  if (!out) throw app::ConfigError("cannot write " + path);
+  if (!out) throw config::ConfigError("cannot write " + path);
 }
 
 }  // namespace fleettwin::cli

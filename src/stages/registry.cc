@@ -4,21 +4,44 @@
 
 namespace fleettwin::stages {
 
+namespace keys = config::keys;
+
+namespace {
+
+void configure_process(const config::Config& config, StageContext& c) {
+  c.process.max_payload_bytes = static_cast<std::size_t>(config.get(keys::codec_max_payload_bytes));
+}
+
+void configure_score(const config::Config& config, StageContext& c) {
+  c.score.monitor = monitor_options(config);
+  c.score.warmup_ms = config.get(keys::ml_warmup).count();
+}
+
+void configure_twin(const config::Config& config, StageContext& c) {
+  c.twin.offline_after_ms = config.get(keys::twin_offline_after).count();
+  c.twin.flush_interval_ms = config.get(keys::twin_flush_interval).count();
+}
+
+// The sink writes to whatever store the host opens for it (`open_store`): it reads no key of its own.
+void configure_sink(const config::Config&, StageContext&) {}
+
+}  // namespace
+
 const std::vector<StageEntry>& registry() {
   static const std::vector<StageEntry> entries = {
-      {&ProcessStage::static_descriptor,
+      {&ProcessStage::static_descriptor, &configure_process,
        [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.metrics); }},
-      {&ScoreStage::static_descriptor,
+      {&ScoreStage::static_descriptor, &configure_score,
        [](StageContext& c) {
-         return std::make_unique<ScoreStage>(c.score, c.models, c.metrics, registry::TelemetryReader(c.registry),
-                                             c.score_trainer);
+         return std::make_unique<ScoreStage>(c.score, c.models, c.metrics,
+                                             registry::TelemetryReader(c.registry), c.score_trainer);
        }},
-      {&TwinStage::static_descriptor,
+      {&TwinStage::static_descriptor, &configure_twin,
        [](StageContext& c) {
          return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins),
                                             registry::TelemetryReader(c.registry));
        }},
-      {&SinkStage::static_descriptor,
+      {&SinkStage::static_descriptor, &configure_sink,
        [](StageContext& c) {
          return std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency,
                                             registry::TelemetryReader(c.registry));

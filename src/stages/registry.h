@@ -4,10 +4,11 @@
 #include <memory>
 #include <vector>
 
-#include "registry/client.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/histogram.h"
 #include "core/metrics.h"
+#include "registry/client.h"
 #include "stages/process/process_stage.h"
 #include "stages/score/score_stage.h"
 #include "stages/stage.h"
@@ -22,22 +23,29 @@ struct StageContext {
   const core::Clock& clock;
   core::Histogram& latency;  ///< end-to-end latency, recorded by the sink
   std::function<std::unique_ptr<store::TwinStore>()> open_store;
-  ProcessStage::Options process;
-  TwinStage::Options twin;
-  std::vector<core::Twin> initial_twins;                  ///< where the twin stage resumes from
-  std::shared_ptr<registry::SchemaRegistryClient> registry;  ///< readers check writer schemas by id; null: trust
-  ScoreStage::Options score;
-  std::shared_ptr<ModelSlot> models;  ///< where the score stage finds its models (set by a ModelWatcher)
-  WarmupTrainer score_trainer;        ///< null: the score stage never trains, it waits for fleet.models
+  ProcessStage::Options process{};
+  TwinStage::Options twin{};
+  std::vector<core::Twin> initial_twins{};  ///< where the twin stage resumes from
+  std::shared_ptr<registry::SchemaRegistryClient>
+      registry{};  ///< readers check writer schemas by id; null: trust
+  ScoreStage::Options score{};
+  std::shared_ptr<ModelSlot> models{};  ///< where the score stage finds its models (set by a ModelWatcher)
+  WarmupTrainer score_trainer{};        ///< null: the score stage never trains, it waits for fleet.models
 };
 
-/// One registered stage: its descriptor and how to build it.
+/// One registered stage: its descriptor, how it reads its configuration and how to build it.
 struct StageEntry {
   const StageDescriptor& (*descriptor)();
+  /// Reads the stage's configuration keys, exactly those its descriptor lists (a test holds every entry to
+  /// that), into its options in `ctx`. What the host decides (schema ids, the store, the clock) it sets
+  /// itself.
+  void (*configure)(const config::Config& config, StageContext& ctx);
   std::function<std::unique_ptr<Stage>(StageContext&)> make;
 };
 
-/// Every stage, in pipeline order. The one place a new stage is added.
+/// Every stage, in pipeline order: the one place a stage is declared. The roles `run_pipeline` knows, the
+/// CLI's role commands and the API's list of stages are read from here; adding a stage is its folder plus
+/// one entry.
 const std::vector<StageEntry>& registry();
 /// The entry called `name`, or nullptr.
 const StageEntry* find_stage(const std::string& name);

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/keys.h"
 #include "core/metrics.h"
 #include "log/log.h"
 
@@ -14,8 +15,8 @@ namespace fleettwin::stages {
 
 /// A command-line flag of a stage's role command beyond the ones every role takes (--kafka, --group, ...).
 struct StageFlag {
-  std::string flag;  ///< e.g. "--mongo"
-  std::string key;   ///< the configuration key it sets
+  std::string flag;            ///< e.g. "--mongo"
+  const config::KeySpec* key;  ///< the configuration key it sets
   std::string help;
 };
 
@@ -26,7 +27,7 @@ struct StageDescriptor {
   std::string name;
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
-  std::vector<std::string> config_keys;
+  std::vector<const config::KeySpec*> config_keys;  ///< every key the stage's options are built from
   std::string description;
   std::string summary;           ///< one line for `fleettwin --help`: what goes in and what comes out
   std::vector<StageFlag> flags;  ///< extra flags of `fleettwin <name>`

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "codec/json.h"
+#include "stages/registry.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/process.h"
 
@@ -190,4 +191,22 @@ TEST(ConfigDocs, CheckedInReferenceMatchesTheKeyTable) {
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out, read_file(fs::path(FLEETTWIN_SOURCE_DIR) / "docs" / "configuration.md"))
       << "regenerate with: fleettwin config docs > docs/configuration.md";
+}
+
+TEST(Roles, EveryStageOfTheRegistryIsACommandWithItsSummary) {
+  auto help = run({"--help"});
+  ASSERT_EQ(help.exit_code, 0);
+  for (const auto& entry : fleettwin::stages::registry()) {
+    const auto& d = entry.descriptor();
+    EXPECT_NE(help.out.find("Run the " + d.name + " stage: " + d.summary), std::string::npos) << help.out;
+    auto r = run({d.name, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("--kafka"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--group"), std::string::npos) << r.out;
+    for (const auto& f : d.flags) EXPECT_NE(r.out.find(f.flag), std::string::npos) << d.name << ": " << r.out;
+  }
+  // A role needs Kafka: a clear error, not a silent embedded run.
+  auto r = run({"process"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--kafka"), std::string::npos) << r.out;
 }

@@ -1,15 +1,24 @@
 // One car: the twin (reported / desired / delta), sensor history with the anomaly score and threshold
 // overlaid and alert markers, the top contributing signals, and the desired-settings form.
 import uPlot from "uplot";
-import { api, el, fmt, live, time, type Json } from "./api";
+import { el, fmt, get, live, send, time, type Body, type Twin } from "./api";
 import { Disposer, type Page } from "./page";
 
-const SIGNALS = [
-  "speed", "coolant_temp", "intake_air_temp", "intake_air_flow_speed", "battery_percentage", "battery_voltage",
-  "current_draw", "engine_vibration_amplitude", "throttle_pos", "tire_pressure_1_1", "tire_pressure_1_2",
-  "tire_pressure_2_1", "tire_pressure_2_2", "accelerometer_1_1_value", "accelerometer_1_2_value",
-  "accelerometer_2_1_value", "accelerometer_2_2_value", "control_unit_firmware",
-];
+// The history chart's first choice, as the history API's default signal.
+const DEFAULT_SIGNAL = "speed";
+
+/** The signal catalog's names from the server, the default first. */
+async function signalNames(): Promise<string[]> {
+  const names = (await get("/api/v1/signals", {})).items.map((s) => s.name);
+  return [DEFAULT_SIGNAL, ...names.filter((n) => n !== DEFAULT_SIGNAL)];
+}
+
+function cell(k: string, v: unknown): string {
+  if (typeof v !== "number") return JSON.stringify(v);
+  if (k === "ts") return time(v);
+  if (k === "seq") return String(v);
+  return fmt(v, Number.isInteger(v) ? 0 : 3);
+}
 
 export function carPage(root: HTMLElement, car: string, role: string): Page {
   const d = new Disposer();
@@ -19,75 +28,122 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
   const desired = el("table", { class: "kv", id: "desired" });
   const top = el("ul", { id: "top-signals" });
   const signalSel = el("select", { id: "signal" });
-  for (const s of SIGNALS) signalSel.append(el("option", { value: s }, s));
+  signalSel.append(el("option", { value: DEFAULT_SIGNAL }, DEFAULT_SIGNAL));
   const chartBox = el("div", { class: "chart", id: "history" });
   const form = el("form", { id: "desired-form" });
   const formMsg = el("div", { class: "muted", id: "command-status" });
   root.append(
     el("p", {}, el("a", { href: "#/overview" }, "← fleet")),
-    head, status,
-    el("section", { class: "car-grid" },
+    head,
+    status,
+    el(
+      "section",
+      { class: "car-grid" },
       el("div", {}, el("h2", {}, "Reported"), reported),
-      el("div", {}, el("h2", {}, "Desired / delta"), desired, el("h2", {}, "Top signals"), top,
-        el("h2", {}, "Set desired"), form, formMsg)),
+      el(
+        "div",
+        {},
+        el("h2", {}, "Desired / delta"),
+        desired,
+        el("h2", {}, "Top signals"),
+        top,
+        el("h2", {}, "Set desired"),
+        form,
+        formMsg,
+      ),
+    ),
     el("h2", {}, "History ", signalSel),
     chartBox,
   );
 
-  let twin: Json = null;
-  const renderTwin = (t: Json) => {
-    twin = t;
-    const h = t.health ?? {};
+  const renderTwin = (t: Twin) => {
+    const h = t.health;
+    const c = t.connection;
     status.replaceChildren(
-      el("span", { class: `badge ${h.status}` }, h.status ?? "unknown"),
-      ` score ${fmt(h.score, 3)} / threshold ${fmt(h.threshold, 3)} · ${t.connection?.online ? "online" : "offline"} · last seen ${t.connection?.last_seen ? time(t.connection.last_seen) : "–"} · ${fmt(t.stats?.messages)} messages`,
+      el("span", { class: `badge ${h.status}` }, h.status),
+      ` score ${fmt(h.score, 3)} / threshold ${fmt(h.threshold, 3)} · ${c.online ? "online" : "offline"} · last seen ${c.last_seen ? time(c.last_seen) : "–"} · ${fmt(t.stats.messages)} messages`,
     );
-    const rep = t.reported ?? {};
-    reported.replaceChildren(el("tbody", {}, ...Object.entries(rep).filter(([k]) => k !== "settings").map(([k, v]) =>
-      el("tr", {}, el("th", {}, k), el("td", {}, k === "ts" ? time(v as number) : k === "seq" ? String(v) : typeof v === "number" ? fmt(v as number, Number.isInteger(v) ? 0 : 3) : JSON.stringify(v))))));
-    const delta: string[] = t.delta ?? [];
-    const keys = new Set([...Object.keys(t.desired ?? {}), ...Object.keys(rep.settings ?? {})]);
-    desired.replaceChildren(el("tbody", {},
-      el("tr", {}, el("th", {}, "setting"), el("th", {}, "desired"), el("th", {}, "reported")),
-      ...[...keys].map((k) => el("tr", { class: delta.includes(k) ? "delta" : "", "data-setting": k },
-        el("th", {}, k), el("td", {}, JSON.stringify(t.desired?.[k] ?? null)),
-        el("td", {}, JSON.stringify(rep.settings?.[k] ?? null)))),
-      el("tr", {}, el("th", {}, "delta"), el("td", { id: "delta", colspan: "2" }, delta.length ? delta.join(", ") : "none"))));
-    top.replaceChildren(...(h.top_signals ?? []).map((s: string) => el("li", {}, s)));
-    if (!(h.top_signals ?? []).length) top.append(el("li", { class: "muted" }, "none (no model yet)"));
+    const rep = t.reported;
+    reported.replaceChildren(
+      el(
+        "tbody",
+        {},
+        ...Object.entries(rep)
+          .filter(([k]) => k !== "settings")
+          .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, cell(k, v)))),
+      ),
+    );
+    const delta = t.delta;
+    const keys = new Set([...Object.keys(t.desired), ...Object.keys(rep.settings)]);
+    desired.replaceChildren(
+      el(
+        "tbody",
+        {},
+        el("tr", {}, el("th", {}, "setting"), el("th", {}, "desired"), el("th", {}, "reported")),
+        ...[...keys].map((k) =>
+          el(
+            "tr",
+            { class: delta.includes(k) ? "delta" : "", "data-setting": k },
+            el("th", {}, k),
+            el("td", {}, JSON.stringify(t.desired[k] ?? null)),
+            el("td", {}, JSON.stringify(rep.settings[k] ?? null)),
+          ),
+        ),
+        el(
+          "tr",
+          {},
+          el("th", {}, "delta"),
+          el("td", { id: "delta", colspan: "2" }, delta.length ? delta.join(", ") : "none"),
+        ),
+      ),
+    );
+    top.replaceChildren(...h.top_signals.map((s) => el("li", {}, s)));
+    if (!h.top_signals.length) top.append(el("li", { class: "muted" }, "none (no model yet)"));
   };
-  const loadTwin = async () => renderTwin(await api(`/twins/${encodeURIComponent(car)}`));
+  const loadTwin = async () => renderTwin(await get("/api/v1/twins/{car}", { car }));
 
   // History chart: the signal on the left axis, score and threshold on the right, alerts as red lines.
   let chart: uPlot | null = null;
   let alertTs: number[] = [];
   const loadHistory = async () => {
-    const h = await api(`/twins/${encodeURIComponent(car)}/history?signal=${signalSel.value}`);
-    const xs: number[] = h.ts.map((t: number) => t / 1000);
-    const data: uPlot.AlignedData = [xs, h.signals[signalSel.value], h.score, xs.map(() => h.threshold || null)];
-    alertTs = h.alerts.filter((a: Json) => a.raised).map((a: Json) => a.ts / 1000);
+    const h = await get("/api/v1/twins/{car}/history", { car }, { signal: signalSel.value });
+    const xs = h.ts.map((t) => t / 1000);
+    const data: uPlot.AlignedData = [xs, h.signals[signalSel.value] ?? [], h.score, xs.map(() => h.threshold || null)];
+    alertTs = h.alerts.filter((a) => a.raised).map((a) => a.ts / 1000);
     if (!chart) {
-      chart = new uPlot({
-        width: Math.max(320, chartBox.clientWidth || 800),
-        height: 300,
-        series: [{}, { label: signalSel.value, stroke: "#4c8dff", width: 2 },
-          { label: "anomaly score", stroke: "#e5484d", scale: "score" },
-          { label: "threshold", stroke: "#f2a93b", dash: [6, 4], scale: "score" }],
-        axes: [{}, {}, { side: 1, scale: "score", grid: { show: false } }],
-        hooks: {
-          draw: [(u) => {
-            const c = u.ctx;
-            c.save();
-            c.strokeStyle = "rgba(229,72,77,0.8)";
-            c.lineWidth = 2;
-            for (const t of alertTs) {
-              const x = u.valToPos(t, "x", true);
-              c.beginPath(); c.moveTo(x, u.bbox.top); c.lineTo(x, u.bbox.top + u.bbox.height); c.stroke();
-            }
-            c.restore();
-          }],
+      chart = new uPlot(
+        {
+          width: Math.max(320, chartBox.clientWidth || 800),
+          height: 300,
+          series: [
+            {},
+            { label: signalSel.value, stroke: "#4c8dff", width: 2 },
+            { label: "anomaly score", stroke: "#e5484d", scale: "score" },
+            { label: "threshold", stroke: "#f2a93b", dash: [6, 4], scale: "score" },
+          ],
+          axes: [{}, {}, { side: 1, scale: "score", grid: { show: false } }],
+          hooks: {
+            draw: [
+              (u) => {
+                const c = u.ctx;
+                c.save();
+                c.strokeStyle = "rgba(229,72,77,0.8)";
+                c.lineWidth = 2;
+                for (const t of alertTs) {
+                  const x = u.valToPos(t, "x", true);
+                  c.beginPath();
+                  c.moveTo(x, u.bbox.top);
+                  c.lineTo(x, u.bbox.top + u.bbox.height);
+                  c.stroke();
+                }
+                c.restore();
+              },
+            ],
+          },
         },
-      }, data, chartBox);
+        data,
+        chartBox,
+      );
       d.add(() => chart?.destroy());
     } else {
       chart.setSeries(1, { label: signalSel.value } as uPlot.Series);
@@ -103,8 +159,22 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
 
   // Desired settings (operators): one command per changed setting; their status is polled until acked.
   const canCommand = role === "operator" || role === "admin";
-  const speed = el("input", { name: "speed_limit_kmh", type: "number", min: "0", max: "250", step: "1", placeholder: "km/h" });
-  const firmware = el("input", { name: "firmware_version", type: "number", min: "0", max: "100000", step: "1", placeholder: "version" });
+  const speed = el("input", {
+    name: "speed_limit_kmh",
+    type: "number",
+    min: "0",
+    max: "250",
+    step: "1",
+    placeholder: "km/h",
+  });
+  const firmware = el("input", {
+    name: "firmware_version",
+    type: "number",
+    min: "0",
+    max: "100000",
+    step: "1",
+    placeholder: "version",
+  });
   const service = el("input", { name: "service", type: "checkbox" });
   form.append(
     el("label", {}, "speed limit ", speed),
@@ -118,18 +188,18 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
   }
   form.onsubmit = async (e) => {
     e.preventDefault();
-    const body: Record<string, unknown> = {};
+    const body: Body<"/api/v1/twins/{car}/desired", "patch"> = {};
     if (speed.value) body.speed_limit_kmh = Number(speed.value);
     if (firmware.value) body.firmware_version = Number(firmware.value);
     if (service.checked) body.service = true;
     if (!Object.keys(body).length) return;
     try {
-      const r = await api(`/twins/${encodeURIComponent(car)}/desired`, { method: "PATCH", body: JSON.stringify(body) });
+      const r = await send("patch", "/api/v1/twins/{car}/desired", { car }, body);
       formMsg.textContent = r.commands.length ? `sent: ${r.commands.join(", ")}` : "nothing changed";
       watchCommands(r.commands);
       await loadTwin();
     } catch (err) {
-      formMsg.textContent = String((err as Error).message);
+      formMsg.textContent = err instanceof Error ? err.message : String(err);
     }
   };
   const watchCommands = (ids: string[]) => {
@@ -138,7 +208,7 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
       const states: string[] = [];
       for (const id of ids) {
         try {
-          const c = await api(`/commands/${encodeURIComponent(id)}`);
+          const c = await get("/api/v1/commands/{id}", { id });
           states.push(`${c.name}: ${c.status}`);
         } catch {
           states.push(`${id}: pending`);
@@ -151,16 +221,28 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
     d.add(() => window.clearTimeout(timer));
   };
 
+  // The signal list comes from the server's catalog; the chart starts with the default meanwhile.
+  signalNames()
+    .then((names) => {
+      const shown = signalSel.value;
+      signalSel.replaceChildren(...names.map((s) => el("option", { value: s }, s)));
+      signalSel.value = shown;
+    })
+    .catch(() => undefined);
   loadTwin()
     .then(() => loadHistory())
-    .catch((e) => head.append(el("div", { class: "error" }, String(e.message ?? e))));
-  d.every(5000, () => loadHistory().catch(() => undefined));
+    .catch((e: unknown) => head.append(el("div", { class: "error" }, e instanceof Error ? e.message : String(e))));
+  d.every(5000, () => void loadHistory().catch(() => undefined));
   let queued = false;
-  d.add(live.on("twins", (ev) => {
-    if (queued || !ev.items.some((t: Json) => t.id === car)) return;
-    queued = true;
-    setTimeout(() => { queued = false; loadTwin().catch(() => undefined); }, 300);
-  }));
-  void twin;
+  d.add(
+    live.on("twins", (ev) => {
+      if (queued || !ev.items.some((t) => t.id === car)) return;
+      queued = true;
+      setTimeout(() => {
+        queued = false;
+        loadTwin().catch(() => undefined);
+      }, 300);
+    }),
+  );
   return d;
 }

@@ -2,7 +2,7 @@
 // shared live stream.
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
-import { api, el, live, setToken, token } from "./api";
+import { el, get, live, setToken, token } from "./api";
 import { alertsPage } from "./alerts";
 import { carPage } from "./car";
 import { mapPage } from "./map";
@@ -22,9 +22,22 @@ if (fromUrl) {
 }
 
 function loginPage(message = ""): Page {
-  const input = el("input", { id: "token", type: "password", placeholder: "API token", autocomplete: "current-password" });
+  const input = el("input", {
+    id: "token",
+    type: "password",
+    placeholder: "API token",
+    autocomplete: "current-password",
+  });
   const msg = el("p", { class: "error" }, message);
-  const form = el("form", { class: "login" }, el("h1", {}, "fleettwin"), el("p", {}, "Log in with an API token (viewer, operator or admin)."), input, el("button", { type: "submit" }, "log in"), msg);
+  const form = el(
+    "form",
+    { class: "login" },
+    el("h1", {}, "fleettwin"),
+    el("p", {}, "Log in with an API token (viewer, operator or admin)."),
+    input,
+    el("button", { type: "submit" }, "log in"),
+    msg,
+  );
   form.onsubmit = async (e) => {
     e.preventDefault();
     setToken(input.value.trim());
@@ -40,7 +53,7 @@ function loginPage(message = ""): Page {
 async function checkToken(): Promise<boolean> {
   if (!token()) return false;
   try {
-    role = (await api("/whoami")).role;
+    role = (await get("/api/v1/whoami", {})).role;
     document.getElementById("who")!.textContent = role;
     document.body.classList.remove("logged-out");
     live.connect();
@@ -59,7 +72,9 @@ function route(): void {
     return;
   }
   const [, name = "overview", arg = ""] = location.hash.split("/");
-  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", (a as HTMLElement).dataset.nav === name));
+  document
+    .querySelectorAll("nav a")
+    .forEach((a) => a.classList.toggle("active", (a as HTMLElement).dataset.nav === name));
   switch (name) {
     case "map":
       current = mapPage(app);
@@ -92,4 +107,4 @@ window.addEventListener("fleettwin:unauthorized", () => {
   current = loginPage("The token was refused; log in again.");
 });
 window.addEventListener("hashchange", route);
-checkToken().then(route);
+void checkToken().then(route);

@@ -2,7 +2,7 @@
 // columns from /fleet/positions (refreshed every 5 s) and status changes from the live stream. Dots are
 // drawn as pixels into one ImageData, so 100,000 cars redraw within a frame; pan by dragging, zoom with
 // the wheel, click a dot to open its car.
-import { api, el, fmt, live, STATUS_COLORS, STATUS_NAMES, type Json } from "./api";
+import { el, fmt, get, live, STATUS_COLORS, STATUS_NAMES } from "./api";
 import { Disposer, type Page } from "./page";
 
 interface Cars {
@@ -42,12 +42,18 @@ export function mapPage(root: HTMLElement): Page {
   };
   const fit = () => {
     if (!cars || cars.ids.length === 0) return;
-    let minLat = 90, maxLat = -90, minLon = 180, maxLon = -180;
+    let minLat = 90,
+      maxLat = -90,
+      minLon = 180,
+      maxLon = -180;
     for (let i = 0; i < cars.ids.length; i++) {
-      minLat = Math.min(minLat, cars.lat[i]); maxLat = Math.max(maxLat, cars.lat[i]);
-      minLon = Math.min(minLon, cars.lon[i]); maxLon = Math.max(maxLon, cars.lon[i]);
+      minLat = Math.min(minLat, cars.lat[i]);
+      maxLat = Math.max(maxLat, cars.lat[i]);
+      minLon = Math.min(minLon, cars.lon[i]);
+      maxLon = Math.max(maxLon, cars.lon[i]);
     }
-    const w = canvas.clientWidth, h = canvas.clientHeight;
+    const w = canvas.clientWidth,
+      h = canvas.clientHeight;
     view = {
       lon: (minLon + maxLon) / 2,
       lat: (minLat + maxLat) / 2,
@@ -69,7 +75,8 @@ export function mapPage(root: HTMLElement): Page {
   let image: ImageData | null = null;
   const draw = () => {
     pending = false;
-    const W = canvas.width, H = canvas.height;
+    const W = canvas.width,
+      H = canvas.height;
     if (!image || image.width !== W || image.height !== H) image = ctx.createImageData(W, H);
     const px = new Uint32Array(image.data.buffer);
     px.fill(background);
@@ -78,10 +85,15 @@ export function mapPage(root: HTMLElement): Page {
       return;
     }
     const dpr = window.devicePixelRatio || 1;
-    const cx = W / 2, cy = H / 2, k = view.scale * dpr;
+    const cx = W / 2,
+      cy = H / 2,
+      k = view.scale * dpr;
     const counts = [0, 0, 0, 0];
     // Healthy first, warnings and anomalies last and larger, so problems are drawn on top.
-    for (const [lo, hi, r] of [[0, 1, 2], [2, 3, 3]]) {
+    for (const [lo, hi, r] of [
+      [0, 1, 2],
+      [2, 3, 3],
+    ]) {
       const size = Math.round(r * dpr);
       for (let i = 0; i < cars.ids.length; i++) {
         const st = cars.status[i];
@@ -105,7 +117,7 @@ export function mapPage(root: HTMLElement): Page {
   };
 
   const load = async () => {
-    const p: Json = await api("/fleet/positions");
+    const p = await get("/api/v1/fleet/positions", {});
     const n = p.ids.length;
     const next: Cars = {
       ids: p.ids,
@@ -120,7 +132,7 @@ export function mapPage(root: HTMLElement): Page {
     schedule();
   };
   load().catch((e) => (info.textContent = String(e)));
-  d.every(5000, () => load().catch(() => undefined));
+  d.every(5000, () => void load().catch(() => undefined));
   d.add(
     live.on("twins", (ev) => {
       if (!cars) return;
@@ -140,7 +152,8 @@ export function mapPage(root: HTMLElement): Page {
   canvas.addEventListener("mousedown", (e) => (drag = { x: e.offsetX, y: e.offsetY, moved: false }));
   canvas.addEventListener("mousemove", (e) => {
     if (!drag) return;
-    const dx = e.offsetX - drag.x, dy = e.offsetY - drag.y;
+    const dx = e.offsetX - drag.x,
+      dy = e.offsetY - drag.y;
     if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
     view.lon -= dx / view.scale;
     view.lat += dy / view.scale;
@@ -152,7 +165,8 @@ export function mapPage(root: HTMLElement): Page {
     const click = drag && !drag.moved;
     drag = null;
     if (!click || !cars) return;
-    let best = -1, bestDist = 64; // within 8 px
+    let best = -1,
+      bestDist = 64; // within 8 px
     for (let i = 0; i < cars.ids.length; i++) {
       const [x, y] = toScreen(cars.lon[i], cars.lat[i]);
       const dist = (x - e.offsetX) ** 2 + (y - e.offsetY) ** 2;

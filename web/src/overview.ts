@@ -1,7 +1,7 @@
 // Fleet overview: live tiles (cars, connected, msg/s, processed, DLQ, lag, anomalies), throughput charts
 // and the cars with the highest anomaly score.
 import uPlot from "uplot";
-import { api, el, fmt, live, type Json } from "./api";
+import { el, fmt, get, live, type Throughput } from "./api";
 import { Disposer, type Page } from "./page";
 
 const WINDOW = 300; // seconds of history in the charts
@@ -33,7 +33,16 @@ export function overviewPage(root: HTMLElement): Page {
     tileRow,
     charts,
     el("h2", {}, "Highest anomaly scores"),
-    el("table", { class: "list", id: "top-cars" }, el("thead", {}, el("tr", {}, el("th", {}, "car"), el("th", {}, "status"), el("th", {}, "score"), el("th", {}, "threshold"))), top),
+    el(
+      "table",
+      { class: "list", id: "top-cars" },
+      el(
+        "thead",
+        {},
+        el("tr", {}, el("th", {}, "car"), el("th", {}, "status"), el("th", {}, "score"), el("th", {}, "threshold")),
+      ),
+      top,
+    ),
   );
 
   const ts: number[] = [];
@@ -55,7 +64,13 @@ export function overviewPage(root: HTMLElement): Page {
       data as uPlot.AlignedData,
       box,
     );
-  const rateChart = chart("messages per second / cars connected", rateBox, [ts, rate, online], ["msg/s", "#4c8dff"], ["connected", "#2fb344", "cars"]);
+  const rateChart = chart(
+    "messages per second / cars connected",
+    rateBox,
+    [ts, rate, online],
+    ["msg/s", "#4c8dff"],
+    ["connected", "#2fb344", "cars"],
+  );
   const lagChart = chart("consumer lag / DLQ", lagBox, [ts, lag, dlq], ["lag", "#f2a93b"], ["DLQ", "#e5484d", "dlq"]);
   d.add(() => {
     rateChart.destroy();
@@ -68,7 +83,7 @@ export function overviewPage(root: HTMLElement): Page {
   window.addEventListener("resize", onResize);
   d.add(() => window.removeEventListener("resize", onResize));
 
-  const push = (s: Json) => {
+  const push = (s: Throughput) => {
     if (ts.length && s.ts / 1000 <= ts[ts.length - 1]) return;
     ts.push(s.ts / 1000);
     rate.push(s.msgs_per_s);
@@ -87,10 +102,12 @@ export function overviewPage(root: HTMLElement): Page {
     lagChart.setData([ts, lag, dlq]);
   };
 
-  api(`/fleet/throughput?seconds=${WINDOW}`).then((r) => {
-    for (const s of r.items) push(s);
-    redraw();
-  });
+  get("/api/v1/fleet/throughput", {}, { seconds: WINDOW })
+    .then((r) => {
+      for (const s of r.items) push(s);
+      redraw();
+    })
+    .catch(() => undefined);
   d.add(
     live.on("throughput", (s) => {
       push(s);
@@ -99,14 +116,14 @@ export function overviewPage(root: HTMLElement): Page {
   );
 
   const summary = async () => {
-    const s = await api("/fleet/summary");
+    const s = await get("/api/v1/fleet/summary", {});
     tiles.cars.textContent = fmt(s.cars);
     tiles.anomalies.textContent = fmt(s.by_status.anomaly);
     if (!ts.length) {
       tiles.online.textContent = fmt(s.online);
     }
     top.replaceChildren(
-      ...s.top.map((c: Json) =>
+      ...s.top.map((c) =>
         el(
           "tr",
           {},
@@ -119,6 +136,6 @@ export function overviewPage(root: HTMLElement): Page {
     );
   };
   summary().catch(() => undefined);
-  d.every(3000, () => summary().catch(() => undefined));
+  d.every(3000, () => void summary().catch(() => undefined));
   return d;
 }

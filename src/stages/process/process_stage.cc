@@ -13,7 +13,7 @@ const StageDescriptor& ProcessStage::static_descriptor() {
       "process",
       {t::kTelemetryRaw},
       {t::kTelemetry, t::kTelemetryDlq},
-      {"codec.max_payload_bytes"},
+      {&config::keys::codec_max_payload_bytes},
       "validates raw JSON telemetry and converts it to Avro; rejects go to the DLQ",
       "raw JSON -> validated Avro, rejects to the DLQ",
       {}};

@@ -98,8 +98,9 @@ const StageDescriptor& ScoreStage::static_descriptor() {
       "score",
       {t::kTelemetry},
       {t::kScores, t::kAlerts, t::kCommands, t::kModels},
-      {"ml.warmup", "ml.quantile", "ml.raise_k", "ml.window_n", "ml.clear_m", "ml.new_symptom_settle",
-       "ml.skip_unfamiliar", "ml.firmware_grace"},
+      {&config::keys::ml_warmup, &config::keys::ml_raise_k, &config::keys::ml_window_n,
+       &config::keys::ml_clear_m, &config::keys::ml_firmware_grace, &config::keys::ml_new_symptom_settle,
+       &config::keys::ml_skip_unfamiliar},
       "scores every event with the anomaly model (loaded from fleet.models, or trained after a warm-up), "
       "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service",
       "telemetry -> anomaly scores, alerts, service commands",
@@ -232,6 +233,20 @@ void ScoreStage::write(const ml::MonitorOutput& o, log::Producer& out) {
     cmd.value = codec::command_to_json(c);
     out.send(std::move(cmd));
   }
+}
+
+ml::MonitorOptions monitor_options(const config::Config& config) {
+  ml::MonitorOptions o;
+  o.rule.raise_k = static_cast<int>(config.get(config::keys::ml_raise_k));
+  o.rule.window_n = static_cast<int>(config.get(config::keys::ml_window_n));
+  o.rule.clear_m = static_cast<int>(config.get(config::keys::ml_clear_m));
+  if (o.rule.raise_k > o.rule.window_n)
+    throw config::ConfigError("ml.raise_k (" + std::to_string(o.rule.raise_k) +
+                              ") cannot exceed ml.window_n (" + std::to_string(o.rule.window_n) + ")");
+  o.firmware_grace_ms = config.get(config::keys::ml_firmware_grace).count();
+  o.new_symptom_settle_ms = config.get(config::keys::ml_new_symptom_settle).count();
+  o.skip_unfamiliar = config.get(config::keys::ml_skip_unfamiliar);
+  return o;
 }
 
 }  // namespace fleettwin::stages

@@ -8,11 +8,12 @@
 #include <thread>
 #include <vector>
 
-#include "registry/telemetry_reader.h"
+#include "config/config.h"
 #include "core/metrics.h"
 #include "log/log.h"
 #include "ml/dataset.h"
 #include "ml/monitor.h"
+#include "registry/telemetry_reader.h"
 #include "stages/stage.h"
 
 namespace fleettwin::stages {
@@ -123,5 +124,9 @@ class ScoreStage final : public Stage {
   core::Counter& _alerts_cleared;
   core::Counter& _swaps;
 };
+
+/// The alerting settings of the score stage from the ml.* keys (hysteresis rule, firmware grace, ...); also
+/// what `eval` and `bench score` replay with. ConfigError for an impossible rule.
+ml::MonitorOptions monitor_options(const config::Config& config);
 
 }  // namespace fleettwin::stages

@@ -17,7 +17,7 @@ const StageDescriptor& TwinStage::static_descriptor() {
       "twin",
       {t::kTelemetry, t::kCommands, t::kCommandAcks, t::kScores, t::kAlerts},
       {t::kTwins, t::kCommandAcks},
-      {"twin.offline_after"},
+      {&config::keys::twin_offline_after, &config::keys::twin_flush_interval},
       "maintains every car's digital twin (reported state, desired settings from commands, settings the car "
       "confirmed, health from scores and alerts) and writes changes to the twin changelog",
       "telemetry, commands, answers, scores, alerts -> twins (changelog)",

@@ -13,6 +13,20 @@ bool find(const bson_t* doc, const char* path, bson_iter_t& it) {
   return bson_iter_init(&root, doc) && bson_iter_find_descendant(&root, path, &it);
 }
 
+/// Finds a number or a date (ms), the types both numeric readers accept.
+bool find_number(const bson_t* doc, const char* path, bson_iter_t& it) {
+  if (!find(doc, path, it)) return false;
+  switch (bson_iter_type(&it)) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DATE_TIME:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 MongoError::MongoError(const std::string& context, const bson_error_t& error)
@@ -45,6 +59,14 @@ bool MongoError::transient() const {
     default:
       return false;
   }
+}
+
+Bson Bson::from_json(std::string_view json) {
+  bson_error_t error;
+  Bson out(bson_new_from_json(reinterpret_cast<const uint8_t*>(json.data()),
+                              static_cast<ssize_t>(json.size()), &error));
+  if (out.get() == nullptr) throw MongoError("JSON text", error);
+  return out;
 }
 
 std::string Bson::json() const {
@@ -90,6 +112,48 @@ void append_point(bson_t* b, std::string_view key, double lat, double lon) {
   bson_append_document_end(b, &point);
 }
 
+DocWriter& DocWriter::int32(std::string_view key, int32_t value) {
+  bson_append_int32(_b, key.data(), key_len(key), value);
+  return *this;
+}
+
+DocWriter& DocWriter::date_range(std::string_view key, int64_t from_ms, int64_t to_ms) {
+  return child(key, [&](DocWriter& range) { range.date("$gte", from_ms).date("$lt", to_ms); });
+}
+
+Bson id_filter(std::string_view id) {
+  Bson f;
+  f.str("_id", id);
+  return f;
+}
+
+Bson id_in(const std::vector<std::string>& ids) {
+  Bson f;
+  f.child("_id", [&](DocWriter& id) {
+    id.array("$in", [&](ArrayWriter& in) {
+      for (const auto& i : ids) in.str(i);
+    });
+  });
+  return f;
+}
+
+Bson find_opts(std::initializer_list<std::pair<std::string_view, int>> sort, int64_t limit,
+               std::initializer_list<std::string_view> projection) {
+  Bson opts;
+  if (sort.size() > 0) {
+    opts.child("sort", [&](DocWriter& s) {
+      for (const auto& [key, direction] : sort) s.int32(key, direction);
+    });
+  }
+  if (limit > 0) opts.int64("limit", limit);
+  if (projection.size() > 0) {
+    opts.child("projection", [&](DocWriter& p) {
+      for (const auto& field : projection) p.int32(field, 1);
+    });
+  }
+  return opts;
+}
+
 std::string get_str(const bson_t* doc, const char* path) {
   bson_iter_t it;
   if (!find(doc, path, it) || !BSON_ITER_HOLDS_UTF8(&it)) return {};
@@ -100,32 +164,15 @@ std::string get_str(const bson_t* doc, const char* path) {
 
 double get_num(const bson_t* doc, const char* path) {
   bson_iter_t it;
-  if (!find(doc, path, it)) return std::numeric_limits<double>::quiet_NaN();
-  switch (bson_iter_type(&it)) {
-    case BSON_TYPE_DOUBLE:
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-      return bson_iter_as_double(&it);
-    case BSON_TYPE_DATE_TIME:
-      return static_cast<double>(bson_iter_date_time(&it));
-    default:
-      return std::numeric_limits<double>::quiet_NaN();
-  }
+  if (!find_number(doc, path, it)) return std::numeric_limits<double>::quiet_NaN();
+  return BSON_ITER_HOLDS_DATE_TIME(&it) ? static_cast<double>(bson_iter_date_time(&it))
+                                        : bson_iter_as_double(&it);
 }
 
 int64_t get_int(const bson_t* doc, const char* path) {
   bson_iter_t it;
-  if (!find(doc, path, it)) return 0;
-  switch (bson_iter_type(&it)) {
-    case BSON_TYPE_DOUBLE:
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-      return bson_iter_as_int64(&it);
-    case BSON_TYPE_DATE_TIME:
-      return bson_iter_date_time(&it);
-    default:
-      return 0;
-  }
+  if (!find_number(doc, path, it)) return 0;
+  return BSON_ITER_HOLDS_DATE_TIME(&it) ? bson_iter_date_time(&it) : bson_iter_as_int64(&it);
 }
 
 bool get_bool(const bson_t* doc, const char* path) {
@@ -136,6 +183,21 @@ bool get_bool(const bson_t* doc, const char* path) {
 bool has(const bson_t* doc, const char* path) {
   bson_iter_t it;
   return find(doc, path, it);
+}
+
+std::vector<std::string> get_str_list(const bson_t* doc, const char* path) {
+  std::vector<std::string> out;
+  bson_iter_t it;
+  bson_iter_t child;
+  if (find(doc, path, it) && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &child)) {
+    while (bson_iter_next(&child)) {
+      if (!BSON_ITER_HOLDS_UTF8(&child)) continue;
+      uint32_t len = 0;
+      const char* s = bson_iter_utf8(&child, &len);
+      out.emplace_back(s, len);
+    }
+  }
+  return out;
 }
 
 }  // namespace fleettwin::store::mongo

@@ -10,22 +10,15 @@ const char* mongo_op(FilterOp op) {
   return kOps[static_cast<int>(op)];
 }
 
-void append_clause(bson_t* out, const Filter& f);
+void append_clause(DocWriter& out, const Filter& f);
 
-void append_list(bson_t* out, const char* op, const std::vector<Filter>& children) {
-  bson_t arr;
-  bson_append_array_begin(out, op, -1, &arr);
-  for (size_t i = 0; i < children.size(); ++i) {
-    const std::string key = std::to_string(i);
-    bson_t child;
-    bson_append_document_begin(&arr, key.c_str(), -1, &child);
-    append_clause(&child, children[i]);
-    bson_append_document_end(&arr, &child);
-  }
-  bson_append_array_end(out, &arr);
+void append_list(DocWriter& out, const char* op, const std::vector<Filter>& children) {
+  out.array(op, [&](ArrayWriter& arr) {
+    for (const auto& child : children) arr.child([&](DocWriter& c) { append_clause(c, child); });
+  });
 }
 
-void append_clause(bson_t* out, const Filter& f) {
+void append_clause(DocWriter& out, const Filter& f) {
   switch (f.kind) {
     case Filter::Kind::kAnd:
       append_list(out, "$and", f.children);
@@ -46,20 +39,15 @@ void append_clause(bson_t* out, const Filter& f) {
     // one differs from it: `{path: {$in: []}}` matches nothing, `{path: {$nin: []}}` everything.
     const double d = std::get<double>(value);
     if (f.op == FilterOp::kEq || f.op == FilterOp::kNe) {
-      bson_t cmp;
-      bson_t empty;
-      bson_append_document_begin(out, f.field.path.c_str(), -1, &cmp);
-      bson_append_array_begin(&cmp, f.op == FilterOp::kEq ? "$in" : "$nin", -1, &empty);
-      bson_append_array_end(&cmp, &empty);
-      bson_append_document_end(out, &cmp);
+      out.child(f.field.path, [&](DocWriter& cmp) {
+        cmp.array(f.op == FilterOp::kEq ? "$in" : "$nin", [](ArrayWriter&) {});
+      });
       return;
     }
     value = (f.op == FilterOp::kGt || f.op == FilterOp::kLe) ? std::floor(d) : std::ceil(d);
   }
-  bson_t cmp;
-  bson_append_document_begin(out, f.field.path.c_str(), -1, &cmp);
-  append_filter_value(&cmp, mongo_op(f.op), f.field, value);
-  bson_append_document_end(out, &cmp);
+  out.child(f.field.path,
+            [&](DocWriter& cmp) { append_filter_value(cmp.get(), mongo_op(f.op), f.field, value); });
 }
 
 }  // namespace
@@ -86,7 +74,7 @@ void append_filter_value(bson_t* b, const char* key, const FilterField& field, c
 
 Bson filter_bson(const Filter& filter) {
   Bson out;
-  append_clause(out.get(), filter);
+  append_clause(out, filter);
   return out;
 }
 

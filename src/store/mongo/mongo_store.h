@@ -13,8 +13,9 @@
 #include "core/metrics.h"
 #include "store/twin_store.h"
 
-typedef struct _mongoc_client_pool_t mongoc_client_pool_t;
-typedef struct _mongoc_client_t mongoc_client_t;
+// libmongoc's own type names, declared here so that users of the adapter never include its headers.
+typedef struct _mongoc_client_pool_t mongoc_client_pool_t;  // NOLINT(bugprone-reserved-identifier)
+typedef struct _mongoc_client_t mongoc_client_t;            // NOLINT(bugprone-reserved-identifier)
 
 namespace fleettwin::store {
 
@@ -27,8 +28,8 @@ struct MongoCapabilities {
   bool geo_index = false;       ///< 2dsphere indexes
   /// $dateTrunc, $min/$max/$avg in $group (MongoDB >= 5.0). FerretDB 1.24 has $group with $sum/$count only.
   bool full_pipelines = false;
-  /// An update's filter check and write are one atomic step (MongoDB). Not in FerretDB 1.24: see
-  /// MongoStore::upsert_twins_locked.
+  /// An update's filter check and write are one atomic step (MongoDB). Not in FerretDB 1.24: twins are then
+  /// written under per-car lease locks (docs/operations.md, "FerretDB 1.x and the MongoDB adapter").
   bool atomic_updates = false;
 };
 
@@ -101,8 +102,8 @@ class MongoStore final : public TwinStore {
   bool transient_failure(const std::exception& error) const override;
 
   /// Calls `f` with every telemetry row, in no particular order: one pass over the collection (on FerretDB
-  /// 1.24 every query of telemetry scans it anyway, even an _id lookup: its _id index is on another SQL
-  /// expression than its lookups use). For checks of a whole store (tests, tooling).
+  /// 1.24 every query of telemetry scans it anyway: docs/operations.md). For checks of a whole store (tests,
+  /// tooling).
   void scan_telemetry(const std::function<void(const TelemetryRow&)>& f);
   const MongoCapabilities& capabilities() const { return _pool->capabilities(); }
   /// Bulk writes retried / given up since this instance opened.
@@ -112,9 +113,7 @@ class MongoStore final : public TwinStore {
   void drop_database();
 
  private:
-  class Impl;
-  int64_t upsert_twins_locked(const std::vector<core::Twin>& twins,
-                              const std::function<void(const std::vector<size_t>&)>& replace);
+  class Impl;  // the collections (mongo_store_impl.h)
   std::shared_ptr<MongoPool> _pool;
   MongoOptions _options;
   mongoc_client_t* _client = nullptr;

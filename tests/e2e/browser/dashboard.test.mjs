@@ -126,6 +126,11 @@ test("clicking a car in the list opens its page with a history chart", async () 
     await p.waitForFunction(() => Number(document.getElementById("history")?.dataset.points ?? 0) > 0, null, { timeout: 30000 });
     assert.equal(await p.locator("#history canvas").count() >= 1, true);
     assert.equal((await p.textContent("h1")).trim(), car);
+    // The signal list is the server's catalog (GET /api/v1/signals), the history's default first.
+    await p.waitForFunction(() => document.querySelectorAll("#signal option").length > 1, null, { timeout: 10000 });
+    const signals = await p.locator("#signal option").evaluateAll((os) => os.map((o) => o.value));
+    assert.equal(signals[0], "speed");
+    assert.ok(signals.includes("coolant_temp") && signals.includes("control_unit_firmware"), signals.join(","));
   });
 });
 

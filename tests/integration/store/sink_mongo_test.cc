@@ -255,9 +255,9 @@ void expect_exact_store(store::MongoStore& check, int64_t cars, const store::His
 // The store alone: FerretDB 1.24 keeps one of its 100 pooled SQLite connections per statement of an `update`
 // command that matches a document until the command ends, so one command replacing 100+ existing twins
 // deadlocked the server (every later operation on the database hung, `ping` still answered; see
-// MongoStore::upsert_twins_locked). A restarted sink's first batch, with newer twins of every car, was such a
-// command. A batch of newer twins for 250 existing cars must apply; a short socket timeout makes a stuck
-// write fail the test in 20 s instead of hanging it.
+// docs/operations.md, "FerretDB 1.x and the MongoDB adapter"). A restarted sink's first batch, with newer
+// twins of every car, was such a command. A batch of newer twins for 250 existing cars must apply; a short
+// socket timeout makes a stuck write fail the test in 20 s instead of hanging it.
 TEST(SinkMongo, StoreAppliesNewerTwinsOfHundredsOfExistingCarsInOneBatch) {
   fleettwin::testing::Service ferretdb(FLEETTWIN_SOURCE_DIR, "ferretdb");
   std::string uri = ferretdb.address();
@@ -316,7 +316,7 @@ TEST(SinkMongo, KilledSinkResumesAndStoresEveryCarSeqExactlyOnce) {
   d.sink = d.start_sink("sink.log");
   // The restarted sink makes progress at once: it stores rows within a minute. (On FerretDB a restarted sink
   // once stalled here, its start-up count overlapping its own writes, and later hung the server with a batch
-  // of twins for every car; see run_pipeline and MongoStore::upsert_twins_locked.)
+  // of twins for every car; see run_pipeline and docs/operations.md.)
   ASSERT_TRUE(eventually([&] { return last_of(d.path("sink.log"), "stored") > 0; }, 60s))
       << read_file(d.path("sink.log"));
   std::fprintf(stderr, "restarted sink stored its first rows after %lld ms\n",

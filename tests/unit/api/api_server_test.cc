@@ -10,6 +10,7 @@
 
 #include "api/api_server.h"
 #include "codec/json.h"
+#include "core/signals.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 #include "store/sqlite/sqlite_store.h"
@@ -247,6 +248,25 @@ TEST_F(ApiServerTest, OneTwinAndUnknownCar) {
   EXPECT_EQ(error_of(r), "no car 'car-999'");
   EXPECT_EQ(get("/api/v1/twins/car-999/history")->status, 404);
   EXPECT_EQ(patch("/api/v1/twins/car-999/desired", R"({"service":true})", kOperator)->status, 404);
+}
+
+// The signal catalog, as the dashboard reads it: every signal of core/signals.h, in catalog order.
+TEST_F(ApiServerTest, SignalCatalog) {
+  EXPECT_EQ(get("/api/v1/signals", nullptr)->status, 401);
+  auto r = get("/api/v1/signals");
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto items = parse(r->body)["items"].get_array();
+  ASSERT_EQ(items.size(), core::kSignalCount);
+  std::size_t i = 0;
+  for (auto s : items) {
+    const auto& info = core::kSignals[i++];
+    EXPECT_EQ(s["name"].get_string().value(), info.name);
+    EXPECT_EQ(s["unit"].get_string().value(), info.unit);
+    EXPECT_EQ(s["type"].get_string().value(), info.type == core::SignalType::kInt ? "int" : "double");
+    EXPECT_EQ(s["min"].get_double().value(), info.min);
+    EXPECT_EQ(s["max"].get_double().value(), info.max);
+    EXPECT_EQ(s["description"].get_string().value(), info.description);
+  }
 }
 
 TEST_F(ApiServerTest, HistoryIsDownsampled) {

@@ -1,28 +1,16 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
-#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
-#include <vector>
 
-namespace fleettwin::app {
+#include "config/keys.h"
 
-/// Type of a configuration value.
-enum class ConfigType { kInt, kDouble, kBool, kString, kDuration };
-
-/// One configuration key: its type, default, bounds and a one-line description. The table in config.cc is
-/// the only place keys are declared; docs/configuration.md is generated from it (`fleettwin config docs`).
-struct ConfigKey {
-  std::string name;  ///< dotted, e.g. "sim.cars"; env FLEETTWIN_SIM_CARS; YAML sim: {cars: N}
-  ConfigType type;
-  std::string default_value;
-  std::optional<double> min;  ///< for numbers and durations (in ms)
-  std::optional<double> max;
-  std::string description;
-};
+namespace fleettwin::config {
 
 /// A bad configuration value: says which key, from where, and why.
 class ConfigError : public std::runtime_error {
@@ -37,12 +25,11 @@ std::pair<std::string, int> parse_host_port(const std::string& text, const std::
 int64_t parse_duration_ms(const std::string& text);
 
 /// Resolved configuration: defaults < YAML file < environment (FLEETTWIN_*) < command-line flags. Every
-/// value is validated against its key when set. Built on the main thread, then read-only.
+/// value is validated against its key when set. Built on the main thread, then read-only (reads from any
+/// thread, unless `record_reads` is on).
 class Config {
  public:
   Config();
-  static const std::vector<ConfigKey>& keys();
-  static const ConfigKey* find_key(const std::string& name);
 
   /// Loads a YAML file whose nesting mirrors the dotted names. Unknown keys are errors (typos must not
   /// silently fall back to defaults).
@@ -50,13 +37,23 @@ class Config {
   /// Reads FLEETTWIN_<KEY> variables (dots and dashes as underscores, upper case).
   void load_env();
   /// Sets one key from text, validating it; `origin` names the source in errors ("--cars", "config.yaml").
-  void set(const std::string& name, const std::string& value, const std::string& origin);
+  void set(const KeySpec& key, const std::string& text, const std::string& origin);
+  /// Sets a key named by text from outside the program (YAML, environment, `--kafka-set`): an unknown name
+  /// is an error, except `kafka.<property>`, which is kept for librdkafka (see `passthrough`).
+  void set_named(const std::string& name, const std::string& text, const std::string& origin);
 
-  int64_t get_int(const std::string& name) const;
-  double get_double(const std::string& name) const;
-  bool get_bool(const std::string& name) const;
-  std::string get_string(const std::string& name) const;
-  int64_t get_duration_ms(const std::string& name) const;
+  int64_t get(const IntKey& key) const;
+  double get(const DoubleKey& key) const;
+  bool get(const BoolKey& key) const;
+  std::string get(const StringKey& key) const;
+  std::chrono::milliseconds get(const DurationKey& key) const;
+  /// The value as it was given ("10s", "10000"), to print it or hand it on to a child process's flags.
+  const std::string& text(const KeySpec& key) const;
+
+  /// While `sink` is set, every `get` and `text` adds the key's name to it, so a test can see which keys
+  /// a piece of code reads. Null (the default) records nothing; the sink is not synchronized, so record
+  /// on one thread only.
+  void record_reads(std::set<std::string>* sink) { _reads = sink; }
 
   /// Markdown reference of every key (docs/configuration.md).
   static std::string docs_markdown();
@@ -65,9 +62,10 @@ class Config {
   const std::map<std::string, std::string>& passthrough() const { return _passthrough; }
 
  private:
-  const std::string& raw(const std::string& name) const;
+  const std::string& raw(const KeySpec& key) const;
   std::map<std::string, std::string> _values;
   std::map<std::string, std::string> _passthrough;
+  std::set<std::string>* _reads = nullptr;
 };
 
-}  // namespace fleettwin::app
+}  // namespace fleettwin::config

@@ -1,0 +1,27 @@
+#include "api/context.h"
+
+#include "api/settings.h"
+#include "core/signals.h"
+
+namespace fleettwin::api {
+
+ApiContext::ApiContext(ApiOptions o)
+    : options(std::move(o)),
+      stores(options.open_store),
+      hub(options.max_stream_clients, options.stream_queue_bytes) {}
+
+int64_t ApiContext::publish(std::vector<log::OutRecord> records) {
+  std::lock_guard lock(_producer_mu);
+  if (!_producer) _producer = options.log->producer();
+  for (auto& r : records) _producer->send(std::move(r));
+  return _producer->flush(std::chrono::seconds(10));
+}
+
+core::Twin twin_or_404(store::TwinStore& s, const std::string& car) {
+  if (!core::valid_car_id(car)) throw ApiError(400, "bad car id '" + car + "'");
+  auto twin = s.get_twin(car);
+  if (!twin) throw ApiError(404, "no car '" + car + "'");
+  return std::move(*twin);
+}
+
+}  // namespace fleettwin::api

@@ -1,0 +1,40 @@
+#include "app/ml_setup.h"
+
+#include "ml/model.h"
+
+namespace fleettwin::app {
+
+using config::Config;
+using config::ConfigError;
+namespace keys = config::keys;
+
+ml::TrainOptions train_options(const Config& config) {
+  ml::TrainOptions o;
+  o.max_epochs = static_cast<int>(config.get(keys::ml_epochs));
+  o.learning_rate_decay = config.get(keys::ml_learning_rate_decay);
+  o.seed = static_cast<uint64_t>(config.get(keys::ml_train_seed));
+  o.max_rows = static_cast<std::size_t>(config.get(keys::ml_max_rows));
+  o.quantile = config.get(keys::ml_quantile);
+  o.input_dropout = config.get(keys::ml_input_dropout);
+  o.reconstruction_range = config.get(keys::ml_reconstruction_range);
+  o.threshold_method = config.get(keys::ml_threshold_method);
+  if (o.threshold_method != "alert_rate" && o.threshold_method != "quantile")
+    throw ConfigError("ml.threshold_method must be alert_rate or quantile, not \"" + o.threshold_method +
+                      "\"");
+  o.target_false_alerts = config.get(keys::ml_target_false_alerts);
+  o.raise_k = static_cast<int>(config.get(keys::ml_raise_k));
+  o.window_n = static_cast<int>(config.get(keys::ml_window_n));
+  return o;
+}
+
+stages::WarmupTrainer warmup_trainer(const Config& config) {
+  const auto arch = ml::architecture_by_name(config.get(keys::ml_architecture));
+  auto options = train_options(config);
+  options.progress = false;  // `up` has its own progress line
+  return [arch, options](ml::TrainingData data) {
+    auto model = ml::train_model(data, arch, options);
+    return stages::TrainedModel{model, ml::encode_artifact(*model)};
+  };
+}
+
+}  // namespace fleettwin::app

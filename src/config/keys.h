@@ -1,0 +1,260 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fleettwin::config {
+
+/// Type of a configuration value.
+enum class ConfigType { kInt, kDouble, kBool, kString, kDuration };
+
+/// What every configuration key declares, whatever its C++ type: the untyped view that YAML and environment
+/// lookup, validation and the generated docs work from. Only the typed keys below derive from it;
+/// constructing one adds it to `all_keys()`, so the declarations in `keys` are the one list of keys. Keys are
+/// built during static initialization and read-only afterwards, from any thread.
+class KeySpec {
+ public:
+  KeySpec(const KeySpec&) = delete;  // all_keys() holds its address
+  KeySpec& operator=(const KeySpec&) = delete;
+
+  const std::string& name() const { return _name; }  ///< dotted, e.g. "sim.cars"
+  ConfigType type() const { return _type; }
+  /// The default as the text a user would give ("10s"); documented and parsed as such.
+  const std::string& default_text() const { return _default_text; }
+  const std::optional<double>& min() const { return _min; }  ///< numbers, and durations in ms
+  const std::optional<double>& max() const { return _max; }
+  const std::string& description() const { return _description; }
+
+ protected:
+  KeySpec(std::string name, ConfigType type, std::string default_text, std::optional<double> min,
+          std::optional<double> max, std::string description);
+  ~KeySpec() = default;
+
+ private:
+  std::string _name;
+  ConfigType _type;
+  std::string _default_text;
+  std::optional<double> _min;
+  std::optional<double> _max;
+  std::string _description;
+};
+
+/// A whole-number key; `Config::get` returns int64_t.
+class IntKey : public KeySpec {
+ public:
+  IntKey(std::string name, int64_t default_value, int64_t min, int64_t max, std::string description);
+};
+
+/// A floating-point key; `Config::get` returns double.
+class DoubleKey : public KeySpec {
+ public:
+  DoubleKey(std::string name, double default_value, double min, double max, std::string description);
+};
+
+/// A true/false key; `Config::get` returns bool.
+class BoolKey : public KeySpec {
+ public:
+  BoolKey(std::string name, bool default_value, std::string description);
+};
+
+/// A text key; `Config::get` returns std::string.
+class StringKey : public KeySpec {
+ public:
+  StringKey(std::string name, std::string default_value, std::string description);
+};
+
+/// A duration key ("250ms", "10s", "2m"); `Config::get` returns std::chrono::milliseconds. The default
+/// stays text so the docs show it as written ("60s", not "1m"); bounds are in ms.
+class DurationKey : public KeySpec {
+ public:
+  DurationKey(std::string name, std::string default_text, int64_t min_ms, std::optional<int64_t> max_ms,
+              std::string description);
+};
+
+/// Every key, in declaration order (the order of docs/configuration.md).
+const std::vector<const KeySpec*>& all_keys();
+/// The key with this dotted name, or null.
+const KeySpec* find_key(std::string_view name);
+
+/// The configuration keys. Declare a key here and it is parsed, validated, documented and settable from
+/// YAML, the environment and (when a flag binds it) the command line; code reads it as
+/// `config.get(keys::sim_cars)`. The order is the order of docs/configuration.md. The environment variable
+/// of a key is FLEETTWIN_ + its name upper-cased with dots as underscores; in YAML its dots are nesting.
+namespace keys {
+
+inline const StringKey data_dir{
+    "data_dir", "./fleettwin-data",
+    "Directory of the embedded store (SQLite), the simulator's state and the ground truth."};
+inline const StringKey log_level{"log_level", "info", "Log level: trace, debug, info, warn, error."};
+inline const StringKey store_mongo_uri{"store.mongo_uri", "",
+                                       "MongoDB (or FerretDB) URI of the twin store, database from its path "
+                                       "(default fleettwin); empty: SQLite in data_dir."};
+inline const StringKey summary_json{
+    "summary_json", "",
+    "Write the run summary (counts, exactness check, msg/s, latency, memory) as JSON to this file."};
+inline const IntKey sim_cars{"sim.cars", 10'000, 1, 10'000'000, "Number of simulated cars."};
+inline const DurationKey sim_interval{"sim.interval", "10s", 1, 86'400'000,
+                                      "Each car sends one message per interval."};
+inline const DurationKey sim_duration{
+    "sim.duration", "0", 0, std::nullopt,
+    "Simulated time to run (0: until stopped). With --fast this is simulated, not wall, time."};
+inline const BoolKey sim_fast{
+    "sim.fast", false, "Run the simulated clock as fast as the pipeline accepts instead of in real time."};
+inline const IntKey sim_seed{"sim.seed", 1, 0, 9'000'000'000'000'000,
+                             "Seed of the simulator; same seed, same fleet."};
+inline const IntKey sim_shard{
+    "sim.shard", 0, 0, 100'000,
+    "This simulator process drives cars with index % sim.shards == sim.shard (set for worker processes)."};
+inline const IntKey sim_shards{"sim.shards", 1, 1, 100'000,
+                               "Simulator processes the fleet is split over (see sim.shard)."};
+inline const StringKey mqtt_brokers{
+    "mqtt.brokers", "",
+    "MQTT brokers HOST:PORT[,...]: `sim --mqtt` connects car i to broker i % n, `bridge` reads from all; `up "
+    "--mqtt` without addresses starts mqtt.shards local mosquitto brokers."};
+inline const IntKey mqtt_qos{"mqtt.qos", 1, 0, 1,
+                             "QoS of the cars' telemetry (0: may be lost; 1: kept until acknowledged)."};
+inline const StringKey mqtt_version{"mqtt.version", "5",
+                                    "MQTT protocol version of cars and bridge: 5 or 3.1.1."};
+inline const StringKey mqtt_credentials{
+    "mqtt.credentials", "",
+    "Directory written by `fleettwin sim credentials` (fleet secret, bridge password); empty: anonymous."};
+inline const IntKey mqtt_receive_maximum{"mqtt.receive_maximum", 2'000, 1, 65'535,
+                                         "Unacknowledged QoS 1 messages per bridge connection: a slow log "
+                                         "slows the cars instead of growing memory."};
+inline const StringKey mqtt_client_id{"mqtt.client_id", "fleettwin-bridge",
+                                      "Bridge client id prefix; a restarted bridge must reuse it (its "
+                                      "sessions hold what it had not acknowledged)."};
+inline const IntKey mqtt_cars_per_process{"mqtt.cars_per_process", 16'000, 1, 18'000,
+                                          "Simulated cars per process (one descriptor each; 20,000 open "
+                                          "files per process); more cars, more workers."};
+inline const IntKey mqtt_shards{"mqtt.shards", 1, 1, 64,
+                                "Local mosquitto brokers `up --mqtt` starts (without mqtt.brokers)."};
+inline const StringKey mqtt_tls_ca{
+    "mqtt.tls_ca", "",
+    "CA file: cars and bridge connect to the brokers with TLS and check their certificate."};
+inline const StringKey mqtt_tls_cert{"mqtt.tls_cert", "", "Client certificate for TLS (optional)."};
+inline const StringKey mqtt_tls_key{"mqtt.tls_key", "", "Client key for TLS (optional)."};
+inline const DoubleKey sim_failure_rate{"sim.failure_rate", 0.02, 0, 1000,
+                                        "Expected failures per car per simulated hour."};
+inline const DurationKey sim_failure_ramp{
+    "sim.failure_ramp", "2m", 0, std::nullopt,
+    "Simulated time a failure takes to grow from invisible to its full signature."};
+inline const StringKey sim_replay{"sim.replay", "",
+                                  "Replay this CSV (cardata-v1 header) instead of simulating cars."};
+inline const IntKey sim_inject_invalid{
+    "sim.inject_invalid", 0, 0, 1'000'000'000,
+    "Also publish this many malformed payloads (for DLQ demos and tests); they are not telemetry."};
+inline const StringKey ground_truth{
+    "ground_truth", "",
+    "Ground-truth file of simulated failures (JSON lines); default <data_dir>/ground_truth.jsonl."};
+inline const IntKey codec_max_payload_bytes{
+    "codec.max_payload_bytes", 16'384, 64, 16'777'216,
+    "Largest accepted telemetry payload; larger ones go to the DLQ as oversized."};
+inline const DurationKey twin_offline_after{
+    "twin.offline_after", "60s", 1, std::nullopt,
+    "A car with no message for this long (device time) is marked offline."};
+inline const DurationKey twin_flush_interval{
+    "twin.flush_interval", "1s", 0, 600'000,
+    "The twin stage writes each changed twin at most once per interval, and commits its input then."};
+inline const IntKey log_partitions{"log.partitions", 8, 1, 4'096,
+                                   "Partitions of each topic created by fleettwin."};
+inline const IntKey log_replication{"log.replication", 1, 1, 16,
+                                    "Replication factor of each topic created on Kafka."};
+inline const StringKey kafka_brokers{
+    "kafka.brokers", "",
+    "Kafka bootstrap servers (HOST:PORT,...). Empty: the embedded in-memory log. Any other "
+    "`kafka.<property>` key is passed to librdkafka as is (SASL, SSL, tuning)."};
+inline const StringKey group{"group", "",
+                             "Consumer group of a role process (default fleettwin.<stage>); copies in one "
+                             "group share the partitions."};
+inline const StringKey schema_registry{
+    "schema_registry", "",
+    "Schema registry URL (Confluent REST API). Empty in `up`: an embedded registry on registry.listen."};
+inline const StringKey registry_listen{
+    "registry.listen", "127.0.0.1:8081",
+    "Where `up` and `fleettwin registry` serve the embedded schema registry (port 0: any free port)."};
+inline const IntKey log_capacity{
+    "log.capacity", 8'192, 16, 100'000'000,
+    "Embedded log: records kept per partition; producers wait when consumers fall this far behind."};
+inline const IntKey stage_max_batch{"stage.max_batch", 5'000, 1, 1'000'000,
+                                    "Records per stage batch at most."};
+inline const DurationKey stage_batch_window{"stage.batch_window", "50ms", 0, 60'000,
+                                            "How long a stage keeps polling to fill a batch."};
+inline const DurationKey ml_warmup{"ml.warmup", "5m", 0, std::nullopt,
+                                   "`up`: the score stage trains a first model on this much event time of "
+                                   "telemetry (0: wait for fleet.models)."};
+inline const StringKey ml_architecture{"ml.architecture", "fleettwin",
+                                       "Autoencoder to train: fleettwin (13 signals + 8 derived features, "
+                                       "21-32-12-32-21) or reference (18-14-7-7-14-18)."};
+inline const StringKey ml_threshold_method{
+    "ml.threshold_method", "alert_rate",
+    "Threshold calibration: alert_rate (healthy held-out cars would raise ml.target_false_alerts under the "
+    "hysteresis rule; extreme-value fit) or quantile (ml.quantile of held-out scores)."};
+inline const DoubleKey ml_target_false_alerts{
+    "ml.target_false_alerts", 0.5, 1e-6, 1e6,
+    "alert_rate threshold: false anomaly alerts per 1,000 car-hours the threshold aims at."};
+inline const DoubleKey ml_quantile{"ml.quantile", 0.995, 0.5, 1,
+                                   "quantile threshold: this quantile of reconstruction scores on held-out "
+                                   "data (cars far above it left out)."};
+inline const DoubleKey ml_input_dropout{
+    "ml.input_dropout", 0.05, 0, 0.9,
+    "Denoising: share of inputs hidden in each training row, so the autoencoder predicts each signal from "
+    "the others rather than copying it."};
+inline const DoubleKey ml_reconstruction_range{
+    "ml.reconstruction_range", 0, 0, 1,
+    "When above 0, each input's reconstruction stays within the range this share of training cars stayed "
+    "within (widened by half its width), so a value no healthy car reads is never reconstructed as normal. "
+    "Off by default: it also flags healthy modes the training window did not show (see docs/benchmarks.md)."};
+inline const IntKey ml_epochs{"ml.epochs", 30, 1, 10'000,
+                              "Training epochs at most (early stopping may end sooner)."};
+inline const IntKey ml_train_seed{
+    "ml.train_seed", 42, 0, 9'000'000'000'000'000,
+    "Seed of training (held-out cars, initial weights, batch order); same history and seed, same model."};
+inline const DoubleKey ml_learning_rate_decay{
+    "ml.learning_rate_decay", 0.85, 0.01, 1,
+    "Each training epoch's learning rate is this times the last one's (Adam starts at 0.001): the last "
+    "epochs settle instead of jumping around the best fit, so two training runs on the same history give "
+    "models with the same false-alert rate. 1: constant."};
+inline const IntKey ml_max_rows{"ml.max_rows", 400'000, 100, 100'000'000,
+                                "Training samples at most this many events of the history."};
+inline const IntKey ml_raise_k{"ml.raise_k", 2, 1, 64,
+                               "Alert hysteresis: raise after this many anomalous events..."};
+inline const IntKey ml_window_n{"ml.window_n", 3, 1, 64, "...among a car's last this many events."};
+inline const IntKey ml_clear_m{
+    "ml.clear_m", 180, 1, 100'000,
+    "Alert hysteresis: clear after this many normal events in a row (180: 30 min at a 10 s interval)."};
+inline const DurationKey ml_new_symptom_settle{
+    "ml.new_symptom_settle", "15m", 0, std::nullopt,
+    "A car in alert raises another alert when a part of it (cooling, battery, drivetrain, tyres, chassis) "
+    "that was normal turns anomalous; the parts an alert covers are those anomalous this long after it was "
+    "raised (0: one alert per car at a time)."};
+inline const BoolKey ml_skip_unfamiliar{
+    "ml.skip_unfamiliar", true,
+    "An anomalous event whose anomalous signals all read values seen in training, while another signal reads "
+    "a value the training window never showed, is counted (fleettwin_score_unfamiliar_total) but raises no "
+    "alert: the model is extrapolating."};
+inline const DurationKey ml_firmware_grace{"ml.firmware_grace", "1h", 0, std::nullopt,
+                                           "Outdated-firmware rule: a car may stay below the fleet's newest "
+                                           "version this long (a rollback alerts at once)."};
+inline const DurationKey ml_eval_window{
+    "ml.eval_window", "30m", 1, std::nullopt,
+    "`eval`: an alert detects a failure that began at most this long before it."};
+inline const StringKey http_listen{"http.listen", "127.0.0.1:8080",
+                                   "Where `up` and `fleettwin api` serve the REST API and the dashboard "
+                                   "(port 0: any free port; empty in `up`: no HTTP server)."};
+inline const StringKey http_web_dir{"http.web_dir", "",
+                                    "The built dashboard (web/dist); empty: found next to the binary or in "
+                                    "the source tree it was built from."};
+inline const IntKey http_max_stream_clients{
+    "http.max_stream_clients", 256, 1, 10'000,
+    "Live-stream (SSE) clients served at once; each holds one HTTP worker thread."};
+inline const StringKey api_tokens{"api.tokens", "",
+                                  "API tokens as role:token,... (roles viewer, operator, admin). Empty: an "
+                                  "admin token is generated and kept in <data_dir>/api-token."};
+
+}  // namespace keys
+
+}  // namespace fleettwin::config

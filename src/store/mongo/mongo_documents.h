@@ -1,0 +1,38 @@
+#pragma once
+
+// The documents of the twins, telemetry, alerts and commands collections (DESIGN.md §4) and their
+// conditional-write guards: domain values <-> BSON, nothing else. Times are BSON dates; NaN numbers are null.
+
+#include "core/alert.h"
+#include "core/twin.h"
+#include "store/mongo/mongo_bson.h"
+#include "store/twin_store.h"
+
+namespace fleettwin::store::mongo {
+
+/// The twin document, _id the car.
+Bson twin_doc(const core::Twin& t);
+core::Twin read_twin(const bson_t* d);
+/// The conditional-upsert filter of a twin: the stored one is older (lower seq, or same seq and lower
+/// version). When it is not, the upsert tries to insert a second document with the same _id and gets a
+/// duplicate key: that is how a stale update shows.
+Bson twin_guard(const core::Twin& t);
+
+/// The telemetry document: _id "{car}:{seq}", top-level car/seq/ts(date)/location, every signal, score when
+/// known.
+Bson telemetry_doc(const TelemetryRow& r);
+TelemetryRow read_telemetry(const bson_t* d);
+
+/// The upsert of an alert: its fields by $set; acknowledged, once set, stays set (only ever $set to true; a
+/// new alert starts false).
+Bson alert_update(const core::Alert& a);
+core::Alert read_alert(const bson_t* d);
+/// An alert's newer-state guard, as SQLite's: later ts, or the same ts and a clear over a raise.
+Bson alert_guard(const core::Alert& a);
+
+Bson command_doc(const core::Command& c);
+core::Command read_command(const bson_t* d);
+/// A command's newer-state guard: the same status, or a stored status of lower rank.
+Bson command_guard(const core::Command& c);
+
+}  // namespace fleettwin::store::mongo
