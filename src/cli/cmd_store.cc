@@ -19,9 +19,8 @@ namespace keys = config::keys;
 
 namespace {
 
-/// The flag values of `fleettwin query ...`, applied to the configuration only when given.
+/// The flag values of `fleettwin query ...` that are not configuration keys.
 struct QueryFlags {
-  std::string mongo, data_dir;
   int64_t now_ms = 0, top = 10, from_ms = 0, to_ms = 0, limit = 100;
   std::string car, signal, filter, sort, after;
 };
@@ -57,8 +56,6 @@ std::string quoted(const std::string& s) {
 }
 
 int run_query(const std::string& what, const QueryFlags& f, Config& config) {
-  if (!f.mongo.empty()) config.set(keys::store_mongo_uri, f.mongo, "--mongo");
-  if (!f.data_dir.empty()) config.set(keys::data_dir, f.data_dir, "--data-dir");
   const int64_t to = f.to_ms > 0 ? f.to_ms : wall_ms();
   const int64_t from = f.from_ms > 0 ? f.from_ms : to - 24 * 3'600'000;
   // Parse before connecting: a bad filter is the user's to fix, whatever the store.
@@ -123,9 +120,9 @@ void add_store_commands(CommandLine& cl) {
   auto* query = cl.app().add_subcommand("query", "Analytics and filtered twin listings from the store");
   query->require_subcommand(1);
   auto common = [&](CLI::App* cmd) {
-    cmd->add_option("--mongo", flags->mongo,
-                    "MongoDB/FerretDB URI of the store (default: SQLite in --data-dir)");
-    cmd->add_option("--data-dir", flags->data_dir, "Directory of the SQLite store");
+    cl.flags().add(cmd, "--mongo", keys::store_mongo_uri,
+                   "MongoDB/FerretDB URI of the store (default: SQLite in --data-dir)");
+    cl.flags().add(cmd, "--data-dir", keys::data_dir, "Directory of the SQLite store");
   };
   auto range = [&](CLI::App* cmd) {
     cmd->add_option("--from", flags->from_ms, "Start, ms since the epoch (default: 24 h before --to)");
