@@ -20,9 +20,6 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-// Deeper schemas are refused instead of risking the stack of an HTTP worker thread.
-constexpr int kMaxDepth = 64;
-
 constexpr std::pair<std::string_view, AvroKind> kPrimitives[] = {
     {"null", AvroKind::kNull},   {"boolean", AvroKind::kBoolean}, {"int", AvroKind::kInt},
     {"long", AvroKind::kLong},   {"float", AvroKind::kFloat},     {"double", AvroKind::kDouble},
@@ -35,8 +32,6 @@ std::optional<AvroKind> primitive_kind(std::string_view name) {
   }
   return std::nullopt;
 }
-
-bool is_named(AvroKind k) { return k == AvroKind::kRecord || k == AvroKind::kEnum || k == AvroKind::kFixed; }
 
 [[noreturn]] void invalid(std::string_view where, std::string_view what) {
   std::string m(where);
@@ -154,7 +149,7 @@ bool is_number(dom::element e) { return is_whole_number(e) || e.type() == dom::e
 
 // Does `v` fit a value of type `t`? Avro spec "Complex Types / Records": the JSON encoding of defaults.
 bool valid_default(const AvroNode* t, dom::element v, int depth) {
-  if (depth > kMaxDepth) return false;
+  if (depth > kMaxSchemaDepth) return false;
   switch (t->kind) {
     case AvroKind::kNull:
       return v.type() == dom::element_type::NULL_VALUE;
@@ -230,6 +225,8 @@ std::vector<std::string> string_list(dom::element e, std::string_view what, std:
 
 }  // namespace
 
+bool is_named(AvroKind k) { return k == AvroKind::kRecord || k == AvroKind::kEnum || k == AvroKind::kFixed; }
+
 std::string_view to_string(AvroKind kind) {
   for (const auto& [n, k] : kPrimitives) {
     if (k == kind) return n;
@@ -270,7 +267,8 @@ class SchemaParser {
 
   const AvroNode* parse(dom::element e, const std::string& ns, std::string& canon, const std::string& where,
                         int depth) {
-    if (depth > kMaxDepth) invalid(where, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    if (depth > kMaxSchemaDepth)
+      invalid(where, "nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
     switch (e.type()) {
       case dom::element_type::STRING:
         return parse_name(std::string_view(e), ns, canon, where);
@@ -516,332 +514,5 @@ AvroSchema AvroSchema::parse(std::string_view json) {
 
 const std::string& AvroSchema::canonical() const { return _state->canonical; }
 const AvroNode& AvroSchema::root() const { return *_state->root; }
-
-// ---- schema resolution -----------------------------------------------------------------------------------
-
-namespace {
-
-std::string describe(const AvroNode* n) {
-  std::string out(to_string(n->kind));
-  if (is_named(n->kind)) out += " " + n->name;
-  return out;
-}
-
-// Avro Java's SchemaCompatibility.schemaNameEquals: unqualified names, or a reader alias naming the writer.
-bool names_match(const AvroNode* r, const AvroNode* w) {
-  return r->short_name() == w->short_name() ||
-         std::find(r->aliases.begin(), r->aliases.end(), w->name) != r->aliases.end();
-}
-
-// Avro spec "Schema Resolution": which writer primitives a reader of another primitive type promotes.
-bool promotable(AvroKind writer, AvroKind reader) {
-  switch (writer) {
-    case AvroKind::kInt:
-      return reader == AvroKind::kLong || reader == AvroKind::kFloat || reader == AvroKind::kDouble;
-    case AvroKind::kLong:
-      return reader == AvroKind::kFloat || reader == AvroKind::kDouble;
-    case AvroKind::kFloat:
-      return reader == AvroKind::kDouble;
-    case AvroKind::kString:
-      return reader == AvroKind::kBytes;
-    case AvroKind::kBytes:
-      return reader == AvroKind::kString;
-    default:
-      return false;
-  }
-}
-
-/// Collects the reasons a reader cannot read a writer's data. One per avro_read_problems() call.
-class ResolutionChecker {
- public:
-  std::vector<std::string> problems;
-
-  void check(const AvroNode* r, const AvroNode* w, const std::string& path) {
-    // A pair already being resolved further up is a cycle through a recursive type: it holds if the rest
-    // of the walk finds nothing, as in Avro Java.
-    if (!_active.insert({r, w}).second) return;
-    resolve(r, w, path);
-    _active.erase({r, w});
-  }
-
- private:
-  bool readable(const AvroNode* r, const AvroNode* w, const std::string& path) const {
-    ResolutionChecker trial;
-    trial._active = _active;
-    trial.check(r, w, path);
-    return trial.problems.empty();
-  }
-
-  void problem(const std::string& path, std::string what) { problems.push_back(path + ": " + what); }
-
-  void resolve(const AvroNode* r, const AvroNode* w, const std::string& path) {
-    if (w->kind == AvroKind::kUnion) {
-      // Any writer branch may occur in the data, so each must be readable.
-      for (std::size_t i = 0; i < w->branches.size(); ++i) {
-        const AvroNode* b = w->branches[i];
-        if (r->kind != AvroKind::kUnion) {
-          check(r, b, path);
-        } else if (std::none_of(r->branches.begin(), r->branches.end(),
-                                [&](const AvroNode* rb) { return readable(rb, b, path); })) {
-          problem(path, "the writer's union branch " + describe(b) + " is not readable by any reader branch");
-        }
-      }
-      return;
-    }
-    if (r->kind == AvroKind::kUnion) {
-      if (std::none_of(r->branches.begin(), r->branches.end(),
-                       [&](const AvroNode* rb) { return readable(rb, w, path); })) {
-        problem(path, "the reader's union has no branch that reads the writer's " + describe(w));
-      }
-      return;
-    }
-    if (r->kind != w->kind) {
-      if (!promotable(w->kind, r->kind))
-        problem(path, "type changed from " + describe(w) + " to " + describe(r));
-      return;
-    }
-    switch (r->kind) {
-      case AvroKind::kRecord:
-        if (!names_match(r, w)) {
-          problem(path, "record name changed from " + w->name + " to " + r->name);
-          return;
-        }
-        for (const auto& rf : r->fields) {
-          const auto wf = std::find_if(w->fields.begin(), w->fields.end(), [&](const AvroNode::Field& f) {
-            return f.name == rf.name ||
-                   std::find(rf.aliases.begin(), rf.aliases.end(), f.name) != rf.aliases.end();
-          });
-          if (wf != w->fields.end()) {
-            check(rf.type, wf->type, path + "." + rf.name);
-          } else if (!rf.has_default) {
-            problem(path + "." + rf.name, "field added without a default");
-          }
-        }
-        return;
-      case AvroKind::kEnum:
-        if (!names_match(r, w)) {
-          problem(path, "enum name changed from " + w->name + " to " + r->name);
-          return;
-        }
-        if (r->has_enum_default) return;
-        for (const auto& s : w->symbols) {
-          if (std::find(r->symbols.begin(), r->symbols.end(), s) == r->symbols.end()) {
-            problem(path, "enum symbol " + s + " removed (and the reader has no enum default)");
-          }
-        }
-        return;
-      case AvroKind::kArray:
-        check(r->items, w->items, path + "[]");
-        return;
-      case AvroKind::kMap:
-        check(r->items, w->items, path + "{}");
-        return;
-      case AvroKind::kFixed:
-        if (!names_match(r, w)) problem(path, "fixed name changed from " + w->name + " to " + r->name);
-        if (r->size != w->size) {
-          problem(path,
-                  "fixed size changed from " + std::to_string(w->size) + " to " + std::to_string(r->size));
-        }
-        return;
-      default:
-        return;  // the same primitive
-    }
-  }
-
-  std::set<std::pair<const AvroNode*, const AvroNode*>> _active;
-};
-
-}  // namespace
-
-std::vector<std::string> avro_read_problems(const AvroSchema& reader, const AvroSchema& writer) {
-  ResolutionChecker c;
-  const AvroNode& root = reader.root();
-  c.check(&root, &writer.root(),
-          is_named(root.kind) ? std::string(root.short_name()) : std::string(to_string(root.kind)));
-  return std::move(c.problems);
-}
-
-// ---- schema-driven datum reader
-// ----------------------------------------------------------------------------
-
-namespace {
-
-// More items than this in one array or map is treated as garbage: an item of type null takes no bytes,
-// so the input length alone does not bound a block count.
-constexpr int64_t kMaxItems = 1 << 20;
-
-/// Walks one datum with AvroReader, writing JSON. One per avro_datum_to_json() call.
-class DatumPrinter {
- public:
-  DatumPrinter(std::string_view body, std::string& out) : _r(body), _w(out) {}
-
-  bool print(const AvroNode* t, int depth) {
-    if (depth > kMaxDepth) return fail("nested deeper than " + std::to_string(kMaxDepth) + " levels");
-    switch (t->kind) {
-      case AvroKind::kNull:
-        _w.null();
-        return true;
-      case AvroKind::kBoolean: {
-        bool v;
-        if (!_r.read_boolean(v)) return fail();
-        _w.boolean(v);
-        return true;
-      }
-      case AvroKind::kInt: {
-        int32_t v;
-        if (!_r.read_int(v)) return fail();
-        _w.integer(v);
-        return true;
-      }
-      case AvroKind::kLong: {
-        int64_t v;
-        if (!_r.read_long(v)) return fail();
-        _w.integer(v);
-        return true;
-      }
-      case AvroKind::kFloat: {
-        float v;
-        if (!_r.read_float(v)) return fail();
-        _w.number(v);
-        return true;
-      }
-      case AvroKind::kDouble: {
-        double v;
-        if (!_r.read_double(v)) return fail();
-        _w.number(v);
-        return true;
-      }
-      case AvroKind::kString: {
-        std::string_view v;
-        if (!_r.read_string(v)) return fail();
-        _w.string(v);
-        return true;
-      }
-      case AvroKind::kBytes: {
-        std::string_view v;
-        if (!_r.read_string(v)) return fail();
-        _w.string(latin1(v));
-        return true;
-      }
-      case AvroKind::kFixed: {
-        std::string_view v;
-        if (!_r.read_fixed(static_cast<std::size_t>(t->size), v)) return fail();
-        _w.string(latin1(v));
-        return true;
-      }
-      case AvroKind::kEnum: {
-        int32_t i;
-        if (!_r.read_int(i)) return fail();
-        if (i < 0 || static_cast<std::size_t>(i) >= t->symbols.size()) return fail("enum index out of range");
-        _w.string(t->symbols[static_cast<std::size_t>(i)]);
-        return true;
-      }
-      case AvroKind::kUnion: {
-        int64_t i;
-        if (!_r.read_long(i)) return fail();
-        if (i < 0 || static_cast<std::size_t>(i) >= t->branches.size())
-          return fail("union index out of range");
-        const AvroNode* b = t->branches[static_cast<std::size_t>(i)];
-        if (b->kind == AvroKind::kNull) {
-          _w.null();
-          return true;
-        }
-        _w.begin_object().key(is_named(b->kind) ? b->name : std::string(to_string(b->kind)));
-        if (!print(b, depth + 1)) return false;
-        _w.end_object();
-        return true;
-      }
-      case AvroKind::kRecord:
-        _w.begin_object();
-        for (const auto& f : t->fields) {
-          _w.key(f.name);
-          if (!print(f.type, depth + 1)) return false;
-        }
-        _w.end_object();
-        return true;
-      case AvroKind::kArray:
-      case AvroKind::kMap:
-        return print_blocks(t, depth);
-    }
-    return fail("unknown type");
-  }
-
-  bool finish(std::string* error) {
-    if (!_r.at_end()) {
-      _error = std::to_string(_r.remaining()) + " trailing bytes";
-    }
-    if (!_error.empty() && error) *error = _error;
-    return _error.empty();
-  }
-  std::string take_error() { return _error; }
-
- private:
-  // Avro spec "Complex Types / Arrays": blocks of count items, a negative count followed by the block's
-  // byte size, ended by a zero count.
-  bool print_blocks(const AvroNode* t, int depth) {
-    const bool map = t->kind == AvroKind::kMap;
-    map ? _w.begin_object() : _w.begin_array();
-    int64_t total = 0;
-    while (true) {
-      int64_t count;
-      if (!_r.read_long(count)) return fail();
-      if (count == 0) break;
-      if (count < 0) {
-        if (count == INT64_MIN) return fail("bad block count");
-        count = -count;
-        int64_t bytes;
-        if (!_r.read_long(bytes)) return fail();
-      }
-      total += count;
-      if (total > kMaxItems) return fail("more than " + std::to_string(kMaxItems) + " items");
-      for (int64_t i = 0; i < count; ++i) {
-        if (map) {
-          std::string_view k;
-          if (!_r.read_string(k)) return fail();
-          _w.key(k);
-        }
-        if (!print(t->items, depth + 1)) return false;
-      }
-    }
-    map ? _w.end_object() : _w.end_array();
-    return true;
-  }
-
-  static std::string latin1(std::string_view bytes) {
-    std::string out;
-    for (unsigned char c : bytes) {
-      if (c < 0x80) {
-        out.push_back(static_cast<char>(c));
-      } else {
-        out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-        out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-      }
-    }
-    return out;
-  }
-
-  bool fail(std::string what = {}) {
-    if (what.empty()) what = _r.error() ? _r.error() : "read failed";
-    _error = "byte " + std::to_string(_r.position()) + ": " + what;
-    return false;
-  }
-
-  codec::AvroReader _r;
-  codec::JsonWriter _w;
-  std::string _error;
-};
-
-}  // namespace
-
-bool avro_datum_to_json(const AvroSchema& schema, std::string_view body, std::string& json,
-                        std::string* error) {
-  json.clear();
-  DatumPrinter p(body, json);
-  if (!p.print(&schema.root(), 0)) {
-    if (error) *error = p.take_error();
-    return false;
-  }
-  return p.finish(error);
-}
 
 }  // namespace fleettwin::registry

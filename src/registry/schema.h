@@ -33,6 +33,11 @@ enum class AvroKind : uint8_t {
 
 /// "null", "boolean", ..., "record", "enum", "array", "map", "fixed", "union".
 std::string_view to_string(AvroKind kind);
+/// Deeper schemas (and datums) are refused instead of risking the stack of an HTTP worker thread.
+inline constexpr int kMaxSchemaDepth = 64;
+
+/// Records, enums and fixed types carry a name (and may be referenced by it).
+bool is_named(AvroKind kind);
 
 /// One type of a parsed schema. Named types (record, enum, fixed) are shared by every reference to them,
 /// so a recursive record is a cycle of pointers; the nodes belong to their AvroSchema. Plain value.
