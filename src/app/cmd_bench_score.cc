@@ -1,4 +1,4 @@
-// `fleettwin bench score`: the score stage end to end on Kafka (issue 6 item 8). Pre-fills fleet.telemetry
+// `fleettwin bench score`: the score stage end to end on Kafka. Pre-fills fleet.telemetry
 // with simulated Avro telemetry (schema registered as the process stage registers it), trains a model on the
 // first events (or loads --model), then runs the real score stage (ScoreStage in a StageRunner, as
 // `fleettwin score` runs it) from the earliest offset in a fresh group, timed from the first record it gets

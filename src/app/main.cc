@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
   add_sim_flags(role_cmds["sim"]);
   flags.add(role_cmds["sink"], "--mongo", keys::store_mongo_uri,
             "Store in MongoDB/FerretDB at this URI instead of SQLite");
-  // MQTT (issue 4): cars on their own connections, the bridge, credentials.
+  // MQTT: cars on their own connections, the bridge, credentials.
   auto add_mqtt_flags = [&](CLI::App* cmd) {
     flags.add(cmd, "--qos", keys::mqtt_qos, "QoS of the cars' telemetry: 0 or 1 (default 1)");
     flags.add(cmd, "--mqtt-version", keys::mqtt_version, "MQTT protocol version: 5 (default) or 3.1.1");

@@ -3,7 +3,7 @@
 // fleet.telemetry; `fleettwin train --kafka` reads that history and publishes a model to fleet.models; the
 // `fleettwin score` role loads it from there and writes a score for every event, alerts, and one
 // schedule_service command per raised alert. Every step is the fleettwin binary, as an operator runs it.
-// Then `fleettwin bench score` (issue 6 item 8) on a broker it starts itself.
+// Then `fleettwin bench score` on a broker it starts itself.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -185,7 +185,8 @@ TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
   std::printf("%zu raised alerts, %lld on failing cars; %zu of %zu failing cars alerted\n", raised.size(),
               static_cast<long long>(on_failing), alerted_failing.size(), failing.size());
   // Detection quality is ml_integration's and `fleettwin eval`'s subject; here: the alerts are about
-  // failing cars, not noise (about half of the failing cars and no false alert at the time of writing).
+  // failing cars, not noise. The bounds leave room below what a run gives (about half of the failing cars
+  // alerted, no false alert), so a slightly different model does not fail it.
   EXPECT_GT(on_failing * 2, static_cast<int64_t>(raised.size()));
   EXPECT_GE(alerted_failing.size() * 4, failing.size())
       << alerted_failing.size() << " of " << failing.size() << " failing cars alerted";

@@ -1,4 +1,4 @@
-// Kafka -> sink -> FerretDB in distributed mode (issue 5): sim, process, twin and sink as separate fleettwin
+// Kafka -> sink -> FerretDB in distributed mode: sim, process, twin and sink as separate fleettwin
 // processes on a real Kafka broker, the sink writing to a real FerretDB through `--mongo`.
 //  - KilledSinkResumes: the sink is killed with SIGKILL mid-run and started again; the new one resumes from
 //    the last committed offsets, so it replays what the killed one wrote after its last commit.
