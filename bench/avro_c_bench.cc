@@ -1,5 +1,5 @@
 // fleettwin's hand-written Avro CarTelemetry codec against the Apache Avro C library (Debian libavro-dev) on
-// the same record and schema: the issue allows a codec of our own only if it is measurably faster than avro-c
+// the same record and schema: a codec of our own is worth keeping only if it is measurably faster than avro-c
 // (and round-trips against it: tests/unit/codec/avro_c_interop_test.cc). Field lookups by name are resolved
 // once, outside the loop, so avro-c is measured at its best.
 #include <avro.h>

@@ -1,4 +1,4 @@
-// Scoring throughput of the anomaly model (issue 6: at least 1,000,000 events/s per core) and the libtorch
+// Scoring throughput of the anomaly model (the target: at least 1,000,000 events/s per core) and the libtorch
 // forward pass the plain-loop network replaces. Run: build/<dir>/bench/ml_bench
 #include <benchmark/benchmark.h>
 

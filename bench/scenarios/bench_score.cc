@@ -1,4 +1,4 @@
-// `fleettwin bench score`: the score stage end to end on Kafka (issue 6 item 8). Pre-fills fleet.telemetry
+// `fleettwin bench score`: the score stage end to end on Kafka. Pre-fills fleet.telemetry
 // with simulated Avro telemetry (schema registered as the process stage registers it), trains a model on the
 // first events (or loads --model), then runs the real score stage (ScoreStage in a StageRunner, as
 // `fleettwin score` runs it) from the earliest offset in a fresh group, timed from the first record it gets
@@ -7,7 +7,6 @@
 // cost of the log and the codec shows as a ratio. CPU time (getrusage) makes both figures per core; medians
 // of --runs are reported. See docs/benchmarks.md.
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include "codec/avro.h"
 #include "codec/schemas.h"
 #include "core/metric_catalog.h"
+#include "core/process_stats.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
 #include "ml/dataset.h"
@@ -208,7 +208,7 @@ void score_in_memory(const Batches& batches, std::shared_ptr<const ml::Model> mo
   ml::Monitor monitor(options);
   monitor.set_model(std::move(model));
   ml::MonitorOutput out;
-  const double cpu0 = bench::thread_cpu_seconds();
+  const double cpu0 = core::thread_cpu_seconds();
   const auto t0 = Clock::now();
   for (const auto& batch : batches) {
     out.clear();
@@ -216,7 +216,7 @@ void score_in_memory(const Batches& batches, std::shared_ptr<const ml::Model> mo
     for (const auto& a : out.alerts) run.memory_alerts += a.raised;
   }
   run.memory_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  run.memory_cpu_s = bench::thread_cpu_seconds() - cpu0;
+  run.memory_cpu_s = core::thread_cpu_seconds() - cpu0;
 }
 
 /// What the stage's run needs besides the log.
@@ -245,7 +245,7 @@ void score_on_kafka(log::KafkaLog& kafka, const StageSetup& setup, int64_t expec
   const int64_t commands0 = total(kafka.end_offsets(t::kCommands));
 
   stages::StageRunner runner(std::move(stage), kafka, metrics, ro);
-  const double cpu0 = bench::process_cpu_seconds();
+  const double cpu0 = core::process_cpu_seconds();
   const auto started = Clock::now();
   runner.start();
   const bool tty = ::isatty(STDERR_FILENO);
@@ -287,7 +287,7 @@ void score_on_kafka(log::KafkaLog& kafka, const StageSetup& setup, int64_t expec
       next_progress += std::chrono::seconds(1);
     }
   }
-  run.cpu_s = bench::process_cpu_seconds() - cpu0;
+  run.cpu_s = core::process_cpu_seconds() - cpu0;
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!timed.first_batch(first)) first = started;
   runner.request_stop();

@@ -1,7 +1,6 @@
 #include "scenarios/mqtt_bench.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +16,7 @@
 #include "core/clock.h"
 #include "core/histogram.h"
 #include "core/metric_catalog.h"
+#include "core/process_stats.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 #include "scenarios/bench_util.h"
@@ -227,7 +227,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
     res.bridge_alone_messages = b.published;
     auto& forwarded = metrics.counter(core::metric::kBridgeTelemetry);
     const int64_t before = forwarded.value();
-    const double cpu0 = bench::process_cpu_seconds();
+    const double cpu0 = core::process_cpu_seconds();
     const auto t0 = Clock::now();
     stages::Bridge alone(bridge_opts, log, metrics, clock);
     alone.start();
@@ -236,7 +236,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
            stop_signals.load() == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    const double cpu = bench::process_cpu_seconds() - cpu0;
+    const double cpu = core::process_cpu_seconds() - cpu0;
     const int64_t drained = forwarded.value() - before;
     alone.request_stop();
     alone.join();
@@ -245,7 +245,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
     std::fprintf(stderr, "bench mqtt: phase 2: bridge drained %lld of %lld in %.1f s using %.2f CPU s\n",
                  (long long)drained, (long long)b.published, secs, cpu);
   }
-  res.peak_rss_mb = bench::peak_rss_mb();
+  res.peak_rss_mb = core::peak_rss_mb();
   std::filesystem::remove_all(dir);
   return res;
 }

@@ -5,6 +5,7 @@
 #include "api/settings.h"
 #include "codec/json.h"
 #include "codec/json_writer.h"
+#include "core/clock.h"
 #include "core/topics.h"
 
 namespace fleettwin::api {
@@ -28,7 +29,8 @@ void set_desired(ApiContext& ctx, const httplib::Request& req, httplib::Response
                  const std::string& car) {
   const auto twin = twin_or_404(*ctx.stores.acquire(), car);
   if (!ctx.options.log) throw ApiError(503, "no log configured: commands cannot be sent");
-  const auto commands = commands_for_settings(twin, req.body, wall_ms(), ctx.command_sequence.fetch_add(16));
+  const auto commands =
+      commands_for_settings(twin, req.body, core::wall_clock_ms(), ctx.command_sequence.fetch_add(16));
   std::vector<log::OutRecord> records;
   records.reserve(commands.size());
   for (const auto& c : commands)

@@ -4,6 +4,7 @@
 #include "api/routes.h"
 #include "codec/json.h"
 #include "codec/json_writer.h"
+#include "core/clock.h"
 
 namespace fleettwin::api {
 
@@ -28,7 +29,7 @@ const char* status_code(core::HealthStatus s) {
 
 void summary(ApiContext& ctx, httplib::Response& res) {
   auto s = ctx.stores.acquire();
-  const auto sum = s->fleet_summary(wall_ms());
+  const auto sum = s->fleet_summary(core::wall_clock_ms());
   std::string out;
   codec::JsonWriter w(out);
   w.begin_object().key("cars").integer(sum.cars).key("online").integer(sum.online);

@@ -8,8 +8,6 @@
 
 namespace fleettwin::api {
 
-int64_t wall_ms() { return core::WallClock().now_ms(); }
-
 std::string error_json(std::string_view message, std::optional<std::size_t> position) {
   std::string out;
   codec::JsonWriter w(out);

@@ -10,9 +10,6 @@
 
 namespace fleettwin::api {
 
-/// Milliseconds since the epoch (wall clock): sample times, command ids and default history windows.
-int64_t wall_ms();
-
 /// The JSON error body every route answers with: {"error": message} and, for a bad filter, "position".
 std::string error_json(std::string_view message, std::optional<std::size_t> position = std::nullopt);
 

@@ -8,6 +8,7 @@
 #include "api/http_helpers.h"
 #include "codec/json.h"
 #include "codec/json_writer.h"
+#include "core/clock.h"
 #include "core/topics.h"
 
 namespace fleettwin::api {
@@ -68,7 +69,7 @@ std::unique_ptr<log::Consumer> LiveFeed::open_consumer() {
   if (!_ctx.options.log) return nullptr;
   try {
     auto consumer = _ctx.options.log->consumer("fleettwin.api." + std::to_string(::getpid()) + "." +
-                                               std::to_string(wall_ms()));
+                                               std::to_string(core::wall_clock_ms()));
     consumer->subscribe({core::topics::kTwins, core::topics::kModels});
     return consumer;
   } catch (const std::exception& e) {

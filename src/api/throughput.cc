@@ -4,6 +4,7 @@
 
 #include "api/http_helpers.h"
 #include "codec/json_writer.h"
+#include "core/clock.h"
 #include "core/metric_catalog.h"
 
 namespace fleettwin::api {
@@ -37,7 +38,7 @@ std::string sample_json(const ThroughputSample& s) {
 ThroughputSample take_sample(const core::Metrics* metrics, const std::vector<std::string>& lag_stages,
                              const ThroughputSample& prev, double seconds) {
   ThroughputSample s;
-  s.ts = wall_ms();
+  s.ts = core::wall_clock_ms();
   if (!metrics) return s;
   const auto& m = *metrics;
   s.published = m.value(metric::kSimPublished);
@@ -58,7 +59,7 @@ void ThroughputLog::add(const ThroughputSample& s) {
 
 ThroughputSample ThroughputLog::latest() const {
   std::lock_guard lock(_mu);
-  return _samples.empty() ? ThroughputSample{wall_ms()} : _samples.back();
+  return _samples.empty() ? ThroughputSample{core::wall_clock_ms()} : _samples.back();
 }
 
 std::string ThroughputLog::last_json(std::size_t n) const {

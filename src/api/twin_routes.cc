@@ -7,6 +7,7 @@
 #include "api/settings.h"
 #include "codec/json.h"
 #include "codec/json_writer.h"
+#include "core/clock.h"
 #include "core/signals.h"
 #include "store/filter.h"
 
@@ -61,7 +62,7 @@ void history(ApiContext& ctx, const httplib::Request& req, httplib::Response& re
   const auto signals = requested_signals(req);
   // Default window: the hour before the car's last message (device time; a fast simulation runs ahead of
   // the wall clock, so "now" would show nothing).
-  const int64_t last = twin.last_seen > 0 ? twin.last_seen + 1 : wall_ms();
+  const int64_t last = twin.last_seen > 0 ? twin.last_seen + 1 : core::wall_clock_ms();
   const int64_t to = int_param(req, "to", last, 0, INT64_MAX / 2);
   const int64_t from = int_param(req, "from", to - 3600000, 0, INT64_MAX / 2);
   if (from >= to) throw ApiError(400, "from must be before to");

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
 
@@ -111,10 +112,7 @@ sim::FleetConfig fleet_config(const Config& c) {
   f.failure_rate = c.get(keys::sim_failure_rate);
   f.ramp_ms = c.get(keys::sim_failure_ramp).count();
   f.duration_ms = c.get(keys::sim_duration).count();
-  f.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count() /
-               1000 * 1000;
+  f.start_ms = core::wall_clock_ms() / 1000 * 1000;
   if (const auto problem = sim::validate(f); !problem.empty()) throw ConfigError(problem);
   return f;
 }
@@ -231,10 +229,7 @@ void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::s
   _bridge = std::make_unique<stages::Bridge>(bridge_options(config, brokers), log, metrics, clock);
   _bridge->start();
   // Real time from now: a resumed data dir's simulated start lies in the past, and cars cannot send the past.
-  fleet.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count() /
-                   1000 * 1000;
+  fleet.start_ms = core::wall_clock_ms() / 1000 * 1000;
   auto options = mqtt_fleet_options(config, std::move(fleet), brokers);
   options.ground_truth_path = ground_truth;
   const auto per_process = static_cast<std::size_t>(config.get(keys::mqtt_cars_per_process));

@@ -1,7 +1,6 @@
 #include "app/pipeline.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,7 +16,9 @@
 #include "app/mqtt_front.h"
 #include "app/store_factory.h"
 #include "codec/avro.h"
+#include "core/clock.h"
 #include "core/metric_catalog.h"
+#include "core/process_stats.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
 #include "log/memory/memory_log.h"
@@ -36,12 +37,6 @@ namespace keys = config::keys;
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
 
 std::string RunSummary::to_json() const {
   std::ostringstream o;
@@ -83,12 +78,6 @@ SimState load_or_create_sim_state(const fs::path& path, const SimState& wanted) 
   return s;
 }
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string with_commas(int64_t v) {
   std::string s = std::to_string(v < 0 ? -v : v);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
@@ -116,7 +105,7 @@ std::vector<core::Twin> load_twins(store::TwinStore& store) {
 /// (distributed mode). A throwaway group that never commits reads the compacted topic from the beginning.
 std::vector<core::Twin> load_twins(log::Log& log) {
   auto consumer = log.consumer("fleettwin.twin.bootstrap." + std::to_string(::getpid()) + "." +
-                               std::to_string(wall_ms()));
+                               std::to_string(core::wall_clock_ms()));
   consumer->subscribe({core::topics::kTwins});
   std::unordered_map<std::string, core::Twin> latest;
   core::Twin twin;
@@ -295,11 +284,11 @@ class PipelineRun {
     if (!resume.empty())
       spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
                    _ctx.initial_twins.size());
-    _start_ms = wall_ms() / 1000 * 1000;
+    _start_ms = core::wall_clock_ms() / 1000 * 1000;
     if (_roles.sim) configure_simulator(std::move(resume));
     // Real time: wall clock. Simulated: the simulator moves this clock; a stage without the simulator in its
     // process follows wall time (its own timers use event time, see TwinStage).
-    _clock.advance_to(_roles.sim ? _start_ms : wall_ms());
+    _clock.advance_to(_roles.sim ? _start_ms : core::wall_clock_ms());
   }
 
   void configure_simulator(std::vector<std::pair<std::string, int64_t>> resume) {
@@ -520,7 +509,7 @@ class PipelineRun {
       // processes nothing itself).
       s.msgs_per_s = elapsed > 0 ? static_cast<double>(_roles.sim ? s.published : s.records_in) / elapsed : 0;
     }
-    s.peak_rss_mb = peak_rss_mb();
+    s.peak_rss_mb = core::peak_rss_mb();
     if (_hard_stop && !_failed)
       spdlog::warn("stopped without draining: the next run on this data dir resumes");
     if (_failed) {
@@ -617,21 +606,17 @@ ProcessBench bench_process_alone(const Config& base, int64_t max_wall_ms) {
   registry::EmbeddedRegistry registry(ro);
   registry.start();
   config.set(keys::schema_registry, registry.url(), "bench");
-  rusage before{}, after{};
-  getrusage(RUSAGE_SELF, &before);
+  const double cpu0 = core::process_cpu_seconds();
   RunControl control;
   control.max_wall_ms = max_wall_ms;
   control.progress = true;
   control.stop_when_caught_up = true;
   const auto s = run_pipeline(config, control, Roles::only("process"));
-  getrusage(RUSAGE_SELF, &after);
+  const double cpu1 = core::process_cpu_seconds();
   registry.stop();
-  auto secs = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
   ProcessBench b;
   b.records = s.processed;
-  b.cpu_s = secs(after.ru_utime) - secs(before.ru_utime) + secs(after.ru_stime) - secs(before.ru_stime);
+  b.cpu_s = cpu1 - cpu0;
   // Wall time includes the one idle second that tells the run it caught up.
   b.msgs_per_s = s.elapsed_s > 1 ? static_cast<double>(s.processed) / (s.elapsed_s - 1) : 0;
   b.msgs_per_cpu_s = b.cpu_s > 0 ? static_cast<double>(s.processed) / b.cpu_s : 0;

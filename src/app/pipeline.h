@@ -78,7 +78,4 @@ struct ProcessBench {
 };
 ProcessBench bench_process_alone(const config::Config& config, int64_t max_wall_ms);
 
-/// Peak resident set size of this process in MB.
-double peak_rss_mb();
-
 }  // namespace fleettwin::app

@@ -1,4 +1,4 @@
-// `fleettwin train` and `fleettwin eval`: predictive maintenance from the command line (issue 6).
+// `fleettwin train` and `fleettwin eval`: predictive maintenance from the command line.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 

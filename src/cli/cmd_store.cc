@@ -10,6 +10,7 @@
 #include "app/store_factory.h"
 #include "cli/commands.h"
 #include "codec/json.h"
+#include "core/clock.h"
 #include "store/filter.h"
 
 namespace fleettwin::app {
@@ -24,12 +25,6 @@ struct QueryFlags {
   int64_t now_ms = 0, top = 10, from_ms = 0, to_ms = 0, limit = 100;
   std::string car, signal, filter, sort, after;
 };
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string num(double v) {
   if (!std::isfinite(v)) return "null";
@@ -56,7 +51,7 @@ std::string quoted(const std::string& s) {
 }
 
 int run_query(const std::string& what, const QueryFlags& f, Config& config) {
-  const int64_t to = f.to_ms > 0 ? f.to_ms : wall_ms();
+  const int64_t to = f.to_ms > 0 ? f.to_ms : core::wall_clock_ms();
   const int64_t from = f.from_ms > 0 ? f.from_ms : to - 24 * 3'600'000;
   // Parse before connecting: a bad filter is the user's to fix, whatever the store.
   store::TwinQuery q;
@@ -74,7 +69,7 @@ int run_query(const std::string& what, const QueryFlags& f, Config& config) {
   }
   auto s = open_existing_store(config);
   if (what == "summary") {
-    const auto r = s->fleet_summary(f.now_ms > 0 ? f.now_ms : wall_ms());
+    const auto r = s->fleet_summary(f.now_ms > 0 ? f.now_ms : core::wall_clock_ms());
     std::string by;
     for (const auto& [k, v] : r.by_status)
       by += (by.empty() ? "" : ",") + quoted(k) + ":" + std::to_string(v);

@@ -6,6 +6,14 @@
 
 namespace fleettwin::core {
 
+/// Wall-clock time in ms since the Unix epoch: for code that stamps wall time (ingest
+/// times, leases, a live run's start) rather than asking a `Clock` that a simulation may drive. Thread-safe.
+inline int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 /// Source of "now" in ms since the Unix epoch. Wall time in production; a simulated clock lets the
 /// simulator (and every stage timer) run faster than real time. Thread-safe.
 class Clock {
@@ -17,11 +25,7 @@ class Clock {
 /// The system clock.
 class WallClock final : public Clock {
  public:
-  int64_t now_ms() const override {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
+  int64_t now_ms() const override { return wall_clock_ms(); }
 };
 
 /// A clock advanced explicitly (by the simulator in --fast mode, or by tests). Never goes backwards.

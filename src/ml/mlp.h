@@ -22,8 +22,8 @@ struct DenseLayer {
 };
 
 /// A small multilayer perceptron evaluated with plain loops on weights copied out of the trained libtorch
-/// module. Why not libtorch at inference: measured on the 24-32-12-32-24 model of the time
-/// (bench/ml_bench.cc, docs/benchmarks.md) these loops reconstruct about 2.3 M rows/s per core at any batch
+/// module. Why not libtorch at inference: on a model of this size (24-32-12-32-24; bench/ml_bench.cc,
+/// docs/benchmarks.md) these loops reconstruct about 2.3 M rows/s per core at any batch
 /// size, libtorch 1.13 about 0.8 M/s on large batches and 0.5 M/s on batches of 16 (dispatch and tensor
 /// allocation per layer); and the score stage stays free of libtorch's headers, which cost about a minute of
 /// compile time per translation unit. Same arithmetic (float, same layer order); tanh via fast_tanh.

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/clock.h"
+
 namespace fleettwin::ml {
 
 namespace {
@@ -367,9 +369,7 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
     meta.excluded_cars = c.excluded_cars;
   }
   meta.quantile = options.quantile;
-  meta.created_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  meta.created_ms = core::wall_clock_ms();
   meta.version = options.version.empty() ? arch.name + "-" + utc_stamp(meta.created_ms) : options.version;
   meta.topic = data.topic;
   meta.from_ts = data.from_ts;

@@ -22,7 +22,7 @@ struct TrainOptions {
   /// Each epoch's learning rate is this times the last one's. At a constant rate the weights keep jumping
   /// around the best fit, and which input ends with a heavy-tailed error depended on where they stopped: over
   /// five fleets and two training seeds the worst run raised 9.5 false alerts per 1,000 car-hours at a
-  /// constant rate, 2.0 with 0.85 (docs/benchmarks.md item 12, measured before item 13).
+  /// constant rate, 2.0 with 0.85 (docs/benchmarks.md, detection quality, item 12).
   double learning_rate_decay = 0.85;
   double input_dropout = 0.05;  ///< share of inputs hidden from the network in each training row (denoising)
   /// When above 0, each input's reconstruction is bounded to the range this share of training cars stayed

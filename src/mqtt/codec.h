@@ -1,6 +1,6 @@
 #pragma once
 
-// Sans-IO MQTT 3.1.1 / 5 codec for the subscriber side the bridge needs (issue 4). libmosquitto cannot be
+// Sans-IO MQTT 3.1.1 / 5 codec for the subscriber side the bridge needs. libmosquitto cannot be
 // used for the bridge's input: its packet handler sends the PUBACK of a QoS 1 PUBLISH itself, around the
 // on_message callback (lib/handle_publish.c calls send__puback in the same handling step), so a bridge that
 // acknowledges only after Kafka has the record cannot hold the ack back. This codec lets us send it when

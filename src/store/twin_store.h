@@ -52,7 +52,7 @@ struct TwinQuery {
   int64_t limit = 100;
 };
 
-/// Analytics (issue 5 point 3): the same results from every adapter.
+/// Analytics: every adapter gives the same results (the store contract suite checks them).
 struct FleetSummary {
   int64_t cars = 0;
   std::map<std::string, int64_t> by_status;  ///< health status string ("ok", ...) -> cars; zero counts absent

@@ -16,6 +16,7 @@
 #include "stages/registry.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -51,19 +52,12 @@ std::map<std::string, double> summary(const fs::path& p) {
   return out;
 }
 
+/// Each test's files in a directory of its own, kept when the test fails.
 class E2E : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("fleettwin-e2e-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-           "-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir);
-  }
-  fs::path dir;
+  const fleettwin::testing::TempDir tmp{
+      "e2e-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())};
+  const fs::path dir = tmp.path();
 };
 
 }  // namespace

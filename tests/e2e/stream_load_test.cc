@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 namespace {
 
@@ -29,9 +30,8 @@ int64_t rss_kib(pid_t pid) {
 }
 
 TEST(StreamLoad, HundredLiveClientsAtTenThousandMessagesPerSecond) {
-  const fs::path dir = fs::temp_directory_path() / ("fleettwin-stream-load-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fleettwin::testing::TempDir tmp("stream-load");
+  const fs::path& dir = tmp.path();
   const std::string log = (dir / "up.log").string();
   ::setenv("FLEETTWIN_API_TOKENS", "viewer:load-test-token", 1);
   const pid_t up = fleettwin::testing::spawn(
@@ -115,7 +115,6 @@ TEST(StreamLoad, HundredLiveClientsAtTenThousandMessagesPerSecond) {
   EXPECT_LE(queued_max, int64_t{kClients} * (2 << 20));
   EXPECT_NE(metrics->body.find("fleettwin_api_stream_dropped_total 0"), std::string::npos);
   EXPECT_LT(rss_max, 1536 * 1024);
-  fs::remove_all(dir);
 }
 
 }  // namespace

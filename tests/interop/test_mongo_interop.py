@@ -1,5 +1,5 @@
 """Interop: pymongo reads the twins and history fleettwin writes to a MongoDB-compatible server (DESIGN.md §4
-Twin, MongoDB collections; issue 5).
+Twin, MongoDB collections).
 
 One module fixture starts a real FerretDB (scripts/services/ferretdb) and runs the whole pipeline once into it
 (`fleettwin up --fast --mongo URI`). Then pymongo, a third-party client, finds the documented field names and

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -34,5 +35,16 @@ class ServiceEnvironment : public ::testing::Environment {
   std::function<void(const std::string&)> _on_address;
   std::unique_ptr<Service> _service;
 };
+
+/// The preamble of a test binary that shares one service: registers a ServiceEnvironment for
+/// scripts/services/<name> of `source_dir` and returns where its address will be, set before the first test
+/// runs (empty until then). Call at namespace scope, once per service.
+inline const std::string& service_for_all_tests(const std::string& source_dir, const std::string& name) {
+  static std::map<std::string, std::string> addresses;  // a map keeps each element where it is
+  std::string& address = addresses[name];
+  ::testing::AddGlobalTestEnvironment(
+      new ServiceEnvironment(source_dir, name, [&address](const std::string& a) { address = a; }));
+  return address;
+}
 
 }  // namespace fleettwin::testing

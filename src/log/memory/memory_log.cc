@@ -3,15 +3,11 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/clock.h"
+
 namespace fleettwin::log {
 
 namespace {
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// Trims records every group has committed past. Caller holds t.mu.
 void trim(MemoryLog::Topic& t, std::size_t p) {
@@ -33,7 +29,7 @@ class MemoryProducer final : public Producer {
 
   void send(OutRecord record, DeliveryCallback on_delivery) override {
     if (_log.closed()) throw LogError("log closed");
-    if (record.timestamp_ms == 0) record.timestamp_ms = wall_ms();
+    if (record.timestamp_ms == 0) record.timestamp_ms = core::wall_clock_ms();
     auto& pending = _pending[record.topic];
     pending.records.push_back(std::move(record));
     pending.callbacks.push_back(std::move(on_delivery));

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "codec/json.h"
+#include "core/clock.h"
 #include "mqtt/pool.h"
 #include "sim/failure.h"
 #include "sim/feed/car_commands.h"
@@ -24,12 +25,6 @@
 namespace fleettwin::sim {
 
 namespace {
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Appends whole lines with one write(2) on an O_APPEND descriptor, so worker processes can share one file.
 class AppendFile {
@@ -157,7 +152,7 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
   pool.on_message([&](mqtt::Pool::Index ci, std::string_view, std::string_view payload, std::uint8_t qos,
                       std::uint16_t packet_id) {
     const uint32_t i = car_of[ci];
-    const auto ack = commands.obey(i, payload, wall_ms());
+    const auto ack = commands.obey(i, payload, core::wall_clock_ms());
     st.commands = commands.received();
     // The ack is published before the command's PUBACK: if the car dies in between, the broker redelivers the
     // command and the car answers again (commands set settings, so doing one twice changes nothing).
@@ -191,7 +186,7 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
   bool finished = false;
   auto finished_at = std::chrono::steady_clock::now();
   while (!stop) {
-    const int64_t now = wall_ms();
+    const int64_t now = core::wall_clock_ms();
     while (!finished && fleet.next_due_ms() <= now) {
       if (!fleet.next(t)) break;
       const auto i = fleet.car_index(t.car);
@@ -215,7 +210,7 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
                      std::chrono::steady_clock::now() - finished_at > std::chrono::seconds(60)))
       break;
     const int64_t due = fleet.next_due_ms();
-    const auto wait = std::chrono::milliseconds(std::clamp<int64_t>(due - wall_ms(), 0, 50));
+    const auto wait = std::chrono::milliseconds(std::clamp<int64_t>(due - core::wall_clock_ms(), 0, 50));
     pool.run_once(wait);
     if (std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(1)) {
       last_report = std::chrono::steady_clock::now();

@@ -6,20 +6,13 @@
 #include <chrono>
 
 #include "codec/json.h"
+#include "core/clock.h"
 #include "core/metric_catalog.h"
 #include "core/topics.h"
 #include "sim/csv_replay.h"
 #include "sim/feed/car_commands.h"
 
 namespace fleettwin::sim {
-
-namespace {
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 std::string invalid_payload(int64_t i, const std::string& car) {
   switch (i % 6) {
@@ -122,10 +115,10 @@ void SimSource::publish(log::Producer& producer, const core::Telemetry& t, bool 
 }
 
 void SimSource::pace(int64_t due_ms, log::Producer& producer) {
-  if (_clock) _clock->advance_to(std::min(due_ms, _options.fast ? due_ms : wall_ms()));
+  if (_clock) _clock->advance_to(std::min(due_ms, _options.fast ? due_ms : core::wall_clock_ms()));
   if (_options.fast) return;
   // Real time: hand over what is ready, then sleep until the message is due.
-  const int64_t wait = due_ms - wall_ms();
+  const int64_t wait = due_ms - core::wall_clock_ms();
   if (wait > 0) {
     producer.flush(std::chrono::seconds(30));
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(wait, 200)));
@@ -162,7 +155,7 @@ void SimSource::run_fleet(log::Producer& producer) {
     for (const auto& r : batch) {
       const auto index = fleet.car_index(r.key);
       if (!index || !fleet.simulates(*index)) continue;  // not one of our cars
-      const auto ack = commands.obey(*index, r.value, wall_ms());
+      const auto ack = commands.obey(*index, r.value, core::wall_clock_ms());
       producer.send(
           log::OutRecord{core::topics::kCommandAcks, ack.car, codec::command_ack_to_json(ack), {}, -1, 0});
       answered = true;
@@ -177,7 +170,7 @@ void SimSource::run_fleet(log::Producer& producer) {
   while (!_stop) {
     const int64_t due = fleet.next_due_ms();
     if (due == sim::Fleet::kNoMoreMessages) break;  // the run's --duration is over (in real time, too)
-    while (!_options.fast && !_stop && due - wall_ms() > 0) {
+    while (!_options.fast && !_stop && due - core::wall_clock_ms() > 0) {
       pace(due, producer);
       obey_commands();
     }
@@ -196,7 +189,7 @@ void SimSource::run_fleet(log::Producer& producer) {
 void SimSource::run_replay(log::Producer& producer) {
   sim::CsvReplay replay(_options.replay_csv, _options.fleet.box);
   core::Telemetry t;
-  int64_t first_ts = -1, start_wall = wall_ms();
+  int64_t first_ts = -1, start_wall = core::wall_clock_ms();
   while (!_stop) {
     const auto status = replay.next(t);
     if (status == sim::CsvReplay::Status::kEnd) break;
@@ -213,9 +206,10 @@ void SimSource::run_replay(log::Producer& producer) {
     if (!_options.fast) {
       // Keep the recording's pacing, shifted to now.
       const int64_t due = start_wall + (t.ts - first_ts);
-      while (!_stop && due - wall_ms() > 0) {
+      while (!_stop && due - core::wall_clock_ms() > 0) {
         producer.flush(std::chrono::seconds(30));
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(due - wall_ms(), 200)));
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::min<int64_t>(due - core::wall_clock_ms(), 200)));
       }
     }
     publish(producer, t, true);

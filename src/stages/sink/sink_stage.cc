@@ -10,6 +10,7 @@
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/schemas.h"
+#include "core/clock.h"
 #include "core/metric_catalog.h"
 #include "core/topics.h"
 
@@ -193,9 +194,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   _duplicates.add(result.telemetry_duplicates);
   _twins_applied.add(result.twins_applied);
   _twins_stale.add(result.twins_stale);
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = core::wall_clock_ms();
   for (int64_t ingest : ingest_times) _latency.record_us(std::max<int64_t>(0, now - ingest) * 1000);
 }
 

@@ -17,7 +17,7 @@ constexpr int64_t kLeaseMs = 5'000;
 // ends (docs/operations.md, "FerretDB 1.x and the MongoDB adapter").
 constexpr size_t kUpdatesPerCommand = 16;
 
-int64_t now_ms() { return core::WallClock().now_ms(); }
+int64_t now_ms() { return core::wall_clock_ms(); }
 
 }  // namespace
 

@@ -24,12 +24,8 @@ using fleettwin::testing::rec;
 
 namespace {
 
-std::string g_bootstrap;  // set by the kafka ServiceEnvironment before any test runs
-
 /// One broker for the whole binary.
-[[maybe_unused]] const auto* const g_broker =
-    ::testing::AddGlobalTestEnvironment(new fleettwin::testing::ServiceEnvironment(
-        FLEETTWIN_SOURCE_DIR, "kafka", [](const std::string& address) { g_bootstrap = address; }));
+const std::string& g_bootstrap = fleettwin::testing::service_for_all_tests(FLEETTWIN_SOURCE_DIR, "kafka");
 
 std::map<std::string, std::string> settings() { return {{"bootstrap.servers", g_bootstrap}}; }
 

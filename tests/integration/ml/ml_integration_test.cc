@@ -20,6 +20,7 @@
 #include "stages/score/score_stage.h"
 #include "support/log_reader.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 namespace fleettwin {
 namespace {
@@ -178,8 +179,8 @@ TEST(MlIntegration, FailingCarsGetAlertsAndOneServiceCommandEach) {
 // The commands a user runs: `up` trains after its warm-up and scores; `train` and `eval` read its store.
 TEST(MlIntegration, UpThenTrainAndEvalFromTheStore) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("fleettwin-ml-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const testing::TempDir tmp("ml");
+  const fs::path dir = tmp.path() / "data";  // a data dir `up` creates, as a user's first run does
   const std::string bin = FLEETTWIN_BIN;
   auto up = testing::run(bin, {"up", "--fast", "--cars", "100", "--duration", "40m", "--failure-rate", "0.3",
                                "--data-dir", dir.string(), "--registry-listen", "127.0.0.1:0", "--http", ""});
@@ -207,7 +208,6 @@ TEST(MlIntegration, UpThenTrainAndEvalFromTheStore) {
       testing::run(bin, {"eval", "--data-dir", dir.string(), "--ground-truth", (dir / "nope").string()});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.out.find("--ground-truth"), std::string::npos) << bad.out;
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -3,11 +3,10 @@
 // fleet.telemetry; `fleettwin train --kafka` reads that history and publishes a model to fleet.models; the
 // `fleettwin score` role loads it from there and writes a score for every event, alerts, and one
 // schedule_service command per raised alert. Every step is the fleettwin binary, as an operator runs it.
-// Then `fleettwin bench score` (issue 6 item 8) on a broker it starts itself.
+// Then `fleettwin bench score` on a broker it starts itself.
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -26,21 +25,18 @@
 #include "support/log_records.h"
 #include "support/process.h"
 #include "support/service_environment.h"
+#include "support/temp_dir.h"
 
 namespace fleettwin {
 namespace {
 
-namespace fs = std::filesystem;
 namespace t = core::topics;
 using namespace std::chrono_literals;
 using testing::eventually;
 using testing::read_file;
 
-std::string g_kafka;  // set by the kafka ServiceEnvironment before any test runs
-
-[[maybe_unused]] const auto* const g_broker =
-    ::testing::AddGlobalTestEnvironment(new testing::ServiceEnvironment(
-        FLEETTWIN_SOURCE_DIR, "kafka", [](const std::string& address) { g_kafka = address; }));
+/// One broker for the whole binary.
+const std::string& g_kafka = testing::service_for_all_tests(FLEETTWIN_SOURCE_DIR, "kafka");
 
 const std::string kBin = FLEETTWIN_BIN;
 
@@ -59,23 +55,8 @@ std::vector<log::Record> read_topic(log::KafkaLog& kafka, const std::string& top
   return all;
 }
 
-/// A fresh directory for one test's files (role logs, the simulator's state, the model), removed at the end
-/// whatever the outcome: failures print the logs they need.
-struct ScratchDir {
-  explicit ScratchDir(fs::path p) : path(std::move(p)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() { fs::remove_all(path); }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  fs::path path;
-};
-
 TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
-  const ScratchDir scratch{fs::temp_directory_path() / ("fleettwin-ml-kafka-" + std::to_string(::getpid()))};
-  const fs::path& dir = scratch.path;
-  auto path = [&](const std::string& name) { return (dir / name).string(); };
+  const testing::TempDir dir("ml-kafka");
   log::KafkaLog kafka({{"bootstrap.servers", g_kafka}});
 
   registry::EmbeddedRegistryOptions ro;
@@ -92,37 +73,37 @@ TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
 
   // History: 100 cars x 40 simulated minutes at 10 s, about 20 failures (15 times the default rate).
   constexpr int64_t kEvents = 100 * 240;
-  const pid_t process = testing::spawn(kBin, args("process", {}), path("process.log"));
-  const auto sim =
-      testing::run(kBin, args("sim", {"--cars", "100", "--interval", "10s", "--duration", "40m", "--fast",
-                                      "--failure-rate", "0.3", "--seed", "7", "--data-dir", path("sim")}));
+  const pid_t process = testing::spawn(kBin, args("process", {}), dir.file("process.log"));
+  const auto sim = testing::run(
+      kBin, args("sim", {"--cars", "100", "--interval", "10s", "--duration", "40m", "--fast",
+                         "--failure-rate", "0.3", "--seed", "7", "--data-dir", dir.file("sim")}));
   ASSERT_EQ(sim.exit_code, 0) << sim.out;
   ASSERT_TRUE(eventually([&] { return records(kafka, t::kTelemetry) >= kEvents; }, 60s))
       << records(kafka, t::kTelemetry) << " of " << kEvents << "\n"
-      << read_file(path("process.log"));
-  EXPECT_EQ(testing::stop(process), 0) << read_file(path("process.log"));
+      << read_file(dir.file("process.log"));
+  EXPECT_EQ(testing::stop(process), 0) << read_file(dir.file("process.log"));
   ASSERT_EQ(records(kafka, t::kTelemetry), kEvents);
 
   // Train from the log on its first 20 simulated minutes (sim.state: cars, seed, interval, start ms); the
   // model goes to --out and to fleet.models.
   int64_t cars = 0, seed = 0, interval = 0, start_ms = 0;
-  std::istringstream(read_file(path("sim/sim.state"))) >> cars >> seed >> interval >> start_ms;
-  ASSERT_GT(start_ms, 0) << read_file(path("sim/sim.state"));
-  const auto train =
-      testing::run(kBin, args("train", {"--topic", t::kTelemetry, "--to",
-                                        std::to_string(start_ms + 20 * 60'000), "--out", path("model.ft")}));
+  std::istringstream(read_file(dir.file("sim/sim.state"))) >> cars >> seed >> interval >> start_ms;
+  ASSERT_GT(start_ms, 0) << read_file(dir.file("sim/sim.state"));
+  const auto train = testing::run(
+      kBin, args("train", {"--topic", t::kTelemetry, "--to", std::to_string(start_ms + 20 * 60'000), "--out",
+                           dir.file("model.ft")}));
   ASSERT_EQ(train.exit_code, 0) << train.out;
   EXPECT_NE(train.out.find("published to fleet.models"), std::string::npos) << train.out;
-  const auto model = ml::load_artifact(path("model.ft"));
+  const auto model = ml::load_artifact(dir.file("model.ft"));
   EXPECT_EQ(model->meta.events, kEvents / 2);
   EXPECT_EQ(model->meta.topic, t::kTelemetry);
   ASSERT_EQ(records(kafka, t::kModels), 1);
 
   // The score role, started after the model was published, reads fleet.telemetry from its beginning.
-  const pid_t score = testing::spawn(kBin, args("score", {}), path("score.log"));
+  const pid_t score = testing::spawn(kBin, args("score", {}), dir.file("score.log"));
   const bool caught_up = eventually([&] { return records(kafka, t::kScores) >= kEvents; }, 60s);
-  EXPECT_EQ(testing::stop(score), 0) << read_file(path("score.log"));
-  const std::string score_log = read_file(path("score.log"));
+  EXPECT_EQ(testing::stop(score), 0) << read_file(dir.file("score.log"));
+  const std::string score_log = read_file(dir.file("score.log"));
   ASSERT_TRUE(caught_up) << records(kafka, t::kScores) << " scores for " << kEvents << " events\n"
                          << score_log;
   EXPECT_NE(score_log.find("loaded model " + model->meta.version), std::string::npos) << score_log;
@@ -169,7 +150,7 @@ TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
   for (const auto& a : raised) EXPECT_EQ(commands["service:" + a.id], 1) << a.id;
 
   // The alerts point at the cars the simulator made fail.
-  std::ifstream truth_file(path("sim/ground_truth.jsonl"));
+  std::ifstream truth_file(dir.file("sim/ground_truth.jsonl"));
   std::vector<sim::GroundTruth> truth;
   ASSERT_TRUE(sim::read_ground_truth(truth_file, truth));
   std::set<std::string> failing;
@@ -185,7 +166,8 @@ TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
   std::printf("%zu raised alerts, %lld on failing cars; %zu of %zu failing cars alerted\n", raised.size(),
               static_cast<long long>(on_failing), alerted_failing.size(), failing.size());
   // Detection quality is ml_integration's and `fleettwin eval`'s subject; here: the alerts are about
-  // failing cars, not noise (about half of the failing cars and no false alert at the time of writing).
+  // failing cars, not noise. The bounds leave room below what a run gives (about half of the failing cars
+  // alerted, no false alert), so a slightly different model does not fail it.
   EXPECT_GT(on_failing * 2, static_cast<int64_t>(raised.size()));
   EXPECT_GE(alerted_failing.size() * 4, failing.size())
       << alerted_failing.size() << " of " << failing.size() << " failing cars alerted";
@@ -196,9 +178,8 @@ TEST(MlKafka, TrainFromKafkaThenScoreRoleScoresEveryEventAndAlerts) {
 // `fleettwin bench score` on a broker of its own (started through scripts/services/kafka, as without --kafka
 // a user gets): it fails unless every event got its score and every raised alert its command.
 TEST(MlKafka, BenchScoreOnItsOwnBrokerScoresEveryEvent) {
-  const ScratchDir scratch{fs::temp_directory_path() /
-                           ("fleettwin-bench-score-" + std::to_string(::getpid()))};
-  const std::string json = (scratch.path / "bench.json").string();
+  const testing::TempDir dir("bench-score");
+  const std::string json = dir.file("bench.json");
   ::setenv("FLEETTWIN_ML_EPOCHS", "3", 1);  // the model's quality is not what this measures
   const auto bench = testing::run(
       kBin, {"bench", "score", "--events", "20000", "--cars", "100", "--runs", "1", "--json", json});

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -17,8 +16,8 @@
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace fleettwin;
 using fleettwin::testing::eventually;
@@ -30,40 +29,32 @@ namespace {
 
 const std::string kBin = FLEETTWIN_BIN;
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("fleettwin-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 }  // namespace
 
 TEST(BridgeProcess, KilledMidRunAndRestartedLosesNothing) {
   fleettwin::testing::Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
   fleettwin::testing::Service brokers(FLEETTWIN_SOURCE_DIR, "mosquitto", "--shards 2");
-  const auto dir = temp_dir("bridge-kill");
-  auto path = [&](const std::string& name) { return (dir / name).string(); };
+  const fleettwin::testing::TempDir dir("bridge-kill");
   const std::vector<std::string> bridge_args{"bridge",        "--mqtt",      brokers.address(), "--kafka",
                                              kafka.address(), "--client-id", "kill-test"};
-  pid_t bridge = spawn(kBin, bridge_args, path("bridge-1.log"));
+  pid_t bridge = spawn(kBin, bridge_args, dir.file("bridge-1.log"));
   ASSERT_TRUE(eventually(
-      [&] { return read_file(path("bridge-1.log")).find("connections 2") != std::string::npos; }, 60s))
-      << read_file(path("bridge-1.log"));
+      [&] { return read_file(dir.file("bridge-1.log")).find("connections 2") != std::string::npos; }, 60s))
+      << read_file(dir.file("bridge-1.log"));
 
   constexpr int kCars = 2000, kSeconds = 20;
   const pid_t sim =
       spawn(kBin,
             {"sim", "--mqtt", brokers.address(), "--cars", std::to_string(kCars), "--interval", "1s",
              "--duration", std::to_string(kSeconds) + "s", "--qos", "1", "--failure-rate", "0"},
-            path("sim.log"));
+            dir.file("sim.log"));
   std::this_thread::sleep_for(7s);
   ASSERT_EQ(::kill(bridge, SIGKILL), 0);
   ::waitpid(bridge, nullptr, 0);
   std::this_thread::sleep_for(2s);  // the cars go on publishing; the brokers keep the bridge's share
-  bridge = spawn(kBin, bridge_args, path("bridge-2.log"));
-  EXPECT_EQ(stop(sim, 0), 0) << read_file(path("sim.log"));  // waits: the sim ends after its duration
-  const auto sim_log = read_file(path("sim.log"));
+  bridge = spawn(kBin, bridge_args, dir.file("bridge-2.log"));
+  EXPECT_EQ(stop(sim, 0), 0) << read_file(dir.file("sim.log"));  // waits: the sim ends after its duration
+  const auto sim_log = read_file(dir.file("sim.log"));
   EXPECT_NE(sim_log.find("published " + std::to_string(kCars * kSeconds)), std::string::npos) << sim_log;
   EXPECT_NE(sim_log.find("acks pending 0"), std::string::npos) << sim_log;
 
@@ -89,22 +80,20 @@ TEST(BridgeProcess, KilledMidRunAndRestartedLosesNothing) {
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(kCars * kSeconds)) << "records read " << records;
   for (int64_t seq = 1; seq <= kSeconds; ++seq) EXPECT_TRUE(seen.count({"car-00000", seq})) << seq;
   consumer->close();
-  EXPECT_EQ(stop(bridge), 0) << read_file(path("bridge-2.log"));
-  fs::remove_all(dir);
+  EXPECT_EQ(stop(bridge), 0) << read_file(dir.file("bridge-2.log"));
 }
 
 TEST(UpMqtt, MalformedPayloadsFromACarEndInTheDlqAndTheRunGoesOn) {
   fleettwin::testing::Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto");
-  const auto dir = temp_dir("up-mqtt-dlq");
-  auto path = [&](const std::string& name) { return (dir / name).string(); };
+  const fleettwin::testing::TempDir dir("up-mqtt-dlq");
   const pid_t up = spawn(kBin,
                          {"up", "--mqtt", broker.address(), "--cars", "50", "--interval", "1s", "--duration",
-                          "12s", "--data-dir", path("data"), "--http", "", "--registry-listen", "127.0.0.1:0",
-                          "--summary-json", path("summary.json")},
-                         path("up.log"));
+                          "12s", "--data-dir", dir.file("data"), "--http", "", "--registry-listen",
+                          "127.0.0.1:0", "--summary-json", dir.file("summary.json")},
+                         dir.file("up.log"));
   ASSERT_TRUE(
-      eventually([&] { return read_file(path("up.log")).find("published") != std::string::npos; }, 60s))
-      << read_file(path("up.log"));
+      eventually([&] { return read_file(dir.file("up.log")).find("published") != std::string::npos; }, 60s))
+      << read_file(dir.file("up.log"));
   const std::string port = broker.address().substr(broker.address().rfind(':') + 1);
   for (const char* payload : {"{not json", R"({"car":"car-00007","ts":1,"seq":"one"})", "[]"}) {
     const auto r = fleettwin::testing::run(
@@ -112,10 +101,9 @@ TEST(UpMqtt, MalformedPayloadsFromACarEndInTheDlqAndTheRunGoesOn) {
         {"-c", "mosquitto_pub -p " + port + " -q 1 -t fleet/car-00007/telemetry -m '" + payload + "'"});
     EXPECT_EQ(r.exit_code, 0) << r.out;
   }
-  EXPECT_EQ(stop(up, 0), 0) << read_file(path("up.log"));
-  const auto summary = read_file(path("summary.json"));
+  EXPECT_EQ(stop(up, 0), 0) << read_file(dir.file("up.log"));
+  const auto summary = read_file(dir.file("summary.json"));
   EXPECT_NE(summary.find("\"dlq\":3"), std::string::npos) << summary;
   EXPECT_NE(summary.find("\"lost\":0"), std::string::npos) << summary;
   EXPECT_NE(summary.find("\"published\":600"), std::string::npos) << summary;
-  fs::remove_all(dir);
 }

@@ -34,6 +34,7 @@
 #include "stages/bridge/bridge.h"
 #include "support/log_records.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 using namespace fleettwin;
 using namespace std::chrono_literals;
@@ -335,7 +336,8 @@ TEST_F(Fixture, ACommandForAnOfflineCarWaitsInItsSessionUnlessItExpiresFirst) {
 // Each car is its own MQTT user: the broker's ACL (deploy/mosquitto/acl) lets it write only its own telemetry
 // and acks and read only its own commands; the bridge account does the rest.
 TEST_F(Fixture, TheAclKeepsEachCarToItsOwnTopics) {
-  const auto dir = std::filesystem::temp_directory_path() / ("fleettwin-acl-" + std::to_string(::getpid()));
+  const fleettwin::testing::TempDir tmp("acl");
+  const auto& dir = tmp.path();
   sim::FleetConfig ids;
   ids.cars = 3;
   ids.id_prefix = "acl-";
@@ -408,14 +410,13 @@ TEST_F(Fixture, TheAclKeepsEachCarToItsOwnTopics) {
   EXPECT_TRUE(attacker_got.empty()) << "a car cannot read another car's commands";
   bridge.request_stop();
   bridge.join();
-  std::filesystem::remove_all(dir);
 }
 
 // TLS on the cars' and the bridge's connections (our client on OpenSSL): the broker's certificate is checked
 // against the CA, and a client that does not trust it does not connect.
 TEST_F(Fixture, CarsAndBridgeConnectOverTlsAndCheckTheBrokersCertificate) {
-  const auto dir = std::filesystem::temp_directory_path() / ("fleettwin-tls-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const fleettwin::testing::TempDir tmp("tls");
+  const auto& dir = tmp.path();
   const std::string d = dir.string();
   const auto sh = [](const std::string& cmd) {
     const auto r = fleettwin::testing::run("/bin/sh", {"-c", cmd + " 2>&1"});
@@ -474,7 +475,6 @@ TEST_F(Fixture, CarsAndBridgeConnectOverTlsAndCheckTheBrokersCertificate) {
   EXPECT_NE(stranger.error().find("TLS handshake"), std::string::npos) << stranger.error();
   bridge.request_stop();
   bridge.join();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

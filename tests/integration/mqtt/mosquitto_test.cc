@@ -21,16 +21,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string g_address;  // set by the mosquitto ServiceEnvironment before any test runs
-std::uint16_t g_port = 0;
+/// One broker for the whole binary: host:port.
+const std::string& g_address = fleettwin::testing::service_for_all_tests(FLEETTWIN_SOURCE_DIR, "mosquitto");
 
-/// One broker for the whole binary.
-[[maybe_unused]] const auto* const g_broker =
-    ::testing::AddGlobalTestEnvironment(new fleettwin::testing::ServiceEnvironment(
-        FLEETTWIN_SOURCE_DIR, "mosquitto", [](const std::string& address) {
-          g_address = address;
-          g_port = static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-        }));
+std::uint16_t broker_port() {
+  return static_cast<std::uint16_t>(std::stoi(g_address.substr(g_address.rfind(':') + 1)));
+}
 
 struct Message {
   std::string topic;
@@ -76,7 +72,7 @@ struct Driver {
 std::string version_name(Version v) { return v == Version::v5 ? "mqttv5" : "mqttv311"; }
 
 void publish(Version v, const std::string& topic, const std::string& payload) {
-  const std::string cmd = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(g_port) + " -V " +
+  const std::string cmd = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(broker_port()) + " -V " +
                           version_name(v) + " -q 1 -t '" + topic + "' -m '" + payload + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "`" << cmd << "` failed (Debian package mosquitto-clients)";
 }
@@ -89,7 +85,7 @@ class MqttSubscriber : public ::testing::TestWithParam<Version> {
     const std::string suffix = version_name(GetParam());
     ClientOptions o;
     o.host = "127.0.0.1";
-    o.port = g_port;
+    o.port = broker_port();
     o.connect.version = GetParam();
     o.connect.client_id = "fleettwin-" + name + "-" + suffix;
     o.connect.clean_start = !persistent;

@@ -13,6 +13,7 @@
 #include "log/kafka/kafka_log.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/process.h"
+#include "support/roles.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -37,47 +38,26 @@ int64_t records_in(const std::string& log) {
 
 TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
   fleettwin::testing::Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
-  const fs::path dir = fs::temp_directory_path() / ("fleettwin-roles-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  auto path = [&](const std::string& name) { return (dir / name).string(); };
-
-  const pid_t registry = spawn(kBin, {"registry", "--listen", "127.0.0.1:0", "--data-dir", path("registry")},
-                               path("registry.log"));
-  std::string url;
-  ASSERT_TRUE(eventually(
-      [&] {
-        const auto log = read_file(path("registry.log"));
-        const auto at = log.find("http://");
-        if (at == std::string::npos) return false;
-        url = log.substr(at, log.find('\n', at) - at);
-        return true;
-      },
-      30s))
-      << read_file(path("registry.log"));
-
-  // Short sessions, so the group notices the killed copy within seconds (the broker's minimum is 6 s).
-  const std::vector<std::string> common{"--kafka", kafka.address(), "--schema-registry",
-                                        url,       "--kafka-set",   "session.timeout.ms=6000"};
-  auto role = [&](const std::string& name, const std::string& log, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{name};
-    args.insert(args.end(), common.begin(), common.end());
-    args.insert(args.end(), extra.begin(), extra.end());
-    return spawn(kBin, args, path(log));
+  const fleettwin::testing::TempDir dir("roles");
+  const auto registry = fleettwin::testing::start_registry(kBin, dir);
+  auto role = [&](const std::string& name, const std::string& log,
+                  const std::vector<std::string>& extra = {}) {
+    return spawn(kBin, fleettwin::testing::role_args(name, kafka.address(), registry.url, extra),
+                 dir.file(log));
   };
   pid_t process_a = role("process", "process-a.log");
   const pid_t process_b = role("process", "process-b.log");
   const pid_t twin = role("twin", "twin.log");
-  const pid_t sink = role("sink", "sink.log", {"--data-dir", path("store")});
+  const pid_t sink = role("sink", "sink.log", {"--data-dir", dir.file("store")});
 
   // 1,000 cars x 5 simulated minutes at 1 s, plus 24 malformed payloads for the DLQ.
   const pid_t sim = role("sim", "sim.log",
                          {"--cars", "1000", "--interval", "1s", "--duration", "5m", "--fast",
-                          "--inject-invalid", "24", "--data-dir", path("sim")});
+                          "--inject-invalid", "24", "--data-dir", dir.file("sim")});
   constexpr int64_t kExpected = 1000 * 300;
 
   // Kill one process copy without warning once the pipeline is under way, then start it again.
-  const fs::path db = path("store") + "/fleettwin.db";
+  const fs::path db = dir.file("store") + "/fleettwin.db";
   int64_t rows_at_kill = 0;
   ASSERT_TRUE(eventually(
       [&] {
@@ -86,14 +66,14 @@ TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
         return rows_at_kill > 0;
       },
       120s))
-      << read_file(path("sink.log")) << read_file(path("process-a.log"));
+      << read_file(dir.file("sink.log")) << read_file(dir.file("process-a.log"));
   EXPECT_EQ(stop(process_a, SIGKILL), -SIGKILL);
   EXPECT_LT(rows_at_kill, kExpected) << "the run was over before the kill";
   process_a = role("process", "process-a2.log");
 
   int sim_status = 0;
   waitpid(sim, &sim_status, 0);
-  ASSERT_TRUE(WIFEXITED(sim_status) && WEXITSTATUS(sim_status) == 0) << read_file(path("sim.log"));
+  ASSERT_TRUE(WIFEXITED(sim_status) && WEXITSTATUS(sim_status) == 0) << read_file(dir.file("sim.log"));
 
   store::HistoryStats stats;
   EXPECT_TRUE(eventually(
@@ -103,7 +83,7 @@ TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
       },
       300s))
       << "stored " << stats.distinct << " of " << kExpected << "\n"
-      << read_file(path("sink.log"));
+      << read_file(dir.file("sink.log"));
   // Twins arrive at most a flush interval after their last message.
   store::SqliteStore check(db.string());
   EXPECT_TRUE(eventually(
@@ -114,11 +94,11 @@ TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
       },
       60s));
 
-  EXPECT_EQ(stop(process_a), 0) << read_file(path("process-a2.log"));
-  EXPECT_EQ(stop(process_b), 0) << read_file(path("process-b.log"));
-  EXPECT_EQ(stop(twin), 0) << read_file(path("twin.log"));
-  EXPECT_EQ(stop(sink), 0) << read_file(path("sink.log"));
-  EXPECT_EQ(stop(registry), 0) << read_file(path("registry.log"));
+  EXPECT_EQ(stop(process_a), 0) << read_file(dir.file("process-a2.log"));
+  EXPECT_EQ(stop(process_b), 0) << read_file(dir.file("process-b.log"));
+  EXPECT_EQ(stop(twin), 0) << read_file(dir.file("twin.log"));
+  EXPECT_EQ(stop(sink), 0) << read_file(dir.file("sink.log"));
+  EXPECT_EQ(stop(registry.pid), 0) << read_file(dir.file("registry.log"));
 
   stats = check.history_stats();
   EXPECT_EQ(stats.rows, kExpected);
@@ -127,8 +107,8 @@ TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
   EXPECT_EQ(stats.twins, 1000);
   // The surviving copy took over what the killed one left. The restarted copy may find nothing left to do
   // when the run is fast (seen once in CI): it only has to join and leave cleanly (stopped with 0 above).
-  EXPECT_GT(records_in(read_file(path("process-b.log"))), 0) << read_file(path("process-b.log"));
-  EXPECT_GE(records_in(read_file(path("process-a2.log"))), 0) << read_file(path("process-a2.log"));
+  EXPECT_GT(records_in(read_file(dir.file("process-b.log"))), 0) << read_file(dir.file("process-b.log"));
+  EXPECT_GE(records_in(read_file(dir.file("process-a2.log"))), 0) << read_file(dir.file("process-a2.log"));
 
   // The malformed payloads are in the DLQ with their reasons; everything else went through.
   log::KafkaLog klog({{"bootstrap.servers", kafka.address()}});
@@ -151,6 +131,4 @@ TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
     EXPECT_EQ(r.header(core::topics::kHeaderErrorStage), "process");
   }
   EXPECT_EQ(distinct_dlq.size(), 24u);
-
-  if (!HasFailure()) fs::remove_all(dir);
 }

@@ -4,27 +4,23 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <filesystem>
 #include <limits>
 
 #include "store/mongo/mongo_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/service_environment.h"
+#include "support/temp_dir.h"
 #include "unit/store/store_contract.h"
 
 namespace fleettwin::store {
 namespace {
 
-std::string g_uri;  // mongodb://127.0.0.1:PORT/ from the FerretDB ServiceEnvironment
+/// One server for the whole binary: mongodb://127.0.0.1:PORT/, with or without the slash.
+const std::string& g_uri = fleettwin::testing::service_for_all_tests(FLEETTWIN_SOURCE_DIR, "ferretdb");
 
-[[maybe_unused]] const auto* const g_ferretdb =
-    ::testing::AddGlobalTestEnvironment(new fleettwin::testing::ServiceEnvironment(
-        FLEETTWIN_SOURCE_DIR, "ferretdb", [](const std::string& address) {
-          g_uri = address;
-          if (g_uri.empty() || g_uri.back() != '/') g_uri += '/';
-        }));
-
-std::string uri_of(const std::string& database) { return g_uri + database; }
+std::string uri_of(const std::string& database) {
+  return g_uri + (g_uri.empty() || g_uri.back() != '/' ? "/" : "") + database;
+}
 
 StoreFactory mongo_factory() {
   return StoreFactory{"ferretdb",
@@ -57,10 +53,8 @@ TEST(MongoStore, BadUriIsAClearError) {
 
 TEST(MongoStore, AnalyticsEqualSqlite) {
   // One data set written to both stores; every analytic compared. Values are irregular on purpose.
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("fleettwin-mongo-eq-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  SqliteStore sqlite(SqliteStore::path_in(dir.string()));
+  const fleettwin::testing::TempDir dir("mongo-eq");
+  SqliteStore sqlite(SqliteStore::path_in(dir.path().string()));
   MongoStore store(uri_of("ft_equal"));
   store.drop_database();  // a leftover of an interrupted run
   constexpr int64_t kT0 = 1'767'225'600'000;
@@ -130,7 +124,6 @@ TEST(MongoStore, AnalyticsEqualSqlite) {
   EXPECT_EQ(hs.cars, 25);
   EXPECT_EQ(hs.twins, 25);
   store.drop_database();
-  fs::remove_all(dir);
 }
 
 }  // namespace

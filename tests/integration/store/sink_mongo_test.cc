@@ -1,4 +1,4 @@
-// Kafka -> sink -> FerretDB in distributed mode (issue 5): sim, process, twin and sink as separate fleettwin
+// Kafka -> sink -> FerretDB in distributed mode: sim, process, twin and sink as separate fleettwin
 // processes on a real Kafka broker, the sink writing to a real FerretDB through `--mongo`.
 //  - KilledSinkResumes: the sink is killed with SIGKILL mid-run and started again; the new one resumes from
 //    the last committed offsets, so it replays what the killed one wrote after its last commit.
@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <map>
 #include <optional>
 #include <regex>
@@ -23,8 +22,8 @@
 #include "core/signals.h"
 #include "store/mongo/mongo_store.h"
 #include "support/process.h"
+#include "support/roles.h"
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace fleettwin;
 using fleettwin::testing::eventually;
@@ -46,28 +45,14 @@ bool alive(pid_t pid) { return waitpid(pid, nullptr, WNOHANG) == 0; }
 class Distributed {
  public:
   explicit Distributed(const std::string& name)
-      : kafka(FLEETTWIN_SOURCE_DIR, "kafka"),
-        ferretdb(FLEETTWIN_SOURCE_DIR, "ferretdb"),
-        dir(fs::temp_directory_path() / ("fleettwin-" + name + "-" + std::to_string(::getpid()))) {
+      : kafka(FLEETTWIN_SOURCE_DIR, "kafka"), ferretdb(FLEETTWIN_SOURCE_DIR, "ferretdb"), dir(name) {
     // A short server selection: a write during an outage fails (and is retried) every 2 s instead of 30 s.
     uri = ferretdb.address();
     if (uri.back() != '/') uri += '/';
     uri += name + "?serverSelectionTimeoutMS=2000";
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    registry = spawn(kBin, {"registry", "--listen", "127.0.0.1:0", "--data-dir", path("registry")},
-                     path("registry.log"));
-    if (!eventually(
-            [&] {
-              const auto log = read_file(path("registry.log"));
-              const auto at = log.find("http://");
-              if (at == std::string::npos) return false;
-              url = log.substr(at, log.find('\n', at) - at);
-              return true;
-            },
-            30s)) {
-      throw std::runtime_error("the schema registry did not start:\n" + read_file(path("registry.log")));
-    }
+    const auto r = fleettwin::testing::start_registry(kBin, dir);
+    registry = r.pid;
+    url = r.url;
     process = role("process", "process.log");
     twin = role("twin", "twin.log");
   }
@@ -76,12 +61,9 @@ class Distributed {
       if (p > 0 && alive(p)) stop(p, SIGKILL);
   }
 
-  std::string path(const std::string& name) const { return (dir / name).string(); }
-  pid_t role(const std::string& name, const std::string& log, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{name, "--kafka",     kafka.address(),          "--schema-registry",
-                                  url,  "--kafka-set", "session.timeout.ms=6000"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return spawn(kBin, args, path(log));
+  std::string path(const std::string& name) const { return dir.file(name); }
+  pid_t role(const std::string& name, const std::string& log, const std::vector<std::string>& extra = {}) {
+    return spawn(kBin, fleettwin::testing::role_args(name, kafka.address(), url, extra), path(log));
   }
   pid_t start_sink(const std::string& log) {
     return role("sink", log, {"--mongo", uri, "--data-dir", path("sink")});
@@ -109,7 +91,7 @@ class Distributed {
 
   fleettwin::testing::Service kafka;
   fleettwin::testing::Service ferretdb;
-  fs::path dir;
+  fleettwin::testing::TempDir dir;
   std::string uri;
   std::string url;
   pid_t registry = -1, process = -1, twin = -1, sink = -1, sim = -1;
@@ -330,10 +312,7 @@ TEST(SinkMongo, KilledSinkResumesAndStoresEveryCarSeqExactlyOnce) {
   wait_for_everything(d, check, kCars, stats, 420s);
   d.stop_roles();
   expect_exact_store(check, kCars, stats);
-  if (!HasFailure()) {
-    check.drop_database();
-    fs::remove_all(d.dir);
-  }
+  if (!HasFailure()) check.drop_database();
 }
 
 TEST(SinkMongo, DatabaseDownForTwentySecondsLosesAndDuplicatesNothing) {
@@ -383,8 +362,5 @@ TEST(SinkMongo, DatabaseDownForTwentySecondsLosesAndDuplicatesNothing) {
       << sink_log;
   d.stop_roles();  // the sink still exits 0: it never stopped
   expect_exact_store(check, kCars, stats);
-  if (!HasFailure()) {
-    check.drop_database();
-    fs::remove_all(d.dir);
-  }
+  if (!HasFailure()) check.drop_database();
 }

@@ -7,6 +7,7 @@
 #include "api/event_hub.h"
 #include "api/history.h"
 #include "api/settings.h"
+#include "support/temp_dir.h"
 
 namespace fleettwin::api {
 namespace {
@@ -26,14 +27,13 @@ TEST(TokenTable, ParsesRolesAndRefusesBadEntries) {
 }
 
 TEST(TokenTable, GeneratedAdminTokenIsKept) {
-  const auto dir = std::filesystem::temp_directory_path() / ("fleettwin-token-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const fleettwin::testing::TempDir tmp("token");
+  const auto dir = tmp.path() / "data";  // not there yet: the token's directory is created with it
   const auto token = load_or_create_admin_token(dir.string());
   EXPECT_EQ(token.size(), 32u);
   EXPECT_EQ(load_or_create_admin_token(dir.string()), token);
   EXPECT_EQ(std::filesystem::status(dir / "api-token").permissions() & std::filesystem::perms::others_read,
             std::filesystem::perms::none);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(EventHub, SlowSubscriberIsDroppedNotBuffered) {

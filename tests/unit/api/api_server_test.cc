@@ -15,6 +15,7 @@
 #include "log/memory/memory_log.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/log_records.h"
+#include "support/temp_dir.h"
 
 namespace fleettwin::api {
 namespace {
@@ -68,9 +69,6 @@ class ApiServerTest : public ::testing::Test {
   static constexpr int kCars = 25;
 
   void SetUp() override {
-    dir = fs::temp_directory_path() / ("fleettwin-api-test-" + std::to_string(::getpid()) + "-" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
     fs::create_directories(dir / "models");
     db = store::SqliteStore::path_in(dir.string());
     store::SqliteStore s(db);
@@ -125,10 +123,7 @@ class ApiServerTest : public ::testing::Test {
     client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
   }
 
-  void TearDown() override {
-    server->stop();
-    fs::remove_all(dir);
-  }
+  void TearDown() override { server->stop(); }
 
   httplib::Result get(const std::string& path, const char* token = kViewer) {
     httplib::Headers h;
@@ -153,7 +148,8 @@ class ApiServerTest : public ::testing::Test {
     return std::string(msg);
   }
 
-  fs::path dir;
+  const fleettwin::testing::TempDir tmp{"api-test"};
+  const fs::path dir = tmp.path();
   std::string db;
   core::Metrics metrics;
   log::MemoryLog log{log::TopicConfig{}};

@@ -3,10 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -17,6 +14,7 @@
 #include "registry/schema.h"
 #include "registry/server.h"
 #include "support/telemetry_samples.h"
+#include "support/temp_dir.h"
 
 using namespace fleettwin;
 using namespace fleettwin::codec;
@@ -56,22 +54,7 @@ struct Reply {
   std::string content_type;
 };
 
-/// A temporary directory removed with the test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> n{0};
-    _path = std::filesystem::temp_directory_path() /
-            ("fleettwin-registry-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    std::filesystem::remove_all(_path);
-    std::filesystem::create_directories(_path);
-  }
-  ~TempDir() { std::filesystem::remove_all(_path); }
-  std::string file(const std::string& name) const { return (_path / name).string(); }
-
- private:
-  std::filesystem::path _path;
-};
+using fleettwin::testing::TempDir;
 
 class RegistryHttp : public ::testing::Test {
  protected:
@@ -368,7 +351,7 @@ TEST_F(RegistryHttp, SubjectsNeedingEscapes) {
 }
 
 TEST_F(RegistryHttp, PersistenceKeepsIdsAcrossRestarts) {
-  TempDir dir;
+  TempDir dir("registry");
   const std::string journal = dir.file("registry/schemas.jsonl");  // the directory is created
   registry->stop();
   start(journal);
@@ -404,7 +387,7 @@ TEST_F(RegistryHttp, PersistenceKeepsIdsAcrossRestarts) {
 }
 
 TEST_F(RegistryHttp, CorruptJournalRefusesToStart) {
-  TempDir dir;
+  TempDir dir("registry");
   const std::string journal = dir.file("schemas.jsonl");
   std::ofstream(journal) << "{\"subject\":\"a\",\"version\":1,\"id\":5,\"schema\":\"\\\"int\\\"\"}\n";
   EmbeddedRegistryOptions o;

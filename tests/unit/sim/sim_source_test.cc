@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "codec/json.h"
+#include "core/clock.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 
@@ -62,9 +63,7 @@ TEST(SimSource, EndsAfterItsDurationInRealTime) {
   options.fleet.cars = 3;
   options.fleet.interval_ms = 100;
   options.fleet.duration_ms = 1000;
-  options.fleet.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+  options.fleet.start_ms = core::wall_clock_ms();
   sim::SimSource sim(options, mlog, nullptr, metrics);
   sim.start();
   // The bound only ends a failed run; a passing one stops after about a second.

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <filesystem>
 #include <stdexcept>
 #include <thread>
 
@@ -13,6 +12,7 @@
 #include "log/memory/memory_log.h"
 #include "stages/sink/sink_stage.h"
 #include "store/sqlite/sqlite_store.h"
+#include "support/temp_dir.h"
 
 using namespace fleettwin;
 using namespace std::chrono_literals;
@@ -101,18 +101,6 @@ class NullProducer final : public log::Producer {
   int64_t flush(std::chrono::milliseconds) override { return 0; }
 };
 
-/// A fresh directory for one test's database, removed afterwards.
-struct TempDb {
-  explicit TempDb(const std::string& name)
-      : dir(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  ~TempDb() { std::filesystem::remove_all(dir); }
-  std::string path() const { return (dir / "s.db").string(); }
-  std::filesystem::path dir;
-};
-
 std::vector<log::Record> batch_of(int64_t first, int64_t last) {
   std::vector<log::Record> batch;
   for (int64_t seq = first; seq <= last; ++seq) {
@@ -129,10 +117,10 @@ std::vector<log::Record> batch_of(int64_t first, int64_t last) {
 }  // namespace
 
 TEST(SinkRetry, TransientFailuresAreRetriedUntilTheStoreAnswers) {
-  TempDb db("ft-sink-retry");
+  const fleettwin::testing::TempDir dir("sink-retry");
   core::Metrics metrics;
   core::Histogram latency;
-  auto store = std::make_unique<OutageStore>(db.path());
+  auto store = std::make_unique<OutageStore>(dir.file("s.db"));
   store->fail_writes = 3;
   auto* s = store.get();
   stages::SinkStage sink(std::move(store), metrics, latency, registry::TelemetryReader(), {1ms, 4ms});
@@ -145,10 +133,10 @@ TEST(SinkRetry, TransientFailuresAreRetriedUntilTheStoreAnswers) {
 }
 
 TEST(SinkRetry, PermanentFailureThrowsWithoutRetrying) {
-  TempDb db("ft-sink-permanent");
+  const fleettwin::testing::TempDir dir("sink-permanent");
   core::Metrics metrics;
   core::Histogram latency;
-  auto store = std::make_unique<OutageStore>(db.path());
+  auto store = std::make_unique<OutageStore>(dir.file("s.db"));
   store->fail_writes = 1;
   store->permanent = true;
   auto* s = store.get();
@@ -160,7 +148,7 @@ TEST(SinkRetry, PermanentFailureThrowsWithoutRetrying) {
 }
 
 TEST(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
-  TempDb db("ft-sink-stop");
+  const fleettwin::testing::TempDir dir("sink-stop");
   log::MemoryLog mlog;
   for (const auto& topic : stages::SinkStage::static_descriptor().inputs)
     mlog.create_topic(topic, {.partitions = 1});
@@ -170,7 +158,7 @@ TEST(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
   p->flush(1s);
   core::Metrics metrics;
   core::Histogram latency;
-  auto store = std::make_unique<OutageStore>(db.path());
+  auto store = std::make_unique<OutageStore>(dir.file("s.db"));
   store->outage = true;
   auto* s = store.get();
   // A backoff far longer than the test's timeout: only interrupt() can end the wait.

@@ -1,7 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/schemas.h"
@@ -11,6 +9,7 @@
 #include "stages/sink/sink_stage.h"
 #include "stages/twin/twin_stage.h"
 #include "store/sqlite/sqlite_store.h"
+#include "support/temp_dir.h"
 
 using namespace fleettwin;
 using namespace std::chrono_literals;
@@ -48,19 +47,12 @@ class CaptureProducer final : public log::Producer {
   std::vector<log::OutRecord> records;
 };
 
-std::filesystem::path fresh_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-/// A sink stage writing to a new SQLite store in a temporary directory, removed at the end.
+/// A sink stage writing to a new SQLite store in a temporary directory, removed at the end (after the
+/// store is closed: members go in reverse order).
 struct SinkOnSqlite {
-  explicit SinkOnSqlite(const std::string& name) : dir(fresh_dir(name)) {}
-  ~SinkOnSqlite() { std::filesystem::remove_all(dir); }
-  const std::filesystem::path dir;
-  const std::string db = (dir / "s.db").string();
+  explicit SinkOnSqlite(const std::string& name) : dir(name) {}
+  const fleettwin::testing::TempDir dir;
+  const std::string db = dir.file("s.db");
   core::Metrics metrics;
   core::Histogram latency;
   stages::SinkStage sink{std::make_unique<store::SqliteStore>(db), metrics, latency};

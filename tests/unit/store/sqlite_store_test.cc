@@ -2,11 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <limits>
 #include <map>
 #include <random>
@@ -14,28 +11,15 @@
 #include <vector>
 
 #include "store/sqlite/sqlite_db.h"
+#include "support/temp_dir.h"
 
 namespace fleettwin::store {
 namespace {
 
-namespace fs = std::filesystem;
-
-/// A fresh directory under the system temp dir, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "fleettwin-store-test-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    _path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(_path, ec);
-  }
-  std::string db() const { return SqliteStore::path_in(_path.string()); }
-
- private:
-  fs::path _path;
+/// A temporary directory holding one test's store file.
+struct StoreDir : fleettwin::testing::TempDir {
+  StoreDir() : TempDir("store-test") {}
+  std::string db() const { return SqliteStore::path_in(path().string()); }
 };
 
 core::Telemetry telemetry(const std::string& car, int64_t seq, int64_t ts) {
@@ -140,7 +124,7 @@ std::vector<std::string> ids(const std::vector<core::Twin>& twins) {
 }
 
 TEST(SqliteStore, TwinRoundTripsEveryField) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   core::Twin full = twin("car-1", 7, 3);
   core::Twin empty;  // defaults everywhere: empty maps, strings and lists
@@ -156,7 +140,7 @@ TEST(SqliteStore, TwinRoundTripsEveryField) {
 }
 
 TEST(SqliteStore, ReplayingABatchChangesNothing) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteBatch b;
   b.telemetry = fleet_rows(3, 50);
@@ -189,7 +173,7 @@ TEST(SqliteStore, ReplayingABatchChangesNothing) {
 }
 
 TEST(SqliteStore, ReplayIsFoundInOlderGenerationsAndAfterReopen) {
-  TempDir dir;
+  StoreDir dir;
   SqliteOptions small;
   small.telemetry_generation_rows = 7;  // many generations, so replays must be found across them
   auto rows = fleet_rows(4, 30);
@@ -213,7 +197,7 @@ TEST(SqliteStore, ReplayIsFoundInOlderGenerationsAndAfterReopen) {
 }
 
 TEST(SqliteStore, DuplicateInsideOneBatchIsCountedOnce) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteBatch b;
   b.telemetry = {row("a", 1, 100), row("a", 2, 200), row("a", 1, 100), row("a", 2, 200)};
@@ -224,7 +208,7 @@ TEST(SqliteStore, DuplicateInsideOneBatchIsCountedOnce) {
 }
 
 TEST(SqliteStore, LateMessageBelowMaxSeqIsStored) {
-  TempDir dir;
+  StoreDir dir;
   SqliteOptions o;
   o.telemetry_generation_rows = 1;
   SqliteStore store(dir.db(), o);
@@ -245,7 +229,7 @@ TEST(SqliteStore, WritesOfAnotherConnectionAreSeenAsDuplicates) {
   // A caches car a's max seq over the closed generations; B then closes a generation A never saw closed.
   // A's replay of that generation's rows must still be refused, which needs A to notice B's commit
   // (PRAGMA data_version) and drop its cache: A itself closes nothing here that would refresh it.
-  TempDir dir;
+  StoreDir dir;
   SqliteOptions o;
   o.telemetry_generation_rows = 2;
   SqliteStore a(dir.db(), o);
@@ -263,7 +247,7 @@ TEST(SqliteStore, WritesOfAnotherConnectionAreSeenAsDuplicates) {
 }
 
 TEST(SqliteStore, OlderTwinIsRefused) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteBatch newer;
   newer.twins = {twin("a", 10, 5)};
@@ -277,7 +261,7 @@ TEST(SqliteStore, OlderTwinIsRefused) {
 }
 
 TEST(SqliteStore, SameSeqHigherVersionIsApplied) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteBatch v5;
   v5.twins = {twin("a", 10, 5)};
@@ -304,7 +288,7 @@ TEST(SqliteStore, SameSeqHigherVersionIsApplied) {
 }
 
 TEST(SqliteStore, ListTwinsFiltersAndPages) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteBatch b;
   for (int i = 0; i < 10; ++i) {
@@ -356,7 +340,7 @@ TEST(SqliteStore, ListTwinsFiltersAndPages) {
 }
 
 TEST(SqliteStore, HistoryIsTheRangeOfOneCarOldestFirst) {
-  TempDir dir;
+  StoreDir dir;
   SqliteOptions o;
   o.telemetry_generation_rows = 4;  // spread the car over many generations
   SqliteStore store(dir.db(), o);
@@ -386,7 +370,7 @@ TEST(SqliteStore, HistoryIsTheRangeOfOneCarOldestFirst) {
 }
 
 TEST(SqliteStore, AlertsUpsertByIdNewestFirst) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   core::Alert raised = alert("a:anomaly:100", "a", 100, true);
   core::Alert other = alert("b:anomaly:150", "b", 150, true);
@@ -419,7 +403,7 @@ TEST(SqliteStore, AlertsUpsertByIdNewestFirst) {
 }
 
 TEST(SqliteStore, CommandsFollowTheirLifecycle) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteBatch pending;
   pending.commands = {command("c1", "a", 100, "pending"), command("c2", "a", 200, "pending")};
@@ -438,7 +422,7 @@ TEST(SqliteStore, CommandsFollowTheirLifecycle) {
 }
 
 TEST(SqliteStore, FailedBatchLeavesNothing) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   {
     // A trigger makes the batch's last statement fail, after its telemetry and twins were written.
@@ -469,7 +453,7 @@ TEST(SqliteStore, FailedBatchLeavesNothing) {
 }
 
 TEST(SqliteStore, ReaderSeesABatchWholeOrNotAtAll) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore writer(dir.db());
   SqliteStore reader(dir.db());
   Db raw(dir.db());
@@ -486,7 +470,7 @@ TEST(SqliteStore, ReaderSeesABatchWholeOrNotAtAll) {
 }
 
 TEST(SqliteStore, ReopenKeepsEverything) {
-  TempDir dir;
+  StoreDir dir;
   WriteBatch b;
   b.telemetry = fleet_rows(3, 5);
   b.twins = {twin("car-1", 5, 2)};
@@ -511,7 +495,7 @@ TEST(SqliteStore, ReopenKeepsEverything) {
 }
 
 TEST(SqliteStore, MaxSeqPerCar) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   EXPECT_TRUE(store.max_seq_per_car().empty());
   WriteBatch b;
@@ -527,7 +511,7 @@ TEST(SqliteStore, MaxSeqPerCar) {
 TEST(SqliteStore, HistoryStatsSeesADuplicateSeq) {
   // The exactness check must be able to fail: a second message with a stored (car, seq) but another ts
   // is a different message to the store, and history_stats shows the pair twice.
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteBatch b;
   b.telemetry = {row("a", 1, 100), row("a", 2, 200), row("a", 1, 150)};
@@ -539,7 +523,7 @@ TEST(SqliteStore, HistoryStatsSeesADuplicateSeq) {
 }
 
 TEST(SqliteStore, RefusesAnotherSchemaVersion) {
-  TempDir dir;
+  StoreDir dir;
   { SqliteStore store(dir.db()); }
   {
     Db raw(dir.db());
@@ -551,7 +535,7 @@ TEST(SqliteStore, RefusesAnotherSchemaVersion) {
 TEST(SqliteStore, NanValuesAreStoredNotRefused) {
   // SQLite turns a bound NaN into NULL; the store must keep the batch (a refused batch would be retried
   // forever) and give the NaN back.
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   const double nan = std::numeric_limits<double>::quiet_NaN();
   WriteBatch b;
@@ -586,7 +570,7 @@ TEST(SqliteStore, NanValuesAreStoredNotRefused) {
 }
 
 TEST(SqliteStore, EmptyBatchAndLimits) {
-  TempDir dir;
+  StoreDir dir;
   SqliteStore store(dir.db());
   WriteResult r = store.write(WriteBatch{});
   EXPECT_EQ(r.telemetry_inserted + r.telemetry_duplicates + r.twins_applied + r.twins_stale, 0);

@@ -1,6 +1,6 @@
 #pragma once
 
-// The TwinStore contract: one parameterized gtest suite every adapter must pass (issue 5). The TEST_Ps live
+// The TwinStore contract: one parameterized gtest suite every adapter must pass. The TEST_Ps live
 // in store_contract.cc; a test binary links that file and instantiates the suite with its adapters
 // (INSTANTIATE_TEST_SUITE_P(..., StoreContract, ::testing::Values(StoreFactory{...}))).
 

@@ -1,26 +1,32 @@
 // The store contract suite (store_contract.cc) against the SQLite adapter.
-#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
 
 #include "store/sqlite/sqlite_store.h"
+#include "support/temp_dir.h"
 #include "unit/store/store_contract.h"
 
 namespace fleettwin::store {
 namespace {
 
-std::filesystem::path space_dir(const std::string& space) {
-  return std::filesystem::temp_directory_path() / ("fleettwin-" + space);
+/// The directory of each space, from its first open (a second open must see the same data) to its drop.
+std::map<std::string, std::unique_ptr<fleettwin::testing::TempDir>>& space_dirs() {
+  static std::map<std::string, std::unique_ptr<fleettwin::testing::TempDir>> dirs;
+  return dirs;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Sqlite, StoreContract,
-    ::testing::Values(StoreFactory{
-        "sqlite",
-        [](const std::string& space) -> std::unique_ptr<TwinStore> {
-          std::filesystem::create_directories(space_dir(space));
-          return std::make_unique<SqliteStore>(SqliteStore::path_in(space_dir(space).string()));
-        },
-        [](const std::string& space) { std::filesystem::remove_all(space_dir(space)); }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract,
+                         ::testing::Values(StoreFactory{
+                             "sqlite",
+                             [](const std::string& space) -> std::unique_ptr<TwinStore> {
+                               auto& dir = space_dirs()[space];
+                               if (!dir) dir = std::make_unique<fleettwin::testing::TempDir>(space);
+                               return std::make_unique<SqliteStore>(
+                                   SqliteStore::path_in(dir->path().string()));
+                             },
+                             [](const std::string& space) { space_dirs().erase(space); }}),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace fleettwin::store
