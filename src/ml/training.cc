@@ -112,20 +112,28 @@ void progress_line(const std::string& name, int epoch, int max_epochs, double lo
 
 constexpr double kReconstructionMargin = 0.5;
 
-std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture& arch,
-                                   const TrainOptions& options) {
-  const auto started = std::chrono::steady_clock::now();
-  const std::size_t total = data.rows();
-  if (total < 50)
-    throw std::invalid_argument("train: need at least 50 events, have " + std::to_string(total));
-  if (data.features.size() != total * kFeatureCount)
-    throw std::invalid_argument("train: features do not match rows");
-  // Small matrices: one thread beats the synchronisation of several, and leaves the other core to the
-  // pipeline.
-  torch::set_num_threads(1);
-  torch::manual_seed(options.seed);
-  std::mt19937_64 rng(options.seed);
+namespace {
 
+/// The rows one training run works on, carried from the split to the calibration: the indices into
+/// TrainingData (the training rows, shuffled and capped, then the held-out rows), and the chosen features of
+/// each part, scaled.
+struct TrainingRows {
+  std::vector<std::size_t> order;  // training rows first, then each held-out car's events in order
+  std::size_t n_train = 0, n_val = 0;
+  std::vector<float> train, val;  // n_train x d and n_val x d, scaled
+  RobustScaler scaler;
+};
+
+/// What the epoch loop hands on: the losses of the epoch kept, and how many epochs ran.
+struct FitResult {
+  double best_val = INFINITY, best_train = 0;
+  int epochs = 0;
+};
+
+/// Splits the rows into training and held-out ones (by car), drawing from `rng` in the order the artifact's
+/// reproducibility depends on.
+TrainingRows split_rows(const TrainingData& data, const TrainOptions& options, std::mt19937_64& rng) {
+  const std::size_t total = data.rows();
   // Hold out whole cars: early stopping and calibration then see each held-out car's events in order,
   // as the score stage does (per-car averaging), and never a car the network trained on.
   std::vector<uint32_t> car_ids(static_cast<std::size_t>(std::max<int64_t>(data.cars, 1)));
@@ -136,33 +144,49 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
       std::max<std::size_t>(car_ids.size() - 1, 1));
   std::vector<char> held_out(car_ids.size(), 0);
   for (std::size_t i = 0; i < val_cars; ++i) held_out[car_ids[i]] = 1;
-  std::vector<std::size_t> order, val_order;  // val_order keeps each car's events in order
+  TrainingRows rows;
+  auto& order = rows.order;
+  std::vector<std::size_t> val_order;  // val_order keeps each car's events in order
   for (std::size_t r = 0; r < total; ++r) (held_out[data.car[r]] ? val_order : order).push_back(r);
   std::shuffle(order.begin(), order.end(), rng);
   if (order.size() > options.max_rows) order.resize(options.max_rows);
   if (order.size() < 10 || val_order.size() < 10)
     throw std::invalid_argument("train: too few events to hold some out (" + std::to_string(total) +
                                 " events, " + std::to_string(data.cars) + " cars)");
-  const std::size_t n_train = order.size(), n_val = val_order.size();
+  rows.n_train = order.size();
+  rows.n_val = val_order.size();
   order.insert(order.end(), val_order.begin(), val_order.end());
+  return rows;
+}
 
+/// The architecture's features of rows order[from, to), row-major: the matrix the network sees.
+std::vector<float> gather_features(const TrainingData& data, const Architecture& arch,
+                                   const std::vector<std::size_t>& order, std::size_t from, std::size_t to) {
   const std::size_t d = arch.features.size();
-  auto gather = [&](std::size_t from, std::size_t to) {
-    std::vector<float> m((to - from) * d);
-    for (std::size_t r = from; r < to; ++r)
-      for (std::size_t j = 0; j < d; ++j)
-        m[(r - from) * d + j] = data.features[order[r] * kFeatureCount + arch.features[j]];
-    return m;
-  };
-  std::vector<float> train = gather(0, n_train), val = gather(n_train, order.size());
-  const auto scaler = RobustScaler::fit(train.data(), n_train, d);
-  scaler.transform(train.data(), n_train);
-  scaler.transform(val.data(), n_val);
-  auto train_t =
-      torch::from_blob(train.data(), {static_cast<int64_t>(n_train), static_cast<int64_t>(d)}).clone();
-  auto val_t = torch::from_blob(val.data(), {static_cast<int64_t>(n_val), static_cast<int64_t>(d)}).clone();
+  std::vector<float> m((to - from) * d);
+  for (std::size_t r = from; r < to; ++r)
+    for (std::size_t j = 0; j < d; ++j)
+      m[(r - from) * d + j] = data.features[order[r] * kFeatureCount + arch.features[j]];
+  return m;
+}
 
-  auto net = build_network(arch);
+/// Gathers both parts' features and scales them with a scaler fitted on the training part only.
+void scale_rows(TrainingRows& rows, const TrainingData& data, const Architecture& arch) {
+  rows.train = gather_features(data, arch, rows.order, 0, rows.n_train);
+  rows.val = gather_features(data, arch, rows.order, rows.n_train, rows.order.size());
+  rows.scaler = RobustScaler::fit(rows.train.data(), rows.n_train, arch.features.size());
+  rows.scaler.transform(rows.train.data(), rows.n_train);
+  rows.scaler.transform(rows.val.data(), rows.n_val);
+}
+
+/// An owning tensor copy of an n x d matrix, so the tensor outlives the vector.
+torch::Tensor to_tensor(std::vector<float>& m, std::size_t n, std::size_t d) {
+  return torch::from_blob(m.data(), {static_cast<int64_t>(n), static_cast<int64_t>(d)}).clone();
+}
+
+/// A 1 x d mask: 0 for the architecture's predicted inputs, 1 for the rest.
+torch::Tensor shown_mask(const Architecture& arch) {
+  const std::size_t d = arch.features.size();
   // Predicted inputs (Architecture::predicted): 0 (their median once scaled) in every training row, in
   // validation and (weights zeroed below) when scoring, so the network learns to fill them in from the rest
   // and never reads them.
@@ -170,48 +194,64 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   for (std::size_t j = 0; j < d; ++j)
     if (std::find(arch.predicted.begin(), arch.predicted.end(), arch.features[j]) != arch.predicted.end())
       shown[j] = 0.f;
-  const auto shown_t = torch::from_blob(shown.data(), {1, static_cast<int64_t>(d)}).clone();
-  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(options.learning_rate));
-  double best_val = INFINITY, best_train = 0;
-  int since_best = 0, epochs = 0;
-  std::stringstream best_state;
+  return torch::from_blob(shown.data(), {1, static_cast<int64_t>(d)}).clone();
+}
+
+/// One pass over the training rows in random minibatches at the epoch's decayed learning rate; returns the
+/// mean minibatch loss.
+double train_epoch(torch::nn::Sequential& net, torch::optim::Adam& adam, const torch::Tensor& train_t,
+                   const torch::Tensor& shown_t, int epoch, const TrainOptions& options) {
+  const auto n_train = train_t.size(0);
   const auto batch = static_cast<int64_t>(std::max<std::size_t>(1, options.batch));
+  for (auto& group : adam.param_groups())
+    static_cast<torch::optim::AdamOptions&>(group.options())
+        .lr(options.learning_rate * std::pow(options.learning_rate_decay, epoch - 1));
+  net->train();
+  auto perm = torch::randperm(n_train, torch::kLong);
+  double sum = 0;
+  int64_t steps = 0;
+  for (int64_t s = 0; s < n_train; s += batch) {
+    auto idx = perm.slice(0, s, std::min<int64_t>(s + batch, n_train));
+    auto x = train_t.index_select(0, idx);
+    adam.zero_grad();
+    // Denoising: a share of the inputs is set to the median (0 once scaled) and the network must still
+    // give back the clean row, so it learns to predict each signal from the others instead of copying it
+    // through, and a failure in one signal is not reconstructed along with it.
+    auto input = x * shown_t;
+    if (options.input_dropout > 0)
+      input = input * (torch::rand_like(x) >= options.input_dropout).to(torch::kFloat);
+    auto loss = torch::mse_loss(net->forward(input), x);
+    loss.backward();
+    adam.step();
+    sum += loss.item<double>();
+    ++steps;
+  }
+  return steps ? sum / static_cast<double>(steps) : 0;
+}
+
+/// The loss on the held-out rows, which decides early stopping.
+double validation_loss(torch::nn::Sequential& net, const torch::Tensor& val_t, const torch::Tensor& shown_t) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  return torch::mse_loss(net->forward(val_t * shown_t), val_t).item<double>();
+}
+
+/// Trains `net` until the validation loss stops improving for `patience` epochs (or max_epochs), and leaves
+/// it with the weights of the best epoch, predicted inputs disconnected.
+FitResult fit_network(torch::nn::Sequential& net, const torch::Tensor& train_t, const torch::Tensor& val_t,
+                      const torch::Tensor& shown_t, const Architecture& arch, const TrainOptions& options) {
+  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(options.learning_rate));
+  FitResult fit;
+  int since_best = 0;
+  std::stringstream best_state;
   for (int epoch = 1; epoch <= options.max_epochs; ++epoch) {
-    epochs = epoch;
-    for (auto& group : adam.param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options())
-          .lr(options.learning_rate * std::pow(options.learning_rate_decay, epoch - 1));
-    net->train();
-    auto perm = torch::randperm(static_cast<int64_t>(n_train), torch::kLong);
-    double sum = 0;
-    int64_t steps = 0;
-    for (int64_t s = 0; s < static_cast<int64_t>(n_train); s += batch) {
-      auto idx = perm.slice(0, s, std::min<int64_t>(s + batch, static_cast<int64_t>(n_train)));
-      auto x = train_t.index_select(0, idx);
-      adam.zero_grad();
-      // Denoising: a share of the inputs is set to the median (0 once scaled) and the network must still
-      // give back the clean row, so it learns to predict each signal from the others instead of copying it
-      // through, and a failure in one signal is not reconstructed along with it.
-      auto input = x * shown_t;
-      if (options.input_dropout > 0)
-        input = input * (torch::rand_like(x) >= options.input_dropout).to(torch::kFloat);
-      auto loss = torch::mse_loss(net->forward(input), x);
-      loss.backward();
-      adam.step();
-      sum += loss.item<double>();
-      ++steps;
-    }
-    double val_loss;
-    {
-      torch::NoGradGuard no_grad;
-      net->eval();
-      val_loss = torch::mse_loss(net->forward(val_t * shown_t), val_t).item<double>();
-    }
-    const double train_loss = steps ? sum / static_cast<double>(steps) : 0;
+    fit.epochs = epoch;
+    const double train_loss = train_epoch(net, adam, train_t, shown_t, epoch, options);
+    const double val_loss = validation_loss(net, val_t, shown_t);
     if (options.progress) progress_line(arch.name, epoch, options.max_epochs, train_loss, val_loss, false);
-    if (val_loss < best_val - 1e-7) {
-      best_val = val_loss;
-      best_train = train_loss;
+    if (val_loss < fit.best_val - 1e-7) {
+      fit.best_val = val_loss;
+      fit.best_train = train_loss;
       since_best = 0;
       best_state.str("");
       torch::save(net, best_state);
@@ -226,8 +266,15 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
     torch::NoGradGuard no_grad;
     linears(net).front()->weight.mul_(shown_t);
   }
-  if (options.progress) progress_line(arch.name, epochs, options.max_epochs, best_train, best_val, true);
+  if (options.progress)
+    progress_line(arch.name, fit.epochs, options.max_epochs, fit.best_train, fit.best_val, true);
+  return fit;
+}
 
+/// A model of the trained network with its scaler and per-input weights; error scales still at 1.
+std::shared_ptr<Model> new_model(torch::nn::Sequential& net, const Architecture& arch,
+                                 const RobustScaler& scaler) {
+  const std::size_t d = arch.features.size();
   auto model = std::make_shared<Model>();
   auto& meta = model->meta;
   meta.architecture = arch;
@@ -239,61 +286,77 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
       meta.weight[j] = 0;  // firmware is a rule, not learned
   meta.error_scale.assign(d, 1.0f);
   model->mlp = extract(net, arch);
-  if (arch.score == ScoreMethod::kMaxDeviation) {
-    // The extremes in raw units, scaled as the Scorer scales (monotonic, so the scaled extreme is the extreme
-    // of the scaled values): `train` was scaled by division, which can differ in the last bit, and then the
-    // commonest value of an input (0 air flow in every parked car) could read as outside its own range.
-    std::vector<float> low(d, std::numeric_limits<float>::infinity()),
-        high(d, -std::numeric_limits<float>::infinity());
-    for (std::size_t r = 0; r < n_train; ++r)
-      for (std::size_t j = 0; j < d; ++j) {
-        const float x = data.features[order[r] * kFeatureCount + arch.features[j]];
-        if (!defined(x)) continue;
-        low[j] = std::min(low[j], x);
-        high[j] = std::max(high[j], x);
-      }
-    meta.input_low.assign(d, 0);
-    meta.input_high.assign(d, 0);  // never defined: 0 to 0
-    for (std::size_t j = 0; j < d; ++j)
-      if (low[j] <= high[j]) {
-        const float inv = inverse_scale(meta.scale[j]);
-        meta.input_low[j] = to_scaled(low[j], meta.center[j], inv);
-        meta.input_high[j] = to_scaled(high[j], meta.center[j], inv);
-      }
-  }
-  if (options.reconstruction_range > 0 && arch.score == ScoreMethod::kMaxDeviation) {
-    // (The reference architecture stays as published: unbounded.) Per input: the range that all but a few
-    // cars stayed within. Failing cars in the training window are few, and their values are the extremes that
-    // bounding must exclude; a plain quantile of rows would count a failing car's hour of overheating as
-    // healthy.
-    const double share = std::min(options.reconstruction_range, 1.0);
-    std::unordered_map<uint32_t, std::pair<float, float>> extremes;
-    std::vector<float> lows, highs;
-    for (std::size_t j = 0; j < d; ++j) {
-      extremes.clear();
-      for (std::size_t r = 0; r < n_train; ++r) {
-        if (!defined(data.features[order[r] * kFeatureCount + arch.features[j]])) continue;
-        const float x = train[r * d + j];
-        const auto it = extremes.try_emplace(data.car[order[r]], x, x).first;
-        it->second.first = std::min(it->second.first, x);
-        it->second.second = std::max(it->second.second, x);
-      }
-      lows.clear();
-      highs.clear();
-      for (const auto& [car, e] : extremes) {
-        lows.push_back(e.first);
-        highs.push_back(e.second);
-      }
-      const double lo = lows.empty() ? 0.0 : quantile(lows, 1.0 - share);
-      const double hi = highs.empty() ? 0.0 : quantile(highs, share);
-      // Widened by half its width on each side: healthy signals drift past one hour's range (charge runs
-      // lower as the day goes on), and only a value well outside it is one no healthy car reads.
-      const double margin = kReconstructionMargin * (hi - lo);
-      meta.recon_low.push_back(static_cast<float>(lo - margin));
-      meta.recon_high.push_back(static_cast<float>(hi + margin));
-    }
-  }
+  return model;
+}
 
+/// For kMaxDeviation: the range of each input over the training rows, scaled, outside which a reading is
+/// itself a deviation.
+void fill_input_range(ModelMeta& meta, const TrainingData& data, const Architecture& arch,
+                      const TrainingRows& rows) {
+  const std::size_t d = arch.features.size();
+  // The extremes in raw units, scaled as the Scorer scales (monotonic, so the scaled extreme is the extreme
+  // of the scaled values): `train` was scaled by division, which can differ in the last bit, and then the
+  // commonest value of an input (0 air flow in every parked car) could read as outside its own range.
+  std::vector<float> low(d, std::numeric_limits<float>::infinity()),
+      high(d, -std::numeric_limits<float>::infinity());
+  for (std::size_t r = 0; r < rows.n_train; ++r)
+    for (std::size_t j = 0; j < d; ++j) {
+      const float x = data.features[rows.order[r] * kFeatureCount + arch.features[j]];
+      if (!defined(x)) continue;
+      low[j] = std::min(low[j], x);
+      high[j] = std::max(high[j], x);
+    }
+  meta.input_low.assign(d, 0);
+  meta.input_high.assign(d, 0);  // never defined: 0 to 0
+  for (std::size_t j = 0; j < d; ++j)
+    if (low[j] <= high[j]) {
+      const float inv = inverse_scale(meta.scale[j]);
+      meta.input_low[j] = to_scaled(low[j], meta.center[j], inv);
+      meta.input_high[j] = to_scaled(high[j], meta.center[j], inv);
+    }
+}
+
+/// For kMaxDeviation with options.reconstruction_range: the band each reconstruction is clamped to.
+void fill_reconstruction_range(ModelMeta& meta, const TrainingData& data, const Architecture& arch,
+                               const TrainingRows& rows, const TrainOptions& options) {
+  const std::size_t d = arch.features.size();
+  // (The reference architecture stays as published: unbounded.) Per input: the range that all but a few
+  // cars stayed within. Failing cars in the training window are few, and their values are the extremes that
+  // bounding must exclude; a plain quantile of rows would count a failing car's hour of overheating as
+  // healthy.
+  const double share = std::min(options.reconstruction_range, 1.0);
+  std::unordered_map<uint32_t, std::pair<float, float>> extremes;
+  std::vector<float> lows, highs;
+  for (std::size_t j = 0; j < d; ++j) {
+    extremes.clear();
+    for (std::size_t r = 0; r < rows.n_train; ++r) {
+      if (!defined(data.features[rows.order[r] * kFeatureCount + arch.features[j]])) continue;
+      const float x = rows.train[r * d + j];
+      const auto it = extremes.try_emplace(data.car[rows.order[r]], x, x).first;
+      it->second.first = std::min(it->second.first, x);
+      it->second.second = std::max(it->second.second, x);
+    }
+    lows.clear();
+    highs.clear();
+    for (const auto& [car, e] : extremes) {
+      lows.push_back(e.first);
+      highs.push_back(e.second);
+    }
+    const double lo = lows.empty() ? 0.0 : quantile(lows, 1.0 - share);
+    const double hi = highs.empty() ? 0.0 : quantile(highs, share);
+    // Widened by half its width on each side: healthy signals drift past one hour's range (charge runs
+    // lower as the day goes on), and only a value well outside it is one no healthy car reads.
+    const double margin = kReconstructionMargin * (hi - lo);
+    meta.recon_low.push_back(static_cast<float>(lo - margin));
+    meta.recon_high.push_back(static_cast<float>(hi + margin));
+  }
+}
+
+/// The typical reconstruction error of each input, on each side, over (at most 100,000) training rows.
+void fill_error_scales(Model& model, const TrainingData& data, const Architecture& arch,
+                       const TrainingRows& rows) {
+  const std::size_t d = arch.features.size();
+  auto& meta = model.meta;
   // Typical error per feature on the training rows, so a score of 3 means "three typical errors" whatever
   // the feature's units: the normal sigma (median absolute error x 1.4826), or a quarter of the 99.9th
   // percentile where that is larger. The second keeps signals whose healthy errors have heavy tails (a
@@ -302,84 +365,128 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   // far below what a warm one's would, never far above), and a failure that pushes a signal the way
   // healthy cars never go should not hide behind the other side's tail.
   meta.error_scale_low.assign(d, 1.0f);
-  {
-    const std::size_t n = std::min<std::size_t>(n_train, 100'000);
-    std::vector<float> recon(n * d), scratch;
-    model->mlp.forward(train.data(), n, recon.data(), scratch);
-    std::vector<float> col, high, low;
-    for (std::size_t j = 0; j < d; ++j) {
-      col.clear();
-      high.clear();
-      low.clear();
-      for (std::size_t r = 0; r < n; ++r) {
-        if (!defined(data.features[order[r] * kFeatureCount + arch.features[j]])) continue;  // scored as 0
-        float y = recon[r * d + j];
-        if (!meta.recon_low.empty()) y = std::clamp(y, meta.recon_low[j], meta.recon_high[j]);
-        const float e = train[r * d + j] - y;
-        col.push_back(std::abs(e));
-        high.push_back(std::max(e, 0.f));
-        low.push_back(std::max(-e, 0.f));
-      }
-      const double sigma = quantile(col, 0.5) * 1.4826;
-      // An integer signal (tyre pressure in whole psi) cannot be predicted finer than one step.
-      const auto f = arch.features[j];
-      const double step = f < core::kSignalCount && core::kSignals[f].type == core::SignalType::kInt
-                              ? 1.0 / meta.scale[j]
-                              : 0.0;
-      auto scale = [&](std::vector<float>& side) {
-        return std::max(1e-3f, static_cast<float>(std::max({sigma, quantile(side, 0.999) / 4.0, step})));
-      };
-      meta.error_scale[j] = scale(high);
-      meta.error_scale_low[j] = scale(low);
+  const std::size_t n = std::min<std::size_t>(rows.n_train, 100'000);
+  std::vector<float> recon(n * d), scratch;
+  model.mlp.forward(rows.train.data(), n, recon.data(), scratch);
+  std::vector<float> col, high, low;
+  for (std::size_t j = 0; j < d; ++j) {
+    col.clear();
+    high.clear();
+    low.clear();
+    for (std::size_t r = 0; r < n; ++r) {
+      if (!defined(data.features[rows.order[r] * kFeatureCount + arch.features[j]])) continue;  // scored as 0
+      float y = recon[r * d + j];
+      if (!meta.recon_low.empty()) y = std::clamp(y, meta.recon_low[j], meta.recon_high[j]);
+      const float e = rows.train[r * d + j] - y;
+      col.push_back(std::abs(e));
+      high.push_back(std::max(e, 0.f));
+      low.push_back(std::max(-e, 0.f));
     }
+    const double sigma = quantile(col, 0.5) * 1.4826;
+    // An integer signal (tyre pressure in whole psi) cannot be predicted finer than one step.
+    const auto f = arch.features[j];
+    const double step = f < core::kSignalCount && core::kSignals[f].type == core::SignalType::kInt
+                            ? 1.0 / meta.scale[j]
+                            : 0.0;
+    auto scale = [&](std::vector<float>& side) {
+      return std::max(1e-3f, static_cast<float>(std::max({sigma, quantile(side, 0.999) / 4.0, step})));
+    };
+    meta.error_scale[j] = scale(high);
+    meta.error_scale_low[j] = scale(low);
   }
+}
 
+/// Sets the alert threshold from the held-out cars.
+void calibrate(const std::shared_ptr<Model>& model, const TrainingData& data, const TrainingRows& rows,
+               const TrainOptions& options) {
+  auto& meta = model->meta;
+  const std::size_t n_val = rows.n_val, d = meta.architecture.features.size();
   // Threshold on the held-out cars, scored exactly as the score stage will (in order, averaged per car).
-  {
-    std::vector<float> rows(n_val * kFeatureCount);
-    std::vector<uint32_t> cars(n_val);
-    for (std::size_t r = 0; r < n_val; ++r) {
-      const std::size_t src = order[n_train + r];
-      std::memcpy(&rows[r * kFeatureCount], &data.features[src * kFeatureCount],
-                  kFeatureCount * sizeof(float));
-      cars[r] = data.car[src];
-    }
-    // Event spacing: the window's length over each car's share of its events.
-    const double hours_per_event = static_cast<double>(std::max<int64_t>(data.to_ts - data.from_ts, 1)) /
-                                   3.6e6 * static_cast<double>(std::max<int64_t>(data.cars, 1)) /
-                                   static_cast<double>(total);
-    const double target = options.target_false_alerts / 1000.0;  // per car-hour
-    if (options.threshold_method == "alert_rate")  // each input and side: an equal share of the budget
-      equalize_extremes(*model, rows.data(), cars.data(), n_val,
-                        target * hours_per_event / (2.0 * static_cast<double>(d)));
-    Scorer scorer(model);
-    const auto scores = score_sequences(scorer, rows.data(), cars.data(), n_val);
-    if (options.threshold_method != "alert_rate" && options.threshold_method != "quantile")
-      throw std::invalid_argument("train: unknown threshold method \"" + options.threshold_method +
-                                  "\" (alert_rate or quantile)");
-    std::optional<Calibration> rate;
-    if (options.threshold_method == "alert_rate")
-      rate = calibrate_alert_rate(alert_statistic(scores, cars, options.raise_k, options.window_n), cars,
-                                  hours_per_event, target);
-    Calibration c = rate ? *rate : calibrate_threshold(scores, cars, options.quantile);
-    if (options.threshold_method == "alert_rate" && !rate)
-      c.method += " (too little held-out history for alert_rate)";
-    meta.threshold = c.threshold;
-    meta.threshold_method = c.method;
-    meta.excluded_cars = c.excluded_cars;
+  std::vector<float> raw(n_val * kFeatureCount);
+  std::vector<uint32_t> cars(n_val);
+  for (std::size_t r = 0; r < n_val; ++r) {
+    const std::size_t src = rows.order[rows.n_train + r];
+    std::memcpy(&raw[r * kFeatureCount], &data.features[src * kFeatureCount], kFeatureCount * sizeof(float));
+    cars[r] = data.car[src];
   }
+  // Event spacing: the window's length over each car's share of its events.
+  const double hours_per_event = static_cast<double>(std::max<int64_t>(data.to_ts - data.from_ts, 1)) /
+                                 3.6e6 * static_cast<double>(std::max<int64_t>(data.cars, 1)) /
+                                 static_cast<double>(data.rows());
+  const double target = options.target_false_alerts / 1000.0;  // per car-hour
+  if (options.threshold_method == "alert_rate")  // each input and side: an equal share of the budget
+    equalize_extremes(*model, raw.data(), cars.data(), n_val,
+                      target * hours_per_event / (2.0 * static_cast<double>(d)));
+  Scorer scorer(model);
+  const auto scores = score_sequences(scorer, raw.data(), cars.data(), n_val);
+  if (options.threshold_method != "alert_rate" && options.threshold_method != "quantile")
+    throw std::invalid_argument("train: unknown threshold method \"" + options.threshold_method +
+                                "\" (alert_rate or quantile)");
+  std::optional<Calibration> rate;
+  if (options.threshold_method == "alert_rate")
+    rate = calibrate_alert_rate(alert_statistic(scores, cars, options.raise_k, options.window_n), cars,
+                                hours_per_event, target);
+  Calibration c = rate ? *rate : calibrate_threshold(scores, cars, options.quantile);
+  if (options.threshold_method == "alert_rate" && !rate)
+    c.method += " (too little held-out history for alert_rate)";
+  meta.threshold = c.threshold;
+  meta.threshold_method = c.method;
+  meta.excluded_cars = c.excluded_cars;
+}
+
+/// Records where the model came from: data window, version, losses and time taken.
+void fill_provenance(ModelMeta& meta, const TrainingData& data, const TrainOptions& options,
+                     const FitResult& fit, std::chrono::steady_clock::time_point started) {
   meta.quantile = options.quantile;
   meta.created_ms = core::wall_clock_ms();
-  meta.version = options.version.empty() ? arch.name + "-" + utc_stamp(meta.created_ms) : options.version;
+  meta.version =
+      options.version.empty() ? meta.architecture.name + "-" + utc_stamp(meta.created_ms) : options.version;
   meta.topic = data.topic;
   meta.from_ts = data.from_ts;
   meta.to_ts = data.to_ts;
-  meta.events = static_cast<int64_t>(total);
+  meta.events = static_cast<int64_t>(data.rows());
   meta.cars = data.cars;
-  meta.train_loss = best_train;
-  meta.val_loss = best_val;
-  meta.epochs = epochs;
+  meta.train_loss = fit.best_train;
+  meta.val_loss = fit.best_val;
+  meta.epochs = fit.epochs;
   meta.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+}  // namespace
+
+std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture& arch,
+                                   const TrainOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::size_t total = data.rows();
+  if (total < 50)
+    throw std::invalid_argument("train: need at least 50 events, have " + std::to_string(total));
+  if (data.features.size() != total * kFeatureCount)
+    throw std::invalid_argument("train: features do not match rows");
+  // Small matrices: one thread beats the synchronisation of several, and leaves the other core to the
+  // pipeline.
+  torch::set_num_threads(1);
+  torch::manual_seed(options.seed);
+  std::mt19937_64 rng(options.seed);
+
+  // The order of random draws is part of the result: the split (rng), then the network's initial weights
+  // and the epochs' permutations and dropout masks (torch's generator).
+  TrainingRows rows = split_rows(data, options, rng);
+  scale_rows(rows, data, arch);
+  const std::size_t d = arch.features.size();
+  auto train_t = to_tensor(rows.train, rows.n_train, d);
+  auto val_t = to_tensor(rows.val, rows.n_val, d);
+
+  auto net = build_network(arch);
+  const auto shown_t = shown_mask(arch);
+  const FitResult fit = fit_network(net, train_t, val_t, shown_t, arch, options);
+
+  auto model = new_model(net, arch, rows.scaler);
+  if (arch.score == ScoreMethod::kMaxDeviation) fill_input_range(model->meta, data, arch, rows);
+  if (options.reconstruction_range > 0 && arch.score == ScoreMethod::kMaxDeviation)
+    fill_reconstruction_range(model->meta, data, arch, rows, options);
+  fill_error_scales(*model, data, arch, rows);
+  calibrate(model, data, rows, options);
+  fill_provenance(model->meta, data, options, fit, started);
   return model;
 }
 
