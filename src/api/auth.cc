@@ -6,25 +6,16 @@
 #include <fstream>
 #include <random>
 
+#include "core/enum_names.h"
+
 namespace fleettwin::api {
 
-std::string_view to_string(Role role) {
-  switch (role) {
-    case Role::kViewer:
-      return "viewer";
-    case Role::kOperator:
-      return "operator";
-    case Role::kAdmin:
-      return "admin";
-  }
-  return "viewer";
-}
+constexpr core::EnumName<Role> kRoleNames[] = {
+    {Role::kViewer, "viewer"}, {Role::kOperator, "operator"}, {Role::kAdmin, "admin"}};
 
-std::optional<Role> role_from_string(std::string_view text) {
-  for (Role r : {Role::kViewer, Role::kOperator, Role::kAdmin})
-    if (text == to_string(r)) return r;
-  return std::nullopt;
-}
+std::string_view to_string(Role role) { return core::name_of(kRoleNames, role, "viewer"); }
+
+std::optional<Role> role_from_string(std::string_view text) { return core::parse(kRoleNames, text); }
 
 namespace {
 

@@ -1,10 +1,12 @@
 // Fleet-wide views: the summary tiles, the throughput samples of the last minutes and every car's position
 // for the map.
+
 #include "api/http_helpers.h"
 #include "api/routes.h"
 #include "codec/json.h"
 #include "codec/json_writer.h"
 #include "core/clock.h"
+#include "core/enum_names.h"
 
 namespace fleettwin::api {
 
@@ -13,19 +15,12 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 /// The map's status column: 0 unknown, 1 ok, 2 warning, 3 anomaly (as docs/openapi.yaml says).
-const char* status_code(core::HealthStatus s) {
-  switch (s) {
-    case core::HealthStatus::kOk:
-      return "1";
-    case core::HealthStatus::kWarning:
-      return "2";
-    case core::HealthStatus::kAnomaly:
-      return "3";
-    case core::HealthStatus::kUnknown:
-      break;
-  }
-  return "0";
-}
+constexpr core::EnumName<core::HealthStatus> kStatusCodes[] = {{core::HealthStatus::kUnknown, "0"},
+                                                               {core::HealthStatus::kOk, "1"},
+                                                               {core::HealthStatus::kWarning, "2"},
+                                                               {core::HealthStatus::kAnomaly, "3"}};
+
+std::string_view status_code(core::HealthStatus s) { return core::name_of(kStatusCodes, s, "0"); }
 
 void summary(ApiContext& ctx, httplib::Response& res) {
   auto s = ctx.stores.acquire();

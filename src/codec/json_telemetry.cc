@@ -10,6 +10,7 @@
 
 #include "codec/json.h"
 #include "codec/json_writer.h"
+#include "core/enum_names.h"
 
 namespace fleettwin::codec {
 
@@ -22,6 +23,14 @@ using core::kSignals;
 using core::SignalType;
 
 enum class Kind : uint8_t { kCar, kTs, kSeq, kLat, kLon, kDouble, kInt };
+
+// The DLQ's `error.reason` header and a metrics label: stable strings.
+constexpr core::EnumName<RejectReason> kRejectReasonNames[] = {
+    {RejectReason::kMalformed, "malformed"},           {RejectReason::kMissingField, "missing_field"},
+    {RejectReason::kWrongType, "wrong_type"},          {RejectReason::kNonFinite, "non_finite"},
+    {RejectReason::kOutOfRange, "out_of_range"},       {RejectReason::kOversized, "oversized"},
+    {RejectReason::kBadCarId, "bad_car_id"},           {RejectReason::kUnknownField, "unknown_field"},
+    {RejectReason::kDuplicateField, "duplicate_field"}};
 
 /// One accepted wire field: its name, how it is checked and stored, and its plausible range. Constant data.
 struct Field {
@@ -234,29 +243,7 @@ std::string_view trim_right(std::string_view s) {
 
 }  // namespace
 
-std::string_view to_string(RejectReason r) {
-  switch (r) {
-    case RejectReason::kMalformed:
-      return "malformed";
-    case RejectReason::kMissingField:
-      return "missing_field";
-    case RejectReason::kWrongType:
-      return "wrong_type";
-    case RejectReason::kNonFinite:
-      return "non_finite";
-    case RejectReason::kOutOfRange:
-      return "out_of_range";
-    case RejectReason::kOversized:
-      return "oversized";
-    case RejectReason::kBadCarId:
-      return "bad_car_id";
-    case RejectReason::kUnknownField:
-      return "unknown_field";
-    case RejectReason::kDuplicateField:
-      return "duplicate_field";
-  }
-  return "malformed";
-}
+std::string_view to_string(RejectReason r) { return core::name_of(kRejectReasonNames, r, "malformed"); }
 
 /// The decoder's simdjson state, kept out of json.h. Used by the decoder's thread.
 struct TelemetryDecoder::Impl {

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "core/enum_names.h"
+
 namespace fleettwin::config {
 
 namespace {
@@ -18,21 +20,13 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string type_name(ConfigType t) {
-  switch (t) {
-    case ConfigType::kInt:
-      return "int";
-    case ConfigType::kDouble:
-      return "number";
-    case ConfigType::kBool:
-      return "bool";
-    case ConfigType::kString:
-      return "string";
-    case ConfigType::kDuration:
-      return "duration";
-  }
-  return "?";
-}
+constexpr core::EnumName<ConfigType> kTypeNames[] = {{ConfigType::kInt, "int"},
+                                                     {ConfigType::kDouble, "number"},
+                                                     {ConfigType::kBool, "bool"},
+                                                     {ConfigType::kString, "string"},
+                                                     {ConfigType::kDuration, "duration"}};
+
+std::string type_name(ConfigType t) { return std::string(core::name_of(kTypeNames, t, "?")); }
 
 bool parse_bool(const std::string& v, bool& out) {
   const auto l = lower(v);

@@ -2,27 +2,19 @@
 
 #include <cmath>
 
+#include "core/enum_names.h"
+
 namespace fleettwin::core {
 
-std::string_view to_string(HealthStatus s) {
-  switch (s) {
-    case HealthStatus::kOk:
-      return "ok";
-    case HealthStatus::kWarning:
-      return "warning";
-    case HealthStatus::kAnomaly:
-      return "anomaly";
-    case HealthStatus::kUnknown:
-      break;
-  }
-  return "unknown";
-}
+constexpr EnumName<HealthStatus> kHealthStatusNames[] = {{HealthStatus::kUnknown, "unknown"},
+                                                         {HealthStatus::kOk, "ok"},
+                                                         {HealthStatus::kWarning, "warning"},
+                                                         {HealthStatus::kAnomaly, "anomaly"}};
+
+std::string_view to_string(HealthStatus s) { return name_of(kHealthStatusNames, s, "unknown"); }
 
 HealthStatus health_status_from_string(std::string_view s) {
-  if (s == "ok") return HealthStatus::kOk;
-  if (s == "warning") return HealthStatus::kWarning;
-  if (s == "anomaly") return HealthStatus::kAnomaly;
-  return HealthStatus::kUnknown;
+  return parse(kHealthStatusNames, s).value_or(HealthStatus::kUnknown);
 }
 
 std::vector<std::string> Twin::delta() const {

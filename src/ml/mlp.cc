@@ -3,24 +3,17 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "core/enum_names.h"
+
 namespace fleettwin::ml {
 
-std::string_view to_string(Activation a) {
-  switch (a) {
-    case Activation::kTanh:
-      return "tanh";
-    case Activation::kRelu:
-      return "relu";
-    case Activation::kIdentity:
-      break;
-  }
-  return "identity";
-}
+constexpr core::EnumName<Activation> kActivationNames[] = {
+    {Activation::kIdentity, "identity"}, {Activation::kTanh, "tanh"}, {Activation::kRelu, "relu"}};
+
+std::string_view to_string(Activation a) { return core::name_of(kActivationNames, a, "identity"); }
 
 Activation activation_from_string(std::string_view name) {
-  if (name == "tanh") return Activation::kTanh;
-  if (name == "relu") return Activation::kRelu;
-  if (name == "identity") return Activation::kIdentity;
+  if (auto a = core::parse(kActivationNames, name)) return *a;
   throw std::invalid_argument("unknown activation \"" + std::string(name) + "\"");
 }
 

@@ -1,20 +1,19 @@
 #include "registry/protocol.h"
 
-#include <array>
+#include "core/enum_names.h"
 
 namespace fleettwin::registry {
 
 namespace {
 
-constexpr std::array<std::pair<CompatibilityLevel, std::string_view>, 7> kLevelNames{{
+constexpr core::EnumName<CompatibilityLevel> kLevelNames[] = {
     {CompatibilityLevel::kNone, "NONE"},
     {CompatibilityLevel::kBackward, "BACKWARD"},
     {CompatibilityLevel::kBackwardTransitive, "BACKWARD_TRANSITIVE"},
     {CompatibilityLevel::kForward, "FORWARD"},
     {CompatibilityLevel::kForwardTransitive, "FORWARD_TRANSITIVE"},
     {CompatibilityLevel::kFull, "FULL"},
-    {CompatibilityLevel::kFullTransitive, "FULL_TRANSITIVE"},
-}};
+    {CompatibilityLevel::kFullTransitive, "FULL_TRANSITIVE"}};
 
 std::string describe(int status, int error_code, const std::string& message) {
   std::string out = "schema registry: ";
@@ -35,18 +34,10 @@ SchemaRegistryError::SchemaRegistryError(int status, int error_code, std::string
       _error_code(error_code),
       _message(std::move(message)) {}
 
-std::string_view to_string(CompatibilityLevel level) {
-  for (const auto& [l, name] : kLevelNames) {
-    if (l == level) return name;
-  }
-  return "NONE";
-}
+std::string_view to_string(CompatibilityLevel level) { return core::name_of(kLevelNames, level, "NONE"); }
 
 std::optional<CompatibilityLevel> parse_compatibility_level(std::string_view text) {
-  for (const auto& [l, name] : kLevelNames) {
-    if (name == text) return l;
-  }
-  return std::nullopt;
+  return core::parse(kLevelNames, text);
 }
 
 }  // namespace fleettwin::registry

@@ -8,11 +8,13 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <utility>
 
 #include "codec/avro.h"
 #include "codec/json_writer.h"
+#include "core/enum_names.h"
 
 namespace fleettwin::registry {
 
@@ -20,17 +22,18 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-constexpr std::pair<std::string_view, AvroKind> kPrimitives[] = {
-    {"null", AvroKind::kNull},   {"boolean", AvroKind::kBoolean}, {"int", AvroKind::kInt},
-    {"long", AvroKind::kLong},   {"float", AvroKind::kFloat},     {"double", AvroKind::kDouble},
-    {"bytes", AvroKind::kBytes}, {"string", AvroKind::kString},
-};
+// The primitives come first: a type name in a schema may only be one of them (the others are written as
+// objects), so primitive_kind reads just those rows.
+constexpr std::size_t kPrimitiveCount = 8;
+constexpr core::EnumName<AvroKind> kKindNames[] = {
+    {AvroKind::kNull, "null"},   {AvroKind::kBoolean, "boolean"}, {AvroKind::kInt, "int"},
+    {AvroKind::kLong, "long"},   {AvroKind::kFloat, "float"},     {AvroKind::kDouble, "double"},
+    {AvroKind::kBytes, "bytes"}, {AvroKind::kString, "string"},   {AvroKind::kRecord, "record"},
+    {AvroKind::kEnum, "enum"},   {AvroKind::kArray, "array"},     {AvroKind::kMap, "map"},
+    {AvroKind::kFixed, "fixed"}, {AvroKind::kUnion, "union"}};
 
 std::optional<AvroKind> primitive_kind(std::string_view name) {
-  for (const auto& [n, k] : kPrimitives) {
-    if (n == name) return k;
-  }
-  return std::nullopt;
+  return core::parse(std::span(kKindNames).first<kPrimitiveCount>(), name);
 }
 
 [[noreturn]] void invalid(std::string_view where, std::string_view what) {
@@ -227,25 +230,7 @@ std::vector<std::string> string_list(dom::element e, std::string_view what, std:
 
 bool is_named(AvroKind k) { return k == AvroKind::kRecord || k == AvroKind::kEnum || k == AvroKind::kFixed; }
 
-std::string_view to_string(AvroKind kind) {
-  for (const auto& [n, k] : kPrimitives) {
-    if (k == kind) return n;
-  }
-  switch (kind) {
-    case AvroKind::kRecord:
-      return "record";
-    case AvroKind::kEnum:
-      return "enum";
-    case AvroKind::kArray:
-      return "array";
-    case AvroKind::kMap:
-      return "map";
-    case AvroKind::kFixed:
-      return "fixed";
-    default:
-      return "union";
-  }
-}
+std::string_view to_string(AvroKind kind) { return core::name_of(kKindNames, kind, "union"); }
 
 std::string_view AvroNode::short_name() const {
   const std::size_t dot = name.rfind('.');

@@ -4,14 +4,20 @@
 #include <istream>
 #include <ostream>
 
+#include "core/enum_names.h"
+
 namespace fleettwin::sim {
 
 namespace {
 
-constexpr std::array<std::string_view, kFailureModeCount> kNames{
-    "tyre_pressure_loss",  "shock_absorber_failure",   "drive_shaft_degradation",
-    "coolant_overheating", "battery_cell_degradation", "outdated_firmware",
-};
+constexpr core::EnumName<FailureMode> kNames[] = {
+    {FailureMode::kTyrePressureLoss, "tyre_pressure_loss"},
+    {FailureMode::kShockAbsorberFailure, "shock_absorber_failure"},
+    {FailureMode::kDriveShaftDegradation, "drive_shaft_degradation"},
+    {FailureMode::kCoolantOverheating, "coolant_overheating"},
+    {FailureMode::kBatteryCellDegradation, "battery_cell_degradation"},
+    {FailureMode::kOutdatedFirmware, "outdated_firmware"}};
+static_assert(std::size(kNames) == kFailureModeCount, "every failure mode needs its stable name");
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -157,12 +163,10 @@ class FlatJson {
 
 }  // namespace
 
-std::string_view to_string(FailureMode mode) { return kNames[static_cast<std::size_t>(mode)]; }
+std::string_view to_string(FailureMode mode) { return core::name_of(kNames, mode, ""); }
 
 std::optional<FailureMode> failure_mode_from_string(std::string_view name) {
-  for (std::size_t i = 0; i < kNames.size(); ++i)
-    if (kNames[i] == name) return static_cast<FailureMode>(i);
-  return std::nullopt;
+  return core::parse(kNames, name);
 }
 
 std::string to_json_line(const GroundTruth& g) {
