@@ -85,7 +85,7 @@ int64_t total(const std::vector<int64_t>& offsets) {
 
 std::string with_commas(int64_t v) {
   std::string s = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), 1, ',');
   return v < 0 ? "-" + s : s;
 }
 

@@ -41,7 +41,7 @@ struct OutRecord {
   std::string topic;
   std::string key;
   std::string value;
-  std::vector<Header> headers;
+  std::vector<Header> headers{};
   int32_t partition = -1;
   int64_t timestamp_ms = 0;  ///< 0: now
 };

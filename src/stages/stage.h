@@ -29,8 +29,8 @@ struct StageDescriptor {
   std::vector<std::string> outputs;
   std::vector<const config::KeySpec*> config_keys;  ///< every key the stage's options are built from
   std::string description;
-  std::string summary;           ///< one line for `fleettwin --help`: what goes in and what comes out
-  std::vector<StageFlag> flags;  ///< extra flags of `fleettwin <name>`
+  std::string summary{};           ///< one line for `fleettwin --help`: what goes in and what comes out
+  std::vector<StageFlag> flags{};  ///< extra flags of `fleettwin <name>`
 };
 
 /// A pipeline stage: turns a batch of input records into output records (and, for the sink, store writes).

@@ -39,16 +39,17 @@ struct WriteResult {
   int64_t twins_stale = 0;  ///< twin updates refused because the store held newer state
 };
 
-/// Filter, order and page of a twin listing.
+/// Filter, order and page of a twin listing. Every member has a default (`{}`), so `{.limit = 10}` names only
+/// what it sets.
 struct TwinQuery {
-  std::optional<core::HealthStatus> status;
-  std::optional<bool> online;
-  std::optional<Filter> filter;  ///< parse_filter(text); ANDed with status/online
+  std::optional<core::HealthStatus> status{};
+  std::optional<bool> online{};
+  std::optional<Filter> filter{};  ///< parse_filter(text); ANDed with status/online
   /// A field path (filter_fields()), leading '-' = descending; empty = by id. Ties are ordered by id.
-  std::string sort;
+  std::string sort{};
   /// Paging cursor: empty for the first page, then twin_cursor(parse_sort(sort), last twin of the page).
   /// With the id sort that is simply the last id (list ids greater than this).
-  std::string after_id;
+  std::string after_id{};
   int64_t limit = 100;
 };
 

@@ -137,7 +137,9 @@ TEST(Features, CoolantHeadingShowsWhereTheCoolantIsGoingAndIsUndefinedWhileOff) 
     t.ts += 10'000;
     t.values[core::kCoolantTemp] = 130.0 - 40.0 * std::exp(-i * 10.0 / 300.0);
     extract_features(t, st, f.data());
-    if (i < 18) EXPECT_FALSE(defined(f[heading])) << i;  // the first three minutes after the start
+    if (i < 18) {
+      EXPECT_FALSE(defined(f[heading])) << i;  // the first three minutes after the start
+    }
   }
   EXPECT_NEAR(t.values[core::kCoolantTemp], 115.3, 0.1);  // the coolant itself is still far from it
   EXPECT_NEAR(f[heading], 130, 3);                        // after 5 minutes (five averaging time constants)

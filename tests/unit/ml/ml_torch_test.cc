@@ -145,8 +145,11 @@ TEST(Training, PredictedInputsAreNeverSeenOnlyReconstructed) {
   Scorer scorer(back);
   scorer.deviations(row.data(), 1, a.data());
   scorer.deviations(moved.data(), 1, b.data());
-  for (std::size_t k = 0; k < n; ++k)
-    if (k != j) EXPECT_EQ(a[k], b[k]) << feature_name(arch.features[k]);
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k != j) {
+      EXPECT_EQ(a[k], b[k]) << feature_name(arch.features[k]);
+    }
+  }
   EXPECT_GT(b[j], a[j]);
   moved[arch.predicted[0]] = 1e6;
   EXPECT_EQ(scorer.outside(moved.data()), scorer.outside(row.data()));

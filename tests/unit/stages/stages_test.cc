@@ -58,17 +58,6 @@ struct SinkOnSqlite {
   stages::SinkStage sink{std::make_unique<store::SqliteStore>(db), metrics, latency};
 };
 
-log::Record as_input(const log::OutRecord& o, int64_t offset) {
-  log::Record r;
-  r.topic = o.topic;
-  r.key = o.key;
-  r.value = o.value;
-  r.headers = o.headers;
-  r.offset = offset;
-  r.timestamp_ms = 1;
-  return r;
-}
-
 }  // namespace
 
 TEST(ProcessStage, ValidToAvroInvalidToDlqWithReasonHeaders) {
@@ -272,8 +261,11 @@ core::CommandAck ack_for(const core::Command& c, std::string status = "acked") {
 
 core::Twin last_twin(const CaptureProducer& out, const std::string& car) {
   core::Twin twin;
-  for (const auto& o : out.records)
-    if (o.topic == t::kTwins && o.key == car) EXPECT_TRUE(codec::twin_from_json(o.value, twin, nullptr));
+  for (const auto& o : out.records) {
+    if (o.topic == t::kTwins && o.key == car) {
+      EXPECT_TRUE(codec::twin_from_json(o.value, twin, nullptr));
+    }
+  }
   return twin;
 }
 
