@@ -9,9 +9,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "registry/telemetry_reader.h"
 #include "core/histogram.h"
 #include "core/metrics.h"
+#include "registry/telemetry_reader.h"
 #include "stages/stage.h"
 #include "store/twin_store.h"
 

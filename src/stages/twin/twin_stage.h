@@ -7,10 +7,10 @@
 #include <unordered_set>
 #include <vector>
 
-#include "registry/telemetry_reader.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/twin.h"
+#include "registry/telemetry_reader.h"
 #include "stages/stage.h"
 
 namespace fleettwin::stages {
@@ -29,7 +29,8 @@ class TwinStage final : public Stage {
   };
   /// `initial` is the state to start from (the store's twins after a restart).
   TwinStage(Options options, const core::Clock& clock, core::Metrics& metrics,
-            std::vector<core::Twin> initial = {}, registry::TelemetryReader reader = registry::TelemetryReader());
+            std::vector<core::Twin> initial = {},
+            registry::TelemetryReader reader = registry::TelemetryReader());
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "codec/json.h"
-#include "registry/server.h"
 #include "codec/schemas.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
 #include "ml/training.h"
+#include "registry/server.h"
 #include "sim/failure.h"
 #include "support/log_records.h"
 #include "support/process.h"
