@@ -19,7 +19,6 @@
 #include "core/process_stats.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
-#include "scenarios/bench_util.h"
 #include "sim/feed/mqtt_fleet.h"
 #include "stages/bridge/bridge.h"
 
