@@ -89,6 +89,7 @@ CommandLine::CommandLine()
   _app.fallthrough();  // global options (--config, --log-level) also after the subcommand
   _app.add_option("--config", _config_file, "YAML configuration file")->check(CLI::ExistingFile);
   _flags.add(&_app, "--log-level", keys::log_level, "trace|debug|info|warn|error");
+  _flags.add(&_app, "--catalog", keys::catalog_file, "Signal catalog (YAML); default: built-in cardata-v1");
 }
 
 void CommandLine::add(CLI::App* cmd, RunCommand run, bool drains) {
@@ -127,6 +128,13 @@ int CommandLine::run(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(config.get(keys::log_level)));
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
     if (chosen == nullptr) return 0;
+    // The pipeline reads the built-in catalog until every layer follows the catalog in use; only the catalog
+    // commands read another one yet. Refused rather than ignored.
+    if (!config.get(keys::catalog_file).empty() && chosen->cmd->get_parent()->get_name() != "catalog") {
+      throw config::ConfigError(
+          "--catalog: this version runs the pipeline on the built-in cardata-v1 catalog "
+          "only; `fleettwin catalog check|show` read any catalog");
+    }
     if (chosen->drains) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);

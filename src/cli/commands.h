@@ -23,6 +23,8 @@ void add_bridge_commands(CommandLine& cl);
 void add_registry_commands(CommandLine& cl);
 /// `fleettwin config docs` (cmd_config.cc).
 void add_config_commands(CommandLine& cl);
+/// `fleettwin catalog check|show` (cmd_catalog.cc).
+void add_catalog_commands(CommandLine& cl);
 /// `fleettwin api` (cmd_api.cc).
 void add_api_commands(CommandLine& cl);
 /// `fleettwin train` and `fleettwin eval` (cmd_ml.cc).

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   add_bridge_commands(cl);
   add_registry_commands(cl);
   add_config_commands(cl);
+  add_catalog_commands(cl);
   add_bench_commands(cl);
   add_api_commands(cl);
   add_ml_commands(cl);

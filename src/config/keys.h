@@ -95,6 +95,14 @@ inline const StringKey store_mongo_uri{"store.mongo_uri", "",
 inline const StringKey summary_json{
     "summary_json", "",
     "Write the run summary (counts, exactness check, msg/s, latency, memory) as JSON to this file."};
+inline const StringKey catalog_file{
+    "catalog.file", "",
+    "Signal catalog (YAML, docs/catalogs.md) the whole platform reads: signal names, types, units, ranges, "
+    "parts. Empty: the built-in cardata-v1 catalog (deploy/catalogs/cardata-v1.yaml)."};
+inline const StringKey catalog_unknown_fields{
+    "catalog.unknown_fields", "drop",
+    "What ingest does with a payload field the catalog does not know: drop (count it per name in /metrics, "
+    "keep the message) or reject (the whole message to the DLQ with reason unknown_field)."};
 inline const IntKey sim_cars{"sim.cars", 10'000, 1, 10'000'000, "Number of simulated cars."};
 inline const DurationKey sim_interval{"sim.interval", "10s", 1, 86'400'000,
                                       "Each car sends one message per interval."};

@@ -8,7 +8,7 @@
 namespace fleettwin::core {
 
 /// Value type of a signal on the wire and in the stores.
-enum class SignalType { kDouble, kInt };
+enum class SignalType { kDouble, kInt, kBool };
 
 /// One sensor signal of the public cardata-v1 car schema. The catalog below is the single place that
 /// names, types, units and plausible ranges live; JSON, Avro, SQLite, MongoDB, the scaler and the dashboard

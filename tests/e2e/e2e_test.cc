@@ -204,3 +204,39 @@ TEST(Roles, EveryStageOfTheRegistryIsACommandWithItsSummary) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("--kafka"), std::string::npos) << r.out;
 }
+
+TEST_F(E2E, CatalogCheckSaysWhatChangedAndWhetherItIsCompatible) {
+  const std::string catalogs = std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/";
+  auto r = run({"catalog", "check", catalogs + "vss.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("catalog vss v2: 25 signals"), std::string::npos) << r.out;
+  r = run({"catalog", "check", catalogs + "vss.yaml", "--against", catalogs + "cardata-v1.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("renamed: Vehicle.Speed (was speed)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("added: Vehicle.TraveledDistance"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("compatible: "), std::string::npos) << r.out;
+
+  // A unit change is refused as incompatible (exit 1), naming the signal.
+  std::string kmh = read_file(catalogs + "cardata-v1.yaml");
+  kmh.replace(kmh.find("unit: m/s,"), 10, "unit: km/h,");
+  std::ofstream(dir / "kmh.yaml") << kmh;
+  r = run({"catalog", "check", (dir / "kmh.yaml").string(), "--against", "builtin"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("unit changed: speed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("INCOMPATIBLE"), std::string::npos) << r.out;
+
+  // Not a catalog: exit 2 with the file, the line and the key.
+  std::ofstream(dir / "bad.yaml")
+      << "catalog: x\nversion: 1\nsignals:\n  - {name: a, type: float, min: 0, max: 1}\n";
+  r = run({"catalog", "check", (dir / "bad.yaml").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("bad.yaml:4: signals[0].type"), std::string::npos) << r.out;
+
+  // `show` prints the catalog in use, which `check` accepts again.
+  r = run({"catalog", "show", "--catalog", catalogs + "vss.yaml"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::ofstream(dir / "shown.yaml") << r.out;
+  r = run({"catalog", "check", (dir / "shown.yaml").string(), "--against", catalogs + "vss.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("no change to any signal"), std::string::npos) << r.out;
+}
