@@ -22,6 +22,11 @@ extern char** environ;
 
 namespace fleettwin::testing {
 
+#ifdef FLEETTWIN_BIN
+/// The `fleettwin` binary of this build, for test targets that run it (FLEETTWIN_BIN, set by CMake).
+inline const std::string kBin = FLEETTWIN_BIN;
+#endif
+
 /// Exit code and combined output of a finished command.
 struct Result {
   int exit_code = -1;

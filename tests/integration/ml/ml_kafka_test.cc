@@ -33,12 +33,11 @@ namespace {
 namespace t = core::topics;
 using namespace std::chrono_literals;
 using testing::eventually;
+using testing::kBin;
 using testing::read_file;
 
 /// One broker for the whole binary.
 const std::string& g_kafka = testing::service_for_all_tests(FLEETTWIN_SOURCE_DIR, "kafka");
-
-const std::string kBin = FLEETTWIN_BIN;
 
 int64_t records(log::KafkaLog& kafka, const std::string& topic) {
   int64_t n = 0;

@@ -20,21 +20,12 @@
 
 using namespace std::chrono_literals;
 using namespace fleettwin;
-using fleettwin::testing::eventually;
-using fleettwin::testing::read_file;
-using fleettwin::testing::spawn;
-using fleettwin::testing::stop;
-
-namespace {
-
-const std::string kBin = FLEETTWIN_BIN;
-
-}  // namespace
+using namespace fleettwin::testing;
 
 TEST(BridgeProcess, KilledMidRunAndRestartedLosesNothing) {
-  fleettwin::testing::Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
-  fleettwin::testing::Service brokers(FLEETTWIN_SOURCE_DIR, "mosquitto", "--shards 2");
-  const fleettwin::testing::TempDir dir("bridge-kill");
+  Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
+  Service brokers(FLEETTWIN_SOURCE_DIR, "mosquitto", "--shards 2");
+  const TempDir dir("bridge-kill");
   const std::vector<std::string> bridge_args{"bridge",        "--mqtt",      brokers.address(), "--kafka",
                                              kafka.address(), "--client-id", "kill-test"};
   pid_t bridge = spawn(kBin, bridge_args, dir.file("bridge-1.log"));
@@ -84,8 +75,8 @@ TEST(BridgeProcess, KilledMidRunAndRestartedLosesNothing) {
 }
 
 TEST(UpMqtt, MalformedPayloadsFromACarEndInTheDlqAndTheRunGoesOn) {
-  fleettwin::testing::Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto");
-  const fleettwin::testing::TempDir dir("up-mqtt-dlq");
+  Service broker(FLEETTWIN_SOURCE_DIR, "mosquitto");
+  const TempDir dir("up-mqtt-dlq");
   const pid_t up = spawn(kBin,
                          {"up", "--mqtt", broker.address(), "--cars", "50", "--interval", "1s", "--duration",
                           "12s", "--data-dir", dir.file("data"), "--http", "", "--registry-listen",
@@ -96,9 +87,8 @@ TEST(UpMqtt, MalformedPayloadsFromACarEndInTheDlqAndTheRunGoesOn) {
       << read_file(dir.file("up.log"));
   const std::string port = broker.address().substr(broker.address().rfind(':') + 1);
   for (const char* payload : {"{not json", R"({"car":"car-00007","ts":1,"seq":"one"})", "[]"}) {
-    const auto r = fleettwin::testing::run(
-        "/bin/sh",
-        {"-c", "mosquitto_pub -p " + port + " -q 1 -t fleet/car-00007/telemetry -m '" + payload + "'"});
+    const auto r = run("/bin/sh", {"-c", "mosquitto_pub -p " + port +
+                                             " -q 1 -t fleet/car-00007/telemetry -m '" + payload + "'"});
     EXPECT_EQ(r.exit_code, 0) << r.out;
   }
   EXPECT_EQ(stop(up, 0), 0) << read_file(dir.file("up.log"));

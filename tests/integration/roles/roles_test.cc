@@ -18,14 +18,9 @@
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace fleettwin;
-using fleettwin::testing::eventually;
-using fleettwin::testing::read_file;
-using fleettwin::testing::spawn;
-using fleettwin::testing::stop;
+using namespace fleettwin::testing;
 
 namespace {
-
-const std::string kBin = FLEETTWIN_BIN;
 
 /// "process stopped: N records in" from a role's log.
 int64_t records_in(const std::string& log) {
@@ -37,13 +32,12 @@ int64_t records_in(const std::string& log) {
 }  // namespace
 
 TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
-  fleettwin::testing::Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
-  const fleettwin::testing::TempDir dir("roles");
-  const auto registry = fleettwin::testing::start_registry(kBin, dir);
+  Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
+  const TempDir dir("roles");
+  const auto registry = start_registry(kBin, dir);
   auto role = [&](const std::string& name, const std::string& log,
                   const std::vector<std::string>& extra = {}) {
-    return spawn(kBin, fleettwin::testing::role_args(name, kafka.address(), registry.url, extra),
-                 dir.file(log));
+    return spawn(kBin, role_args(name, kafka.address(), registry.url, extra), dir.file(log));
   };
   pid_t process_a = role("process", "process-a.log");
   const pid_t process_b = role("process", "process-b.log");

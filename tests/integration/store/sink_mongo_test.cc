@@ -26,15 +26,10 @@
 
 using namespace std::chrono_literals;
 using namespace fleettwin;
-using fleettwin::testing::eventually;
-using fleettwin::testing::read_file;
-using fleettwin::testing::run;
-using fleettwin::testing::spawn;
-using fleettwin::testing::stop;
+using namespace fleettwin::testing;
 
 namespace {
 
-const std::string kBin = FLEETTWIN_BIN;
 const std::string kFerretdb = std::string(FLEETTWIN_SOURCE_DIR) + "/scripts/services/ferretdb";
 constexpr int64_t kSeconds = 300;  // 5 simulated minutes at 1 s
 
@@ -50,7 +45,7 @@ class Distributed {
     uri = ferretdb.address();
     if (uri.back() != '/') uri += '/';
     uri += name + "?serverSelectionTimeoutMS=2000";
-    const auto r = fleettwin::testing::start_registry(kBin, dir);
+    const auto r = start_registry(kBin, dir);
     registry = r.pid;
     url = r.url;
     process = role("process", "process.log");
@@ -63,7 +58,7 @@ class Distributed {
 
   std::string path(const std::string& name) const { return dir.file(name); }
   pid_t role(const std::string& name, const std::string& log, const std::vector<std::string>& extra = {}) {
-    return spawn(kBin, fleettwin::testing::role_args(name, kafka.address(), url, extra), path(log));
+    return spawn(kBin, role_args(name, kafka.address(), url, extra), path(log));
   }
   pid_t start_sink(const std::string& log) {
     return role("sink", log, {"--mongo", uri, "--data-dir", path("sink")});
@@ -89,9 +84,9 @@ class Distributed {
     sink = process = twin = registry = -1;
   }
 
-  fleettwin::testing::Service kafka;
-  fleettwin::testing::Service ferretdb;
-  fleettwin::testing::TempDir dir;
+  Service kafka;
+  Service ferretdb;
+  TempDir dir;
   std::string uri;
   std::string url;
   pid_t registry = -1, process = -1, twin = -1, sink = -1, sim = -1;
@@ -241,7 +236,7 @@ void expect_exact_store(store::MongoStore& check, int64_t cars, const store::His
 // twins of every car, was such a command. A batch of newer twins for 250 existing cars must apply; a short
 // socket timeout makes a stuck write fail the test in 20 s instead of hanging it.
 TEST(SinkMongo, StoreAppliesNewerTwinsOfHundredsOfExistingCarsInOneBatch) {
-  fleettwin::testing::Service ferretdb(FLEETTWIN_SOURCE_DIR, "ferretdb");
+  Service ferretdb(FLEETTWIN_SOURCE_DIR, "ferretdb");
   std::string uri = ferretdb.address();
   if (uri.back() != '/') uri += '/';
   uri += "store_batch?serverSelectionTimeoutMS=2000&socketTimeoutMS=20000";
