@@ -10,16 +10,12 @@ few invalid payloads for the DLQ. Then:
   Confluent's own AvroDeserializer + SchemaRegistryClient decode the same values.
 - The registry refuses an incompatible CarTelemetry version with 409 and accepts a compatible one.
 - fleet.telemetry.dlq records carry error.reason / error.stage headers.
-
-Run with tests/interop/run; FLEETTWIN_BIN picks the binary (default build/release/src/app/fleettwin).
 """
 
 import datetime
 import io
 import json
-import os
 import re
-import signal
 import sqlite3
 import subprocess
 import time
@@ -35,8 +31,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-KAFKA_SCRIPT = os.path.join(ROOT, "scripts", "services", "kafka")
+from interop import INT_SIGNALS, SIGNALS, fleettwin_bin, start_service, stop_service, terminate
 
 CARS = 50
 INTERVAL_S = 1
@@ -49,15 +44,6 @@ DLQ_TOPIC = "fleet.telemetry.dlq"
 SUBJECT = "fleet.telemetry-value"
 SR_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
-# The 18 cardata-v1 signals (DESIGN.md §4 Telemetry); the last five are ints, the rest doubles.
-DOUBLE_SIGNALS = [
-    "coolant_temp", "intake_air_temp", "intake_air_flow_speed", "battery_percentage", "battery_voltage",
-    "current_draw", "speed", "engine_vibration_amplitude", "throttle_pos", "accelerometer_1_1_value",
-    "accelerometer_1_2_value", "accelerometer_2_1_value", "accelerometer_2_2_value",
-]
-INT_SIGNALS = ["tire_pressure_1_1", "tire_pressure_1_2", "tire_pressure_2_1", "tire_pressure_2_2",
-               "control_unit_firmware"]
-SIGNALS = DOUBLE_SIGNALS + INT_SIGNALS
 FIELDS = ["car", "ts", "seq", "lat", "lon"] + SIGNALS
 INT_FIELDS = {"seq", *INT_SIGNALS}
 
@@ -67,15 +53,6 @@ DLQ_REASONS = {"malformed", "missing_field", "wrong_type", "non_finite", "out_of
 MAX_PAYLOAD_BYTES = 16384  # process.max_payload_bytes default
 CAR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def fleettwin_bin():
-    path = os.environ.get("FLEETTWIN_BIN", "build/release/src/app/fleettwin")
-    if not os.path.isabs(path):
-        path = os.path.join(ROOT, path)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"fleettwin binary not found at {path} (build it, or set FLEETTWIN_BIN)")
-    return path
 
 
 def first_line(path, proc, timeout_s):
@@ -201,10 +178,7 @@ def pipeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("kafka-interop")
     kafka_addr, registry = None, None
     try:
-        started = subprocess.run([KAFKA_SCRIPT, "start"], stdout=subprocess.PIPE, text=True, timeout=180)
-        lines = started.stdout.strip().splitlines()
-        assert started.returncode == 0 and lines, f"scripts/services/kafka start failed ({started.returncode})"
-        kafka_addr = lines[-1].strip()
+        kafka_addr = start_service("kafka")
 
         reg_out = work / "registry.stdout"
         with open(reg_out, "w") as out, open(work / "registry.stderr", "w") as err:
@@ -231,14 +205,9 @@ def pipeline(tmp_path_factory):
                "summary": summary}
     finally:
         if registry is not None and registry.poll() is None:
-            registry.send_signal(signal.SIGTERM)
-            try:
-                registry.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                registry.kill()
-                registry.wait()
+            terminate(registry, 15)
         if kafka_addr:
-            subprocess.run([KAFKA_SCRIPT, "stop", kafka_addr], stdout=subprocess.DEVNULL, timeout=60)
+            stop_service("kafka", kafka_addr)
 
 
 @pytest.fixture(scope="module")

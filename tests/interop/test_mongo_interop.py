@@ -5,22 +5,16 @@ One module fixture starts a real FerretDB (scripts/services/ferretdb) and runs t
 (`fleettwin up --fast --mongo URI`). Then pymongo, a third-party client, finds the documented field names and
 BSON types: numbers as numbers (the catalog's int signals as integers), times as BSON dates, the location as a
 GeoJSON Point, telemetry `_id` = "{car}:{seq}", one twin per car equal to the last event of its car.
-
-Run with tests/interop/run; FLEETTWIN_BIN picks the binary (default build/release/src/app/fleettwin).
 """
 
 import datetime
 import json
-import os
 import subprocess
 
 import pytest
 from pymongo import MongoClient
 
-from test_kafka_interop import DOUBLE_SIGNALS, INT_SIGNALS, SIGNALS, fleettwin_bin
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-FERRETDB_SCRIPT = os.path.join(ROOT, "scripts", "services", "ferretdb")
+from interop import DOUBLE_SIGNALS, INT_SIGNALS, SIGNALS, fleettwin_bin, start_service, stop_service
 
 CARS = 12
 INTERVAL_S = 1
@@ -36,10 +30,7 @@ def mongo(tmp_path_factory):
     work = tmp_path_factory.mktemp("mongo-interop")
     uri = None
     try:
-        started = subprocess.run([FERRETDB_SCRIPT, "start"], stdout=subprocess.PIPE, text=True, timeout=300)
-        lines = started.stdout.strip().splitlines()
-        assert started.returncode == 0 and lines, f"scripts/services/ferretdb start failed ({started.returncode})"
-        uri = lines[-1].strip()
+        uri = start_service("ferretdb", timeout=300)
         store_uri = uri.rstrip("/") + "/" + DATABASE
         summary_path = work / "summary.json"
         cmd = [binary, "up", "--mongo", store_uri, "--fast", "--cars", str(CARS), "--interval", f"{INTERVAL_S}s",
@@ -54,7 +45,7 @@ def mongo(tmp_path_factory):
         client.close()
     finally:
         if uri:
-            subprocess.run([FERRETDB_SCRIPT, "stop", uri], stdout=subprocess.DEVNULL, timeout=60)
+            stop_service("ferretdb", uri)
 
 
 def is_number(v):

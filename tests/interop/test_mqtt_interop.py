@@ -6,15 +6,11 @@ hex(HMAC-SHA256(secret, car id))[:32]) against a mosquitto broker started with t
 bridge. The device publishes telemetry (QoS 1) that must reach its twin, and receives a command that
 confluent-kafka writes to fleet.commands, applies it and acknowledges it on fleet/{car}/acks; the twin then
 shows the setting as desired and reported, with an empty delta.
-
-Run with tests/interop/run; FLEETTWIN_BIN picks the binary (default build/release/src/app/fleettwin).
 """
 
 import hashlib
 import hmac
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -23,19 +19,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from confluent_kafka import Producer
 
-from test_kafka_interop import INT_SIGNALS, SIGNALS, fleettwin_bin
+from interop import INT_SIGNALS, SIGNALS, fleettwin_bin, start_service, stop_service, terminate
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVICES = os.path.join(ROOT, "scripts", "services")
 DEVICE = "car-00009"  # in the credentials (10 cars), not driven by the simulator (5 cars)
-
-
-def start_service(name, *args):
-    started = subprocess.run([os.path.join(SERVICES, name), "start", *args], stdout=subprocess.PIPE, text=True,
-                             timeout=180)
-    lines = started.stdout.strip().splitlines()
-    assert started.returncode == 0 and lines, f"scripts/services/{name} start failed ({started.returncode})"
-    return lines[-1].strip()
 
 
 def telemetry(seq):
@@ -67,9 +53,9 @@ def services(tmp_path_factory):
         yield {"bin": binary, "work": work, "creds": creds, "kafka": kafka, "broker": broker}
     finally:
         if broker:
-            subprocess.run([os.path.join(SERVICES, "mosquitto"), "stop", broker], stdout=subprocess.DEVNULL)
+            stop_service("mosquitto", broker)
         if kafka:
-            subprocess.run([os.path.join(SERVICES, "kafka"), "stop", kafka], stdout=subprocess.DEVNULL, timeout=60)
+            stop_service("kafka", kafka)
 
 
 def test_paho_device_reaches_its_twin_and_acknowledges_a_command(services):
@@ -125,12 +111,7 @@ def test_paho_device_reaches_its_twin_and_acknowledges_a_command(services):
         device.loop_stop()
         device.disconnect()
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        terminate(up, 120)
     assert up.returncode == 0, log_path.read_text()[-4000:]
 
     twin_out = subprocess.run([services["bin"], "twin", "get", DEVICE, "--data-dir", str(data_dir)],
