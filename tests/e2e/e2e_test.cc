@@ -9,8 +9,12 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "codec/json.h"
 #include "stages/registry.h"
@@ -52,35 +56,58 @@ std::map<std::string, double> summary(const fs::path& p) {
   return out;
 }
 
+/// Expects every field of `want` in `summary` with that value.
+void expect_summary(const std::map<std::string, double>& summary,
+                    const std::vector<std::pair<std::string, double>>& want) {
+  for (const auto& [field, value] : want) {
+    const auto it = summary.find(field);
+    ASSERT_NE(it, summary.end()) << "no " << field << " in the summary";
+    EXPECT_EQ(it->second, value) << field;
+  }
+}
+
 /// Each test's files in a directory of its own, kept when the test fails.
 class E2E : public ::testing::Test {
  protected:
   const fleettwin::testing::TempDir tmp{
       "e2e-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())};
   const fs::path dir = tmp.path();
+  const std::string data = (dir / "data").string();
+
+  /// Runs `fleettwin up args... --data-dir <data> --summary-json <file>` to completion and returns its
+  /// summary; nothing, with a failure that shows its output, when it exits other than 0.
+  std::optional<std::map<std::string, double>> up(const std::vector<std::string>& args) {
+    const auto json = (dir / "summary.json").string();
+    std::vector<std::string> all{"up"};
+    all.insert(all.end(), args.begin(), args.end());
+    all.insert(all.end(), {"--data-dir", data, "--summary-json", json});
+    const auto r = run(all);
+    if (r.exit_code != 0) {
+      ADD_FAILURE() << "fleettwin up exited " << r.exit_code << ":\n" << r.out;
+      return std::nullopt;
+    }
+    return summary(json);
+  }
 };
 
 }  // namespace
 
 TEST_F(E2E, ThousandCarsTenSimulatedMinutesStoredExactlyOnce) {
-  const auto data = (dir / "data").string();
-  const auto json = (dir / "summary.json").string();
-  auto r = run({"up", "--fast", "--cars", "1000", "--interval", "1s", "--duration", "10m", "--seed", "7",
-                "--data-dir", data, "--summary-json", json});
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto s = summary(json);
-  EXPECT_EQ(s["cars"], 1000);
-  EXPECT_EQ(s["published"], 600000);  // 1,000 cars x 600 one-second intervals
-  EXPECT_EQ(s["processed"], 600000);
-  EXPECT_EQ(s["dlq"], 0);
-  EXPECT_EQ(s["stored_telemetry"], 600000);
-  EXPECT_EQ(s["twins"], 1000);
-  EXPECT_EQ(s["lost"], 0);
-  EXPECT_EQ(s["duplicates"], 0);
-  EXPECT_EQ(s["twins_behind"], 0);
-  EXPECT_EQ(s["clean"], 1);
-  EXPECT_GT(s["msgs_per_s"], 0);
-  EXPECT_GT(s["peak_rss_mb"], 0);
+  const auto s = up({"--fast", "--cars", "1000", "--interval", "1s", "--duration", "10m", "--seed", "7"});
+  ASSERT_TRUE(s);
+  // 1,000 cars x 600 one-second intervals.
+  expect_summary(*s, {{"cars", 1000},
+                      {"published", 600000},
+                      {"processed", 600000},
+                      {"dlq", 0},
+                      {"stored_telemetry", 600000},
+                      {"twins", 1000},
+                      {"lost", 0},
+                      {"duplicates", 0},
+                      {"twins_behind", 0},
+                      {"clean", 1}});
+  EXPECT_GT(s->at("msgs_per_s"), 0);
+  EXPECT_GT(s->at("peak_rss_mb"), 0);
   EXPECT_TRUE(fs::exists(fs::path(data) / "ground_truth.jsonl"));
 
   // Every twin holds its car's last message.
@@ -102,26 +129,25 @@ TEST_F(E2E, ThousandCarsTenSimulatedMinutesStoredExactlyOnce) {
 }
 
 TEST_F(E2E, InjectedMalformedPayloadsGoToTheDlqAndNothingElse) {
-  const auto data = (dir / "data").string();
-  const auto json = (dir / "summary.json").string();
-  auto r = run({"up", "--fast", "--cars", "200", "--interval", "1s", "--duration", "2m", "--inject-invalid",
-                "60", "--data-dir", data, "--summary-json", json});
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto s = summary(json);
-  EXPECT_EQ(s["injected_invalid"], 60);
-  EXPECT_EQ(s["dlq"], 60);
-  EXPECT_EQ(s["published"], 24000);
-  EXPECT_EQ(s["valid"], 24000);
-  EXPECT_EQ(s["stored_telemetry"], 24000);
-  EXPECT_EQ(s["lost"], 0);
-  EXPECT_EQ(s["duplicates"], 0);
+  const auto s =
+      up({"--fast", "--cars", "200", "--interval", "1s", "--duration", "2m", "--inject-invalid", "60"});
+  ASSERT_TRUE(s);
+  expect_summary(*s, {{"injected_invalid", 60},
+                      {"dlq", 60},
+                      {"published", 24000},
+                      {"valid", 24000},
+                      {"stored_telemetry", 24000},
+                      {"lost", 0},
+                      {"duplicates", 0}});
 }
 
 TEST_F(E2E, KilledMidRunResumesWithoutDuplicatesAndConsistentTwins) {
-  const auto data = (dir / "data").string();
-  const std::vector<std::string> args{"up",         "--fast", "--cars", "1000", "--interval", "1s",
-                                      "--duration", "10m",    "--seed", "3",    "--data-dir", data};
-  const pid_t pid = spawn(args, (dir / "first.log").string());
+  const std::vector<std::string> args{"--fast",     "--cars", "1000",   "--interval", "1s",
+                                      "--duration", "10m",    "--seed", "3"};
+  std::vector<std::string> first{"up"};
+  first.insert(first.end(), args.begin(), args.end());
+  first.insert(first.end(), {"--data-dir", data});
+  const pid_t pid = spawn(first, (dir / "first.log").string());
   // Let it store part of the run, then kill it without warning.
   const auto db = fs::path(data) / "fleettwin.db";
   int64_t rows_at_kill = 0;
@@ -145,17 +171,12 @@ TEST_F(E2E, KilledMidRunResumesWithoutDuplicatesAndConsistentTwins) {
   ASSERT_GT(rows_at_kill, 10000) << read_file(dir / "first.log");
   ASSERT_LT(rows_at_kill, 600000) << "the run finished before it could be killed";
 
-  const auto json = (dir / "summary.json").string();
-  auto all = args;
-  all.insert(all.end(), {"--summary-json", json});
-  auto r = run(all);
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto s = summary(json);
-  EXPECT_EQ(s["stored_telemetry"], 600000);  // 1,000 cars x 600 messages, across both runs
-  EXPECT_EQ(s["lost"], 0);
-  EXPECT_EQ(s["duplicates"], 0);
-  EXPECT_EQ(s["twins"], 1000);
-  EXPECT_EQ(s["twins_behind"], 0);
+  const auto s = up(args);
+  ASSERT_TRUE(s);
+  // 1,000 cars x 600 messages, across both runs.
+  expect_summary(
+      *s,
+      {{"stored_telemetry", 600000}, {"lost", 0}, {"duplicates", 0}, {"twins", 1000}, {"twins_behind", 0}});
   fleettwin::store::SqliteStore store(db.string());
   const auto stats = store.history_stats();
   EXPECT_EQ(stats.rows, stats.distinct);
