@@ -12,10 +12,7 @@
 
 using namespace fleettwin;
 using namespace fleettwin::codec;
-using codec::testing::random_telemetry;
-using codec::testing::read_fixture;
-using codec::testing::same_bits;
-using codec::testing::sample_telemetry;
+using namespace fleettwin::codec::testing;
 
 namespace {
 

@@ -5,25 +5,15 @@
 #include "registry/protocol.h"
 #include "registry/server.h"
 #include "registry/telemetry_reader.h"
+#include "support/telemetry_samples.h"
 
 using namespace fleettwin;
 
 namespace {
 
-core::Telemetry sample() {
-  core::Telemetry t;
-  t.car = "car-00007";
-  t.ts = 1'795'000'000'000;
-  t.seq = 3;
-  t.lat = 48.1;
-  t.lon = 11.5;
-  t.values[core::kSpeed] = 12.5;
-  return t;
-}
-
 std::string record(int32_t schema_id) {
   std::string out;
-  codec::encode_avro_telemetry(sample(), schema_id, out);
+  codec::encode_avro_telemetry(codec::testing::sample_telemetry(), schema_id, out);
   return out;
 }
 
@@ -50,7 +40,7 @@ TEST_F(TelemetryReaderTest, ReadsRecordsWrittenWithTheRegisteredCarTelemetrySche
   core::Telemetry t;
   std::string error;
   ASSERT_TRUE(reader.read(record(ours), t, &error)) << error;
-  EXPECT_EQ(t, sample());
+  EXPECT_EQ(t, codec::testing::sample_telemetry());
   const auto requests = registry->request_count();
   ASSERT_TRUE(reader.read(record(ours), t, &error)) << error;
   EXPECT_EQ(registry->request_count(), requests);  // the id is known: no second lookup
