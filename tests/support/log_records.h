@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,22 @@ inline log::OutRecord rec(const std::string& topic, const std::string& key, cons
   r.key = key;
   r.value = value;
   return r;
+}
+
+/// Sends `n` records keyed "k" with the values "0", "1", ... to `topic`; returns what `flush(timeout)`
+/// returns (how many are still unacknowledged).
+inline int64_t send_numbered(log::Producer& p, const std::string& topic, int n,
+                             std::chrono::milliseconds timeout) {
+  for (int i = 0; i < n; ++i) p.send(rec(topic, "k", std::to_string(i)));
+  return p.flush(timeout);
+}
+
+/// A consumer of `group`, subscribed to `topics`.
+inline std::unique_ptr<log::Consumer> subscribed(log::Log& log, const std::string& group,
+                                                 const std::vector<std::string>& topics) {
+  auto c = log.consumer(group);
+  c->subscribe(topics);
+  return c;
 }
 
 /// Polls until `expect` records arrived or `budget` ran out.

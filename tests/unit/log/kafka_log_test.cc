@@ -22,6 +22,8 @@
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
 using fleettwin::testing::rec;
+using fleettwin::testing::send_numbered;
+using fleettwin::testing::subscribed;
 
 namespace fleettwin::log {
 void PrintTo(const TopicPartition& tp, std::ostream* os) { *os << tp.topic << "[" << tp.partition << "]"; }
@@ -128,8 +130,7 @@ TEST_F(KafkaLogTest, RoundTripKeepsKeysHeadersTimestampsOrderAndDeliveryOffsets)
   ASSERT_EQ(p->flush(30s), 0);
   ASSERT_EQ(delivered.size(), 200u);
 
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   auto all = drain(*c, 200);
   ASSERT_EQ(all.size(), 200u);
   std::map<std::string, int32_t> partition_of;
@@ -166,11 +167,9 @@ TEST_F(KafkaLogTest, CommitAndReopenResumesAfterTheCommitNotAfterTheRead) {
   cluster.topic("t", 1);
   KafkaLog log(settings());
   auto p = log.producer();
-  for (int i = 0; i < 10; ++i) p->send(rec("t", "k", std::to_string(i)));
-  ASSERT_EQ(p->flush(30s), 0);
+  ASSERT_EQ(send_numbered(*p, "t", 10, 30s), 0);
   {
-    auto c = log.consumer("g");
-    c->subscribe({"t"});
+    auto c = subscribed(log, "g", {"t"});
     auto batch = drain(*c, 10);
     ASSERT_EQ(batch.size(), 10u);
     // Processed only the first four: a restart must replay from offset 4.
@@ -183,8 +182,7 @@ TEST_F(KafkaLogTest, CommitAndReopenResumesAfterTheCommitNotAfterTheRead) {
     EXPECT_THROW(c->seek({"t", 5}, 0), LogError);  // not assigned
   }
   EXPECT_EQ(log.committed("g", {"t", 0}), 4);
-  auto c2 = log.consumer("g");
-  c2->subscribe({"t"});
+  auto c2 = subscribed(log, "g", {"t"});
   auto again = drain(*c2, 6);
   ASSERT_EQ(again.size(), 6u);
   EXPECT_EQ(again.front().offset, 4);
@@ -198,8 +196,7 @@ TEST_F(KafkaLogTest, LagCountsFromTheCommitBeforeAnythingIsRead) {
   auto p = log.producer();
   for (int i = 0; i < 20; ++i) p->send(rec("t", "", std::to_string(i)), nullptr);
   ASSERT_EQ(p->flush(30s), 0);
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   // One record read: its partition's position is known, the other's comes from the group (no commit yet:
   // the earliest offset).
   std::vector<Record> first;
@@ -290,8 +287,7 @@ TEST_F(KafkaLogTest, BrokerDownDuringProduceLosesAndDuplicatesNothing) {
   EXPECT_EQ(failed, 0);
 
   EXPECT_EQ(sum(log.end_offsets("t")), 1000) << "a retry was written twice";
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   std::map<std::string, int> seen;
   for (const auto& r : drain(*c, 1000)) ++seen[r.value];
   ASSERT_EQ(seen.size(), 1000u);
@@ -314,8 +310,7 @@ TEST_F(KafkaLogTest, RetriableProduceErrorsAreRetriedWithoutLossOrDuplicates) {
   ASSERT_EQ(p->flush(60s), 0);
   ASSERT_EQ(offsets.size(), 100u);
   for (int64_t i = 0; i < 100; ++i) EXPECT_EQ(offsets[i], i);
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   auto all = drain(*c, 100);
   ASSERT_EQ(all.size(), 100u);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(all[i].value, std::to_string(i));
@@ -351,8 +346,7 @@ TEST_F(KafkaLogTest, PermanentProduceErrorIsReportedPerRecordNeverSilent) {
   EXPECT_NE(error_seen.find("TOPIC_AUTHORIZATION_FAILED"), std::string::npos) << error_seen;
   EXPECT_EQ(p->flush(1s), 0) << "failures are reported once";
   // What was acknowledged is in the log, once; what failed is not.
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   std::set<std::string> stored;
   for (const auto& r : drain(*c, ok.size())) EXPECT_TRUE(stored.insert(r.value).second) << r.value;
   EXPECT_EQ(stored, ok);
@@ -390,10 +384,8 @@ TEST_F(KafkaLogTest, FailedCommitKeepsThePreviousCommittedOffset) {
   cluster.topic("t", 1);
   KafkaLog log(settings(), KafkaOptions{.operation_timeout = 3s});
   auto p = log.producer();
-  for (int i = 0; i < 10; ++i) p->send(rec("t", "k", std::to_string(i)));
-  ASSERT_EQ(p->flush(30s), 0);
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  ASSERT_EQ(send_numbered(*p, "t", 10, 30s), 0);
+  auto c = subscribed(log, "g", {"t"});
   auto batch = drain(*c, 10);
   ASSERT_EQ(batch.size(), 10u);
   c->commit(next_offsets({batch.begin(), batch.begin() + 4}));

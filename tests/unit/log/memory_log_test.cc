@@ -10,6 +10,8 @@
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
 using fleettwin::testing::rec;
+using fleettwin::testing::send_numbered;
+using fleettwin::testing::subscribed;
 
 namespace {
 
@@ -25,8 +27,7 @@ TEST(MemoryLog, SameKeySamePartitionInOrderWithOffsets) {
   auto p = log.producer();
   for (int i = 0; i < 100; ++i) p->send(rec("t", "car-" + std::to_string(i % 7), std::to_string(i)));
   ASSERT_EQ(p->flush(1s), 0);
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   auto all = drain(*c, 100);
   ASSERT_EQ(all.size(), 100u);
   std::map<std::string, std::vector<int>> per_key;
@@ -67,19 +68,16 @@ TEST(MemoryLog, CommittedGroupResumesAfterCommitNotAfterRead) {
   MemoryLog log;
   log.create_topic("t", TopicConfig{.partitions = 1});
   auto p = log.producer();
-  for (int i = 0; i < 10; ++i) p->send(rec("t", "k", std::to_string(i)));
-  p->flush(1s);
+  ASSERT_EQ(send_numbered(*p, "t", 10, 1s), 0);
   {
-    auto c = log.consumer("g");
-    c->subscribe({"t"});
+    auto c = subscribed(log, "g", {"t"});
     auto batch = drain(*c, 10);
     ASSERT_EQ(batch.size(), 10u);
     // commit only the first four: a crash now must replay from offset 4
     std::vector<Record> first(batch.begin(), batch.begin() + 4);
     c->commit(next_offsets(first));
   }
-  auto c2 = log.consumer("g");
-  c2->subscribe({"t"});
+  auto c2 = subscribed(log, "g", {"t"});
   auto again = drain(*c2, 6);
   ASSERT_EQ(again.size(), 6u);
   EXPECT_EQ(again.front().offset, 4);
@@ -91,8 +89,7 @@ TEST(MemoryLog, GroupsAreIndependentAndSeekReplays) {
   MemoryLog log;
   log.create_topic("t", TopicConfig{.partitions = 1});
   auto p = log.producer();
-  for (int i = 0; i < 5; ++i) p->send(rec("t", "k", std::to_string(i)));
-  p->flush(1s);
+  ASSERT_EQ(send_numbered(*p, "t", 5, 1s), 0);
   auto a = log.consumer("a");
   auto b = log.consumer("b");
   a->subscribe({"t"});
@@ -114,8 +111,7 @@ TEST(MemoryLog, TwoMembersSplitPartitionsAndLeavingHandsThemBack) {
   c1->subscribe({"t"}, RebalanceListener{nullptr, [&](const auto& tps) { revoked = tps; }});
   c1->poll(1, 1ms);
   EXPECT_EQ(c1->assignment().size(), 4u);
-  auto c2 = log.consumer("g");
-  c2->subscribe({"t"});
+  auto c2 = subscribed(log, "g", {"t"});
   c1->poll(1, 1ms);
   c2->poll(1, 1ms);
   EXPECT_EQ(c1->assignment().size(), 2u);
@@ -133,8 +129,7 @@ TEST(MemoryLog, TwoMembersSplitPartitionsAndLeavingHandsThemBack) {
 TEST(MemoryLog, FullTopicBlocksProducerUntilConsumerCommits) {
   MemoryLog log;
   log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   std::atomic<int> sent{0};
   std::thread producer([&] {
     auto p = log.producer();
@@ -169,8 +164,7 @@ TEST(MemoryLog, UnreadTopicKeepsNewestRecordsAndCountsEvictions) {
   EXPECT_EQ(p->flush(1s), 0);
   EXPECT_EQ(log.evicted(), 7);
   EXPECT_EQ(log.end_offsets("dlq"), std::vector<int64_t>{12});
-  auto c = log.consumer("late");
-  c->subscribe({"dlq"});
+  auto c = subscribed(log, "late", {"dlq"});
   auto got = drain(*c, 5);
   ASSERT_EQ(got.size(), 5u);
   EXPECT_EQ(got.front().offset, 7);
@@ -179,8 +173,7 @@ TEST(MemoryLog, UnreadTopicKeepsNewestRecordsAndCountsEvictions) {
 TEST(MemoryLog, CloseWakesBlockedProducer) {
   MemoryLog log;
   log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 1});
-  auto c = log.consumer("g");
-  c->subscribe({"t"});
+  auto c = subscribed(log, "g", {"t"});
   std::atomic<bool> threw{false};
   std::thread t([&] {
     auto p = log.producer();
@@ -202,8 +195,7 @@ TEST(MemoryLog, HeadersAndRecordHeaderLookup) {
   r.headers = {{"error.reason", "malformed"}, {"error.stage", "process"}};
   p->send(std::move(r));
   p->flush(1s);
-  auto c = log.consumer("g");
-  c->subscribe({"h"});
+  auto c = subscribed(log, "g", {"h"});
   auto got = drain(*c, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].header("error.reason"), "malformed");
