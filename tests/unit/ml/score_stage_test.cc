@@ -53,18 +53,20 @@ void send_telemetry(log::Producer& p, const std::string& car, int64_t seq, doubl
 
 using testing::read_all;
 
-std::unique_ptr<log::MemoryLog> make_log() {
-  auto mlog = std::make_unique<log::MemoryLog>();
-  for (const char* topic : {t::kTelemetry, t::kScores, t::kAlerts, t::kCommands, t::kModels})
-    mlog->create_topic(topic, {.partitions = 4});
-  return mlog;
-}
+/// The score stage's topics on a memory log, a metrics registry and an empty model slot.
+class ScoreStageTest : public ::testing::Test {
+ protected:
+  ScoreStageTest() {
+    for (const char* topic : {t::kTelemetry, t::kScores, t::kAlerts, t::kCommands, t::kModels})
+      mlog.create_topic(topic, {.partitions = 4});
+  }
 
-TEST(ScoreStage, HotModelSwapWhileScoringLosesNoEvent) {
-  auto owned = make_log();
-  auto& mlog = *owned;
+  log::MemoryLog mlog;
   core::Metrics metrics;
-  auto slot = std::make_shared<ModelSlot>();
+  std::shared_ptr<ModelSlot> slot = std::make_shared<ModelSlot>();
+};
+
+TEST_F(ScoreStageTest, HotModelSwapWhileScoringLosesNoEvent) {
   slot->set_active(blind_model("A", 1e9));
   slot->set_shadow(blind_model("S", 1e9));
   RunnerOptions ro;
@@ -109,11 +111,7 @@ TEST(ScoreStage, HotModelSwapWhileScoringLosesNoEvent) {
   EXPECT_TRUE(read_all(mlog, t::kAlerts).empty());  // shadow scores never alert
 }
 
-TEST(ScoreStage, RaisedAlertSendsOneScheduleServiceCommand) {
-  auto owned = make_log();
-  auto& mlog = *owned;
-  core::Metrics metrics;
-  auto slot = std::make_shared<ModelSlot>();
+TEST_F(ScoreStageTest, RaisedAlertSendsOneScheduleServiceCommand) {
   slot->set_active(blind_model("A", 2));
   ScoreStage::Options o;
   o.monitor.rule = {3, 5, 4};
@@ -151,10 +149,7 @@ TEST(ScoreStage, RaisedAlertSendsOneScheduleServiceCommand) {
   EXPECT_EQ(read_all(mlog, t::kScores).size(), 40u);
 }
 
-TEST(ScoreStage, WithoutAModelEventsAreCountedUnscored) {
-  auto owned = make_log();
-  auto& mlog = *owned;
-  core::Metrics metrics;
+TEST_F(ScoreStageTest, WithoutAModelEventsAreCountedUnscored) {
   StageRunner runner(std::make_unique<ScoreStage>(ScoreStage::Options{}, nullptr, metrics), mlog, metrics);
   auto p = mlog.producer();
   for (int seq = 1; seq <= 10; ++seq) send_telemetry(*p, "a", seq, 0);

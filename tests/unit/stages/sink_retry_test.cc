@@ -114,41 +114,46 @@ std::vector<log::Record> batch_of(int64_t first, int64_t last) {
   return batch;
 }
 
-}  // namespace
-
-TEST(SinkRetry, TransientFailuresAreRetriedUntilTheStoreAnswers) {
-  const fleettwin::testing::TempDir dir("sink-retry");
+/// An OutageStore in a directory of its own, and what a sink stage needs besides.
+class SinkRetry : public ::testing::Test {
+ protected:
+  const fleettwin::testing::TempDir dir{"sink-retry"};
   core::Metrics metrics;
   core::Histogram latency;
-  auto store = std::make_unique<OutageStore>(dir.file("s.db"));
-  store->fail_writes = 3;
-  auto* s = store.get();
-  stages::SinkStage sink(std::move(store), metrics, latency, registry::TelemetryReader(), {1ms, 4ms});
+  std::unique_ptr<OutageStore> owned_store = std::make_unique<OutageStore>(dir.file("s.db"));
+  OutageStore* const s = owned_store.get();
+
+  /// A sink stage that owns the store from now on: `s` lives as long as the stage.
+  std::unique_ptr<stages::SinkStage> sink(stages::SinkStage::RetryOptions retry) {
+    return std::make_unique<stages::SinkStage>(std::move(owned_store), metrics, latency,
+                                               registry::TelemetryReader(), retry);
+  }
+};
+
+}  // namespace
+
+TEST_F(SinkRetry, TransientFailuresAreRetriedUntilTheStoreAnswers) {
+  s->fail_writes = 3;
+  const auto stage = sink({1ms, 4ms});
   NullProducer out;
-  sink.process(batch_of(1, 5), out);
+  stage->process(batch_of(1, 5), out);
   EXPECT_EQ(s->write_calls, 4);
   EXPECT_EQ(metrics.value("fleettwin_sink_store_retries_total"), 3);
   EXPECT_EQ(metrics.value("fleettwin_telemetry_stored_total"), 5);
   EXPECT_EQ(s->history_stats().rows, 5);
 }
 
-TEST(SinkRetry, PermanentFailureThrowsWithoutRetrying) {
-  const fleettwin::testing::TempDir dir("sink-permanent");
-  core::Metrics metrics;
-  core::Histogram latency;
-  auto store = std::make_unique<OutageStore>(dir.file("s.db"));
-  store->fail_writes = 1;
-  store->permanent = true;
-  auto* s = store.get();
-  stages::SinkStage sink(std::move(store), metrics, latency, registry::TelemetryReader(), {1ms, 4ms});
+TEST_F(SinkRetry, PermanentFailureThrowsWithoutRetrying) {
+  s->fail_writes = 1;
+  s->permanent = true;
+  const auto stage = sink({1ms, 4ms});
   NullProducer out;
-  EXPECT_THROW(sink.process(batch_of(1, 2), out), std::runtime_error);
+  EXPECT_THROW(stage->process(batch_of(1, 2), out), std::runtime_error);
   EXPECT_EQ(s->write_calls, 1);
   EXPECT_EQ(metrics.value("fleettwin_sink_store_retries_total"), 0);
 }
 
-TEST(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
-  const fleettwin::testing::TempDir dir("sink-stop");
+TEST_F(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
   log::MemoryLog mlog;
   for (const auto& topic : stages::SinkStage::static_descriptor().inputs)
     mlog.create_topic(topic, {.partitions = 1});
@@ -156,16 +161,9 @@ TEST(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
   for (int64_t seq = 1; seq <= 3; ++seq)
     p->send(log::OutRecord{t::kTelemetry, "car-00042", avro(seq), {}, 0, 0});
   p->flush(1s);
-  core::Metrics metrics;
-  core::Histogram latency;
-  auto store = std::make_unique<OutageStore>(dir.file("s.db"));
-  store->outage = true;
-  auto* s = store.get();
+  s->outage = true;
   // A backoff far longer than the test's timeout: only interrupt() can end the wait.
-  stages::StageRunner runner(
-      std::make_unique<stages::SinkStage>(std::move(store), metrics, latency, registry::TelemetryReader(),
-                                          stages::SinkStage::RetryOptions{1h, 1h}),
-      mlog, metrics);
+  stages::StageRunner runner(sink({1h, 1h}), mlog, metrics);
   runner.start();
   while (s->write_calls.load() == 0) std::this_thread::sleep_for(5ms);
   runner.request_stop();
