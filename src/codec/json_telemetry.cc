@@ -149,6 +149,27 @@ bool fail(DecodeError& error, RejectReason reason, std::string_view text) {
   return false;
 }
 
+// Marks member `key` as seen and returns its field index; -1, with the error set, when `key` is not a field
+// or was seen before. Both decoding paths call it in member order, so they report the same first problem.
+inline int claim_field(std::string_view key, std::size_t hint, uint32_t& seen, DecodeError& error) {
+  const int index = find_field(key, hint);
+  if (index < 0) {
+    error.reason = RejectReason::kUnknownField;
+    error.detail = "unknown field ";
+    append_quoted(error.detail, key);
+    return -1;
+  }
+  const uint32_t bit = uint32_t{1} << index;
+  if (seen & bit) {
+    error.reason = RejectReason::kDuplicateField;
+    error.detail = "duplicate field ";
+    append_quoted(error.detail, key);
+    return -1;
+  }
+  seen |= bit;
+  return index;
+}
+
 // Starts "field "name": " and returns the detail string to continue.
 std::string& field_error(DecodeError& error, RejectReason reason, std::string_view name) {
   error.reason = reason;
@@ -295,21 +316,8 @@ bool TelemetryDecoder::Impl::decode(const char* data, std::size_t size, core::Te
   // cost more than the rest of the loop.
   for (auto it = object.begin(), end = object.end(); it != end; ++it) {
     const std::string_view key = it.key();
-    const int index = find_field(key, hint);
-    if (index < 0) {
-      error.reason = RejectReason::kUnknownField;
-      error.detail = "unknown field ";
-      append_quoted(error.detail, key);
-      return false;
-    }
-    const uint32_t bit = uint32_t{1} << index;
-    if (seen & bit) {
-      error.reason = RejectReason::kDuplicateField;
-      error.detail = "duplicate field ";
-      append_quoted(error.detail, key);
-      return false;
-    }
-    seen |= bit;
+    const int index = claim_field(key, hint, seen, error);
+    if (index < 0) return false;
     hint = static_cast<std::size_t>(index) + 1;
     if (!decode_field(kFields[index], static_cast<std::size_t>(index), it.value(), out, error)) return false;
   }
@@ -458,21 +466,8 @@ bool TelemetryDecoder::Impl::explain_parse_error(simdjson::error_code code, cons
     std::string_view key;
     simdjson::ondemand::value value;
     if (member.unescaped_key().get(key) || member.value().get(value)) return generic();
-    const int index = find_field(key, 0);
-    if (index < 0) {
-      error.reason = RejectReason::kUnknownField;
-      error.detail = "unknown field ";
-      append_quoted(error.detail, key);
-      return false;
-    }
-    const uint32_t bit = uint32_t{1} << index;
-    if (seen & bit) {
-      error.reason = RejectReason::kDuplicateField;
-      error.detail = "duplicate field ";
-      append_quoted(error.detail, key);
-      return false;
-    }
-    seen |= bit;
+    const int index = claim_field(key, 0, seen, error);
+    if (index < 0) return false;
     const std::string_view token = trim_right(value.raw_json_token());
     if (!token.empty() && (token[0] == '-' || (token[0] >= '0' && token[0] <= '9'))) {
       if (classify_bad_number(kFields[index].name, token, error)) return false;
