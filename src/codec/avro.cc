@@ -86,24 +86,20 @@ const std::string& car_telemetry_schema() {
 }
 
 void encode_avro_telemetry(const core::Telemetry& t, int32_t schema_id, std::string& out) {
-  const std::size_t start = out.size();
-  append_confluent_header(out, schema_id);
-  // Size once, write through a pointer, trim: no capacity check per byte.
-  out.resize(start + kFixedBytes + t.car.size());
-  AvroWriter w(out.data() + start + kConfluentHeaderSize);
-  w.write_string(t.car);
-  w.write_long(t.ts);
-  w.write_long(t.seq);
-  w.write_double(t.lat);
-  w.write_double(t.lon);
-  for (std::size_t i = 0; i < kSignalCount; ++i) {
-    if (kSignals[i].type == SignalType::kInt) {
-      w.write_int(to_int32(t.values[i]));
-    } else {
-      w.write_double(t.values[i]);
+  append_framed(out, schema_id, kFixedBytes + t.car.size(), [&t](AvroWriter& w) {
+    w.write_string(t.car);
+    w.write_long(t.ts);
+    w.write_long(t.seq);
+    w.write_double(t.lat);
+    w.write_double(t.lon);
+    for (std::size_t i = 0; i < kSignalCount; ++i) {
+      if (kSignals[i].type == SignalType::kInt) {
+        w.write_int(to_int32(t.values[i]));
+      } else {
+        w.write_double(t.values[i]);
+      }
     }
-  }
-  out.resize(static_cast<std::size_t>(w.position() - out.data()));
+  });
 }
 
 bool decode_avro_telemetry(std::string_view in, core::Telemetry& t, int32_t* schema_id, std::string* error) {

@@ -60,6 +60,19 @@ class AvroWriter {
   char* _p;
 };
 
+/// Appends one Confluent-framed Avro value to `out`: the header, then what `write_body(AvroWriter&)` writes,
+/// which must fit in `bound` bytes, the header included. Sizes once, writes through a pointer, trims: no
+/// capacity check per byte.
+template <typename WriteBody>
+void append_framed(std::string& out, int32_t schema_id, std::size_t bound, WriteBody&& write_body) {
+  const std::size_t start = out.size();
+  append_confluent_header(out, schema_id);
+  out.resize(start + bound);
+  AvroWriter w(out.data() + start + kConfluentHeaderSize);
+  write_body(w);
+  out.resize(static_cast<std::size_t>(w.position() - out.data()));
+}
+
 /// Reads Avro binary values with a bounds check on every read: truncated or garbage input yields false
 /// (and an error text naming the offset), never a read past the end. Used by one thread at a time.
 class AvroReader {

@@ -9,6 +9,17 @@ namespace {
 
 constexpr std::size_t kDoubleBytes = 8;
 
+/// An Avro array as one block of `items` (none when empty), each written by `write_item`, then the 0 that
+/// ends every array.
+template <typename Item, typename WriteItem>
+void write_array(AvroWriter& w, const std::vector<Item>& items, WriteItem&& write_item) {
+  if (!items.empty()) {
+    w.write_long(static_cast<int64_t>(items.size()));
+    for (const auto& item : items) write_item(item);
+  }
+  w.write_long(0);
+}
+
 // ---- schema texts --------------------------------------------------------------------------------------
 
 /// Field writer for the schema builders: {"name", "type", "default"?, "doc"}.
@@ -130,6 +141,21 @@ class Decoder {
     }
     return true;
   }
+  /// An array into `items` (cleared first): its blocks until the 0 that ends it, each item read by
+  /// `read_item(Item&)`, which returns false after reporting what failed.
+  template <typename Item, typename ReadItem>
+  bool array(std::vector<Item>& items, std::size_t min_item_bytes, std::string_view field,
+             ReadItem&& read_item) {
+    items.clear();
+    while (true) {
+      int64_t count;
+      if (!block(count, min_item_bytes, field)) return false;
+      if (count == 0) return true;
+      for (int64_t i = 0; i < count; ++i) {
+        if (!read_item(items.emplace_back())) return false;
+      }
+    }
+  }
 
   bool fail(std::string_view field) {
     return fail_text("field " + std::string(field) + " at byte " +
@@ -170,29 +196,21 @@ const std::string& alert_schema() {
 }
 
 void encode_avro_anomaly_score(const AnomalyScore& s, int32_t schema_id, std::string& out) {
-  // Size once, write through a pointer, trim, as encode_avro_telemetry does.
   std::size_t bound = kConfluentHeaderSize + 3 * kMaxVarintBytes + s.car.size() + 2 * kDoubleBytes +
                       2 * kMaxVarintBytes + kMaxVarintBytes + s.model_version.size();
   for (const auto& d : s.top_signals) bound += kMaxVarintBytes + d.signal.size() + kDoubleBytes;
-  const std::size_t start = out.size();
-  append_confluent_header(out, schema_id);
-  out.resize(start + bound);
-  AvroWriter w(out.data() + start + kConfluentHeaderSize);
-  w.write_string(s.car);
-  w.write_long(s.ts);
-  w.write_long(s.seq);
-  w.write_double(s.score);
-  w.write_double(s.threshold);
-  if (!s.top_signals.empty()) {
-    w.write_long(static_cast<int64_t>(s.top_signals.size()));  // one block
-    for (const auto& d : s.top_signals) {
+  append_framed(out, schema_id, bound, [&s](AvroWriter& w) {
+    w.write_string(s.car);
+    w.write_long(s.ts);
+    w.write_long(s.seq);
+    w.write_double(s.score);
+    w.write_double(s.threshold);
+    write_array(w, s.top_signals, [&w](const SignalDeviation& d) {
       w.write_string(d.signal);
       w.write_double(d.deviation);
-    }
-  }
-  w.write_long(0);
-  w.write_string(s.model_version);
-  out.resize(static_cast<std::size_t>(w.position() - out.data()));
+    });
+    w.write_string(s.model_version);
+  });
 }
 
 bool decode_avro_anomaly_score(std::string_view in, AnomalyScore& s, int32_t* schema_id, std::string* error) {
@@ -204,17 +222,12 @@ bool decode_avro_anomaly_score(std::string_view in, AnomalyScore& s, int32_t* sc
   if (!r.read_long(s.seq)) return d.fail("seq");
   if (!r.read_double(s.score)) return d.fail("score");
   if (!r.read_double(s.threshold)) return d.fail("threshold");
-  s.top_signals.clear();
-  while (true) {
-    int64_t count;
-    if (!d.block(count, 1 + kDoubleBytes, "top_signals")) return false;
-    if (count == 0) break;
-    for (int64_t i = 0; i < count; ++i) {
-      SignalDeviation& dev = s.top_signals.emplace_back();
-      if (!d.string(dev.signal, "top_signals.signal")) return false;
-      if (!r.read_double(dev.deviation)) return d.fail("top_signals.deviation");
-    }
-  }
+  const bool signals_read =
+      d.array(s.top_signals, 1 + kDoubleBytes, "top_signals", [&](SignalDeviation& dev) {
+        if (!d.string(dev.signal, "top_signals.signal")) return false;
+        return r.read_double(dev.deviation) || d.fail("top_signals.deviation");
+      });
+  if (!signals_read) return false;
   if (!d.string(s.model_version, "model_version")) return false;
   return d.end();
 }
@@ -224,24 +237,17 @@ void encode_avro_alert(const core::Alert& a, int32_t schema_id, std::string& out
                       a.kind.size() + 1 + kMaxVarintBytes + 2 * kDoubleBytes + 2 * kMaxVarintBytes +
                       kMaxVarintBytes + a.model_version.size();
   for (const auto& sig : a.signals) bound += kMaxVarintBytes + sig.size();
-  const std::size_t start = out.size();
-  append_confluent_header(out, schema_id);
-  out.resize(start + bound);
-  AvroWriter w(out.data() + start + kConfluentHeaderSize);
-  w.write_string(a.id);
-  w.write_string(a.car);
-  w.write_string(a.kind);
-  w.write_boolean(a.raised);
-  w.write_long(a.ts);
-  w.write_double(a.score);
-  w.write_double(a.threshold);
-  if (!a.signals.empty()) {
-    w.write_long(static_cast<int64_t>(a.signals.size()));
-    for (const auto& sig : a.signals) w.write_string(sig);
-  }
-  w.write_long(0);
-  w.write_string(a.model_version);
-  out.resize(static_cast<std::size_t>(w.position() - out.data()));
+  append_framed(out, schema_id, bound, [&a](AvroWriter& w) {
+    w.write_string(a.id);
+    w.write_string(a.car);
+    w.write_string(a.kind);
+    w.write_boolean(a.raised);
+    w.write_long(a.ts);
+    w.write_double(a.score);
+    w.write_double(a.threshold);
+    write_array(w, a.signals, [&w](const std::string& sig) { w.write_string(sig); });
+    w.write_string(a.model_version);
+  });
 }
 
 bool decode_avro_alert(std::string_view in, core::Alert& a, int32_t* schema_id, std::string* error) {
@@ -253,15 +259,8 @@ bool decode_avro_alert(std::string_view in, core::Alert& a, int32_t* schema_id, 
   if (!r.read_long(a.ts)) return d.fail("ts");
   if (!r.read_double(a.score)) return d.fail("score");
   if (!r.read_double(a.threshold)) return d.fail("threshold");
-  a.signals.clear();
-  while (true) {
-    int64_t count;
-    if (!d.block(count, 1, "signals")) return false;
-    if (count == 0) break;
-    for (int64_t i = 0; i < count; ++i) {
-      if (!d.string(a.signals.emplace_back(), "signals")) return false;
-    }
-  }
+  if (!d.array(a.signals, 1, "signals", [&](std::string& signal) { return d.string(signal, "signals"); }))
+    return false;
   if (!d.string(a.model_version, "model_version")) return false;
   a.acknowledged = false;
   return d.end();
