@@ -10,26 +10,17 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/hex.h"
+
 namespace fleettwin::mqtt {
 
 namespace {
-
-std::string hex(const unsigned char* p, std::size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
 
 std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
     throw std::runtime_error("no randomness for the fleet secret (RAND_bytes failed)");
-  return hex(reinterpret_cast<const unsigned char*>(raw.data()), bytes);
+  return core::to_hex(raw);
 }
 
 std::string read_line(const std::filesystem::path& p) {
@@ -61,7 +52,7 @@ std::string Credentials::car_password(std::string_view car) const {
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(car.data()), car.size(), mac, &len);
-  return hex(mac, len).substr(0, 32);
+  return core::to_hex({reinterpret_cast<const char*>(mac), len}).substr(0, 32);
 }
 
 void write_credentials(const std::string& dir, std::size_t cars,

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/hex.h"
 #include "core/signals.h"
 
 namespace fleettwin::store {
@@ -237,16 +238,6 @@ bool compare(const T& a, FilterOp op, const T& b) {
   return false;
 }
 
-std::string hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
 std::string unhex(std::string_view text) {
   auto digit = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
@@ -381,7 +372,7 @@ std::string twin_cursor(const TwinSort& sort, const core::Twin& last) {
   std::string raw = std::holds_alternative<std::string>(v) ? std::get<std::string>(v) : value_text(v);
   raw.push_back('\0');
   raw += last.id;
-  return hex(raw);
+  return core::to_hex(raw);
 }
 
 TwinCursor decode_twin_cursor(const TwinSort& sort, std::string_view cursor) {

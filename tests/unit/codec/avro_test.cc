@@ -8,14 +8,12 @@
 
 #include "codec/avro.h"
 #include "codec/json.h"
+#include "core/hex.h"
 #include "support/telemetry_samples.h"
 
 using namespace fleettwin;
 using namespace fleettwin::codec;
-using codec::testing::random_telemetry;
-using codec::testing::read_fixture;
-using codec::testing::same_bits;
-using codec::testing::sample_telemetry;
+using namespace fleettwin::codec::testing;
 
 namespace {
 
@@ -33,16 +31,6 @@ std::string from_hex(std::string_view hex) {
       out.push_back(static_cast<char>(high << 4 | v));
       high = -1;
     }
-  }
-  return out;
-}
-
-std::string to_hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xF]);
   }
   return out;
 }
@@ -105,13 +93,13 @@ TEST(AvroSchema, MatchesTheCheckedInSchema) {
 }
 
 TEST(AvroBinary, VarintsFollowTheSpec) {
-  EXPECT_EQ(to_hex(varint(0)), "00");
-  EXPECT_EQ(to_hex(varint(-1)), "01");
-  EXPECT_EQ(to_hex(varint(1)), "02");
-  EXPECT_EQ(to_hex(varint(-64)), "7f");
-  EXPECT_EQ(to_hex(varint(64)), "8001");
-  EXPECT_EQ(to_hex(varint(std::numeric_limits<int64_t>::max())), "feffffffffffffffff01");
-  EXPECT_EQ(to_hex(varint(std::numeric_limits<int64_t>::min())), "ffffffffffffffffff01");
+  EXPECT_EQ(core::to_hex(varint(0)), "00");
+  EXPECT_EQ(core::to_hex(varint(-1)), "01");
+  EXPECT_EQ(core::to_hex(varint(1)), "02");
+  EXPECT_EQ(core::to_hex(varint(-64)), "7f");
+  EXPECT_EQ(core::to_hex(varint(64)), "8001");
+  EXPECT_EQ(core::to_hex(varint(std::numeric_limits<int64_t>::max())), "feffffffffffffffff01");
+  EXPECT_EQ(core::to_hex(varint(std::numeric_limits<int64_t>::min())), "ffffffffffffffffff01");
   std::mt19937_64 rng(3);
   for (int i = 0; i < 10000; ++i) {
     const int64_t v = static_cast<int64_t>(rng()) >> (rng() % 64);
@@ -152,13 +140,13 @@ TEST(AvroBinary, ReaderRefusesMalformedVarintsAndLengths) {
 TEST(AvroTelemetry, ConfluentHeader) {
   const std::string out = encode(sample_telemetry(), 0x01020304);
   ASSERT_GE(out.size(), kConfluentHeaderSize);
-  EXPECT_EQ(to_hex(out.substr(0, 5)), "0001020304");
+  EXPECT_EQ(core::to_hex(out.substr(0, 5)), "0001020304");
   int32_t id = 0;
   std::string_view body;
   ASSERT_TRUE(read_confluent_header(out, id, body));
   EXPECT_EQ(id, 0x01020304);
   EXPECT_EQ(body.size(), out.size() - 5);
-  EXPECT_EQ(to_hex(encode(sample_telemetry(), -2).substr(0, 5)), "00fffffffe");
+  EXPECT_EQ(core::to_hex(encode(sample_telemetry(), -2).substr(0, 5)), "00fffffffe");
   EXPECT_FALSE(read_confluent_header(from_hex("01000000010a"), id, body));
   EXPECT_FALSE(read_confluent_header(from_hex("00000000"), id, body));
 }
@@ -172,7 +160,7 @@ TEST(AvroTelemetry, GoldenBytes) {
   ASSERT_TRUE(decoder.decode(json, t, e)) << e.detail;
   const std::string golden = from_hex(read_fixture("telemetry_valid.avro.hex"));
   ASSERT_FALSE(golden.empty());
-  EXPECT_EQ(to_hex(encode(t, 42)), to_hex(golden));
+  EXPECT_EQ(core::to_hex(encode(t, 42)), core::to_hex(golden));
   core::Telemetry back;
   int32_t id = 0;
   std::string error;
