@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/log_factory.h"
 #include "core/clock.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
@@ -166,12 +167,8 @@ int run_bridge(const Config& config, const std::atomic<int>& stop_signals) {
         "`fleettwin bridge` writes to Kafka: give --kafka BROKERS (or run `fleettwin up --mqtt`)");
   if (config.get(keys::mqtt_brokers).empty())
     throw ConfigError("`fleettwin bridge` needs --mqtt HOST:PORT[,...]");
-  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
-  settings["bootstrap.servers"] = brokers;
-  log::KafkaLog log(std::move(settings));
-  log::TopicConfig tc;
-  tc.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
-  tc.replication = static_cast<int32_t>(config.get(keys::log_replication));
+  log::KafkaLog log(kafka_settings(config, brokers));
+  const log::TopicConfig tc = topic_config(config);
   for (const char* t : {core::topics::kTelemetryRaw, core::topics::kCommands, core::topics::kCommandAcks})
     log.create_topic(t, tc);
   core::Metrics metrics;

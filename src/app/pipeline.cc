@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "app/api_runtime.h"
+#include "app/log_factory.h"
 #include "app/ml_setup.h"
 #include "app/mqtt_front.h"
 #include "app/store_factory.h"
@@ -200,23 +201,18 @@ class PipelineRun {
 
   /// The embedded log, or Kafka, with every topic of DESIGN.md §4.
   void open_log() {
-    log::TopicConfig topic_config;
-    topic_config.partitions = static_cast<int32_t>(_config.get(keys::log_partitions));
-    topic_config.replication = static_cast<int32_t>(_config.get(keys::log_replication));
-    topic_config.capacity = _config.get(keys::log_capacity);
+    const log::TopicConfig topics = topic_config(_config);
     if (_distributed) {
-      auto settings = log::KafkaLog::settings_from_config(_config.passthrough(), "kafka.");
-      settings["bootstrap.servers"] = _config.get(keys::kafka_brokers);
-      _log = std::make_unique<log::KafkaLog>(std::move(settings));
+      _log = std::make_unique<log::KafkaLog>(kafka_settings(_config, _config.get(keys::kafka_brokers)));
       spdlog::info("log: Kafka at {}", _config.get(keys::kafka_brokers));
     } else {
-      _log = std::make_unique<log::MemoryLog>(topic_config);
+      _log = std::make_unique<log::MemoryLog>(topics);
     }
     for (const char* t :
          {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq,
           core::topics::kScores, core::topics::kAlerts, core::topics::kCommands, core::topics::kCommandAcks})
-      _log->create_topic(t, topic_config);
-    log::TopicConfig compacted = topic_config;
+      _log->create_topic(t, topics);
+    log::TopicConfig compacted = topics;
     compacted.compacted = true;
     // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.
     for (const char* t : {core::topics::kTwins, core::topics::kModels}) _log->create_topic(t, compacted);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "app/api_runtime.h"
+#include "app/log_factory.h"
 #include "app/store_factory.h"
 #include "cli/commands.h"
 #include "core/metrics.h"
@@ -21,9 +22,7 @@ int run_api(Config& config, std::atomic<int>& stop_signals) {
       config);  // a clear error now for a data dir without a store or an unreachable MongoDB
   std::unique_ptr<log::Log> log;
   if (const auto brokers = config.get(keys::kafka_brokers); !brokers.empty()) {
-    auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
-    settings["bootstrap.servers"] = brokers;
-    log = std::make_unique<log::KafkaLog>(std::move(settings));
+    log = std::make_unique<log::KafkaLog>(app::kafka_settings(config, brokers));
   }
   core::Metrics metrics;
   auto server = app::start_api_server(
