@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/log_factory.h"
 #include "app/ml_setup.h"
 #include "cli/commands.h"
 #include "codec/avro.h"
@@ -38,12 +39,11 @@
 #include "stages/score/score_stage.h"
 #include "stages/stage.h"
 
-namespace fleettwin::app {
+namespace fleettwin::cli {
 
-using config::Config;
+namespace bench = app::bench;
 using config::ConfigError;
 using config::parse_duration_ms;
-namespace keys = config::keys;
 
 namespace {
 
@@ -321,7 +321,7 @@ std::shared_ptr<const ml::Model> obtain_model(const BenchScoreFlags& f, const Co
                history.size());
   auto data = ml::make_training_data(history, "bench");
   auto model = ml::train_model(data, ml::architecture_by_name(config.get(keys::ml_architecture)),
-                               train_options(config));
+                               app::train_options(config));
   spdlog::info("bench score: trained {} in {:.1f} s, threshold {:.4g}", model->meta.version,
                model->meta.train_seconds, model->meta.threshold);
   return model;
@@ -335,12 +335,8 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
     local = std::make_unique<LocalKafka>();
     brokers = local->address();
   }
-  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
-  settings["bootstrap.servers"] = brokers;
-  log::KafkaLog kafka(std::move(settings));
-  log::TopicConfig tc;
-  tc.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
-  tc.replication = static_cast<int32_t>(config.get(keys::log_replication));
+  log::KafkaLog kafka(app::kafka_settings(config, brokers));
+  const log::TopicConfig tc = app::topic_config(config);
   for (const char* topic : {t::kTelemetry, t::kScores, t::kAlerts, t::kCommands})
     kafka.create_topic(topic, tc);
 
@@ -442,12 +438,7 @@ int run_bench_score(const BenchScoreFlags& f, Config& config, const std::atomic<
 
 }  // namespace
 
-}  // namespace fleettwin::app
-
-namespace fleettwin::cli {
-
 void add_bench_score_commands(CommandLine& cl) {
-  using namespace fleettwin::app;
   auto flags = std::make_shared<BenchScoreFlags>();
   auto* bench = cl.find({"bench"});
   auto* cmd = bench->add_subcommand("score",

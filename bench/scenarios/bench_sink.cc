@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/log_factory.h"
 #include "app/pipeline.h"
 #include "cli/commands.h"
 #include "codec/json.h"
@@ -31,10 +32,9 @@
 #include "registry/telemetry_reader.h"
 #include "scenarios/bench_util.h"
 
-namespace fleettwin::app {
+namespace fleettwin::cli {
 
-using config::Config;
-namespace keys = config::keys;
+namespace bench = app::bench;
 
 namespace {
 
@@ -147,11 +147,11 @@ SinkRate run_fleettwin(const Config& base, const std::string& uri, int64_t max_w
                  std::to_string(Clock::now().time_since_epoch().count()),
              "bench");
   config.set(keys::store_mongo_uri, uri, "bench");
-  RunControl control;
+  app::RunControl control;
   control.max_wall_ms = max_wall_ms;
   control.progress = true;
   control.stop_when_caught_up = true;
-  const auto s = run_pipeline(config, control, Roles::only("sink"));
+  const auto s = app::run_pipeline(config, control, app::Roles::only("sink"));
   SinkRate r;
   r.docs = s.stored_this_run;
   r.twin_upserts = s.twin_writes;
@@ -265,9 +265,7 @@ int run_bench_sink(const BenchSinkFlags& flags, Config& config) {
     throw std::runtime_error("bench sink needs --kafka, --schema-registry and --mongo");
   config.set(keys::kafka_brokers, flags.kafka, "--kafka");
   config.set(keys::schema_registry, flags.registry, "--schema-registry");
-  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
-  settings["bootstrap.servers"] = flags.kafka;
-  log::KafkaLog kafka(std::move(settings));
+  log::KafkaLog kafka(app::kafka_settings(config, flags.kafka));
   const auto ends = kafka.end_offsets(core::topics::kTelemetry);
   const int64_t total = sum(ends);
   if (total == 0)
@@ -314,12 +312,7 @@ int run_bench_sink(const BenchSinkFlags& flags, Config& config) {
 
 }  // namespace
 
-}  // namespace fleettwin::app
-
-namespace fleettwin::cli {
-
 void add_bench_sink_commands(CommandLine& cl) {
-  using namespace fleettwin::app;
   auto flags = std::make_shared<BenchSinkFlags>();
   auto* bench = cl.find({"bench"});
   auto* cmd = bench->add_subcommand(

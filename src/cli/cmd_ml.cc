@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 
+#include "app/log_factory.h"
 #include "app/ml_setup.h"
 #include "cli/commands.h"
 #include "core/topics.h"
@@ -19,12 +20,10 @@
 #include "registry/telemetry_reader.h"
 #include "store/sqlite/sqlite_store.h"
 
-namespace fleettwin::app {
+namespace fleettwin::cli {
 
-using config::Config;
 using config::ConfigError;
 using config::parse_duration_ms;
-namespace keys = config::keys;
 
 namespace fs = std::filesystem;
 
@@ -51,9 +50,7 @@ void add_source_flags(CLI::App* cmd, SourceFlags& f) {
 }
 
 std::vector<core::Telemetry> read_kafka(const SourceFlags& f, const Config& config) {
-  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
-  settings["bootstrap.servers"] = f.kafka;
-  log::KafkaLog kafka(std::move(settings));
+  log::KafkaLog kafka(app::kafka_settings(config, f.kafka));
   // A throwaway group that never commits: reads the topic from its beginning every time.
   auto consumer = kafka.consumer("fleettwin.train." + std::to_string(::getpid()) + "." +
                                  std::to_string(std::chrono::system_clock::now().time_since_epoch().count()));
@@ -127,9 +124,7 @@ std::vector<core::Telemetry> read_history(const SourceFlags& f, const Config& co
 
 void publish_model(const std::string& brokers, const Config& config, const std::string& key,
                    std::string artifact) {
-  auto settings = log::KafkaLog::settings_from_config(config.passthrough(), "kafka.");
-  settings["bootstrap.servers"] = brokers;
-  log::KafkaLog kafka(std::move(settings));
+  log::KafkaLog kafka(app::kafka_settings(config, brokers));
   log::TopicConfig compacted;
   compacted.compacted = true;
   compacted.partitions = static_cast<int32_t>(config.get(keys::log_partitions));
@@ -159,7 +154,7 @@ int run_train(TrainFlags& f, Config& config) {
   auto events = read_history(f.source, config);
   auto data =
       ml::make_training_data(events, f.source.kafka.empty() ? "store:" + f.source.data_dir : f.source.topic);
-  auto model = ml::train_model(data, arch, train_options(config));
+  auto model = ml::train_model(data, arch, app::train_options(config));
   const auto& m = model->meta;
   std::printf(
       "model %s: %zu features, %lld events from %lld cars, %lld epochs in %.1f s, loss %.5f (validation "
@@ -247,7 +242,7 @@ int run_eval(EvalFlags& f, Config& config) {
   for (const auto& e : events)
     if (e.ts < train_end) train_events.push_back(e);
   auto data = ml::make_training_data(train_events, "eval");
-  const auto topts = train_options(config);
+  const auto topts = app::train_options(config);
   const auto mopts = stages::monitor_options(config);
   auto ours = ml::train_model(data, ml::fleettwin_architecture(), topts);
   auto reference = ml::train_model(data, ml::reference_architecture(), topts);
@@ -325,12 +320,7 @@ int run_eval(EvalFlags& f, Config& config) {
 
 }  // namespace
 
-}  // namespace fleettwin::app
-
-namespace fleettwin::cli {
-
 void add_ml_commands(CommandLine& cl) {
-  using namespace fleettwin::app;
   auto train = std::make_shared<TrainFlags>();
   auto* t =
       cl.app().add_subcommand("train", "Train the anomaly model from history and publish it to fleet.models");

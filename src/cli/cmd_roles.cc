@@ -31,8 +31,7 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
   auto* get = twin->add_subcommand("get", "Print one car's twin as JSON");
   auto car = std::make_shared<std::string>();
   get->add_option("car", *car, "Car id")->required();
-  flags.add(get, "--data-dir", keys::data_dir, "Store directory");
-  flags.add(get, "--mongo", keys::store_mongo_uri, "MongoDB/FerretDB URI of the store");
+  add_store_flags(flags, get);
   cl.add(
       get,
       [car](Config& config, std::atomic<int>&) {
@@ -57,8 +56,7 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
   list->add_option("--status", lf->status, "ok|warning|anomaly|unknown")
       ->check(CLI::IsMember({"ok", "warning", "anomaly", "unknown"}));
   list->add_option("--limit", lf->limit, "Rows at most")->check(CLI::Range(1, 1000000));
-  flags.add(list, "--data-dir", keys::data_dir, "Store directory");
-  flags.add(list, "--mongo", keys::store_mongo_uri, "MongoDB/FerretDB URI of the store");
+  add_store_flags(flags, list);
   cl.add(
       list,
       [lf](Config& config, std::atomic<int>&) {

@@ -13,10 +13,7 @@
 #include "core/clock.h"
 #include "store/filter.h"
 
-namespace fleettwin::app {
-
-using config::Config;
-namespace keys = config::keys;
+namespace fleettwin::cli {
 
 namespace {
 
@@ -67,7 +64,7 @@ int run_query(const std::string& what, const QueryFlags& f, Config& config) {
     q.after_id = f.after;
     q.limit = f.limit;
   }
-  auto s = open_existing_store(config);
+  auto s = app::open_existing_store(config);
   if (what == "summary") {
     const auto r = s->fleet_summary(f.now_ms > 0 ? f.now_ms : core::wall_clock_ms());
     std::string by;
@@ -105,20 +102,10 @@ int run_query(const std::string& what, const QueryFlags& f, Config& config) {
 
 }  // namespace
 
-}  // namespace fleettwin::app
-
-namespace fleettwin::cli {
-
 void add_store_commands(CommandLine& cl) {
-  using namespace fleettwin::app;
   auto flags = std::make_shared<QueryFlags>();
   auto* query = cl.app().add_subcommand("query", "Analytics and filtered twin listings from the store");
   query->require_subcommand(1);
-  auto common = [&](CLI::App* cmd) {
-    cl.flags().add(cmd, "--mongo", keys::store_mongo_uri,
-                   "MongoDB/FerretDB URI of the store (default: SQLite in --data-dir)");
-    cl.flags().add(cmd, "--data-dir", keys::data_dir, "Directory of the SQLite store");
-  };
   auto range = [&](CLI::App* cmd) {
     cmd->add_option("--from", flags->from_ms, "Start, ms since the epoch (default: 24 h before --to)");
     cmd->add_option("--to", flags->to_ms, "End (exclusive), ms since the epoch (default: now)");
@@ -143,7 +130,7 @@ void add_store_commands(CommandLine& cl) {
   twins->add_option("--after", flags->after, "Paging cursor printed after a full page");
   twins->add_option("--limit", flags->limit, "Rows at most")->check(CLI::Range(1, 1000000));
   for (auto* cmd : {summary, top, hourly, alerts, twins}) {
-    common(cmd);
+    add_store_flags(cl.flags(), cmd);
     const std::string what = cmd->get_name();
     cl.add(cmd, [flags, what](Config& config, std::atomic<int>&) { return run_query(what, *flags, config); });
   }

@@ -83,6 +83,12 @@ void add_mqtt_flags(Flags& flags, CLI::App* cmd) {
             "Credentials directory from `fleettwin sim credentials`");
 }
 
+void add_store_flags(Flags& flags, CLI::App* cmd) {
+  flags.add(cmd, "--mongo", keys::store_mongo_uri,
+            "MongoDB/FerretDB URI of the store (default: SQLite in --data-dir)");
+  flags.add(cmd, "--data-dir", keys::data_dir, "Directory of the SQLite store");
+}
+
 CommandLine::CommandLine()
     : _app("fleettwin: a digital twin of every car in a fleet, with failure prediction") {
   _app.require_subcommand(1);

@@ -48,6 +48,8 @@ void add_sim_flags(Flags& flags, CLI::App* cmd);
 void add_distributed_flags(Flags& flags, CLI::App* cmd);
 /// --qos, --mqtt-version, --credentials: how cars and bridge speak MQTT.
 void add_mqtt_flags(Flags& flags, CLI::App* cmd);
+/// --mongo, --data-dir: the store a command reads (MongoDB/FerretDB, or SQLite in the data dir).
+void add_store_flags(Flags& flags, CLI::App* cmd);
 
 /// What a subcommand does once the command line is parsed: runs with the resolved configuration and the
 /// count of stop signals received so far (1: drain and stop; 2 or more: stop now); returns the exit code.
