@@ -39,35 +39,27 @@ svc_port_listening() {
 
 # svc_reserve_port SERVICE: prints a free loopback port and reserves it for this service by creating its state
 # dir $(svc_state_root)/SERVICE/PORT atomically (mkdir), so concurrent starts never pick the same port.
-# Ports come from 20000-32767, below Linux's default ephemeral range (32768-60999) used for outgoing sockets.
 svc_reserve_port() {
-  local service=$1 root port i
-  root="$(svc_state_root)/$service"
-  mkdir -p "$root"
-  for ((i = 0; i < 200; i++)); do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
-    svc_port_in_use "$port" && continue
-    # Another service's reservation for the same number (e.g. a controller port) also counts as taken.
-    compgen -G "$(svc_state_root)/*/$port" >/dev/null && continue
-    compgen -G "$(svc_state_root)/*/*/ports/$port" >/dev/null && continue
-    if mkdir "$root/$port" 2>/dev/null; then
-      printf '%s\n' "$port"
-      return 0
-    fi
-  done
-  svc_die "no free loopback port found"
+  svc_reserve_port_in "$(svc_state_root)/$1"
 }
 
 # svc_reserve_extra_port SERVICE PRIMARY: a second free port belonging to instance PRIMARY (e.g. a controller
 # port), recorded as $(svc_state_root)/SERVICE/PRIMARY/ports/PORT.
 svc_reserve_extra_port() {
-  local service=$1 primary=$2 port i dir
-  dir="$(svc_state_root)/$service/$primary/ports"
+  svc_reserve_port_in "$(svc_state_root)/$1/$2/ports" "$2"
+}
+
+# svc_reserve_port_in DIR [EXCEPT]: prints a free loopback port other than EXCEPT and reserves it by creating
+# DIR/PORT atomically (mkdir). Ports come from 20000-32767, below Linux's default ephemeral range
+# (32768-60999) used for outgoing sockets.
+svc_reserve_port_in() {
+  local dir=$1 except=${2:-} port i
   mkdir -p "$dir"
   for ((i = 0; i < 200; i++)); do
     port=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
-    [ "$port" = "$primary" ] && continue
+    [ "$port" = "$except" ] && continue
     svc_port_in_use "$port" && continue
+    # Another service's reservation for the same number (e.g. a controller port) also counts as taken.
     compgen -G "$(svc_state_root)/*/$port" >/dev/null && continue
     compgen -G "$(svc_state_root)/*/*/ports/$port" >/dev/null && continue
     if mkdir "$dir/$port" 2>/dev/null; then
