@@ -39,7 +39,7 @@ inline std::unique_ptr<log::Consumer> subscribed(log::Log& log, const std::strin
 
 /// Polls until `expect` records arrived or `budget` ran out.
 inline std::vector<log::Record> drain(log::Consumer& c, std::size_t expect,
-                                      std::chrono::milliseconds budget) {
+                                      std::chrono::milliseconds budget = std::chrono::seconds(30)) {
   std::vector<log::Record> all;
   const auto deadline = std::chrono::steady_clock::now() + budget;
   while (all.size() < expect && std::chrono::steady_clock::now() < deadline) {
@@ -51,7 +51,7 @@ inline std::vector<log::Record> drain(log::Consumer& c, std::size_t expect,
 
 /// Calls `step` until `done` or `budget` ran out; returns `done()`.
 inline bool until(const std::function<bool()>& done, const std::function<void()>& step,
-                  std::chrono::milliseconds budget) {
+                  std::chrono::milliseconds budget = std::chrono::seconds(30)) {
   const auto deadline = std::chrono::steady_clock::now() + budget;
   while (!done() && std::chrono::steady_clock::now() < deadline) step();
   return done();

@@ -21,9 +21,11 @@
 
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
+using fleettwin::testing::drain;
 using fleettwin::testing::rec;
 using fleettwin::testing::send_numbered;
 using fleettwin::testing::subscribed;
+using fleettwin::testing::until;
 
 namespace fleettwin::log {
 void PrintTo(const TopicPartition& tp, std::ostream* os) { *os << tp.topic << "[" << tp.partition << "]"; }
@@ -80,15 +82,6 @@ class MockCluster {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::milliseconds budget = 30s) {
-  return fleettwin::testing::drain(c, expect, budget);
-}
-
-bool until(const std::function<bool()>& done, const std::function<void()>& step,
-           std::chrono::milliseconds budget = 30s) {
-  return fleettwin::testing::until(done, step, budget);
-}
-
 int64_t sum(const std::vector<int64_t>& v) {
   int64_t s = 0;
   for (auto x : v) s += x;
@@ -106,6 +99,16 @@ class KafkaLogTest : public ::testing::Test {
     };
     for (auto& [k, v] : extra) s[k] = v;
     return s;
+  }
+
+  /// Ten records "0".."9" on topic "t" (one partition, created by the caller), all read by group "g" into
+  /// `batch` with the consumer `c`, which commits only the first four: a restart must replay from offset 4.
+  void read_ten_commit_four(KafkaLog& log, std::unique_ptr<Consumer>& c, std::vector<Record>& batch) {
+    ASSERT_EQ(send_numbered(*log.producer(), "t", 10, 30s), 0);
+    c = subscribed(log, "g", {"t"});
+    batch = drain(*c, 10);
+    ASSERT_EQ(batch.size(), 10u);
+    c->commit(next_offsets({batch.begin(), batch.begin() + 4}));
   }
 
   MockCluster cluster{3};
@@ -166,14 +169,10 @@ TEST_F(KafkaLogTest, RoundTripKeepsKeysHeadersTimestampsOrderAndDeliveryOffsets)
 TEST_F(KafkaLogTest, CommitAndReopenResumesAfterTheCommitNotAfterTheRead) {
   cluster.topic("t", 1);
   KafkaLog log(settings());
-  auto p = log.producer();
-  ASSERT_EQ(send_numbered(*p, "t", 10, 30s), 0);
   {
-    auto c = subscribed(log, "g", {"t"});
-    auto batch = drain(*c, 10);
-    ASSERT_EQ(batch.size(), 10u);
-    // Processed only the first four: a restart must replay from offset 4.
-    c->commit(next_offsets({batch.begin(), batch.begin() + 4}));
+    std::unique_ptr<Consumer> c;
+    std::vector<Record> batch;
+    ASSERT_NO_FATAL_FAILURE(read_ten_commit_four(log, c, batch));
     EXPECT_EQ(c->lag(), 0);
     c->seek({"t", 0}, 7);
     auto replay = drain(*c, 3);
@@ -383,12 +382,9 @@ TEST_F(KafkaLogTest, FatalProducerErrorThrowsWithLibrdkafkasText) {
 TEST_F(KafkaLogTest, FailedCommitKeepsThePreviousCommittedOffset) {
   cluster.topic("t", 1);
   KafkaLog log(settings(), KafkaOptions{.operation_timeout = 3s});
-  auto p = log.producer();
-  ASSERT_EQ(send_numbered(*p, "t", 10, 30s), 0);
-  auto c = subscribed(log, "g", {"t"});
-  auto batch = drain(*c, 10);
-  ASSERT_EQ(batch.size(), 10u);
-  c->commit(next_offsets({batch.begin(), batch.begin() + 4}));
+  std::unique_ptr<Consumer> c;
+  std::vector<Record> batch;
+  ASSERT_NO_FATAL_FAILURE(read_ten_commit_four(log, c, batch));
   ASSERT_EQ(log.committed("g", {"t", 0}), 4);
 
   cluster.push_errors(kOffsetCommit, {RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE});
