@@ -17,6 +17,7 @@ core::Telemetry sample() {
   t.seq = 3;
   t.lat = 48.1;
   t.lon = 11.5;
+  t.values.assign(core::kSignalCount, 1.0);
   t.values[core::kSpeed] = 12.5;
   return t;
 }
