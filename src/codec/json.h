@@ -6,7 +6,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "catalog/catalog.h"
 #include "core/alert.h"
 #include "core/telemetry.h"
 #include "core/twin.h"
@@ -22,12 +24,20 @@ enum class RejectReason : uint8_t {
   kMissingField,
   kWrongType,   ///< e.g. a string where a number belongs, 31.5 for an int signal
   kNonFinite,   ///< NaN/Inf, or a number overflowing a double
-  kOutOfRange,  ///< outside the catalog's plausible range, seq < 1, ts <= 0, bad lat/lon
+  kOutOfRange,  ///< seq < 1, ts < 1, lat/lon off the globe (a signal's implausible reading is kept, flagged)
   kOversized,   ///< larger than the decoder's max_bytes (checked before parsing)
   kBadCarId,    ///< core::valid_car_id is false
-  kUnknownField,
-  kDuplicateField,
+  kUnknownField,    ///< only under UnknownFields::kReject
+  kDuplicateField,  ///< a key twice, or two names (name, alias) of one signal
 };
+
+/// What the decoder does with a payload key the catalog does not know (config key catalog.unknown_fields).
+enum class UnknownFields : uint8_t {
+  kDrop,    ///< keep the message; the key is reported by unknown_fields() so the caller can count it
+  kReject,  ///< refuse the whole message (unknown_field)
+};
+/// Unknown keys kept per message for unknown_fields(); more are only counted.
+inline constexpr std::size_t kMaxUnknownFields = 16;
 
 inline constexpr std::array<RejectReason, 9> kRejectReasons{
     RejectReason::kMalformed, RejectReason::kMissingField, RejectReason::kWrongType,
@@ -50,13 +60,20 @@ struct DecodeError {
 inline constexpr std::size_t kJsonPadding = 64;
 inline constexpr std::size_t kDefaultMaxPayloadBytes = 16384;
 
-/// Validates one JSON telemetry payload (DESIGN.md §4 Telemetry) and turns it into core::Telemetry, or
-/// says precisely why not. Holds a simdjson parser and a padded scratch buffer, sized for 64 KB (or
-/// max_bytes if smaller) and grown only by a larger payload, so decoding does not allocate. Not
-/// thread-safe: one decoder per thread (the process stage owns one).
+/// Validates one JSON telemetry payload (DESIGN.md §4 Telemetry, docs/catalogs.md) against a signal catalog
+/// and turns it into core::Telemetry, or says precisely why not. car, ts and seq are required; a position
+/// needs both lat and lon; every signal is optional (absent: core::kAbsent), under its catalog name, its
+/// identifier form or any alias. A reading outside its plausible range is kept and flagged
+/// (Telemetry::out_of_range); a message is refused only when it cannot be trusted as a whole: not JSON,
+/// a wrong type, a bad car id, a missing car/ts/seq, a duplicate, an oversized payload, an unknown key under
+/// UnknownFields::kReject. Holds a simdjson parser and a padded scratch buffer, sized for 64 KB (or max_bytes
+/// if smaller) and grown only by a larger payload, so decoding does not allocate. Not thread-safe: one
+/// decoder per thread (the process stage owns one).
 class TelemetryDecoder {
  public:
-  explicit TelemetryDecoder(std::size_t max_bytes = kDefaultMaxPayloadBytes);
+  explicit TelemetryDecoder(std::size_t max_bytes = kDefaultMaxPayloadBytes,
+                            std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin(),
+                            UnknownFields unknown = UnknownFields::kDrop);
   ~TelemetryDecoder();
   TelemetryDecoder(TelemetryDecoder&&) noexcept;
   TelemetryDecoder& operator=(TelemetryDecoder&&) noexcept;
@@ -75,6 +92,11 @@ class TelemetryDecoder {
   bool decode_padded(std::string_view json, std::size_t capacity, core::Telemetry& out, DecodeError& error);
 
   std::size_t max_bytes() const { return _max_bytes; }
+  const catalog::Catalog& catalog() const;
+  /// Keys of the last decoded payload that the catalog does not know (at most kMaxUnknownFields; views into
+  /// the decoder's buffers, valid until the next decode), and how many there were in all.
+  const std::vector<std::string_view>& unknown_fields() const;
+  std::size_t unknown_field_count() const;
 
  private:
   struct Impl;  // keeps simdjson.h (1.2 MB) out of every includer
@@ -82,8 +104,25 @@ class TelemetryDecoder {
   std::unique_ptr<Impl> _impl;
 };
 
-/// Appends `t` as one compact JSON object with the fields in catalog order. Int signals print as integers;
-/// doubles in shortest round-trip form, so decoding the output yields exactly `t`.
+/// Writes telemetry as the compact JSON a car sends: car, ts, seq, the position when present, then the
+/// signals present, in catalog order, under the catalog's names or any other names (a simulator speaking a
+/// fleet's own names: `sim.catalog`). Int signals print as integers, bools as true/false, doubles in shortest
+/// round-trip form, so decoding the output with the same catalog yields exactly the input (flags aside, which
+/// the decoder recomputes). Immutable after construction; any thread.
+class TelemetryEncoder {
+ public:
+  /// `names`: one payload name per catalog signal; empty = the catalog's names.
+  explicit TelemetryEncoder(std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin(),
+                            std::vector<std::string> names = {});
+  void encode(const core::Telemetry& t, std::string& out) const;
+
+ private:
+  std::shared_ptr<const catalog::Catalog> _catalog;
+  std::vector<std::string> _keys;  ///< per signal: `,"name":`
+  std::vector<core::SignalType> _types;
+};
+
+/// encode_json with the built-in catalog's names.
 void encode_json(const core::Telemetry& t, std::string& out);
 
 // ---- Documents: twins, alerts, commands (fleet.twins, stores, REST) ------------------------------------

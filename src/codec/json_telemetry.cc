@@ -7,6 +7,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
 
 #include "codec/json.h"
 #include "codec/json_writer.h"
@@ -18,11 +21,9 @@ static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING);
 
 namespace {
 
-using core::kSignalCount;
-using core::kSignals;
 using core::SignalType;
 
-enum class Kind : uint8_t { kCar, kTs, kSeq, kLat, kLon, kDouble, kInt };
+enum class Kind : uint8_t { kCar, kTs, kSeq, kLat, kLon, kDouble, kInt, kBool };
 
 // The DLQ's `error.reason` header and a metrics label: stable strings.
 constexpr core::EnumName<RejectReason> kRejectReasonNames[] = {
@@ -32,36 +33,52 @@ constexpr core::EnumName<RejectReason> kRejectReasonNames[] = {
     {RejectReason::kBadCarId, "bad_car_id"},           {RejectReason::kUnknownField, "unknown_field"},
     {RejectReason::kDuplicateField, "duplicate_field"}};
 
-/// One accepted wire field: its name, how it is checked and stored, and its plausible range. Constant data.
+/// One accepted payload key: the catalog name, identifier form or an alias of a signal, or an envelope field.
+/// `slot` is what a duplicate is detected by: the envelope field (0..4) or kEnvelope + the signal's index, so
+/// "speed" and "Vehicle.Speed" in one payload are a duplicate. Built once per decoder from its catalog.
 struct Field {
-  std::string_view name;
+  std::string name;
   Kind kind;
+  std::size_t slot;
   double min, max;
 };
 
-// car, ts, seq, lat, lon, then the signals: field index kFirstSignal + i is core::Signal i.
-inline constexpr std::size_t kFirstSignal = 5;
-inline constexpr std::size_t kFieldCount = kFirstSignal + kSignalCount;
+// car, ts, seq, lat, lon; then the catalog's signals.
+inline constexpr std::size_t kEnvelope = 5;
 
-// The wire fields in the order producers are expected to write them (encode_json's order), so the
-// lookup hint below almost always hits on the first comparison.
-constexpr std::array<Field, kFieldCount> kFields = [] {
-  std::array<Field, kFieldCount> f{{
-      {"car", Kind::kCar, 0, 0},
-      {"ts", Kind::kTs, 1, 9.2e18},
-      {"seq", Kind::kSeq, 1, 9.2e18},
-      {"lat", Kind::kLat, core::kLatMin, core::kLatMax},
-      {"lon", Kind::kLon, core::kLonMin, core::kLonMax},
-  }};
-  for (std::size_t i = 0; i < kSignalCount; ++i) {
-    const auto& s = kSignals[i];
-    f[kFirstSignal + i] = {s.name, s.type == SignalType::kInt ? Kind::kInt : Kind::kDouble, s.min, s.max};
+Kind kind_of(SignalType t) {
+  switch (t) {
+    case SignalType::kInt:
+      return Kind::kInt;
+    case SignalType::kBool:
+      return Kind::kBool;
+    case SignalType::kDouble:
+      break;
+  }
+  return Kind::kDouble;
+}
+
+// The keys a payload may use, in the order producers are expected to write them (encode_json's order), so
+// the lookup hint below almost always hits on the first comparison.
+std::vector<Field> fields_of(const catalog::Catalog& c) {
+  std::vector<Field> f{
+      {"car", Kind::kCar, 0, 0, 0},
+      {"ts", Kind::kTs, 1, 1, 9.2e18},
+      {"seq", Kind::kSeq, 2, 1, 9.2e18},
+      {"lat", Kind::kLat, 3, core::kLatMin, core::kLatMax},
+      {"lon", Kind::kLon, 4, core::kLonMin, core::kLonMax},
+  };
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    const auto& s = c[i];
+    const auto add = [&](const std::string& name) {
+      f.push_back({name, kind_of(s.type), kEnvelope + i, s.min, s.max});
+    };
+    add(s.name);
+    if (s.field != s.name) add(s.field);
+    for (const auto& a : s.aliases) add(a);
   }
   return f;
-}();
-
-inline constexpr uint32_t kAllFields = (uint32_t{1} << kFieldCount) - 1;
-static_assert(kFieldCount <= 32);
+}
 
 inline uint64_t load8(const char* p) {
   uint64_t v;
@@ -86,13 +103,39 @@ inline bool same(std::string_view a, std::string_view b) {
   return load8(a.data() + n - 8) == load8(b.data() + n - 8);
 }
 
-inline int find_field(std::string_view key, std::size_t hint) {
-  if (hint < kFieldCount && same(kFields[hint].name, key)) return static_cast<int>(hint);
-  for (std::size_t i = 0; i < kFieldCount; ++i) {
-    if (same(kFields[i].name, key)) return static_cast<int>(i);
+/// Finds a payload key among a catalog's fields. Producers write their keys in the same order in every
+/// message, so the lookup remembers which field followed which and tries that first: one comparison per key
+/// in the steady state, whatever names (catalog names, aliases) and order a fleet uses. A miss falls back
+/// to a hash lookup. Owned by one decoder.
+class FieldIndex {
+ public:
+  explicit FieldIndex(const catalog::Catalog& c) : _fields(fields_of(c)), _next(_fields.size() + 1, 0) {
+    _by_name.reserve(_fields.size());
+    for (std::size_t i = 0; i < _fields.size(); ++i) _by_name.emplace(_fields[i].name, static_cast<int>(i));
   }
-  return -1;
-}
+  const Field& operator[](std::size_t i) const { return _fields[i]; }
+  std::size_t slots(const catalog::Catalog& c) const { return kEnvelope + c.size(); }
+
+  /// Index of the field named `key`, or -1. `prev` is the previous key's result (-1 at the start).
+  int find(std::string_view key, int prev) {
+    const std::size_t from = static_cast<std::size_t>(prev + 1);
+    const int guess = _next[from];
+    if (same(_fields[static_cast<std::size_t>(guess)].name, key)) return guess;
+    const auto it = _by_name.find(key);
+    if (it == _by_name.end()) return -1;
+    _next[from] = it->second;
+    return it->second;
+  }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<Field> _fields;
+  std::vector<int> _next;  ///< [previous field + 1] -> the field that followed it last time
+  std::unordered_map<std::string, int, Hash, std::equal_to<>> _by_name;
+};
 
 // Quoted, escaped and shortened: keys and values in messages come from untrusted payloads and end up in
 // DLQ headers and logs.
@@ -147,27 +190,6 @@ bool fail(DecodeError& error, RejectReason reason, std::string_view text) {
   error.reason = reason;
   error.detail.assign(text);
   return false;
-}
-
-// Marks member `key` as seen and returns its field index; -1, with the error set, when `key` is not a field
-// or was seen before. Both decoding paths call it in member order, so they report the same first problem.
-inline int claim_field(std::string_view key, std::size_t hint, uint32_t& seen, DecodeError& error) {
-  const int index = find_field(key, hint);
-  if (index < 0) {
-    error.reason = RejectReason::kUnknownField;
-    error.detail = "unknown field ";
-    append_quoted(error.detail, key);
-    return -1;
-  }
-  const uint32_t bit = uint32_t{1} << index;
-  if (seen & bit) {
-    error.reason = RejectReason::kDuplicateField;
-    error.detail = "duplicate field ";
-    append_quoted(error.detail, key);
-    return -1;
-  }
-  seen |= bit;
-  return index;
 }
 
 // Starts "field "name": " and returns the detail string to continue.
@@ -266,13 +288,15 @@ std::string_view trim_right(std::string_view s) {
 
 std::string_view to_string(RejectReason r) { return core::name_of(kRejectReasonNames, r, "malformed"); }
 
-/// The decoder's simdjson state, kept out of json.h. Used by the decoder's thread.
+/// The decoder's simdjson state and catalog index, kept out of json.h. Used by the decoder's thread.
 struct TelemetryDecoder::Impl {
   // Typical payloads are under 1 KB; a large configured limit should not cost its size up front (simdjson
   // needs ~16 bytes per input byte). Bigger payloads grow the buffers once, on first sight.
   static constexpr std::size_t kInitialBytes = 64 * 1024;
 
-  explicit Impl(std::size_t max_bytes) : parser(max_bytes) {
+  Impl(std::size_t max_bytes, std::shared_ptr<const catalog::Catalog> c, UnknownFields unknown)
+      : catalog(std::move(c)), fields(*catalog), unknown_policy(unknown), parser(max_bytes) {
+    seen.assign(fields.slots(*catalog), 0);
     const std::size_t initial = std::min(max_bytes, kInitialBytes);
     if (parser.allocate(initial) != simdjson::SUCCESS) throw std::bad_alloc();
     reserve_scratch(initial);
@@ -286,9 +310,51 @@ struct TelemetryDecoder::Impl {
 
   bool decode(const char* data, std::size_t size, core::Telemetry& out, DecodeError& error);
   bool explain_parse_error(simdjson::error_code code, const char* data, std::size_t size, DecodeError& error);
-  bool decode_field(const Field& f, std::size_t index, simdjson::dom::element v, core::Telemetry& out,
-                    DecodeError& error);
+  bool decode_field(const Field& f, simdjson::dom::element v, core::Telemetry& out, DecodeError& error);
+  static constexpr int kFailed = -1;   // claim(): error set
+  static constexpr int kDropped = -2;  // claim(): an unknown key, dropped by the policy
+  // Looks payload key `key` up and marks its signal seen in this message: its field index, kDropped for an
+  // unknown key under the drop policy (kept in `unknown`, up to kMaxUnknownFields per message), or kFailed
+  // with the error set (an unknown key under reject, a duplicate). Both decoding paths call it in member
+  // order, so they report the same first problem.
+  int claim(std::string_view key, int prev, DecodeError& error) {
+    const int index = fields.find(key, prev);
+    if (index < 0) {
+      if (unknown_policy == UnknownFields::kReject) {
+        error.reason = RejectReason::kUnknownField;
+        error.detail = "unknown field ";
+        append_quoted(error.detail, key);
+        return kFailed;
+      }
+      if (unknown.size() < kMaxUnknownFields) unknown.push_back(key);
+      ++unknown_count;
+      return kDropped;
+    }
+    const Field& f = fields[static_cast<std::size_t>(index)];
+    if (seen[f.slot] == epoch) {
+      error.reason = RejectReason::kDuplicateField;
+      error.detail = "duplicate field ";
+      append_quoted(error.detail, key);
+      if (f.name != key) error.detail += " (another name of " + f.name + ")";
+      return kFailed;
+    }
+    seen[f.slot] = epoch;
+    return index;
+  }
+  void store_signal(const Field& f, double v, core::Telemetry& out) {
+    const std::size_t i = f.slot - kEnvelope;
+    out.values[i] = v;
+    if (!(v >= f.min && v <= f.max)) out.out_of_range.push_back(static_cast<uint16_t>(i));
+  }
 
+  std::shared_ptr<const catalog::Catalog> catalog;
+  FieldIndex fields;
+  UnknownFields unknown_policy;
+  // Per slot, the message (epoch) that last carried it: no clearing per message.
+  std::vector<uint32_t> seen;
+  uint32_t epoch = 0;
+  std::vector<std::string_view> unknown;  // keys of the last message the catalog does not know
+  std::size_t unknown_count = 0;
   simdjson::dom::parser parser;
   // simdjson's DOM parser reports a bad number without saying where; this one walks the fields to find
   // it. Created on the first such payload.
@@ -299,6 +365,8 @@ struct TelemetryDecoder::Impl {
 
 bool TelemetryDecoder::Impl::decode(const char* data, std::size_t size, core::Telemetry& out,
                                     DecodeError& error) {
+  unknown.clear();
+  unknown_count = 0;
   simdjson::dom::element root;
   if (const auto code = parser.parse(data, size, false).get(root)) {
     return explain_parse_error(code, data, size, error);
@@ -310,32 +378,43 @@ bool TelemetryDecoder::Impl::decode(const char* data, std::size_t size, core::Te
     describe(error.detail, root);
     return false;
   }
-  uint32_t seen = 0;
-  std::size_t hint = 0;
+  if (++epoch == 0) {  // wrapped: forget every mark, so an old one cannot look current
+    std::fill(seen.begin(), seen.end(), 0);
+    epoch = 1;
+  }
+  out.lat = out.lon = core::kAbsent;
+  out.values.assign(catalog->size(), core::kAbsent);
+  out.out_of_range.clear();
+  int prev = -1;
   // Iterator accessors rather than key_value_pair copies: the copies caused store-forwarding stalls that
   // cost more than the rest of the loop.
   for (auto it = object.begin(), end = object.end(); it != end; ++it) {
     const std::string_view key = it.key();
-    const int index = claim_field(key, hint, seen, error);
-    if (index < 0) return false;
-    hint = static_cast<std::size_t>(index) + 1;
-    if (!decode_field(kFields[index], static_cast<std::size_t>(index), it.value(), out, error)) return false;
+    const int index = claim(key, prev, error);
+    if (index == kFailed) return false;
+    if (index == kDropped) continue;
+    prev = index;
+    if (!decode_field(fields[static_cast<std::size_t>(index)], it.value(), out, error)) return false;
   }
-  if (seen != kAllFields) {
-    for (std::size_t i = 0; i < kFieldCount; ++i) {
-      if (!(seen & (uint32_t{1} << i))) {
-        error.reason = RejectReason::kMissingField;
-        error.detail = "missing field ";
-        append_quoted(error.detail, kFields[i].name);
-        return false;
-      }
-    }
+  // car, ts and seq make a message; a position needs both coordinates; every signal is optional.
+  for (std::size_t slot = 0; slot < kEnvelope; ++slot) {
+    const bool position = slot == 3 || slot == 4;
+    if (seen[slot] == epoch || (position && seen[3] != epoch && seen[4] != epoch)) continue;
+    error.reason = RejectReason::kMissingField;
+    error.detail = "missing field ";
+    append_quoted(error.detail, fields[slot].name);
+    if (position) error.detail += " (a position needs both lat and lon)";
+    return false;
+  }
+  // Payloads in catalog order (the usual case) leave the flags sorted already.
+  if (!std::is_sorted(out.out_of_range.begin(), out.out_of_range.end())) {
+    std::sort(out.out_of_range.begin(), out.out_of_range.end());
   }
   return true;
 }
 
-bool TelemetryDecoder::Impl::decode_field(const Field& f, std::size_t index, simdjson::dom::element v,
-                                          core::Telemetry& out, DecodeError& error) {
+bool TelemetryDecoder::Impl::decode_field(const Field& f, simdjson::dom::element v, core::Telemetry& out,
+                                          DecodeError& error) {
   using T = simdjson::dom::element_type;
   switch (f.kind) {
     case Kind::kCar: {
@@ -352,6 +431,21 @@ bool TelemetryDecoder::Impl::decode_field(const Field& f, std::size_t index, sim
       out.car.assign(s);
       return true;
     }
+    case Kind::kBool: {
+      // true/false, or 0/1 from producers without a boolean type.
+      bool b;
+      if (!v.get_bool().get(b)) {
+        store_signal(f, b ? 1 : 0, out);
+        return true;
+      }
+      int64_t i;
+      if (!v.get_int64().get(i) && (i == 0 || i == 1)) {
+        store_signal(f, static_cast<double>(i), out);
+        return true;
+      }
+      describe(field_error(error, RejectReason::kWrongType, f.name) += "expected true or false, got ", v);
+      return false;
+    }
     case Kind::kLat:
     case Kind::kLon:
     case Kind::kDouble: {
@@ -364,17 +458,16 @@ bool TelemetryDecoder::Impl::decode_field(const Field& f, std::size_t index, sim
         describe(field_error(error, RejectReason::kNonFinite, f.name), v);
         return false;
       }
+      if (f.kind == Kind::kDouble) {
+        store_signal(f, d, out);
+        return true;
+      }
+      // A position outside the globe is not a reading of a part: the message cannot be placed.
       if (!(d >= f.min && d <= f.max)) {
         char buf[kMaxJsonNumberChars];
         return fail_range(error, f, std::string_view(buf, write_json_double(buf, d) - buf));
       }
-      if (f.kind == Kind::kLat) {
-        out.lat = d;
-      } else if (f.kind == Kind::kLon) {
-        out.lon = d;
-      } else {
-        out.values[index - kFirstSignal] = d;
-      }
+      (f.kind == Kind::kLat ? out.lat : out.lon) = d;
       return true;
     }
     case Kind::kTs:
@@ -386,6 +479,10 @@ bool TelemetryDecoder::Impl::decode_field(const Field& f, std::size_t index, sim
           i = v.get_int64().value_unsafe();
           break;
         case T::UINT64: {
+          if (f.kind == Kind::kInt) {  // a reading, however implausible: kept and flagged
+            store_signal(f, static_cast<double>(v.get_uint64().value_unsafe()), out);
+            return true;
+          }
           const std::string text = std::to_string(v.get_uint64().value_unsafe());
           std::string& d = field_error(error, RejectReason::kOutOfRange, f.name);
           d += text;
@@ -402,6 +499,10 @@ bool TelemetryDecoder::Impl::decode_field(const Field& f, std::size_t index, sim
           if (d != std::trunc(d)) {
             describe(field_error(error, RejectReason::kWrongType, f.name) += "expected an integer, got ", v);
             return false;
+          }
+          if (f.kind == Kind::kInt) {
+            store_signal(f, d, out);
+            return true;
           }
           if (!(d > -9.2e18 && d < 9.2e18)) {
             describe(field_error(error, RejectReason::kOutOfRange, f.name), v);
@@ -423,12 +524,7 @@ bool TelemetryDecoder::Impl::decode_field(const Field& f, std::size_t index, sim
         (f.kind == Kind::kTs ? out.ts : out.seq) = i;
         return true;
       }
-      const auto d = static_cast<double>(i);
-      if (!(d >= f.min && d <= f.max)) {
-        char buf[kMaxJsonNumberChars];
-        return fail_range(error, f, std::string_view(buf, write_json_int(buf, i) - buf));
-      }
-      out.values[index - kFirstSignal] = d;
+      store_signal(f, static_cast<double>(i), out);
       return true;
     }
   }
@@ -461,23 +557,34 @@ bool TelemetryDecoder::Impl::explain_parse_error(simdjson::error_code code, cons
   if (locator->iterate(data, size, size + kJsonPadding).get(doc) || doc.get_object().get(object)) {
     return generic();
   }
-  uint32_t seen = 0;
+  if (++epoch == 0) {
+    std::fill(seen.begin(), seen.end(), 0);
+    epoch = 1;
+  }
+  int prev = -1;
   for (auto member : object) {
     std::string_view key;
     simdjson::ondemand::value value;
     if (member.unescaped_key().get(key) || member.value().get(value)) return generic();
-    const int index = claim_field(key, 0, seen, error);
-    if (index < 0) return false;
+    const int index = claim(key, prev, error);
+    if (index == kFailed) return false;
+    if (index == kDropped) continue;
+    prev = index;
+    const Field& f = fields[static_cast<std::size_t>(index)];
     const std::string_view token = trim_right(value.raw_json_token());
     if (!token.empty() && (token[0] == '-' || (token[0] >= '0' && token[0] <= '9'))) {
-      if (classify_bad_number(kFields[index].name, token, error)) return false;
+      if (classify_bad_number(f.name, token, error)) return false;
     }
   }
   return generic();
 }
 
-TelemetryDecoder::TelemetryDecoder(std::size_t max_bytes)
-    : _max_bytes(max_bytes), _impl(std::make_unique<Impl>(max_bytes)) {}
+TelemetryDecoder::TelemetryDecoder(std::size_t max_bytes, std::shared_ptr<const catalog::Catalog> catalog,
+                                   UnknownFields unknown)
+    : _max_bytes(max_bytes), _impl(std::make_unique<Impl>(max_bytes, std::move(catalog), unknown)) {}
+const catalog::Catalog& TelemetryDecoder::catalog() const { return *_impl->catalog; }
+const std::vector<std::string_view>& TelemetryDecoder::unknown_fields() const { return _impl->unknown; }
+std::size_t TelemetryDecoder::unknown_field_count() const { return _impl->unknown_count; }
 TelemetryDecoder::~TelemetryDecoder() = default;
 TelemetryDecoder::TelemetryDecoder(TelemetryDecoder&&) noexcept = default;
 TelemetryDecoder& TelemetryDecoder::operator=(TelemetryDecoder&&) noexcept = default;
@@ -520,42 +627,6 @@ bool TelemetryDecoder::decode_padded(std::string_view json, std::size_t capacity
 
 namespace {
 
-// `{"car":`, `,"ts":`, ... : every key with its punctuation, built once from the catalog. Each sits in a
-// 32-byte slot that is always copied whole (a fixed-size copy compiles to two vector moves; a memcpy call per
-// key cost 10% of encoding); the writer then advances by the real length.
-constexpr std::size_t kSlot = 32;
-
-/// The key prefixes above; built once, then read by any thread.
-struct KeyPrefixes {
-  std::array<std::array<char, kSlot>, kFieldCount> text{};
-  std::array<std::size_t, kFieldCount> size{};
-  KeyPrefixes() {
-    for (std::size_t i = 0; i < kFieldCount; ++i) {
-      const std::string t = (i == 0 ? "{\"" : ",\"") + std::string(kFields[i].name) + "\":";
-      std::memcpy(text[i].data(), t.data(), t.size());
-      size[i] = t.size();
-    }
-  }
-};
-
-static_assert([] {
-  for (const auto& f : kFields) {
-    if (f.name.size() + 4 > kSlot) return false;
-  }
-  return true;
-}());
-
-constexpr std::size_t kKeyBytes = [] {
-  std::size_t n = 0;
-  for (const auto& f : kFields) n += f.name.size() + 4;
-  return n;
-}();
-
-inline char* put_key(char* p, const KeyPrefixes& keys, std::size_t i) {
-  std::memcpy(p, keys.text[i].data(), kSlot);
-  return p + keys.size[i];
-}
-
 // Int signals are whole numbers stored in a double; print them without a fraction. Anything else (a
 // producer bug) still prints, as a double, rather than being silently changed.
 char* write_int_signal(char* p, double v) {
@@ -563,26 +634,67 @@ char* write_int_signal(char* p, double v) {
   return write_json_double(p, v);
 }
 
+char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
 }  // namespace
 
-void encode_json(const core::Telemetry& t, std::string& out) {
-  static const KeyPrefixes keys;
-  out.append(keys.text[0].data(), keys.size[0]);
+TelemetryEncoder::TelemetryEncoder(std::shared_ptr<const catalog::Catalog> catalog,
+                                   std::vector<std::string> names)
+    : _catalog(std::move(catalog)) {
+  if (!names.empty() && names.size() != _catalog->size()) {
+    throw std::invalid_argument("TelemetryEncoder: one name per catalog signal");
+  }
+  for (std::size_t i = 0; i < _catalog->size(); ++i) {
+    std::string key = ",";
+    append_json_string(key, names.empty() ? (*_catalog)[i].name : names[i]);
+    _keys.push_back(key + ":");
+    _types.push_back((*_catalog)[i].type);
+  }
+}
+
+void TelemetryEncoder::encode(const core::Telemetry& t, std::string& out) const {
+  out.append("{\"car\":");
   append_json_string(out, t.car);
-  // + kSlot: the last key copy may write a whole slot past its own end.
-  char buf[kKeyBytes + kFieldCount * kMaxJsonNumberChars + kSlot + 1];
-  char* p = buf;
-  p = write_json_int(put_key(p, keys, 1), t.ts);
-  p = write_json_int(put_key(p, keys, 2), t.seq);
-  p = write_json_double(put_key(p, keys, 3), t.lat);
-  p = write_json_double(put_key(p, keys, 4), t.lon);
-  for (std::size_t i = 0; i < kSignalCount; ++i) {
-    p = put_key(p, keys, kFirstSignal + i);
-    p = kSignals[i].type == SignalType::kInt ? write_int_signal(p, t.values[i])
-                                             : write_json_double(p, t.values[i]);
+  const std::size_t start = out.size();
+  // Room for every key and number; trimmed after, so nothing is checked per byte.
+  std::size_t room = 3 * (8 + kMaxJsonNumberChars);
+  for (const auto& k : _keys) room += k.size() + kMaxJsonNumberChars;
+  out.resize(start + room);
+  char* const begin = out.data() + start;
+  char* p = begin;
+  p = write_json_int(put(p, ",\"ts\":"), t.ts);
+  p = write_json_int(put(p, ",\"seq\":"), t.seq);
+  if (t.has_position()) {
+    p = write_json_double(put(p, ",\"lat\":"), t.lat);
+    p = write_json_double(put(p, ",\"lon\":"), t.lon);
+  }
+  const std::size_t n = std::min(t.values.size(), _keys.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = t.values[i];
+    if (core::absent(v)) continue;
+    p = put(p, _keys[i]);
+    switch (_types[i]) {
+      case core::SignalType::kInt:
+        p = write_int_signal(p, v);
+        break;
+      case core::SignalType::kBool:
+        p = put(p, v != 0 ? "true" : "false");
+        break;
+      case core::SignalType::kDouble:
+        p = write_json_double(p, v);
+        break;
+    }
   }
   *p++ = '}';
-  out.append(buf, static_cast<std::size_t>(p - buf));  // (ptr, len): the iterator overload is far slower
+  out.resize(start + static_cast<std::size_t>(p - begin));
+}
+
+void encode_json(const core::Telemetry& t, std::string& out) {
+  static const TelemetryEncoder encoder;
+  encoder.encode(t, out);
 }
 
 }  // namespace fleettwin::codec

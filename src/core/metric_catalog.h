@@ -27,6 +27,10 @@ inline constexpr MetricDef kSimFailures{"fleettwin_sim_failures_total",
 // process, twin, sink.
 inline constexpr MetricDef kTelemetryValid{"fleettwin_telemetry_valid_total",
                                            "Telemetry messages accepted by process"};
+inline constexpr MetricDef kSignalOutOfRange{
+    "fleettwin_signal_out_of_range_total", "Readings outside their signal's plausible range (kept, flagged)"};
+inline constexpr MetricDef kUnknownFields{"fleettwin_unknown_fields_total",
+                                          "Payload keys the catalog does not know (dropped), by key"};
 inline constexpr MetricDef kDlq{"fleettwin_dlq_total", "Records sent to the dead-letter queue"};
 inline constexpr MetricDef kCarsOnline{"fleettwin_cars_online", "Cars whose twin is online"};
 inline constexpr MetricDef kTelemetryStored{"fleettwin_telemetry_stored_total",

@@ -36,16 +36,45 @@ double haversine_km(double lat1, double lon1, double lat2, double lon2) {
   return 2 * kEarthRadiusKm * std::asin(std::min(1.0, std::sqrt(a)));
 }
 
+namespace {
+
+// The reported state after `t`: what `t` carries replaces, what it lacks stays (with its time and flag).
+void merge_reported(Twin& twin, const Telemetry& t) {
+  Telemetry& r = twin.reported;
+  const std::size_t n = t.values.size();
+  r.values.resize(n, kAbsent);
+  twin.metadata.resize(n, 0);
+  std::vector<uint16_t> flags;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!absent(t.values[i])) {
+      r.values[i] = t.values[i];
+      twin.metadata[i] = t.ts;
+      if (t.flagged(i)) flags.push_back(static_cast<uint16_t>(i));
+    } else if (!absent(r.values[i]) && r.flagged(i)) {
+      flags.push_back(static_cast<uint16_t>(i));
+    }
+  }
+  r.out_of_range = std::move(flags);
+  if (t.has_position()) {
+    r.lat = t.lat;
+    r.lon = t.lon;
+  }
+  r.car = t.car;
+  r.ts = t.ts;
+  r.seq = t.seq;
+}
+
+}  // namespace
+
 bool apply_telemetry(Twin& twin, const Telemetry& t) {
   if (twin.has_reported && t.seq <= twin.reported.seq) return false;
   if (twin.id.empty()) twin.id = t.car;
-  if (twin.has_reported) twin.distance_km += haversine_km(twin.reported.lat, twin.reported.lon, t.lat, t.lon);
-  // Every message carries every signal (the decoder rejects partial ones), so each signal's last update is
-  // this message's device time.
-  twin.metadata.fill(t.ts);
+  if (twin.has_reported && twin.reported.has_position() && t.has_position()) {
+    twin.distance_km += haversine_km(twin.reported.lat, twin.reported.lon, t.lat, t.lon);
+  }
   if (twin.first_seen == 0 || t.ts < twin.first_seen) twin.first_seen = t.ts;
   twin.last_seen = std::max(twin.last_seen, t.ts);
-  twin.reported = t;
+  merge_reported(twin, t);
   twin.has_reported = true;
   twin.online = true;
   ++twin.messages;

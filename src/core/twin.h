@@ -36,7 +36,9 @@ struct Twin {
   bool has_reported = false;
   std::map<std::string, std::string> desired;  ///< settings set by commands (name -> JSON value text)
   std::map<std::string, std::string> reported_settings;  ///< settings the car confirmed
-  std::array<int64_t, kSignalCount> metadata{};          ///< per signal: ts of its last change
+  /// Per catalog signal: device time of the message that last carried it (0: never). A car may send any
+  /// subset of the catalog, so each signal keeps its own last value, time and out-of-range flag.
+  std::vector<int64_t> metadata = std::vector<int64_t>(kSignalCount, 0);
   Health health;
   bool online = false;
   int64_t first_seen = 0;  ///< ms
@@ -51,6 +53,8 @@ struct Twin {
 
 /// Applies one telemetry message to its car's twin. Returns false, changing nothing, when the message is not
 /// newer than what the twin holds (t.seq <= reported.seq): replays and reordering never move a twin back.
+/// Signals the message carries replace the reported value and its flag; the others keep theirs. The twin's
+/// signals take the message's count (a twin follows the catalog of the stage that applies the message).
 bool apply_telemetry(Twin& twin, const Telemetry& t);
 
 /// Marks the twin offline when its last message (device time) is older than `now_ms - offline_after_ms`.

@@ -65,7 +65,11 @@ std::size_t feature_index(std::string_view name) {
 }
 
 void extract_features(const core::Telemetry& t, CarFeatureState& state, float* out) {
-  const auto& v = t.values;
+  const std::size_t n = std::min(t.values.size(), state.last.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!core::absent(t.values[i])) state.last[i] = t.values[i];
+  }
+  const auto& v = state.last;
   for (std::size_t i = 0; i < core::kSignalCount; ++i) out[i] = static_cast<float>(v[i]);
   float* d = out + core::kSignalCount;
 

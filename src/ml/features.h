@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string_view>
+#include <vector>
 
 #include "core/telemetry.h"
 
@@ -53,6 +54,10 @@ struct CarFeatureState {
   bool running = false;        ///< the engine ran at the last event
   int64_t last_ts = 0;
   bool primed = false;
+  /// The car's last value of each signal: a car may send any subset of the catalog per message, and the
+  /// model reads a whole car, so a signal a message lacks reads as the car's last value of it (0 before the
+  /// car's first value of it).
+  std::vector<double> last = std::vector<double>(core::kSignalCount, 0.0);
 };
 
 /// Turns one telemetry event into the kFeatureCount feature vector. Stateless apart from the caller's

@@ -78,6 +78,8 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
     const auto& t = events[i];
     Car& car = *_batch_cars[i];
     if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _inputs[i], _out_of_range[i], out);
+    // A message without the firmware version says nothing about it.
+    if (core::absent(t.values[core::kControlUnitFirmware])) continue;
     const auto version = static_cast<int64_t>(t.values[core::kControlUnitFirmware]);
     const bool outdated = car.firmware_rule.update(version, t.ts, _fleet);
     // The rule is exact, so one event raises and one clears it.

@@ -10,6 +10,11 @@ namespace {
 
 void configure_process(const config::Config& config, StageContext& c) {
   c.process.max_payload_bytes = static_cast<std::size_t>(config.get(keys::codec_max_payload_bytes));
+  const std::string unknown = config.get(keys::catalog_unknown_fields);
+  if (unknown != "drop" && unknown != "reject") {
+    throw config::ConfigError("catalog.unknown_fields: \"" + unknown + "\" is neither drop nor reject");
+  }
+  c.process.unknown_fields = unknown == "drop" ? codec::UnknownFields::kDrop : codec::UnknownFields::kReject;
 }
 
 void configure_score(const config::Config& config, StageContext& c) {
@@ -30,7 +35,7 @@ void configure_sink(const config::Config&, StageContext&) {}
 const std::vector<StageEntry>& registry() {
   static const std::vector<StageEntry> entries = {
       {&ProcessStage::static_descriptor, &configure_process,
-       [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.metrics); }},
+       [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.catalog, c.metrics); }},
       {&ScoreStage::static_descriptor, &configure_score,
        [](StageContext& c) {
          return std::make_unique<ScoreStage>(c.score, c.models, c.metrics,

@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/histogram.h"
@@ -23,6 +24,8 @@ struct StageContext {
   const core::Clock& clock;
   core::Histogram& latency;  ///< end-to-end latency, recorded by the sink
   std::function<std::unique_ptr<store::TwinStore>()> open_store;
+  /// The signal catalog every stage of this process reads (catalog.file, loaded by the host).
+  std::shared_ptr<const fleettwin::catalog::Catalog> catalog = fleettwin::catalog::builtin();
   ProcessStage::Options process{};
   TwinStage::Options twin{};
   std::vector<core::Twin> initial_twins{};  ///< where the twin stage resumes from

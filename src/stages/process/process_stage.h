@@ -17,14 +17,16 @@ class ProcessStage final : public Stage {
   struct Options {
     int32_t telemetry_schema_id = 1;  ///< registry id written in the Confluent wire format
     std::size_t max_payload_bytes = 16384;
+    codec::UnknownFields unknown_fields = codec::UnknownFields::kDrop;
   };
-  ProcessStage(Options options, core::Metrics& metrics);
+  ProcessStage(Options options, std::shared_ptr<const catalog::Catalog> catalog, core::Metrics& metrics);
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
 
  private:
   void reject(const log::Record& r, std::string_view reason, const std::string& detail, log::Producer& out);
+  void count_flags_and_unknown_fields();
 
   Options _options;
   codec::TelemetryDecoder _decoder;
@@ -33,6 +35,11 @@ class ProcessStage final : public Stage {
   core::Counter& _valid;
   core::Counter& _dlq;
   std::map<std::string, core::Counter*, std::less<>> _dlq_by_reason;  // registry lookups take a lock
+  std::vector<core::Counter*> _out_of_range;                          ///< per catalog signal
+  // Per unknown key, up to kMaxUnknownNames names; later names (and names unfit for a label) share "_other":
+  // keys come from the cars, and each distinct one would otherwise be a new time series.
+  static constexpr std::size_t kMaxUnknownNames = 64;
+  std::map<std::string, core::Counter*, std::less<>> _unknown_by_name;
 };
 
 }  // namespace fleettwin::stages

@@ -11,7 +11,7 @@
 namespace fleettwin::store::mongo {
 namespace {
 
-void write_signals(DocWriter& w, const std::array<double, core::kSignalCount>& values) {
+void write_signals(DocWriter& w, const std::vector<double>& values) {
   for (size_t i = 0; i < core::kSignalCount; ++i) {
     const auto& s = core::kSignals[i];
     const double v = values[i];
@@ -24,7 +24,7 @@ void write_signals(DocWriter& w, const std::array<double, core::kSignalCount>& v
   }
 }
 
-void read_signals(const bson_t* doc, const std::string& prefix, std::array<double, core::kSignalCount>& out) {
+void read_signals(const bson_t* doc, const std::string& prefix, std::vector<double>& out) {
   for (size_t i = 0; i < core::kSignalCount; ++i) {
     out[i] = get_num(doc, (prefix + std::string(core::kSignals[i].name)).c_str());
   }

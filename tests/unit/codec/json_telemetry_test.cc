@@ -65,13 +65,15 @@ struct Outcome {
   core::Telemetry t;
 };
 
-Outcome decode(const std::string& json, std::size_t max_bytes = kDefaultMaxPayloadBytes) {
-  TelemetryDecoder d(max_bytes);
+Outcome decode(const std::string& json, std::size_t max_bytes = kDefaultMaxPayloadBytes,
+               UnknownFields unknown = UnknownFields::kReject) {
+  TelemetryDecoder d(max_bytes, catalog::builtin(), unknown);
   Outcome o;
   o.ok = d.decode(std::string_view(json), o.t, o.error);
   return o;
 }
 
+// Under the reject policy for unknown keys, so a test of a misspelt key sees it refused.
 void expect_reject(const std::string& json, RejectReason reason,
                    const std::vector<std::string>& detail_has = {}) {
   const Outcome o = decode(json);
@@ -138,12 +140,23 @@ TEST(TelemetryDecoder, RejectsMalformed) {
   expect_reject("{\"car\":\"car-1\"", RejectReason::kMalformed);
 }
 
-TEST(TelemetryDecoder, RejectsMissingFields) {
+TEST(TelemetryDecoder, RequiresCarTsSeqAndBothCoordinatesButNoSignal) {
   expect_reject(Payload().remove("car").str(), RejectReason::kMissingField, {"\"car\""});
   expect_reject(Payload().remove("seq").str(), RejectReason::kMissingField, {"\"seq\""});
-  expect_reject(Payload().remove("control_unit_firmware").str(), RejectReason::kMissingField,
-                {"control_unit_firmware"});
+  expect_reject(Payload().remove("ts").str(), RejectReason::kMissingField, {"\"ts\""});
+  expect_reject(Payload().remove("lon").str(), RejectReason::kMissingField, {"\"lon\"", "both lat and lon"});
   expect_reject("{}", RejectReason::kMissingField, {"\"car\""});
+  // Any subset of the signals is a message; what it lacks is absent.
+  Outcome o = decode(Payload().remove("control_unit_firmware").remove("speed").str());
+  ASSERT_TRUE(o.ok) << o.error.detail;
+  EXPECT_TRUE(core::absent(o.t.values[core::kControlUnitFirmware]));
+  EXPECT_TRUE(core::absent(o.t.values[core::kSpeed]));
+  EXPECT_EQ(o.t.values[core::kCoolantTemp], sample_telemetry().values[core::kCoolantTemp]);
+  o = decode("{\"car\":\"c1\",\"ts\":5,\"seq\":1}");
+  ASSERT_TRUE(o.ok) << o.error.detail;
+  EXPECT_FALSE(o.t.has_position());
+  EXPECT_EQ(o.t.values.size(), core::kSignalCount);
+  for (double v : o.t.values) EXPECT_TRUE(core::absent(v));
 }
 
 TEST(TelemetryDecoder, RejectsWrongTypes) {
@@ -188,12 +201,32 @@ TEST(TelemetryDecoder, RejectsNumbersOverflowingDouble) {
   EXPECT_EQ(o.t.values[core::kSpeed], 0.0);
 }
 
-TEST(TelemetryDecoder, RejectsOutOfRange) {
-  expect_reject(Payload().set("speed", "100.5").str(), RejectReason::kOutOfRange,
-                {"speed", "100.5", "[0, 100]"});
-  expect_reject(Payload().set("coolant_temp", "-40.01").str(), RejectReason::kOutOfRange, {"coolant_temp"});
-  expect_reject(Payload().set("tire_pressure_1_2", "101").str(), RejectReason::kOutOfRange, {"101"});
-  expect_reject(Payload().set("tire_pressure_1_2", "-1").str(), RejectReason::kOutOfRange);
+TEST(TelemetryDecoder, KeepsAndFlagsImplausibleReadingsButRejectsABadEnvelope) {
+  // A reading outside its plausible range is kept, with its index in out_of_range (ascending).
+  Outcome o = decode(Payload()
+                         .set("speed", "100.5")
+                         .set("coolant_temp", "-40.01")
+                         .set("tire_pressure_1_2", "101")
+                         .set("control_unit_firmware", "100001")
+                         .str());
+  ASSERT_TRUE(o.ok) << o.error.detail;
+  EXPECT_EQ(o.t.values[core::kSpeed], 100.5);
+  EXPECT_EQ(o.t.values[core::kTirePressure12], 101);
+  EXPECT_EQ(o.t.out_of_range, (std::vector<uint16_t>{core::kCoolantTemp, core::kSpeed, core::kTirePressure12,
+                                                     core::kControlUnitFirmware}));
+  // Written in another order, the flags still come out sorted.
+  o = decode("{\"car\":\"c1\",\"ts\":5,\"seq\":1,\"speed\":-1,\"coolant_temp\":999}");
+  ASSERT_TRUE(o.ok) << o.error.detail;
+  EXPECT_EQ(o.t.out_of_range, (std::vector<uint16_t>{core::kCoolantTemp, core::kSpeed}));
+  // Far beyond any plausible range, up to 64 unsigned bits, a number is still a (flagged) reading.
+  o = decode(Payload().set("speed", "1e300").set("tire_pressure_1_1", "18446744073709551615").str());
+  ASSERT_TRUE(o.ok) << o.error.detail;
+  EXPECT_TRUE(o.t.flagged(core::kSpeed));
+  EXPECT_TRUE(o.t.flagged(core::kTirePressure11));
+  // An integer literal no 64-bit type holds is not a number the payload can be trusted with.
+  expect_reject(Payload().set("speed", "123456789012345678901234567890").str(), RejectReason::kOutOfRange,
+                {"speed", "64 bits"});
+  // The envelope has no such leeway: a message that cannot be placed or ordered is refused.
   expect_reject(Payload().set("lat", "90.000001").str(), RejectReason::kOutOfRange, {"lat"});
   expect_reject(Payload().set("lon", "-180.5").str(), RejectReason::kOutOfRange, {"lon"});
   expect_reject(Payload().set("seq", "0").str(), RejectReason::kOutOfRange, {"seq", "0"});
@@ -202,12 +235,9 @@ TEST(TelemetryDecoder, RejectsOutOfRange) {
   expect_reject(Payload().set("ts", "-1718000000123").str(), RejectReason::kOutOfRange, {"ts"});
   expect_reject(Payload().set("seq", "18446744073709551615").str(), RejectReason::kOutOfRange, {"seq"});
   expect_reject(Payload().set("seq", "1e30").str(), RejectReason::kOutOfRange, {"seq"});
-  expect_reject(Payload().set("speed", "123456789012345678901234567890").str(), RejectReason::kOutOfRange,
-                {"speed", "64 bits"});
-  expect_reject(Payload().set("control_unit_firmware", "100001").str(), RejectReason::kOutOfRange);
 }
 
-TEST(TelemetryDecoder, AcceptsEveryRangeBoundaryAndRejectsTheNextDouble) {
+TEST(TelemetryDecoder, FlagsExactlyTheReadingsBeyondEachBound) {
   for (std::size_t i = 0; i < core::kSignalCount; ++i) {
     const auto& s = core::kSignals[i];
     const std::string name(s.name);
@@ -217,14 +247,20 @@ TEST(TelemetryDecoder, AcceptsEveryRangeBoundaryAndRejectsTheNextDouble) {
       const Outcome o = decode(Payload().set(name, text).str());
       ASSERT_TRUE(o.ok) << name << "=" << text << ": " << o.error.detail;
       EXPECT_EQ(o.t.values[i], edge);
+      EXPECT_FALSE(o.t.flagged(i)) << name << "=" << text;
     }
-    for (double beyond : {std::nextafter(s.min, -1e300), std::nextafter(s.max, 1e300)}) {
+    // An int signal's next step is a whole number away (just past it would be a fraction: wrong type).
+    const double step = s.type == core::SignalType::kInt ? 1 : 0;
+    for (double beyond : {step ? s.min - step : std::nextafter(s.min, -1e300),
+                          step ? s.max + step : std::nextafter(s.max, 1e300)}) {
       std::string text;
       append_json_double(text, beyond);
-      // Just past an int signal's bound is a fraction: wrong type comes first; a whole step is out of range.
-      const RejectReason expected =
-          s.type == core::SignalType::kInt ? RejectReason::kWrongType : RejectReason::kOutOfRange;
-      expect_reject(Payload().set(name, text).str(), expected, {name});
+      const Outcome o = decode(Payload().set(name, text).str());
+      ASSERT_TRUE(o.ok) << name << "=" << text << ": " << o.error.detail;
+      EXPECT_EQ(o.t.out_of_range, std::vector<uint16_t>{static_cast<uint16_t>(i)}) << name << "=" << text;
+    }
+    if (s.type == core::SignalType::kInt) {
+      expect_reject(Payload().set(name, "1.5").str(), RejectReason::kWrongType, {name});
     }
   }
   for (const char* lat : {"-90", "90"}) EXPECT_TRUE(decode(Payload().set("lat", lat).str()).ok) << lat;
@@ -278,6 +314,10 @@ TEST(TelemetryDecoder, RejectsUnknownAndDuplicateFields) {
   expect_reject(Payload().add("Speed", "1").str(), RejectReason::kUnknownField, {"Speed"});  // case matters
   expect_reject(Payload().add("extra", "{\"a\":[1,2]}").str(), RejectReason::kUnknownField, {"extra"});
   expect_reject(Payload().add("speed", "1").str(), RejectReason::kDuplicateField, {"speed"});
+  // Under the default drop policy an unknown key is reported, not refused; the message is whole.
+  Outcome dropped =
+      decode(Payload().add("sped", "1").add("x", "[1]").str(), kDefaultMaxPayloadBytes, UnknownFields::kDrop);
+  ASSERT_TRUE(dropped.ok) << dropped.error.detail;
   expect_reject(Payload().add("car", "\"car-00042\"").str(), RejectReason::kDuplicateField, {"car"});
   // A duplicate is refused even when its value is garbage of another kind: the duplication is reported.
   expect_reject(Payload().add("seq", "\"x\"").str(), RejectReason::kDuplicateField, {"seq"});
@@ -379,4 +419,98 @@ TEST(TelemetryJson, EscapesAnInvalidCarIdInsteadOfBreakingTheDocument) {
   encode_json(t, json);
   EXPECT_NE(json.find(R"("car":"bad\"id\n")"), std::string::npos) << json;
   expect_reject(json, RejectReason::kBadCarId);  // valid JSON, refused only for the id
+}
+
+namespace {
+
+std::shared_ptr<const catalog::Catalog> vss() {
+  static const auto c = std::make_shared<const catalog::Catalog>(
+      catalog::load_file(std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml"));
+  return c;
+}
+
+}  // namespace
+
+TEST(TelemetryDecoder, ReadsAnyCatalogUnderItsNamesFieldFormsAndAliases) {
+  const auto c = vss();
+  TelemetryDecoder d(kDefaultMaxPayloadBytes, c, UnknownFields::kReject);
+  core::Telemetry t;
+  DecodeError e;
+  const std::size_t speed = c->index_of("Vehicle.Speed"), moving = c->index_of("Vehicle.IsMoving"),
+                    odo = c->index_of("Vehicle.TraveledDistance");
+  // VSS names, identifier forms and cardata-v1 aliases all land on the same signals.
+  for (
+      const char* json : {
+          R"({"car":"c1","ts":5,"seq":1,"Vehicle.Speed":12.5,"Vehicle.IsMoving":true,"odometer":3})",
+          R"({"car":"c1","ts":5,"seq":1,"Vehicle_Speed":12.5,"Vehicle_IsMoving":1,"Vehicle_TraveledDistance":3})",
+          R"({"car":"c1","ts":5,"seq":1,"speed":12.5,"is_moving":true,"odometer":3})",
+      }) {
+    ASSERT_TRUE(d.decode(std::string_view(json), t, e)) << json << ": " << e.detail;
+    EXPECT_EQ(t.values.size(), c->size());
+    EXPECT_EQ(t.values[speed], 12.5) << json;
+    EXPECT_EQ(t.values[moving], 1) << json;
+    EXPECT_EQ(t.values[odo], 3) << json;
+    EXPECT_TRUE(core::absent(t.values[c->index_of("Vehicle.OBD.MAF")]));
+  }
+  // Two names of one signal in one payload are a duplicate, naming both.
+  ASSERT_FALSE(
+      d.decode(std::string_view(R"({"car":"c1","ts":5,"seq":1,"speed":1,"Vehicle.Speed":2})"), t, e));
+  EXPECT_EQ(e.reason, RejectReason::kDuplicateField);
+  EXPECT_NE(e.detail.find("Vehicle.Speed"), std::string::npos) << e.detail;
+  // A bool is true/false or 0/1, nothing else.
+  ASSERT_FALSE(d.decode(std::string_view(R"({"car":"c1","ts":5,"seq":1,"is_moving":2})"), t, e));
+  EXPECT_EQ(e.reason, RejectReason::kWrongType);
+  ASSERT_FALSE(d.decode(std::string_view(R"({"car":"c1","ts":5,"seq":1,"is_moving":"yes"})"), t, e));
+  EXPECT_EQ(e.reason, RejectReason::kWrongType);
+}
+
+TEST(TelemetryDecoder, UnknownKeysAreDroppedAndReportedBoundedOrRejected) {
+  TelemetryDecoder drop(kDefaultMaxPayloadBytes, catalog::builtin(), UnknownFields::kDrop);
+  core::Telemetry t;
+  DecodeError e;
+  std::string json = R"({"car":"c1","ts":5,"seq":1,"speed":3,"cabin_temp":21)";
+  for (int i = 0; i < 40; ++i) json += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  json += "}";
+  ASSERT_TRUE(drop.decode(std::string_view(json), t, e)) << e.detail;
+  EXPECT_EQ(t.values[core::kSpeed], 3);
+  EXPECT_EQ(drop.unknown_field_count(), 41u);
+  ASSERT_EQ(drop.unknown_fields().size(), kMaxUnknownFields) << "kept per message: bounded";
+  EXPECT_EQ(drop.unknown_fields()[0], "cabin_temp");
+  // The next message starts afresh.
+  ASSERT_TRUE(drop.decode(std::string_view(R"({"car":"c1","ts":5,"seq":2})"), t, e));
+  EXPECT_EQ(drop.unknown_field_count(), 0u);
+  EXPECT_TRUE(drop.unknown_fields().empty());
+  TelemetryDecoder reject(kDefaultMaxPayloadBytes, catalog::builtin(), UnknownFields::kReject);
+  ASSERT_FALSE(reject.decode(std::string_view(json), t, e));
+  EXPECT_EQ(e.reason, RejectReason::kUnknownField);
+  EXPECT_NE(e.detail.find("cabin_temp"), std::string::npos);
+}
+
+TEST(TelemetryJson, EncodesAnyCatalogUnderAnyNamesAndRoundTrips) {
+  const auto c = vss();
+  core::Telemetry t;
+  t.car = "c1";
+  t.ts = 5;
+  t.seq = 1;
+  t.values.assign(c->size(), core::kAbsent);
+  t.values[c->index_of("Vehicle.Speed")] = 12.5;
+  t.values[c->index_of("Vehicle.IsMoving")] = 1;
+  t.values[c->index_of("Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure")] = 31;
+  std::string out;
+  TelemetryEncoder(c).encode(t, out);
+  EXPECT_EQ(out, R"({"car":"c1","ts":5,"seq":1,"Vehicle.Speed":12.5,)"
+                 R"("Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure":31,"Vehicle.IsMoving":true})");
+  // Under the cardata aliases, as a simulator speaking the older names would.
+  std::vector<std::string> names;
+  for (const auto& s : c->signals()) names.push_back(s.aliases.at(0));
+  std::string aliased;
+  TelemetryEncoder(c, names).encode(t, aliased);
+  EXPECT_NE(aliased.find(R"("speed":12.5)"), std::string::npos) << aliased;
+  for (const auto& text : {out, aliased}) {
+    TelemetryDecoder d(kDefaultMaxPayloadBytes, c, UnknownFields::kReject);
+    core::Telemetry back;
+    DecodeError e;
+    ASSERT_TRUE(d.decode(std::string_view(text), back, e)) << e.detail;
+    EXPECT_EQ(back, t) << text;
+  }
 }

@@ -33,7 +33,9 @@ TEST(TwinRules, NewerSeqAppliesOlderOrReplayedDoesNot) {
   EXPECT_EQ(twin.first_seen, 1000);
   EXPECT_EQ(twin.last_seen, 3000);
   EXPECT_TRUE(twin.online);
-  for (auto ts : twin.metadata) EXPECT_EQ(ts, 3000);
+  // Each signal's time is that of the last message carrying it: these carry speed only.
+  for (std::size_t i = 0; i < twin.metadata.size(); ++i)
+    EXPECT_EQ(twin.metadata[i], i == kSpeed ? 3000 : 0) << i;
 }
 
 TEST(TwinRules, DistanceAccumulatesAlongTheRoute) {
@@ -66,4 +68,37 @@ TEST(Histogram, QuantilesWithinBucketWidth) {
   EXPECT_NEAR(static_cast<double>(h.quantile_us(0.5)), 500'000, 500'000 * 0.1);
   EXPECT_NEAR(static_cast<double>(h.quantile_us(0.99)), 990'000, 990'000 * 0.1);
   EXPECT_GE(h.quantile_us(1.0), 1'000'000);
+}
+
+TEST(TwinRules, APartialMessageUpdatesWhatItCarriesAndKeepsTheRestWithTheirFlags) {
+  Twin twin;
+  Telemetry a = msg(1, 1000);
+  a.values[kCoolantTemp] = 200;  // out of range, flagged by the decoder
+  a.out_of_range = {kCoolantTemp};
+  ASSERT_TRUE(apply_telemetry(twin, a));
+  Telemetry b = msg(2, 2000, kAbsent, kAbsent);  // speed only, no position
+  ASSERT_TRUE(apply_telemetry(twin, b));
+  EXPECT_EQ(twin.reported.values[kSpeed], 2);
+  EXPECT_EQ(twin.reported.values[kCoolantTemp], 200) << "kept from the message that carried it";
+  EXPECT_TRUE(twin.reported.flagged(kCoolantTemp)) << "and its flag with it";
+  EXPECT_TRUE(absent(twin.reported.values[kBatteryVoltage]));
+  EXPECT_EQ(twin.metadata[kCoolantTemp], 1000);
+  EXPECT_EQ(twin.metadata[kSpeed], 2000);
+  EXPECT_EQ(twin.reported.lat, 48.1) << "a message without a position keeps the last one";
+  EXPECT_EQ(twin.distance_km, 0);
+  Telemetry c = msg(3, 3000);
+  c.values[kCoolantTemp] = 90;  // back in range: the flag clears
+  ASSERT_TRUE(apply_telemetry(twin, c));
+  EXPECT_FALSE(twin.reported.flagged(kCoolantTemp));
+  EXPECT_TRUE(twin.reported.out_of_range.empty());
+}
+
+TEST(TwinRules, AbsentEqualsAbsent) {
+  Telemetry a = msg(1, 1000), b = msg(1, 1000);
+  EXPECT_EQ(a, b);
+  b.values[kCoolantTemp] = 1;
+  EXPECT_NE(a, b);
+  b.values[kCoolantTemp] = kAbsent;
+  b.out_of_range = {kSpeed};
+  EXPECT_NE(a, b);
 }

@@ -544,6 +544,7 @@ std::vector<core::Telemetry> one_car(const char* car, int count, Fill fill) {
     t.car = car;
     t.seq = i + 1;
     t.ts = 1000 * (i + 1);
+    t.values.assign(core::kSignalCount, 0.0);  // every signal sent; the test sets the ones it watches
     fill(i, t.values);
     batch.push_back(t);
   }

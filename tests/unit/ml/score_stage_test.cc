@@ -43,6 +43,7 @@ void send_telemetry(log::Producer& p, const std::string& car, int64_t seq, doubl
   tel.car = car;
   tel.seq = seq;
   tel.ts = 1'000'000 + seq * 10'000;
+  tel.values.assign(core::kSignalCount, 0.0);
   tel.values[core::kCoolantTemp] = coolant;
   log::OutRecord r;
   r.topic = t::kTelemetry;

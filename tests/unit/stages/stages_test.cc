@@ -62,7 +62,8 @@ struct SinkOnSqlite {
 
 TEST(ProcessStage, ValidToAvroInvalidToDlqWithReasonHeaders) {
   core::Metrics metrics;
-  stages::ProcessStage stage({.telemetry_schema_id = 7, .max_payload_bytes = 4096}, metrics);
+  stages::ProcessStage stage({.telemetry_schema_id = 7, .max_payload_bytes = 4096}, catalog::builtin(),
+                             metrics);
   std::string good;
   codec::encode_json(telemetry("car-00001", 1), good);
   auto wrong_car = good;
