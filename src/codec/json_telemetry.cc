@@ -270,7 +270,7 @@ std::string_view to_string(RejectReason r) { return core::name_of(kRejectReasonN
 struct TelemetryDecoder::Impl {
   // Typical payloads are under 1 KB; a large configured limit should not cost its size up front (simdjson
   // needs ~16 bytes per input byte). Bigger payloads grow the buffers once, on first sight.
-  static constexpr std::size_t kInitialBytes = 64 * 1024;
+  static constexpr std::size_t kInitialBytes = std::size_t{64} * 1024;
 
   explicit Impl(std::size_t max_bytes) : parser(max_bytes) {
     const std::size_t initial = std::min(max_bytes, kInitialBytes);
@@ -566,18 +566,18 @@ char* write_int_signal(char* p, double v) {
 }  // namespace
 
 void encode_json(const core::Telemetry& t, std::string& out) {
-  static const KeyPrefixes keys;
-  out.append(keys.text[0].data(), keys.size[0]);
+  static const KeyPrefixes kKeys;
+  out.append(kKeys.text[0].data(), kKeys.size[0]);
   append_json_string(out, t.car);
   // + kSlot: the last key copy may write a whole slot past its own end.
   char buf[kKeyBytes + kFieldCount * kMaxJsonNumberChars + kSlot + 1];
   char* p = buf;
-  p = write_json_int(put_key(p, keys, 1), t.ts);
-  p = write_json_int(put_key(p, keys, 2), t.seq);
-  p = write_json_double(put_key(p, keys, 3), t.lat);
-  p = write_json_double(put_key(p, keys, 4), t.lon);
+  p = write_json_int(put_key(p, kKeys, 1), t.ts);
+  p = write_json_int(put_key(p, kKeys, 2), t.seq);
+  p = write_json_double(put_key(p, kKeys, 3), t.lat);
+  p = write_json_double(put_key(p, kKeys, 4), t.lon);
   for (std::size_t i = 0; i < kSignalCount; ++i) {
-    p = put_key(p, keys, kFirstSignal + i);
+    p = put_key(p, kKeys, kFirstSignal + i);
     p = kSignals[i].type == SignalType::kInt ? write_int_signal(p, t.values[i])
                                              : write_json_double(p, t.values[i]);
   }

@@ -9,7 +9,7 @@ namespace fleettwin::stages {
 namespace t = core::topics;
 
 const StageDescriptor& ProcessStage::static_descriptor() {
-  static const StageDescriptor d{
+  static const StageDescriptor kDescriptor{
       "process",
       {t::kTelemetryRaw},
       {t::kTelemetry, t::kTelemetryDlq},
@@ -17,7 +17,7 @@ const StageDescriptor& ProcessStage::static_descriptor() {
       "validates raw JSON telemetry and converts it to Avro; rejects go to the DLQ",
       "raw JSON -> validated Avro, rejects to the DLQ",
       {}};
-  return d;
+  return kDescriptor;
 }
 
 ProcessStage::ProcessStage(Options options, core::Metrics& metrics)
