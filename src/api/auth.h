@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -11,7 +12,7 @@ namespace fleettwin::api {
 /// What a token may do. Ordered: each role can do everything the ones before it can.
 ///   viewer: read everything; operator: also send commands (PATCH desired) and acknowledge alerts;
 ///   admin: also manage models.
-enum class Role { kViewer = 0, kOperator = 1, kAdmin = 2 };
+enum class Role : uint8_t { kViewer = 0, kOperator = 1, kAdmin = 2 };
 std::string_view to_string(Role role);
 std::optional<Role> role_from_string(std::string_view text);
 

@@ -34,12 +34,11 @@ void metrics(ApiContext& ctx, httplib::Response& res) {
 }
 
 void whoami(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  // The router has refused unknown tokens already (401); the same answer here, should one get through.
+  const auto role = ctx.options.tokens.role_of(request_token(req));
+  if (!role) throw ApiError(401, "unknown API token");
   std::string out;
-  codec::JsonWriter(out)
-      .begin_object()
-      .key("role")
-      .string(to_string(*ctx.options.tokens.role_of(request_token(req))))
-      .end_object();
+  codec::JsonWriter(out).begin_object().key("role").string(to_string(*role)).end_object();
   send_json(res, out);
 }
 

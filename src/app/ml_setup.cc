@@ -31,7 +31,7 @@ stages::WarmupTrainer warmup_trainer(const Config& config) {
   const auto arch = ml::architecture_by_name(config.get(keys::ml_architecture));
   auto options = train_options(config);
   options.progress = false;  // `up` has its own progress line
-  return [arch, options](ml::TrainingData data) {
+  return [arch, options](const ml::TrainingData& data) {
     auto model = ml::train_model(data, arch, options);
     return stages::TrainedModel{model, ml::encode_artifact(*model)};
   };

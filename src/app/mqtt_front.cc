@@ -33,6 +33,7 @@ std::vector<mqtt::BrokerAddress> parse_brokers(const std::string& list, const st
   while (std::getline(in, item, ',')) {
     if (item.empty()) continue;
     auto [host, port] = parse_host_port(item, what);
+    // NOLINTNEXTLINE(performance-inefficient-string-concatenation): once, on the way out of the loop
     if (port <= 0) throw ConfigError(what + " '" + item + "': a broker needs a port above 0");
     out.push_back({host, static_cast<std::uint16_t>(port)});
   }
@@ -44,8 +45,8 @@ namespace {
 
 mqtt::Version version_of(const Config& c) {
   const auto v = c.get(keys::mqtt_version);
-  if (v == "5") return mqtt::Version::v5;
-  if (v == "3.1.1" || v == "311") return mqtt::Version::v311;
+  if (v == "5") return mqtt::Version::kV5;
+  if (v == "3.1.1" || v == "311") return mqtt::Version::kV311;
   throw ConfigError("mqtt.version '" + v + "': expected 5 or 3.1.1");
 }
 

@@ -126,6 +126,7 @@ std::vector<core::Twin> load_twins(log::Log& log) {
   }
   consumer->close();
   std::vector<core::Twin> out;
+  out.reserve(latest.size());
   for (auto& [id, t] : latest) out.push_back(std::move(t));
   return out;
 }
@@ -400,8 +401,8 @@ class PipelineRun {
       line += " | processed " + with_commas(_processed.value()) + " | DLQ " + with_commas(_dlq.value());
     if (_roles.runs("sink")) line += " | stored " + with_commas(_stored.value());
     line += " | lag " + with_commas(lag);
-    static const bool tty = isatty(STDERR_FILENO);
-    std::fprintf(stderr, "%s%s%s", tty ? "\r\033[K" : "", line.c_str(), (tty && !final_line) ? "" : "\n");
+    static const bool kTty = isatty(STDERR_FILENO);
+    std::fprintf(stderr, "%s%s%s", kTty ? "\r\033[K" : "", line.c_str(), (kTty && !final_line) ? "" : "\n");
     std::fflush(stderr);
   }
 

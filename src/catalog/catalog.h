@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -15,7 +16,7 @@
 namespace fleettwin::catalog {
 
 /// The part of the car a signal belongs to: alerts and explanations name parts, not only signals.
-enum class Part { kCooling, kBattery, kDrivetrain, kTyres, kChassis, kElectronics, kBody };
+enum class Part : uint8_t { kCooling, kBattery, kDrivetrain, kTyres, kChassis, kElectronics, kBody };
 std::string_view to_string(Part p);
 std::optional<Part> part_from_string(std::string_view s);
 

@@ -14,7 +14,7 @@ namespace fleettwin::catalog {
 namespace {
 
 // A catalog is a few hundred lines at most; a bigger file is a mistake, not a catalog.
-constexpr std::size_t kMaxFileBytes = 4 * 1024 * 1024;
+constexpr std::size_t kMaxFileBytes = std::size_t{4} * 1024 * 1024;
 
 class Reader {
  public:
@@ -30,6 +30,7 @@ class Reader {
     if (!map.IsMap()) fail(map, path, "expected a mapping");
     for (const auto& kv : map) {
       const auto key = kv.first.as<std::string>();
+      // NOLINTNEXTLINE(performance-inefficient-string-concatenation): once, as fail() throws
       if (!known.contains(key)) fail(kv.first, path.empty() ? key : path + "." + key, "unknown key");
     }
   }

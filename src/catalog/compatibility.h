@@ -9,7 +9,15 @@ namespace fleettwin::catalog {
 
 /// One difference between two catalogs.
 struct Change {
-  enum class Kind { kAdded, kRemoved, kRenamed, kTypeChanged, kUnitChanged, kRangeChanged, kDescribed };
+  enum class Kind : uint8_t {
+    kAdded,
+    kRemoved,
+    kRenamed,
+    kTypeChanged,
+    kUnitChanged,
+    kRangeChanged,
+    kDescribed
+  };
   Kind kind;
   std::string signal;  ///< the signal's name in the newer catalog (the older one's when removed)
   std::string detail;  ///< what changed, in words

@@ -100,7 +100,8 @@ std::vector<core::Telemetry> read_store(const SourceFlags& f) {
       if (rows.size() < 100000) break;
       from = out.back().ts + 1;
     }
-    if (isatty(STDERR_FILENO) && (++done % 100 == 0 || done == cars.size()))
+    ++done;
+    if (isatty(STDERR_FILENO) && (done % 100 == 0 || done == cars.size()))
       std::fprintf(stderr, "\r\033[Kread %zu/%zu cars, %zu events", done, cars.size(), out.size());
   }
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
@@ -190,8 +191,9 @@ struct EvalFlags {
 /// Scores `events` (oldest first) from `scoring_from` on with `model` exactly as the score stage would, in
 /// batches; the events before only warm up per-car state. Returns the alerts raised and cleared.
 std::vector<core::Alert> replay(const std::vector<core::Telemetry>& events,
-                                std::shared_ptr<const ml::Model> model, const ml::MonitorOptions& options,
-                                int64_t scoring_from, int64_t* unfamiliar) {
+                                const std::shared_ptr<const ml::Model>& model,
+                                const ml::MonitorOptions& options, int64_t scoring_from,
+                                int64_t* unfamiliar) {
   ml::Monitor monitor(options);
   std::vector<core::Alert> alerts;
   std::vector<core::Telemetry> batch;
@@ -261,7 +263,8 @@ int run_eval(EvalFlags& f, Config& config) {
   ml::EvalOptions eo;
   eo.window_ms = config.get(keys::ml_eval_window).count();
   eo.from_ts = train_end;
-  eo.to_ts = events.back().ts - 5 * 60'000;  // failures in the last 5 minutes have too little data after them
+  eo.to_ts = events.back().ts -
+             int64_t{5} * 60'000;  // failures in the last 5 minutes have too little data after them
   eo.shown_from = ml::shown_failures(truth, events, eo.window_ms);
   int64_t our_unfamiliar = 0, ref_unfamiliar = 0;
   const auto our_alerts = replay(events, ours, mopts, train_end, &our_unfamiliar);

@@ -49,7 +49,7 @@ std::string quoted(const std::string& s) {
 
 int run_query(const std::string& what, const QueryFlags& f, Config& config) {
   const int64_t to = f.to_ms > 0 ? f.to_ms : core::wall_clock_ms();
-  const int64_t from = f.from_ms > 0 ? f.from_ms : to - 24 * 3'600'000;
+  const int64_t from = f.from_ms > 0 ? f.from_ms : to - int64_t{24} * 3'600'000;
   // Parse before connecting: a bad filter is the user's to fix, whatever the store.
   store::TwinQuery q;
   if (what == "twins") {

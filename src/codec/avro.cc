@@ -81,8 +81,8 @@ inline constexpr std::size_t kFixedBytes = kConfluentHeaderSize + 3 * kMaxVarint
 }  // namespace
 
 const std::string& car_telemetry_schema() {
-  static const std::string schema = build_car_telemetry_schema();
-  return schema;
+  static const std::string kSchema = build_car_telemetry_schema();
+  return kSchema;
 }
 
 void encode_avro_telemetry(const core::Telemetry& t, int32_t schema_id, std::string& out) {

@@ -292,7 +292,7 @@ std::string_view to_string(RejectReason r) { return core::name_of(kRejectReasonN
 struct TelemetryDecoder::Impl {
   // Typical payloads are under 1 KB; a large configured limit should not cost its size up front (simdjson
   // needs ~16 bytes per input byte). Bigger payloads grow the buffers once, on first sight.
-  static constexpr std::size_t kInitialBytes = 64 * 1024;
+  static constexpr std::size_t kInitialBytes = std::size_t{64} * 1024;
 
   Impl(std::size_t max_bytes, std::shared_ptr<const catalog::Catalog> c, UnknownFields unknown)
       : catalog(std::move(c)), fields(*catalog), unknown_policy(unknown), parser(max_bytes) {

@@ -186,13 +186,13 @@ class Decoder {
 }  // namespace
 
 const std::string& anomaly_score_schema() {
-  static const std::string schema = build_anomaly_score_schema();
-  return schema;
+  static const std::string kSchema = build_anomaly_score_schema();
+  return kSchema;
 }
 
 const std::string& alert_schema() {
-  static const std::string schema = build_alert_schema();
-  return schema;
+  static const std::string kSchema = build_alert_schema();
+  return kSchema;
 }
 
 void encode_avro_anomaly_score(const AnomalyScore& s, int32_t schema_id, std::string& out) {

@@ -151,10 +151,10 @@ void Config::set(const KeySpec& key, const std::string& text, const std::string&
       return;
   }
   const bool dur = key.type() == ConfigType::kDuration;
-  if (key.min() && number < *key.min())
-    fail("below the minimum " + fmt_bound(*key.min()) + (dur ? " ms" : ""));
-  if (key.max() && number > *key.max())
-    fail("above the maximum " + fmt_bound(*key.max()) + (dur ? " ms" : ""));
+  if (const auto& min = key.min(); min && number < *min)
+    fail("below the minimum " + fmt_bound(*min) + (dur ? " ms" : ""));
+  if (const auto& max = key.max(); max && number > *max)
+    fail("above the maximum " + fmt_bound(*max) + (dur ? " ms" : ""));
   _values[name] = text;
 }
 
@@ -209,9 +209,11 @@ std::string Config::docs_markdown() {
       "| key | type | default | range | description |\n|---|---|---|---|---|\n";
   for (const KeySpec* k : all_keys()) {
     std::string range;
-    if (k->min() || k->max()) {
+    const auto& min = k->min();
+    const auto& max = k->max();
+    if (min || max) {
       const std::string unit = k->type() == ConfigType::kDuration ? " ms" : "";
-      range = (k->min() ? fmt_bound(*k->min()) : "") + " .. " + (k->max() ? fmt_bound(*k->max()) : "") + unit;
+      range = (min ? fmt_bound(*min) : "") + " .. " + (max ? fmt_bound(*max) : "") + unit;
     }
     out += "| `" + k->name() + "` | " + type_name(k->type()) + " | `" + k->default_text() + "` | " + range +
            " | " + k->description() + " |\n";

@@ -9,7 +9,7 @@
 namespace fleettwin::config {
 
 /// Type of a configuration value.
-enum class ConfigType { kInt, kDouble, kBool, kString, kDuration };
+enum class ConfigType : uint8_t { kInt, kDouble, kBool, kString, kDuration };
 
 /// What every configuration key declares, whatever its C++ type: the untyped view that YAML and environment
 /// lookup, validation and the generated docs work from. Only the typed keys below derive from it;

@@ -19,12 +19,12 @@ struct EnumName {
 
 /// The enum type named by a table (any range of EnumName<E>: a std::array, a C array, a std::span).
 template <typename Table>
-using enum_of = std::remove_cvref_t<decltype(std::ranges::begin(std::declval<const Table&>())->value)>;
+using EnumOf = std::remove_cvref_t<decltype(std::ranges::begin(std::declval<const Table&>())->value)>;
 
 /// The name of `value` in `table`, or `fallback` when the table does not list it (an out-of-range value, or
 /// one the caller chose to leave unnamed so it shares the fallback).
 template <std::ranges::input_range Table>
-constexpr std::string_view name_of(const Table& table, enum_of<Table> value, std::string_view fallback) {
+constexpr std::string_view name_of(const Table& table, EnumOf<Table> value, std::string_view fallback) {
   for (const auto& entry : table) {
     if (entry.value == value) return entry.name;
   }
@@ -34,7 +34,7 @@ constexpr std::string_view name_of(const Table& table, enum_of<Table> value, std
 /// The value whose name is exactly `text` (case-sensitive), or nullopt when no row has that name; the caller
 /// decides what unknown text means (a default, an error).
 template <std::ranges::input_range Table>
-constexpr std::optional<enum_of<Table>> parse(const Table& table, std::string_view text) {
+constexpr std::optional<EnumOf<Table>> parse(const Table& table, std::string_view text) {
   for (const auto& entry : table) {
     if (entry.name == text) return entry.value;
   }

@@ -2,13 +2,14 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
 namespace fleettwin::core {
 
 /// Value type of a signal on the wire and in the stores.
-enum class SignalType { kDouble, kInt, kBool };
+enum class SignalType : uint8_t { kDouble, kInt, kBool };
 
 /// One sensor signal of the public cardata-v1 car schema. The catalog below is the single place that
 /// names, types, units and plausible ranges live; JSON, Avro, SQLite, MongoDB, the scaler and the dashboard
@@ -25,6 +26,7 @@ struct SignalInfo {
 inline constexpr std::size_t kSignalCount = 18;
 
 /// Index of each signal in Telemetry::values. Order is the cardata-v1 CSV column order.
+// NOLINTNEXTLINE(performance-enum-size): an index into Telemetry::values, so size_t like the index it is
 enum Signal : std::size_t {
   kCoolantTemp = 0,
   kIntakeAirTemp,

@@ -12,7 +12,7 @@
 namespace fleettwin::core {
 
 /// Health classification of a car, set by the score stage.
-enum class HealthStatus { kUnknown, kOk, kWarning, kAnomaly };
+enum class HealthStatus : uint8_t { kUnknown, kOk, kWarning, kAnomaly };
 std::string_view to_string(HealthStatus s);
 HealthStatus health_status_from_string(std::string_view s);  ///< unknown strings map to kUnknown
 

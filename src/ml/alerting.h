@@ -17,7 +17,7 @@ struct HysteresisRule {
 };
 
 /// What one event did to an alert.
-enum class Transition { kNone, kRaised, kCleared };
+enum class Transition : uint8_t { kNone, kRaised, kCleared };
 
 /// Alert state of one car for one kind, applying a HysteresisRule event by event. Plain value; owned by
 /// the thread that owns the car's stream.

@@ -12,7 +12,7 @@ namespace fleettwin::ml {
 
 struct EvalOptions {
   /// An alert is a true detection when its car's failure began at most this long before it.
-  int64_t window_ms = 30 * 60'000;
+  int64_t window_ms = int64_t{30} * 60'000;
   /// Failures that began before this time are not counted in recall (the model was still training, or
   /// the data does not reach back); alerts they explain are still not false.
   int64_t from_ts = 0;

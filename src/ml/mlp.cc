@@ -19,12 +19,12 @@ Activation activation_from_string(std::string_view name) {
 
 Mlp::Mlp(std::vector<DenseLayer> layers) : _layers(std::move(layers)) {
   for (std::size_t l = 0; l < _layers.size(); ++l) {
-    const auto& L = _layers[l];
-    if (L.weight.size() != L.in * L.out || L.bias.size() != L.out)
+    const auto& layer = _layers[l];
+    if (layer.weight.size() != layer.in * layer.out || layer.bias.size() != layer.out)
       throw std::invalid_argument("mlp: layer " + std::to_string(l) + " has weights of the wrong size");
-    if (l > 0 && _layers[l - 1].out != L.in)
+    if (l > 0 && _layers[l - 1].out != layer.in)
       throw std::invalid_argument("mlp: layer " + std::to_string(l) + " does not fit the previous one");
-    _widest = std::max({_widest, L.in, L.out});
+    _widest = std::max({_widest, layer.in, layer.out});
   }
 }
 
@@ -53,13 +53,13 @@ namespace {
 
 // Cloned for AVX2+FMA and plain x86-64 (the loader picks one at startup), so one portable binary still
 // gets 8-wide multiply-adds where the CPU has them.
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void dense(const DenseLayer& L,
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void dense(const DenseLayer& layer,
                                                                        const float* __restrict in,
                                                                        std::size_t rows,
                                                                        float* __restrict out) {
-  const std::size_t n_in = L.in, n_out = L.out;
-  const float* __restrict w = L.weight.data();
-  const float* __restrict b = L.bias.data();
+  const std::size_t n_in = layer.in, n_out = layer.out;
+  const float* __restrict w = layer.weight.data();
+  const float* __restrict b = layer.bias.data();
   for (std::size_t r = 0; r < rows; ++r) {
     float* __restrict y = out + r * n_out;
     const float* __restrict x = in + r * n_in;
@@ -69,7 +69,7 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void dense(const Den
       const float* __restrict wi = w + i * n_out;
       for (std::size_t o = 0; o < n_out; ++o) y[o] += xi * wi[o];
     }
-    switch (L.activation) {
+    switch (layer.activation) {
       case Activation::kTanh:
         for (std::size_t o = 0; o < n_out; ++o) y[o] = fast_tanh_inline(y[o]);
         break;

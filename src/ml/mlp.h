@@ -1,13 +1,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace fleettwin::ml {
 
-enum class Activation { kIdentity, kTanh, kRelu };
+enum class Activation : uint8_t { kIdentity, kTanh, kRelu };
 std::string_view to_string(Activation a);
 /// Inverse of to_string; throws std::invalid_argument for an unknown name.
 Activation activation_from_string(std::string_view name);

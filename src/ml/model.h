@@ -15,7 +15,7 @@
 namespace fleettwin::ml {
 
 /// How reconstruction errors become one anomaly score.
-enum class ScoreMethod {
+enum class ScoreMethod : uint8_t {
   /// The largest per-feature error, in units of that feature's typical training error: most failures
   /// break one signal (a tyre, a corner, the coolant), which an average over all features would drown.
   kMaxDeviation,

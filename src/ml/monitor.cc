@@ -97,6 +97,7 @@ void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::An
   // the rest of the hysteresis.
   auto signals = [&] {
     std::vector<std::string> names;
+    names.reserve(s.top_signals.size());
     for (const auto& d : s.top_signals) names.push_back(d.signal);
     return names;
   };

@@ -139,9 +139,10 @@ TrainingRows split_rows(const TrainingData& data, const TrainOptions& options, s
   std::vector<uint32_t> car_ids(static_cast<std::size_t>(std::max<int64_t>(data.cars, 1)));
   std::iota(car_ids.begin(), car_ids.end(), 0u);
   std::shuffle(car_ids.begin(), car_ids.end(), rng);
-  const auto val_cars = std::clamp<std::size_t>(
-      static_cast<std::size_t>(static_cast<double>(car_ids.size()) * options.validation_fraction + 0.5), 1,
-      std::max<std::size_t>(car_ids.size() - 1, 1));
+  const auto val_cars =
+      std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(static_cast<double>(car_ids.size()) *
+                                                                   options.validation_fraction)),
+                              1, std::max<std::size_t>(car_ids.size() - 1, 1));
   std::vector<char> held_out(car_ids.size(), 0);
   for (std::size_t i = 0; i < val_cars; ++i) held_out[car_ids[i]] = 1;
   TrainingRows rows;

@@ -68,17 +68,17 @@ bool Client::start(Clock::time_point now) {
     fail("connect " + _options.host + ":" + port + ": " + std::strerror(err));
     return false;
   }
-  _state = State::connecting;
+  _state = State::kConnecting;
   _last_received = now;
   queue(Encoder::connect(_options.connect));
   _last_sent = now;
   if (rc == 0) tcp_connected();
-  return _state != State::failed;
+  return _state != State::kFailed;
 }
 
 void Client::tcp_connected() {
   if (!_tls_ctx) {
-    _state = State::awaiting_connack;
+    _state = State::kAwaitingConnack;
     flush();
     return;
   }
@@ -98,7 +98,7 @@ void Client::tcp_connected() {
       SSL_set1_host(ssl, _options.host.c_str());
   }
   SSL_set_connect_state(ssl);
-  _state = State::tls_handshake;
+  _state = State::kTlsHandshake;
   tls_step();
 }
 
@@ -107,7 +107,7 @@ void Client::tls_step() {
   const int rc = SSL_do_handshake(ssl);
   _tls_wants_write = false;
   if (rc == 1) {
-    _state = State::awaiting_connack;
+    _state = State::kAwaitingConnack;
     flush();
     return;
   }
@@ -135,17 +135,17 @@ void Client::drop_socket() {
 void Client::fail(std::string why) {
   if (_error.empty()) _error = std::move(why);
   drop_socket();
-  _state = State::failed;
+  _state = State::kFailed;
 }
 
 void Client::close() {
   drop_socket();
-  if (_state != State::failed && _state != State::idle) _state = State::closed;
+  if (_state != State::kFailed && _state != State::kIdle) _state = State::kClosed;
 }
 
 void Client::disconnect() {
   if (_fd < 0) return;
-  if (_state != State::connecting && _state != State::tls_handshake) {
+  if (_state != State::kConnecting && _state != State::kTlsHandshake) {
     queue(Encoder::disconnect(_options.connect.version));
     flush();
   }
@@ -166,7 +166,7 @@ void Client::queue(const std::string& bytes) {
 }
 
 void Client::flush() {
-  while (_fd >= 0 && _state != State::connecting && _state != State::tls_handshake &&
+  while (_fd >= 0 && _state != State::kConnecting && _state != State::kTlsHandshake &&
          _out_pos < _out.size()) {
     if (_ssl) {
       SSL* ssl = static_cast<SSL*>(_ssl);
@@ -200,7 +200,7 @@ void Client::flush() {
 
 void Client::on_writable(Clock::time_point) {
   if (_fd < 0) return;
-  if (_state == State::connecting) {
+  if (_state == State::kConnecting) {
     int err = 0;
     socklen_t len = sizeof err;
     if (::getsockopt(_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
@@ -212,20 +212,20 @@ void Client::on_writable(Clock::time_point) {
     tcp_connected();
     return;
   }
-  if (_state == State::tls_handshake) return tls_step();
+  if (_state == State::kTlsHandshake) return tls_step();
   flush();
 }
 
 void Client::on_readable(Clock::time_point now) {
   if (_fd < 0) return;
-  if (_state == State::connecting) {
+  if (_state == State::kConnecting) {
     // Readable before writable means the connect failed (or the broker already spoke); on_writable decides.
     on_writable(now);
-    if (_fd < 0 || _state == State::connecting) return;
+    if (_fd < 0 || _state == State::kConnecting) return;
   }
-  if (_state == State::tls_handshake) {
+  if (_state == State::kTlsHandshake) {
     tls_step();
-    if (_fd < 0 || _state == State::tls_handshake) return;
+    if (_fd < 0 || _state == State::kTlsHandshake) return;
   }
   char buf[65536];
   for (;;) {
@@ -263,8 +263,8 @@ void Client::on_readable(Clock::time_point now) {
     Packet p;
     for (;;) {
       const auto st = _decoder.next(p);
-      if (st == Decoder::Status::need_more) break;
-      if (st == Decoder::Status::error) {
+      if (st == Decoder::Status::kNeedMore) break;
+      if (st == Decoder::Status::kError) {
         fail("protocol error: " + _decoder.error());
         return;
       }
@@ -277,17 +277,17 @@ void Client::on_readable(Clock::time_point now) {
 
 void Client::handle(Packet& p, Clock::time_point) {
   if (auto* c = std::get_if<Connack>(&p)) {
-    if (_state != State::awaiting_connack) return fail("unexpected CONNACK");
+    if (_state != State::kAwaitingConnack) return fail("unexpected CONNACK");
     _connack = *c;
     if (c->reason_code != 0) return fail("connection refused, reason code " + std::to_string(c->reason_code));
     if (_options.subscriptions.empty()) {
       became_ready();
     } else {
-      _state = State::subscribing;
+      _state = State::kSubscribing;
       queue(Encoder::subscribe(_options.connect.version, _subscribe_id, _options.subscriptions));
     }
   } else if (auto* s = std::get_if<Suback>(&p)) {
-    if (_state != State::subscribing || s->packet_id != _subscribe_id) return fail("unexpected SUBACK");
+    if (_state != State::kSubscribing || s->packet_id != _subscribe_id) return fail("unexpected SUBACK");
     if (s->reason_codes.size() != _options.subscriptions.size()) return fail("SUBACK count mismatch");
     _suback = *s;
     for (std::size_t i = 0; i < s->reason_codes.size(); ++i) {
@@ -299,7 +299,7 @@ void Client::handle(Packet& p, Clock::time_point) {
     became_ready();
   } else if (auto* m = std::get_if<Publish>(&p)) {
     // A persistent session's queued messages may arrive right after CONNACK, before our SUBACK.
-    if (_state != State::subscribing && _state != State::ready) return fail("PUBLISH before CONNACK");
+    if (_state != State::kSubscribing && _state != State::kReady) return fail("PUBLISH before CONNACK");
     if (m->qos > 1) return fail("QoS 2 PUBLISH; we subscribe with QoS <= 1");
     if (m->qos == 1) _unacked.insert(m->packet_id);
     if (_on_message) _on_message(m->topic, m->payload, m->qos, m->packet_id);
@@ -323,12 +323,12 @@ void Client::handle(Packet& p, Clock::time_point) {
 }
 
 void Client::became_ready() {
-  _state = State::ready;
+  _state = State::kReady;
   send_outgoing();
 }
 
 void Client::send_outgoing() {
-  if (_state != State::ready) return;
+  if (_state != State::kReady) return;
   // The broker's receive maximum (v5) bounds what may be unacknowledged; 3.1.1 brokers have no such
   // property, so mosquitto's default in-flight window (20) is a safe choice there.
   const std::size_t window = _connack.receive_maximum.value_or(20);
@@ -356,7 +356,7 @@ void Client::send_outgoing() {
 
 bool Client::publish(std::string_view topic, std::string_view payload, std::uint8_t qos) {
   if (qos == 0) {
-    if (_state != State::ready) return false;
+    if (_state != State::kReady) return false;
     Publish p;
     p.topic = std::string(topic);
     p.payload = std::string(payload);
@@ -386,7 +386,7 @@ void Client::tick(Clock::time_point now) {
   if (_fd < 0) return;
   const auto ka = keepalive();
   if (ka.count() == 0) return;
-  if (_state == State::connecting || _state == State::tls_handshake || _state == State::awaiting_connack) {
+  if (_state == State::kConnecting || _state == State::kTlsHandshake || _state == State::kAwaitingConnack) {
     if (now - _last_sent >= ka) fail("no CONNACK within the keepalive interval");
     return;
   }

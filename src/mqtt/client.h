@@ -42,7 +42,16 @@ using MessageCallback = std::function<void(std::string_view topic, std::string_v
 class Client {
  public:
   using Clock = std::chrono::steady_clock;
-  enum class State { idle, connecting, tls_handshake, awaiting_connack, subscribing, ready, closed, failed };
+  enum class State : std::uint8_t {
+    kIdle,
+    kConnecting,
+    kTlsHandshake,
+    kAwaitingConnack,
+    kSubscribing,
+    kReady,
+    kClosed,
+    kFailed
+  };
 
   Client(ClientOptions options, MessageCallback on_message);
   ~Client();
@@ -55,7 +64,7 @@ class Client {
   int fd() const { return _fd; }
   /// Poll for POLLOUT too while this is true (connect in progress or bytes queued).
   bool wants_write() const {
-    return _fd >= 0 && (_state == State::connecting || _tls_wants_write || _out_pos < _out.size());
+    return _fd >= 0 && (_state == State::kConnecting || _tls_wants_write || _out_pos < _out.size());
   }
 
   void on_readable(Clock::time_point now = Clock::now());
@@ -84,7 +93,7 @@ class Client {
   void close();
 
   State state() const { return _state; }
-  bool ready() const { return _state == State::ready; }
+  bool ready() const { return _state == State::kReady; }
   const std::string& error() const { return _error; }
   const ClientOptions& options() const { return _options; }
   const Connack& connack() const { return _connack; }
@@ -120,7 +129,7 @@ class Client {
   std::shared_ptr<void> _tls_ctx;  // SSL_CTX, shared by clients with the same TLS options
   void* _ssl = nullptr;            // SSL*; void keeps OpenSSL's headers out of every includer
   bool _tls_wants_write = false;
-  State _state = State::idle;
+  State _state = State::kIdle;
   std::string _error;
   std::string _out;
   std::size_t _out_pos = 0;

@@ -177,7 +177,7 @@ std::string Encoder::connect(const ConnectOptions& o) {
   if (o.password) flags |= 0x40;
   b.push_back(static_cast<char>(flags));
   put_u16(b, o.keepalive_s);
-  if (o.version == Version::v5) {
+  if (o.version == Version::kV5) {
     std::string props;
     if (o.session_expiry_s) {
       props.push_back(0x11);
@@ -199,7 +199,7 @@ std::string Encoder::connect(const ConnectOptions& o) {
 std::string Encoder::subscribe(Version v, std::uint16_t packet_id, const std::vector<Subscription>& subs) {
   std::string b;
   put_u16(b, packet_id);
-  if (v == Version::v5) b.push_back(0);  // no properties
+  if (v == Version::kV5) b.push_back(0);  // no properties
   for (const auto& s : subs) {
     put_str(b, s.filter);
     // v5 options byte: QoS in bits 0-1; No Local must stay 0 for shared subscriptions.
@@ -212,7 +212,7 @@ std::string Encoder::puback(Version v, std::uint16_t packet_id, std::uint8_t rea
   std::string b;
   put_u16(b, packet_id);
   // v5 allows omitting reason code 0 (success) and the properties; 3.1.1 has neither.
-  if (v == Version::v5 && reason_code != 0) b.push_back(static_cast<char>(reason_code));
+  if (v == Version::kV5 && reason_code != 0) b.push_back(static_cast<char>(reason_code));
   return frame(0x40, b);
 }
 
@@ -220,7 +220,7 @@ std::string Encoder::pingreq() { return std::string("\xC0\x00", 2); }
 
 std::string Encoder::disconnect(Version v, std::uint8_t reason_code) {
   std::string b;
-  if (v == Version::v5 && reason_code != 0) b.push_back(static_cast<char>(reason_code));
+  if (v == Version::kV5 && reason_code != 0) b.push_back(static_cast<char>(reason_code));
   return frame(0xE0, b);
 }
 
@@ -228,7 +228,7 @@ std::string Encoder::publish(Version v, const Publish& p) {
   std::string b;
   put_str(b, p.topic);
   if (p.qos > 0) put_u16(b, p.packet_id);
-  if (v == Version::v5) b.push_back(0);
+  if (v == Version::kV5) b.push_back(0);
   b += p.payload;
   std::uint8_t first = 0x30 | static_cast<std::uint8_t>((p.qos & 3) << 1);
   if (p.dup) first |= 0x08;
@@ -239,10 +239,10 @@ std::string Encoder::publish(Version v, const Publish& p) {
 std::string Decoder::decode(Version v, std::uint8_t first, std::string_view body, Packet& out) {
   const auto type = static_cast<PacketType>(first >> 4);
   const std::uint8_t flags = first & 0x0f;
-  const bool v5 = v == Version::v5;
+  const bool v5 = v == Version::kV5;
   Reader r(body);
   switch (type) {
-    case PacketType::connack: {
+    case PacketType::kConnack: {
       if (flags) return "CONNACK with flags";
       Connack c;
       std::uint8_t ack_flags;
@@ -262,7 +262,7 @@ std::string Decoder::decode(Version v, std::uint8_t first, std::string_view body
       out = std::move(c);
       return {};
     }
-    case PacketType::publish: {
+    case PacketType::kPublish: {
       Publish p;
       p.qos = (flags >> 1) & 3;
       p.dup = flags & 0x08;
@@ -286,7 +286,7 @@ std::string Decoder::decode(Version v, std::uint8_t first, std::string_view body
       out = std::move(p);
       return {};
     }
-    case PacketType::puback: {
+    case PacketType::kPuback: {
       if (flags) return "PUBACK with flags";
       Puback a;
       if (!r.u16(a.packet_id)) return "PUBACK too short";
@@ -301,7 +301,7 @@ std::string Decoder::decode(Version v, std::uint8_t first, std::string_view body
       out = a;
       return {};
     }
-    case PacketType::suback: {
+    case PacketType::kSuback: {
       if (flags) return "SUBACK with flags";
       Suback s;
       if (!r.u16(s.packet_id)) return "SUBACK too short";
@@ -318,11 +318,11 @@ std::string Decoder::decode(Version v, std::uint8_t first, std::string_view body
       out = std::move(s);
       return {};
     }
-    case PacketType::pingresp:
+    case PacketType::kPingresp:
       if (flags || !body.empty()) return "malformed PINGRESP";
       out = Pingresp{};
       return {};
-    case PacketType::disconnect: {
+    case PacketType::kDisconnect: {
       if (flags) return "DISCONNECT with flags";
       if (!v5) return "DISCONNECT from a 3.1.1 server";
       Disconnect d;
@@ -343,18 +343,18 @@ std::string Decoder::decode(Version v, std::uint8_t first, std::string_view body
 }
 
 Decoder::Status Decoder::next(Packet& out) {
-  if (!_error.empty()) return Status::error;
+  if (!_error.empty()) return Status::kError;
   const std::size_t avail = _buf.size() - _pos;
-  if (avail < 2) return Status::need_more;
+  if (avail < 2) return Status::kNeedMore;
   // Remaining length: 1..4 bytes after the first byte.
   std::uint32_t len = 0;
   std::size_t i = 1;
   for (;; ++i) {
     if (i > 4) {
       _error = "remaining length longer than 4 bytes";
-      return Status::error;
+      return Status::kError;
     }
-    if (i >= avail) return Status::need_more;
+    if (i >= avail) return Status::kNeedMore;
     const auto b = static_cast<std::uint8_t>(_buf[_pos + i]);
     len |= static_cast<std::uint32_t>(b & 0x7f) << (7 * (i - 1));
     if (!(b & 0x80)) break;
@@ -362,14 +362,14 @@ Decoder::Status Decoder::next(Packet& out) {
   const std::size_t header = i + 1;
   if (len > _max) {
     _error = "packet of " + std::to_string(len) + " bytes exceeds the limit " + std::to_string(_max);
-    return Status::error;
+    return Status::kError;
   }
-  if (avail - header < len) return Status::need_more;
+  if (avail - header < len) return Status::kNeedMore;
   const auto first = static_cast<std::uint8_t>(_buf[_pos]);
   auto e = decode(_version, first, std::string_view(_buf).substr(_pos + header, len), out);
   if (!e.empty()) {
     _error = std::move(e);
-    return Status::error;
+    return Status::kError;
   }
   _pos += header + len;
   if (_pos == _buf.size()) {
@@ -379,7 +379,7 @@ Decoder::Status Decoder::next(Packet& out) {
     _buf.erase(0, _pos);
     _pos = 0;
   }
-  return Status::packet;
+  return Status::kPacket;
 }
 
 }  // namespace fleettwin::mqtt

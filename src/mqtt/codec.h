@@ -18,23 +18,23 @@
 namespace fleettwin::mqtt {
 
 /// Protocol level byte of CONNECT.
-enum class Version : std::uint8_t { v311 = 4, v5 = 5 };
+enum class Version : std::uint8_t { kV311 = 4, kV5 = 5 };
 
 enum class PacketType : std::uint8_t {
-  connect = 1,
-  connack = 2,
-  publish = 3,
-  puback = 4,
-  subscribe = 8,
-  suback = 9,
-  pingreq = 12,
-  pingresp = 13,
-  disconnect = 14,
+  kConnect = 1,
+  kConnack = 2,
+  kPublish = 3,
+  kPuback = 4,
+  kSubscribe = 8,
+  kSuback = 9,
+  kPingreq = 12,
+  kPingresp = 13,
+  kDisconnect = 14,
 };
 
 /// What CONNECT says. Plain value; any thread.
 struct ConnectOptions {
-  Version version = Version::v5;
+  Version version = Version::kV5;
   std::string client_id;
   /// false + a session expiry (v5) or false alone (3.1.1) keeps the session and its unacked messages across
   /// reconnects, which is what makes not-yet-acked messages come back after a crash.
@@ -108,7 +108,7 @@ class Encoder {
 /// Splits a byte stream from the broker into packets. Owned by the one thread that reads the socket.
 class Decoder {
  public:
-  enum class Status { packet, need_more, error };
+  enum class Status : std::uint8_t { kPacket, kNeedMore, kError };
 
   explicit Decoder(Version v, std::size_t max_packet_size = 1 << 20) : _version(v), _max(max_packet_size) {}
 

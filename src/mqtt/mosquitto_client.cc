@@ -11,8 +11,8 @@ namespace {
 
 void init_library_once() {
   // mosquitto_lib_init is not thread-safe; a function-local static runs it exactly once.
-  static const int rc = mosquitto_lib_init();
-  (void)rc;
+  static const int kInitRc = mosquitto_lib_init();
+  (void)kInitRc;
 }
 
 std::string error_text(int rc) { return mosquitto_strerror(rc); }

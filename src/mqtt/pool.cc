@@ -86,19 +86,19 @@ void Pool::sync(Index i, Client::Clock::time_point now) {
   // A closed descriptor left the epoll set by itself; a new one (same number or not) must be added again.
   if (fd < 0) s.registered_fd = -1;
   const auto state = c.state();
-  const bool dead = fd < 0 || state == Client::State::failed || state == Client::State::closed;
+  const bool dead = fd < 0 || state == Client::State::kFailed || state == Client::State::kClosed;
   if (dead) {
-    if (s.phase == Slot::Phase::connecting) --_connecting;
-    if (s.phase == Slot::Phase::ready) --_connected;
-    if (s.phase != Slot::Phase::waiting) {
-      s.phase = Slot::Phase::waiting;
+    if (s.phase == Slot::Phase::kConnecting) --_connecting;
+    if (s.phase == Slot::Phase::kReady) --_connected;
+    if (s.phase != Slot::Phase::kWaiting) {
+      s.phase = Slot::Phase::kWaiting;
       schedule_reconnect(i, now);
     }
     return;
   }
-  if (state == Client::State::ready && s.phase != Slot::Phase::ready) {
-    if (s.phase == Slot::Phase::connecting) --_connecting;
-    s.phase = Slot::Phase::ready;
+  if (state == Client::State::kReady && s.phase != Slot::Phase::kReady) {
+    if (s.phase == Slot::Phase::kConnecting) --_connecting;
+    s.phase = Slot::Phase::kReady;
     ++_connected;
     ++_stats.connects;
     if (s.ever_ready) ++_stats.reconnects;
@@ -137,7 +137,7 @@ void Pool::start_due(Client::Clock::time_point now) {
       _connect_queue.push_back(i);
       continue;
     }
-    s.phase = Slot::Phase::connecting;
+    s.phase = Slot::Phase::kConnecting;
     ++_connecting;
     s.client->start(now);
     sync(i, now);
@@ -162,7 +162,7 @@ void Pool::run_once(std::chrono::milliseconds timeout) {
   if (now - _last_tick >= std::chrono::milliseconds(500)) {
     _last_tick = now;
     for (Index i = 0; i < _slots.size(); ++i) {
-      if (_slots[i].phase == Slot::Phase::waiting) continue;
+      if (_slots[i].phase == Slot::Phase::kWaiting) continue;
       _slots[i].client->tick(now);
       sync(i, now);
     }
@@ -174,9 +174,9 @@ void Pool::disconnect_all() {
   for (Index i = 0; i < _slots.size(); ++i) {
     _slots[i].client->disconnect();
     Slot& s = _slots[i];
-    if (s.phase == Slot::Phase::connecting) --_connecting;
-    if (s.phase == Slot::Phase::ready) --_connected;
-    s.phase = Slot::Phase::waiting;
+    if (s.phase == Slot::Phase::kConnecting) --_connecting;
+    if (s.phase == Slot::Phase::kReady) --_connected;
+    s.phase = Slot::Phase::kWaiting;
     s.registered_fd = -1;
     (void)now;
   }

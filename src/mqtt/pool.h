@@ -80,7 +80,7 @@ class Pool {
     std::unique_ptr<Client> client;
     int registered_fd = -1;
     std::uint32_t events = 0;
-    enum class Phase : std::uint8_t { waiting, connecting, ready } phase = Phase::waiting;
+    enum class Phase : std::uint8_t { kWaiting, kConnecting, kReady } phase = Phase::kWaiting;
     bool ever_ready = false;
     int failures_in_row = 0;
     Client::Clock::time_point next_attempt{};

@@ -50,7 +50,7 @@ struct SchemaRegistryClient::Http {
   explicit Http(const std::string& scheme_host_port) : client(scheme_host_port) {}
 };
 
-SchemaRegistryClient::SchemaRegistryClient(std::string base_url, SchemaRegistryClientOptions options) {
+SchemaRegistryClient::SchemaRegistryClient(const std::string& base_url, SchemaRegistryClientOptions options) {
   std::string_view url = base_url;
   std::string scheme = "http://";
   if (const auto p = url.find("://"); p != std::string_view::npos) {

@@ -26,7 +26,7 @@ class SchemaRegistryClient {
  public:
   /// `base_url`: "http://host:port" or "https://host:port", optionally with a path prefix; "host:port"
   /// means http. Throws std::invalid_argument when it cannot be parsed. Connects lazily.
-  explicit SchemaRegistryClient(std::string base_url, SchemaRegistryClientOptions options = {});
+  explicit SchemaRegistryClient(const std::string& base_url, SchemaRegistryClientOptions options = {});
   ~SchemaRegistryClient();
   SchemaRegistryClient(const SchemaRegistryClient&) = delete;
   SchemaRegistryClient& operator=(const SchemaRegistryClient&) = delete;

@@ -171,9 +171,8 @@ bool valid_default(const AvroNode* t, dom::element v, int depth) {
       return is_number(v);
     case AvroKind::kBytes:
     case AvroKind::kString:
+    case AvroKind::kFixed:  // code points 0-255; length not checked
       return v.type() == dom::element_type::STRING;
-    case AvroKind::kFixed:
-      return v.type() == dom::element_type::STRING;  // code points 0-255; length not checked
     case AvroKind::kEnum:
       return v.type() == dom::element_type::STRING &&
              std::find(t->symbols.begin(), t->symbols.end(), std::string_view(v)) != t->symbols.end();
@@ -373,7 +372,7 @@ class SchemaParser {
     if (!valid_full_name(full)) invalid(where, "invalid name \"" + full + "\"");
     if (primitive_kind(full)) invalid(where, "a named type may not be called " + full);
     if (_named.count(full)) invalid(where, "type " + full + " is defined twice");
-    const std::string at = full;
+    const std::string& at = full;
     AvroNode& n = make(type == "enum"    ? AvroKind::kEnum
                        : type == "fixed" ? AvroKind::kFixed
                                          : AvroKind::kRecord);

@@ -67,7 +67,7 @@ class ResolutionChecker {
     return trial.problems.empty();
   }
 
-  void problem(const std::string& path, std::string what) { problems.push_back(path + ": " + what); }
+  void problem(const std::string& path, const std::string& what) { problems.push_back(path + ": " + what); }
 
   void resolve(const AvroNode* r, const AvroNode* w, const std::string& path) {
     if (w->kind == AvroKind::kUnion) {

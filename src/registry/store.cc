@@ -101,12 +101,12 @@ std::vector<std::string> SchemaStore::problems_locked(const Subject& s, const Av
     const AvroSchema& old = _schemas[static_cast<std::size_t>(s.ids[i] - 1)].parsed;
     const std::string v = "version " + std::to_string(i + 1) + ": ";
     if (checks_backward(level)) {
-      for (auto& p : avro_read_problems(schema, old))
-        problems.push_back(v + "new schema cannot read it: " + p);
+      const std::string prefix = v + "new schema cannot read it: ";
+      for (auto& p : avro_read_problems(schema, old)) problems.push_back(prefix + p);
     }
     if (checks_forward(level)) {
-      for (auto& p : avro_read_problems(old, schema))
-        problems.push_back(v + "it cannot read the new schema: " + p);
+      const std::string prefix = v + "it cannot read the new schema: ";
+      for (auto& p : avro_read_problems(old, schema)) problems.push_back(prefix + p);
     }
   }
   return problems;
@@ -288,7 +288,7 @@ void SchemaStore::apply_line(std::string_view line) {
     const auto level = parse_compatibility_level(level_text);
     if (!level) throw std::runtime_error("unknown compatibility level");
     if (has_subject) {
-      _subjects[std::string(subject)].level = *level;
+      _subjects[std::string(subject)].level = level;
     } else {
       _global = *level;
     }

@@ -102,13 +102,13 @@ std::optional<int64_t> parse_iso(std::string_view s) {
     } else if ((zone[0] == '+' || zone[0] == '-') && zone.size() == 6 && zone[3] == ':') {
       int oh, om;
       if (!digits(zone, 1, 2, oh) || !digits(zone, 4, 2, om) || oh > 23 || om > 59) return std::nullopt;
-      offset_min = (zone[0] == '+' ? 1 : -1) * (oh * 60 + om);
+      offset_min = (zone[0] == '+' ? 1 : -1) * (int64_t{oh} * 60 + om);
     } else {
       return std::nullopt;
     }
   }
   const int64_t secs = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86'400 +
-                       h * 3600 + mi * 60 + sec - offset_min * 60;
+                       int64_t{h} * 3600 + int64_t{mi} * 60 + sec - offset_min * 60;
   return secs * 1000 + ms;
 }
 

@@ -42,7 +42,7 @@ std::optional<int64_t> parse_time_ms(std::string_view text);
 /// Used by one thread (the replaying producer loop).
 class CsvReplay {
  public:
-  enum class Status { kRow, kEnd, kError };
+  enum class Status : uint8_t { kRow, kEnd, kError };
 
   /// Reads from `in`, which must outlive the replay.
   explicit CsvReplay(std::istream& in, const BoundingBox& box = {});

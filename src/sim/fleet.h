@@ -26,7 +26,8 @@ struct FleetConfig {
   int64_t ramp_ms = 120'000;   ///< a failure grows from invisible to its full signature over this time
   BoundingBox box;             ///< where the cars drive
   std::string id_prefix = "car-";
-  int64_t firmware_release_ms = 6 * 3'600'000;   ///< the fleet's firmware moves on this often; 0 = never
+  int64_t firmware_release_ms =
+      int64_t{6} * 3'600'000;                    ///< the fleet's firmware moves on this often; 0 = never
   std::vector<PlannedFailure> planned_failures;  ///< forced failures on top of the random ones
   /// This fleet simulates only cars with index % shards == shard (simulator worker processes split a fleet
   /// this way); ids, timing and content of each car are those of the whole fleet.

@@ -22,7 +22,7 @@ struct FilterError : std::runtime_error {
 
 /// The type of a twin field a filter may name. Comparisons are type-checked at parse time so every backend
 /// sees only well-typed comparisons (SQLite would otherwise compare 'abc' > 3 by its own affinity rules).
-enum class FilterType { kNumber, kString, kBool };
+enum class FilterType : uint8_t { kNumber, kString, kBool };
 
 /// One field of the twin document (DESIGN.md §4 Twin) a filter or a sort may name.
 struct FilterField {
@@ -36,7 +36,7 @@ std::optional<FilterField> find_filter_field(std::string_view path);
 /// Every field a filter may name, in catalog order (for help texts and error messages).
 const std::vector<FilterField>& filter_fields();
 
-enum class FilterOp { kEq, kNe, kLt, kLe, kGt, kGe };
+enum class FilterOp : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
 std::string_view to_string(FilterOp op);
 
 /// A literal of a comparison. Numbers are doubles: every numeric twin field is read as a double.
@@ -45,7 +45,7 @@ using FilterValue = std::variant<double, std::string, bool>;
 /// The parsed filter: a small AST. Plain value; any thread.
 ///   kCompare: `field op value`; kAnd / kOr: every / any of `children` (two or more); kNot: children[0].
 struct Filter {
-  enum class Kind { kCompare, kAnd, kOr, kNot };
+  enum class Kind : uint8_t { kCompare, kAnd, kOr, kNot };
   Kind kind = Kind::kCompare;
   FilterField field;
   FilterOp op = FilterOp::kEq;

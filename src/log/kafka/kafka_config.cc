@@ -97,22 +97,22 @@ KafkaConfig::KafkaConfig(std::map<std::string, std::string> settings, KafkaOptio
   if (_settings.count("group.id"))
     throw LogError("kafka setting 'group.id' is chosen per consumer by fleettwin; remove it");
   // Build one conf of each kind now: an unknown key or a bad value fails at startup, not at the first use.
-  conf(HandleKind::producer);
-  conf(HandleKind::consumer, "fleettwin.validate");
-  conf(HandleKind::admin);
+  conf(HandleKind::kProducer);
+  conf(HandleKind::kConsumer, "fleettwin.validate");
+  conf(HandleKind::kAdmin);
 }
 
 RdPtr<rd_kafka_conf_t> KafkaConfig::conf(HandleKind kind, const std::string& group) const {
   RdPtr<rd_kafka_conf_t> conf(rd_kafka_conf_new());
   for (const auto& s : kCommonDefaults) set(conf.get(), s.key, s.value);
-  if (kind == HandleKind::producer)
+  if (kind == HandleKind::kProducer)
     for (const auto& s : kProducerDefaults) set(conf.get(), s.key, s.value);
-  if (kind == HandleKind::consumer)
+  if (kind == HandleKind::kConsumer)
     for (const auto& s : kConsumerDefaults) set(conf.get(), s.key, s.value);
   for (const auto& [key, value] : _settings) set(conf.get(), key, value);
-  if (kind == HandleKind::producer)
+  if (kind == HandleKind::kProducer)
     for (const auto& s : kProducerFixed) set(conf.get(), s.key, s.value);
-  if (kind == HandleKind::consumer) {
+  if (kind == HandleKind::kConsumer) {
     for (const auto& s : kConsumerFixed) set(conf.get(), s.key, s.value);
     set(conf.get(), "group.id", group);
   }
@@ -123,7 +123,7 @@ RdPtr<rd_kafka_conf_t> KafkaConfig::conf(HandleKind kind, const std::string& gro
 
 RdPtr<rd_kafka_t> KafkaConfig::new_handle(HandleKind kind, RdPtr<rd_kafka_conf_t> conf) {
   char errstr[512];
-  rd_kafka_t* rk = rd_kafka_new(kind == HandleKind::consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
+  rd_kafka_t* rk = rd_kafka_new(kind == HandleKind::kConsumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER,
                                 conf.get(), errstr, sizeof errstr);
   if (!rk) throw LogError(std::string("kafka: cannot create client: ") + errstr);
   (void)conf.release();  // owned by rk now

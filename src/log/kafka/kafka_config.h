@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,7 +34,7 @@ template <class T>
 using RdPtr = std::unique_ptr<T, RdDeleter>;
 
 /// Which kind of librdkafka handle a conf is for: each kind gets its own fixed settings.
-enum class HandleKind { producer, consumer, admin };
+enum class HandleKind : std::uint8_t { kProducer, kConsumer, kAdmin };
 
 /// The settings of one KafkaLog, validated once, and the librdkafka confs built from them. Immutable after
 /// construction, so the log and every producer and consumer share it from any thread.

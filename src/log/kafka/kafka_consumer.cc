@@ -81,10 +81,10 @@ KafkaConsumer::KafkaConsumer(const KafkaConfig& config, const std::string& group
     : _options(config.options()) {
   const auto reset = config.setting("auto.offset.reset", "earliest");
   _reset_to_latest = reset == "latest" || reset == "end" || reset == "largest";
-  auto conf = config.conf(HandleKind::consumer, group);
+  auto conf = config.conf(HandleKind::kConsumer, group);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaConsumer::on_rebalance);
   rd_kafka_conf_set_opaque(conf.get(), this);
-  _rk = KafkaConfig::new_handle(HandleKind::consumer, std::move(conf));
+  _rk = KafkaConfig::new_handle(HandleKind::kConsumer, std::move(conf));
   // Rebalances and errors are then served by rd_kafka_consumer_poll, on the polling thread.
   rd_kafka_poll_set_consumer(_rk.get());
 }
@@ -416,7 +416,8 @@ void KafkaConsumer::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_
 }
 
 void KafkaConsumer::revoked(const std::vector<TopicPartition>& tps_in, bool lost) {
-  const std::vector<TopicPartition> tps = tps_in;  // may alias _assignment
+  // NOLINTNEXTLINE(performance-unnecessary-copy-initialization): a copy, since tps_in may alias _assignment
+  const std::vector<TopicPartition> tps = tps_in;
   // Still a member of this generation, and the rejoin waits for the unassign: commit now. Lost partitions
   // have no valid generation any more; their commit waits for the next assignment.
   if (!lost) commit_pending(nullptr);

@@ -43,7 +43,7 @@ int partition_count(rd_kafka_t* rk, const std::string& topic, int timeout) {
 KafkaLog::KafkaLog(std::map<std::string, std::string> settings, KafkaOptions options)
     : _config(std::make_shared<const KafkaConfig>(std::move(settings), options)),
       _admin(std::make_unique<Admin>()) {
-  _admin->rk = KafkaConfig::new_handle(HandleKind::admin, _config->conf(HandleKind::admin));
+  _admin->rk = KafkaConfig::new_handle(HandleKind::kAdmin, _config->conf(HandleKind::kAdmin));
 }
 
 KafkaLog::~KafkaLog() = default;
@@ -119,7 +119,7 @@ std::vector<int64_t> KafkaLog::end_offsets(const std::string& topic) {
 
 int64_t KafkaLog::committed(const std::string& group, const TopicPartition& tp) {
   // A consumer handle that never subscribes does not join the group; it only asks the coordinator.
-  auto rk = KafkaConfig::new_handle(HandleKind::consumer, _config->conf(HandleKind::consumer, group));
+  auto rk = KafkaConfig::new_handle(HandleKind::kConsumer, _config->conf(HandleKind::kConsumer, group));
   auto list = to_partition_list({tp});
   if (const auto err =
           rd_kafka_committed(rk.get(), list.get(), timeout_ms(_config->options().operation_timeout)))

@@ -8,10 +8,10 @@
 namespace fleettwin::log {
 
 KafkaProducer::KafkaProducer(const KafkaConfig& config) : _options(config.options()) {
-  auto conf = config.conf(HandleKind::producer);
+  auto conf = config.conf(HandleKind::kProducer);
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaProducer::on_report);
   rd_kafka_conf_set_opaque(conf.get(), this);
-  _rk = KafkaConfig::new_handle(HandleKind::producer, std::move(conf));
+  _rk = KafkaConfig::new_handle(HandleKind::kProducer, std::move(conf));
 }
 
 KafkaProducer::~KafkaProducer() {

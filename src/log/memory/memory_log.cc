@@ -297,6 +297,7 @@ std::vector<int64_t> MemoryLog::end_offsets(const std::string& name) {
   auto& t = topic(name);
   std::lock_guard lock(t.mu);
   std::vector<int64_t> out;
+  out.reserve(t.partitions.size());
   for (const auto& p : t.partitions) out.push_back(p.end());
   return out;
 }

@@ -19,7 +19,7 @@ struct MqttFleetOptions {
   sim::FleetConfig fleet;                    ///< fleet.shard/shards pick this process's cars
   std::vector<mqtt::BrokerAddress> brokers;  ///< car i connects to brokers[i % size]
   std::uint8_t qos = 1;
-  mqtt::Version version = mqtt::Version::v5;
+  mqtt::Version version = mqtt::Version::kV5;
   std::optional<mqtt::Credentials> credentials;  ///< none: anonymous (a broker with allow_anonymous)
   std::string ground_truth_path;                 ///< appended to; empty: none
   std::size_t max_connecting = 256;

@@ -87,7 +87,7 @@ void Bridge::start(std::chrono::milliseconds ready_timeout) {
       o.host = _options.brokers[k].host;
       o.port = _options.brokers[k].port;
       o.client_id = _options.client_id + "-commands-" + std::to_string(k);
-      o.v5 = _options.version == mqtt::Version::v5;
+      o.v5 = _options.version == mqtt::Version::kV5;
       o.username = _options.username;
       o.password = _options.password;
       o.tls = _options.tls;

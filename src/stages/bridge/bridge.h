@@ -29,7 +29,7 @@ struct BridgeOptions {
   std::optional<std::string> username;
   std::optional<std::string> password;
   mqtt::TlsOptions tls;  ///< ca_file set: every broker connection (in and out) uses TLS
-  mqtt::Version version = mqtt::Version::v5;
+  mqtt::Version version = mqtt::Version::kV5;
   /// Unacknowledged QoS 1 messages per broker connection (MQTT 5 receive maximum): the bound that makes a
   /// slow log slow the cars down instead of growing the bridge's memory.
   std::uint16_t receive_maximum = 2000;

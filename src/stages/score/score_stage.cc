@@ -94,7 +94,7 @@ void ModelWatcher::run() {
 }
 
 const StageDescriptor& ScoreStage::static_descriptor() {
-  static const StageDescriptor d{
+  static const StageDescriptor kDescriptor{
       "score",
       {t::kTelemetry},
       {t::kScores, t::kAlerts, t::kCommands, t::kModels},
@@ -105,7 +105,7 @@ const StageDescriptor& ScoreStage::static_descriptor() {
       "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service",
       "telemetry -> anomaly scores, alerts, service commands",
       {}};
-  return d;
+  return kDescriptor;
 }
 
 ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,

@@ -88,7 +88,8 @@ class ScoreStage final : public Stage {
     int32_t alert_schema_id = 0;
     int64_t warmup_ms = 0;  ///< 0: never train, wait for fleet.models
     std::size_t warmup_max_events = 2'000'000;
-    int64_t service_expires_ms = 7 * 24 * 3'600'000LL;  ///< schedule_service commands expire after this
+    int64_t service_expires_ms =
+        int64_t{7} * 24 * 3'600'000;  ///< schedule_service commands expire after this
   };
   ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
              registry::TelemetryReader reader = registry::TelemetryReader(), WarmupTrainer trainer = nullptr);

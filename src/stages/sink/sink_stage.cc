@@ -19,16 +19,17 @@ namespace fleettwin::stages {
 namespace t = core::topics;
 
 const StageDescriptor& SinkStage::static_descriptor() {
-  static const StageDescriptor d{"sink",
-                                 {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
-                                 {},
-                                 {},
-                                 "stores telemetry history, twins, alerts and commands (with their status), "
-                                 "idempotently, in the twin store",
-                                 "telemetry and twins -> store",
-                                 {{"--mongo", &config::keys::store_mongo_uri,
-                                   "Store in MongoDB/FerretDB at this URI instead of SQLite"}}};
-  return d;
+  static const StageDescriptor kDescriptor{
+      "sink",
+      {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
+      {},
+      {},
+      "stores telemetry history, twins, alerts and commands (with their status), "
+      "idempotently, in the twin store",
+      "telemetry and twins -> store",
+      {{"--mongo", &config::keys::store_mongo_uri,
+        "Store in MongoDB/FerretDB at this URI instead of SQLite"}}};
+  return kDescriptor;
 }
 
 SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics,

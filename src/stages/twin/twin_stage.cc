@@ -13,7 +13,7 @@ namespace fleettwin::stages {
 namespace t = core::topics;
 
 const StageDescriptor& TwinStage::static_descriptor() {
-  static const StageDescriptor d{
+  static const StageDescriptor kDescriptor{
       "twin",
       {t::kTelemetry, t::kCommands, t::kCommandAcks, t::kScores, t::kAlerts},
       {t::kTwins, t::kCommandAcks},
@@ -22,7 +22,7 @@ const StageDescriptor& TwinStage::static_descriptor() {
       "confirmed, health from scores and alerts) and writes changes to the twin changelog",
       "telemetry, commands, answers, scores, alerts -> twins (changelog)",
       {}};
-  return d;
+  return kDescriptor;
 }
 
 TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& metrics,

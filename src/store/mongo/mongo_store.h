@@ -14,8 +14,10 @@
 #include "store/twin_store.h"
 
 // libmongoc's own type names, declared here so that users of the adapter never include its headers.
-typedef struct _mongoc_client_pool_t mongoc_client_pool_t;  // NOLINT(bugprone-reserved-identifier)
-typedef struct _mongoc_client_t mongoc_client_t;            // NOLINT(bugprone-reserved-identifier)
+typedef struct _mongoc_client_pool_t
+    mongoc_client_pool_t;  // NOLINT(bugprone-reserved-identifier,readability-identifier-naming)
+typedef struct _mongoc_client_t
+    mongoc_client_t;  // NOLINT(bugprone-reserved-identifier,readability-identifier-naming)
 
 namespace fleettwin::store {
 

@@ -221,7 +221,7 @@ class Transaction {
     if (_open) {
       try {
         _rollback.run();
-      } catch (...) {
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
         // SQLite has already rolled back when the failure was fatal (e.g. disk full); nothing left to undo.
       }
       _rollback.reset();

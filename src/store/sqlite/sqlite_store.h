@@ -19,7 +19,7 @@ struct SqliteOptions {
   /// How long a writer waits for another connection's write lock before failing with SQLITE_BUSY.
   int64_t busy_timeout_ms = 10000;
   /// Page cache per connection, KiB (SQLite's default, 2 MiB, makes every batch re-read its pages).
-  int64_t cache_size_kib = 64 * 1024;
+  int64_t cache_size_kib = int64_t{64} * 1024;
   /// Applies only when the file is created. Large pages cut the per-page cost of WAL writes and B-tree
   /// splits on the telemetry insert path: 4 KiB 168 k rows/s, 16 KiB 235 k, 64 KiB 230-280 k (see the
   /// schema comment in sqlite_store.cc), for a history query ~30% slower than at 16 KiB.

@@ -124,11 +124,11 @@ TEST_F(Fixture, EveryQos1MessageReachesTheLogWithItsTopicAndReceiveTime) {
 
 TEST_F(Fixture, Mqtt311CarsAndBridgeLoseNothingEither) {
   auto bridge_opts = bridge_options("bridge-311");
-  bridge_opts.version = mqtt::Version::v311;  // no receive maximum: the broker's in-flight window bounds it
+  bridge_opts.version = mqtt::Version::kV311;  // no receive maximum: the broker's in-flight window bounds it
   stages::Bridge bridge(bridge_opts, log, metrics, clock);
   bridge.start();
   auto options = fleet_options(100, 3000, "v311-");
-  options.version = mqtt::Version::v311;
+  options.version = mqtt::Version::kV311;
   std::atomic<bool> stop{false};
   sim::MqttFleetStats last;
   sim::run_mqtt_fleet(options, stop, [&](const sim::MqttFleetStats& s) { last = s; });
@@ -464,14 +464,14 @@ TEST_F(Fixture, CarsAndBridgeConnectOverTlsAndCheckTheBrokersCertificate) {
   mqtt::Client stranger(o, {});
   ASSERT_TRUE(stranger.start());
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (stranger.state() != mqtt::Client::State::failed && !stranger.ready() &&
+  while (stranger.state() != mqtt::Client::State::kFailed && !stranger.ready() &&
          std::chrono::steady_clock::now() < deadline) {
     pollfd p{stranger.fd(), static_cast<short>(POLLIN | (stranger.wants_write() ? POLLOUT : 0)), 0};
     ::poll(&p, 1, 50);
     if (p.revents & (POLLOUT | POLLERR | POLLHUP)) stranger.on_writable();
     if (p.revents & (POLLIN | POLLERR | POLLHUP)) stranger.on_readable();
   }
-  EXPECT_EQ(stranger.state(), mqtt::Client::State::failed);
+  EXPECT_EQ(stranger.state(), mqtt::Client::State::kFailed);
   EXPECT_NE(stranger.error().find("TLS handshake"), std::string::npos) << stranger.error();
   bridge.request_stop();
   bridge.join();

@@ -49,7 +49,7 @@ struct Driver {
   bool pump_until(const std::function<bool()>& done, std::chrono::milliseconds budget = 10s) {
     const auto deadline = Client::Clock::now() + budget;
     while (!done()) {
-      if (sub.state() == Client::State::failed || Client::Clock::now() >= deadline) return false;
+      if (sub.state() == Client::State::kFailed || Client::Clock::now() >= deadline) return false;
       pollfd p{sub.fd(), static_cast<short>(POLLIN | (sub.wants_write() ? POLLOUT : 0)), 0};
       if (p.fd < 0) return false;
       ::poll(&p, 1, 50);
@@ -69,7 +69,7 @@ struct Driver {
   }
 };
 
-std::string version_name(Version v) { return v == Version::v5 ? "mqttv5" : "mqttv311"; }
+std::string version_name(Version v) { return v == Version::kV5 ? "mqttv5" : "mqttv311"; }
 
 void publish(Version v, const std::string& topic, const std::string& payload) {
   const std::string cmd = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(broker_port()) + " -V " +
@@ -201,11 +201,11 @@ TEST_P(MqttSubscriber, RefusedConnectionIsAnError) {
   o.port = 1;  // nothing listens on port 1 on loopback
   Driver c(o);
   EXPECT_FALSE(c.connect());
-  EXPECT_EQ(c.sub.state(), Client::State::failed);
+  EXPECT_EQ(c.sub.state(), Client::State::kFailed);
   EXPECT_NE(c.sub.error().find("connect"), std::string::npos) << c.sub.error();
 }
 
-INSTANTIATE_TEST_SUITE_P(Versions, MqttSubscriber, ::testing::Values(Version::v311, Version::v5),
+INSTANTIATE_TEST_SUITE_P(Versions, MqttSubscriber, ::testing::Values(Version::kV311, Version::kV5),
                          [](const auto& info) { return version_name(info.param); });
 
 }  // namespace

@@ -22,7 +22,7 @@ Decoder::Status decode_all(Decoder& d, const std::string& in, std::vector<Packet
   Packet p;
   for (;;) {
     auto st = d.next(p);
-    if (st != Decoder::Status::packet) return st;
+    if (st != Decoder::Status::kPacket) return st;
     out.push_back(p);
   }
 }
@@ -31,7 +31,7 @@ std::string decode_error(Version v, const std::string& in) {
   Decoder d(v, 1024);
   std::vector<Packet> out;
   auto st = decode_all(d, in, out);
-  if (st != Decoder::Status::error) return "no error (status " + std::to_string(static_cast<int>(st)) + ")";
+  if (st != Decoder::Status::kError) return "no error (status " + std::to_string(static_cast<int>(st)) + ")";
   return d.error();
 }
 
@@ -59,7 +59,7 @@ TEST(MqttCodec, VarintBoundaries) {
 
 TEST(MqttCodec, Connect311) {
   ConnectOptions o;
-  o.version = Version::v311;
+  o.version = Version::kV311;
   o.client_id = "br";
   o.clean_start = false;
   o.keepalive_s = 60;
@@ -75,7 +75,7 @@ TEST(MqttCodec, Connect311) {
 
 TEST(MqttCodec, Connect5WithSessionExpiryAndReceiveMaximum) {
   ConnectOptions o;
-  o.version = Version::v5;
+  o.version = Version::kV5;
   o.client_id = "c";
   o.keepalive_s = 10;
   o.session_expiry_s = 3600;
@@ -87,20 +87,20 @@ TEST(MqttCodec, Connect5WithSessionExpiryAndReceiveMaximum) {
 
 TEST(MqttCodec, SubscribeSharedAndPubackPingDisconnect) {
   const std::vector<Subscription> subs = {{"$share/g/a/#", 1}};
-  EXPECT_EQ(Encoder::subscribe(Version::v311, 7, subs),
+  EXPECT_EQ(Encoder::subscribe(Version::kV311, 7, subs),
             bytes({0x82, 17, 0, 7, 0, 12, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/', 'a', '/', '#', 1}));
-  EXPECT_EQ(Encoder::subscribe(Version::v5, 7, subs),
+  EXPECT_EQ(Encoder::subscribe(Version::kV5, 7, subs),
             bytes({0x82, 18, 0, 7, 0, 0, 12, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/', 'a', '/', '#', 1}));
-  EXPECT_EQ(Encoder::puback(Version::v311, 0x1234), bytes({0x40, 2, 0x12, 0x34}));
-  EXPECT_EQ(Encoder::puback(Version::v5, 0x1234), bytes({0x40, 2, 0x12, 0x34}));
-  EXPECT_EQ(Encoder::puback(Version::v5, 0x1234, 0x80), bytes({0x40, 3, 0x12, 0x34, 0x80}));
+  EXPECT_EQ(Encoder::puback(Version::kV311, 0x1234), bytes({0x40, 2, 0x12, 0x34}));
+  EXPECT_EQ(Encoder::puback(Version::kV5, 0x1234), bytes({0x40, 2, 0x12, 0x34}));
+  EXPECT_EQ(Encoder::puback(Version::kV5, 0x1234, 0x80), bytes({0x40, 3, 0x12, 0x34, 0x80}));
   EXPECT_EQ(Encoder::pingreq(), bytes({0xC0, 0}));
-  EXPECT_EQ(Encoder::disconnect(Version::v311), bytes({0xE0, 0}));
-  EXPECT_EQ(Encoder::disconnect(Version::v5, 0x04), bytes({0xE0, 1, 0x04}));
+  EXPECT_EQ(Encoder::disconnect(Version::kV311), bytes({0xE0, 0}));
+  EXPECT_EQ(Encoder::disconnect(Version::kV5, 0x04), bytes({0xE0, 1, 0x04}));
 }
 
 TEST(MqttCodec, PublishRoundTripBothVersionsByteByByte) {
-  for (auto v : {Version::v311, Version::v5}) {
+  for (auto v : {Version::kV311, Version::kV5}) {
     Publish p;
     p.topic = "fleet/car-1/telemetry";
     p.payload = std::string("{\"a\":1}\0x", 9);  // payloads are bytes, NULs included
@@ -111,7 +111,7 @@ TEST(MqttCodec, PublishRoundTripBothVersionsByteByByte) {
     Decoder d(v);
     std::vector<Packet> out;
     for (char c : wire) {  // one byte at a time: every split point must be handled
-      ASSERT_NE(decode_all(d, std::string(1, c), out), Decoder::Status::error) << d.error();
+      ASSERT_NE(decode_all(d, std::string(1, c), out), Decoder::Status::kError) << d.error();
     }
     ASSERT_EQ(out.size(), 2u);
     const auto& a = std::get<Publish>(out[0]);
@@ -134,9 +134,9 @@ TEST(MqttCodec, Publish5PropertiesAreSkipped) {
   // user property (0x26 "k" "v"), subscription id (0x0B varint 200) = 2+5+5+7+3 = 22 bytes
   const auto wire = bytes({0x32, 30, 0,   1,   't',  0, 5, 22,  0x01, 1, 0x02, 0,    0,    0,    9,   0x03,
                            0,    2,  'j', 's', 0x26, 0, 1, 'k', 0,    1, 'v',  0x0B, 0xC8, 0x01, 'h', 'i'});
-  Decoder d(Version::v5);
+  Decoder d(Version::kV5);
   std::vector<Packet> out;
-  ASSERT_EQ(decode_all(d, wire, out), Decoder::Status::need_more) << d.error();
+  ASSERT_EQ(decode_all(d, wire, out), Decoder::Status::kNeedMore) << d.error();
   ASSERT_EQ(out.size(), 1u);
   const auto& p = std::get<Publish>(out[0]);
   EXPECT_EQ(p.topic, "t");
@@ -145,20 +145,20 @@ TEST(MqttCodec, Publish5PropertiesAreSkipped) {
 }
 
 TEST(MqttCodec, ConnackSubackPingresp) {
-  Decoder d311(Version::v311);
+  Decoder d311(Version::kV311);
   std::vector<Packet> out;
   ASSERT_EQ(decode_all(d311, bytes({0x20, 2, 1, 0, 0x90, 4, 0, 1, 1, 0x80, 0xD0, 0}), out),
-            Decoder::Status::need_more);
+            Decoder::Status::kNeedMore);
   ASSERT_EQ(out.size(), 3u);
   EXPECT_TRUE(std::get<Connack>(out[0]).session_present);
   EXPECT_EQ(std::get<Suback>(out[1]).reason_codes, (std::vector<std::uint8_t>{1, 0x80}));
   EXPECT_TRUE(std::holds_alternative<Pingresp>(out[2]));
 
   // v5 CONNACK with server keepalive 5, receive maximum 10, assigned client id "x"
-  Decoder d5(Version::v5);
+  Decoder d5(Version::kV5);
   out.clear();
   ASSERT_EQ(decode_all(d5, bytes({0x20, 13, 0, 0, 10, 0x13, 0, 5, 0x21, 0, 10, 0x12, 0, 1, 'x'}), out),
-            Decoder::Status::need_more)
+            Decoder::Status::kNeedMore)
       << d5.error();
   const auto& c = std::get<Connack>(out.at(0));
   EXPECT_FALSE(c.session_present);
@@ -168,48 +168,49 @@ TEST(MqttCodec, ConnackSubackPingresp) {
 }
 
 TEST(MqttCodec, MalformedInputIsAnError) {
-  EXPECT_NE(decode_error(Version::v311, bytes({0x30, 0xff, 0xff, 0xff, 0xff, 0x01})), "no error (status 1)");
-  EXPECT_NE(decode_error(Version::v311, bytes({0x30, 0x80, 0x80, 0x80, 0x01})).find("exceeds"),
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x30, 0xff, 0xff, 0xff, 0xff, 0x01})), "no error (status 1)");
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x30, 0x80, 0x80, 0x80, 0x01})).find("exceeds"),
             std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x32, 3, 0, 9, 't'})).find("topic"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x32, 3, 0, 1, 't'})).find("packet id"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x32, 5, 0, 1, 't', 0, 0})).find("id 0"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x36, 5, 0, 1, 't', 0, 1})).find("QoS 3"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x38, 3, 0, 1, 't'})).find("DUP"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x20, 1, 0})).find("short"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x20, 2, 2, 0})).find("reserved"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x90, 2, 0, 1})).find("reason"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0xD0, 1, 0})).find("PINGRESP"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x10, 0})).find("unexpected"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0x00, 0})).find("unexpected"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v311, bytes({0xE0, 0})).find("3.1.1"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x32, 3, 0, 9, 't'})).find("topic"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x32, 3, 0, 1, 't'})).find("packet id"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x32, 5, 0, 1, 't', 0, 0})).find("id 0"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x36, 5, 0, 1, 't', 0, 1})).find("QoS 3"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x38, 3, 0, 1, 't'})).find("DUP"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x20, 1, 0})).find("short"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x20, 2, 2, 0})).find("reserved"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x90, 2, 0, 1})).find("reason"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0xD0, 1, 0})).find("PINGRESP"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x10, 0})).find("unexpected"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x00, 0})).find("unexpected"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV311, bytes({0xE0, 0})).find("3.1.1"), std::string::npos);
   // v5 properties: length beyond the packet, unknown id, truncated value, bad varint
-  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 4, 0, 1, 't', 9})).find("property length"),
+  EXPECT_NE(decode_error(Version::kV5, bytes({0x30, 4, 0, 1, 't', 9})).find("property length"),
             std::string::npos);
-  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 6, 0, 1, 't', 2, 0x7f, 0})).find("unknown property"),
+  EXPECT_NE(decode_error(Version::kV5, bytes({0x30, 6, 0, 1, 't', 2, 0x7f, 0})).find("unknown property"),
             std::string::npos);
-  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 6, 0, 1, 't', 2, 0x02, 0})).find("truncated property"),
+  EXPECT_NE(decode_error(Version::kV5, bytes({0x30, 6, 0, 1, 't', 2, 0x02, 0})).find("truncated property"),
             std::string::npos);
-  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 6, 0, 1, 't', 2, 0x0B, 0x80})).find("truncated property"),
+  EXPECT_NE(decode_error(Version::kV5, bytes({0x30, 6, 0, 1, 't', 2, 0x0B, 0x80})).find("truncated property"),
             std::string::npos);
-  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 4, 0, 1, 't', 0x80})).find("property length"),
+  EXPECT_NE(decode_error(Version::kV5, bytes({0x30, 4, 0, 1, 't', 0x80})).find("property length"),
             std::string::npos);
-  EXPECT_NE(decode_error(Version::v5, bytes({0x30, 4, 0, 0, 0, 'x'})).find("empty topic"), std::string::npos);
-  EXPECT_NE(decode_error(Version::v5, bytes({0x20, 4, 0, 0, 5, 0x13})).find("CONNACK"), std::string::npos);
+  EXPECT_NE(decode_error(Version::kV5, bytes({0x30, 4, 0, 0, 0, 'x'})).find("empty topic"),
+            std::string::npos);
+  EXPECT_NE(decode_error(Version::kV5, bytes({0x20, 4, 0, 0, 5, 0x13})).find("CONNACK"), std::string::npos);
 }
 
 TEST(MqttCodec, ErrorIsSticky) {
-  Decoder d(Version::v311);
+  Decoder d(Version::kV311);
   std::vector<Packet> out;
-  ASSERT_EQ(decode_all(d, bytes({0xD0, 1, 0}), out), Decoder::Status::error);
-  EXPECT_EQ(decode_all(d, bytes({0xD0, 0}), out), Decoder::Status::error);
+  ASSERT_EQ(decode_all(d, bytes({0xD0, 1, 0}), out), Decoder::Status::kError);
+  EXPECT_EQ(decode_all(d, bytes({0xD0, 0}), out), Decoder::Status::kError);
   EXPECT_TRUE(out.empty());
 }
 
 // Every truncation and every single-byte corruption of valid packets decodes to a packet, need_more or an
 // error; under ASan this proves the bounds checks, not just the outcomes above.
 TEST(MqttCodec, TruncationsAndCorruptionsNeverCrash) {
-  for (auto v : {Version::v311, Version::v5}) {
+  for (auto v : {Version::kV311, Version::kV5}) {
     const std::string valid =
         Encoder::publish(v, Publish{"fleet/c/telemetry", "payload", 1, false, false, 9}) +
         bytes({0x20, 13, 0, 0, 10, 0x13, 0, 5, 0x21, 0, 10, 0x12, 0, 1, 'x'}) + bytes({0x90, 3, 0, 1, 1});

@@ -93,6 +93,45 @@ TEST(ProcessStage, ValidToAvroInvalidToDlqWithReasonHeaders) {
   EXPECT_EQ(metrics.value("fleettwin_dlq_reason_total{reason=\"malformed\"}"), 1);
 }
 
+TEST(ProcessStage, KeepsImplausibleReadingsCountsFlagsAndUnknownKeysBounded) {
+  core::Metrics metrics;
+  stages::ProcessStage stage({}, catalog::builtin(), metrics);
+  std::string flagged;
+  auto t = telemetry("car-00001", 1);
+  t.values[core::kCoolantTemp] = 400;  // beyond [-40, 150]: a failing sensor, kept
+  codec::encode_json(t, flagged);
+  flagged.insert(flagged.size() - 1, ",\"cabin_temp\":21,\"bad key\":1");
+  std::string partial;
+  auto p = telemetry("car-00001", 2);
+  p.values[core::kSpeed] = core::kAbsent;
+  codec::encode_json(p, partial);
+  std::vector<log::Record> batch{raw("car-00001", flagged), raw("car-00001", partial)};
+  // Each distinct unknown key is a label up to a bound; the rest share "_other".
+  for (int i = 0; i < 70; ++i) {
+    std::string json;
+    codec::encode_json(telemetry("car-00002", 10 + i), json);
+    json.insert(json.size() - 1, ",\"k" + std::to_string(i) + "\":1");
+    batch.push_back(raw("car-00002", json));
+  }
+  CaptureProducer out;
+  stage.process(batch, out);
+  ASSERT_EQ(out.records.size(), batch.size());
+  EXPECT_EQ(out.records[0].topic, t::kTelemetry) << "an implausible reading does not send the message away";
+  core::Telemetry back;
+  ASSERT_TRUE(codec::decode_avro_telemetry(out.records[0].value, back, nullptr, nullptr));
+  EXPECT_EQ(back.values[core::kCoolantTemp], 400);
+  EXPECT_EQ(metrics.value("fleettwin_signal_out_of_range_total{signal=\"coolant_temp\"}"), 1);
+  EXPECT_EQ(metrics.value("fleettwin_signal_out_of_range_total{signal=\"speed\"}"), 0);
+  EXPECT_EQ(metrics.value("fleettwin_unknown_fields_total{field=\"cabin_temp\"}"), 1);
+  EXPECT_EQ(out.records[1].topic, t::kTelemetryDlq) << "absent readings are not stored yet";
+  EXPECT_EQ(metrics.value("fleettwin_unknown_fields_total{field=\"k0\"}"), 1);
+  // 64 series in all: cabin_temp, _other (first taken by "bad key", no label), then k0..k61; k62..k69 share
+  // _other.
+  EXPECT_EQ(metrics.value("fleettwin_unknown_fields_total{field=\"k61\"}"), 1);
+  EXPECT_EQ(metrics.value("fleettwin_unknown_fields_total{field=\"k62\"}"), 0);
+  EXPECT_EQ(metrics.value("fleettwin_unknown_fields_total{field=\"_other\"}"), 9);
+}
+
 TEST(TwinStage, CoalescesUntilFlushIgnoresStaleAndGoesOfflineByEventTime) {
   core::Metrics metrics;
   core::SimClock clock(1'700'000'000'000);
