@@ -41,7 +41,7 @@ HistorySeries downsample(const std::vector<store::TelemetryRow>& rows,
     }
     ++n;
     for (std::size_t i = 0; i < signals.size(); ++i) sums[i] += row.t.values[signals[i]];
-    if (row.score && (!max_score || *row.score > *max_score)) max_score = row.score;
+    if (const auto& score = row.score; score && (!max_score || *score > *max_score)) max_score = score;
   }
   emit();
   return s;

@@ -108,7 +108,7 @@ std::string Compatibility::report() const {
     out += c.compatible ? "  " : "! ";
     out += std::string(to_string(c.kind)) + ": " + c.signal;
     if (!c.detail.empty()) out += " (" + c.detail + ")";
-    out += "\n";
+    out += '\n';
   }
   if (changes.empty()) out += "  no change to any signal\n";
   out += compatible()

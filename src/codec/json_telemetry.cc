@@ -118,7 +118,7 @@ class FieldIndex {
 
   /// Index of the field named `key`, or -1. `prev` is the previous key's result (-1 at the start).
   int find(std::string_view key, int prev) {
-    const std::size_t from = static_cast<std::size_t>(prev + 1);
+    const std::size_t from = static_cast<std::size_t>(prev) + 1;  // prev >= -1
     const int guess = _next[from];
     if (same(_fields[static_cast<std::size_t>(guess)].name, key)) return guess;
     const auto it = _by_name.find(key);
@@ -219,7 +219,7 @@ bool fail_range(DecodeError& error, const Field& f, std::string_view value_text)
     bound(f.min);
     d += ", ";
     bound(f.max);
-    d += "]";
+    d += ']';
   }
   return false;
 }
@@ -693,8 +693,8 @@ void TelemetryEncoder::encode(const core::Telemetry& t, std::string& out) const 
 }
 
 void encode_json(const core::Telemetry& t, std::string& out) {
-  static const TelemetryEncoder encoder;
-  encoder.encode(t, out);
+  static const TelemetryEncoder kEncoder;
+  kEncoder.encode(t, out);
 }
 
 }  // namespace fleettwin::codec

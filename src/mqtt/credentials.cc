@@ -3,7 +3,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -77,9 +80,17 @@ void write_credentials(const std::string& dir, std::size_t cars,
   ::chmod((d / "passwd").c_str(), 0600);
   if (progress) progress(cars, cars);
   // Hashing with the broker's tool keeps the file in exactly the format (and KDF) the broker expects.
-  const std::string cmd = "mosquitto_passwd -U '" + (d / "passwd").string() + "'";
-  if (std::system(cmd.c_str()) != 0)
-    throw std::runtime_error("`" + cmd + "` failed (is the mosquitto package installed?)");
+  // Run directly, not through a shell: the directory is the user's and may hold any character.
+  const std::string path = (d / "passwd").string();
+  std::string tool = "mosquitto_passwd", flag = "-U";
+  char* argv[] = {tool.data(), flag.data(), const_cast<char*>(path.c_str()), nullptr};
+  pid_t pid = 0;
+  int status = 0;
+  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv, environ) != 0 || waitpid(pid, &status, 0) != pid ||
+      !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("`mosquitto_passwd -U " + path +
+                             "` failed (is the mosquitto package installed?)");
+  }
 }
 
 }  // namespace fleettwin::mqtt

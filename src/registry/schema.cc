@@ -385,7 +385,7 @@ class SchemaParser {
       std::string& c = members["aliases"];
       c = "[";
       for (std::size_t i = 0; i < n.aliases.size(); ++i) c += (i ? "," : "") + json_quoted(n.aliases[i]);
-      c += "]";
+      c += ']';
     }
 
     if (n.kind == AvroKind::kFixed) {
@@ -426,7 +426,7 @@ class SchemaParser {
         if (names.size() > 0) c += ',';
         parse_field(f, n, own_ns, c, at, depth, names);
       }
-      c += "]";
+      c += ']';
       keep_others({"type", "name", "namespace", "aliases", "fields"});
     }
     canon += canonical_object(members);

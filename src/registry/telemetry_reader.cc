@@ -18,9 +18,9 @@ bool TelemetryReader::check_schema(int32_t id, std::string* error) {
     return false;
   }
   try {
-    static const std::string ours = AvroSchema::parse(codec::car_telemetry_schema()).canonical();
+    static const std::string kOurs = AvroSchema::parse(codec::car_telemetry_schema()).canonical();
     const std::string theirs = AvroSchema::parse(_registry->get_schema(id)).canonical();
-    if (theirs == ours) {
+    if (theirs == kOurs) {
       _readable.insert(id);
       return true;
     }

@@ -33,7 +33,7 @@ void configure_sink(const config::Config&, StageContext&) {}
 }  // namespace
 
 const std::vector<StageEntry>& registry() {
-  static const std::vector<StageEntry> entries = {
+  static const std::vector<StageEntry> kEntries = {
       {&ProcessStage::static_descriptor, &configure_process,
        [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.catalog, c.metrics); }},
       {&ScoreStage::static_descriptor, &configure_score,
@@ -52,7 +52,7 @@ const std::vector<StageEntry>& registry() {
                                             registry::TelemetryReader(c.registry));
        }},
   };
-  return entries;
+  return kEntries;
 }
 
 const StageEntry* find_stage(const std::string& name) {

@@ -20,7 +20,7 @@ const StageDescriptor& ProcessStage::static_descriptor() {
   return kDescriptor;
 }
 
-ProcessStage::ProcessStage(Options options, std::shared_ptr<const catalog::Catalog> catalog,
+ProcessStage::ProcessStage(Options options, const std::shared_ptr<const catalog::Catalog>& catalog,
                            core::Metrics& metrics)
     : _options(options),
       _decoder(options.max_payload_bytes, catalog, options.unknown_fields),

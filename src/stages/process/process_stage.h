@@ -19,7 +19,8 @@ class ProcessStage final : public Stage {
     std::size_t max_payload_bytes = 16384;
     codec::UnknownFields unknown_fields = codec::UnknownFields::kDrop;
   };
-  ProcessStage(Options options, std::shared_ptr<const catalog::Catalog> catalog, core::Metrics& metrics);
+  ProcessStage(Options options, const std::shared_ptr<const catalog::Catalog>& catalog,
+               core::Metrics& metrics);
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;

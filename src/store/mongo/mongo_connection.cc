@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <cstdlib>
 #include <iterator>
 #include <map>
@@ -39,7 +40,11 @@ void init_driver() {
   });
 }
 
-int version_major(const std::string& v) { return v.empty() ? 0 : std::atoi(v.c_str()); }
+int version_major(const std::string& v) {
+  int major = 0;  // "7.0.2" -> 7; no leading number -> 0
+  std::from_chars(v.data(), v.data() + v.size(), major);
+  return major;
+}
 
 /// Runs {name: 1} on the admin database; the reply in `out` when it succeeds.
 bool admin_command(mongoc_client_t* client, const char* name, Bson& out, bson_error_t& error) {

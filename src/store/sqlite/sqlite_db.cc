@@ -12,7 +12,7 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view context) {
   what += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   what += " (";
   what += context;
-  what += ")";
+  what += ')';
   throw SqliteError(rc, what);
 }
 
