@@ -37,34 +37,34 @@ TEST(Compatibility, AddingAndRemovingSignalsIsCompatible) {
   EXPECT_TRUE(r.compatible());
 }
 
-TEST(Compatibility, IntToDoubleIsCompatibleButNothingElseIs) {
-  const auto widen = compare(make(1, kA), make(1,
-                                               "  - {name: a, type: double, unit: psi, min: 0, max: 100, "
-                                               "part: tyres}\n"));
-  EXPECT_TRUE(has(widen, Change::Kind::kTypeChanged, "a", true));
-  EXPECT_TRUE(widen.compatible());
-  const auto narrow = compare(make(1, kB), make(1,
-                                                "  - {name: b, type: int, unit: C, min: 0, max: 1, part: "
-                                                "cooling}\n"));
-  EXPECT_TRUE(has(narrow, Change::Kind::kTypeChanged, "b", false));
-  EXPECT_FALSE(narrow.compatible());
-  EXPECT_NE(narrow.report().find("INCOMPATIBLE"), std::string::npos);
-  const auto to_bool = compare(make(1, kB), make(1, "  - {name: b, type: bool, unit: C, part: cooling}\n"));
-  EXPECT_FALSE(to_bool.compatible());
-}
-
-TEST(Compatibility, UnitChangeIsIncompatibleRangeChangeIsNot) {
-  const auto unit = compare(make(1, kA), make(1,
-                                              "  - {name: a, type: int, unit: kPa, min: 0, max: 100, part: "
-                                              "tyres}\n"));
-  EXPECT_TRUE(has(unit, Change::Kind::kUnitChanged, "a", false));
-  EXPECT_FALSE(unit.compatible());
-  const auto range = compare(make(1, kA), make(1,
-                                               "  - {name: a, type: int, unit: psi, min: 0, max: 120, part: "
-                                               "chassis, description: x}\n"));
-  EXPECT_TRUE(has(range, Change::Kind::kRangeChanged, "a", true));
-  EXPECT_TRUE(has(range, Change::Kind::kDescribed, "a", true));
-  EXPECT_TRUE(range.compatible());
+// One signal changed one way: the change listed, and the verdict.
+TEST(Compatibility, EachKindOfChangeToOneSignalHasItsVerdict) {
+  const struct {
+    std::string older, newer;
+    Change::Kind kind;
+    std::string signal;
+    bool compatible;
+  } cases[] = {
+      // Avro promotes int to double; nothing else converts.
+      {kA, "  - {name: a, type: double, unit: psi, min: 0, max: 100, part: tyres}\n",
+       Change::Kind::kTypeChanged, "a", true},
+      {kB, "  - {name: b, type: int, unit: C, min: 0, max: 1, part: cooling}\n", Change::Kind::kTypeChanged,
+       "b", false},
+      {kB, "  - {name: b, type: bool, unit: C, part: cooling}\n", Change::Kind::kTypeChanged, "b", false},
+      // A unit change would give one name two meanings; a range or a description does not.
+      {kA, "  - {name: a, type: int, unit: kPa, min: 0, max: 100, part: tyres}\n", Change::Kind::kUnitChanged,
+       "a", false},
+      {kA, "  - {name: a, type: int, unit: psi, min: 0, max: 120, part: tyres}\n",
+       Change::Kind::kRangeChanged, "a", true},
+      {kA, "  - {name: a, type: int, unit: psi, min: 0, max: 100, part: chassis, description: x}\n",
+       Change::Kind::kDescribed, "a", true},
+  };
+  for (const auto& c : cases) {
+    const auto r = compare(make(1, c.older), make(1, c.newer));
+    EXPECT_TRUE(has(r, c.kind, c.signal, c.compatible)) << c.newer << r.report();
+    EXPECT_EQ(r.compatible(), c.compatible) << c.newer << r.report();
+    EXPECT_EQ(r.report().find("INCOMPATIBLE") != std::string::npos, !c.compatible) << r.report();
+  }
 }
 
 TEST(Compatibility, RenameByAliasIsCompatible) {
