@@ -3,9 +3,12 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "catalog/catalog.h"
 #include "core/telemetry.h"
 
 namespace fleettwin::codec {
@@ -162,19 +165,42 @@ class AvroReader {
 
 // ---- CarTelemetry (fleet.telemetry) --------------------------------------------------------------------
 
-/// The Avro schema of fleet.telemetry values as JSON text: record io.fleettwin.CarTelemetry with car,
-/// ts (timestamp-millis), seq, lat, lon and the catalog's signals in catalog order, each typed double or
-/// int from core::SignalType and defaulted so schema evolution stays compatible. Generated once from the
-/// catalog; this is the text registered with the schema registry.
+/// CarTelemetry in Avro for one signal catalog: the schema generated from it, and the encoder and decoder of
+/// records written with that schema. The record is io.fleettwin.CarTelemetry: car, ts (timestamp-millis),
+/// seq, lat and lon (null when the car sent no position), one field per catalog signal in catalog order under
+/// its identifier form (SignalSpec::field; union of null and double, long or boolean, default null: a car may
+/// send any subset, and a record written under an older catalog lacks the newer signals), with the signal's
+/// other names as Avro aliases, then `flags`, the fields whose reading lies outside its plausible range. So a
+/// catalog change that `catalog check` calls compatible is a BACKWARD-compatible schema change. Immutable;
+/// any thread.
+class TelemetryAvro {
+ public:
+  explicit TelemetryAvro(std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin());
+  const catalog::Catalog& catalog() const { return *_catalog; }
+  /// The schema as JSON text: what is registered with the schema registry.
+  const std::string& schema() const { return _schema; }
+  /// Appends `t` in the Confluent wire format. Int signals are whole numbers (the JSON decoder guarantees
+  /// it); one beyond the int64 range (a flagged, implausible reading) is saturated.
+  void encode(const core::Telemetry& t, int32_t schema_id, std::string& out) const;
+  /// Decodes a Confluent-framed record written with schema(). Truncated input, bad magic byte, malformed
+  /// varints, a bad union branch, negative or oversized lengths, an unknown flag and trailing bytes are
+  /// errors. Either pointer may be null. `t` is partly written on failure.
+  bool decode(std::string_view in, core::Telemetry& t, int32_t* schema_id, std::string* error) const;
+
+ private:
+  std::shared_ptr<const catalog::Catalog> _catalog;
+  std::string _schema;
+  std::vector<core::SignalType> _types;
+  std::size_t _bound = 0;  ///< largest encoding without the car id and the flags
+};
+
+/// The built-in catalog's TelemetryAvro.
+const TelemetryAvro& builtin_telemetry_avro();
+/// builtin_telemetry_avro().schema().
 const std::string& car_telemetry_schema();
-
-/// Appends `t` in the Confluent wire format. Int signals must hold whole numbers in the int32 range (the
-/// JSON decoder guarantees it); anything else is rounded toward zero and saturated, NaN written as 0.
+/// builtin_telemetry_avro().encode(...).
 void encode_avro_telemetry(const core::Telemetry& t, int32_t schema_id, std::string& out);
-
-/// Decodes a Confluent-framed CarTelemetry written with car_telemetry_schema(). Truncated input, bad
-/// magic byte, malformed varints, negative or oversized lengths and trailing bytes are errors. Either
-/// pointer may be null. `t` is partly written on failure.
+/// builtin_telemetry_avro().decode(...).
 bool decode_avro_telemetry(std::string_view in, core::Telemetry& t, int32_t* schema_id, std::string* error);
 
 }  // namespace fleettwin::codec
