@@ -55,18 +55,34 @@ class AvroC {
     avro_value_set_long(&f, t.ts);
     f = field("seq");
     avro_value_set_long(&f, t.seq);
-    f = field("lat");
-    avro_value_set_double(&f, t.lat);
-    f = field("lon");
-    avro_value_set_double(&f, t.lon);
+    // Nullable fields: branch 0 null, branch 1 the value.
+    const auto nullable = [&](const char* name, bool present, auto set) {
+      avro_value_t u = field(name), branch;
+      avro_value_set_branch(&u, present ? 1 : 0, &branch);
+      if (present) {
+        set(branch);
+      } else {
+        avro_value_set_null(&branch);
+      }
+    };
+    nullable("lat", t.has_position(), [&](avro_value_t& b) { avro_value_set_double(&b, t.lat); });
+    nullable("lon", t.has_position(), [&](avro_value_t& b) { avro_value_set_double(&b, t.lon); });
     for (std::size_t i = 0; i < core::kSignalCount; ++i) {
       const std::string name(core::kSignals[i].name);
-      f = field(name.c_str());
-      if (core::kSignals[i].type == core::SignalType::kInt) {
-        avro_value_set_int(&f, static_cast<int32_t>(t.values[i]));
-      } else {
-        avro_value_set_double(&f, t.values[i]);
-      }
+      const double v = t.values[i];
+      nullable(name.c_str(), !core::absent(v), [&](avro_value_t& b) {
+        if (core::kSignals[i].type == core::SignalType::kInt) {
+          avro_value_set_long(&b, static_cast<int64_t>(v));
+        } else {
+          avro_value_set_double(&b, v);
+        }
+      });
+    }
+    f = field("flags");
+    for (const auto i : t.out_of_range) {
+      avro_value_t item;
+      avro_value_append(&f, &item, nullptr);
+      avro_value_set_string(&item, std::string(core::kSignals[i].name).c_str());
     }
     std::vector<char> buf(4096);
     avro_writer_t w = avro_writer_memory(buf.data(), static_cast<int64_t>(buf.size()));
@@ -91,20 +107,38 @@ class AvroC {
     avro_value_get_long(&f, &t.ts);
     f = field("seq");
     avro_value_get_long(&f, &t.seq);
-    f = field("lat");
-    avro_value_get_double(&f, &t.lat);
-    f = field("lon");
-    avro_value_get_double(&f, &t.lon);
+    // The value of a nullable field, or false for null.
+    const auto nullable = [&](const char* name, avro_value_t& branch) {
+      avro_value_t u = field(name);
+      int which = 0;
+      avro_value_get_discriminant(&u, &which);
+      avro_value_get_current_branch(&u, &branch);
+      return which == 1;
+    };
+    avro_value_t b;
+    t.lat = nullable("lat", b) && avro_value_get_double(&b, &t.lat) == 0 ? t.lat : core::kAbsent;
+    t.lon = nullable("lon", b) && avro_value_get_double(&b, &t.lon) == 0 ? t.lon : core::kAbsent;
+    t.values.assign(core::kSignalCount, core::kAbsent);
     for (std::size_t i = 0; i < core::kSignalCount; ++i) {
       const std::string name(core::kSignals[i].name);
-      f = field(name.c_str());
+      if (!nullable(name.c_str(), b)) continue;
       if (core::kSignals[i].type == core::SignalType::kInt) {
-        int32_t v = 0;
-        avro_value_get_int(&f, &v);
-        t.values[i] = v;
+        int64_t v = 0;
+        avro_value_get_long(&b, &v);
+        t.values[i] = static_cast<double>(v);
       } else {
-        avro_value_get_double(&f, &t.values[i]);
+        avro_value_get_double(&b, &t.values[i]);
       }
+    }
+    f = field("flags");
+    std::size_t n = 0;
+    avro_value_get_size(&f, &n);
+    t.out_of_range.clear();
+    for (std::size_t k = 0; k < n; ++k) {
+      avro_value_t item;
+      avro_value_get_by_index(&f, k, &item, nullptr);
+      avro_value_get_string(&item, &s, &size);
+      t.out_of_range.push_back(static_cast<uint16_t>(*core::signal_index(std::string_view(s, size - 1))));
     }
     return true;
   }
@@ -126,7 +160,7 @@ TEST(AvroCInterop, AvroCAcceptsTheSchema) {
   EXPECT_TRUE(is_avro_record(c.schema()));
   EXPECT_STREQ(avro_schema_name(c.schema()), "CarTelemetry");
   EXPECT_STREQ(avro_schema_namespace(c.schema()), "io.fleettwin");
-  EXPECT_EQ(avro_schema_record_size(c.schema()), 5 + core::kSignalCount);
+  EXPECT_EQ(avro_schema_record_size(c.schema()), 5 + core::kSignalCount + 1);  // + flags
 }
 
 TEST(AvroCInterop, SameBytesBothWays) {
@@ -134,7 +168,11 @@ TEST(AvroCInterop, SameBytesBothWays) {
   ASSERT_TRUE(c.ok()) << c.error();
   std::mt19937_64 rng(77);
   for (int i = 0; i < 2000; ++i) {
-    const core::Telemetry t = i == 0 ? sample_telemetry() : random_telemetry(rng);
+    core::Telemetry t = i == 0 ? sample_telemetry() : random_telemetry(rng);
+    // Every other message lacks some signals (and every third its position), some flagged.
+    if (i % 2 == 1) t.values[static_cast<std::size_t>(i) % core::kSignalCount] = core::kAbsent;
+    if (i % 3 == 1) t.lat = t.lon = core::kAbsent;
+    if (i % 5 == 1) t.out_of_range = {core::kCoolantTemp, core::kControlUnitFirmware};
     std::string ours;
     encode_avro_telemetry(t, 7, ours);
     ASSERT_EQ(body_of(ours), c.write(t)) << i;
@@ -150,12 +188,14 @@ TEST(AvroCInterop, AnOlderReaderSchemaSkipsFieldsItDoesNotKnow) {
   // (avro-c cannot fill reader defaults, so the opposite direction is not testable with it.)
   std::string older = car_telemetry_schema();
   const std::size_t cut = older.find(R"(,{"name":"control_unit_firmware")");
+  const std::size_t flags = older.find(R"(,{"name":"flags")");
   ASSERT_NE(cut, std::string::npos);
-  older.replace(cut, older.size() - 2 - cut, "");
+  ASSERT_NE(flags, std::string::npos);
+  older.erase(cut, flags - cut);
   AvroC writer(car_telemetry_schema());
   AvroC reader(older);
   ASSERT_TRUE(writer.ok() && reader.ok()) << reader.error() << older;
-  EXPECT_EQ(avro_schema_record_size(reader.schema()), 4 + core::kSignalCount);
+  EXPECT_EQ(avro_schema_record_size(reader.schema()), 4 + core::kSignalCount + 1);
   avro_value_iface_t* resolver = avro_resolved_writer_new(writer.schema(), reader.schema());
   ASSERT_NE(resolver, nullptr) << avro_strerror();
   avro_value_iface_t* reader_class = avro_generic_class_from_schema(reader.schema());
@@ -172,14 +212,16 @@ TEST(AvroCInterop, AnOlderReaderSchemaSkipsFieldsItDoesNotKnow) {
   EXPECT_EQ(avro_value_read(r, &resolved), 0) << avro_strerror();
   avro_reader_free(r);
 
-  avro_value_t f;
+  avro_value_t f, branch;
   double speed = 0;
   ASSERT_EQ(avro_value_get_by_name(&target, "speed", &f, nullptr), 0);
-  avro_value_get_double(&f, &speed);
+  avro_value_get_current_branch(&f, &branch);
+  avro_value_get_double(&branch, &speed);
   EXPECT_EQ(speed, sample_telemetry().values[core::kSpeed]);
   double accel = 0;
   ASSERT_EQ(avro_value_get_by_name(&target, "accelerometer_2_2_value", &f, nullptr), 0);
-  avro_value_get_double(&f, &accel);
+  avro_value_get_current_branch(&f, &branch);
+  avro_value_get_double(&branch, &accel);
   EXPECT_EQ(accel, sample_telemetry().values[core::kAccelerometer22]);
   EXPECT_NE(avro_value_get_by_name(&target, "control_unit_firmware", &f, nullptr), 0);
 

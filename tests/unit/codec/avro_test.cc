@@ -64,27 +64,64 @@ TEST(AvroSchema, IsBuiltFromTheCatalog) {
   EXPECT_EQ(std::string_view(doc["name"]), "CarTelemetry");
   EXPECT_EQ(std::string_view(doc["namespace"]), "io.fleettwin");
   const simdjson::dom::array fields = doc["fields"];
-  ASSERT_EQ(fields.size(), 5 + core::kSignalCount);
+  ASSERT_EQ(fields.size(), 5 + core::kSignalCount + 1);
   EXPECT_EQ(std::string_view(fields.at(0)["name"]), "car");
   EXPECT_EQ(std::string_view(fields.at(0)["type"]), "string");
   EXPECT_EQ(std::string_view(fields.at(1)["name"]), "ts");
   EXPECT_EQ(std::string_view(fields.at(1)["type"]["type"]), "long");
   EXPECT_EQ(std::string_view(fields.at(1)["type"]["logicalType"]), "timestamp-millis");
   EXPECT_EQ(std::string_view(fields.at(2)["type"]), "long");
-  for (std::size_t i : {3u, 4u}) {
-    EXPECT_EQ(std::string_view(fields.at(i)["type"]), "double");
-    EXPECT_EQ(double(fields.at(i)["default"]), 0.0);
-  }
+  // Position and every signal: a union of null and the value, null by default, so a message may lack them
+  // and a record of an older catalog reads under a newer one.
+  const auto expect_nullable = [](simdjson::dom::element f, std::string_view type) {
+    EXPECT_EQ(std::string_view(f["type"].at(0)), "null") << f;
+    EXPECT_EQ(std::string_view(f["type"].at(1)), type) << f;
+    EXPECT_TRUE(f["default"].is_null()) << f;
+  };
   EXPECT_EQ(std::string_view(fields.at(3)["name"]), "lat");
   EXPECT_EQ(std::string_view(fields.at(4)["name"]), "lon");
+  for (std::size_t i : {3u, 4u}) expect_nullable(simdjson::dom::element(fields.at(i)), "double");
   for (std::size_t i = 0; i < core::kSignalCount; ++i) {
-    const auto f = fields.at(5 + i);
+    const simdjson::dom::element f = fields.at(5 + i);
     EXPECT_EQ(std::string_view(f["name"]), core::kSignals[i].name);
-    EXPECT_EQ(std::string_view(f["type"]),
-              core::kSignals[i].type == core::SignalType::kInt ? "int" : "double");
-    EXPECT_EQ(f["default"].error(), simdjson::SUCCESS) << core::kSignals[i].name;
+    expect_nullable(f, core::kSignals[i].type == core::SignalType::kInt ? "long" : "double");
   }
+  const auto flags = fields.at(5 + core::kSignalCount);
+  EXPECT_EQ(std::string_view(flags["name"]), "flags");
+  EXPECT_EQ(std::string_view(flags["type"]["type"]), "array");
+  EXPECT_EQ(std::string_view(flags["type"]["items"]), "string");
   EXPECT_EQ(&car_telemetry_schema(), &schema);  // built once
+}
+
+TEST(AvroSchema, AnyCatalogGivesAFieldPerSignalWithItsOtherNamesAsAliases) {
+  const auto vss = std::make_shared<const catalog::Catalog>(
+      catalog::load_file(std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml"));
+  const TelemetryAvro avro(vss);
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(avro.schema()).get(doc), simdjson::SUCCESS) << avro.schema();
+  const simdjson::dom::array fields = doc["fields"];
+  ASSERT_EQ(fields.size(), 5 + vss->size() + 1);
+  const auto speed = fields.at(5 + vss->index_of("Vehicle.Speed"));
+  EXPECT_EQ(std::string_view(speed["name"]), "Vehicle_Speed");
+  EXPECT_EQ(std::string_view(speed["aliases"].at(0)), "speed");
+  const auto moving = fields.at(5 + vss->index_of("Vehicle.IsMoving"));
+  EXPECT_EQ(std::string_view(moving["type"].at(1)), "boolean");
+  // A VSS record round-trips, absent signals and flags included.
+  core::Telemetry t;
+  t.car = "c1";
+  t.ts = 5;
+  t.seq = 1;
+  t.values.assign(vss->size(), core::kAbsent);
+  t.values[vss->index_of("Vehicle.Speed")] = 120;
+  t.values[vss->index_of("Vehicle.IsMoving")] = 1;
+  t.out_of_range = {static_cast<uint16_t>(vss->index_of("Vehicle.Speed"))};
+  std::string out;
+  avro.encode(t, 3, out);
+  core::Telemetry back;
+  std::string error;
+  ASSERT_TRUE(avro.decode(out, back, nullptr, &error)) << error;
+  EXPECT_EQ(back, t);
 }
 
 TEST(AvroSchema, MatchesTheCheckedInSchema) {
@@ -152,7 +189,8 @@ TEST(AvroTelemetry, ConfluentHeader) {
 }
 
 TEST(AvroTelemetry, GoldenBytes) {
-  // telemetry_valid.avro.hex was written by the Apache Avro C library from car_telemetry.avsc (schema id 42).
+  // telemetry_valid.avro.hex: the sample written from car_telemetry.avsc (schema id 42); avro_c_interop_test
+  // checks that the Apache Avro C library writes the same bytes for it.
   std::string json = read_fixture("telemetry_valid.json");
   TelemetryDecoder decoder;
   core::Telemetry t;
@@ -243,29 +281,52 @@ TEST(AvroTelemetry, GarbageNeverCrashesAndFailuresSayWhy) {
   EXPECT_GT(failures, 10000);
 }
 
-TEST(AvroTelemetry, IntSignalsOutsideInt32AreSaturatedNotUndefined) {
+TEST(AvroTelemetry, IntSignalsBeyondInt64AreSaturatedAndAbsentIsNull) {
   core::Telemetry t = sample_telemetry();
-  t.values[core::kControlUnitFirmware] = 1e12;
-  t.values[core::kTirePressure11] = -1e12;
-  t.values[core::kTirePressure12] = std::numeric_limits<double>::quiet_NaN();
-  t.values[core::kTirePressure21] = 31.7;
+  t.values[core::kControlUnitFirmware] = 1e12;  // a long holds it exactly
+  t.values[core::kTirePressure11] = -1e20;
+  t.values[core::kTirePressure12] = core::kAbsent;
+  t.values[core::kTirePressure21] = 1e20;
+  t.lat = t.lon = core::kAbsent;
   core::Telemetry back;
   ASSERT_TRUE(decode_avro_telemetry(encode(t), back, nullptr, nullptr));
-  EXPECT_EQ(back.values[core::kControlUnitFirmware], std::numeric_limits<int32_t>::max());
-  EXPECT_EQ(back.values[core::kTirePressure11], std::numeric_limits<int32_t>::min());
-  EXPECT_EQ(back.values[core::kTirePressure12], 0);
-  EXPECT_EQ(back.values[core::kTirePressure21], 31);
+  EXPECT_EQ(back.values[core::kControlUnitFirmware], 1e12);
+  EXPECT_EQ(back.values[core::kTirePressure11], static_cast<double>(std::numeric_limits<int64_t>::min()));
+  EXPECT_TRUE(core::absent(back.values[core::kTirePressure12]));
+  EXPECT_EQ(back.values[core::kTirePressure21], static_cast<double>(std::numeric_limits<int64_t>::max()));
+  EXPECT_FALSE(back.has_position());
 }
 
-TEST(AvroTelemetry, RejectsAnIntSignalBeyondInt32OnTheWire) {
-  // Hand-built body: a valid message whose last field (control_unit_firmware, an int) is 2^31.
+TEST(AvroTelemetry, RejectsABadUnionBranchAndFlagsThatNameNoSignal) {
+  // Hand-built: the sample's bytes end with the last signal's value and the empty flags array (0).
   std::string bytes = encode(sample_telemetry());
-  const std::string firmware = varint(1042);
+  const std::string firmware = varint(1) + varint(1042) + varint(0);
   ASSERT_EQ(bytes.substr(bytes.size() - firmware.size()), firmware);
   bytes.resize(bytes.size() - firmware.size());
-  bytes += varint(int64_t{1} << 31);
   core::Telemetry t;
   std::string error;
-  EXPECT_FALSE(decode_avro_telemetry(bytes, t, nullptr, &error));
+  EXPECT_FALSE(decode_avro_telemetry(bytes + varint(2) + varint(1042) + varint(0), t, nullptr, &error));
   EXPECT_NE(error.find("control_unit_firmware"), std::string::npos) << error;
+  EXPECT_NE(error.find("union branch"), std::string::npos) << error;
+  const auto flag = [&](std::string_view name) {
+    std::string s = varint(static_cast<int64_t>(name.size()));
+    return s.append(name);
+  };
+  EXPECT_FALSE(decode_avro_telemetry(bytes + firmware.substr(0, 3) + varint(1) + flag("nope") + varint(0), t,
+                                     nullptr, &error));
+  EXPECT_NE(error.find("names no signal"), std::string::npos) << error;
+  EXPECT_FALSE(decode_avro_telemetry(
+      bytes + firmware.substr(0, 3) + varint(2) + flag("speed") + flag("speed") + varint(0), t, nullptr,
+      &error));
+  EXPECT_NE(error.find("twice"), std::string::npos) << error;
+  EXPECT_FALSE(
+      decode_avro_telemetry(bytes + firmware.substr(0, 3) + varint(1000) + varint(0), t, nullptr, &error));
+  EXPECT_NE(error.find("more flags than signals"), std::string::npos) << error;
+  // The same flags in a block with its byte size (negative count) read as in a plain one.
+  const std::string one = flag("speed");
+  ASSERT_TRUE(decode_avro_telemetry(
+      bytes + firmware.substr(0, 3) + varint(-1) + varint(static_cast<int64_t>(one.size())) + one + varint(0),
+      t, nullptr, &error))
+      << error;
+  EXPECT_EQ(t.out_of_range, std::vector<uint16_t>{core::kSpeed});
 }

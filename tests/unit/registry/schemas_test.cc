@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <memory>
+#include <sstream>
 
 #include "codec/avro.h"
 #include "codec/schemas.h"
@@ -179,4 +182,36 @@ TEST(RegistrySchemas, NonFiniteScoresSurvive) {
   ASSERT_TRUE(decode_avro_anomaly_score(out, back, nullptr, nullptr));
   EXPECT_TRUE(std::isinf(back.score));
   EXPECT_TRUE(std::isnan(back.threshold));
+}
+
+// CarTelemetry is generated from the catalog; every change must stay readable by the registry's BACKWARD
+// rule.
+TEST(CarTelemetrySchema, ReadsWhatTheSchemaBeforeTheCatalogWrote) {
+  std::ifstream in(std::string(FLEETTWIN_FIXTURES) + "/codec/car_telemetry_before_catalog.avsc");
+  std::stringstream older;
+  older << in.rdbuf();
+  ASSERT_FALSE(older.str().empty());
+  // int -> long and double -> [null, double] resolve; the new flags field has a default.
+  const auto problems =
+      avro_read_problems(AvroSchema::parse(car_telemetry_schema()), AvroSchema::parse(older.str()));
+  EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
+TEST(CarTelemetrySchema, ACompatibleCatalogChangeIsACompatibleSchemaChange) {
+  const auto vss = std::make_shared<const catalog::Catalog>(
+      catalog::load_file(std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml"));
+  // cardata-v1 renamed to VSS paths (aliases) plus new signals: the VSS reader reads cardata records.
+  const auto problems = avro_read_problems(AvroSchema::parse(TelemetryAvro(vss).schema()),
+                                           AvroSchema::parse(car_telemetry_schema()));
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  // A unit change is caught by `catalog check`; a type change the Avro rules catch too.
+  std::string yaml = catalog::to_yaml(*catalog::builtin());
+  const auto at = yaml.find("{name: speed, type: double");
+  ASSERT_NE(at, std::string::npos) << yaml;
+  yaml.replace(at, std::string("{name: speed, type: double").size(), "{name: speed, type: bool");
+  yaml.replace(yaml.find("min: 0, max: 100", at), std::string("min: 0, max: 100").size(), "min: 0, max: 1");
+  const auto as_bool = std::make_shared<const catalog::Catalog>(catalog::parse_yaml(yaml, "t"));
+  EXPECT_FALSE(avro_read_problems(AvroSchema::parse(TelemetryAvro(as_bool).schema()),
+                                  AvroSchema::parse(car_telemetry_schema()))
+                   .empty());
 }
