@@ -56,13 +56,18 @@ struct AvroC {
     avro_value_set_string_len(&fields[0], t.car.c_str(), t.car.size() + 1);
     avro_value_set_long(&fields[1], t.ts);
     avro_value_set_long(&fields[2], t.seq);
-    avro_value_set_double(&fields[3], t.lat);
-    avro_value_set_double(&fields[4], t.lon);
+    // Position and signals are unions of null and the value: branch 1 for a value (the sample has them all).
+    avro_value_t b;
+    avro_value_set_branch(&fields[3], 1, &b);
+    avro_value_set_double(&b, t.lat);
+    avro_value_set_branch(&fields[4], 1, &b);
+    avro_value_set_double(&b, t.lon);
     for (std::size_t i = 0; i < core::kSignalCount; ++i) {
+      avro_value_set_branch(&fields[5 + i], 1, &b);
       if (core::kSignals[i].type == core::SignalType::kInt) {
-        avro_value_set_int(&fields[5 + i], static_cast<int32_t>(t.values[i]));
+        avro_value_set_long(&b, static_cast<int64_t>(t.values[i]));
       } else {
-        avro_value_set_double(&fields[5 + i], t.values[i]);
+        avro_value_set_double(&b, t.values[i]);
       }
     }
   }
@@ -123,15 +128,19 @@ void BM_Decode_avro_c(benchmark::State& state) {
     t.car.assign(car, len ? len - 1 : 0);
     avro_value_get_long(&c.fields[1], &t.ts);
     avro_value_get_long(&c.fields[2], &t.seq);
-    avro_value_get_double(&c.fields[3], &t.lat);
-    avro_value_get_double(&c.fields[4], &t.lon);
+    avro_value_t b;
+    avro_value_get_current_branch(&c.fields[3], &b);
+    avro_value_get_double(&b, &t.lat);
+    avro_value_get_current_branch(&c.fields[4], &b);
+    avro_value_get_double(&b, &t.lon);
     for (std::size_t i = 0; i < core::kSignalCount; ++i) {
+      avro_value_get_current_branch(&c.fields[5 + i], &b);
       if (core::kSignals[i].type == core::SignalType::kInt) {
-        int32_t v = 0;
-        avro_value_get_int(&c.fields[5 + i], &v);
-        t.values[i] = v;
+        int64_t v = 0;
+        avro_value_get_long(&b, &v);
+        t.values[i] = static_cast<double>(v);
       } else {
-        avro_value_get_double(&c.fields[5 + i], &t.values[i]);
+        avro_value_get_double(&b, &t.values[i]);
       }
     }
     benchmark::DoNotOptimize(t.values.data());
