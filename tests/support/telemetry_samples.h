@@ -49,6 +49,16 @@ inline core::Telemetry random_telemetry(std::mt19937_64& rng) {
   return t;
 }
 
+/// A message of car "c1" (ts 5, seq 1) sized for a catalog of `signals` signals, every signal absent.
+inline core::Telemetry empty_telemetry(std::size_t signals) {
+  core::Telemetry t;
+  t.car = "c1";
+  t.ts = 5;
+  t.seq = 1;
+  t.values.assign(signals, core::kAbsent);
+  return t;
+}
+
 inline std::string read_fixture(const std::string& name) {
   std::ifstream in(std::string(FLEETTWIN_FIXTURES) + "/codec/" + name, std::ios::binary);
   std::stringstream ss;

@@ -17,6 +17,18 @@ using namespace fleettwin::codec::testing;
 
 namespace {
 
+/// The value of a union's value branch, as Telemetry holds it.
+double value_of(avro_value_t& branch, core::SignalType type) {
+  if (type == core::SignalType::kInt) {
+    int64_t v = 0;
+    avro_value_get_long(&branch, &v);
+    return static_cast<double>(v);
+  }
+  double d = 0;
+  avro_value_get_double(&branch, &d);
+  return d;
+}
+
 /// Owns an avro-c schema, its generic value class and one record value. Test thread only.
 class AvroC {
  public:
@@ -120,15 +132,8 @@ class AvroC {
     t.lon = nullable("lon", b) && avro_value_get_double(&b, &t.lon) == 0 ? t.lon : core::kAbsent;
     t.values.assign(core::kSignalCount, core::kAbsent);
     for (std::size_t i = 0; i < core::kSignalCount; ++i) {
-      const std::string name(core::kSignals[i].name);
-      if (!nullable(name.c_str(), b)) continue;
-      if (core::kSignals[i].type == core::SignalType::kInt) {
-        int64_t v = 0;
-        avro_value_get_long(&b, &v);
-        t.values[i] = static_cast<double>(v);
-      } else {
-        avro_value_get_double(&b, &t.values[i]);
-      }
+      if (nullable(std::string(core::kSignals[i].name).c_str(), b))
+        t.values[i] = value_of(b, core::kSignals[i].type);
     }
     f = field("flags");
     std::size_t n = 0;

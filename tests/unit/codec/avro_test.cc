@@ -108,11 +108,7 @@ TEST(AvroSchema, AnyCatalogGivesAFieldPerSignalWithItsOtherNamesAsAliases) {
   const auto moving = fields.at(5 + vss->index_of("Vehicle.IsMoving"));
   EXPECT_EQ(std::string_view(moving["type"].at(1)), "boolean");
   // A VSS record round-trips, absent signals and flags included.
-  core::Telemetry t;
-  t.car = "c1";
-  t.ts = 5;
-  t.seq = 1;
-  t.values.assign(vss->size(), core::kAbsent);
+  core::Telemetry t = codec::testing::empty_telemetry(vss->size());
   t.values[vss->index_of("Vehicle.Speed")] = 120;
   t.values[vss->index_of("Vehicle.IsMoving")] = 1;
   t.out_of_range = {static_cast<uint16_t>(vss->index_of("Vehicle.Speed"))};

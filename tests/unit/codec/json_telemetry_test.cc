@@ -488,11 +488,7 @@ TEST(TelemetryDecoder, UnknownKeysAreDroppedAndReportedBoundedOrRejected) {
 
 TEST(TelemetryJson, EncodesAnyCatalogUnderAnyNamesAndRoundTrips) {
   const auto c = vss();
-  core::Telemetry t;
-  t.car = "c1";
-  t.ts = 5;
-  t.seq = 1;
-  t.values.assign(c->size(), core::kAbsent);
+  core::Telemetry t = codec::testing::empty_telemetry(c->size());
   t.values[c->index_of("Vehicle.Speed")] = 12.5;
   t.values[c->index_of("Vehicle.IsMoving")] = 1;
   t.values[c->index_of("Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure")] = 31;
