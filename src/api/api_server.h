@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/auth.h"
+#include "catalog/catalog.h"
 #include "core/metrics.h"
 #include "log/log.h"
 #include "store/twin_store.h"
@@ -28,6 +29,8 @@ struct ApiOptions {
   log::Log* log = nullptr;
   /// The built dashboard (web/dist); empty or missing: / explains how to build it.
   std::string web_dir;
+  /// The signal catalog the pipeline runs on (GET /api/v1/catalog; history and filters name its signals).
+  std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin();
   /// Directory of model artifacts' JSON metadata (*.json) listed by GET /models; empty: none.
   std::string models_dir;
   /// Live-stream limits: clients at once, and bytes queued per client before a slow client is dropped

@@ -2,8 +2,8 @@
 #include "api/http_helpers.h"
 #include "api/routes.h"
 #include "api/settings.h"
+#include "catalog/catalog.h"
 #include "codec/json_writer.h"
-#include "core/signals.h"
 
 namespace fleettwin::api {
 
@@ -42,26 +42,23 @@ void whoami(ApiContext& ctx, const httplib::Request& req, httplib::Response& res
   send_json(res, out);
 }
 
-/// The signal catalog (core/signals.h), so clients such as the dashboard need no copy of it.
-void signals(httplib::Response& res) {
+/// The signal catalog in use (catalog.file, or the built-in one), so clients such as the dashboard draw
+/// their signal lists, units, ranges and parts from the server rather than from a copy.
+void catalog_json(const catalog::Catalog& c, httplib::Response& res) {
   std::string out;
   codec::JsonWriter w(out);
-  w.begin_object().key("items").begin_array();
-  for (const auto& s : core::kSignals)
-    w.begin_object()
-        .key("name")
-        .string(s.name)
-        .key("type")
-        .string(s.type == core::SignalType::kInt ? "int" : "double")
-        .key("unit")
-        .string(s.unit)
-        .key("min")
-        .number(s.min)
-        .key("max")
-        .number(s.max)
-        .key("description")
-        .string(s.description)
-        .end_object();
+  w.begin_object().key("name").string(c.name()).key("version").number(c.version());
+  w.key("label").string(c.label()).key("description").string(c.description());
+  w.key("signals").begin_array();
+  for (const auto& s : c.signals()) {
+    w.begin_object().key("name").string(s.name).key("field").string(s.field);
+    w.key("type").string(catalog::to_string(s.type)).key("unit").string(s.unit);
+    w.key("min").number(s.min).key("max").number(s.max).key("description").string(s.description);
+    w.key("part").string(catalog::to_string(s.part)).key("since").number(s.since);
+    w.key("aliases").begin_array();
+    for (const auto& a : s.aliases) w.string(a);
+    w.end_array().end_object();
+  }
   w.end_array().end_object();
   send_json(res, out);
 }
@@ -77,7 +74,8 @@ void add_system_routes(Router& router, ApiContext& ctx) {
              [](auto&, auto& res, auto&) { res.set_content(ApiServer::openapi_yaml(), "application/yaml"); });
   router.add("GET", "/api/v1/whoami", Role::kViewer,
              [&ctx](const httplib::Request& req, auto& res, auto&) { whoami(ctx, req, res); });
-  router.add("GET", "/api/v1/signals", Role::kViewer, [](auto&, auto& res, auto&) { signals(res); });
+  router.add("GET", "/api/v1/catalog", Role::kViewer,
+             [&ctx](auto&, auto& res, auto&) { catalog_json(*ctx.options.catalog, res); });
 }
 
 }  // namespace fleettwin::api

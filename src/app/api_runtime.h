@@ -5,6 +5,7 @@
 #include <string>
 
 #include "api/api_server.h"
+#include "catalog/catalog.h"
 #include "config/config.h"
 
 namespace fleettwin::app {
@@ -16,6 +17,8 @@ struct ApiHost {
   std::function<std::unique_ptr<store::TwinStore>()> open_store;
   std::string data_dir;
   std::function<bool()> ready;
+  /// The catalog the pipeline runs on; null: catalog.file (or the built-in one) is loaded.
+  std::shared_ptr<const catalog::Catalog> catalog;
 };
 
 /// Starts the API server on `http.listen` with the tokens of `api.tokens` (FLEETTWIN_API_TOKENS), or, when

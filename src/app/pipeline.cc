@@ -16,6 +16,7 @@
 #include "app/ml_setup.h"
 #include "app/mqtt_front.h"
 #include "app/store_factory.h"
+#include "catalog/catalog.h"
 #include "codec/avro.h"
 #include "core/clock.h"
 #include "core/metric_catalog.h"
@@ -198,6 +199,11 @@ class PipelineRun {
     if (_ground_truth.empty()) _ground_truth = (_data_dir / "ground_truth.jsonl").string();
     _replay = _config.get(keys::sim_replay);
     if (!_replay.empty() && !fs::exists(_replay)) throw ConfigError("--replay: no such file " + _replay);
+    try {
+      _ctx.catalog = catalog::load_or_builtin(_config.get(keys::catalog_file));
+    } catch (const catalog::CatalogError& e) {
+      throw ConfigError(std::string("--catalog: ") + e.what());
+    }
   }
 
   /// The embedded log, or Kafka, with every topic of DESIGN.md §4.
@@ -363,8 +369,8 @@ class PipelineRun {
     for (auto& r : _runners) r->start();
     // The REST API and dashboard of `up` (a distributed deployment runs `fleettwin api` on its own).
     if (_roles.everything && !_config.get(keys::http_listen).empty())
-      _api_server =
-          start_api_server(_config, ApiHost{&_metrics, _log.get(), _ctx.open_store, _data_dir.string(), {}});
+      _api_server = start_api_server(
+          _config, ApiHost{&_metrics, _log.get(), _ctx.open_store, _data_dir.string(), {}, _ctx.catalog});
     _mqtt_mode = _roles.everything && !_config.get(keys::mqtt_brokers).empty();
     if (_mqtt_mode) {
       if (_sim.fast) throw ConfigError("--mqtt runs the cars in real time over the network; drop --fast");

@@ -94,6 +94,18 @@ void check_signal(const SignalSpec& s, std::size_t i, int catalog_version) {
 std::string_view to_string(Part p) { return core::name_of(kPartNames, p, "electronics"); }
 std::optional<Part> part_from_string(std::string_view s) { return core::parse(kPartNames, s); }
 
+std::string_view to_string(core::SignalType t) {
+  switch (t) {
+    case core::SignalType::kInt:
+      return "int";
+    case core::SignalType::kBool:
+      return "bool";
+    case core::SignalType::kDouble:
+      break;
+  }
+  return "double";
+}
+
 std::string field_name(std::string_view name) {
   std::string out(name);
   for (char& c : out) {

@@ -19,6 +19,8 @@ namespace fleettwin::catalog {
 enum class Part : uint8_t { kCooling, kBattery, kDrivetrain, kTyres, kChassis, kElectronics, kBody };
 std::string_view to_string(Part p);
 std::optional<Part> part_from_string(std::string_view s);
+/// "double", "int" or "bool", as catalog files, the Avro schema's documentation and the API write it.
+std::string_view to_string(core::SignalType t);
 
 /// One signal of a catalog. Plain value.
 struct SignalSpec {

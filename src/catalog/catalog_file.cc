@@ -164,10 +164,7 @@ std::string to_yaml(const Catalog& c) {
   for (const auto& s : c.signals()) {
     out << YAML::Flow << YAML::BeginMap;
     out << YAML::Key << "name" << YAML::Value << s.name;
-    out << YAML::Key << "type" << YAML::Value
-        << (s.type == core::SignalType::kInt    ? "int"
-            : s.type == core::SignalType::kBool ? "bool"
-                                                : "double");
+    out << YAML::Key << "type" << YAML::Value << std::string(to_string(s.type));
     out << YAML::Key << "unit" << YAML::Value << s.unit;
     out << YAML::Key << "min" << YAML::Value << YAML::Precision(17) << s.min;
     out << YAML::Key << "max" << YAML::Value << YAML::Precision(17) << s.max;

@@ -19,18 +19,6 @@ constexpr std::array<core::EnumName<Change::Kind>, 7> kKindNames{{
     {Change::Kind::kDescribed, "described"},
 }};
 
-std::string_view type_name(core::SignalType t) {
-  switch (t) {
-    case core::SignalType::kInt:
-      return "int";
-    case core::SignalType::kBool:
-      return "bool";
-    case core::SignalType::kDouble:
-      break;
-  }
-  return "double";
-}
-
 std::string number(double d) {
   std::ostringstream s;
   s << d;
@@ -62,7 +50,7 @@ void compare_signal(const SignalSpec& o, const SignalSpec& n, bool renamed, std:
     const bool ok = o.type == core::SignalType::kInt && n.type == core::SignalType::kDouble;
     out.push_back(
         {Change::Kind::kTypeChanged, n.name,
-         std::string(type_name(o.type)) + " -> " + std::string(type_name(n.type)) +
+         std::string(to_string(o.type)) + " -> " + std::string(to_string(n.type)) +
              (ok ? " (Avro promotes int to double)" : " (older records cannot be read as the new type)"),
          ok});
   }

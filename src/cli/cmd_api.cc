@@ -27,7 +27,8 @@ int run_api(Config& config, std::atomic<int>& stop_signals) {
   core::Metrics metrics;
   auto server = app::start_api_server(
       config,
-      app::ApiHost{&metrics, log.get(), app::store_opener(config, &metrics), config.get(keys::data_dir), {}});
+      app::ApiHost{
+          &metrics, log.get(), app::store_opener(config, &metrics), config.get(keys::data_dir), {}, {}});
   std::printf("%s\n", server->url().c_str());
   std::fflush(stdout);
   while (stop_signals.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -11,6 +11,7 @@ export type Schemas = components["schemas"];
 export type Alert = Schemas["Alert"];
 export type Throughput = Schemas["Throughput"];
 export type Twin = Schemas["Twin"];
+export type Catalog = Schemas["Catalog"];
 export type TwinEvents = Schemas["TwinEvents"];
 export type ModelMeta = Schemas["ModelMeta"];
 

@@ -1,16 +1,57 @@
-// One car: the twin (reported / desired / delta), sensor history with the anomaly score and threshold
+// One car: the twin (reported signals by part of the car, as the server's signal catalog lists them, with
+// out-of-range readings marked; desired / delta), sensor history with the anomaly score and threshold
 // overlaid and alert markers, the top contributing signals, and the desired-settings form.
 import uPlot from "uplot";
-import { el, fmt, get, live, send, time, type Body, type Twin } from "./api";
+import { el, fmt, get, live, send, time, type Body, type Catalog, type Twin } from "./api";
 import { Disposer, type Page } from "./page";
 
-// The history chart's first choice, as the history API's default signal.
+// The history chart's first choice, as the history API's default signal (a catalog may name it otherwise,
+// e.g. Vehicle.Speed with the alias speed).
 const DEFAULT_SIGNAL = "speed";
 
-/** The signal catalog's names from the server, the default first. */
-async function signalNames(): Promise<string[]> {
-  const names = (await get("/api/v1/signals", {})).items.map((s) => s.name);
-  return [DEFAULT_SIGNAL, ...names.filter((n) => n !== DEFAULT_SIGNAL)];
+/** The catalog's signal meaning `key` (its name or an alias), or undefined. */
+function signalOf(catalog: Catalog, key: string) {
+  return catalog.signals.find((s) => s.name === key || s.aliases.includes(key));
+}
+
+/** The catalog's signal names, the default first. */
+function signalNames(catalog: Catalog): string[] {
+  const first = signalOf(catalog, DEFAULT_SIGNAL)?.name ?? catalog.signals[0]?.name ?? DEFAULT_SIGNAL;
+  return [first, ...catalog.signals.map((s) => s.name).filter((n) => n !== first)];
+}
+
+/** The reported table: the envelope (ts, seq, position) first, then every catalog signal grouped by part,
+ * with its unit; a reading outside its plausible range is kept by the platform and marked here. */
+function reportedRows(rep: Twin["reported"], catalog: Catalog | null): HTMLElement[] {
+  const flags = new Set<string>(Array.isArray(rep.flags) ? (rep.flags as string[]) : []);
+  const known = new Set(["settings", "flags", ...(catalog?.signals.map((s) => s.name) ?? [])]);
+  const rows = Object.entries(rep)
+    .filter(([k]) => !known.has(k))
+    .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, cell(k, v))));
+  if (!catalog) return rows;
+  let part = "";
+  for (const s of catalog.signals) {
+    if (s.part !== part) {
+      part = s.part;
+      rows.push(el("tr", { class: "part" }, el("th", { colspan: "2" }, part)));
+    }
+    const v = rep[s.name];
+    const flagged = flags.has(s.name) || flags.has(s.field);
+    rows.push(
+      el(
+        "tr",
+        { class: flagged ? "flagged" : "", "data-signal": s.name, title: s.description },
+        el("th", {}, s.name),
+        el(
+          "td",
+          {},
+          v === undefined || v === null ? "–" : `${cell(s.name, v)} ${s.unit}`,
+          flagged ? el("span", { class: "badge anomaly" }, "out of range") : "",
+        ),
+      ),
+    );
+  }
+  return rows;
 }
 
 function cell(k: string, v: unknown): string {
@@ -56,7 +97,10 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
     chartBox,
   );
 
+  let catalog: Catalog | null = null;
+  let lastTwin: Twin | null = null;
   const renderTwin = (t: Twin) => {
+    lastTwin = t;
     const h = t.health;
     const c = t.connection;
     status.replaceChildren(
@@ -64,15 +108,7 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
       ` score ${fmt(h.score, 3)} / threshold ${fmt(h.threshold, 3)} · ${c.online ? "online" : "offline"} · last seen ${c.last_seen ? time(c.last_seen) : "–"} · ${fmt(t.stats.messages)} messages`,
     );
     const rep = t.reported;
-    reported.replaceChildren(
-      el(
-        "tbody",
-        {},
-        ...Object.entries(rep)
-          .filter(([k]) => k !== "settings")
-          .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, cell(k, v)))),
-      ),
-    );
+    reported.replaceChildren(el("tbody", {}, ...reportedRows(rep, catalog)));
     const delta = t.delta;
     const keys = new Set([...Object.keys(t.desired), ...Object.keys(rep.settings)]);
     desired.replaceChildren(
@@ -221,12 +257,17 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
     d.add(() => window.clearTimeout(timer));
   };
 
-  // The signal list comes from the server's catalog; the chart starts with the default meanwhile.
-  signalNames()
-    .then((names) => {
+  // The signal list and the reported table come from the server's catalog; the chart starts with the
+  // default meanwhile.
+  get("/api/v1/catalog", {})
+    .then((c) => {
+      catalog = c;
       const shown = signalSel.value;
+      const names = signalNames(c);
       signalSel.replaceChildren(...names.map((s) => el("option", { value: s }, s)));
-      signalSel.value = shown;
+      signalSel.value = names.includes(shown) ? shown : names[0];
+      if (signalSel.value !== shown) signalSel.onchange?.(new Event("change"));
+      if (lastTwin) renderTwin(lastTwin);
     })
     .catch(() => undefined);
   loadTwin()

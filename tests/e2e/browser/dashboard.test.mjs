@@ -126,11 +126,17 @@ test("clicking a car in the list opens its page with a history chart", async () 
     await p.waitForFunction(() => Number(document.getElementById("history")?.dataset.points ?? 0) > 0, null, { timeout: 30000 });
     assert.equal(await p.locator("#history canvas").count() >= 1, true);
     assert.equal((await p.textContent("h1")).trim(), car);
-    // The signal list is the server's catalog (GET /api/v1/signals), the history's default first.
+    // The signal list is the server's catalog (GET /api/v1/catalog), the history's default first.
     await p.waitForFunction(() => document.querySelectorAll("#signal option").length > 1, null, { timeout: 10000 });
     const signals = await p.locator("#signal option").evaluateAll((os) => os.map((o) => o.value));
     assert.equal(signals[0], "speed");
     assert.ok(signals.includes("coolant_temp") && signals.includes("control_unit_firmware"), signals.join(","));
+    // The reported table follows the catalog too: every signal under its part, with its unit.
+    await p.waitForFunction(() => document.querySelectorAll("#reported tr.part").length > 0, null, { timeout: 10000 });
+    const parts = await p.locator("#reported tr.part").evaluateAll((rs) => rs.map((r) => r.textContent.trim()));
+    assert.ok(parts.includes("cooling") && parts.includes("tyres"), parts.join(","));
+    const coolant = await p.locator('#reported tr[data-signal="coolant_temp"] td').textContent();
+    assert.match(coolant, /°C/);
   });
 });
 

@@ -246,22 +246,32 @@ TEST_F(ApiServerTest, OneTwinAndUnknownCar) {
   EXPECT_EQ(patch("/api/v1/twins/car-999/desired", R"({"service":true})", kOperator)->status, 404);
 }
 
-// The signal catalog, as the dashboard reads it: every signal of core/signals.h, in catalog order.
+// The signal catalog in use, as the dashboard reads it: every signal of the built-in catalog here, in
+// catalog order, with type, unit, range, part and aliases.
 TEST_F(ApiServerTest, SignalCatalog) {
-  EXPECT_EQ(get("/api/v1/signals", nullptr)->status, 401);
-  auto r = get("/api/v1/signals");
+  EXPECT_EQ(get("/api/v1/catalog", nullptr)->status, 401);
+  auto r = get("/api/v1/catalog");
   ASSERT_EQ(r->status, 200) << r->body;
-  auto items = parse(r->body)["items"].get_array();
-  ASSERT_EQ(items.size(), core::kSignalCount);
+  auto doc = parse(r->body);
+  const auto& c = *catalog::builtin();
+  EXPECT_EQ(doc["name"].get_string().value(), c.name());
+  EXPECT_EQ(doc["version"].get_int64().value(), c.version());
+  EXPECT_EQ(doc["label"].get_string().value(), c.label());
+  auto items = doc["signals"].get_array();
+  ASSERT_EQ(items.size(), c.size());
   std::size_t i = 0;
   for (auto s : items) {
-    const auto& info = core::kSignals[i++];
+    const auto& info = c[i++];
     EXPECT_EQ(s["name"].get_string().value(), info.name);
+    EXPECT_EQ(s["field"].get_string().value(), info.field);
     EXPECT_EQ(s["unit"].get_string().value(), info.unit);
-    EXPECT_EQ(s["type"].get_string().value(), info.type == core::SignalType::kInt ? "int" : "double");
+    EXPECT_EQ(s["type"].get_string().value(), catalog::to_string(info.type));
     EXPECT_EQ(s["min"].get_double().value(), info.min);
     EXPECT_EQ(s["max"].get_double().value(), info.max);
     EXPECT_EQ(s["description"].get_string().value(), info.description);
+    EXPECT_EQ(s["part"].get_string().value(), catalog::to_string(info.part));
+    EXPECT_EQ(s["since"].get_int64().value(), info.since);
+    EXPECT_EQ(s["aliases"].get_array().size(), info.aliases.size());
   }
 }
 
