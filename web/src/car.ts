@@ -29,12 +29,12 @@ function reportedRows(rep: Twin["reported"], catalog: Catalog | null): HTMLEleme
     .filter(([k]) => !known.has(k))
     .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, cell(k, v))));
   if (!catalog) return rows;
-  let part = "";
-  for (const s of catalog.signals) {
-    if (s.part !== part) {
-      part = s.part;
-      rows.push(el("tr", { class: "part" }, el("th", { colspan: "2" }, part)));
-    }
+  // Parts in the order the catalog first names them; each part's signals in catalog order.
+  const parts = [...new Set(catalog.signals.map((s) => s.part))];
+  const byPart = parts.flatMap((part) => catalog.signals.filter((s) => s.part === part));
+  for (const [i, s] of byPart.entries()) {
+    if (i === 0 || byPart[i - 1].part !== s.part)
+      rows.push(el("tr", { class: "part" }, el("th", { colspan: "2" }, s.part)));
     const v = rep[s.name];
     const flagged = flags.has(s.name) || flags.has(s.field);
     rows.push(
