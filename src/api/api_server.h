@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/auth.h"
+#include "catalog/catalog.h"
 #include "core/metrics.h"
 #include "log/log.h"
 #include "store/twin_store.h"
@@ -21,6 +22,9 @@ struct ApiOptions {
   TokenTable tokens;
   /// Opens one store connection per HTTP worker that needs one (stores are one-thread objects).
   std::function<std::unique_ptr<store::TwinStore>()> open_store;
+  /// The signal catalog the stores follow: how twins, history and filters name signals, and what
+  /// GET /signals lists. Null: the built-in one.
+  std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin();
   /// Exported at /metrics and sampled once a second for /fleet/throughput and the live stream. Not owned.
   core::Metrics* metrics = nullptr;
   /// Where commands go (fleet.commands) and where twin changes come from (fleet.twins). Not owned; null:

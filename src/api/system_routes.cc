@@ -2,6 +2,7 @@
 #include "api/http_helpers.h"
 #include "api/routes.h"
 #include "api/settings.h"
+#include "catalog/catalog.h"
 #include "codec/json_writer.h"
 #include "core/signals.h"
 
@@ -42,17 +43,34 @@ void whoami(ApiContext& ctx, const httplib::Request& req, httplib::Response& res
   send_json(res, out);
 }
 
-/// The signal catalog (core/signals.h), so clients such as the dashboard need no copy of it.
-void signals(httplib::Response& res) {
+std::string_view type_name(core::SignalType t) {
+  switch (t) {
+    case core::SignalType::kInt:
+      return "int";
+    case core::SignalType::kBool:
+      return "bool";
+    case core::SignalType::kDouble:
+      break;
+  }
+  return "double";
+}
+
+/// The signal catalog the stores follow, so clients such as the dashboard need no copy of it.
+void signals(const catalog::Catalog& catalog, httplib::Response& res) {
   std::string out;
   codec::JsonWriter w(out);
-  w.begin_object().key("items").begin_array();
-  for (const auto& s : core::kSignals)
+  w.begin_object().key("catalog").string(catalog.name()).key("version").integer(catalog.version());
+  w.key("items").begin_array();
+  for (const auto& s : catalog.signals())
     w.begin_object()
         .key("name")
         .string(s.name)
+        .key("field")
+        .string(s.field)
         .key("type")
-        .string(s.type == core::SignalType::kInt ? "int" : "double")
+        .string(type_name(s.type))
+        .key("part")
+        .string(catalog::to_string(s.part))
         .key("unit")
         .string(s.unit)
         .key("min")
@@ -77,7 +95,8 @@ void add_system_routes(Router& router, ApiContext& ctx) {
              [](auto&, auto& res, auto&) { res.set_content(ApiServer::openapi_yaml(), "application/yaml"); });
   router.add("GET", "/api/v1/whoami", Role::kViewer,
              [&ctx](const httplib::Request& req, auto& res, auto&) { whoami(ctx, req, res); });
-  router.add("GET", "/api/v1/signals", Role::kViewer, [](auto&, auto& res, auto&) { signals(res); });
+  router.add("GET", "/api/v1/signals", Role::kViewer,
+             [&ctx](auto&, auto& res, auto&) { signals(ctx.catalog(), res); });
 }
 
 }  // namespace fleettwin::api

@@ -54,6 +54,7 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
     o.tokens.add(api::Role::kAdmin, generated);
   }
   o.open_store = host.open_store;
+  o.catalog = host.catalog ? host.catalog : catalog::load_or_builtin(config.get(keys::catalog_file));
   o.metrics = host.metrics;
   o.log = host.log;
   o.ready = host.ready;
