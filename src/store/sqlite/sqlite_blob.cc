@@ -60,10 +60,12 @@ class Reader {
     }
     fail("varint too long");
   }
-  std::string str() {
+  std::string str() { return std::string(view()); }
+  /// A string without a copy: valid as long as the blob.
+  std::string_view view() {
     uint64_t n = varint();
     need(n);
-    std::string s(_in.substr(_pos, n));
+    std::string_view s = _in.substr(_pos, n);
     _pos += n;
     return s;
   }
@@ -171,7 +173,7 @@ void read_signals(Reader& r, core::Twin& t, const catalog::Catalog& c) {
   SignalResolver resolve(c);
   const uint64_t n = r.count(1 + 8 + 8 + 1);
   for (uint64_t k = 0; k < n; ++k) {
-    const std::string field = r.str();
+    const std::string_view field = r.view();
     const double value = r.f64();
     const int64_t ts = r.i64();
     const uint8_t flags = r.u8();
