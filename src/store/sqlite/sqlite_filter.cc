@@ -12,7 +12,7 @@
 namespace fleettwin::store {
 namespace {
 
-/// Fields that are columns of the twins table (see schema_sql in sqlite_store.cc); the rest live in `rest`.
+/// Fields that are columns of the twins table (see schema_sql in sqlite_schema.cc); the rest live in `rest`.
 struct ColumnField {
   std::string_view path;
   std::string_view column;

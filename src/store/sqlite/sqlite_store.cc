@@ -584,7 +584,7 @@ FleetSummary SqliteStore::fleet_summary(int64_t now_ms) {
     }
   }
   {
-    // Only generations whose time range overlaps the minute are read (see the schema comment).
+    // Only generations whose time range overlaps the minute are read (sqlite_schema.cc: the schema comment).
     Stmt s(_db.handle(),
            "SELECT count(*) FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
            " ON t.gen = g.gen AND t.ts >= ?1 AND t.ts < ?2 WHERE g.max_ts >= ?1 AND g.min_ts < ?2");

@@ -23,7 +23,7 @@ struct SqliteOptions {
   int64_t cache_size_kib = int64_t{64} * 1024;
   /// Applies only when the file is created. Large pages cut the per-page cost of WAL writes and B-tree
   /// splits on the telemetry insert path: 4 KiB 168 k rows/s, 16 KiB 235 k, 64 KiB 230-280 k (see the
-  /// schema comment in sqlite_store.cc), for a history query ~30% slower than at 16 KiB.
+  /// schema comment in sqlite_schema.cc), for a history query ~30% slower than at 16 KiB.
   int page_size = 65536;
   /// Telemetry rows per generation (see the schema comment): larger means fewer seeks per history query
   /// but slower inserts, because each batch then writes into a wider region of the table.
