@@ -224,7 +224,7 @@ BENCHMARK(BM_StoreTwinUpsert)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// --- Telemetry schema candidates (see the schema comment in src/store/sqlite/sqlite_store.cc). Raw SQL,
+// --- Telemetry schema candidates (see the schema comment in src/store/sqlite/sqlite_schema.cc). Raw SQL,
 // same rows, same pragmas as the store, INSERT OR IGNORE per row, one transaction per batch.
 struct Candidate {
   const char* ddl;  // %s = the lat, lon, signal and score columns

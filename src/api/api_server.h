@@ -22,6 +22,9 @@ struct ApiOptions {
   TokenTable tokens;
   /// Opens one store connection per HTTP worker that needs one (stores are one-thread objects).
   std::function<std::unique_ptr<store::TwinStore>()> open_store;
+  /// The signal catalog the stores follow: how twins, history and filters name signals, and what
+  /// GET /api/v1/catalog serves.
+  std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin();
   /// Exported at /metrics and sampled once a second for /fleet/throughput and the live stream. Not owned.
   core::Metrics* metrics = nullptr;
   /// Where commands go (fleet.commands) and where twin changes come from (fleet.twins). Not owned; null:
@@ -29,8 +32,6 @@ struct ApiOptions {
   log::Log* log = nullptr;
   /// The built dashboard (web/dist); empty or missing: / explains how to build it.
   std::string web_dir;
-  /// The signal catalog the pipeline runs on (GET /api/v1/catalog; history and filters name its signals).
-  std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin();
   /// Directory of model artifacts' JSON metadata (*.json) listed by GET /models; empty: none.
   std::string models_dir;
   /// Live-stream limits: clients at once, and bytes queued per client before a slow client is dropped

@@ -1,12 +1,20 @@
 #include "api/context.h"
 
 #include "api/settings.h"
-#include "core/signals.h"
 
 namespace fleettwin::api {
 
+namespace {
+
+ApiOptions with_catalog(ApiOptions o) {
+  if (!o.catalog) o.catalog = catalog::builtin();
+  return o;
+}
+
+}  // namespace
+
 ApiContext::ApiContext(ApiOptions o)
-    : options(std::move(o)),
+    : options(with_catalog(std::move(o))),
       stores(options.open_store),
       hub(options.max_stream_clients, options.stream_queue_bytes) {}
 

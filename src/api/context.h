@@ -39,6 +39,9 @@ struct ApiContext {
   PositionsCache positions;
   std::atomic<uint64_t> command_sequence{0};
 
+  /// The stores' signal catalog (options.catalog, never null).
+  const catalog::Catalog& catalog() const { return *options.catalog; }
+
   /// Sends `records` through one producer shared by every worker (created on first use; needs
   /// options.log) and waits for them: the number the log did not take.
   int64_t publish(std::vector<log::OutRecord> records);

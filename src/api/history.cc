@@ -1,7 +1,7 @@
 #include "api/history.h"
 
 #include "codec/json_writer.h"
-#include "core/signals.h"
+#include "core/telemetry.h"
 
 namespace fleettwin::api {
 
@@ -19,13 +19,17 @@ HistorySeries downsample(const std::vector<store::TelemetryRow>& rows,
   s.step = std::max<int64_t>(1, step);
   s.signals = signals;
   s.values.resize(signals.size());
+  // Per signal: a car may send any subset, so each signal's mean is over the rows that carried it.
   std::vector<double> sums(signals.size());
+  std::vector<int64_t> counts(signals.size());
   int64_t bucket = -1, n = 0;
   std::optional<double> max_score;
   auto emit = [&] {
     if (n == 0) return;
     s.ts.push_back(from + bucket * s.step);
-    for (std::size_t i = 0; i < signals.size(); ++i) s.values[i].push_back(sums[i] / static_cast<double>(n));
+    for (std::size_t i = 0; i < signals.size(); ++i) {
+      s.values[i].push_back(counts[i] > 0 ? sums[i] / static_cast<double>(counts[i]) : core::kAbsent);
+    }
     s.score.push_back(max_score);
     s.count.push_back(n);
   };
@@ -38,16 +42,22 @@ HistorySeries downsample(const std::vector<store::TelemetryRow>& rows,
       n = 0;
       max_score.reset();
       std::fill(sums.begin(), sums.end(), 0.0);
+      std::fill(counts.begin(), counts.end(), 0);
     }
     ++n;
-    for (std::size_t i = 0; i < signals.size(); ++i) sums[i] += row.t.values[signals[i]];
+    for (std::size_t i = 0; i < signals.size(); ++i) {
+      const double v = signals[i] < row.t.values.size() ? row.t.values[signals[i]] : core::kAbsent;
+      if (core::absent(v)) continue;
+      sums[i] += v;
+      ++counts[i];
+    }
     if (const auto& score = row.score; score && (!max_score || *score > *max_score)) max_score = score;
   }
   emit();
   return s;
 }
 
-std::string series_to_json(const HistorySeries& s) {
+std::string series_to_json(const HistorySeries& s, const catalog::Catalog& catalog) {
   std::string out;
   codec::JsonWriter w(out);
   w.begin_object().key("from").integer(s.from).key("to").integer(s.to).key("step").integer(s.step);
@@ -55,7 +65,7 @@ std::string series_to_json(const HistorySeries& s) {
   for (auto t : s.ts) w.integer(t);
   w.end_array().key("signals").begin_object();
   for (std::size_t i = 0; i < s.signals.size(); ++i) {
-    w.key(core::kSignals[s.signals[i]].name).begin_array();
+    w.key(catalog[s.signals[i]].name).begin_array();
     for (double v : s.values[i]) w.number(v);
     w.end_array();
   }

@@ -133,7 +133,7 @@ void LiveFeed::publish_twins() {
   bool first = true;
   core::Twin t;
   for (const auto& [car, doc] : _changed) {
-    if (!codec::twin_from_json(doc, t, nullptr)) continue;
+    if (!codec::twin_from_json(doc, t, nullptr, _ctx.catalog())) continue;
     out += (first ? "" : ",") + twin_event_json(t);
     first = false;
   }

@@ -75,7 +75,7 @@ void add_system_routes(Router& router, ApiContext& ctx) {
   router.add("GET", "/api/v1/whoami", Role::kViewer,
              [&ctx](const httplib::Request& req, auto& res, auto&) { whoami(ctx, req, res); });
   router.add("GET", "/api/v1/catalog", Role::kViewer,
-             [&ctx](auto&, auto& res, auto&) { catalog_json(*ctx.options.catalog, res); });
+             [&ctx](auto&, auto& res, auto&) { catalog_json(ctx.catalog(), res); });
 }
 
 }  // namespace fleettwin::api

@@ -8,7 +8,6 @@
 #include "codec/json.h"
 #include "codec/json_writer.h"
 #include "core/clock.h"
-#include "core/signals.h"
 #include "store/filter.h"
 
 namespace fleettwin::api {
@@ -18,9 +17,9 @@ namespace {
 void list_twins(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
   store::TwinQuery q;
   q.limit = int_param(req, "limit", 100, 1, 10000);
-  if (auto f = query(req, "filter"); f && !f->empty()) q.filter = store::parse_filter(*f);
+  if (auto f = query(req, "filter"); f && !f->empty()) q.filter = store::parse_filter(*f, ctx.catalog());
   q.sort = query(req, "sort").value_or("");
-  const auto sort = store::parse_sort(q.sort);
+  const auto sort = store::parse_sort(q.sort, ctx.catalog());
   q.after_id = query(req, "cursor").value_or("");
   if (!q.after_id.empty()) store::decode_twin_cursor(sort, q.after_id);  // 400 on a bad cursor
   if (auto st = query(req, "status"); st && !st->empty()) {
@@ -30,7 +29,9 @@ void list_twins(ApiContext& ctx, const httplib::Request& req, httplib::Response&
   }
   auto twins = ctx.stores.acquire()->list_twins(q);
   std::string out = "{\"items\":[";
-  for (std::size_t i = 0; i < twins.size(); ++i) out += (i ? "," : "") + codec::twin_to_json(twins[i]);
+  for (std::size_t i = 0; i < twins.size(); ++i) {
+    out += (i ? "," : "") + codec::twin_to_json(twins[i], ctx.catalog());
+  }
   out += "],\"next_cursor\":";
   if (static_cast<int64_t>(twins.size()) == q.limit) {
     codec::append_json_string(out, store::twin_cursor(sort, twins.back()));
@@ -40,16 +41,18 @@ void list_twins(ApiContext& ctx, const httplib::Request& req, httplib::Response&
   send_json(res, out + "}");
 }
 
-/// The signal indexes named in `?signal=a,b` (default speed); 400 for an unknown name.
-std::vector<std::size_t> requested_signals(const httplib::Request& req) {
+/// The catalog indexes of the signals named in `?signal=a,b` (any name, field or alias; default speed, or the
+/// catalog's first signal when it has no speed); 400 for an unknown name.
+std::vector<std::size_t> requested_signals(const catalog::Catalog& catalog, const httplib::Request& req) {
   std::vector<std::size_t> signals;
-  const std::string names = query(req, "signal").value_or("speed");
+  const std::string fallback = catalog.find("speed") || catalog.size() == 0 ? "speed" : catalog[0].name;
+  const std::string names = query(req, "signal").value_or(fallback);
   for (std::size_t pos = 0; pos <= names.size();) {
     const auto comma = std::min(names.find(',', pos), names.size());
     const std::string name = names.substr(pos, comma - pos);
     pos = comma + 1;
     if (name.empty()) continue;
-    const auto idx = core::signal_index(name);
+    const auto idx = catalog.find(name);
     if (!idx) throw ApiError(400, "signal: unknown signal '" + name + "'");
     signals.push_back(*idx);
   }
@@ -59,7 +62,7 @@ std::vector<std::size_t> requested_signals(const httplib::Request& req) {
 void history(ApiContext& ctx, const httplib::Request& req, httplib::Response& res, const std::string& car) {
   auto s = ctx.stores.acquire();
   const auto twin = twin_or_404(*s, car);
-  const auto signals = requested_signals(req);
+  const auto signals = requested_signals(ctx.catalog(), req);
   // Default window: the hour before the car's last message (device time; a fast simulation runs ahead of
   // the wall clock, so "now" would show nothing).
   const int64_t last = twin.last_seen > 0 ? twin.last_seen + 1 : core::wall_clock_ms();
@@ -69,7 +72,7 @@ void history(ApiContext& ctx, const httplib::Request& req, httplib::Response& re
   const int64_t step = int_param(req, "step", auto_step(from, to, 600), 1, INT64_MAX / 2);
   if ((to - from) / step > 100000) throw ApiError(400, "step too small: at most 100000 points");
   const auto rows = s->history(car, from, to, 200000);
-  std::string out = series_to_json(downsample(rows, signals, from, to, step));
+  std::string out = series_to_json(downsample(rows, signals, from, to, step), ctx.catalog());
   out.pop_back();
   out += ",\"car\":";
   codec::append_json_string(out, car);
@@ -91,7 +94,7 @@ void add_twin_routes(Router& router, ApiContext& ctx) {
   router.add("GET", "/api/v1/twins", Role::kViewer,
              [&ctx](const httplib::Request& req, auto& res, auto&) { list_twins(ctx, req, res); });
   router.add("GET", "/api/v1/twins/{car}", Role::kViewer, [&ctx](auto&, auto& res, const auto& p) {
-    send_json(res, codec::twin_to_json(twin_or_404(*ctx.stores.acquire(), p[0])));
+    send_json(res, codec::twin_to_json(twin_or_404(*ctx.stores.acquire(), p[0]), ctx.catalog()));
   });
   router.add("GET", "/api/v1/twins/{car}/history", Role::kViewer,
              [&ctx](const httplib::Request& req, auto& res, const auto& p) { history(ctx, req, res, p[0]); });

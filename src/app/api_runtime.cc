@@ -54,10 +54,10 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
     o.tokens.add(api::Role::kAdmin, generated);
   }
   o.open_store = host.open_store;
+  o.catalog = host.catalog ? host.catalog : catalog::load_or_builtin(config.get(keys::catalog_file));
   o.metrics = host.metrics;
   o.log = host.log;
   o.ready = host.ready;
-  o.catalog = host.catalog ? host.catalog : catalog::load_or_builtin(config.get(keys::catalog_file));
   o.web_dir = find_web_dir(config);
   o.models_dir = host.data_dir.empty() ? "" : (fs::path(host.data_dir) / "models").string();
   o.max_stream_clients = static_cast<std::size_t>(config.get(keys::http_max_stream_clients));

@@ -17,8 +17,9 @@ struct ApiHost {
   std::function<std::unique_ptr<store::TwinStore>()> open_store;
   std::string data_dir;
   std::function<bool()> ready;
-  /// The catalog the pipeline runs on; null: catalog.file (or the built-in one) is loaded.
-  std::shared_ptr<const catalog::Catalog> catalog;
+  /// The catalog `open_store`'s stores follow; null: catalog.file (the built-in catalog when empty), which
+  /// is what store_opener loads when it is given none.
+  std::shared_ptr<const catalog::Catalog> catalog = nullptr;
 };
 
 /// Starts the API server on `http.listen` with the tokens of `api.tokens` (FLEETTWIN_API_TOKENS), or, when

@@ -11,18 +11,26 @@ using config::Config;
 using config::ConfigError;
 namespace keys = config::keys;
 
-StoreOpener store_opener(const Config& config, core::Metrics* metrics) {
+std::shared_ptr<const catalog::Catalog> configured_catalog(const Config& config) {
+  return catalog::load_or_builtin(config.get(keys::catalog_file));
+}
+
+StoreOpener store_opener(const Config& config, core::Metrics* metrics,
+                         std::shared_ptr<const catalog::Catalog> catalog) {
+  if (!catalog) catalog = configured_catalog(config);
   const std::string uri = config.get(keys::store_mongo_uri);
   if (!uri.empty()) {
     store::MongoOptions options;
     options.metrics = metrics;
-    return [uri, options] { return std::make_unique<store::MongoStore>(uri, options); };
+    return [uri, options, catalog] { return std::make_unique<store::MongoStore>(uri, options, catalog); };
   }
   const std::string path = store::SqliteStore::path_in(config.get(keys::data_dir));
-  return [path] { return std::make_unique<store::SqliteStore>(path); };
+  return
+      [path, catalog] { return std::make_unique<store::SqliteStore>(path, store::SqliteOptions{}, catalog); };
 }
 
-std::unique_ptr<store::TwinStore> open_existing_store(const Config& config) {
+std::unique_ptr<store::TwinStore> open_existing_store(const Config& config,
+                                                      std::shared_ptr<const catalog::Catalog> catalog) {
   if (config.get(keys::store_mongo_uri).empty()) {
     const std::string dir = config.get(keys::data_dir);
     if (!std::filesystem::exists(store::SqliteStore::path_in(dir))) {
@@ -30,7 +38,7 @@ std::unique_ptr<store::TwinStore> open_existing_store(const Config& config) {
                         " (give --data-dir of a store `fleettwin up` wrote, or --mongo URI)");
     }
   }
-  return store_opener(config)();
+  return store_opener(config, nullptr, std::move(catalog))();
 }
 
 }  // namespace fleettwin::app

@@ -18,17 +18,20 @@ namespace fleettwin::cli {
 namespace {
 
 int run_api(Config& config, std::atomic<int>& stop_signals) {
-  app::open_existing_store(
-      config);  // a clear error now for a data dir without a store or an unreachable MongoDB
+  const auto catalog = app::configured_catalog(config);
+  // A clear error now for a data dir without a store or an unreachable MongoDB.
+  app::open_existing_store(config, catalog);
   std::unique_ptr<log::Log> log;
   if (const auto brokers = config.get(keys::kafka_brokers); !brokers.empty()) {
     log = std::make_unique<log::KafkaLog>(app::kafka_settings(config, brokers));
   }
   core::Metrics metrics;
-  auto server = app::start_api_server(
-      config,
-      app::ApiHost{
-          &metrics, log.get(), app::store_opener(config, &metrics), config.get(keys::data_dir), {}, {}});
+  auto server = app::start_api_server(config, app::ApiHost{&metrics,
+                                                           log.get(),
+                                                           app::store_opener(config, &metrics, catalog),
+                                                           config.get(keys::data_dir),
+                                                           {},
+                                                           catalog});
   std::printf("%s\n", server->url().c_str());
   std::fflush(stdout);
   while (stop_signals.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));

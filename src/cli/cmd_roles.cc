@@ -17,11 +17,14 @@ namespace fleettwin::cli {
 
 namespace {
 
-std::string twin_row(const core::Twin& t) {
+/// One line per twin; speed is the catalog's signal called (or aliased) "speed", blank when it has none.
+std::string twin_row(const core::Twin& t, const catalog::Catalog& catalog) {
+  const auto speed = catalog.find("speed");
+  const double v = speed && *speed < t.reported.values.size() ? t.reported.values[*speed] : core::kAbsent;
   char buf[256];
   std::snprintf(buf, sizeof buf, "%-12s %-8s %-7s seq %-8lld speed %6.1f m/s  msgs %lld", t.id.c_str(),
                 std::string(core::to_string(t.health.status)).c_str(), t.online ? "online" : "offline",
-                (long long)t.reported.seq, t.reported.values[core::kSpeed], (long long)t.messages);
+                (long long)t.reported.seq, v, (long long)t.messages);
   return buf;
 }
 
@@ -35,14 +38,15 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
   cl.add(
       get,
       [car](Config& config, std::atomic<int>&) {
-        auto store = app::open_existing_store(config);
+        const auto catalog = app::configured_catalog(config);
+        auto store = app::open_existing_store(config, catalog);
         auto t = store->get_twin(*car);
         if (!t) {
           std::fprintf(stderr, "fleettwin: no twin for car '%s' in %s\n", car->c_str(),
                        config.get(keys::data_dir).c_str());
           return 1;
         }
-        std::printf("%s\n", codec::twin_to_json(*t).c_str());
+        std::printf("%s\n", codec::twin_to_json(*t, *catalog).c_str());
         return 0;
       },
       false);
@@ -60,11 +64,12 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
   cl.add(
       list,
       [lf](Config& config, std::atomic<int>&) {
-        auto store = app::open_existing_store(config);
+        const auto catalog = app::configured_catalog(config);
+        auto store = app::open_existing_store(config, catalog);
         store::TwinQuery q;
         q.limit = lf->limit;
         if (!lf->status.empty()) q.status = core::health_status_from_string(lf->status);
-        for (const auto& t : store->list_twins(q)) std::printf("%s\n", twin_row(t).c_str());
+        for (const auto& t : store->list_twins(q)) std::printf("%s\n", twin_row(t, *catalog).c_str());
         return 0;
       },
       false);

@@ -52,10 +52,11 @@ int run_query(const std::string& what, const QueryFlags& f, Config& config) {
   const int64_t from = f.from_ms > 0 ? f.from_ms : to - int64_t{24} * 3'600'000;
   // Parse before connecting: a bad filter is the user's to fix, whatever the store.
   store::TwinQuery q;
+  const auto catalog = app::configured_catalog(config);  // the stores' signal names
   if (what == "twins") {
     try {
-      if (!f.filter.empty()) q.filter = store::parse_filter(f.filter);
-      store::parse_sort(f.sort);
+      if (!f.filter.empty()) q.filter = store::parse_filter(f.filter, *catalog);
+      store::parse_sort(f.sort, *catalog);
     } catch (const store::FilterError& e) {
       std::fprintf(stderr, "fleettwin query twins: %s\n", e.what());
       return 2;
@@ -64,7 +65,7 @@ int run_query(const std::string& what, const QueryFlags& f, Config& config) {
     q.after_id = f.after;
     q.limit = f.limit;
   }
-  auto s = app::open_existing_store(config);
+  auto s = app::open_existing_store(config, catalog);
   if (what == "summary") {
     const auto r = s->fleet_summary(f.now_ms > 0 ? f.now_ms : core::wall_clock_ms());
     std::string by;
@@ -90,11 +91,11 @@ int run_query(const std::string& what, const QueryFlags& f, Config& config) {
     }
   } else if (what == "twins") {
     const auto page = s->list_twins(q);
-    for (const auto& t : page) std::printf("%s\n", codec::twin_to_json(t).c_str());
+    for (const auto& t : page) std::printf("%s\n", codec::twin_to_json(t, *catalog).c_str());
     // The cursor of the next page, on stderr so stdout stays one twin per line.
     if (static_cast<int64_t>(page.size()) == q.limit) {
       std::fprintf(stderr, "next page: --after %s\n",
-                   store::twin_cursor(store::parse_sort(q.sort), page.back()).c_str());
+                   store::twin_cursor(store::parse_sort(q.sort, *catalog), page.back()).c_str());
     }
   }
   return 0;

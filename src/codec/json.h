@@ -133,11 +133,15 @@ void encode_json(const core::Telemetry& t, std::string& out);
 // with has_reported == false keeps no reported telemetry except its car id.
 // The readers accept unknown fields (newer writers) and treat a missing field as its default, except _id.
 
-/// The DESIGN.md §4 twin document: _id, version, reported {signals, ts, seq, settings}, desired, delta,
-/// metadata {signal: ts}, health, connection, location (GeoJSON Point, null before the first report),
-/// stats.
-std::string twin_to_json(const core::Twin& twin);
-bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error);
+/// The DESIGN.md §4 twin document: _id, version, reported {signals, flags, ts, seq, settings}, desired,
+/// delta, metadata {signal: ts}, health, connection, location (GeoJSON Point, null before the first
+/// report), stats. Signals follow `catalog` (the twin's values are in its order), by name: only those the
+/// twin holds (an absent signal is left out of reported, a never-seen one out of metadata), and `flags`,
+/// the names of the signals whose value is out of range, left out when none. The reader accepts any
+/// catalog name or alias and sizes the twin's signals to `catalog`.
+std::string twin_to_json(const core::Twin& twin, const catalog::Catalog& catalog = *catalog::builtin());
+bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error,
+                    const catalog::Catalog& catalog = *catalog::builtin());
 
 /// {_id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged}.
 std::string alert_to_json(const core::Alert& alert);

@@ -5,6 +5,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -16,8 +17,6 @@ namespace fleettwin::codec {
 namespace {
 
 namespace od = simdjson::ondemand;
-using core::kSignalCount;
-using core::kSignals;
 
 /// Parsers and a padded copy buffer reused across calls. The readers are free functions called from any
 /// thread, so each thread has its own (thread_local).
@@ -75,8 +74,8 @@ void write_json_text_map(JsonWriter& w, const std::map<std::string, std::string>
   w.end_object();
 }
 
-void write_signal(JsonWriter& w, std::size_t i, double v) {
-  if (kSignals[i].type == core::SignalType::kInt && v > -9.2e18 && v < 9.2e18 && v == std::trunc(v)) {
+void write_signal(JsonWriter& w, const catalog::SignalSpec& s, double v) {
+  if (s.type != core::SignalType::kDouble && v > -9.2e18 && v < 9.2e18 && v == std::trunc(v)) {
     w.integer(static_cast<int64_t>(v));
   } else {
     w.number(v);
@@ -230,7 +229,7 @@ bool valid_json_value(std::string_view json) { return dom_valid(padded_copy(json
 
 // ---- Twin ----------------------------------------------------------------------------------------------
 
-std::string twin_to_json(const core::Twin& t) {
+std::string twin_to_json(const core::Twin& t, const catalog::Catalog& catalog) {
   std::string out;
   out.reserve(1536);
   JsonWriter w(out);
@@ -244,9 +243,19 @@ std::string twin_to_json(const core::Twin& t) {
     w.key("car").string(t.reported.car);
   }
   if (t.has_reported) {
-    for (std::size_t i = 0; i < kSignalCount; ++i) {
-      w.key(kSignals[i].name);
-      write_signal(w, i, t.reported.values[i]);
+    // Present signals only, by catalog name; a twin sized for a smaller catalog renders what it has.
+    const std::size_t n = std::min(catalog.size(), t.reported.values.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      if (core::absent(t.reported.values[i])) continue;
+      w.key(catalog[i].name);
+      write_signal(w, catalog[i], t.reported.values[i]);
+    }
+    if (!t.reported.out_of_range.empty()) {
+      w.key("flags").begin_array();
+      for (const uint16_t i : t.reported.out_of_range) {
+        if (i < catalog.size()) w.string(catalog[i].name);
+      }
+      w.end_array();
     }
     w.key("ts").integer(t.reported.ts);
     w.key("seq").integer(t.reported.seq);
@@ -261,8 +270,8 @@ std::string twin_to_json(const core::Twin& t) {
   write_strings(w, t.delta());
 
   w.key("metadata").begin_object();
-  for (std::size_t i = 0; i < kSignalCount; ++i) {
-    if (t.metadata[i] != 0) w.key(kSignals[i].name).integer(t.metadata[i]);
+  for (std::size_t i = 0; i < std::min(catalog.size(), t.metadata.size()); ++i) {
+    if (t.metadata[i] != 0) w.key(catalog[i].name).integer(t.metadata[i]);
   }
   w.end_object();
 
@@ -282,9 +291,10 @@ std::string twin_to_json(const core::Twin& t) {
   w.key("last_seen").integer(t.last_seen);
   w.end_object();
 
-  // GeoJSON (longitude first) so MongoDB's 2dsphere index can use it; null until the car has reported.
+  // GeoJSON (longitude first) so MongoDB's 2dsphere index can use it; null until the car has reported a
+  // position (a car may report signals without one: lat/lon absent).
   w.key("location");
-  if (t.has_reported) {
+  if (t.has_reported && t.reported.has_position()) {
     w.begin_object().key("type").string("Point").key("coordinates").begin_array();
     w.number(t.reported.lon).number(t.reported.lat).end_array().end_object();
   } else {
@@ -300,12 +310,27 @@ std::string twin_to_json(const core::Twin& t) {
   return out;
 }
 
-bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error) {
+bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error,
+                    const catalog::Catalog& catalog) {
   core::Twin t;
+  t.reported.values.assign(catalog.size(), core::kAbsent);
+  t.metadata.assign(catalog.size(), 0);
   bool has_id = false;
   bool has_car = false;
   Reader r("twin", error);
 
+  // Flags name signals; names this catalog lacks are dropped, as their values are.
+  const auto read_flags = [&](od::value v) {
+    std::vector<std::string> names;
+    if (!r.strings(v, "reported.flags", names)) return false;
+    for (const auto& name : names) {
+      if (const auto i = catalog.find(name)) t.reported.out_of_range.push_back(static_cast<uint16_t>(*i));
+    }
+    std::sort(t.reported.out_of_range.begin(), t.reported.out_of_range.end());
+    const auto last = std::unique(t.reported.out_of_range.begin(), t.reported.out_of_range.end());
+    t.reported.out_of_range.erase(last, t.reported.out_of_range.end());
+    return true;
+  };
   const auto read_reported = [&](std::string_view key, od::value v) {
     if (key == "car") {
       has_car = true;
@@ -317,11 +342,12 @@ bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error)
     }
     if (key == "seq") return r.integer(v, "reported.seq", t.reported.seq);
     if (key == "settings") return r.json_text_map(v, "reported.settings", t.reported_settings);
-    if (const auto i = core::signal_index(key)) return r.number(v, key, t.reported.values[*i]);
+    if (key == "flags") return read_flags(v);
+    if (const auto i = catalog.find(key)) return r.number(v, key, t.reported.values[*i]);
     return true;
   };
   const auto read_metadata = [&](std::string_view key, od::value v) {
-    if (const auto i = core::signal_index(key)) return r.integer(v, key, t.metadata[*i]);
+    if (const auto i = catalog.find(key)) return r.integer(v, key, t.metadata[*i]);
     return true;
   };
   const auto read_health = [&](std::string_view key, od::value v) {

@@ -6,36 +6,34 @@
 #include <cstdio>
 
 #include "core/hex.h"
-#include "core/signals.h"
 
 namespace fleettwin::store {
 namespace {
 
-std::vector<FilterField> make_fields() {
-  std::vector<FilterField> f{{"_id", FilterType::kString},
-                             {"version", FilterType::kNumber},
-                             {"reported.seq", FilterType::kNumber},
-                             {"reported.ts", FilterType::kNumber}};
-  for (const auto& s : core::kSignals) f.push_back({"reported." + std::string(s.name), FilterType::kNumber});
-  for (const auto& s : core::kSignals) f.push_back({"metadata." + std::string(s.name), FilterType::kNumber});
-  f.insert(f.end(), {{"health.score", FilterType::kNumber},
-                     {"health.threshold", FilterType::kNumber},
-                     {"health.status", FilterType::kString},
-                     {"health.since", FilterType::kNumber},
-                     {"health.model_version", FilterType::kString},
-                     {"connection.online", FilterType::kBool},
-                     {"connection.first_seen", FilterType::kNumber},
-                     {"connection.last_seen", FilterType::kNumber},
-                     {"stats.messages", FilterType::kNumber},
-                     {"stats.distance_km", FilterType::kNumber}});
-  return f;
+// The twin fields that are not signals, before and after the signals in filter_fields() order.
+const std::vector<FilterField> kHeadFields{{"_id", FilterType::kString},
+                                           {"version", FilterType::kNumber},
+                                           {"reported.seq", FilterType::kNumber},
+                                           {"reported.ts", FilterType::kNumber}};
+const std::vector<FilterField> kTailFields{
+    {"health.score", FilterType::kNumber},          {"health.threshold", FilterType::kNumber},
+    {"health.status", FilterType::kString},         {"health.since", FilterType::kNumber},
+    {"health.model_version", FilterType::kString},  {"connection.online", FilterType::kBool},
+    {"connection.first_seen", FilterType::kNumber}, {"connection.last_seen", FilterType::kNumber},
+    {"stats.messages", FilterType::kNumber},        {"stats.distance_km", FilterType::kNumber}};
+
+constexpr std::string_view kReported = "reported.";
+constexpr std::string_view kMetadata = "metadata.";
+
+FilterField signal_field(std::string_view prefix, const catalog::Catalog& catalog, std::size_t i) {
+  return FilterField{std::string(prefix) + catalog[i].field, FilterType::kNumber, i};
 }
 
 // The grammar is nine productions; a hand-written recursive-descent parser gives exact error positions
 // with less code than wiring a parser generator into the build.
 class Parser {
  public:
-  explicit Parser(std::string_view text) : _text(text) {}
+  Parser(std::string_view text, const catalog::Catalog& catalog) : _text(text), _catalog(catalog) {}
 
   Filter parse() {
     skip_space();
@@ -107,7 +105,7 @@ class Parser {
       ++_pos;
     if (_pos == field_pos) throw FilterError(_pos, expected("a field name"));
     std::string_view name = _text.substr(field_pos, _pos - field_pos);
-    auto field = find_filter_field(name);
+    auto field = find_filter_field(name, _catalog);
     if (!field) throw FilterError(field_pos, "unknown field '" + std::string(name) + "'");
     Filter out;
     out.field = *field;
@@ -197,6 +195,7 @@ class Parser {
   }
 
   std::string_view _text;
+  const catalog::Catalog& _catalog;
   size_t _pos = 0;
 };
 
@@ -260,15 +259,26 @@ std::string unhex(std::string_view text) {
 FilterError::FilterError(size_t pos, const std::string& message)
     : std::runtime_error("filter: at position " + std::to_string(pos) + ": " + message), position(pos) {}
 
-const std::vector<FilterField>& filter_fields() {
-  static const std::vector<FilterField> kFields = make_fields();
-  return kFields;
+std::vector<FilterField> filter_fields(const catalog::Catalog& catalog) {
+  std::vector<FilterField> f = kHeadFields;
+  for (std::size_t i = 0; i < catalog.size(); ++i) f.push_back(signal_field(kReported, catalog, i));
+  for (std::size_t i = 0; i < catalog.size(); ++i) f.push_back(signal_field(kMetadata, catalog, i));
+  f.insert(f.end(), kTailFields.begin(), kTailFields.end());
+  return f;
 }
 
-std::optional<FilterField> find_filter_field(std::string_view path) {
+std::optional<FilterField> find_filter_field(std::string_view path, const catalog::Catalog& catalog) {
   if (path == "id") path = "_id";
-  for (const auto& f : filter_fields()) {
-    if (f.path == path) return f;
+  for (const auto* fields : {&kHeadFields, &kTailFields}) {
+    for (const auto& f : *fields) {
+      if (f.path == path) return f;
+    }
+  }
+  // reported.seq and reported.ts matched above; every other reported.X / metadata.X is a signal, by any
+  // of its names (a VSS name keeps its dots: "reported.Vehicle.Speed").
+  for (const std::string_view prefix : {kReported, kMetadata}) {
+    if (!path.starts_with(prefix)) continue;
+    if (const auto i = catalog.find(path.substr(prefix.size()))) return signal_field(prefix, catalog, *i);
   }
   return std::nullopt;
 }
@@ -278,7 +288,9 @@ std::string_view to_string(FilterOp op) {
   return kNames[static_cast<int>(op)];
 }
 
-Filter parse_filter(std::string_view text) { return Parser(text).parse(); }
+Filter parse_filter(std::string_view text, const catalog::Catalog& catalog) {
+  return Parser(text, catalog).parse();
+}
 
 std::string to_string(const Filter& f) {
   switch (f.kind) {
@@ -315,12 +327,12 @@ FilterValue twin_field_value(const core::Twin& t, const FilterField& field) {
   if (p == "connection.last_seen") return static_cast<double>(t.last_seen);
   if (p == "stats.messages") return static_cast<double>(t.messages);
   if (p == "stats.distance_km") return t.distance_km;
-  for (size_t i = 0; i < core::kSignalCount; ++i) {
-    const auto& name = core::kSignals[i].name;
-    if (p.size() == 9 + name.size() && p.starts_with("reported.") && p.ends_with(name))
-      return t.reported.values[i];
-    if (p.size() == 9 + name.size() && p.starts_with("metadata.") && p.ends_with(name))
-      return static_cast<double>(t.metadata[i]);
+  const std::size_t i = field.signal;
+  if (i != FilterField::kNoSignal && p.starts_with(kReported)) {
+    return i < t.reported.values.size() ? t.reported.values[i] : core::kAbsent;
+  }
+  if (i != FilterField::kNoSignal && p.starts_with(kMetadata)) {
+    return i < t.metadata.size() ? static_cast<double>(t.metadata[i]) : 0.0;
   }
   throw FilterError(0, "unknown field '" + p + "'");
 }
@@ -352,14 +364,14 @@ bool matches(const Filter& f, const core::Twin& twin) {
   return compare(std::get<std::string>(v), f.op, std::get<std::string>(f.value));
 }
 
-TwinSort parse_sort(std::string_view text) {
+TwinSort parse_sort(std::string_view text, const catalog::Catalog& catalog) {
   TwinSort out;
   if (text.empty()) return out;
   if (text[0] == '-') {
     out.descending = true;
     text.remove_prefix(1);
   }
-  auto field = find_filter_field(text);
+  auto field = find_filter_field(text, catalog);
   if (!field) throw FilterError(out.descending ? 1 : 0, "unknown sort field '" + std::string(text) + "'");
   out.field = *field;
   return out;

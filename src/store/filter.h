@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "core/twin.h"
 
 namespace fleettwin::store {
@@ -26,15 +27,24 @@ enum class FilterType : uint8_t { kNumber, kString, kBool };
 
 /// One field of the twin document (DESIGN.md §4 Twin) a filter or a sort may name.
 struct FilterField {
-  std::string path;  ///< canonical dotted path in the MongoDB twin document, e.g. "reported.speed", "_id"
+  /// Canonical dotted path in the MongoDB twin document, e.g. "_id", "reported.speed"; a signal's path uses
+  /// its catalog field (identifier form): "reported.Vehicle_Speed", "metadata.Vehicle_Speed".
+  std::string path;
   FilterType type = FilterType::kNumber;
+  /// For reported.<signal> and metadata.<signal>: the signal's index in the catalog the field was resolved
+  /// with (what twin_field_value reads); kNoSignal otherwise.
+  std::size_t signal = kNoSignal;
+  static constexpr std::size_t kNoSignal = static_cast<std::size_t>(-1);
   bool operator==(const FilterField&) const = default;
 };
 
-/// The field called `path` (accepts "id" as an alias of "_id"), or nullopt for an unknown one.
-std::optional<FilterField> find_filter_field(std::string_view path);
-/// Every field a filter may name, in catalog order (for help texts and error messages).
-const std::vector<FilterField>& filter_fields();
+/// The field called `path` (accepts "id" as an alias of "_id"), or nullopt for an unknown one. A signal may
+/// be named by any of its catalog names after "reported." or "metadata." (name, field or alias:
+/// "reported.Vehicle.Speed", "reported.Vehicle_Speed" and "reported.speed" are one field in a VSS catalog).
+std::optional<FilterField> find_filter_field(std::string_view path,
+                                             const catalog::Catalog& catalog = *catalog::builtin());
+/// Every field a filter may name, signals in catalog order (for help texts and error messages).
+std::vector<FilterField> filter_fields(const catalog::Catalog& catalog = *catalog::builtin());
 
 enum class FilterOp : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
 std::string_view to_string(FilterOp op);
@@ -58,13 +68,15 @@ struct Filter {
 ///   or := and ('||' and)* ; and := unary ('&&' unary)* ; unary := '!' unary | '(' or ')' | cmp
 ///   cmp := field op literal ; op := == != < <= > >= ; literal := number | "string" | true | false
 /// Strings are double-quoted with \" and \\ escapes. Throws FilterError naming the position of an unknown
-/// field, a type mismatch (e.g. `connection.online > 3`), a bad literal, or a syntax error.
-Filter parse_filter(std::string_view text);
+/// field, a type mismatch (e.g. `connection.online > 3`), a bad literal, or a syntax error. Signal fields
+/// are resolved with `catalog` (the store's: a Filter is for stores of that catalog).
+Filter parse_filter(std::string_view text, const catalog::Catalog& catalog = *catalog::builtin());
 
 /// The filter as text that parse_filter() reads back to an equal Filter (for logs and tests).
 std::string to_string(const Filter& filter);
 
-/// The value of `field` in `twin` (for sorting and paging cursors): a double, string or bool.
+/// The value of `field` in `twin` (for sorting and paging cursors): a double, string or bool. A signal the
+/// twin does not hold (a value vector shorter than the field's index) reads as absent (NaN).
 FilterValue twin_field_value(const core::Twin& twin, const FilterField& field);
 
 /// Evaluates the filter against a twin in memory: the reference semantics both adapters' translations
@@ -77,8 +89,9 @@ struct TwinSort {
   bool descending = false;
   bool by_id() const { return field.path == "_id"; }
 };
-/// Parses "reported.speed" / "-health.score" / "" (id). Throws FilterError for an unknown field.
-TwinSort parse_sort(std::string_view text);
+/// Parses "reported.speed" / "-health.score" / "" (id), signals resolved with `catalog`. Throws FilterError
+/// for an unknown field.
+TwinSort parse_sort(std::string_view text, const catalog::Catalog& catalog = *catalog::builtin());
 
 /// The paging cursor of a sorted listing: where the next page starts after `last`. Ordering is (sort
 /// field, then id ascending) in both adapters, so (value, id) identifies a position exactly. For the id

@@ -15,7 +15,8 @@
 
 namespace fleettwin::store {
 
-/// One telemetry row of the history, with the anomaly score when known.
+/// One telemetry row of the history, with the anomaly score when known. Stores read `t.values` sized and
+/// ordered by their catalog (absent signals kAbsent) and keep `t.out_of_range`.
 struct TelemetryRow {
   core::Telemetry t;
   std::optional<double> score;
@@ -45,7 +46,8 @@ struct TwinQuery {
   std::optional<core::HealthStatus> status{};
   std::optional<bool> online{};
   std::optional<Filter> filter{};  ///< parse_filter(text); ANDed with status/online
-  /// A field path (filter_fields()), leading '-' = descending; empty = by id. Ties are ordered by id.
+  /// A field path (filter_fields() of the store's catalog, a signal by any of its names), leading '-' =
+  /// descending; empty = by id. Ties are ordered by id.
   std::string sort{};
   /// Paging cursor: empty for the first page, then twin_cursor(parse_sort(sort), last twin of the page).
   /// With the id sort that is simply the last id (list ids greater than this).
@@ -117,9 +119,9 @@ class TwinStore {
   virtual FleetSummary fleet_summary(int64_t now_ms) = 0;
   /// The n twins with the highest health.score, ties by id ascending.
   virtual std::vector<CarScore> top_by_score(int64_t n) = 0;
-  /// Hourly min/avg/max/count of `signal` (a core::kSignals name, or "score") of one car over
-  /// from_ms <= ts < to_ms, oldest hour first; hours without values are absent. Throws
-  /// std::invalid_argument for an unknown signal.
+  /// Hourly min/avg/max/count of `signal` (any name, field or alias of a signal of the store's catalog, or
+  /// "score") of one car over from_ms <= ts < to_ms, oldest hour first; hours without values are absent.
+  /// Throws std::invalid_argument for an unknown signal.
   virtual std::vector<HourlyAggregate> hourly(const std::string& car, std::string_view signal,
                                               int64_t from_ms, int64_t to_ms) = 0;
   /// Raised alerts per (hour, kind) over from_ms <= ts < to_ms, ordered by hour then kind.

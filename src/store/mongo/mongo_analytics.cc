@@ -9,7 +9,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/signals.h"
 #include "store/mongo/mongo_bson.h"
 #include "store/mongo/mongo_cursor.h"
 #include "store/mongo/mongo_store.h"
@@ -154,10 +153,12 @@ FleetSummary MongoStore::fleet_summary(int64_t now_ms) {
 
 std::vector<HourlyAggregate> MongoStore::hourly(const std::string& car, std::string_view signal,
                                                 int64_t from_ms, int64_t to_ms) {
-  if (signal != "score" && !core::signal_index(signal)) {
-    throw std::invalid_argument("hourly: unknown signal '" + std::string(signal) + "'");
+  std::string field = "score";
+  if (signal != "score") {
+    const auto i = _catalog->find(signal);
+    if (!i) throw std::invalid_argument("hourly: unknown signal '" + std::string(signal) + "'");
+    field = (*_catalog)[*i].field;  // an identifier from the catalog: safe as a field path
   }
-  const std::string field(signal);  // a catalog name: safe as a field path
   std::vector<HourlyAggregate> out;
   if (from_ms >= to_ms) return out;
   Bson match;

@@ -169,8 +169,11 @@ MongoPool::~MongoPool() {
   if (_uri != nullptr) mongoc_uri_destroy(static_cast<mongoc_uri_t*>(_uri));
 }
 
-MongoStore::MongoStore(const std::string& uri, MongoOptions options)
-    : _pool(MongoPool::get(uri)), _options(options) {
+MongoStore::MongoStore(const std::string& uri, MongoOptions options,
+                       std::shared_ptr<const catalog::Catalog> catalog)
+    : _pool(MongoPool::get(uri)),
+      _options(options),
+      _catalog(catalog ? std::move(catalog) : catalog::builtin()) {
   _client = mongoc_client_pool_pop(_pool->pool());
   {
     // Identifies this instance's twin lease locks (see TwinLeases).

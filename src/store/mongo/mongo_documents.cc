@@ -1,33 +1,90 @@
 #include "store/mongo/mongo_documents.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <string>
 
-#include "core/signals.h"
-
 namespace fleettwin::store::mongo {
 namespace {
 
-void write_signals(DocWriter& w, const std::vector<double>& values) {
-  for (size_t i = 0; i < core::kSignalCount; ++i) {
-    const auto& s = core::kSignals[i];
-    const double v = values[i];
-    // Integer signals (tyre pressures, firmware) as int64, as the catalog types them; doubles otherwise.
-    if (s.type == core::SignalType::kInt && std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9e15) {
-      w.int64(s.name, static_cast<int64_t>(v));
+constexpr const char* kFlags = "flags";
+
+void write_signals(DocWriter& w, const core::Telemetry& t, const catalog::Catalog& c) {
+  const std::size_t n = std::min(c.size(), t.values.size());
+  for (size_t i = 0; i < n; ++i) {
+    const auto& s = c[i];
+    const double v = t.values[i];
+    if (core::absent(v)) continue;
+    // Int and bool signals (tyre pressures, firmware) as int64, as the catalog types them; doubles otherwise.
+    if (s.type != core::SignalType::kDouble && std::isfinite(v) && v == std::floor(v) &&
+        std::fabs(v) < 9e15) {
+      w.int64(s.field, static_cast<int64_t>(v));
     } else {
-      w.num(s.name, v);
+      w.num(s.field, v);
     }
   }
+  if (t.out_of_range.empty()) return;
+  w.array(kFlags, [&](ArrayWriter& flags) {
+    for (const uint16_t i : t.out_of_range) {
+      if (i < c.size()) flags.str(c[i].field);
+    }
+  });
 }
 
-void read_signals(const bson_t* doc, const std::string& prefix, std::vector<double>& out) {
-  for (size_t i = 0; i < core::kSignalCount; ++i) {
-    out[i] = get_num(doc, (prefix + std::string(core::kSignals[i].name)).c_str());
+/// Calls f(key, iterator) for each member of the document at `path` (the whole document when empty): one
+/// pass, however many signals the catalog has.
+template <typename F>
+void for_each_member(const bson_t* doc, const char* path, F&& f) {
+  bson_iter_t it;
+  bson_iter_t child;
+  if (*path == '\0') {
+    if (!bson_iter_init(&child, doc)) return;
+  } else if (!bson_iter_init_find(&it, doc, path) || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+             !bson_iter_recurse(&it, &child)) {
+    return;
   }
+  while (bson_iter_next(&child)) f(std::string_view(bson_iter_key(&child)), child);
+}
+
+/// The signals and flags of the document at `path` into `t`, sized to the catalog.
+void read_signals(const bson_t* doc, const char* path, const catalog::Catalog& c, core::Telemetry& t) {
+  t.values.assign(c.size(), core::kAbsent);
+  t.out_of_range.clear();
+  for_each_member(doc, path, [&](std::string_view key, const bson_iter_t& it) {
+    if (key == kFlags && BSON_ITER_HOLDS_ARRAY(&it)) {
+      bson_iter_t flags;
+      bson_iter_t copy = it;
+      if (!bson_iter_recurse(&copy, &flags)) return;
+      while (bson_iter_next(&flags)) {
+        if (!BSON_ITER_HOLDS_UTF8(&flags)) continue;
+        if (const auto i = c.find(bson_iter_utf8(&flags, nullptr))) {
+          t.out_of_range.push_back(static_cast<uint16_t>(*i));
+        }
+      }
+      return;
+    }
+    if (!BSON_ITER_HOLDS_NUMBER(&it)) return;  // null (an absent value written by an older build), location
+    if (const auto i = c.find(key)) t.values[*i] = bson_iter_as_double(&it);
+  });
+  std::sort(t.out_of_range.begin(), t.out_of_range.end());
+  t.out_of_range.erase(std::unique(t.out_of_range.begin(), t.out_of_range.end()), t.out_of_range.end());
+}
+
+std::vector<int64_t> read_metadata(const bson_t* doc, const catalog::Catalog& c) {
+  std::vector<int64_t> out(c.size(), 0);
+  for_each_member(doc, "metadata", [&](std::string_view key, const bson_iter_t& it) {
+    const auto i = c.find(key);
+    if (!i) return;
+    if (BSON_ITER_HOLDS_DATE_TIME(&it)) {
+      out[*i] = bson_iter_date_time(&it);
+    } else if (BSON_ITER_HOLDS_NUMBER(&it)) {
+      out[*i] = bson_iter_as_int64(&it);
+    }
+  });
+  return out;
 }
 
 void write_string_map(DocWriter& w, std::string_view key, const std::map<std::string, std::string>& m) {
@@ -79,20 +136,23 @@ int status_rank(const std::string& s) {
 
 }  // namespace
 
-Bson twin_doc(const core::Twin& t) {
+Bson twin_doc(const core::Twin& t, const catalog::Catalog& catalog) {
   Bson d;
   d.str("_id", t.id).int64("version", t.version);
   d.child("reported", [&](DocWriter& rep) {
     rep.int64("seq", t.reported.seq).date("ts", t.reported.ts).num("lat", t.reported.lat);
     rep.num("lon", t.reported.lon);
-    write_signals(rep, t.reported.values);
+    write_signals(rep, t.reported, catalog);
   });
   d.boolean("has_reported", t.has_reported);
   write_string_map(d, "desired", t.desired);
   write_string_map(d, "reported_settings", t.reported_settings);
   write_string_list(d, "delta", t.delta());
   d.child("metadata", [&](DocWriter& meta) {
-    for (size_t i = 0; i < core::kSignalCount; ++i) meta.date(core::kSignals[i].name, t.metadata[i]);
+    // Every signal, 0 (the epoch) for never: a filter on metadata.<field> then sees the same value as the
+    // in-memory twin.
+    for (size_t i = 0; i < catalog.size(); ++i)
+      meta.date(catalog[i].field, i < t.metadata.size() ? t.metadata[i] : 0);
   });
   d.child("health", [&](DocWriter& health) {
     health.num("score", t.health.score).num("threshold", t.health.threshold);
@@ -109,7 +169,7 @@ Bson twin_doc(const core::Twin& t) {
   return d;
 }
 
-core::Twin read_twin(const bson_t* d) {
+core::Twin read_twin(const bson_t* d, const catalog::Catalog& catalog) {
   core::Twin t;
   t.id = get_str(d, "_id");
   t.version = get_int(d, "version");
@@ -120,12 +180,10 @@ core::Twin read_twin(const bson_t* d) {
   t.reported.ts = get_int(d, "reported.ts");
   t.reported.lat = get_num(d, "reported.lat");
   t.reported.lon = get_num(d, "reported.lon");
-  read_signals(d, "reported.", t.reported.values);
+  read_signals(d, "reported", catalog, t.reported);
   t.desired = read_string_map(d, "desired");
   t.reported_settings = read_string_map(d, "reported_settings");
-  for (size_t i = 0; i < core::kSignalCount; ++i) {
-    t.metadata[i] = get_int(d, ("metadata." + std::string(core::kSignals[i].name)).c_str());
-  }
+  t.metadata = read_metadata(d, catalog);
   t.health.score = get_num(d, "health.score");
   t.health.threshold = get_num(d, "health.threshold");
   t.health.status = core::health_status_from_string(get_str(d, "health.status"));
@@ -154,24 +212,24 @@ Bson twin_guard(const core::Twin& t) {
   return f;
 }
 
-Bson telemetry_doc(const TelemetryRow& r) {
+Bson telemetry_doc(const TelemetryRow& r, const catalog::Catalog& catalog) {
   Bson d;
   d.str("_id", r.t.car + ":" + std::to_string(r.t.seq)).str("car", r.t.car).int64("seq", r.t.seq);
   d.date("ts", r.t.ts);
   append_point(d.get(), "location", r.t.lat, r.t.lon);
-  write_signals(d, r.t.values);
+  write_signals(d, r.t, catalog);
   if (r.score) d.num("score", *r.score);
   return d;
 }
 
-TelemetryRow read_telemetry(const bson_t* d) {
+TelemetryRow read_telemetry(const bson_t* d, const catalog::Catalog& catalog) {
   TelemetryRow r;
   r.t.car = get_str(d, "car");
   r.t.seq = get_int(d, "seq");
   r.t.ts = get_int(d, "ts");
   r.t.lon = point_coordinate(d, "location.coordinates.0");
   r.t.lat = point_coordinate(d, "location.coordinates.1");
-  read_signals(d, "", r.t.values);
+  read_signals(d, "", catalog, r.t);
   if (has(d, "score")) r.score = get_num(d, "score");
   return r;
 }

@@ -3,6 +3,7 @@
 // The documents of the twins, telemetry, alerts and commands collections (DESIGN.md §4) and their
 // conditional-write guards: domain values <-> BSON, nothing else. Times are BSON dates; NaN numbers are null.
 
+#include "catalog/catalog.h"
 #include "core/alert.h"
 #include "core/twin.h"
 #include "store/mongo/mongo_bson.h"
@@ -10,18 +11,24 @@
 
 namespace fleettwin::store::mongo {
 
-/// The twin document, _id the car.
-Bson twin_doc(const core::Twin& t);
-core::Twin read_twin(const bson_t* d);
+// Signals follow the store's catalog: a document carries the signals it holds, each under its catalog field
+// (identifier form, so a VSS name's dots never read as a path), and `flags`, the fields of the flagged
+// (out of range) ones, left out when none. A reader sizes the signals to its catalog: a missing key is an
+// absent signal, a key its catalog lacks is ignored.
+
+/// The twin document, _id the car: reported {seq, ts, lat, lon, present signals, flags}, metadata {field:
+/// date} for every catalog signal (epoch: never), ...
+Bson twin_doc(const core::Twin& t, const catalog::Catalog& catalog);
+core::Twin read_twin(const bson_t* d, const catalog::Catalog& catalog);
 /// The conditional-upsert filter of a twin: the stored one is older (lower seq, or same seq and lower
 /// version). When it is not, the upsert tries to insert a second document with the same _id and gets a
 /// duplicate key: that is how a stale update shows.
 Bson twin_guard(const core::Twin& t);
 
-/// The telemetry document: _id "{car}:{seq}", top-level car/seq/ts(date)/location, every signal, score when
-/// known.
-Bson telemetry_doc(const TelemetryRow& r);
-TelemetryRow read_telemetry(const bson_t* d);
+/// The telemetry document: _id "{car}:{seq}", top-level car/seq/ts(date)/location, the present signals,
+/// flags when any, score when known.
+Bson telemetry_doc(const TelemetryRow& r, const catalog::Catalog& catalog);
+TelemetryRow read_telemetry(const bson_t* d, const catalog::Catalog& catalog);
 
 /// The upsert of an alert: its fields by $set; acknowledged, once set, stays set (only ever $set to true; a
 /// new alert starts false).

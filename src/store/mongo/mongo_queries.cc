@@ -54,12 +54,14 @@ std::vector<T> latest(mongoc_collection_t* coll, const std::string& car, std::st
 }  // namespace
 
 std::optional<core::Twin> MongoStore::get_twin(const std::string& car) {
-  return find_one<core::Twin>(_impl->twins.get(), id_filter(car), read_twin, "get_twin");
+  return find_one<core::Twin>(
+      _impl->twins.get(), id_filter(car), [this](const bson_t* d) { return read_twin(d, *_catalog); },
+      "get_twin");
 }
 
 std::vector<core::Twin> MongoStore::list_twins(const TwinQuery& q) {
   if (q.limit <= 0) return {};
-  const TwinSort sort = parse_sort(q.sort);
+  const TwinSort sort = parse_sort(q.sort, *_catalog);
   // {$and: [status, online, filter, page]}: each clause a document of its own, so no key of one can
   // collide with another's.
   Bson query;
@@ -73,7 +75,9 @@ std::vector<core::Twin> MongoStore::list_twins(const TwinQuery& q) {
   const Bson opts = sort.by_id()
                         ? find_opts({{"_id", 1}}, q.limit)
                         : find_opts({{sort.field.path, sort.descending ? -1 : 1}, {"_id", 1}}, q.limit);
-  return find_all<core::Twin>(_impl->twins.get(), query, opts, read_twin, "list_twins");
+  return find_all<core::Twin>(
+      _impl->twins.get(), query, opts, [this](const bson_t* d) { return read_twin(d, *_catalog); },
+      "list_twins");
 }
 
 std::vector<TelemetryRow> MongoStore::history(const std::string& car, int64_t from_ms, int64_t to_ms,
@@ -81,13 +85,14 @@ std::vector<TelemetryRow> MongoStore::history(const std::string& car, int64_t fr
   if (limit <= 0 || from_ms >= to_ms) return {};
   Bson f;
   f.str("car", car).date_range("ts", from_ms, to_ms);
-  return find_all<TelemetryRow>(_impl->telemetry.get(), f, find_opts({{"ts", 1}, {"seq", 1}}, limit),
-                                read_telemetry, "history");
+  return find_all<TelemetryRow>(
+      _impl->telemetry.get(), f, find_opts({{"ts", 1}, {"seq", 1}}, limit),
+      [this](const bson_t* d) { return read_telemetry(d, *_catalog); }, "history");
 }
 
 void MongoStore::scan_telemetry(const std::function<void(const TelemetryRow&)>& f) {
   find(
-      _impl->telemetry.get(), Bson(), Bson(), [&](const bson_t* d) { f(read_telemetry(d)); },
+      _impl->telemetry.get(), Bson(), Bson(), [&](const bson_t* d) { f(read_telemetry(d, *_catalog)); },
       "scan_telemetry");
 }
 

@@ -50,9 +50,8 @@ struct Upserts {
   std::vector<Bson> docs;
   bool update = false;
 
-  template <typename T>
-  static Upserts of(const std::vector<T>& items, Bson (*guard)(const T&), Bson (*doc)(const T&),
-                    bool update = false) {
+  template <typename T, typename Guard, typename Doc>
+  static Upserts of(const std::vector<T>& items, Guard&& guard, Doc&& doc, bool update = false) {
     Upserts u{{}, {}, update};
     u.filters.reserve(items.size());
     u.docs.reserve(items.size());
@@ -73,10 +72,10 @@ struct Upserts {
 };
 
 void write_telemetry(const BatchWriter& w, mongoc_collection_t* coll, const std::vector<TelemetryRow>& rows,
-                     WriteResult& result) {
+                     const catalog::Catalog& catalog, WriteResult& result) {
   std::vector<Bson> docs;
   docs.reserve(rows.size());
-  for (const auto& r : rows) docs.push_back(telemetry_doc(r));
+  for (const auto& r : rows) docs.push_back(telemetry_doc(r, catalog));
   const BulkOutcome o =
       w.bulk(coll, docs.size(), [&](mongoc_bulk_operation_t* b, size_t i) { add_insert(b, docs[i]); });
   result.telemetry_inserted = o.inserted;
@@ -86,8 +85,9 @@ void write_telemetry(const BatchWriter& w, mongoc_collection_t* coll, const std:
 /// Twins by conditional upsert (twin_guard) where the server applies the guard atomically; returns how many
 /// applied.
 int64_t upsert_twins_guarded(const BatchWriter& w, mongoc_collection_t* coll,
-                             const std::vector<core::Twin>& twins) {
-  const Upserts upserts = Upserts::of(twins, twin_guard, twin_doc);
+                             const std::vector<core::Twin>& twins, const catalog::Catalog& catalog) {
+  const Upserts upserts =
+      Upserts::of(twins, twin_guard, [&](const core::Twin& t) { return twin_doc(t, catalog); });
   auto add = [&](const std::vector<size_t>& ops) {
     return [&, ops](mongoc_bulk_operation_t* b, size_t i) { upserts.add(b, ops[i]); };
   };
@@ -107,10 +107,10 @@ int64_t upsert_twins_guarded(const BatchWriter& w, mongoc_collection_t* coll,
 /// Twins under per-car lease locks, where the server's conditional update is not atomic: the states the
 /// leases decided on are replaced by _id, which never fails with a duplicate key. Returns how many applied.
 int64_t upsert_twins_leased(const BatchWriter& w, TwinLeases& leases, mongoc_collection_t* coll,
-                            const std::vector<core::Twin>& twins) {
+                            const std::vector<core::Twin>& twins, const catalog::Catalog& catalog) {
   std::vector<Bson> docs;
   docs.reserve(twins.size());
-  for (const auto& t : twins) docs.push_back(twin_doc(t));
+  for (const auto& t : twins) docs.push_back(twin_doc(t, catalog));
   // One attempt under the lock: a failure releases the locks and throws; the caller's retry of the whole
   // write then locks again.
   BulkPolicy once = w.policy;
@@ -145,17 +145,18 @@ WriteResult MongoStore::write(const WriteBatch& batch) {
     w.policy.error_counter = &_options.metrics->counter("fleettwin_store_mongo_errors_total",
                                                         "MongoDB bulk writes given up after max attempts");
   }
-  if (!batch.telemetry.empty()) write_telemetry(w, _impl->telemetry.get(), batch.telemetry, result);
+  if (!batch.telemetry.empty())
+    write_telemetry(w, _impl->telemetry.get(), batch.telemetry, *_catalog, result);
   if (!batch.twins.empty()) {
     int64_t applied = 0;
     if (w.atomic_updates) {
-      applied = upsert_twins_guarded(w, _impl->twins.get(), batch.twins);
+      applied = upsert_twins_guarded(w, _impl->twins.get(), batch.twins, *_catalog);
     } else {
       // The lease inserts retry with the store's options but count only in retries()/errors().
       const BulkPolicy lock_policy{_options.max_attempts, _options.retry_backoff_ms,
                                    _options.retry_backoff_max_ms, &_retries, &_errors};
       TwinLeases leases(_client, _pool->database(), _impl->twins.get(), _owner, lock_policy);
-      applied = upsert_twins_leased(w, leases, _impl->twins.get(), batch.twins);
+      applied = upsert_twins_leased(w, leases, _impl->twins.get(), batch.twins, *_catalog);
     }
     result.twins_applied = applied;
     result.twins_stale = static_cast<int64_t>(batch.twins.size()) - applied;

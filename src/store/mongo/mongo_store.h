@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "core/metrics.h"
 #include "store/twin_store.h"
 
@@ -71,14 +72,17 @@ class MongoPool {
 
 /// The distributed-mode TwinStore on MongoDB or a MongoDB-compatible server (FerretDB), in the collections of
 /// DESIGN.md §4: twins, telemetry, alerts, commands. Same semantics as SqliteStore (the contract tests run
-/// both); idempotent under replay through deterministic ids and conditional upserts.
+/// both); idempotent under replay through deterministic ids and conditional upserts. Signals follow `catalog`
+/// (null: the built-in one), by field name; documents carry the signals present (mongo_documents.h), so a
+/// catalog that adds a signal needs no migration.
 ///
 /// Threads: one instance per thread, like every TwinStore: it holds one client popped from the shared pool
 /// for its whole life. Instances on several threads or processes may write the same data concurrently.
 class MongoStore final : public TwinStore {
  public:
   /// Opens (and on first use indexes) the database named by the URI's path.
-  explicit MongoStore(const std::string& uri, MongoOptions options = {});
+  explicit MongoStore(const std::string& uri, MongoOptions options = {},
+                      std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin());
   ~MongoStore() override;
   MongoStore(const MongoStore&) = delete;
   MongoStore& operator=(const MongoStore&) = delete;
@@ -108,6 +112,7 @@ class MongoStore final : public TwinStore {
   /// tooling).
   void scan_telemetry(const std::function<void(const TelemetryRow&)>& f);
   const MongoCapabilities& capabilities() const { return _pool->capabilities(); }
+  const catalog::Catalog& catalog() const { return *_catalog; }
   /// Bulk writes retried / given up since this instance opened.
   int64_t retries() const { return _retries; }
   int64_t errors() const { return _errors; }
@@ -118,6 +123,7 @@ class MongoStore final : public TwinStore {
   class Impl;  // the collections (mongo_store_impl.h)
   std::shared_ptr<MongoPool> _pool;
   MongoOptions _options;
+  std::shared_ptr<const catalog::Catalog> _catalog;
   mongoc_client_t* _client = nullptr;
   std::string _owner;  ///< unique per instance: the owner field of its twin lease locks
   std::unique_ptr<Impl> _impl;

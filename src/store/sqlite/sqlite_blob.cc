@@ -1,17 +1,21 @@
 #include "store/sqlite/sqlite_blob.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 namespace fleettwin::store {
 namespace {
 
 // Bump when the field list changes; a decoder that sees another value refuses the blob rather than
-// misreading it.
-constexpr uint8_t kTwinFormat = 1;
+// misreading it. 1: the 18 cardata-v1 signals by position; 2: signals by catalog field name.
+constexpr uint8_t kTwinFormatPositional = 1;
+constexpr uint8_t kTwinFormat = 2;
+constexpr uint8_t kFlagged = 1;
 
 class Writer {
  public:
@@ -56,10 +60,12 @@ class Reader {
     }
     fail("varint too long");
   }
-  std::string str() {
+  std::string str() { return std::string(view()); }
+  /// A string without a copy: valid as long as the blob.
+  std::string_view view() {
     uint64_t n = varint();
     need(n);
-    std::string s(_in.substr(_pos, n));
+    std::string_view s = _in.substr(_pos, n);
     _pos += n;
     return s;
   }
@@ -121,17 +127,105 @@ std::vector<std::string> read_list(Reader& r) {
   return list;
 }
 
+/// Maps the signal names of a blob to the reader's catalog. Names usually come in the reader's catalog
+/// order, so the next index is tried before the hash lookup.
+class SignalResolver {
+ public:
+  explicit SignalResolver(const catalog::Catalog& c) : _catalog(c) {}
+  std::optional<std::size_t> index(std::string_view field) {
+    if (_next < _catalog.size() && _catalog[_next].field == field) return _next++;
+    auto i = _catalog.find(field);
+    if (i) _next = *i + 1;
+    return i;
+  }
+
+ private:
+  const catalog::Catalog& _catalog;
+  std::size_t _next = 0;
+};
+
+void size_signals(core::Twin& t, std::size_t n) {
+  t.reported.values.assign(n, core::kAbsent);
+  t.reported.out_of_range.clear();
+  t.metadata.assign(n, 0);
+}
+
+// Only what a twin holds for a signal is written: a fleet catalog may have hundreds of signals a car never
+// sends. Count first (the reader bounds it by the blob's size), then name, value, metadata time and flags.
+void write_signals(Writer& w, const core::Twin& t, const catalog::Catalog& c) {
+  const std::size_t n = std::min({c.size(), t.reported.values.size(), t.metadata.size()});
+  auto held = [&](std::size_t i) {
+    return !core::absent(t.reported.values[i]) || t.metadata[i] != 0 || t.reported.flagged(i);
+  };
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < n; ++i) count += held(i) ? 1 : 0;
+  w.varint(count);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!held(i)) continue;
+    w.str(c[i].field);
+    w.f64(t.reported.values[i]);
+    w.i64(t.metadata[i]);
+    w.u8(t.reported.flagged(i) ? kFlagged : 0);
+  }
+}
+
+void read_signals(Reader& r, core::Twin& t, const catalog::Catalog& c) {
+  SignalResolver resolve(c);
+  const uint64_t n = r.count(1 + 8 + 8 + 1);
+  for (uint64_t k = 0; k < n; ++k) {
+    const std::string_view field = r.view();
+    const double value = r.f64();
+    const int64_t ts = r.i64();
+    const uint8_t flags = r.u8();
+    const auto i = resolve.index(field);
+    if (!i) continue;  // a signal the reader's catalog no longer has
+    t.reported.values[*i] = value;
+    t.metadata[*i] = ts;
+    if ((flags & kFlagged) != 0) t.reported.out_of_range.push_back(static_cast<uint16_t>(*i));
+  }
+  std::sort(t.reported.out_of_range.begin(), t.reported.out_of_range.end());
+}
+
+void read_rest(Reader& r, core::Twin& t) {
+  t.health.threshold = r.f64();
+  t.health.since = r.i64();
+  t.health.top_signals = read_list(r);
+  t.health.model_version = r.str();
+  t.first_seen = r.i64();
+  t.messages = r.i64();
+  t.distance_km = r.f64();
+  r.finish();
+}
+
+/// Format 1: the built-in catalog's signals by position, values before the settings, times after them.
+void decode_positional(Reader& r, core::Twin& t, const catalog::Catalog& c) {
+  const catalog::Catalog& v1 = *catalog::builtin();
+  std::vector<std::optional<std::size_t>> target(v1.size());
+  for (std::size_t k = 0; k < v1.size(); ++k) target[k] = c.find(v1[k].field);
+  for (const auto& i : target) {
+    const double v = r.f64();
+    if (i) t.reported.values[*i] = v;
+  }
+  t.has_reported = r.u8() != 0;
+  t.desired = read_map(r);
+  t.reported_settings = read_map(r);
+  for (const auto& i : target) {
+    const int64_t ts = r.i64();
+    if (i) t.metadata[*i] = ts;
+  }
+  read_rest(r, t);
+}
+
 }  // namespace
 
-std::string encode_twin_rest(const core::Twin& t) {
+std::string encode_twin_rest(const core::Twin& t, const catalog::Catalog& catalog) {
   Writer w;
   w.u8(kTwinFormat);
   w.str(t.reported.car);
-  for (double v : t.reported.values) w.f64(v);
+  write_signals(w, t, catalog);
   w.u8(t.has_reported ? 1 : 0);
   write_map(w, t.desired);
   write_map(w, t.reported_settings);
-  for (int64_t ts : t.metadata) w.i64(ts);
   w.f64(t.health.threshold);
   w.i64(t.health.since);
   write_list(w, t.health.top_signals);
@@ -142,25 +236,23 @@ std::string encode_twin_rest(const core::Twin& t) {
   return w.take();
 }
 
-void decode_twin_rest(std::string_view blob, core::Twin& t) {
+void decode_twin_rest(std::string_view blob, core::Twin& t, const catalog::Catalog& catalog) {
   Reader r(blob);
-  if (uint8_t format = r.u8(); format != kTwinFormat) {
+  const uint8_t format = r.u8();
+  if (format != kTwinFormat && format != kTwinFormatPositional) {
     throw std::runtime_error("sqlite store: unknown twin blob format " + std::to_string(format));
   }
   t.reported.car = r.str();
-  for (double& v : t.reported.values) v = r.f64();
+  size_signals(t, catalog.size());
+  if (format == kTwinFormatPositional) {
+    decode_positional(r, t, catalog);
+    return;
+  }
+  read_signals(r, t, catalog);
   t.has_reported = r.u8() != 0;
   t.desired = read_map(r);
   t.reported_settings = read_map(r);
-  for (int64_t& ts : t.metadata) ts = r.i64();
-  t.health.threshold = r.f64();
-  t.health.since = r.i64();
-  t.health.top_signals = read_list(r);
-  t.health.model_version = r.str();
-  t.first_seen = r.i64();
-  t.messages = r.i64();
-  t.distance_km = r.f64();
-  r.finish();
+  read_rest(r, t);
 }
 
 std::string encode_strings(const std::vector<std::string>& list) {

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "core/twin.h"
 
 namespace fleettwin::store {
@@ -12,11 +13,18 @@ namespace fleettwin::store {
 /// encoding is private to sqlite/ (so the store does not depend on the codec module): a format byte, then
 /// fixed 8-byte little-endian numbers and varint-length-prefixed strings, in a fixed field order. A decoder
 /// refuses a blob it cannot read fully instead of returning a half-filled twin.
+///
+/// Signals are stored by their catalog field name (format 2), each with its value, metadata time and
+/// out-of-range flag, and only those the twin holds anything for: a blob written under one catalog reads
+/// under another (a signal the reader's catalog lacks is skipped, one the blob lacks reads absent).
 
-/// Encodes every Twin field that has no column of its own (see sqlite_store.cc: twins table).
-std::string encode_twin_rest(const core::Twin& twin);
-/// Fills those fields of `twin` from `blob`. Throws std::runtime_error on a malformed blob.
-void decode_twin_rest(std::string_view blob, core::Twin& twin);
+/// Encodes every Twin field that has no column of its own (see sqlite_schema.cc: twins table); signal i of
+/// the twin is catalog[i].
+std::string encode_twin_rest(const core::Twin& twin, const catalog::Catalog& catalog);
+/// Fills those fields of `twin` from `blob`, its signals sized and ordered by `catalog`. Reads format 1
+/// (the 18 cardata-v1 signals by position, before the catalog) too. Throws std::runtime_error on a
+/// malformed blob.
+void decode_twin_rest(std::string_view blob, core::Twin& twin, const catalog::Catalog& catalog);
 
 /// A list of strings (alert signals).
 std::string encode_strings(const std::vector<std::string>& list);

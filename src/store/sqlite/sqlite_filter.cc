@@ -12,7 +12,7 @@
 namespace fleettwin::store {
 namespace {
 
-/// Fields that are columns of the twins table (see schema_sql in sqlite_store.cc); the rest live in `rest`.
+/// Fields that are columns of the twins table (see schema_sql in sqlite_schema.cc); the rest live in `rest`.
 struct ColumnField {
   std::string_view path;
   std::string_view column;
@@ -39,13 +39,14 @@ void twin_field_function(sqlite3_context* ctx, int /*argc*/, sqlite3_value** arg
     std::string_view rest(static_cast<const char*>(blob), static_cast<size_t>(sqlite3_value_bytes(argv[0])));
     std::string_view path(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])),
                           static_cast<size_t>(sqlite3_value_bytes(argv[1])));
-    auto field = find_filter_field(path);
+    const auto& catalog = *static_cast<const catalog::Catalog*>(sqlite3_user_data(ctx));
+    auto field = find_filter_field(path, catalog);
     if (!field) {
       sqlite3_result_error(ctx, "ft_twin_field: unknown field", -1);
       return;
     }
     core::Twin twin;
-    decode_twin_rest(rest, twin);
+    decode_twin_rest(rest, twin, catalog);
     FilterValue v = twin_field_value(twin, *field);
     if (const double* d = std::get_if<double>(&v)) {
       if (std::isnan(*d)) {
@@ -125,8 +126,10 @@ void TwinSql::bind(Stmt& stmt) const {
   }
 }
 
-void register_twin_field_function(sqlite3* db) {
-  int rc = sqlite3_create_function_v2(db, "ft_twin_field", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+void register_twin_field_function(sqlite3* db, const catalog::Catalog* catalog) {
+  // SQLite hands the pointer back through sqlite3_user_data and never writes through it.
+  void* user = const_cast<catalog::Catalog*>(catalog);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  int rc = sqlite3_create_function_v2(db, "ft_twin_field", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, user,
                                       &twin_field_function, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) throw_sqlite(db, rc, "registering ft_twin_field");
 }

@@ -5,6 +5,7 @@
 #include <variant>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "store/filter.h"
 
 struct sqlite3;
@@ -41,7 +42,8 @@ class TwinSql {
 };
 
 /// Registers ft_twin_field(rest BLOB, path TEXT) on the connection: the value of a twin field kept in the
-/// `rest` BLOB (a number, text, or 0/1; NULL for NaN). Deterministic, so SQLite may evaluate it once per row.
-void register_twin_field_function(sqlite3* db);
+/// `rest` BLOB (a number, text, or 0/1; NULL for NaN), signals resolved with `catalog`, which must outlive
+/// the connection. Deterministic, so SQLite may evaluate it once per row.
+void register_twin_field_function(sqlite3* db, const catalog::Catalog* catalog);
 
 }  // namespace fleettwin::store

@@ -6,114 +6,12 @@
 #include <array>
 #include <stdexcept>
 
-#include "core/signals.h"
 #include "store/sqlite/sqlite_blob.h"
 #include "store/sqlite/sqlite_filter.h"
+#include "store/sqlite/sqlite_schema.h"
 
 namespace fleettwin::store {
 namespace {
-
-// 2: numeric columns nullable (NaN). No migration yet: nothing released, an older file is refused.
-constexpr int64_t kSchemaVersion = 2;
-
-// Schema. Why telemetry is keyed by generation: measured with bench/store_bench (BM_Schema*, BM_Store*;
-// 2 M rows of 24 columns into an empty file, batches of 5,000 interleaved over 10,000 cars, one transaction
-// per batch, INSERT OR IGNORE, WAL + synchronous=NORMAL, 64 MiB cache) on the shared 2-core dev VM, where
-// runs vary by +-15% with the other users' load:
-//
-//   candidate, 16 KiB pages                                  rows/s   history(car, from, to)
-//   PRIMARY KEY (car TEXT, seq) WITHOUT ROWID                 17 k    range scan
-//   rowid table + UNIQUE (car_id INT, ts, seq)                66 k *  index seek + a row lookup per row
-//   PRIMARY KEY (ts, car_id, seq) + INDEX (car_id, ts)        61 k *  index seek + a row lookup per row
-//   PRIMARY KEY (ts, car TEXT, seq), no car index            265 k    scans every car's rows in range
-//   PRIMARY KEY (gen, car, ts, seq), 20,000-row generations  242 k    one seek per generation
-//   (* still falling at 2 M rows: 150 k over the first 0.5 M)
-//   this store: the last one plus the replay checks below,   230-280 k, and 1.5 ms for one car's 200 rows
-//   64 KiB pages (4 KiB: 168 k; 16 KiB: 235 k)                          among 2 M (100 generations)
-//
-// A B-tree led by car, whether table or index, takes each row of a batch to a different leaf once it
-// outgrows the cache's view of one page per car: every row then dirties a page of its own, written to the
-// WAL at commit and again at checkpoint. Ordering by arrival keeps a batch on a few hundred pages but
-// leaves history nothing to seek on. The chosen key does both: rows are grouped into generations of
-// ~telemetry_generation_rows consecutive rows (telemetry_gens records each generation's row count and
-// device-time range), and sorted by (car, ts, seq) inside one. A batch therefore only touches the current
-// generation's pages (~20,000 rows, ~4 MB), and history(car, from, to) seeks (gen, car, ts) once in
-// each generation whose time range overlaps [from, to): one B-tree seek per 20,000 fleet rows, never a scan
-// of other cars' rows.
-//
-// Replays: a row repeats (car, ts, seq) exactly, since the device ts of a message does not change. In the
-// open (last) generation the primary key refuses it (INSERT OR IGNORE). When a generation closes,
-// telemetry_cars takes each car's highest seq in it (one INSERT ... SELECT ... GROUP BY per 20,000 rows,
-// not a write per car per batch, which cost a third of the insert rate): a row whose seq is above its car's
-// value cannot be in a closed generation, and one at or below it (a replay or a late message) is looked up
-// in the generations whose time range contains its ts. A different message reusing a stored (car, seq)
-// with another ts is stored; history_stats() counts (car, seq) pairs, so the exactness check sees it.
-std::string signal_columns(bool with_types) {
-  std::string out;
-  for (const auto& s : core::kSignals) {
-    out += ", \"";
-    out += s.name;
-    out += '"';
-    // INTEGER affinity stores whole doubles as integers (smaller rows) and reads back the same double.
-    // No NOT NULL on numbers: SQLite stores a NaN as NULL, and a NaN must not fail the whole batch.
-    if (with_types) out += s.type == core::SignalType::kInt ? " INTEGER" : " REAL";
-  }
-  return out;
-}
-
-std::string schema_sql() {
-  return R"sql(
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS telemetry(
-  gen INTEGER NOT NULL, car TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-  lat REAL, lon REAL)sql" +
-         signal_columns(true) + R"sql(, score REAL,
-  PRIMARY KEY(gen, car, ts, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS telemetry_gens(
-  gen INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS telemetry_gens_by_max_ts ON telemetry_gens(max_ts);
-CREATE TABLE IF NOT EXISTS telemetry_cars(car TEXT PRIMARY KEY, max_seq INTEGER NOT NULL) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS twins(
-  id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
-  status TEXT NOT NULL, online INTEGER NOT NULL, last_seen INTEGER NOT NULL,
-  lat REAL, lon REAL, score REAL, rest BLOB NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS twins_by_status ON twins(status, id);
-CREATE INDEX IF NOT EXISTS twins_by_last_seen ON twins(last_seen);
-
-CREATE TABLE IF NOT EXISTS alerts(
-  id TEXT PRIMARY KEY, car TEXT NOT NULL, kind TEXT NOT NULL, raised INTEGER NOT NULL, ts INTEGER NOT NULL,
-  score REAL, threshold REAL, signals BLOB NOT NULL, model_version TEXT NOT NULL,
-  acknowledged INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alerts_by_car_ts ON alerts(car, ts);
-CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts(ts);
-
-CREATE TABLE IF NOT EXISTS commands(
-  id TEXT PRIMARY KEY, car TEXT NOT NULL, name TEXT NOT NULL, params TEXT NOT NULL,
-  created INTEGER NOT NULL, expires INTEGER NOT NULL, status TEXT NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS commands_by_car_created ON commands(car, created);
-)sql";
-}
-
-std::string insert_telemetry_sql() {
-  std::string sql = "INSERT OR IGNORE INTO telemetry(gen, car, ts, seq, lat, lon" + signal_columns(false) +
-                    ", score) VALUES(?1, ?2, ?3, ?4, ?5, ?6";
-  for (size_t i = 0; i < core::kSignalCount; ++i) sql += ", ?" + std::to_string(7 + i);
-  sql += ", ?" + std::to_string(7 + core::kSignalCount) + ")";
-  return sql;
-}
-
-// Telemetry columns as history() reads them: car, ts, seq, lat, lon, signals, score.
-constexpr int kScoreColumn = 5 + static_cast<int>(core::kSignalCount);
-
-std::string history_sql() {
-  // CROSS JOIN fixes the loop order: the small generations table outside, one seek into telemetry inside.
-  return "SELECT t.car, t.ts, t.seq, t.lat, t.lon" + signal_columns(false) +
-         ", t.score FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
-         " ON t.gen = g.gen AND t.car = ?1 AND t.ts >= ?2 AND t.ts < ?3"
-         " WHERE g.max_ts >= ?2 AND g.min_ts < ?3 ORDER BY t.ts, t.seq LIMIT ?4";
-}
 
 constexpr const char* kTwinColumns = "id, version, seq, ts, status, online, last_seen, lat, lon, score, rest";
 
@@ -167,7 +65,7 @@ constexpr const char* kAlertColumns =
     "id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged";
 constexpr const char* kCommandColumns = "id, car, name, params, created, expires, status";
 
-core::Twin read_twin(const Stmt& s) {
+core::Twin read_twin(const Stmt& s, const catalog::Catalog& catalog) {
   core::Twin t;
   t.id = s.column_text(0);
   t.version = s.column_int(1);
@@ -179,7 +77,7 @@ core::Twin read_twin(const Stmt& s) {
   t.reported.lat = s.column_real(7);
   t.reported.lon = s.column_real(8);
   t.health.score = s.column_real(9);
-  decode_twin_rest(s.column_blob(10), t);
+  decode_twin_rest(s.column_blob(10), t, catalog);
   return t;
 }
 
@@ -245,7 +143,7 @@ class Transaction {
 
 /// Every statement the store runs, prepared once per connection.
 struct SqliteStore::Statements {
-  explicit Statements(sqlite3* db)
+  Statements(sqlite3* db, const catalog::Catalog& catalog)
       : begin_write(db, "BEGIN IMMEDIATE"),
         begin_read(db, "BEGIN"),
         commit(db, "COMMIT"),
@@ -266,8 +164,8 @@ struct SqliteStore::Statements {
                          "SELECT 1 FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
                          " ON t.gen = g.gen AND t.car = ?1 AND t.ts = ?2 AND t.seq = ?3"
                          " WHERE g.max_ts >= ?2 AND g.min_ts <= ?2 LIMIT 1"),
-        insert_telemetry(db, insert_telemetry_sql()),
-        history(db, history_sql()),
+        insert_telemetry(db, insert_telemetry_sql(catalog)),
+        history(db, history_sql(catalog)),
         // Closed generations are summed up in telemetry_cars; the open one is read directly.
         max_seq_per_car(db,
                         "SELECT car, max(m) FROM (SELECT car, max_seq AS m FROM telemetry_cars UNION ALL"
@@ -310,8 +208,12 @@ struct SqliteStore::Statements {
   Stmt upsert_command, commands_all, commands_car;
 };
 
-SqliteStore::SqliteStore(const std::string& path, SqliteOptions options)
-    : _path(path), _generation_rows(std::max<int64_t>(1, options.telemetry_generation_rows)), _db(path) {
+SqliteStore::SqliteStore(const std::string& path, SqliteOptions options,
+                         std::shared_ptr<const catalog::Catalog> catalog)
+    : _catalog(catalog ? std::move(catalog) : catalog::builtin()),
+      _path(path),
+      _generation_rows(std::max<int64_t>(1, options.telemetry_generation_rows)),
+      _db(path) {
   open(options);
 }
 
@@ -339,21 +241,14 @@ void SqliteStore::open(const SqliteOptions& o) {
 
   _db.exec("BEGIN IMMEDIATE");
   try {
-    _db.exec(schema_sql());
-    _db.exec("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', " +
-             std::to_string(kSchemaVersion) + ")");
-    int64_t version = _db.query_int("SELECT value FROM meta WHERE key = 'schema_version'");
-    if (version != kSchemaVersion) {
-      throw SqliteError(SQLITE_ERROR, "sqlite: " + _path + " has schema version " + std::to_string(version) +
-                                          ", this build reads " + std::to_string(kSchemaVersion));
-    }
+    prepare_schema(_db, *_catalog, _path);
     _db.exec("COMMIT");
   } catch (...) {
     _db.exec("ROLLBACK");
     throw;
   }
-  register_twin_field_function(_db.handle());
-  _st = std::make_unique<Statements>(_db.handle());
+  register_twin_field_function(_db.handle(), _catalog.get());
+  _st = std::make_unique<Statements>(_db.handle(), *_catalog);
 }
 
 WriteResult SqliteStore::write(const WriteBatch& batch) {
@@ -440,6 +335,9 @@ void SqliteStore::write_telemetry(const std::vector<TelemetryRow>& rows, WriteRe
   int64_t min_ts = INT64_MAX;
   int64_t max_ts = INT64_MIN;
   Stmt& ins = _st->insert_telemetry;
+  const catalog::Catalog& c = *_catalog;
+  const std::size_t signals = c.size();
+  std::string flags;
   // Insert in key order (car, ts, seq): consecutive rows then land on the same or the next B-tree page of the
   // open generation instead of a random one, which keeps the cursor's pages hot.
   _order.resize(rows.size());
@@ -467,8 +365,12 @@ void SqliteStore::write_telemetry(const std::vector<TelemetryRow>& rows, WriteRe
         .bind(4, t.seq)
         .bind(5, t.lat)
         .bind(6, t.lon);
-    for (size_t i = 0; i < core::kSignalCount; ++i) ins.bind(7 + static_cast<int>(i), t.values[i]);
-    ins.bind(7 + static_cast<int>(core::kSignalCount), row.score);
+    // A row sized for another catalog binds what it has; the rest stays NULL (absent).
+    for (size_t i = 0; i < std::min(signals, t.values.size()); ++i)
+      ins.bind(7 + static_cast<int>(i), t.values[i]);
+    ins.bind(telemetry_score_param(c), row.score);
+    flags = flags_text(t, c);
+    if (!flags.empty()) ins.bind(telemetry_flags_param(c), std::string_view(flags));
     if (ins.run() == 0) {
       // Same (car, ts, seq) already in the open generation: an earlier row of this batch or of a recent one.
       ++result.telemetry_duplicates;
@@ -489,7 +391,7 @@ void SqliteStore::write_twins(const std::vector<core::Twin>& twins, WriteResult&
   Stmt& s = _st->upsert_twin;
   std::string rest;
   for (const core::Twin& t : twins) {
-    rest = encode_twin_rest(t);
+    rest = encode_twin_rest(t, *_catalog);
     StmtScope scope(s);
     s.bind(1, std::string_view(t.id))
         .bind(2, t.version)
@@ -550,7 +452,7 @@ std::optional<core::Twin> SqliteStore::get_twin(const std::string& car) {
   StmtScope scope(s);
   s.bind(1, std::string_view(car));
   if (!s.step()) return std::nullopt;
-  return read_twin(s);
+  return read_twin(s, *_catalog);
 }
 
 std::vector<core::Twin> SqliteStore::list_twins(const TwinQuery& q) {
@@ -563,7 +465,7 @@ std::vector<core::Twin> SqliteStore::list_twins(const TwinQuery& q) {
   s.bind(1, std::string_view(q.after_id)).bind(2, q.limit);
   if (q.status) s.bind(3, core::to_string(*q.status));
   if (q.online) s.bind(4, int64_t{*q.online ? 1 : 0});
-  while (s.step()) out.push_back(read_twin(s));
+  while (s.step()) out.push_back(read_twin(s, *_catalog));
   return out;
 }
 
@@ -574,6 +476,9 @@ std::vector<TelemetryRow> SqliteStore::history(const std::string& car, int64_t f
   Stmt& s = _st->history;
   StmtScope scope(s);
   s.bind(1, std::string_view(car)).bind(2, from_ms).bind(3, to_ms).bind(4, limit);
+  const catalog::Catalog& c = *_catalog;
+  const int score = history_score_column(c);
+  const int flags = history_flags_column(c);
   while (s.step()) {
     TelemetryRow& row = out.emplace_back();
     row.t.car = s.column_text(0);
@@ -581,8 +486,11 @@ std::vector<TelemetryRow> SqliteStore::history(const std::string& car, int64_t f
     row.t.seq = s.column_int(2);
     row.t.lat = s.column_real(3);
     row.t.lon = s.column_real(4);
-    for (size_t i = 0; i < core::kSignalCount; ++i) row.t.values[i] = s.column_real(5 + static_cast<int>(i));
-    if (!s.column_is_null(kScoreColumn)) row.score = s.column_double(kScoreColumn);
+    row.t.values.resize(c.size());
+    // NULL (absent, or a column added after the row was written) reads as kAbsent.
+    for (size_t i = 0; i < c.size(); ++i) row.t.values[i] = s.column_real(5 + static_cast<int>(i));
+    if (!s.column_is_null(score)) row.score = s.column_double(score);
+    if (!s.column_is_null(flags)) read_flags(s.column_text(flags), c, row.t);
   }
   return out;
 }
@@ -636,7 +544,7 @@ std::vector<std::pair<std::string, int64_t>> SqliteStore::max_seq_per_car() {
 std::vector<core::Twin> SqliteStore::list_twins_filtered(const TwinQuery& q) {
   // Generated SQL: the text comes only from the field catalog and fixed operators; every value, including
   // the user's literals, is a bound parameter (TwinSql).
-  const TwinSort sort = parse_sort(q.sort);
+  const TwinSort sort = parse_sort(q.sort, *_catalog);
   TwinSql sql;
   std::string where = "1";
   if (q.status) where += " AND status = " + sql.param(std::string(core::to_string(*q.status)));
@@ -660,7 +568,7 @@ std::vector<core::Twin> SqliteStore::list_twins_filtered(const TwinQuery& q) {
   Stmt s(_db.handle(), text);
   sql.bind(s);
   std::vector<core::Twin> out;
-  while (s.step()) out.push_back(read_twin(s));
+  while (s.step()) out.push_back(read_twin(s, *_catalog));
   return out;
 }
 
@@ -676,7 +584,7 @@ FleetSummary SqliteStore::fleet_summary(int64_t now_ms) {
     }
   }
   {
-    // Only generations whose time range overlaps the minute are read (see the schema comment).
+    // Only generations whose time range overlaps the minute are read (sqlite_schema.cc: the schema comment).
     Stmt s(_db.handle(),
            "SELECT count(*) FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
            " ON t.gen = g.gen AND t.ts >= ?1 AND t.ts < ?2 WHERE g.max_ts >= ?1 AND g.min_ts < ?2");
@@ -695,7 +603,7 @@ std::vector<CarScore> SqliteStore::top_by_score(int64_t n) {
          std::string("SELECT ") + kTwinColumns + " FROM twins ORDER BY score DESC, id LIMIT ?1");
   s.bind(1, n);
   while (s.step()) {
-    core::Twin t = read_twin(s);
+    core::Twin t = read_twin(s, *_catalog);
     out.push_back(
         CarScore{t.id, t.health.score, t.health.threshold, std::string(core::to_string(t.health.status))});
   }
@@ -708,8 +616,8 @@ std::vector<HourlyAggregate> SqliteStore::hourly(const std::string& car, std::st
   std::string column;
   if (signal == "score") {
     column = "score";
-  } else if (auto i = core::signal_index(signal)) {
-    column = "\"" + std::string(core::kSignals[*i].name) + "\"";
+  } else if (auto i = _catalog->find(signal)) {
+    column = signal_column((*_catalog)[*i]);
   } else {
     throw std::invalid_argument("hourly: unknown signal '" + std::string(signal) + "'");
   }

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "store/sqlite/car_seq_map.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/twin_store.h"
@@ -22,7 +23,7 @@ struct SqliteOptions {
   int64_t cache_size_kib = int64_t{64} * 1024;
   /// Applies only when the file is created. Large pages cut the per-page cost of WAL writes and B-tree
   /// splits on the telemetry insert path: 4 KiB 168 k rows/s, 16 KiB 235 k, 64 KiB 230-280 k (see the
-  /// schema comment in sqlite_store.cc), for a history query ~30% slower than at 16 KiB.
+  /// schema comment in sqlite_schema.cc), for a history query ~30% slower than at 16 KiB.
   int page_size = 65536;
   /// Telemetry rows per generation (see the schema comment): larger means fewer seeks per history query
   /// but slower inserts, because each batch then writes into a wider region of the table.
@@ -36,15 +37,22 @@ struct SqliteOptions {
 /// Threads: one instance per thread, never shared (the connection has no mutex). Any number of instances
 /// may open the same file: WAL lets readers in other connections run beside the one writer, and writers
 /// queue on the database lock for up to busy_timeout_ms.
+///
+/// Signals follow `catalog` (null: the built-in one): one nullable telemetry column per signal, named by
+/// its field, added on open when the file lacks it (a catalog that adds a signal needs no migration; rows
+/// written before read it as absent). Columns of signals the catalog no longer has are kept and not read.
+/// Every instance on one file should use the same catalog.
 class SqliteStore final : public TwinStore {
  public:
-  explicit SqliteStore(const std::string& path, SqliteOptions options = {});
+  explicit SqliteStore(const std::string& path, SqliteOptions options = {},
+                       std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin());
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   /// `<data_dir>/fleettwin.db`.
   static std::string path_in(const std::string& data_dir);
+  const catalog::Catalog& catalog() const { return *_catalog; }
 
   WriteResult write(const WriteBatch& batch) override;
   std::optional<core::Twin> get_twin(const std::string& car) override;
@@ -78,6 +86,8 @@ class SqliteStore final : public TwinStore {
   int64_t closed_max_seq(const std::string& car);
   int64_t open_generation();
 
+  /// Declared first: the connection's ft_twin_field function points at it until the connection closes.
+  std::shared_ptr<const catalog::Catalog> _catalog;
   std::string _path;
   int64_t _generation_rows;
   Db _db;

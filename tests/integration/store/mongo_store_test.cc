@@ -23,11 +23,12 @@ std::string uri_of(const std::string& database) {
 }
 
 StoreFactory mongo_factory() {
-  return StoreFactory{"ferretdb",
-                      [](const std::string& space) -> std::unique_ptr<TwinStore> {
-                        return std::make_unique<MongoStore>(uri_of(space));
-                      },
-                      [](const std::string& space) { MongoStore(uri_of(space)).drop_database(); }};
+  return StoreFactory{
+      "ferretdb",
+      [](const std::string& space, StoreFactory::CatalogPtr catalog) -> std::unique_ptr<TwinStore> {
+        return std::make_unique<MongoStore>(uri_of(space), MongoOptions{}, std::move(catalog));
+      },
+      [](const std::string& space) { MongoStore(uri_of(space)).drop_database(); }};
 }
 
 INSTANTIATE_TEST_SUITE_P(Mongo, StoreContract, ::testing::Values(mongo_factory()),

@@ -1,6 +1,7 @@
 // The API's pure parts: token lists, the bounded live-stream hub, downsampling, settings -> commands.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "api/auth.h"
@@ -75,8 +76,27 @@ TEST(Downsample, MeansPerBucketAndMaxScore) {
   EXPECT_EQ(s.count, (std::vector<int64_t>{3, 3, 1}));
   EXPECT_EQ(auto_step(0, 1000, 600), 2);
   EXPECT_EQ(auto_step(0, 10, 600), 1);
-  EXPECT_EQ(series_to_json(downsample({}, {core::kSpeed}, 0, 10, 5)),
+  EXPECT_EQ(series_to_json(downsample({}, {core::kSpeed}, 0, 10, 5), *catalog::builtin()),
             R"({"from":0,"to":10,"step":5,"ts":[],"signals":{"speed":[]},"score":[],"count":[]})");
+}
+
+TEST(Downsample, AbsentReadingsAreNotAveragedAndAnEmptyBucketIsNull) {
+  std::vector<store::TelemetryRow> rows;
+  for (int k = 0; k < 4; ++k) {
+    store::TelemetryRow r;
+    r.t.ts = k * 100;
+    r.t.values[core::kSpeed] = k < 2 ? core::kAbsent : 10.0 * k;  // only the second bucket carries speed
+    r.t.values[core::kCoolantTemp] = k == 1 ? core::kAbsent : 90.0;
+    rows.push_back(r);
+  }
+  const auto s = downsample(rows, {core::kSpeed, core::kCoolantTemp}, 0, 400, 200);
+  ASSERT_EQ(s.values[0].size(), 2u);
+  EXPECT_TRUE(std::isnan(s.values[0][0]));
+  EXPECT_EQ(s.values[0][1], 25);
+  EXPECT_EQ(s.values[1], (std::vector<double>{90, 90}));
+  EXPECT_EQ(s.count, (std::vector<int64_t>{2, 2}));
+  const std::string json = series_to_json(s, *catalog::builtin());
+  EXPECT_NE(json.find(R"("speed":[null,25])"), std::string::npos) << json;
 }
 
 TEST(Settings, OneCommandPerChangedSetting) {

@@ -338,3 +338,44 @@ TEST(CommandSettings, BadSettingsAndParametersAreRefusedWithTheReason) {
   EXPECT_FALSE(codec::command_settings({"x", "car-1", "set_speed_limit", R"({"mph":3})", 0, 0, "pending"},
                                        settings, &error));
 }
+
+TEST(TwinJson, FollowsTheCatalogAbsentLeftOutFlagsByName) {
+  const auto vss = catalog::load_file(std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml");
+  const std::size_t speed = vss.index_of("Vehicle.Speed");
+  const std::size_t odometer = vss.index_of("Vehicle.TraveledDistance");
+  core::Twin t;
+  t.id = "car-1";
+  t.has_reported = true;
+  t.reported.car = "car-1";
+  t.reported.ts = 5000;
+  t.reported.seq = 5;
+  t.reported.values.assign(vss.size(), core::kAbsent);
+  t.reported.values[speed] = 120;  // above the range: flagged
+  t.reported.values[odometer] = 1234.5;
+  t.reported.out_of_range = {static_cast<uint16_t>(speed)};
+  t.metadata.assign(vss.size(), 0);
+  t.metadata[speed] = 5000;
+  t.metadata[odometer] = 4000;
+  const std::string json = twin_to_json(t, vss);
+  simdjson::dom::parser p;
+  const auto doc = parse(p, json);
+  EXPECT_EQ(double(doc["reported"]["Vehicle.Speed"]), 120);
+  EXPECT_EQ(double(doc["reported"]["Vehicle.TraveledDistance"]), 1234.5);
+  EXPECT_EQ(doc["reported"]["Vehicle.OBD.MAF"].error(), simdjson::NO_SUCH_FIELD);  // absent: left out
+  EXPECT_EQ(std::string_view(doc["reported"]["flags"].at(0)), "Vehicle.Speed");
+  EXPECT_EQ(int64_t(doc["metadata"]["Vehicle.TraveledDistance"]), 4000);
+  core::Twin back;
+  std::string error;
+  ASSERT_TRUE(twin_from_json(json, back, &error, vss)) << error;
+  EXPECT_EQ(back, t);
+  // No flags, no key; and a reader of another catalog takes the signals it knows by alias.
+  t.reported.out_of_range.clear();
+  EXPECT_EQ(twin_to_json(t, vss).find("\"flags\""), std::string::npos);
+  ASSERT_TRUE(twin_from_json(R"({"_id":"c","reported":{"ts":1,"speed":3,"flags":["speed","nope"]}})", back,
+                             &error, vss))
+      << error;
+  EXPECT_EQ(back.reported.values[speed], 3);
+  EXPECT_EQ(back.reported.out_of_range, std::vector<uint16_t>{static_cast<uint16_t>(speed)});
+  EXPECT_TRUE(core::absent(back.reported.values[odometer]));
+  EXPECT_EQ(back.reported.values.size(), vss.size());
+}

@@ -119,5 +119,43 @@ TEST(Filter, SortAndCursorRoundTrip) {
   EXPECT_THROW(decode_twin_cursor(s, "abc"), FilterError);
 }
 
+TEST(Filter, SignalsResolveByAnyNameOfTheCatalog) {
+  catalog::SignalSpec speed;
+  speed.name = "Vehicle.Speed";
+  speed.max = 100;
+  speed.aliases = {"speed"};
+  catalog::SignalSpec cabin;
+  cabin.name = "Vehicle.Cabin.Temperature";
+  cabin.min = -50;
+  cabin.max = 90;
+  const catalog::Catalog vss("vss-test", 1, "", {cabin, speed});
+  for (const char* name : {"reported.Vehicle.Speed", "reported.Vehicle_Speed", "reported.speed"}) {
+    const auto f = find_filter_field(name, vss);
+    ASSERT_TRUE(f.has_value()) << name;
+    EXPECT_EQ(*f, (FilterField{"reported.Vehicle_Speed", FilterType::kNumber, 1})) << name;
+  }
+  EXPECT_EQ(find_filter_field("metadata.Vehicle.Cabin.Temperature", vss)->path,
+            "metadata.Vehicle_Cabin_Temperature");
+  EXPECT_FALSE(find_filter_field("reported.coolant_temp", vss).has_value());
+  EXPECT_FALSE(find_filter_field("reported.Vehicle", vss).has_value());
+  EXPECT_TRUE(find_filter_field("reported.seq", vss).has_value());
+  EXPECT_EQ(filter_fields(vss).size(), filter_fields().size() - 2 * (core::kSignalCount - 2));
+
+  core::Twin t;
+  t.reported.values = {21.5, 40};
+  t.metadata = {7, 0};
+  EXPECT_THROW(parse_filter("reported.cabin_temp_nope != 1", vss), FilterError);
+  EXPECT_TRUE(matches(
+      parse_filter("reported.Vehicle.Speed > 30 && metadata.Vehicle_Cabin_Temperature == 7", vss), t));
+  EXPECT_FALSE(matches(parse_filter("reported.speed > 40", vss), t));
+  EXPECT_EQ(parse_sort("-reported.speed", vss).field.path, "reported.Vehicle_Speed");
+  // A twin sized for fewer signals than the field's index reads the signal as absent.
+  core::Twin small;
+  small.reported.values = {1};
+  small.metadata = {1};
+  EXPECT_TRUE(
+      std::isnan(std::get<double>(twin_field_value(small, *find_filter_field("reported.speed", vss)))));
+}
+
 }  // namespace
 }  // namespace fleettwin::store

@@ -16,7 +16,7 @@ void StoreContract::SetUp() {
   // Short, lower-case, digits and '_' only: valid as a directory and as a database name everywhere
   // (FerretDB 1.24's SQLite backend panicked on a longer mixed-case name).
   _space = "ftc_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  store = GetParam().open(_space);
+  store = GetParam().open(_space, nullptr);
 }
 
 void StoreContract::TearDown() {

@@ -10,15 +10,18 @@
 #include <memory>
 #include <string>
 
+#include "catalog/catalog.h"
 #include "store/twin_store.h"
 
 namespace fleettwin::store {
 
 /// Opens stores of one adapter. `space` names a fresh, empty data set per test (a directory or a
-/// database name); opening the same space twice gives two independent instances on the same data.
+/// database name); opening the same space twice gives two independent instances on the same data. The
+/// store follows `catalog` (null: the built-in one).
 struct StoreFactory {
+  using CatalogPtr = std::shared_ptr<const catalog::Catalog>;
   std::string name;
-  std::function<std::unique_ptr<TwinStore>(const std::string& space)> open;
+  std::function<std::unique_ptr<TwinStore>(const std::string& space, CatalogPtr catalog)> open;
   /// Called after the test with the same space, to delete its data.
   std::function<void(const std::string& space)> drop = [](const std::string&) {};
 };
@@ -30,7 +33,10 @@ class StoreContract : public ::testing::TestWithParam<StoreFactory> {
  protected:
   void SetUp() override;
   void TearDown() override;
-  std::unique_ptr<TwinStore> open_another() { return GetParam().open(_space); }
+  /// Another instance on the same data, following `catalog` (null: the built-in one).
+  std::unique_ptr<TwinStore> open_another(StoreFactory::CatalogPtr catalog = nullptr) {
+    return GetParam().open(_space, std::move(catalog));
+  }
 
   std::unique_ptr<TwinStore> store;
 

@@ -16,17 +16,18 @@ std::map<std::string, std::unique_ptr<fleettwin::testing::TempDir>>& space_dirs(
   return dirs;
 }
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract,
-                         ::testing::Values(StoreFactory{
-                             "sqlite",
-                             [](const std::string& space) -> std::unique_ptr<TwinStore> {
-                               auto& dir = space_dirs()[space];
-                               if (!dir) dir = std::make_unique<fleettwin::testing::TempDir>(space);
-                               return std::make_unique<SqliteStore>(
-                                   SqliteStore::path_in(dir->path().string()));
-                             },
-                             [](const std::string& space) { space_dirs().erase(space); }}),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Sqlite, StoreContract,
+    ::testing::Values(StoreFactory{
+        "sqlite",
+        [](const std::string& space, StoreFactory::CatalogPtr catalog) -> std::unique_ptr<TwinStore> {
+          auto& dir = space_dirs()[space];
+          if (!dir) dir = std::make_unique<fleettwin::testing::TempDir>(space);
+          return std::make_unique<SqliteStore>(SqliteStore::path_in(dir->path().string()), SqliteOptions{},
+                                               std::move(catalog));
+        },
+        [](const std::string& space) { space_dirs().erase(space); }}),
+    [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace fleettwin::store

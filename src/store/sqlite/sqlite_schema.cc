@@ -1,0 +1,196 @@
+#include "store/sqlite/sqlite_schema.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <set>
+
+namespace fleettwin::store {
+namespace {
+
+// Schema. Why telemetry is keyed by generation: measured with bench/store_bench (BM_Schema*, BM_Store*;
+// 2 M rows of 24 columns into an empty file, batches of 5,000 interleaved over 10,000 cars, one transaction
+// per batch, INSERT OR IGNORE, WAL + synchronous=NORMAL, 64 MiB cache) on the shared 2-core dev VM, where
+// runs vary by +-15% with the other users' load:
+//
+//   candidate, 16 KiB pages                                  rows/s   history(car, from, to)
+//   PRIMARY KEY (car TEXT, seq) WITHOUT ROWID                 17 k    range scan
+//   rowid table + UNIQUE (car_id INT, ts, seq)                66 k *  index seek + a row lookup per row
+//   PRIMARY KEY (ts, car_id, seq) + INDEX (car_id, ts)        61 k *  index seek + a row lookup per row
+//   PRIMARY KEY (ts, car TEXT, seq), no car index            265 k    scans every car's rows in range
+//   PRIMARY KEY (gen, car, ts, seq), 20,000-row generations  242 k    one seek per generation
+//   (* still falling at 2 M rows: 150 k over the first 0.5 M)
+//   this store: the last one plus the replay checks below,   230-280 k, and 1.5 ms for one car's 200 rows
+//   64 KiB pages (4 KiB: 168 k; 16 KiB: 235 k)                          among 2 M (100 generations)
+//
+// A B-tree led by car, whether table or index, takes each row of a batch to a different leaf once it
+// outgrows the cache's view of one page per car: every row then dirties a page of its own, written to the
+// WAL at commit and again at checkpoint. Ordering by arrival keeps a batch on a few hundred pages but
+// leaves history nothing to seek on. The chosen key does both: rows are grouped into generations of
+// ~telemetry_generation_rows consecutive rows (telemetry_gens records each generation's row count and
+// device-time range), and sorted by (car, ts, seq) inside one. A batch therefore only touches the current
+// generation's pages (~20,000 rows, ~4 MB), and history(car, from, to) seeks (gen, car, ts) once in
+// each generation whose time range overlaps [from, to): one B-tree seek per 20,000 fleet rows, never a scan
+// of other cars' rows.
+//
+// Replays: a row repeats (car, ts, seq) exactly, since the device ts of a message does not change. In the
+// open (last) generation the primary key refuses it (INSERT OR IGNORE). When a generation closes,
+// telemetry_cars takes each car's highest seq in it (one INSERT ... SELECT ... GROUP BY per 20,000 rows,
+// not a write per car per batch, which cost a third of the insert rate): a row whose seq is above its car's
+// value cannot be in a closed generation, and one at or below it (a replay or a late message) is looked up
+// in the generations whose time range contains its ts. A different message reusing a stored (car, seq)
+// with another ts is stored; history_stats() counts (car, seq) pairs, so the exactness check sees it.
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// The telemetry columns that are not signals. SQLite compares column names without case.
+constexpr std::array<std::string_view, 8> kFixedColumns{"gen", "car", "ts",    "seq",
+                                                        "lat", "lon", "score", "flags"};
+
+std::string column_type(const catalog::SignalSpec& s) {
+  // INTEGER affinity stores whole doubles as integers (smaller rows) and reads back the same double.
+  // No NOT NULL on numbers: an absent reading (NaN) is stored as NULL.
+  return s.type == core::SignalType::kDouble ? " REAL" : " INTEGER";
+}
+
+std::string signal_columns(const catalog::Catalog& catalog, bool with_types) {
+  std::string out;
+  for (const auto& s : catalog.signals()) {
+    out += ", " + signal_column(s);
+    if (with_types) out += column_type(s);
+  }
+  return out;
+}
+
+/// A catalog whose fields are unique only by case, or that names a fixed column, cannot be a table.
+void check_columns(const catalog::Catalog& catalog) {
+  std::set<std::string> seen(kFixedColumns.begin(), kFixedColumns.end());
+  for (const auto& s : catalog.signals()) {
+    if (!seen.insert(lower(s.field)).second) {
+      throw SqliteError(SQLITE_ERROR, "sqlite: signal \"" + s.name + "\" of catalog " + catalog.label() +
+                                          ": column \"" + s.field + "\" is taken (column names ignore case)");
+    }
+  }
+}
+
+std::set<std::string> telemetry_columns(Db& db) {
+  std::set<std::string> out;
+  Stmt s(db.handle(), "SELECT name FROM pragma_table_info('telemetry')");
+  while (s.step()) out.insert(lower(s.column_text(0)));
+  return out;
+}
+
+std::string schema_sql(const catalog::Catalog& catalog) {
+  return R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS telemetry(
+  gen INTEGER NOT NULL, car TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+  lat REAL, lon REAL)sql" +
+         signal_columns(catalog, true) + R"sql(, score REAL, flags TEXT,
+  PRIMARY KEY(gen, car, ts, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry_gens(
+  gen INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS telemetry_gens_by_max_ts ON telemetry_gens(max_ts);
+CREATE TABLE IF NOT EXISTS telemetry_cars(car TEXT PRIMARY KEY, max_seq INTEGER NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS twins(
+  id TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+  status TEXT NOT NULL, online INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  lat REAL, lon REAL, score REAL, rest BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS twins_by_status ON twins(status, id);
+CREATE INDEX IF NOT EXISTS twins_by_last_seen ON twins(last_seen);
+
+CREATE TABLE IF NOT EXISTS alerts(
+  id TEXT PRIMARY KEY, car TEXT NOT NULL, kind TEXT NOT NULL, raised INTEGER NOT NULL, ts INTEGER NOT NULL,
+  score REAL, threshold REAL, signals BLOB NOT NULL, model_version TEXT NOT NULL,
+  acknowledged INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alerts_by_car_ts ON alerts(car, ts);
+CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts(ts);
+
+CREATE TABLE IF NOT EXISTS commands(
+  id TEXT PRIMARY KEY, car TEXT NOT NULL, name TEXT NOT NULL, params TEXT NOT NULL,
+  created INTEGER NOT NULL, expires INTEGER NOT NULL, status TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS commands_by_car_created ON commands(car, created);
+)sql";
+}
+
+void add_missing_columns(Db& db, const catalog::Catalog& catalog) {
+  const std::set<std::string> have = telemetry_columns(db);
+  if (!have.contains("flags")) db.exec("ALTER TABLE telemetry ADD COLUMN flags TEXT");
+  for (const auto& s : catalog.signals()) {
+    if (!have.contains(lower(s.field))) {
+      db.exec("ALTER TABLE telemetry ADD COLUMN " + signal_column(s) + column_type(s));
+    }
+  }
+}
+
+}  // namespace
+
+std::string signal_column(const catalog::SignalSpec& signal) { return "\"" + signal.field + "\""; }
+
+void prepare_schema(Db& db, const catalog::Catalog& catalog, const std::string& path) {
+  check_columns(catalog);
+  db.exec(schema_sql(catalog));
+  db.exec("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', " +
+          std::to_string(kSchemaVersion) + ")");
+  const int64_t version = db.query_int("SELECT value FROM meta WHERE key = 'schema_version'");
+  if (version != kSchemaVersion && version != 2) {
+    throw SqliteError(SQLITE_ERROR, "sqlite: " + path + " has schema version " + std::to_string(version) +
+                                        ", this build reads 2 and " + std::to_string(kSchemaVersion));
+  }
+  add_missing_columns(db, catalog);
+  // Version 2 twin blobs (format 1) stay readable; new ones are written in format 2, which a version-2
+  // build would refuse, hence the new version.
+  if (version != kSchemaVersion) {
+    db.exec("UPDATE meta SET value = " + std::to_string(kSchemaVersion) + " WHERE key = 'schema_version'");
+  }
+}
+
+std::string insert_telemetry_sql(const catalog::Catalog& catalog) {
+  std::string sql = "INSERT OR IGNORE INTO telemetry(gen, car, ts, seq, lat, lon" +
+                    signal_columns(catalog, false) + ", score, flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6";
+  for (size_t i = 0; i < catalog.size(); ++i) sql += ", ?" + std::to_string(7 + i);
+  sql += ", ?" + std::to_string(telemetry_score_param(catalog));
+  sql += ", ?" + std::to_string(telemetry_flags_param(catalog)) + ")";
+  return sql;
+}
+
+std::string history_sql(const catalog::Catalog& catalog) {
+  // CROSS JOIN fixes the loop order: the small generations table outside, one seek into telemetry inside.
+  std::string columns;
+  for (const auto& s : catalog.signals()) columns += ", t." + signal_column(s);
+  return "SELECT t.car, t.ts, t.seq, t.lat, t.lon" + columns +
+         ", t.score, t.flags FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
+         " ON t.gen = g.gen AND t.car = ?1 AND t.ts >= ?2 AND t.ts < ?3"
+         " WHERE g.max_ts >= ?2 AND g.min_ts < ?3 ORDER BY t.ts, t.seq LIMIT ?4";
+}
+
+std::string flags_text(const core::Telemetry& t, const catalog::Catalog& catalog) {
+  std::string out;
+  for (const uint16_t i : t.out_of_range) {
+    if (i >= catalog.size()) continue;
+    if (!out.empty()) out += ',';
+    out += catalog[i].field;
+  }
+  return out;
+}
+
+void read_flags(std::string_view text, const catalog::Catalog& catalog, core::Telemetry& t) {
+  t.out_of_range.clear();
+  while (!text.empty()) {
+    const size_t comma = std::min(text.find(','), text.size());
+    if (const auto i = catalog.find(text.substr(0, comma)))
+      t.out_of_range.push_back(static_cast<uint16_t>(*i));
+    text.remove_prefix(std::min(comma + 1, text.size()));
+  }
+  std::sort(t.out_of_range.begin(), t.out_of_range.end());
+  t.out_of_range.erase(std::unique(t.out_of_range.begin(), t.out_of_range.end()), t.out_of_range.end());
+}
+
+}  // namespace fleettwin::store
