@@ -218,7 +218,6 @@ ModelMeta meta_from_json(std::string_view json, std::shared_ptr<const FeatureSpa
     m.catalog = std::string(label);
   else
     m.catalog = catalog::builtin()->label();
-  m.architecture.space = space;
   simdjson::dom::object aliases;
   if (doc["feature_aliases"].get_object().get(aliases) != simdjson::SUCCESS) aliases = {};
   for (auto f : need<simdjson::dom::array>(doc["features"].get_array(), "features"))
@@ -292,6 +291,7 @@ ModelMeta meta_from_json(std::string_view json, std::shared_ptr<const FeatureSpa
   m.val_loss = need<double>(me["val_loss"].get_double(), "metrics.val_loss");
   m.epochs = need<int64_t>(me["epochs"].get_int64(), "metrics.epochs");
   m.train_seconds = need<double>(me["train_seconds"].get_double(), "metrics.train_seconds");
+  m.architecture.space = std::move(space);
   return m;
 }
 

@@ -24,12 +24,12 @@ std::unique_ptr<Scorer> Monitor::scorer_for(std::shared_ptr<const Model> model) 
 }
 
 void Monitor::set_model(std::shared_ptr<const Model> model) {
-  auto scorer = scorer_for(model);
-  _input_component.clear();
+  std::vector<uint8_t> parts;
   if (model)
     for (const auto f : model->meta.architecture.features)
-      _input_component.push_back(static_cast<uint8_t>(_space->part(f)));
-  _active = std::move(scorer);
+      parts.push_back(static_cast<uint8_t>(_space->part(f)));
+  _active = scorer_for(std::move(model));
+  _input_component = std::move(parts);
 }
 
 uint64_t Monitor::flagged_parts(const core::Telemetry& t) const {

@@ -30,9 +30,10 @@ SignalMap::SignalMap(std::shared_ptr<const catalog::Catalog> catalog)
     : _catalog(std::move(catalog)), _modelled(_catalog->size(), false) {
   bool same = _catalog->size() == core::kSignalCount;
   for (std::size_t s = 0; s < core::kSignalCount; ++s) {
-    _target[s] = _catalog->find(core::kSignals[s].name);
-    if (_target[s]) _modelled[*_target[s]] = true;
-    same = same && _target[s] == s;
+    const auto target = _catalog->find(core::kSignals[s].name);
+    if (target) _modelled[*target] = true;
+    same = same && target == s;
+    _target[s] = target;
   }
   _identity = same;
   for (std::size_t i = 0; i < _catalog->size(); ++i) {
@@ -57,7 +58,7 @@ void SignalMap::apply(std::vector<double>& values, bool upgraded, double dt_s, E
   scratch.assign(values.begin(), values.begin() + core::kSignalCount);
   values.assign(_catalog->size(), core::kAbsent);
   for (std::size_t s = 0; s < core::kSignalCount; ++s)
-    if (_target[s]) values[*_target[s]] = scratch[s];
+    if (const auto& target = _target[s]) values[*target] = scratch[s];
   // The made-up signals follow the car whether it sends them or not: an upgrade would not reset them.
   if (!state.started) {
     state = ExtraSignalState{true, kStartOdometerKm, {}, kParkedAmbient};

@@ -110,11 +110,11 @@ const StageDescriptor& ScoreStage::static_descriptor() {
 
 ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
                        registry::TelemetryReader reader, WarmupTrainer trainer)
-    : _options(options),
+    : _options(std::move(options)),
       _slot(slot ? std::move(slot) : std::make_shared<ModelSlot>()),
       _reader(std::move(reader)),
       _trainer(std::move(trainer)),
-      _monitor(options.monitor, options.space),
+      _monitor(_options.monitor, _options.space),
       _scored(metrics.counter(core::metric::kScoreScored)),
       _unscored(metrics.counter("fleettwin_score_unscored_total", "Events read before any model was loaded")),
       _unfamiliar(metrics.counter("fleettwin_score_unfamiliar_total",
