@@ -28,11 +28,13 @@ ml::TrainOptions train_options(const Config& config) {
 }
 
 stages::WarmupTrainer warmup_trainer(const Config& config) {
-  const auto arch = ml::architecture_by_name(config.get(keys::ml_architecture));
+  const auto name = config.get(keys::ml_architecture);
+  ml::architecture_by_name(name);  // an unknown name fails now, not after the warm-up
   auto options = train_options(config);
   options.progress = false;  // `up` has its own progress line
-  return [arch, options](const ml::TrainingData& data) {
-    auto model = ml::train_model(data, arch, options);
+  return [name, options](const ml::TrainingData& data) {
+    // On the features of the catalog the stage's events carry.
+    auto model = ml::train_model(data, ml::architecture_by_name(name, data.space), options);
     return stages::TrainedModel{model, ml::encode_artifact(*model)};
   };
 }

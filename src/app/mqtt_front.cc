@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "app/log_factory.h"
+#include "catalog/catalog.h"
 #include "core/clock.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
@@ -115,8 +116,20 @@ sim::FleetConfig fleet_config(const Config& c) {
   f.ramp_ms = c.get(keys::sim_failure_ramp).count();
   f.duration_ms = c.get(keys::sim_duration).count();
   f.start_ms = core::wall_clock_ms() / 1000 * 1000;
+  apply_sim_catalog(c, f);
   if (const auto problem = sim::validate(f); !problem.empty()) throw ConfigError(problem);
   return f;
+}
+
+void apply_sim_catalog(const Config& c, sim::FleetConfig& fleet) {
+  fleet.upgraded_share = c.get(keys::sim_upgraded_share);
+  const auto file = c.get(keys::sim_catalog);
+  if (file.empty()) return;
+  try {
+    fleet.catalog = catalog::load_or_builtin(file);
+  } catch (const catalog::CatalogError& e) {
+    throw ConfigError(std::string("sim.catalog: ") + e.what());
+  }
 }
 
 sim::MqttFleetOptions mqtt_fleet_options(const Config& c, sim::FleetConfig fleet,

@@ -26,6 +26,9 @@ stages::BridgeOptions bridge_options(const config::Config& config, std::vector<m
 
 /// The fleet of sim.* keys, starting now (real time).
 sim::FleetConfig fleet_config(const config::Config& config);
+/// Sets `fleet`'s catalog and upgraded share from sim.catalog and sim.upgraded_share; ConfigError when the
+/// catalog cannot be read.
+void apply_sim_catalog(const config::Config& config, sim::FleetConfig& fleet);
 
 /// The MQTT simulator's options from sim.* and mqtt.* keys, around an already configured fleet.
 sim::MqttFleetOptions mqtt_fleet_options(const config::Config& config, sim::FleetConfig fleet,

@@ -309,6 +309,7 @@ class PipelineRun {
     _start_ms = state.start_ms;
     fleet.start_ms = state.start_ms;
     fleet.duration_ms = _config.get(keys::sim_duration).count();
+    apply_sim_catalog(_config, fleet);
     if (const auto problem = sim::validate(fleet); !problem.empty()) throw ConfigError(problem);
     _sim.fast = _config.get(keys::sim_fast);
     _sim.replay_csv = _replay;

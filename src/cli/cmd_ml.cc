@@ -11,6 +11,7 @@
 
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
+#include "catalog/catalog.h"
 #include "cli/commands.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
@@ -143,6 +144,13 @@ void publish_model(const std::string& brokers, const Config& config, const std::
     throw std::runtime_error("publishing to fleet.models failed: " + failure);
 }
 
+/// The model's features on the catalog in use (catalog.file; the built-in one when empty).
+std::shared_ptr<const ml::FeatureSpace> feature_space(const Config& config) {
+  const auto file = config.get(keys::catalog_file);
+  if (file.empty()) return ml::FeatureSpace::builtin();
+  return std::make_shared<const ml::FeatureSpace>(catalog::load_or_builtin(file));
+}
+
 struct TrainFlags {
   SourceFlags source;
   std::string out, architecture;
@@ -151,10 +159,11 @@ struct TrainFlags {
 
 int run_train(TrainFlags& f, Config& config) {
   if (!f.architecture.empty()) config.set(keys::ml_architecture, f.architecture, "--architecture");
-  const auto arch = ml::architecture_by_name(config.get(keys::ml_architecture));
+  const auto space = feature_space(config);
+  const auto arch = ml::architecture_by_name(config.get(keys::ml_architecture), space);
   auto events = read_history(f.source, config);
-  auto data =
-      ml::make_training_data(events, f.source.kafka.empty() ? "store:" + f.source.data_dir : f.source.topic);
+  auto data = ml::make_training_data(
+      events, f.source.kafka.empty() ? "store:" + f.source.data_dir : f.source.topic, space);
   auto model = ml::train_model(data, arch, app::train_options(config));
   const auto& m = model->meta;
   std::printf(
@@ -194,7 +203,7 @@ std::vector<core::Alert> replay(const std::vector<core::Telemetry>& events,
                                 const std::shared_ptr<const ml::Model>& model,
                                 const ml::MonitorOptions& options, int64_t scoring_from,
                                 int64_t* unfamiliar) {
-  ml::Monitor monitor(options);
+  ml::Monitor monitor(options, model->meta.architecture.space);
   std::vector<core::Alert> alerts;
   std::vector<core::Telemetry> batch;
   ml::MonitorOutput out;
@@ -243,11 +252,12 @@ int run_eval(EvalFlags& f, Config& config) {
   std::vector<core::Telemetry> train_events;
   for (const auto& e : events)
     if (e.ts < train_end) train_events.push_back(e);
-  auto data = ml::make_training_data(train_events, "eval");
+  const auto space = feature_space(config);
+  auto data = ml::make_training_data(train_events, "eval", space);
   const auto topts = app::train_options(config);
   const auto mopts = stages::monitor_options(config);
-  auto ours = ml::train_model(data, ml::fleettwin_architecture(), topts);
-  auto reference = ml::train_model(data, ml::reference_architecture(), topts);
+  auto ours = ml::train_model(data, ml::fleettwin_architecture(space), topts);
+  auto reference = ml::train_model(data, ml::reference_architecture(space), topts);
 
   // Scored car-hours: each car's span of scored events plus one interval.
   std::map<std::string, std::pair<int64_t, int64_t>> span;

@@ -155,6 +155,15 @@ inline const StringKey sim_replay{"sim.replay", "",
 inline const IntKey sim_inject_invalid{
     "sim.inject_invalid", 0, 0, 1'000'000'000,
     "Also publish this many malformed payloads (for DLQ demos and tests); they are not telemetry."};
+inline const StringKey sim_catalog{
+    "sim.catalog", "",
+    "Catalog (YAML) the simulated cars name their signals by: each cardata-v1 signal is sent as the catalog "
+    "signal of that name or alias (e.g. deploy/catalogs/vss.yaml). Empty: the cardata-v1 names."};
+inline const DoubleKey sim_upgraded_share{
+    "sim.upgraded_share", 0, 0, 1,
+    "Share of the simulated cars (0..1, spread evenly) on newer firmware: they also send the sim.catalog "
+    "signals added after version 1 (since: 2 or later) with plausible made-up values; the others only "
+    "version 1's."};
 inline const StringKey ground_truth{
     "ground_truth", "",
     "Ground-truth file of simulated failures (JSON lines); default <data_dir>/ground_truth.jsonl."};

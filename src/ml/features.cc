@@ -35,82 +35,92 @@ constexpr double kRunningAirFlow = 0.5;
 constexpr double kCoolantTauMs = 300'000;
 constexpr double kCoolantAverageMs = 60'000;
 
+using core::Signal;
+constexpr std::array<Signal, 4> kTyres{core::kTirePressure11, core::kTirePressure12, core::kTirePressure21,
+                                       core::kTirePressure22};
+constexpr std::array<Signal, 4> kAccels{core::kAccelerometer11, core::kAccelerometer12,
+                                        core::kAccelerometer21, core::kAccelerometer22};
+
+// The cardata-v1 signals each derived feature is computed from (kDerivedNames order), and its part.
+struct DerivedSpec {
+  std::vector<Signal> inputs;
+  catalog::Part part;
+};
+
+const std::array<DerivedSpec, kDerivedCount>& derived_specs() {
+  using P = catalog::Part;
+  const std::vector<Signal> tyres(kTyres.begin(), kTyres.end()), accels(kAccels.begin(), kAccels.end());
+  static const std::array<DerivedSpec, kDerivedCount> kSpecs{{
+      {{core::kEngineVibrationAmplitude, core::kSpeed}, P::kDrivetrain},
+      {tyres, P::kTyres},
+      {tyres, P::kTyres},
+      {{core::kCoolantTemp, core::kIntakeAirTemp}, P::kCooling},
+      {accels, P::kChassis},
+      {accels, P::kChassis},
+      {accels, P::kChassis},
+      {accels, P::kChassis},
+      {accels, P::kChassis},
+      {{core::kIntakeAirFlowSpeed}, P::kCooling},
+      {{core::kIntakeAirFlowSpeed}, P::kCooling},
+      {{core::kIntakeAirFlowSpeed, core::kCoolantTemp}, P::kCooling},
+      {accels, P::kChassis},
+  }};
+  return kSpecs;
+}
+
 }  // namespace
 
-std::string_view feature_name(std::size_t i) {
-  if (i < core::kSignalCount) return core::kSignals[i].name;
-  return kDerivedNames[i - core::kSignalCount];
+std::string_view derived_name(std::size_t derived) { return kDerivedNames[derived]; }
+
+FeatureSpace::FeatureSpace(std::shared_ptr<const catalog::Catalog> catalog) : _catalog(std::move(catalog)) {
+  for (const auto& s : _catalog->signals()) {
+    _names.push_back(s.name);
+    _parts.push_back(s.part);
+  }
+  for (std::size_t s = 0; s < core::kSignalCount; ++s) _cardata[s] = _catalog->find(core::kSignals[s].name);
+  const auto& specs = derived_specs();
+  for (std::size_t d = 0; d < kDerivedCount; ++d) {
+    const auto& in = specs[d].inputs;
+    if (!std::all_of(in.begin(), in.end(), [&](Signal s) { return _cardata[s].has_value(); })) continue;
+    if (kDerivedNames[d] == "coolant_heading") _coolant_heading = _names.size();
+    _derived.emplace_back(d, _names.size());
+    _names.emplace_back(kDerivedNames[d]);
+    _parts.push_back(specs[d].part);
+  }
 }
 
-bool may_be_undefined(std::size_t i) { return i < kFeatureCount && feature_name(i) == "coolant_heading"; }
-
-Component feature_component(std::size_t i) {
-  using C = Component;
-  // Catalog signals in catalog order, then the derived features in kDerivedNames order.
-  static constexpr std::array<C, kFeatureCount> kParts{
-      C::kCooling,    C::kCooling,    C::kDrivetrain, C::kBattery, C::kBattery, C::kBattery,
-      C::kDrivetrain, C::kDrivetrain, C::kDrivetrain, C::kTyres,   C::kTyres,   C::kTyres,
-      C::kTyres,      C::kChassis,    C::kChassis,    C::kChassis, C::kChassis, C::kControlUnit,
-      C::kDrivetrain, C::kTyres,      C::kTyres,      C::kCooling, C::kChassis, C::kChassis,
-      C::kChassis,    C::kChassis,    C::kChassis,    C::kCooling, C::kCooling, C::kCooling,
-      C::kChassis,
-  };
-  return i < kFeatureCount ? kParts[i] : C::kControlUnit;
+const std::shared_ptr<const FeatureSpace>& FeatureSpace::builtin() {
+  static const auto kSpace = std::make_shared<const FeatureSpace>(catalog::builtin());
+  return kSpace;
 }
 
-std::size_t feature_index(std::string_view name) {
-  for (std::size_t i = 0; i < kFeatureCount; ++i)
-    if (feature_name(i) == name) return i;
-  return kFeatureCount;
+std::optional<std::size_t> FeatureSpace::index(std::string_view name) const {
+  for (std::size_t i = signals(); i < _names.size(); ++i)
+    if (_names[i] == name) return i;
+  return _catalog->find(name);
 }
 
-void extract_features(const core::Telemetry& t, CarFeatureState& state, float* out) {
-  const std::size_t n = std::min(t.values.size(), state.last.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!core::absent(t.values[i])) state.last[i] = t.values[i];
-  }
-  const auto& v = state.last;
-  for (std::size_t i = 0; i < core::kSignalCount; ++i) out[i] = static_cast<float>(v[i]);
-  float* d = out + core::kSignalCount;
+bool FeatureSpace::whole_steps(std::size_t feature) const {
+  return feature < signals() && (*_catalog)[feature].type == core::SignalType::kInt;
+}
 
-  d[0] = static_cast<float>(v[core::kEngineVibrationAmplitude] / (std::max(0.0, v[core::kSpeed]) + 1.0));
+CarFeatureState FeatureSpace::new_state() const {
+  CarFeatureState s;
+  s.last.assign(signals(), 0.0);
+  return s;
+}
 
-  const double p0 = v[core::kTirePressure11], p1 = v[core::kTirePressure12], p2 = v[core::kTirePressure21],
-               p3 = v[core::kTirePressure22];
-  const double pmin = std::min({p0, p1, p2, p3}), pmax = std::max({p0, p1, p2, p3});
-  d[1] = static_cast<float>(pmax - pmin);
-  d[2] = static_cast<float>((p0 + p1 + p2 + p3 - pmin) / 3.0 - pmin);
+namespace {
 
-  d[3] = static_cast<float>(v[core::kCoolantTemp] - v[core::kIntakeAirTemp]);
-
-  double sum = 0, top = 0;
-  for (std::size_t k = 0; k < 4; ++k) {
-    const double a = v[core::kAccelerometer11 + k];
-    auto& e = state.accel_energy[k];
-    e = state.primed ? e + kEnergyAlpha * (std::abs(a) - e) : std::abs(a);
-    sum += e;
-    top = std::max(top, e);
-  }
-  d[4] = static_cast<float>(std::log((top + kEnergyFloor) / ((sum - top) / 3.0 + kEnergyFloor)));
-  for (std::size_t k = 0; k < 4; ++k) d[5 + k] = static_cast<float>(state.accel_energy[k]);
-
-  double total = 0, top_share = 0;
-  for (std::size_t k = 0; k < 4; ++k) total += std::abs(v[core::kAccelerometer11 + k]);
-  for (std::size_t k = 0; k < 4; ++k) {
-    // A car at rest can read exactly 0 on every corner: no news, the shares stay where they were.
-    const double share = total > 0 ? std::abs(v[core::kAccelerometer11 + k]) / total : state.accel_share[k];
-    auto& s = state.accel_share[k];
-    s += kEnergyAlpha * (share - s);
-    top_share = std::max(top_share, s);
-  }
-  // The shares sum to 1, so the other three average (1 - top) / 3; the floor keeps one corner reading alone
-  // for many events finite.
-  d[12] = static_cast<float>(std::log(top_share / std::max((1.0 - top_share) / 3.0, 1e-6)));
-
+// The derived features of one event, all kDerivedCount of them (kDerivedNames order), from the car's last
+// values; `at` reads a cardata signal (0 when the catalog lacks it: such a feature is then not in the
+// space and its value is dropped).
+// engine_warmth, engine_heat and coolant_heading (d[9..11]) from the event's air flow and coolant.
+void engine_features(const core::Telemetry& t, CarFeatureState& state, double air_flow, double coolant,
+                     std::array<float, kDerivedCount>& d) {
   // Warmth follows wall time between events, whatever the send interval; the first event of a car starts
   // it at its current state.
-  const double running = v[core::kIntakeAirFlowSpeed] > kRunningAirFlow ? 1.0 : 0.0;
-  const double coolant = v[core::kCoolantTemp];
+  const double running = air_flow > kRunningAirFlow ? 1.0 : 0.0;
   const bool was_running = state.running;
   state.running = running > 0;
   if (!state.primed) {
@@ -148,6 +158,69 @@ void extract_features(const core::Telemetry& t, CarFeatureState& state, float* o
   d[11] =
       settled ? static_cast<float>(coolant + (coolant - state.coolant_average) * kHeadingGain) : kUndefined;
   state.primed = true;
+}
+
+template <typename At>
+void derive(const core::Telemetry& t, CarFeatureState& state, At at, std::array<float, kDerivedCount>& d) {
+  d[0] = static_cast<float>(at(core::kEngineVibrationAmplitude) / (std::max(0.0, at(core::kSpeed)) + 1.0));
+
+  const double p0 = at(kTyres[0]), p1 = at(kTyres[1]), p2 = at(kTyres[2]), p3 = at(kTyres[3]);
+  const double pmin = std::min({p0, p1, p2, p3}), pmax = std::max({p0, p1, p2, p3});
+  d[1] = static_cast<float>(pmax - pmin);
+  d[2] = static_cast<float>((p0 + p1 + p2 + p3 - pmin) / 3.0 - pmin);
+
+  d[3] = static_cast<float>(at(core::kCoolantTemp) - at(core::kIntakeAirTemp));
+
+  std::array<double, 4> accel{};
+  for (std::size_t k = 0; k < 4; ++k) accel[k] = at(kAccels[k]);
+  double sum = 0, top = 0;
+  for (std::size_t k = 0; k < 4; ++k) {
+    auto& e = state.accel_energy[k];
+    e = state.primed ? e + kEnergyAlpha * (std::abs(accel[k]) - e) : std::abs(accel[k]);
+    sum += e;
+    top = std::max(top, e);
+  }
+  d[4] = static_cast<float>(std::log((top + kEnergyFloor) / ((sum - top) / 3.0 + kEnergyFloor)));
+  for (std::size_t k = 0; k < 4; ++k) d[5 + k] = static_cast<float>(state.accel_energy[k]);
+
+  double total = 0, top_share = 0;
+  for (std::size_t k = 0; k < 4; ++k) total += std::abs(accel[k]);
+  for (std::size_t k = 0; k < 4; ++k) {
+    // A car at rest can read exactly 0 on every corner: no news, the shares stay where they were.
+    const double share = total > 0 ? std::abs(accel[k]) / total : state.accel_share[k];
+    auto& s = state.accel_share[k];
+    s += kEnergyAlpha * (share - s);
+    top_share = std::max(top_share, s);
+  }
+  // The shares sum to 1, so the other three average (1 - top) / 3; the floor keeps one corner reading alone
+  // for many events finite.
+  d[12] = static_cast<float>(std::log(top_share / std::max((1.0 - top_share) / 3.0, 1e-6)));
+
+  engine_features(t, state, at(core::kIntakeAirFlowSpeed), at(core::kCoolantTemp), d);
+}
+
+}  // namespace
+
+void FeatureSpace::extract(const core::Telemetry& t, CarFeatureState& state, float* out) const {
+  if (state.last.size() != signals()) state.last.resize(signals(), 0.0);  // a state not from new_state()
+  const std::size_t n = std::min(t.values.size(), state.last.size());
+  // A flagged reading (outside its plausible range) keeps the car's last plausible value in the features:
+  // the Monitor scores the flag itself as a symptom of the signal's part, and an implausible value would
+  // otherwise be carried forward into every later event of the car.
+  std::size_t next_flag = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (next_flag < t.out_of_range.size() && t.out_of_range[next_flag] == i) {
+      ++next_flag;
+      continue;
+    }
+    if (!core::absent(t.values[i])) state.last[i] = t.values[i];
+  }
+  const auto& v = state.last;
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
+  std::array<float, kDerivedCount> d{};
+  derive(
+      t, state, [&](Signal s) { return _cardata[s] ? v[*_cardata[s]] : 0.0; }, d);
+  for (const auto& [which, feature] : _derived) out[feature] = d[which];
 }
 
 }  // namespace fleettwin::ml

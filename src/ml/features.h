@@ -4,18 +4,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "core/telemetry.h"
 
 namespace fleettwin::ml {
 
 /// Features derived from the signals so that the simulator's failure modes (and real ones like them) show up
-/// as a broken relationship between signals rather than as a value a healthy car never has.
+/// as a broken relationship between signals rather than as a value a healthy car never has. Each needs some
+/// cardata-v1 signals (found in any catalog by name or alias, catalog::Catalog::find); a catalog that lacks
+/// one of them has no such feature.
 inline constexpr std::size_t kDerivedCount = 13;
-/// All 18 catalog signals first (catalog order), then the derived features.
-inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
 
 /// Value of a feature that has no meaning for this event (coolant_heading of a stopped engine); only features
 /// for which may_be_undefined() is true take it. The scaler fits on the defined values only and puts an
@@ -23,21 +27,54 @@ inline constexpr std::size_t kFeatureCount = core::kSignalCount + kDerivedCount;
 /// placeholder value would instead widen the feature's range until a failure fits inside it.
 inline constexpr float kUndefined = std::numeric_limits<float>::quiet_NaN();
 inline bool defined(float feature) { return feature == feature; }
-/// True for the features extract_features may leave undefined (the scorer checks only those).
-bool may_be_undefined(std::size_t feature);
 
-/// The part of the car a feature tells about. An alert names the parts whose features are anomalous; a
-/// part turning anomalous on a car already in alert is a new failure, while more features of the same part
-/// turning anomalous are the same failure spreading (a flat tyre shows in its pressure, the spread and the
-/// gap).
-enum class Component : uint8_t { kCooling, kBattery, kDrivetrain, kTyres, kChassis, kControlUnit };
-inline constexpr std::size_t kComponentCount = 6;
-Component feature_component(std::size_t feature);
+struct CarFeatureState;
 
-/// Name of feature `i`: a catalog signal name, or one of the derived names below.
-std::string_view feature_name(std::size_t i);
-/// Index of the feature called `name`, or kFeatureCount.
-std::size_t feature_index(std::string_view name);
+/// The model's inputs for one catalog: every catalog signal first (catalog order, feature i = signal i; int
+/// and bool signals as numbers, bool 0 or 1), then the derived features whose input signals the catalog has
+/// (their order below). On the built-in cardata-v1 catalog: the 18 signals and all 13 derived features, the
+/// layout models have always been trained on. A model records its features by name (ModelMeta), so a
+/// scorer on another catalog maps them by name, a signal's also by its aliases (a cardata-v1 model reads a
+/// VSS catalog whose aliases are the cardata names), or refuses the model. Immutable; any thread.
+class FeatureSpace {
+ public:
+  explicit FeatureSpace(std::shared_ptr<const catalog::Catalog> catalog);
+  /// The space of the built-in catalog (catalog::builtin()), built once.
+  static const std::shared_ptr<const FeatureSpace>& builtin();
+
+  const catalog::Catalog& catalog() const { return *_catalog; }
+  const std::shared_ptr<const catalog::Catalog>& shared_catalog() const { return _catalog; }
+  std::size_t size() const { return _names.size(); }
+  /// Features that are catalog signals: the first signals() ones.
+  std::size_t signals() const { return _catalog->size(); }
+  const std::string& name(std::size_t feature) const { return _names[feature]; }
+  const std::vector<std::string>& names() const { return _names; }
+  /// The part of the car a feature tells about: a signal's catalog part, a derived feature's by what it
+  /// measures. Alerts name the parts whose features are anomalous (Monitor).
+  catalog::Part part(std::size_t feature) const { return _parts[feature]; }
+  /// The feature called `name`: a derived feature's name, or a signal's name, field or alias.
+  std::optional<std::size_t> index(std::string_view name) const;
+  /// The feature of cardata-v1 signal `s` in this catalog (by name or alias), or nullopt.
+  std::optional<std::size_t> cardata(core::Signal s) const { return _cardata[s]; }
+  /// True for the features extract() may leave undefined (the scorer checks only those).
+  bool may_be_undefined(std::size_t feature) const { return feature == _coolant_heading; }
+  /// True when the feature is an int signal (whole steps: tyre pressure in psi).
+  bool whole_steps(std::size_t feature) const;
+  /// Fresh per-car state sized for this catalog.
+  CarFeatureState new_state() const;
+  /// Turns one telemetry event (values indexed by this catalog) into the size() feature vector `out`.
+  void extract(const core::Telemetry& t, CarFeatureState& state, float* out) const;
+  /// The same feature names in the same order.
+  bool operator==(const FeatureSpace& o) const { return _names == o._names; }
+
+ private:
+  std::shared_ptr<const catalog::Catalog> _catalog;
+  std::vector<std::string> _names;
+  std::vector<catalog::Part> _parts;
+  std::array<std::optional<std::size_t>, core::kSignalCount> _cardata{};
+  std::vector<std::pair<std::size_t, std::size_t>> _derived;  // (derived feature number, feature index)
+  std::size_t _coolant_heading = static_cast<std::size_t>(-1);
+};
 
 /// What feature extraction remembers about one car between its events: smoothed amplitude and share of each
 /// chassis accelerometer, because a failing shock absorber is one corner shaking more than the others, which
@@ -56,13 +93,14 @@ struct CarFeatureState {
   bool primed = false;
   /// The car's last value of each signal: a car may send any subset of the catalog per message, and the
   /// model reads a whole car, so a signal a message lacks reads as the car's last value of it (0 before the
-  /// car's first value of it).
+  /// car's first value of it). One per catalog signal (FeatureSpace::new_state); a reading flagged out of
+  /// range does not replace it (the Monitor scores the flag itself as a symptom of the signal's part).
   std::vector<double> last = std::vector<double>(core::kSignalCount, 0.0);
 };
 
-/// Turns one telemetry event into the kFeatureCount feature vector. Stateless apart from the caller's
-/// per-car state, so training (history sorted by car and time) and scoring (the live stream, in order per
-/// car) compute identical features. Never sees ground truth. Any thread.
+/// Feature extraction (FeatureSpace::extract): stateless apart from the caller's per-car state, so training
+/// (history sorted by car and time) and scoring (the live stream, in order per car) compute identical
+/// features. Never sees ground truth. Any thread.
 ///
 /// Derived features:
 ///  - vibration_per_speed: engine vibration / (speed + 1 m/s); a degrading drive shaft adds vibration that
@@ -94,6 +132,9 @@ struct CarFeatureState {
 /// A sagging battery cell needs no derived feature: voltage is close to linear in state of charge and
 /// current, which the autoencoder learns from the raw signals (a ratio such as voltage / charge
 /// extrapolated badly as charge ran lower than in training).
-void extract_features(const core::Telemetry& t, CarFeatureState& state, float* out);
+/// Inputs: vibration_per_speed needs engine_vibration_amplitude and speed; the tyre ones the four tyre
+/// pressures; coolant_over_intake coolant_temp and intake_air_temp; the accel ones the four accelerometers;
+/// engine_warmth and engine_heat intake_air_flow_speed; coolant_heading that and coolant_temp.
+std::string_view derived_name(std::size_t derived);
 
 }  // namespace fleettwin::ml

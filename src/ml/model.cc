@@ -16,7 +16,25 @@
 
 namespace fleettwin::ml {
 
-Architecture fleettwin_architecture() {
+namespace {
+
+/// Signals that only grow (a firmware version, an odometer): a model reading one would age with every
+/// release or kilometre, so they are no inputs (the firmware version is a rule, Monitor).
+bool counter(const FeatureSpace& space, std::size_t feature) {
+  if (feature >= space.signals()) return false;
+  if (space.cardata(core::kControlUnitFirmware) == feature) return true;
+  return space.catalog().find("odometer") == feature;
+}
+
+bool raw_accelerometer(const FeatureSpace& space, std::size_t feature) {
+  for (std::size_t k = 0; k < 4; ++k)
+    if (space.cardata(static_cast<core::Signal>(core::kAccelerometer11 + k)) == feature) return true;
+  return false;
+}
+
+}  // namespace
+
+Architecture fleettwin_architecture(std::shared_ptr<const FeatureSpace> space) {
   Architecture a;
   a.name = "fleettwin";
   // Not the raw accelerometer samples (white noise) and not the firmware version (a rule, and a number that
@@ -24,39 +42,43 @@ Architecture fleettwin_architecture() {
   // accel_share_imbalance, predicted from the rest: the smoothed amplitudes carry the last driving state for
   // minutes after it ended (a car parked after a fast road read as a broken state), and the amplitude
   // imbalance moved with them (features.h). Measured side by side in docs/benchmarks.md.
-  const auto skip = [](std::size_t i) {
-    const auto name = feature_name(i);
-    return (i >= core::kAccelerometer11 && i <= core::kAccelerometer22) || i == core::kControlUnitFirmware ||
-           name == "accel_imbalance" || name.starts_with("accel_amplitude_");
+  const auto skip = [&](std::size_t i) {
+    const auto& name = space->name(i);
+    const bool derived = i >= space->signals();
+    return raw_accelerometer(*space, i) || counter(*space, i) ||
+           (derived && (name == "accel_imbalance" || name.starts_with("accel_amplitude_")));
   };
-  for (std::size_t i = 0; i < kFeatureCount; ++i)
+  for (std::size_t i = 0; i < space->size(); ++i)
     if (!skip(i)) a.features.push_back(i);
   // The two health indicators whose healthy value the rest predicts best are predicted, not shown (see
   // Architecture::predicted): shown coolant_heading, each training run learnt to copy a different share of it
   // and its healthy errors ended heavy-tailed on some (20 false alerts in 2,000 car-hours on one seed).
-  a.predicted = {feature_index("accel_share_imbalance"), feature_index("coolant_heading")};
+  for (const char* name : {"accel_share_imbalance", "coolant_heading"})
+    if (const auto f = space->index(name)) a.predicted.push_back(*f);
   // Wide enough to learn how the signals move together in every driving state (16-8-16 fitted them with
   // five times the loss and missed overheating), narrow enough in the middle not to copy its input.
   a.hidden = {32, 12, 32};
   a.activations = {Activation::kTanh, Activation::kTanh, Activation::kTanh};
   a.score = ScoreMethod::kMaxDeviation;
   a.smoothing = 0.3;
+  a.space = std::move(space);
   return a;
 }
 
-Architecture reference_architecture() {
+Architecture reference_architecture(std::shared_ptr<const FeatureSpace> space) {
   Architecture a;
   a.name = "reference";
-  for (std::size_t i = 0; i < core::kSignalCount; ++i) a.features.push_back(i);
+  for (std::size_t i = 0; i < space->signals(); ++i) a.features.push_back(i);
   a.hidden = {14, 7, 7, 14};
   a.activations = {Activation::kTanh, Activation::kRelu, Activation::kTanh, Activation::kRelu};
   a.score = ScoreMethod::kMse;
+  a.space = std::move(space);
   return a;
 }
 
-Architecture architecture_by_name(const std::string& name) {
-  if (name == "fleettwin") return fleettwin_architecture();
-  if (name == "reference") return reference_architecture();
+Architecture architecture_by_name(const std::string& name, std::shared_ptr<const FeatureSpace> space) {
+  if (name == "fleettwin") return fleettwin_architecture(std::move(space));
+  if (name == "reference") return reference_architecture(std::move(space));
   throw std::invalid_argument("unknown architecture \"" + name + "\" (fleettwin | reference)");
 }
 
@@ -79,12 +101,23 @@ std::string meta_to_json(const ModelMeta& m) {
   w.key("version").string(m.version);
   w.key("created_ms").integer(m.created_ms);
   w.key("architecture").string(m.architecture.name);
+  const auto& space = *m.architecture.space;
+  w.key("catalog").string(m.catalog.empty() ? space.catalog().label() : m.catalog);
   w.key("features").begin_array();
-  for (auto f : m.architecture.features) w.string(feature_name(f));
+  for (auto f : m.architecture.features) w.string(space.name(f));
   w.end_array();
+  // The other names of the signals read, so a scorer on a catalog naming them differently maps them.
+  w.key("feature_aliases").begin_object();
+  for (auto f : m.architecture.features) {
+    if (f >= space.signals() || space.catalog()[f].aliases.empty()) continue;
+    w.key(space.name(f)).begin_array();
+    for (const auto& a : space.catalog()[f].aliases) w.string(a);
+    w.end_array();
+  }
+  w.end_object();
   if (!m.architecture.predicted.empty()) {
     w.key("predicted").begin_array();
-    for (auto f : m.architecture.predicted) w.string(feature_name(f));
+    for (auto f : m.architecture.predicted) w.string(space.name(f));
     w.end_array();
   }
   w.key("hidden").begin_array();
@@ -149,9 +182,25 @@ std::vector<float> float_array(simdjson::dom::element e, const char* what) {
   return out;
 }
 
+/// The feature of `space` a model trained on catalog `trained_on` calls `name`.
+/// `aliases`: the feature_aliases object of the metadata, when present.
+std::size_t map_feature(const FeatureSpace& space, const std::string& trained_on, std::string_view name,
+                        simdjson::dom::object aliases) {
+  if (const auto i = space.index(name)) return *i;
+  if (simdjson::dom::array other;
+      aliases.size() > 0 && aliases[name].get_array().get(other) == simdjson::SUCCESS)
+    for (auto a : other)
+      if (std::string_view alias; a.get_string().get(alias) == simdjson::SUCCESS)
+        if (const auto i = space.index(alias)) return *i;
+  throw std::invalid_argument("model metadata: the model (trained on catalog \"" + trained_on +
+                              "\") reads feature \"" + std::string(name) + "\", which catalog \"" +
+                              space.catalog().label() +
+                              "\" does not have; train a model on this catalog (fleettwin train)");
+}
+
 }  // namespace
 
-ModelMeta meta_from_json(std::string_view json) {
+ModelMeta meta_from_json(std::string_view json, std::shared_ptr<const FeatureSpace> space) {
   simdjson::dom::parser parser;
   simdjson::padded_string padded(json);
   simdjson::dom::element doc;
@@ -164,17 +213,20 @@ ModelMeta meta_from_json(std::string_view json) {
   m.version = std::string(need<std::string_view>(doc["version"].get_string(), "version"));
   m.created_ms = need<int64_t>(doc["created_ms"].get_int64(), "created_ms");
   m.architecture.name = std::string(need<std::string_view>(doc["architecture"].get_string(), "architecture"));
-  for (auto f : need<simdjson::dom::array>(doc["features"].get_array(), "features")) {
-    const auto name = need<std::string_view>(f.get_string(), "features");
-    const auto i = feature_index(name);
-    if (i == kFeatureCount)
-      throw std::invalid_argument("model metadata: unknown feature \"" + std::string(name) + "\"");
-    m.architecture.features.push_back(i);
-  }
+  // Artifacts written before catalogs were data were all trained on cardata-v1.
+  if (std::string_view label; doc["catalog"].get_string().get(label) == simdjson::SUCCESS)
+    m.catalog = std::string(label);
+  else
+    m.catalog = catalog::builtin()->label();
+  simdjson::dom::object aliases;
+  if (doc["feature_aliases"].get_object().get(aliases) != simdjson::SUCCESS) aliases = {};
+  for (auto f : need<simdjson::dom::array>(doc["features"].get_array(), "features"))
+    m.architecture.features.push_back(
+        map_feature(*space, m.catalog, need<std::string_view>(f.get_string(), "features"), aliases));
   if (simdjson::dom::array predicted; doc["predicted"].get_array().get(predicted) == simdjson::SUCCESS)
     for (auto f : predicted) {
       const auto name = need<std::string_view>(f.get_string(), "predicted");
-      const auto i = feature_index(name);
+      const auto i = map_feature(*space, m.catalog, name, aliases);
       if (std::find(m.architecture.features.begin(), m.architecture.features.end(), i) ==
           m.architecture.features.end())
         throw std::invalid_argument("model metadata: predicted feature \"" + std::string(name) +
@@ -239,6 +291,7 @@ ModelMeta meta_from_json(std::string_view json) {
   m.val_loss = need<double>(me["val_loss"].get_double(), "metrics.val_loss");
   m.epochs = need<int64_t>(me["epochs"].get_int64(), "metrics.epochs");
   m.train_seconds = need<double>(me["train_seconds"].get_double(), "metrics.train_seconds");
+  m.architecture.space = std::move(space);
   return m;
 }
 
@@ -258,8 +311,9 @@ Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
   _recon_high = m.recon_high.empty() ? std::vector<float>(n, kInf) : m.recon_high;
   _input_low = m.input_low.empty() ? std::vector<float>(n, -kInf) : m.input_low;
   _input_high = m.input_high.empty() ? std::vector<float>(n, kInf) : m.input_high;
+  _width = m.architecture.space->size();
   for (std::size_t j = 0; j < n; ++j) {
-    if (may_be_undefined(m.architecture.features[j])) _nullable.push_back(j);
+    if (m.architecture.space->may_be_undefined(m.architecture.features[j])) _nullable.push_back(j);
     const auto& p = m.architecture.predicted;
     if (j < 64 && std::find(p.begin(), p.end(), m.architecture.features[j]) != p.end())
       _hidden |= uint64_t{1} << j;
@@ -290,7 +344,7 @@ void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
   for (std::size_t start = 0; start < rows; start += kChunk) {
     const std::size_t count = std::min(kChunk, rows - start);
     for (std::size_t r = 0; r < count; ++r) {
-      const float* f = features + (start + r) * kFeatureCount;
+      const float* f = features + (start + r) * _width;
       float* x = _in.data() + r * n;
       for (std::size_t j = 0; j < n; ++j) x[j] = to_scaled(f[idx[j]], m.center[j], _inv_scale[j]);
       for (const auto j : _nullable)  // the network sees an undefined input at its centre
@@ -300,7 +354,7 @@ void Scorer::deviations(const float* features, std::size_t rows, float* dev) {
     for (std::size_t r = 0; r < count; ++r) {
       const float* x = _in.data() + r * n;
       const float* y = _out.data() + r * n;
-      const float* f = features + (start + r) * kFeatureCount;
+      const float* f = features + (start + r) * _width;
       float* d = dev + (start + r) * n;
       for (std::size_t j = 0; j < n; ++j) {
         const float e = x[j] - (bounded ? std::clamp(y[j], _recon_low[j], _recon_high[j]) : y[j]);

@@ -25,8 +25,10 @@ enum class ScoreMethod : uint8_t {
 
 /// Shape of an autoencoder: the features it reads, hidden widths and activations, and its score.
 struct Architecture {
-  std::string name;                   ///< "fleettwin" or "reference"
-  std::vector<std::size_t> features;  ///< indices into the extract_features() vector
+  std::string name;  ///< "fleettwin" or "reference"
+  /// The feature layout `features` index into: that of the catalog the model reads.
+  std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin();
+  std::vector<std::size_t> features;  ///< indices into the space's feature vector (FeatureSpace::extract)
   /// Features (a subset of `features`) the network reconstructs without seeing them: their weights into the
   /// first layer are zero. For a health indicator whose healthy value the other inputs predict, such as
   /// how evenly the four corners shake: shown the value, an autoencoder learns to pass it through and
@@ -42,15 +44,18 @@ struct Architecture {
   double smoothing = 1.0;
 };
 
-/// Ours: 13 signals (not the raw accelerometer samples, not the firmware version) and 8 derived features
-/// (accel_share_imbalance and coolant_heading predicted, not shown), 21-32-12-32-21 tanh, largest per-car
-/// averaged error (smoothing 0.3) with each input's scale set by its own healthy extremes
-/// (equalize_extremes).
-Architecture fleettwin_architecture();
-/// The system fleettwin replaces: the 18 signals, 18-14-7-7-14-18, tanh relu tanh relu, MSE per event.
-Architecture reference_architecture();
+/// Ours: the catalog's signals except the raw accelerometer samples and the counters that only grow (the
+/// firmware version, an odometer), and the derived features the catalog has except the accelerometer
+/// amplitudes and their imbalance (accel_share_imbalance and coolant_heading predicted, not shown); on the
+/// built-in catalog 13 signals and 8 derived features, 21-32-12-32-21 tanh; largest per-car averaged error
+/// (smoothing 0.3) with each input's scale set by its own healthy extremes (equalize_extremes).
+Architecture fleettwin_architecture(std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
+/// The system fleettwin replaces: the catalog's signals (18 on the built-in one), 18-14-7-7-14-18, tanh relu
+/// tanh relu, MSE per event.
+Architecture reference_architecture(std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
 /// By name ("fleettwin" | "reference"); throws std::invalid_argument otherwise.
-Architecture architecture_by_name(const std::string& name);
+Architecture architecture_by_name(const std::string& name,
+                                  std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
 
 /// Everything a model artifact says about itself besides its weights (DESIGN.md §4 Model artifact).
 struct ModelMeta {
@@ -58,6 +63,9 @@ struct ModelMeta {
   std::string version;           ///< unique per training run, e.g. "fleettwin-20261126T110500Z"
   int64_t created_ms = 0;
   Architecture architecture;
+  /// The catalog the model was trained on ("cardata v1"), recorded so a refusal can name it; the features
+  /// themselves are recorded by name.
+  std::string catalog;
   std::vector<float> center, scale;  ///< robust scaler, per model input
   /// Typical reconstruction error per input (kMaxDeviation), one for each sign: `error_scale` where the
   /// signal reads above its reconstruction, `error_scale_low` below. Healthy errors are often lopsided (a
@@ -87,8 +95,12 @@ struct ModelMeta {
 };
 
 std::string meta_to_json(const ModelMeta& m);
-/// Throws std::invalid_argument with the reason when `json` is not a valid metadata document.
-ModelMeta meta_from_json(std::string_view json);
+/// Reads metadata for a scorer on `space`: the model's features, recorded by name, are mapped onto the
+/// space by name (a signal's also by its aliases, FeatureSpace::index). Throws std::invalid_argument with
+/// the reason when `json` is not a valid metadata document, or when the model reads a feature `space` does
+/// not have (naming the feature and both catalogs: a model trained on another catalog).
+ModelMeta meta_from_json(std::string_view json,
+                         std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
 
 /// A trained model ready to score: metadata plus the weights as plain arrays. Immutable; shared between
 /// the scoring thread and whoever swaps it in.
@@ -114,13 +126,13 @@ inline float to_scaled(float x, float center, float inv_scale) { return (x - cen
 class Scorer {
  public:
   explicit Scorer(std::shared_ptr<const Model> model);
-  /// Per-event scores without per-car averaging. `features`: rows x kFeatureCount (extract_features
+  /// Per-event scores without per-car averaging. `features`: rows x the space's size (FeatureSpace::extract
   /// output). `top` may be null.
   void score(const float* features, std::size_t rows, float* scores, std::array<Contribution, 3>* top);
   /// Each row's signed per-input errors in units of that input's typical error: rows x inputs() into
   /// `dev`. score_of applies the weights.
   void deviations(const float* features, std::size_t rows, float* dev);
-  /// Bit j set when input j of one row of features (kFeatureCount values) lies outside
+  /// Bit j set when input j of one row of features (the space's size) lies outside
   /// ModelMeta::input_low/high (at most 64 inputs). Never for a predicted input: the network does not see
   /// it, so nothing is extrapolated.
   uint64_t outside(const float* features) const;
@@ -137,6 +149,7 @@ class Scorer {
   std::shared_ptr<const Model> _model;
   std::vector<float> _in, _out, _dev, _scratch, _inv_scale, _inv_error, _inv_error_low, _recon_low,
       _recon_high, _input_low, _input_high;
+  std::size_t _width = 0;              // values per feature row (FeatureSpace::size)
   std::vector<std::size_t> _nullable;  // inputs whose feature may be undefined (may_be_undefined)
   uint64_t _hidden = 0;                // bit j: input j is predicted, never seen (Architecture::predicted)
 };

@@ -1,19 +1,42 @@
 #include "ml/monitor.h"
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace fleettwin::ml {
 
 std::string alert_id(const std::string& car, const std::string& kind, int64_t raised_ts) {
   return car + ":" + kind + ":" + std::to_string(raised_ts);
 }
 
-Monitor::Monitor(MonitorOptions options) : _options(options) { _fleet.grace_ms = options.firmware_grace_ms; }
+Monitor::Monitor(MonitorOptions options, std::shared_ptr<const FeatureSpace> space)
+    : _options(options), _space(std::move(space)), _firmware(_space->cardata(core::kControlUnitFirmware)) {
+  _fleet.grace_ms = options.firmware_grace_ms;
+}
+
+std::unique_ptr<Scorer> Monitor::scorer_for(std::shared_ptr<const Model> model) const {
+  if (!model) return nullptr;
+  if (!(*model->meta.architecture.space == *_space))
+    throw std::invalid_argument("monitor: model " + model->meta.version + " (catalog " + model->meta.catalog +
+                                ") was decoded for other features than this monitor's catalog (" +
+                                _space->catalog().label() + ")");
+  return std::make_unique<Scorer>(std::move(model));
+}
 
 void Monitor::set_model(std::shared_ptr<const Model> model) {
-  _input_component.clear();
+  std::vector<uint8_t> parts;
   if (model)
     for (const auto f : model->meta.architecture.features)
-      _input_component.push_back(static_cast<uint8_t>(feature_component(f)));
-  _active = model ? std::make_unique<Scorer>(std::move(model)) : nullptr;
+      parts.push_back(static_cast<uint8_t>(_space->part(f)));
+  _active = scorer_for(std::move(model));
+  _input_component = std::move(parts);
+}
+
+uint64_t Monitor::flagged_parts(const core::Telemetry& t) const {
+  uint64_t out = 0;
+  for (const auto i : t.out_of_range)
+    if (i < _space->signals()) out |= uint64_t{1} << static_cast<int>(_space->part(i));
+  return out;
 }
 
 uint64_t Monitor::components(uint64_t inputs) const {
@@ -23,9 +46,7 @@ uint64_t Monitor::components(uint64_t inputs) const {
   return out;
 }
 
-void Monitor::set_shadow(std::shared_ptr<const Model> model) {
-  _shadow = model ? std::make_unique<Scorer>(std::move(model)) : nullptr;
-}
+void Monitor::set_shadow(std::shared_ptr<const Model> model) { _shadow = scorer_for(std::move(model)); }
 
 void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Telemetry>& events,
                          std::vector<codec::AnomalyScore>& out) {
@@ -46,7 +67,7 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
     // event (the score is the largest input's): the rest skip it.
     if (!shadow && s.score > meta.threshold) {
       _inputs[i] = scorer.above(a, static_cast<float>(meta.threshold));
-      if (_options.skip_unfamiliar) _out_of_range[i] = scorer.outside(_features.data() + i * kFeatureCount);
+      if (_options.skip_unfamiliar) _out_of_range[i] = scorer.outside(_features.data() + i * _space->size());
     }
     s.car = events[i].car;
     s.ts = events[i].ts;
@@ -54,19 +75,22 @@ void Monitor::score_with(Scorer& scorer, bool shadow, const std::vector<core::Te
     s.threshold = meta.threshold;
     s.model_version = meta.version;
     s.top_signals.reserve(3);
-    for (const auto& c : top) s.top_signals.push_back({std::string(feature_name(c.feature)), c.deviation});
+    for (const auto& c : top) s.top_signals.push_back({_space->name(c.feature), c.deviation});
     out.push_back(std::move(s));
   }
 }
 
 void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput& out) {
   const std::size_t n = events.size();
-  _features.resize(n * kFeatureCount);
+  const std::size_t width = _space->size();
+  _features.resize(n * width);
   _batch_cars.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    Car& car = _cars[events[i].car];
+    auto [it, fresh] = _cars.try_emplace(events[i].car);
+    Car& car = it->second;
+    if (fresh) car.features = _space->new_state();
     _batch_cars[i] = &car;
-    extract_features(events[i], car.features, _features.data() + i * kFeatureCount);
+    _space->extract(events[i], car.features, _features.data() + i * width);
   }
   const std::size_t first_score = out.scores.size();
   _inputs.assign(n, 0);
@@ -79,15 +103,16 @@ void Monitor::process(const std::vector<core::Telemetry>& events, MonitorOutput&
     Car& car = *_batch_cars[i];
     if (_active) anomaly_alerts(car, t, out.scores[first_score + i], _inputs[i], _out_of_range[i], out);
     // A message without the firmware version says nothing about it.
-    if (core::absent(t.values[core::kControlUnitFirmware])) continue;
-    const auto version = static_cast<int64_t>(t.values[core::kControlUnitFirmware]);
+    if (!_firmware || *_firmware >= t.values.size() || core::absent(t.values[*_firmware]) ||
+        t.flagged(*_firmware))
+      continue;
+    const auto version = static_cast<int64_t>(t.values[*_firmware]);
     const bool outdated = car.firmware_rule.update(version, t.ts, _fleet);
     // The rule is exact, so one event raises and one clears it.
     const auto tr = car.firmware.update(outdated, HysteresisRule{1, 1, 1});
     if (tr != Transition::kNone)
       emit(car.firmware, tr, t, kAlertOutdatedFirmware, static_cast<double>(version),
-           static_cast<double>(_fleet.current),
-           {std::string(core::kSignals[core::kControlUnitFirmware].name)}, "rule", out);
+           static_cast<double>(_fleet.current), {_space->name(*_firmware)}, "rule", out);
   }
 }
 
@@ -97,8 +122,11 @@ void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::An
   // the rest of the hysteresis.
   auto signals = [&] {
     std::vector<std::string> names;
-    names.reserve(s.top_signals.size());
-    for (const auto& d : s.top_signals) names.push_back(d.signal);
+    names.reserve(s.top_signals.size() + t.out_of_range.size());
+    for (const auto i : t.out_of_range)
+      if (i < _space->signals()) names.push_back(_space->name(i));
+    for (const auto& d : s.top_signals)
+      if (std::find(names.begin(), names.end(), d.signal) == names.end()) names.push_back(d.signal);
     return names;
   };
   bool anomalous = s.score > s.threshold;
@@ -114,6 +142,11 @@ void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::An
     ++_unfamiliar_events;
     anomalous = false;
     above = 0;
+  }
+  // A reading out of its plausible range is a symptom of its part (class comment), never unfamiliar.
+  if (const uint64_t flagged = flagged_parts(t); flagged != 0) {
+    anomalous = true;
+    above |= flagged;
   }
   const auto tr = car.anomaly.update(anomalous, _options.rule);
   if (tr == Transition::kRaised) {
@@ -135,9 +168,9 @@ void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::An
       // The alert names the new part's signals among the top ones (the old part's may still be larger).
       const uint64_t fresh_parts = above & ~car.covered;
       std::vector<std::string> fresh;
-      for (const auto& d : s.top_signals)
-        if (fresh_parts >> static_cast<int>(feature_component(feature_index(d.signal))) & 1)
-          fresh.push_back(d.signal);
+      for (const auto& name : signals())
+        if (const auto f = _space->index(name); f && (fresh_parts >> static_cast<int>(_space->part(*f)) & 1))
+          fresh.push_back(name);
       if (fresh.empty()) fresh = signals();
       emit(t.ts, true, t, kAlertAnomaly, s.score, s.threshold, std::move(fresh), s.model_version, out);
       car.further.push_back(t.ts);

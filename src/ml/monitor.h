@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,7 +19,7 @@ inline constexpr const char* kAlertOutdatedFirmware = "outdated_firmware";
 
 struct MonitorOptions {
   HysteresisRule rule;
-  /// A car with an open anomaly alert raises another one when a part of the car (feature_component) that
+  /// A car with an open anomaly alert raises another one when a part of the car (FeatureSpace::part) that
   /// was normal when its alerts were raised turns anomalous (the same hysteresis rule): a second failure is
   /// not hidden behind the first. The parts an alert covers are those anomalous from its raise until this
   /// long after it, while its failure's signature is still spreading. 0: no second alerts.
@@ -49,11 +50,24 @@ struct MonitorOutput {
 /// the outdated-firmware rule. The score stage drives it from the log; `fleettwin eval` drives it from
 /// history, so both apply exactly the same logic. Events of one car must come in order. Models can be
 /// swapped between batches: per-car state survives, nothing is lost. Used by one thread.
+///
+/// Readings flagged out of their plausible range (core::Telemetry::out_of_range) are scored as symptoms of
+/// their part: the flagged value does not enter the features (the car's last plausible value stands in, so
+/// one implausible reading does not skew the model's view of every later event), and the event counts as
+/// anomalous for the flagged signal's part under the same hysteresis rule as the model's anomalies (one
+/// glitch raises nothing, a sensor or part that keeps reading implausibly does). The alert names the
+/// flagged signals first; an open alert's parts grow by the flagged part, so a flag on another part is a new
+/// symptom. Flags are scored only while a model is active.
 class Monitor {
  public:
-  explicit Monitor(MonitorOptions options = {});
+  /// `space`: the features of the catalog the events carry; models must read the same features (decoded
+  /// for this space: decode_artifact).
+  explicit Monitor(MonitorOptions options = {},
+                   std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
+  /// std::invalid_argument when the model reads another feature layout than this monitor's space.
   void set_model(std::shared_ptr<const Model> model);
   void set_shadow(std::shared_ptr<const Model> model);
+  const FeatureSpace& space() const { return *_space; }
   const Model* model() const { return _active ? &_active->model() : nullptr; }
   const Model* shadow() const { return _shadow ? &_shadow->model() : nullptr; }
   /// Appends this batch's results to `out`.
@@ -66,7 +80,7 @@ class Monitor {
   struct Car {
     CarFeatureState features;
     AlertTracker anomaly;
-    // While `anomaly` is open: the parts (feature_component bits) its alerts cover, when the last one was
+    // While `anomaly` is open: the parts (catalog::Part bits) its alerts cover, when the last one was
     // raised, the rule applied to the other inputs, and the raise times (ids) of further alerts, all cleared
     // with it.
     uint64_t covered = 0;
@@ -90,15 +104,22 @@ class Monitor {
   void anomaly_alerts(Car& car, const core::Telemetry& t, const codec::AnomalyScore& s, uint64_t inputs,
                       uint64_t out_of_range, MonitorOutput& out);
 
+  /// The scorer of `model`, refused unless it reads this monitor's features.
+  std::unique_ptr<Scorer> scorer_for(std::shared_ptr<const Model> model) const;
+  /// Part bits of the signals flagged out of range in `t`.
+  uint64_t flagged_parts(const core::Telemetry& t) const;
+
   MonitorOptions _options;
+  std::shared_ptr<const FeatureSpace> _space;
+  std::optional<std::size_t> _firmware;  // the firmware version's signal, when the catalog has it
   FirmwareFleet _fleet;
   std::unique_ptr<Scorer> _active, _shadow;
   std::unordered_map<std::string, Car> _cars;
   std::vector<Car*> _batch_cars;
   std::vector<float> _features, _dev;
-  /// Component bits of the anomalous inputs in `inputs` (Scorer::above of the active model).
+  /// Part bits of the anomalous inputs in `inputs` (Scorer::above of the active model).
   uint64_t components(uint64_t inputs) const;
-  std::vector<uint8_t> _input_component;  // active model input -> Component
+  std::vector<uint8_t> _input_component;  // active model input -> catalog::Part
   // Per event of the batch, for anomalous events of the active model: anomalous inputs (Scorer::above)
   // and inputs out of the training range (Scorer::outside).
   std::vector<uint64_t> _inputs, _out_of_range;

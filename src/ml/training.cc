@@ -163,11 +163,11 @@ TrainingRows split_rows(const TrainingData& data, const TrainOptions& options, s
 /// The architecture's features of rows order[from, to), row-major: the matrix the network sees.
 std::vector<float> gather_features(const TrainingData& data, const Architecture& arch,
                                    const std::vector<std::size_t>& order, std::size_t from, std::size_t to) {
-  const std::size_t d = arch.features.size();
+  const std::size_t d = arch.features.size(), width = data.space->size();
   std::vector<float> m((to - from) * d);
   for (std::size_t r = from; r < to; ++r)
     for (std::size_t j = 0; j < d; ++j)
-      m[(r - from) * d + j] = data.features[order[r] * kFeatureCount + arch.features[j]];
+      m[(r - from) * d + j] = data.features[order[r] * width + arch.features[j]];
   return m;
 }
 
@@ -283,7 +283,7 @@ std::shared_ptr<Model> new_model(torch::nn::Sequential& net, const Architecture&
   meta.scale = scaler.scale();
   meta.weight.assign(d, 1.0f);
   for (std::size_t j = 0; j < d; ++j)
-    if (arch.features[j] == core::kControlUnitFirmware)
+    if (arch.space->cardata(core::kControlUnitFirmware) == arch.features[j])
       meta.weight[j] = 0;  // firmware is a rule, not learned
   meta.error_scale.assign(d, 1.0f);
   model->mlp = extract(net, arch);
@@ -302,7 +302,7 @@ void fill_input_range(ModelMeta& meta, const TrainingData& data, const Architect
       high(d, -std::numeric_limits<float>::infinity());
   for (std::size_t r = 0; r < rows.n_train; ++r)
     for (std::size_t j = 0; j < d; ++j) {
-      const float x = data.features[rows.order[r] * kFeatureCount + arch.features[j]];
+      const float x = data.features[rows.order[r] * data.space->size() + arch.features[j]];
       if (!defined(x)) continue;
       low[j] = std::min(low[j], x);
       high[j] = std::max(high[j], x);
@@ -331,7 +331,7 @@ void fill_reconstruction_range(ModelMeta& meta, const TrainingData& data, const 
   for (std::size_t j = 0; j < d; ++j) {
     extremes.clear();
     for (std::size_t r = 0; r < rows.n_train; ++r) {
-      if (!defined(data.features[rows.order[r] * kFeatureCount + arch.features[j]])) continue;
+      if (!defined(data.features[rows.order[r] * data.space->size() + arch.features[j]])) continue;
       const float x = rows.train[r * d + j];
       const auto it = extremes.try_emplace(data.car[rows.order[r]], x, x).first;
       it->second.first = std::min(it->second.first, x);
@@ -375,7 +375,8 @@ void fill_error_scales(Model& model, const TrainingData& data, const Architectur
     high.clear();
     low.clear();
     for (std::size_t r = 0; r < n; ++r) {
-      if (!defined(data.features[rows.order[r] * kFeatureCount + arch.features[j]])) continue;  // scored as 0
+      if (!defined(data.features[rows.order[r] * data.space->size() + arch.features[j]]))
+        continue;  // scored as 0
       float y = recon[r * d + j];
       if (!meta.recon_low.empty()) y = std::clamp(y, meta.recon_low[j], meta.recon_high[j]);
       const float e = rows.train[r * d + j] - y;
@@ -386,9 +387,7 @@ void fill_error_scales(Model& model, const TrainingData& data, const Architectur
     const double sigma = quantile(col, 0.5) * 1.4826;
     // An integer signal (tyre pressure in whole psi) cannot be predicted finer than one step.
     const auto f = arch.features[j];
-    const double step = f < core::kSignalCount && core::kSignals[f].type == core::SignalType::kInt
-                            ? 1.0 / meta.scale[j]
-                            : 0.0;
+    const double step = arch.space->whole_steps(f) ? 1.0 / meta.scale[j] : 0.0;
     auto scale = [&](std::vector<float>& side) {
       return std::max(1e-3f, static_cast<float>(std::max({sigma, quantile(side, 0.999) / 4.0, step})));
     };
@@ -403,11 +402,12 @@ void calibrate(const std::shared_ptr<Model>& model, const TrainingData& data, co
   auto& meta = model->meta;
   const std::size_t n_val = rows.n_val, d = meta.architecture.features.size();
   // Threshold on the held-out cars, scored exactly as the score stage will (in order, averaged per car).
-  std::vector<float> raw(n_val * kFeatureCount);
+  const std::size_t width = data.space->size();
+  std::vector<float> raw(n_val * width);
   std::vector<uint32_t> cars(n_val);
   for (std::size_t r = 0; r < n_val; ++r) {
     const std::size_t src = rows.order[rows.n_train + r];
-    std::memcpy(&raw[r * kFeatureCount], &data.features[src * kFeatureCount], kFeatureCount * sizeof(float));
+    std::memcpy(&raw[r * width], &data.features[src * width], width * sizeof(float));
     cars[r] = data.car[src];
   }
   // Event spacing: the window's length over each car's share of its events.
@@ -443,6 +443,7 @@ void fill_provenance(ModelMeta& meta, const TrainingData& data, const TrainOptio
   meta.version =
       options.version.empty() ? meta.architecture.name + "-" + utc_stamp(meta.created_ms) : options.version;
   meta.topic = data.topic;
+  meta.catalog = data.space->catalog().label();
   meta.from_ts = data.from_ts;
   meta.to_ts = data.to_ts;
   meta.events = static_cast<int64_t>(data.rows());
@@ -461,8 +462,11 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   const std::size_t total = data.rows();
   if (total < 50)
     throw std::invalid_argument("train: need at least 50 events, have " + std::to_string(total));
-  if (data.features.size() != total * kFeatureCount)
+  if (data.features.size() != total * data.space->size())
     throw std::invalid_argument("train: features do not match rows");
+  if (!(*data.space == *arch.space))
+    throw std::invalid_argument("train: the architecture's features are not those of the data's catalog (" +
+                                data.space->catalog().label() + ")");
   // Small matrices: one thread beats the synchronisation of several, and leaves the other core to the
   // pipeline.
   torch::set_num_threads(1);
@@ -524,14 +528,14 @@ std::string encode_artifact(const Model& model) {
   return out;
 }
 
-std::shared_ptr<Model> decode_artifact(std::string_view in) {
+std::shared_ptr<Model> decode_artifact(std::string_view in, std::shared_ptr<const FeatureSpace> space) {
   if (in.size() < sizeof kMagic || std::memcmp(in.data(), kMagic, sizeof kMagic) != 0)
     throw std::invalid_argument("model artifact: not a fleettwin model (bad magic)");
   in.remove_prefix(sizeof kMagic);
   const uint64_t meta_len = get_u64(in);
   if (meta_len > in.size()) throw std::invalid_argument("model artifact: truncated metadata");
   auto model = std::make_shared<Model>();
-  model->meta = meta_from_json(in.substr(0, meta_len));
+  model->meta = meta_from_json(in.substr(0, meta_len), std::move(space));
   in.remove_prefix(meta_len);
   const uint64_t module_len = get_u64(in);
   if (module_len != in.size()) throw std::invalid_argument("model artifact: module length does not match");
@@ -570,12 +574,12 @@ void save_artifact(const Model& model, const std::string& path) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-std::shared_ptr<Model> load_artifact(const std::string& path) {
+std::shared_ptr<Model> load_artifact(const std::string& path, std::shared_ptr<const FeatureSpace> space) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path);
   std::ostringstream s;
   s << in.rdbuf();
-  return decode_artifact(s.str());
+  return decode_artifact(s.str(), std::move(space));
 }
 
 }  // namespace fleettwin::ml

@@ -54,13 +54,16 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
 /// The one-file artifact: "FTMODEL1", u64 little-endian metadata length, metadata JSON (meta_to_json),
 /// u64 length, libtorch-serialized torch::nn::Sequential (torch::save) of the same network.
 std::string encode_artifact(const Model& model);
-/// Throws std::invalid_argument with the reason when `bytes` are not an artifact this build reads.
-std::shared_ptr<Model> decode_artifact(std::string_view bytes);
+/// Throws std::invalid_argument with the reason when `bytes` are not an artifact this build reads, or hold a
+/// model that reads features `space` (the scorer's catalog) does not have (meta_from_json).
+std::shared_ptr<Model> decode_artifact(std::string_view bytes,
+                                       std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
 /// Reconstructs `rows` scaled rows with libtorch instead of Mlp::forward: the comparison the Mlp comment
 /// refers to (bench/ml_bench.cc). `in`/`out` are rows x model inputs.
 void torch_reconstruct(const Model& model, const float* in, std::size_t rows, float* out);
 
 void save_artifact(const Model& model, const std::string& path);
-std::shared_ptr<Model> load_artifact(const std::string& path);
+std::shared_ptr<Model> load_artifact(const std::string& path,
+                                     std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
 
 }  // namespace fleettwin::ml

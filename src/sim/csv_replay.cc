@@ -249,12 +249,21 @@ CsvReplay::Status CsvReplay::next(core::Telemetry& out) {
     }
     return true;
   };
+  out.values.resize(core::kSignalCount);
+  out.out_of_range.clear();
   for (std::size_t s = 0; s < core::kSignalCount; ++s) {
-    double v;
+    double v = core::kAbsent;
+    if (_cells[_signal_col[s]].empty()) {  // a car may send any subset of the signals
+      out.values[s] = v;
+      continue;
+    }
     if (!number(_signal_col[s], v)) return Status::kError;
     if (core::kSignals[s].type == core::SignalType::kInt && v != std::floor(v))
       return fail(_signal_col[s] + 1, "not a whole number: \"" + std::string(_cells[_signal_col[s]]) + "\"");
     out.values[s] = v;
+    // Kept and flagged, not rejected: an implausible reading is often what a failing part looks like.
+    if (v < core::kSignals[s].min || v > core::kSignals[s].max)
+      out.out_of_range.push_back(static_cast<uint16_t>(s));
   }
   double lat = _box.centre_lat(), lon = _box.centre_lon();
   if (_lat_col >= 0 && !number(_lat_col, lat)) return Status::kError;

@@ -36,9 +36,12 @@ std::optional<int64_t> parse_time_ms(std::string_view text);
 /// `time,car,` + the 18 signals (any order; found by name, case-insensitive; extra columns are ignored), then
 /// one row per message. Optional `lat` and `lon` columns give the position; without them it is the
 /// bounding box's centre. Each car's messages get seq 1, 2, 3... in file order. Cells may be wrapped in
-/// double quotes but must not contain commas. A bad row yields kError with its line and column and the
-/// replay can continue with the next row; a bad header (or unreadable file) is final. Values are not range
-/// checked: out-of-range data is the platform's to reject (DLQ), so replaying it is a valid test.
+/// double quotes but must not contain commas. An empty signal cell is a signal the row does not carry
+/// (core::kAbsent). A bad row (a cell that is not a number, a fractional int signal, a bad time or car id)
+/// yields kError with its line and column and the replay can continue with the next row; a bad header (or
+/// unreadable file) is final. A value outside its signal's plausible range is not an error: the row is
+/// replayed with the value, flagged in Telemetry::out_of_range (as ingest flags it again when it decodes
+/// the replayed message), since an implausible reading is often what a failing sensor or part looks like.
 /// Used by one thread (the replaying producer loop).
 class CsvReplay {
  public:

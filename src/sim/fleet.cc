@@ -41,6 +41,7 @@ std::string validate(const FleetConfig& c) {
     return "id_prefix must be [A-Za-z0-9_-] and short enough for " + std::to_string(core::kMaxCarIdLength) +
            "-character ids";
   if (c.shards == 0 || c.shard >= c.shards) return "shard must be below shards (and shards at least 1)";
+  if (!(c.upgraded_share >= 0 && c.upgraded_share <= 1)) return "upgraded_share must be between 0 and 1";
   for (const auto& p : c.planned_failures) {
     if (p.car >= c.cars)
       return "planned failure for car index " + std::to_string(p.car) + " outside the fleet";
@@ -69,6 +70,10 @@ Fleet::Fleet(FleetConfig config)
     _ids.push_back(sim::car_id(_config, i));
     _offset.push_back(
         static_cast<int64_t>(static_cast<__int128>(i) * _config.interval_ms / static_cast<__int128>(n)));
+  }
+  if (_config.catalog) {
+    _map = std::make_unique<SignalMap>(_config.catalog);
+    if (_map->identity()) _map.reset();
   }
   resume({});
 }
@@ -100,13 +105,14 @@ void Fleet::resume(const std::vector<std::pair<std::string, int64_t>>& last_seq_
 
   _cars.clear();
   _cars.reserve(n);
+  _extra.assign(_map ? n : 0, ExtraSignalState{});
   core::Telemetry scratch;
   for (std::size_t i = 0; i < n; ++i) {
     _cars.emplace_back(_config.seed, i, _constants, std::move(planned[i]));
     // Replaying is the only way to reach the exact state: the model is a chain of random draws. Onsets
     // found while replaying are before the resume point and are not reported again.
     if (simulates(i))
-      for (int64_t s = 0; s < last[i]; ++s) _cars.back().step(_constants, scratch, nullptr);
+      for (int64_t s = 0; s < last[i]; ++s) step_car(i, scratch, nullptr);
   }
   _failures.clear();
   _onsets.clear();
@@ -172,7 +178,7 @@ bool Fleet::next(core::Telemetry& out) {
     return false;
   }
   Car& car = _cars[i];
-  car.step(_constants, out, &_onsets);
+  step_car(i, out, &_onsets);
   out.car.assign(_ids[i]);
   out.ts = due;
   out.seq = car.seq();
@@ -185,6 +191,12 @@ bool Fleet::next(core::Telemetry& out) {
   }
   if (++_pos >= _active.size()) settle();
   return true;
+}
+
+void Fleet::step_car(std::size_t i, core::Telemetry& out, std::vector<FailureOnset>* onsets) {
+  if (out.values.size() != core::kSignalCount) out.values.resize(core::kSignalCount, core::kAbsent);
+  _cars[i].step(_constants, out, onsets);
+  if (_map) _map->apply(out.values, upgraded_car(i, _config.upgraded_share), _constants.dt_s, _extra[i]);
 }
 
 std::vector<GroundTruth> Fleet::take_failures() {

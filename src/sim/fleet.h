@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "core/telemetry.h"
 #include "sim/car.h"
 #include "sim/failure.h"
+#include "sim/signal_map.h"
 
 namespace fleettwin::sim {
 
@@ -33,6 +35,12 @@ struct FleetConfig {
   /// this way); ids, timing and content of each car are those of the whole fleet.
   std::size_t shard = 0;
   std::size_t shards = 1;
+  /// The catalog the messages are written in (`sim.catalog`): each cardata-v1 value under the catalog
+  /// signal of that name or alias (SignalMap). Null: the built-in cardata-v1 catalog.
+  std::shared_ptr<const catalog::Catalog> catalog;
+  /// Share of the cars on newer firmware (`sim.upgraded_share`, 0..1): they also send the catalog's
+  /// signals added after version 1 (upgraded_car(), SignalMap).
+  double upgraded_share = 0;
 };
 
 /// Why `config` cannot be simulated, or an empty string when it can.
@@ -92,6 +100,8 @@ class Fleet {
 
  private:
   void reset_schedule(const std::vector<int64_t>& first_round);
+  /// Steps car `i` and writes its message's values in the fleet's catalog.
+  void step_car(std::size_t i, core::Telemetry& out, std::vector<FailureOnset>* onsets);
   void settle();
 
   FleetConfig _config;
@@ -110,6 +120,8 @@ class Fleet {
   bool _finished = false;
 
   std::vector<FailureOnset> _onsets;  // scratch, reused
+  std::unique_ptr<SignalMap> _map;    // null: messages in cardata-v1 as the cars write them
+  std::vector<ExtraSignalState> _extra;
   std::vector<GroundTruth> _failures;
 };
 

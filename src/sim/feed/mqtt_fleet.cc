@@ -116,6 +116,8 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
                     const std::function<void(const MqttFleetStats&)>& report) {
   if (options.brokers.empty()) throw std::invalid_argument("sim --mqtt: no brokers");
   sim::Fleet fleet(options.fleet);
+  // The messages under the fleet's catalog's names (sim.catalog).
+  const codec::TelemetryEncoder encoder(options.fleet.catalog ? options.fleet.catalog : catalog::builtin());
   mqtt::Pool pool(mqtt::PoolOptions{.max_connecting = options.max_connecting,
                                     .seed = options.fleet.seed * 1000003 + options.fleet.shard});
   std::vector<int32_t> client_of(fleet.size(), -1);
@@ -191,7 +193,7 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
       if (!fleet.next(t)) break;
       const auto i = fleet.car_index(t.car);
       json.clear();
-      codec::encode_json(t, json);
+      encoder.encode(t, json);
       topic.assign("fleet/").append(t.car).append("/telemetry");
       if (i && client_of[*i] >= 0 &&
           pool.publish(static_cast<mqtt::Pool::Index>(client_of[*i]), topic, json, options.qos))

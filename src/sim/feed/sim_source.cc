@@ -33,6 +33,7 @@ std::string invalid_payload(int64_t i, const std::string& car) {
 
 SimSource::SimSource(SimSourceOptions options, log::Log& log, core::SimClock* clock, core::Metrics& metrics)
     : _options(std::move(options)),
+      _fleet_encoder(_options.fleet.catalog ? _options.fleet.catalog : catalog::builtin()),
       _log(log),
       _clock(clock),
       _published(&metrics.counter(core::metric::kSimPublished)),
@@ -96,12 +97,13 @@ void SimSource::run() {
   _running = false;
 }
 
-void SimSource::publish(log::Producer& producer, const core::Telemetry& t, bool track_seq) {
+void SimSource::publish(log::Producer& producer, const core::Telemetry& t, bool track_seq,
+                        const codec::TelemetryEncoder& encoder) {
   log::OutRecord r;
   r.topic = core::topics::kTelemetryRaw;
   r.key = t.car;
   r.value.reserve(_last_payload + codec::kJsonPadding);
-  codec::encode_json(t, r.value);
+  encoder.encode(t, r.value);
   _last_payload = r.value.size();
   producer.send(std::move(r));
   _published->add();
@@ -177,7 +179,7 @@ void SimSource::run_fleet(log::Producer& producer) {
     if (_stop) break;
     if (!fleet.next(t)) break;
     pace(t.ts, producer);
-    publish(producer, t, false);
+    publish(producer, t, false, _fleet_encoder);
     if ((++n & 1023) == 0) write_ground_truth(fleet);
     if ((n & 255) == 0 && std::chrono::steady_clock::now() - last_check > std::chrono::milliseconds(200))
       obey_commands();
@@ -212,7 +214,7 @@ void SimSource::run_replay(log::Producer& producer) {
             std::chrono::milliseconds(std::min<int64_t>(due - core::wall_clock_ms(), 200)));
       }
     }
-    publish(producer, t, true);
+    publish(producer, t, true, _replay_encoder);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "codec/json.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "log/log.h"
@@ -49,11 +50,14 @@ class SimSource {
   void run();
   void run_fleet(log::Producer& producer);
   void run_replay(log::Producer& producer);
-  void publish(log::Producer& producer, const core::Telemetry& t, bool track_seq);
+  void publish(log::Producer& producer, const core::Telemetry& t, bool track_seq,
+               const codec::TelemetryEncoder& encoder);
   void pace(int64_t due_ms, log::Producer& producer);
   void write_ground_truth(sim::Fleet& fleet);
 
   SimSourceOptions _options;
+  // The fleet's messages under its catalog's names (sim.catalog); CSV rows are cardata-v1.
+  codec::TelemetryEncoder _fleet_encoder, _replay_encoder;
   log::Log& _log;
   core::SimClock* _clock;
   std::thread _thread;

@@ -110,11 +110,11 @@ const StageDescriptor& ScoreStage::static_descriptor() {
 
 ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
                        registry::TelemetryReader reader, WarmupTrainer trainer)
-    : _options(options),
+    : _options(std::move(options)),
       _slot(slot ? std::move(slot) : std::make_shared<ModelSlot>()),
       _reader(std::move(reader)),
       _trainer(std::move(trainer)),
-      _monitor(options.monitor),
+      _monitor(_options.monitor, _options.space),
       _scored(metrics.counter(core::metric::kScoreScored)),
       _unscored(metrics.counter("fleettwin_score_unscored_total", "Events read before any model was loaded")),
       _unfamiliar(metrics.counter("fleettwin_score_unfamiliar_total",
@@ -146,7 +146,7 @@ void ScoreStage::warm_up(log::Producer& out) {
   // On this thread, on purpose: the events behind this batch wait (the log holds them back upstream)
   // and are all scored by the new model, instead of streaming past unscored while it trains.
   try {
-    auto trained = _trainer(ml::make_training_data(_warmup, t::kTelemetry));
+    auto trained = _trainer(ml::make_training_data(_warmup, t::kTelemetry, _options.space));
     spdlog::info("score: trained {} on warm-up data, threshold {:.4g}", trained.model->meta.version,
                  trained.model->meta.threshold);
     _slot->set_active(trained.model);

@@ -84,6 +84,9 @@ class ScoreStage final : public Stage {
  public:
   struct Options {
     ml::MonitorOptions monitor;
+    /// The features of the catalog the stage's events carry (models must read them: decode_artifact with
+    /// the same space, else set_model refuses them).
+    std::shared_ptr<const ml::FeatureSpace> space = ml::FeatureSpace::builtin();
     int32_t score_schema_id = 0;
     int32_t alert_schema_id = 0;
     int64_t warmup_ms = 0;  ///< 0: never train, wait for fleet.models

@@ -11,9 +11,12 @@
 #include "ml/model.h"
 #include "ml/monitor.h"
 #include "ml/scaler.h"
+#include "ml_support.h"
 
 namespace fleettwin::ml {
 namespace {
+
+using namespace testing;  // NOLINT(google-build-using-namespace): the built-in layout's short names
 
 core::Telemetry sample() {
   core::Telemetry t;
@@ -51,10 +54,10 @@ TEST(Features, KnownInputGivesKnownFeatures) {
   EXPECT_FLOAT_EQ(f[feature_index("coolant_over_intake")], 70);
   EXPECT_NEAR(f[feature_index("accel_imbalance")], std::log((2 + 1e-3) / (2.0 / 3 + 1e-3)), 1e-5);
   EXPECT_EQ(feature_index("no_such_feature"), kFeatureCount);
-  EXPECT_EQ(feature_component(core::kCurrentDraw), Component::kBattery);
-  EXPECT_EQ(feature_component(core::kControlUnitFirmware), Component::kControlUnit);
-  EXPECT_EQ(feature_component(feature_index("accel_amplitude_2_2")), Component::kChassis);
-  EXPECT_EQ(feature_component(feature_index("coolant_heading")), Component::kCooling);
+  EXPECT_EQ(feature_component(core::kCurrentDraw), catalog::Part::kBattery);
+  EXPECT_EQ(feature_component(core::kControlUnitFirmware), catalog::Part::kElectronics);
+  EXPECT_EQ(feature_component(feature_index("accel_amplitude_2_2")), catalog::Part::kChassis);
+  EXPECT_EQ(feature_component(feature_index("coolant_heading")), catalog::Part::kCooling);
   EXPECT_EQ(feature_name(0), "coolant_temp");
 }
 
@@ -103,7 +106,7 @@ TEST(Features, ShareImbalanceShowsOneCornerShakingMoreWhateverTheRoad) {
   for (std::size_t k = 0; k < 4; ++k) t.values[core::kAccelerometer11 + k] = 0;
   extract_features(t, failing, f.data());
   EXPECT_FLOAT_EQ(f[imbalance], before);
-  EXPECT_EQ(feature_component(imbalance), Component::kChassis);
+  EXPECT_EQ(feature_component(imbalance), catalog::Part::kChassis);
 }
 
 TEST(Features, EngineWarmthFollowsRunningTimeOverMinutes) {
@@ -245,27 +248,6 @@ TEST(FirmwareRule, RollbackAndLongLagAreOutdatedShortLagIsNot) {
   EXPECT_TRUE(c.update(5, 1200, fleet));  // still behind after the grace
   EXPECT_TRUE(a.update(3, 1300, fleet));  // rolled back
   EXPECT_FALSE(a.update(6, 1400, fleet));
-}
-
-std::shared_ptr<Model> identity_model(const Architecture& arch, float gain) {
-  auto m = std::make_shared<Model>();
-  m->meta.architecture = arch;
-  m->meta.architecture.smoothing = 1.0;  // per-event scores; averaging has its own test
-  const auto n = arch.features.size();
-  m->meta.center.assign(n, 0);
-  m->meta.scale.assign(n, 1);
-  m->meta.error_scale.assign(n, 1);
-  m->meta.error_scale_low.assign(n, 1);
-  m->meta.weight.assign(n, 1);
-  m->meta.threshold = 2;
-  m->meta.version = "test-1";
-  DenseLayer l;
-  l.in = l.out = n;
-  l.weight.assign(n * n, 0);
-  for (std::size_t i = 0; i < n; ++i) l.weight[i * n + i] = gain;
-  l.bias.assign(n, 0);
-  m->mlp = Mlp({l});
-  return m;
 }
 
 TEST(Scorer, PerfectReconstructionScoresZeroAndErrorsExplainTheScore) {
@@ -533,22 +515,6 @@ TEST(Calibration, FailingCarsDoNotRaiseTheThreshold) {
   EXPECT_EQ(c.excluded_cars, 1);
   EXPECT_LT(c.threshold, 1.0);
   EXPECT_NE(c.method.find("quantile_trimmed"), std::string::npos);
-}
-
-// `count` events of one car, 1 s apart from ts 1000, each with the signals `fill(i, values)` sets.
-template <class Fill>
-std::vector<core::Telemetry> one_car(const char* car, int count, Fill fill) {
-  std::vector<core::Telemetry> batch;
-  for (int i = 0; i < count; ++i) {
-    core::Telemetry t;
-    t.car = car;
-    t.seq = i + 1;
-    t.ts = 1000 * (i + 1);
-    t.values.assign(core::kSignalCount, 0.0);  // every signal sent; the test sets the ones it watches
-    fill(i, t.values);
-    batch.push_back(t);
-  }
-  return batch;
 }
 
 TEST(Monitor, RaisesOnceWithDeterministicIdAndClears) {

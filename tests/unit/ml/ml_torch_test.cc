@@ -7,10 +7,13 @@
 
 #include "ml/dataset.h"
 #include "ml/training.h"
+#include "ml_support.h"
 #include "sim/fleet.h"
 
 namespace fleettwin::ml {
 namespace {
+
+using namespace testing;  // NOLINT(google-build-using-namespace): the built-in layout's short names
 
 // A small healthy fleet: 10 cars, 300 events each (50 simulated minutes).
 TrainingData fleet_data() {

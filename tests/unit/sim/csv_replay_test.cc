@@ -164,3 +164,25 @@ TEST(CsvReplay, HeaderProblemsAreFinal) {
     EXPECT_NE(replay.error().to_string().find("/nonexistent/cardata.csv"), std::string::npos);
   }
 }
+
+TEST(CsvReplay, OutOfRangeRowsAreReplayedWithTheirValuesFlagged) {
+  CsvReplay replay(std::string(FLEETTWIN_FIXTURES) + "/sim/cardata_out_of_range.csv");
+  std::vector<core::Telemetry> rows;
+  core::Telemetry t;
+  CsvReplay::Status st;
+  while ((st = replay.next(t)) == CsvReplay::Status::kRow) rows.push_back(t);
+  ASSERT_EQ(st, CsvReplay::Status::kEnd) << replay.error().to_string();
+  ASSERT_EQ(rows.size(), 6u);  // every row, none rejected
+  EXPECT_TRUE(rows[0].out_of_range.empty());
+  // The implausible value itself is kept, and flagged.
+  EXPECT_EQ(rows[1].values[core::kCoolantTemp], 171.0);
+  EXPECT_EQ(rows[1].out_of_range, std::vector<uint16_t>{core::kCoolantTemp});
+  EXPECT_TRUE(rows[2].flagged(core::kCoolantTemp));
+  EXPECT_EQ(rows[3].out_of_range, std::vector<uint16_t>{core::kBatteryPercentage});
+  EXPECT_EQ(rows[4].out_of_range, (std::vector<uint16_t>{core::kTirePressure12, core::kTirePressure22}));
+  EXPECT_EQ(rows[4].values[core::kTirePressure22], -2);
+  EXPECT_EQ(rows[4].seq, 2);
+  // An empty cell is a signal the row does not carry: absent, not out of range, not an error.
+  EXPECT_TRUE(core::absent(rows[5].values[core::kSpeed]));
+  EXPECT_TRUE(rows[5].out_of_range.empty());
+}

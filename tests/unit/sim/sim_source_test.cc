@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "catalog/catalog.h"
 #include "codec/json.h"
 #include "core/clock.h"
 #include "core/topics.h"
@@ -75,4 +76,38 @@ TEST(SimSource, EndsAfterItsDurationInRealTime) {
   EXPECT_TRUE(ended) << "still running a minute after its 1 s duration";
   EXPECT_EQ(sim.error(), "");
   EXPECT_EQ(sim.published(), 30);  // 3 cars x 10 messages
+}
+
+// sim.catalog: the simulated cars send their signals under the catalog's names (here the VSS ones).
+TEST(SimSource, SendsUnderTheNamesOfItsCatalog) {
+  log::MemoryLog mlog;
+  core::SimClock clock(1'700'000'000'000);
+  core::Metrics metrics;
+  sim::SimSourceOptions options;
+  options.fast = true;
+  options.fleet.cars = 4;
+  options.fleet.interval_ms = 1000;
+  options.fleet.duration_ms = 10'000;
+  options.fleet.start_ms = 1'700'000'000'000;
+  options.fleet.catalog = std::make_shared<const catalog::Catalog>(
+      catalog::load_file(std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml"));
+  options.fleet.upgraded_share = 0.5;
+  sim::SimSource sim(options, mlog, &clock, metrics);
+  sim.start();
+  sim.join();
+  ASSERT_EQ(sim.error(), "");
+  auto consumer = mlog.consumer("test");
+  consumer->subscribe({t::kTelemetryRaw});
+  std::vector<log::Record> got;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got.size() < 40 && std::chrono::steady_clock::now() < deadline)
+    for (auto& r : consumer->poll(100, 100ms)) got.push_back(std::move(r));
+  ASSERT_EQ(got.size(), 40u);
+  int odometers = 0;
+  for (const auto& r : got) {
+    EXPECT_NE(r.value.find("\"Vehicle.Speed\":"), std::string::npos) << r.value;
+    EXPECT_EQ(r.value.find("\"speed\":"), std::string::npos) << r.value;
+    odometers += r.value.find("\"Vehicle.TraveledDistance\":") != std::string::npos ? 1 : 0;
+  }
+  EXPECT_EQ(odometers, 20);  // two of the four cars are upgraded, ten messages each
 }
