@@ -160,6 +160,8 @@ std::vector<std::string> sim_worker_args(const Config& c, const std::vector<mqtt
            {"--seed", &keys::sim_seed},
            {"--failure-rate", &keys::sim_failure_rate},
            {"--failure-ramp", &keys::sim_failure_ramp},
+           {"--sim-catalog", &keys::sim_catalog},
+           {"--upgraded-share", &keys::sim_upgraded_share},
            {"--qos", &keys::mqtt_qos},
            {"--mqtt-version", &keys::mqtt_version},
            {"--credentials", &keys::mqtt_credentials},

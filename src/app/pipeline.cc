@@ -350,7 +350,9 @@ class PipelineRun {
   void wait_for_published_model() {
     if (!_roles.runs("score")) return;
     _model_watcher = std::make_unique<stages::ModelWatcher>(
-        *_log, _ctx.models, [](std::string_view bytes) { return ml::decode_artifact(bytes); }, _metrics);
+        *_log, _ctx.models,
+        [space = _ctx.score.space](std::string_view bytes) { return ml::decode_artifact(bytes, space); },
+        _metrics);
     _model_watcher->start();
     int64_t published_models = 0;
     for (const auto end : _log->end_offsets(core::topics::kModels)) published_models += end;

@@ -275,7 +275,7 @@ int run_eval(EvalFlags& f, Config& config) {
   eo.from_ts = train_end;
   eo.to_ts = events.back().ts -
              int64_t{5} * 60'000;  // failures in the last 5 minutes have too little data after them
-  eo.shown_from = ml::shown_failures(truth, events, eo.window_ms);
+  eo.shown_from = ml::shown_failures(truth, events, eo.window_ms, space->catalog());
   int64_t our_unfamiliar = 0, ref_unfamiliar = 0;
   const auto our_alerts = replay(events, ours, mopts, train_end, &our_unfamiliar);
   const auto ref_alerts = replay(events, reference, mopts, train_end, &ref_unfamiliar);

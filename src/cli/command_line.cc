@@ -62,6 +62,10 @@ void add_sim_flags(Flags& flags, CLI::App* cmd) {
   flags.add(cmd, "--failure-ramp", keys::sim_failure_ramp,
             "Time a failure takes to reach its full signature");
   flags.add(cmd, "--replay", keys::sim_replay, "Replay a cardata-v1 CSV instead of simulating");
+  flags.add(cmd, "--sim-catalog", keys::sim_catalog,
+            "Catalog (YAML) whose signal names the simulated cars send (default: the cardata-v1 names)");
+  flags.add(cmd, "--upgraded-share", keys::sim_upgraded_share,
+            "Share of simulated cars on newer firmware, sending the --sim-catalog signals added after v1");
   flags.add(cmd, "--inject-invalid", keys::sim_inject_invalid,
             "Also publish N malformed payloads (DLQ demo)");
   flags.add(cmd, "--ground-truth", keys::ground_truth,

@@ -15,20 +15,33 @@ std::vector<sim::FailureMode> learned_modes() {
   return out;
 }
 
-bool could_show(sim::FailureMode mode, const core::Telemetry& t) {
+namespace {
+
+/// The reading of the simulator's signal `cardata_name` under `catalog` (absent when the catalog or the
+/// message lacks it).
+double reading(const core::Telemetry& t, const catalog::Catalog& catalog, std::string_view cardata_name) {
+  const auto i = catalog.find(cardata_name);
+  return i && *i < t.values.size() ? t.values[*i] : core::kAbsent;
+}
+
+}  // namespace
+
+bool could_show(sim::FailureMode mode, const core::Telemetry& t, const catalog::Catalog& catalog) {
   using sim::FailureMode;
+  // An absent reading compares false: a message without it cannot show the failure.
   switch (mode) {
     case FailureMode::kDriveShaftDegradation:
-      return t.values[core::kSpeed] > 0;
+      return reading(t, catalog, core::kSignals[core::kSpeed].name) > 0;
     case FailureMode::kCoolantOverheating:
-      return t.values[core::kIntakeAirFlowSpeed] > 0;
+      return reading(t, catalog, core::kSignals[core::kIntakeAirFlowSpeed].name) > 0;
     default:
       return true;
   }
 }
 
 std::vector<int64_t> shown_failures(const std::vector<sim::GroundTruth>& truth,
-                                    const std::vector<core::Telemetry>& events, int64_t window_ms) {
+                                    const std::vector<core::Telemetry>& events, int64_t window_ms,
+                                    const catalog::Catalog& catalog) {
   std::map<std::string, std::vector<std::size_t>> by_car;
   for (std::size_t i = 0; i < truth.size(); ++i) by_car[truth[i].car].push_back(i);
   std::vector<int64_t> first(truth.size(), -1);
@@ -38,7 +51,7 @@ std::vector<int64_t> shown_failures(const std::vector<sim::GroundTruth>& truth,
     for (const std::size_t i : it->second) {
       const auto& g = truth[i];
       if (e.ts >= g.onset_ts && e.ts - g.onset_ts <= window_ms && (first[i] < 0 || e.ts < first[i]) &&
-          could_show(g.mode, e))
+          could_show(g.mode, e, catalog))
         first[i] = e.ts;
     }
   }

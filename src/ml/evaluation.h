@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "core/alert.h"
 #include "core/telemetry.h"
 #include "sim/failure.h"
@@ -63,13 +64,16 @@ EvalReport evaluate(const std::vector<core::Alert>& alerts, const std::string& k
 /// while it runs (air flows through the intake); a tyre losing pressure, a weak battery cell (its voltage
 /// sags), a failing shock absorber (its corner's accelerometer reads larger, even the small readings of a
 /// parked car) and outdated firmware in any state.
-bool could_show(sim::FailureMode mode, const core::Telemetry& t);
+/// `t`'s signals are those of `catalog`, which names the simulator's signals by name or alias.
+bool could_show(sim::FailureMode mode, const core::Telemetry& t,
+                const catalog::Catalog& catalog = *catalog::builtin());
 
 /// For each failure of `truth`: the time of the first message its car sent from the failure's onset to
 /// `window_ms` later that could show it, or -1 (`events` in any order). A failure without one (a shaft
 /// wearing in a car that stood still until the window ended) is invisible to any detector.
 std::vector<int64_t> shown_failures(const std::vector<sim::GroundTruth>& truth,
-                                    const std::vector<core::Telemetry>& events, int64_t window_ms);
+                                    const std::vector<core::Telemetry>& events, int64_t window_ms,
+                                    const catalog::Catalog& catalog = *catalog::builtin());
 
 /// The modes the learned model is for: every mode except outdated firmware, which is a rule.
 std::vector<sim::FailureMode> learned_modes();

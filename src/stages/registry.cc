@@ -20,6 +20,8 @@ void configure_process(const config::Config& config, StageContext& c) {
 void configure_score(const config::Config& config, StageContext& c) {
   c.score.monitor = monitor_options(config);
   c.score.warmup_ms = config.get(keys::ml_warmup).count();
+  // The model reads the features of the catalog this process runs on.
+  c.score.space = std::make_shared<const ml::FeatureSpace>(c.catalog);
 }
 
 void configure_twin(const config::Config& config, StageContext& c) {
