@@ -131,6 +131,27 @@ std::vector<core::Twin> load_twins(log::Log& log) {
   return out;
 }
 
+/// Registers the CarTelemetry schema generated from `c` under `subject`. The subject's compatibility rule
+/// (BACKWARD unless the operator chose another) decides whether this catalog version may join those already
+/// written: a refusal is a ConfigError naming the catalog and each incompatible field, before this process
+/// writes anything.
+int32_t register_telemetry_schema(registry::SchemaRegistryClient& client, const std::string& subject,
+                                  const std::shared_ptr<const catalog::Catalog>& c) {
+  try {
+    return client.register_schema(subject, codec::TelemetryAvro(c).schema());
+  } catch (const registry::SchemaRegistryError& e) {
+    if (e.status() != 409) throw;
+    // The embedded registry lists its problems after "(LEVEL): ", each naming "CarTelemetry.FIELD".
+    std::string what = e.message();
+    if (const auto at = what.find("): "); at != std::string::npos) what.erase(0, at + 3);
+    for (auto at = what.find("CarTelemetry."); at != std::string::npos; at = what.find("CarTelemetry.", at))
+      what.replace(at, std::string_view("CarTelemetry.").size(), "field ");
+    throw ConfigError("catalog " + c->label() +
+                      " is not compatible with the CarTelemetry schema already registered under " + subject +
+                      ": " + what);
+  }
+}
+
 }  // namespace
 
 Roles Roles::all() {
@@ -168,9 +189,9 @@ class PipelineRun {
 
   RunSummary run() {
     check_roles_and_dirs();
-    open_log();
     start_schema_registry();
-    register_schemas();
+    register_schemas();  // first: a catalog the registry refuses stops the run before anything is written
+    open_log();
     resume();
     build_stages();
     wait_for_published_model();
@@ -198,6 +219,11 @@ class PipelineRun {
     if (_ground_truth.empty()) _ground_truth = (_data_dir / "ground_truth.jsonl").string();
     _replay = _config.get(keys::sim_replay);
     if (!_replay.empty() && !fs::exists(_replay)) throw ConfigError("--replay: no such file " + _replay);
+    try {
+      _ctx.catalog = catalog::load_or_builtin(_config.get(keys::catalog_file));
+    } catch (const catalog::CatalogError& e) {
+      throw ConfigError(std::string("--catalog: ") + e.what());
+    }
   }
 
   /// The embedded log, or Kafka, with every topic of DESIGN.md §4.
@@ -246,13 +272,14 @@ class PipelineRun {
     spdlog::info("schema registry: embedded at {}", _registry_url);
   }
 
-  /// CarTelemetry (process), AnomalyScore and Alert (score) under their topics' subjects.
+  /// CarTelemetry of the catalog (process), AnomalyScore and Alert (score) under their topics' subjects.
   void register_schemas() {
     if (_roles.runs("process")) {
       registry::SchemaRegistryClient client(_registry_url);
       const auto subject = registry::subject_for_topic(core::topics::kTelemetry);
-      _ctx.process.telemetry_schema_id = client.register_schema(subject, codec::car_telemetry_schema());
-      spdlog::info("schema: {} registered as id {}", subject, _ctx.process.telemetry_schema_id);
+      _ctx.process.telemetry_schema_id = register_telemetry_schema(client, subject, _ctx.catalog);
+      spdlog::info("schema: {} registered as id {} (catalog {})", subject, _ctx.process.telemetry_schema_id,
+                   _ctx.catalog->label());
     }
     if (_roles.runs("score")) {
       if (_registry_url.empty())

@@ -135,8 +135,13 @@ int CommandLine::run(int argc, char** argv) {
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
     if (chosen == nullptr) return 0;
     // The pipeline reads the built-in catalog until every layer follows the catalog in use; only the catalog
-    // commands read another one yet. Refused rather than ignored.
-    if (!config.get(keys::catalog_file).empty() && chosen->cmd->get_parent()->get_name() != "catalog") {
+    // commands and the Kafka roles that read and write CarTelemetry by catalog version (schema evolution)
+    // read another one yet. Refused rather than ignored.
+    const std::string& name = chosen->cmd->get_name();
+    const bool role = chosen->cmd->get_parent() == &_app &&
+                      (name == "process" || name == "twin" || name == "sink" || name == "score");
+    if (!config.get(keys::catalog_file).empty() && chosen->cmd->get_parent()->get_name() != "catalog" &&
+        !role) {
       throw config::ConfigError(
           "--catalog: this version runs the pipeline on the built-in cardata-v1 catalog "
           "only; `fleettwin catalog check|show` read any catalog");
