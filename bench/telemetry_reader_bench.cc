@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "codec/avro.h"
 #include "core/signals.h"
 #include "core/telemetry.h"
@@ -66,5 +67,35 @@ void BM_ReadOwnSchema(benchmark::State& state) {
   server.stop();
 }
 BENCHMARK(BM_ReadOwnSchema);
+
+// cardata-v1 records read by a reader on v1 plus two newer signals: the resolution plan of the v1 schema.
+void BM_ReadResolved(benchmark::State& state) {
+  registry::EmbeddedRegistry server(registry::EmbeddedRegistryOptions{});
+  server.start();
+  auto client = std::make_shared<registry::SchemaRegistryClient>(server.url());
+  const int32_t id =
+      client->register_schema(registry::subject_for_topic("fleet.telemetry"), codec::car_telemetry_schema());
+  const auto payloads = records(id);
+  auto signals = catalog::builtin()->signals();
+  for (const char* name : {"odometer", "cabin_temp"}) {
+    catalog::SignalSpec s;
+    s.name = s.field = name;
+    s.max = 1e6;
+    s.since = 2;
+    signals.push_back(s);
+  }
+  registry::TelemetryReader reader(client,
+                                   std::make_shared<const catalog::Catalog>("cardata", 2, "", signals));
+  core::Telemetry t;
+  std::string error;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    if (!reader.read(payloads[i++ % kPool], t, &error)) state.SkipWithError(error.c_str());
+    benchmark::DoNotOptimize(t);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  server.stop();
+}
+BENCHMARK(BM_ReadResolved);
 
 }  // namespace
