@@ -30,10 +30,6 @@ struct Envelope {
 constexpr std::array<Envelope, 6> kEnvelope{
     {{"car", kCar}, {"ts", kTs}, {"seq", kSeq}, {"lat", kLat}, {"lon", kLon}, {"flags", kFlags}}};
 
-// More items than this in one skipped array or map is treated as garbage: an item of type null takes no
-// bytes, so the input length alone does not bound a block count.
-constexpr int64_t kMaxItems = 1 << 20;
-
 constexpr uint32_t bit(AvroKind k) { return 1U << static_cast<unsigned>(k); }
 constexpr uint32_t kNumbers =
     bit(AvroKind::kInt) | bit(AvroKind::kLong) | bit(AvroKind::kFloat) | bit(AvroKind::kDouble);
@@ -157,32 +153,6 @@ class StepReader {
     return _r.read_string(v);
   }
 
-  /// Calls `item` on every element of an array (or the values of a map) of `t`, in Avro's blocks.
-  template <typename Item>
-  bool blocks(const AvroNode* t, Item&& item) {
-    int64_t total = 0;
-    for (;;) {
-      int64_t count;
-      if (!_r.read_long(count)) return false;
-      if (count == 0) return true;
-      if (count < 0) {  // a block with its byte size (Avro spec 1.11, "Arrays")
-        if (count == INT64_MIN) return fail("bad block count");
-        count = -count;
-        int64_t bytes;
-        if (!_r.read_long(bytes)) return false;
-      }
-      total += count;
-      if (total > kMaxItems) return fail("more items than a record can hold");
-      for (int64_t i = 0; i < count; ++i) {
-        if (t->kind == AvroKind::kMap) {
-          std::string_view key;
-          if (!_r.read_string(key)) return false;
-        }
-        if (!item()) return false;
-      }
-    }
-  }
-
   /// Reads past one datum of `t`: a writer field the reader does not know.
   bool skip(const AvroNode* t, int depth) {
     if (depth > kMaxSchemaDepth) return fail("nested too deep");
@@ -215,7 +185,8 @@ class StepReader {
                            [&](const AvroNode::Field& f) { return skip(f.type, depth + 1); });
       case AvroKind::kArray:
       case AvroKind::kMap:
-        return blocks(t, [&] { return skip(t->items, depth + 1); });
+        return _r.read_blocks(t->kind == AvroKind::kMap, kMaxDatumItems,
+                              [&](std::string_view) { return skip(t->items, depth + 1); });
     }
     return fail("unknown type");
   }
@@ -350,7 +321,9 @@ bool TelemetryPlan::decode(std::string_view body, core::Telemetry& t, std::strin
         ok = r.number(s.type, t.lon);
         break;
       case kFlags:
-        ok = r.blocks(s.type, [&] { return r.text(s.type->items, text) && flag(text); });
+        ok = r.reader().read_blocks(false, kMaxDatumItems, [&](std::string_view) {
+          return r.text(s.type->items, text) && flag(text);
+        });
         break;
       default:
         ok = r.number(s.type, t.values[static_cast<std::size_t>(s.target)]);
