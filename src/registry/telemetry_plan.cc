@@ -280,13 +280,6 @@ void TelemetryPlan::add_field(const AvroNode::Field& f, std::vector<bool>& taken
   _steps.push_back({f.type, target, f.name});
 }
 
-std::size_t TelemetryPlan::mapped_fields() const {
-  return static_cast<std::size_t>(
-      std::count_if(_steps.begin(), _steps.end(), [](const Step& s) { return s.target != kSkip; }));
-}
-
-std::size_t TelemetryPlan::skipped_fields() const { return _steps.size() - mapped_fields(); }
-
 bool TelemetryPlan::decode(std::string_view body, core::Telemetry& t, std::string* error) const {
   StepReader r(body);
   t.values.assign(_keys->catalog().size(), core::kAbsent);

@@ -55,10 +55,6 @@ class TelemetryPlan {
   /// input or trailing bytes; `t` is partly written then.
   bool decode(std::string_view body, core::Telemetry& t, std::string* error) const;
 
-  /// Writer fields read into the reader's Telemetry, and skipped.
-  std::size_t mapped_fields() const;
-  std::size_t skipped_fields() const;
-
  private:
   struct Step {
     const AvroNode* type;  ///< the writer's type of the field
