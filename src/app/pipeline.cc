@@ -132,6 +132,27 @@ std::vector<core::Twin> load_twins(log::Log& log) {
   return out;
 }
 
+/// Registers the CarTelemetry schema generated from `c` under `subject`. The subject's compatibility rule
+/// (BACKWARD unless the operator chose another) decides whether this catalog version may join those already
+/// written: a refusal is a ConfigError naming the catalog and each incompatible field, before this process
+/// writes anything.
+int32_t register_telemetry_schema(registry::SchemaRegistryClient& client, const std::string& subject,
+                                  const std::shared_ptr<const catalog::Catalog>& c) {
+  try {
+    return client.register_schema(subject, codec::TelemetryAvro(c).schema());
+  } catch (const registry::SchemaRegistryError& e) {
+    if (e.status() != 409) throw;
+    // The embedded registry lists its problems after "(LEVEL): ", each naming "CarTelemetry.FIELD".
+    std::string what = e.message();
+    if (const auto at = what.find("): "); at != std::string::npos) what.erase(0, at + 3);
+    for (auto at = what.find("CarTelemetry."); at != std::string::npos; at = what.find("CarTelemetry.", at))
+      what.replace(at, std::string_view("CarTelemetry.").size(), "field ");
+    throw ConfigError("catalog " + c->label() +
+                      " is not compatible with the CarTelemetry schema already registered under " + subject +
+                      ": " + what);
+  }
+}
+
 }  // namespace
 
 Roles Roles::all() {
@@ -169,9 +190,9 @@ class PipelineRun {
 
   RunSummary run() {
     check_roles_and_dirs();
-    open_log();
     start_schema_registry();
-    register_schemas();
+    register_schemas();  // first: a catalog the registry refuses stops the run before anything is written
+    open_log();
     resume();
     build_stages();
     wait_for_published_model();
@@ -252,13 +273,14 @@ class PipelineRun {
     spdlog::info("schema registry: embedded at {}", _registry_url);
   }
 
-  /// CarTelemetry (process), AnomalyScore and Alert (score) under their topics' subjects.
+  /// CarTelemetry of the catalog (process), AnomalyScore and Alert (score) under their topics' subjects.
   void register_schemas() {
     if (_roles.runs("process")) {
       registry::SchemaRegistryClient client(_registry_url);
       const auto subject = registry::subject_for_topic(core::topics::kTelemetry);
-      _ctx.process.telemetry_schema_id = client.register_schema(subject, codec::car_telemetry_schema());
-      spdlog::info("schema: {} registered as id {}", subject, _ctx.process.telemetry_schema_id);
+      _ctx.process.telemetry_schema_id = register_telemetry_schema(client, subject, _ctx.catalog);
+      spdlog::info("schema: {} registered as id {} (catalog {})", subject, _ctx.process.telemetry_schema_id,
+                   _ctx.catalog->label());
     }
     if (_roles.runs("score")) {
       if (_registry_url.empty())
@@ -279,7 +301,7 @@ class PipelineRun {
   /// Where this run continues: the last stored seq of every car (the simulator goes on after it) and the
   /// twins.
   void resume() {
-    if (_roles.runs("sink") || _roles.sim) _control_store = store_opener(_config)();  // SQLite, or MongoDB
+    if (_roles.runs("sink") || _roles.sim) _control_store = store_opener(_config, nullptr, _ctx.catalog)();  // SQLite, or MongoDB
     std::vector<std::pair<std::string, int64_t>> resume;
     if (_roles.sim && _replay.empty()) resume = _control_store->max_seq_per_car();
     if (_roles.runs("twin"))
@@ -320,7 +342,7 @@ class PipelineRun {
 
   /// A runner for every stage of the registry this process runs, each configured from its own keys.
   void build_stages() {
-    _ctx.open_store = store_opener(_config, &_metrics);
+    _ctx.open_store = store_opener(_config, &_metrics, _ctx.catalog);
     _ctx.models = std::make_shared<stages::ModelSlot>();
     stages::RunnerOptions ro;
     ro.max_batch = static_cast<std::size_t>(_config.get(keys::stage_max_batch));

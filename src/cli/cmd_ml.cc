@@ -56,9 +56,11 @@ std::vector<core::Telemetry> read_kafka(const SourceFlags& f, const Config& conf
   auto consumer = kafka.consumer("fleettwin.train." + std::to_string(::getpid()) + "." +
                                  std::to_string(std::chrono::system_clock::now().time_since_epoch().count()));
   consumer->subscribe({f.topic});
+  // Records of every catalog version on the topic, read into the catalog this command runs with.
   registry::TelemetryReader reader(f.schema_registry.empty()
                                        ? nullptr
-                                       : std::make_shared<registry::SchemaRegistryClient>(f.schema_registry));
+                                       : std::make_shared<registry::SchemaRegistryClient>(f.schema_registry),
+                                   catalog::load_or_builtin(config.get(keys::catalog_file)));
   std::vector<core::Telemetry> out;
   int64_t bad = 0;
   bool assigned = false;

@@ -138,13 +138,6 @@ int CommandLine::run(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(config.get(keys::log_level)));
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
     if (chosen == nullptr) return 0;
-    // The pipeline reads the built-in catalog until every layer follows the catalog in use; only the catalog
-    // commands read another one yet. Refused rather than ignored.
-    if (!config.get(keys::catalog_file).empty() && chosen->cmd->get_parent()->get_name() != "catalog") {
-      throw config::ConfigError(
-          "--catalog: this version runs the pipeline on the built-in cardata-v1 catalog "
-          "only; `fleettwin catalog check|show` read any catalog");
-    }
     if (chosen->drains) {
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);

@@ -146,6 +146,33 @@ class AvroReader {
     return true;
   }
 
+  /// Reads the items of an Avro array or map (spec 1.11 "Arrays", "Maps": blocks of a count of items, a
+  /// negative count followed by the block's byte size, ended by a zero count), calling `item(key)` for each
+  /// (`key`: the map key, empty for an array), which reads the item and returns false to stop. More than
+  /// `max_items` in all is an error: an item of type null takes no bytes, so the input alone bounds nothing.
+  template <typename Item>
+  bool read_blocks(bool map, int64_t max_items, Item&& item) {
+    int64_t total = 0;
+    for (;;) {
+      int64_t count;
+      if (!read_long(count)) return false;
+      if (count == 0) return true;
+      if (count < 0) {
+        if (count == INT64_MIN) return fail("bad block count");
+        count = -count;
+        int64_t bytes;  // the items are read one by one anyway
+        if (!read_long(bytes)) return false;
+      }
+      total += count;
+      if (total > max_items) return fail("more items than allowed");
+      for (int64_t i = 0; i < count; ++i) {
+        std::string_view key;
+        if (map && !read_string(key)) return false;
+        if (!item(key)) return false;
+      }
+    }
+  }
+
   bool at_end() const { return _pos == _in.size(); }
   std::size_t position() const { return _pos; }
   std::size_t remaining() const { return _in.size() - _pos; }

@@ -35,6 +35,9 @@ enum class AvroKind : uint8_t {
 std::string_view to_string(AvroKind kind);
 /// Deeper schemas (and datums) are refused instead of risking the stack of an HTTP worker thread.
 inline constexpr int kMaxSchemaDepth = 64;
+/// More items than this in one array or map of a datum is treated as garbage: an item of type null takes no
+/// bytes, so the input length alone does not bound a block count.
+inline constexpr int64_t kMaxDatumItems = 1 << 20;
 
 /// Records, enums and fixed types carry a name (and may be referenced by it).
 bool is_named(AvroKind kind);

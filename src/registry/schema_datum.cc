@@ -16,10 +16,6 @@ namespace fleettwin::registry {
 
 namespace {
 
-// More items than this in one array or map is treated as garbage: an item of type null takes no bytes,
-// so the input length alone does not bound a block count.
-constexpr int64_t kMaxItems = 1 << 20;
-
 /// Walks one datum with AvroReader, writing JSON. One per avro_datum_to_json() call.
 class DatumPrinter {
  public:
@@ -127,33 +123,14 @@ class DatumPrinter {
   std::string take_error() { return _error; }
 
  private:
-  // Avro spec "Complex Types / Arrays": blocks of count items, a negative count followed by the block's
-  // byte size, ended by a zero count.
   bool print_blocks(const AvroNode* t, int depth) {
     const bool map = t->kind == AvroKind::kMap;
     map ? _w.begin_object() : _w.begin_array();
-    int64_t total = 0;
-    while (true) {
-      int64_t count;
-      if (!_r.read_long(count)) return fail();
-      if (count == 0) break;
-      if (count < 0) {
-        if (count == INT64_MIN) return fail("bad block count");
-        count = -count;
-        int64_t bytes;
-        if (!_r.read_long(bytes)) return fail();
-      }
-      total += count;
-      if (total > kMaxItems) return fail("more than " + std::to_string(kMaxItems) + " items");
-      for (int64_t i = 0; i < count; ++i) {
-        if (map) {
-          std::string_view k;
-          if (!_r.read_string(k)) return fail();
-          _w.key(k);
-        }
-        if (!print(t->items, depth + 1)) return false;
-      }
-    }
+    const bool ok = _r.read_blocks(map, kMaxDatumItems, [&](std::string_view key) {
+      if (map) _w.key(key);
+      return print(t->items, depth + 1);
+    });
+    if (!ok) return _error.empty() ? fail() : false;  // an item that failed has said why
     map ? _w.end_object() : _w.end_array();
     return true;
   }

@@ -78,7 +78,10 @@ class ResolutionChecker {
           check(r, b, path);
         } else if (std::none_of(r->branches.begin(), r->branches.end(),
                                 [&](const AvroNode* rb) { return readable(rb, b, path); })) {
-          problem(path, "the writer's union branch " + describe(b) + " is not readable by any reader branch");
+          std::string theirs;
+          for (const AvroNode* rb : r->branches) theirs += (theirs.empty() ? "" : ", ") + describe(rb);
+          problem(path, "the writer's union branch " + describe(b) +
+                            " is not readable by any of the reader's (" + theirs + ")");
         }
       }
       return;

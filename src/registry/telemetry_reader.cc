@@ -1,52 +1,101 @@
 #include "registry/telemetry_reader.h"
 
+#include <optional>
+#include <stdexcept>
+
 #include "codec/avro.h"
 #include "registry/client.h"
 #include "registry/protocol.h"
 #include "registry/schema.h"
+#include "registry/telemetry_plan.h"
 
 namespace fleettwin::registry {
 
-TelemetryReader::TelemetryReader(std::shared_ptr<SchemaRegistryClient> registry)
-    : _registry(std::move(registry)) {}
+namespace {
 
-bool TelemetryReader::check_schema(int32_t id, std::string* error) {
-  if (_readable.count(id)) return true;
-  if (_refused.count(id)) {
-    if (error)
-      *error = "schema id " + std::to_string(id) + " is not the CarTelemetry schema this build reads";
-    return false;
+// The built-in catalog's codec is built once per process; another catalog's once per reader.
+std::shared_ptr<const codec::TelemetryAvro> codec_for(const std::shared_ptr<const catalog::Catalog>& c) {
+  if (c == catalog::builtin() || *c == *catalog::builtin())
+    return {std::shared_ptr<const void>{}, &codec::builtin_telemetry_avro()};
+  return std::make_shared<const codec::TelemetryAvro>(c);
+}
+
+}  // namespace
+
+TelemetryReader::TelemetryReader(std::shared_ptr<SchemaRegistryClient> registry,
+                                 std::shared_ptr<const catalog::Catalog> catalog)
+    : _registry(std::move(registry)), _own(codec_for(catalog)) {
+  if (!_registry) return;
+  _own_canonical = AvroSchema::parse(_own->schema()).canonical();
+  _keys = std::make_shared<const SignalKeys>(std::move(catalog));
+}
+
+TelemetryReader::~TelemetryReader() = default;
+TelemetryReader::TelemetryReader(TelemetryReader&&) noexcept = default;
+TelemetryReader& TelemetryReader::operator=(TelemetryReader&&) noexcept = default;
+
+const catalog::Catalog& TelemetryReader::catalog() const { return _own->catalog(); }
+
+void TelemetryReader::refuse(int32_t id, std::string reason, std::string* error) {
+  if (error) *error = reason;
+  _refused[id] = {std::move(reason), std::chrono::steady_clock::now() + kRetryRefusedAfter};
+}
+
+bool TelemetryReader::plan_for(int32_t id, const TelemetryPlan*& plan, std::string* error) {
+  if (const auto it = _plans.find(id); it != _plans.end()) {
+    plan = it->second.get();
+    return true;
   }
-  try {
-    static const std::string kOurs = AvroSchema::parse(codec::car_telemetry_schema()).canonical();
-    const std::string theirs = AvroSchema::parse(_registry->get_schema(id)).canonical();
-    if (theirs == kOurs) {
-      _readable.insert(id);
-      return true;
+  if (const auto it = _refused.find(id); it != _refused.end()) {
+    if (std::chrono::steady_clock::now() < it->second.retry_at) {
+      if (error) *error = it->second.reason;
+      return false;
     }
-    _refused.insert(id);
-    if (error)
-      *error = "schema id " + std::to_string(id) + " is not the CarTelemetry schema this build reads";
+    _refused.erase(it);
+  }
+  const std::string prefix = "schema id " + std::to_string(id);
+  std::optional<AvroSchema> writer;
+  try {
+    writer = AvroSchema::parse(_registry->get_schema(id));
   } catch (const SchemaRegistryError& e) {
     // Unreachable or failing registry: the record is fine, the lookup is not. Throwing stops the stage
     // without committing, so nothing is skipped; an id the registry does not know is the writer's fault.
     if (e.status() == 0 || e.status() >= 500) throw;
-    _refused.insert(id);
-    if (error) *error = "schema id " + std::to_string(id) + ": " + e.what();
+    refuse(id, prefix + ": " + e.what(), error);
+    return false;
   } catch (const std::invalid_argument& e) {
-    _refused.insert(id);
-    if (error) *error = "schema id " + std::to_string(id) + " is not a valid Avro schema: " + e.what();
+    refuse(id, prefix + " is not a valid Avro schema: " + e.what(), error);
+    return false;
   }
-  return false;
+  std::shared_ptr<const TelemetryPlan> made;
+  if (writer->canonical() != _own_canonical) {
+    try {
+      made = std::make_shared<const TelemetryPlan>(*writer, _keys);
+    } catch (const std::invalid_argument& e) {
+      refuse(id, prefix + " cannot be read as CarTelemetry of catalog " + catalog().label() + ": " + e.what(),
+             error);
+      return false;
+    }
+  }
+  plan = made.get();
+  _plans.emplace(id, std::move(made));
+  return true;
 }
 
 bool TelemetryReader::read(std::string_view record, core::Telemetry& out, std::string* error) {
   int32_t id = 0;
-  if (!codec::decode_avro_telemetry(record, out, &id, error)) return false;
-  if (!_registry || id == _last_ok) return true;
-  if (!check_schema(id, error)) return false;
-  _last_ok = id;
-  return true;
+  std::string_view body;
+  if (!_registry || !codec::read_confluent_header(record, id, body) || id == _last_own)
+    return _own->decode(record, out, nullptr, error);
+  const TelemetryPlan* plan = nullptr;
+  if (!plan_for(id, plan, error)) return false;
+  if (plan == nullptr) {
+    _last_own = id;
+    return _own->decode(record, out, nullptr, error);
+  }
+  if (plan->decode(body, out, error)) return true;
+  if (error) *error = "schema id " + std::to_string(id) + ": " + *error;
+  return false;
 }
 
 }  // namespace fleettwin::registry

@@ -1,39 +1,71 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 
+#include "catalog/catalog.h"
 #include "core/telemetry.h"
+
+namespace fleettwin::codec {
+class TelemetryAvro;
+}
 
 namespace fleettwin::registry {
 
 class SchemaRegistryClient;
+class SignalKeys;
+class TelemetryPlan;
 
 /// Reads Avro CarTelemetry records (Confluent wire format) the way a consumer should: by the schema id each
-/// record carries. The first record with a new id fetches that writer schema from the registry and checks it
-/// is the CarTelemetry schema this build reads; later records with a known id cost one hash lookup. A writer
-/// schema of another shape is refused with a clear reason rather than misread (resolving other versions is
-/// left to a later version of this reader). Without a registry (the embedded mode, where this process
-/// registered the schema itself) every id is trusted. Used by one stage thread; the client it shares is
-/// thread-safe.
+/// record carries, into the Telemetry of the reader's catalog. The first record with a new id fetches that
+/// writer schema from the registry: when it is the reader's own (the schema TelemetryAvro generates from the
+/// catalog, compared canonically) records are decoded by TelemetryAvro directly, the fast path; any other
+/// version of CarTelemetry (an older or newer catalog, another catalog's names with aliases, a third-party
+/// writer) is read by Avro schema resolution through a TelemetryPlan built once for that id. A writer schema
+/// that cannot be resolved (car, ts or seq missing or of a wrong type, a matched signal of a type the
+/// reader's cannot take) is refused with the reason; the id is asked again after kRetryRefusedAfter. Later
+/// records with a known id cost one hash lookup, none at all for a run of the reader's own id. Without a
+/// registry (the embedded mode, where this process registered the schema itself) every record is decoded
+/// with the reader's own schema. Used by one stage thread; the client it shares is thread-safe.
 class TelemetryReader {
  public:
-  explicit TelemetryReader(std::shared_ptr<SchemaRegistryClient> registry = nullptr);
-  /// Decodes `record` into `out`; false with `error` set when the bytes or the writer schema are not
-  /// readable. Throws SchemaRegistryError when the registry cannot be asked (the record may be fine: do not
-  /// skip it).
+  static constexpr std::chrono::seconds kRetryRefusedAfter{30};
+
+  explicit TelemetryReader(std::shared_ptr<SchemaRegistryClient> registry = nullptr,
+                           std::shared_ptr<const catalog::Catalog> catalog = catalog::builtin());
+  ~TelemetryReader();
+  TelemetryReader(TelemetryReader&&) noexcept;
+  TelemetryReader& operator=(TelemetryReader&&) noexcept;
+
+  /// Decodes `record` into `out` (sized for the reader's catalog); false with `error` set when the bytes or
+  /// the writer schema are not readable. Throws SchemaRegistryError when the registry cannot be asked (the
+  /// record may be fine: do not skip it).
   bool read(std::string_view record, core::Telemetry& out, std::string* error);
 
+  const catalog::Catalog& catalog() const;
+
  private:
-  bool check_schema(int32_t id, std::string* error);
+  /// The plan of writer schema `id` (null: the reader's own schema), or false with the reason it is refused.
+  bool plan_for(int32_t id, const TelemetryPlan*& plan, std::string* error);
+  void refuse(int32_t id, std::string reason, std::string* error);
+
+  struct Refusal {
+    std::string reason;
+    std::chrono::steady_clock::time_point retry_at;
+  };
 
   std::shared_ptr<SchemaRegistryClient> _registry;
-  std::unordered_set<int32_t> _readable;
-  std::unordered_set<int32_t> _refused;
-  int32_t _last_ok = -1;  // fast path: consecutive records almost always share one id
+  std::shared_ptr<const codec::TelemetryAvro> _own;  ///< the reader catalog's codec: the fast path
+  std::string _own_canonical;                        ///< its schema, canonical (with a registry only)
+  std::shared_ptr<const SignalKeys> _keys;
+  std::unordered_map<int32_t, std::shared_ptr<const TelemetryPlan>>
+      _plans;  ///< null: the reader's own schema
+  std::unordered_map<int32_t, Refusal> _refused;
+  int32_t _last_own = -1;  // fast path: consecutive records almost always share one id
 };
 
 }  // namespace fleettwin::registry

@@ -40,18 +40,18 @@ const std::vector<StageEntry>& registry() {
        [](StageContext& c) { return std::make_unique<ProcessStage>(c.process, c.catalog, c.metrics); }},
       {&ScoreStage::static_descriptor, &configure_score,
        [](StageContext& c) {
-         return std::make_unique<ScoreStage>(c.score, c.models, c.metrics,
-                                             registry::TelemetryReader(c.registry), c.score_trainer);
+         return std::make_unique<ScoreStage>(
+             c.score, c.models, c.metrics, registry::TelemetryReader(c.registry, c.catalog), c.score_trainer);
        }},
       {&TwinStage::static_descriptor, &configure_twin,
        [](StageContext& c) {
          return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins),
-                                            registry::TelemetryReader(c.registry));
+                                            registry::TelemetryReader(c.registry, c.catalog));
        }},
       {&SinkStage::static_descriptor, &configure_sink,
        [](StageContext& c) {
          return std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency,
-                                            registry::TelemetryReader(c.registry));
+                                            registry::TelemetryReader(c.registry, c.catalog));
        }},
   };
   return kEntries;

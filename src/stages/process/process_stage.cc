@@ -1,6 +1,5 @@
 #include "stages/process/process_stage.h"
 
-#include "codec/avro.h"
 #include "core/metric_catalog.h"
 #include "core/topics.h"
 
@@ -24,6 +23,7 @@ ProcessStage::ProcessStage(Options options, const std::shared_ptr<const catalog:
                            core::Metrics& metrics)
     : _options(options),
       _decoder(options.max_payload_bytes, catalog, options.unknown_fields),
+      _avro(catalog),
       _metrics(metrics),
       _valid(metrics.counter(core::metric::kTelemetryValid)),
       _dlq(metrics.counter(core::metric::kDlq, core::metric::stage_label("process"))) {
@@ -101,7 +101,7 @@ void ProcessStage::process(const std::vector<log::Record>& batch, log::Producer&
     log::OutRecord o;
     o.topic = t::kTelemetry;
     o.key = _t.car;
-    codec::encode_avro_telemetry(_t, _options.telemetry_schema_id, o.value);
+    _avro.encode(_t, _options.telemetry_schema_id, o.value);
     o.timestamp_ms = r.timestamp_ms;  // keep the ingest time: end-to-end latency is measured from it
     out.send(std::move(o));
     _valid.add();

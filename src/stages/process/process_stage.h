@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 
+#include "codec/avro.h"
 #include "codec/json.h"
 #include "core/metrics.h"
 #include "stages/stage.h"
@@ -15,7 +16,8 @@ namespace fleettwin::stages {
 class ProcessStage final : public Stage {
  public:
   struct Options {
-    int32_t telemetry_schema_id = 1;  ///< registry id written in the Confluent wire format
+    /// Registry id written in the Confluent wire format: that of the catalog's schema (TelemetryAvro).
+    int32_t telemetry_schema_id = 1;
     std::size_t max_payload_bytes = 16384;
     codec::UnknownFields unknown_fields = codec::UnknownFields::kDrop;
   };
@@ -32,6 +34,8 @@ class ProcessStage final : public Stage {
 
   Options _options;
   codec::TelemetryDecoder _decoder;
+  codec::TelemetryAvro
+      _avro;  ///< the catalog's CarTelemetry schema, the one registered under telemetry_schema_id
   core::Telemetry _t;
   core::Metrics& _metrics;
   core::Counter& _valid;

@@ -51,7 +51,7 @@ TEST_F(TelemetryReaderTest, RefusesAnotherWriterSchemaAndUnknownIds) {
   core::Telemetry t;
   std::string error;
   EXPECT_FALSE(reader.read(record(other), t, &error));
-  EXPECT_NE(error.find("not the CarTelemetry schema"), std::string::npos) << error;
+  EXPECT_NE(error.find("record Other is not CarTelemetry"), std::string::npos) << error;
   error.clear();
   EXPECT_FALSE(reader.read(record(9999), t, &error));
   EXPECT_NE(error.find("9999"), std::string::npos) << error;

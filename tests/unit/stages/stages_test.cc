@@ -93,6 +93,35 @@ TEST(ProcessStage, ValidToAvroInvalidToDlqWithReasonHeaders) {
   EXPECT_EQ(metrics.value("fleettwin_dlq_reason_total{reason=\"malformed\"}"), 1);
 }
 
+TEST(ProcessStage, WritesTheCarTelemetrySchemaOfItsCatalog) {
+  // cardata-v1 plus a signal of firmware version 2: the stage writes the v2 schema, with the new signal.
+  auto signals = catalog::builtin()->signals();
+  catalog::SignalSpec odometer;
+  odometer.name = odometer.field = "odometer";
+  odometer.max = 2e6;
+  odometer.since = 2;
+  signals.push_back(odometer);
+  const auto v2 = std::make_shared<const catalog::Catalog>("cardata", 2, "test", signals);
+  core::Metrics metrics;
+  stages::ProcessStage stage({.telemetry_schema_id = 9}, v2, metrics);
+  std::string json;
+  codec::encode_json(telemetry("car-00001", 1), json);
+  json.insert(json.size() - 1, ",\"odometer\":1234.5");
+  CaptureProducer out;
+  stage.process({raw("car-00001", json)}, out);
+  ASSERT_EQ(out.records.size(), 1u);
+  ASSERT_EQ(out.records[0].topic, t::kTelemetry);
+  core::Telemetry back;
+  int32_t schema_id = 0;
+  std::string error;
+  ASSERT_TRUE(codec::TelemetryAvro(v2).decode(out.records[0].value, back, &schema_id, &error)) << error;
+  EXPECT_EQ(schema_id, 9);
+  ASSERT_EQ(back.values.size(), signals.size());
+  EXPECT_EQ(back.values.back(), 1234.5);
+  EXPECT_FALSE(codec::decode_avro_telemetry(out.records[0].value, back, nullptr, &error))
+      << "a cardata-v1 record would have no odometer";
+}
+
 TEST(ProcessStage, KeepsImplausibleReadingsCountsFlagsAndUnknownKeysBounded) {
   core::Metrics metrics;
   stages::ProcessStage stage({}, catalog::builtin(), metrics);
