@@ -105,7 +105,7 @@ std::vector<core::Twin> load_twins(store::TwinStore& store) {
 
 /// The twin changelog read to its end: the state a twin stage starts from when it has no store of its own
 /// (distributed mode). A throwaway group that never commits reads the compacted topic from the beginning.
-std::vector<core::Twin> load_twins(log::Log& log) {
+std::vector<core::Twin> load_twins(log::Log& log, const catalog::Catalog& catalog) {
   auto consumer = log.consumer("fleettwin.twin.bootstrap." + std::to_string(::getpid()) + "." +
                                std::to_string(core::wall_clock_ms()));
   consumer->subscribe({core::topics::kTwins});
@@ -118,7 +118,7 @@ std::vector<core::Twin> load_twins(log::Log& log) {
     auto batch = consumer->poll(10000, std::chrono::milliseconds(500));
     assigned = assigned || !consumer->assignment().empty();
     for (const auto& r : batch) {
-      if (!codec::twin_from_json(r.value, twin, &error)) continue;
+      if (!codec::twin_from_json(r.value, twin, &error, catalog)) continue;
       auto& kept = latest[twin.id];
       if (std::pair(twin.reported.seq, twin.version) >= std::pair(kept.reported.seq, kept.version))
         kept = twin;
@@ -301,11 +301,12 @@ class PipelineRun {
   /// Where this run continues: the last stored seq of every car (the simulator goes on after it) and the
   /// twins.
   void resume() {
-    if (_roles.runs("sink") || _roles.sim) _control_store = store_opener(_config, nullptr, _ctx.catalog)();  // SQLite, or MongoDB
+    if (_roles.runs("sink") || _roles.sim)
+      _control_store = store_opener(_config, nullptr, _ctx.catalog)();  // SQLite, or MongoDB
     std::vector<std::pair<std::string, int64_t>> resume;
     if (_roles.sim && _replay.empty()) resume = _control_store->max_seq_per_car();
     if (_roles.runs("twin"))
-      _ctx.initial_twins = _distributed ? load_twins(*_log) : load_twins(*_control_store);
+      _ctx.initial_twins = _distributed ? load_twins(*_log, *_ctx.catalog) : load_twins(*_control_store);
     if (!resume.empty())
       spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
                    _ctx.initial_twins.size());

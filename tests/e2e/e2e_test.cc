@@ -9,13 +9,16 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "codec/json.h"
 #include "stages/registry.h"
 #include "store/sqlite/sqlite_store.h"
@@ -260,4 +263,95 @@ TEST_F(E2E, CatalogCheckSaysWhatChangedAndWhetherItIsCompatible) {
   r = run({"catalog", "check", (dir / "shown.yaml").string(), "--against", catalogs + "vss.yaml"});
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("no change to any signal"), std::string::npos) << r.out;
+}
+
+// A fleet on the VSS catalog, half of it on newer firmware: the cars send VSS names (the upgraded half also
+// the catalog's version-2 signals), `up --catalog vss.yaml` takes them all, stores them under their VSS
+// fields and answers queries by VSS names.
+TEST_F(E2E, VssNamedMixedFleetEndToEnd) {
+  const std::string vss = std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml";
+  const auto s = up({"--fast", "--cars", "100", "--interval", "1s", "--duration", "2m", "--seed", "5",
+                     "--catalog", vss, "--sim-catalog", vss, "--upgraded-share", "0.5"});
+  ASSERT_TRUE(s);
+  expect_summary(*s, {{"published", 12000},
+                      {"processed", 12000},
+                      {"dlq", 0},
+                      {"stored_telemetry", 12000},
+                      {"twins", 100},
+                      {"lost", 0},
+                      {"duplicates", 0}});
+
+  const auto catalog =
+      std::make_shared<const fleettwin::catalog::Catalog>(fleettwin::catalog::load_file(vss));
+  const std::size_t speed = catalog->index_of("Vehicle.Speed");
+  const std::size_t odometer = catalog->index_of("Vehicle.TraveledDistance");
+  fleettwin::store::SqliteStore store((fs::path(data) / "fleettwin.db").string(), {}, catalog);
+  int upgraded = 0;
+  for (const auto& twin : store.list_twins({.limit = 200})) {
+    EXPECT_FALSE(fleettwin::core::absent(twin.reported.values[speed])) << twin.id;
+    if (!fleettwin::core::absent(twin.reported.values[odometer])) ++upgraded;
+  }
+  EXPECT_EQ(upgraded, 50);
+  // Every history row of an upgraded car carries its odometer; no row of another car does.
+  int with = 0, without = 0;
+  for (const auto& twin : store.list_twins({.limit = 200})) {
+    const bool up_car = !fleettwin::core::absent(twin.reported.values[odometer]);
+    for (const auto& row : store.history(twin.id, 0, std::numeric_limits<int64_t>::max())) {
+      EXPECT_EQ(fleettwin::core::absent(row.t.values[odometer]), !up_car) << twin.id << "/" << row.t.seq;
+      (up_car ? with : without) += 1;
+    }
+  }
+  EXPECT_EQ(with, 6000);
+  EXPECT_EQ(without, 6000);
+
+  // The CLI answers by VSS names, and by the cardata names the catalog keeps as aliases.
+  auto got = run({"twin", "get", "car-00001", "--data-dir", data, "--catalog", vss});
+  ASSERT_EQ(got.exit_code, 0) << got.out;
+  EXPECT_NE(got.out.find("\"Vehicle.Speed\""), std::string::npos) << got.out;
+  for (const std::string signal : {"Vehicle.Speed", "speed"}) {
+    auto hourly = run({"query", "hourly", "car-00001", signal, "--data-dir", data, "--catalog", vss, "--from",
+                       "1", "--to", "9999999999999"});
+    ASSERT_EQ(hourly.exit_code, 0) << hourly.out;
+    // The car's 120 readings, in one hour or two.
+    int64_t count = 0;
+    const std::regex re("\"count\":(\\d+)");
+    for (std::sregex_iterator it(hourly.out.begin(), hourly.out.end(), re), end; it != end; ++it)
+      count += std::stoll((*it)[1]);
+    EXPECT_EQ(count, 120) << signal << ": " << hourly.out;
+  }
+}
+
+// A CSV from another simulator whose rows carry implausible readings: every row is stored, the implausible
+// values kept and flagged, an empty cell stored as absent; nothing goes to the DLQ.
+TEST_F(E2E, CsvReplayStoresOutOfRangeRowsFlagged) {
+  const std::string csv = std::string(FLEETTWIN_SOURCE_DIR) + "/tests/fixtures/sim/cardata_out_of_range.csv";
+  const auto s = up({"--fast", "--replay", csv});
+  ASSERT_TRUE(s);
+  expect_summary(*s, {{"processed", 6}, {"dlq", 0}, {"stored_telemetry", 6}, {"lost", 0}, {"duplicates", 0}});
+
+  namespace core = fleettwin::core;
+  fleettwin::store::SqliteStore store((fs::path(data) / "fleettwin.db").string());
+  const auto flagged = [&](const std::string& car) {
+    std::vector<std::vector<std::string>> out;
+    for (const auto& row : store.history(car, 0, std::numeric_limits<int64_t>::max())) {
+      std::vector<std::string> names;
+      for (const auto i : row.t.out_of_range) names.emplace_back(core::kSignals[i].name);
+      out.push_back(names);
+    }
+    return out;
+  };
+  using Rows = std::vector<std::vector<std::string>>;
+  EXPECT_EQ(flagged("car-00001"), (Rows{{}, {"coolant_temp"}, {"coolant_temp"}}));
+  EXPECT_EQ(flagged("car-00002"),
+            (Rows{{"battery_percentage"}, {"tire_pressure_1_2", "tire_pressure_2_2"}, {}}));
+  const auto rows = store.history("car-00002", 0, std::numeric_limits<int64_t>::max());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].t.values[core::kBatteryPercentage], 104.5);  // kept as read
+  EXPECT_EQ(rows[1].t.values[core::kTirePressure22], -2);
+  EXPECT_TRUE(core::absent(rows[2].t.values[core::kSpeed]));  // the empty cell
+  // The twin shows the car's last state: its tyres read plausibly again, speed kept from before.
+  const auto twin = store.get_twin("car-00002");
+  ASSERT_TRUE(twin);
+  EXPECT_TRUE(twin->reported.out_of_range.empty());
+  EXPECT_EQ(twin->reported.values[core::kSpeed], 0);
 }

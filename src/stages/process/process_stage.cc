@@ -48,13 +48,6 @@ bool label_safe(std::string_view key) {
 
 }  // namespace
 
-std::size_t ProcessStage::first_absent_signal() const {
-  for (std::size_t i = 0; i < _t.values.size(); ++i) {
-    if (core::absent(_t.values[i])) return i;
-  }
-  return _t.values.size();
-}
-
 void ProcessStage::count_flags_and_unknown_fields() {
   for (const auto i : _t.out_of_range) _out_of_range[i]->add();
   if (_decoder.unknown_field_count() == 0) return;
@@ -81,15 +74,6 @@ void ProcessStage::process(const std::vector<log::Record>& batch, log::Producer&
   for (const auto& r : batch) {
     if (!_decoder.decode(r.value, _t, error)) {
       reject(r, codec::to_string(error.reason), error.detail, out);
-      continue;
-    }
-    // The decoder takes any subset of the catalog, but the Avro record and the stores do not yet carry an
-    // absent reading (an absent int would be written as 0): until they do, a message carries every signal.
-    if (const auto missing = first_absent_signal(); missing < _t.values.size()) {
-      reject(r, "missing_field",
-             "missing field \"" + _decoder.catalog()[missing].name +
-                 "\" (this version stores whole messages only)",
-             out);
       continue;
     }
     // The key routes the car's records (per-car order); a payload claiming another car is refused.

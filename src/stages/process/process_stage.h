@@ -30,7 +30,6 @@ class ProcessStage final : public Stage {
  private:
   void reject(const log::Record& r, std::string_view reason, const std::string& detail, log::Producer& out);
   void count_flags_and_unknown_fields();
-  std::size_t first_absent_signal() const;  ///< index of the first signal _t lacks, or its size
 
   Options _options;
   codec::TelemetryDecoder _decoder;

@@ -113,7 +113,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
       }
       ingest_times.push_back(r.timestamp_ms);
     } else if (r.topic == t::kTwins) {
-      if (!codec::twin_from_json(r.value, twin, &error)) {
+      if (!codec::twin_from_json(r.value, twin, &error, _reader.catalog())) {
         _bad.add();
         spdlog::warn("sink: undecodable twin {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
         continue;

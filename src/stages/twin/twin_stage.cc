@@ -221,7 +221,7 @@ void TwinStage::flush_state(log::Producer& out) {
     log::OutRecord o;
     o.topic = t::kTwins;
     o.key = e->twin.id;
-    o.value = codec::twin_to_json(e->twin);
+    o.value = codec::twin_to_json(e->twin, _reader.catalog());  // the changelog names the catalog's signals
     out.send(std::move(o));
     e->dirty = false;
   }

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -40,6 +41,11 @@ const std::string kIncompatible =
     std::string(FLEETTWIN_SOURCE_DIR) + "/tests/fixtures/catalogs/cardata-incompatible.yaml";
 
 std::string car_id(int c) { return "car-" + std::to_string(1000 + c); }
+/// After the first rounds, the odd cars are on firmware 2 (a mixed fleet, as in a rolling upgrade).
+int firmware_of(int c, int64_t seq) { return seq > kOldRounds && c % 2 == 1 ? 2 : 1; }
+bool upgraded(const std::string& car, int64_t seq) {
+  return firmware_of(std::stoi(car.substr(4)) - 1000, seq) == 2;
+}
 double odometer(int64_t seq) { return 1000.5 + static_cast<double>(seq); }
 
 /// The raw JSON of car `c`'s message `seq`: cardata-v1 signals, plus the v2 ones when `firmware` is 2.
@@ -142,9 +148,11 @@ void expect_signals_by_writer(const SeenMap& seen, const catalog::Catalog& v2, i
     ++per_schema[s.schema_id];
     ASSERT_EQ(s.as_v2.values.size(), v2.size());
     EXPECT_EQ(s.as_v2.values[core::kSpeed], 10 + std::stoi(key.first.substr(4)) - 1000);
-    if (s.schema_id == v2_id) {
+    if (s.schema_id == v2_id && upgraded(key.first, key.second)) {
       EXPECT_EQ(s.as_v2.values[odo], odometer(key.second)) << key.first << "/" << key.second;
       EXPECT_EQ(s.as_v2.values[cabin], 21);
+    } else if (s.schema_id == v2_id) {  // a car still on firmware 1, through the v2 process: no v2 signals
+      EXPECT_TRUE(core::absent(s.as_v2.values[odo]) && core::absent(s.as_v2.values[cabin]));
     } else {
       EXPECT_EQ(s.schema_id, v1_id);
       EXPECT_TRUE(core::absent(s.as_v2.values[odo]) && core::absent(s.as_v2.values[cabin]));
@@ -197,22 +205,21 @@ TEST(Evolution, TwoCatalogVersionsAtOnceOnKafkaNothingRejectedNothingLost) {
   log::KafkaLog klog({{"bootstrap.servers", kafka.address()}});
   auto producer = klog.producer();
   int64_t sent = 0;
-  const auto send_round = [&](int64_t seq, int firmware) {
+  const auto send_round = [&](int64_t seq) {
     for (int c = 0; c < kCars; ++c) {
       log::OutRecord r;
       r.topic = topics::kTelemetryRaw;
       r.key = car_id(c);
-      r.value = raw_json(c, seq, firmware);
+      r.value = raw_json(c, seq, firmware_of(c, seq));
       producer->send(std::move(r));
       ++sent;
     }
     ASSERT_EQ(producer->flush(30s), 0);
   };
   TelemetryWatcher watcher(klog, client, v2);
-  for (int64_t seq = 1; seq <= kOldRounds; ++seq) send_round(seq, 1);
-  // Cars on firmware 1 are through the v1 process (which commits when it goes idle) before v2 joins: a v2
-  // process would send their messages, which lack the v2 signals, to the DLQ ("missing_field": the process
-  // stage still stores whole messages only).
+  for (int64_t seq = 1; seq <= kOldRounds; ++seq) send_round(seq);
+  // The first rounds are through the v1 process alone before v2 joins, so both writer versions are known to
+  // have written.
   ASSERT_TRUE(watcher.read_until(sent, 120s)) << read_file(dir.file("process-v1.log"));
   std::this_thread::sleep_for(2s);
 
@@ -224,18 +231,19 @@ TEST(Evolution, TwoCatalogVersionsAtOnceOnKafkaNothingRejectedNothingLost) {
   const int32_t v2_id = client->register_schema(subject, codec::TelemetryAvro(v2).schema());
   ASSERT_NE(v1_id, v2_id);
 
-  // Cars on firmware 2 send the new signals. Rounds go on until records of this phase came through both
-  // process versions (the group hands the v2 process its partitions after a rebalance).
+  // Half the cars now run firmware 2 and send the new signals, the others do not. Rounds go on until records
+  // of this phase came through both process versions (the group hands the v2 process its partitions after a
+  // rebalance).
   int64_t seq = kOldRounds;
   const auto deadline = std::chrono::steady_clock::now() + 180s;
   while (!(watcher.both_versions_after(kOldRounds) && seq >= kOldRounds + 5) &&
          std::chrono::steady_clock::now() < deadline) {
-    send_round(++seq, 2);
+    send_round(++seq);
     watcher.read_some();
   }
   ASSERT_TRUE(watcher.both_versions_after(kOldRounds))
       << read_file(dir.file("process-v1.log")) << read_file(dir.file("process-v2.log"));
-  for (int i = 0; i < 3; ++i) send_round(++seq, 2);  // and a little more with both running
+  for (int i = 0; i < 3; ++i) send_round(++seq);  // and a little more with both running
 
   // Nothing lost: every (car, seq) on fleet.telemetry and in the v2 sink's store, exactly once.
   EXPECT_TRUE(watcher.read_until(sent, 120s)) << "read " << watcher.seen().size() << " of " << sent;
@@ -273,4 +281,71 @@ TEST(Evolution, TwoCatalogVersionsAtOnceOnKafkaNothingRejectedNothingLost) {
   EXPECT_EQ(stats.rows, sent);
   EXPECT_EQ(stats.distinct, sent);
   EXPECT_EQ(stats.cars, kCars);
+
+  // The new signals are stored where present: the v2 sink's history holds the odometer of the firmware-2
+  // cars' records that went through the v2 process, and of no other record.
+  store::SqliteStore history(db.string(), {}, v2);
+  const std::size_t odo = v2->index_of("odometer");
+  int64_t with_odometer = 0;
+  for (int c = 0; c < kCars; ++c) {
+    for (const auto& row : history.history(car_id(c), 0, std::numeric_limits<int64_t>::max())) {
+      const auto& t = row.t;
+      if (core::absent(t.values[odo])) continue;
+      ++with_odometer;
+      EXPECT_TRUE(upgraded(t.car, t.seq)) << t.car << "/" << t.seq;
+      EXPECT_EQ(t.values[odo], odometer(t.seq)) << t.car << "/" << t.seq;
+    }
+  }
+  EXPECT_GT(with_odometer, 0);
+}
+
+// A VSS-named fleet on Kafka, half of it on firmware 2: `up --kafka --catalog vss.yaml` runs every stage on
+// the broker, with the CarTelemetry schema generated from the VSS catalog; every (car, seq) is stored once,
+// the version-2 signals where the cars sent them.
+TEST(Evolution, VssNamedMixedFleetOnKafka) {
+  Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
+  const TempDir dir("vss-kafka");
+  const std::string vss = std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml";
+  const std::string summary = dir.file("summary.json");
+  const auto r = run(kBin, {"up",
+                            "--kafka",
+                            kafka.address(),
+                            "--registry-listen",
+                            "127.0.0.1:0",
+                            "--http",
+                            "127.0.0.1:0",
+                            "--fast",
+                            "--cars",
+                            "60",
+                            "--interval",
+                            "1s",
+                            "--duration",
+                            "1m",
+                            "--catalog",
+                            vss,
+                            "--sim-catalog",
+                            vss,
+                            "--upgraded-share",
+                            "0.5",
+                            "--data-dir",
+                            dir.file("data"),
+                            "--summary-json",
+                            summary});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string json = read_file(summary);
+  for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
+           {"stored_telemetry", "3600"}, {"dlq", "0"}, {"lost", "0"}, {"duplicates", "0"}, {"twins", "60"}})
+    EXPECT_NE(json.find("\"" + field + "\":" + value + ","), std::string::npos) << field << " in " << json;
+
+  const auto catalog = std::make_shared<const catalog::Catalog>(catalog::load_file(vss));
+  const std::size_t odometer = catalog->index_of("Vehicle.TraveledDistance");
+  store::SqliteStore store(dir.file("data") + "/fleettwin.db", {}, catalog);
+  int upgraded = 0;
+  for (const auto& twin : store.list_twins({.limit = 100})) {
+    const bool has = !core::absent(twin.reported.values[odometer]);
+    upgraded += has ? 1 : 0;
+    for (const auto& row : store.history(twin.id, 0, std::numeric_limits<int64_t>::max()))
+      EXPECT_EQ(core::absent(row.t.values[odometer]), !has) << twin.id << "/" << row.t.seq;
+  }
+  EXPECT_EQ(upgraded, 30);
 }
