@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_telemetry.h"
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "core/signals.h"
@@ -20,22 +21,7 @@ using namespace fleettwin;
 
 constexpr std::size_t kPool = 1024;
 
-core::Telemetry random_telemetry(std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> unit(0, 1);
-  core::Telemetry t;
-  t.car = "car-" + std::to_string(10000 + rng() % 90000);
-  t.ts = 1718000000000 + static_cast<int64_t>(rng() % 1000000000);
-  t.seq = 1 + static_cast<int64_t>(rng() % 10000000);
-  t.lat = -90 + 180 * unit(rng);
-  t.lon = -180 + 360 * unit(rng);
-  for (std::size_t i = 0; i < core::kSignalCount; ++i) {
-    const auto& s = core::kSignals[i];
-    double v = s.min + (s.max - s.min) * unit(rng);
-    if (s.type == core::SignalType::kInt) v = static_cast<double>(static_cast<int64_t>(v));
-    t.values[i] = v;
-  }
-  return t;
-}
+using bench::random_telemetry;
 
 const std::vector<core::Telemetry>& pool() {
   static const std::vector<core::Telemetry> p = [] {

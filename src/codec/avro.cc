@@ -26,18 +26,6 @@ bool read_confluent_header(std::string_view in, int32_t& schema_id, std::string_
 
 namespace {
 
-std::string_view avro_type(SignalType t) {
-  switch (t) {
-    case SignalType::kInt:
-      return "long";
-    case SignalType::kBool:
-      return "boolean";
-    case SignalType::kDouble:
-      break;
-  }
-  return "double";
-}
-
 std::string build_schema(const catalog::Catalog& c) {
   std::string out;
   JsonWriter w(out);
@@ -115,6 +103,18 @@ inline constexpr std::size_t kDoubleBytes = 8;
 inline constexpr std::size_t kSignalBytes = 1 + kMaxVarintBytes;
 
 }  // namespace
+
+std::string_view avro_type(SignalType t) {
+  switch (t) {
+    case SignalType::kInt:
+      return "long";
+    case SignalType::kBool:
+      return "boolean";
+    case SignalType::kDouble:
+      break;
+  }
+  return "double";
+}
 
 TelemetryAvro::TelemetryAvro(std::shared_ptr<const catalog::Catalog> catalog)
     : _catalog(std::move(catalog)), _schema(build_schema(*_catalog)) {

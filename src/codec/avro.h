@@ -192,6 +192,9 @@ class AvroReader {
 
 // ---- CarTelemetry (fleet.telemetry) --------------------------------------------------------------------
 
+/// The Avro type of a catalog signal's values: "long" (int), "boolean" (bool) or "double".
+std::string_view avro_type(core::SignalType t);
+
 /// CarTelemetry in Avro for one signal catalog: the schema generated from it, and the encoder and decoder of
 /// records written with that schema. The record is io.fleettwin.CarTelemetry: car, ts (timestamp-millis),
 /// seq, lat and lon (null when the car sent no position), one field per catalog signal in catalog order under

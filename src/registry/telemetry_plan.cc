@@ -62,7 +62,7 @@ uint32_t readable_kinds(int target, const catalog::Catalog& c) {
   return bit(AvroKind::kNull) | kNumbers;
 }
 
-std::string_view reader_type(int target, const catalog::Catalog& c) {
+std::string reader_type(int target, const catalog::Catalog& c) {
   switch (target) {
     case kCar:
       return "string";
@@ -75,15 +75,7 @@ std::string_view reader_type(int target, const catalog::Catalog& c) {
     default:
       break;
   }
-  switch (c[static_cast<std::size_t>(target)].type) {
-    case SignalType::kInt:
-      return "[null, long]";
-    case SignalType::kBool:
-      return "[null, boolean]";
-    case SignalType::kDouble:
-      break;
-  }
-  return "[null, double]";
+  return "[null, " + std::string(codec::avro_type(c[static_cast<std::size_t>(target)].type)) + "]";
 }
 
 bool text_array(const AvroNode* t) {
@@ -302,16 +294,12 @@ bool TelemetryPlan::decode(std::string_view body, core::Telemetry& t, std::strin
         t.car.assign(text);
         break;
       case kTs:
-        ok = r.integer(s.type, t.ts);
-        break;
       case kSeq:
-        ok = r.integer(s.type, t.seq);
+        ok = r.integer(s.type, s.target == kTs ? t.ts : t.seq);
         break;
       case kLat:
-        ok = r.number(s.type, t.lat);
-        break;
       case kLon:
-        ok = r.number(s.type, t.lon);
+        ok = r.number(s.type, s.target == kLat ? t.lat : t.lon);
         break;
       case kFlags:
         ok = r.reader().read_blocks(false, kMaxDatumItems, [&](std::string_view) {

@@ -3,12 +3,14 @@
 // The distributed mode's processes as the integration tests start them: the schema registry and the roles,
 // each a `fleettwin` process with its log in the test's directory. Header-only; test main thread.
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/process.h"
@@ -55,6 +57,12 @@ inline std::vector<std::string> role_args(const std::string& role, const std::st
       role, "--kafka", kafka, "--schema-registry", registry_url, "--kafka-set", "session.timeout.ms=6000"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
+}
+
+/// Stops each role process (SIGTERM) and expects it to exit cleanly; a failure shows the role's log
+/// (`dir`'s file of that name). Needs gtest.
+inline void expect_clean_stops(const TempDir& dir, const std::vector<std::pair<pid_t, std::string>>& roles) {
+  for (const auto& [pid, log] : roles) EXPECT_EQ(stop(pid), 0) << read_file(dir.file(log));
 }
 
 }  // namespace fleettwin::testing

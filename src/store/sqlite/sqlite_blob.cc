@@ -13,9 +13,11 @@ namespace {
 
 // Bump when the field list changes; a decoder that sees another value refuses the blob rather than
 // misreading it. 1: the 18 cardata-v1 signals by position; 2: signals by catalog field name.
-constexpr uint8_t kTwinFormatPositional = 1;
-constexpr uint8_t kTwinFormat = 2;
-constexpr uint8_t kFlagged = 1;
+enum BlobByte : uint8_t {
+  kTwinFormatPositional = 1,
+  kTwinFormat = 2,
+  kFlagged = 1,  ///< per-signal flags byte: the reading is out of range
+};
 
 class Writer {
  public:

@@ -88,11 +88,11 @@ TEST(Roles, SeparateProcessesOnKafkaStoreEveryCarSeqExactlyOnce) {
       },
       60s));
 
-  EXPECT_EQ(stop(process_a), 0) << read_file(dir.file("process-a2.log"));
-  EXPECT_EQ(stop(process_b), 0) << read_file(dir.file("process-b.log"));
-  EXPECT_EQ(stop(twin), 0) << read_file(dir.file("twin.log"));
-  EXPECT_EQ(stop(sink), 0) << read_file(dir.file("sink.log"));
-  EXPECT_EQ(stop(registry.pid), 0) << read_file(dir.file("registry.log"));
+  expect_clean_stops(dir, {{process_a, "process-a2.log"},
+                           {process_b, "process-b.log"},
+                           {twin, "twin.log"},
+                           {sink, "sink.log"},
+                           {registry.pid, "registry.log"}});
 
   stats = check.history_stats();
   EXPECT_EQ(stats.rows, kExpected);

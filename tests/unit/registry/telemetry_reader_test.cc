@@ -6,6 +6,7 @@
 #include "registry/server.h"
 #include "registry/telemetry_reader.h"
 #include "support/telemetry_samples.h"
+#include "unit/registry/embedded_registry_test.h"
 
 using namespace fleettwin;
 
@@ -17,19 +18,15 @@ std::string record(int32_t schema_id) {
   return out;
 }
 
-class TelemetryReaderTest : public ::testing::Test {
+class TelemetryReaderTest : public registry::testing::EmbeddedRegistryTest {
  protected:
   void SetUp() override {
-    registry = std::make_unique<registry::EmbeddedRegistry>(registry::EmbeddedRegistryOptions{});
-    registry->start();
-    client = std::make_shared<registry::SchemaRegistryClient>(registry->url());
+    EmbeddedRegistryTest::SetUp();
     ours = client->register_schema("fleet.telemetry-value", codec::car_telemetry_schema());
     other = client->register_schema(
         "other-value",
         R"({"type":"record","name":"Other","fields":[{"name":"x","type":"long","default":0}]})");
   }
-  std::unique_ptr<registry::EmbeddedRegistry> registry;
-  std::shared_ptr<registry::SchemaRegistryClient> client;
   int32_t ours = 0, other = 0;
 };
 
@@ -41,9 +38,9 @@ TEST_F(TelemetryReaderTest, ReadsRecordsWrittenWithTheRegisteredCarTelemetrySche
   std::string error;
   ASSERT_TRUE(reader.read(record(ours), t, &error)) << error;
   EXPECT_EQ(t, codec::testing::sample_telemetry());
-  const auto requests = registry->request_count();
+  const auto requests = server->request_count();
   ASSERT_TRUE(reader.read(record(ours), t, &error)) << error;
-  EXPECT_EQ(registry->request_count(), requests);  // the id is known: no second lookup
+  EXPECT_EQ(server->request_count(), requests);  // the id is known: no second lookup
 }
 
 TEST_F(TelemetryReaderTest, RefusesAnotherWriterSchemaAndUnknownIds) {
@@ -67,7 +64,7 @@ TEST_F(TelemetryReaderTest, WithoutARegistryEveryIdIsTrusted) {
 
 TEST_F(TelemetryReaderTest, UnreachableRegistryThrowsInsteadOfSkipping) {
   registry::TelemetryReader reader(client);
-  registry->stop();
+  server->stop();
   core::Telemetry t;
   std::string error;
   EXPECT_THROW(reader.read(record(ours + 100), t, &error), registry::SchemaRegistryError);

@@ -11,6 +11,7 @@
 #include "registry/server.h"
 #include "registry/telemetry_reader.h"
 #include "support/telemetry_samples.h"
+#include "unit/registry/embedded_registry_test.h"
 
 using namespace fleettwin;
 
@@ -31,18 +32,11 @@ std::string writer_schema(const std::string& fields) {
   return R"({"type":"record","name":"CarTelemetry","namespace":"io.fleettwin","fields":[)" + fields + "]}";
 }
 
-class TelemetryResolutionTest : public ::testing::Test {
+class TelemetryResolutionTest : public registry::testing::EmbeddedRegistryTest {
  protected:
-  void SetUp() override {
-    server = std::make_unique<registry::EmbeddedRegistry>(registry::EmbeddedRegistryOptions{});
-    server->start();
-    client = std::make_shared<registry::SchemaRegistryClient>(server->url());
-  }
   int32_t register_catalog(const std::shared_ptr<const catalog::Catalog>& c) {
     return client->register_schema(kSubject, codec::TelemetryAvro(c).schema());
   }
-  std::unique_ptr<registry::EmbeddedRegistry> server;
-  std::shared_ptr<registry::SchemaRegistryClient> client;
 };
 
 /// The sample message under catalog `c`: cardata-v1's values, then `extra` for each further signal.

@@ -18,6 +18,18 @@ constexpr char kHeader[] =
 constexpr char kValues[] = "90,20,30,80,380,50,12,1200,0.3,33,33,32,32,0.1,-0.1,0.2,-0.2,1200";
 constexpr int64_t k0800 = 1'795'680'000'000;  // 2026-11-26T08:00:00Z
 
+/// Every row `replay` has, read to its end (a failure shows the replay's error).
+std::vector<core::Telemetry> replay_all(CsvReplay& replay) {
+  std::vector<core::Telemetry> rows;
+  core::Telemetry t;
+  CsvReplay::Status st;
+  while ((st = replay.next(t)) == CsvReplay::Status::kRow) rows.push_back(t);
+  EXPECT_EQ(st, CsvReplay::Status::kEnd) << replay.error().to_string();
+  return rows;
+}
+
+std::string fixture(const std::string& name) { return std::string(FLEETTWIN_FIXTURES) + "/sim/" + name; }
+
 }  // namespace
 
 TEST(CsvTime, AcceptsEpochMsEpochSecondsAndIso8601) {
@@ -38,12 +50,8 @@ TEST(CsvTime, AcceptsEpochMsEpochSecondsAndIso8601) {
 }
 
 TEST(CsvReplay, ReadsTheFixtureWithPerCarSeqAndPositions) {
-  CsvReplay replay(std::string(FLEETTWIN_FIXTURES) + "/sim/cardata_sample.csv");
-  std::vector<core::Telemetry> rows;
-  core::Telemetry t;
-  CsvReplay::Status st;
-  while ((st = replay.next(t)) == CsvReplay::Status::kRow) rows.push_back(t);
-  ASSERT_EQ(st, CsvReplay::Status::kEnd) << replay.error().to_string();
+  CsvReplay replay(fixture("cardata_sample.csv"));
+  const auto rows = replay_all(replay);
   ASSERT_EQ(rows.size(), 6u);
   EXPECT_EQ(rows[0].car, "car-00001");
   EXPECT_EQ(rows[0].ts, k0800);
@@ -166,12 +174,8 @@ TEST(CsvReplay, HeaderProblemsAreFinal) {
 }
 
 TEST(CsvReplay, OutOfRangeRowsAreReplayedWithTheirValuesFlagged) {
-  CsvReplay replay(std::string(FLEETTWIN_FIXTURES) + "/sim/cardata_out_of_range.csv");
-  std::vector<core::Telemetry> rows;
-  core::Telemetry t;
-  CsvReplay::Status st;
-  while ((st = replay.next(t)) == CsvReplay::Status::kRow) rows.push_back(t);
-  ASSERT_EQ(st, CsvReplay::Status::kEnd) << replay.error().to_string();
+  CsvReplay replay(fixture("cardata_out_of_range.csv"));
+  const auto rows = replay_all(replay);
   ASSERT_EQ(rows.size(), 6u);  // every row, none rejected
   EXPECT_TRUE(rows[0].out_of_range.empty());
   // The implausible value itself is kept, and flagged.

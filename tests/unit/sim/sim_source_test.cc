@@ -15,17 +15,29 @@ using namespace fleettwin;
 using namespace std::chrono_literals;
 namespace t = core::topics;
 
+namespace {
+
+constexpr int64_t kStart = 1'700'000'000'000;
+
+/// A fast (simulated clock) run of `cars` cars sending every second from kStart.
+sim::SimSourceOptions fast_run(std::size_t cars) {
+  sim::SimSourceOptions options;
+  options.fast = true;
+  options.fleet.cars = cars;
+  options.fleet.interval_ms = 1000;
+  options.fleet.start_ms = kStart;
+  return options;
+}
+
+}  // namespace
+
 // Without MQTT the simulator answers the cars' commands itself. An answer must reach the log while the
 // simulator keeps running, not when 255 more answers (or the end of the run) push it out of a batch.
 TEST(SimSource, AnswersACommandWhileItRuns) {
   log::MemoryLog mlog;
-  core::SimClock clock(1'700'000'000'000);
+  core::SimClock clock(kStart);
   core::Metrics metrics;
-  sim::SimSourceOptions options;
-  options.fast = true;
-  options.fleet.cars = 20;
-  options.fleet.interval_ms = 1000;
-  options.fleet.start_ms = 1'700'000'000'000;
+  auto options = fast_run(20);
   options.fleet.failure_rate = 0;  // no alerts, so no other commands to answer
   sim::SimSource sim(options, mlog, &clock, metrics);
   sim.start();
@@ -81,14 +93,10 @@ TEST(SimSource, EndsAfterItsDurationInRealTime) {
 // sim.catalog: the simulated cars send their signals under the catalog's names (here the VSS ones).
 TEST(SimSource, SendsUnderTheNamesOfItsCatalog) {
   log::MemoryLog mlog;
-  core::SimClock clock(1'700'000'000'000);
+  core::SimClock clock(kStart);
   core::Metrics metrics;
-  sim::SimSourceOptions options;
-  options.fast = true;
-  options.fleet.cars = 4;
-  options.fleet.interval_ms = 1000;
+  auto options = fast_run(4);
   options.fleet.duration_ms = 10'000;
-  options.fleet.start_ms = 1'700'000'000'000;
   options.fleet.catalog = std::make_shared<const catalog::Catalog>(
       catalog::load_file(std::string(FLEETTWIN_SOURCE_DIR) + "/deploy/catalogs/vss.yaml"));
   options.fleet.upgraded_share = 0.5;

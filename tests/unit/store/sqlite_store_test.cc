@@ -12,6 +12,7 @@
 
 #include "store/sqlite/sqlite_db.h"
 #include "support/temp_dir.h"
+#include "unit/store/store_contract.h"
 
 namespace fleettwin::store {
 namespace {
@@ -115,12 +116,6 @@ WriteResult write_in_batches(TwinStore& store, const std::vector<TelemetryRow>& 
     total.telemetry_duplicates += r.telemetry_duplicates;
   }
   return total;
-}
-
-std::vector<std::string> ids(const std::vector<core::Twin>& twins) {
-  std::vector<std::string> out;
-  for (const auto& t : twins) out.push_back(t.id);
-  return out;
 }
 
 TEST(SqliteStore, TwinRoundTripsEveryField) {
@@ -302,14 +297,15 @@ TEST(SqliteStore, ListTwinsFiltersAndPages) {
 
   TwinQuery anomaly;
   anomaly.status = core::HealthStatus::kAnomaly;
-  EXPECT_EQ(ids(store.list_twins(anomaly)), (std::vector<std::string>{"car-0", "car-3", "car-6", "car-9"}));
+  EXPECT_EQ(twin_ids(store.list_twins(anomaly)),
+            (std::vector<std::string>{"car-0", "car-3", "car-6", "car-9"}));
   TwinQuery online;
   online.online = true;
-  EXPECT_EQ(ids(store.list_twins(online)),
+  EXPECT_EQ(twin_ids(store.list_twins(online)),
             (std::vector<std::string>{"car-0", "car-2", "car-4", "car-6", "car-8"}));
   TwinQuery both = anomaly;
   both.online = false;
-  EXPECT_EQ(ids(store.list_twins(both)), (std::vector<std::string>{"car-3", "car-9"}));
+  EXPECT_EQ(twin_ids(store.list_twins(both)), (std::vector<std::string>{"car-3", "car-9"}));
   TwinQuery warning;
   warning.status = core::HealthStatus::kWarning;
   EXPECT_TRUE(store.list_twins(warning).empty());
@@ -332,7 +328,7 @@ TEST(SqliteStore, ListTwinsFiltersAndPages) {
   TwinQuery anomaly_page = anomaly;
   anomaly_page.after_id = "car-3";
   anomaly_page.limit = 1;
-  EXPECT_EQ(ids(store.list_twins(anomaly_page)), (std::vector<std::string>{"car-6"}));
+  EXPECT_EQ(twin_ids(store.list_twins(anomaly_page)), (std::vector<std::string>{"car-6"}));
   // Whole rows come back, not just ids.
   auto listed = store.list_twins(TwinQuery{});
   ASSERT_EQ(listed.size(), 10u);

@@ -83,12 +83,6 @@ core::Command make_command(const std::string& id, const std::string& car, int64_
   return core::Command{id, car, "set", R"({"max_speed":25})", created, created + 60000, std::move(status)};
 }
 
-std::vector<std::string> twin_ids(const std::vector<core::Twin>& twins) {
-  std::vector<std::string> out;
-  for (const auto& t : twins) out.push_back(t.id);
-  return out;
-}
-
 TEST_P(StoreContract, TwinRoundTripsAndOlderUpdatesAreRefused) {
   core::Twin t5 = make_twin("car-1", 5, 5);
   EXPECT_EQ(store->write({{}, {t5}, {}, {}}).twins_applied, 1);

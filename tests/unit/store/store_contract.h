@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "catalog/catalog.h"
 #include "store/twin_store.h"
@@ -27,6 +28,13 @@ struct StoreFactory {
 };
 
 inline std::string PrintToString(const StoreFactory& f) { return f.name; }
+
+/// The ids of `twins`, in their order: what listings are compared by.
+inline std::vector<std::string> twin_ids(const std::vector<core::Twin>& twins) {
+  std::vector<std::string> out;
+  for (const auto& t : twins) out.push_back(t.id);
+  return out;
+}
 
 /// Fixture: a fresh space per test, `store` opened on it.
 class StoreContract : public ::testing::TestWithParam<StoreFactory> {

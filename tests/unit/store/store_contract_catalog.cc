@@ -78,12 +78,6 @@ core::Twin twin_of(const Catalog& c, const core::Telemetry& reported, int64_t ve
   return t;
 }
 
-std::vector<std::string> ids(const std::vector<core::Twin>& twins) {
-  std::vector<std::string> out;
-  for (const auto& t : twins) out.push_back(t.id);
-  return out;
-}
-
 TEST_P(StoreContract, AbsentSignalsAndFlagsRoundTripInHistory) {
   const Catalog& c = *catalog::builtin();
   // Only three signals carried, two of them flagged (an implausible coolant reading and tyre pressure).
@@ -152,9 +146,9 @@ TEST_P(StoreContract, AbsentSignalsAndFlagsRoundTripInTwins) {
     for (const auto& x : {next, other}) {
       if (matches(f, x)) expected.push_back(x.id);
     }
-    EXPECT_EQ(ids(store->list_twins({.filter = f})), expected);
+    EXPECT_EQ(twin_ids(store->list_twins({.filter = f})), expected);
   }
-  EXPECT_EQ(ids(store->list_twins({.filter = parse_filter("reported.speed != 31")})),
+  EXPECT_EQ(twin_ids(store->list_twins({.filter = parse_filter("reported.speed != 31")})),
             std::vector<std::string>{"tw-2"});
 }
 
@@ -217,14 +211,14 @@ TEST_P(StoreContract, VssCatalogStoreAnswersByNameFieldAndAlias) {
     for (const auto& t : b.twins) {
       if (matches(f, t)) expected.push_back(t.id);
     }
-    EXPECT_EQ(ids(s->list_twins({.filter = f})), expected);
+    EXPECT_EQ(twin_ids(s->list_twins({.filter = f})), expected);
   }
-  EXPECT_EQ(ids(s->list_twins({.filter = parse_filter("reported.speed > 20", *c)})),
+  EXPECT_EQ(twin_ids(s->list_twins({.filter = parse_filter("reported.speed > 20", *c)})),
             (std::vector<std::string>{"vt-1", "vt-2"}));
   EXPECT_THROW(parse_filter("reported.coolant_temp > 1", *c), FilterError);
-  EXPECT_EQ(ids(s->list_twins({.sort = "-reported.Vehicle.Speed"})),
+  EXPECT_EQ(twin_ids(s->list_twins({.sort = "-reported.Vehicle.Speed"})),
             (std::vector<std::string>{"vt-2", "vt-1", "vt-0"}));
-  EXPECT_EQ(ids(s->list_twins({.sort = "-reported.speed"})),
+  EXPECT_EQ(twin_ids(s->list_twins({.sort = "-reported.speed"})),
             (std::vector<std::string>{"vt-2", "vt-1", "vt-0"}));
 }
 
