@@ -58,12 +58,20 @@ std::string column_type(const catalog::SignalSpec& s) {
   return s.type == core::SignalType::kDouble ? " REAL" : " INTEGER";
 }
 
-std::string signal_columns(const catalog::Catalog& catalog, bool with_types) {
+/// The quoted column of a signal's field: "\"coolant_temp\"". Fields are identifiers, so quoting is all it
+/// needs.
+std::string quoted(const std::string& field) { return "\"" + field + "\""; }
+
+/// The signal columns of a new table: one per field.
+std::string typed_signal_columns(const catalog::Catalog& catalog) {
   std::string out;
-  for (const auto& s : catalog.signals()) {
-    out += ", " + signal_column(s);
-    if (with_types) out += column_type(s);
-  }
+  for (const auto& s : catalog.signals()) out += ", " + quoted(s.field) + column_type(s);
+  return out;
+}
+
+std::string column_list(const SignalColumns& columns, std::string_view prefix) {
+  std::string out;
+  for (const auto& c : columns) out += ", " + std::string(prefix) + c;
   return out;
 }
 
@@ -92,7 +100,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS telemetry(
   gen INTEGER NOT NULL, car TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
   lat REAL, lon REAL)sql" +
-         signal_columns(catalog, true) + R"sql(, score REAL, flags TEXT,
+         typed_signal_columns(catalog) + R"sql(, score REAL, flags TEXT,
   PRIMARY KEY(gen, car, ts, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS telemetry_gens(
   gen INTEGER PRIMARY KEY, rows INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
@@ -120,21 +128,38 @@ CREATE INDEX IF NOT EXISTS commands_by_car_created ON commands(car, created);
 )sql";
 }
 
-void add_missing_columns(Db& db, const catalog::Catalog& catalog) {
-  const std::set<std::string> have = telemetry_columns(db);
+/// Each signal's column: its field's when the table has it; else the column of one of its aliases the
+/// table has (a signal renamed, its old name kept as an alias: its history reads on); else a new column of
+/// its field, added here.
+SignalColumns resolve_columns(Db& db, const catalog::Catalog& catalog) {
+  std::set<std::string> have = telemetry_columns(db);
   if (!have.contains("flags")) db.exec("ALTER TABLE telemetry ADD COLUMN flags TEXT");
+  std::set<std::string> taken;  // one column per signal, even if two signals' aliases name one column
+  for (const auto& s : catalog.signals()) taken.insert(lower(s.field));
+  SignalColumns out;
   for (const auto& s : catalog.signals()) {
+    std::string column = s.field;
     if (!have.contains(lower(s.field))) {
-      db.exec("ALTER TABLE telemetry ADD COLUMN " + signal_column(s) + column_type(s));
+      for (const auto& alias : s.aliases) {
+        const std::string old = catalog::field_name(alias);
+        if (have.contains(lower(old)) && taken.insert(lower(old)).second) {
+          column = old;
+          break;
+        }
+      }
     }
+    if (!have.contains(lower(column))) {
+      db.exec("ALTER TABLE telemetry ADD COLUMN " + quoted(column) + column_type(s));
+      have.insert(lower(column));
+    }
+    out.push_back(quoted(column));
   }
+  return out;
 }
 
 }  // namespace
 
-std::string signal_column(const catalog::SignalSpec& signal) { return "\"" + signal.field + "\""; }
-
-void prepare_schema(Db& db, const catalog::Catalog& catalog, const std::string& path) {
+SignalColumns prepare_schema(Db& db, const catalog::Catalog& catalog, const std::string& path) {
   check_columns(catalog);
   db.exec(schema_sql(catalog));
   db.exec("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', " +
@@ -144,28 +169,27 @@ void prepare_schema(Db& db, const catalog::Catalog& catalog, const std::string& 
     throw SqliteError(SQLITE_ERROR, "sqlite: " + path + " has schema version " + std::to_string(version) +
                                         ", this build reads 2 and " + std::to_string(kSchemaVersion));
   }
-  add_missing_columns(db, catalog);
+  SignalColumns columns = resolve_columns(db, catalog);
   // Version 2 twin blobs (format 1) stay readable; new ones are written in format 2, which a version-2
   // build would refuse, hence the new version.
   if (version != kSchemaVersion) {
     db.exec("UPDATE meta SET value = " + std::to_string(kSchemaVersion) + " WHERE key = 'schema_version'");
   }
+  return columns;
 }
 
-std::string insert_telemetry_sql(const catalog::Catalog& catalog) {
-  std::string sql = "INSERT OR IGNORE INTO telemetry(gen, car, ts, seq, lat, lon" +
-                    signal_columns(catalog, false) + ", score, flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6";
-  for (size_t i = 0; i < catalog.size(); ++i) sql += ", ?" + std::to_string(7 + i);
-  sql += ", ?" + std::to_string(telemetry_score_param(catalog));
-  sql += ", ?" + std::to_string(telemetry_flags_param(catalog)) + ")";
+std::string insert_telemetry_sql(const SignalColumns& columns) {
+  std::string sql = "INSERT OR IGNORE INTO telemetry(gen, car, ts, seq, lat, lon" + column_list(columns, "") +
+                    ", score, flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6";
+  for (size_t i = 0; i < columns.size(); ++i) sql += ", ?" + std::to_string(7 + i);
+  sql += ", ?" + std::to_string(7 + columns.size());
+  sql += ", ?" + std::to_string(8 + columns.size()) + ")";
   return sql;
 }
 
-std::string history_sql(const catalog::Catalog& catalog) {
+std::string history_sql(const SignalColumns& columns) {
   // CROSS JOIN fixes the loop order: the small generations table outside, one seek into telemetry inside.
-  std::string columns;
-  for (const auto& s : catalog.signals()) columns += ", t." + signal_column(s);
-  return "SELECT t.car, t.ts, t.seq, t.lat, t.lon" + columns +
+  return "SELECT t.car, t.ts, t.seq, t.lat, t.lon" + column_list(columns, "t.") +
          ", t.score, t.flags FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
          " ON t.gen = g.gen AND t.car = ?1 AND t.ts >= ?2 AND t.ts < ?3"
          " WHERE g.max_ts >= ?2 AND g.min_ts < ?3 ORDER BY t.ts, t.seq LIMIT ?4";

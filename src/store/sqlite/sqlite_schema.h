@@ -22,19 +22,22 @@ inline constexpr int64_t kSchemaVersion = 3;
 /// Creates the tables (a new file gets one telemetry column per signal of `catalog`), checks the file's
 /// schema version and brings an older one or one made for another catalog up to date: every catalog signal
 /// without a telemetry column gets one (ALTER TABLE ... ADD COLUMN, so old rows read it as NULL: absent);
-/// columns of signals the catalog no longer has are kept and ignored. Run inside a write transaction.
-/// Throws SqliteError for an unknown schema version or a signal whose column name is taken.
-void prepare_schema(Db& db, const catalog::Catalog& catalog, const std::string& path);
+/// columns of signals the catalog no longer has are kept and ignored. A signal renamed with its old name as
+/// an alias keeps the old name's column, so its history reads on under the new name. Run inside a write
+/// transaction. Throws SqliteError for an unknown schema version or a signal whose column name is taken.
+/// Returns each catalog signal's column (quoted), in catalog order.
+using SignalColumns = std::vector<std::string>;
+SignalColumns prepare_schema(Db& db, const catalog::Catalog& catalog, const std::string& path);
 
 /// INSERT OR IGNORE of one telemetry row: ?1 gen, ?2 car, ?3 ts, ?4 seq, ?5 lat, ?6 lon, then one parameter
 /// per catalog signal (?7 ...), score (telemetry_score_param) and flags (telemetry_flags_param).
-std::string insert_telemetry_sql(const catalog::Catalog& catalog);
+std::string insert_telemetry_sql(const SignalColumns& columns);
 inline int telemetry_score_param(const catalog::Catalog& c) { return 7 + static_cast<int>(c.size()); }
 inline int telemetry_flags_param(const catalog::Catalog& c) { return 8 + static_cast<int>(c.size()); }
 
 /// One car's history (?1 car, ?2 from, ?3 to, ?4 limit): columns car, ts, seq, lat, lon, one per catalog
 /// signal (from column 5), score (history_score_column), flags (history_flags_column).
-std::string history_sql(const catalog::Catalog& catalog);
+std::string history_sql(const SignalColumns& columns);
 inline int history_score_column(const catalog::Catalog& c) { return 5 + static_cast<int>(c.size()); }
 inline int history_flags_column(const catalog::Catalog& c) { return 6 + static_cast<int>(c.size()); }
 
@@ -42,8 +45,5 @@ inline int history_flags_column(const catalog::Catalog& c) { return 6 + static_c
 std::string flags_text(const core::Telemetry& t, const catalog::Catalog& catalog);
 /// Reads a `flags` column back into t.out_of_range (ascending); fields the catalog lacks are skipped.
 void read_flags(std::string_view text, const catalog::Catalog& catalog, core::Telemetry& t);
-
-/// The quoted column of a signal: "\"coolant_temp\"". Fields are identifiers, so quoting is all it needs.
-std::string signal_column(const catalog::SignalSpec& signal);
 
 }  // namespace fleettwin::store

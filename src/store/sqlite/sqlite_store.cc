@@ -143,7 +143,7 @@ class Transaction {
 
 /// Every statement the store runs, prepared once per connection.
 struct SqliteStore::Statements {
-  Statements(sqlite3* db, const catalog::Catalog& catalog)
+  Statements(sqlite3* db, const SignalColumns& columns)
       : begin_write(db, "BEGIN IMMEDIATE"),
         begin_read(db, "BEGIN"),
         commit(db, "COMMIT"),
@@ -164,8 +164,8 @@ struct SqliteStore::Statements {
                          "SELECT 1 FROM telemetry_gens AS g CROSS JOIN telemetry AS t"
                          " ON t.gen = g.gen AND t.car = ?1 AND t.ts = ?2 AND t.seq = ?3"
                          " WHERE g.max_ts >= ?2 AND g.min_ts <= ?2 LIMIT 1"),
-        insert_telemetry(db, insert_telemetry_sql(catalog)),
-        history(db, history_sql(catalog)),
+        insert_telemetry(db, insert_telemetry_sql(columns)),
+        history(db, history_sql(columns)),
         // Closed generations are summed up in telemetry_cars; the open one is read directly.
         max_seq_per_car(db,
                         "SELECT car, max(m) FROM (SELECT car, max_seq AS m FROM telemetry_cars UNION ALL"
@@ -241,14 +241,14 @@ void SqliteStore::open(const SqliteOptions& o) {
 
   _db.exec("BEGIN IMMEDIATE");
   try {
-    prepare_schema(_db, *_catalog, _path);
+    _columns = prepare_schema(_db, *_catalog, _path);
     _db.exec("COMMIT");
   } catch (...) {
     _db.exec("ROLLBACK");
     throw;
   }
   register_twin_field_function(_db.handle(), _catalog.get());
-  _st = std::make_unique<Statements>(_db.handle(), *_catalog);
+  _st = std::make_unique<Statements>(_db.handle(), _columns);
 }
 
 WriteResult SqliteStore::write(const WriteBatch& batch) {
@@ -617,7 +617,7 @@ std::vector<HourlyAggregate> SqliteStore::hourly(const std::string& car, std::st
   if (signal == "score") {
     column = "score";
   } else if (auto i = _catalog->find(signal)) {
-    column = signal_column((*_catalog)[*i]);
+    column = _columns[*i];
   } else {
     throw std::invalid_argument("hourly: unknown signal '" + std::string(signal) + "'");
   }

@@ -88,6 +88,7 @@ class SqliteStore final : public TwinStore {
 
   /// Declared first: the connection's ft_twin_field function points at it until the connection closes.
   std::shared_ptr<const catalog::Catalog> _catalog;
+  std::vector<std::string> _columns;  ///< each catalog signal's telemetry column, quoted (prepare_schema)
   std::string _path;
   int64_t _generation_rows;
   Db _db;

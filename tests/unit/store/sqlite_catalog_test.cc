@@ -108,6 +108,41 @@ TEST(SqliteCatalog, AnAddedSignalGetsAColumnAndADroppedOneKeepsIts) {
   EXPECT_EQ(h[2].t.values[2], 92);
 }
 
+// Moving a store to a catalog that renames its signals, keeping the old names as aliases (cardata-v1 to
+// VSS): each renamed signal keeps its old column, so the history written before reads on under the new name,
+// and only the signals that are really new get columns.
+TEST(SqliteCatalog, ARenamedSignalKeepsItsColumnThroughItsAlias) {
+  StoreDir dir;
+  const auto v1 = catalog_of({"speed", "coolant_temp"});
+  auto renamed = v1->signals();
+  renamed[0].name = "Vehicle.Speed";
+  renamed[0].field = "Vehicle_Speed";
+  renamed[0].aliases = {"speed"};
+  catalog::SignalSpec odometer;
+  odometer.name = "Vehicle.TraveledDistance";
+  odometer.max = 1e9;
+  renamed.push_back(odometer);
+  const auto v2 = std::make_shared<const catalog::Catalog>("test", 2, "", renamed);
+  {
+    SqliteStore store(dir.db(), {}, v1);
+    store.write({{row(*v1, 1, {10, 90})}, {}, {}, {}});
+  }
+  SqliteStore store(dir.db(), {}, v2);
+  store.write({{row(*v2, 2, {11, 91, 5000})}, {}, {}, {}});
+  EXPECT_EQ(telemetry_columns(dir.db()),
+            (std::vector<std::string>{"gen", "car", "ts", "seq", "lat", "lon", "speed", "coolant_temp",
+                                      "score", "flags", "Vehicle_TraveledDistance"}));
+  const auto h = store.history("car-1", 0, 10'000);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].t.values[0], 10);  // written as speed, read as Vehicle.Speed
+  EXPECT_TRUE(core::absent(h[0].t.values[2]));
+  EXPECT_EQ(h[1].t.values, (std::vector<double>{11, 91, 5000}));
+  const auto hours = store.hourly("car-1", "Vehicle.Speed", 0, 10'000);
+  ASSERT_EQ(hours.size(), 1u);
+  EXPECT_EQ(hours[0].count, 2);
+  EXPECT_EQ(hours[0].max, 11);
+}
+
 TEST(SqliteCatalog, UpgradesASchemaVersion2File) {
   StoreDir dir;
   { SqliteStore store(dir.db()); }
