@@ -23,7 +23,7 @@ function signalNames(catalog: Catalog): string[] {
 /** The reported table: the envelope (ts, seq, position) first, then every catalog signal grouped by part,
  * with its unit; a reading outside its plausible range is kept by the platform and marked here. */
 function reportedRows(rep: Twin["reported"], catalog: Catalog | null): HTMLElement[] {
-  const flags = new Set<string>(Array.isArray(rep.flags) ? (rep.flags as string[]) : []);
+  const flags = new Set<string>(rep.flags ?? []);
   const known = new Set(["settings", "flags", ...(catalog?.signals.map((s) => s.name) ?? [])]);
   const rows = Object.entries(rep)
     .filter(([k]) => !known.has(k))
