@@ -355,3 +355,22 @@ TEST_F(E2E, CsvReplayStoresOutOfRangeRowsFlagged) {
   EXPECT_TRUE(twin->reported.out_of_range.empty());
   EXPECT_EQ(twin->reported.values[core::kSpeed], 0);
 }
+
+// A data dir's schema registry keeps the CarTelemetry versions it registered: `up` on a catalog that cannot
+// read what was written before (a signal's type changed) is refused at start, saying why, and writes nothing.
+TEST_F(E2E, AnIncompatibleCatalogIsRefusedBeforeAnythingIsWritten) {
+  ASSERT_TRUE(up({"--fast", "--cars", "10", "--interval", "1s", "--duration", "10s"}));
+  const std::string db = (fs::path(data) / "fleettwin.db").string();
+  const auto before = fleettwin::store::SqliteStore(db).history_stats();
+  ASSERT_EQ(before.rows, 100);
+  const std::string incompatible =
+      std::string(FLEETTWIN_SOURCE_DIR) + "/tests/fixtures/catalogs/cardata-incompatible.yaml";
+  const auto r = run({"up", "--fast", "--cars", "10", "--interval", "1s", "--duration", "20s", "--catalog",
+                      incompatible, "--data-dir", data});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("is not compatible with the CarTelemetry schema already registered"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("coolant_temp"), std::string::npos) << r.out;
+  EXPECT_EQ(fleettwin::store::SqliteStore(db).history_stats().rows, before.rows);
+}
