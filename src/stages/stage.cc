@@ -174,7 +174,7 @@ void StageRunner::loop() {
         pending.clear();
         _batches->add();
       }
-      if (_drain && idle && pending.empty()) break;
+      if (_drain && idle && pending.empty() && !_stage->busy()) break;
     }
     commit();  // stopping: finish what was processed
   } catch (...) {

@@ -55,6 +55,10 @@ class Stage {
   virtual std::chrono::milliseconds commit_interval() const { return std::chrono::milliseconds(0); }
   /// Partitions taken away from this member: forget what belongs to them.
   virtual void on_revoked(const std::vector<log::TopicPartition>& partitions) {}
+  /// True while work is in flight off the runner's thread whose results the stage will still write (the
+  /// score stage's warm-up model, and the events it holds for it): a draining runner keeps ticking until it
+  /// is done.
+  virtual bool busy() const { return false; }
   /// Called from any thread by StageRunner::request_stop: a stage that may wait inside process() (the sink
   /// retrying an unreachable store) gives up the wait and throws, so the runner stops without committing.
   virtual void interrupt() {}

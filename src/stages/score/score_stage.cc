@@ -1,5 +1,12 @@
 #include "stages/score/score_stage.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iterator>
+
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -134,7 +141,19 @@ void ScoreStage::pick_up_models() {
   _monitor.set_shadow(std::move(shadow));
 }
 
-void ScoreStage::warm_up(log::Producer& out) {
+namespace {
+
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice), so training takes what the
+/// stage threads leave: at nice 10 it gets about a tenth of a core they all want, and all of an idle one.
+void lower_this_thread_priority() {
+  // NOLINTNEXTLINE(misc-include-cleaner): gettid is in <unistd.h> (glibc 2.30)
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kTrainingNice) != 0)
+    spdlog::warn("score: could not lower the training thread's priority");
+}
+
+}  // namespace
+
+void ScoreStage::warm_up() {
   if (!_trainer || _trained || _monitor.model()) return;
   for (const auto& e : _events) {
     if (_warmup_first_ts < 0) _warmup_first_ts = e.ts;
@@ -142,13 +161,23 @@ void ScoreStage::warm_up(log::Producer& out) {
   }
   if (_warmup.empty() || _warmup.back().ts - _warmup_first_ts < _options.warmup_ms) return;
   _trained = true;
-  spdlog::info("score: training a first model on {} warm-up events", _warmup.size());
-  // On this thread, on purpose: the events behind this batch wait (the log holds them back upstream)
-  // and are all scored by the new model, instead of streaming past unscored while it trains.
+  spdlog::info("score: training a first model on {} warm-up events, on a thread of its own", _warmup.size());
+  // Off this thread: the stage keeps reading (so the log never holds records back for it) and keeps the
+  // events that arrive meanwhile, to score them once the model exists (finish_training).
+  _training = std::async(std::launch::async,
+                         [trainer = _trainer, events = std::move(_warmup), space = _options.space]() mutable {
+                           lower_this_thread_priority();
+                           return trainer(ml::make_training_data(events, t::kTelemetry, space));
+                         });
+  _warmup = {};
+}
+
+void ScoreStage::finish_training(log::Producer& out) {
+  if (!_training.valid() || _training.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
   try {
-    auto trained = _trainer(ml::make_training_data(_warmup, t::kTelemetry, _options.space));
-    spdlog::info("score: trained {} on warm-up data, threshold {:.4g}", trained.model->meta.version,
-                 trained.model->meta.threshold);
+    auto trained = _training.get();
+    spdlog::info("score: trained {} on warm-up data, threshold {:.4g}; scoring the {} events held meanwhile",
+                 trained.model->meta.version, trained.model->meta.threshold, _held.size());
     _slot->set_active(trained.model);
     log::OutRecord rec;
     rec.topic = t::kModels;
@@ -159,12 +188,42 @@ void ScoreStage::warm_up(log::Producer& out) {
     // Not fatal: the stage keeps the rule alerts and waits for a model on fleet.models.
     spdlog::error("score: warm-up training failed: {}", e.what());
   }
-  _warmup.clear();
-  _warmup.shrink_to_fit();
+  pick_up_models();
+  // In arrival order, so each car's events are scored in order; in slices, to bound the output buffers.
+  constexpr std::size_t kSlice = 10'000;
+  for (std::size_t i = 0; i < _held.size(); i += kSlice) {
+    const auto end = _held.begin() + static_cast<std::ptrdiff_t>(std::min(_held.size(), i + kSlice));
+    _events.assign(std::make_move_iterator(_held.begin() + static_cast<std::ptrdiff_t>(i)),
+                   std::make_move_iterator(end));
+    score(out);
+  }
+  _held = {};
+  _events.clear();
+}
+
+void ScoreStage::hold() {
+  const std::size_t room = _options.held_max_events - std::min(_options.held_max_events, _held.size());
+  const std::size_t kept = std::min(room, _events.size());
+  _held.insert(_held.end(), std::make_move_iterator(_events.begin()),
+               std::make_move_iterator(_events.begin() + static_cast<std::ptrdiff_t>(kept)));
+  _unscored.add(static_cast<int64_t>(_events.size() - kept));
+}
+
+void ScoreStage::score(log::Producer& out) {
+  _out.clear();
+  _monitor.process(_events, _out);
+  if (_monitor.model())
+    _scored.add(static_cast<int64_t>(_events.size()));
+  else
+    _unscored.add(static_cast<int64_t>(_events.size()));
+  _unfamiliar.add(_monitor.unfamiliar_events() - _unfamiliar_seen);
+  _unfamiliar_seen = _monitor.unfamiliar_events();
+  write(_out, out);
 }
 
 void ScoreStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
   pick_up_models();
+  finish_training(out);
   _events.clear();
   for (const auto& r : batch) {
     if (r.topic != t::kTelemetry) continue;
@@ -178,20 +237,19 @@ void ScoreStage::process(const std::vector<log::Record>& batch, log::Producer& o
     _events.push_back(std::move(tel));
   }
   if (_events.empty()) return;
-  _out.clear();
-  _monitor.process(_events, _out);
-  if (_monitor.model())
-    _scored.add(static_cast<int64_t>(_events.size()));
-  else
-    _unscored.add(static_cast<int64_t>(_events.size()));
-  _unfamiliar.add(_monitor.unfamiliar_events() - _unfamiliar_seen);
-  _unfamiliar_seen = _monitor.unfamiliar_events();
-  write(_out, out);
-  warm_up(out);  // after this batch, so the batch that completes the warm-up is not scored twice
+  if (_training.valid()) {  // the first model is training: keep the events for it
+    hold();
+    return;
+  }
+  score(out);
+  warm_up();  // after this batch, so the batch that completes the warm-up is not scored twice
   pick_up_models();
 }
 
-void ScoreStage::tick(log::Producer& out) { pick_up_models(); }
+void ScoreStage::tick(log::Producer& out) {
+  pick_up_models();
+  finish_training(out);
+}
 
 void ScoreStage::write(const ml::MonitorOutput& o, log::Producer& out) {
   for (const auto& s : o.scores) {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,12 +46,16 @@ class ModelSlot {
 /// library stays free of it). Throws std::invalid_argument for bad bytes.
 using ModelDecoder = std::function<std::shared_ptr<const ml::Model>(std::string_view)>;
 
+/// Scheduling niceness of the warm-up training thread: it takes what the stage threads leave.
+inline constexpr int kTrainingNice = 10;
+
 /// A model trained by the stage itself and its artifact bytes, to publish on fleet.models.
 struct TrainedModel {
   std::shared_ptr<const ml::Model> model;
   std::string artifact;
 };
-/// Trains a model on warm-up data; runs on the score stage's thread, which waits for it.
+/// Trains a model on warm-up data; runs on a thread of its own at a lower priority (kTrainingNice), while
+/// the score stage goes on reading.
 using WarmupTrainer = std::function<TrainedModel(ml::TrainingData)>;
 
 /// Follows the compacted fleet.models topic from its beginning, in a group of its own, on its own thread,
@@ -78,8 +83,11 @@ class ModelWatcher {
 /// AnomalyScore per event to fleet.scores (plus one per event from a shadow model, marked by a header),
 /// raises and clears alerts on fleet.alerts with per-car hysteresis, and sends a schedule_service command to
 /// fleet.commands for every raised alert. Before it has a model it can train one itself from the first
-/// `warmup_ms` of event time (the `up` demo); events before it are counted as unscored. Runs on its
-/// runner's thread, warm-up training included.
+/// `warmup_ms` of event time (the `up` demo), on a thread of its own at a lower priority: the stage keeps
+/// reading meanwhile, so the log never holds records back for it, and keeps the events that arrive while the
+/// model trains (at most `held_max_events`, in memory) to score them, in order, once it exists; events
+/// before the warm-up ends, beyond that bound, or held when the process stops are counted as unscored
+/// (`fleettwin_score_unscored_total`). Runs on its runner's thread.
 class ScoreStage final : public Stage {
  public:
   struct Options {
@@ -91,6 +99,7 @@ class ScoreStage final : public Stage {
     int32_t alert_schema_id = 0;
     int64_t warmup_ms = 0;  ///< 0: never train, wait for fleet.models
     std::size_t warmup_max_events = 2'000'000;
+    std::size_t held_max_events = 2'000'000;  ///< events kept while the first model trains (~0.5 GB)
     int64_t service_expires_ms =
         int64_t{7} * 24 * 3'600'000;  ///< schedule_service commands expire after this
   };
@@ -100,11 +109,15 @@ class ScoreStage final : public Stage {
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
   void tick(log::Producer& out) override;
+  bool busy() const override { return _training.valid(); }
   const ml::Monitor& monitor() const { return _monitor; }
 
  private:
   void pick_up_models();
-  void warm_up(log::Producer& out);
+  void warm_up();
+  void finish_training(log::Producer& out);
+  void hold();
+  void score(log::Producer& out);  ///< scores _events and writes the results
   void write(const ml::MonitorOutput& o, log::Producer& out);
 
   Options _options;
@@ -118,6 +131,8 @@ class ScoreStage final : public Stage {
   std::vector<core::Telemetry> _warmup;
   int64_t _warmup_first_ts = -1;
   bool _trained = false;
+  std::future<TrainedModel> _training;  ///< the warm-up model, training off this thread
+  std::vector<core::Telemetry> _held;   ///< events read while it trains
   std::string _buf;
   core::Counter& _scored;
   core::Counter& _unscored;

@@ -1,11 +1,17 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
+#include <stdexcept>
+#include <thread>
+
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/schemas.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 #include "stages/process/process_stage.h"
+#include "stages/score/score_stage.h"
 #include "stages/sink/sink_stage.h"
 #include "stages/twin/twin_stage.h"
 #include "store/sqlite/sqlite_store.h"
@@ -36,6 +42,15 @@ log::Record raw(const std::string& key, std::string value, int64_t offset = 0) {
   r.value = std::move(value);
   r.offset = offset;
   r.timestamp_ms = 1;
+  return r;
+}
+
+/// A fleet.telemetry record of `m`, as the process stage writes it.
+log::Record record(const core::Telemetry& m) {
+  log::Record r;
+  r.topic = t::kTelemetry;
+  r.key = m.car;
+  codec::encode_avro_telemetry(m, 1, r.value);
   return r;
 }
 
@@ -170,13 +185,6 @@ TEST(TwinStage, CoalescesUntilFlushIgnoresStaleAndGoesOfflineByEventTime) {
   core::SimClock clock(1'700'000'000'000);
   stages::TwinStage stage({.offline_after_ms = 30'000, .flush_interval_ms = 1000}, clock, metrics);
   EXPECT_EQ(stage.commit_interval(), 1000ms);
-  auto record = [](const core::Telemetry& m) {
-    log::Record r;
-    r.topic = t::kTelemetry;
-    r.key = m.car;
-    codec::encode_avro_telemetry(m, 1, r.value);
-    return r;
-  };
   CaptureProducer out;
   stage.process({record(telemetry("car-00001", 1)), record(telemetry("car-00001", 2))}, out);
   stage.process({record(telemetry("car-00001", 3)), record(telemetry("car-00001", 2))},
@@ -528,4 +536,47 @@ TEST(TwinStage, HealthFollowsScoresAndAlerts) {
   h = last_twin(out, "car-00003").health;
   EXPECT_EQ(h.status, core::HealthStatus::kOk);
   EXPECT_EQ(h.since, 100);
+}
+
+// The first model trains on a thread of its own: the stage goes on reading while it trains (so the log never
+// holds records back for it), keeps the events that arrive meanwhile and handles them, in order, once the
+// training ends; until then it is busy, which a draining runner waits for.
+TEST(ScoreStage, TrainsTheFirstModelOffItsThreadAndKeepsReading) {
+  core::Metrics metrics;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> trainings{0};
+  stages::ScoreStage::Options options;
+  options.warmup_ms = 5'000;
+  stages::ScoreStage stage(
+      options, nullptr, metrics, registry::TelemetryReader(),
+      [&trainings, released](const ml::TrainingData& data) -> stages::TrainedModel {
+        ++trainings;
+        released.wait();  // a training longer than the test takes to feed the stage
+        throw std::runtime_error("no model here: " + std::to_string(data.rows()) + " rows");
+      });
+  CaptureProducer out;
+  const auto unscored = [&] { return metrics.value("fleettwin_score_unscored_total"); };
+  // One car, one event a second: the warm-up (5 s of event time) is complete with the sixth.
+  for (int seq = 1; seq <= 6; ++seq) stage.process({record(telemetry("car-00001", seq))}, out);
+  EXPECT_TRUE(stage.busy());
+  EXPECT_EQ(unscored(), 6);
+  // The training blocks its own thread only: every batch returns at once, its events kept for the model.
+  for (int seq = 7; seq <= 20; ++seq) stage.process({record(telemetry("car-00001", seq))}, out);
+  EXPECT_TRUE(stage.busy());
+  EXPECT_EQ(unscored(), 6);
+  for (int i = 0; i < 1000 && trainings.load() == 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(trainings.load(), 1);  // started on its own thread, and waiting there
+
+  release.set_value();
+  for (int i = 0; i < 1000 && stage.busy(); ++i) {
+    std::this_thread::sleep_for(10ms);
+    stage.tick(out);
+  }
+  EXPECT_FALSE(stage.busy());
+  // This training failed, so the 14 held events are handled without a model: counted as unscored.
+  EXPECT_EQ(unscored(), 20);
+  stage.process({record(telemetry("car-00001", 21))}, out);
+  EXPECT_EQ(unscored(), 21);
+  EXPECT_EQ(trainings.load(), 1);  // a failed warm-up training is not retried: fleet.models can bring one
 }
