@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "app/store_factory.h"
 #include "stages/registry.h"
 
 namespace fleettwin::app {
@@ -54,7 +55,7 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
     o.tokens.add(api::Role::kAdmin, generated);
   }
   o.open_store = host.open_store;
-  o.catalog = host.catalog ? host.catalog : catalog::load_or_builtin(config.get(keys::catalog_file));
+  o.catalog = host.catalog ? host.catalog : configured_catalog(config);
   o.metrics = host.metrics;
   o.log = host.log;
   o.ready = host.ready;

@@ -220,11 +220,7 @@ class PipelineRun {
     if (_ground_truth.empty()) _ground_truth = (_data_dir / "ground_truth.jsonl").string();
     _replay = _config.get(keys::sim_replay);
     if (!_replay.empty() && !fs::exists(_replay)) throw ConfigError("--replay: no such file " + _replay);
-    try {
-      _ctx.catalog = catalog::load_or_builtin(_config.get(keys::catalog_file));
-    } catch (const catalog::CatalogError& e) {
-      throw ConfigError(std::string("--catalog: ") + e.what());
-    }
+    _ctx.catalog = configured_catalog(_config);
   }
 
   /// The embedded log, or Kafka, with every topic of DESIGN.md §4.

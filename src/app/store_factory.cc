@@ -12,7 +12,11 @@ using config::ConfigError;
 namespace keys = config::keys;
 
 std::shared_ptr<const catalog::Catalog> configured_catalog(const Config& config) {
-  return catalog::load_or_builtin(config.get(keys::catalog_file));
+  try {
+    return catalog::load_or_builtin(config.get(keys::catalog_file));
+  } catch (const catalog::CatalogError& e) {
+    throw ConfigError(std::string("--catalog: ") + e.what());
+  }
 }
 
 StoreOpener store_opener(const Config& config, core::Metrics* metrics,

@@ -22,7 +22,8 @@ StoreOpener store_opener(const config::Config& config, core::Metrics* metrics = 
                          std::shared_ptr<const catalog::Catalog> catalog = nullptr);
 
 /// The catalog the configuration names (catalog.file, or the built-in one when empty), for code that builds
-/// stores and renders their signals with the same catalog.
+/// stores and renders their signals with the same catalog. ConfigError ("--catalog: <file>:<line>: ...") when
+/// the file cannot be used.
 std::shared_ptr<const catalog::Catalog> configured_catalog(const config::Config& config);
 
 /// For commands that only read: as store_opener, but SQLite requires the file to exist (a clear error

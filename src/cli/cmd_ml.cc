@@ -11,6 +11,7 @@
 
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
+#include "app/store_factory.h"
 #include "catalog/catalog.h"
 #include "cli/commands.h"
 #include "core/topics.h"
@@ -60,7 +61,7 @@ std::vector<core::Telemetry> read_kafka(const SourceFlags& f, const Config& conf
   registry::TelemetryReader reader(f.schema_registry.empty()
                                        ? nullptr
                                        : std::make_shared<registry::SchemaRegistryClient>(f.schema_registry),
-                                   catalog::load_or_builtin(config.get(keys::catalog_file)));
+                                   app::configured_catalog(config));
   std::vector<core::Telemetry> out;
   int64_t bad = 0;
   bool assigned = false;
@@ -148,9 +149,8 @@ void publish_model(const std::string& brokers, const Config& config, const std::
 
 /// The model's features on the catalog in use (catalog.file; the built-in one when empty).
 std::shared_ptr<const ml::FeatureSpace> feature_space(const Config& config) {
-  const auto file = config.get(keys::catalog_file);
-  if (file.empty()) return ml::FeatureSpace::builtin();
-  return std::make_shared<const ml::FeatureSpace>(catalog::load_or_builtin(file));
+  if (config.get(keys::catalog_file).empty()) return ml::FeatureSpace::builtin();
+  return std::make_shared<const ml::FeatureSpace>(app::configured_catalog(config));
 }
 
 struct TrainFlags {
