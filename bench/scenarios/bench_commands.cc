@@ -2,6 +2,7 @@
 // sink` and `bench score` add themselves to it from their files).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/run_output.h"
+#include "scenarios/fleet_bench.h"
 #include "scenarios/mqtt_bench.h"
 
 namespace fleettwin::cli {
@@ -78,6 +80,33 @@ int run_mqtt_bench(const BenchFlags& f, Config& config, std::atomic<int>& stop_s
   return r.lost == 0 ? 0 : 1;
 }
 
+struct FleetFlags {
+  app::FleetBenchOptions options;
+  std::string json;
+};
+
+int run_fleet_bench(const FleetFlags& f, Config& config, std::atomic<int>& stop_signals) {
+  const auto r = app::run_fleet_bench(config, f.options, stop_signals);
+  std::printf(
+      "bench fleet: %lld cars, %.0f msg/s stored at steady state, p50 %.0f ms / p99 %.0f ms publish to "
+      "stored; "
+      "%lld acknowledged to the cars, %lld stored, lost %lld, duplicates %lld, twins behind %lld; "
+      "schedule_service commands answered %lld of %lld\n",
+      (long long)r.cars, r.msgs_per_s, r.p50_latency_ms, r.p99_latency_ms, (long long)r.published,
+      (long long)r.stored, (long long)r.lost, (long long)r.duplicates, (long long)r.twins_behind,
+      (long long)r.commands_answered, (long long)r.commands_sent);
+  for (const auto& role : r.roles)
+    std::printf("  %-10s cpu %7.1f s  peak RSS %6.0f MB  started %d time(s), crashed %d\n", role.name.c_str(),
+                role.cpu_s, role.peak_rss_mb, role.starts, role.crashes);
+  for (const auto& fault : r.faults)
+    std::printf("  fault %-28s recovered in %5.1f s, worst latency %.0f ms\n", fault.name.c_str(),
+                fault.recovery_s, fault.max_latency_ms);
+  if (!f.json.empty()) write_json(f.json, r.to_json());
+  const bool recovered =
+      std::all_of(r.faults.begin(), r.faults.end(), [](const auto& x) { return x.recovery_s >= 0; });
+  return r.exact() && r.commands_answered == r.commands_sent && recovered && r.crashes() == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 void add_bench_commands(CommandLine& cl) {
@@ -118,6 +147,34 @@ void add_bench_commands(CommandLine& cl) {
   flags.add(mqtt, "--qos", keys::mqtt_qos, "QoS of the telemetry (default 1)");
   add_bench_run_flags(mqtt, *mf, "Wall time the cars publish", "Write the result as JSON");
   cl.add(mqtt, [mf](Config& config, std::atomic<int>& stop) { return run_mqtt_bench(*mf, config, stop); });
+
+  auto* fleet = bench->add_subcommand(
+      "fleet",
+      "The reference's topology, each stage its own process: cars over MQTT, mosquitto shards, bridges, "
+      "Kafka, "
+      "process/twin/sink/score roles, PostgreSQL and the API; exactness per (car, seq) at the end");
+  auto ff = std::make_shared<FleetFlags>();
+  flags.add(fleet, "--cars", keys::sim_cars, "Simulated cars, one MQTT connection each (default 10000)");
+  flags.add(fleet, "--interval", keys::sim_interval, "Each car sends one message per interval (default 10s)");
+  flags.add(fleet, "--shards", keys::mqtt_shards, "mosquitto brokers (at least one per 15,000 cars)");
+  fleet->add_option("--seconds", ff->options.seconds, "Steady-state time the cars publish (without --faults)")
+      ->check(CLI::Range(10, 86400));
+  fleet->add_flag("--faults", ff->options.faults,
+                  "Kill each role in turn, restart Kafka, PostgreSQL and a mosquitto shard, stop the sinks");
+  fleet->add_option("--fault-spacing", ff->options.fault_spacing_s, "Seconds between faults (default 45)")
+      ->check(CLI::Range(10, 3600));
+  fleet->add_option("--sink-pause", ff->options.sink_pause_s, "Seconds the sinks stay stopped (default 120)")
+      ->check(CLI::Range(1, 3600));
+  fleet
+      ->add_option("--copies", ff->options.copies,
+                   "Bridges, process, twin and sink processes each (default 2)")
+      ->check(CLI::Range(1, 8));
+  fleet->add_option("--kafka", ff->options.kafka, "Kafka to use (default: start scripts/services/kafka)");
+  fleet->add_option("--postgres", ff->options.postgres,
+                    "PostgreSQL URI (default: start scripts/services/postgres)");
+  fleet->add_option("--dir", ff->options.dir, "Keep logs and role data here (default: a temp dir, removed)");
+  fleet->add_option("--json", ff->json, "Write the result as JSON");
+  cl.add(fleet, [ff](Config& config, std::atomic<int>& stop) { return run_fleet_bench(*ff, config, stop); });
 }
 
 }  // namespace fleettwin::cli
