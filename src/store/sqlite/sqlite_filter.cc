@@ -6,7 +6,7 @@
 #include <exception>
 #include <string_view>
 
-#include "store/sqlite/sqlite_blob.h"
+#include "store/twin_blob.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace fleettwin::store {
