@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -125,6 +126,7 @@ void PgConnection::reconnect() {
   if (PQstatus(_conn) != CONNECTION_OK) {
     std::string message = PQerrorMessage(_conn);
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    std::replace(message.begin(), message.end(), '\n', ' ');  // libpq's hint lines: one line for the log
     // A malformed URI never heals by waiting; libpq says so before it tries any host.
     const bool bad_uri =
         message.find("invalid") != std::string::npos && message.find("URI") != std::string::npos;
