@@ -195,26 +195,4 @@ std::string history_sql(const SignalColumns& columns) {
          " WHERE g.max_ts >= ?2 AND g.min_ts < ?3 ORDER BY t.ts, t.seq LIMIT ?4";
 }
 
-std::string flags_text(const core::Telemetry& t, const catalog::Catalog& catalog) {
-  std::string out;
-  for (const uint16_t i : t.out_of_range) {
-    if (i >= catalog.size()) continue;
-    if (!out.empty()) out += ',';
-    out += catalog[i].field;
-  }
-  return out;
-}
-
-void read_flags(std::string_view text, const catalog::Catalog& catalog, core::Telemetry& t) {
-  t.out_of_range.clear();
-  while (!text.empty()) {
-    const size_t comma = std::min(text.find(','), text.size());
-    if (const auto i = catalog.find(text.substr(0, comma)))
-      t.out_of_range.push_back(static_cast<uint16_t>(*i));
-    text.remove_prefix(std::min(comma + 1, text.size()));
-  }
-  std::sort(t.out_of_range.begin(), t.out_of_range.end());
-  t.out_of_range.erase(std::unique(t.out_of_range.begin(), t.out_of_range.end()), t.out_of_range.end());
-}
-
 }  // namespace fleettwin::store

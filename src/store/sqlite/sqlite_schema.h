@@ -10,13 +10,12 @@
 #include <vector>
 
 #include "catalog/catalog.h"
-#include "core/telemetry.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace fleettwin::store {
 
 /// The schema version this build writes. 2: numeric columns nullable (NaN). 3: telemetry `flags`, twin blobs
-/// by signal name (sqlite_blob.h). A version-2 file is upgraded on open; anything else is refused.
+/// by signal name (store/twin_blob.h). A version-2 file is upgraded on open; anything else is refused.
 inline constexpr int64_t kSchemaVersion = 3;
 
 /// Creates the tables (a new file gets one telemetry column per signal of `catalog`), checks the file's
@@ -40,10 +39,5 @@ inline int telemetry_flags_param(const catalog::Catalog& c) { return 8 + static_
 std::string history_sql(const SignalColumns& columns);
 inline int history_score_column(const catalog::Catalog& c) { return 5 + static_cast<int>(c.size()); }
 inline int history_flags_column(const catalog::Catalog& c) { return 6 + static_cast<int>(c.size()); }
-
-/// The `flags` column of a row: the flagged signals' fields, comma-separated ("" when none: bound as NULL).
-std::string flags_text(const core::Telemetry& t, const catalog::Catalog& catalog);
-/// Reads a `flags` column back into t.out_of_range (ascending); fields the catalog lacks are skipped.
-void read_flags(std::string_view text, const catalog::Catalog& catalog, core::Telemetry& t);
 
 }  // namespace fleettwin::store

@@ -6,9 +6,9 @@
 #include <array>
 #include <stdexcept>
 
-#include "store/sqlite/sqlite_blob.h"
 #include "store/sqlite/sqlite_filter.h"
 #include "store/sqlite/sqlite_schema.h"
+#include "store/twin_blob.h"
 
 namespace fleettwin::store {
 namespace {

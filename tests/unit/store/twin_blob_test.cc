@@ -1,4 +1,4 @@
-#include "store/sqlite/sqlite_blob.h"
+#include "store/twin_blob.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "store/sqlite/sqlite_blob.h"
+#include "store/twin_blob.h"
 
 #include <algorithm>
 #include <bit>
@@ -94,7 +94,7 @@ class Reader {
     return v;
   }
   [[noreturn]] static void fail(const char* why) {
-    throw std::runtime_error(std::string("sqlite store: malformed blob: ") + why);
+    throw std::runtime_error(std::string("store: malformed twin blob: ") + why);
   }
   std::string_view _in;
   size_t _pos = 0;
@@ -268,6 +268,28 @@ std::vector<std::string> decode_strings(std::string_view blob) {
   auto list = read_list(r);
   r.finish();
   return list;
+}
+
+std::string flags_text(const core::Telemetry& t, const catalog::Catalog& catalog) {
+  std::string out;
+  for (const uint16_t i : t.out_of_range) {
+    if (i >= catalog.size()) continue;
+    if (!out.empty()) out += ',';
+    out += catalog[i].field;
+  }
+  return out;
+}
+
+void read_flags(std::string_view text, const catalog::Catalog& catalog, core::Telemetry& t) {
+  t.out_of_range.clear();
+  while (!text.empty()) {
+    const size_t comma = std::min(text.find(','), text.size());
+    if (const auto i = catalog.find(text.substr(0, comma)))
+      t.out_of_range.push_back(static_cast<uint16_t>(*i));
+    text.remove_prefix(std::min(comma + 1, text.size()));
+  }
+  std::sort(t.out_of_range.begin(), t.out_of_range.end());
+  t.out_of_range.erase(std::unique(t.out_of_range.begin(), t.out_of_range.end()), t.out_of_range.end());
 }
 
 }  // namespace fleettwin::store

@@ -9,10 +9,10 @@
 
 namespace fleettwin::store {
 
-/// The store keeps the twin fields it filters and sorts on as columns and the rest in one BLOB. The
-/// encoding is private to sqlite/ (so the store does not depend on the codec module): a format byte, then
-/// fixed 8-byte little-endian numbers and varint-length-prefixed strings, in a fixed field order. A decoder
-/// refuses a blob it cannot read fully instead of returning a half-filled twin.
+/// The SQL stores (sqlite/, postgres/) keep the twin fields they filter and sort on as columns and the rest
+/// in one BLOB. The encoding is private to the stores (so they do not depend on the codec module): a format
+/// byte, then fixed 8-byte little-endian numbers and varint-length-prefixed strings, in a fixed field order.
+/// A decoder refuses a blob it cannot read fully instead of returning a half-filled twin.
 ///
 /// Signals are stored by their catalog field name (format 2), each with its value, metadata time and
 /// out-of-range flag, and only those the twin holds anything for: a blob written under one catalog reads
@@ -29,5 +29,11 @@ void decode_twin_rest(std::string_view blob, core::Twin& twin, const catalog::Ca
 /// A list of strings (alert signals).
 std::string encode_strings(const std::vector<std::string>& list);
 std::vector<std::string> decode_strings(std::string_view blob);
+
+/// The `flags` column of a telemetry row: the flagged signals' fields, comma-separated ("" when none: stored
+/// as NULL).
+std::string flags_text(const core::Telemetry& t, const catalog::Catalog& catalog);
+/// Reads a `flags` column back into t.out_of_range (ascending); fields the catalog lacks are skipped.
+void read_flags(std::string_view text, const catalog::Catalog& catalog, core::Telemetry& t);
 
 }  // namespace fleettwin::store
