@@ -175,7 +175,8 @@ std::vector<FaultStep> fault_schedule(Topology& t, const FleetBenchOptions& o) {
   steps.push_back({"restart postgres", [&t] {
                      if (!t.postgres_service)
                        throw std::runtime_error("--faults needs the bench's own PostgreSQL");
-                     t.postgres_service->control("restart");
+                     t.postgres_service->control("pause");  // an immediate shutdown, as a crash
+                     t.postgres_service->control("resume");
                    }});
   steps.push_back({"restart mosquitto shard 1", [&t] { t.shards.front()->control("restart"); }});
   steps.push_back({"sinks stopped " + std::to_string(o.sink_pause_s) + " s", [&t, &o] {
@@ -257,7 +258,8 @@ std::string FleetBenchResult::to_json() const {
   std::string j = "{\"cars\":" + std::to_string(cars) + ",\"msgs_per_s\":" + std::to_string(msgs_per_s) +
                   ",\"p50_latency_ms\":" + std::to_string(p50_latency_ms) +
                   ",\"p99_latency_ms\":" + std::to_string(p99_latency_ms) +
-                  ",\"published\":" + std::to_string(published) + ",\"stored\":" + std::to_string(stored) +
+                  ",\"published\":" + std::to_string(published) +
+                  ",\"unrouted\":" + std::to_string(unrouted) + ",\"stored\":" + std::to_string(stored) +
                   ",\"lost\":" + std::to_string(lost) + ",\"duplicates\":" + std::to_string(duplicates) +
                   ",\"twins_behind\":" + std::to_string(twins_behind) +
                   ",\"commands_sent\":" + std::to_string(commands_sent) +
@@ -310,14 +312,17 @@ FleetBenchResult run_fleet_bench(Config config, const FleetBenchOptions& o,
   if (o.faults) {
     wait(o.fault_spacing_s, "steady");
     steady_to = core::wall_clock_ms();
-    for (auto& step : fault_schedule(t, o)) {
+    const auto steps = fault_schedule(t, o);
+    for (const auto& step : steps) {
       if (stop_signals.load() != 0) break;
       FleetFault f{step.name, core::wall_clock_ms()};
       spdlog::info("bench fleet: fault: {}", step.name);
       step.inject();
       f.end_ms = core::wall_clock_ms();
       res.faults.push_back(f);
-      wait(o.fault_spacing_s, "after " + step.name);
+      // After the last fault the cars go on long enough for its backlog to drain and its recovery to show.
+      const bool last = res.faults.size() == steps.size();
+      wait(last ? std::max<int64_t>(o.fault_spacing_s, 60) : o.fault_spacing_s, "after " + step.name);
     }
   } else {
     wait(o.seconds, "steady");
@@ -326,7 +331,10 @@ FleetBenchResult run_fleet_bench(Config config, const FleetBenchOptions& o,
   const int64_t cars_stopped_ms = core::wall_clock_ms();
   cars.stop();
   const auto final_stats = cars.stats();
-  res.published = final_stats.acked;
+  // PUBACKs count the cars' answers to commands too: what is left is at least the telemetry the brokers
+  // acknowledged (exactly, when no answer is still unacknowledged).
+  res.published = final_stats.acked - final_stats.answers;
+  res.unrouted = final_stats.unrouted;
   std::fprintf(stderr, "\nbench fleet: cars stopped: %lld acknowledged; draining...\n",
                (long long)res.published);
 

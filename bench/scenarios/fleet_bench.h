@@ -46,9 +46,11 @@ struct FleetBenchResult {
   int64_t cars = 0;
   double msgs_per_s = 0;  ///< stored per second at steady state (after the ramp, before the first fault)
   double p50_latency_ms = 0, p99_latency_ms = 0;  ///< publish -> stored, same window
-  int64_t published = 0;                          ///< acknowledged to the cars (QoS 1 PUBACK)
-  int64_t stored = 0;                             ///< distinct (car, seq) in the store
-  int64_t lost = 0;  ///< acknowledged or sent before a stored one, and not stored
+  int64_t published = 0;  ///< telemetry acknowledged to the cars (PUBACKs less the command answers')
+  int64_t unrouted =
+      0;               ///< acknowledged by a broker with "no matching subscribers": dropped before any bridge
+  int64_t stored = 0;  ///< distinct (car, seq) in the store
+  int64_t lost = 0;    ///< acknowledged or sent before a stored one, and not stored
   int64_t duplicates = 0;
   int64_t twins_behind = 0;                          ///< cars whose twin is not at their last stored seq
   int64_t commands_sent = 0, commands_answered = 0;  ///< schedule_service commands; answered: acked or failed

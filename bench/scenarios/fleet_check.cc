@@ -94,7 +94,8 @@ void FleetCheck::drain(int64_t expected, int64_t timeout_s, const std::function<
       last_change = Clock::now();
     }
     std::fprintf(stderr, "bench fleet: draining: %lld of %lld stored\n", (long long)n, (long long)expected);
-    if (n >= expected && Clock::now() - last_change >= std::chrono::seconds(10)) return;
+    const auto still = Clock::now() - last_change;
+    if ((n >= expected && still >= std::chrono::seconds(10)) || still >= std::chrono::seconds(60)) return;
   }
   spdlog::warn("bench fleet: the store did not settle within {} s", timeout_s);
 }
@@ -140,6 +141,17 @@ void count_commands(store::TwinStore& store, FleetBenchResult& res, int64_t cars
 void FleetCheck::fill(FleetBenchResult& res, int64_t steady_from_ms, int64_t steady_to_ms,
                       int64_t cars_stopped_ms) {
   count_exactness(*_impl->store, res);
+  if (res.lost > 0) {
+    // Where the missing messages are: gaps below a car's highest stored seq (the rest were at the tail).
+    PGresult* r =
+        PQexec(_impl->pg,
+               "SELECT car, prev, seq FROM (SELECT car, seq, lag(seq) OVER (PARTITION BY car ORDER BY seq) "
+               "AS prev FROM telemetry) g WHERE seq > coalesce(prev, 0) + 1 LIMIT 10");
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); ++i)
+      spdlog::error("bench fleet: lost: car {} has seq {} after {}", PQgetvalue(r, i, 0), PQgetvalue(r, i, 2),
+                    PQgetisnull(r, i, 1) ? "nothing" : PQgetvalue(r, i, 1));
+    PQclear(r);
+  }
   count_commands(*_impl->store, res, cars_stopped_ms);
   const std::string window = " FROM " + std::string(kHistoryTable) +
                              " WHERE ts >= " + std::to_string(steady_from_ms) + " AND ts < " +

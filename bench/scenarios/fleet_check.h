@@ -22,7 +22,8 @@ class FleetCheck {
   FleetCheck(const FleetCheck&) = delete;
   FleetCheck& operator=(const FleetCheck&) = delete;
   /// Waits (calling `tick` about once a second) until the store holds at least `expected` distinct (car, seq)
-  /// and has not grown for 10 s, or `timeout_s` passed.
+  /// and has not grown for 10 s, or has not grown for 60 s (short: the check will count the loss), or
+  /// `timeout_s` passed.
   void drain(int64_t expected, int64_t timeout_s, const std::function<void()>& tick);
   /// Fills the counts, the steady-state rate and latency over [steady_from_ms, steady_to_ms), and each
   /// fault's recovery. Commands count when raised at least 30 s before `cars_stopped_ms` (later ones could

@@ -18,6 +18,11 @@
 
 namespace fleettwin::mqtt {
 
+namespace {
+/// PUBACK reason code (MQTT 5): the broker took the message and had no subscriber for it.
+constexpr std::uint8_t kNoMatchingSubscribers = 0x10;
+}  // namespace
+
 Client::Client(ClientOptions options, MessageCallback on_message)
     : _options(std::move(options)),
       _on_message(std::move(on_message)),
@@ -310,8 +315,16 @@ void Client::handle(Packet& p, Clock::time_point) {
     // The broker acknowledges in order, so the match is nearly always the front.
     for (auto it = _outgoing.begin(); it != _outgoing.end(); ++it) {
       if (it->packet_id != a->packet_id || !it->sent) continue;
-      _outgoing.erase(it);
       --_in_flight;
+      if (a->reason_code == kNoMatchingSubscribers && _options.resend_unrouted.count() > 0) {
+        // Nobody got it: the same message again later, under a new id (the broker kept nothing of it).
+        it->sent = false;
+        it->dup_candidate = false;
+        it->packet_id = next_packet_id();
+        it->not_before = Clock::now() + _options.resend_unrouted;
+      } else {
+        _outgoing.erase(it);
+      }
       if (_on_puback) _on_puback(a->packet_id, a->reason_code);
       send_outgoing();
       return;
@@ -327,15 +340,15 @@ void Client::became_ready() {
   send_outgoing();
 }
 
-void Client::send_outgoing() {
+void Client::send_outgoing(Clock::time_point now) {
   if (_state != State::kReady) return;
   // The broker's receive maximum (v5) bounds what may be unacknowledged; 3.1.1 brokers have no such
   // property, so mosquitto's default in-flight window (20) is a safe choice there.
   const std::size_t window = _connack.receive_maximum.value_or(20);
-  const bool any = _in_flight < _outgoing.size() && _in_flight < window;
+  bool any = false;
   for (auto& o : _outgoing) {
     if (_in_flight >= window) break;
-    if (o.sent) continue;
+    if (o.sent || o.not_before > now) continue;
     Publish p;
     p.topic = o.topic;
     p.payload = o.payload;
@@ -347,6 +360,7 @@ void Client::send_outgoing() {
     o.sent = true;
     o.dup_candidate = true;
     ++_in_flight;
+    any = true;
   }
   if (any) {
     _last_sent = Clock::now();
@@ -366,12 +380,16 @@ bool Client::publish(std::string_view topic, std::string_view payload, std::uint
     return _fd >= 0;
   }
   if (_outgoing.size() >= _options.max_outgoing) return false;
+  _outgoing.push_back({next_packet_id(), false, false, std::string(topic), std::string(payload)});
+  send_outgoing();
+  return true;
+}
+
+std::uint16_t Client::next_packet_id() {
   // Packet ids: 1 is our SUBSCRIBE's; the rest cycle. max_outgoing stays far below 65,534, so an id is
   // never reused while its message is still kept.
   if (++_next_packet_id < 2) _next_packet_id = 2;
-  _outgoing.push_back({_next_packet_id, false, false, std::string(topic), std::string(payload)});
-  send_outgoing();
-  return true;
+  return _next_packet_id;
 }
 
 bool Client::ack(std::uint16_t packet_id) {
@@ -384,6 +402,7 @@ bool Client::ack(std::uint16_t packet_id) {
 
 void Client::tick(Clock::time_point now) {
   if (_fd < 0) return;
+  if (_options.resend_unrouted.count() > 0 && _in_flight < _outgoing.size()) send_outgoing(now);
   const auto ka = keepalive();
   if (ka.count() == 0) return;
   if (_state == State::kConnecting || _state == State::kTlsHandshake || _state == State::kAwaitingConnack) {

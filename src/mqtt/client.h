@@ -25,6 +25,10 @@ struct ClientOptions {
   /// QoS 1 messages this client publishes and keeps until the broker acknowledges them; publish() refuses
   /// more. In flight at once: at most the broker's receive maximum (CONNACK), the rest wait their turn.
   std::size_t max_outgoing = 1000;
+  /// Above zero: a QoS 1 message the broker acknowledged with reason 0x10 (no matching subscribers: it took
+  /// the message and had nobody to give it to, e.g. a restarted broker before its subscribers are back) is
+  /// kept and published again after this delay, as a new message, until a subscriber gets it.
+  std::chrono::milliseconds resend_unrouted{0};
   TlsOptions tls;  ///< ca_file set: TLS (OpenSSL, non-blocking) with the server's certificate checked
 };
 
@@ -109,6 +113,7 @@ class Client {
     bool dup_candidate;  // sent before, on this or an earlier connection
     std::string topic;
     std::string payload;
+    Clock::time_point not_before{};  // an unrouted message waits for its resend_unrouted delay
   };
   void fail(std::string why);
   void tcp_connected();  // TLS handshake next, or straight to CONNACK
@@ -118,7 +123,8 @@ class Client {
   void flush();
   void handle(Packet& p, Clock::time_point now);
   void became_ready();
-  void send_outgoing();
+  void send_outgoing(Clock::time_point now = Clock::now());
+  std::uint16_t next_packet_id();
   std::chrono::seconds keepalive() const;
 
   ClientOptions _options;

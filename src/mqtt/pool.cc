@@ -41,8 +41,12 @@ Pool::Index Pool::add(ClientOptions options) {
         if (_on_message) _on_message(i, topic, payload, qos, packet_id);
       });
   s.client->on_puback([this, i](std::uint16_t id, std::uint8_t reason) {
-    ++_stats.pubacks;
-    if (reason == 0x10) ++_stats.unrouted;
+    // Reason 0x10 (no matching subscribers): nobody got it. Counted apart from the PUBACKs of delivered
+    // messages; a client with resend_unrouted sends it again.
+    if (reason == 0x10)
+      ++_stats.unrouted;
+    else
+      ++_stats.pubacks;
     if (_on_puback) _on_puback(i, id);
   });
   _slots.push_back(std::move(s));

@@ -29,9 +29,12 @@ struct PoolStats {
   std::uint64_t connects = 0;  ///< successful connections (first ones and reconnects)
   std::uint64_t reconnects = 0;
   std::uint64_t failures = 0;  ///< connections that failed or dropped
-  std::uint64_t pubacks = 0;
+  std::uint64_t pubacks =
+      0;  ///< PUBACKs of messages the broker had a subscriber for (reason other than 0x10)
   /// PUBACKs with reason 0x10 (no matching subscribers): the broker took the message and had nobody to give
-  /// it to, e.g. before the bridge's first subscription. Counted apart because the message is gone.
+  /// it to, e.g. before the bridge's first subscription, or after a broker restart before the bridge has
+  /// subscribed again. The message is gone, unless its client has resend_unrouted: then it is sent again
+  /// (and counted here again each time it finds nobody).
   std::uint64_t unrouted = 0;
 };
 

@@ -74,9 +74,15 @@ void KafkaLog::create_topic(const std::string& name, const TopicConfig& config) 
   const auto* result = rd_kafka_event_CreateTopics_result(ev.get());
   size_t count = 0;
   const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &count);
+  bool existed = false;
   for (size_t i = 0; i < count; ++i) {
     const auto err = rd_kafka_topic_result_error(results[i]);
-    if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) return;
+    // Another process may have created it an instant ago: wait for its leaders below all the same, or this
+    // process's first end_offsets() may find no partitions yet.
+    if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      existed = true;
+      break;
+    }
     if (err) {
       const char* text = rd_kafka_topic_result_error_string(results[i]);
       throw LogError("kafka create topic " + name + ": " + error_text(err) +
@@ -84,9 +90,12 @@ void KafkaLog::create_topic(const std::string& name, const TopicConfig& config) 
     }
   }
   // CreateTopics returns before every broker knows the topic; wait for leaders so that the first producer
-  // and consumer do not start with "unknown topic".
+  // and consumer do not start with "unknown topic". An existing topic may have fewer partitions than asked
+  // for (created by an older configuration): any leader-complete count will do then.
   const auto deadline = std::chrono::steady_clock::now() + _config->options().operation_timeout;
-  auto ready = [&](int count) { return config.partitions > 0 ? count == config.partitions : count > 0; };
+  auto ready = [&](int count) {
+    return config.partitions > 0 && !existed ? count == config.partitions : count > 0;
+  };
   while (!ready(partition_count(rk, name, remaining_ms(deadline)))) {
     if (std::chrono::steady_clock::now() >= deadline)
       throw LogError("kafka create topic " + name + ": partitions have no leader yet");
@@ -103,14 +112,31 @@ std::unique_ptr<Consumer> KafkaLog::consumer(const std::string& group) {
 std::vector<int64_t> KafkaLog::end_offsets(const std::string& topic) {
   rd_kafka_t* rk = _admin->rk.get();
   const auto deadline = std::chrono::steady_clock::now() + _config->options().operation_timeout;
-  const int partitions = partition_count(rk, topic, remaining_ms(deadline));
+  // Leadership moves (a topic just created, a broker restarting): until the deadline, a partition without a
+  // leader or a stale leader is asked again rather than failing the caller (a role starting beside others).
+  auto transient = [](rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+           err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+           err == RD_KAFKA_RESP_ERR__TIMED_OUT;
+  };
+  auto pause = [&] {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return true;
+  };
+  int partitions = partition_count(rk, topic, remaining_ms(deadline));
+  while (partitions < 0 && pause()) partitions = partition_count(rk, topic, remaining_ms(deadline));
   if (partitions == 0) throw LogError("kafka end offsets: no topic " + topic);
   if (partitions < 0) throw LogError("kafka end offsets: " + topic + " has partitions without a leader");
   std::vector<int64_t> out(static_cast<std::size_t>(partitions));
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
-    if (const auto err =
-            rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, remaining_ms(deadline)))
+    rd_kafka_resp_err_t err;
+    while (
+        (err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, remaining_ms(deadline))) &&
+        transient(err) && pause()) {
+    }
+    if (err)
       throw LogError("kafka end offsets of " + topic + "[" + std::to_string(p) + "]: " + error_text(err));
     out[static_cast<std::size_t>(p)] = high;
   }

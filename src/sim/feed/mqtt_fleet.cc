@@ -60,8 +60,8 @@ std::string MqttFleetStats::to_line() const {
   std::ostringstream o;
   o << "stats cars=" << cars << " connected=" << connected << " published=" << published << " acked=" << acked
     << " pending=" << pending << " reconnects=" << reconnects << " unrouted=" << unrouted
-    << " dropped=" << dropped << " commands=" << commands << " failures=" << failures << " rss_kb=" << rss_kb
-    << " done=" << (done ? 1 : 0);
+    << " dropped=" << dropped << " commands=" << commands << " answers=" << answers
+    << " failures=" << failures << " rss_kb=" << rss_kb << " done=" << (done ? 1 : 0);
   return o.str();
 }
 
@@ -89,6 +89,7 @@ std::optional<MqttFleetStats> MqttFleetStats::from_line(const std::string& line)
     if (k == "unrouted") s.unrouted = v;
     if (k == "dropped") s.dropped = v;
     if (k == "commands") s.commands = v;
+    if (k == "answers") s.answers = v;
     if (k == "failures") s.failures = v;
     if (k == "rss_kb") s.rss_kb = v;
     if (k == "done") s.done = v != 0;
@@ -106,6 +107,7 @@ MqttFleetStats& MqttFleetStats::operator+=(const MqttFleetStats& o) {
   unrouted += o.unrouted;
   dropped += o.dropped;
   commands += o.commands;
+  answers += o.answers;
   failures += o.failures;
   rss_kb += o.rss_kb;
   done = done && o.done;
@@ -142,6 +144,10 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
     o.max_packet_size = 64 << 10;
     o.max_write_buffer = 256 << 10;
     o.max_outgoing = 64;  // ~10 minutes of telemetry at the default interval
+    // MQTT 5 tells a car when nobody got its message (a broker restarted and the bridges have not subscribed
+    // again yet: mosquitto does not keep shared subscriptions across a restart); a careful car sends it
+    // again.
+    o.resend_unrouted = std::chrono::seconds(1);
     o.tls = options.tls;
     client_of[i] = static_cast<int32_t>(pool.add(std::move(o)));
     car_of.push_back(static_cast<uint32_t>(i));
@@ -158,7 +164,8 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
     st.commands = commands.received();
     // The ack is published before the command's PUBACK: if the car dies in between, the broker redelivers the
     // command and the car answers again (commands set settings, so doing one twice changes nothing).
-    pool.publish(ci, "fleet/" + fleet.car_id(i) + "/acks", codec::command_ack_to_json(ack), 1);
+    if (pool.publish(ci, "fleet/" + fleet.car_id(i) + "/acks", codec::command_ack_to_json(ack), 1))
+      ++st.answers;
     if (qos > 0) pool.ack(ci, packet_id);
   });
 

@@ -37,6 +37,7 @@ struct MqttFleetStats {
   int64_t unrouted = 0;  ///< acknowledged with "no matching subscribers": no bridge had subscribed yet
   int64_t dropped = 0;   ///< messages a car could not keep (its buffer of unacknowledged messages was full)
   int64_t commands = 0;
+  int64_t answers = 0;   ///< command answers published (QoS 1: their PUBACKs are counted in `acked` too)
   int64_t failures = 0;  ///< simulated failure onsets (ground truth records)
   int64_t rss_kb = 0;    ///< resident memory of the simulator process(es)
   bool done = false;

@@ -68,7 +68,13 @@ std::string telemetry_table_sql(const catalog::Catalog& catalog) {
       "CREATE TABLE IF NOT EXISTS telemetry(car text COLLATE \"C\" NOT NULL, ts bigint NOT NULL,"
       " seq bigint NOT NULL, lat float8, lon float8";
   for (const auto& s : catalog.signals()) sql += ", " + quote_ident(s.field) + " float8";
-  return sql + ", score float8, flags text, PRIMARY KEY (car, ts, seq)) PARTITION BY RANGE (ts)";
+  // stored_ms: the server's clock when the row was inserted (ms since the epoch), so publish-to-stored
+  // latency (stored_ms - ts for real cars) and ingest delay can be read from the store itself (`bench fleet`
+  // does).
+  return sql +
+         ", score float8, flags text,"
+         " stored_ms bigint NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint,"
+         " PRIMARY KEY (car, ts, seq)) PARTITION BY RANGE (ts)";
 }
 
 void check_columns(const catalog::Catalog& catalog) {

@@ -50,14 +50,19 @@ struct Driver {
     const auto deadline = Client::Clock::now() + budget;
     while (!done()) {
       if (sub.state() == Client::State::kFailed || Client::Clock::now() >= deadline) return false;
-      pollfd p{sub.fd(), static_cast<short>(POLLIN | (sub.wants_write() ? POLLOUT : 0)), 0};
-      if (p.fd < 0) return false;
-      ::poll(&p, 1, 50);
-      const auto now = Client::Clock::now();
-      if (p.revents & (POLLOUT | POLLERR | POLLHUP)) sub.on_writable(now);
-      if (p.revents & (POLLIN | POLLERR | POLLHUP)) sub.on_readable(now);
-      sub.tick(now);
+      if (!step(50)) return false;
     }
+    return true;
+  }
+  // One turn of the loop: poll up to `ms`, dispatch, tick. False when there is no connection.
+  bool step(int ms) {
+    pollfd p{sub.fd(), static_cast<short>(POLLIN | (sub.wants_write() ? POLLOUT : 0)), 0};
+    if (p.fd < 0) return false;
+    ::poll(&p, 1, ms);
+    const auto now = Client::Clock::now();
+    if (p.revents & (POLLOUT | POLLERR | POLLHUP)) sub.on_writable(now);
+    if (p.revents & (POLLIN | POLLERR | POLLHUP)) sub.on_readable(now);
+    sub.tick(now);
     return true;
   }
   bool connect() {
@@ -203,6 +208,44 @@ TEST_P(MqttSubscriber, RefusedConnectionIsAnError) {
   EXPECT_FALSE(c.connect());
   EXPECT_EQ(c.sub.state(), Client::State::kFailed);
   EXPECT_NE(c.sub.error().find("connect"), std::string::npos) << c.sub.error();
+}
+
+// MQTT 5: a message nobody was subscribed to comes back as PUBACK 0x10; a publisher with resend_unrouted
+// keeps it and sends it again until a subscriber gets it (a restarted broker before the bridges subscribe
+// again).
+TEST(MqttPublisher, UnroutedMessageIsSentAgainUntilASubscriberGetsIt) {
+  const std::string topic = "t/unrouted/car-1/telemetry";
+  ClientOptions po;
+  po.host = "127.0.0.1";
+  po.port = broker_port();
+  po.connect.version = Version::kV5;
+  po.connect.client_id = "fleettwin-unrouted-publisher";
+  po.connect.keepalive_s = 30;
+  po.resend_unrouted = 200ms;
+  std::vector<std::uint8_t> reasons;
+  Driver pub(po);
+  pub.sub.on_puback([&](std::uint16_t, std::uint8_t reason) { reasons.push_back(reason); });
+  ASSERT_TRUE(pub.connect()) << pub.sub.error();
+  ASSERT_TRUE(pub.sub.publish(topic, "{\"seq\":1}", 1));
+  ASSERT_TRUE(pub.pump_until([&] { return reasons.size() >= 2; })) << "no PUBACK, or not sent again";
+  EXPECT_EQ(reasons[0], 0x10);
+  EXPECT_EQ(pub.sub.outgoing(), 1u) << "an unrouted message is kept";
+
+  ClientOptions so = po;
+  so.connect.client_id = "fleettwin-unrouted-subscriber";
+  so.resend_unrouted = 0ms;
+  so.subscriptions = {{"$share/fleettwin/t/unrouted/+/telemetry", 1}};
+  Driver sub(so);
+  ASSERT_TRUE(sub.connect()) << sub.sub.error();
+  // Both loops turn until the subscriber has the message and the publisher's copy is acknowledged as routed.
+  ASSERT_TRUE(sub.pump_until([&] {
+    pub.step(10);
+    return !sub.got.empty() && pub.sub.outgoing() == 0;
+  })) << sub.sub.error();
+  EXPECT_EQ(sub.got[0].payload, "{\"seq\":1}");
+  EXPECT_EQ(reasons.back(), 0) << "the last PUBACK is a routed one";
+  sub.sub.disconnect();
+  pub.sub.disconnect();
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, MqttSubscriber, ::testing::Values(Version::kV311, Version::kV5),
