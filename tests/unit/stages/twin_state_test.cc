@@ -16,28 +16,15 @@
 #include "stages/twin/twin_stage.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/temp_dir.h"
+#include "unit/stages/stage_records.h"
 
 using namespace fleettwin;
+using Capture = fleettwin::testing::CaptureProducer;
+using fleettwin::testing::json_record;
 using namespace std::chrono_literals;
 namespace t = core::topics;
 
 namespace {
-
-/// Collects what a stage writes.
-class Capture final : public log::Producer {
- public:
-  void send(log::OutRecord record, DeliveryCallback) override { records.push_back(std::move(record)); }
-  int64_t flush(std::chrono::milliseconds) override { return 0; }
-  std::vector<log::OutRecord> records;
-};
-
-log::Record json_record(const char* topic, const std::string& key, std::string value) {
-  log::Record r;
-  r.topic = topic;
-  r.key = key;
-  r.value = std::move(value);
-  return r;
-}
 
 log::Record alert_record(const std::string& car, const std::string& kind, bool raised, int64_t ts) {
   const core::Alert a{car + ":" + kind + ":1", car,  kind, raised, ts, 3.0, 1.0,
