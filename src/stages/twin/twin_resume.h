@@ -13,7 +13,8 @@ namespace fleettwin::stages {
 /// The compacted fleet.twins changelog read to its end, latest record per car (by reported.seq, then
 /// version), each with the twin stage's bookkeeping and the partition it was read from: where a twin stage
 /// resumes when it has no store of its own. `partitions`: only these partition numbers (all when null). A
-/// throwaway group that never commits reads the topic from its beginning. Gives up after `timeout`.
+/// throwaway group that never commits reads the topic from its beginning (on the embedded log such a group
+/// would pin the topic's records: it is used on Kafka, and in tests). Gives up after `timeout`.
 std::vector<TwinSnapshot> read_twin_changelog(log::Log& log, const catalog::Catalog& catalog,
                                               const std::set<int32_t>* partitions = nullptr,
                                               std::chrono::milliseconds timeout = std::chrono::seconds(60));
