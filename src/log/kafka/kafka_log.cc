@@ -124,6 +124,7 @@ int64_t KafkaLog::committed(const std::string& group, const TopicPartition& tp) 
 std::vector<int64_t> KafkaLog::committed_offsets(const std::string& group, const std::string& topic) {
   const auto ends = end_offsets(topic);
   std::vector<TopicPartition> tps;
+  tps.reserve(ends.size());
   for (std::size_t p = 0; p < ends.size(); ++p) tps.push_back({topic, static_cast<int32_t>(p)});
   return fetch_committed(group, tps);
 }
@@ -137,6 +138,7 @@ std::vector<int64_t> KafkaLog::fetch_committed(const std::string& group,
           rd_kafka_committed(rk.get(), list.get(), timeout_ms(_config->options().operation_timeout)))
     throw LogError("kafka committed offset: " + error_text(err));
   std::vector<int64_t> out;
+  out.reserve(static_cast<std::size_t>(list->cnt));
   for (int i = 0; i < list->cnt; ++i) {
     if (list->elems[i].err) throw LogError("kafka committed offset: " + error_text(list->elems[i].err));
     out.push_back(list->elems[i].offset >= 0 ? list->elems[i].offset : -1);
