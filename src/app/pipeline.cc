@@ -28,6 +28,7 @@
 #include "registry/server.h"
 #include "sim/feed/sim_source.h"
 #include "stages/registry.h"
+#include "stages/twin/twin_resume.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace fleettwin::app {
@@ -80,6 +81,15 @@ SimState load_or_create_sim_state(const fs::path& path, const SimState& wanted) 
   return s;
 }
 
+/// The clock of a run: the simulator's when it feeds the log in this process (it advances it, with --fast
+/// faster than real time), else wall time. Thread-safe.
+class RunClock final : public core::Clock {
+ public:
+  int64_t now_ms() const override { return simulated ? sim.now_ms() : core::wall_clock_ms(); }
+  core::SimClock sim{0};
+  bool simulated = false;  // set before any stage starts
+};
+
 std::string with_commas(int64_t v) {
   std::string s = std::to_string(v < 0 ? -v : v);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), 1, ',');
@@ -101,35 +111,6 @@ std::vector<core::Twin> load_twins(store::TwinStore& store) {
     twins.insert(twins.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
   }
   return twins;
-}
-
-/// The twin changelog read to its end: the state a twin stage starts from when it has no store of its own
-/// (distributed mode). A throwaway group that never commits reads the compacted topic from the beginning.
-std::vector<core::Twin> load_twins(log::Log& log, const catalog::Catalog& catalog) {
-  auto consumer = log.consumer("fleettwin.twin.bootstrap." + std::to_string(::getpid()) + "." +
-                               std::to_string(core::wall_clock_ms()));
-  consumer->subscribe({core::topics::kTwins});
-  std::unordered_map<std::string, core::Twin> latest;
-  core::Twin twin;
-  std::string error;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  bool assigned = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto batch = consumer->poll(10000, std::chrono::milliseconds(500));
-    assigned = assigned || !consumer->assignment().empty();
-    for (const auto& r : batch) {
-      if (!codec::twin_from_json(r.value, twin, &error, catalog)) continue;
-      auto& kept = latest[twin.id];
-      if (std::pair(twin.reported.seq, twin.version) >= std::pair(kept.reported.seq, kept.version))
-        kept = twin;
-    }
-    if (assigned && batch.empty() && consumer->lag() == 0) break;
-  }
-  consumer->close();
-  std::vector<core::Twin> out;
-  out.reserve(latest.size());
-  for (auto& [id, t] : latest) out.push_back(std::move(t));
-  return out;
 }
 
 /// Registers the CarTelemetry schema generated from `c` under `subject`. The subject's compatibility rule
@@ -301,16 +282,32 @@ class PipelineRun {
       _control_store = store_opener(_config, nullptr, _ctx.catalog)();  // SQLite, or MongoDB
     std::vector<std::pair<std::string, int64_t>> resume;
     if (_roles.sim && _replay.empty()) resume = _control_store->max_seq_per_car();
-    if (_roles.runs("twin"))
-      _ctx.initial_twins = _distributed ? load_twins(*_log, *_ctx.catalog) : load_twins(*_control_store);
+    if (_roles.runs("twin")) link_twin_stage();
     if (!resume.empty())
       spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
                    _ctx.initial_twins.size());
     _start_ms = core::wall_clock_ms() / 1000 * 1000;
     if (_roles.sim) configure_simulator(std::move(resume));
-    // Real time: wall clock. Simulated: the simulator moves this clock; a stage without the simulator in its
-    // process follows wall time (its own timers use event time, see TwinStage).
-    _clock.advance_to(_roles.sim ? _start_ms : core::wall_clock_ms());
+    // The simulator on the log moves this clock (faster than real time with --fast); anything else (a role
+    // without it, cars over MQTT) follows wall time.
+    _clock.simulated = _roles.sim && !(_roles.everything && !_config.get(keys::mqtt_brokers).empty());
+    _clock.sim.advance_to(_start_ms);
+  }
+
+  /// Where the twin stage resumes (embedded: the store's twins; distributed: fleet.twins, read for the
+  /// partitions its group gives it) and how it sees its upstream: the process stage's group on the raw topic,
+  /// in this process or another, caught up or not (liveness, docs/architecture.md).
+  void link_twin_stage() {
+    if (_distributed) {
+      _ctx.twin_links.load = [log = _log.get(), catalog = _ctx.catalog](const std::set<int32_t>& partitions) {
+        return stages::read_twin_changelog(*log, *catalog, &partitions);
+      };
+    } else {
+      _ctx.initial_twins = stages::twins_from_store(*_control_store);
+    }
+    _ctx.twin_links.upstream_caught_up = [log = _log.get()] {
+      return log::group_lag(*log, "fleettwin.process", core::topics::kTelemetryRaw) == 0;
+    };
   }
 
   void configure_simulator(std::vector<std::pair<std::string, int64_t>> resume) {
@@ -400,7 +397,8 @@ class PipelineRun {
       _mqtt_front.start(_config, _sim.fleet, _sim.ground_truth_path, *_log, _metrics, _clock, _published,
                         (_data_dir / "mqtt").string());
     }
-    if (_roles.sim && !_mqtt_mode) _source = std::make_unique<sim::SimSource>(_sim, *_log, &_clock, _metrics);
+    if (_roles.sim && !_mqtt_mode)
+      _source = std::make_unique<sim::SimSource>(_sim, *_log, &_clock.sim, _metrics);
     _started = Clock::now();
     _last_tick = _started;
     _next_progress = _started + std::chrono::seconds(1);
@@ -419,7 +417,11 @@ class PipelineRun {
     _last_count = count;
     _last_tick = now;
     int64_t lag = 0;
-    for (auto& r : _runners) lag += r->lag();
+    bool assigned = false;  // before a role's group gives it partitions its lag is no figure at all
+    for (auto& r : _runners) {
+      lag += r->lag();
+      assigned = assigned || r->has_partitions();
+    }
     const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(now - _started).count();
     std::string line = "[" + std::to_string(elapsed) + "s] ";
     if (_roles.runs("twin")) line += "cars online " + with_commas(_online.value()) + " | ";
@@ -428,7 +430,7 @@ class PipelineRun {
     if (_roles.runs("process"))
       line += " | processed " + with_commas(_processed.value()) + " | DLQ " + with_commas(_dlq.value());
     if (_roles.runs("sink")) line += " | stored " + with_commas(_stored.value());
-    line += " | lag " + with_commas(lag);
+    if (!_runners.empty()) line += assigned ? " | lag " + with_commas(lag) : " | waiting for partitions";
     static const bool kTty = isatty(STDERR_FILENO);
     std::fprintf(stderr, "%s%s%s", kTty ? "\r\033[K" : "", line.c_str(), (kTty && !final_line) ? "" : "\n");
     std::fflush(stderr);
@@ -592,7 +594,7 @@ class PipelineRun {
   std::unique_ptr<store::TwinStore> _control_store;  // resume point and the end-of-run check
   int64_t _stored_before = 0;
   int64_t _start_ms = 0;
-  core::SimClock _clock{0};  // moved to the start of the run by resume()
+  RunClock _clock;  // set by resume()
   sim::SimSourceOptions _sim;
   stages::StageContext _ctx{_metrics, _clock, _latency, {}};
   std::vector<std::unique_ptr<stages::StageRunner>> _runners;

@@ -143,6 +143,14 @@ std::string twin_to_json(const core::Twin& twin, const catalog::Catalog& catalog
 bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error,
                     const catalog::Catalog& catalog = *catalog::builtin());
 
+/// The record the twin stage writes to fleet.twins: twin_to_json plus its bookkeeping as the member
+/// `pending` {commands: [{id, settings, expires}], open_alerts: [id]}, left out when empty. Other readers
+/// of the changelog (the sink, the API, third-party consumers) ignore it.
+std::string twin_record_to_json(const core::Twin& twin, const core::TwinPending& pending,
+                                const catalog::Catalog& catalog);
+/// The `pending` member of a fleet.twins record (empty when it has none).
+bool twin_pending_from_json(std::string_view json, core::TwinPending& pending, std::string* error);
+
 /// {_id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged}.
 std::string alert_to_json(const core::Alert& alert);
 bool alert_from_json(std::string_view json, core::Alert& alert, std::string* error);

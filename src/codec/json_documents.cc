@@ -229,11 +229,10 @@ bool valid_json_value(std::string_view json) { return dom_valid(padded_copy(json
 
 // ---- Twin ----------------------------------------------------------------------------------------------
 
-std::string twin_to_json(const core::Twin& t, const catalog::Catalog& catalog) {
-  std::string out;
-  out.reserve(1536);
-  JsonWriter w(out);
-  w.begin_object();
+namespace {
+
+/// The members of a twin document; the caller opens and closes the object.
+void write_twin_members(JsonWriter& w, const core::Twin& t, const catalog::Catalog& catalog) {
   w.key("_id").string(t.id);
   w.key("version").integer(t.version);
 
@@ -305,9 +304,76 @@ std::string twin_to_json(const core::Twin& t, const catalog::Catalog& catalog) {
   w.key("messages").integer(t.messages);
   w.key("distance_km").number(t.distance_km);
   w.end_object();
+}
 
+}  // namespace
+
+std::string twin_to_json(const core::Twin& t, const catalog::Catalog& catalog) {
+  std::string out;
+  out.reserve(1536);
+  JsonWriter w(out);
+  w.begin_object();
+  write_twin_members(w, t, catalog);
   w.end_object();
   return out;
+}
+
+std::string twin_record_to_json(const core::Twin& t, const core::TwinPending& pending,
+                                const catalog::Catalog& catalog) {
+  std::string out;
+  out.reserve(1536);
+  JsonWriter w(out);
+  w.begin_object();
+  write_twin_members(w, t, catalog);
+  if (!pending.empty()) {
+    w.key("pending").begin_object();
+    w.key("commands").begin_array();
+    for (const auto& c : pending.commands) {
+      w.begin_object().key("id").string(c.id).key("settings");
+      write_json_text_map(w, c.settings);
+      w.key("expires").integer(c.expires).end_object();
+    }
+    w.end_array();
+    w.key("open_alerts");
+    write_strings(w, pending.open_alerts);
+    w.end_object();
+  }
+  w.end_object();
+  return out;
+}
+
+bool twin_pending_from_json(std::string_view json, core::TwinPending& pending, std::string* error) {
+  core::TwinPending p;
+  Reader r("twin", error);
+  const auto read_command = [&](od::value v) {
+    core::TwinPending::Command c;
+    const bool ok = r.object(v, "pending.commands", [&](std::string_view key, od::value m) {
+      if (key == "id") return r.string(m, "pending.commands.id", c.id);
+      if (key == "settings") return r.json_text_map(m, "pending.commands.settings", c.settings);
+      if (key == "expires") return r.integer(m, "pending.commands.expires", c.expires);
+      return true;
+    });
+    if (ok) p.commands.push_back(std::move(c));
+    return ok;
+  };
+  const auto read_pending = [&](std::string_view key, od::value v) {
+    if (key == "open_alerts") return r.strings(v, "pending.open_alerts", p.open_alerts);
+    if (key != "commands") return true;
+    od::array a;
+    if (v.get_array().get(a)) return r.fail("pending.commands", "expected an array");
+    for (auto element : a) {
+      od::value c;
+      if (element.get(c)) return r.fail("pending.commands", "unreadable element");
+      if (!read_command(c)) return false;
+    }
+    return true;
+  };
+  const bool ok = r.read(json, [&](std::string_view key, od::value v) {
+    return key != "pending" || r.object(v, "pending", read_pending);
+  });
+  if (!ok) return false;
+  pending = std::move(p);
+  return true;
 }
 
 bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error,

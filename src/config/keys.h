@@ -177,7 +177,8 @@ inline const IntKey codec_max_payload_bytes{
     "Largest accepted telemetry payload; larger ones go to the DLQ as oversized."};
 inline const DurationKey twin_offline_after{
     "twin.offline_after", "60s", 1, std::nullopt,
-    "A car with no message for this long (device time) is marked offline."};
+    "A car silent this long is marked offline: device time, plus wall time only while the pipeline is caught "
+    "up, so a stall marks no car offline (docs/architecture.md, twin liveness)."};
 inline const DurationKey twin_flush_interval{
     "twin.flush_interval", "1s", 0, 600'000,
     "The twin stage writes each changed twin at most once per interval, and commits its input then."};

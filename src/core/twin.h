@@ -51,6 +51,26 @@ struct Twin {
   bool operator==(const Twin&) const = default;
 };
 
+/// What the twin stage remembers about a car besides its twin document: the commands not yet answered (to
+/// withdraw their settings from `desired` when they fail or expire) and the alerts raised and not yet cleared
+/// (the car stays "anomaly" until the last one clears). Carried with the twin on fleet.twins, so whoever
+/// owns the car next (the stage after a restart, another twin role after a rebalance) continues from it.
+/// Bounded per car; beyond the bounds the oldest entry is forgotten (and counted by the twin stage).
+struct TwinPending {
+  struct Command {
+    std::string id;
+    std::map<std::string, std::string> settings;  ///< setting -> JSON value text
+    int64_t expires = 0;                          ///< ms; 0 = never
+    bool operator==(const Command&) const = default;
+  };
+  static constexpr std::size_t kMaxCommands = 32;
+  static constexpr std::size_t kMaxAlerts = 32;
+  std::vector<Command> commands;         ///< oldest first
+  std::vector<std::string> open_alerts;  ///< alert ids, oldest first
+  bool empty() const { return commands.empty() && open_alerts.empty(); }
+  bool operator==(const TwinPending&) const = default;
+};
+
 /// Applies one telemetry message to its car's twin. Returns false, changing nothing, when the message is not
 /// newer than what the twin holds (t.seq <= reported.seq): replays and reordering never move a twin back.
 /// Signals the message carries replace the reported value and its flag; the others keep theirs. The twin's

@@ -128,10 +128,16 @@ class Log {
   virtual std::unique_ptr<Consumer> consumer(const std::string& group) = 0;
   /// Offset one past the newest record of each partition of `topic`.
   virtual std::vector<int64_t> end_offsets(const std::string& topic) = 0;
+  /// Offset `group` committed on each partition of `topic` (-1: none), asked without joining the group.
+  virtual std::vector<int64_t> committed_offsets(const std::string& group, const std::string& topic) = 0;
   /// Whether records outlive this process (Kafka) or not (the embedded log). Only a durable log replays
   /// after a crash, so only there must a commit wait for state a stage holds back.
   virtual bool durable() const = 0;
 };
+
+/// Records of `topic` that `group` has not committed yet, summed over the partitions (from offset 0 where it
+/// committed nothing): how far behind a stage of another process is. Throws LogError.
+int64_t group_lag(Log& log, const std::string& group, const std::string& topic);
 
 /// Stable partition for a key (FNV-1a); the memory log and tests use it.
 int32_t partition_for_key(std::string_view key, int32_t partitions);

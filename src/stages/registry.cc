@@ -46,7 +46,7 @@ const std::vector<StageEntry>& registry() {
       {&TwinStage::static_descriptor, &configure_twin,
        [](StageContext& c) {
          return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins),
-                                            registry::TelemetryReader(c.registry, c.catalog));
+                                            registry::TelemetryReader(c.registry, c.catalog), c.twin_links);
        }},
       {&SinkStage::static_descriptor, &configure_sink,
        [](StageContext& c) {

@@ -28,7 +28,8 @@ struct StageContext {
   std::shared_ptr<const fleettwin::catalog::Catalog> catalog = fleettwin::catalog::builtin();
   ProcessStage::Options process{};
   TwinStage::Options twin{};
-  std::vector<core::Twin> initial_twins{};  ///< where the twin stage resumes from
+  std::vector<TwinSnapshot> initial_twins{};  ///< where the twin stage resumes from (embedded: the store)
+  TwinStage::Links twin_links{};              ///< the twin stage's view of its upstream and fleet.twins
   std::shared_ptr<registry::SchemaRegistryClient>
       registry{};  ///< readers check writer schemas by id; null: trust
   ScoreStage::Options score{};

@@ -120,7 +120,10 @@ void StageRunner::loop() {
     if (!theirs.empty()) consumer->commit(theirs);
     _stage->on_revoked(tps);
   };
-  consumer->subscribe(_stage->descriptor().inputs, log::RebalanceListener{nullptr, on_revoked});
+  auto on_assigned = [&](const std::vector<log::TopicPartition>& tps) {
+    if (!failed) _stage->on_assigned(tps);
+  };
+  consumer->subscribe(_stage->descriptor().inputs, log::RebalanceListener{on_assigned, on_revoked});
 
   try {
     while (!_stop) {
@@ -160,6 +163,8 @@ void StageRunner::loop() {
         next_tick = now + _options.tick_interval;
       }
       _lag->set(consumer->lag());
+      _has_partitions = !consumer->assignment().empty();
+      _stage->observe_input(_has_partitions && _lag->value() == 0);
       const bool idle = batch.empty() && _lag->value() == 0;
       if (commit_interval.count() == 0 || now >= next_commit || idle) {
         commit();

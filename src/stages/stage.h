@@ -53,8 +53,14 @@ class Stage {
   /// harmless: every output is idempotent). On the embedded log, which never replays, input is committed
   /// after every batch regardless, so held-back state does not pin the log's memory.
   virtual std::chrono::milliseconds commit_interval() const { return std::chrono::milliseconds(0); }
-  /// Partitions taken away from this member: forget what belongs to them.
+  /// Partitions taken away from this member: forget what belongs to them. The runner has flushed the
+  /// stage's held-back state and committed what it processed from them just before.
   virtual void on_revoked(const std::vector<log::TopicPartition>& partitions) {}
+  /// Partitions given to this member (the first assignment included): load what belongs to them. Called
+  /// inside a poll, before any record of them is processed.
+  virtual void on_assigned(const std::vector<log::TopicPartition>& partitions) {}
+  /// Called after every poll: whether this member's input is caught up (it has partitions and no lag).
+  virtual void observe_input(bool caught_up) {}
   /// True while work is in flight off the runner's thread whose results the stage will still write (the
   /// score stage's warm-up model, and the events it holds for it): a draining runner keeps ticking until it
   /// is done.
@@ -96,6 +102,9 @@ class StageRunner {
   /// Set when the loop ended on an error; the text says why.
   std::string error() const;
   int64_t lag() const { return _lag->value(); }
+  /// Whether the stage's consumer holds partitions: before its first assignment (a role waiting for its
+  /// group), lag() means nothing yet.
+  bool has_partitions() const { return _has_partitions.load(); }
   /// Records this stage has read from its input topics so far.
   int64_t records_in() const { return _in->value(); }
   Stage& stage() { return *_stage; }
@@ -111,6 +120,7 @@ class StageRunner {
   std::atomic<bool> _stop{false};
   std::atomic<bool> _drain{false};
   std::atomic<bool> _running{false};
+  std::atomic<bool> _has_partitions{false};
   mutable std::mutex _error_mu;
   std::string _error;
   core::Counter* _in;

@@ -144,15 +144,33 @@ std::vector<int64_t> KafkaLog::end_offsets(const std::string& topic) {
 }
 
 int64_t KafkaLog::committed(const std::string& group, const TopicPartition& tp) {
+  return fetch_committed(group, {tp}).front();
+}
+
+std::vector<int64_t> KafkaLog::committed_offsets(const std::string& group, const std::string& topic) {
+  const auto ends = end_offsets(topic);
+  std::vector<TopicPartition> tps;
+  tps.reserve(ends.size());
+  for (std::size_t p = 0; p < ends.size(); ++p) tps.push_back({topic, static_cast<int32_t>(p)});
+  return fetch_committed(group, tps);
+}
+
+std::vector<int64_t> KafkaLog::fetch_committed(const std::string& group,
+                                               const std::vector<TopicPartition>& tps) {
   // A consumer handle that never subscribes does not join the group; it only asks the coordinator.
   auto rk = KafkaConfig::new_handle(HandleKind::kConsumer, _config->conf(HandleKind::kConsumer, group));
-  auto list = to_partition_list({tp});
+  auto list = to_partition_list(tps);
   if (const auto err =
           rd_kafka_committed(rk.get(), list.get(), timeout_ms(_config->options().operation_timeout)))
     throw LogError("kafka committed offset: " + error_text(err));
-  if (list->elems[0].err) throw LogError("kafka committed offset: " + error_text(list->elems[0].err));
+  std::vector<int64_t> out;
+  out.reserve(static_cast<std::size_t>(list->cnt));
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err) throw LogError("kafka committed offset: " + error_text(list->elems[i].err));
+    out.push_back(list->elems[i].offset >= 0 ? list->elems[i].offset : -1);
+  }
   rd_kafka_consumer_close(rk.get());
-  return list->elems[0].offset >= 0 ? list->elems[0].offset : -1;
+  return out;
 }
 
 std::map<std::string, std::string> KafkaLog::settings_from_config(

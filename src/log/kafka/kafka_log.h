@@ -43,6 +43,8 @@ class KafkaLog final : public Log {
   std::unique_ptr<Consumer> consumer(const std::string& group) override;
   /// Throws LogError for a topic the cluster does not have.
   std::vector<int64_t> end_offsets(const std::string& topic) override;
+  /// One round trip to the group coordinator (on a handle that never joins the group) per call.
+  std::vector<int64_t> committed_offsets(const std::string& group, const std::string& topic) override;
   bool durable() const override { return true; }
 
   /// Committed offset of `group` on a partition (-1: none). For tools and tests: one round trip per call.
@@ -54,6 +56,7 @@ class KafkaLog final : public Log {
 
  private:
   struct Admin;
+  std::vector<int64_t> fetch_committed(const std::string& group, const std::vector<TopicPartition>& tps);
   std::shared_ptr<const KafkaConfig> _config;
   std::unique_ptr<Admin> _admin;
 };

@@ -75,7 +75,10 @@ class MemoryProducer final : public Producer {
 }  // namespace
 
 /// One member of a group. Its assignment is recomputed when the group's generation changes (a member joined
-/// or left): partitions are dealt round-robin over the members in join order.
+/// or left): partition numbers are dealt round-robin over the members in join order, the same number of every
+/// topic to the same member (co-partitioned, as Kafka's range assignor does for topics of equal size), so a
+/// stage reading several topics keyed by car sees all of a car's records. A partition changes hands only
+/// once its previous owner has released it (its on_revoked ran), as in Kafka's cooperative protocol.
 struct MemoryLog::Member {
   MemoryLog* log = nullptr;
   std::string group_name;
@@ -160,6 +163,7 @@ class MemoryConsumer final : public Consumer {
     }
     std::lock_guard lock(_group.mu);
     std::erase(_group.members, &_member);
+    std::erase_if(_group.owners, [&](const auto& o) { return o.second == &_member; });
     ++_group.generation;
   }
 
@@ -168,8 +172,9 @@ class MemoryConsumer final : public Consumer {
     std::vector<TopicPartition> next;
     {
       std::lock_guard lock(_group.mu);
-      if (_group.generation == _seen_generation) return;
+      if (_group.generation == _seen_generation && !_waiting) return;
       _seen_generation = _group.generation;
+      _waiting = false;
       const auto& members = _group.members;
       const auto me = std::find(members.begin(), members.end(), &_member) - members.begin();
       const auto n = static_cast<int64_t>(members.size());
@@ -181,10 +186,17 @@ class MemoryConsumer final : public Consumer {
         }
       std::sort(all.begin(), all.end());
       all.erase(std::unique(all.begin(), all.end()), all.end());
-      for (std::size_t i = 0; i < all.size(); ++i)
-        if (static_cast<int64_t>(i % n) == me &&
-            std::find(_member.topics.begin(), _member.topics.end(), all[i].topic) != _member.topics.end())
-          next.push_back(all[i]);
+      for (const auto& tp : all) {
+        if (tp.partition % n != me ||
+            std::find(_member.topics.begin(), _member.topics.end(), tp.topic) == _member.topics.end())
+          continue;
+        // Still held by its previous owner, which has not seen the new generation yet: taken on a later poll.
+        if (auto o = _group.owners.find(tp); o != _group.owners.end() && o->second != &_member) {
+          _waiting = true;
+          continue;
+        }
+        next.push_back(tp);
+      }
     }
     std::vector<TopicPartition> revoked, assigned;
     for (const auto& tp : _assignment)
@@ -194,6 +206,11 @@ class MemoryConsumer final : public Consumer {
     if (!revoked.empty() && _listener.on_revoked) _listener.on_revoked(revoked);
     for (const auto& tp : revoked) _positions.erase(tp);
     _assignment = std::move(next);
+    {
+      std::lock_guard lock(_group.mu);
+      for (const auto& tp : revoked) _group.owners.erase(tp);
+      for (const auto& tp : assigned) _group.owners[tp] = &_member;
+    }
     if (!assigned.empty() && _listener.on_assigned) _listener.on_assigned(assigned);
   }
 
@@ -241,6 +258,7 @@ class MemoryConsumer final : public Consumer {
   std::vector<TopicPartition> _assignment;
   std::map<TopicPartition, int64_t> _positions;
   uint64_t _seen_generation = ~0ull;
+  bool _waiting = false;  // a partition dealt to this member is still held by another
   std::size_t _next = 0;
   bool _joined = false;
 };
@@ -308,6 +326,15 @@ int64_t MemoryLog::committed(const std::string& group, const TopicPartition& tp)
   auto it = t.committed.find(group);
   if (it == t.committed.end() || it->second.size() <= static_cast<std::size_t>(tp.partition)) return -1;
   return it->second[tp.partition];
+}
+
+std::vector<int64_t> MemoryLog::committed_offsets(const std::string& group, const std::string& name) {
+  auto& t = topic(name);
+  std::lock_guard lock(t.mu);
+  std::vector<int64_t> out(t.partitions.size(), -1);
+  if (auto it = t.committed.find(group); it != t.committed.end())
+    for (std::size_t p = 0; p < out.size() && p < it->second.size(); ++p) out[p] = it->second[p];
+  return out;
 }
 
 void MemoryLog::append(Topic& t, std::vector<OutRecord>& records, std::vector<int64_t>& offsets) {

@@ -27,6 +27,7 @@ class MemoryLog final : public Log {
   std::unique_ptr<Producer> producer() override;
   std::unique_ptr<Consumer> consumer(const std::string& group) override;
   std::vector<int64_t> end_offsets(const std::string& topic) override;
+  std::vector<int64_t> committed_offsets(const std::string& group, const std::string& topic) override;
   bool durable() const override { return false; }
 
   /// Wakes every blocked producer and consumer; afterwards sends fail with LogError. Used at shutdown.
@@ -67,7 +68,8 @@ class MemoryLog final : public Log {
   struct Group {
     std::mutex mu;
     uint64_t generation = 0;
-    std::vector<Member*> members;  ///< join order
+    std::vector<Member*> members;                    ///< join order
+    std::map<TopicPartition, const Member*> owners;  ///< who holds each partition now
   };
 
   Topic& topic(const std::string& name);  ///< creates with the defaults when missing

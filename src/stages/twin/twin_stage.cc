@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/schemas.h"
@@ -26,36 +28,53 @@ const StageDescriptor& TwinStage::static_descriptor() {
 }
 
 TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& metrics,
-                     std::vector<core::Twin> initial, registry::TelemetryReader reader)
+                     std::vector<TwinSnapshot> initial, registry::TelemetryReader reader, Links links)
     : _options(options),
       _clock(clock),
+      _links(std::move(links)),
       _reader(std::move(reader)),
       _stale(metrics.counter("fleettwin_twin_stale_total", "Telemetry older than the twin's state, ignored")),
       _bad(metrics.counter("fleettwin_twin_undecodable_total",
                            "fleet.telemetry records the twin stage could not decode")),
+      _forgotten(metrics.counter("fleettwin_twin_pending_forgotten_total",
+                                 "Pending commands or open alerts forgotten beyond a car's bound")),
       _online(metrics.gauge(core::metric::kCarsOnline)),
       _count(metrics.gauge("fleettwin_twins", "Twins held by the twin stage")) {
-  for (auto& twin : initial) {
-    _watermark = std::max(_watermark, twin.last_seen);
-    auto id = twin.id;
-    _twins.emplace(std::move(id), Entry{std::move(twin), false, {}});
+  if (!_links.steady_ms) {
+    _links.steady_ms = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+    };
   }
-  _watermark_at = std::chrono::steady_clock::now();
+  for (auto& s : initial) adopt(std::move(s));
   _count.set(static_cast<int64_t>(_twins.size()));
 }
 
-int64_t TwinStage::now_ms() const {
-  if (_watermark == 0) return _clock.now_ms();
-  const auto idle =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - _watermark_at)
-          .count();
-  return std::min(_clock.now_ms(), _watermark + idle);
+int64_t TwinStage::now_ms() const { return _liveness.now(_clock.now_ms()); }
+
+void TwinStage::adopt(TwinSnapshot s) {
+  _liveness.event(s.twin.last_seen);
+  auto id = s.twin.id;
+  _twins.try_emplace(std::move(id), Entry{std::move(s.twin), std::move(s.pending), s.partition, false});
+}
+
+TwinStage::Entry& TwinStage::entry(const std::string& car, int32_t partition) {
+  Entry& e = _twins[car];
+  if (e.twin.id.empty()) e.twin.id = car;
+  e.partition = partition;
+  return e;
 }
 
 void TwinStage::mark(Entry& e) {
   if (e.dirty) return;
   e.dirty = true;
   _dirty.push_back(&e);
+}
+
+void TwinStage::changed(Entry& e) {
+  ++e.twin.version;
+  mark(e);
 }
 
 void TwinStage::process(const std::vector<log::Record>& batch, log::Producer&) {
@@ -71,80 +90,30 @@ void TwinStage::process(const std::vector<log::Record>& batch, log::Producer&) {
       spdlog::warn("twin: undecodable record {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
       continue;
     }
-    Entry& e = _twins[_t.car];
+    Entry& e = entry(_t.car, r.partition);
     if (!core::apply_telemetry(e.twin, _t)) {
       _stale.add();
       continue;
     }
-    if (_t.ts > _watermark) {
-      _watermark = _t.ts;
-      _watermark_at = std::chrono::steady_clock::now();
-    }
+    _liveness.event(_t.ts);
     mark(e);
   }
   _count.set(static_cast<int64_t>(_twins.size()));
 }
 
-void TwinStage::changed(Entry& e) {
-  ++e.twin.version;
-  mark(e);
-}
-
 void TwinStage::apply_other(const log::Record& r) {
   std::string error;
   if (r.topic == t::kCommands) {
-    core::Command c;
-    std::map<std::string, std::string> settings;
-    if (!codec::command_from_json(r.value, c, &error) || !codec::command_settings(c, settings, &error)) {
-      _bad.add();
-      spdlog::warn("twin: ignoring command {}/{}: {}", r.partition, r.offset, error);
-      return;
-    }
-    const std::string car = c.car.empty() ? r.key : c.car;
-    Entry& e = _twins[car];
-    if (e.twin.id.empty()) e.twin.id = car;
-    if (auto early = _early_answers.find(c.id); early != _early_answers.end() && early->second.car == car) {
-      // Already answered: acked settings are wanted and reported (no delta); failed ones are not wanted.
-      if (early->second.status == "acked")
-        for (const auto& [k, v] : settings) e.twin.desired[k] = v;
-      _early_answers.erase(early);
-    } else {
-      for (const auto& [k, v] : settings) e.twin.desired[k] = v;
-      _commands[c.id] = {car, std::move(settings), c.expires};
-    }
-    changed(e);
+    apply_command(r);
   } else if (r.topic == t::kCommandAcks) {
-    core::CommandAck a;
-    if (!codec::command_ack_from_json(r.value, a, &error)) {
-      _bad.add();
-      spdlog::warn("twin: ignoring command ack {}/{}: {}", r.partition, r.offset, error);
-      return;
-    }
-    const std::string& car = r.key.empty() ? a.car : r.key;  // the key is the MQTT topic's car (ACL-checked)
-    Entry& e = _twins[car];
-    if (e.twin.id.empty()) e.twin.id = car;
-    auto it = _commands.find(a.id);
-    if (a.status == "acked") {
-      for (const auto& [k, v] : a.reported) e.twin.reported_settings[k] = v;
-    } else if (it != _commands.end() && it->second.car == car) {
-      withdraw(e, it->second);
-    }
-    if (it == _commands.end()) {
-      // Not pending: answered before its command arrived, or a late answer (the twin stage's own "expired",
-      // which comes back here after the command was dropped; a later one from the car cannot undo it).
-      if (a.status != "expired") _early_answers.try_emplace(a.id, EarlyAnswer{car, a.status, now_ms()});
-    } else if (it->second.car == car) {
-      _commands.erase(it);
-    }
-    changed(e);
+    apply_ack(r);
   } else if (r.topic == t::kScores) {
     codec::AnomalyScore s;
     if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) {
       _bad.add();
       return;
     }
-    Entry& e = _twins[s.car];
-    if (e.twin.id.empty()) e.twin.id = s.car;
+    Entry& e = entry(s.car, r.partition);
     auto& h = e.twin.health;
     h.score = s.score;
     h.threshold = s.threshold;
@@ -166,53 +135,142 @@ void TwinStage::apply_other(const log::Record& r) {
       _bad.add();
       return;
     }
-    Entry& e = _twins[a.car];
-    if (e.twin.id.empty()) e.twin.id = a.car;
-    auto& h = e.twin.health;
-    if (a.raised)
-      e.open_alerts.insert(a.id);
-    else
-      e.open_alerts.erase(a.id);
-    const auto status = e.open_alerts.empty() ? core::HealthStatus::kOk : core::HealthStatus::kAnomaly;
-    if (status != h.status) {
-      h.status = status;
-      h.since = a.ts;
-    }
-    if (a.raised) h.top_signals = a.signals;
-    changed(e);
+    apply_alert(entry(a.car, r.partition), a);
   }
 }
 
-void TwinStage::withdraw(Entry& e, const PendingCommand& c) {
+void TwinStage::apply_command(const log::Record& r) {
+  std::string error;
+  core::Command c;
+  std::map<std::string, std::string> settings;
+  if (!codec::command_from_json(r.value, c, &error) || !codec::command_settings(c, settings, &error)) {
+    _bad.add();
+    spdlog::warn("twin: ignoring command {}/{}: {}", r.partition, r.offset, error);
+    return;
+  }
+  const std::string car = c.car.empty() ? r.key : c.car;
+  Entry& e = entry(car, r.partition);
+  if (auto early = _early_answers.find(c.id); early != _early_answers.end() && early->second.car == car) {
+    // Already answered: acked settings are wanted and reported (no delta); failed ones are not wanted.
+    if (early->second.status == "acked")
+      for (const auto& [k, v] : settings) e.twin.desired[k] = v;
+    _early_answers.erase(early);
+  } else {
+    for (const auto& [k, v] : settings) e.twin.desired[k] = v;
+    auto& pending = e.pending.commands;
+    std::erase_if(pending, [&](const auto& p) { return p.id == c.id; });  // a replayed command
+    if (pending.size() >= core::TwinPending::kMaxCommands) {
+      pending.erase(pending.begin());
+      _forgotten.add();
+    }
+    pending.push_back({c.id, std::move(settings), c.expires});
+  }
+  changed(e);
+}
+
+void TwinStage::apply_ack(const log::Record& r) {
+  std::string error;
+  core::CommandAck a;
+  if (!codec::command_ack_from_json(r.value, a, &error)) {
+    _bad.add();
+    spdlog::warn("twin: ignoring command ack {}/{}: {}", r.partition, r.offset, error);
+    return;
+  }
+  const std::string& car = r.key.empty() ? a.car : r.key;  // the key is the MQTT topic's car (ACL-checked)
+  Entry& e = entry(car, r.partition);
+  auto& pending = e.pending.commands;
+  auto it = std::find_if(pending.begin(), pending.end(), [&](const auto& p) { return p.id == a.id; });
+  if (a.status == "acked") {
+    for (const auto& [k, v] : a.reported) e.twin.reported_settings[k] = v;
+  } else if (it != pending.end()) {
+    withdraw(e, *it);
+  }
+  if (it == pending.end()) {
+    // Not pending for this car: answered before its command arrived, or a late answer (the twin stage's own
+    // "expired", which comes back here after the command was dropped; a later one from the car cannot undo
+    // it).
+    if (a.status != "expired") _early_answers.try_emplace(a.id, EarlyAnswer{car, a.status, now_ms()});
+  } else {
+    pending.erase(it);
+  }
+  changed(e);
+}
+
+void TwinStage::apply_alert(Entry& e, const core::Alert& a) {
+  auto& open = e.pending.open_alerts;
+  const bool known = std::find(open.begin(), open.end(), a.id) != open.end();
+  if (a.raised && !known) {
+    if (open.size() >= core::TwinPending::kMaxAlerts) {
+      open.erase(open.begin());
+      _forgotten.add();
+    }
+    open.push_back(a.id);
+  } else if (!a.raised) {
+    std::erase(open, a.id);
+  }
+  auto& h = e.twin.health;
+  const auto status = open.empty() ? core::HealthStatus::kOk : core::HealthStatus::kAnomaly;
+  if (status != h.status) {
+    h.status = status;
+    h.since = a.ts;
+  }
+  if (a.raised) h.top_signals = a.signals;
+  changed(e);
+}
+
+void TwinStage::withdraw(Entry& e, const core::TwinPending::Command& c) {
   // Failed or expired: the settings it asked for will not come; stop showing them as wanted.
   for (const auto& [k, v] : c.settings)
     if (auto d = e.twin.desired.find(k); d != e.twin.desired.end() && d->second == v) e.twin.desired.erase(d);
 }
 
-void TwinStage::tick(log::Producer& out) {
-  const int64_t now = now_ms();
+void TwinStage::expire_commands(Entry& e, int64_t now, log::Producer& out) {
   // A command whose expiry passed unanswered (the broker dropped it for an offline car, or nobody delivered
   // it) is declared expired on fleet.command-acks, so its status is visible in the store and the API.
-  for (auto it = _commands.begin(); it != _commands.end();) {
-    const auto& c = it->second;
-    if (c.expires <= 0 || c.expires > now) {
-      ++it;
-      continue;
-    }
-    core::CommandAck a{it->first, c.car, "expired", now, {}, "not acknowledged by the car before its expiry"};
-    out.send({t::kCommandAcks, c.car, codec::command_ack_to_json(a), {}, -1, 0});
-    Entry& e = _twins[c.car];
+  auto& pending = e.pending.commands;
+  const auto expired = [&](const auto& c) { return c.expires > 0 && c.expires <= now; };
+  if (std::none_of(pending.begin(), pending.end(), expired)) return;
+  for (const auto& c : pending) {
+    if (!expired(c)) continue;
+    core::CommandAck a{c.id, e.twin.id, "expired", now, {}, "not acknowledged by the car before its expiry"};
+    out.send({t::kCommandAcks, e.twin.id, codec::command_ack_to_json(a), {}, -1, 0});
     withdraw(e, c);
-    changed(e);
-    it = _commands.erase(it);
   }
-  for (auto it = _early_answers.begin(); it != _early_answers.end();)
-    it = it->second.seen < now - 86'400'000 ? _early_answers.erase(it) : std::next(it);
+  std::erase_if(pending, expired);
+  changed(e);
+}
+
+void TwinStage::observe_input(bool caught_up) {
+  _input_caught_up = caught_up;
+  _input_lagged = _input_lagged || !caught_up;
+}
+
+void TwinStage::observe_liveness() {
+  // Flowing: the input stayed caught up since the last look, and the upstream has nothing left to deliver.
+  bool flowing = _input_caught_up && !_input_lagged;
+  if (flowing && _links.upstream_caught_up) {
+    try {
+      flowing = _links.upstream_caught_up();
+    } catch (const std::exception& e) {
+      flowing = false;  // the log cannot tell: that is not a silent fleet
+      spdlog::debug("twin: upstream lag unknown: {}", e.what());
+    }
+  }
+  _input_lagged = false;
+  _liveness.observe(_links.steady_ms(), _clock.now_ms(), flowing);
+}
+
+void TwinStage::tick(log::Producer& out) {
+  observe_liveness();
+  const int64_t now = now_ms();
   int64_t online = 0;
   for (auto& [id, e] : _twins) {
+    expire_commands(e, now, out);
     if (core::mark_offline_if_silent(e.twin, now, _options.offline_after_ms)) mark(e);
     online += e.twin.online ? 1 : 0;
   }
+  for (auto it = _early_answers.begin(); it != _early_answers.end();)
+    it = it->second.seen < now - 86'400'000 ? _early_answers.erase(it) : std::next(it);
   _online.set(online);
 }
 
@@ -221,11 +279,47 @@ void TwinStage::flush_state(log::Producer& out) {
     log::OutRecord o;
     o.topic = t::kTwins;
     o.key = e->twin.id;
-    o.value = codec::twin_to_json(e->twin, _reader.catalog());  // the changelog names the catalog's signals
+    // The changelog names the catalog's signals and carries the stage's bookkeeping for the car.
+    o.value = codec::twin_record_to_json(e->twin, e->pending, _reader.catalog());
     out.send(std::move(o));
     e->dirty = false;
   }
   _dirty.clear();
+}
+
+void TwinStage::on_assigned(const std::vector<log::TopicPartition>& partitions) {
+  std::set<int32_t> gained;
+  for (const auto& tp : partitions)
+    if (_held[tp.partition]++ == 0) gained.insert(tp.partition);
+  if (gained.empty() || !_links.load) return;
+  // The previous owner flushed these cars' twins before it let the partitions go: fleet.twins is current.
+  std::size_t loaded = 0;
+  for (auto& s : _links.load(gained)) {
+    if (!gained.contains(s.partition) || _twins.contains(s.twin.id)) continue;
+    adopt(std::move(s));
+    ++loaded;
+  }
+  _count.set(static_cast<int64_t>(_twins.size()));
+  spdlog::info("twin: {} partitions gained, {} twins loaded from {}", gained.size(), loaded, t::kTwins);
+}
+
+void TwinStage::on_revoked(const std::vector<log::TopicPartition>& partitions) {
+  std::set<int32_t> lost;
+  for (const auto& tp : partitions) {
+    auto it = _held.find(tp.partition);
+    if (it == _held.end() || --it->second > 0) continue;
+    _held.erase(it);
+    lost.insert(tp.partition);
+  }
+  if (lost.empty()) return;
+  // Their new owner continues from what the runner flushed to fleet.twins just before: state kept here would
+  // go stale, and come back stale if the partitions returned.
+  const auto theirs = [&](const Entry& e) { return lost.contains(e.partition); };
+  std::erase_if(_dirty, [&](const Entry* e) { return theirs(*e); });
+  const auto before = _twins.size();
+  std::erase_if(_twins, [&](const auto& kv) { return theirs(kv.second); });
+  _count.set(static_cast<int64_t>(_twins.size()));
+  spdlog::info("twin: {} partitions lost, {} twins dropped", lost.size(), before - _twins.size());
 }
 
 }  // namespace fleettwin::stages

@@ -127,10 +127,10 @@ void wait_for_everything(Distributed& d, store::MongoStore& check, int64_t cars,
   store::TwinQuery lagging = all;
   lagging.limit = 1;
   lagging.filter = store::parse_filter("reported.seq != " + std::to_string(kSeconds));
-  // Twins arrive up to a twin flush interval after the last event. Waited for as long as the drain: a role's
-  // first progress line, printed before its consumer has partitions, reads "lag 0" too, so right after a
-  // restart the wait above can pass with the backlog still ahead (a restarted sink then failed this at 90 s
-  // with 40,000 rows to go while still storing 4,000 a second).
+  // Twins arrive up to a twin flush interval after the last event. Waited for as long as the drain: until a
+  // role's consumer has partitions its progress line shows no lag, so right after a restart the wait above
+  // sees the last figure of before (a restarted sink once failed this at 90 s with 40,000 rows to go while
+  // still storing 4,000 a second, when that line said "lag 0").
   // Polled every few seconds: on FerretDB each of these queries scans a collection, and polling faster
   // would slow the sink under test.
   ASSERT_TRUE(eventually(

@@ -187,6 +187,10 @@ TEST_F(KafkaLogTest, CommitAndReopenResumesAfterTheCommitNotAfterTheRead) {
   EXPECT_EQ(again.front().offset, 4);
   EXPECT_EQ(again.front().value, "4");
   EXPECT_EQ(log.committed("other", {"t", 0}), -1);
+  // What another process's stage has left (the twin stage asks it of the process stage's group).
+  EXPECT_EQ(log.committed_offsets("g", "t"), std::vector<int64_t>{4});
+  EXPECT_EQ(group_lag(log, "g", "t"), 6);
+  EXPECT_EQ(group_lag(log, "other", "t"), 10);
 }
 
 TEST_F(KafkaLogTest, LagCountsFromTheCommitBeforeAnythingIsRead) {

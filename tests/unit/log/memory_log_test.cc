@@ -126,6 +126,40 @@ TEST(MemoryLog, TwoMembersSplitPartitionsAndLeavingHandsThemBack) {
   EXPECT_EQ(c1->assignment().size(), 4u);
 }
 
+// A stage reading several topics keyed by car gets every topic's partition of a number (co-partitioned), and
+// a partition moves only once its owner has released it: never two owners at once.
+TEST(MemoryLog, MembersGetCoPartitionedTopicsHandedOverAfterRelease) {
+  MemoryLog log;
+  log.create_topic("a", TopicConfig{.partitions = 4});
+  log.create_topic("b", TopicConfig{.partitions = 4});
+  auto c1 = subscribed(log, "g", {"a", "b"});
+  c1->poll(1, 1ms);
+  auto c2 = subscribed(log, "g", {"a", "b"});
+  c2->poll(1, 1ms);  // c1 has not released anything yet
+  EXPECT_TRUE(c2->assignment().empty());
+  c1->poll(1, 1ms);
+  c2->poll(1, 1ms);
+  for (auto* c : {c1.get(), c2.get()}) {
+    std::set<int32_t> a, b;
+    for (const auto& tp : c->assignment()) (tp.topic == "a" ? a : b).insert(tp.partition);
+    EXPECT_EQ(a.size(), 2u);
+    EXPECT_EQ(a, b);
+  }
+}
+
+TEST(MemoryLog, CommittedOffsetsAndGroupLagOfAnotherGroup) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 2});
+  auto p = log.producer();
+  for (int i = 0; i < 10; ++i) p->send({"t", "k", "v", {}, i % 2});
+  p->flush(1s);
+  auto c = subscribed(log, "g", {"t"});
+  c->commit({{{"t", 0}, 1}});
+  EXPECT_EQ(log.committed_offsets("g", "t"), (std::vector<int64_t>{1, -1}));
+  EXPECT_EQ(group_lag(log, "g", "t"), 9);
+  EXPECT_EQ(group_lag(log, "nobody", "t"), 10);
+}
+
 TEST(MemoryLog, FullTopicBlocksProducerUntilConsumerCommits) {
   MemoryLog log;
   log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});

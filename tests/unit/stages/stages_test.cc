@@ -16,8 +16,11 @@
 #include "stages/twin/twin_stage.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/temp_dir.h"
+#include "unit/stages/stage_records.h"
 
 using namespace fleettwin;
+using fleettwin::testing::CaptureProducer;
+using fleettwin::testing::json_record;
 using namespace std::chrono_literals;
 namespace t = core::topics;
 
@@ -53,14 +56,6 @@ log::Record record(const core::Telemetry& m) {
   codec::encode_avro_telemetry(m, 1, r.value);
   return r;
 }
-
-/// Collects what a stage writes.
-class CaptureProducer final : public log::Producer {
- public:
-  void send(log::OutRecord record, DeliveryCallback) override { records.push_back(std::move(record)); }
-  int64_t flush(std::chrono::milliseconds) override { return 0; }
-  std::vector<log::OutRecord> records;
-};
 
 /// A sink stage writing to a new SQLite store in a temporary directory, removed at the end (after the
 /// store is closed: members go in reverse order).
@@ -327,14 +322,6 @@ TEST(StageRunner, DrainConsumesEverythingThenStops) {
 }
 
 namespace {
-
-log::Record json_record(const char* topic, const std::string& key, std::string value) {
-  log::Record r;
-  r.topic = topic;
-  r.key = key;
-  r.value = std::move(value);
-  return r;
-}
 
 core::CommandAck ack_for(const core::Command& c, std::string status = "acked") {
   return core::CommandAck{c.id, c.car, std::move(status), c.created + 1, {}, ""};
