@@ -208,7 +208,13 @@ class PipelineRun {
   void open_log() {
     const log::TopicConfig topics = topic_config(_config);
     if (_distributed) {
-      _log = std::make_unique<log::KafkaLog>(kafka_settings(_config, _config.get(keys::kafka_brokers)));
+      auto settings = kafka_settings(_config, _config.get(keys::kafka_brokers));
+      // Copies of the twin role must each hold the same partition number of every input topic (a car's
+      // telemetry, scores and answers): the range assignor gives that, cooperative-sticky does not. Unless the
+      // operator chose an assignor (docs/architecture.md, "State across restarts and rebalances").
+      if (!_roles.everything && _roles.stages == std::vector<std::string>{"twin"})
+        settings.emplace("partition.assignment.strategy", "range");
+      _log = std::make_unique<log::KafkaLog>(std::move(settings));
       spdlog::info("log: Kafka at {}", _config.get(keys::kafka_brokers));
     } else {
       _log = std::make_unique<log::MemoryLog>(topics);
