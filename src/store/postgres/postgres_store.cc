@@ -226,7 +226,7 @@ int64_t PostgresStore::insert_multi_row(const std::vector<TelemetryRow>& rows) {
       const core::Telemetry& t = row.t;
       sql += r == 0 ? "(" : ", (";
       for (std::size_t k = 0; k < per_row; ++k) sql += (k == 0 ? "$" : ", $") + std::to_string(next++);
-      sql += ")";
+      sql += ')';
       params.add(std::string_view(t.car)).add(t.ts).add(t.seq).add(t.lat).add(t.lon);
       for (std::size_t i = 0; i < _columns.size(); ++i)
         params.add(i < t.values.size() ? t.values[i] : core::kAbsent);
@@ -313,6 +313,7 @@ std::vector<std::string> PostgresStore::telemetry_partitions() {
     }
     std::sort(days.begin(), days.end());
     std::vector<std::string> out;
+    out.reserve(days.size());
     for (auto& d : days) out.push_back(std::move(d.second));
     return out;
   });
