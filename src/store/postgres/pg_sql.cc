@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "store/filter_sql.h"
 #include "store/twin_blob.h"
 
 namespace fleettwin::store {
@@ -25,11 +26,6 @@ constexpr std::array<ColumnField, 8> kColumns{{
     {"health.score", "score"},
     {"connection.last_seen", "last_seen"},
 }};
-
-std::string_view sql_op(FilterOp op) {
-  static constexpr std::array<std::string_view, 6> kOps{"=", "<>", "<", "<=", ">", ">="};
-  return kOps[static_cast<std::size_t>(op)];
-}
 
 void append_copy_double(std::string& out, double v) {
   if (std::isnan(v)) {
@@ -232,30 +228,13 @@ std::string PgTwinSql::field(const FilterField& f) {
 }
 
 std::string PgTwinSql::filter(const Filter& f) {
-  switch (f.kind) {
-    case Filter::Kind::kNot:
-      return "NOT (" + filter(f.children[0]) + ")";
-    case Filter::Kind::kAnd:
-    case Filter::Kind::kOr: {
-      std::string out = "(";
-      for (size_t i = 0; i < f.children.size(); ++i) {
-        if (i > 0) out += f.kind == Filter::Kind::kAnd ? " AND " : " OR ";
-        out += filter(f.children[i]);
-      }
-      return out + ")";
-    }
-    case Filter::Kind::kCompare:
-      break;
-  }
-  const std::string x = field(f.field);
-  const std::string cmp = x + " " + std::string(sql_op(f.op)) + " " + value(f.value);
-  // A NaN number is stored as NULL: as in matches(), it satisfies != and nothing else. A field the twin's
-  // document lacks is NULL too; COALESCE keeps the expression from being NULL either way.
-  if (f.field.type == FilterType::kNumber) {
-    if (f.op == FilterOp::kNe) return "(" + x + " IS NULL OR " + cmp + ")";
-    return "(" + x + " IS NOT NULL AND " + cmp + ")";
-  }
-  return "COALESCE(" + cmp + ", false)";
+  return filter_sql(f, [this](const Filter& c) {
+    const std::string x = field(c.field);
+    const std::string cmp = x + " " + std::string(sql_op(c.op)) + " " + value(c.value);
+    if (c.field.type == FilterType::kNumber) return nan_guarded(c.op, x, cmp);
+    // A field the twin's document lacks is NULL: COALESCE keeps the expression from being NULL.
+    return "COALESCE(" + cmp + ", false)";
+  });
 }
 
 }  // namespace fleettwin::store

@@ -69,19 +69,7 @@ std::vector<core::Twin> read_twins(const PgResult& r, const catalog::Catalog& ca
 /// Runs `body` in one REPEATABLE READ transaction, so that several counts describe one snapshot.
 template <typename F>
 void snapshot(PgConnection& conn, F&& body) {
-  conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  try {
-    body();
-    conn.exec("COMMIT");
-  } catch (...) {
-    if (!conn.broken()) {
-      try {
-        conn.exec("ROLLBACK");
-      } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
-      }
-    }
-    throw;
-  }
+  in_transaction(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", std::forward<F>(body));
 }
 
 }  // namespace

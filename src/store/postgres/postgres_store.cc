@@ -57,30 +57,6 @@ std::string upsert_command_sql() {
          rank("excluded.status") + " > " + rank("commands.status");
 }
 
-/// Rolls back unless commit() was reached, so an exception leaves nothing behind.
-class Transaction {
- public:
-  explicit Transaction(PgConnection& conn) : _conn(conn) { _conn.exec("BEGIN"); }
-  ~Transaction() {
-    if (_open && !_conn.broken()) {
-      try {
-        _conn.exec("ROLLBACK");
-      } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the server rolls back
-      }
-    }
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  void commit() {
-    _conn.exec("COMMIT");
-    _open = false;
-  }
-
- private:
-  PgConnection& _conn;
-  bool _open = true;
-};
-
 /// Positions of `items` ordered by id, equal ids in batch order: rows are locked in one global order, so
 /// two batches never wait for each other in a cycle, and repeats of one id apply as the batch lists them.
 template <typename T>
@@ -154,12 +130,12 @@ WriteResult PostgresStore::write(const WriteBatch& batch) {
     PgConnection& c = conn();
     try {
       ensure_partitions(batch.telemetry);
-      Transaction tx(c);
-      write_telemetry(batch.telemetry, result);
-      write_twins(batch.twins, result);
-      write_alerts(batch.alerts);
-      write_commands(batch.commands);
-      tx.commit();
+      in_transaction(c, "BEGIN", [&] {
+        write_telemetry(batch.telemetry, result);
+        write_twins(batch.twins, result);
+        write_alerts(batch.alerts);
+        write_commands(batch.commands);
+      });
     } catch (...) {
       // A partition this instance knew may have been dropped (retention): look again next time.
       _partitions.clear();
