@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/hex.h"
 #include "store/filter_sql.h"
 #include "store/twin_blob.h"
 
@@ -136,6 +137,29 @@ void append_copy_row(std::string& out, const TelemetryRow& row, const catalog::C
   } else {
     append_copy_text(out, flags);
   }
+  out += '\n';
+}
+
+void append_copy_twin(std::string& out, const core::Twin& t, const std::vector<FilterField>& fields,
+                      const catalog::Catalog& catalog) {
+  append_copy_text(out, t.id);
+  for (const int64_t v : {t.version, t.reported.seq, t.reported.ts}) {
+    out += '\t';
+    out += std::to_string(v);
+  }
+  out += '\t';
+  append_copy_text(out, core::to_string(t.health.status));
+  out += t.online ? "\tt\t" : "\tf\t";
+  out += std::to_string(t.last_seen);
+  for (const double v : {t.reported.lat, t.reported.lon, t.health.score}) {
+    out += '\t';
+    append_copy_double(out, v);
+  }
+  out += '\t';
+  append_copy_text(out, twin_fields_json(t, fields));
+  // bytea's hex input form, its backslash escaped for COPY.
+  out += "\t\\\\x";
+  out += core::to_hex(encode_twin_rest(t, catalog));
   out += '\n';
 }
 

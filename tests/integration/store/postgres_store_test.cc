@@ -149,6 +149,48 @@ TEST(PostgresStore, MultiRowPathWritesWhatCopyWrites) {
   EXPECT_EQ(rows.history("m-3", 0, INT64_MAX).size(), 60U);
 }
 
+TEST(PostgresStore, ABatchOfManyTwinsGoesThroughTheStagingTableUnderTheSameGuard) {
+  recreate_database("ft_staged_twins");
+  PostgresStore store(uri_of("ft_staged_twins"));
+  auto batch_at = [](int64_t seq, int64_t version) {
+    WriteBatch b;
+    for (int c = 0; c < 40; ++c) {
+      core::Twin& t = b.twins.emplace_back();
+      t.id = "st\t" + std::to_string(c);  // a tab: COPY's delimiter, escaped
+      t.version = version;
+      t.has_reported = true;
+      t.reported.car = t.id;
+      t.reported.seq = seq;
+      t.reported.ts = 1'700'000'000'000 + seq * 1000;
+      t.reported.values.assign(core::kSignalCount, static_cast<double>(seq));
+      t.reported.values[core::kSpeed] = core::kAbsent;
+      t.metadata.assign(core::kSignalCount, t.reported.ts);
+      t.health.model_version = "m\\1\"x";  // a backslash and a quote: escaped in COPY, JSON and the filter
+      t.health.score = 0.5 * c;
+    }
+    return b;
+  };
+  EXPECT_EQ(store.write(batch_at(5, 1)).twins_applied, 40);
+  WriteResult older = store.write(batch_at(4, 9));
+  EXPECT_EQ(older.twins_applied, 0);
+  EXPECT_EQ(older.twins_stale, 40);
+  WriteResult same_seq = store.write(batch_at(5, 2));  // the higher version wins at the same seq
+  EXPECT_EQ(same_seq.twins_applied, 40);
+  WriteBatch expected = batch_at(5, 2);
+  for (const core::Twin& t : expected.twins) EXPECT_EQ(store.get_twin(t.id), t) << t.id;
+  // Repeated ids in one batch go one by one, in batch order.
+  WriteBatch repeats = batch_at(6, 3);
+  WriteBatch newer = batch_at(7, 4);
+  repeats.twins.insert(repeats.twins.end(), newer.twins.begin(), newer.twins.end());
+  WriteResult r = store.write(repeats);
+  EXPECT_EQ(r.twins_applied, 80);
+  EXPECT_EQ(store.get_twin("st\t3")->reported.seq, 7);
+  TwinQuery q;
+  q.filter = parse_filter(R"(health.model_version == "m\\1\"x" && reported.speed != 1)");
+  q.limit = 100;
+  EXPECT_EQ(store.list_twins(q).size(), 40U);
+}
+
 TEST(PostgresStore, ReconnectsAfterAnOutage) {
   // A server of its own: pausing the shared one would fail the other tests.
   fleettwin::testing::Service own(FLEETTWIN_SOURCE_DIR, "postgres");
