@@ -119,6 +119,11 @@ PgConnection::~PgConnection() { PQfinish(_conn); }
 
 bool PgConnection::broken() const { return _conn == nullptr || PQstatus(_conn) != CONNECTION_OK; }
 
+bool PgConnection::check_alive() {
+  if (_conn != nullptr && PQstatus(_conn) == CONNECTION_OK) PQconsumeInput(_conn);
+  return !broken();
+}
+
 void PgConnection::reconnect() {
   PQfinish(_conn);
   _conn = PQconnectdb(_uri.c_str());
