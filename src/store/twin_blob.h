@@ -10,9 +10,9 @@
 namespace fleettwin::store {
 
 /// The SQL stores (sqlite/, postgres/) keep the twin fields they filter and sort on as columns and the rest
-/// in one BLOB. The encoding is private to the stores (so they do not depend on the codec module): a format byte, then
-/// fixed 8-byte little-endian numbers and varint-length-prefixed strings, in a fixed field order. A decoder
-/// refuses a blob it cannot read fully instead of returning a half-filled twin.
+/// in one BLOB. The encoding is private to the stores (so they do not depend on the codec module): a format
+/// byte, then fixed 8-byte little-endian numbers and varint-length-prefixed strings, in a fixed field order.
+/// A decoder refuses a blob it cannot read fully instead of returning a half-filled twin.
 ///
 /// Signals are stored by their catalog field name (format 2), each with its value, metadata time and
 /// out-of-range flag, and only those the twin holds anything for: a blob written under one catalog reads

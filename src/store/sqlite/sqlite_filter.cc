@@ -6,8 +6,8 @@
 #include <exception>
 #include <string_view>
 
-#include "store/twin_blob.h"
 #include "store/sqlite/sqlite_db.h"
+#include "store/twin_blob.h"
 
 namespace fleettwin::store {
 namespace {

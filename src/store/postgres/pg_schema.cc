@@ -1,0 +1,174 @@
+#include "store/postgres/pg_schema.h"
+
+#include <array>
+#include <set>
+#include <string_view>
+
+#include "store/postgres/pg_sql.h"
+
+namespace fleettwin::store {
+namespace {
+
+// Schema.
+//
+// telemetry is partitioned by RANGE on ts (device time, ms), one partition per UTC day (telemetry_d<day>),
+// created on demand before a batch that needs it (create_partitions). Retention drops whole days:
+// `DROP TABLE telemetry_d20454` frees a day at once, with none of the vacuum work a DELETE leaves behind.
+// A primary key of a partitioned table must contain the partition key, so the key is (car, ts, seq), not
+// (car, seq). That is still replay-safe: a replayed message repeats its (car, ts, seq) exactly (its device ts
+// does not change), lands in the same partition and hits the same key, so INSERT ... ON CONFLICT DO NOTHING
+// refuses it. A different message that reuses a stored (car, seq) with another ts is stored, and
+// history_stats() counts (car, seq) pairs, so `up`'s exactness check sees it (the SQLite store does the
+// same). Leading with car makes history(car, from, to) one index range scan per day it spans. A BRIN index
+// on ts (rows arrive roughly in ts order; a few pages of summary per partition, next to no insert cost)
+// serves the fleet-wide time-range counts of fleet_summary().
+//
+// Distribution by car: every unique key of telemetry and twins starts with the car (twins' key is its id,
+// the car), so both can be hash-distributed by car and co-located: with Citus,
+// create_distributed_table('twins', 'id') and create_distributed_table('telemetry', 'car',
+// colocate_with => 'twins'); each batch's ON CONFLICT then resolves on the shard of its car, and a car's
+// history query goes to one shard. alerts and commands are small and keyed by their own ids; they stay on
+// the coordinator (or become reference tables).
+//
+// Text columns sort by bytes (COLLATE "C"), as the other stores compare ids and strings, whatever the
+// database's locale. Signals are float8 whatever their catalog type: every value the platform holds is a
+// double, and an integer signal reads back the same.
+constexpr const char* kSchemaSql = R"sql(
+CREATE TABLE IF NOT EXISTS fleettwin_meta(key text PRIMARY KEY, value text NOT NULL);
+
+CREATE TABLE IF NOT EXISTS twins(
+  id text COLLATE "C" PRIMARY KEY, version bigint NOT NULL, seq bigint NOT NULL, ts bigint NOT NULL,
+  status text COLLATE "C" NOT NULL, online boolean NOT NULL, last_seen bigint NOT NULL,
+  lat float8, lon float8, score float8, fields jsonb NOT NULL, rest bytea NOT NULL);
+CREATE INDEX IF NOT EXISTS twins_by_status ON twins(status, id);
+CREATE INDEX IF NOT EXISTS twins_by_last_seen ON twins(last_seen);
+
+CREATE TABLE IF NOT EXISTS alerts(
+  id text COLLATE "C" PRIMARY KEY, car text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
+  raised boolean NOT NULL, ts bigint NOT NULL, score float8, threshold float8, signals bytea NOT NULL,
+  model_version text NOT NULL, acknowledged boolean NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_by_car_ts ON alerts(car, ts);
+CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts(ts);
+
+CREATE TABLE IF NOT EXISTS commands(
+  id text COLLATE "C" PRIMARY KEY, car text COLLATE "C" NOT NULL, name text NOT NULL, params text NOT NULL,
+  created bigint NOT NULL, expires bigint NOT NULL, status text NOT NULL);
+CREATE INDEX IF NOT EXISTS commands_by_car_created ON commands(car, created);
+)sql";
+
+/// Serializes schema changes and partition creation between the stores of one database.
+constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7061836912)";
+
+/// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1).
+constexpr size_t kMaxIdentifier = 63;
+constexpr std::array<std::string_view, 7> kFixedColumns{"car", "ts", "seq", "lat", "lon", "score", "flags"};
+
+std::string telemetry_table_sql(const catalog::Catalog& catalog) {
+  std::string sql =
+      "CREATE TABLE IF NOT EXISTS telemetry(car text COLLATE \"C\" NOT NULL, ts bigint NOT NULL,"
+      " seq bigint NOT NULL, lat float8, lon float8";
+  for (const auto& s : catalog.signals()) sql += ", " + quote_ident(s.field) + " float8";
+  return sql + ", score float8, flags text, PRIMARY KEY (car, ts, seq)) PARTITION BY RANGE (ts)";
+}
+
+void check_columns(const catalog::Catalog& catalog) {
+  std::set<std::string_view> seen(kFixedColumns.begin(), kFixedColumns.end());
+  for (const auto& s : catalog.signals()) {
+    if (s.field.size() > kMaxIdentifier) {
+      throw PgError("postgres: signal \"" + s.name + "\" of catalog " + catalog.label() + ": column \"" +
+                        s.field + "\" is longer than 63 bytes",
+                    "", false);
+    }
+    if (!seen.insert(s.field).second) {
+      throw PgError("postgres: signal \"" + s.name + "\" of catalog " + catalog.label() + ": column \"" +
+                        s.field + "\" is taken",
+                    "", false);
+    }
+  }
+}
+
+std::set<std::string> telemetry_columns(PgConnection& conn) {
+  PgResult r = conn.exec(
+      "SELECT column_name FROM information_schema.columns"
+      " WHERE table_schema = current_schema() AND table_name = 'telemetry'");
+  std::set<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out.insert(r.str(i, 0));
+  return out;
+}
+
+/// Each signal's column: its field's when the table has it; else the column of one of its aliases the table
+/// has (a renamed signal: its history reads on); else a new column of its field, added here.
+PgSignalColumns resolve_columns(PgConnection& conn, const catalog::Catalog& catalog) {
+  std::set<std::string> have = telemetry_columns(conn);
+  std::set<std::string> taken;  // one column per signal, even if two signals' aliases name one column
+  for (const auto& s : catalog.signals()) taken.insert(s.field);
+  PgSignalColumns out;
+  for (const auto& s : catalog.signals()) {
+    std::string column = s.field;
+    if (!have.contains(s.field)) {
+      for (const auto& alias : s.aliases) {
+        const std::string old = catalog::field_name(alias);
+        if (have.contains(old) && taken.insert(old).second) {
+          column = old;
+          break;
+        }
+      }
+    }
+    if (!have.contains(column)) {
+      conn.exec("ALTER TABLE telemetry ADD COLUMN " + quote_ident(column) + " float8");
+      have.insert(column);
+    }
+    out.push_back(quote_ident(column));
+  }
+  return out;
+}
+
+/// Runs `body` in a transaction under the schema lock; rolls back if it throws.
+template <typename F>
+auto locked(PgConnection& conn, F&& body) {
+  conn.exec("BEGIN");
+  try {
+    conn.exec(kSchemaLock);
+    auto out = body();
+    conn.exec("COMMIT");
+    return out;
+  } catch (...) {
+    if (!conn.broken()) {
+      try {
+        conn.exec("ROLLBACK");
+      } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
+      }
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
+PgSignalColumns prepare_pg_schema(PgConnection& conn, const catalog::Catalog& catalog) {
+  check_columns(catalog);
+  return locked(conn, [&] {
+    conn.exec(kSchemaSql);
+    conn.exec(telemetry_table_sql(catalog));
+    conn.exec("CREATE INDEX IF NOT EXISTS telemetry_by_ts ON telemetry USING brin (ts)");
+    conn.exec("INSERT INTO fleettwin_meta(key, value) VALUES('schema_version', $1) ON CONFLICT DO NOTHING",
+              PgParams().add(int64_t{kPgSchemaVersion}));
+    PgResult v = conn.exec("SELECT value FROM fleettwin_meta WHERE key = 'schema_version'");
+    if (v.rows() != 1 || v.text(0, 0) != std::to_string(kPgSchemaVersion)) {
+      throw PgError("postgres: the database has schema version " + (v.rows() == 1 ? v.str(0, 0) : "?") +
+                        ", this build reads " + std::to_string(kPgSchemaVersion),
+                    "", false);
+    }
+    return resolve_columns(conn, catalog);
+  });
+}
+
+void create_partitions(PgConnection& conn, const std::vector<int64_t>& days) {
+  if (days.empty()) return;
+  locked(conn, [&] {
+    for (const int64_t day : days) conn.exec(create_partition_sql(day));
+    return 0;
+  });
+}
+
+}  // namespace fleettwin::store

@@ -1,0 +1,315 @@
+#include "store/postgres/postgres_store.h"
+
+#include <algorithm>
+#include <numeric>
+#include <tuple>
+
+#include "store/postgres/pg_conn.h"
+#include "store/postgres/pg_schema.h"
+#include "store/postgres/pg_sql.h"
+#include "store/twin_blob.h"
+
+namespace fleettwin::store {
+namespace {
+
+// The guard of DESIGN.md §4: an update older than the stored reported.seq never overwrites newer state; at
+// the same seq the higher version wins. Under READ COMMITTED a conflicting row is locked and the WHERE is
+// evaluated on its newest version, so two writers racing on one car cannot move it back. The command tag
+// counts 0 rows when the WHERE refuses.
+constexpr const char* kUpsertTwinSql =
+    "INSERT INTO twins(id, version, seq, ts, status, online, last_seen, lat, lon, score, fields, rest)"
+    " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)"
+    " ON CONFLICT (id) DO UPDATE SET version = excluded.version, seq = excluded.seq, ts = excluded.ts,"
+    " status = excluded.status, online = excluded.online, last_seen = excluded.last_seen, lat = excluded.lat,"
+    " lon = excluded.lon, score = excluded.score, fields = excluded.fields, rest = excluded.rest"
+    " WHERE excluded.seq > twins.seq OR (excluded.seq = twins.seq AND excluded.version > twins.version)";
+
+// An alert id names one raise; its later states are a clear (same id, later ts, raised = false) and an
+// operator acknowledgement. A replayed older state must not undo a newer one: the fields follow the later
+// (ts, cleared-after-raised) state, and acknowledged, once set, stays set.
+std::string upsert_alert_sql() {
+  constexpr const char* kNewer = "excluded.ts > a.ts OR (excluded.ts = a.ts AND excluded.raised <= a.raised)";
+  std::string sql =
+      "INSERT INTO alerts AS a(id, car, kind, raised, ts, score, threshold, signals, model_version,"
+      " acknowledged) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET";
+  for (const char* c : {"car", "kind", "raised", "ts", "score", "threshold", "signals", "model_version"}) {
+    sql += std::string(" ") + c + " = CASE WHEN " + kNewer + " THEN excluded." + c + " ELSE a." + c + " END,";
+  }
+  return sql + " acknowledged = a.acknowledged OR excluded.acknowledged";
+}
+
+// A command moves pending -> delivered -> acked | failed | expired. A replayed earlier state is refused;
+// the first final state stays (an ack is not undone by a late "expired").
+constexpr const char* kCommandRank =
+    "(CASE %s WHEN 'delivered' THEN 1 WHEN 'acked' THEN 2 WHEN 'failed' THEN 2 WHEN 'expired' THEN 2 ELSE 0 "
+    "END)";
+std::string upsert_command_sql() {
+  auto rank = [](const std::string& status) {
+    std::string s = kCommandRank;
+    s.replace(s.find("%s"), 2, status);
+    return s;
+  };
+  return "INSERT INTO commands(id, car, name, params, created, expires, status)"
+         " VALUES($1, $2, $3, $4, $5, $6, $7)"
+         " ON CONFLICT (id) DO UPDATE SET car = excluded.car, name = excluded.name, params = excluded.params,"
+         " created = excluded.created, expires = excluded.expires, status = excluded.status"
+         " WHERE excluded.status = commands.status OR " +
+         rank("excluded.status") + " > " + rank("commands.status");
+}
+
+/// Rolls back unless commit() was reached, so an exception leaves nothing behind.
+class Transaction {
+ public:
+  explicit Transaction(PgConnection& conn) : _conn(conn) { _conn.exec("BEGIN"); }
+  ~Transaction() {
+    if (_open && !_conn.broken()) {
+      try {
+        _conn.exec("ROLLBACK");
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the server rolls back
+      }
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit() {
+    _conn.exec("COMMIT");
+    _open = false;
+  }
+
+ private:
+  PgConnection& _conn;
+  bool _open = true;
+};
+
+/// Positions of `items` ordered by id, equal ids in batch order: rows are locked in one global order, so
+/// two batches never wait for each other in a cycle, and repeats of one id apply as the batch lists them.
+template <typename T>
+std::vector<std::size_t> by_id(const std::vector<T>& items) {
+  std::vector<std::size_t> order(items.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return items[a].id < items[b].id; });
+  return order;
+}
+
+}  // namespace
+
+PostgresStore::PostgresStore(const std::string& uri, PostgresOptions options,
+                             std::shared_ptr<const catalog::Catalog> catalog)
+    : _uri(uri),
+      _options(options),
+      _catalog(catalog ? std::move(catalog) : catalog::builtin()),
+      _document_fields(document_fields(*_catalog)) {
+  if (!is_uri(uri)) {
+    throw PgError("postgres: bad URI '" + uri + "' (want postgresql://user@host:port/database)", "", false);
+  }
+  _conn = std::make_unique<PgConnection>(uri);
+  _columns = prepare_pg_schema(*_conn, *_catalog);
+  _column_list = "car, ts, seq, lat, lon";
+  for (const auto& c : _columns) _column_list += ", " + c;
+  _column_list += ", score, flags";
+  on_connect();
+}
+
+PostgresStore::~PostgresStore() = default;
+
+bool PostgresStore::is_uri(std::string_view uri) {
+  return uri.starts_with("postgresql://") || uri.starts_with("postgres://");
+}
+
+bool PostgresStore::transient_failure(const std::exception& error) const {
+  const auto* e = dynamic_cast<const PgError*>(&error);
+  return e != nullptr && e->transient();
+}
+
+void PostgresStore::on_connect() {
+  _prepared = false;
+  _conn->prepare("upsert_twin", kUpsertTwinSql);
+  _conn->prepare("upsert_alert", upsert_alert_sql());
+  _conn->prepare("upsert_command", upsert_command_sql());
+  // A session's own table: a batch COPYs its rows in, inserts them from there and empties it (TRUNCATE: a
+  // temporary table has no autovacuum, so deleted rows would pile up).
+  _conn->exec("CREATE TEMP TABLE IF NOT EXISTS telemetry_stage AS SELECT " + _column_list +
+              " FROM telemetry WITH NO DATA");
+  _prepared = true;
+}
+
+PgConnection& PostgresStore::conn() {
+  if (_conn->broken() || !_prepared) {
+    _conn->reconnect();
+    _partitions.clear();  // another process may have dropped some meanwhile (retention)
+    on_connect();
+  }
+  return *_conn;
+}
+
+WriteResult PostgresStore::write(const WriteBatch& batch) {
+  WriteResult result;
+  if (batch.telemetry.empty() && batch.twins.empty() && batch.alerts.empty() && batch.commands.empty()) {
+    return result;
+  }
+  PgConnection& c = conn();
+  try {
+    ensure_partitions(batch.telemetry);
+    Transaction tx(c);
+    write_telemetry(batch.telemetry, result);
+    write_twins(batch.twins, result);
+    write_alerts(batch.alerts);
+    write_commands(batch.commands);
+    tx.commit();
+  } catch (...) {
+    // A partition this instance knew may have been dropped (retention): look again next time.
+    _partitions.clear();
+    throw;
+  }
+  return result;
+}
+
+void PostgresStore::ensure_partitions(const std::vector<TelemetryRow>& rows) {
+  std::vector<int64_t> missing;
+  for (const TelemetryRow& row : rows) {
+    const int64_t day = partition_day(row.t.ts);
+    if (!_partitions.contains(day) && std::find(missing.begin(), missing.end(), day) == missing.end()) {
+      missing.push_back(day);
+    }
+  }
+  if (missing.empty()) return;
+  std::sort(missing.begin(), missing.end());
+  create_partitions(*_conn, missing);
+  _partitions.insert(missing.begin(), missing.end());
+}
+
+void PostgresStore::write_telemetry(const std::vector<TelemetryRow>& rows, WriteResult& result) {
+  if (rows.empty()) return;
+  int64_t inserted = 0;
+  if (_options.telemetry_path == PgTelemetryPath::kMultiRow) {
+    inserted = insert_multi_row(rows);
+  } else {
+    _copy_buffer.clear();
+    for (const TelemetryRow& row : rows) append_copy_row(_copy_buffer, row, *_catalog);
+    _conn->copy_in("COPY telemetry_stage(" + _column_list + ") FROM STDIN", _copy_buffer);
+    // In key order: concurrent batches lock keys in one order, and the index pages fill in sequence. A
+    // replayed row (and a repeat within the batch) meets its key and is skipped, not an error.
+    inserted = _conn
+                   ->exec("INSERT INTO telemetry(" + _column_list + ") SELECT " + _column_list +
+                          " FROM telemetry_stage ORDER BY car, ts, seq ON CONFLICT DO NOTHING")
+                   .affected();
+    _conn->exec("TRUNCATE telemetry_stage");
+  }
+  result.telemetry_inserted += inserted;
+  result.telemetry_duplicates += static_cast<int64_t>(rows.size()) - inserted;
+}
+
+int64_t PostgresStore::insert_multi_row(const std::vector<TelemetryRow>& rows) {
+  const std::size_t per_row = 7 + _columns.size();
+  // The protocol's limit is 65,535 parameters a statement.
+  const std::size_t chunk = std::min<std::size_t>(1000, 65535 / per_row);
+  std::vector<std::size_t> order(rows.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const core::Telemetry& x = rows[a].t;
+    const core::Telemetry& y = rows[b].t;
+    return std::tie(x.car, x.ts, x.seq) < std::tie(y.car, y.ts, y.seq);
+  });
+  int64_t inserted = 0;
+  for (std::size_t at = 0; at < order.size(); at += chunk) {
+    const std::size_t n = std::min(chunk, order.size() - at);
+    std::string sql = "INSERT INTO telemetry(" + _column_list + ") VALUES ";
+    PgParams params;
+    std::size_t next = 1;
+    for (std::size_t r = 0; r < n; ++r) {
+      const TelemetryRow& row = rows[order[at + r]];
+      const core::Telemetry& t = row.t;
+      sql += r == 0 ? "(" : ", (";
+      for (std::size_t k = 0; k < per_row; ++k) sql += (k == 0 ? "$" : ", $") + std::to_string(next++);
+      sql += ")";
+      params.add(std::string_view(t.car)).add(t.ts).add(t.seq).add(t.lat).add(t.lon);
+      for (std::size_t i = 0; i < _columns.size(); ++i)
+        params.add(i < t.values.size() ? t.values[i] : core::kAbsent);
+      params.add(row.score);
+      const std::string flags = flags_text(t, *_catalog);
+      if (flags.empty()) {
+        params.null();
+      } else {
+        params.add(std::string_view(flags));
+      }
+    }
+    inserted += _conn->exec(sql + " ON CONFLICT DO NOTHING", params).affected();
+  }
+  return inserted;
+}
+
+void PostgresStore::write_twins(const std::vector<core::Twin>& twins, WriteResult& result) {
+  for (const std::size_t i : by_id(twins)) {
+    const core::Twin& t = twins[i];
+    PgParams p;
+    p.add(std::string_view(t.id))
+        .add(t.version)
+        .add(t.reported.seq)
+        .add(t.reported.ts)
+        .add(core::to_string(t.health.status))
+        .add(t.online)
+        .add(t.last_seen)
+        .add(t.reported.lat)
+        .add(t.reported.lon)
+        .add(t.health.score)
+        .add(std::string_view(twin_fields_json(t, _document_fields)))
+        .add_bytes(encode_twin_rest(t, *_catalog));
+    if (_conn->exec_prepared("upsert_twin", p).affected() > 0) {
+      ++result.twins_applied;
+    } else {
+      ++result.twins_stale;
+    }
+  }
+}
+
+void PostgresStore::write_alerts(const std::vector<core::Alert>& alerts) {
+  for (const std::size_t i : by_id(alerts)) {
+    const core::Alert& a = alerts[i];
+    PgParams p;
+    p.add(std::string_view(a.id))
+        .add(std::string_view(a.car))
+        .add(std::string_view(a.kind))
+        .add(a.raised)
+        .add(a.ts)
+        .add(a.score)
+        .add(a.threshold)
+        .add_bytes(encode_strings(a.signals))
+        .add(std::string_view(a.model_version))
+        .add(a.acknowledged);
+    _conn->exec_prepared("upsert_alert", p);
+  }
+}
+
+void PostgresStore::write_commands(const std::vector<core::Command>& commands) {
+  for (const std::size_t i : by_id(commands)) {
+    const core::Command& c = commands[i];
+    PgParams p;
+    p.add(std::string_view(c.id))
+        .add(std::string_view(c.car))
+        .add(std::string_view(c.name))
+        .add(std::string_view(c.params_json))
+        .add(c.created)
+        .add(c.expires)
+        .add(std::string_view(c.status));
+    _conn->exec_prepared("upsert_command", p);
+  }
+}
+
+std::vector<std::string> PostgresStore::telemetry_partitions() {
+  PgResult r = conn().exec(
+      "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+      " WHERE i.inhparent = 'telemetry'::regclass");
+  std::vector<std::pair<int64_t, std::string>> days;
+  for (int i = 0; i < r.rows(); ++i) {
+    std::string name = r.str(i, 0);
+    const int64_t day = partition_day_of(name);
+    days.emplace_back(day, std::move(name));
+  }
+  std::sort(days.begin(), days.end());
+  std::vector<std::string> out;
+  for (auto& d : days) out.push_back(std::move(d.second));
+  return out;
+}
+
+}  // namespace fleettwin::store

@@ -1,0 +1,239 @@
+// The store contract suite (tests/unit/store/store_contract.cc) against the PostgreSQL adapter on a real
+// server started through scripts/services/postgres, plus what only PostgreSQL has: analytics equal to
+// SQLite's on the same data, daily partitions, reconnection after an outage, the two telemetry write paths.
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+
+#include "store/postgres/pg_conn.h"
+#include "store/postgres/postgres_store.h"
+#include "store/sqlite/sqlite_store.h"
+#include "support/process.h"
+#include "support/service_environment.h"
+#include "support/temp_dir.h"
+#include "unit/store/store_contract.h"
+
+namespace fleettwin::store {
+namespace {
+
+/// One server for the whole binary: postgresql://fleettwin@127.0.0.1:PORT/fleettwin.
+const std::string& g_uri = fleettwin::testing::service_for_all_tests(FLEETTWIN_SOURCE_DIR, "postgres");
+
+/// The server's URI with another database.
+std::string uri_of(const std::string& database) { return g_uri.substr(0, g_uri.rfind('/') + 1) + database; }
+
+/// A fresh, empty database per space (names are test-made identifiers).
+void recreate_database(const std::string& name) {
+  PgConnection admin(g_uri);
+  admin.exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  admin.exec("CREATE DATABASE " + name);
+}
+
+std::string database_of(const std::string& space) {
+  std::string out = "ft_";
+  for (const char c : space)
+    out += std::isalnum(static_cast<unsigned char>(c)) != 0 ? static_cast<char>(std::tolower(c)) : '_';
+  return out.substr(0, 63);
+}
+
+StoreFactory postgres_factory() {
+  return StoreFactory{
+      "postgres",
+      [](const std::string& space, StoreFactory::CatalogPtr catalog) -> std::unique_ptr<TwinStore> {
+        const std::string db = database_of(space);
+        {
+          PgConnection admin(g_uri);
+          if (admin.exec("SELECT 1 FROM pg_database WHERE datname = $1", PgParams().add(std::string_view(db)))
+                  .rows() == 0) {
+            admin.exec("CREATE DATABASE " + db);
+          }
+        }
+        return std::make_unique<PostgresStore>(uri_of(db), PostgresOptions{}, std::move(catalog));
+      },
+      [](const std::string& space) {
+        PgConnection admin(g_uri);
+        admin.exec("DROP DATABASE IF EXISTS " + database_of(space) + " WITH (FORCE)");
+      }};
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreContract, ::testing::Values(postgres_factory()),
+                         [](const auto& info) { return info.param.name; });
+
+core::Telemetry message(const std::string& car, int64_t seq, int64_t ts) {
+  core::Telemetry m;
+  m.car = car;
+  m.seq = seq;
+  m.ts = ts;
+  for (size_t i = 0; i < core::kSignalCount; ++i)
+    m.values[i] = static_cast<double>(seq) + 0.25 * static_cast<double>(i);
+  return m;
+}
+
+TEST(PostgresStore, BadUriIsAClearError) {
+  try {
+    PostgresStore s("mongodb://nope");
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad URI"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PostgresStore, UnreachableServerIsTransient) {
+  try {
+    PostgresStore s("postgresql://fleettwin@127.0.0.1:1/fleettwin?connect_timeout=2");
+    FAIL() << "no error";
+  } catch (const PgError& e) {
+    EXPECT_TRUE(e.transient()) << e.what();
+  }
+}
+
+TEST(PostgresStore, TelemetryGoesToOnePartitionPerDayAndReplaysOnce) {
+  recreate_database("ft_partitions");
+  PostgresStore store(uri_of("ft_partitions"));
+  constexpr int64_t kDay = 86'400'000;
+  constexpr int64_t kT0 = 20'000 * kDay;  // the start of a UTC day
+  WriteBatch b;
+  for (int64_t q = 1; q <= 30; ++q)
+    b.telemetry.push_back({message("p-1", q, kT0 + (q - 1) * (kDay / 10)), std::nullopt});
+  b.telemetry.push_back({message("p-0", 1, -5), std::nullopt});  // before 1970: a day of its own
+  WriteResult first = store.write(b);
+  EXPECT_EQ(first.telemetry_inserted, 31);
+  EXPECT_EQ(first.telemetry_duplicates, 0);
+  EXPECT_EQ(store.telemetry_partitions(), (std::vector<std::string>{"telemetry_dm1", "telemetry_d20000",
+                                                                    "telemetry_d20001", "telemetry_d20002"}));
+  // A second instance (its own partition cache) replays the batch: every row is a duplicate.
+  PostgresStore again(uri_of("ft_partitions"));
+  WriteResult replay = again.write(b);
+  EXPECT_EQ(replay.telemetry_inserted, 0);
+  EXPECT_EQ(replay.telemetry_duplicates, 31);
+  // Retention drops a day; the history of the other days reads on, and a write to the dropped day recreates
+  // it.
+  PgConnection(uri_of("ft_partitions")).exec("DROP TABLE telemetry_d20000");
+  EXPECT_EQ(store.history("p-1", kT0, kT0 + 3 * kDay).size(), 20U);
+  WriteBatch late;
+  late.telemetry.push_back({message("p-1", 100, kT0 + 5), std::nullopt});
+  EXPECT_THROW(store.write(late), PgError);  // the instance believed the day existed
+  EXPECT_EQ(store.write(late).telemetry_inserted, 1);
+  HistoryStats stats = store.history_stats();
+  EXPECT_EQ(stats.rows, 22);
+  EXPECT_EQ(stats.distinct, 22);
+  EXPECT_EQ(stats.cars, 2);
+}
+
+TEST(PostgresStore, MultiRowPathWritesWhatCopyWrites) {
+  recreate_database("ft_paths_copy");
+  recreate_database("ft_paths_rows");
+  PostgresStore copy(uri_of("ft_paths_copy"));
+  PostgresStore rows(uri_of("ft_paths_rows"), PostgresOptions{PgTelemetryPath::kMultiRow});
+  WriteBatch b;
+  for (int c = 0; c < 40; ++c) {
+    for (int64_t q = 1; q <= 60; ++q) {
+      core::Telemetry m = message("m-" + std::to_string(c), q, 1'767'225'600'000 + q * 1000);
+      if (q % 7 == 0) m.values[core::kSpeed] = core::kAbsent;
+      if (q % 5 == 0) m.out_of_range = {core::kCoolantTemp};
+      b.telemetry.push_back({m, q % 2 == 0 ? std::optional(q * 0.5) : std::nullopt});
+    }
+  }
+  b.telemetry.push_back(b.telemetry.front());  // a repeat inside the batch
+  for (PostgresStore* s : {&copy, &rows}) {
+    WriteResult r = s->write(b);
+    EXPECT_EQ(r.telemetry_inserted, 2400);
+    EXPECT_EQ(r.telemetry_duplicates, 1);
+  }
+  for (const char* car : {"m-0", "m-17", "m-39"}) {
+    EXPECT_EQ(copy.history(car, 0, INT64_MAX), rows.history(car, 0, INT64_MAX)) << car;
+  }
+  EXPECT_EQ(rows.history("m-3", 0, INT64_MAX).size(), 60U);
+}
+
+TEST(PostgresStore, ReconnectsAfterAnOutage) {
+  // A server of its own: pausing the shared one would fail the other tests.
+  fleettwin::testing::Service own(FLEETTWIN_SOURCE_DIR, "postgres");
+  PostgresStore store(own.address());
+  WriteBatch b;
+  b.telemetry.push_back({message("r-1", 1, 1000), std::nullopt});
+  ASSERT_EQ(store.write(b).telemetry_inserted, 1);
+  const std::string script = std::string(FLEETTWIN_SOURCE_DIR) + "/scripts/services/postgres";
+  ASSERT_EQ(fleettwin::testing::run(script, {"pause", own.address()}).exit_code, 0);
+  b.telemetry.push_back({message("r-1", 2, 2000), std::nullopt});
+  try {
+    store.write(b);
+    FAIL() << "wrote to a stopped server";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(store.transient_failure(e)) << e.what();
+  }
+  ASSERT_EQ(fleettwin::testing::run(script, {"resume", own.address()}).exit_code, 0);
+  WriteResult r = store.write(b);  // the same batch again, as the sink retries it
+  EXPECT_EQ(r.telemetry_inserted, 1);
+  EXPECT_EQ(r.telemetry_duplicates, 1);
+  EXPECT_EQ(store.history_stats().rows, 2);
+}
+
+TEST(PostgresStore, AnalyticsEqualSqlite) {
+  const fleettwin::testing::TempDir dir("pg-eq");
+  SqliteStore sqlite(SqliteStore::path_in(dir.path().string()));
+  recreate_database("ft_equal");
+  PostgresStore store(uri_of("ft_equal"));
+  constexpr int64_t kT0 = 1'767'225'600'000;
+  WriteBatch b;
+  const char* statuses[] = {"ok", "warning", "anomaly", "unknown"};
+  for (int c = 0; c < 25; ++c) {
+    core::Twin t;
+    t.id = "eq-" + std::to_string(c);
+    t.version = 1;
+    t.reported.car = t.id;
+    t.reported.seq = 100 + c;
+    t.reported.ts = kT0 + c;
+    t.has_reported = true;
+    t.health.score = std::fmod(c * 1.37, 5.0);
+    t.health.threshold = 3.2;
+    t.health.status = core::health_status_from_string(statuses[c % 4]);
+    t.online = c % 3 != 0;
+    b.twins.push_back(t);
+    for (int q = 1; q <= 40; ++q) {
+      core::Telemetry m = message(t.id, q, kT0 + q * 397'000 + c * 11);
+      for (size_t i = 0; i < core::kSignalCount; ++i) m.values[i] = std::sin(q * 0.7 + c + i) * 50 + 50;
+      if (q % 11 == 0) m.values[core::kSpeed] = core::kAbsent;
+      b.telemetry.push_back({m, q % 3 == 0 ? std::optional(q * 0.01) : std::nullopt});
+    }
+    for (int k = 0; k < c % 4; ++k) {
+      b.alerts.push_back(core::Alert{t.id + ":a:" + std::to_string(k),
+                                     t.id,
+                                     k % 2 == 0 ? "anomaly" : "offline",
+                                     k != 2,
+                                     kT0 + k * 2'000'000 + c,
+                                     4,
+                                     3.2,
+                                     {"speed"},
+                                     "m",
+                                     false});
+    }
+  }
+  sqlite.write(b);
+  store.write(b);
+  const int64_t now = kT0 + 10 * 397'000 + 30'000;
+  EXPECT_EQ(store.fleet_summary(now), sqlite.fleet_summary(now));
+  EXPECT_EQ(store.top_by_score(7), sqlite.top_by_score(7));
+  EXPECT_EQ(store.max_seq_per_car(), sqlite.max_seq_per_car());
+  for (const char* signal : {"speed", "coolant_temp", "tire_pressure_1_1", "score"}) {
+    SCOPED_TRACE(signal);
+    auto a = store.hourly("eq-3", signal, kT0, kT0 + 5 * 3'600'000);
+    auto e = sqlite.hourly("eq-3", signal, kT0, kT0 + 5 * 3'600'000);
+    ASSERT_EQ(a.size(), e.size());
+    ASSERT_FALSE(e.empty());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].hour_ms, e[i].hour_ms);
+      EXPECT_EQ(a[i].count, e[i].count);
+      EXPECT_EQ(a[i].min, e[i].min);
+      EXPECT_EQ(a[i].max, e[i].max);
+      EXPECT_NEAR(a[i].avg, e[i].avg, 1e-9 * std::fabs(e[i].avg));
+    }
+  }
+  EXPECT_EQ(store.alerts_per_hour(kT0, kT0 + 24 * 3'600'000),
+            sqlite.alerts_per_hour(kT0, kT0 + 24 * 3'600'000));
+}
+
+}  // namespace
+}  // namespace fleettwin::store
