@@ -13,8 +13,9 @@ namespace fleettwin::app {
 /// Opens a TwinStore for the calling thread. Any thread may call it; each call returns a new instance.
 using StoreOpener = std::function<std::unique_ptr<store::TwinStore>()>;
 
-/// The store the configuration names: MongoDB when store.mongo_uri is set (all instances share one client
-/// pool), otherwise SQLite at <data_dir>/fleettwin.db. `metrics` (optional) receives the MongoDB retry and
+/// The store the configuration names: PostgreSQL when store.postgres_uri is set (a connection per instance),
+/// MongoDB when store.mongo_uri is set (all instances share one client pool; both set: ConfigError),
+/// otherwise SQLite at <data_dir>/fleettwin.db. `metrics` (optional) receives the MongoDB retry and
 /// error counters. Every store it opens follows `catalog`; null loads catalog.file once, here (the built-in
 /// catalog when the key is empty; CatalogError when the file is not a catalog). Connects nothing yet: the
 /// first call opens.

@@ -1,6 +1,6 @@
 // `fleettwin api`: the REST API and the dashboard as a process of their own (distributed mode), over the
-// SQLite store of a data dir or MongoDB (--mongo) and, with --kafka, the Kafka log for commands and live
-// twin changes.
+// SQLite store of a data dir, MongoDB (--mongo) or PostgreSQL (--postgres) and, with --kafka, the Kafka log
+// for commands and live twin changes.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -47,6 +47,7 @@ void add_api_commands(CommandLine& cl) {
   flags.add(cmd, "--listen", keys::http_listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
   flags.add(cmd, "--data-dir", keys::data_dir, "Directory of the SQLite store to serve (and of api-token)");
   flags.add(cmd, "--mongo", keys::store_mongo_uri, "MongoDB/FerretDB URI of the store to serve instead");
+  flags.add(cmd, "--postgres", keys::store_postgres_uri, "PostgreSQL URI of the store to serve instead");
   flags.add(cmd, "--kafka", keys::kafka_brokers, "Kafka bootstrap servers: commands and live twin changes");
   cl.add(cmd, run_api);
 }

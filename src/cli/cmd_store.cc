@@ -1,6 +1,6 @@
 // `fleettwin query summary|top|hourly|alerts|twins`: the store's analytics and the twin filter language from
-// the command line, over the SQLite store of a data dir or, with --mongo, a MongoDB/FerretDB store. Output is
-// one JSON document per line, for scripts and for comparing the two backends.
+// the command line, over the SQLite store of a data dir or, with --mongo / --postgres, a MongoDB/FerretDB or
+// PostgreSQL store. Output is one JSON document per line, for scripts and for comparing the backends.
 #include <chrono>
 #include <cmath>
 #include <cstdio>

@@ -1,5 +1,5 @@
 // `fleettwin up`: the whole pipeline in this process (embedded log and store, or every role against Kafka
-// and a store with --kafka / --mongo), the cars simulated here or on their own MQTT connections.
+// and a store with --kafka / --mongo / --postgres), the cars simulated here or on their own MQTT connections.
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -24,6 +24,8 @@ void add_up_commands(CommandLine& cl) {
   flags.add(up, "--http", keys::http_listen,
             "REST API and dashboard address (default 127.0.0.1:8080; '' disables)");
   flags.add(up, "--mongo", keys::store_mongo_uri, "Store in MongoDB/FerretDB at this URI instead of SQLite");
+  flags.add(up, "--postgres", keys::store_postgres_uri,
+            "Store in PostgreSQL at this URI (postgresql://...) instead of SQLite");
   // `--mqtt` alone means local brokers, so it is an option of its own rather than a key binding.
   auto mqtt = std::make_shared<std::string>();
   auto* mqtt_opt =

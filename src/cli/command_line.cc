@@ -90,6 +90,8 @@ void add_mqtt_flags(Flags& flags, CLI::App* cmd) {
 void add_store_flags(Flags& flags, CLI::App* cmd) {
   flags.add(cmd, "--mongo", keys::store_mongo_uri,
             "MongoDB/FerretDB URI of the store (default: SQLite in --data-dir)");
+  flags.add(cmd, "--postgres", keys::store_postgres_uri,
+            "PostgreSQL URI of the store, postgresql://... (default: SQLite in --data-dir)");
   flags.add(cmd, "--data-dir", keys::data_dir, "Directory of the SQLite store");
 }
 

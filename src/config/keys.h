@@ -92,6 +92,11 @@ inline const StringKey log_level{"log_level", "info", "Log level: trace, debug, 
 inline const StringKey store_mongo_uri{"store.mongo_uri", "",
                                        "MongoDB (or FerretDB) URI of the twin store, database from its path "
                                        "(default fleettwin); empty: SQLite in data_dir."};
+inline const StringKey store_postgres_uri{
+    "store.postgres_uri", "",
+    "PostgreSQL URI of the twin store (postgresql://user@host:port/database or postgres://...); empty: "
+    "SQLite "
+    "in data_dir. Not together with store.mongo_uri."};
 inline const StringKey summary_json{
     "summary_json", "",
     "Write the run summary (counts, exactness check, msg/s, latency, memory) as JSON to this file."};

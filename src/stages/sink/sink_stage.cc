@@ -27,8 +27,9 @@ const StageDescriptor& SinkStage::static_descriptor() {
       "stores telemetry history, twins, alerts and commands (with their status), "
       "idempotently, in the twin store",
       "telemetry and twins -> store",
-      {{"--mongo", &config::keys::store_mongo_uri,
-        "Store in MongoDB/FerretDB at this URI instead of SQLite"}}};
+      {{"--mongo", &config::keys::store_mongo_uri, "Store in MongoDB/FerretDB at this URI instead of SQLite"},
+       {"--postgres", &config::keys::store_postgres_uri,
+        "Store in PostgreSQL at this URI (postgresql://...) instead of SQLite"}}};
   return kDescriptor;
 }
 

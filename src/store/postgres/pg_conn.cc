@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -118,6 +119,11 @@ PgConnection::~PgConnection() { PQfinish(_conn); }
 
 bool PgConnection::broken() const { return _conn == nullptr || PQstatus(_conn) != CONNECTION_OK; }
 
+bool PgConnection::check_alive() {
+  if (_conn != nullptr && PQstatus(_conn) == CONNECTION_OK) PQconsumeInput(_conn);
+  return !broken();
+}
+
 void PgConnection::reconnect() {
   PQfinish(_conn);
   _conn = PQconnectdb(_uri.c_str());
@@ -125,6 +131,7 @@ void PgConnection::reconnect() {
   if (PQstatus(_conn) != CONNECTION_OK) {
     std::string message = PQerrorMessage(_conn);
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    std::replace(message.begin(), message.end(), '\n', ' ');  // libpq's hint lines: one line for the log
     // A malformed URI never heals by waiting; libpq says so before it tries any host.
     const bool bad_uri =
         message.find("invalid") != std::string::npos && message.find("URI") != std::string::npos;

@@ -100,6 +100,9 @@ class PgConnection {
 
   /// True when the connection is gone (the last call failed with connection_lost).
   bool broken() const;
+  /// Reads whatever the server sent meanwhile, without waiting: a server that shut down or restarted since
+  /// the last call has closed the socket, and the connection is then broken(). Returns !broken().
+  bool check_alive();
   /// Drops the connection and opens a new one; throws PgError as the constructor does.
   void reconnect();
 

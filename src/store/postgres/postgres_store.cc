@@ -135,7 +135,9 @@ void PostgresStore::on_connect() {
 }
 
 PgConnection& PostgresStore::conn() {
-  if (_conn->broken() || !_prepared) {
+  // An idle connection learns of a server restart only when it next reads: checked here, so the first call
+  // after an outage runs on a new connection instead of failing on the old one.
+  if (!_conn->check_alive() || !_prepared) {
     _conn->reconnect();
     _partitions.clear();  // another process may have dropped some meanwhile (retention)
     on_connect();
@@ -144,25 +146,27 @@ PgConnection& PostgresStore::conn() {
 }
 
 WriteResult PostgresStore::write(const WriteBatch& batch) {
-  WriteResult result;
-  if (batch.telemetry.empty() && batch.twins.empty() && batch.alerts.empty() && batch.commands.empty()) {
+  return reconnecting([&]() -> WriteResult {
+    WriteResult result;
+    if (batch.telemetry.empty() && batch.twins.empty() && batch.alerts.empty() && batch.commands.empty()) {
+      return result;
+    }
+    PgConnection& c = conn();
+    try {
+      ensure_partitions(batch.telemetry);
+      Transaction tx(c);
+      write_telemetry(batch.telemetry, result);
+      write_twins(batch.twins, result);
+      write_alerts(batch.alerts);
+      write_commands(batch.commands);
+      tx.commit();
+    } catch (...) {
+      // A partition this instance knew may have been dropped (retention): look again next time.
+      _partitions.clear();
+      throw;
+    }
     return result;
-  }
-  PgConnection& c = conn();
-  try {
-    ensure_partitions(batch.telemetry);
-    Transaction tx(c);
-    write_telemetry(batch.telemetry, result);
-    write_twins(batch.twins, result);
-    write_alerts(batch.alerts);
-    write_commands(batch.commands);
-    tx.commit();
-  } catch (...) {
-    // A partition this instance knew may have been dropped (retention): look again next time.
-    _partitions.clear();
-    throw;
-  }
-  return result;
+  });
 }
 
 void PostgresStore::ensure_partitions(const std::vector<TelemetryRow>& rows) {
@@ -297,19 +301,21 @@ void PostgresStore::write_commands(const std::vector<core::Command>& commands) {
 }
 
 std::vector<std::string> PostgresStore::telemetry_partitions() {
-  PgResult r = conn().exec(
-      "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-      " WHERE i.inhparent = 'telemetry'::regclass");
-  std::vector<std::pair<int64_t, std::string>> days;
-  for (int i = 0; i < r.rows(); ++i) {
-    std::string name = r.str(i, 0);
-    const int64_t day = partition_day_of(name);
-    days.emplace_back(day, std::move(name));
-  }
-  std::sort(days.begin(), days.end());
-  std::vector<std::string> out;
-  for (auto& d : days) out.push_back(std::move(d.second));
-  return out;
+  return reconnecting([&]() -> std::vector<std::string> {
+    PgResult r = conn().exec(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'telemetry'::regclass");
+    std::vector<std::pair<int64_t, std::string>> days;
+    for (int i = 0; i < r.rows(); ++i) {
+      std::string name = r.str(i, 0);
+      const int64_t day = partition_day_of(name);
+      days.emplace_back(day, std::move(name));
+    }
+    std::sort(days.begin(), days.end());
+    std::vector<std::string> out;
+    for (auto& d : days) out.push_back(std::move(d.second));
+    return out;
+  });
 }
 
 }  // namespace fleettwin::store

@@ -10,11 +10,10 @@
 #include <vector>
 
 #include "catalog/catalog.h"
+#include "store/postgres/pg_conn.h"
 #include "store/twin_store.h"
 
 namespace fleettwin::store {
-
-class PgConnection;
 
 /// How write() sends a batch's telemetry rows (bench/store_bench.cc, BM_Postgres*, compares them).
 enum class PgTelemetryPath : uint8_t {
@@ -77,6 +76,19 @@ class PostgresStore final : public TwinStore {
   std::vector<std::string> telemetry_partitions();
 
  private:
+  /// Runs `call` once more when it failed because the connection was lost: an idle connection learns of a
+  /// server restart only when it is next used, and that first call then fails. The second try runs on a new
+  /// connection (conn()); if the server is still away, it fails as the first did. Every call is a read or an
+  /// idempotent write, so running one twice is safe.
+  template <typename F>
+  auto reconnecting(F&& call) -> decltype(call()) {
+    try {
+      return call();
+    } catch (const PgError& e) {
+      if (!e.connection_lost()) throw;
+    }
+    return call();
+  }
   /// Reconnects a lost connection and prepares what a connection needs (statements, staging table).
   PgConnection& conn();
   void on_connect();

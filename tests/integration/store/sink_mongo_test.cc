@@ -11,18 +11,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <map>
-#include <optional>
-#include <regex>
 #include <thread>
 
 #include "core/signals.h"
 #include "store/mongo/mongo_store.h"
 #include "support/process.h"
 #include "support/roles.h"
+#include "support/sink_cluster.h"
 
 using namespace std::chrono_literals;
 using namespace fleettwin;
@@ -31,147 +29,27 @@ using namespace fleettwin::testing;
 namespace {
 
 const std::string kFerretdb = std::string(FLEETTWIN_SOURCE_DIR) + "/scripts/services/ferretdb";
-constexpr int64_t kSeconds = 300;  // 5 simulated minutes at 1 s
+constexpr int64_t kSeconds = kSinkRunSeconds;  // 5 simulated minutes at 1 s
 
-bool alive(pid_t pid) { return waitpid(pid, nullptr, WNOHANG) == 0; }
-
-/// Kafka, FerretDB, a schema registry and the process and twin roles, plus helpers to start the others.
-/// One per test: each test has its own topics and database.
-class Distributed {
+/// Kafka, FerretDB, a schema registry and the process and twin roles (SinkCluster), the sink writing to
+/// the database `name` through --mongo. One per test: each test has its own topics and database.
+class Distributed : public SinkCluster {
  public:
-  explicit Distributed(const std::string& name)
-      : kafka(FLEETTWIN_SOURCE_DIR, "kafka"), ferretdb(FLEETTWIN_SOURCE_DIR, "ferretdb"), dir(name) {
+  explicit Distributed(const std::string& name) : SinkCluster(name, "ferretdb") {
     // A short server selection: a write during an outage fails (and is retried) every 2 s instead of 30 s.
-    uri = ferretdb.address();
+    uri = store.address();
     if (uri.back() != '/') uri += '/';
     uri += name + "?serverSelectionTimeoutMS=2000";
-    const auto r = start_registry(kBin, dir);
-    registry = r.pid;
-    url = r.url;
-    process = role("process", "process.log");
-    twin = role("twin", "twin.log");
+    sink_store_args = {"--mongo", uri};
   }
-  ~Distributed() {
-    for (pid_t p : {sink, sim, process, twin, registry})
-      if (p > 0 && alive(p)) stop(p, SIGKILL);
-  }
-
-  std::string path(const std::string& name) const { return dir.file(name); }
-  pid_t role(const std::string& name, const std::string& log, const std::vector<std::string>& extra = {}) {
-    return spawn(kBin, role_args(name, kafka.address(), url, extra), path(log));
-  }
-  pid_t start_sink(const std::string& log) {
-    return role("sink", log, {"--mongo", uri, "--data-dir", path("sink")});
-  }
-  pid_t start_sim(int cars) {
-    return role("sim", "sim.log",
-                {"--cars", std::to_string(cars), "--interval", "1s", "--duration",
-                 std::to_string(kSeconds) + "s", "--fast", "--data-dir", path("sim")});
-  }
-  /// Waits for the simulator to finish; true if it exited 0.
-  bool sim_finished() {
-    int status = 0;
-    waitpid(sim, &status, 0);
-    sim = -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  }
-  /// Stops the roles cleanly; every one must exit 0.
-  void stop_roles() {
-    EXPECT_EQ(stop(sink), 0) << read_file(path("sink.log"));
-    EXPECT_EQ(stop(process), 0) << read_file(path("process.log"));
-    EXPECT_EQ(stop(twin), 0) << read_file(path("twin.log"));
-    EXPECT_EQ(stop(registry), 0) << read_file(path("registry.log"));
-    sink = process = twin = registry = -1;
-  }
-
-  Service kafka;
-  Service ferretdb;
-  TempDir dir;
   std::string uri;
-  std::string url;
-  pid_t registry = -1, process = -1, twin = -1, sink = -1, sim = -1;
 };
 
-/// The numbers after `label` in a role's progress lines ("... | stored N | lag L"), in order.
-std::vector<int64_t> progress_series(const std::string& log, const std::string& label) {
-  std::vector<int64_t> out;
-  const std::regex line("\\| " + label + " ([0-9,]+)");
-  for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
-    std::string digits = (*it)[1];
-    std::erase(digits, ',');
-    out.push_back(std::stoll(digits));
-  }
-  return out;
-}
-
-int64_t last_of(const std::string& log_path, const std::string& label) {
-  const auto s = progress_series(read_file(log_path), label);
-  return s.empty() ? -1 : s.back();
-}
-
-/// Waits (up to `drain`) until every role has consumed everything (progress lines: lag 0), then until every
-/// twin has reached its car's last seq and the store holds all `cars * kSeconds` rows; `stats` are its counts
-/// then. On FerretDB a count reads the whole telemetry collection (tens of seconds for 300,000 rows), so it
-/// is polled only once the twins, a small collection, are current.
+/// wait_for_everything on FerretDB, where a count reads the whole telemetry collection (tens of seconds for
+/// 300,000 rows): polled every few seconds, and only once the twins, a small collection, are current.
 void wait_for_everything(Distributed& d, store::MongoStore& check, int64_t cars, store::HistoryStats& stats,
                          std::chrono::seconds drain = 300s) {
-  ASSERT_TRUE(eventually(
-      [&] {
-        return last_of(d.path("process.log"), "lag") == 0 && last_of(d.path("twin.log"), "lag") == 0 &&
-               last_of(d.path("sink.log"), "lag") == 0;
-      },
-      drain))
-      << read_file(d.path("sink.log"));
-  store::TwinQuery all;
-  all.limit = cars + 1;
-  store::TwinQuery lagging = all;
-  lagging.limit = 1;
-  lagging.filter = store::parse_filter("reported.seq != " + std::to_string(kSeconds));
-  // Twins arrive up to a twin flush interval after the last event. Waited for as long as the drain: a role's
-  // first progress line, printed before its consumer has partitions, reads "lag 0" too, so right after a
-  // restart the wait above can pass with the backlog still ahead (a restarted sink then failed this at 90 s
-  // with 40,000 rows to go while still storing 4,000 a second).
-  // Polled every few seconds: on FerretDB each of these queries scans a collection, and polling faster
-  // would slow the sink under test.
-  ASSERT_TRUE(eventually(
-      [&] {
-        return static_cast<int64_t>(check.list_twins(all).size()) >= cars &&
-               check.list_twins(lagging).empty();
-      },
-      drain, 2s))
-      << read_file(d.path("sink.log"));
-  const int64_t expected = cars * kSeconds;
-  ASSERT_TRUE(eventually(
-      [&] {
-        stats = check.history_stats();
-        return stats.rows >= expected;
-      },
-      120s, 5s))
-      << "stored " << stats.rows << " of " << expected << " rows\n"
-      << read_file(d.path("sink.log"));
-}
-
-/// Equal, with NaN (a missing signal, stored as null) equal to NaN.
-bool same(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
-
-/// `stored` is the stored telemetry of twin `t`'s last event: same seq, time, position and signal values.
-::testing::AssertionResult is_last_event(const core::Twin& t, const store::TelemetryRow* stored) {
-  if (stored == nullptr) return ::testing::AssertionFailure() << t.id << ": no telemetry stored";
-  const auto& e = stored->t;
-  if (e.seq != t.reported.seq || e.ts != t.reported.ts || !same(e.lat, t.reported.lat) ||
-      !same(e.lon, t.reported.lon)) {
-    return ::testing::AssertionFailure()
-           << t.id << ": twin at seq " << t.reported.seq << " ts " << t.reported.ts
-           << ", last stored event at seq " << e.seq << " ts " << e.ts;
-  }
-  for (size_t i = 0; i < core::kSignalCount; ++i) {
-    if (!same(e.values[i], t.reported.values[i])) {
-      return ::testing::AssertionFailure()
-             << t.id << ": " << core::kSignals[i].name << " is " << t.reported.values[i] << " in the twin, "
-             << e.values[i] << " in its last event";
-    }
-  }
-  return ::testing::AssertionSuccess();
+  fleettwin::testing::wait_for_everything(d, check, cars, stats, drain, 2s, 5s);
 }
 
 /// Every (car, seq) exactly once, and every twin equal to its car's last stored event. `stats` are the
@@ -321,12 +199,12 @@ TEST(SinkMongo, DatabaseDownForTwentySecondsLosesAndDuplicatesNothing) {
   const auto lags_before = progress_series(read_file(d.path("sink.log")), "lag");
 
   // The outage: the server process stops, the port and data dir stay; 20 s later it runs again there.
-  const auto paused = run(kFerretdb, {"pause", d.ferretdb.address()});
+  const auto paused = run(kFerretdb, {"pause", d.store.address()});
   ASSERT_EQ(paused.exit_code, 0) << paused.out;
   std::this_thread::sleep_for(20s);  // the scenario's length, not an assertion
   EXPECT_TRUE(alive(d.sink)) << "the sink exited while the database was down\n"
                              << read_file(d.path("sink.log"));
-  const auto resumed = run(kFerretdb, {"resume", d.ferretdb.address()});
+  const auto resumed = run(kFerretdb, {"resume", d.store.address()});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
 
   store::MongoStore check(d.uri);
