@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <regex>
 #include <string>
 #include <vector>
@@ -145,6 +146,36 @@ inline void wait_for_everything(SinkCluster& d, store::TwinStore& check, int64_t
       120s, count_poll))
       << "stored " << stats.rows << " of " << expected << " rows\n"
       << read_file(d.path("sink.log"));
+}
+
+/// The kill scenario: starts the sink (log sink1.log) and the simulator of `cars`, kills the sink with
+/// SIGKILL while it is in full swing (a tenth of the run stored, by its own progress lines, once a second; it
+/// writes and commits a batch at a time, so the kill lands between a write and its offset commit or in the
+/// middle of one), starts it again (log sink.log) and waits until the new one stores rows, which it must
+/// within a minute. Fails the test (fatally) otherwise.
+inline void kill_sink_mid_run(SinkCluster& d, int64_t cars) {
+  using namespace std::chrono_literals;
+  d.sink = d.start_sink("sink1.log");
+  d.sim = d.start_sim(cars);
+  int64_t rows_at_kill = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        rows_at_kill = last_of(d.path("sink1.log"), "stored");
+        return rows_at_kill >= cars * kSinkRunSeconds / 10;
+      },
+      180s))
+      << read_file(d.path("sink1.log"));
+  EXPECT_EQ(stop(d.sink, SIGKILL), -SIGKILL);
+  d.sink = -1;
+  ASSERT_LT(rows_at_kill, cars * kSinkRunSeconds) << "the run was over before the kill";
+  const auto restarted = std::chrono::steady_clock::now();
+  d.sink = d.start_sink("sink.log");
+  ASSERT_TRUE(eventually([&] { return last_of(d.path("sink.log"), "stored") > 0; }, 60s))
+      << read_file(d.path("sink.log"));
+  std::fprintf(stderr, "restarted sink stored its first rows after %lld ms\n",
+               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - restarted)
+                                          .count()));
 }
 
 /// Equal, with NaN (a missing signal, stored as null) equal to NaN.

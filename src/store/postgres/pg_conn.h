@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 struct pg_conn;
@@ -113,5 +114,31 @@ class PgConnection {
   std::string _uri;
   pg_conn* _conn = nullptr;
 };
+
+/// Runs `body` between `begin` ("BEGIN", "BEGIN ISOLATION LEVEL ...") and COMMIT, and returns what it
+/// returns. If anything throws, the transaction is rolled back (unless the connection is gone, which ends it
+/// on the server anyway) and the first error goes on.
+template <typename F>
+auto in_transaction(PgConnection& conn, const std::string& begin, F&& body) -> decltype(body()) {
+  conn.exec(begin);
+  try {
+    if constexpr (std::is_void_v<decltype(body())>) {
+      body();
+      conn.exec("COMMIT");
+    } else {
+      auto out = body();
+      conn.exec("COMMIT");
+      return out;
+    }
+  } catch (...) {
+    if (!conn.broken()) {
+      try {
+        conn.exec("ROLLBACK");
+      } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
+      }
+    }
+    throw;
+  }
+}
 
 }  // namespace fleettwin::store

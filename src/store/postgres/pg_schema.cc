@@ -123,24 +123,13 @@ PgSignalColumns resolve_columns(PgConnection& conn, const catalog::Catalog& cata
   return out;
 }
 
-/// Runs `body` in a transaction under the schema lock; rolls back if it throws.
+/// Runs `body` in a transaction under the schema lock.
 template <typename F>
 auto locked(PgConnection& conn, F&& body) {
-  conn.exec("BEGIN");
-  try {
+  return in_transaction(conn, "BEGIN", [&] {
     conn.exec(kSchemaLock);
-    auto out = body();
-    conn.exec("COMMIT");
-    return out;
-  } catch (...) {
-    if (!conn.broken()) {
-      try {
-        conn.exec("ROLLBACK");
-      } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
-      }
-    }
-    throw;
-  }
+    return body();
+  });
 }
 
 }  // namespace

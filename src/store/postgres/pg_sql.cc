@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/hex.h"
+#include "store/filter_sql.h"
 #include "store/twin_blob.h"
 
 namespace fleettwin::store {
@@ -25,11 +27,6 @@ constexpr std::array<ColumnField, 8> kColumns{{
     {"health.score", "score"},
     {"connection.last_seen", "last_seen"},
 }};
-
-std::string_view sql_op(FilterOp op) {
-  static constexpr std::array<std::string_view, 6> kOps{"=", "<>", "<", "<=", ">", ">="};
-  return kOps[static_cast<std::size_t>(op)];
-}
 
 void append_copy_double(std::string& out, double v) {
   if (std::isnan(v)) {
@@ -143,6 +140,29 @@ void append_copy_row(std::string& out, const TelemetryRow& row, const catalog::C
   out += '\n';
 }
 
+void append_copy_twin(std::string& out, const core::Twin& t, const std::vector<FilterField>& fields,
+                      const catalog::Catalog& catalog) {
+  append_copy_text(out, t.id);
+  for (const int64_t v : {t.version, t.reported.seq, t.reported.ts}) {
+    out += '\t';
+    out += std::to_string(v);
+  }
+  out += '\t';
+  append_copy_text(out, core::to_string(t.health.status));
+  out += t.online ? "\tt\t" : "\tf\t";
+  out += std::to_string(t.last_seen);
+  for (const double v : {t.reported.lat, t.reported.lon, t.health.score}) {
+    out += '\t';
+    append_copy_double(out, v);
+  }
+  out += '\t';
+  append_copy_text(out, twin_fields_json(t, fields));
+  // bytea's hex input form, its backslash escaped for COPY.
+  out += "\t\\\\x";
+  out += core::to_hex(encode_twin_rest(t, catalog));
+  out += '\n';
+}
+
 std::vector<FilterField> document_fields(const catalog::Catalog& catalog) {
   std::vector<FilterField> out;
   for (FilterField& f : filter_fields(catalog)) {
@@ -232,30 +252,13 @@ std::string PgTwinSql::field(const FilterField& f) {
 }
 
 std::string PgTwinSql::filter(const Filter& f) {
-  switch (f.kind) {
-    case Filter::Kind::kNot:
-      return "NOT (" + filter(f.children[0]) + ")";
-    case Filter::Kind::kAnd:
-    case Filter::Kind::kOr: {
-      std::string out = "(";
-      for (size_t i = 0; i < f.children.size(); ++i) {
-        if (i > 0) out += f.kind == Filter::Kind::kAnd ? " AND " : " OR ";
-        out += filter(f.children[i]);
-      }
-      return out + ")";
-    }
-    case Filter::Kind::kCompare:
-      break;
-  }
-  const std::string x = field(f.field);
-  const std::string cmp = x + " " + std::string(sql_op(f.op)) + " " + value(f.value);
-  // A NaN number is stored as NULL: as in matches(), it satisfies != and nothing else. A field the twin's
-  // document lacks is NULL too; COALESCE keeps the expression from being NULL either way.
-  if (f.field.type == FilterType::kNumber) {
-    if (f.op == FilterOp::kNe) return "(" + x + " IS NULL OR " + cmp + ")";
-    return "(" + x + " IS NOT NULL AND " + cmp + ")";
-  }
-  return "COALESCE(" + cmp + ", false)";
+  return filter_sql(f, [this](const Filter& c) {
+    const std::string x = field(c.field);
+    const std::string cmp = x + " " + std::string(sql_op(c.op)) + " " + value(c.value);
+    if (c.field.type == FilterType::kNumber) return nan_guarded(c.op, x, cmp);
+    // A field the twin's document lacks is NULL: COALESCE keeps the expression from being NULL.
+    return "COALESCE(" + cmp + ", false)";
+  });
 }
 
 }  // namespace fleettwin::store

@@ -39,6 +39,10 @@ std::string create_partition_sql(int64_t day);
 /// (a row sized for another catalog copies what it has, the rest NULL), score, flags; tab-separated,
 /// NULL as \N, newline-terminated.
 void append_copy_row(std::string& out, const TelemetryRow& row, const catalog::Catalog& catalog);
+/// Appends one twin in COPY's text format, the columns of `twins` in order: id, version, seq, ts, status,
+/// online, last_seen, lat, lon, score, fields (twin_fields_json of `fields`), rest (encode_twin_rest, bytea).
+void append_copy_twin(std::string& out, const core::Twin& twin, const std::vector<FilterField>& fields,
+                      const catalog::Catalog& catalog);
 /// Appends `text` escaped for COPY's text format (backslash, tab, newline, carriage return).
 void append_copy_text(std::string& out, std::string_view text);
 

@@ -69,19 +69,7 @@ std::vector<core::Twin> read_twins(const PgResult& r, const catalog::Catalog& ca
 /// Runs `body` in one REPEATABLE READ transaction, so that several counts describe one snapshot.
 template <typename F>
 void snapshot(PgConnection& conn, F&& body) {
-  conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  try {
-    body();
-    conn.exec("COMMIT");
-  } catch (...) {
-    if (!conn.broken()) {
-      try {
-        conn.exec("ROLLBACK");
-      } catch (...) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
-      }
-    }
-    throw;
-  }
+  in_transaction(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", std::forward<F>(body));
 }
 
 }  // namespace
@@ -206,10 +194,13 @@ HistoryStats PostgresStore::history_stats() {
 }
 
 std::vector<std::pair<std::string, int64_t>> PostgresStore::max_seq_per_car() {
-  PgResult r = conn().exec("SELECT car, max(seq) FROM telemetry GROUP BY car ORDER BY car");
-  std::vector<std::pair<std::string, int64_t>> out;
-  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.str(i, 0), r.i64(i, 1));
-  return out;
+  return reconnecting([&] {
+    PgResult r = conn().exec("SELECT car, max(seq) FROM telemetry GROUP BY car ORDER BY car");
+    std::vector<std::pair<std::string, int64_t>> out;
+    out.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.str(i, 0), r.i64(i, 1));
+    return out;
+  });
 }
 
 FleetSummary PostgresStore::fleet_summary(int64_t now_ms) {
@@ -285,6 +276,7 @@ std::vector<AlertsPerHour> PostgresStore::alerts_per_hour(int64_t from_ms, int64
         " WHERE raised AND ts >= $1 AND ts < $2 GROUP BY hour, kind ORDER BY hour, kind",
         PgParams().add(from_ms).add(to_ms));
     std::vector<AlertsPerHour> out;
+    out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(AlertsPerHour{r.i64(i, 0), r.str(i, 1), r.i64(i, 2)});
     return out;
   });

@@ -16,13 +16,34 @@ namespace {
 // the same seq the higher version wins. Under READ COMMITTED a conflicting row is locked and the WHERE is
 // evaluated on its newest version, so two writers racing on one car cannot move it back. The command tag
 // counts 0 rows when the WHERE refuses.
-constexpr const char* kUpsertTwinSql =
-    "INSERT INTO twins(id, version, seq, ts, status, online, last_seen, lat, lon, score, fields, rest)"
-    " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)"
+constexpr const char* kTwinColumns =
+    "id, version, seq, ts, status, online, last_seen, lat, lon, score, fields, rest";
+constexpr const char* kTwinGuard =
     " ON CONFLICT (id) DO UPDATE SET version = excluded.version, seq = excluded.seq, ts = excluded.ts,"
     " status = excluded.status, online = excluded.online, last_seen = excluded.last_seen, lat = excluded.lat,"
     " lon = excluded.lon, score = excluded.score, fields = excluded.fields, rest = excluded.rest"
     " WHERE excluded.seq > twins.seq OR (excluded.seq = twins.seq AND excluded.version > twins.version)";
+
+/// One twin, $1..$12.
+std::string upsert_twin_sql() {
+  return std::string("INSERT INTO twins(") + kTwinColumns +
+         ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)" + kTwinGuard;
+}
+
+/// A batch's twins, COPY'd into twins_stage first: one statement, in id order. PostgreSQL refuses an
+/// ON CONFLICT DO UPDATE that meets one row twice, so this is for batches whose ids are unique (the sink's:
+/// it keeps one twin per car per batch).
+std::string upsert_staged_twins_sql() {
+  return std::string("INSERT INTO twins(") + kTwinColumns + ") SELECT " + kTwinColumns +
+         " FROM twins_stage ORDER BY id" + kTwinGuard;
+}
+
+bool unique_ids(const std::vector<core::Twin>& twins, const std::vector<std::size_t>& order) {
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    if (twins[order[i]].id == twins[order[i - 1]].id) return false;
+  }
+  return true;
+}
 
 // An alert id names one raise; its later states are a clear (same id, later ts, raised = false) and an
 // operator acknowledgement. A replayed older state must not undo a newer one: the fields follow the later
@@ -57,29 +78,8 @@ std::string upsert_command_sql() {
          rank("excluded.status") + " > " + rank("commands.status");
 }
 
-/// Rolls back unless commit() was reached, so an exception leaves nothing behind.
-class Transaction {
- public:
-  explicit Transaction(PgConnection& conn) : _conn(conn) { _conn.exec("BEGIN"); }
-  ~Transaction() {
-    if (_open && !_conn.broken()) {
-      try {
-        _conn.exec("ROLLBACK");
-      } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the server rolls back
-      }
-    }
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  void commit() {
-    _conn.exec("COMMIT");
-    _open = false;
-  }
-
- private:
-  PgConnection& _conn;
-  bool _open = true;
-};
+/// From this many twins in a batch up, they go through twins_stage.
+constexpr std::size_t kStagedTwins = 8;
 
 /// Positions of `items` ordered by id, equal ids in batch order: rows are locked in one global order, so
 /// two batches never wait for each other in a cycle, and repeats of one id apply as the batch lists them.
@@ -124,13 +124,15 @@ bool PostgresStore::transient_failure(const std::exception& error) const {
 
 void PostgresStore::on_connect() {
   _prepared = false;
-  _conn->prepare("upsert_twin", kUpsertTwinSql);
+  _conn->prepare("upsert_twin", upsert_twin_sql());
   _conn->prepare("upsert_alert", upsert_alert_sql());
   _conn->prepare("upsert_command", upsert_command_sql());
   // A session's own table: a batch COPYs its rows in, inserts them from there and empties it (TRUNCATE: a
   // temporary table has no autovacuum, so deleted rows would pile up).
   _conn->exec("CREATE TEMP TABLE IF NOT EXISTS telemetry_stage AS SELECT " + _column_list +
               " FROM telemetry WITH NO DATA");
+  _conn->exec(std::string("CREATE TEMP TABLE IF NOT EXISTS twins_stage AS SELECT ") + kTwinColumns +
+              " FROM twins WITH NO DATA");
   _prepared = true;
 }
 
@@ -154,12 +156,12 @@ WriteResult PostgresStore::write(const WriteBatch& batch) {
     PgConnection& c = conn();
     try {
       ensure_partitions(batch.telemetry);
-      Transaction tx(c);
-      write_telemetry(batch.telemetry, result);
-      write_twins(batch.twins, result);
-      write_alerts(batch.alerts);
-      write_commands(batch.commands);
-      tx.commit();
+      in_transaction(c, "BEGIN", [&] {
+        write_telemetry(batch.telemetry, result);
+        write_twins(batch.twins, result);
+        write_alerts(batch.alerts);
+        write_commands(batch.commands);
+      });
     } catch (...) {
       // A partition this instance knew may have been dropped (retention): look again next time.
       _partitions.clear();
@@ -226,7 +228,7 @@ int64_t PostgresStore::insert_multi_row(const std::vector<TelemetryRow>& rows) {
       const core::Telemetry& t = row.t;
       sql += r == 0 ? "(" : ", (";
       for (std::size_t k = 0; k < per_row; ++k) sql += (k == 0 ? "$" : ", $") + std::to_string(next++);
-      sql += ")";
+      sql += ')';
       params.add(std::string_view(t.car)).add(t.ts).add(t.seq).add(t.lat).add(t.lon);
       for (std::size_t i = 0; i < _columns.size(); ++i)
         params.add(i < t.values.size() ? t.values[i] : core::kAbsent);
@@ -244,7 +246,19 @@ int64_t PostgresStore::insert_multi_row(const std::vector<TelemetryRow>& rows) {
 }
 
 void PostgresStore::write_twins(const std::vector<core::Twin>& twins, WriteResult& result) {
-  for (const std::size_t i : by_id(twins)) {
+  const std::vector<std::size_t> order = by_id(twins);
+  // One round trip per twin costs more than the COPY from a few twins up (bench/store_postgres_bench.cc).
+  if (twins.size() >= kStagedTwins && unique_ids(twins, order)) {
+    _copy_buffer.clear();
+    for (const std::size_t i : order) append_copy_twin(_copy_buffer, twins[i], _document_fields, *_catalog);
+    _conn->copy_in(std::string("COPY twins_stage(") + kTwinColumns + ") FROM STDIN", _copy_buffer);
+    const int64_t applied = _conn->exec(upsert_staged_twins_sql()).affected();
+    _conn->exec("TRUNCATE twins_stage");
+    result.twins_applied += applied;
+    result.twins_stale += static_cast<int64_t>(twins.size()) - applied;
+    return;
+  }
+  for (const std::size_t i : order) {
     const core::Twin& t = twins[i];
     PgParams p;
     p.add(std::string_view(t.id))
@@ -313,6 +327,7 @@ std::vector<std::string> PostgresStore::telemetry_partitions() {
     }
     std::sort(days.begin(), days.end());
     std::vector<std::string> out;
+    out.reserve(days.size());
     for (auto& d : days) out.push_back(std::move(d.second));
     return out;
   });

@@ -6,6 +6,7 @@
 #include <exception>
 #include <string_view>
 
+#include "store/filter_sql.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/twin_blob.h"
 
@@ -27,11 +28,6 @@ constexpr ColumnField kColumns[] = {
     {"health.score", "score"},
     {"connection.last_seen", "last_seen"},
 };
-
-std::string_view sql_op(FilterOp op) {
-  static constexpr std::string_view kOps[] = {"=", "<>", "<", "<=", ">", ">="};
-  return kOps[static_cast<int>(op)];
-}
 
 void twin_field_function(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
   try {
@@ -86,28 +82,12 @@ std::string TwinSql::field(const FilterField& f) {
 }
 
 std::string TwinSql::filter(const Filter& f) {
-  switch (f.kind) {
-    case Filter::Kind::kNot:
-      return "NOT (" + filter(f.children[0]) + ")";
-    case Filter::Kind::kAnd:
-    case Filter::Kind::kOr: {
-      std::string out = "(";
-      for (size_t i = 0; i < f.children.size(); ++i) {
-        if (i > 0) out += f.kind == Filter::Kind::kAnd ? " AND " : " OR ";
-        out += filter(f.children[i]);
-      }
-      return out + ")";
-    }
-    case Filter::Kind::kCompare:
-      break;
-  }
-  std::string x = field(f.field);
-  std::string cmp = x + " " + std::string(sql_op(f.op)) + " " + value(f.value);
-  if (f.field.type != FilterType::kNumber) return "(" + cmp + ")";
-  // A NaN number is stored as NULL: as in matches(), it satisfies != and nothing else, and the expression
-  // is never NULL itself.
-  if (f.op == FilterOp::kNe) return "(" + x + " IS NULL OR " + cmp + ")";
-  return "(" + x + " IS NOT NULL AND " + cmp + ")";
+  return filter_sql(f, [this](const Filter& c) {
+    const std::string x = field(c.field);
+    const std::string cmp = x + " " + std::string(sql_op(c.op)) + " " + value(c.value);
+    if (c.field.type != FilterType::kNumber) return "(" + cmp + ")";
+    return nan_guarded(c.op, x, cmp);
+  });
 }
 
 void TwinSql::bind(Stmt& stmt) const {

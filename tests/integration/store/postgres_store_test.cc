@@ -13,6 +13,7 @@
 #include "support/process.h"
 #include "support/service_environment.h"
 #include "support/temp_dir.h"
+#include "unit/store/store_analytics.h"
 #include "unit/store/store_contract.h"
 
 namespace fleettwin::store {
@@ -148,6 +149,48 @@ TEST(PostgresStore, MultiRowPathWritesWhatCopyWrites) {
   EXPECT_EQ(rows.history("m-3", 0, INT64_MAX).size(), 60U);
 }
 
+TEST(PostgresStore, ABatchOfManyTwinsGoesThroughTheStagingTableUnderTheSameGuard) {
+  recreate_database("ft_staged_twins");
+  PostgresStore store(uri_of("ft_staged_twins"));
+  auto batch_at = [](int64_t seq, int64_t version) {
+    WriteBatch b;
+    for (int c = 0; c < 40; ++c) {
+      core::Twin& t = b.twins.emplace_back();
+      t.id = "st\t" + std::to_string(c);  // a tab: COPY's delimiter, escaped
+      t.version = version;
+      t.has_reported = true;
+      t.reported.car = t.id;
+      t.reported.seq = seq;
+      t.reported.ts = 1'700'000'000'000 + seq * 1000;
+      t.reported.values.assign(core::kSignalCount, static_cast<double>(seq));
+      t.reported.values[core::kSpeed] = core::kAbsent;
+      t.metadata.assign(core::kSignalCount, t.reported.ts);
+      t.health.model_version = "m\\1\"x";  // a backslash and a quote: escaped in COPY, JSON and the filter
+      t.health.score = 0.5 * c;
+    }
+    return b;
+  };
+  EXPECT_EQ(store.write(batch_at(5, 1)).twins_applied, 40);
+  WriteResult older = store.write(batch_at(4, 9));
+  EXPECT_EQ(older.twins_applied, 0);
+  EXPECT_EQ(older.twins_stale, 40);
+  WriteResult same_seq = store.write(batch_at(5, 2));  // the higher version wins at the same seq
+  EXPECT_EQ(same_seq.twins_applied, 40);
+  WriteBatch expected = batch_at(5, 2);
+  for (const core::Twin& t : expected.twins) EXPECT_EQ(store.get_twin(t.id), t) << t.id;
+  // Repeated ids in one batch go one by one, in batch order.
+  WriteBatch repeats = batch_at(6, 3);
+  WriteBatch newer = batch_at(7, 4);
+  repeats.twins.insert(repeats.twins.end(), newer.twins.begin(), newer.twins.end());
+  WriteResult r = store.write(repeats);
+  EXPECT_EQ(r.twins_applied, 80);
+  EXPECT_EQ(store.get_twin("st\t3")->reported.seq, 7);
+  TwinQuery q;
+  q.filter = parse_filter(R"(health.model_version == "m\\1\"x" && reported.speed != 1)");
+  q.limit = 100;
+  EXPECT_EQ(store.list_twins(q).size(), 40U);
+}
+
 TEST(PostgresStore, ReconnectsAfterAnOutage) {
   // A server of its own: pausing the shared one would fail the other tests.
   fleettwin::testing::Service own(FLEETTWIN_SOURCE_DIR, "postgres");
@@ -176,63 +219,7 @@ TEST(PostgresStore, AnalyticsEqualSqlite) {
   SqliteStore sqlite(SqliteStore::path_in(dir.path().string()));
   recreate_database("ft_equal");
   PostgresStore store(uri_of("ft_equal"));
-  constexpr int64_t kT0 = 1'767'225'600'000;
-  WriteBatch b;
-  const char* statuses[] = {"ok", "warning", "anomaly", "unknown"};
-  for (int c = 0; c < 25; ++c) {
-    core::Twin t;
-    t.id = "eq-" + std::to_string(c);
-    t.version = 1;
-    t.reported.car = t.id;
-    t.reported.seq = 100 + c;
-    t.reported.ts = kT0 + c;
-    t.has_reported = true;
-    t.health.score = std::fmod(c * 1.37, 5.0);
-    t.health.threshold = 3.2;
-    t.health.status = core::health_status_from_string(statuses[c % 4]);
-    t.online = c % 3 != 0;
-    b.twins.push_back(t);
-    for (int q = 1; q <= 40; ++q) {
-      core::Telemetry m = message(t.id, q, kT0 + q * 397'000 + c * 11);
-      for (size_t i = 0; i < core::kSignalCount; ++i) m.values[i] = std::sin(q * 0.7 + c + i) * 50 + 50;
-      if (q % 11 == 0) m.values[core::kSpeed] = core::kAbsent;
-      b.telemetry.push_back({m, q % 3 == 0 ? std::optional(q * 0.01) : std::nullopt});
-    }
-    for (int k = 0; k < c % 4; ++k) {
-      b.alerts.push_back(core::Alert{t.id + ":a:" + std::to_string(k),
-                                     t.id,
-                                     k % 2 == 0 ? "anomaly" : "offline",
-                                     k != 2,
-                                     kT0 + k * 2'000'000 + c,
-                                     4,
-                                     3.2,
-                                     {"speed"},
-                                     "m",
-                                     false});
-    }
-  }
-  sqlite.write(b);
-  store.write(b);
-  const int64_t now = kT0 + 10 * 397'000 + 30'000;
-  EXPECT_EQ(store.fleet_summary(now), sqlite.fleet_summary(now));
-  EXPECT_EQ(store.top_by_score(7), sqlite.top_by_score(7));
-  EXPECT_EQ(store.max_seq_per_car(), sqlite.max_seq_per_car());
-  for (const char* signal : {"speed", "coolant_temp", "tire_pressure_1_1", "score"}) {
-    SCOPED_TRACE(signal);
-    auto a = store.hourly("eq-3", signal, kT0, kT0 + 5 * 3'600'000);
-    auto e = sqlite.hourly("eq-3", signal, kT0, kT0 + 5 * 3'600'000);
-    ASSERT_EQ(a.size(), e.size());
-    ASSERT_FALSE(e.empty());
-    for (size_t i = 0; i < a.size(); ++i) {
-      EXPECT_EQ(a[i].hour_ms, e[i].hour_ms);
-      EXPECT_EQ(a[i].count, e[i].count);
-      EXPECT_EQ(a[i].min, e[i].min);
-      EXPECT_EQ(a[i].max, e[i].max);
-      EXPECT_NEAR(a[i].avg, e[i].avg, 1e-9 * std::fabs(e[i].avg));
-    }
-  }
-  EXPECT_EQ(store.alerts_per_hour(kT0, kT0 + 24 * 3'600'000),
-            sqlite.alerts_per_hour(kT0, kT0 + 24 * 3'600'000));
+  expect_same_analytics(store, sqlite);
 }
 
 }  // namespace

@@ -80,24 +80,8 @@ void expect_exact_store(const std::string& uri, store::PostgresStore& check, int
 TEST(SinkPostgres, KilledSinkResumesAndStoresEveryCarSeqExactlyOnce) {
   constexpr int64_t kCars = 500;
   Distributed d("sink_pg_kill");
-  d.sink = d.start_sink("sink1.log");
-  d.sim = d.start_sim(kCars);
-  // Kill while the sink is in full swing: some rows stored, most not yet (its own progress lines, once a
-  // second), so the kill lands between a batch's write and its offset commit, or inside a write.
-  int64_t rows_at_kill = 0;
-  ASSERT_TRUE(eventually(
-      [&] {
-        rows_at_kill = last_of(d.path("sink1.log"), "stored");
-        return rows_at_kill >= kCars * kSeconds / 10;
-      },
-      180s))
-      << read_file(d.path("sink1.log"));
-  EXPECT_EQ(stop(d.sink, SIGKILL), -SIGKILL);
-  d.sink = -1;
-  ASSERT_LT(rows_at_kill, kCars * kSeconds) << "the run was over before the kill";
-  d.sink = d.start_sink("sink.log");
-  ASSERT_TRUE(eventually([&] { return last_of(d.path("sink.log"), "stored") > 0; }, 60s))
-      << read_file(d.path("sink.log"));
+  kill_sink_mid_run(d, kCars);
+  if (HasFatalFailure()) return;
   ASSERT_TRUE(d.sim_finished()) << read_file(d.path("sim.log"));
   store::PostgresStore check(d.uri);
   store::HistoryStats stats;

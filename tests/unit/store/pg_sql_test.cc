@@ -96,6 +96,39 @@ TEST(PgSql, CopyRowHasOneFieldPerColumnAndNullForAbsent) {
   EXPECT_NE(out.find("\t\\N\t0.25\t\\N\n"), std::string::npos) << out;
 }
 
+TEST(PgSql, CopyTwinHasTheTwinsColumnsInOrder) {
+  const auto catalog = catalog::builtin();
+  core::Twin t;
+  t.id = "a\tb";
+  t.version = 3;
+  t.reported.seq = 9;
+  t.reported.ts = 1000;
+  t.online = true;
+  t.last_seen = 1000;
+  t.health.score = core::kAbsent;
+  std::string out;
+  append_copy_twin(out, t, document_fields(*catalog), *catalog);
+  ASSERT_EQ(out.back(), '\n');
+  std::vector<std::string> fields;
+  size_t start = 0;
+  for (size_t i = 0; i + 1 < out.size(); ++i) {
+    if (out[i] == '\t') {
+      fields.push_back(out.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  fields.push_back(out.substr(start, out.size() - 1 - start));
+  ASSERT_EQ(fields.size(), 12U);
+  EXPECT_EQ(fields[0], "a\\tb");
+  EXPECT_EQ(fields[1], "3");
+  EXPECT_EQ(fields[2], "9");
+  EXPECT_EQ(fields[4], "unknown");
+  EXPECT_EQ(fields[5], "t");
+  EXPECT_EQ(fields[9], "\\N");  // a NaN score
+  EXPECT_EQ(fields[10].front(), '{');
+  EXPECT_EQ(fields[11].substr(0, 3), "\\\\x");  // bytea hex, its backslash escaped
+}
+
 TEST(PgSql, TwinDocumentHoldsTheFieldsWithoutAColumn) {
   const auto catalog = catalog::builtin();
   const std::vector<FilterField> fields = document_fields(*catalog);
