@@ -19,6 +19,7 @@ StageRunner::StageRunner(std::unique_ptr<Stage> stage, log::Log& log, core::Metr
   _batches = &metrics.counter("fleettwin_batches_total", "Batches a stage processed and committed", labels);
   _errors =
       &metrics.counter("fleettwin_stage_errors_total", "Batches that failed and were not committed", labels);
+  _skipped = &metrics.counter(core::metric::kRecordsSkipped, labels);
   _lag = &metrics.gauge(core::metric::kConsumerLag, labels);
   _batch_us =
       &metrics.gauge("fleettwin_batch_latency_us", "Wall time of the last batch, poll to commit", labels);
@@ -72,6 +73,35 @@ void merge(log::Offsets& into, const log::Offsets& more) {
 }
 }  // namespace
 
+void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
+                             std::chrono::steady_clock::time_point window_end,
+                             const std::vector<log::TopicPartition>& revoked) {
+  // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store transactions.
+  while (batch.size() < _options.max_batch) {
+    auto part = consumer.poll(_options.max_batch - batch.size(),
+                              batch.empty() ? _options.poll_timeout : std::chrono::milliseconds(5));
+    if (part.empty()) break;
+    if (batch.empty()) {
+      batch = std::move(part);
+    } else {
+      batch.insert(batch.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    }
+    if (std::chrono::steady_clock::now() >= window_end) break;
+  }
+  if (const int64_t skipped = consumer.skipped(); skipped != _skipped_seen) {
+    _skipped->add(skipped - _skipped_seen);
+    _stage->skipped(skipped - _skipped_seen);
+    _skipped_seen = skipped;
+  }
+  // Polled from partitions taken away meanwhile: their new owner processes them.
+  if (!revoked.empty()) {
+    std::erase_if(batch, [&](const log::Record& r) {
+      return std::find(revoked.begin(), revoked.end(), log::TopicPartition{r.topic, r.partition}) !=
+             revoked.end();
+    });
+  }
+}
+
 void StageRunner::loop() {
   auto consumer = _log.consumer(_options.group);
   auto producer = _log.producer();
@@ -120,6 +150,9 @@ void StageRunner::loop() {
     if (!theirs.empty()) consumer->commit(theirs);
     _stage->on_revoked(tps);
   };
+  // Which groups may lag is the stage's to say (its descriptor), not the log's: see StageDescriptor::may_lag.
+  if (_stage->descriptor().may_lag)
+    for (const auto& topic : _stage->descriptor().inputs) _log.allow_lag(_options.group, topic);
   consumer->subscribe(_stage->descriptor().inputs, log::RebalanceListener{nullptr, on_revoked});
 
   try {
@@ -128,27 +161,7 @@ void StageRunner::loop() {
       revoked.clear();
       const auto started = std::chrono::steady_clock::now();
       if (pending.empty()) batch_started = started;
-      const auto window_end = started + _options.batch_window;
-      // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store
-      // transactions.
-      while (batch.size() < _options.max_batch) {
-        auto part = consumer->poll(_options.max_batch - batch.size(),
-                                   batch.empty() ? _options.poll_timeout : std::chrono::milliseconds(5));
-        if (part.empty()) break;
-        if (batch.empty()) {
-          batch = std::move(part);
-        } else {
-          batch.insert(batch.end(), std::make_move_iterator(part.begin()),
-                       std::make_move_iterator(part.end()));
-        }
-        if (std::chrono::steady_clock::now() >= window_end) break;
-      }
-      if (!revoked.empty()) {
-        std::erase_if(batch, [&](const log::Record& r) {
-          return std::find(revoked.begin(), revoked.end(), log::TopicPartition{r.topic, r.partition}) !=
-                 revoked.end();
-        });
-      }
+      fill_batch(*consumer, batch, started + _options.batch_window, revoked);
       if (!batch.empty()) {
         _in->add(static_cast<int64_t>(batch.size()));
         _stage->process(batch, out);

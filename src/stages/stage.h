@@ -31,6 +31,11 @@ struct StageDescriptor {
   std::string description;
   std::string summary{};           ///< one line for `fleettwin --help`: what goes in and what comes out
   std::vector<StageFlag> flags{};  ///< extra flags of `fleettwin <name>`
+  /// The stage consumes derived data and may fall behind its inputs rather than hold their producers back
+  /// (Log::allow_lag): on the embedded log a full partition evicts past its group, and what it skipped is
+  /// counted (Stage::skipped, `fleettwin_records_skipped_total`). Only the score stage: twin and sink keep
+  /// the state and the history and must never lose a record, and process is the ingestion itself.
+  bool may_lag = false;
 };
 
 /// A pipeline stage: turns a batch of input records into output records (and, for the sink, store writes).
@@ -59,6 +64,9 @@ class Stage {
   /// score stage's warm-up model, and the events it holds for it): a draining runner keeps ticking until it
   /// is done.
   virtual bool busy() const { return false; }
+  /// `count` input records were skipped: the log evicted them before this stage read them (only a stage
+  /// whose descriptor says may_lag). The stage counts them as it counts what it could not handle.
+  virtual void skipped(int64_t count) {}
   /// Called from any thread by StageRunner::request_stop: a stage that may wait inside process() (the sink
   /// retrying an unreachable store) gives up the wait and throws, so the runner stops without committing.
   virtual void interrupt() {}
@@ -103,6 +111,11 @@ class StageRunner {
  private:
   void run();
   void loop();
+  /// Polls into `batch` until it is full or `window_end` passed, reports what the consumer skipped, and
+  /// drops records of `revoked` partitions.
+  void fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
+                  std::chrono::steady_clock::time_point window_end,
+                  const std::vector<log::TopicPartition>& revoked);
 
   std::unique_ptr<Stage> _stage;
   log::Log& _log;
@@ -117,6 +130,8 @@ class StageRunner {
   core::Counter* _out;
   core::Counter* _batches;
   core::Counter* _errors;
+  core::Counter* _skipped;
+  int64_t _skipped_seen = 0;  ///< the consumer's skipped() already reported (runner thread)
   core::Gauge* _lag;
   core::Gauge* _batch_us;
 };

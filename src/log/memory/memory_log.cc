@@ -20,6 +20,15 @@ void trim(MemoryLog::Topic& t, std::size_t p) {
   }
 }
 
+/// The oldest offset a group that must not lose records still needs (the partition's end when every group
+/// may lag). Caller holds t.mu.
+int64_t kept_from(const MemoryLog::Topic& t, std::size_t p) {
+  int64_t from = t.partitions[p].end();
+  for (const auto& [group, offsets] : t.committed)
+    if (!t.may_lag.contains(group)) from = std::min(from, offsets[p]);
+  return from;
+}
+
 /// Batches records per topic and appends them under one lock: a lock per record would cost more than the
 /// record itself at the rates the embedded pipeline runs.
 class MemoryProducer final : public Producer {
@@ -150,6 +159,7 @@ class MemoryConsumer final : public Consumer {
   }
 
   std::vector<TopicPartition> assignment() override { return _assignment; }
+  int64_t skipped() const override { return _skipped; }
 
   void close() override {
     if (!_joined) return;
@@ -215,7 +225,11 @@ class MemoryConsumer final : public Consumer {
       auto& t = _log.topic(tp.topic);
       std::lock_guard lock(t.mu);
       auto& part = t.partitions[tp.partition];
-      int64_t pos = std::max(position_locked(t, tp), part.base);  // trimmed by retention: skip ahead
+      int64_t pos = position_locked(t, tp);
+      if (pos < part.base) {  // evicted past this group (allowed to lag), or by retention: skip ahead
+        _skipped += part.base - pos;
+        pos = part.base;
+      }
       for (; pos < part.end() && out.size() < max_records; ++pos) {
         const auto& s = part.records[pos - part.base];
         Record& r = out.emplace_back();
@@ -242,6 +256,7 @@ class MemoryConsumer final : public Consumer {
   std::map<TopicPartition, int64_t> _positions;
   uint64_t _seen_generation = ~0ull;
   std::size_t _next = 0;
+  int64_t _skipped = 0;
   bool _joined = false;
 };
 
@@ -320,24 +335,43 @@ void MemoryLog::append(Topic& t, std::vector<OutRecord>& records, std::vector<in
       const int32_t p = r.partition >= 0 ? r.partition % parts : partition_for_key(r.key, parts);
       r.partition = p;
       auto& part = t.partitions[p];
-      while (static_cast<int64_t>(part.records.size()) >= t.config.capacity) {
-        if (t.committed.empty()) {  // nobody reads this topic: retention drops the oldest
-          part.records.pop_front();
-          ++part.base;
-          _evicted.fetch_add(1);
-          break;
-        }
-        trim(t, p);
-        if (static_cast<int64_t>(part.records.size()) < t.config.capacity) break;
-        if (_closed.load()) throw LogError("log closed");
-        t.space_cv.wait_for(lock, std::chrono::milliseconds(50));
-      }
+      if (static_cast<int64_t>(part.records.size()) >= t.config.capacity) make_room(t, p, lock);
       offsets[i] = part.end();
       // The key stays in `r` for delivery callbacks (short: one copy); value and headers move.
       part.records.push_back(Stored{r.key, std::move(r.value), std::move(r.headers), r.timestamp_ms});
     }
     for (auto* w : t.waiters) w->notify();
   }
+}
+
+void MemoryLog::make_room(Topic& t, std::size_t p, std::unique_lock<std::mutex>& lock) {
+  auto& part = t.partitions[p];
+  while (static_cast<int64_t>(part.records.size()) >= t.config.capacity) {
+    if (t.committed.empty()) {  // nobody reads this topic: retention drops the oldest
+      part.records.pop_front();
+      ++part.base;
+      _evicted.fetch_add(1);
+      return;
+    }
+    trim(t, p);
+    if (static_cast<int64_t>(part.records.size()) < t.config.capacity) return;
+    if (part.base < kept_from(t, p)) {
+      // Only groups allowed to lag still need the oldest record: it goes, and they skip it when they read.
+      part.records.pop_front();
+      ++part.base;
+      _evicted_past_laggards.fetch_add(1);
+      return;
+    }
+    if (_closed.load()) throw LogError("log closed");
+    t.space_cv.wait_for(lock, std::chrono::milliseconds(50));
+  }
+}
+
+void MemoryLog::allow_lag(const std::string& group, const std::string& name) {
+  auto& t = topic(name);
+  std::lock_guard lock(t.mu);
+  t.may_lag.insert(group);
+  t.space_cv.notify_all();  // a producer waiting for this group can go on
 }
 
 void MemoryLog::close() {

@@ -156,6 +156,57 @@ TEST(MemoryLog, FullTopicBlocksProducerUntilConsumerCommits) {
   EXPECT_EQ(log.evicted(), 0);
 }
 
+// A group allowed to lag (the score stage's, in embedded mode) never holds producers back: once only such
+// groups still need the oldest records of a full partition, they are evicted, and the lagging consumer skips
+// ahead and counts them. A group that must not lose records (twin, sink) still blocks producers and reads
+// everything.
+TEST(MemoryLog, FullPartitionEvictsPastAGroupAllowedToLagButNotPastOneThatMustNotLose) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
+  log.allow_lag("derived", "t");
+  auto keeper = subscribed(log, "keeper", {"t"});
+  auto laggard = subscribed(log, "derived", {"t"});
+  ASSERT_EQ(send_numbered(*log.producer(), "t", 3, 1s), 0);
+  auto first = drain(*laggard, 3);  // reads 0..2, then stops reading and never commits
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(first.front().value, "0");
+
+  std::atomic<int> sent{3};
+  std::thread producer([&] {
+    auto p = log.producer();
+    for (int i = 3; i < 40; ++i) {
+      p->send(rec("t", "k", std::to_string(i)));
+      p->flush(1s);
+      sent = i + 1;
+    }
+  });
+  // The keeper has committed nothing yet: the producer waits for it at the capacity, laggard or not.
+  for (int i = 0; i < 500 && sent.load() < 10; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(sent.load(), 10);
+  // The keeper reads and commits everything; the laggard still reads nothing: the producer is not held.
+  std::vector<Record> kept;
+  while (kept.size() < 40) {
+    auto batch = keeper->poll(100, 100ms);
+    if (batch.empty()) continue;
+    keeper->commit(next_offsets(batch));
+    kept.insert(kept.end(), batch.begin(), batch.end());
+  }
+  producer.join();
+  EXPECT_EQ(sent.load(), 40);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(kept[i].value, std::to_string(i));  // the keeper lost nothing
+  EXPECT_EQ(log.evicted_past_laggards(), 30);  // 40 records, 10 kept: memory stays bounded
+
+  // The laggard resumes at the oldest record left and counts what it never saw.
+  auto rest = drain(*laggard, 10);
+  ASSERT_EQ(rest.size(), 10u);
+  EXPECT_EQ(rest.front().value, "30");
+  EXPECT_EQ(rest.back().value, "39");
+  EXPECT_EQ(laggard->skipped(), 27);  // 3..29: read 3, skipped 27, read 10
+  EXPECT_EQ(keeper->skipped(), 0);
+  EXPECT_EQ(log.evicted(), 0);
+}
+
 TEST(MemoryLog, UnreadTopicKeepsNewestRecordsAndCountsEvictions) {
   MemoryLog log;
   log.create_topic("dlq", TopicConfig{.partitions = 1, .capacity = 5});
