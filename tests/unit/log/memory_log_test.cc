@@ -19,6 +19,38 @@ std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::millisec
   return fleettwin::testing::drain(c, expect, budget);
 }
 
+/// Sends the values from..to-1 to topic "t", each flushed on its own, from a thread of its own; `sent`
+/// says how many of them are in the log.
+std::thread numbered_producer(MemoryLog& log, int from, int to, std::atomic<int>& sent) {
+  return std::thread([&log, from, to, &sent] {
+    auto p = log.producer();
+    for (int i = from; i < to; ++i) {
+      p->send(rec("t", "k", std::to_string(i)));
+      p->flush(1s);
+      sent = i + 1;
+    }
+  });
+}
+
+/// Where a producer blocked at `expect` records stays: waits for it to get there, then a moment longer.
+int settled(const std::atomic<int>& sent, int expect) {
+  for (int i = 0; i < 500 && sent.load() < expect; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(100ms);
+  return sent.load();
+}
+
+/// Reads `n` records, committing each batch as a stage does.
+std::vector<Record> read_committing(Consumer& c, std::size_t n) {
+  std::vector<Record> got;
+  while (got.size() < n) {
+    auto batch = c.poll(100, 100ms);
+    if (batch.empty()) continue;
+    c.commit(next_offsets(batch));
+    got.insert(got.end(), batch.begin(), batch.end());
+  }
+  return got;
+}
+
 }  // namespace
 
 TEST(MemoryLog, SameKeySamePartitionInOrderWithOffsets) {
@@ -131,25 +163,10 @@ TEST(MemoryLog, FullTopicBlocksProducerUntilConsumerCommits) {
   log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
   auto c = subscribed(log, "g", {"t"});
   std::atomic<int> sent{0};
-  std::thread producer([&] {
-    auto p = log.producer();
-    for (int i = 0; i < 30; ++i) {
-      p->send(rec("t", "k", std::to_string(i)));
-      p->flush(1s);
-      sent = i + 1;
-    }
-  });
+  std::thread producer = numbered_producer(log, 0, 30, sent);
   // Without commits the producer cannot pass the capacity: it reaches 10 and stays there.
-  for (int i = 0; i < 500 && sent.load() < 10; ++i) std::this_thread::sleep_for(10ms);
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(sent.load(), 10);
-  std::vector<Record> got;
-  while (got.size() < 30) {
-    auto batch = c->poll(100, 100ms);
-    if (batch.empty()) continue;
-    c->commit(next_offsets(batch));
-    got.insert(got.end(), batch.begin(), batch.end());
-  }
+  EXPECT_EQ(settled(sent, 10), 10);
+  const auto got = read_committing(*c, 30);
   producer.join();
   EXPECT_EQ(sent.load(), 30);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(got[i].value, std::to_string(i));  // nothing dropped
@@ -172,26 +189,11 @@ TEST(MemoryLog, FullPartitionEvictsPastAGroupAllowedToLagButNotPastOneThatMustNo
   EXPECT_EQ(first.front().value, "0");
 
   std::atomic<int> sent{3};
-  std::thread producer([&] {
-    auto p = log.producer();
-    for (int i = 3; i < 40; ++i) {
-      p->send(rec("t", "k", std::to_string(i)));
-      p->flush(1s);
-      sent = i + 1;
-    }
-  });
+  std::thread producer = numbered_producer(log, 3, 40, sent);
   // The keeper has committed nothing yet: the producer waits for it at the capacity, laggard or not.
-  for (int i = 0; i < 500 && sent.load() < 10; ++i) std::this_thread::sleep_for(10ms);
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(sent.load(), 10);
+  EXPECT_EQ(settled(sent, 10), 10);
   // The keeper reads and commits everything; the laggard still reads nothing: the producer is not held.
-  std::vector<Record> kept;
-  while (kept.size() < 40) {
-    auto batch = keeper->poll(100, 100ms);
-    if (batch.empty()) continue;
-    keeper->commit(next_offsets(batch));
-    kept.insert(kept.end(), batch.begin(), batch.end());
-  }
+  const auto kept = read_committing(*keeper, 40);
   producer.join();
   EXPECT_EQ(sent.load(), 40);
   for (int i = 0; i < 40; ++i) EXPECT_EQ(kept[i].value, std::to_string(i));  // the keeper lost nothing

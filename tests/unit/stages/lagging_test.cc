@@ -13,6 +13,7 @@
 #include "stages/score/score_stage.h"
 #include "stages/sink/sink_stage.h"
 #include "store/sqlite/sqlite_store.h"
+#include "support/telemetry_samples.h"
 #include "support/temp_dir.h"
 
 using namespace fleettwin;
@@ -25,13 +26,10 @@ constexpr int kCars = 20, kPerCar = 100, kEvents = kCars * kPerCar;
 constexpr int64_t kCapacity = 64;  // per partition, 2 partitions: the log holds 128 records of a topic
 
 core::Telemetry telemetry(int car, int64_t seq) {
-  core::Telemetry m;
+  auto m = codec::testing::sample_telemetry();
   m.car = "car-" + std::to_string(10'000 + car).substr(1);
   m.seq = seq;
-  m.ts = 1'700'000'000'000 + seq * 1000;
-  m.lat = 48.1;
-  m.lon = 11.5;
-  for (std::size_t i = 0; i < core::kSignalCount; ++i) m.values[i] = core::kSignals[i].min;
+  m.ts = 1'700'000'000'000 + seq * 1000;  // one a second: the 5 s warm-up ends with seq 6
   return m;
 }
 
