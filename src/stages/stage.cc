@@ -102,6 +102,19 @@ void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& 
   }
 }
 
+bool StageRunner::drained(std::chrono::steady_clock::time_point now) {
+  if (!_stage->busy()) return true;
+  if (_busy_since == std::chrono::steady_clock::time_point{}) {
+    _busy_since = now;
+  } else if (now - _busy_since >= _options.drain_busy_limit) {
+    spdlog::warn("stage {}: still busy {} s after its input was done; stopping that work",
+                 _stage->descriptor().name, _options.drain_busy_limit.count() / 1000);
+    _stage->interrupt();
+    _busy_since = now;  // warn again only if it does not stop
+  }
+  return false;
+}
+
 void StageRunner::loop() {
   auto consumer = _log.consumer(_options.group);
   auto producer = _log.producer();
@@ -187,7 +200,7 @@ void StageRunner::loop() {
         pending.clear();
         _batches->add();
       }
-      if (_drain && idle && pending.empty() && !_stage->busy()) break;
+      if (_drain && idle && pending.empty() && drained(now)) break;
     }
     commit();  // stopping: finish what was processed
   } catch (...) {

@@ -80,6 +80,10 @@ struct RunnerOptions {
   std::chrono::milliseconds poll_timeout{100};
   std::chrono::milliseconds tick_interval{1000};
   std::chrono::milliseconds flush_timeout{30000};
+  /// A draining runner whose input is done waits this long for work its stage does off its thread (the
+  /// score stage's first model), then tells the stage to stop it (Stage::interrupt): on a saturated machine a
+  /// training at nice 10 could otherwise hold the end of a run for minutes.
+  std::chrono::milliseconds drain_busy_limit{60000};
 };
 
 /// Runs one stage on its own thread as the loop of DESIGN.md §1: poll a batch, process it, flush the outputs
@@ -111,6 +115,9 @@ class StageRunner {
  private:
   void run();
   void loop();
+  /// Whether a draining runner whose input is done may stop: its stage is not busy, or was busy too long
+  /// (then told to stop, and asked again on the next pass).
+  bool drained(std::chrono::steady_clock::time_point now);
   /// Polls into `batch` until it is full or `window_end` passed, reports what the consumer skipped, and
   /// drops records of `revoked` partitions.
   void fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
@@ -132,6 +139,7 @@ class StageRunner {
   core::Counter* _errors;
   core::Counter* _skipped;
   int64_t _skipped_seen = 0;  ///< the consumer's skipped() already reported (runner thread)
+  std::chrono::steady_clock::time_point _busy_since{};  ///< draining, input done, stage still busy since
   core::Gauge* _lag;
   core::Gauge* _batch_us;
 };

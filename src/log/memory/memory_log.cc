@@ -29,6 +29,17 @@ int64_t kept_from(const MemoryLog::Topic& t, std::size_t p) {
   return from;
 }
 
+/// A group allowed to lag that has not committed on a partition starts at the partition's oldest record now,
+/// explicitly: records evicted past it later are then counted as skipped when it reads (a group with no
+/// commit would otherwise start at whatever is oldest when it first reads, and not know what it missed).
+/// Caller holds t.mu.
+void start_lagging_group(MemoryLog::Topic& t, const std::string& group) {
+  auto it = t.committed.find(group);
+  if (it == t.committed.end() || !t.may_lag.contains(group)) return;
+  for (std::size_t p = 0; p < it->second.size() && p < t.partitions.size(); ++p)
+    if (it->second[p] < 0) it->second[p] = t.partitions[p].base;
+}
+
 /// Batches records per topic and appends them under one lock: a lock per record would cost more than the
 /// record itself at the rates the embedded pipeline runs.
 class MemoryProducer final : public Producer {
@@ -111,6 +122,7 @@ class MemoryConsumer final : public Consumer {
       // Registering the group pins unread records: from now on the topic only trims what it committed.
       auto [it, inserted] = t.committed.try_emplace(_member.group_name);
       if (inserted) it->second.assign(t.partitions.size(), -1);
+      start_lagging_group(t, _member.group_name);
       _topics.push_back(&t);
     }
     std::lock_guard lock(_group.mu);
@@ -371,6 +383,7 @@ void MemoryLog::allow_lag(const std::string& group, const std::string& name) {
   auto& t = topic(name);
   std::lock_guard lock(t.mu);
   t.may_lag.insert(group);
+  start_lagging_group(t, group);
   t.space_cv.notify_all();  // a producer waiting for this group can go on
 }
 

@@ -181,8 +181,10 @@ TEST(MemoryLog, FullPartitionEvictsPastAGroupAllowedToLagButNotPastOneThatMustNo
   MemoryLog log;
   log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
   log.allow_lag("derived", "t");
+  log.allow_lag("idle", "t");
   auto keeper = subscribed(log, "keeper", {"t"});
   auto laggard = subscribed(log, "derived", {"t"});
+  auto idle = subscribed(log, "idle", {"t"});  // allowed to lag, reads nothing until the end
   ASSERT_EQ(send_numbered(*log.producer(), "t", 3, 1s), 0);
   auto first = drain(*laggard, 3);  // reads 0..2, then stops reading and never commits
   ASSERT_EQ(first.size(), 3u);
@@ -205,6 +207,9 @@ TEST(MemoryLog, FullPartitionEvictsPastAGroupAllowedToLagButNotPastOneThatMustNo
   EXPECT_EQ(rest.front().value, "30");
   EXPECT_EQ(rest.back().value, "39");
   EXPECT_EQ(laggard->skipped(), 27);  // 3..29: read 3, skipped 27, read 10
+  // A group that never read nor committed knows what it missed too: it started at offset 0 when it joined.
+  EXPECT_EQ(drain(*idle, 10).front().value, "30");
+  EXPECT_EQ(idle->skipped(), 30);
   EXPECT_EQ(keeper->skipped(), 0);
   EXPECT_EQ(log.evicted(), 0);
 }

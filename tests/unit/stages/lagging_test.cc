@@ -199,11 +199,42 @@ TEST_F(LaggingConsumer, StoppingWhileTheFirstModelTrainsStopsTheTraining) {
   for (int i = 0; i < 3000 && (seen() < kEvents || !started.load()); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(started.load());
   EXPECT_TRUE(score->stage().busy());
+  EXPECT_EQ(seen(), kEvents) << "lag " << score->lag() << " ends " << log.end_offsets(t::kTelemetry)[0] << ","
+                             << log.end_offsets(t::kTelemetry)[1];
   score->request_stop();
   score->join();  // returns: the runner did not wait for the training to end by itself
   EXPECT_TRUE(saw_stop.load());
   EXPECT_EQ(score->error(), "");
   EXPECT_FALSE(score->stage().busy());
+  EXPECT_EQ(metrics.value("fleettwin_score_unscored_total"), kEvents);
+}
+
+// A drain (the end of a run) waits for the first model, but not without end: once the input is done and only
+// the training is left, the runner waits drain_busy_limit, then stops it; the held events go unscored.
+TEST_F(LaggingConsumer, ADrainWaitsForTheTrainingOnlyUpToItsLimit) {
+  std::atomic<bool> started{false};
+  stages::ScoreStage::Options options;
+  options.warmup_ms = 5'000;
+  stages::RunnerOptions ro;
+  ro.drain_busy_limit = 200ms;
+  auto score = std::make_unique<stages::StageRunner>(
+      std::make_unique<stages::ScoreStage>(
+          options, nullptr, metrics, registry::TelemetryReader(),
+          [&started](const ml::TrainingData&, std::stop_token stop) -> stages::TrainedModel {
+            started = true;  // a training that would never end on its own
+            while (!stop.stop_requested()) std::this_thread::sleep_for(1ms);
+            throw std::runtime_error("stopped");
+          }),
+      log, metrics, ro);
+  score->start();
+  produce({"fleettwin.score"});
+  for (int i = 0; i < 3000 && !started.load(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(started.load());
+  score->request_drain();
+  score->join();  // returns: the limit passed, the training was stopped
+  EXPECT_EQ(score->error(), "");
+  EXPECT_FALSE(score->stage().busy());
+  EXPECT_EQ(metrics.value("fleettwin_score_scored_total"), 0);
   EXPECT_EQ(metrics.value("fleettwin_score_unscored_total"), kEvents);
 }
 
