@@ -47,9 +47,10 @@ int run_pipeline_bench(bool kafka, const BenchFlags& f, Config& config, std::ato
   print_summary(s);
   std::printf(
       "bench %s: %.0f msg/s sustained end to end (%lld cars, %.1f s), p99 latency %.1f ms, peak RSS %.0f "
-      "MB\n",
+      "MB; while fed: %.0f msg/s, slowest second %lld msg/s, %lld s at 0 msg/s; unscored %lld of %lld\n",
       kafka ? "kafka" : "embedded", s.msgs_per_s, (long long)s.cars, s.elapsed_s, s.p99_latency_ms,
-      s.peak_rss_mb);
+      s.peak_rss_mb, s.fed_msgs_per_s, (long long)s.min_msgs_per_s, (long long)s.zero_seconds,
+      (long long)s.unscored, (long long)(s.scored + s.unscored));
   std::string json = s.to_json();
   if (kafka) {
     // The process stage alone, on the raw records the first phase left in the log, in a fresh group.

@@ -32,9 +32,11 @@ stages::WarmupTrainer warmup_trainer(const Config& config) {
   ml::architecture_by_name(name);  // an unknown name fails now, not after the warm-up
   auto options = train_options(config);
   options.progress = false;  // `up` has its own progress line
-  return [name, options](const ml::TrainingData& data) {
+  return [name, options](const ml::TrainingData& data, std::stop_token stop) {
     // On the features of the catalog the stage's events carry.
-    auto model = ml::train_model(data, ml::architecture_by_name(name, data.space), options);
+    auto stoppable = options;
+    stoppable.stop_requested = [stop = std::move(stop)] { return stop.stop_requested(); };
+    auto model = ml::train_model(data, ml::architecture_by_name(name, data.space), stoppable);
     return stages::TrainedModel{model, ml::encode_artifact(*model)};
   };
 }

@@ -15,6 +15,7 @@
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
 #include "app/mqtt_front.h"
+#include "app/rate_sampler.h"
 #include "app/store_factory.h"
 #include "catalog/catalog.h"
 #include "codec/avro.h"
@@ -50,7 +51,10 @@ std::string RunSummary::to_json() const {
     << ",\"twins_behind\":" << twins_behind << ",\"lost\":" << lost << ",\"duplicates\":" << duplicates
     << ",\"failures\":" << failures << ",\"elapsed_s\":" << elapsed_s << ",\"msgs_per_s\":" << msgs_per_s
     << ",\"p50_latency_ms\":" << p50_latency_ms << ",\"p99_latency_ms\":" << p99_latency_ms
-    << ",\"peak_rss_mb\":" << peak_rss_mb << ",\"clean\":" << (clean ? "true" : "false") << "}";
+    << ",\"peak_rss_mb\":" << peak_rss_mb << ",\"fed_seconds\":" << fed_seconds
+    << ",\"fed_msgs_per_s\":" << fed_msgs_per_s << ",\"min_msgs_per_s\":" << min_msgs_per_s
+    << ",\"zero_seconds\":" << zero_seconds << ",\"scored\":" << scored << ",\"unscored\":" << unscored
+    << ",\"score_skipped\":" << score_skipped << ",\"clean\":" << (clean ? "true" : "false") << "}";
   return o.str();
 }
 
@@ -344,6 +348,7 @@ class PipelineRun {
   void build_stages() {
     _ctx.open_store = store_opener(_config, &_metrics, _ctx.catalog);
     _ctx.models = std::make_shared<stages::ModelSlot>();
+    _ctx.single_role = !_roles.everything;
     stages::RunnerOptions ro;
     ro.max_batch = static_cast<std::size_t>(_config.get(keys::stage_max_batch));
     ro.batch_window = _config.get(keys::stage_batch_window);
@@ -408,6 +413,7 @@ class PipelineRun {
     _started = Clock::now();
     _last_tick = _started;
     _next_progress = _started + std::chrono::seconds(1);
+    _stored_rate.start(_started, _stored.value());
     if (_source) _source->start();
   }
 
@@ -483,6 +489,7 @@ class PipelineRun {
         break;
       }
       progress_tick();
+      _stored_rate.sample(Clock::now(), _stored.value());
     }
     if (_source) {
       _source->request_stop();
@@ -543,6 +550,13 @@ class PipelineRun {
       s.msgs_per_s = elapsed > 0 ? static_cast<double>(_roles.sim ? s.published : s.records_in) / elapsed : 0;
     }
     s.peak_rss_mb = core::peak_rss_mb();
+    s.fed_seconds = static_cast<int64_t>(_stored_rate.seconds().size());
+    s.fed_msgs_per_s = _stored_rate.mean();
+    s.min_msgs_per_s = _stored_rate.slowest();
+    s.zero_seconds = _stored_rate.seconds_at_zero();
+    s.scored = _metrics.value(core::metric::kScoreScored);
+    s.unscored = _metrics.value(core::metric::kScoreUnscored);
+    s.score_skipped = _metrics.value(core::metric::kRecordsSkipped, core::metric::stage_label("score"));
     if (_hard_stop && !_failed)
       spdlog::warn("stopped without draining: the next run on this data dir resumes");
     if (_failed) {
@@ -617,6 +631,7 @@ class PipelineRun {
   core::Gauge& _online = _metrics.gauge(core::metric::kCarsOnline);
   core::Counter& _processed =
       _metrics.counter(core::metric::kRecordsIn, core::metric::stage_label("process"));
+  RateSampler _stored_rate;  // stored per second while fed (summary)
 
   Clock::time_point _started, _last_tick, _next_progress, _idle_since;
   int64_t _last_count = 0;

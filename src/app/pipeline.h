@@ -33,7 +33,15 @@ struct RunSummary {
   double p50_latency_ms = 0;
   double p99_latency_ms = 0;
   double peak_rss_mb = 0;
-  bool clean = true;  ///< every stage ended without error
+  /// Telemetry stored in each whole second while the run was fed (the simulator ran), before draining.
+  int64_t fed_seconds = 0;
+  double fed_msgs_per_s = 0;   ///< mean over those seconds
+  int64_t min_msgs_per_s = 0;  ///< the slowest of them
+  int64_t zero_seconds = 0;    ///< how many stored nothing
+  int64_t scored = 0;          ///< events the score stage scored
+  int64_t unscored = 0;        ///< events it never scored (fleettwin_score_unscored_total)
+  int64_t score_skipped = 0;   ///< of those, skipped while it was a partition's capacity behind
+  bool clean = true;           ///< every stage ended without error
 
   std::string to_json() const;
 };

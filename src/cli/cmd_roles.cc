@@ -103,7 +103,12 @@ void add_role_commands(CommandLine& cl) {
     const auto& d = entry.descriptor();
     auto* cmd = cl.app().add_subcommand(d.name, "Run the " + d.name + " stage: " + d.summary);
     add_role_flags(cl.flags(), cmd);
-    for (const auto& f : d.flags) cl.flags().add(cmd, f.flag, *f.key, f.help);
+    for (const auto& f : d.flags) {
+      if (f.key->type() == config::ConfigType::kBool)  // a yes/no key is a switch
+        cl.flags().add_switch(cmd, f.flag, static_cast<const config::BoolKey&>(*f.key), f.help);
+      else
+        cl.flags().add(cmd, f.flag, *f.key, f.help);
+    }
     const std::string role = d.name;
     cl.add(cmd, [role](Config& config, std::atomic<int>& stop) { return run_role(role, config, stop); });
   }

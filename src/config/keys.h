@@ -209,6 +209,10 @@ inline const DurationKey stage_batch_window{"stage.batch_window", "50ms", 0, 60'
 inline const DurationKey ml_warmup{"ml.warmup", "5m", 0, std::nullopt,
                                    "`up`: the score stage trains a first model on this much event time of "
                                    "telemetry (0: wait for fleet.models)."};
+inline const BoolKey ml_warmup_in_role{
+    "ml.warmup_in_role", false,
+    "`fleettwin score` (one role on Kafka) also trains a first model after ml.warmup when fleet.models has "
+    "none; by default the role waits for one (published by `fleettwin train --kafka`)."};
 inline const StringKey ml_architecture{"ml.architecture", "fleettwin",
                                        "Autoencoder to train: fleettwin (13 signals + 8 derived features, "
                                        "21-32-12-32-21) or reference (18-14-7-7-14-18)."};

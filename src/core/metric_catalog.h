@@ -15,6 +15,9 @@ inline constexpr MetricDef kRecordsIn{"fleettwin_records_in_total",
                                       "Records a stage read from its input topics"};
 inline constexpr MetricDef kConsumerLag{"fleettwin_consumer_lag",
                                         "Records behind the end of the input partitions"};
+inline constexpr MetricDef kRecordsSkipped{
+    "fleettwin_records_skipped_total",
+    "Input records a stage allowed to lag never read: the embedded log evicted them first"};
 
 // The simulator.
 inline constexpr MetricDef kSimPublished{"fleettwin_sim_published_total",
@@ -43,6 +46,9 @@ inline constexpr MetricDef kModelsLoaded{"fleettwin_models_loaded_total",
 inline constexpr MetricDef kModelsRejected{"fleettwin_models_rejected_total",
                                            "fleet.models records that were not a model"};
 inline constexpr MetricDef kScoreScored{"fleettwin_score_scored_total", "Events scored by the active model"};
+inline constexpr MetricDef kScoreUnscored{
+    "fleettwin_score_unscored_total",
+    "Events never scored: before any model, beyond the held bound, held at a stop, or skipped while behind"};
 inline constexpr MetricDef kScoreUndecodable{"fleettwin_score_undecodable_total",
                                              "fleet.telemetry records the score stage could not decode"};
 inline constexpr MetricDef kAlerts{"fleettwin_alerts_total", "Alerts raised and cleared"};

@@ -71,8 +71,9 @@ struct TopicConfig {
   int32_t replication = 1;
   bool compacted = false;
   /// Embedded log only: records kept per partition. When a partition is full the producer blocks until
-  /// every consumer group has committed past the oldest records (backpressure, never a silent drop);
-  /// topics nobody consumes (e.g. the DLQ) drop their oldest records instead (retention).
+  /// every consumer group that must not lose records has committed past the oldest ones (backpressure,
+  /// never a silent drop); groups allowed to lag (Log::allow_lag) are evicted past, and count what they
+  /// skipped; topics nobody consumes (e.g. the DLQ) drop their oldest records instead (retention).
   int64_t capacity = 1 << 16;
 };
 
@@ -115,6 +116,9 @@ class Consumer {
   virtual int64_t lag() = 0;
   /// Currently assigned partitions.
   virtual std::vector<TopicPartition> assignment() = 0;
+  /// Records this member's read positions jumped over because the log no longer held them: the embedded log
+  /// evicted them past a group allowed to lag (Log::allow_lag). Kafka reports none.
+  virtual int64_t skipped() const { return 0; }
   /// Leaves the group; the partitions go to the other members.
   virtual void close() = 0;
 };
@@ -133,6 +137,11 @@ class Log {
   /// Whether records outlive this process (Kafka) or not (the embedded log). Only a durable log replays
   /// after a crash, so only there must a commit wait for state a stage holds back.
   virtual bool durable() const = 0;
+  /// Lets `group` fall behind on `topic` rather than hold its producers back: a consumer of derived data
+  /// (the score stage) must never stop ingestion. The embedded log then evicts, when a partition is full,
+  /// records only such groups still need, and their consumers skip ahead and count it (Consumer::skipped).
+  /// Kafka never holds a producer back for a consumer group (retention is by time and size): a no-op there.
+  virtual void allow_lag(const std::string& group, const std::string& topic) {}
 };
 
 /// Records of `topic` that `group` has not committed yet, summed over the partitions (from offset 0 where it

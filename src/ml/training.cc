@@ -212,6 +212,7 @@ double train_epoch(torch::nn::Sequential& net, torch::optim::Adam& adam, const t
   double sum = 0;
   int64_t steps = 0;
   for (int64_t s = 0; s < n_train; s += batch) {
+    if (options.stop_requested && options.stop_requested()) throw TrainingStopped();
     auto idx = perm.slice(0, s, std::min<int64_t>(s + batch, n_train));
     auto x = train_t.index_select(0, idx);
     adam.zero_grad();
@@ -485,11 +486,13 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   const auto shown_t = shown_mask(arch);
   const FitResult fit = fit_network(net, train_t, val_t, shown_t, arch, options);
 
+  if (options.stop_requested && options.stop_requested()) throw TrainingStopped();
   auto model = new_model(net, arch, rows.scaler);
   if (arch.score == ScoreMethod::kMaxDeviation) fill_input_range(model->meta, data, arch, rows);
   if (options.reconstruction_range > 0 && arch.score == ScoreMethod::kMaxDeviation)
     fill_reconstruction_range(model->meta, data, arch, rows, options);
   fill_error_scales(*model, data, arch, rows);
+  if (options.stop_requested && options.stop_requested()) throw TrainingStopped();
   calibrate(model, data, rows, options);
   fill_provenance(model->meta, data, options, fit, started);
   return model;

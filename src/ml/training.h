@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,11 +44,21 @@ struct TrainOptions {
   uint64_t seed = 42;
   bool progress = true;  ///< progress bar (epoch, losses) on stderr
   std::string version;   ///< empty: "<architecture>-<UTC time>"
+  /// Once a stop is requested, training gives up at its next minibatch or phase (TrainingStopped): a
+  /// process told to stop does not wait for a model it will not use.
+  /// (A function, not a std::stop_token: this header is also read as C++17, see scripts/lint.)
+  std::function<bool()> stop_requested{};
+};
+
+/// Thrown by train_model once its TrainOptions::stop_requested returns true.
+class TrainingStopped : public std::runtime_error {
+ public:
+  TrainingStopped() : std::runtime_error("training stopped") {}
 };
 
 /// Trains an autoencoder of `arch` on `data` (mini-batches, Adam, MSE, early stopping on the validation
 /// split), calibrates its threshold on the held-out rows and returns the ready model. Never sees labels.
-/// Throws std::invalid_argument when there is too little data.
+/// Throws std::invalid_argument when there is too little data, TrainingStopped when asked to stop.
 std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture& arch,
                                    const TrainOptions& options);
 

@@ -19,7 +19,11 @@ void configure_process(const config::Config& config, StageContext& c) {
 
 void configure_score(const config::Config& config, StageContext& c) {
   c.score.monitor = monitor_options(config);
-  c.score.warmup_ms = config.get(keys::ml_warmup).count();
+  const auto warmup_ms = config.get(keys::ml_warmup).count();
+  const bool role_trains = config.get(keys::ml_warmup_in_role);
+  // `fleettwin score` waits for the operator's model on fleet.models (a copy training its own would publish
+  // it over theirs, and copies would race); `up`, which runs everything, trains one after the warm-up.
+  c.score.warmup_ms = c.single_role && !role_trains ? 0 : warmup_ms;
   // The model reads the features of the catalog this process runs on.
   c.score.space = std::make_shared<const ml::FeatureSpace>(c.catalog);
 }

@@ -35,6 +35,8 @@ struct StageContext {
   ScoreStage::Options score{};
   std::shared_ptr<ModelSlot> models{};  ///< where the score stage finds its models (set by a ModelWatcher)
   WarmupTrainer score_trainer{};        ///< null: the score stage never trains, it waits for fleet.models
+  /// This process runs one role of a distributed deployment (`fleettwin score`), not everything (`up`).
+  bool single_role = false;
 };
 
 /// One registered stage: its descriptor, how it reads its configuration and how to build it.

@@ -19,6 +19,7 @@ StageRunner::StageRunner(std::unique_ptr<Stage> stage, log::Log& log, core::Metr
   _batches = &metrics.counter("fleettwin_batches_total", "Batches a stage processed and committed", labels);
   _errors =
       &metrics.counter("fleettwin_stage_errors_total", "Batches that failed and were not committed", labels);
+  _skipped = &metrics.counter(core::metric::kRecordsSkipped, labels);
   _lag = &metrics.gauge(core::metric::kConsumerLag, labels);
   _batch_us =
       &metrics.gauge("fleettwin_batch_latency_us", "Wall time of the last batch, poll to commit", labels);
@@ -72,6 +73,48 @@ void merge(log::Offsets& into, const log::Offsets& more) {
 }
 }  // namespace
 
+void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
+                             std::chrono::steady_clock::time_point window_end,
+                             const std::vector<log::TopicPartition>& revoked) {
+  // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store transactions.
+  while (batch.size() < _options.max_batch) {
+    auto part = consumer.poll(_options.max_batch - batch.size(),
+                              batch.empty() ? _options.poll_timeout : std::chrono::milliseconds(5));
+    if (part.empty()) break;
+    if (batch.empty()) {
+      batch = std::move(part);
+    } else {
+      batch.insert(batch.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    }
+    if (std::chrono::steady_clock::now() >= window_end) break;
+  }
+  if (const int64_t skipped = consumer.skipped(); skipped != _skipped_seen) {
+    _skipped->add(skipped - _skipped_seen);
+    _stage->skipped(skipped - _skipped_seen);
+    _skipped_seen = skipped;
+  }
+  // Polled from partitions taken away meanwhile: their new owner processes them.
+  if (!revoked.empty()) {
+    std::erase_if(batch, [&](const log::Record& r) {
+      return std::find(revoked.begin(), revoked.end(), log::TopicPartition{r.topic, r.partition}) !=
+             revoked.end();
+    });
+  }
+}
+
+bool StageRunner::drained(std::chrono::steady_clock::time_point now) {
+  if (!_stage->busy()) return true;
+  if (_busy_since == std::chrono::steady_clock::time_point{}) {
+    _busy_since = now;
+  } else if (now - _busy_since >= _options.drain_busy_limit) {
+    spdlog::warn("stage {}: still busy {} s after its input was done; stopping that work",
+                 _stage->descriptor().name, _options.drain_busy_limit.count() / 1000);
+    _stage->interrupt();
+    _busy_since = now;  // warn again only if it does not stop
+  }
+  return false;
+}
+
 void StageRunner::loop() {
   auto consumer = _log.consumer(_options.group);
   auto producer = _log.producer();
@@ -123,6 +166,9 @@ void StageRunner::loop() {
   auto on_assigned = [&](const std::vector<log::TopicPartition>& tps) {
     if (!failed) _stage->on_assigned(tps);
   };
+  // Which groups may lag is the stage's to say (its descriptor), not the log's: see StageDescriptor::may_lag.
+  if (_stage->descriptor().may_lag)
+    for (const auto& topic : _stage->descriptor().inputs) _log.allow_lag(_options.group, topic);
   consumer->subscribe(_stage->descriptor().inputs, log::RebalanceListener{on_assigned, on_revoked});
 
   try {
@@ -131,27 +177,7 @@ void StageRunner::loop() {
       revoked.clear();
       const auto started = std::chrono::steady_clock::now();
       if (pending.empty()) batch_started = started;
-      const auto window_end = started + _options.batch_window;
-      // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store
-      // transactions.
-      while (batch.size() < _options.max_batch) {
-        auto part = consumer->poll(_options.max_batch - batch.size(),
-                                   batch.empty() ? _options.poll_timeout : std::chrono::milliseconds(5));
-        if (part.empty()) break;
-        if (batch.empty()) {
-          batch = std::move(part);
-        } else {
-          batch.insert(batch.end(), std::make_move_iterator(part.begin()),
-                       std::make_move_iterator(part.end()));
-        }
-        if (std::chrono::steady_clock::now() >= window_end) break;
-      }
-      if (!revoked.empty()) {
-        std::erase_if(batch, [&](const log::Record& r) {
-          return std::find(revoked.begin(), revoked.end(), log::TopicPartition{r.topic, r.partition}) !=
-                 revoked.end();
-        });
-      }
+      fill_batch(*consumer, batch, started + _options.batch_window, revoked);
       if (!batch.empty()) {
         _in->add(static_cast<int64_t>(batch.size()));
         _stage->process(batch, out);
@@ -179,7 +205,7 @@ void StageRunner::loop() {
         pending.clear();
         _batches->add();
       }
-      if (_drain && idle && pending.empty() && !_stage->busy()) break;
+      if (_drain && idle && pending.empty() && drained(now)) break;
     }
     commit();  // stopping: finish what was processed
   } catch (...) {

@@ -31,6 +31,11 @@ struct StageDescriptor {
   std::string description;
   std::string summary{};           ///< one line for `fleettwin --help`: what goes in and what comes out
   std::vector<StageFlag> flags{};  ///< extra flags of `fleettwin <name>`
+  /// The stage consumes derived data and may fall behind its inputs rather than hold their producers back
+  /// (Log::allow_lag): on the embedded log a full partition evicts past its group, and what it skipped is
+  /// counted (Stage::skipped, `fleettwin_records_skipped_total`). Only the score stage: twin and sink keep
+  /// the state and the history and must never lose a record, and process is the ingestion itself.
+  bool may_lag = false;
 };
 
 /// A pipeline stage: turns a batch of input records into output records (and, for the sink, store writes).
@@ -65,6 +70,9 @@ class Stage {
   /// score stage's warm-up model, and the events it holds for it): a draining runner keeps ticking until it
   /// is done.
   virtual bool busy() const { return false; }
+  /// `count` input records were skipped: the log evicted them before this stage read them (only a stage
+  /// whose descriptor says may_lag). The stage counts them as it counts what it could not handle.
+  virtual void skipped(int64_t count) {}
   /// Called from any thread by StageRunner::request_stop: a stage that may wait inside process() (the sink
   /// retrying an unreachable store) gives up the wait and throws, so the runner stops without committing.
   virtual void interrupt() {}
@@ -78,6 +86,10 @@ struct RunnerOptions {
   std::chrono::milliseconds poll_timeout{100};
   std::chrono::milliseconds tick_interval{1000};
   std::chrono::milliseconds flush_timeout{30000};
+  /// A draining runner whose input is done waits this long for work its stage does off its thread (the
+  /// score stage's first model), then tells the stage to stop it (Stage::interrupt): on a saturated machine a
+  /// training at nice 10 could otherwise hold the end of a run for minutes.
+  std::chrono::milliseconds drain_busy_limit{60000};
 };
 
 /// Runs one stage on its own thread as the loop of DESIGN.md §1: poll a batch, process it, flush the outputs
@@ -112,6 +124,14 @@ class StageRunner {
  private:
   void run();
   void loop();
+  /// Whether a draining runner whose input is done may stop: its stage is not busy, or was busy too long
+  /// (then told to stop, and asked again on the next pass).
+  bool drained(std::chrono::steady_clock::time_point now);
+  /// Polls into `batch` until it is full or `window_end` passed, reports what the consumer skipped, and
+  /// drops records of `revoked` partitions.
+  void fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
+                  std::chrono::steady_clock::time_point window_end,
+                  const std::vector<log::TopicPartition>& revoked);
 
   std::unique_ptr<Stage> _stage;
   log::Log& _log;
@@ -127,6 +147,9 @@ class StageRunner {
   core::Counter* _out;
   core::Counter* _batches;
   core::Counter* _errors;
+  core::Counter* _skipped;
+  int64_t _skipped_seen = 0;  ///< the consumer's skipped() already reported (runner thread)
+  std::chrono::steady_clock::time_point _busy_since{};  ///< draining, input done, stage still busy since
   core::Gauge* _lag;
   core::Gauge* _batch_us;
 };

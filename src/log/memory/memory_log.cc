@@ -20,6 +20,26 @@ void trim(MemoryLog::Topic& t, std::size_t p) {
   }
 }
 
+/// The oldest offset a group that must not lose records still needs (the partition's end when every group
+/// may lag). Caller holds t.mu.
+int64_t kept_from(const MemoryLog::Topic& t, std::size_t p) {
+  int64_t from = t.partitions[p].end();
+  for (const auto& [group, offsets] : t.committed)
+    if (!t.may_lag.contains(group)) from = std::min(from, offsets[p]);
+  return from;
+}
+
+/// A group allowed to lag that has not committed on a partition starts at the partition's oldest record now,
+/// explicitly: records evicted past it later are then counted as skipped when it reads (a group with no
+/// commit would otherwise start at whatever is oldest when it first reads, and not know what it missed).
+/// Caller holds t.mu.
+void start_lagging_group(MemoryLog::Topic& t, const std::string& group) {
+  auto it = t.committed.find(group);
+  if (it == t.committed.end() || !t.may_lag.contains(group)) return;
+  for (std::size_t p = 0; p < it->second.size() && p < t.partitions.size(); ++p)
+    if (it->second[p] < 0) it->second[p] = t.partitions[p].base;
+}
+
 /// Batches records per topic and appends them under one lock: a lock per record would cost more than the
 /// record itself at the rates the embedded pipeline runs.
 class MemoryProducer final : public Producer {
@@ -105,6 +125,7 @@ class MemoryConsumer final : public Consumer {
       // Registering the group pins unread records: from now on the topic only trims what it committed.
       auto [it, inserted] = t.committed.try_emplace(_member.group_name);
       if (inserted) it->second.assign(t.partitions.size(), -1);
+      start_lagging_group(t, _member.group_name);
       _topics.push_back(&t);
     }
     std::lock_guard lock(_group.mu);
@@ -153,6 +174,7 @@ class MemoryConsumer final : public Consumer {
   }
 
   std::vector<TopicPartition> assignment() override { return _assignment; }
+  int64_t skipped() const override { return _skipped; }
 
   void close() override {
     if (!_joined) return;
@@ -232,7 +254,11 @@ class MemoryConsumer final : public Consumer {
       auto& t = _log.topic(tp.topic);
       std::lock_guard lock(t.mu);
       auto& part = t.partitions[tp.partition];
-      int64_t pos = std::max(position_locked(t, tp), part.base);  // trimmed by retention: skip ahead
+      int64_t pos = position_locked(t, tp);
+      if (pos < part.base) {  // evicted past this group (allowed to lag), or by retention: skip ahead
+        _skipped += part.base - pos;
+        pos = part.base;
+      }
       for (; pos < part.end() && out.size() < max_records; ++pos) {
         const auto& s = part.records[pos - part.base];
         Record& r = out.emplace_back();
@@ -260,6 +286,7 @@ class MemoryConsumer final : public Consumer {
   uint64_t _seen_generation = ~0ull;
   bool _waiting = false;  // a partition dealt to this member is still held by another
   std::size_t _next = 0;
+  int64_t _skipped = 0;
   bool _joined = false;
 };
 
@@ -347,24 +374,44 @@ void MemoryLog::append(Topic& t, std::vector<OutRecord>& records, std::vector<in
       const int32_t p = r.partition >= 0 ? r.partition % parts : partition_for_key(r.key, parts);
       r.partition = p;
       auto& part = t.partitions[p];
-      while (static_cast<int64_t>(part.records.size()) >= t.config.capacity) {
-        if (t.committed.empty()) {  // nobody reads this topic: retention drops the oldest
-          part.records.pop_front();
-          ++part.base;
-          _evicted.fetch_add(1);
-          break;
-        }
-        trim(t, p);
-        if (static_cast<int64_t>(part.records.size()) < t.config.capacity) break;
-        if (_closed.load()) throw LogError("log closed");
-        t.space_cv.wait_for(lock, std::chrono::milliseconds(50));
-      }
+      if (static_cast<int64_t>(part.records.size()) >= t.config.capacity) make_room(t, p, lock);
       offsets[i] = part.end();
       // The key stays in `r` for delivery callbacks (short: one copy); value and headers move.
       part.records.push_back(Stored{r.key, std::move(r.value), std::move(r.headers), r.timestamp_ms});
     }
     for (auto* w : t.waiters) w->notify();
   }
+}
+
+void MemoryLog::make_room(Topic& t, std::size_t p, std::unique_lock<std::mutex>& lock) {
+  auto& part = t.partitions[p];
+  while (static_cast<int64_t>(part.records.size()) >= t.config.capacity) {
+    if (t.committed.empty()) {  // nobody reads this topic: retention drops the oldest
+      part.records.pop_front();
+      ++part.base;
+      _evicted.fetch_add(1);
+      return;
+    }
+    trim(t, p);
+    if (static_cast<int64_t>(part.records.size()) < t.config.capacity) return;
+    if (part.base < kept_from(t, p)) {
+      // Only groups allowed to lag still need the oldest record: it goes, and they skip it when they read.
+      part.records.pop_front();
+      ++part.base;
+      _evicted_past_laggards.fetch_add(1);
+      return;
+    }
+    if (_closed.load()) throw LogError("log closed");
+    t.space_cv.wait_for(lock, std::chrono::milliseconds(50));
+  }
+}
+
+void MemoryLog::allow_lag(const std::string& group, const std::string& name) {
+  auto& t = topic(name);
+  std::lock_guard lock(t.mu);
+  t.may_lag.insert(group);
+  start_lagging_group(t, group);
+  t.space_cv.notify_all();  // a producer waiting for this group can go on
 }
 
 void MemoryLog::close() {

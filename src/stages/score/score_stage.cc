@@ -105,13 +105,17 @@ const StageDescriptor& ScoreStage::static_descriptor() {
       "score",
       {t::kTelemetry},
       {t::kScores, t::kAlerts, t::kCommands, t::kModels},
-      {&config::keys::ml_warmup, &config::keys::ml_raise_k, &config::keys::ml_window_n,
-       &config::keys::ml_clear_m, &config::keys::ml_firmware_grace, &config::keys::ml_new_symptom_settle,
-       &config::keys::ml_skip_unfamiliar},
+      {&config::keys::ml_warmup, &config::keys::ml_warmup_in_role, &config::keys::ml_raise_k,
+       &config::keys::ml_window_n, &config::keys::ml_clear_m, &config::keys::ml_firmware_grace,
+       &config::keys::ml_new_symptom_settle, &config::keys::ml_skip_unfamiliar},
       "scores every event with the anomaly model (loaded from fleet.models, or trained after a warm-up), "
       "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service",
       "telemetry -> anomaly scores, alerts, service commands",
-      {}};
+      {{"--train-warmup", &config::keys::ml_warmup_in_role,
+        "Train a first model after ml.warmup when fleet.models has none (default: wait for one)"}},
+      // Scores are derived data: on the embedded log a score stage that falls behind (scoring held events,
+      // a slow model) is evicted past and counts what it skipped, rather than stopping ingestion.
+      true};
   return kDescriptor;
 }
 
@@ -123,7 +127,7 @@ ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::M
       _trainer(std::move(trainer)),
       _monitor(_options.monitor, _options.space),
       _scored(metrics.counter(core::metric::kScoreScored)),
-      _unscored(metrics.counter("fleettwin_score_unscored_total", "Events read before any model was loaded")),
+      _unscored(metrics.counter(core::metric::kScoreUnscored)),
       _unfamiliar(metrics.counter("fleettwin_score_unfamiliar_total",
                                   "Anomalous events in conditions the model never saw (raise no alert)")),
       _bad(metrics.counter(core::metric::kScoreUndecodable)),
@@ -164,12 +168,35 @@ void ScoreStage::warm_up() {
   spdlog::info("score: training a first model on {} warm-up events, on a thread of its own", _warmup.size());
   // Off this thread: the stage keeps reading (so the log never holds records back for it) and keeps the
   // events that arrive meanwhile, to score them once the model exists (finish_training).
-  _training = std::async(std::launch::async,
-                         [trainer = _trainer, events = std::move(_warmup), space = _options.space]() mutable {
-                           lower_this_thread_priority();
-                           return trainer(ml::make_training_data(events, t::kTelemetry, space));
-                         });
+  _training =
+      std::async(std::launch::async, [trainer = _trainer, events = std::move(_warmup), space = _options.space,
+                                      stop = _training_stop.get_token()]() mutable {
+        lower_this_thread_priority();
+        auto data = ml::make_training_data(events, t::kTelemetry, space);
+        if (stop.stop_requested()) throw std::runtime_error("training stopped");
+        return trainer(std::move(data), stop);
+      });
+  _busy = true;
   _warmup = {};
+}
+
+ScoreStage::~ScoreStage() {
+  // The future's destructor waits for the training thread: it gives up at its next minibatch.
+  _training_stop.request_stop();
+}
+
+void ScoreStage::flush_state(log::Producer& /*out*/) {
+  if (!_training.valid() || !_training_stop.stop_requested()) return;
+  // Stopping while the first model trains: it stops within a minibatch, and the events held for it go
+  // unscored (counted) rather than keep the process waiting for a model it will not use.
+  try {
+    _training.get();
+  } catch (const std::exception& e) {
+    spdlog::info("score: warm-up training stopped ({}); {} held events unscored", e.what(), _held.size());
+  }
+  _unscored.add(static_cast<int64_t>(_held.size()));
+  _held = {};
+  _busy = false;
 }
 
 void ScoreStage::finish_training(log::Producer& out) {
@@ -199,6 +226,7 @@ void ScoreStage::finish_training(log::Producer& out) {
   }
   _held = {};
   _events.clear();
+  _busy = false;
 }
 
 void ScoreStage::hold() {

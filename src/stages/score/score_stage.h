@@ -1,10 +1,12 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,8 +57,8 @@ struct TrainedModel {
   std::string artifact;
 };
 /// Trains a model on warm-up data; runs on a thread of its own at a lower priority (kTrainingNice), while
-/// the score stage goes on reading.
-using WarmupTrainer = std::function<TrainedModel(ml::TrainingData)>;
+/// the score stage goes on reading. Gives up (throws) soon after `stop` is requested: the stage is stopping.
+using WarmupTrainer = std::function<TrainedModel(ml::TrainingData, std::stop_token stop)>;
 
 /// Follows the compacted fleet.models topic from its beginning, in a group of its own, on its own thread,
 /// and puts every decodable artifact into a ModelSlot (key "anomaly": active; "anomaly.shadow": shadow).
@@ -86,8 +88,11 @@ class ModelWatcher {
 /// `warmup_ms` of event time (the `up` demo), on a thread of its own at a lower priority: the stage keeps
 /// reading meanwhile, so the log never holds records back for it, and keeps the events that arrive while the
 /// model trains (at most `held_max_events`, in memory) to score them, in order, once it exists; events
-/// before the warm-up ends, beyond that bound, or held when the process stops are counted as unscored
-/// (`fleettwin_score_unscored_total`). Runs on its runner's thread.
+/// before the warm-up ends, beyond that bound, held when the stage is stopped (which stops the training
+/// within a minibatch), or skipped because the stage fell a partition's capacity behind on the embedded log
+/// (its descriptor says may_lag) are counted as unscored (`fleettwin_score_unscored_total`). Later models
+/// (`fleettwin train`, hot reload) are decoded on the ModelWatcher's thread, never trained here. Runs on its
+/// runner's thread; interrupt() from any thread.
 class ScoreStage final : public Stage {
  public:
   struct Options {
@@ -105,11 +110,20 @@ class ScoreStage final : public Stage {
   };
   ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
              registry::TelemetryReader reader = registry::TelemetryReader(), WarmupTrainer trainer = nullptr);
+  ~ScoreStage() override;
+  ScoreStage(const ScoreStage&) = delete;
+  ScoreStage& operator=(const ScoreStage&) = delete;
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
   void tick(log::Producer& out) override;
-  bool busy() const override { return _training.valid(); }
+  /// Any thread (tests read it while the runner runs).
+  bool busy() const override { return _busy.load(); }
+  void skipped(int64_t count) override { _unscored.add(count); }
+  /// Stops a warm-up training in progress (it gives up at its next minibatch); what it held is counted as
+  /// unscored at the runner's final commit.
+  void interrupt() override { _training_stop.request_stop(); }
+  void flush_state(log::Producer& out) override;
   const ml::Monitor& monitor() const { return _monitor; }
 
  private:
@@ -132,7 +146,9 @@ class ScoreStage final : public Stage {
   int64_t _warmup_first_ts = -1;
   bool _trained = false;
   std::future<TrainedModel> _training;  ///< the warm-up model, training off this thread
+  std::atomic<bool> _busy{false};       ///< _training is valid, or its held events are not handled yet
   std::vector<core::Telemetry> _held;   ///< events read while it trains
+  std::stop_source _training_stop;      ///< stop requested: the stage is stopping (interrupt, any thread)
   std::string _buf;
   core::Counter& _scored;
   core::Counter& _unscored;

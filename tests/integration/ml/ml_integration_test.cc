@@ -87,7 +87,7 @@ TEST(MlIntegration, FailingCarsGetAlertsAndOneServiceCommandEach) {
   core::Metrics metrics;
   ml::TrainOptions to;
   to.progress = false;
-  auto trainer = [to](ml::TrainingData data) {
+  auto trainer = [to](ml::TrainingData data, std::stop_token) {
     auto model = ml::train_model(data, ml::fleettwin_architecture(), to);
     return stages::TrainedModel{model, ml::encode_artifact(*model)};
   };

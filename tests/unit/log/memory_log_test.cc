@@ -19,6 +19,38 @@ std::vector<Record> drain(Consumer& c, std::size_t expect, std::chrono::millisec
   return fleettwin::testing::drain(c, expect, budget);
 }
 
+/// Sends the values from..to-1 to topic "t", each flushed on its own, from a thread of its own; `sent`
+/// says how many of them are in the log.
+std::thread numbered_producer(MemoryLog& log, int from, int to, std::atomic<int>& sent) {
+  return std::thread([&log, from, to, &sent] {
+    auto p = log.producer();
+    for (int i = from; i < to; ++i) {
+      p->send(rec("t", "k", std::to_string(i)));
+      p->flush(1s);
+      sent = i + 1;
+    }
+  });
+}
+
+/// Where a producer blocked at `expect` records stays: waits for it to get there, then a moment longer.
+int settled(const std::atomic<int>& sent, int expect) {
+  for (int i = 0; i < 500 && sent.load() < expect; ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(100ms);
+  return sent.load();
+}
+
+/// Reads `n` records, committing each batch as a stage does.
+std::vector<Record> read_committing(Consumer& c, std::size_t n) {
+  std::vector<Record> got;
+  while (got.size() < n) {
+    auto batch = c.poll(100, 100ms);
+    if (batch.empty()) continue;
+    c.commit(next_offsets(batch));
+    got.insert(got.end(), batch.begin(), batch.end());
+  }
+  return got;
+}
+
 }  // namespace
 
 TEST(MemoryLog, SameKeySamePartitionInOrderWithOffsets) {
@@ -165,28 +197,54 @@ TEST(MemoryLog, FullTopicBlocksProducerUntilConsumerCommits) {
   log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
   auto c = subscribed(log, "g", {"t"});
   std::atomic<int> sent{0};
-  std::thread producer([&] {
-    auto p = log.producer();
-    for (int i = 0; i < 30; ++i) {
-      p->send(rec("t", "k", std::to_string(i)));
-      p->flush(1s);
-      sent = i + 1;
-    }
-  });
+  std::thread producer = numbered_producer(log, 0, 30, sent);
   // Without commits the producer cannot pass the capacity: it reaches 10 and stays there.
-  for (int i = 0; i < 500 && sent.load() < 10; ++i) std::this_thread::sleep_for(10ms);
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(sent.load(), 10);
-  std::vector<Record> got;
-  while (got.size() < 30) {
-    auto batch = c->poll(100, 100ms);
-    if (batch.empty()) continue;
-    c->commit(next_offsets(batch));
-    got.insert(got.end(), batch.begin(), batch.end());
-  }
+  EXPECT_EQ(settled(sent, 10), 10);
+  const auto got = read_committing(*c, 30);
   producer.join();
   EXPECT_EQ(sent.load(), 30);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(got[i].value, std::to_string(i));  // nothing dropped
+  EXPECT_EQ(log.evicted(), 0);
+}
+
+// A group allowed to lag (the score stage's, in embedded mode) never holds producers back: once only such
+// groups still need the oldest records of a full partition, they are evicted, and the lagging consumer skips
+// ahead and counts them. A group that must not lose records (twin, sink) still blocks producers and reads
+// everything.
+TEST(MemoryLog, FullPartitionEvictsPastAGroupAllowedToLagButNotPastOneThatMustNotLose) {
+  MemoryLog log;
+  log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
+  log.allow_lag("derived", "t");
+  log.allow_lag("idle", "t");
+  auto keeper = subscribed(log, "keeper", {"t"});
+  auto laggard = subscribed(log, "derived", {"t"});
+  auto idle = subscribed(log, "idle", {"t"});  // allowed to lag, reads nothing until the end
+  ASSERT_EQ(send_numbered(*log.producer(), "t", 3, 1s), 0);
+  auto first = drain(*laggard, 3);  // reads 0..2, then stops reading and never commits
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(first.front().value, "0");
+
+  std::atomic<int> sent{3};
+  std::thread producer = numbered_producer(log, 3, 40, sent);
+  // The keeper has committed nothing yet: the producer waits for it at the capacity, laggard or not.
+  EXPECT_EQ(settled(sent, 10), 10);
+  // The keeper reads and commits everything; the laggard still reads nothing: the producer is not held.
+  const auto kept = read_committing(*keeper, 40);
+  producer.join();
+  EXPECT_EQ(sent.load(), 40);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(kept[i].value, std::to_string(i));  // the keeper lost nothing
+  EXPECT_EQ(log.evicted_past_laggards(), 30);  // 40 records, 10 kept: memory stays bounded
+
+  // The laggard resumes at the oldest record left and counts what it never saw.
+  auto rest = drain(*laggard, 10);
+  ASSERT_EQ(rest.size(), 10u);
+  EXPECT_EQ(rest.front().value, "30");
+  EXPECT_EQ(rest.back().value, "39");
+  EXPECT_EQ(laggard->skipped(), 27);  // 3..29: read 3, skipped 27, read 10
+  // A group that never read nor committed knows what it missed too: it started at offset 0 when it joined.
+  EXPECT_EQ(drain(*idle, 10).front().value, "30");
+  EXPECT_EQ(idle->skipped(), 30);
+  EXPECT_EQ(keeper->skipped(), 0);
   EXPECT_EQ(log.evicted(), 0);
 }
 

@@ -52,6 +52,17 @@ TEST(Training, MoreEpochsReduceTheLoss) {
   EXPECT_EQ(ten->meta.events, 3000);
 }
 
+// A stop request ends the training within a minibatch (the score stage's warm-up model, when the process
+// stops): asked after the third minibatch, it has looked three more times, not trained 1,000 epochs.
+TEST(Training, AStopRequestEndsTheTrainingAtTheNextMinibatch) {
+  const auto data = fleet_data();
+  auto options = quick(1000);
+  int asked = 0;
+  options.stop_requested = [&asked] { return ++asked > 3; };
+  EXPECT_THROW(train_model(data, fleettwin_architecture(), options), TrainingStopped);
+  EXPECT_EQ(asked, 4);
+}
+
 TEST(Training, SaveLoadGivesIdenticalScores) {
   const auto data = fleet_data();
   for (const auto& arch : {fleettwin_architecture(), reference_architecture()}) {

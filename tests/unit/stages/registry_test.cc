@@ -78,3 +78,31 @@ TEST(StageRegistry, ConfiguringTheScoreStageRefusesAnImpossibleAlertRule) {
   stages::StageContext ctx{metrics, clock, latency, {}};
   EXPECT_THROW(score->configure(config, ctx), config::ConfigError);
 }
+
+// Issue 16 item 8: `fleettwin score` (one role on Kafka) waits for a model on fleet.models unless told to
+// train its own (ml.warmup_in_role, `--train-warmup`); `up`, which runs everything, trains after ml.warmup.
+TEST(StageRegistry, TheScoreRoleAloneWaitsForAPublishedModelUnlessToldToTrain) {
+  const auto* score = stages::find_stage("score");
+  ASSERT_NE(score, nullptr);
+  const auto warmup_of = [&](bool single_role, bool trains) {
+    config::Config config;
+    config.set(config::keys::ml_warmup, "2m", "test");
+    if (trains) config.set(config::keys::ml_warmup_in_role, "true", "test");
+    core::Metrics metrics;
+    core::SimClock clock(0);
+    core::Histogram latency;
+    stages::StageContext ctx{metrics, clock, latency, {}};
+    ctx.single_role = single_role;
+    score->configure(config, ctx);
+    return ctx.score.warmup_ms;
+  };
+  EXPECT_EQ(warmup_of(false, false), 120'000);  // up: trains after the warm-up
+  EXPECT_EQ(warmup_of(true, false), 0);         // the role: waits for fleet.models
+  EXPECT_EQ(warmup_of(true, true), 120'000);    // the role told to train
+  EXPECT_EQ(warmup_of(false, true), 120'000);
+  // The role command offers the switch.
+  const auto& flags = score->descriptor().flags;
+  ASSERT_EQ(flags.size(), 1u);
+  EXPECT_EQ(flags[0].flag, "--train-warmup");
+  EXPECT_EQ(flags[0].key, &config::keys::ml_warmup_in_role);
+}

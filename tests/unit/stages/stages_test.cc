@@ -537,7 +537,7 @@ TEST(ScoreStage, TrainsTheFirstModelOffItsThreadAndKeepsReading) {
   options.warmup_ms = 5'000;
   stages::ScoreStage stage(
       options, nullptr, metrics, registry::TelemetryReader(),
-      [&trainings, released](const ml::TrainingData& data) -> stages::TrainedModel {
+      [&trainings, released](const ml::TrainingData& data, std::stop_token) -> stages::TrainedModel {
         ++trainings;
         released.wait();  // a training longer than the test takes to feed the stage
         throw std::runtime_error("no model here: " + std::to_string(data.rows()) + " rows");
