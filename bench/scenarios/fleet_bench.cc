@@ -144,7 +144,9 @@ void start_roles(Topology& t, const FleetBenchOptions& o, const fs::path& dir) {
   }
   // The score role trains the fleet's model from the first minute of traffic (a shortened warm-up: the bench
   // runs minutes, not hours), then scores; alerts become schedule_service commands to the cars.
-  add("score", role_args("score", "score"),
+  auto score_args = role_args("score", "score");
+  score_args.push_back("--train-warmup");  // a role waits for a published model unless told to train one
+  add("score", score_args,
       {{"FLEETTWIN_ML_WARMUP", "60s"}, {"FLEETTWIN_ML_MAX_ROWS", "60000"}, {"FLEETTWIN_ML_EPOCHS", "8"}});
   auto api_env = store_env;
   add("api",
