@@ -131,11 +131,9 @@ std::vector<int64_t> KafkaLog::end_offsets(const std::string& topic) {
   std::vector<int64_t> out(static_cast<std::size_t>(partitions));
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
-    rd_kafka_resp_err_t err;
-    while (
-        (err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, remaining_ms(deadline))) &&
-        transient(err) && pause()) {
-    }
+    auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, remaining_ms(deadline));
+    while (err && transient(err) && pause())
+      err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, remaining_ms(deadline));
     if (err)
       throw LogError("kafka end offsets of " + topic + "[" + std::to_string(p) + "]: " + error_text(err));
     out[static_cast<std::size_t>(p)] = high;
