@@ -1,11 +1,8 @@
 // `fleettwin bench fleet`: the reference's topology, every stage its own process, at its scale, with faults.
 #include "scenarios/fleet_bench.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,20 +31,6 @@ using bench::ServiceInstance;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-/// A free loopback port (bound and released): the registry and the API keep theirs across restarts.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("no free port");
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 bool log_contains(const std::string& path, const std::string& needle) {
   std::ifstream in(path);

@@ -61,6 +61,19 @@ std::optional<mqtt::Credentials> credentials_of(const Config& c) {
   }
 }
 
+bool port_open(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
 // A free loopback port: bind to 0 and read it back. The broker binds it moments later; a race with another
 // process is possible but harmless (the broker fails to start and we say so).
 int free_port() {
@@ -74,22 +87,9 @@ int free_port() {
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
     port = ntohs(a.sin_port);
   ::close(fd);
-  if (port <= 0) throw std::runtime_error("no free loopback port for a local MQTT broker");
+  if (port <= 0) throw std::runtime_error("no free loopback port");
   return port;
 }
-
-bool port_open(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
 
 stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAddress> brokers) {
   stages::BridgeOptions o;

@@ -18,6 +18,10 @@
 
 namespace fleettwin::app {
 
+/// A free loopback TCP port (bound to 0 and read back; whoever binds it next may race another process, and
+/// fails loudly then). std::runtime_error when there is none.
+int free_port();
+
 /// "HOST:PORT[,HOST:PORT...]" -> addresses; ConfigError naming the bad entry.
 std::vector<mqtt::BrokerAddress> parse_brokers(const std::string& list, const std::string& what);
 

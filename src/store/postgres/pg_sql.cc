@@ -12,22 +12,6 @@
 namespace fleettwin::store {
 namespace {
 
-/// Fields that are columns of the twins table (pg_schema.cc); the others live in `fields`.
-struct ColumnField {
-  std::string_view path;
-  std::string_view column;
-};
-constexpr std::array<ColumnField, 8> kColumns{{
-    {"_id", "id"},
-    {"version", "version"},
-    {"reported.seq", "seq"},
-    {"reported.ts", "ts"},
-    {"health.status", "status"},
-    {"connection.online", "online"},
-    {"health.score", "score"},
-    {"connection.last_seen", "last_seen"},
-}};
-
 void append_copy_double(std::string& out, double v) {
   if (std::isnan(v)) {
     out += "\\N";
@@ -169,13 +153,6 @@ std::vector<FilterField> document_fields(const catalog::Catalog& catalog) {
     if (twin_column(f.path).empty()) out.push_back(std::move(f));
   }
   return out;
-}
-
-std::string_view twin_column(std::string_view path) {
-  for (const auto& c : kColumns) {
-    if (c.path == path) return c.column;
-  }
-  return {};
 }
 
 std::string json_string(std::string_view text) {

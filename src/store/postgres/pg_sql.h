@@ -12,6 +12,7 @@
 #include "catalog/catalog.h"
 #include "core/twin.h"
 #include "store/filter.h"
+#include "store/filter_sql.h"
 #include "store/postgres/pg_conn.h"
 #include "store/twin_store.h"
 
@@ -49,8 +50,6 @@ void append_copy_text(std::string& out, std::string_view text);
 /// The twin fields a filter or sort may name that are not columns of `twins` (pg_schema.cc): they live in
 /// the `fields` JSONB document, keyed by path.
 std::vector<FilterField> document_fields(const catalog::Catalog& catalog);
-/// The column of a field that has one ("_id" -> "id", "connection.online" -> "online"), else "".
-std::string_view twin_column(std::string_view path);
 /// The `fields` document of a twin: {"<path>": value, ...} for each of `fields`; a NaN or infinite number is
 /// null (as NaN is NULL in a column).
 std::string twin_fields_json(const core::Twin& twin, const std::vector<FilterField>& fields);

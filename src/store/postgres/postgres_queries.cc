@@ -244,15 +244,7 @@ std::vector<CarScore> PostgresStore::top_by_score(int64_t n) {
 std::vector<HourlyAggregate> PostgresStore::hourly(const std::string& car, std::string_view signal,
                                                    int64_t from_ms, int64_t to_ms) {
   return reconnecting([&]() -> std::vector<HourlyAggregate> {
-    // The column name comes from the catalog, never from the caller's text.
-    std::string column;
-    if (signal == "score") {
-      column = "score";
-    } else if (auto i = _catalog->find(signal)) {
-      column = _columns[*i];
-    } else {
-      throw std::invalid_argument("hourly: unknown signal '" + std::string(signal) + "'");
-    }
+    const std::string column = signal_column(*_catalog, _columns, signal);
     std::vector<HourlyAggregate> out;
     if (from_ms >= to_ms) return out;
     // Integer division truncates toward zero, as SQLite's does, so hours before 1970 bucket alike.

@@ -13,22 +13,6 @@
 namespace fleettwin::store {
 namespace {
 
-/// Fields that are columns of the twins table (see schema_sql in sqlite_schema.cc); the rest live in `rest`.
-struct ColumnField {
-  std::string_view path;
-  std::string_view column;
-};
-constexpr ColumnField kColumns[] = {
-    {"_id", "id"},
-    {"version", "version"},
-    {"reported.seq", "seq"},
-    {"reported.ts", "ts"},
-    {"health.status", "status"},
-    {"connection.online", "online"},
-    {"health.score", "score"},
-    {"connection.last_seen", "last_seen"},
-};
-
 void twin_field_function(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
   try {
     const void* blob = sqlite3_value_blob(argv[0]);
@@ -75,9 +59,7 @@ std::string TwinSql::value(const FilterValue& v) {
 }
 
 std::string TwinSql::field(const FilterField& f) {
-  for (const auto& c : kColumns) {
-    if (c.path == f.path) return std::string(c.column);
-  }
+  if (const auto column = twin_column(f.path); !column.empty()) return std::string(column);
   return "ft_twin_field(rest, " + param(f.path) + ")";
 }
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <stdexcept>
 
+#include "store/filter_sql.h"
 #include "store/sqlite/sqlite_filter.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/twin_blob.h"
@@ -612,15 +613,7 @@ std::vector<CarScore> SqliteStore::top_by_score(int64_t n) {
 
 std::vector<HourlyAggregate> SqliteStore::hourly(const std::string& car, std::string_view signal,
                                                  int64_t from_ms, int64_t to_ms) {
-  // The column name comes from the catalog, never from the caller's text.
-  std::string column;
-  if (signal == "score") {
-    column = "score";
-  } else if (auto i = _catalog->find(signal)) {
-    column = _columns[*i];
-  } else {
-    throw std::invalid_argument("hourly: unknown signal '" + std::string(signal) + "'");
-  }
+  const std::string column = signal_column(*_catalog, _columns, signal);
   std::vector<HourlyAggregate> out;
   if (from_ms >= to_ms) return out;
   Stmt s(_db.handle(),

@@ -60,7 +60,7 @@ TEST(FleetBench, EveryFaultOnceAndTheStoreHoldsEveryCarSeqExactlyOnce) {
   }
   simdjson::dom::object roles;
   ASSERT_EQ(e["roles"].get(roles), simdjson::SUCCESS);
-  EXPECT_EQ(roles.size(), 12U) << text;  // registry, 2 x (bridge, process, twin, sink), score, api
+  EXPECT_EQ(roles.size(), 11U) << text;  // registry, 2 x (bridge, process, twin, sink), score, api
   for (auto [name, usage] : roles) {
     double cpu = 0;
     EXPECT_EQ(usage["cpu_s"].get(cpu), simdjson::SUCCESS);
