@@ -214,8 +214,8 @@ class PipelineRun {
     if (_distributed) {
       auto settings = kafka_settings(_config, _config.get(keys::kafka_brokers));
       // Copies of the twin role must each hold the same partition number of every input topic (a car's
-      // telemetry, scores and answers): the range assignor gives that, cooperative-sticky does not. Unless the
-      // operator chose an assignor (docs/architecture.md, "State across restarts and rebalances").
+      // telemetry, scores and answers): the range assignor gives that, cooperative-sticky does not. Unless
+      // the operator chose an assignor (docs/architecture.md, "State across restarts and rebalances").
       if (!_roles.everything && _roles.stages == std::vector<std::string>{"twin"})
         settings.emplace("partition.assignment.strategy", "range");
       _log = std::make_unique<log::KafkaLog>(std::move(settings));
