@@ -131,11 +131,10 @@ void start_roles(Topology& t, const FleetBenchOptions& o, const fs::path& dir) {
   score_args.push_back("--train-warmup");  // a role waits for a published model unless told to train one
   add("score", score_args,
       {{"FLEETTWIN_ML_WARMUP", "60s"}, {"FLEETTWIN_ML_MAX_ROWS", "60000"}, {"FLEETTWIN_ML_EPOCHS", "8"}});
-  auto api_env = store_env;
   add("api",
       {"api", "--listen", "127.0.0.1:" + std::to_string(free_port()), "--kafka", t.kafka, "--data-dir",
        (dir / "api").string()},
-      api_env);
+      store_env);
 }
 
 struct FaultStep {
