@@ -214,10 +214,14 @@ class PipelineRun {
     if (_distributed) {
       auto settings = kafka_settings(_config, _config.get(keys::kafka_brokers));
       // Copies of the twin role must each hold the same partition number of every input topic (a car's
-      // telemetry, scores and answers): the range assignor gives that, cooperative-sticky does not. Unless
-      // the operator chose an assignor (docs/architecture.md, "State across restarts and rebalances").
-      if (!_roles.everything && _roles.stages == std::vector<std::string>{"twin"})
-        settings.emplace("partition.assignment.strategy", "range");
+      // telemetry, scores and answers), and copies of the sink must each get a share of every topic it
+      // reads: cooperative-sticky balances the count of partitions over all topics, and gave one sink all of
+      // fleet.telemetry and fleet.twins and the other only alerts and answers (bench fleet, 100,000 cars).
+      // The range assignor gives both. Unless the operator chose an assignor (docs/architecture.md, "State
+      // across restarts and rebalances").
+      const bool multi_topic_role = _roles.stages == std::vector<std::string>{"twin"} ||
+                                    _roles.stages == std::vector<std::string>{"sink"};
+      if (!_roles.everything && multi_topic_role) settings.emplace("partition.assignment.strategy", "range");
       _log = std::make_unique<log::KafkaLog>(std::move(settings));
       spdlog::info("log: Kafka at {}", _config.get(keys::kafka_brokers));
     } else {

@@ -74,8 +74,7 @@ void merge(log::Offsets& into, const log::Offsets& more) {
 }  // namespace
 
 void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
-                             std::chrono::steady_clock::time_point window_end,
-                             const std::vector<log::TopicPartition>& revoked) {
+                             std::chrono::steady_clock::time_point window_end) {
   // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store transactions.
   while (batch.size() < _options.max_batch) {
     auto part = consumer.poll(_options.max_batch - batch.size(),
@@ -92,13 +91,6 @@ void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& 
     _skipped->add(skipped - _skipped_seen);
     _stage->skipped(skipped - _skipped_seen);
     _skipped_seen = skipped;
-  }
-  // Polled from partitions taken away meanwhile: their new owner processes them.
-  if (!revoked.empty()) {
-    std::erase_if(batch, [&](const log::Record& r) {
-      return std::find(revoked.begin(), revoked.end(), log::TopicPartition{r.topic, r.partition}) !=
-             revoked.end();
-    });
   }
 }
 
@@ -145,10 +137,15 @@ void StageRunner::loop() {
   // Partitions taken away (another member joined, or this one is leaving): what was processed from them is
   // committed now, while this member still owns them; what was polled but not processed is dropped, so it is
   // processed once, by the new owner.
-  std::vector<log::TopicPartition> revoked;
   bool failed = false;  // after an error nothing more is committed
   auto on_revoked = [&](const std::vector<log::TopicPartition>& tps) {
-    revoked.insert(revoked.end(), tps.begin(), tps.end());
+    // Polled from them in this batch so far: their new owner processes them. Dropped now, at the revoke, not
+    // once the batch is full: an eager rebalance (the range assignor) revokes every partition and may hand
+    // them straight back within the same batch, and records polled after that are this member's to process
+    // (dropping those too lost them: their offsets were committed with the later records').
+    std::erase_if(batch, [&](const log::Record& r) {
+      return std::find(tps.begin(), tps.end(), log::TopicPartition{r.topic, r.partition}) != tps.end();
+    });
     if (failed) return;
     log::Offsets theirs;
     for (const auto& tp : tps) {
@@ -174,10 +171,9 @@ void StageRunner::loop() {
   try {
     while (!_stop) {
       batch.clear();
-      revoked.clear();
       const auto started = std::chrono::steady_clock::now();
       if (pending.empty()) batch_started = started;
-      fill_batch(*consumer, batch, started + _options.batch_window, revoked);
+      fill_batch(*consumer, batch, started + _options.batch_window);
       if (!batch.empty()) {
         _in->add(static_cast<int64_t>(batch.size()));
         _stage->process(batch, out);

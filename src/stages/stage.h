@@ -127,11 +127,10 @@ class StageRunner {
   /// Whether a draining runner whose input is done may stop: its stage is not busy, or was busy too long
   /// (then told to stop, and asked again on the next pass).
   bool drained(std::chrono::steady_clock::time_point now);
-  /// Polls into `batch` until it is full or `window_end` passed, reports what the consumer skipped, and
-  /// drops records of `revoked` partitions.
+  /// Polls into `batch` until it is full or `window_end` passed, and reports what the consumer skipped. A
+  /// revoke during a poll drops the batch's records of those partitions (loop()'s rebalance listener).
   void fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
-                  std::chrono::steady_clock::time_point window_end,
-                  const std::vector<log::TopicPartition>& revoked);
+                  std::chrono::steady_clock::time_point window_end);
 
   std::unique_ptr<Stage> _stage;
   log::Log& _log;
