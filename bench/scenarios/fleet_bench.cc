@@ -3,9 +3,12 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -174,6 +177,9 @@ std::vector<FaultStep> fault_schedule(Topology& t, const FleetBenchOptions& o) {
   return steps;
 }
 
+/// Scheduling niceness of the cars' worker processes.
+constexpr int kCarsNice = 10;
+
 /// The cars: sim.cars in `fleettwin sim --mqtt` worker processes on a thread of their own until `stop`.
 class Cars {
  public:
@@ -186,6 +192,12 @@ class Cars {
     const auto args = sim_worker_args(config, addresses);
     const auto per_process = static_cast<std::size_t>(config.get(keys::mqtt_cars_per_process));
     _thread = std::thread([this, options, args, per_process] {
+      // The cars are the outside world, on machines of their own in the reference (its load generator ran in
+      // a cluster of its own). Here they share two cores with the system under test, so their worker
+      // processes (forked from this thread, which they inherit it from) run at a lower priority: they take
+      // what the roles leave. Whether they still publish at the configured rate is what msgs_per_s reports.
+      if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kCarsNice) != 0)
+        spdlog::warn("bench fleet: cannot lower the cars' priority: {}", std::strerror(errno));
       try {
         sim::run_mqtt_fleet_processes(options, per_process, args, _stop,
                                       [this](const sim::MqttFleetStats& s) {
