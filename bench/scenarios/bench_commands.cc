@@ -87,6 +87,9 @@ struct FleetFlags {
 };
 
 int run_fleet_bench(const FleetFlags& f, Config& config, std::atomic<int>& stop_signals) {
+  if (f.options.use_mongo() && !f.options.postgres.empty())
+    throw config::ConfigError(
+        "bench fleet: --postgres and --store mongo / --mongo name two stores; give one");
   const auto r = app::run_fleet_bench(config, f.options, stop_signals);
   std::printf(
       "bench fleet: %lld cars, %.0f msg/s stored at steady state, p50 %.0f ms / p99 %.0f ms publish to "
@@ -152,16 +155,17 @@ void add_bench_commands(CommandLine& cl) {
   auto* fleet = bench->add_subcommand(
       "fleet",
       "The reference's topology, each stage its own process: cars over MQTT, mosquitto shards, bridges, "
-      "Kafka, "
-      "process/twin/sink/score roles, PostgreSQL and the API; exactness per (car, seq) at the end");
+      "Kafka, process/twin/sink/score roles, PostgreSQL (or FerretDB: --store mongo) and the API; exactness "
+      "per (car, seq) at the end");
   auto ff = std::make_shared<FleetFlags>();
   flags.add(fleet, "--cars", keys::sim_cars, "Simulated cars, one MQTT connection each (default 10000)");
   flags.add(fleet, "--interval", keys::sim_interval, "Each car sends one message per interval (default 10s)");
   flags.add(fleet, "--shards", keys::mqtt_shards, "mosquitto brokers (at least one per 15,000 cars)");
   fleet->add_option("--seconds", ff->options.seconds, "Steady-state time the cars publish (without --faults)")
       ->check(CLI::Range(10, 86400));
-  fleet->add_flag("--faults", ff->options.faults,
-                  "Kill each role in turn, restart Kafka, PostgreSQL and a mosquitto shard, stop the sinks");
+  fleet->add_flag(
+      "--faults", ff->options.faults,
+      "Kill each role in turn, restart Kafka, the store's server and a mosquitto shard, stop the sinks");
   fleet->add_option("--fault-spacing", ff->options.fault_spacing_s, "Seconds between faults (default 45)")
       ->check(CLI::Range(10, 3600));
   fleet->add_option("--sink-pause", ff->options.sink_pause_s, "Seconds the sinks stay stopped (default 120)")
@@ -173,6 +177,12 @@ void add_bench_commands(CommandLine& cl) {
   fleet->add_option("--kafka", ff->options.kafka, "Kafka to use (default: start scripts/services/kafka)");
   fleet->add_option("--postgres", ff->options.postgres,
                     "PostgreSQL URI (default: start scripts/services/postgres)");
+  fleet
+      ->add_option("--store", ff->options.store,
+                   "Store: postgres, or mongo (the MongoDB store on FerretDB from scripts/services/ferretdb)")
+      ->check(CLI::IsMember({"postgres", "mongo"}));
+  fleet->add_option("--mongo", ff->options.mongo,
+                    "MongoDB / FerretDB URI of the store (implies --store mongo)");
   fleet->add_option("--dir", ff->options.dir, "Keep logs and role data here (default: a temp dir, removed)");
   fleet->add_option("--json", ff->json, "Write the result as JSON");
   cl.add(fleet, [ff](Config& config, std::atomic<int>& stop) { return run_fleet_bench(*ff, config, stop); });

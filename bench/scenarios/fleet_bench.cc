@@ -44,9 +44,9 @@ bool log_contains(const std::string& path, const std::string& needle) {
 
 /// Every process of the topology, started in dependency order and stopped in reverse (the destructor).
 struct Topology {
-  std::unique_ptr<ServiceInstance> kafka_service, postgres_service;
+  std::unique_ptr<ServiceInstance> kafka_service, postgres_service, ferretdb_service;
   std::vector<std::unique_ptr<ServiceInstance>> shards;  ///< one mosquitto per shard, restartable one by one
-  std::string kafka, postgres, registry_url, brokers;
+  std::string kafka, postgres, mongo, registry_url, brokers;
   std::vector<std::unique_ptr<RoleProcess>> roles;  ///< registry first
 
   ~Topology() {
@@ -67,10 +67,18 @@ void start_services(Topology& t, const FleetBenchOptions& o, int64_t shards) {
         std::map<std::string, std::string>{{"FLEETTWIN_KAFKA_HEAP", "-Xms256m -Xmx1g"}});
     t.kafka = t.kafka_service->address();
   }
-  t.postgres = o.postgres;
-  if (t.postgres.empty()) {
-    t.postgres_service = std::make_unique<ServiceInstance>("postgres");
-    t.postgres = t.postgres_service->address();
+  if (o.use_mongo()) {
+    t.mongo = o.mongo;
+    if (t.mongo.empty()) {
+      t.ferretdb_service = std::make_unique<ServiceInstance>("ferretdb");
+      t.mongo = t.ferretdb_service->address();
+    }
+  } else {
+    t.postgres = o.postgres;
+    if (t.postgres.empty()) {
+      t.postgres_service = std::make_unique<ServiceInstance>("postgres");
+      t.postgres = t.postgres_service->address();
+    }
   }
   // Persistent sessions survive a graceful broker restart (the "mosquitto shard restarted" fault): what a
   // broker acknowledged to a car and had not yet handed to a bridge is kept.
@@ -96,7 +104,9 @@ void wait_ready(RoleProcess& role, const std::string& needle, int seconds) {
 }
 
 void start_roles(Topology& t, const FleetBenchOptions& o, const fs::path& dir) {
-  const std::map<std::string, std::string> store_env{{"FLEETTWIN_STORE_POSTGRES_URI", t.postgres}};
+  const std::map<std::string, std::string> store_env =
+      t.mongo.empty() ? std::map<std::string, std::string>{{"FLEETTWIN_STORE_POSTGRES_URI", t.postgres}}
+                      : std::map<std::string, std::string>{{"FLEETTWIN_STORE_MONGO_URI", t.mongo}};
   auto add = [&](const std::string& name, std::vector<std::string> args,
                  std::map<std::string, std::string> env = {}) {
     t.roles.push_back(std::make_unique<RoleProcess>(name, std::move(args), (dir / (name + ".log")).string(),
@@ -159,11 +169,13 @@ std::vector<FaultStep> fault_schedule(Topology& t, const FleetBenchOptions& o) {
                      if (!t.kafka_service) throw std::runtime_error("--faults needs the bench's own Kafka");
                      t.kafka_service->control("restart");
                    }});
-  steps.push_back({"restart postgres", [&t] {
-                     if (!t.postgres_service)
-                       throw std::runtime_error("--faults needs the bench's own PostgreSQL");
-                     t.postgres_service->control("pause");  // an immediate shutdown, as a crash
-                     t.postgres_service->control("resume");
+  const bool mongo = !t.mongo.empty();
+  steps.push_back({mongo ? "restart ferretdb" : "restart postgres", [&t] {
+                     ServiceInstance* store =
+                         t.postgres_service ? t.postgres_service.get() : t.ferretdb_service.get();
+                     if (!store) throw std::runtime_error("--faults needs the bench's own store server");
+                     store->control("pause");  // PostgreSQL: an immediate shutdown, as a crash
+                     store->control("resume");
                    }});
   steps.push_back({"restart mosquitto shard 1", [&t] { t.shards.front()->control("restart"); }});
   steps.push_back({"sinks stopped " + std::to_string(o.sink_pause_s) + " s", [&t, &o] {
@@ -334,7 +346,7 @@ FleetBenchResult run_fleet_bench(Config config, const FleetBenchOptions& o,
   std::fprintf(stderr, "\nbench fleet: cars stopped: %lld acknowledged; draining...\n",
                (long long)res.published);
 
-  bench::FleetCheck check(t.postgres, config);
+  bench::FleetCheck check(t.mongo.empty() ? t.postgres : t.mongo, config);
   check.drain(res.published, 180, [&] {
     for (auto& r : t.roles) r->sample();
   });

@@ -18,6 +18,11 @@ struct FleetBenchOptions {
   int64_t copies = 2;            ///< bridge, process, twin and sink processes each
   std::string kafka;             ///< bootstrap servers; empty: start scripts/services/kafka
   std::string postgres;          ///< store URI; empty: start scripts/services/postgres
+  /// The store: "postgres" (PostgreSQL) or "mongo" (the MongoDB store; with `mongo` empty, FerretDB from
+  /// scripts/services/ferretdb). A `mongo` URI implies "mongo".
+  std::string store = "postgres";
+  std::string mongo;  ///< MongoDB / FerretDB URI; empty: start scripts/services/ferretdb (store "mongo")
+  bool use_mongo() const { return store == "mongo" || !mongo.empty(); }
   std::string dir;  ///< scratch directory (logs, role data); empty: a fresh temp dir, removed after
 };
 
@@ -68,7 +73,8 @@ struct FleetBenchResult {
 /// `fleettwin bench fleet`: the reference's topology as separate processes on this machine. sim.cars cars at
 /// sim.interval in `fleettwin sim --mqtt` worker processes, mqtt.shards mosquitto brokers (at least one per
 /// 15,000 cars), `copies` bridges, process, twin and sink roles, one score role, the API, the schema
-/// registry, Kafka and PostgreSQL; optional faults; then the exactness check in the store.
+/// registry, Kafka and PostgreSQL (or the MongoDB store on FerretDB); optional faults; then the exactness
+/// check in the store.
 FleetBenchResult run_fleet_bench(config::Config config, const FleetBenchOptions& options,
                                  const std::atomic<int>& stop_signals);
 

@@ -2,7 +2,7 @@
 
 // The end of `fleettwin bench fleet`: wait until the store has what the cars sent, then count, per (car,
 // seq), what was lost or stored twice, the twins behind, the commands answered, and the publish-to-stored
-// latency (from the store's own insert time of each history row).
+// latency (from the stored time of each history row).
 
 #include <functional>
 #include <memory>
@@ -14,10 +14,15 @@
 
 namespace fleettwin::app::bench {
 
+/// A mongodb:// or mongodb+srv:// URI (the MongoDB store); anything else is PostgreSQL's.
+inline bool is_mongo_uri(const std::string& uri) { return uri.rfind("mongodb", 0) == 0; }
+
 class FleetCheck {
  public:
-  /// The PostgreSQL store at `postgres_uri`, opened as the roles open it (the catalog of `config`).
-  FleetCheck(const std::string& postgres_uri, config::Config config);
+  /// The store at `store_uri` (PostgreSQL, or MongoDB / FerretDB for a mongodb:// URI), opened as the roles
+  /// open it (the catalog of `config`). Exactness is counted through store::TwinStore; the latency from the
+  /// history's stored times with libpq or libmongoc.
+  FleetCheck(const std::string& store_uri, config::Config config);
   ~FleetCheck();
   FleetCheck(const FleetCheck&) = delete;
   FleetCheck& operator=(const FleetCheck&) = delete;

@@ -212,13 +212,14 @@ Bson twin_guard(const core::Twin& t) {
   return f;
 }
 
-Bson telemetry_doc(const TelemetryRow& r, const catalog::Catalog& catalog) {
+Bson telemetry_doc(const TelemetryRow& r, const catalog::Catalog& catalog, int64_t stored_ms) {
   Bson d;
   d.str("_id", r.t.car + ":" + std::to_string(r.t.seq)).str("car", r.t.car).int64("seq", r.t.seq);
   d.date("ts", r.t.ts);
   append_point(d.get(), "location", r.t.lat, r.t.lon);
   write_signals(d, r.t, catalog);
   if (r.score) d.num("score", *r.score);
+  d.date("stored", stored_ms);
   return d;
 }
 

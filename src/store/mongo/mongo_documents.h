@@ -26,8 +26,11 @@ core::Twin read_twin(const bson_t* d, const catalog::Catalog& catalog);
 Bson twin_guard(const core::Twin& t);
 
 /// The telemetry document: _id "{car}:{seq}", top-level car/seq/ts(date)/location, the present signals,
-/// flags when any, score when known.
-Bson telemetry_doc(const TelemetryRow& r, const catalog::Catalog& catalog);
+/// flags when any, score when known, and `stored` (date): `stored_ms`, the writer's clock when its batch was
+/// sent: an insert cannot take the server's clock as PostgreSQL's stored_ms does (pg_schema.cc), and an
+/// upsert with $currentDate per document is what FerretDB is slowest at. A replay's duplicate keeps the
+/// first write's time. `bench fleet` reads publish-to-stored latency from it.
+Bson telemetry_doc(const TelemetryRow& r, const catalog::Catalog& catalog, int64_t stored_ms);
 TelemetryRow read_telemetry(const bson_t* d, const catalog::Catalog& catalog);
 
 /// The upsert of an alert: its fields by $set; acknowledged, once set, stays set (only ever $set to true; a

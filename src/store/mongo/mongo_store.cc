@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
 #include "store/mongo/mongo_bson.h"
 #include "store/mongo/mongo_bulk.h"
 #include "store/mongo/mongo_documents.h"
@@ -75,7 +76,9 @@ void write_telemetry(const BatchWriter& w, mongoc_collection_t* coll, const std:
                      const catalog::Catalog& catalog, WriteResult& result) {
   std::vector<Bson> docs;
   docs.reserve(rows.size());
-  for (const auto& r : rows) docs.push_back(telemetry_doc(r, catalog));
+  // The writer's clock, not the server's: an insert has no server-side time (telemetry_doc).
+  const int64_t stored_ms = core::wall_clock_ms();
+  for (const auto& r : rows) docs.push_back(telemetry_doc(r, catalog, stored_ms));
   const BulkOutcome o =
       w.bulk(coll, docs.size(), [&](mongoc_bulk_operation_t* b, size_t i) { add_insert(b, docs[i]); });
   result.telemetry_inserted = o.inserted;
