@@ -236,7 +236,12 @@ bool TelemetryAvro::decode(std::string_view in, core::Telemetry& t, int32_t* sch
     int64_t count;
     if (!r.read_long(count)) return fail("flags");
     if (count == 0) break;
-    if (count < 0) {  // a block with its byte size (Avro spec 1.11, "Arrays")
+    if (count < 0) {
+      // A block with its byte size (Avro spec 1.11, "Arrays"). INT64_MIN has no positive counterpart.
+      if (count == INT64_MIN) {
+        problem = "a bad block count";
+        return fail("flags");
+      }
       int64_t bytes;  // skipped: the items are read one by one anyway
       if (!r.read_long(bytes)) return fail("flags");
       count = -count;

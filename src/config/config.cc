@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "core/enum_names.h"
@@ -41,11 +42,18 @@ std::string fmt_bound(double v) {
   return os.str();
 }
 
+[[noreturn]] void throw_key_not_a_name(const std::string& path, const std::string& prefix) {
+  throw ConfigError(path + ": a key under '" + prefix + "' is not a name");
+}
+
 void flatten(const YAML::Node& node, const std::string& prefix,
              std::vector<std::pair<std::string, std::string>>& out, const std::string& path) {
   if (node.IsMap()) {
     for (const auto& kv : node) {
-      const auto key = kv.first.as<std::string>();
+      // A key that is a map or a list (`? [a, b]`, `{a: 1}: 2`) names no key (as<std::string> would throw a
+      // yaml-cpp exception instead of an error naming the file).
+      if (!kv.first.IsScalar()) throw_key_not_a_name(path, prefix);
+      const auto key = kv.first.Scalar();
       std::string name = prefix;
       if (!name.empty()) name += '.';
       name += key;
@@ -159,18 +167,24 @@ void Config::set(const KeySpec& key, const std::string& text, const std::string&
 }
 
 void Config::load_yaml(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  load_yaml_text(text.str(), path);
+}
+
+void Config::load_yaml_text(const std::string& text, const std::string& origin) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(path + ": cannot read the config file");
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
-    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                      ": " + e.msg);
+    throw ConfigError(origin + ":" + std::to_string(e.mark.line + 1) + ":" +
+                      std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   std::vector<std::pair<std::string, std::string>> flat;
-  flatten(root, "", flat, path);
-  for (const auto& [k, v] : flat) set_named(k, v, path);
+  flatten(root, "", flat, origin);
+  for (const auto& [k, v] : flat) set_named(k, v, origin);
 }
 
 void Config::load_env() {

@@ -34,6 +34,8 @@ class Config {
   /// Loads a YAML file whose nesting mirrors the dotted names. Unknown keys are errors (typos must not
   /// silently fall back to defaults).
   void load_yaml(const std::string& path);
+  /// The same from YAML text; `origin` names the source in errors.
+  void load_yaml_text(const std::string& text, const std::string& origin);
   /// Reads FLEETTWIN_<KEY> variables (dots and dashes as underscores, upper case).
   void load_env();
   /// Sets one key from text, validating it; `origin` names the source in errors ("--cars", "config.yaml").

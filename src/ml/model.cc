@@ -183,12 +183,12 @@ std::vector<float> float_array(simdjson::dom::element e, const char* what) {
 }
 
 /// The feature of `space` a model trained on catalog `trained_on` calls `name`.
-/// `aliases`: the feature_aliases object of the metadata, when present.
+/// `aliases`: the feature_aliases object of the metadata, when present (a default dom::object is no object:
+/// reading it dereferences a null document).
 std::size_t map_feature(const FeatureSpace& space, const std::string& trained_on, std::string_view name,
-                        simdjson::dom::object aliases) {
+                        const std::optional<simdjson::dom::object>& aliases) {
   if (const auto i = space.index(name)) return *i;
-  if (simdjson::dom::array other;
-      aliases.size() > 0 && aliases[name].get_array().get(other) == simdjson::SUCCESS)
+  if (simdjson::dom::array other; aliases && (*aliases)[name].get_array().get(other) == simdjson::SUCCESS)
     for (auto a : other)
       if (std::string_view alias; a.get_string().get(alias) == simdjson::SUCCESS)
         if (const auto i = space.index(alias)) return *i;
@@ -218,8 +218,8 @@ ModelMeta meta_from_json(std::string_view json, std::shared_ptr<const FeatureSpa
     m.catalog = std::string(label);
   else
     m.catalog = catalog::builtin()->label();
-  simdjson::dom::object aliases;
-  if (doc["feature_aliases"].get_object().get(aliases) != simdjson::SUCCESS) aliases = {};
+  std::optional<simdjson::dom::object> aliases;
+  if (simdjson::dom::object o; doc["feature_aliases"].get_object().get(o) == simdjson::SUCCESS) aliases = o;
   for (auto f : need<simdjson::dom::array>(doc["features"].get_array(), "features"))
     m.architecture.features.push_back(
         map_feature(*space, m.catalog, need<std::string_view>(f.get_string(), "features"), aliases));
@@ -618,6 +618,33 @@ Calibration calibrate_threshold(const std::vector<float>& scores, const std::vec
     if (newly == 0) break;
   }
   return c;
+}
+
+namespace {
+
+uint64_t read_u64(std::string_view& in) {
+  if (in.size() < 8) throw std::invalid_argument("model artifact: truncated");
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  in.remove_prefix(8);
+  return v;
+}
+
+}  // namespace
+
+ArtifactHeader read_artifact_header(std::string_view in, std::shared_ptr<const FeatureSpace> space) {
+  if (!in.starts_with(kArtifactMagic))
+    throw std::invalid_argument("model artifact: not a fleettwin model (bad magic)");
+  in.remove_prefix(kArtifactMagic.size());
+  const uint64_t meta_len = read_u64(in);
+  if (meta_len > in.size()) throw std::invalid_argument("model artifact: truncated metadata");
+  ArtifactHeader header;
+  header.meta = meta_from_json(in.substr(0, meta_len), std::move(space));
+  in.remove_prefix(meta_len);
+  const uint64_t module_len = read_u64(in);
+  if (module_len != in.size()) throw std::invalid_argument("model artifact: module length does not match");
+  header.module = in;
+  return header;
 }
 
 }  // namespace fleettwin::ml

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ml/features.h"
@@ -101,6 +102,21 @@ std::string meta_to_json(const ModelMeta& m);
 /// not have (naming the feature and both catalogs: a model trained on another catalog).
 ModelMeta meta_from_json(std::string_view json,
                          std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
+
+/// The first bytes of a model artifact (training.h encode_artifact).
+inline constexpr std::string_view kArtifactMagic = "FTMODEL1";
+/// A model artifact without its weights: the metadata and the serialized module's bytes (a view into the
+/// artifact). Plain value.
+struct ArtifactHeader {
+  ModelMeta meta;
+  std::string_view module;
+};
+/// Reads the frame of an artifact ("FTMODEL1", u64 little-endian metadata length, metadata JSON, u64 module
+/// length, module) and its metadata (meta_from_json), without libtorch: what decode_artifact does before it
+/// loads the module. Throws std::invalid_argument with the reason (bad magic, truncated, lengths that do not
+/// match, invalid metadata).
+ArtifactHeader read_artifact_header(std::string_view bytes,
+                                    std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
 
 /// A trained model ready to score: metadata plus the weights as plain arrays. Immutable; shared between
 /// the scoring thread and whoever swaps it in.

@@ -500,18 +500,8 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
 
 namespace {
 
-constexpr char kMagic[8] = {'F', 'T', 'M', 'O', 'D', 'E', 'L', '1'};
-
 void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t get_u64(std::string_view& in) {
-  if (in.size() < 8) throw std::invalid_argument("model artifact: truncated");
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  in.remove_prefix(8);
-  return v;
 }
 
 }  // namespace
@@ -523,7 +513,7 @@ std::string encode_artifact(const Model& model) {
   torch::save(net, module);
   const std::string meta = meta_to_json(model.meta);
   const std::string bytes = module.str();
-  std::string out(kMagic, sizeof kMagic);
+  std::string out(kArtifactMagic);
   put_u64(out, meta.size());
   out += meta;
   put_u64(out, bytes.size());
@@ -532,19 +522,12 @@ std::string encode_artifact(const Model& model) {
 }
 
 std::shared_ptr<Model> decode_artifact(std::string_view in, std::shared_ptr<const FeatureSpace> space) {
-  if (in.size() < sizeof kMagic || std::memcmp(in.data(), kMagic, sizeof kMagic) != 0)
-    throw std::invalid_argument("model artifact: not a fleettwin model (bad magic)");
-  in.remove_prefix(sizeof kMagic);
-  const uint64_t meta_len = get_u64(in);
-  if (meta_len > in.size()) throw std::invalid_argument("model artifact: truncated metadata");
+  ArtifactHeader header = read_artifact_header(in, std::move(space));
   auto model = std::make_shared<Model>();
-  model->meta = meta_from_json(in.substr(0, meta_len), std::move(space));
-  in.remove_prefix(meta_len);
-  const uint64_t module_len = get_u64(in);
-  if (module_len != in.size()) throw std::invalid_argument("model artifact: module length does not match");
+  model->meta = std::move(header.meta);
   auto net = build_network(model->meta.architecture);
   try {
-    std::istringstream module{std::string(in)};
+    std::istringstream module{std::string(header.module)};
     torch::load(net, module);
   } catch (const c10::Error& e) {
     throw std::invalid_argument(std::string("model artifact: cannot read the module: ") +

@@ -333,7 +333,9 @@ class SchemaParser {
     const auto keep_others = [&](std::initializer_list<std::string_view> handled) {
       for (auto [k, v] : o) {
         if (k == "doc" || std::find(handled.begin(), handled.end(), k) != handled.end()) continue;
-        canonical_json(v, members[std::string(k)]);
+        // A key given twice: the first counts, as for the keys read with at_key (appending both values made
+        // a canonical text that is not JSON).
+        if (auto [it, added] = members.try_emplace(std::string(k)); added) canonical_json(v, it->second);
       }
     };
     members["type"] = json_quoted(type == "error" ? "record" : type);

@@ -28,9 +28,14 @@ int hex_value(char c) {
   return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-std::string percent_decode(std::string_view s) {
+// `plus_is_space`: in a query string '+' stands for a space (as httplib's get_param_value reads it).
+std::string percent_decode(std::string_view s, bool plus_is_space = false) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
+    if (plus_is_space && s[i] == '+') {
+      out.push_back(' ');
+      continue;
+    }
     if (s[i] == '%' && i + 2 < s.size()) {
       const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
       if (hi >= 0 && lo >= 0) {
@@ -57,6 +62,24 @@ Segments split_target(std::string_view target) {
     start = end + 1;
   }
   return out;
+}
+
+// The value of the first query parameter `name` of a raw request target; empty when it has none.
+std::string query_param(std::string_view target, std::string_view name) {
+  const std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const std::size_t eq = pair.find('=');
+    if (percent_decode(pair.substr(0, eq), true) == name) {
+      return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1), true);
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
 }
 
 std::string error_body(int error_code, std::string_view message) {
@@ -154,7 +177,116 @@ std::string level_json(std::string_view key, CompatibilityLevel level) {
   return out;
 }
 
+// Returns the response body; throws SchemaRegistryError for every error answer.
+std::string route(SchemaStore& store, std::string_view m, std::string_view target, const std::string& body) {
+  const Segments s = split_target(target);
+  const auto method = [&](std::string_view allowed) {
+    if (m != allowed) throw SchemaRegistryError(405, 405, "HTTP 405 Method Not Allowed");
+  };
+  const std::size_t n = s.size();
+  std::string out;
+  codec::JsonWriter w(out);
+  if (n == 0) {
+    method("GET");
+    return "{}";
+  }
+  if (s[0] == "subjects") {
+    if (n == 1) {
+      method("GET");
+      w.begin_array();
+      for (const auto& subject : store.subjects()) w.string(subject);
+      w.end_array();
+      return out;
+    }
+    const std::string& subject = s[1];
+    if (n == 2) {  // lookup
+      method("POST");
+      Body b(body);
+      return version_json(store.lookup(subject, b.schema()));
+    }
+    if (s[2] == "versions" && n == 3) {
+      if (m == "POST") {
+        Body b(body);
+        const RegisterResult r = store.register_schema(subject, b.schema());
+        w.begin_object().key("id").integer(r.id).end_object();
+        return out;
+      }
+      method("GET");
+      w.begin_array();
+      for (int v : store.versions(subject)) w.integer(v);
+      w.end_array();
+      return out;
+    }
+    if (s[2] == "versions" && (n == 4 || (n == 5 && s[4] == "schema"))) {
+      method("GET");
+      const SubjectVersion v = store.version(subject, parse_version(s[3]));
+      return n == 4 ? version_json(v) : v.schema;
+    }
+  } else if (s[0] == "schemas" && n >= 2) {
+    if (n == 2 && s[1] == "types") {
+      method("GET");
+      return "[\"AVRO\"]";
+    }
+    if (s[1] == "ids" && (n == 3 || (n == 4 && s[3] == "schema"))) {
+      method("GET");
+      int32_t id = 0;
+      const auto [end, ec] = std::from_chars(s[2].data(), s[2].data() + s[2].size(), id);
+      const auto schema =
+          ec == std::errc() && end == s[2].data() + s[2].size() ? store.schema_by_id(id) : std::nullopt;
+      if (!schema) throw SchemaRegistryError(404, errors::kSchemaNotFound, "Schema " + s[2] + " not found");
+      if (n == 4) return *schema;
+      w.begin_object().key("schema").string(*schema).end_object();
+      return out;
+    }
+  } else if (s[0] == "compatibility" && n >= 4 && s[1] == "subjects" && s[3] == "versions" && n <= 5) {
+    method("POST");
+    Body b(body);
+    const std::string_view schema = b.schema();
+    const std::optional<int> version = n == 5 ? std::optional<int>(parse_version(s[4])) : std::nullopt;
+    const auto problems = store.compatibility_problems(s[2], schema, version);
+    w.begin_object().key("is_compatible").boolean(problems.empty());
+    if (query_param(target, "verbose") == "true") {
+      w.key("messages").begin_array();
+      for (const auto& p : problems) w.string(p);
+      w.end_array();
+    }
+    w.end_object();
+    return out;
+  } else if (s[0] == "config" && n <= 2) {
+    if (m == "PUT") {
+      Body b(body);
+      const CompatibilityLevel level = b.level();
+      n == 1 ? store.set_global_compatibility(level) : store.set_subject_compatibility(s[1], level);
+      return level_json("compatibility", level);
+    }
+    method("GET");
+    if (n == 1) return level_json("compatibilityLevel", store.global_compatibility());
+    if (auto level = store.subject_compatibility(s[1])) return level_json("compatibilityLevel", *level);
+    if (query_param(target, "defaultToGlobal") == "true") {
+      return level_json("compatibilityLevel", store.global_compatibility());
+    }
+    throw SchemaRegistryError(404, errors::kSubjectConfigNotFound,
+                              "Subject '" + s[1] + "' does not have subject-level compatibility configured");
+  }
+  throw SchemaRegistryError(404, 404, "HTTP 404 Not Found");
+}
+
 }  // namespace
+
+RegistryResponse handle_registry_request(SchemaStore& store, std::string_view method, std::string_view target,
+                                         const std::string& body) {
+  RegistryResponse res;
+  try {
+    res.body = route(store, method, target, body);
+  } catch (const SchemaRegistryError& e) {
+    res.status = e.status();
+    res.body = error_body(e.error_code(), e.message());
+  } catch (const std::exception& e) {
+    res.status = 500;
+    res.body = error_body(errors::kStoreError, e.what());
+  }
+  return res;
+}
 
 struct EmbeddedRegistry::Impl {
   EmbeddedRegistryOptions options;
@@ -184,114 +316,9 @@ struct EmbeddedRegistry::Impl {
 
   void handle(const httplib::Request& req, httplib::Response& res) {
     requests.fetch_add(1, std::memory_order_relaxed);
-    int status = 200;
-    std::string body;
-    try {
-      body = route(req, split_target(req.target));
-    } catch (const SchemaRegistryError& e) {
-      status = e.status();
-      body = error_body(e.error_code(), e.message());
-    } catch (const std::exception& e) {
-      status = 500;
-      body = error_body(errors::kStoreError, e.what());
-    }
-    res.status = status;
-    res.set_content(body, std::string(kSchemaRegistryContentType));
-  }
-
-  // Returns the response body; throws SchemaRegistryError for every error answer.
-  std::string route(const httplib::Request& req, const Segments& s) {
-    const std::string& m = req.method;
-    const auto method = [&](std::string_view allowed) {
-      if (m != allowed) throw SchemaRegistryError(405, 405, "HTTP 405 Method Not Allowed");
-    };
-    const std::size_t n = s.size();
-    std::string out;
-    codec::JsonWriter w(out);
-    if (n == 0) {
-      method("GET");
-      return "{}";
-    }
-    if (s[0] == "subjects") {
-      if (n == 1) {
-        method("GET");
-        w.begin_array();
-        for (const auto& subject : store.subjects()) w.string(subject);
-        w.end_array();
-        return out;
-      }
-      const std::string& subject = s[1];
-      if (n == 2) {  // lookup
-        method("POST");
-        Body b(req.body);
-        return version_json(store.lookup(subject, b.schema()));
-      }
-      if (s[2] == "versions" && n == 3) {
-        if (m == "POST") {
-          Body b(req.body);
-          const RegisterResult r = store.register_schema(subject, b.schema());
-          w.begin_object().key("id").integer(r.id).end_object();
-          return out;
-        }
-        method("GET");
-        w.begin_array();
-        for (int v : store.versions(subject)) w.integer(v);
-        w.end_array();
-        return out;
-      }
-      if (s[2] == "versions" && (n == 4 || (n == 5 && s[4] == "schema"))) {
-        method("GET");
-        const SubjectVersion v = store.version(subject, parse_version(s[3]));
-        return n == 4 ? version_json(v) : v.schema;
-      }
-    } else if (s[0] == "schemas" && n >= 2) {
-      if (n == 2 && s[1] == "types") {
-        method("GET");
-        return "[\"AVRO\"]";
-      }
-      if (s[1] == "ids" && (n == 3 || (n == 4 && s[3] == "schema"))) {
-        method("GET");
-        int32_t id = 0;
-        const auto [end, ec] = std::from_chars(s[2].data(), s[2].data() + s[2].size(), id);
-        const auto schema =
-            ec == std::errc() && end == s[2].data() + s[2].size() ? store.schema_by_id(id) : std::nullopt;
-        if (!schema) throw SchemaRegistryError(404, errors::kSchemaNotFound, "Schema " + s[2] + " not found");
-        if (n == 4) return *schema;
-        w.begin_object().key("schema").string(*schema).end_object();
-        return out;
-      }
-    } else if (s[0] == "compatibility" && n >= 4 && s[1] == "subjects" && s[3] == "versions" && n <= 5) {
-      method("POST");
-      Body b(req.body);
-      const std::string_view schema = b.schema();
-      const std::optional<int> version = n == 5 ? std::optional<int>(parse_version(s[4])) : std::nullopt;
-      const auto problems = store.compatibility_problems(s[2], schema, version);
-      w.begin_object().key("is_compatible").boolean(problems.empty());
-      if (req.get_param_value("verbose") == "true") {
-        w.key("messages").begin_array();
-        for (const auto& p : problems) w.string(p);
-        w.end_array();
-      }
-      w.end_object();
-      return out;
-    } else if (s[0] == "config" && n <= 2) {
-      if (m == "PUT") {
-        Body b(req.body);
-        const CompatibilityLevel level = b.level();
-        n == 1 ? store.set_global_compatibility(level) : store.set_subject_compatibility(s[1], level);
-        return level_json("compatibility", level);
-      }
-      method("GET");
-      if (n == 1) return level_json("compatibilityLevel", store.global_compatibility());
-      if (auto level = store.subject_compatibility(s[1])) return level_json("compatibilityLevel", *level);
-      if (req.get_param_value("defaultToGlobal") == "true") {
-        return level_json("compatibilityLevel", store.global_compatibility());
-      }
-      throw SchemaRegistryError(
-          404, errors::kSubjectConfigNotFound,
-          "Subject '" + s[1] + "' does not have subject-level compatibility configured");
-    }
-    throw SchemaRegistryError(404, 404, "HTTP 404 Not Found");
+    RegistryResponse r = handle_registry_request(store, req.method, req.target, req.body);
+    res.status = r.status;
+    res.set_content(r.body, std::string(kSchemaRegistryContentType));
   }
 };
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "registry/store.h"
 
@@ -14,6 +15,19 @@ struct EmbeddedRegistryOptions {
   std::string journal_path;  ///< where schemas and ids persist (SchemaStore); empty: in memory only
   int threads = 4;           ///< HTTP worker threads; registry traffic is a few requests per client start
 };
+
+/// One answered request of the registry's REST API: the HTTP status and the JSON body.
+struct RegistryResponse {
+  int status = 200;
+  std::string body;
+};
+
+/// Answers one request of the REST API below against `store`, without HTTP: `target` is the raw request
+/// target (path and query, percent-encoded), `body` the request body. What the server runs for every
+/// request; any thread (the store is thread-safe). Never throws for a bad request: 4xx, or 500 for an
+/// unexpected failure.
+RegistryResponse handle_registry_request(SchemaStore& store, std::string_view method, std::string_view target,
+                                         const std::string& body);
 
 /// A Confluent-compatible schema registry served over HTTP (cpp-httplib), so fleettwin needs no external
 /// registry: run by `fleettwin registry --listen ADDR` and inside `fleettwin up`, and usable by any

@@ -76,6 +76,25 @@ TEST(Catalog, YamlRoundTrips) {
   }
 }
 
+TEST(Catalog, TextThatIsNotUtf8IsRefused) {
+  // Found by fuzzing (tests/fuzz/corpus/catalog_yaml/crash-*): a description holding a byte that is not UTF-8
+  // was accepted and did not survive to_yaml and back.
+  EXPECT_NE(error_of(one_signal("name: a, type: int, description: \"re\xff\x06ar\"")).find("not UTF-8"),
+            std::string::npos);
+  EXPECT_NE(error_of(one_signal("name: a, type: int, description: x\xc0\xaf")).find("not UTF-8"),
+            std::string::npos);  // an overlong '/'
+  EXPECT_NE(error_of(one_signal("name: a, type: int, description: x\xed\xa0\x80")).find("not UTF-8"),
+            std::string::npos);  // a surrogate
+  EXPECT_NE(error_of(one_signal("name: a, type: int, description: x\xe2\x82")).find("not UTF-8"),
+            std::string::npos);  // truncated
+  const std::string ok = one_signal(
+      "name: a, type: double, min: 0, max: 1, part: cooling, unit: \"m/s\xc2\xb2 \xe2\x82\xac "
+      "\xf0\x9f\x9a\x97\"");
+  EXPECT_EQ(error_of(ok), "");
+  const auto c = parse_yaml(ok, "t.yaml");
+  EXPECT_EQ(parse_yaml(to_yaml(c), "round trip"), c);
+}
+
 TEST(Catalog, LookupIsExactAndIndexOfNamesTheCatalog) {
   const auto c = builtin();
   EXPECT_FALSE(c->find("Speed").has_value());

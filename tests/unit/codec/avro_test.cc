@@ -326,3 +326,14 @@ TEST(AvroTelemetry, RejectsABadUnionBranchAndFlagsThatNameNoSignal) {
       << error;
   EXPECT_EQ(t.out_of_range, std::vector<uint16_t>{core::kSpeed});
 }
+
+TEST(AvroTelemetry, AFlagsBlockCountOfTheSmallestLongIsAnError) {
+  // Found by fuzzing (tests/fuzz/corpus/avro_telemetry/crash-*): a negative count is negated to read the
+  // block, and INT64_MIN has no positive counterpart (undefined behaviour before).
+  std::string bytes = encode(sample_telemetry());
+  bytes.resize(bytes.size() - 1);  // the empty flags array's 0
+  core::Telemetry t;
+  std::string error;
+  EXPECT_FALSE(decode_avro_telemetry(bytes + varint(INT64_MIN) + varint(0) + varint(0), t, nullptr, &error));
+  EXPECT_NE(error.find("bad block count"), std::string::npos) << error;
+}

@@ -127,6 +127,18 @@ TEST(Config, YamlNestingMirrorsTheDots) {
   fs::remove_all(dir);
 }
 
+TEST(Config, YamlTextAndKeysThatAreNotNames) {
+  Config c;
+  c.load_yaml_text("sim: {cars: 12}\n", "inline.yaml");
+  EXPECT_EQ(c.get(keys::sim_cars), 12);
+  // Found by fuzzing (tests/fuzz/corpus/config_yaml/crash-*): a key that is a map or a list threw yaml-cpp's
+  // bad conversion instead of a ConfigError naming the file.
+  expect_error([&] { c.load_yaml_text("sim: {{cars: 5}: 1}\n", "odd.yaml"); },
+               {"odd.yaml", "a key under 'sim' is not a name"});
+  expect_error([&] { c.load_yaml_text("? [a, b]\n: c\n", "odd.yaml"); }, {"odd.yaml", "is not a name"});
+  expect_error([&] { c.load_yaml_text("sim: [\n", "broken.yaml"); }, {"broken.yaml:"});
+}
+
 TEST(Config, EnvironmentNamesAreUpperCaseWithUnderscores) {
   ::setenv("FLEETTWIN_SIM_CARS", "42", 1);
   ::setenv("FLEETTWIN_ML_SKIP_UNFAMILIAR", "false", 1);

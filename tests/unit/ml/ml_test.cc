@@ -502,6 +502,62 @@ TEST(Model, MetadataRoundTrips) {
   EXPECT_THROW(meta_from_json("not json"), std::invalid_argument);
 }
 
+TEST(ModelMeta, AnUnknownFeatureWithoutFeatureAliasesIsRefused) {
+  // Found by fuzzing (tests/fuzz/corpus/model_header/crash-*): metadata without feature_aliases (artifacts
+  // written before it existed) naming a feature the space lacks read a default simdjson object, which has no
+  // document (a null dereference), instead of refusing the model.
+  ModelMeta m;
+  m.version = "v";
+  m.architecture = reference_architecture();
+  const std::size_t n = m.architecture.features.size();
+  m.center.assign(n, 0);
+  m.scale.assign(n, 1);
+  m.error_scale.assign(n, 1);
+  m.error_scale_low.assign(n, 1);
+  m.weight.assign(n, 1);
+  std::string json = meta_to_json(m);
+  const std::size_t at = json.find(R"("feature_aliases":{)");
+  ASSERT_NE(at, std::string::npos) << json;
+  json.erase(at, json.find('}', at) + 2 - at);  // its values are lists of names: the first '}' closes it
+  EXPECT_EQ(meta_from_json(json).architecture.features, m.architecture.features);
+  const std::size_t speed = json.find(R"("speed")");
+  ASSERT_NE(speed, std::string::npos);
+  json.replace(speed, 7, R"("sped")");
+  try {
+    meta_from_json(json);
+    ADD_FAILURE() << "accepted an unknown feature";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(R"(reads feature "sped")"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelArtifact, HeaderIsReadWithoutTheModule) {
+  ModelMeta m;
+  m.version = "v1";
+  m.architecture = reference_architecture();
+  const std::size_t n = m.architecture.features.size();
+  m.center.assign(n, 0);
+  m.scale.assign(n, 1);
+  m.error_scale.assign(n, 1);
+  m.error_scale_low.assign(n, 1);
+  m.weight.assign(n, 1);
+  const std::string meta = meta_to_json(m);
+  const auto u64 = [](uint64_t v) {
+    std::string out;
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    return out;
+  };
+  const std::string artifact = std::string(kArtifactMagic) + u64(meta.size()) + meta + u64(6) + "module";
+  const ArtifactHeader header = read_artifact_header(artifact);
+  EXPECT_EQ(header.meta.version, "v1");
+  EXPECT_EQ(header.module, "module");
+  EXPECT_THROW(read_artifact_header("FTMODEL2" + artifact.substr(8)), std::invalid_argument);
+  EXPECT_THROW(read_artifact_header(artifact.substr(0, 12)), std::invalid_argument);
+  EXPECT_THROW(read_artifact_header(artifact + "x"), std::invalid_argument);
+  EXPECT_THROW(read_artifact_header(std::string(kArtifactMagic) + u64(uint64_t{1} << 40) + meta),
+               std::invalid_argument);
+}
+
 TEST(Calibration, FailingCarsDoNotRaiseTheThreshold) {
   std::vector<float> scores;
   std::vector<uint32_t> cars;

@@ -52,6 +52,17 @@ TEST(RegistryAvro, CanonicalKeepsDefaultsLogicalTypesAndCustomAttributes) {
   EXPECT_EQ(ts.root().logical_type, "timestamp-millis");
 }
 
+TEST(RegistryAvro, AnAttributeGivenTwiceCountsOnceInTheCanonicalText) {
+  // Found by fuzzing (tests/fuzz/corpus/registry_schema/crash-*): both values were appended, so the canonical
+  // text ({"x":nullnull}) was not JSON.
+  const AvroSchema a = parse(R"({"type":"string","x-owner":null,"x-owner":"ops","doc":"d","doc":"e"})");
+  EXPECT_EQ(a.canonical(), R"({"type":"string","x-owner":null})");
+  EXPECT_EQ(parse(a.canonical()).canonical(), a.canonical());
+  const AvroSchema r = parse(record(R"({"name":"a","type":"int","x":[1],"x":{"y":2}})"));
+  EXPECT_EQ(parse(r.canonical()).canonical(), r.canonical());
+  EXPECT_NE(r.canonical().find(R"("x":[1])"), std::string::npos) << r.canonical();
+}
+
 TEST(RegistryAvro, ResolvesNamesInTheEnclosingNamespace) {
   const AvroSchema s = parse(R"({"type":"record","name":"Outer","namespace":"a.b","fields":[
       {"name":"inner","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"}]}},
