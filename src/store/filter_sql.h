@@ -46,7 +46,7 @@ std::string twin_list_sql(Sql& sql, const TwinQuery& q, const TwinSort& sort, st
     where += where.empty() ? " WHERE " : " AND ";
     where += condition;
   };
-  if (q.status) add("status = " + sql.param(std::string(core::to_string(*q.status))));
+  if (q.status) add("status = " + sql.value(FilterValue(std::string(core::to_string(*q.status)))));
   if (q.online) add("online = " + sql.value(FilterValue(*q.online)));
   if (q.filter) add(sql.filter(*q.filter));
   std::string order = "id";
