@@ -58,17 +58,23 @@ std::size_t total_size(const std::vector<std::string>& v) {
   return n;
 }
 
-void BM_DecodeJson(benchmark::State& state, bool padded) {
-  const auto payloads = json_pool(padded);
+/// Each iteration decodes the next of `payloads` (JSON) and passes the record to `then`.
+template <typename F>
+void decode_json_each(benchmark::State& state, const std::vector<std::string>& payloads, F&& then) {
   codec::TelemetryDecoder decoder;
   core::Telemetry t;
   codec::DecodeError error;
   std::size_t i = 0;
   for (auto _ : state) {
-    // With room for simdjson's padding the payload is parsed in place; without, it is copied first.
     if (!decoder.decode(payloads[i++ % kPool], t, error)) state.SkipWithError(error.detail.c_str());
-    benchmark::DoNotOptimize(t);
+    then(t);
   }
+}
+
+void BM_DecodeJson(benchmark::State& state, bool padded) {
+  // With room for simdjson's padding the payload is parsed in place; without, it is copied first.
+  const auto payloads = json_pool(padded);
+  decode_json_each(state, payloads, [](core::Telemetry& t) { benchmark::DoNotOptimize(t); });
   finish(state, total_size(payloads));
 }
 BENCHMARK_CAPTURE(BM_DecodeJson, copy, false);
@@ -120,18 +126,12 @@ BENCHMARK(BM_DecodeAvro);
 
 // What the process stage does per record: validate JSON, write Avro.
 void BM_ProcessJsonToAvro(benchmark::State& state) {
-  const auto payloads = json_pool(false);
-  codec::TelemetryDecoder decoder;
-  core::Telemetry t;
-  codec::DecodeError error;
   std::string out;
-  std::size_t i = 0;
-  for (auto _ : state) {
-    if (!decoder.decode(payloads[i++ % kPool], t, error)) state.SkipWithError(error.detail.c_str());
+  decode_json_each(state, json_pool(false), [&out](const core::Telemetry& t) {
     out.clear();
     codec::encode_avro_telemetry(t, 1, out);
     benchmark::DoNotOptimize(out.data());
-  }
+  });
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_ProcessJsonToAvro);
@@ -152,12 +152,18 @@ void BM_RejectJson(benchmark::State& state) {
 }
 BENCHMARK(BM_RejectJson);
 
-void BM_TwinToJson(benchmark::State& state) {
+/// The twin of the pool's first car, with desired settings.
+core::Twin sample_twin() {
   core::Twin twin;
   twin.id = pool()[0].car;
   twin.reported = pool()[0];
   twin.has_reported = true;
   twin.desired = {{"max_speed", "30"}, {"mode", "\"eco\""}};
+  return twin;
+}
+
+void BM_TwinToJson(benchmark::State& state) {
+  core::Twin twin = sample_twin();
   twin.health.top_signals = {"coolant_temp", "speed"};
   for (auto _ : state) {
     std::string json = codec::twin_to_json(twin);
@@ -168,12 +174,7 @@ void BM_TwinToJson(benchmark::State& state) {
 BENCHMARK(BM_TwinToJson);
 
 void BM_TwinFromJson(benchmark::State& state) {
-  core::Twin twin;
-  twin.id = pool()[0].car;
-  twin.reported = pool()[0];
-  twin.has_reported = true;
-  twin.desired = {{"max_speed", "30"}, {"mode", "\"eco\""}};
-  const std::string json = codec::twin_to_json(twin);
+  const std::string json = codec::twin_to_json(sample_twin());
   core::Twin back;
   std::string error;
   for (auto _ : state) {

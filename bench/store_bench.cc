@@ -18,6 +18,7 @@
 #include "core/signals.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store_bench_loops.h"
 
 namespace {
 
@@ -28,11 +29,12 @@ using fleettwin::store::TelemetryRow;
 using fleettwin::store::WriteBatch;
 namespace core = fleettwin::core;
 namespace fs = std::filesystem;
+using namespace fleettwin::bench;
 
 constexpr int kCars = 10000;
-constexpr int kBatch = 5000;
+constexpr int kBatch = kStoreBatch;
 constexpr int kBatches = 400;  // 2 M rows
-constexpr int64_t kTs0 = 1'764'000'000'000;
+constexpr int64_t kTs0 = kFleetTs0;
 
 class TempDir {
  public:
@@ -123,22 +125,9 @@ void BM_StoreTelemetryWrite(benchmark::State& state) {
   TempDir dir;
   SqliteStore store(dir.db(), options(state));
   Fleet fleet;
-  WriteBatch batch;
-  int64_t inserted = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    fleet.next(batch.telemetry);
-    state.ResumeTiming();
-    inserted += store.write(batch).telemetry_inserted;
-  }
-  if (inserted != int64_t{kBatch} * state.iterations()) state.SkipWithError("rows lost");
-  state.SetItemsProcessed(inserted);
+  write_telemetry_batches(state, store, [&](std::vector<TelemetryRow>& rows) { fleet.next(rows); });
 }
-BENCHMARK(BM_StoreTelemetryWrite)
-    ->Apply(page_and_generation)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK(BM_StoreTelemetryWrite)->Apply(page_and_generation)->Apply(timed_batches<kBatches>);
 
 // Replaying already-stored batches (a stage restarting from its last commit): every row is a duplicate and
 // goes through the cross-generation lookup.
@@ -157,7 +146,7 @@ void BM_StoreTelemetryReplay(benchmark::State& state) {
   if (duplicates != int64_t{kBatch} * state.iterations()) state.SkipWithError("replay inserted rows");
   state.SetItemsProcessed(duplicates);
 }
-BENCHMARK(BM_StoreTelemetryReplay)->Iterations(100)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StoreTelemetryReplay)->Apply(timed_batches<100>);
 
 // history(car, whole range) over 2 M stored rows: 200 rows of one car spread over 100 generations.
 void BM_StoreHistory(benchmark::State& state) {
@@ -183,14 +172,11 @@ BENCHMARK(BM_StoreHistory)->Apply(page_and_generation)->Unit(benchmark::kMicrose
 void BM_StoreTwinUpsert(benchmark::State& state) {
   TempDir dir;
   SqliteStore store(dir.db(), options(state));
-  WriteBatch batch;
-  batch.twins.resize(kBatch);
   int64_t seq = 0;
   int next_car = 0;
-  int64_t applied = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    for (core::Twin& t : batch.twins) {
+  upsert_twin_batches(state, store, [&](std::vector<core::Twin>& twins) {
+    twins.resize(kBatch);
+    for (core::Twin& t : twins) {
       if (next_car == kCars) {
         next_car = 0;
         ++seq;
@@ -209,20 +195,14 @@ void BM_StoreTwinUpsert(benchmark::State& state) {
       t.last_seen = t.reported.ts;
       t.messages = seq + 1;
     }
-    state.ResumeTiming();
-    applied += store.write(batch).twins_applied;
-  }
-  if (applied != int64_t{kBatch} * state.iterations()) state.SkipWithError("twins refused");
-  state.SetItemsProcessed(applied);
+  });
 }
 BENCHMARK(BM_StoreTwinUpsert)
     ->ArgNames({"page", "gen"})
     ->Args({4096, 20000})
     ->Args({16384, 20000})
     ->Args({65536, 20000})
-    ->Iterations(200)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+    ->Apply(timed_batches<200>);
 
 // --- Telemetry schema candidates (see the schema comment in src/store/sqlite/sqlite_schema.cc). Raw SQL,
 // same rows, same pragmas as the store, INSERT OR IGNORE per row, one transaction per batch.
@@ -296,25 +276,10 @@ void BM_Schema(benchmark::State& state, int which) {
   }
   state.SetItemsProcessed(inserted);
 }
-BENCHMARK_CAPTURE(BM_Schema, car_seq_pk, 0)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Schema, rowid_unique_carid_ts_seq, 1)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Schema, ts_carid_seq_pk_carid_ts_index, 2)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Schema, ts_car_seq_pk_no_car_index, 3)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Schema, gen_car_ts_seq_pk, 4)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Schema, car_seq_pk, 0)->Apply(timed_batches<kBatches>);
+BENCHMARK_CAPTURE(BM_Schema, rowid_unique_carid_ts_seq, 1)->Apply(timed_batches<kBatches>);
+BENCHMARK_CAPTURE(BM_Schema, ts_carid_seq_pk_carid_ts_index, 2)->Apply(timed_batches<kBatches>);
+BENCHMARK_CAPTURE(BM_Schema, ts_car_seq_pk_no_car_index, 3)->Apply(timed_batches<kBatches>);
+BENCHMARK_CAPTURE(BM_Schema, gen_car_ts_seq_pk, 4)->Apply(timed_batches<kBatches>);
 
 }  // namespace

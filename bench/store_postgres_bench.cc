@@ -14,20 +14,15 @@
 #include "core/signals.h"
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/postgres_store.h"
+#include "store_bench_loops.h"
 
+namespace fleettwin::bench {
 namespace {
 
-using fleettwin::store::PgConnection;
-using fleettwin::store::PgTelemetryPath;
-using fleettwin::store::PostgresOptions;
-using fleettwin::store::PostgresStore;
-using fleettwin::store::WriteBatch;
-namespace core = fleettwin::core;
+using store::PgTelemetryPath;
 
 constexpr int kCars = 2000;
-constexpr int kBatch = 5000;
 constexpr int kBatches = 100;
-constexpr int64_t kTs0 = 1'764'000'000'000;
 
 std::string uri() {
   const char* u = std::getenv("FLEETTWIN_POSTGRES_URI");
@@ -36,18 +31,18 @@ std::string uri() {
 
 /// Empties the store's tables (between benchmarks: each starts from none).
 void empty_tables() {
-  PgConnection(uri()).exec("DROP TABLE IF EXISTS telemetry, twins, alerts, commands, fleettwin_meta");
+  store::PgConnection(uri()).exec("DROP TABLE IF EXISTS telemetry, twins, alerts, commands, fleettwin_meta");
 }
 
-/// The fleet's next `kBatch` messages: car after car, round after round (seq = round, 1 s apart).
-void next_batch(std::vector<fleettwin::store::TelemetryRow>& rows, int64_t& message) {
+/// The fleet's next `kStoreBatch` messages: car after car, round after round (seq = round, 1 s apart).
+void next_batch(std::vector<store::TelemetryRow>& rows, int64_t& message) {
   rows.clear();
-  for (int i = 0; i < kBatch; ++i, ++message) {
+  for (int i = 0; i < kStoreBatch; ++i, ++message) {
     core::Telemetry t;
     const int64_t round = message / kCars;
     t.car = "car-" + std::to_string(10000 + message % kCars);
     t.seq = round + 1;
-    t.ts = kTs0 + round * 1000 + message % kCars;
+    t.ts = kFleetTs0 + round * 1000 + message % kCars;
     t.lat = 48 + 0.001 * static_cast<double>(message % 997);
     t.lon = 11 + 0.001 * static_cast<double>(message % 991);
     for (size_t s = 0; s < core::kSignalCount; ++s)
@@ -62,27 +57,14 @@ void BM_PostgresTelemetryWrite(benchmark::State& state, PgTelemetryPath path) {
     return;
   }
   empty_tables();
-  PostgresStore store(uri(), PostgresOptions{path});
-  WriteBatch batch;
+  store::PostgresStore pg(uri(), store::PostgresOptions{path});
   int64_t message = 0;
-  int64_t inserted = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    next_batch(batch.telemetry, message);
-    state.ResumeTiming();
-    inserted += store.write(batch).telemetry_inserted;
-  }
-  if (inserted != int64_t{kBatch} * state.iterations()) state.SkipWithError("rows lost");
-  state.SetItemsProcessed(inserted);
+  write_telemetry_batches(state, pg,
+                          [&](std::vector<store::TelemetryRow>& rows) { next_batch(rows, message); });
 }
-BENCHMARK_CAPTURE(BM_PostgresTelemetryWrite, copy, PgTelemetryPath::kCopy)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PostgresTelemetryWrite, copy, PgTelemetryPath::kCopy)->Apply(timed_batches<kBatches>);
 BENCHMARK_CAPTURE(BM_PostgresTelemetryWrite, multi_row, PgTelemetryPath::kMultiRow)
-    ->Iterations(kBatches)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+    ->Apply(timed_batches<kBatches>);
 
 // A batch's twins: one newer twin for each of 2,000 cars (the sink's batch after a twin flush).
 void BM_PostgresTwinUpsert(benchmark::State& state) {
@@ -91,31 +73,25 @@ void BM_PostgresTwinUpsert(benchmark::State& state) {
     return;
   }
   empty_tables();
-  PostgresStore store(uri());
-  WriteBatch batch;
+  store::PostgresStore pg(uri());
   int64_t seq = 0;
-  int64_t applied = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
+  upsert_twin_batches(state, pg, [&](std::vector<core::Twin>& twins) {
     ++seq;
-    batch.twins.clear();
+    twins.clear();
     for (int c = 0; c < kCars; ++c) {
-      core::Twin& t = batch.twins.emplace_back();
+      core::Twin& t = twins.emplace_back();
       t.id = "car-" + std::to_string(10000 + c);
       t.version = seq;
       t.has_reported = true;
       t.reported.car = t.id;
       t.reported.seq = seq;
-      t.reported.ts = kTs0 + seq * 1000;
+      t.reported.ts = kFleetTs0 + seq * 1000;
       t.reported.values.assign(core::kSignalCount, 1.5);
       t.metadata.assign(core::kSignalCount, t.reported.ts);
     }
-    state.ResumeTiming();
-    applied += store.write(batch).twins_applied;
-  }
-  if (applied != int64_t{kCars} * state.iterations()) state.SkipWithError("twins refused");
-  state.SetItemsProcessed(applied);
+  });
 }
-BENCHMARK(BM_PostgresTwinUpsert)->Iterations(20)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_PostgresTwinUpsert)->Apply(timed_batches<20>);
 
 }  // namespace
+}  // namespace fleettwin::bench

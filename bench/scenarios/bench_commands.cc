@@ -81,6 +81,17 @@ int run_mqtt_bench(const BenchFlags& f, Config& config, std::atomic<int>& stop_s
   return r.lost == 0 ? 0 : 1;
 }
 
+/// Makes `cmd` a run_pipeline_bench (on Kafka when `kafka`) with the --cars flag and the run flags.
+void add_pipeline_bench(CommandLine& cl, CLI::App* cmd, bool kafka, const std::string& seconds_help,
+                        const std::string& json_help) {
+  auto f = std::make_shared<BenchFlags>();
+  cl.flags().add(cmd, "--cars", keys::sim_cars, "Number of simulated cars (default 10000)");
+  add_bench_run_flags(cmd, *f, seconds_help, json_help);
+  cl.add(cmd, [f, kafka](Config& config, std::atomic<int>& stop) {
+    return run_pipeline_bench(kafka, *f, config, stop);
+  });
+}
+
 struct FleetFlags {
   app::FleetBenchOptions options;
   std::string json;
@@ -120,26 +131,16 @@ void add_bench_commands(CommandLine& cl) {
 
   auto* embedded =
       bench->add_subcommand("embedded", "Sustained end-to-end msg/s of `up --fast` (sim -> store)");
-  auto ef = std::make_shared<BenchFlags>();
-  flags.add(embedded, "--cars", keys::sim_cars, "Number of simulated cars (default 10000)");
-  add_bench_run_flags(embedded, *ef, "Wall time to run",
-                      "Write the result as JSON (the --summary-json keys)");
+  add_pipeline_bench(cl, embedded, false, "Wall time to run",
+                     "Write the result as JSON (the --summary-json keys)");
   flags.add(embedded, "--data-dir", keys::data_dir, "Scratch directory (default: a fresh temp dir)");
-  cl.add(embedded, [ef](Config& config, std::atomic<int>& stop) {
-    return run_pipeline_bench(false, *ef, config, stop);
-  });
 
   auto* kafka = bench->add_subcommand(
       "kafka",
       "End-to-end msg/s on Kafka (sim -> raw -> process -> telemetry -> sink), and process alone per core");
-  auto kf = std::make_shared<BenchFlags>();
   flags.add(kafka, "--kafka", keys::kafka_brokers,
             "Kafka bootstrap servers (e.g. from scripts/services/kafka start)");
-  flags.add(kafka, "--cars", keys::sim_cars, "Number of simulated cars (default 10000)");
-  add_bench_run_flags(kafka, *kf, "Wall time of each phase", "Write the result as JSON");
-  cl.add(kafka, [kf](Config& config, std::atomic<int>& stop) {
-    return run_pipeline_bench(true, *kf, config, stop);
-  });
+  add_pipeline_bench(cl, kafka, true, "Wall time of each phase", "Write the result as JSON");
 
   auto* mqtt = bench->add_subcommand(
       "mqtt",

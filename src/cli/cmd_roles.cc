@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
+#include <utility>
 
 #include "app/pipeline.h"
 #include "app/store_factory.h"
@@ -28,28 +30,36 @@ std::string twin_row(const core::Twin& t, const catalog::Catalog& catalog) {
   return buf;
 }
 
+/// Adds `cmd`, with the store flags, as a read of the configured store: `read(store, catalog, config)`.
+void add_store_read(CommandLine& cl, CLI::App* cmd,
+                    std::function<int(store::TwinStore&, const catalog::Catalog&, const Config&)> read) {
+  add_store_flags(cl.flags(), cmd);
+  cl.add(
+      cmd,
+      [read = std::move(read)](Config& config, std::atomic<int>&) {
+        const auto catalog = app::configured_catalog(config);
+        auto store = app::open_existing_store(config, catalog);
+        return read(*store, *catalog, config);
+      },
+      false);
+}
+
 void add_twin_reads(CommandLine& cl, CLI::App* twin) {
-  auto& flags = cl.flags();
   twin->require_subcommand(0, 1);
   auto* get = twin->add_subcommand("get", "Print one car's twin as JSON");
   auto car = std::make_shared<std::string>();
   get->add_option("car", *car, "Car id")->required();
-  add_store_flags(flags, get);
-  cl.add(
-      get,
-      [car](Config& config, std::atomic<int>&) {
-        const auto catalog = app::configured_catalog(config);
-        auto store = app::open_existing_store(config, catalog);
-        auto t = store->get_twin(*car);
-        if (!t) {
-          std::fprintf(stderr, "fleettwin: no twin for car '%s' in %s\n", car->c_str(),
-                       config.get(keys::data_dir).c_str());
-          return 1;
-        }
-        std::printf("%s\n", codec::twin_to_json(*t, *catalog).c_str());
-        return 0;
-      },
-      false);
+  add_store_read(cl, get,
+                 [car](store::TwinStore& store, const catalog::Catalog& catalog, const Config& config) {
+                   auto t = store.get_twin(*car);
+                   if (!t) {
+                     std::fprintf(stderr, "fleettwin: no twin for car '%s' in %s\n", car->c_str(),
+                                  config.get(keys::data_dir).c_str());
+                     return 1;
+                   }
+                   std::printf("%s\n", codec::twin_to_json(*t, catalog).c_str());
+                   return 0;
+                 });
 
   auto* list = twin->add_subcommand("list", "List twins");
   struct ListFlags {
@@ -60,19 +70,13 @@ void add_twin_reads(CommandLine& cl, CLI::App* twin) {
   list->add_option("--status", lf->status, "ok|warning|anomaly|unknown")
       ->check(CLI::IsMember({"ok", "warning", "anomaly", "unknown"}));
   list->add_option("--limit", lf->limit, "Rows at most")->check(CLI::Range(1, 1000000));
-  add_store_flags(flags, list);
-  cl.add(
-      list,
-      [lf](Config& config, std::atomic<int>&) {
-        const auto catalog = app::configured_catalog(config);
-        auto store = app::open_existing_store(config, catalog);
-        store::TwinQuery q;
-        q.limit = lf->limit;
-        if (!lf->status.empty()) q.status = core::health_status_from_string(lf->status);
-        for (const auto& t : store->list_twins(q)) std::printf("%s\n", twin_row(t, *catalog).c_str());
-        return 0;
-      },
-      false);
+  add_store_read(cl, list, [lf](store::TwinStore& store, const catalog::Catalog& catalog, const Config&) {
+    store::TwinQuery q;
+    q.limit = lf->limit;
+    if (!lf->status.empty()) q.status = core::health_status_from_string(lf->status);
+    for (const auto& t : store.list_twins(q)) std::printf("%s\n", twin_row(t, catalog).c_str());
+    return 0;
+  });
 }
 
 }  // namespace

@@ -110,24 +110,8 @@ class AvroReader {
     v = b == 1;
     return true;
   }
-  bool read_double(double& v) {
-    if (_in.size() - _pos < 8) return fail("truncated double");
-    uint64_t bits;
-    std::memcpy(&bits, _in.data() + _pos, 8);
-    if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap64(bits);
-    v = std::bit_cast<double>(bits);
-    _pos += 8;
-    return true;
-  }
-  bool read_float(float& v) {
-    if (_in.size() - _pos < 4) return fail("truncated float");
-    uint32_t bits;
-    std::memcpy(&bits, _in.data() + _pos, 4);
-    if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap32(bits);
-    v = std::bit_cast<float>(bits);
-    _pos += 4;
-    return true;
-  }
+  bool read_double(double& v) { return read_ieee<uint64_t>(v, "truncated double"); }
+  bool read_float(float& v) { return read_ieee<uint32_t>(v, "truncated float"); }
   /// `n` raw bytes (an Avro fixed); the view points into the input.
   bool read_fixed(std::size_t n, std::string_view& s) {
     if (n > _in.size() - _pos) return fail("truncated fixed");
@@ -183,6 +167,24 @@ class AvroReader {
   bool fail(const char* what) {
     _error = what;
     return false;
+  }
+  /// An IEEE 754 float or double `v` of the width of `Bits`, little-endian as Avro writes it.
+  template <typename Bits, typename F>
+  bool read_ieee(F& v, const char* truncated) {
+    static_assert(sizeof(Bits) == sizeof(F));
+    if (_in.size() - _pos < sizeof(Bits)) return fail(truncated);
+    Bits bits;
+    std::memcpy(&bits, _in.data() + _pos, sizeof(Bits));
+    if constexpr (std::endian::native == std::endian::big) {
+      if constexpr (sizeof(Bits) == 8) {
+        bits = __builtin_bswap64(bits);
+      } else {
+        bits = __builtin_bswap32(bits);
+      }
+    }
+    v = std::bit_cast<F>(bits);
+    _pos += sizeof(Bits);
+    return true;
   }
 
   std::string_view _in;

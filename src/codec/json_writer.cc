@@ -184,31 +184,23 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-JsonWriter& JsonWriter::begin_object() {
+JsonWriter& JsonWriter::open(char bracket) {
   separate();
-  _out.push_back('{');
+  _out.push_back(bracket);
   _need_comma = false;
   return *this;
 }
 
-JsonWriter& JsonWriter::end_object() {
-  _out.push_back('}');
+JsonWriter& JsonWriter::close(char bracket) {
+  _out.push_back(bracket);
   _need_comma = true;
   return *this;
 }
 
-JsonWriter& JsonWriter::begin_array() {
-  separate();
-  _out.push_back('[');
-  _need_comma = false;
-  return *this;
-}
-
-JsonWriter& JsonWriter::end_array() {
-  _out.push_back(']');
-  _need_comma = true;
-  return *this;
-}
+JsonWriter& JsonWriter::begin_object() { return open('{'); }
+JsonWriter& JsonWriter::end_object() { return close('}'); }
+JsonWriter& JsonWriter::begin_array() { return open('['); }
+JsonWriter& JsonWriter::end_array() { return close(']'); }
 
 JsonWriter& JsonWriter::key(std::string_view k) {
   if (!append_plain_string(_out, k, _need_comma ? ',' : 0, ':')) {
@@ -230,38 +222,23 @@ JsonWriter& JsonWriter::string(std::string_view v) {
 }
 
 JsonWriter& JsonWriter::number(double v) {
-  separate();
-  append_json_double(_out, v);
-  _need_comma = true;
-  return *this;
+  return write_value([&] { append_json_double(_out, v); });
 }
 
 JsonWriter& JsonWriter::integer(int64_t v) {
-  separate();
-  append_json_int(_out, v);
-  _need_comma = true;
-  return *this;
+  return write_value([&] { append_json_int(_out, v); });
 }
 
 JsonWriter& JsonWriter::boolean(bool v) {
-  separate();
-  _out += v ? "true" : "false";
-  _need_comma = true;
-  return *this;
+  return write_value([&] { _out += v ? "true" : "false"; });
 }
 
 JsonWriter& JsonWriter::null() {
-  separate();
-  _out += "null";
-  _need_comma = true;
-  return *this;
+  return write_value([&] { _out += "null"; });
 }
 
 JsonWriter& JsonWriter::raw(std::string_view json) {
-  separate();
-  _out.append(json);
-  _need_comma = true;
-  return *this;
+  return write_value([&] { _out.append(json); });
 }
 
 }  // namespace fleettwin::codec

@@ -46,6 +46,18 @@ class JsonWriter {
   JsonWriter& raw(std::string_view json);
 
  private:
+  /// Starts an object or array with `bracket`, after a comma when a value came before it.
+  JsonWriter& open(char bracket);
+  /// Ends an object or array with `bracket`.
+  JsonWriter& close(char bracket);
+  /// Writes one value by `append()`, after a comma when a value came before it.
+  template <typename F>
+  JsonWriter& write_value(F&& append) {
+    separate();
+    append();
+    _need_comma = true;
+    return *this;
+  }
   void separate() {
     if (_need_comma) _out.push_back(',');
   }

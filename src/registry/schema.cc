@@ -72,6 +72,21 @@ std::string qualify(std::string_view name, std::string_view ns) {
   return out;
 }
 
+// Appends {"k":v,...} for the (key, value) pairs of `members`, in their order; `value(v)` appends each value.
+template <typename Members, typename F>
+void append_object(std::string& out, const Members& members, F&& value) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [k, v] : members) {
+    if (!first) out.push_back(',');
+    first = false;
+    codec::append_json_string(out, k);
+    out.push_back(':');
+    value(v);
+  }
+  out.push_back('}');
+}
+
 // Compact JSON with object keys sorted, so formatting and key order never change a default's text.
 void canonical_json(dom::element e, std::string& out) {
   codec::JsonWriter w(out);
@@ -90,16 +105,7 @@ void canonical_json(dom::element e, std::string& out) {
     case dom::element_type::OBJECT: {
       std::map<std::string_view, dom::element> sorted;
       for (auto [k, v] : dom::object(e)) sorted.emplace(k, v);
-      out.push_back('{');
-      bool first = true;
-      for (const auto& [k, v] : sorted) {
-        if (!first) out.push_back(',');
-        first = false;
-        codec::append_json_string(out, k);
-        out.push_back(':');
-        canonical_json(v, out);
-      }
-      out.push_back('}');
+      append_object(out, sorted, [&out](dom::element v) { canonical_json(v, out); });
       break;
     }
     case dom::element_type::INT64:
@@ -125,16 +131,8 @@ void canonical_json(dom::element e, std::string& out) {
 
 // Writes an object from (key, canonical value) pairs in key order.
 std::string canonical_object(const std::map<std::string, std::string>& members) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [k, v] : members) {
-    if (!first) out.push_back(',');
-    first = false;
-    codec::append_json_string(out, k);
-    out.push_back(':');
-    out += v;
-  }
-  out.push_back('}');
+  std::string out;
+  append_object(out, members, [&out](const std::string& v) { out += v; });
   return out;
 }
 

@@ -14,8 +14,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/signals.h"
@@ -37,7 +39,10 @@ inline bool alive(pid_t pid) { return waitpid(pid, nullptr, WNOHANG) == 0; }
 class SinkCluster {
  public:
   SinkCluster(const std::string& name, const std::string& store_service)
-      : kafka(FLEETTWIN_SOURCE_DIR, "kafka"), store(FLEETTWIN_SOURCE_DIR, store_service), dir(name) {
+      : kafka(FLEETTWIN_SOURCE_DIR, "kafka"),
+        store(FLEETTWIN_SOURCE_DIR, store_service),
+        store_script(std::string(FLEETTWIN_SOURCE_DIR) + "/scripts/services/" + store_service),
+        dir(name) {
     const auto r = start_registry(kBin, dir);
     registry = r.pid;
     url = r.url;
@@ -83,6 +88,7 @@ class SinkCluster {
 
   Service kafka;
   Service store;
+  std::string store_script;  ///< scripts/services/<store_service>: pause, resume
   TempDir dir;
   std::vector<std::string> sink_store_args;
   std::string url;
@@ -148,23 +154,50 @@ inline void wait_for_everything(SinkCluster& d, store::TwinStore& check, int64_t
       << read_file(d.path("sink.log"));
 }
 
-/// The kill scenario: starts the sink (log sink1.log) and the simulator of `cars`, kills the sink with
-/// SIGKILL while it is in full swing (a tenth of the run stored, by its own progress lines, once a second; it
-/// writes and commits a batch at a time, so the kill lands between a write and its offset commit or in the
-/// middle of one), starts it again (log sink.log) and waits until the new one stores rows, which it must
-/// within a minute. Fails the test (fatally) otherwise.
-inline void kill_sink_mid_run(SinkCluster& d, int64_t cars) {
+/// Starts the sink (its log `sink_log`) and the simulator of `cars` and waits until the sink is in full
+/// swing: a tenth of the run stored, by its own progress lines (once a second), `stored` the rows stored
+/// then. Fails the test (fatally) when that takes over 3 minutes.
+inline void start_until_tenth_stored(SinkCluster& d, int64_t cars, const std::string& sink_log,
+                                     int64_t& stored) {
   using namespace std::chrono_literals;
-  d.sink = d.start_sink("sink1.log");
+  d.sink = d.start_sink(sink_log);
   d.sim = d.start_sim(cars);
-  int64_t rows_at_kill = 0;
   ASSERT_TRUE(eventually(
       [&] {
-        rows_at_kill = last_of(d.path("sink1.log"), "stored");
-        return rows_at_kill >= cars * kSinkRunSeconds / 10;
+        stored = last_of(d.path(sink_log), "stored");
+        return stored >= cars * kSinkRunSeconds / 10;
       },
       180s))
-      << read_file(d.path("sink1.log"));
+      << read_file(d.path(sink_log));
+}
+
+/// How long wait_for_everything waits for a store, and how often it polls it.
+struct SinkWaits {
+  std::chrono::seconds drain;
+  std::chrono::seconds poll;
+  std::chrono::seconds count_poll;
+};
+
+/// The end of every scenario: the simulator exits 0 (fatal failure otherwise), everything reaches `check`
+/// (wait_for_everything), `between` runs the scenario's own checks while the roles still run, and the roles
+/// stop cleanly. `stats` are the store's counts, for the store's own exactness checks.
+inline void finish_run(SinkCluster& d, store::TwinStore& check, int64_t cars, store::HistoryStats& stats,
+                       const SinkWaits& waits, const std::function<void()>& between) {
+  ASSERT_TRUE(d.sim_finished()) << read_file(d.path("sim.log"));
+  wait_for_everything(d, check, cars, stats, waits.drain, waits.poll, waits.count_poll);
+  between();
+  d.stop_roles();
+}
+
+/// The kill scenario: starts the sink (log sink1.log) and the simulator of `cars`, kills the sink with
+/// SIGKILL while it is in full swing (start_until_tenth_stored; it writes and commits a batch at a time, so
+/// the kill lands between a write and its offset commit or in the middle of one), starts it again (log
+/// sink.log) and waits until the new one stores rows, which it must within a minute. Fails the test
+/// (fatally) otherwise.
+inline void kill_sink_mid_run(SinkCluster& d, int64_t cars) {
+  using namespace std::chrono_literals;
+  int64_t rows_at_kill = 0;
+  ASSERT_NO_FATAL_FAILURE(start_until_tenth_stored(d, cars, "sink1.log", rows_at_kill));
   EXPECT_EQ(stop(d.sink, SIGKILL), -SIGKILL);
   d.sink = -1;
   ASSERT_LT(rows_at_kill, cars * kSinkRunSeconds) << "the run was over before the kill";
@@ -176,6 +209,26 @@ inline void kill_sink_mid_run(SinkCluster& d, int64_t cars) {
                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::steady_clock::now() - restarted)
                                           .count()));
+}
+
+/// The outage scenario: the store's server process stops (scripts/services/<store> pause: the port and data
+/// stay) for `length`, during which the sink (log sink.log) must stay alive, then runs again there.
+inline void store_outage(SinkCluster& d, std::chrono::seconds length) {
+  const auto paused = run(d.store_script, {"pause", d.store.address()});
+  ASSERT_EQ(paused.exit_code, 0) << paused.out;
+  std::this_thread::sleep_for(length);  // the scenario's length, not an assertion
+  EXPECT_TRUE(alive(d.sink)) << "the sink exited while the database was down\n"
+                             << read_file(d.path("sink.log"));
+  const auto resumed = run(d.store_script, {"resume", d.store.address()});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
+}
+
+/// The store's counts after the run of `cars` (wait_for_everything): every (car, seq) once, a twin per car.
+inline void expect_run_counts(const store::HistoryStats& stats, int64_t cars) {
+  EXPECT_EQ(stats.rows, cars * kSinkRunSeconds);
+  EXPECT_EQ(stats.distinct, cars * kSinkRunSeconds);
+  EXPECT_EQ(stats.cars, cars);
+  EXPECT_EQ(stats.twins, cars);
 }
 
 /// Equal, with NaN (a missing signal, stored as null) equal to NaN.
@@ -199,6 +252,23 @@ inline ::testing::AssertionResult is_last_event(const core::Twin& t, const store
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+/// Every one of the `cars` twins in `check` equals its car's last stored event, `last_of_car(twin)` (null
+/// when the car has none); reports the first five that differ.
+inline void expect_twins_are_last_events(
+    store::TwinStore& check, int64_t cars,
+    const std::function<const store::TelemetryRow*(const core::Twin&)>& last_of_car) {
+  store::TwinQuery all;
+  all.limit = cars + 1;
+  const auto twins = check.list_twins(all);
+  ASSERT_EQ(static_cast<int64_t>(twins.size()), cars);
+  int differ = 0;
+  for (const auto& t : twins) {
+    const auto verdict = is_last_event(t, last_of_car(t));
+    if (!verdict && ++differ <= 5) ADD_FAILURE() << verdict.message();
+  }
+  EXPECT_EQ(differ, 0) << "twins that differ from their car's last event";
 }
 
 }  // namespace fleettwin::testing

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fleettwin::store::mongo {
 namespace {
@@ -134,6 +137,20 @@ int status_rank(const std::string& s) {
   return 0;
 }
 
+/// Reads `key`, `value`, `key`, `value`, ... of `d`: each value by its type (get_str, get_int, get_num,
+/// get_bool, get_str_list).
+void get_field(const bson_t* d, const char* key, std::string& v) { v = get_str(d, key); }
+void get_field(const bson_t* d, const char* key, int64_t& v) { v = get_int(d, key); }
+void get_field(const bson_t* d, const char* key, double& v) { v = get_num(d, key); }
+void get_field(const bson_t* d, const char* key, bool& v) { v = get_bool(d, key); }
+void get_field(const bson_t* d, const char* key, std::vector<std::string>& v) { v = get_str_list(d, key); }
+void get_fields(const bson_t* /*d*/) {}
+template <typename T, typename... Rest>
+void get_fields(const bson_t* d, const char* key, T& value, Rest&&... rest) {
+  get_field(d, key, value);
+  get_fields(d, std::forward<Rest>(rest)...);
+}
+
 }  // namespace
 
 Bson twin_doc(const core::Twin& t, const catalog::Catalog& catalog) {
@@ -249,16 +266,11 @@ Bson alert_update(const core::Alert& a) {
 }
 
 core::Alert read_alert(const bson_t* d) {
-  return core::Alert{.id = get_str(d, "_id"),
-                     .car = get_str(d, "car"),
-                     .kind = get_str(d, "kind"),
-                     .raised = get_bool(d, "raised"),
-                     .ts = get_int(d, "ts"),
-                     .score = get_num(d, "score"),
-                     .threshold = get_num(d, "threshold"),
-                     .signals = get_str_list(d, "signals"),
-                     .model_version = get_str(d, "model_version"),
-                     .acknowledged = get_bool(d, "acknowledged")};
+  core::Alert a;
+  get_fields(d, "_id", a.id, "car", a.car, "kind", a.kind, "raised", a.raised, "ts", a.ts, "score", a.score,
+             "threshold", a.threshold, "signals", a.signals, "model_version", a.model_version, "acknowledged",
+             a.acknowledged);
+  return a;
 }
 
 Bson alert_guard(const core::Alert& a) {
@@ -283,13 +295,10 @@ Bson command_doc(const core::Command& c) {
 }
 
 core::Command read_command(const bson_t* d) {
-  return core::Command{.id = get_str(d, "_id"),
-                       .car = get_str(d, "car"),
-                       .name = get_str(d, "name"),
-                       .params_json = get_str(d, "params"),
-                       .created = get_int(d, "created"),
-                       .expires = get_int(d, "expires"),
-                       .status = get_str(d, "status")};
+  core::Command c;
+  get_fields(d, "_id", c.id, "car", c.car, "name", c.name, "params", c.params_json, "created", c.created,
+             "expires", c.expires, "status", c.status);
+  return c;
 }
 
 Bson command_guard(const core::Command& c) {

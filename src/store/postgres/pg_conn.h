@@ -45,6 +45,12 @@ class PgParams {
   PgParams& add(std::string_view v);
   PgParams& add(const char* v) { return add(std::string_view(v)); }
   PgParams& add(std::optional<double> v) { return v ? add(*v) : null(); }
+  /// add() of each value, in order (strings as text).
+  template <typename... V>
+  PgParams& add_all(const V&... values) {
+    (add(values), ...);
+    return *this;
+  }
   /// A bytea value, in the hex input form.
   PgParams& add_bytes(std::string_view bytes);
   PgParams& null();

@@ -1,63 +1,40 @@
 // The reads of PostgresStore: twins, listings with the filter language, history, alerts, commands and the
 // analytics. Every value reaches the server as a parameter; the SQL text holds only fixed words and the
 // catalog's quoted column names.
+#include <optional>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/pg_sql.h"
 #include "store/postgres/postgres_store.h"
+#include "store/sql_rows.h"
 #include "store/twin_blob.h"
 
 namespace fleettwin::store {
 namespace {
 
-constexpr const char* kTwinColumns = "id, version, seq, ts, status, online, last_seen, lat, lon, score, rest";
-constexpr const char* kAlertColumns =
-    "id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged";
-constexpr const char* kCommandColumns = "id, car, name, params, created, expires, status";
+constexpr const char* kTwinColumns = kTwinRowColumns;
+constexpr const char* kAlertColumns = kAlertRowColumns;
+constexpr const char* kCommandColumns = kCommandRowColumns;
+
+/// Row `i` of a result, as ColumnReader (sql_rows.h) reads it.
+struct PgRow {
+  const PgResult& r;
+  int i;
+  std::string_view text(int k) const { return r.text(i, k); }
+  int64_t i64(int k) const { return r.i64(i, k); }
+  double real(int k) const { return r.f64(i, k); }
+  bool boolean(int k) const { return r.boolean(i, k); }
+  std::string blob(int k) const { return r.bytes(i, k); }
+};
 
 core::Twin read_twin(const PgResult& r, int i, const catalog::Catalog& catalog) {
-  core::Twin t;
-  t.id = r.str(i, 0);
-  t.version = r.i64(i, 1);
-  t.reported.seq = r.i64(i, 2);
-  t.reported.ts = r.i64(i, 3);
-  t.health.status = core::health_status_from_string(r.text(i, 4));
-  t.online = r.boolean(i, 5);
-  t.last_seen = r.i64(i, 6);
-  t.reported.lat = r.f64(i, 7);
-  t.reported.lon = r.f64(i, 8);
-  t.health.score = r.f64(i, 9);
-  decode_twin_rest(r.bytes(i, 10), t, catalog);
-  return t;
+  return read_twin_row(PgRow{r, i}, catalog);
 }
-
-core::Alert read_alert(const PgResult& r, int i) {
-  core::Alert a;
-  a.id = r.str(i, 0);
-  a.car = r.str(i, 1);
-  a.kind = r.str(i, 2);
-  a.raised = r.boolean(i, 3);
-  a.ts = r.i64(i, 4);
-  a.score = r.f64(i, 5);
-  a.threshold = r.f64(i, 6);
-  a.signals = decode_strings(r.bytes(i, 7));
-  a.model_version = r.str(i, 8);
-  a.acknowledged = r.boolean(i, 9);
-  return a;
-}
-
-core::Command read_command(const PgResult& r, int i) {
-  core::Command c;
-  c.id = r.str(i, 0);
-  c.car = r.str(i, 1);
-  c.name = r.str(i, 2);
-  c.params_json = r.str(i, 3);
-  c.created = r.i64(i, 4);
-  c.expires = r.i64(i, 5);
-  c.status = r.str(i, 6);
-  return c;
-}
+core::Alert read_alert(const PgResult& r, int i) { return read_alert_row(PgRow{r, i}); }
+core::Command read_command(const PgResult& r, int i) { return read_command_row(PgRow{r, i}); }
 
 std::vector<core::Twin> read_twins(const PgResult& r, const catalog::Catalog& catalog) {
   std::vector<core::Twin> out;
@@ -66,48 +43,59 @@ std::vector<core::Twin> read_twins(const PgResult& r, const catalog::Catalog& ca
   return out;
 }
 
-/// Runs `body` in one REPEATABLE READ transaction, so that several counts describe one snapshot.
+/// Every row of `r`, read by `read`.
+template <typename T>
+std::vector<T> read_rows(const PgResult& r, T (*read)(const PgResult&, int)) {
+  std::vector<T> out;
+  out.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) out.push_back(read(r, i));
+  return out;
+}
+
+/// `columns` of the newest (by `time`, ties by id descending) `limit` rows of `table` of one car, or of every
+/// car when `car` is empty.
+PgResult newest_first(PgConnection& conn, const char* columns, const char* table, const char* time,
+                      const std::string& car, int64_t limit) {
+  PgParams p;
+  p.add(limit);
+  std::string sql = std::string("SELECT ") + columns + " FROM " + table;
+  if (!car.empty()) {
+    sql += " WHERE car = $2";
+    p.add(std::string_view(car));
+  }
+  return conn.exec(sql + " ORDER BY " + time + " DESC, id DESC LIMIT $1", p);
+}
+
+/// `read(conn)` in one REPEATABLE READ transaction, so that several counts describe one snapshot.
 template <typename F>
-void snapshot(PgConnection& conn, F&& body) {
-  in_transaction(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", std::forward<F>(body));
+auto snapshot(PgConnection& conn, F&& read) -> decltype(read(conn)) {
+  return in_transaction(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [&] { return read(conn); });
+}
+
+/// The row of `table` (`columns`) whose id is `id`, read by `read(result, 0)`; nullopt when there is none.
+template <typename F>
+auto row_by_id(PgConnection& conn, const char* columns, const char* table, const std::string& id, F&& read)
+    -> std::optional<decltype(read(std::declval<const PgResult&>(), 0))> {
+  PgResult r = conn.exec(std::string("SELECT ") + columns + " FROM " + table + " WHERE id = $1",
+                         PgParams().add(std::string_view(id)));
+  if (r.rows() == 0) return std::nullopt;
+  return read(r, 0);
 }
 
 }  // namespace
 
 std::optional<core::Twin> PostgresStore::get_twin(const std::string& car) {
-  return reconnecting([&]() -> std::optional<core::Twin> {
-    PgResult r = conn().exec(std::string("SELECT ") + kTwinColumns + " FROM twins WHERE id = $1",
-                             PgParams().add(std::string_view(car)));
-    if (r.rows() == 0) return std::nullopt;
-    return read_twin(r, 0, *_catalog);
+  return reconnecting([&] {
+    return row_by_id(conn(), kTwinColumns, "twins", car,
+                     [&](const PgResult& r, int i) { return read_twin(r, i, *_catalog); });
   });
 }
 
 std::vector<core::Twin> PostgresStore::list_twins(const TwinQuery& q) {
   return reconnecting([&]() -> std::vector<core::Twin> {
     if (q.limit <= 0) return {};
-    const TwinSort sort = parse_sort(q.sort, *_catalog);
     PgTwinSql sql;
-    std::string where = "true";
-    if (q.status) where += " AND status = " + sql.param(core::to_string(*q.status));
-    if (q.online) where += " AND online = " + sql.value(FilterValue(*q.online));
-    if (q.filter) where += " AND " + sql.filter(*q.filter);
-    std::string order = "id";
-    if (sort.by_id()) {
-      if (!q.after_id.empty()) where += " AND id > " + sql.param(q.after_id);
-    } else {
-      const std::string key = sql.field(sort.field);
-      // NULL (a NaN number, a field the twin lacks) sorts as the lowest value, as in the other stores.
-      order = key + (sort.descending ? " DESC NULLS LAST, id" : " ASC NULLS FIRST, id");
-      if (!q.after_id.empty()) {
-        const TwinCursor c = decode_twin_cursor(sort, q.after_id);
-        const std::string v = sql.value(c.value);
-        where += " AND (" + key + (sort.descending ? " < " : " > ") + v + " OR (" + key + " = " + v +
-                 " AND id > " + sql.param(c.id) + "))";
-      }
-    }
-    const std::string text = std::string("SELECT ") + kTwinColumns + " FROM twins WHERE " + where +
-                             " ORDER BY " + order + " LIMIT " + sql.param(q.limit);
+    const std::string text = twin_list_sql(sql, q, parse_sort(q.sort, *_catalog), kTwinColumns);
     return read_twins(conn().exec(text, sql.params()), *_catalog);
   });
 }
@@ -144,52 +132,27 @@ std::vector<TelemetryRow> PostgresStore::history(const std::string& car, int64_t
 
 std::vector<core::Alert> PostgresStore::alerts(const std::string& car, int64_t limit) {
   return reconnecting([&]() -> std::vector<core::Alert> {
-    std::vector<core::Alert> out;
-    if (limit <= 0) return out;
-    PgParams p;
-    p.add(limit);
-    std::string sql = std::string("SELECT ") + kAlertColumns + " FROM alerts";
-    if (!car.empty()) {
-      sql += " WHERE car = $2";
-      p.add(std::string_view(car));
-    }
-    PgResult r = conn().exec(sql + " ORDER BY ts DESC, id DESC LIMIT $1", p);
-    for (int i = 0; i < r.rows(); ++i) out.push_back(read_alert(r, i));
-    return out;
+    if (limit <= 0) return {};
+    return read_rows(newest_first(conn(), kAlertColumns, "alerts", "ts", car, limit), read_alert);
   });
 }
 
 std::vector<core::Command> PostgresStore::commands(const std::string& car, int64_t limit) {
   return reconnecting([&]() -> std::vector<core::Command> {
-    std::vector<core::Command> out;
-    if (limit <= 0) return out;
-    PgParams p;
-    p.add(limit);
-    std::string sql = std::string("SELECT ") + kCommandColumns + " FROM commands";
-    if (!car.empty()) {
-      sql += " WHERE car = $2";
-      p.add(std::string_view(car));
-    }
-    PgResult r = conn().exec(sql + " ORDER BY created DESC, id DESC LIMIT $1", p);
-    for (int i = 0; i < r.rows(); ++i) out.push_back(read_command(r, i));
-    return out;
+    if (limit <= 0) return {};
+    return read_rows(newest_first(conn(), kCommandColumns, "commands", "created", car, limit), read_command);
   });
 }
 
 HistoryStats PostgresStore::history_stats() {
-  return reconnecting([&]() -> HistoryStats {
-    HistoryStats stats;
-    PgConnection& c = conn();
-    snapshot(c, [&] {
+  return reconnecting([&] {
+    return snapshot(conn(), [](PgConnection& c) {
       PgResult r = c.exec(
           "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT car, seq FROM telemetry) AS d),"
           " count(DISTINCT car), (SELECT count(*) FROM twins) FROM telemetry");
-      stats.rows = r.i64(0, 0);
-      stats.distinct = r.i64(0, 1);
-      stats.cars = r.i64(0, 2);
-      stats.twins = r.i64(0, 3);
+      return HistoryStats{
+          .rows = r.i64(0, 0), .distinct = r.i64(0, 1), .cars = r.i64(0, 2), .twins = r.i64(0, 3)};
     });
-    return stats;
   });
 }
 
@@ -204,10 +167,9 @@ std::vector<std::pair<std::string, int64_t>> PostgresStore::max_seq_per_car() {
 }
 
 FleetSummary PostgresStore::fleet_summary(int64_t now_ms) {
-  return reconnecting([&]() -> FleetSummary {
-    FleetSummary out;
-    PgConnection& c = conn();
-    snapshot(c, [&] {
+  return reconnecting([&] {
+    return snapshot(conn(), [now_ms](PgConnection& c) {
+      FleetSummary out;
       PgResult r = c.exec(
           "SELECT status, count(*), count(*) FILTER (WHERE online) FROM twins GROUP BY status ORDER BY "
           "status");
@@ -220,8 +182,8 @@ FleetSummary PostgresStore::fleet_summary(int64_t now_ms) {
       PgResult m = c.exec("SELECT count(*) FROM telemetry WHERE ts >= $1 AND ts < $2",
                           PgParams().add(now_ms - 60000).add(now_ms));
       out.messages_last_minute = m.i64(0, 0);
+      return out;
     });
-    return out;
   });
 }
 
@@ -275,21 +237,11 @@ std::vector<AlertsPerHour> PostgresStore::alerts_per_hour(int64_t from_ms, int64
 }
 
 std::optional<core::Command> PostgresStore::get_command(const std::string& id) {
-  return reconnecting([&]() -> std::optional<core::Command> {
-    PgResult r = conn().exec(std::string("SELECT ") + kCommandColumns + " FROM commands WHERE id = $1",
-                             PgParams().add(std::string_view(id)));
-    if (r.rows() == 0) return std::nullopt;
-    return read_command(r, 0);
-  });
+  return reconnecting([&] { return row_by_id(conn(), kCommandColumns, "commands", id, read_command); });
 }
 
 std::optional<core::Alert> PostgresStore::get_alert(const std::string& id) {
-  return reconnecting([&]() -> std::optional<core::Alert> {
-    PgResult r = conn().exec(std::string("SELECT ") + kAlertColumns + " FROM alerts WHERE id = $1",
-                             PgParams().add(std::string_view(id)));
-    if (r.rows() == 0) return std::nullopt;
-    return read_alert(r, 0);
-  });
+  return reconnecting([&] { return row_by_id(conn(), kAlertColumns, "alerts", id, read_alert); });
 }
 
 bool PostgresStore::ack_alert(const std::string& id) {

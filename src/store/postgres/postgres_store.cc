@@ -261,17 +261,9 @@ void PostgresStore::write_twins(const std::vector<core::Twin>& twins, WriteResul
   for (const std::size_t i : order) {
     const core::Twin& t = twins[i];
     PgParams p;
-    p.add(std::string_view(t.id))
-        .add(t.version)
-        .add(t.reported.seq)
-        .add(t.reported.ts)
-        .add(core::to_string(t.health.status))
-        .add(t.online)
-        .add(t.last_seen)
-        .add(t.reported.lat)
-        .add(t.reported.lon)
-        .add(t.health.score)
-        .add(std::string_view(twin_fields_json(t, _document_fields)))
+    p.add_all(t.id, t.version, t.reported.seq, t.reported.ts, core::to_string(t.health.status), t.online,
+              t.last_seen, t.reported.lat, t.reported.lon, t.health.score,
+              twin_fields_json(t, _document_fields))
         .add_bytes(encode_twin_rest(t, *_catalog));
     if (_conn->exec_prepared("upsert_twin", p).affected() > 0) {
       ++result.twins_applied;
@@ -285,16 +277,9 @@ void PostgresStore::write_alerts(const std::vector<core::Alert>& alerts) {
   for (const std::size_t i : by_id(alerts)) {
     const core::Alert& a = alerts[i];
     PgParams p;
-    p.add(std::string_view(a.id))
-        .add(std::string_view(a.car))
-        .add(std::string_view(a.kind))
-        .add(a.raised)
-        .add(a.ts)
-        .add(a.score)
-        .add(a.threshold)
+    p.add_all(a.id, a.car, a.kind, a.raised, a.ts, a.score, a.threshold)
         .add_bytes(encode_strings(a.signals))
-        .add(std::string_view(a.model_version))
-        .add(a.acknowledged);
+        .add_all(a.model_version, a.acknowledged);
     _conn->exec_prepared("upsert_alert", p);
   }
 }
@@ -303,13 +288,7 @@ void PostgresStore::write_commands(const std::vector<core::Command>& commands) {
   for (const std::size_t i : by_id(commands)) {
     const core::Command& c = commands[i];
     PgParams p;
-    p.add(std::string_view(c.id))
-        .add(std::string_view(c.car))
-        .add(std::string_view(c.name))
-        .add(std::string_view(c.params_json))
-        .add(c.created)
-        .add(c.expires)
-        .add(std::string_view(c.status));
+    p.add_all(c.id, c.car, c.name, c.params_json, c.created, c.expires, c.status);
     _conn->exec_prepared("upsert_command", p);
   }
 }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "store/filter_sql.h"
+#include "store/sql_rows.h"
 #include "store/sqlite/sqlite_filter.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/twin_blob.h"
@@ -14,7 +15,7 @@
 namespace fleettwin::store {
 namespace {
 
-constexpr const char* kTwinColumns = "id, version, seq, ts, status, online, last_seen, lat, lon, score, rest";
+constexpr const char* kTwinColumns = kTwinRowColumns;
 
 // The guard of DESIGN.md §4: an update older than the stored reported.seq never overwrites newer state; at
 // the same seq the higher version wins. changes() is 0 when the WHERE refuses the update.
@@ -62,52 +63,24 @@ constexpr const char* kUpsertCommandSql =
     " (CASE commands.status WHEN 'delivered' THEN 1 WHEN 'acked' THEN 2 WHEN 'failed' THEN 2"
     "  WHEN 'expired' THEN 2 ELSE 0 END)";
 
-constexpr const char* kAlertColumns =
-    "id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged";
-constexpr const char* kCommandColumns = "id, car, name, params, created, expires, status";
+constexpr const char* kAlertColumns = kAlertRowColumns;
+constexpr const char* kCommandColumns = kCommandRowColumns;
+
+/// The current row of a stepped statement, as ColumnReader (sql_rows.h) reads it.
+struct StmtRow {
+  const Stmt& s;
+  std::string text(int k) const { return s.column_text(k); }
+  int64_t i64(int k) const { return s.column_int(k); }
+  double real(int k) const { return s.column_real(k); }
+  bool boolean(int k) const { return s.column_int(k) != 0; }
+  std::string_view blob(int k) const { return s.column_blob(k); }
+};
 
 core::Twin read_twin(const Stmt& s, const catalog::Catalog& catalog) {
-  core::Twin t;
-  t.id = s.column_text(0);
-  t.version = s.column_int(1);
-  t.reported.seq = s.column_int(2);
-  t.reported.ts = s.column_int(3);
-  t.health.status = core::health_status_from_string(s.column_text(4));
-  t.online = s.column_int(5) != 0;
-  t.last_seen = s.column_int(6);
-  t.reported.lat = s.column_real(7);
-  t.reported.lon = s.column_real(8);
-  t.health.score = s.column_real(9);
-  decode_twin_rest(s.column_blob(10), t, catalog);
-  return t;
+  return read_twin_row(StmtRow{s}, catalog);
 }
-
-core::Alert read_alert(const Stmt& s) {
-  core::Alert a;
-  a.id = s.column_text(0);
-  a.car = s.column_text(1);
-  a.kind = s.column_text(2);
-  a.raised = s.column_int(3) != 0;
-  a.ts = s.column_int(4);
-  a.score = s.column_real(5);
-  a.threshold = s.column_real(6);
-  a.signals = decode_strings(s.column_blob(7));
-  a.model_version = s.column_text(8);
-  a.acknowledged = s.column_int(9) != 0;
-  return a;
-}
-
-core::Command read_command(const Stmt& s) {
-  core::Command c;
-  c.id = s.column_text(0);
-  c.car = s.column_text(1);
-  c.name = s.column_text(2);
-  c.params_json = s.column_text(3);
-  c.created = s.column_int(4);
-  c.expires = s.column_int(5);
-  c.status = s.column_text(6);
-  return c;
-}
+core::Alert read_alert(const Stmt& s) { return read_alert_row(StmtRow{s}); }
+core::Command read_command(const Stmt& s) { return read_command_row(StmtRow{s}); }
 
 /// Rolls back an open transaction unless commit() was reached, so an exception leaves nothing behind.
 class Transaction {
@@ -139,6 +112,21 @@ class Transaction {
   Stmt& _rollback;
   bool _open = true;
 };
+
+/// The rows of `all` (every car's), or of `of_car` (car bound to ?2) when `car` is not empty, each read by
+/// `read`: the statements take the limit as ?1.
+template <typename T>
+std::vector<T> rows_of_car(Stmt& all, Stmt& of_car, const std::string& car, int64_t limit,
+                           T (*read)(const Stmt&)) {
+  std::vector<T> out;
+  if (limit <= 0) return out;
+  Stmt& s = car.empty() ? all : of_car;
+  StmtScope scope(s);
+  s.bind(1, limit);
+  if (!car.empty()) s.bind(2, std::string_view(car));
+  while (s.step()) out.push_back(read(s));
+  return out;
+}
 
 }  // namespace
 
@@ -497,25 +485,11 @@ std::vector<TelemetryRow> SqliteStore::history(const std::string& car, int64_t f
 }
 
 std::vector<core::Alert> SqliteStore::alerts(const std::string& car, int64_t limit) {
-  std::vector<core::Alert> out;
-  if (limit <= 0) return out;
-  Stmt& s = car.empty() ? _st->alerts_all : _st->alerts_car;
-  StmtScope scope(s);
-  s.bind(1, limit);
-  if (!car.empty()) s.bind(2, std::string_view(car));
-  while (s.step()) out.push_back(read_alert(s));
-  return out;
+  return rows_of_car(_st->alerts_all, _st->alerts_car, car, limit, read_alert);
 }
 
 std::vector<core::Command> SqliteStore::commands(const std::string& car, int64_t limit) {
-  std::vector<core::Command> out;
-  if (limit <= 0) return out;
-  Stmt& s = car.empty() ? _st->commands_all : _st->commands_car;
-  StmtScope scope(s);
-  s.bind(1, limit);
-  if (!car.empty()) s.bind(2, std::string_view(car));
-  while (s.step()) out.push_back(read_command(s));
-  return out;
+  return rows_of_car(_st->commands_all, _st->commands_car, car, limit, read_command);
 }
 
 HistoryStats SqliteStore::history_stats() {
@@ -545,27 +519,8 @@ std::vector<std::pair<std::string, int64_t>> SqliteStore::max_seq_per_car() {
 std::vector<core::Twin> SqliteStore::list_twins_filtered(const TwinQuery& q) {
   // Generated SQL: the text comes only from the field catalog and fixed operators; every value, including
   // the user's literals, is a bound parameter (TwinSql).
-  const TwinSort sort = parse_sort(q.sort, *_catalog);
   TwinSql sql;
-  std::string where = "1";
-  if (q.status) where += " AND status = " + sql.param(std::string(core::to_string(*q.status)));
-  if (q.online) where += " AND online = " + sql.param(int64_t{*q.online ? 1 : 0});
-  if (q.filter) where += " AND " + sql.filter(*q.filter);
-  std::string order = "id";
-  if (sort.by_id()) {
-    if (!q.after_id.empty()) where += " AND id > " + sql.param(q.after_id);
-  } else {
-    const std::string key = sql.field(sort.field);
-    order = key + (sort.descending ? " DESC, id" : ", id");
-    if (!q.after_id.empty()) {
-      TwinCursor c = decode_twin_cursor(sort, q.after_id);
-      const std::string v = sql.value(c.value);
-      where += " AND (" + key + (sort.descending ? " < " : " > ") + v + " OR (" + key + " = " + v +
-               " AND id > " + sql.param(c.id) + "))";
-    }
-  }
-  const std::string text = std::string("SELECT ") + kTwinColumns + " FROM twins WHERE " + where +
-                           " ORDER BY " + order + " LIMIT " + sql.param(q.limit);
+  const std::string text = twin_list_sql(sql, q, parse_sort(q.sort, *_catalog), kTwinColumns);
   Stmt s(_db.handle(), text);
   sql.bind(s);
   std::vector<core::Twin> out;

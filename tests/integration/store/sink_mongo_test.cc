@@ -13,8 +13,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
-#include <thread>
 
 #include "core/signals.h"
 #include "store/mongo/mongo_store.h"
@@ -28,38 +28,13 @@ using namespace fleettwin::testing;
 
 namespace {
 
-const std::string kFerretdb = std::string(FLEETTWIN_SOURCE_DIR) + "/scripts/services/ferretdb";
 constexpr int64_t kSeconds = kSinkRunSeconds;  // 5 simulated minutes at 1 s
-
-/// Kafka, FerretDB, a schema registry and the process and twin roles (SinkCluster), the sink writing to
-/// the database `name` through --mongo. One per test: each test has its own topics and database.
-class Distributed : public SinkCluster {
- public:
-  explicit Distributed(const std::string& name) : SinkCluster(name, "ferretdb") {
-    // A short server selection: a write during an outage fails (and is retried) every 2 s instead of 30 s.
-    uri = store.address();
-    if (uri.back() != '/') uri += '/';
-    uri += name + "?serverSelectionTimeoutMS=2000";
-    sink_store_args = {"--mongo", uri};
-  }
-  std::string uri;
-};
-
-/// wait_for_everything on FerretDB, where a count reads the whole telemetry collection (tens of seconds for
-/// 300,000 rows): polled every few seconds, and only once the twins, a small collection, are current.
-void wait_for_everything(Distributed& d, store::MongoStore& check, int64_t cars, store::HistoryStats& stats,
-                         std::chrono::seconds drain = 300s) {
-  fleettwin::testing::wait_for_everything(d, check, cars, stats, drain, 2s, 5s);
-}
 
 /// Every (car, seq) exactly once, and every twin equal to its car's last stored event. `stats` are the
 /// store's counts (wait_for_everything). One pass over the telemetry: on FerretDB every query of it is a scan
 /// (tens of seconds for 300,000 rows), so per-car history queries would take hours.
 void expect_exact_store(store::MongoStore& check, int64_t cars, const store::HistoryStats& stats) {
-  EXPECT_EQ(stats.rows, cars * kSeconds);
-  EXPECT_EQ(stats.distinct, cars * kSeconds);
-  EXPECT_EQ(stats.cars, cars);
-  EXPECT_EQ(stats.twins, cars);
+  expect_run_counts(stats, cars);
   /// Per car: how often each seq 1..kSeconds is stored, and its last event.
   struct Stored {
     std::vector<int> times = std::vector<int>(kSeconds + 1, 0);
@@ -92,27 +67,40 @@ void expect_exact_store(store::MongoStore& check, int64_t cars, const store::His
   }
   EXPECT_EQ(missing, 0) << "(car, seq) pairs not stored";
   EXPECT_EQ(duplicated, 0) << "(car, seq) pairs stored more than once";
-  store::TwinQuery all;
-  all.limit = cars + 1;
-  const auto twins = check.list_twins(all);
-  ASSERT_EQ(static_cast<int64_t>(twins.size()), cars);
-  int differ = 0;
-  for (const auto& t : twins) {
+  expect_twins_are_last_events(check, cars, [&](const core::Twin& t) -> const store::TelemetryRow* {
     const auto it = by_car.find(t.id);
-    const auto verdict = is_last_event(t, it == by_car.end() ? nullptr : &it->second.last);
-    if (!verdict && ++differ <= 5) ADD_FAILURE() << verdict.message();
-  }
-  EXPECT_EQ(differ, 0) << "twins that differ from their car's last event";
+    return it == by_car.end() ? nullptr : &it->second.last;
+  });
 }
+
+/// Kafka, FerretDB, a schema registry and the process and twin roles (SinkCluster), the sink writing to
+/// the database `name` through --mongo. One per test: each test has its own topics and database.
+class Distributed : public SinkCluster {
+ public:
+  explicit Distributed(const std::string& name) : SinkCluster(name, "ferretdb") {
+    // A short server selection: a write during an outage fails (and is retried) every 2 s instead of 30 s.
+    uri = store.address();
+    if (uri.back() != '/') uri += '/';
+    uri += name + "?serverSelectionTimeoutMS=2000";
+    sink_store_args = {"--mongo", uri};
+  }
+  /// The end of the run (finish_run, `between` its own checks), then expect_exact_store; the database is
+  /// dropped when all is well. On FerretDB a count reads the whole telemetry collection (tens of seconds for
+  /// 300,000 rows): polled every few seconds, and only once the twins, a small collection, are current.
+  void finish_and_expect_exact(
+      int64_t cars, std::chrono::seconds drain, const std::function<void()>& between = [] {}) {
+    store::MongoStore check(uri);
+    store::HistoryStats stats;
+    finish_run(*this, check, cars, stats, {drain, 2s, 5s}, between);
+    if (::testing::Test::HasFatalFailure()) return;
+    expect_exact_store(check, cars, stats);
+    if (!::testing::Test::HasFailure()) check.drop_database();
+  }
+  std::string uri;
+};
 
 }  // namespace
 
-// The store alone: FerretDB 1.24 keeps one of its 100 pooled SQLite connections per statement of an `update`
-// command that matches a document until the command ends, so one command replacing 100+ existing twins
-// deadlocked the server (every later operation on the database hung, `ping` still answered; see
-// docs/operations.md, "FerretDB 1.x and the MongoDB adapter"). A restarted sink's first batch, with newer
-// twins of every car, was such a command. A batch of newer twins for 250 existing cars must apply; a short
-// socket timeout makes a stuck write fail the test in 20 s instead of hanging it.
 TEST(SinkMongo, StoreAppliesNewerTwinsOfHundredsOfExistingCarsInOneBatch) {
   Service ferretdb(FLEETTWIN_SOURCE_DIR, "ferretdb");
   std::string uri = ferretdb.address();
@@ -151,67 +139,45 @@ TEST(SinkMongo, StoreAppliesNewerTwinsOfHundredsOfExistingCarsInOneBatch) {
 TEST(SinkMongo, KilledSinkResumesAndStoresEveryCarSeqExactlyOnce) {
   constexpr int64_t kCars = 1000;
   Distributed d("sink_kill");
-  // The restarted sink makes progress at once: it stores rows within a minute. (On FerretDB a restarted sink
-  // once stalled there, its start-up count overlapping its own writes, and later hung the server with a batch
-  // of twins for every car; see run_pipeline and docs/operations.md.)
-  kill_sink_mid_run(d, kCars);
-  if (HasFatalFailure()) return;
-
-  ASSERT_TRUE(d.sim_finished()) << read_file(d.path("sim.log"));
-  store::MongoStore check(d.uri);
-  store::HistoryStats stats;
-  wait_for_everything(d, check, kCars, stats, 420s);
-  d.stop_roles();
-  expect_exact_store(check, kCars, stats);
-  if (!HasFailure()) check.drop_database();
+  // The restarted sink makes progress at once: it stores rows within a minute. (On FerretDB a restarted
+  // sink once stalled there, its start-up count overlapping its own writes, and later hung the server with
+  // a batch of twins for every car; see run_pipeline and docs/operations.md.)
+  ASSERT_NO_FATAL_FAILURE(kill_sink_mid_run(d, kCars));
+  d.finish_and_expect_exact(kCars, 420s);
 }
 
 TEST(SinkMongo, DatabaseDownForTwentySecondsLosesAndDuplicatesNothing) {
   constexpr int64_t kCars = 300;
   Distributed d("sink_outage");
-  d.sink = d.start_sink("sink.log");
-  d.sim = d.start_sim(kCars);
-  ASSERT_TRUE(
-      eventually([&] { return last_of(d.path("sink.log"), "stored") >= kCars * kSeconds / 10; }, 180s))
-      << read_file(d.path("sink.log"));
+  int64_t stored = 0;
+  ASSERT_NO_FATAL_FAILURE(start_until_tenth_stored(d, kCars, "sink.log", stored));
   const auto lags_before = progress_series(read_file(d.path("sink.log")), "lag");
 
   // The outage: the server process stops, the port and data dir stay; 20 s later it runs again there.
-  const auto paused = run(kFerretdb, {"pause", d.store.address()});
-  ASSERT_EQ(paused.exit_code, 0) << paused.out;
-  std::this_thread::sleep_for(20s);  // the scenario's length, not an assertion
-  EXPECT_TRUE(alive(d.sink)) << "the sink exited while the database was down\n"
-                             << read_file(d.path("sink.log"));
-  const auto resumed = run(kFerretdb, {"resume", d.store.address()});
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
+  ASSERT_NO_FATAL_FAILURE(store_outage(d, 20s));
 
-  store::MongoStore check(d.uri);
-  ASSERT_TRUE(d.sim_finished()) << read_file(d.path("sim.log"));
-  store::HistoryStats stats;
-  wait_for_everything(d, check, kCars, stats);
-  // The lag drains to 0 once the store is back (progress lines, once a second).
-  ASSERT_TRUE(eventually(
-      [&] {
-        const auto lags = progress_series(read_file(d.path("sink.log")), "lag");
-        return !lags.empty() && lags.back() == 0;
-      },
-      60s))
-      << read_file(d.path("sink.log"));
-  // With --fast the whole run is in the log before the outage, so the lag cannot rise; it must not fall while
-  // the store is away (nothing stored), then drain to 0.
-  const auto lags = progress_series(read_file(d.path("sink.log")), "lag");
-  ASSERT_FALSE(lags_before.empty());
-  const size_t outage = lags_before.size();  // progress lines come once a second: 3 s and 15 s into it
-  ASSERT_LT(outage + 15, lags.size());
-  EXPECT_GE(lags[outage + 15], lags[outage + 3]) << read_file(d.path("sink.log"));
-  EXPECT_GT(lags[outage + 15], 0);
-  EXPECT_TRUE(alive(d.sink)) << read_file(d.path("sink.log"));
-  // The failed writes were retried (by the store's own backoff, then the sink's), and said so.
-  const auto sink_log = read_file(d.path("sink.log"));
-  EXPECT_TRUE(sink_log.find("store unreachable") != std::string::npos ||
-              sink_log.find("bulk write to telemetry failed") != std::string::npos)
-      << sink_log;
-  d.stop_roles();  // the sink still exits 0: it never stopped
-  expect_exact_store(check, kCars, stats);
-  if (!HasFailure()) check.drop_database();
+  d.finish_and_expect_exact(kCars, 300s, [&] {
+    // The lag drains to 0 once the store is back (progress lines, once a second).
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto lags = progress_series(read_file(d.path("sink.log")), "lag");
+          return !lags.empty() && lags.back() == 0;
+        },
+        60s))
+        << read_file(d.path("sink.log"));
+    // With --fast the whole run is in the log before the outage, so the lag cannot rise; it must not fall
+    // while the store is away (nothing stored), then drain to 0.
+    const auto lags = progress_series(read_file(d.path("sink.log")), "lag");
+    ASSERT_FALSE(lags_before.empty());
+    const size_t outage = lags_before.size();  // progress lines come once a second: 3 s and 15 s into it
+    ASSERT_LT(outage + 15, lags.size());
+    EXPECT_GE(lags[outage + 15], lags[outage + 3]) << read_file(d.path("sink.log"));
+    EXPECT_GT(lags[outage + 15], 0);
+    EXPECT_TRUE(alive(d.sink)) << read_file(d.path("sink.log"));
+    // The failed writes were retried (by the store's own backoff, then the sink's), and said so.
+    const auto sink_log = read_file(d.path("sink.log"));
+    EXPECT_TRUE(sink_log.find("store unreachable") != std::string::npos ||
+                sink_log.find("bulk write to telemetry failed") != std::string::npos)
+        << sink_log;
+  });  // then the sink still exits 0: it never stopped
 }

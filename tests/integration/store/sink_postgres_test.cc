@@ -14,7 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <thread>
+#include <functional>
 
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/postgres_store.h"
@@ -27,28 +27,12 @@ using namespace fleettwin::testing;
 
 namespace {
 
-const std::string kPostgres = std::string(FLEETTWIN_SOURCE_DIR) + "/scripts/services/postgres";
 constexpr int64_t kSeconds = kSinkRunSeconds;
-
-/// Kafka, PostgreSQL, a schema registry and the process and twin roles; the sink writes to the server's
-/// database through --postgres. A short connect timeout: during an outage a write fails (and is retried) at
-/// once instead of waiting for the kernel.
-class Distributed : public SinkCluster {
- public:
-  explicit Distributed(const std::string& name) : SinkCluster(name, "postgres") {
-    uri = store.address() + "?connect_timeout=2";
-    sink_store_args = {"--postgres", uri};
-  }
-  std::string uri;
-};
 
 /// Every (car, seq) 1..kSeconds exactly once, and every twin equal to its car's last stored event.
 void expect_exact_store(const std::string& uri, store::PostgresStore& check, int64_t cars,
                         const store::HistoryStats& stats) {
-  EXPECT_EQ(stats.rows, cars * kSeconds);
-  EXPECT_EQ(stats.distinct, cars * kSeconds);
-  EXPECT_EQ(stats.cars, cars);
-  EXPECT_EQ(stats.twins, cars);
+  expect_run_counts(stats, cars);
   store::PgConnection sql(uri);
   const store::PgResult twice =
       sql.exec("SELECT car, seq, count(*) FROM telemetry GROUP BY car, seq HAVING count(*) > 1 LIMIT 5");
@@ -64,58 +48,54 @@ void expect_exact_store(const std::string& uri, store::PostgresStore& check, int
     ADD_FAILURE() << gaps.str(i, 0) << ": " << gaps.i64(i, 1) << " seqs stored, from " << gaps.i64(i, 2)
                   << " to " << gaps.i64(i, 3) << " (want 1.." << kSeconds << ")";
   }
-  store::TwinQuery all;
-  all.limit = cars + 1;
-  const auto twins = check.list_twins(all);
-  ASSERT_EQ(static_cast<int64_t>(twins.size()), cars);
-  int differ = 0;
-  for (const auto& t : twins) {
-    const auto rows = check.history(t.id, 0, INT64_MAX);
-    const auto verdict = is_last_event(t, rows.empty() ? nullptr : &rows.back());
-    if (!verdict && ++differ <= 5) ADD_FAILURE() << verdict.message();
-  }
-  EXPECT_EQ(differ, 0) << "twins that differ from their car's last event";
+  std::vector<store::TelemetryRow> rows;
+  expect_twins_are_last_events(check, cars, [&](const core::Twin& t) {
+    rows = check.history(t.id, 0, INT64_MAX);
+    return rows.empty() ? nullptr : &rows.back();
+  });
 }
+
+/// Kafka, PostgreSQL, a schema registry and the process and twin roles; the sink writes to the server's
+/// database through --postgres. A short connect timeout: during an outage a write fails (and is retried) at
+/// once instead of waiting for the kernel.
+class Distributed : public SinkCluster {
+ public:
+  explicit Distributed(const std::string& name) : SinkCluster(name, "postgres") {
+    uri = store.address() + "?connect_timeout=2";
+    sink_store_args = {"--postgres", uri};
+  }
+  /// The end of the run (finish_run, `between` its own checks), then expect_exact_store.
+  void finish_and_expect_exact(
+      int64_t cars, const std::function<void()>& between = [] {}) {
+    store::PostgresStore check(uri);
+    store::HistoryStats stats;
+    finish_run(*this, check, cars, stats, {300s, 1s, 1s}, between);
+    if (::testing::Test::HasFatalFailure()) return;
+    expect_exact_store(uri, check, cars, stats);
+  }
+  std::string uri;
+};
+
+}  // namespace
 
 TEST(SinkPostgres, KilledSinkResumesAndStoresEveryCarSeqExactlyOnce) {
   constexpr int64_t kCars = 500;
   Distributed d("sink_pg_kill");
-  kill_sink_mid_run(d, kCars);
-  if (HasFatalFailure()) return;
-  ASSERT_TRUE(d.sim_finished()) << read_file(d.path("sim.log"));
-  store::PostgresStore check(d.uri);
-  store::HistoryStats stats;
-  wait_for_everything(d, check, kCars, stats, 300s, 1s, 1s);
-  d.stop_roles();
-  expect_exact_store(d.uri, check, kCars, stats);
+  ASSERT_NO_FATAL_FAILURE(kill_sink_mid_run(d, kCars));
+  d.finish_and_expect_exact(kCars);
 }
 
 TEST(SinkPostgres, DatabaseDownForTenSecondsLosesAndDuplicatesNothing) {
   constexpr int64_t kCars = 200;
   Distributed d("sink_pg_outage");
-  d.sink = d.start_sink("sink.log");
-  d.sim = d.start_sim(kCars);
-  ASSERT_TRUE(
-      eventually([&] { return last_of(d.path("sink.log"), "stored") >= kCars * kSeconds / 10; }, 180s))
-      << read_file(d.path("sink.log"));
-  const auto paused = run(kPostgres, {"pause", d.store.address()});
-  ASSERT_EQ(paused.exit_code, 0) << paused.out;
-  std::this_thread::sleep_for(10s);  // the scenario's length, not an assertion
-  EXPECT_TRUE(alive(d.sink)) << "the sink exited while the database was down\n"
-                             << read_file(d.path("sink.log"));
-  const auto resumed = run(kPostgres, {"resume", d.store.address()});
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
+  int64_t stored = 0;
+  ASSERT_NO_FATAL_FAILURE(start_until_tenth_stored(d, kCars, "sink.log", stored));
+  ASSERT_NO_FATAL_FAILURE(store_outage(d, 10s));
 
-  ASSERT_TRUE(d.sim_finished()) << read_file(d.path("sim.log"));
-  store::PostgresStore check(d.uri);
-  store::HistoryStats stats;
-  wait_for_everything(d, check, kCars, stats, 300s, 1s, 1s);
-  EXPECT_TRUE(alive(d.sink)) << read_file(d.path("sink.log"));
-  const auto sink_log = read_file(d.path("sink.log"));
-  EXPECT_NE(sink_log.find("store unreachable"), std::string::npos) << sink_log;
-  EXPECT_NE(sink_log.find("store reachable again"), std::string::npos) << sink_log;
-  d.stop_roles();  // the sink still exits 0: it never stopped
-  expect_exact_store(d.uri, check, kCars, stats);
+  d.finish_and_expect_exact(kCars, [&] {
+    EXPECT_TRUE(alive(d.sink)) << read_file(d.path("sink.log"));
+    const auto sink_log = read_file(d.path("sink.log"));
+    EXPECT_NE(sink_log.find("store unreachable"), std::string::npos) << sink_log;
+    EXPECT_NE(sink_log.find("store reachable again"), std::string::npos) << sink_log;
+  });  // then the sink still exits 0: it never stopped
 }
-
-}  // namespace

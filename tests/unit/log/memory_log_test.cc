@@ -51,6 +51,19 @@ std::vector<Record> read_committing(Consumer& c, std::size_t n) {
   return got;
 }
 
+/// Sends the values from..to-1 to topic "t" (capacity 10) from a thread of its own while `reader`'s group
+/// holds the oldest records: the producer must stop at the capacity until `reader` reads and commits. Then
+/// `reader` must have read every value 0..to-1 in order, nothing dropped.
+void expect_held_at_capacity_until_read(MemoryLog& log, Consumer& reader, int from, int to) {
+  std::atomic<int> sent{from};
+  std::thread producer = numbered_producer(log, from, to, sent);
+  EXPECT_EQ(settled(sent, 10), 10);
+  const auto got = read_committing(reader, to);
+  producer.join();
+  EXPECT_EQ(sent.load(), to);
+  for (int i = 0; i < to; ++i) EXPECT_EQ(got[i].value, std::to_string(i));  // nothing dropped
+}
+
 }  // namespace
 
 TEST(MemoryLog, SameKeySamePartitionInOrderWithOffsets) {
@@ -196,14 +209,8 @@ TEST(MemoryLog, FullTopicBlocksProducerUntilConsumerCommits) {
   MemoryLog log;
   log.create_topic("t", TopicConfig{.partitions = 1, .capacity = 10});
   auto c = subscribed(log, "g", {"t"});
-  std::atomic<int> sent{0};
-  std::thread producer = numbered_producer(log, 0, 30, sent);
   // Without commits the producer cannot pass the capacity: it reaches 10 and stays there.
-  EXPECT_EQ(settled(sent, 10), 10);
-  const auto got = read_committing(*c, 30);
-  producer.join();
-  EXPECT_EQ(sent.load(), 30);
-  for (int i = 0; i < 30; ++i) EXPECT_EQ(got[i].value, std::to_string(i));  // nothing dropped
+  expect_held_at_capacity_until_read(log, *c, 0, 30);
   EXPECT_EQ(log.evicted(), 0);
 }
 
@@ -224,15 +231,10 @@ TEST(MemoryLog, FullPartitionEvictsPastAGroupAllowedToLagButNotPastOneThatMustNo
   ASSERT_EQ(first.size(), 3u);
   EXPECT_EQ(first.front().value, "0");
 
-  std::atomic<int> sent{3};
-  std::thread producer = numbered_producer(log, 3, 40, sent);
-  // The keeper has committed nothing yet: the producer waits for it at the capacity, laggard or not.
-  EXPECT_EQ(settled(sent, 10), 10);
-  // The keeper reads and commits everything; the laggard still reads nothing: the producer is not held.
-  const auto kept = read_committing(*keeper, 40);
-  producer.join();
-  EXPECT_EQ(sent.load(), 40);
-  for (int i = 0; i < 40; ++i) EXPECT_EQ(kept[i].value, std::to_string(i));  // the keeper lost nothing
+  // The keeper has committed nothing yet: the producer waits for it at the capacity, laggard or not. The
+  // keeper reads and commits everything, losing nothing; the laggard still reads nothing: the producer is
+  // not held.
+  expect_held_at_capacity_until_read(log, *keeper, 3, 40);
   EXPECT_EQ(log.evicted_past_laggards(), 30);  // 40 records, 10 kept: memory stays bounded
 
   // The laggard resumes at the oldest record left and counts what it never saw.

@@ -5,6 +5,8 @@
 #include <httplib.h>
 
 #include <fstream>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include "codec/avro.h"
@@ -84,6 +86,25 @@ class RegistryHttp : public ::testing::Test {
 
   std::unique_ptr<EmbeddedRegistry> registry;
 };
+
+/// `call` throws a SchemaRegistryError of HTTP status `status` and, when given, of `error_code` and with a
+/// message that contains `message_part`.
+template <typename F>
+void expect_registry_error(F&& call, int status, std::optional<int> error_code = std::nullopt,
+                           std::string_view message_part = {}) {
+  try {
+    call();
+    ADD_FAILURE() << "no SchemaRegistryError";
+  } catch (const SchemaRegistryError& e) {
+    EXPECT_EQ(e.status(), status) << e.what();
+    if (error_code) {
+      EXPECT_EQ(e.error_code(), *error_code);
+    }
+    if (!message_part.empty()) {
+      EXPECT_NE(e.message().find(message_part), std::string::npos) << e.message();
+    }
+  }
+}
 
 }  // namespace
 
@@ -172,13 +193,7 @@ TEST_F(RegistryHttp, CompatibilityNoneAcceptsAnything) {
 
 TEST_F(RegistryHttp, InvalidSchemasAre422) {
   SchemaRegistryClient c = client();
-  try {
-    c.register_schema("s-value", R"({"type":"record","name":"R"})");
-    ADD_FAILURE();
-  } catch (const SchemaRegistryError& e) {
-    EXPECT_EQ(e.status(), 422);
-    EXPECT_EQ(e.error_code(), 42201);
-  }
+  expect_registry_error([&] { c.register_schema("s-value", R"({"type":"record","name":"R"})"); }, 422, 42201);
   Reply r = call("POST", "/subjects/s-value/versions", schema_body("{not json"));
   EXPECT_EQ(r.status, 422);
   EXPECT_NE(r.body.find(R"("error_code":42201)"), std::string::npos) << r.body;
@@ -224,13 +239,7 @@ TEST_F(RegistryHttp, LookupsAndNotFound) {
   EXPECT_EQ(r.status, 404);
   EXPECT_NE(r.body.find(R"("error_code":40403)"), std::string::npos);
   EXPECT_EQ(call("GET", "/schemas/ids/abc").status, 404);
-  try {
-    c.get_schema(999);
-    ADD_FAILURE();
-  } catch (const SchemaRegistryError& e) {
-    EXPECT_EQ(e.status(), 404);
-    EXPECT_EQ(e.error_code(), 40403);
-  }
+  expect_registry_error([&] { c.get_schema(999); }, 404, 40403);
   EXPECT_EQ(call("GET", "/subjects/nobody/versions").status, 404);
   r = call("GET", "/subjects/s-value/versions/9");
   EXPECT_EQ(r.status, 404);
@@ -577,20 +586,8 @@ TEST(RegistryClient, ErrorsFromProxiesAndBadAnswers) {
   SchemaRegistryClientOptions o;
   o.request_timeout = std::chrono::milliseconds(200);
   SchemaRegistryClient c(fake.url(), o);
-  try {
-    c.get_schema(1);
-    ADD_FAILURE();
-  } catch (const SchemaRegistryError& e) {
-    EXPECT_EQ(e.status(), 502);
-    EXPECT_EQ(e.error_code(), 0);
-    EXPECT_NE(e.message().find("Bad Gateway"), std::string::npos) << e.message();
-  }
+  expect_registry_error([&] { c.get_schema(1); }, 502, 0, "Bad Gateway");
   EXPECT_THROW(c.get_schema(2), SchemaRegistryError);
   EXPECT_THROW(c.register_schema("s", R"("int")"), SchemaRegistryError);
-  try {
-    c.get_schema(3);
-    ADD_FAILURE();
-  } catch (const SchemaRegistryError& e) {
-    EXPECT_EQ(e.status(), 0) << e.what();  // timed out
-  }
+  expect_registry_error([&] { c.get_schema(3); }, 0);  // timed out
 }

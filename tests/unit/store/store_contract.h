@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,18 @@ inline std::vector<std::string> twin_ids(const std::vector<core::Twin>& twins) {
   std::vector<std::string> out;
   for (const auto& t : twins) out.push_back(t.id);
   return out;
+}
+
+/// A server adapter `Store` given a URI of another kind (`uri`) refuses it at once with an error that says
+/// "bad URI" (a std::runtime_error), before it tries to connect anywhere.
+template <typename Store>
+void expect_bad_uri_refused(const std::string& uri) {
+  try {
+    Store s(uri);
+    ADD_FAILURE() << "no error for " << uri;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad URI"), std::string::npos) << e.what();
+  }
 }
 
 /// Fixture: a fresh space per test, `store` opened on it.
