@@ -40,6 +40,9 @@ class KafkaProducer final : public Producer {
 
   static void on_report(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void report(Delivery& delivery, rd_kafka_resp_err_t err, int32_t partition, int64_t offset);
+  /// After a fatal error: purges what is queued, serves its failure reports, then throws the error.
+  void fail_queued_if_fatal();
+  bool fatal();
   void throw_if_fatal();
   void rethrow_callback_error();
 
