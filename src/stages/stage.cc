@@ -94,6 +94,16 @@ void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& 
   }
 }
 
+bool StageRunner::assigned_or_given_up(std::chrono::steady_clock::time_point now) {
+  // No partitions has no lag: before its group's first assignment, or while a rebalance moves partitions,
+  // a member would look caught up and a drain would stop with nothing read (seen in `up --kafka`, whose
+  // groups are new). Wait for partitions; a member that gets none (more copies than partitions) stops after
+  // the limit.
+  if (_has_partitions) return true;
+  if (_unassigned_since == std::chrono::steady_clock::time_point{}) _unassigned_since = now;
+  return now - _unassigned_since >= _options.drain_unassigned_limit;
+}
+
 bool StageRunner::drained(std::chrono::steady_clock::time_point now) {
   if (!_stage->busy()) return true;
   if (_busy_since == std::chrono::steady_clock::time_point{}) {
@@ -201,7 +211,8 @@ void StageRunner::loop() {
         pending.clear();
         _batches->add();
       }
-      if (_drain && idle && pending.empty() && drained(now)) break;
+      if (_has_partitions) _unassigned_since = {};
+      if (_drain && idle && pending.empty() && assigned_or_given_up(now) && drained(now)) break;
     }
     commit();  // stopping: finish what was processed
   } catch (...) {

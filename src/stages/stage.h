@@ -90,6 +90,8 @@ struct RunnerOptions {
   /// score stage's first model), then tells the stage to stop it (Stage::interrupt): on a saturated machine a
   /// training at nice 10 could otherwise hold the end of a run for minutes.
   std::chrono::milliseconds drain_busy_limit{60000};
+  /// A draining runner without partitions waits this long for some before it stops (see loop()).
+  std::chrono::milliseconds drain_unassigned_limit{15000};
 };
 
 /// Runs one stage on its own thread as the loop of DESIGN.md §1: poll a batch, process it, flush the outputs
@@ -127,6 +129,8 @@ class StageRunner {
   /// Whether a draining runner whose input is done may stop: its stage is not busy, or was busy too long
   /// (then told to stop, and asked again on the next pass).
   bool drained(std::chrono::steady_clock::time_point now);
+  /// Whether a draining runner holds partitions, or has held none for drain_unassigned_limit.
+  bool assigned_or_given_up(std::chrono::steady_clock::time_point now);
   /// Polls into `batch` until it is full or `window_end` passed, and reports what the consumer skipped. A
   /// revoke during a poll drops the batch's records of those partitions (loop()'s rebalance listener).
   void fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
@@ -148,6 +152,7 @@ class StageRunner {
   core::Counter* _errors;
   core::Counter* _skipped;
   int64_t _skipped_seen = 0;  ///< the consumer's skipped() already reported (runner thread)
+  std::chrono::steady_clock::time_point _unassigned_since{};  ///< draining without partitions since
   std::chrono::steady_clock::time_point _busy_since{};  ///< draining, input done, stage still busy since
   core::Gauge* _lag;
   core::Gauge* _batch_us;
