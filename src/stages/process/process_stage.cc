@@ -26,7 +26,7 @@ ProcessStage::ProcessStage(Options options, const std::shared_ptr<const catalog:
       _avro(catalog),
       _metrics(metrics),
       _valid(metrics.counter(core::metric::kTelemetryValid)),
-      _dlq(metrics.counter(core::metric::kDlq, core::metric::stage_label("process"))) {
+      _dead_letters(metrics, "process") {
   // Bounded by the catalog's size (at most catalog::kMaxSignals), so one series per signal up front.
   for (const auto& s : catalog->signals()) {
     _out_of_range.push_back(&metrics.counter(core::metric::kSignalOutOfRange, "signal=\"" + s.name + "\""));
@@ -73,12 +73,13 @@ void ProcessStage::process(const std::vector<log::Record>& batch, log::Producer&
   codec::DecodeError error;
   for (const auto& r : batch) {
     if (!_decoder.decode(r.value, _t, error)) {
-      reject(r, codec::to_string(error.reason), error.detail, out);
+      _dead_letters.send(r, codec::to_string(error.reason), error.detail, out);
       continue;
     }
     // The key routes the car's records (per-car order); a payload claiming another car is refused.
     if (!r.key.empty() && r.key != _t.car) {
-      reject(r, "bad_car_id", "record key '" + r.key + "' does not match car '" + _t.car + "'", out);
+      _dead_letters.send(r, "bad_car_id", "record key '" + r.key + "' does not match car '" + _t.car + "'",
+                         out);
       continue;
     }
     count_flags_and_unknown_fields();
@@ -90,30 +91,6 @@ void ProcessStage::process(const std::vector<log::Record>& batch, log::Producer&
     out.send(std::move(o));
     _valid.add();
   }
-}
-
-void ProcessStage::reject(const log::Record& r, std::string_view reason, const std::string& detail,
-                          log::Producer& out) {
-  log::OutRecord o;
-  o.topic = t::kTelemetryDlq;
-  o.key = r.key;
-  o.value = r.value;
-  o.headers = r.headers;
-  o.headers.push_back({t::kHeaderErrorReason, std::string(reason)});
-  o.headers.push_back({t::kHeaderErrorStage, "process"});
-  o.headers.push_back({t::kHeaderErrorDetail, detail});
-  o.headers.push_back(
-      {"source.offset", r.topic + "/" + std::to_string(r.partition) + "/" + std::to_string(r.offset)});
-  o.timestamp_ms = r.timestamp_ms;
-  out.send(std::move(o));
-  _dlq.add();
-  auto it = _dlq_by_reason.find(reason);
-  if (it == _dlq_by_reason.end()) {
-    auto& counter = _metrics.counter("fleettwin_dlq_reason_total", "DLQ records by reason",
-                                     "reason=\"" + std::string(reason) + "\"");
-    it = _dlq_by_reason.emplace(std::string(reason), &counter).first;
-  }
-  it->second->add();
 }
 
 }  // namespace fleettwin::stages

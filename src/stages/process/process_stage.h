@@ -6,6 +6,7 @@
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "core/metrics.h"
+#include "stages/dead_letters.h"
 #include "stages/stage.h"
 
 namespace fleettwin::stages {
@@ -28,7 +29,6 @@ class ProcessStage final : public Stage {
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
 
  private:
-  void reject(const log::Record& r, std::string_view reason, const std::string& detail, log::Producer& out);
   void count_flags_and_unknown_fields();
 
   Options _options;
@@ -38,9 +38,8 @@ class ProcessStage final : public Stage {
   core::Telemetry _t;
   core::Metrics& _metrics;
   core::Counter& _valid;
-  core::Counter& _dlq;
-  std::map<std::string, core::Counter*, std::less<>> _dlq_by_reason;  // registry lookups take a lock
-  std::vector<core::Counter*> _out_of_range;                          ///< per catalog signal
+  DeadLetters _dead_letters;
+  std::vector<core::Counter*> _out_of_range;  ///< per catalog signal
   // Per unknown key, up to kMaxUnknownNames names; later names (and names unfit for a label) share "_other":
   // keys come from the cars, and each distinct one would otherwise be a new time series.
   static constexpr std::size_t kMaxUnknownNames = 64;

@@ -100,7 +100,7 @@ TEST(ProcessStage, ValidToAvroInvalidToDlqWithReasonHeaders) {
   EXPECT_EQ(reason(2), "bad_car_id");  // key says car-00002, payload car-00001
   EXPECT_EQ(reason(3), "oversized");
   EXPECT_EQ(metrics.value("fleettwin_dlq_total{stage=\"process\"}"), 3);
-  EXPECT_EQ(metrics.value("fleettwin_dlq_reason_total{reason=\"malformed\"}"), 1);
+  EXPECT_EQ(metrics.value("fleettwin_dlq_reason_total{stage=\"process\",reason=\"malformed\"}"), 1);
 }
 
 TEST(ProcessStage, WritesTheCarTelemetrySchemaOfItsCatalog) {
