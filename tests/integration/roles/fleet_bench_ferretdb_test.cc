@@ -8,26 +8,11 @@
 
 #include <string>
 
+#include "support/fleet_bench_report.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
 using namespace fleettwin::testing;
-
-namespace {
-
-int64_t get_int(simdjson::dom::element e, const char* key) {
-  int64_t v = -1;
-  EXPECT_EQ(e[key].get(v), simdjson::SUCCESS) << key;
-  return v;
-}
-
-double get_double(simdjson::dom::element e, const char* key) {
-  double v = -1;
-  EXPECT_EQ(e[key].get(v), simdjson::SUCCESS) << key;
-  return v;
-}
-
-}  // namespace
 
 TEST(FleetBenchFerretDb, TheMongoStoreHoldsEveryCarSeqExactlyOnce) {
   const TempDir dir("fleet-bench-ferretdb");
@@ -41,29 +26,15 @@ TEST(FleetBenchFerretDb, TheMongoStoreHoldsEveryCarSeqExactlyOnce) {
   simdjson::dom::element e;
   ASSERT_EQ(parser.parse(text).get(e), simdjson::SUCCESS) << text;
 
-  EXPECT_EQ(get_int(e, "cars"), 100);
-  const int64_t published = get_int(e, "published");
-  EXPECT_GE(published, 100 * 5) << "every car published for 30 s";
-  EXPECT_GE(get_int(e, "stored"), published);
-  EXPECT_EQ(get_int(e, "lost"), 0) << r.out;
-  EXPECT_EQ(get_int(e, "duplicates"), 0) << r.out;
-  EXPECT_EQ(get_int(e, "twins_behind"), 0) << r.out;
-  EXPECT_EQ(get_int(e, "commands_answered"), get_int(e, "commands_sent")) << r.out;
+  expect_exact_run(e, 100, 100 * 5, r.out);
   // The latency comes from each document's stored time: a stored time before the publish, or none, would
   // show as a negative or an epoch-sized figure.
-  EXPECT_GT(get_double(e, "msgs_per_s"), 0) << text;
-  const double p50 = get_double(e, "p50_latency_ms"), p99 = get_double(e, "p99_latency_ms");
+  EXPECT_GT(report_double(e, "msgs_per_s"), 0) << text;
+  const double p50 = report_double(e, "p50_latency_ms"), p99 = report_double(e, "p99_latency_ms");
   EXPECT_GT(p50, 0) << text;
   EXPECT_GE(p99, p50) << text;
   EXPECT_LT(p99, 60'000) << text;
 
-  simdjson::dom::object roles;
-  ASSERT_EQ(e["roles"].get(roles), simdjson::SUCCESS);
-  EXPECT_EQ(roles.size(), 7U) << text;  // registry, bridge, process, twin, sink, score, api
-  for (auto [name, usage] : roles) {
-    int64_t crashes = -1;
-    EXPECT_EQ(usage["crashes"].get(crashes), simdjson::SUCCESS);
-    EXPECT_EQ(crashes, 0) << name << " exited on its own";
-  }
+  expect_roles(e, 7, false, text);  // registry, bridge, process, twin, sink, score, api
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }

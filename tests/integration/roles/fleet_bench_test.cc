@@ -9,20 +9,11 @@
 
 #include <string>
 
+#include "support/fleet_bench_report.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
 using namespace fleettwin::testing;
-
-namespace {
-
-int64_t get_int(simdjson::dom::element e, const char* key) {
-  int64_t v = -1;
-  EXPECT_EQ(e[key].get(v), simdjson::SUCCESS) << key;
-  return v;
-}
-
-}  // namespace
 
 TEST(FleetBench, EveryFaultOnceAndTheStoreHoldsEveryCarSeqExactlyOnce) {
   const TempDir dir("fleet-bench");
@@ -39,14 +30,7 @@ TEST(FleetBench, EveryFaultOnceAndTheStoreHoldsEveryCarSeqExactlyOnce) {
   simdjson::dom::element e;
   ASSERT_EQ(parser.parse(text).get(e), simdjson::SUCCESS) << text;
 
-  EXPECT_EQ(get_int(e, "cars"), 400);
-  const int64_t published = get_int(e, "published");
-  EXPECT_GT(published, 400 * 60) << "the cars published for minutes";
-  EXPECT_GE(get_int(e, "stored"), published);
-  EXPECT_EQ(get_int(e, "lost"), 0) << r.out;
-  EXPECT_EQ(get_int(e, "duplicates"), 0) << r.out;
-  EXPECT_EQ(get_int(e, "twins_behind"), 0) << r.out;
-  EXPECT_EQ(get_int(e, "commands_answered"), get_int(e, "commands_sent")) << r.out;
+  expect_exact_run(e, 400, 400 * 60, r.out);
 
   simdjson::dom::array faults;
   ASSERT_EQ(e["faults"].get(faults), simdjson::SUCCESS) << text;
@@ -58,16 +42,6 @@ TEST(FleetBench, EveryFaultOnceAndTheStoreHoldsEveryCarSeqExactlyOnce) {
     EXPECT_EQ(f["recovery_s"].get(recovery), simdjson::SUCCESS);
     EXPECT_GE(recovery, 0) << name << " never recovered:\n" << text;
   }
-  simdjson::dom::object roles;
-  ASSERT_EQ(e["roles"].get(roles), simdjson::SUCCESS);
-  EXPECT_EQ(roles.size(), 11U) << text;  // registry, 2 x (bridge, process, twin, sink), score, api
-  for (auto [name, usage] : roles) {
-    double cpu = 0;
-    EXPECT_EQ(usage["cpu_s"].get(cpu), simdjson::SUCCESS);
-    EXPECT_GT(cpu, 0) << name;
-    int64_t crashes = -1;
-    EXPECT_EQ(usage["crashes"].get(crashes), simdjson::SUCCESS);
-    EXPECT_EQ(crashes, 0) << name << " exited on its own";
-  }
+  expect_roles(e, 11, true, text);  // registry, 2 x (bridge, process, twin, sink), score, api
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }
