@@ -502,12 +502,10 @@ TEST(Model, MetadataRoundTrips) {
   EXPECT_THROW(meta_from_json("not json"), std::invalid_argument);
 }
 
-TEST(ModelMeta, AnUnknownFeatureWithoutFeatureAliasesIsRefused) {
-  // Found by fuzzing (tests/fuzz/corpus/model_header/crash-*): metadata without feature_aliases (artifacts
-  // written before it existed) naming a feature the space lacks read a default simdjson object, which has no
-  // document (a null dereference), instead of refusing the model.
+// Metadata of the reference architecture with every per-feature vector at its neutral value.
+ModelMeta neutral_meta(const std::string& version) {
   ModelMeta m;
-  m.version = "v";
+  m.version = version;
   m.architecture = reference_architecture();
   const std::size_t n = m.architecture.features.size();
   m.center.assign(n, 0);
@@ -515,6 +513,14 @@ TEST(ModelMeta, AnUnknownFeatureWithoutFeatureAliasesIsRefused) {
   m.error_scale.assign(n, 1);
   m.error_scale_low.assign(n, 1);
   m.weight.assign(n, 1);
+  return m;
+}
+
+TEST(ModelMeta, AnUnknownFeatureWithoutFeatureAliasesIsRefused) {
+  // Found by fuzzing (tests/fuzz/corpus/model_header/crash-*): metadata without feature_aliases (artifacts
+  // written before it existed) naming a feature the space lacks read a default simdjson object, which has no
+  // document (a null dereference), instead of refusing the model.
+  ModelMeta m = neutral_meta("v");
   std::string json = meta_to_json(m);
   const std::size_t at = json.find(R"("feature_aliases":{)");
   ASSERT_NE(at, std::string::npos) << json;
@@ -532,15 +538,7 @@ TEST(ModelMeta, AnUnknownFeatureWithoutFeatureAliasesIsRefused) {
 }
 
 TEST(ModelArtifact, HeaderIsReadWithoutTheModule) {
-  ModelMeta m;
-  m.version = "v1";
-  m.architecture = reference_architecture();
-  const std::size_t n = m.architecture.features.size();
-  m.center.assign(n, 0);
-  m.scale.assign(n, 1);
-  m.error_scale.assign(n, 1);
-  m.error_scale_low.assign(n, 1);
-  m.weight.assign(n, 1);
+  ModelMeta m = neutral_meta("v1");
   const std::string meta = meta_to_json(m);
   const auto u64 = [](uint64_t v) {
     std::string out;
