@@ -171,6 +171,8 @@ void ScoreStage::warm_up() {
   _training =
       std::async(std::launch::async, [trainer = _trainer, events = std::move(_warmup), space = _options.space,
                                       stop = _training_stop.get_token()]() mutable {
+        // Its own name: a profile or `top -H` tells training from scoring (the name is inherited otherwise).
+        pthread_setname_np(pthread_self(), "ft-train");
         lower_this_thread_priority();
         auto data = ml::make_training_data(events, t::kTelemetry, space);
         if (stop.stop_requested()) throw std::runtime_error("training stopped");
