@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The REST API fuzzed against its own OpenAPI document by a third-party tool (issue 17).
 
-Starts `fleettwin up` (a few simulated cars in real time, the embedded log and a SQLite store, an admin token)
+Starts `fleettwin up` (a few simulated cars in real time, the embedded log and a SQLite store, an admin token,
+a schema registry that requires tokens)
 and runs schemathesis (PyPI, installed into the tools venv by scripts/setup) on the document the server
 serves, with a bounded number of examples per operation and a fixed seed: every response must be no 5xx,
 have a status code, content type and body the document lists for that operation. The live stream is left
@@ -59,7 +60,10 @@ def main():
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="fleettwin-schemathesis-") as tmp:
         log_path = pathlib.Path(tmp) / "up.log"
-        env = dict(os.environ, FLEETTWIN_API_TOKENS=f"admin:{token}")
+        # The embedded registry requires tokens too: `up` then registers its schemas with a token of its own
+        # (registry.token empty), which this run proves works end to end.
+        env = dict(os.environ, FLEETTWIN_API_TOKENS=f"admin:{token}",
+                   FLEETTWIN_REGISTRY_TOKENS=f"admin:{secrets.token_hex(16)}")
         with open(log_path, "w") as log:
             up = subprocess.Popen(
                 [binary, "up", "--data-dir", f"{tmp}/data", "--http", "127.0.0.1:0", "--registry-listen",
