@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "api/bounded_server.h"
 #include "api/context.h"
 #include "api/live_feed.h"
 #include "api/router.h"
@@ -37,7 +38,7 @@ std::vector<RouteInfo> add_routes(httplib::Server& http, ApiContext& ctx) {
 
 struct ApiServer::Impl {
   ApiContext ctx;
-  httplib::Server http;
+  BoundedServer http;
   LiveFeed feed{ctx};
   std::thread listener;
   std::mutex stop_mu;
@@ -45,7 +46,11 @@ struct ApiServer::Impl {
   int bound_port = 0;
   int listen_socket = -1;  // set while binding (set_socket_options), to widen the listen backlog
 
-  explicit Impl(ApiOptions o) : ctx(std::move(o)) {}
+  // Ordinary requests get `threads` workers and each live stream one more of its own.
+  explicit Impl(ApiOptions o)
+      : ctx(std::move(o)),
+        http(ctx.options.threads + ctx.options.max_stream_clients, ctx.options.max_connections,
+             ctx.connections) {}
 
   void bind();
 };
@@ -81,9 +86,7 @@ ApiServer::~ApiServer() { stop(); }
 
 void ApiServer::start() {
   auto& impl = *_impl;
-  const std::size_t threads = impl.ctx.options.threads + impl.ctx.options.max_stream_clients;
-  impl.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  impl.http.set_payload_max_length(1 << 20);
+  impl.http.set_payload_max_length(kMaxRequestBodyBytes);
   add_routes(impl.http, impl.ctx);
   serve_dashboard(impl.http, impl.ctx.options.web_dir);
   impl.bind();

@@ -38,6 +38,11 @@ struct ApiOptions {
   /// (a twins event is at most ~200 KB, so 2 MB is about ten seconds of falling behind at 10,000 cars).
   std::size_t max_stream_clients = 256;
   std::size_t stream_queue_bytes = 2 << 20;
+  /// Live streams one token may hold at once (429 past it), so one client cannot take every slot.
+  std::size_t max_streams_per_token = 32;
+  /// Connections held at once, queued or served (past it: 503 at accept, see BoundedServer). Each is a
+  /// descriptor; the process may have 20,000 and also needs them for the store, the log and MQTT.
+  std::size_t max_connections = 1024;
   /// Worker threads for ordinary requests; each live-stream client holds one more thread.
   std::size_t threads = 8;
   /// Extra readiness condition (e.g. the pipeline's stages are running); null: ready once listening.
@@ -46,6 +51,9 @@ struct ApiOptions {
   /// samples' `lag`; the host fills it from the stage registry.
   std::vector<std::string> lag_stages;
 };
+
+/// The largest request body the API reads (413 past it): a settings PATCH is a few hundred bytes.
+inline constexpr std::size_t kMaxRequestBodyBytes = 1 << 20;
 
 /// A route of the REST API: method and OpenAPI path template (e.g. "/api/v1/twins/{car}"). The OpenAPI
 /// test checks docs/openapi.yaml against this list.

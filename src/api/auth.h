@@ -1,49 +1,24 @@
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <stdexcept>
 #include <string>
-#include <string_view>
-#include <vector>
+
+#include "core/tokens.h"
 
 namespace fleettwin::api {
 
-/// What a token may do. Ordered: each role can do everything the ones before it can.
-///   viewer: read everything; operator: also send commands (PATCH desired) and acknowledge alerts;
-///   admin: also manage models.
-enum class Role : uint8_t { kViewer = 0, kOperator = 1, kAdmin = 2 };
-std::string_view to_string(Role role);
-std::optional<Role> role_from_string(std::string_view text);
+// The API's tokens and roles are core's (shared with the schema registry's registry.tokens).
+using core::Role;
+using core::role_from_string;
+using core::to_string;
+using core::TokenError;
+using core::TokenTable;
 
-/// A malformed token list (config key api.tokens or FLEETTWIN_API_TOKENS).
-class TokenError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+/// 32 random hex characters from /dev/urandom: a token nobody can guess.
+std::string random_token();
 
-/// The API tokens and their roles. Built once at start-up, then read by every HTTP worker thread (const,
-/// so no lock).
-class TokenTable {
- public:
-  /// Parses "role:token,role:token,..." (whitespace around entries ignored). Throws TokenError naming the
-  /// bad entry: unknown role, empty token, a token shorter than 8 characters, or a token given twice.
-  static TokenTable parse(std::string_view text);
-
-  void add(Role role, std::string token);
-  /// The role of `token`, or nullopt. Compares in constant time per entry so response timing does not
-  /// tell how much of a guessed token was right.
-  std::optional<Role> role_of(std::string_view token) const;
-  bool empty() const { return _entries.empty(); }
-  std::size_t size() const { return _entries.size(); }
-
- private:
-  std::vector<std::pair<std::string, Role>> _entries;
-};
-
-/// The admin token kept in `<data_dir>/api-token`, created (32 random hex characters from /dev/urandom,
-/// file mode 0600) when missing: `up` uses it when no token is configured, so the dashboard URL it prints
-/// stays valid across restarts on the same data dir.
+/// The admin token kept in `<data_dir>/api-token`, created (random_token(), file mode 0600) when missing:
+/// `up` uses it when no token is configured, so the dashboard URL it prints stays valid across restarts on
+/// the same data dir.
 std::string load_or_create_admin_token(const std::string& data_dir);
 
 }  // namespace fleettwin::api

@@ -16,7 +16,7 @@ ApiOptions with_catalog(ApiOptions o) {
 ApiContext::ApiContext(ApiOptions o)
     : options(with_catalog(std::move(o))),
       stores(options.open_store),
-      hub(options.max_stream_clients, options.stream_queue_bytes) {}
+      hub(options.max_stream_clients, options.stream_queue_bytes, options.max_streams_per_token) {}
 
 int64_t ApiContext::publish(std::vector<log::OutRecord> records) {
   std::lock_guard lock(_producer_mu);

@@ -6,6 +6,27 @@
 
 namespace fleettwin::api {
 
+namespace {
+
+/// What httplib's own error answers mean, for their JSON body: it refuses these before any route runs.
+std::string error_text(int status) {
+  switch (status) {
+    case 400:
+      return "malformed HTTP request";
+    case 404:
+      return "no such route";
+    case 413:
+      return "request body too large: the API reads at most " + std::to_string(kMaxRequestBodyBytes) +
+             " bytes";
+    case 414:
+      return "request target (path and query) too long";
+    default:
+      return "error";
+  }
+}
+
+}  // namespace
+
 void serve_dashboard(httplib::Server& http, const std::string& web_dir) {
   namespace fs = std::filesystem;
   if (!web_dir.empty() && fs::is_regular_file(fs::path(web_dir) / "index.html")) {
@@ -21,8 +42,7 @@ void serve_dashboard(httplib::Server& http, const std::string& web_dir) {
     });
   }
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty())
-      res.set_content(error_json(res.status == 404 ? "no such route" : "error"), "application/json");
+    if (res.body.empty()) res.set_content(error_json(error_text(res.status)), "application/json");
   });
 }
 

@@ -46,12 +46,21 @@ bool Subscription::push(const std::string& frame) {
   return !closed();
 }
 
-std::shared_ptr<Subscription> EventHub::subscribe() {
+std::shared_ptr<Subscription> EventHub::subscribe(const std::string& owner, Refusal* why) {
   std::lock_guard lock(_mu);
   // Subscriptions whose client went away are pruned here and on publish.
   std::erase_if(_subs, [](const auto& s) { return s->closed(); });
-  if (_subs.size() >= _max_subscribers) return nullptr;
-  return _subs.emplace_back(std::make_shared<Subscription>(_queue_bytes));
+  Refusal refusal = Refusal::kNone;
+  if (_subs.size() >= _max_subscribers) {
+    refusal = Refusal::kFull;
+  } else if (static_cast<std::size_t>(std::count_if(_subs.begin(), _subs.end(), [&](const auto& s) {
+               return s->_owner == owner;
+             })) >= _max_per_owner) {
+    refusal = Refusal::kOwnerFull;
+  }
+  if (why) *why = refusal;
+  if (refusal != Refusal::kNone) return nullptr;
+  return _subs.emplace_back(std::make_shared<Subscription>(_queue_bytes, owner));
 }
 
 void EventHub::publish(const std::string& event, const std::string& data) {

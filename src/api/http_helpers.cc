@@ -5,6 +5,7 @@
 #include "api/settings.h"
 #include "codec/json_writer.h"
 #include "core/clock.h"
+#include "core/tokens.h"
 
 namespace fleettwin::api {
 
@@ -40,7 +41,7 @@ int64_t int_param(const httplib::Request& req, const char* name, int64_t fallbac
 
 std::string request_token(const httplib::Request& req) {
   const auto auth = req.get_header_value("Authorization");
-  if (auth.rfind("Bearer ", 0) == 0) return auth.substr(7);
+  if (const auto bearer = core::bearer_token(auth); !bearer.empty()) return std::string(bearer);
   if (req.has_param("token")) return req.get_param_value("token");
   const auto cookie = req.get_header_value("Cookie");
   const std::string key = "fleettwin_token=";

@@ -1,5 +1,6 @@
 // The live stream: server-sent events from the hub (hello, throughput, twins, alert), one worker thread
 // per client while it is connected.
+#include "api/http_helpers.h"
 #include "api/routes.h"
 #include "api/settings.h"
 
@@ -7,8 +8,13 @@ namespace fleettwin::api {
 
 namespace {
 
-void stream(ApiContext& ctx, httplib::Response& res) {
-  auto sub = ctx.hub.subscribe();
+void stream(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  EventHub::Refusal why = EventHub::Refusal::kNone;
+  // Counted per token (the router has checked it): one client with one token cannot take every slot.
+  auto sub = ctx.hub.subscribe(request_token(req), &why);
+  if (why == EventHub::Refusal::kOwnerFull)
+    throw ApiError(429, "this token holds " + std::to_string(ctx.options.max_streams_per_token) +
+                            " live streams already; close one first");
   if (!sub) throw ApiError(503, "too many live-stream clients; try again later");
   res.set_header("Cache-Control", "no-store");
   res.set_header("X-Accel-Buffering", "no");
@@ -34,7 +40,8 @@ void stream(ApiContext& ctx, httplib::Response& res) {
 }  // namespace
 
 void add_stream_routes(Router& router, ApiContext& ctx) {
-  router.add("GET", "/api/v1/stream", Role::kViewer, [&ctx](auto&, auto& res, auto&) { stream(ctx, res); });
+  router.add("GET", "/api/v1/stream", Role::kViewer,
+             [&ctx](const httplib::Request& req, auto& res, auto&) { stream(ctx, req, res); });
 }
 
 }  // namespace fleettwin::api

@@ -29,7 +29,14 @@ void metrics(ApiContext& ctx, httplib::Response& res) {
       std::to_string(ctx.hub.dropped()) +
       "\n# HELP fleettwin_api_stream_queued_bytes Live-stream event bytes waiting to be sent\n"
       "# TYPE fleettwin_api_stream_queued_bytes gauge\nfleettwin_api_stream_queued_bytes " +
-      std::to_string(ctx.hub.queued_bytes()) + "\n";
+      std::to_string(ctx.hub.queued_bytes()) +
+      "\n# HELP fleettwin_api_connections HTTP connections held (queued or served)\n"
+      "# TYPE fleettwin_api_connections gauge\nfleettwin_api_connections " +
+      std::to_string(ctx.connections.open.load()) +
+      "\n# HELP fleettwin_api_connections_refused_total Connections answered 503 at accept "
+      "(http.max_connections)\n"
+      "# TYPE fleettwin_api_connections_refused_total counter\nfleettwin_api_connections_refused_total " +
+      std::to_string(ctx.connections.refused.load()) + "\n";
   res.set_content(text, "text/plain; version=0.0.4");
 }
 

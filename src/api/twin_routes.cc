@@ -41,8 +41,13 @@ void list_twins(ApiContext& ctx, const httplib::Request& req, httplib::Response&
   send_json(res, out + "}");
 }
 
+/// Signals one history request may ask for: each is a column of every point, so the answer's size grows
+/// with the count; a chart shows a handful.
+constexpr std::size_t kMaxHistorySignals = 32;
+
 /// The catalog indexes of the signals named in `?signal=a,b` (any name, field or alias; default speed, or the
-/// catalog's first signal when it has no speed); 400 for an unknown name.
+/// catalog's first signal when it has no speed); 400 for an unknown name, a signal named twice (by any of
+/// its names) or more than kMaxHistorySignals.
 std::vector<std::size_t> requested_signals(const catalog::Catalog& catalog, const httplib::Request& req) {
   std::vector<std::size_t> signals;
   const std::string fallback = catalog.find("speed") || catalog.size() == 0 ? "speed" : catalog[0].name;
@@ -54,6 +59,10 @@ std::vector<std::size_t> requested_signals(const catalog::Catalog& catalog, cons
     if (name.empty()) continue;
     const auto idx = catalog.find(name);
     if (!idx) throw ApiError(400, "signal: unknown signal '" + name + "'");
+    if (std::find(signals.begin(), signals.end(), *idx) != signals.end())
+      throw ApiError(400, "signal: '" + name + "' names a signal already requested");
+    if (signals.size() == kMaxHistorySignals)
+      throw ApiError(400, "signal: at most " + std::to_string(kMaxHistorySignals) + " signals per request");
     signals.push_back(*idx);
   }
   return signals;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 
@@ -38,6 +39,17 @@ std::string find_web_dir(const Config& config) {
 
 }  // namespace
 
+core::TokenTable configured_tokens(const Config& config, const config::StringKey& key) {
+  try {
+    return core::TokenTable::parse(config.get(key));
+  } catch (const core::TokenError& e) {
+    std::string env = "FLEETTWIN_";
+    for (char c : key.name())
+      env += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    throw ConfigError(key.name() + " (" + env + "): " + e.what());
+  }
+}
+
 std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const ApiHost& host) {
   api::ApiOptions o;
   // The lag the fleet summary shows: every stage of the registry, and the bridge's command consumer.
@@ -45,11 +57,7 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
   for (const auto& entry : stages::registry()) o.lag_stages.push_back(entry.descriptor().name);
   std::tie(o.host, o.port) = parse_host_port(config.get(keys::http_listen), "--http");
   std::string generated;
-  try {
-    o.tokens = api::TokenTable::parse(config.get(keys::api_tokens));
-  } catch (const api::TokenError& e) {
-    throw ConfigError(std::string("api.tokens (FLEETTWIN_API_TOKENS): ") + e.what());
-  }
+  o.tokens = configured_tokens(config, keys::api_tokens);
   if (o.tokens.empty()) {
     generated = api::load_or_create_admin_token(host.data_dir);
     o.tokens.add(api::Role::kAdmin, generated);
@@ -62,6 +70,8 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
   o.web_dir = find_web_dir(config);
   o.models_dir = host.data_dir.empty() ? "" : (fs::path(host.data_dir) / "models").string();
   o.max_stream_clients = static_cast<std::size_t>(config.get(keys::http_max_stream_clients));
+  o.max_streams_per_token = static_cast<std::size_t>(config.get(keys::http_max_streams_per_token));
+  o.max_connections = static_cast<std::size_t>(config.get(keys::http_max_connections));
   auto server = std::make_unique<api::ApiServer>(std::move(o));
   try {
     server->start();

@@ -22,6 +22,10 @@ struct ApiHost {
   std::shared_ptr<const catalog::Catalog> catalog = nullptr;
 };
 
+/// The token list of `key` (api.tokens, registry.tokens). Throws ConfigError naming the key and its
+/// environment variable when it is malformed.
+core::TokenTable configured_tokens(const config::Config& config, const config::StringKey& key);
+
 /// Starts the API server on `http.listen` with the tokens of `api.tokens` (FLEETTWIN_API_TOKENS), or, when
 /// none are configured, the admin token kept in `<data_dir>/api-token`; prints the dashboard URL (with the
 /// generated token) to stderr. The dashboard is served from `http.web_dir`, else `<binary dir>/web`, else

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api/auth.h"
 #include "app/api_runtime.h"
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
@@ -241,6 +242,7 @@ class PipelineRun {
   /// runs everything. Records always carry ids a registry gave out.
   void start_schema_registry() {
     _registry_url = _config.get(keys::schema_registry);
+    _registry_client.token = _config.get(keys::registry_token);
     if (!_registry_url.empty() || !_roles.runs("process")) return;
     if (!_roles.everything)
       throw ConfigError(
@@ -252,6 +254,12 @@ class PipelineRun {
     std::error_code ec;
     fs::create_directories(_data_dir / "registry", ec);
     ro.journal_path = (_data_dir / "registry" / "schemas.jsonl").string();
+    ro.tokens = configured_tokens(_config, keys::registry_tokens);
+    if (!ro.tokens.empty() && _registry_client.token.empty()) {
+      // This process registers its own schemas: a token of its own, valid while it runs.
+      _registry_client.token = api::random_token();
+      ro.tokens.add(core::Role::kOperator, _registry_client.token);
+    }
     _embedded_registry = std::make_unique<registry::EmbeddedRegistry>(ro);
     try {
       _embedded_registry->start();
@@ -267,7 +275,7 @@ class PipelineRun {
   /// CarTelemetry of the catalog (process), AnomalyScore and Alert (score) under their topics' subjects.
   void register_schemas() {
     if (_roles.runs("process")) {
-      registry::SchemaRegistryClient client(_registry_url);
+      registry::SchemaRegistryClient client(_registry_url, _registry_client);
       const auto subject = registry::subject_for_topic(core::topics::kTelemetry);
       _ctx.process.telemetry_schema_id = register_telemetry_schema(client, subject, _ctx.catalog);
       spdlog::info("schema: {} registered as id {} (catalog {})", subject, _ctx.process.telemetry_schema_id,
@@ -277,7 +285,7 @@ class PipelineRun {
       if (_registry_url.empty())
         throw ConfigError(
             "the score role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
-      registry::SchemaRegistryClient client(_registry_url);
+      registry::SchemaRegistryClient client(_registry_url, _registry_client);
       _ctx.score.score_schema_id = client.register_schema(registry::subject_for_topic(core::topics::kScores),
                                                           codec::anomaly_score_schema());
       _ctx.score.alert_schema_id =
@@ -286,7 +294,7 @@ class PipelineRun {
     // Readers resolve each record's writer schema by id when a registry is known (roles take
     // --schema-registry).
     if (!_registry_url.empty())
-      _ctx.registry = std::make_shared<registry::SchemaRegistryClient>(_registry_url);
+      _ctx.registry = std::make_shared<registry::SchemaRegistryClient>(_registry_url, _registry_client);
   }
 
   /// Where this run continues: the last stored seq of every car (the simulator goes on after it) and the
@@ -615,7 +623,8 @@ class PipelineRun {
   std::unique_ptr<log::Log> _log;
   std::unique_ptr<registry::EmbeddedRegistry> _embedded_registry;
   std::string _registry_url;
-  std::unique_ptr<store::TwinStore> _control_store;  // resume point and the end-of-run check
+  registry::SchemaRegistryClientOptions _registry_client;  // its token (registry.token)
+  std::unique_ptr<store::TwinStore> _control_store;        // resume point and the end-of-run check
   int64_t _stored_before = 0;
   int64_t _start_ms = 0;
   RunClock _clock;  // set by resume()

@@ -7,6 +7,7 @@
 #include <thread>
 #include <tuple>
 
+#include "app/api_runtime.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "registry/server.h"
@@ -21,6 +22,7 @@ int run_registry(Config& config, std::atomic<int>& stop_signals) {
   const auto dir = std::filesystem::path(config.get(keys::data_dir)) / "registry";
   std::filesystem::create_directories(dir);
   ro.journal_path = (dir / "schemas.jsonl").string();
+  ro.tokens = app::configured_tokens(config, keys::registry_tokens);
   registry::EmbeddedRegistry server(ro);
   server.start();
   std::printf("%s\n", server.url().c_str());

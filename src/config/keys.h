@@ -199,6 +199,15 @@ inline const StringKey schema_registry{
 inline const StringKey registry_listen{
     "registry.listen", "127.0.0.1:8081",
     "Where `up` and `fleettwin registry` serve the embedded schema registry (port 0: any free port)."};
+inline const StringKey registry_tokens{
+    "registry.tokens", "",
+    "Tokens of the embedded schema registry, as role:token,... (the format of api.tokens). When set, "
+    "registering a schema needs an operator token and changing a compatibility level an admin token "
+    "(Authorization: Bearer); reads stay open for Confluent deserializers. Empty: no authentication."};
+inline const StringKey registry_token{
+    "registry.token", "",
+    "The token fleettwin sends to the schema registry (Authorization: Bearer) to register its schemas. Empty "
+    "in `up` with an embedded registry and registry.tokens: a token of the process's own is added."};
 inline const IntKey log_capacity{
     "log.capacity", 8'192, 16, 100'000'000,
     "Embedded log: records kept per partition; producers wait when consumers fall this far behind."};
@@ -278,6 +287,13 @@ inline const StringKey http_web_dir{"http.web_dir", "",
 inline const IntKey http_max_stream_clients{
     "http.max_stream_clients", 256, 1, 10'000,
     "Live-stream (SSE) clients served at once; each holds one HTTP worker thread."};
+inline const IntKey http_max_streams_per_token{"http.max_streams_per_token", 32, 1, 10'000,
+                                               "Live-stream clients one API token may hold at once (429 past "
+                                               "it), so one client cannot take every slot."};
+inline const IntKey http_max_connections{
+    "http.max_connections", 1'024, 16, 100'000,
+    "HTTP connections the API holds at once, queued or served; the one past it is answered 503 at once "
+    "(each holds a file descriptor, which the store, the log and MQTT need too)."};
 inline const StringKey api_tokens{"api.tokens", "",
                                   "API tokens as role:token,... (roles viewer, operator, admin). Empty: an "
                                   "admin token is generated and kept in <data_dir>/api-token."};

@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <stdexcept>
+#include <utility>
 
 #include "codec/json_writer.h"
 
@@ -72,8 +73,11 @@ SchemaRegistryClient::SchemaRegistryClient(const std::string& base_url, SchemaRe
   _http->client.set_read_timeout(options.request_timeout);
   _http->client.set_write_timeout(options.request_timeout);
   _http->client.set_url_encode(false);  // paths are escaped here, per segment
-  _http->client.set_default_headers(
-      {{"Accept", std::string(kSchemaRegistryContentType) + ", application/json"}});
+  httplib::Headers headers{{"Accept", std::string(kSchemaRegistryContentType) + ", application/json"}};
+  // Sent with every request: a registry that requires tokens (registry.tokens) asks for one on writes only,
+  // but sending it always keeps the client simple and is what Confluent clients do with bearer auth.
+  if (!options.token.empty()) headers.emplace("Authorization", "Bearer " + std::move(options.token));
+  _http->client.set_default_headers(std::move(headers));
 }
 
 SchemaRegistryClient::~SchemaRegistryClient() = default;

@@ -15,6 +15,9 @@ namespace fleettwin::registry {
 struct SchemaRegistryClientOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds request_timeout{10000};  ///< each of sending the request and reading the answer
+  /// Sent as `Authorization: Bearer` when not empty: what a registry with registry.tokens needs to accept a
+  /// registration (config key registry.token).
+  std::string token;
 };
 
 /// Talks to a Confluent Schema Registry, or EmbeddedRegistry, over its REST API: producers register the

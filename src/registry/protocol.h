@@ -16,6 +16,8 @@ std::string subject_for_topic(std::string_view topic);
 
 /// Error codes of the Confluent REST API that the client and the embedded registry use.
 namespace registry_errors {
+inline constexpr int kUnauthorized = 40101;
+inline constexpr int kForbidden = 40301;
 inline constexpr int kSubjectNotFound = 40401;
 inline constexpr int kVersionNotFound = 40402;
 inline constexpr int kSchemaNotFound = 40403;

@@ -102,7 +102,12 @@ class AvroSchema {
 /// their item types; fixed by name and size; unions on either side (every writer branch must be readable
 /// by some reader branch); recursive types. Not covered: logical types are ignored (as Avro Java does),
 /// and a default's value is checked against its type at parse time but not re-checked here.
-std::vector<std::string> avro_read_problems(const AvroSchema& reader, const AvroSchema& writer);
+/// Polynomial in the schemas' sizes (each pair of reader and writer types is resolved a bounded number of
+/// times, whatever the union nesting or the number of references to a named type), so a registry can run it
+/// on schemas from outside; a problem of a pair of types met at several paths is reported at the first.
+/// `steps`, when given, receives the number of type pairs resolved (tests bound it).
+std::vector<std::string> avro_read_problems(const AvroSchema& reader, const AvroSchema& writer,
+                                            std::size_t* steps = nullptr);
 
 /// Decodes one Avro binary datum (without the Confluent header) written with `schema` into JSON, in the
 /// Avro JSON encoding (unions as {"branch": value}, bytes and fixed as strings of code points 0-255). For

@@ -271,7 +271,44 @@ std::string route(SchemaStore& store, std::string_view m, std::string_view targe
   throw SchemaRegistryError(404, 404, "HTTP 404 Not Found");
 }
 
+/// The role a request needs when the registry has tokens, or nullopt for one anybody may make: reads, and
+/// the POSTs that change nothing (lookup, compatibility test). Every other POST registers, so it needs an
+/// operator: a POST path the routes do not know is a write too (refused before it can be anything else).
+std::optional<core::Role> needed_role(std::string_view method, std::string_view target) {
+  if (method == "GET" || method == "HEAD") return std::nullopt;
+  if (method == "POST") {
+    const Segments s = split_target(target);
+    const bool lookup = s.size() == 2 && s[0] == "subjects";
+    const bool test = !s.empty() && s[0] == "compatibility";
+    if (lookup || test) return std::nullopt;
+    return core::Role::kOperator;
+  }
+  return core::Role::kAdmin;  // PUT /config (the rules for every later registration), DELETE
+}
+
 }  // namespace
+
+std::optional<RegistryResponse> authorize_registry_request(const core::TokenTable& tokens,
+                                                           std::string_view method, std::string_view target,
+                                                           std::string_view authorization) {
+  if (tokens.empty()) return std::nullopt;
+  const auto needed = needed_role(method, target);
+  if (!needed) return std::nullopt;
+  const std::string_view token = core::bearer_token(authorization);
+  const auto role = token.empty() ? std::nullopt : tokens.role_of(token);
+  if (!role) {
+    return RegistryResponse{401, error_body(errors::kUnauthorized,
+                                            token.empty() ? "this registry needs a token for changes: send "
+                                                            "Authorization: Bearer <token>"
+                                                          : "unknown registry token")};
+  }
+  if (static_cast<int>(*role) < static_cast<int>(*needed)) {
+    return RegistryResponse{
+        403, error_body(errors::kForbidden, "this needs the " + std::string(to_string(*needed)) +
+                                                " role; the token has " + std::string(to_string(*role)))};
+  }
+  return std::nullopt;
+}
 
 RegistryResponse handle_registry_request(SchemaStore& store, std::string_view method, std::string_view target,
                                          const std::string& body) {
@@ -306,7 +343,18 @@ struct EmbeddedRegistry::Impl {
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
     server.set_keep_alive_timeout(2);  // bounds how long stop() waits for an idle keep-alive client
-    server.set_payload_max_length(16u << 20);
+    server.set_payload_max_length(options.max_request_bytes);
+    // httplib answers a body over the limit (413), an overlong target (414) and a malformed request (400)
+    // itself, with an empty body; Confluent clients expect the JSON error shape.
+    server.set_error_handler(
+        [max = options.max_request_bytes](const httplib::Request&, httplib::Response& res) {
+          if (!res.body.empty()) return;
+          const std::string message = res.status == 413
+                                          ? "request body larger than " + std::to_string(max) + " bytes"
+                                      : res.status == 414 ? std::string("request target too long")
+                                                          : "HTTP " + std::to_string(res.status);
+          res.set_content(error_body(res.status, message), std::string(kSchemaRegistryContentType));
+        });
     const auto handler = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
     server.Get(".*", handler);
     server.Post(".*", handler);
@@ -316,7 +364,14 @@ struct EmbeddedRegistry::Impl {
 
   void handle(const httplib::Request& req, httplib::Response& res) {
     requests.fetch_add(1, std::memory_order_relaxed);
-    RegistryResponse r = handle_registry_request(store, req.method, req.target, req.body);
+    RegistryResponse r = authorize_registry_request(options.tokens, req.method, req.target,
+                                                    req.get_header_value("Authorization"))
+                             .value_or(RegistryResponse{});
+    if (r.status == 200) {
+      r = handle_registry_request(store, req.method, req.target, req.body);
+    } else if (r.status == 401) {
+      res.set_header("WWW-Authenticate", "Bearer");
+    }
     res.status = r.status;
     res.set_content(r.body, std::string(kSchemaRegistryContentType));
   }

@@ -2,9 +2,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/tokens.h"
 #include "registry/store.h"
 
 namespace fleettwin::registry {
@@ -14,6 +16,16 @@ struct EmbeddedRegistryOptions {
   int port = 0;              ///< 0: the system picks a free port; port() tells which
   std::string journal_path;  ///< where schemas and ids persist (SchemaStore); empty: in memory only
   int threads = 4;           ///< HTTP worker threads; registry traffic is a few requests per client start
+  /// When not empty, requests that change the registry need `Authorization: Bearer` with one of these
+  /// tokens (registry.tokens): registering a schema the operator role, changing a compatibility level
+  /// (PUT) or deleting the admin role. 401 without a known token, 403 with too small a role. Reads stay
+  /// open, POSTs that change nothing too (looking a schema up, testing compatibility): every Confluent
+  /// deserializer fetches schemas by id, and serializers that do not auto-register look theirs up, with no
+  /// credentials configured; what they read is not secret (the schemas of the topics).
+  core::TokenTable tokens;
+  /// Request bodies larger than this are refused (413) before they are parsed; a schema is a few KB (the
+  /// telemetry schema of a catalog of 10,000 signals is about 1.5 MB).
+  std::size_t max_request_bytes = 4u << 20;
 };
 
 /// One answered request of the registry's REST API: the HTTP status and the JSON body.
@@ -21,6 +33,13 @@ struct RegistryResponse {
   int status = 200;
   std::string body;
 };
+
+/// Whether a request may run: nullopt when it may, else the 401 or 403 answer. `authorization` is the
+/// request's Authorization header; an empty `tokens` lets everything through (see
+/// EmbeddedRegistryOptions::tokens for which requests need which role).
+std::optional<RegistryResponse> authorize_registry_request(const core::TokenTable& tokens,
+                                                           std::string_view method, std::string_view target,
+                                                           std::string_view authorization);
 
 /// Answers one request of the REST API below against `store`, without HTTP: `target` is the raw request
 /// target (path and query, percent-encoded), `body` the request body. What the server runs for every

@@ -86,53 +86,83 @@ int SchemaStore::resolve_version(const Subject& s, int version) const {
   return version;
 }
 
-std::vector<std::string> SchemaStore::problems_locked(const Subject& s, const AvroSchema& schema,
-                                                      std::optional<int> version) const {
-  const CompatibilityLevel level = s.level.value_or(_global);
-  std::vector<std::string> problems;
-  if (level == CompatibilityLevel::kNone || s.ids.empty()) return problems;
+SchemaStore::Against SchemaStore::against_locked(const Subject& s, std::optional<int> version) const {
+  Against a;
+  a.level = s.level.value_or(_global);
+  a.generation = _generation;
+  if (a.level == CompatibilityLevel::kNone || s.ids.empty()) return a;
   std::size_t first = s.ids.size() - 1, last = s.ids.size() - 1;
   if (version) {
     first = last = static_cast<std::size_t>(resolve_version(s, *version) - 1);
-  } else if (transitive(level)) {
+  } else if (transitive(a.level)) {
     first = 0;
   }
-  for (std::size_t i = first; i <= last; ++i) {
-    const AvroSchema& old = _schemas[static_cast<std::size_t>(s.ids[i] - 1)].parsed;
-    const std::string v = "version " + std::to_string(i + 1) + ": ";
+  for (std::size_t i = first; i <= last; ++i)
+    a.versions.emplace_back(static_cast<int>(i + 1), _schemas[static_cast<std::size_t>(s.ids[i] - 1)].parsed);
+  return a;
+}
+
+std::vector<std::string> SchemaStore::Against::problems(const AvroSchema& schema) const {
+  std::vector<std::string> out;
+  for (const auto& [number, old] : versions) {
+    const std::string v = "version " + std::to_string(number) + ": ";
     if (checks_backward(level)) {
       const std::string prefix = v + "new schema cannot read it: ";
-      for (auto& p : avro_read_problems(schema, old)) problems.push_back(prefix + p);
+      for (auto& p : avro_read_problems(schema, old)) out.push_back(prefix + p);
     }
     if (checks_forward(level)) {
       const std::string prefix = v + "it cannot read the new schema: ";
-      for (auto& p : avro_read_problems(old, schema)) problems.push_back(prefix + p);
+      for (auto& p : avro_read_problems(old, schema)) out.push_back(prefix + p);
     }
   }
-  return problems;
+  return out;
+}
+
+std::optional<RegisterResult> SchemaStore::registered_locked(std::string_view subject,
+                                                             const std::string& canonical) const {
+  const auto it = _subjects.find(subject);
+  const auto known = _id_by_canonical.find(canonical);
+  if (it == _subjects.end() || known == _id_by_canonical.end()) return std::nullopt;
+  const auto& ids = it->second.ids;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] == known->second) return RegisterResult{known->second, static_cast<int>(i + 1), false};
+  }
+  return std::nullopt;
 }
 
 RegisterResult SchemaStore::register_schema(std::string_view subject, std::string_view schema) {
-  AvroSchema parsed = parse_or_throw(schema);  // outside the lock: the only costly step
-  std::lock_guard lock(_mutex);
-  auto it = _subjects.find(subject);
-  const auto known = _id_by_canonical.find(parsed.canonical());
-  if (it != _subjects.end() && known != _id_by_canonical.end()) {
-    const auto& ids = it->second.ids;
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (ids[i] == known->second) return {known->second, static_cast<int>(i + 1), false};
+  const AvroSchema parsed = parse_or_throw(schema);  // outside the lock, as is the check below
+  for (;;) {
+    Against against;
+    {
+      std::lock_guard lock(_mutex);
+      if (auto done = registered_locked(subject, parsed.canonical())) return *done;
+      if (const auto it = _subjects.find(subject); it != _subjects.end()) {
+        against = against_locked(it->second, std::nullopt);
+      } else {
+        against.generation = _generation;
+      }
     }
-  }
-  if (it != _subjects.end()) {
-    const auto problems = problems_locked(it->second, parsed, std::nullopt);
+    const auto problems = against.problems(parsed);
+    std::lock_guard lock(_mutex);
+    // Another registration or level change came first: what was checked may not be what it would commit
+    // after. Check again against the new state (each round means someone else's change went through).
+    if (_generation != against.generation) continue;
     if (!problems.empty()) {
       throw SchemaRegistryError(
           409, errors::kIncompatibleSchema,
           "Schema being registered is incompatible with an earlier schema for subject \"" +
-              std::string(subject) + "\" (" + std::string(to_string(it->second.level.value_or(_global))) +
+              std::string(subject) + "\" (" + std::string(to_string(against.level)) +
               "): " + join(problems, "; "));
     }
+    return commit_locked(subject, schema, parsed);
   }
+}
+
+RegisterResult SchemaStore::commit_locked(std::string_view subject, std::string_view schema,
+                                          const AvroSchema& parsed) {
+  auto it = _subjects.find(subject);
+  const auto known = _id_by_canonical.find(parsed.canonical());
   const int32_t id =
       known != _id_by_canonical.end() ? known->second : static_cast<int32_t>(_schemas.size() + 1);
   const int version = it == _subjects.end() ? 1 : static_cast<int>(it->second.ids.size() + 1);
@@ -147,10 +177,11 @@ RegisterResult SchemaStore::register_schema(std::string_view subject, std::strin
 
   if (known == _id_by_canonical.end()) {
     _id_by_canonical.emplace(parsed.canonical(), id);
-    _schemas.push_back({std::string(schema), std::move(parsed)});
+    _schemas.push_back({std::string(schema), parsed});
   }
   if (it == _subjects.end()) it = _subjects.emplace(std::string(subject), Subject{}).first;
   it->second.ids.push_back(id);
+  ++_generation;
   return {id, version, true};
 }
 
@@ -205,8 +236,12 @@ std::vector<std::string> SchemaStore::compatibility_problems(std::string_view su
                                                              std::string_view schema,
                                                              std::optional<int> version) const {
   const AvroSchema parsed = parse_or_throw(schema);
-  std::lock_guard lock(_mutex);
-  return problems_locked(subject_or_throw(subject), parsed, version);
+  Against against;
+  {
+    std::lock_guard lock(_mutex);
+    against = against_locked(subject_or_throw(subject), version);
+  }
+  return against.problems(parsed);
 }
 
 CompatibilityLevel SchemaStore::global_compatibility() const {
@@ -220,6 +255,7 @@ void SchemaStore::set_global_compatibility(CompatibilityLevel level) {
   std::lock_guard lock(_mutex);
   append(line);
   _global = level;
+  ++_generation;
 }
 
 std::optional<CompatibilityLevel> SchemaStore::subject_compatibility(std::string_view subject) const {
@@ -242,6 +278,7 @@ void SchemaStore::set_subject_compatibility(std::string_view subject, Compatibil
   auto it = _subjects.find(subject);
   if (it == _subjects.end()) it = _subjects.emplace(std::string(subject), Subject{}).first;
   it->second.level = level;
+  ++_generation;
 }
 
 // ---- journal -------------------------------------------------------------------------------------------

@@ -33,8 +33,10 @@ struct RegisterResult {
 /// levels, and an optional journal file so ids survive restarts. Schemas are identified by their canonical
 /// form (AvroSchema::canonical), so whitespace, key order and docs never make a new id or version.
 /// Violations are thrown as SchemaRegistryError with Confluent's HTTP status and error code.
-/// Thread-safe: called from the HTTP worker threads (and tests) at once; one mutex guards everything,
-/// registrations are rare and each takes well under a millisecond plus the journal's fsync.
+/// Thread-safe: called from the HTTP worker threads (and tests) at once; one mutex guards the maps, held
+/// only to read or change them: parsing and the compatibility check (polynomial, but a large schema still
+/// takes a while) run outside it on a snapshot, and a registration re-checks that nothing changed before
+/// it commits (else checks again), so one slow request never holds up the readers.
 class SchemaStore {
  public:
   static constexpr int kLatest = -1;
@@ -84,11 +86,24 @@ class SchemaStore {
     std::optional<CompatibilityLevel> level;
   };
 
+  /// What a compatibility check of a subject compares with, copied under the lock and used outside it:
+  /// the level and the earlier versions it covers (AvroSchema copies share their nodes).
+  struct Against {
+    CompatibilityLevel level = CompatibilityLevel::kNone;
+    std::vector<std::pair<int, AvroSchema>> versions;  ///< version number and schema
+    uint64_t generation = 0;                           ///< _generation when copied
+    std::vector<std::string> problems(const AvroSchema& schema) const;
+  };
+
   static AvroSchema parse_or_throw(std::string_view schema);
   const Subject& subject_or_throw(std::string_view subject) const;
   int resolve_version(const Subject& s, int version) const;
-  std::vector<std::string> problems_locked(const Subject& s, const AvroSchema& schema,
-                                           std::optional<int> version) const;
+  Against against_locked(const Subject& s, std::optional<int> version) const;
+  /// Adds `schema` (already checked) as the subject's next version, journal first.
+  RegisterResult commit_locked(std::string_view subject, std::string_view schema, const AvroSchema& parsed);
+  /// The id and version of `canonical` under `subject` when it holds it already.
+  std::optional<RegisterResult> registered_locked(std::string_view subject,
+                                                  const std::string& canonical) const;
   void load();
   void apply_line(std::string_view line);
   void append(const std::string& line);
@@ -100,6 +115,7 @@ class SchemaStore {
   std::unordered_map<std::string, int32_t> _id_by_canonical;
   std::map<std::string, Subject, std::less<>> _subjects;
   CompatibilityLevel _global = CompatibilityLevel::kBackward;
+  uint64_t _generation = 0;  ///< counts changes (registrations, levels): what a check outside the lock saw
 };
 
 }  // namespace fleettwin::registry

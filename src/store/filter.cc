@@ -36,6 +36,9 @@ class Parser {
   Parser(std::string_view text, const catalog::Catalog& catalog) : _text(text), _catalog(catalog) {}
 
   Filter parse() {
+    if (_text.size() > kMaxFilterLength)
+      throw FilterError(kMaxFilterLength,
+                        "filter longer than " + std::to_string(kMaxFilterLength) + " bytes");
     skip_space();
     if (_pos == _text.size()) throw FilterError(_pos, "empty filter");
     Filter f = parse_or();
@@ -82,13 +85,16 @@ class Parser {
     skip_space();
     // '!' but not the start of '!=' (which is never valid here anyway, and reads better as an error).
     if (_pos < _text.size() && _text[_pos] == '!' && _text.substr(_pos, 2) != "!=") {
+      const Nesting nest(*this);
       ++_pos;
       Filter out;
       out.kind = Filter::Kind::kNot;
       out.children.push_back(parse_unary());
       return out;
     }
-    if (accept("(")) {
+    if (_pos < _text.size() && _text[_pos] == '(') {
+      const Nesting nest(*this);
+      ++_pos;
       Filter inner = parse_or();
       skip_space();
       if (!accept(")")) throw FilterError(_pos, expected("')'"));
@@ -96,6 +102,21 @@ class Parser {
     }
     return parse_compare();
   }
+
+  /// One level of '(' or '!' while it is parsed: refuses the one past kMaxFilterDepth, before recursing.
+  class Nesting {
+   public:
+    explicit Nesting(Parser& p) : _p(p) {
+      if (++_p._depth > kMaxFilterDepth)
+        throw FilterError(_p._pos, "nested deeper than " + std::to_string(kMaxFilterDepth) + " levels");
+    }
+    ~Nesting() { --_p._depth; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Parser& _p;
+  };
 
   Filter parse_compare() {
     skip_space();
@@ -197,6 +218,7 @@ class Parser {
   std::string_view _text;
   const catalog::Catalog& _catalog;
   size_t _pos = 0;
+  int _depth = 0;  // '(' and '!' open around _pos
 };
 
 std::string quote(const std::string& s) {

@@ -64,12 +64,19 @@ struct Filter {
   bool operator==(const Filter&) const = default;
 };
 
+/// Filters come from outside (the API's ?filter=): the parser and every translation of the tree recurse once
+/// per nesting level, so the text and its nesting are bounded before anything else looks at them. Both are
+/// far above what a person writes (the dashboard's filters nest two or three levels).
+inline constexpr std::size_t kMaxFilterLength = 4096;  ///< bytes of filter text
+inline constexpr int kMaxFilterDepth = 32;             ///< nested '(' and '!' at most
+
 /// Parses e.g. `health.status == "anomaly" && reported.speed > 30`. Grammar (precedence low to high):
 ///   or := and ('||' and)* ; and := unary ('&&' unary)* ; unary := '!' unary | '(' or ')' | cmp
 ///   cmp := field op literal ; op := == != < <= > >= ; literal := number | "string" | true | false
 /// Strings are double-quoted with \" and \\ escapes. Throws FilterError naming the position of an unknown
 /// field, a type mismatch (e.g. `connection.online > 3`), a bad literal, or a syntax error. Signal fields
-/// are resolved with `catalog` (the store's: a Filter is for stores of that catalog).
+/// are resolved with `catalog` (the store's: a Filter is for stores of that catalog). A text longer than
+/// kMaxFilterLength or nested deeper than kMaxFilterDepth is refused with a FilterError too.
 Filter parse_filter(std::string_view text, const catalog::Catalog& catalog = *catalog::builtin());
 
 /// The filter as text that parse_filter() reads back to an equal Filter (for logs and tests).

@@ -1,8 +1,12 @@
 // The REST API over a real server on a free port and a SQLite store filled with known twins, alerts,
 // commands and history: every endpoint, roles, error shapes, paging.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <simdjson.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -117,6 +121,7 @@ class ApiServerTest : public ::testing::Test {
     o.log = &log;
     o.models_dir = (dir / "models").string();
     o.max_stream_clients = 4;
+    o.max_streams_per_token = 3;
     metrics.counter("fleettwin_records_in_total", "", "stage=\"process\"").add(42);
     server = std::make_unique<ApiServer>(std::move(o));
     server->start();
@@ -296,6 +301,12 @@ TEST_F(ApiServerTest, HistoryIsDownsampled) {
   for (auto c : doc["count"].get_array()) rows += c.get_int64().value();
   EXPECT_EQ(rows, 10);
   EXPECT_EQ(get("/api/v1/twins/car-000/history?signal=nonsense")->status, 400);
+  // Regression (issue 17): one signal repeated a thousand times was a thousand columns of every point.
+  std::string repeated = "speed";
+  for (int i = 0; i < 1000; ++i) repeated += ",speed";
+  r = get("/api/v1/twins/car-000/history?signal=" + repeated);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("already requested"), std::string::npos) << r->body;
   EXPECT_EQ(get("/api/v1/twins/car-000/history?from=10&to=5")->status, 400);
   EXPECT_EQ(get("/api/v1/twins/car-000/history?step=abc")->status, 400);
 }
@@ -391,6 +402,39 @@ TEST_F(ApiServerTest, FleetSummaryThroughputPositionsModels) {
   EXPECT_EQ(parse(r->body)["items"].get_array().size(), 1u) << r->body;
 }
 
+/// Live-stream clients held open on their own threads until the holder is destroyed.
+class HeldStreams {
+ public:
+  HeldStreams(int port, const std::vector<const char*>& tokens) {
+    for (const char* token : tokens) {
+      _readers.emplace_back([this, port, token] {
+        httplib::Client c("127.0.0.1", port);
+        c.Get("/api/v1/stream?token=" + std::string(token),
+              [this, first = true](const char*, std::size_t) mutable {
+                if (first) ++_connected;
+                first = false;
+                return !_stop.load();
+              });
+      });
+    }
+    const auto n = static_cast<int>(tokens.size());
+    EXPECT_TRUE(testing::until([&] { return _connected.load() == n; },
+                               [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); },
+                               std::chrono::seconds(10)));
+  }
+  ~HeldStreams() {
+    _stop = true;
+    for (auto& t : _readers) t.join();
+  }
+  HeldStreams(const HeldStreams&) = delete;
+  HeldStreams& operator=(const HeldStreams&) = delete;
+
+ private:
+  std::vector<std::thread> _readers;
+  std::atomic<int> _connected{0};
+  std::atomic<bool> _stop{false};
+};
+
 TEST_F(ApiServerTest, StreamSendsEventsAndIsBounded) {
   std::string received;
   auto r = client->Get("/api/v1/stream?token=" + std::string(kViewer), [&](const char* data, std::size_t n) {
@@ -400,28 +444,94 @@ TEST_F(ApiServerTest, StreamSendsEventsAndIsBounded) {
   EXPECT_NE(received.find("event: hello"), std::string::npos) << received;
   EXPECT_NE(received.find("event: throughput"), std::string::npos) << received;
   // The client limit answers 503 with a JSON error rather than queueing unboundedly.
-  std::vector<std::unique_ptr<httplib::Client>> held;
-  std::vector<std::thread> readers;
-  std::atomic<int> connected{0};
-  std::atomic<bool> stop{false};
-  for (int i = 0; i < 4; ++i) {
-    readers.emplace_back([&] {
-      httplib::Client c("127.0.0.1", server->port());
-      c.Get("/api/v1/stream?token=" + std::string(kViewer),
-            [&, first = true](const char*, std::size_t) mutable {
-              if (first) connected++;
-              first = false;
-              return !stop.load();
-            });
-    });
-  }
-  ASSERT_TRUE(testing::until([&] { return connected.load() == 4; },
-                             [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); },
-                             std::chrono::seconds(10)));
-  auto refused = get("/api/v1/stream");
+  const HeldStreams held(server->port(), {kViewer, kViewer, kOperator, kAdmin});
+  auto refused = get("/api/v1/stream", kOperator);
   EXPECT_EQ(refused->status, 503);
-  stop = true;
-  for (auto& t : readers) t.join();
+}
+
+// Regression (issue 17): one token could take every live-stream slot; now it holds its share at most.
+TEST_F(ApiServerTest, StreamsPerTokenAreBounded) {
+  const HeldStreams held(server->port(), {kViewer, kViewer, kViewer});
+  auto refused = get("/api/v1/stream", kViewer);
+  EXPECT_EQ(refused->status, 429);
+  EXPECT_NE(error_of(refused).find("3 live streams"), std::string::npos) << refused->body;
+  // Another token still gets the slot that is left.
+  std::string received;
+  client->Get("/api/v1/stream?token=" + std::string(kOperator), [&](const char* data, std::size_t n) {
+    received.append(data, n);
+    return false;
+  });
+  EXPECT_NE(received.find("event: hello"), std::string::npos) << received;
+}
+
+TEST_F(ApiServerTest, OversizedBodiesAre413WithAJsonError) {
+  const std::string body = "{\"speed_limit_kmh\": \"" + std::string(kMaxRequestBodyBytes, 'x') + "\"}";
+  auto r = patch("/api/v1/twins/car-001/desired", body, kOperator);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(error_of(r).find("request body too large"), std::string::npos) << r->body;
+}
+
+/// A TCP connection to 127.0.0.1:`port` that sends nothing; closed when destroyed.
+class IdleConnection {
+ public:
+  explicit IdleConnection(int port) : _fd(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  }
+  ~IdleConnection() { ::close(_fd); }
+  IdleConnection(const IdleConnection&) = delete;
+  IdleConnection& operator=(const IdleConnection&) = delete;
+  /// Everything the server sends until it closes (or 5 s pass).
+  std::string read_all() const {
+    timeval tv{5, 0};
+    ::setsockopt(_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string out;
+    char buf[512];
+    for (ssize_t n; (n = ::recv(_fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+  }
+
+ private:
+  int _fd;
+};
+
+// Regression (issue 17): connections were accepted and queued without a limit, each holding a descriptor
+// until its read timed out; past http.max_connections they are answered 503 at once and closed.
+TEST(ApiConnections, ConnectionsPastTheLimitAre503AtOnce) {
+  ApiOptions o;
+  o.port = 0;
+  o.tokens = TokenTable::parse(std::string("viewer:") + kViewer);
+  o.max_connections = 4;
+  ApiServer server(std::move(o));
+  server.start();
+  {
+    std::vector<std::unique_ptr<IdleConnection>> idle;
+    for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<IdleConnection>(server.port()));
+    // Accepted in order: by the time the fifth is, the four hold every place.
+    const IdleConnection fifth(server.port());
+    const std::string answer = fifth.read_all();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 503", 0), 0u) << answer;
+    EXPECT_NE(answer.find("too many connections"), std::string::npos) << answer;
+  }
+  // The places come back when the idle clients leave.
+  httplib::Client c("127.0.0.1", server.port());
+  EXPECT_TRUE(testing::until(
+      [&] {
+        const auto ok = c.Get("/healthz");
+        return ok && ok->status == 200;
+      },
+      [] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }, std::chrono::seconds(10)));
+  const auto r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  const std::string counter = "\nfleettwin_api_connections_refused_total ";
+  const auto at = r->body.find(counter);
+  ASSERT_NE(at, std::string::npos) << r->body;
+  EXPECT_GE(std::stoi(r->body.substr(at + counter.size())), 1) << r->body;  // retries above may add some
+  server.stop();
 }
 
 TEST(ApiOpenApi, DocumentListsExactlyTheServersRoutes) {

@@ -78,6 +78,34 @@ TEST(Filter, MalformedFiltersNameThePosition) {
   EXPECT_EQ(error_position("reported.speed > 1e999"), 17u);     // not finite
 }
 
+// Regression (issue 17): the parser recursed once per '(' or '!' with no limit, so a filter of a few hundred
+// thousand '(' overflowed an HTTP worker's stack; both the nesting and the text are bounded now.
+TEST(Filter, NestingAndLengthAreBounded) {
+  const std::string cmp = "reported.speed > 3";
+  const auto nested = [&](int levels, const std::string& open, const std::string& close) {
+    std::string text;
+    for (int i = 0; i < levels; ++i) text += open;
+    text += cmp;
+    for (int i = 0; i < levels; ++i) text += close;
+    return text;
+  };
+  EXPECT_NO_THROW(parse_filter(nested(kMaxFilterDepth, "(", ")")));
+  EXPECT_NO_THROW(parse_filter(nested(kMaxFilterDepth, "!", "")));
+  EXPECT_EQ(error_position(nested(kMaxFilterDepth + 1, "(", ")")), static_cast<size_t>(kMaxFilterDepth));
+  EXPECT_EQ(error_position(nested(kMaxFilterDepth / 2 + 1, "!(", ")")), static_cast<size_t>(kMaxFilterDepth));
+  try {
+    parse_filter(std::string(kMaxFilterLength, '('));  // fails at the limit, long before the stack would
+    ADD_FAILURE() << "no error";
+  } catch (const FilterError& e) {
+    EXPECT_NE(std::string(e.what()).find("nested deeper than"), std::string::npos) << e.what();
+  }
+  // A wide filter is not deep: a long chain of && is one level, bounded by the length alone.
+  std::string wide = cmp;
+  while (wide.size() + 4 + cmp.size() <= kMaxFilterLength) wide += " && " + cmp;
+  EXPECT_EQ(parse_filter(wide).children.size(), (wide.size() + 4) / (cmp.size() + 4));
+  EXPECT_EQ(error_position(wide + std::string(kMaxFilterLength, ' ')), kMaxFilterLength);
+}
+
 TEST(Filter, InjectionAttemptsAreLiterals) {
   for (std::string lit : {"'; DROP TABLE twins; --", "$where", "{\"$gt\": \"\"}", "this.a == 1 || 1 == 1"}) {
     std::string quoted;
