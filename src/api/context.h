@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/api_server.h"
+#include "api/dlq_recent.h"
 #include "api/event_hub.h"
 #include "api/model_catalog.h"
 #include "api/store_pool.h"
@@ -37,6 +38,7 @@ struct ApiContext {
   ThroughputLog throughput;
   ModelCatalog models;
   PositionsCache positions;
+  DlqRecent dlq;
   std::atomic<uint64_t> command_sequence{0};
 
   /// The stores' signal catalog (options.catalog, never null).
