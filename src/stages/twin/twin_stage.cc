@@ -266,6 +266,15 @@ void TwinStage::expire_commands(Entry& e, int64_t now, log::Producer& out) {
   // A command whose expiry passed unanswered (the broker dropped it for an offline car, or nobody delivered
   // it) is declared expired on fleet.command-acks, so its status is visible in the store and the API.
   auto& pending = e.pending.commands;
+  // Commands resumed without an expiry (pending in a store or changelog written before every command had
+  // one) get the default lifetime from now.
+  bool given = false;
+  for (auto& c : pending)
+    if (c.expires <= 0) {
+      c.expires = now + core::kDefaultCommandTtlMs;
+      given = true;
+    }
+  if (given) changed(e);
   const auto expired = [&](const auto& c) { return c.expires > 0 && c.expires <= now; };
   if (std::none_of(pending.begin(), pending.end(), expired)) return;
   for (const auto& c : pending) {
