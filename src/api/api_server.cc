@@ -31,6 +31,7 @@ std::vector<RouteInfo> add_routes(httplib::Server& http, ApiContext& ctx) {
   add_fleet_routes(router, ctx);
   add_model_routes(router, ctx);
   add_stream_routes(router, ctx);
+  add_dlq_routes(router, ctx);
   return router.routes();
 }
 

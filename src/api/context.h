@@ -10,6 +10,7 @@
 
 #include "api/api_server.h"
 #include "api/bounded_server.h"
+#include "api/dlq_recent.h"
 #include "api/event_hub.h"
 #include "api/model_catalog.h"
 #include "api/store_pool.h"
@@ -39,6 +40,7 @@ struct ApiContext {
   ModelCatalog models;
   PositionsCache positions;
   ConnectionCounts connections;  ///< of the HTTP server (BoundedServer), for /metrics
+  DlqRecent dlq;
   std::atomic<uint64_t> command_sequence{0};
 
   /// The stores' signal catalog (options.catalog, never null).

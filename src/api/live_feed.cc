@@ -68,9 +68,17 @@ void LiveFeed::join() {
 std::unique_ptr<log::Consumer> LiveFeed::open_consumer() {
   if (!_ctx.options.log) return nullptr;
   try {
-    auto consumer = _ctx.options.log->consumer("fleettwin.api." + std::to_string(::getpid()) + "." +
-                                               std::to_string(core::wall_clock_ms()));
-    consumer->subscribe({core::topics::kTwins, core::topics::kModels});
+    const std::string group =
+        "fleettwin.api." + std::to_string(::getpid()) + "." + std::to_string(core::wall_clock_ms());
+    std::vector<std::string> topics{core::topics::kTwins, core::topics::kModels};
+    for (const char* dlq : core::topics::kDlqTopics) {
+      // Looking at dead letters is never worth holding their writers back: the stage writing one waits
+      // for the log before it commits (Log::allow_lag).
+      _ctx.options.log->allow_lag(group, dlq);
+      topics.emplace_back(dlq);
+    }
+    auto consumer = _ctx.options.log->consumer(group);
+    consumer->subscribe(topics);
     return consumer;
   } catch (const std::exception& e) {
     spdlog::warn("api: no twin-change events ({})", e.what());
@@ -107,6 +115,8 @@ void LiveFeed::read_log(std::unique_ptr<log::Consumer>& consumer) {
     for (const auto& r : batch) {
       if (r.topic == core::topics::kModels) {
         _ctx.models.keep(r.key, r.value);
+      } else if (r.topic != core::topics::kTwins) {
+        _ctx.dlq.keep(r);
       } else if (listened && (_changed.size() < 1000 || _changed.count(r.key))) {
         _changed[r.key] = r.value;
       }

@@ -16,8 +16,9 @@ namespace fleettwin::api {
 
 /// The API's background thread: once a second it samples the pipeline's counters (ThroughputLog and the
 /// `throughput` event), publishes the twins that changed on fleet.twins (`twins`) and the alerts the store
-/// has newly raised (`alert`); in between it reads fleet.twins and fleet.models (ModelCatalog).
-/// start()/request_stop()/join() from the server's owner thread; everything else on its own thread.
+/// has newly raised (`alert`); in between it reads fleet.twins, fleet.models (ModelCatalog) and the DLQ
+/// topics (DlqRecent, GET /api/v1/dlq). start()/request_stop()/join() from the server's owner thread;
+/// everything else on its own thread.
 class LiveFeed {
  public:
   explicit LiveFeed(ApiContext& ctx) : _ctx(ctx) {}

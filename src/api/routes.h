@@ -27,6 +27,8 @@ void add_fleet_routes(Router& router, ApiContext& ctx);
 void add_model_routes(Router& router, ApiContext& ctx);
 /// The live stream (server-sent events).
 void add_stream_routes(Router& router, ApiContext& ctx);
+/// The dead-letter queues: newest records and counts per stage and reason (DlqRecent).
+void add_dlq_routes(Router& router, ApiContext& ctx);
 
 /// The dashboard's static files at / from `web_dir` (or a page saying how to build them when it holds no
 /// index.html), and a JSON body for the errors httplib answers itself (404 for an unknown route).

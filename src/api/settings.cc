@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <map>
+#include <set>
 
 #include "codec/json.h"
 
@@ -15,7 +16,11 @@ std::vector<core::Command> commands_for_settings(const core::Twin& twin, std::st
   if (parser.parse(body.data(), body.size()).get(doc) || !doc.is_object())
     throw ApiError(400, "body: expected a JSON object of settings, e.g. {\"speed_limit_kmh\": 90}");
   std::vector<core::Command> out;
+  std::set<std::string_view> seen;
   for (auto [key, value] : doc.get_object()) {
+    // One command per setting: a body repeating a key (1 MB of "service": true made 70,000 commands) is
+    // refused, so a request asks for at most as many commands as there are settings.
+    if (!seen.insert(key).second) throw ApiError(400, "setting '" + std::string(key) + "' given twice");
     // The setting <-> command table lives in codec (command_for_setting / command_settings), shared with the
     // twin stage and the simulated cars, so all three agree on names, ranges and value texts.
     core::Command c;
@@ -29,6 +34,7 @@ std::vector<core::Command> commands_for_settings(const core::Twin& twin, std::st
     c.id =
         twin.id + ":" + c.name + ":" + std::to_string(now_ms) + ":" + std::to_string(sequence + out.size());
     c.created = now_ms;
+    c.expires = now_ms + core::kDefaultCommandTtlMs;  // every command expires (core/alert.h)
     c.status = "pending";
     out.push_back(std::move(c));
   }

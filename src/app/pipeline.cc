@@ -232,6 +232,7 @@ class PipelineRun {
          {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq,
           core::topics::kScores, core::topics::kAlerts, core::topics::kCommands, core::topics::kCommandAcks})
       _log->create_topic(t, topics);
+    for (const char* t : core::topics::kDlqTopics) _log->create_topic(t, topics);
     log::TopicConfig compacted = topics;
     compacted.compacted = true;
     // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -45,5 +46,14 @@ struct CommandAck {
   std::string reason;                           ///< why, when failed or expired
   bool operator==(const CommandAck&) const = default;
 };
+
+/// How long a command without an expiry of its own stays pending: every command expires, so a car that never
+/// answers cannot keep commands (and their desired settings) pending for ever. The API sets it on the
+/// commands it creates; the twin stage gives it to any command that arrives without one.
+inline constexpr int64_t kDefaultCommandTtlMs = 24LL * 3600 * 1000;
+/// Answers read before their command are kept (twin stage, sink) at most this many per car, for at most
+/// kEarlyAnswerTtlMs: an answer whose command never comes is a car answering what nobody asked.
+inline constexpr std::size_t kMaxEarlyAnswersPerCar = 16;
+inline constexpr int64_t kEarlyAnswerTtlMs = 3600LL * 1000;
 
 }  // namespace fleettwin::core

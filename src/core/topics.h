@@ -15,6 +15,18 @@ inline constexpr const char* kCommandAcks = "fleet.command-acks";
 inline constexpr const char* kTwins = "fleet.twins";
 inline constexpr const char* kModels = "fleet.models";
 
+// Dead-letter queues: the DLQ of a topic is `<topic>.dlq` (stages::dlq_of). fleet.telemetry.dlq is the DLQ of
+// fleet.telemetry.raw (process) and of fleet.telemetry (twin, score, sink) at once: both carry a car's
+// telemetry, and their records tell apart by `error.stage` and `source.offset`. Provisioned with the other
+// topics; `GET /api/v1/dlq` reads them all.
+inline constexpr const char* kCommandsDlq = "fleet.commands.dlq";
+inline constexpr const char* kCommandAcksDlq = "fleet.command-acks.dlq";
+inline constexpr const char* kScoresDlq = "fleet.scores.dlq";
+inline constexpr const char* kAlertsDlq = "fleet.alerts.dlq";
+inline constexpr const char* kTwinsDlq = "fleet.twins.dlq";
+inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq, kCommandAcksDlq,
+                                             kScoresDlq,    kAlertsDlq,   kTwinsDlq};
+
 // Headers.
 inline constexpr const char* kHeaderErrorReason = "error.reason";
 inline constexpr const char* kHeaderErrorStage = "error.stage";

@@ -1,5 +1,6 @@
 #include "registry/telemetry_reader.h"
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 
@@ -36,9 +37,22 @@ TelemetryReader& TelemetryReader::operator=(TelemetryReader&&) noexcept = defaul
 
 const catalog::Catalog& TelemetryReader::catalog() const { return _own->catalog(); }
 
-void TelemetryReader::refuse(int32_t id, std::string reason, std::string* error) {
+void TelemetryReader::refuse(int32_t id, std::string reason, std::string* error, bool unknown) {
   if (error) *error = reason;
-  _refused[id] = {std::move(reason), std::chrono::steady_clock::now() + kRetryRefusedAfter};
+  // Ids come from records: a writer inventing ids must not grow this without bound (forgetting only costs a
+  // lookup).
+  if (_refused.size() >= 4096 && !_refused.contains(id)) _refused.clear();
+  auto& r = _refused[id];
+  if (unknown) {
+    // Doubling from kRetryUnknownFirst: a registry restored a moment later is believed within seconds, one
+    // that stays empty is asked about twice a minute at most.
+    const std::chrono::milliseconds max = kRetryRefusedAfter;
+    r.wait = r.wait.count() == 0 ? std::chrono::milliseconds(kRetryUnknownFirst) : std::min(r.wait * 2, max);
+  } else {
+    r.wait = kRetryRefusedAfter;
+  }
+  r.reason = std::move(reason);
+  r.retry_at = _now() + r.wait;
 }
 
 bool TelemetryReader::plan_for(int32_t id, const TelemetryPlan*& plan, std::string* error) {
@@ -46,12 +60,9 @@ bool TelemetryReader::plan_for(int32_t id, const TelemetryPlan*& plan, std::stri
     plan = it->second.get();
     return true;
   }
-  if (const auto it = _refused.find(id); it != _refused.end()) {
-    if (std::chrono::steady_clock::now() < it->second.retry_at) {
-      if (error) *error = it->second.reason;
-      return false;
-    }
-    _refused.erase(it);
+  if (const auto it = _refused.find(id); it != _refused.end() && _now() < it->second.retry_at) {
+    if (error) *error = it->second.reason;
+    return false;
   }
   const std::string prefix = "schema id " + std::to_string(id);
   std::optional<AvroSchema> writer;
@@ -61,7 +72,7 @@ bool TelemetryReader::plan_for(int32_t id, const TelemetryPlan*& plan, std::stri
     // Unreachable or failing registry: the record is fine, the lookup is not. Throwing stops the stage
     // without committing, so nothing is skipped; an id the registry does not know is the writer's fault.
     if (e.status() == 0 || e.status() >= 500) throw;
-    refuse(id, prefix + ": " + e.what(), error);
+    refuse(id, prefix + ": " + e.what(), error, e.status() == 404);
     return false;
   } catch (const std::invalid_argument& e) {
     refuse(id, prefix + " is not a valid Avro schema: " + e.what(), error);
@@ -79,16 +90,21 @@ bool TelemetryReader::plan_for(int32_t id, const TelemetryPlan*& plan, std::stri
   }
   plan = made.get();
   _plans.emplace(id, std::move(made));
+  _refused.erase(id);
   return true;
 }
 
 bool TelemetryReader::read(std::string_view record, core::Telemetry& out, std::string* error) {
+  _schema_refused = false;
   int32_t id = 0;
   std::string_view body;
   if (!_registry || !codec::read_confluent_header(record, id, body) || id == _last_own)
     return _own->decode(record, out, nullptr, error);
   const TelemetryPlan* plan = nullptr;
-  if (!plan_for(id, plan, error)) return false;
+  if (!plan_for(id, plan, error)) {
+    _schema_refused = true;
+    return false;
+  }
   if (plan == nullptr) {
     _last_own = id;
     return _own->decode(record, out, nullptr, error);

@@ -10,7 +10,8 @@
 namespace fleettwin::stages {
 
 /// The DLQ topic of an input topic: `<topic>.dlq`, except fleet.telemetry.raw, whose DLQ has always been
-/// fleet.telemetry.dlq (DESIGN.md §4).
+/// fleet.telemetry.dlq (DESIGN.md §4): that topic is the DLQ of both telemetry topics (core/topics.h says
+/// why), and every DLQ topic is one of core::topics::kDlqTopics.
 std::string dlq_of(std::string_view input_topic);
 
 /// Writes the records a stage cannot use to the DLQ of their input, with the original key, value and

@@ -1,10 +1,11 @@
-// The dashboard shell: token login, hash routes (#/overview, #/map, #/alerts, #/car/ID, #/models) and the
+// The dashboard shell: token login, hash routes (#/overview, #/map, #/alerts, #/car/ID, #/models, #/dlq) and the
 // shared live stream.
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { el, get, live, setToken, token } from "./api";
 import { alertsPage } from "./alerts";
 import { carPage } from "./car";
+import { dlqPage } from "./dlq";
 import { mapPage } from "./map";
 import { modelsPage } from "./models";
 import { overviewPage } from "./overview";
@@ -84,6 +85,9 @@ function route(): void {
       break;
     case "models":
       current = modelsPage(app);
+      break;
+    case "dlq":
+      current = dlqPage(app);
       break;
     case "car":
       current = carPage(app, decodeURIComponent(arg), role);

@@ -18,6 +18,7 @@
 #include "codec/schemas.h"
 #include "core/metric_catalog.h"
 #include "core/topics.h"
+#include "stages/record_checks.h"
 
 namespace fleettwin::stages {
 
@@ -104,7 +105,7 @@ const StageDescriptor& ScoreStage::static_descriptor() {
   static const StageDescriptor kDescriptor{
       "score",
       {t::kTelemetry},
-      {t::kScores, t::kAlerts, t::kCommands, t::kModels},
+      {t::kScores, t::kAlerts, t::kCommands, t::kModels, dlq_of(t::kTelemetry)},
       {&config::keys::ml_warmup, &config::keys::ml_warmup_in_role, &config::keys::ml_raise_k,
        &config::keys::ml_window_n, &config::keys::ml_clear_m, &config::keys::ml_firmware_grace,
        &config::keys::ml_new_symptom_settle, &config::keys::ml_skip_unfamiliar},
@@ -131,6 +132,7 @@ ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::M
       _unfamiliar(metrics.counter("fleettwin_score_unfamiliar_total",
                                   "Anomalous events in conditions the model never saw (raise no alert)")),
       _bad(metrics.counter(core::metric::kScoreUndecodable)),
+      _dead_letters(metrics, "score"),
       _alerts_raised(metrics.counter(core::metric::kAlerts, core::metric::kAlertRaised)),
       _alerts_cleared(metrics.counter(core::metric::kAlerts, core::metric::kAlertCleared)),
       _swaps(metrics.counter("fleettwin_score_model_swaps_total", "Times the score stage switched models")) {}
@@ -261,7 +263,12 @@ void ScoreStage::process(const std::vector<log::Record>& batch, log::Producer& o
     std::string error;
     if (!_reader.read(r.value, tel, &error)) {
       _bad.add();
-      spdlog::warn("score: undecodable record {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
+      _dead_letters.send(r, _reader.failure_reason(), error, out);
+      continue;
+    }
+    if (codec::Refusal why; !key_matches(r, tel.car, why)) {  // its alert would go to another car
+      _bad.add();
+      _dead_letters.send(r, why.reason, why.detail, out);
       continue;
     }
     _events.push_back(std::move(tel));

@@ -17,6 +17,7 @@
 #include "ml/dataset.h"
 #include "ml/monitor.h"
 #include "registry/telemetry_reader.h"
+#include "stages/dead_letters.h"
 #include "stages/stage.h"
 
 namespace fleettwin::stages {
@@ -154,7 +155,8 @@ class ScoreStage final : public Stage {
   core::Counter& _unscored;
   core::Counter& _unfamiliar;
   int64_t _unfamiliar_seen = 0;  // Monitor::unfamiliar_events already added to _unfamiliar
-  core::Counter& _bad;
+  core::Counter& _bad;           ///< what it could not read (also on the DLQ): the bench's check reads it
+  DeadLetters _dead_letters;
   core::Counter& _alerts_raised;
   core::Counter& _alerts_cleared;
   core::Counter& _swaps;

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/metric_catalog.h"
 #include "core/topics.h"
+#include "stages/record_checks.h"
 
 namespace fleettwin::stages {
 
@@ -22,7 +23,8 @@ const StageDescriptor& SinkStage::static_descriptor() {
   static const StageDescriptor kDescriptor{
       "sink",
       {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
-      {},
+      {dlq_of(t::kTelemetry), dlq_of(t::kTwins), dlq_of(t::kAlerts), dlq_of(t::kCommands),
+       dlq_of(t::kCommandAcks)},
       {},
       "stores telemetry history, twins, alerts and commands (with their status), "
       "idempotently, in the twin store",
@@ -42,13 +44,13 @@ SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& met
     : _store(std::move(store)),
       _latency(latency),
       _reader(std::move(reader)),
+      _dead_letters(metrics, "sink"),
       _stored(metrics.counter(core::metric::kTelemetryStored)),
       _duplicates(metrics.counter("fleettwin_telemetry_duplicates_total",
                                   "Telemetry rows the store already had (replays), not inserted again")),
       _twins_applied(metrics.counter(core::metric::kTwinWrites)),
       _twins_stale(metrics.counter("fleettwin_twin_writes_stale_total",
                                    "Twin upserts refused because the store held newer state")),
-      _bad(metrics.counter("fleettwin_sink_undecodable_total", "Records the sink could not decode")),
       _store_retries(metrics.counter("fleettwin_sink_store_retries_total",
                                      "Store writes the sink repeated because the store was unreachable")),
       _retry(retry) {}
@@ -91,104 +93,25 @@ auto SinkStage::retrying(F&& call) {
   }
 }
 
-void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
+void SinkStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
   _batch.telemetry.clear();
   _batch.twins.clear();
   _batch.alerts.clear();
   _batch.commands.clear();
-  std::unordered_map<std::string, std::size_t> command_index;  // id -> position in _batch.commands
-  auto& twin_index = _twin_index;                              // car -> position in _batch.twins
-  auto& ingest_times = _ingest_times;
-  twin_index.clear();
-  ingest_times.clear();
-  std::string error;
-  core::Twin twin;
+  _command_index.clear();
+  _twin_index.clear();
+  _ingest_times.clear();
   for (const auto& r : batch) {
     if (r.topic == t::kTelemetry) {
-      auto& row = _batch.telemetry.emplace_back();
-      if (!_reader.read(r.value, row.t, &error)) {
-        _batch.telemetry.pop_back();
-        _bad.add();
-        spdlog::warn("sink: undecodable telemetry {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
-        continue;
-      }
-      ingest_times.push_back(r.timestamp_ms);
+      add_telemetry(r, out);
     } else if (r.topic == t::kTwins) {
-      if (!codec::twin_from_json(r.value, twin, &error, _reader.catalog())) {
-        _bad.add();
-        spdlog::warn("sink: undecodable twin {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
-        continue;
-      }
-      // Coalesce per car: keep the newest state of the batch, so the store does one upsert per car.
-      auto [it, inserted] = twin_index.try_emplace(twin.id, _batch.twins.size());
-      if (inserted) {
-        _batch.twins.push_back(std::move(twin));
-      } else {
-        auto& kept = _batch.twins[it->second];
-        if (std::pair(twin.reported.seq, twin.version) > std::pair(kept.reported.seq, kept.version))
-          kept = std::move(twin);
-      }
-      twin = core::Twin{};
+      add_twin(r, out);
     } else if (r.topic == t::kAlerts) {
-      core::Alert a;
-      if (!codec::decode_avro_alert(r.value, a, nullptr, &error)) {
-        _bad.add();
-        spdlog::warn("sink: undecodable alert {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
-        continue;
-      }
-      if (auto old = retrying([&] { return _store->get_alert(a.id); }))
-        a.acknowledged = old->acknowledged;  // an operator's ack stays
-      _batch.alerts.push_back(std::move(a));
+      add_alert(r, out);
     } else if (r.topic == t::kCommands) {
-      core::Command c;
-      if (!codec::command_from_json(r.value, c, &error)) {
-        _bad.add();
-        continue;
-      }
-      if (c.car.empty()) c.car = r.key;
-      auto [it, inserted] = command_index.try_emplace(c.id, _batch.commands.size());
-      if (!inserted) {
-        // Its answer came earlier in this batch (below): fill in the command, keep the answer's status.
-        auto& early = _batch.commands[it->second];
-        if (early.name.empty()) {
-          c.status = early.status;
-          early = std::move(c);
-        }
-        continue;
-      }
-      // A replayed command must not move an answered one back to pending (nor an answer stored before its
-      // command arrived: see below).
-      if (auto old = retrying([&] { return _store->get_command(c.id); }); old && old->status != "pending")
-        c.status = old->status;
-      _batch.commands.push_back(std::move(c));
+      add_command(r, out);
     } else if (r.topic == t::kCommandAcks) {
-      core::CommandAck a;
-      if (!codec::command_ack_from_json(r.value, a, &error)) {
-        _bad.add();
-        continue;
-      }
-      core::Command* c = nullptr;
-      if (auto it = command_index.find(a.id); it != command_index.end()) {
-        c = &_batch.commands[it->second];
-      } else if (auto stored = retrying([&] { return _store->get_command(a.id); })) {
-        command_index.emplace(a.id, _batch.commands.size());
-        c = &_batch.commands.emplace_back(std::move(*stored));
-      }
-      // An answer can arrive before its command: the two topics are read in no fixed order (Kafka orders
-      // records within a partition only), and a car answers within milliseconds. Store the answer as a
-      // nameless command; when the command comes, it is filled in and keeps the answer's status.
-      if (!c) {
-        command_index.emplace(a.id, _batch.commands.size());
-        c = &_batch.commands.emplace_back();
-        c->id = a.id;
-        c->car = r.key.empty() ? a.car : r.key;
-        c->params_json = "{}";
-        c->created = a.ts;
-        c->status = a.status;
-        continue;
-      }
-      // "acked" is final; a late "expired" from the twin stage does not overwrite it.
-      if (c->status != "acked") c->status = a.status;
+      add_answer(r, out);
     }
   }
   const auto result = retrying([&] { return _store->write(_batch); });
@@ -197,7 +120,143 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer&) {
   _twins_applied.add(result.twins_applied);
   _twins_stale.add(result.twins_stale);
   const int64_t now = core::wall_clock_ms();
-  for (int64_t ingest : ingest_times) _latency.record_us(std::max<int64_t>(0, now - ingest) * 1000);
+  for (int64_t ingest : _ingest_times) _latency.record_us(std::max<int64_t>(0, now - ingest) * 1000);
+}
+
+void SinkStage::add_telemetry(const log::Record& r, log::Producer& out) {
+  std::string error;
+  auto& row = _batch.telemetry.emplace_back();
+  codec::Refusal why;
+  if (!_reader.read(r.value, row.t, &error)) {
+    why = {_reader.failure_reason(), error};
+  } else if (key_matches(r, row.t.car, why)) {
+    _ingest_times.push_back(r.timestamp_ms);
+    return;
+  }
+  _batch.telemetry.pop_back();
+  _dead_letters.send(r, why.reason, why.detail, out);
+}
+
+void SinkStage::add_twin(const log::Record& r, log::Producer& out) {
+  std::string error;
+  core::Twin twin;
+  if (!codec::twin_from_json(r.value, twin, &error, _reader.catalog())) {
+    _dead_letters.send(r, "undecodable", error, out);
+    return;
+  }
+  if (codec::Refusal why; !key_matches(r, twin.id, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  // Setting names become field names in the store (MongoDB: `desired.<name>`): a name with a `.` or a `$`
+  // would be read as a path or an operator and fail the batch on every replay.
+  for (const auto* settings : {&twin.desired, &twin.reported_settings})
+    for (const auto& [name, value] : *settings)
+      if (!codec::safe_field_name(name)) {
+        _dead_letters.send(r, "invalid_twin", "setting name is not a plain identifier", out);
+        return;
+      }
+  // Coalesce per car: keep the newest state of the batch, so the store does one upsert per car.
+  auto [it, inserted] = _twin_index.try_emplace(twin.id, _batch.twins.size());
+  if (inserted) {
+    _batch.twins.push_back(std::move(twin));
+  } else if (auto& kept = _batch.twins[it->second];
+             std::pair(twin.reported.seq, twin.version) > std::pair(kept.reported.seq, kept.version)) {
+    kept = std::move(twin);
+  }
+}
+
+void SinkStage::add_alert(const log::Record& r, log::Producer& out) {
+  std::string error;
+  core::Alert a;
+  if (!codec::decode_avro_alert(r.value, a, nullptr, &error)) {
+    _dead_letters.send(r, "undecodable", error, out);
+    return;
+  }
+  if (codec::Refusal why; !key_matches(r, a.car, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  if (auto old = retrying([&] { return _store->get_alert(a.id); }))
+    a.acknowledged = old->acknowledged;  // an operator's ack stays
+  _batch.alerts.push_back(std::move(a));
+}
+
+void SinkStage::add_command(const log::Record& r, log::Producer& out) {
+  core::Command c;
+  std::map<std::string, std::string> settings;
+  if (codec::Refusal why; !read_command(r, c, settings, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  auto [it, inserted] = _command_index.try_emplace(c.id, _batch.commands.size());
+  if (!inserted) {
+    // Its answer came earlier in this batch (below): fill in the command, keep the answer's status, but
+    // only an answer of the command's own car.
+    auto& early = _batch.commands[it->second];
+    if (early.name.empty()) {
+      if (early.car == c.car) c.status = early.status;
+      early = std::move(c);
+    }
+    return;
+  }
+  // A replayed command must not move an answered one back to pending (nor an answer stored before its
+  // command arrived: see add_answer), unless that answer came from another car.
+  if (auto old = retrying([&] { return _store->get_command(c.id); });
+      old && old->status != "pending" && old->car == c.car)
+    c.status = old->status;
+  _batch.commands.push_back(std::move(c));
+}
+
+void SinkStage::add_answer(const log::Record& r, log::Producer& out) {
+  core::CommandAck a;
+  codec::Refusal why;
+  if (!codec::read_answer(r.value, r.key, a, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  core::Command* c = nullptr;
+  if (auto it = _command_index.find(a.id); it != _command_index.end()) {
+    c = &_batch.commands[it->second];
+  } else if (auto stored = retrying([&] { return _store->get_command(a.id); })) {
+    _command_index.emplace(a.id, _batch.commands.size());
+    c = &_batch.commands.emplace_back(std::move(*stored));
+  }
+  // Command ids can be guessed: an answer settles only a command of the car that answers.
+  if (c && c->car != a.car) {
+    _dead_letters.send(r, "bad_car_id", "answer of car '" + a.car + "' to a command of another car", out);
+    return;
+  }
+  // An answer can arrive before its command: the two topics are read in no fixed order (Kafka orders
+  // records within a partition only), and a car answers within milliseconds. Store the answer as a
+  // nameless command; when the command comes, it is filled in and keeps the answer's status. Only under an
+  // id that names the answering car (so it cannot squat another car's command id: the store would then
+  // keep its status over the real command's), and only so many per car.
+  if (!c) {
+    if (!codec::command_id_names_car(a.id, a.car) || !room_for_early_answer(a.car, core::wall_clock_ms())) {
+      _dead_letters.send(r, "unknown_command", "answer to a command not seen (or too many such answers)",
+                         out);
+      return;
+    }
+    _command_index.emplace(a.id, _batch.commands.size());
+    c = &_batch.commands.emplace_back();
+    c->id = a.id;
+    c->car = a.car;
+    c->params_json = "{}";
+    c->created = a.ts;
+    c->status = a.status;
+    return;
+  }
+  // "acked" is final; a late "expired" from the twin stage does not overwrite it.
+  if (c->status != "acked") c->status = a.status;
+}
+
+bool SinkStage::room_for_early_answer(const std::string& car, int64_t now) {
+  auto& times = _early_answers[car];
+  while (!times.empty() && times.front() < now - core::kEarlyAnswerTtlMs) times.pop_front();
+  if (times.size() >= core::kMaxEarlyAnswersPerCar) return false;
+  times.push_back(now);
+  return true;
 }
 
 }  // namespace fleettwin::stages

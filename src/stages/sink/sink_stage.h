@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -12,6 +13,7 @@
 #include "core/histogram.h"
 #include "core/metrics.h"
 #include "registry/telemetry_reader.h"
+#include "stages/dead_letters.h"
 #include "stages/stage.h"
 #include "store/twin_store.h"
 
@@ -21,7 +23,9 @@ namespace fleettwin::stages {
 /// store write per batch (twin updates coalesced per car), so the runner commits the input only once the
 /// store has it. Records the end-to-end latency of every stored message. A write that fails because the
 /// store is unreachable (TwinStore::transient_failure) is retried with capped backoff until it succeeds or
-/// the runner stops; any other failure throws. Runs on its runner's thread; interrupt() from any thread.
+/// the runner stops; any other failure throws. A record it cannot use goes to the DLQ of its topic (through
+/// the runner's producer, flushed before the commit). Runs on its runner's thread; interrupt() from any
+/// thread.
 class SinkStage final : public Stage {
  public:
   /// Waits between retries of a store write during an outage: doubling from `first` up to `max`.
@@ -42,18 +46,29 @@ class SinkStage final : public Stage {
   /// `call()` (a store access), repeated while it fails transiently; throws once interrupted.
   template <typename F>
   auto retrying(F&& call);
+  // Each adds one record to the batch, or sends it to the DLQ of its topic with the reason.
+  void add_telemetry(const log::Record& r, log::Producer& out);
+  void add_twin(const log::Record& r, log::Producer& out);
+  void add_alert(const log::Record& r, log::Producer& out);
+  void add_command(const log::Record& r, log::Producer& out);
+  void add_answer(const log::Record& r, log::Producer& out);
+  /// Whether `car` may have one more answer stored before its command: at most core::kMaxEarlyAnswersPerCar
+  /// in any core::kEarlyAnswerTtlMs of wall time (`now`), so a car inventing ids cannot fill the store.
+  bool room_for_early_answer(const std::string& car, int64_t now);
 
   std::unique_ptr<store::TwinStore> _store;
   core::Histogram& _latency;
   registry::TelemetryReader _reader;
-  store::WriteBatch _batch;  // per-batch scratch, reused
-  std::unordered_map<std::string, std::size_t> _twin_index;
+  store::WriteBatch _batch;                                             // per-batch scratch, reused
+  std::unordered_map<std::string, std::size_t> _twin_index;             // car -> position in _batch.twins
+  std::unordered_map<std::string, std::size_t> _command_index;          // id -> position in _batch.commands
+  std::unordered_map<std::string, std::deque<int64_t>> _early_answers;  // car -> when it stored early ones
+  DeadLetters _dead_letters;
   std::vector<int64_t> _ingest_times;
   core::Counter& _stored;
   core::Counter& _duplicates;
   core::Counter& _twins_applied;
   core::Counter& _twins_stale;
-  core::Counter& _bad;
   core::Counter& _store_retries;
   RetryOptions _retry;
   std::mutex _wake_mu;  // with _wake: interrupt() ends a backoff wait at once

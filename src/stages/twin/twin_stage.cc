@@ -9,6 +9,7 @@
 #include "codec/schemas.h"
 #include "core/metric_catalog.h"
 #include "core/topics.h"
+#include "stages/record_checks.h"
 
 namespace fleettwin::stages {
 
@@ -18,7 +19,8 @@ const StageDescriptor& TwinStage::static_descriptor() {
   static const StageDescriptor kDescriptor{
       "twin",
       {t::kTelemetry, t::kCommands, t::kCommandAcks, t::kScores, t::kAlerts},
-      {t::kTwins, t::kCommandAcks},
+      {t::kTwins, t::kCommandAcks, dlq_of(t::kTelemetry), dlq_of(t::kCommands), dlq_of(t::kCommandAcks),
+       dlq_of(t::kScores), dlq_of(t::kAlerts)},
       {&config::keys::twin_offline_after, &config::keys::twin_flush_interval},
       "maintains every car's digital twin (reported state, desired settings from commands, settings the car "
       "confirmed, health from scores and alerts) and writes changes to the twin changelog",
@@ -33,9 +35,8 @@ TwinStage::TwinStage(Options options, const core::Clock& clock, core::Metrics& m
       _clock(clock),
       _links(std::move(links)),
       _reader(std::move(reader)),
+      _dead_letters(metrics, "twin"),
       _stale(metrics.counter("fleettwin_twin_stale_total", "Telemetry older than the twin's state, ignored")),
-      _bad(metrics.counter("fleettwin_twin_undecodable_total",
-                           "fleet.telemetry records the twin stage could not decode")),
       _forgotten(metrics.counter("fleettwin_twin_pending_forgotten_total",
                                  "Pending commands or open alerts forgotten beyond a car's bound")),
       _online(metrics.gauge(core::metric::kCarsOnline)),
@@ -77,84 +78,100 @@ void TwinStage::changed(Entry& e) {
   mark(e);
 }
 
-void TwinStage::process(const std::vector<log::Record>& batch, log::Producer&) {
+void TwinStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
   for (const auto& r : batch) {
-    if (r.topic != t::kTelemetry) {
-      apply_other(r);
-      continue;
+    if (r.topic == t::kTelemetry) {
+      apply_telemetry(r, out);
+    } else {
+      apply_other(r, out);
     }
-    std::string error;
-    if (!_reader.read(r.value, _t, &error)) {
-      // process wrote this record, so this is a bug or a foreign writer: count it and move on.
-      _bad.add();
-      spdlog::warn("twin: undecodable record {}/{}/{}: {}", r.topic, r.partition, r.offset, error);
-      continue;
-    }
-    Entry& e = entry(_t.car, r.partition);
-    if (!core::apply_telemetry(e.twin, _t)) {
-      _stale.add();
-      continue;
-    }
-    _liveness.event(_t.ts);
-    mark(e);
   }
   _count.set(static_cast<int64_t>(_twins.size()));
 }
 
-void TwinStage::apply_other(const log::Record& r) {
+void TwinStage::apply_telemetry(const log::Record& r, log::Producer& out) {
+  std::string error;
+  if (!_reader.read(r.value, _t, &error)) {
+    // process wrote this record, so this is a bug, a foreign writer or a writer schema this stage refuses.
+    _dead_letters.send(r, _reader.failure_reason(), error, out);
+    return;
+  }
+  if (codec::Refusal why; !key_matches(r, _t.car, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  Entry& e = entry(_t.car, r.partition);
+  if (!core::apply_telemetry(e.twin, _t)) {
+    _stale.add();
+    return;
+  }
+  _liveness.event(_t.ts);
+  mark(e);
+}
+
+void TwinStage::apply_other(const log::Record& r, log::Producer& out) {
   std::string error;
   if (r.topic == t::kCommands) {
-    apply_command(r);
+    apply_command(r, out);
   } else if (r.topic == t::kCommandAcks) {
-    apply_ack(r);
+    apply_ack(r, out);
   } else if (r.topic == t::kScores) {
-    codec::AnomalyScore s;
-    if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) {
-      _bad.add();
-      return;
-    }
-    Entry& e = entry(s.car, r.partition);
-    auto& h = e.twin.health;
-    h.score = s.score;
-    h.threshold = s.threshold;
-    h.model_version = s.model_version;
-    h.top_signals.clear();
-    for (const auto& d : s.top_signals) h.top_signals.push_back(d.signal);
-    // An open alert keeps the car in "anomaly" until it is cleared; a single high score is a warning.
-    if (h.status != core::HealthStatus::kAnomaly) {
-      const auto status = s.score > s.threshold ? core::HealthStatus::kWarning : core::HealthStatus::kOk;
-      if (status != h.status) {
-        h.status = status;
-        h.since = s.ts;
-      }
-    }
-    changed(e);
+    apply_score(r, out);
   } else if (r.topic == t::kAlerts) {
     core::Alert a;
+    codec::Refusal why;
     if (!codec::decode_avro_alert(r.value, a, nullptr, &error)) {
-      _bad.add();
-      return;
+      _dead_letters.send(r, "undecodable", error, out);
+    } else if (!key_matches(r, a.car, why)) {
+      _dead_letters.send(r, why.reason, why.detail, out);
+    } else {
+      apply_alert(entry(a.car, r.partition), a);
     }
-    apply_alert(entry(a.car, r.partition), a);
   }
 }
 
-void TwinStage::apply_command(const log::Record& r) {
+void TwinStage::apply_score(const log::Record& r, log::Producer& out) {
   std::string error;
-  core::Command c;
-  std::map<std::string, std::string> settings;
-  if (!codec::command_from_json(r.value, c, &error) || !codec::command_settings(c, settings, &error)) {
-    _bad.add();
-    spdlog::warn("twin: ignoring command {}/{}: {}", r.partition, r.offset, error);
+  codec::AnomalyScore s;
+  if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) {
+    _dead_letters.send(r, "undecodable", error, out);
     return;
   }
-  const std::string car = c.car.empty() ? r.key : c.car;
-  Entry& e = entry(car, r.partition);
-  if (auto early = _early_answers.find(c.id); early != _early_answers.end() && early->second.car == car) {
+  if (codec::Refusal why; !key_matches(r, s.car, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  Entry& e = entry(s.car, r.partition);
+  auto& h = e.twin.health;
+  h.score = s.score;
+  h.threshold = s.threshold;
+  h.model_version = s.model_version;
+  h.top_signals.clear();
+  for (const auto& d : s.top_signals) h.top_signals.push_back(d.signal);
+  // An open alert keeps the car in "anomaly" until it is cleared; a single high score is a warning.
+  if (h.status != core::HealthStatus::kAnomaly) {
+    const auto status = s.score > s.threshold ? core::HealthStatus::kWarning : core::HealthStatus::kOk;
+    if (status != h.status) {
+      h.status = status;
+      h.since = s.ts;
+    }
+  }
+  changed(e);
+}
+
+void TwinStage::apply_command(const log::Record& r, log::Producer& out) {
+  core::Command c;
+  std::map<std::string, std::string> settings;
+  if (codec::Refusal why; !read_command(r, c, settings, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  Entry& e = entry(c.car, r.partition);
+  if (auto early = _early_answers.find(answer_key(c.car, c.id)); early != _early_answers.end()) {
     // Already answered: acked settings are wanted and reported (no delta); failed ones are not wanted.
     if (early->second.status == "acked")
       for (const auto& [k, v] : settings) e.twin.desired[k] = v;
-    _early_answers.erase(early);
+    forget_early_answer(early);
   } else {
     for (const auto& [k, v] : settings) e.twin.desired[k] = v;
     auto& pending = e.pending.commands;
@@ -163,37 +180,58 @@ void TwinStage::apply_command(const log::Record& r) {
       pending.erase(pending.begin());
       _forgotten.add();
     }
-    pending.push_back({c.id, std::move(settings), c.expires});
+    // Every command expires: one the API or a foreign writer sent without an expiry gets the default, so a
+    // car that never answers does not keep it (and its desired setting) pending for ever.
+    const int64_t expires = c.expires > 0 ? c.expires : now_ms() + core::kDefaultCommandTtlMs;
+    pending.push_back({c.id, std::move(settings), expires});
   }
   changed(e);
 }
 
-void TwinStage::apply_ack(const log::Record& r) {
-  std::string error;
+void TwinStage::apply_ack(const log::Record& r, log::Producer& out) {
   core::CommandAck a;
-  if (!codec::command_ack_from_json(r.value, a, &error)) {
-    _bad.add();
-    spdlog::warn("twin: ignoring command ack {}/{}: {}", r.partition, r.offset, error);
+  codec::Refusal why;
+  if (!codec::read_answer(r.value, r.key, a, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
     return;
   }
-  const std::string& car = r.key.empty() ? a.car : r.key;  // the key is the MQTT topic's car (ACL-checked)
-  Entry& e = entry(car, r.partition);
+  Entry& e = entry(a.car, r.partition);
   auto& pending = e.pending.commands;
   auto it = std::find_if(pending.begin(), pending.end(), [&](const auto& p) { return p.id == a.id; });
+  // Not pending for this car: answered before its command arrived, or a late answer (the twin stage's own
+  // "expired", which comes back here after the command was dropped; a later one from the car cannot undo
+  // it). Only an early answer is kept, and only so many per car.
+  if (it == pending.end() && a.status != "expired" && !keep_early_answer(a)) {
+    _dead_letters.send(r, "unknown_command",
+                       "answer to a command not seen; the car has " +
+                           std::to_string(core::kMaxEarlyAnswersPerCar) + " such answers already",
+                       out);
+    return;
+  }
+  // The settings are known ones with valid values (read_answer), so the twin holds nothing a car made up.
   if (a.status == "acked") {
     for (const auto& [k, v] : a.reported) e.twin.reported_settings[k] = v;
   } else if (it != pending.end()) {
     withdraw(e, *it);
   }
-  if (it == pending.end()) {
-    // Not pending for this car: answered before its command arrived, or a late answer (the twin stage's own
-    // "expired", which comes back here after the command was dropped; a later one from the car cannot undo
-    // it).
-    if (a.status != "expired") _early_answers.try_emplace(a.id, EarlyAnswer{car, a.status, now_ms()});
-  } else {
-    pending.erase(it);
-  }
+  if (it != pending.end()) pending.erase(it);
   changed(e);
+}
+
+bool TwinStage::keep_early_answer(const core::CommandAck& a) {
+  const auto key = answer_key(a.car, a.id);
+  if (_early_answers.contains(key)) return true;  // a replay
+  auto& count = _early_per_car[a.car];
+  if (count >= core::kMaxEarlyAnswersPerCar) return false;
+  ++count;
+  _early_answers.emplace(key, EarlyAnswer{a.car, a.status, now_ms()});
+  return true;
+}
+
+void TwinStage::forget_early_answer(std::unordered_map<std::string, EarlyAnswer>::iterator it) {
+  if (auto c = _early_per_car.find(it->second.car); c != _early_per_car.end() && --c->second == 0)
+    _early_per_car.erase(c);
+  _early_answers.erase(it);
 }
 
 void TwinStage::apply_alert(Entry& e, const core::Alert& a) {
@@ -228,6 +266,15 @@ void TwinStage::expire_commands(Entry& e, int64_t now, log::Producer& out) {
   // A command whose expiry passed unanswered (the broker dropped it for an offline car, or nobody delivered
   // it) is declared expired on fleet.command-acks, so its status is visible in the store and the API.
   auto& pending = e.pending.commands;
+  // Commands resumed without an expiry (pending in a store or changelog written before every command had
+  // one) get the default lifetime from now.
+  bool given = false;
+  for (auto& c : pending)
+    if (c.expires <= 0) {
+      c.expires = now + core::kDefaultCommandTtlMs;
+      given = true;
+    }
+  if (given) changed(e);
   const auto expired = [&](const auto& c) { return c.expires > 0 && c.expires <= now; };
   if (std::none_of(pending.begin(), pending.end(), expired)) return;
   for (const auto& c : pending) {
@@ -269,8 +316,11 @@ void TwinStage::tick(log::Producer& out) {
     if (core::mark_offline_if_silent(e.twin, now, _options.offline_after_ms)) mark(e);
     online += e.twin.online ? 1 : 0;
   }
-  for (auto it = _early_answers.begin(); it != _early_answers.end();)
-    it = it->second.seen < now - 86'400'000 ? _early_answers.erase(it) : std::next(it);
+  for (auto it = _early_answers.begin(); it != _early_answers.end();) {
+    const auto next = std::next(it);
+    if (it->second.seen < now - core::kEarlyAnswerTtlMs) forget_early_answer(it);
+    it = next;
+  }
   _online.set(online);
 }
 

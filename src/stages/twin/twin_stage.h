@@ -12,6 +12,7 @@
 #include "core/metrics.h"
 #include "core/twin.h"
 #include "registry/telemetry_reader.h"
+#include "stages/dead_letters.h"
 #include "stages/stage.h"
 #include "stages/twin/liveness.h"
 
@@ -23,6 +24,13 @@ struct TwinSnapshot {
   core::Twin twin;
   core::TwinPending pending;
   int32_t partition = -1;
+};
+
+/// An answer the twin stage holds until its command arrives.
+struct EarlyAnswer {
+  std::string car;
+  std::string status;
+  int64_t seen = 0;  ///< liveness time it was read at
 };
 
 /// The twin stage: keeps the twins of the cars of its partitions in memory, applies telemetry in seq order
@@ -79,10 +87,17 @@ class TwinStage final : public Stage {
   Entry& entry(const std::string& car, int32_t partition);
   void adopt(TwinSnapshot snapshot);
   void mark(Entry& e);
-  void changed(Entry& e);                  // version + 1 and mark
-  void apply_other(const log::Record& r);  // commands, command acks, scores, alerts
-  void apply_command(const log::Record& r);
-  void apply_ack(const log::Record& r);
+  void changed(Entry& e);  // version + 1 and mark
+  // Each applies one record, or sends it to the DLQ of its topic with the reason it cannot be used.
+  void apply_telemetry(const log::Record& r, log::Producer& out);
+  void apply_other(const log::Record& r, log::Producer& out);  // commands, command acks, scores, alerts
+  void apply_score(const log::Record& r, log::Producer& out);
+  void apply_command(const log::Record& r, log::Producer& out);
+  void apply_ack(const log::Record& r, log::Producer& out);
+  /// Keeps an answer whose command was not seen (yet); false when the car already has
+  /// core::kMaxEarlyAnswersPerCar of them.
+  bool keep_early_answer(const core::CommandAck& a);
+  void forget_early_answer(std::unordered_map<std::string, EarlyAnswer>::iterator it);
   void apply_alert(Entry& e, const core::Alert& a);
   void expire_commands(Entry& e, int64_t now, log::Producer& out);
   void withdraw(Entry& e, const core::TwinPending::Command& c);
@@ -94,21 +109,18 @@ class TwinStage final : public Stage {
   std::unordered_map<std::string, Entry> _twins;  // node-based: Entry* stay valid
   std::vector<Entry*> _dirty;
   std::map<int32_t, int> _held;  // input partitions held, per partition number
-  // Answers that arrived before their command (the topics are read in no fixed order), by command id. The
-  // command is then not pending; an answer whose command never comes is dropped after a day (event time).
-  struct EarlyAnswer {
-    std::string car;
-    std::string status;
-    int64_t seen = 0;
-  };
+  // Answers that arrived before their command (the topics are read in no fixed order), by answer_key(car,
+  // id). The command is then not pending. Bounded per car (core::kMaxEarlyAnswersPerCar; beyond, the answer
+  // goes to the DLQ) and in time: one whose command never comes is dropped after core::kEarlyAnswerTtlMs.
   std::unordered_map<std::string, EarlyAnswer> _early_answers;
+  std::unordered_map<std::string, std::size_t> _early_per_car;
   Liveness _liveness;
   bool _input_caught_up = false;
   bool _input_lagged = false;  // the input fell behind since the last liveness look
   registry::TelemetryReader _reader;
   core::Telemetry _t;
+  DeadLetters _dead_letters;
   core::Counter& _stale;
-  core::Counter& _bad;
   core::Counter& _forgotten;
   core::Gauge& _online;
   core::Gauge& _count;

@@ -117,5 +117,17 @@ TEST(Settings, OneCommandPerChangedSetting) {
   EXPECT_THROW(commands_for_settings(twin, R"([1])", 0, 0), ApiError);
 }
 
+// Issue 17: a 1 MB body of one repeated key made 70,000 commands that never expired.
+TEST(Settings, ARepeatedSettingIsRefusedAndEveryCommandExpires) {
+  core::Twin twin;
+  twin.id = "car-1";
+  std::string body = "{";
+  for (int i = 0; i < 1000; ++i) body += std::string(i ? "," : "") + R"("service":true)";
+  EXPECT_THROW(commands_for_settings(twin, body + "}", 0, 0), ApiError);
+  const auto cmds = commands_for_settings(twin, R"({"service":true})", 5000, 0);
+  ASSERT_EQ(cmds.size(), 1u);
+  EXPECT_EQ(cmds[0].expires, 5000 + core::kDefaultCommandTtlMs);
+}
+
 }  // namespace
 }  // namespace fleettwin::api

@@ -353,7 +353,7 @@ TEST(TwinStage, CommandsSetDesiredAcksSetReportedAndTheDeltaEmpties) {
   EXPECT_EQ(twin.delta(), std::vector<std::string>{"speed_limit_kmh"});
 
   core::CommandAck ack{"c1", "car-00001", "acked", 2, {{"speed_limit_kmh", "80"}}, ""};
-  // The key (the MQTT topic's car, vouched for by the broker's ACL) wins over what the payload claims.
+  // The key (the MQTT topic's car, vouched for by the broker's ACL) must be the car the payload names.
   auto spoofed = ack;
   spoofed.car = "car-00001";
   stage.process({json_record(t::kCommandAcks, "car-00009", codec::command_ack_to_json(spoofed))}, out);
@@ -365,9 +365,9 @@ TEST(TwinStage, CommandsSetDesiredAcksSetReportedAndTheDeltaEmpties) {
   EXPECT_EQ(twin.reported_settings.at("speed_limit_kmh"), "80");
   EXPECT_TRUE(twin.delta().empty());
 
-  // A garbage command is counted and changes nothing.
+  // A garbage command goes to the DLQ and changes nothing.
   stage.process({json_record(t::kCommands, "car-00001", "{not json")}, out);
-  EXPECT_EQ(metrics.value("fleettwin_twin_undecodable_total"), 1);
+  EXPECT_EQ(metrics.value("fleettwin_dlq_reason_total{stage=\"twin\",reason=\"undecodable\"}"), 1);
 }
 
 TEST(TwinStage, ACommandUnansweredPastItsExpiryIsDeclaredExpiredAndWithdrawn) {
@@ -447,8 +447,9 @@ TEST(SinkStage, AnAnswerStoredBeforeItsCommandIsFilledInByIt) {
   SinkOnSqlite s("ft-sink-ack");
   auto& [dir, db, metrics, latency, sink] = s;
   CaptureProducer out;
-  const core::Command a{"a1", "car-00001", "set_speed_limit", R"({"kmh":77})", 10, 0, "pending"};
-  const core::Command b{"b1", "car-00002", "update_firmware", R"({"version":1300})", 11, 0, "pending"};
+  const core::Command a{"car-00001:a1", "car-00001", "set_speed_limit", R"({"kmh":77})", 10, 0, "pending"};
+  const core::Command b{"car-00002:b1", "car-00002", "update_firmware", R"({"version":1300})", 11, 0,
+                        "pending"};
   // a: answer and command in one batch, answer first. b: answer in one batch, command in the next.
   sink.process({json_record(t::kCommandAcks, a.car, codec::command_ack_to_json(ack_for(a))),
                 json_record(t::kCommands, a.car, codec::command_to_json(a)),
@@ -456,12 +457,12 @@ TEST(SinkStage, AnAnswerStoredBeforeItsCommandIsFilledInByIt) {
                out);
   {
     store::SqliteStore check(db);
-    const auto early = check.get_command("b1");
+    const auto early = check.get_command("car-00002:b1");
     ASSERT_TRUE(early.has_value());
     EXPECT_EQ(early->status, "failed");
   }
   sink.process({json_record(t::kCommands, b.car, codec::command_to_json(b))}, out);
-  EXPECT_EQ(metrics.value("fleettwin_sink_undecodable_total"), 0);
+  EXPECT_EQ(metrics.value("fleettwin_dlq_total{stage=\"sink\"}"), 0);
   store::SqliteStore check(db);
   for (auto [c, status] : {std::pair{a, "acked"}, std::pair{b, "failed"}}) {
     const auto stored = check.get_command(c.id);
