@@ -44,7 +44,7 @@ ThroughputSample take_sample(const core::Metrics* metrics, const std::vector<std
   s.published = m.value(metric::kSimPublished);
   s.processed = m.value(metric::kRecordsIn, metric::stage_label("process"));
   s.stored = m.value(metric::kTelemetryStored);
-  s.dlq = m.value(metric::kDlq, metric::stage_label("process"));
+  s.dlq = m.sum(metric::kDlq);  // every stage's dead letters, as the dashboard shows them
   s.online = m.value(metric::kCarsOnline);
   for (const auto& stage : lag_stages) s.lag += m.value(metric::kConsumerLag, metric::stage_label(stage));
   if (prev.ts > 0 && seconds > 0) s.msgs_per_s = static_cast<double>(s.processed - prev.processed) / seconds;

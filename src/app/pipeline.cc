@@ -453,7 +453,8 @@ class PipelineRun {
     line += with_commas(rate) + " msg/s";
     if (_roles.sim) line += " | published " + with_commas(_published.value());
     if (_roles.runs("process"))
-      line += " | processed " + with_commas(_processed.value()) + " | DLQ " + with_commas(_dlq.value());
+      line += " | processed " + with_commas(_processed.value()) + " | DLQ " +
+              with_commas(_metrics.sum(core::metric::kDlq));
     if (_roles.runs("sink")) line += " | stored " + with_commas(_stored.value());
     if (!_runners.empty()) line += assigned ? " | lag " + with_commas(lag) : " | waiting for partitions";
     static const bool kTty = isatty(STDERR_FILENO);

@@ -31,6 +31,15 @@ int64_t Metrics::value(const std::string& name_with_labels) const {
   return 0;
 }
 
+int64_t Metrics::sum(const MetricDef& def) const {
+  std::lock_guard lock(_mu);
+  int64_t total = 0;
+  for (const auto& e : _entries) {
+    if (e.name == def.name) total += e.is_counter ? e.counter.value() : e.gauge.value();
+  }
+  return total;
+}
+
 std::string Metrics::prometheus_text() const {
   std::lock_guard lock(_mu);
   // Group samples by metric name so HELP/TYPE appear once per family, as the format requires.

@@ -56,6 +56,8 @@ class Metrics {
   /// and tools that observe the process from outside, as a Prometheus scrape would. Code names the metric's
   /// MetricDef and keeps the Counter or Gauge it returns.
   int64_t value(const std::string& name_with_labels) const;
+  /// Sum of a metric over every label set registered (e.g. DLQ records of every stage), or 0.
+  int64_t sum(const MetricDef& def) const;
   /// Prometheus text exposition format 0.0.4.
   std::string prometheus_text() const;
 

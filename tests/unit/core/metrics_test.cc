@@ -25,3 +25,14 @@ TEST(Metrics, SameNameAndLabelsIsTheSameCounter) {
   m.counter("x", "h").add(1);
   EXPECT_EQ(m.value("x"), 2);
 }
+
+TEST(Metrics, SumAddsEveryLabelSetOfOneMetric) {
+  // The overview's DLQ figure: the dead letters of every stage, not only the process stage's.
+  Metrics m;
+  const MetricDef dlq{"fleettwin_dlq_total", "dead letters"};
+  EXPECT_EQ(m.sum(dlq), 0);
+  m.counter(dlq, "stage=\"process\"").add(3);
+  m.counter(dlq, "stage=\"sink\"").add(2);
+  m.counter("fleettwin_dlq_totally_else", "not the same metric").add(100);
+  EXPECT_EQ(m.sum(dlq), 5);
+}
