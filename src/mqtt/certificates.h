@@ -32,7 +32,8 @@ struct CertificatePaths {
   std::filesystem::path bridge_key() const { return dir / "bridge.key"; }
   std::filesystem::path car_crt(std::string_view car) const;
   std::filesystem::path car_key(std::string_view car) const;
-  /// A directory holds certificate credentials when it has a CA certificate and a cars/ folder.
+  /// A directory holds certificate credentials when it has a CA certificate (password credentials have none);
+  /// a copy may hold only what its host needs (a broker: no car keys; a car: its own).
   bool present() const;
 };
 
