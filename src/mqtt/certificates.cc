@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -60,7 +61,7 @@ class KeyMaker {
   KeyCtxPtr _ctx;
 };
 
-enum class Role { kCa, kServer, kClient };
+enum class Role : std::uint8_t { kCa, kServer, kClient };
 
 void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str());
@@ -177,7 +178,7 @@ void write_cars(const CertificatePaths& paths, const CertificateRequest& r, cons
       for (std::size_t i = next++; i < r.cars && !failed; i = next++) {
         const std::string id = r.car_id(i);
         if (const auto problem = car_id_problem(id); !problem.empty())
-          throw std::runtime_error("car id '" + id + "': " + problem);
+          throw std::runtime_error(std::string("car id '").append(id).append("': ").append(problem));
         const auto key = keys.make();
         const auto cert =
             make_certificate(key.get(), id, Role::kClient, ca.cert.get(), ca.key.get(), {}, r.days);
@@ -212,9 +213,7 @@ std::filesystem::path CertificatePaths::car_key(std::string_view car) const {
   return dir / "cars" / (std::string(car) + ".key");
 }
 
-bool CertificatePaths::present() const {
-  return std::filesystem::is_regular_file(ca_crt());
-}
+bool CertificatePaths::present() const { return std::filesystem::is_regular_file(ca_crt()); }
 
 std::string car_id_problem(std::string_view car) {
   if (car.empty() || car.size() > 64) return "a car id has 1 to 64 characters";
