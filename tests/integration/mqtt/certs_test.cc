@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "app/mqtt_front.h"
+#include "codec/json.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/topics.h"
@@ -210,6 +211,8 @@ TEST_F(CertFixture, ACarCertificateIsConfinedToItsOwnTopics) {
     attacker->subscribe(filter, 1, stolen.callback());
   attacker->connect();
   auto victim = device(addr, "crt-00002", creds.car_tls("crt-00002", {}));
+  Inbox commands;
+  victim->subscribe("fleet/crt-00002/commands", 1, commands.callback());
   victim->connect();
   std::this_thread::sleep_for(500ms);  // SUBSCRIBE is asynchronous in libmosquitto
 
@@ -219,6 +222,22 @@ TEST_F(CertFixture, ACarCertificateIsConfinedToItsOwnTopics) {
   victim->publish("fleet/crt-00002/telemetry", R"({"victim": true})", 1);
   ASSERT_TRUE(attacker->wait_published(10s));
   ASSERT_TRUE(victim->wait_published(10s));
+
+  // The platform's command reaches the victim under the bridge's certificate; the forged one does not.
+  core::Command command;
+  command.id = "certs-cmd";
+  command.car = "crt-00002";
+  command.name = "schedule_service";
+  command.params_json = "{}";
+  command.created = core::wall_clock_ms();
+  auto producer = log.producer();
+  producer->send(fleettwin::testing::rec(t::kCommands, command.car, codec::command_to_json(command)));
+  producer->flush(5s);
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (commands.size() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  std::this_thread::sleep_for(300ms);  // a forged command, had it been let through, would be here by now
+  ASSERT_EQ(commands.size(), 1u) << "the platform's command, and only it";
 
   const auto keys = raw_keys(3, 5s);
   EXPECT_EQ(keys.size(), 2u) << "the spoofed telemetry must not reach the log";
