@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -72,6 +73,13 @@ bool port_open(int port) {
   return ok;
 }
 
+/// mosquitto started as root switches to the user "mosquitto", which cannot read our credentials (0600 keys)
+/// nor write our log: naming the current user keeps it as it is (the option is ignored when not root).
+std::string run_as_us() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return pw && pw->pw_name ? std::string("user ") + pw->pw_name + "\n" : std::string();
+}
+
 }  // namespace
 
 // A free loopback port: bind to 0 and read it back. The broker binds it moments later; a race with another
@@ -97,13 +105,23 @@ stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAd
   o.client_id = c.get(keys::mqtt_client_id);
   o.version = version_of(c);
   o.receive_maximum = static_cast<std::uint16_t>(c.get(keys::mqtt_receive_maximum));
-  if (auto cred = credentials_of(c)) {
-    o.username = mqtt::kBridgeUser;
-    o.password = cred->bridge_password;
-  }
   o.tls.ca_file = c.get(keys::mqtt_tls_ca);
   o.tls.cert_file = c.get(keys::mqtt_tls_cert);
   o.tls.key_file = c.get(keys::mqtt_tls_key);
+  if (auto cred = credentials_of(c)) {
+    if (cred->certificates()) {
+      o.tls = cred->bridge_tls(o.tls);  // its identity is its certificate's CN, fleettwin-bridge
+    } else {
+      o.username = mqtt::kBridgeUser;
+      o.password = cred->bridge_password;
+    }
+    // Names no car can guess. A car connecting under a bridge client id would take over the bridge's session;
+    // a car subscribing to the bridge's shared subscription would get its turn at the bridge's messages and
+    // lose them (mosquitto's ACL file checks reads at delivery, not subscriptions: the message is dropped).
+    const auto tag = cred->bridge_tag();
+    o.client_id += "-" + tag;
+    o.share_group += "-" + tag;
+  }
   return o;
 }
 
@@ -234,7 +252,9 @@ void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::s
                       core::Counter& published, const std::string& dir) {
   std::vector<mqtt::BrokerAddress> brokers;
   if (config.get(keys::mqtt_brokers) == "local") {
-    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir);
+    // With --credentials the local brokers authenticate as production ones do, not just the cars' side.
+    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir,
+                                              credentials_of(config));
     brokers = _brokers->addresses();
   } else {
     brokers = parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
@@ -285,14 +305,16 @@ bool MqttFront::stop() {
   return error().empty();
 }
 
-LocalBrokers::LocalBrokers(int shards, const std::string& dir) {
+LocalBrokers::LocalBrokers(int shards, const std::string& dir,
+                           const std::optional<mqtt::Credentials>& credentials) {
   std::filesystem::create_directories(dir);
   for (int k = 0; k < shards; ++k) {
     const int port = free_port();
     const auto conf = std::filesystem::path(dir) / ("mosquitto-" + std::to_string(k) + ".conf");
     {
       std::ofstream out(conf);
-      out << "per_listener_settings false\nlistener " << port << " 127.0.0.1\nallow_anonymous true\n"
+      out << "per_listener_settings false\nlistener " << port << " 127.0.0.1\n"
+          << (credentials ? mqtt::broker_auth_config(*credentials) : "allow_anonymous true\n") << run_as_us()
           << "persistence false\nmax_queued_messages 1000000\nmax_inflight_messages 100\nmax_keepalive "
              "65535\n"
           << "log_dest file "

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "log/log.h"
 
 #include "config/config.h"
+#include "mqtt/credentials.h"
 #include "sim/feed/mqtt_fleet.h"
 #include "stages/bridge/bridge.h"
 
@@ -38,11 +40,12 @@ void apply_sim_catalog(const config::Config& config, sim::FleetConfig& fleet);
 sim::MqttFleetOptions mqtt_fleet_options(const config::Config& config, sim::FleetConfig fleet,
                                          std::vector<mqtt::BrokerAddress> brokers);
 
-/// mosquitto brokers started by `up --mqtt` (mqtt.brokers = "local"): anonymous, loopback, free ports, config
-/// and log in `dir`. Stopped (SIGTERM, then waited for) when destroyed. Owned by the main thread.
+/// mosquitto brokers started by `up --mqtt` (mqtt.brokers = "local"): loopback, free ports, config and log in
+/// `dir`; anonymous without `credentials`, else every client authenticates with them (passwords, or TLS with
+/// client certificates) under their ACL. Stopped (SIGTERM, then waited for) when destroyed. Main thread.
 class LocalBrokers {
  public:
-  LocalBrokers(int shards, const std::string& dir);
+  LocalBrokers(int shards, const std::string& dir, const std::optional<mqtt::Credentials>& credentials = {});
   ~LocalBrokers();
   LocalBrokers(const LocalBrokers&) = delete;
   LocalBrokers& operator=(const LocalBrokers&) = delete;

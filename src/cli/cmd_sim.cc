@@ -5,11 +5,15 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "app/mqtt_front.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "mqtt/certificates.h"
 #include "mqtt/credentials.h"
 #include "sim/feed/mqtt_fleet.h"
 
@@ -45,37 +49,69 @@ int run_mqtt_cars(Config& config, std::atomic<int>& stop_signals, bool worker_st
                                        app::sim_worker_args(config, brokers), stop_signals, report);
 }
 
+struct CredentialFlags {
+  std::size_t cars = 0;
+  std::string out;
+  bool certs = false;
+  std::vector<std::string> server_names = {"localhost", "127.0.0.1"};
+};
+
+/// A live progress line ("\r" on a terminal, a line now and then otherwise), with the rate so far.
+std::function<void(std::size_t, std::size_t)> progress_line(const char* what) {
+  const bool tty = isatty(STDERR_FILENO);
+  const auto started = std::chrono::steady_clock::now();
+  return [tty, started, what, last = std::size_t{0}](std::size_t done, std::size_t total) mutable {
+    if (!tty && done != total && done < last + 10000) return;
+    last = done;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "%s%s: %zu / %zu cars (%.0f/s)%s", tty ? "\r\033[K" : "", what, done, total,
+                 secs > 0 ? static_cast<double>(done) / secs : 0.0, (tty && done != total) ? "" : "\n");
+  };
+}
+
+int write_credentials_dir(Config& config, const CredentialFlags& f) {
+  auto ids = app::fleet_config(config);
+  ids.cars = f.cars;
+  const auto car_id = [&](std::size_t i) { return sim::car_id(ids, i); };
+  const auto acl = std::filesystem::path(FLEETTWIN_SOURCE_DIR) / "deploy" / "mosquitto" / "acl";
+  if (f.certs) {
+    mqtt::write_certificates(f.out, mqtt::CertificateRequest{.cars = f.cars,
+                                                             .car_id = car_id,
+                                                             .acl_template = acl.string(),
+                                                             .server_names = f.server_names,
+                                                             .progress = progress_line("certificates")});
+  } else {
+    mqtt::write_credentials(f.out, f.cars, car_id, acl.string(), progress_line("credentials"));
+  }
+  std::printf("%s\n", f.out.c_str());
+  std::fprintf(stderr,
+               "wrote %s (%s): brokers append its mosquitto.conf to their listener "
+               "(scripts/services/mosquitto start --auth %s), cars and bridge take --credentials %s%s\n",
+               f.out.c_str(),
+               f.certs ? "ca.crt, private/ca.key, server.*, bridge.*, cars/<id>.crt|.key, acl, mosquitto.conf"
+                       : "secret, bridge-password, passwd, acl, mosquitto.conf",
+               f.out.c_str(), f.out.c_str(),
+               f.certs ? "; move private/ca.key offline: whoever holds it can mint any identity" : "");
+  return 0;
+}
+
 void add_credentials(CommandLine& cl, CLI::App* sim_cmd) {
   auto* cmd = sim_cmd->add_subcommand(
       "credentials",
-      "Write MQTT credentials for N cars: fleet secret, bridge password, mosquitto passwd and ACL");
-  struct CredentialFlags {
-    std::size_t cars = 0;
-    std::string out;
-  };
+      "Write MQTT credentials for N cars: passwords (fleet secret, bridge password, mosquitto passwd) or, "
+      "with "
+      "--certs, a fleet CA and a certificate per car; the ACL and the broker's config lines either way");
   auto f = std::make_shared<CredentialFlags>();
   cmd->add_option("--cars", f->cars, "Number of cars")->required()->check(CLI::Range(1, 10000000));
   cmd->add_option("--out", f->out, "Directory to write (created)")->required();
+  cmd->add_flag("--certs", f->certs,
+                "Device certificates instead of passwords: fleet CA (EC P-256), one certificate per car "
+                "(CN = car id), the bridge's and the brokers'");
+  cmd->add_option("--server-name", f->server_names,
+                  "With --certs: names (DNS or IP) in the brokers' certificate (default localhost 127.0.0.1)")
+      ->delimiter(',');
   cl.add(
-      cmd,
-      [f](Config& config, std::atomic<int>&) {
-        auto ids = app::fleet_config(config);
-        ids.cars = f->cars;
-        const auto acl = std::filesystem::path(FLEETTWIN_SOURCE_DIR) / "deploy" / "mosquitto" / "acl";
-        mqtt::write_credentials(
-            f->out, f->cars, [&](std::size_t i) { return sim::car_id(ids, i); }, acl.string(),
-            [](std::size_t done, std::size_t total) {
-              std::fprintf(stderr, "\rcredentials: %zu / %zu cars", done, total);
-              if (done == total) std::fprintf(stderr, "\n");
-            });
-        std::printf("%s\n", f->out.c_str());
-        std::fprintf(stderr,
-                     "wrote %s/{secret,bridge-password,passwd,acl}: brokers use passwd + acl "
-                     "(scripts/services/mosquitto start --auth %s), cars and bridge take --credentials %s\n",
-                     f->out.c_str(), f->out.c_str(), f->out.c_str());
-        return 0;
-      },
-      false);
+      cmd, [f](Config& config, std::atomic<int>&) { return write_credentials_dir(config, *f); }, false);
 }
 
 }  // namespace

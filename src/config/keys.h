@@ -131,9 +131,10 @@ inline const IntKey mqtt_qos{"mqtt.qos", 1, 0, 1,
                              "QoS of the cars' telemetry (0: may be lost; 1: kept until acknowledged)."};
 inline const StringKey mqtt_version{"mqtt.version", "5",
                                     "MQTT protocol version of cars and bridge: 5 or 3.1.1."};
-inline const StringKey mqtt_credentials{
-    "mqtt.credentials", "",
-    "Directory written by `fleettwin sim credentials` (fleet secret, bridge password); empty: anonymous."};
+inline const StringKey mqtt_credentials{"mqtt.credentials", "",
+                                        "Directory written by `fleettwin sim credentials`: passwords, or "
+                                        "device certificates (--certs); `up --mqtt` "
+                                        "brokers require them. Empty: anonymous."};
 inline const IntKey mqtt_receive_maximum{"mqtt.receive_maximum", 2'000, 1, 65'535,
                                          "Unacknowledged QoS 1 messages per bridge connection: a slow log "
                                          "slows the cars instead of growing memory."};

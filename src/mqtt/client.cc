@@ -90,6 +90,8 @@ void Client::tcp_connected() {
   SSL* ssl = SSL_new(static_cast<SSL_CTX*>(_tls_ctx.get()));
   if (!ssl) return fail("TLS: SSL_new failed");
   _ssl = ssl;
+  if (_options.tls.identity_per_connection)
+    if (auto e = use_connection_identity(ssl, _options.tls); !e.empty()) return fail(e);
   SSL_set_fd(ssl, _fd);
   in6_addr ip{};
   const bool is_ip = ::inet_pton(AF_INET, _options.host.c_str(), &ip) == 1 ||

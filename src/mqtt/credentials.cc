@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "core/hex.h"
+#include "mqtt/certificates.h"
 
 namespace fleettwin::mqtt {
 
@@ -43,19 +44,79 @@ void write_private(const std::filesystem::path& p, const std::string& text) {
   ::chmod(p.c_str(), 0600);
 }
 
+std::string hmac_hex(std::string_view key, std::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
+  return core::to_hex({reinterpret_cast<const char*>(mac), len});
+}
+
+std::string read_all(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().empty()) throw std::runtime_error("cannot read " + p.string());
+  return text.str();
+}
+
 }  // namespace
 
 Credentials Credentials::load(const std::string& dir) {
-  const std::filesystem::path d(dir);
-  return Credentials{read_line(d / "secret"), read_line(d / "bridge-password")};
+  const auto d = std::filesystem::absolute(dir);
+  Credentials c;
+  c.dir = d.string();
+  const CertificatePaths certs{d};
+  // Only what every user of the directory needs: a simulator host holds no broker key, a broker no car keys;
+  // a file that is missing where it is needed is named when OpenSSL or mosquitto fails to load it.
+  if (certs.present()) {
+    c.with_certificates = true;
+    return c;
+  }
+  c.secret = read_line(d / "secret");
+  c.bridge_password = read_line(d / "bridge-password");
+  return c;
 }
 
 std::string Credentials::car_password(std::string_view car) const {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(car.data()), car.size(), mac, &len);
-  return core::to_hex({reinterpret_cast<const char*>(mac), len}).substr(0, 32);
+  return hmac_hex(secret, car).substr(0, 32);
+}
+
+TlsOptions Credentials::car_tls(std::string_view car, const TlsOptions& base) const {
+  const CertificatePaths p{dir};
+  TlsOptions o = base;
+  if (o.ca_file.empty()) o.ca_file = p.ca_crt().string();
+  o.cert_file = p.car_crt(car).string();
+  o.key_file = p.car_key(car).string();
+  o.identity_per_connection = true;
+  return o;
+}
+
+TlsOptions Credentials::bridge_tls(const TlsOptions& base) const {
+  const CertificatePaths p{dir};
+  TlsOptions o = base;
+  if (o.ca_file.empty()) o.ca_file = p.ca_crt().string();
+  o.cert_file = p.bridge_crt().string();
+  o.key_file = p.bridge_key().string();
+  return o;
+}
+
+std::string Credentials::bridge_tag() const {
+  // The bridge's key file is as secret as its password; neither leaves the bridge's machines.
+  const std::string key = certificates() ? read_all(CertificatePaths{dir}.bridge_key()) : bridge_password;
+  return hmac_hex(key, "fleettwin bridge client id").substr(0, 16);
+}
+
+std::string broker_auth_config(const Credentials& c) {
+  const std::filesystem::path d(c.dir);
+  std::string out = "# fleettwin: every client authenticates, the ACL confines each car to its own topics\n";
+  out += "allow_anonymous false\nacl_file " + (d / "acl").string() + "\n";
+  if (!c.certificates()) return out + "password_file " + (d / "passwd").string() + "\n";
+  // TLS with client certificates signed by the fleet CA; the CN is the user name the ACL's %u stands for,
+  // so a car's identity is its certificate and no password exists to steal or guess.
+  const CertificatePaths p{d};
+  return out + "cafile " + p.ca_crt().string() + "\ncertfile " + p.server_crt().string() + "\nkeyfile " +
+         p.server_key().string() + "\nrequire_certificate true\nuse_identity_as_username true\n";
 }
 
 void write_credentials(const std::string& dir, std::size_t cars,
@@ -63,7 +124,10 @@ void write_credentials(const std::string& dir, std::size_t cars,
                        const std::function<void(std::size_t, std::size_t)>& progress) {
   const std::filesystem::path d(dir);
   std::filesystem::create_directories(d);
-  Credentials c{random_hex(32), random_hex(16)};
+  Credentials c;
+  c.dir = std::filesystem::absolute(d).string();
+  c.secret = random_hex(32);
+  c.bridge_password = random_hex(16);
   write_private(d / "secret", c.secret + "\n");
   write_private(d / "bridge-password", c.bridge_password + "\n");
   std::filesystem::copy_file(acl_template, d / "acl", std::filesystem::copy_options::overwrite_existing);
@@ -79,6 +143,10 @@ void write_credentials(const std::string& dir, std::size_t cars,
   }
   ::chmod((d / "passwd").c_str(), 0600);
   if (progress) progress(cars, cars);
+  {
+    std::ofstream conf(d / "mosquitto.conf", std::ios::trunc);
+    conf << broker_auth_config(c);
+  }
   // Hashing with the broker's tool keeps the file in exactly the format (and KDF) the broker expects.
   // Run directly, not through a shell: the directory is the user's and may hold any character.
   const std::string path = (d / "passwd").string();

@@ -136,7 +136,10 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
     o.connect.clean_start = false;  // commands sent while the car is away wait in its session
     o.connect.session_expiry_s = 7 * 24 * 3600;
     o.connect.keepalive_s = 120;
-    if (options.credentials) {
+    o.tls = options.tls;
+    if (options.credentials && options.credentials->certificates()) {
+      o.tls = options.credentials->car_tls(id, options.tls);  // the broker takes the user name from the CN
+    } else if (options.credentials) {
       o.connect.username = id;
       o.connect.password = options.credentials->car_password(id);
     }
@@ -148,7 +151,6 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
     // again yet: mosquitto does not keep shared subscriptions across a restart); a careful car sends it
     // again.
     o.resend_unrouted = std::chrono::seconds(1);
-    o.tls = options.tls;
     client_of[i] = static_cast<int32_t>(pool.add(std::move(o)));
     car_of.push_back(static_cast<uint32_t>(i));
   }

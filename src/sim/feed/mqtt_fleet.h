@@ -20,8 +20,9 @@ struct MqttFleetOptions {
   std::vector<mqtt::BrokerAddress> brokers;  ///< car i connects to brokers[i % size]
   std::uint8_t qos = 1;
   mqtt::Version version = mqtt::Version::kV5;
-  std::optional<mqtt::Credentials> credentials;  ///< none: anonymous (a broker with allow_anonymous)
-  std::string ground_truth_path;                 ///< appended to; empty: none
+  /// none: anonymous (a broker with allow_anonymous); certificates: each car presents its own (TLS)
+  std::optional<mqtt::Credentials> credentials;
+  std::string ground_truth_path;  ///< appended to; empty: none
   std::size_t max_connecting = 256;
   mqtt::TlsOptions tls;  ///< ca_file set: every car connects with TLS
 };
