@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
+#include "stages/dead_letters.h"
 
 namespace fleettwin::app {
 
@@ -104,6 +105,10 @@ stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAd
   o.tls.ca_file = c.get(keys::mqtt_tls_ca);
   o.tls.cert_file = c.get(keys::mqtt_tls_cert);
   o.tls.key_file = c.get(keys::mqtt_tls_key);
+  o.limits.max_message_bytes = static_cast<std::size_t>(c.get(keys::mqtt_max_message_bytes));
+  o.limits.rate.per_second = c.get(keys::mqtt_rate_limit);
+  o.limits.rate.burst = static_cast<double>(c.get(keys::mqtt_rate_burst));
+  o.limits.rate.max_cars = static_cast<std::size_t>(c.get(keys::mqtt_rate_cars));
   return o;
 }
 
@@ -185,7 +190,11 @@ int run_bridge(const Config& config, const std::atomic<int>& stop_signals) {
     throw ConfigError("`fleettwin bridge` needs --mqtt HOST:PORT[,...]");
   log::KafkaLog log(kafka_settings(config, brokers));
   const log::TopicConfig tc = topic_config(config);
-  for (const char* t : {core::topics::kTelemetryRaw, core::topics::kCommands, core::topics::kCommandAcks})
+  // The bridge writes the DLQ of each topic it writes (too large, over a car's rate, refused by the log).
+  for (const std::string& t :
+       {std::string(core::topics::kTelemetryRaw), std::string(core::topics::kCommands),
+        std::string(core::topics::kCommandAcks), std::string(core::topics::kTelemetryDlq),
+        stages::dlq_of(core::topics::kCommandAcks)})
     log.create_topic(t, tc);
   core::Metrics metrics;
   core::WallClock clock;
@@ -234,7 +243,8 @@ void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::s
                       core::Counter& published, const std::string& dir) {
   std::vector<mqtt::BrokerAddress> brokers;
   if (config.get(keys::mqtt_brokers) == "local") {
-    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir);
+    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir,
+                                              config.get(keys::mqtt_max_message_bytes));
     brokers = _brokers->addresses();
   } else {
     brokers = parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
@@ -273,10 +283,11 @@ bool MqttFront::stop() {
   if (_sim.joinable()) _sim.join();
   // The cars' QoS 1 messages are on the brokers; let the bridge move them into the log before it stops.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (_bridge->forwarded() < _published.load() && _bridge->running() &&
-         std::chrono::steady_clock::now() < deadline)
+  // A message the bridge sent to the DLQ (over a car's rate) is accounted for too.
+  const auto accounted = [&] { return _bridge->forwarded() + _bridge->diverted(); };
+  while (accounted() < _published.load() && _bridge->running() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (_bridge->forwarded() < _published.load())
+  if (accounted() < _published.load())
     spdlog::warn("mqtt: the bridge forwarded {} of the {} messages the cars published", _bridge->forwarded(),
                  _published.load());
   _bridge->request_stop();
@@ -285,7 +296,7 @@ bool MqttFront::stop() {
   return error().empty();
 }
 
-LocalBrokers::LocalBrokers(int shards, const std::string& dir) {
+LocalBrokers::LocalBrokers(int shards, const std::string& dir, int64_t max_message_bytes) {
   std::filesystem::create_directories(dir);
   for (int k = 0; k < shards; ++k) {
     const int port = free_port();
@@ -295,6 +306,8 @@ LocalBrokers::LocalBrokers(int shards, const std::string& dir) {
       out << "per_listener_settings false\nlistener " << port << " 127.0.0.1\nallow_anonymous true\n"
           << "persistence false\nmax_queued_messages 1000000\nmax_inflight_messages 100\nmax_keepalive "
              "65535\n"
+          // The broker refuses what the bridge would send to the DLQ as too_large (mqtt.max_message_bytes).
+          << "message_size_limit " << max_message_bytes << "\n"
           << "log_dest file "
           << (std::filesystem::path(dir) / ("mosquitto-" + std::to_string(k) + ".log")).string()
           << "\nlog_type error\nlog_type warning\nconnection_messages false\n";

@@ -39,10 +39,11 @@ sim::MqttFleetOptions mqtt_fleet_options(const config::Config& config, sim::Flee
                                          std::vector<mqtt::BrokerAddress> brokers);
 
 /// mosquitto brokers started by `up --mqtt` (mqtt.brokers = "local"): anonymous, loopback, free ports, config
-/// and log in `dir`. Stopped (SIGTERM, then waited for) when destroyed. Owned by the main thread.
+/// and log in `dir`, refusing payloads over `max_message_bytes`. Stopped (SIGTERM, then waited for) when
+/// destroyed. Owned by the main thread.
 class LocalBrokers {
  public:
-  LocalBrokers(int shards, const std::string& dir);
+  LocalBrokers(int shards, const std::string& dir, int64_t max_message_bytes);
   ~LocalBrokers();
   LocalBrokers(const LocalBrokers&) = delete;
   LocalBrokers& operator=(const LocalBrokers&) = delete;

@@ -28,6 +28,7 @@
 #include "registry/client.h"
 #include "registry/server.h"
 #include "sim/feed/sim_source.h"
+#include "stages/dead_letters.h"
 #include "stages/registry.h"
 #include "stages/twin/twin_resume.h"
 #include "store/sqlite/sqlite_store.h"
@@ -231,6 +232,8 @@ class PipelineRun {
          {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq,
           core::topics::kScores, core::topics::kAlerts, core::topics::kCommands, core::topics::kCommandAcks})
       _log->create_topic(t, topics);
+    // The bridge's DLQ of the answers it takes from cars (fleet.telemetry.dlq is above).
+    _log->create_topic(stages::dlq_of(core::topics::kCommandAcks), topics);
     log::TopicConfig compacted = topics;
     compacted.compacted = true;
     // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.
