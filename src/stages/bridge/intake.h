@@ -17,8 +17,8 @@ namespace fleettwin::stages {
 
 /// The front door's limits on what one car can send (docs/architecture.md "Front door limits").
 struct IntakeLimits {
-  std::size_t max_message_bytes = 256 * 1024;  ///< larger payloads go to the DLQ as too_large
-  RateLimitOptions rate;                       ///< per car; excess to the DLQ as rate_limited
+  std::size_t max_message_bytes = 262'144;  ///< 256 KiB; larger payloads go to the DLQ as too_large
+  RateLimitOptions rate;                    ///< per car; excess to the DLQ as rate_limited
 };
 
 /// The counters the bridge's input side moves (registered by the Bridge, shown in /metrics).
