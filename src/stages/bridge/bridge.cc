@@ -38,8 +38,10 @@ Bridge::Bridge(BridgeOptions options, log::Log& log, core::Metrics& metrics, con
   _forwarded = &metrics.counter(core::metric::kBridgeTelemetry);
   _acks_forwarded =
       &metrics.counter("fleettwin_bridge_command_acks_total", "Command acks from cars written to the log");
-  _redeliveries = &metrics.counter("fleettwin_bridge_log_failures_total",
-                                   "Messages the log refused; their connection is dropped for redelivery");
+  _redeliveries = &metrics.counter(
+      "fleettwin_bridge_log_failures_total",
+      "Messages the log did not take for a passing reason (or not in time); their connection is "
+      "dropped for redelivery");
   _bad_topic =
       &metrics.counter("fleettwin_bridge_bad_topic_total",
                        "MQTT messages on a topic outside fleet/{car}/telemetry|acks (acked, dropped)");
@@ -111,8 +113,7 @@ void Bridge::run_in() {
   try {
     mqtt::Pool pool(
         mqtt::PoolOptions{.max_connecting = 64, .seed = std::hash<std::string>{}(_options.client_id)});
-    auto producer = _log.producer();
-    BridgeIntake intake(pool, *producer, _options.limits,
+    BridgeIntake intake(pool, _log.producer(), _options.limits,
                         {*_forwarded, *_acks_forwarded, *_redeliveries, *_bad_topic}, _metrics, _clock);
     pool.on_message([&](mqtt::Pool::Index i, std::string_view topic, std::string_view payload,
                         std::uint8_t qos,

@@ -47,15 +47,15 @@ class Reporting final : public log::Producer {
 
 }  // namespace
 
-BridgeIntake::BridgeIntake(mqtt::Pool& pool, log::Producer& producer, IntakeLimits limits,
+BridgeIntake::BridgeIntake(mqtt::Pool& pool, std::unique_ptr<log::Producer> producer, IntakeLimits limits,
                            IntakeCounters counters, core::Metrics& metrics, const core::Clock& clock)
     : _pool(pool),
-      _producer(producer),
       _limits(limits),
       _counters(counters),
       _clock(clock),
       _dlq(metrics, "bridge"),
-      _rate(limits.rate) {}
+      _rate(limits.rate),
+      _producer(std::move(producer)) {}
 
 void BridgeIntake::on_message(mqtt::Pool::Index i, std::string_view topic, std::string_view payload,
                               std::uint8_t qos, std::uint16_t packet_id) {
@@ -99,7 +99,7 @@ void BridgeIntake::route(mqtt::Pool::Index i, std::string_view topic, std::strin
   }
   (telemetry ? _counters.telemetry : _counters.acks).add();
   const auto seq = track(i, qos, packet_id, false);
-  _producer.send(std::move(r), report_to(seq));
+  _producer->send(std::move(r), report_to(seq));
 }
 
 void BridgeIntake::divert(mqtt::Pool::Index i, std::uint8_t qos, std::uint16_t packet_id, log::OutRecord r,
@@ -107,7 +107,7 @@ void BridgeIntake::divert(mqtt::Pool::Index i, std::uint8_t qos, std::uint16_t p
   const auto seq = track(i, qos, packet_id, true);
   const std::string source = r.headers.front().value;  // the MQTT topic
   const std::string dlq = dlq_of(r.topic);
-  Reporting out(_producer, report_to(seq));
+  Reporting out(*_producer, report_to(seq));
   _dlq.send(dlq, std::move(r), reason, detail, source, out);
 }
 
@@ -155,7 +155,7 @@ bool BridgeIntake::divert_refused() {
     p.diverted = true;
     const std::string source = p.refused.headers.empty() ? std::string() : p.refused.headers.front().value;
     const std::string dlq = dlq_of(p.refused.topic);
-    Reporting out(_producer, report_to(_first_seq + k));
+    Reporting out(*_producer, report_to(_first_seq + k));
     _dlq.send(dlq, std::move(p.refused), "log_refused", p.why, source, out);
   }
   return any;
@@ -163,8 +163,8 @@ bool BridgeIntake::divert_refused() {
 
 void BridgeIntake::commit(std::chrono::milliseconds timeout) {
   if (_batch.empty()) return;
-  _producer.flush(timeout);
-  if (divert_refused()) _producer.flush(timeout);
+  _producer->flush(timeout);
+  if (divert_refused()) _producer->flush(timeout);
   settle();
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,8 +38,8 @@ struct IntakeCounters {
 /// thread, the bridge's input loop.
 class BridgeIntake {
  public:
-  BridgeIntake(mqtt::Pool& pool, log::Producer& producer, IntakeLimits limits, IntakeCounters counters,
-               core::Metrics& metrics, const core::Clock& clock);
+  BridgeIntake(mqtt::Pool& pool, std::unique_ptr<log::Producer> producer, IntakeLimits limits,
+               IntakeCounters counters, core::Metrics& metrics, const core::Clock& clock);
 
   /// A message from client `i` (Pool::on_message).
   void on_message(mqtt::Pool::Index i, std::string_view topic, std::string_view payload, std::uint8_t qos,
@@ -78,7 +79,6 @@ class BridgeIntake {
   void settle();
 
   mqtt::Pool& _pool;
-  log::Producer& _producer;
   IntakeLimits _limits;
   IntakeCounters _counters;
   const core::Clock& _clock;
@@ -87,6 +87,9 @@ class BridgeIntake {
   std::vector<Pending> _batch;
   std::uint64_t _first_seq = 0;  // sequence number of _batch[0]; the next batch starts past the last one
   std::chrono::steady_clock::time_point _batch_start{};
+  // Last, so it goes first: a producer may serve delivery reports as it is destroyed, and they land in
+  // _batch.
+  std::unique_ptr<log::Producer> _producer;
 };
 
 }  // namespace fleettwin::stages
