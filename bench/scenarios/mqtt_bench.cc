@@ -101,7 +101,7 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
   const auto dir =
       std::filesystem::temp_directory_path() / ("fleettwin-bench-mqtt-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  LocalBrokers brokers(static_cast<int>(res.shards), dir.string());
+  LocalBrokers brokers(static_cast<int>(res.shards), dir.string(), config.get(keys::mqtt_max_message_bytes));
   int64_t broker_rss_before = 0;
   for (auto pid : brokers.pids()) broker_rss_before += sim::rss_kb(pid);
 

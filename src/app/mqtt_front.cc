@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
+#include "stages/dead_letters.h"
 
 namespace fleettwin::app {
 
@@ -122,6 +123,10 @@ stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAd
     o.client_id += "-" + tag;
     o.share_group += "-" + tag;
   }
+  o.limits.max_message_bytes = static_cast<std::size_t>(c.get(keys::mqtt_max_message_bytes));
+  o.limits.rate.per_second = c.get(keys::mqtt_rate_limit);
+  o.limits.rate.burst = static_cast<double>(c.get(keys::mqtt_rate_burst));
+  o.limits.rate.max_cars = static_cast<std::size_t>(c.get(keys::mqtt_rate_cars));
   return o;
 }
 
@@ -203,7 +208,11 @@ int run_bridge(const Config& config, const std::atomic<int>& stop_signals) {
     throw ConfigError("`fleettwin bridge` needs --mqtt HOST:PORT[,...]");
   log::KafkaLog log(kafka_settings(config, brokers));
   const log::TopicConfig tc = topic_config(config);
-  for (const char* t : {core::topics::kTelemetryRaw, core::topics::kCommands, core::topics::kCommandAcks})
+  // The bridge writes the DLQ of each topic it writes (too large, over a car's rate, refused by the log).
+  for (const std::string& t :
+       {std::string(core::topics::kTelemetryRaw), std::string(core::topics::kCommands),
+        std::string(core::topics::kCommandAcks), std::string(core::topics::kTelemetryDlq),
+        stages::dlq_of(core::topics::kCommandAcks)})
     log.create_topic(t, tc);
   core::Metrics metrics;
   core::WallClock clock;
@@ -253,8 +262,9 @@ void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::s
   std::vector<mqtt::BrokerAddress> brokers;
   if (config.get(keys::mqtt_brokers) == "local") {
     // With --credentials the local brokers authenticate as production ones do, not just the cars' side.
-    _brokers = std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir,
-                                              credentials_of(config));
+    _brokers =
+        std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir,
+                                       config.get(keys::mqtt_max_message_bytes), credentials_of(config));
     brokers = _brokers->addresses();
   } else {
     brokers = parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
@@ -293,10 +303,11 @@ bool MqttFront::stop() {
   if (_sim.joinable()) _sim.join();
   // The cars' QoS 1 messages are on the brokers; let the bridge move them into the log before it stops.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (_bridge->forwarded() < _published.load() && _bridge->running() &&
-         std::chrono::steady_clock::now() < deadline)
+  // A message the bridge sent to the DLQ (over a car's rate) is accounted for too.
+  const auto accounted = [&] { return _bridge->forwarded() + _bridge->diverted(); };
+  while (accounted() < _published.load() && _bridge->running() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (_bridge->forwarded() < _published.load())
+  if (accounted() < _published.load())
     spdlog::warn("mqtt: the bridge forwarded {} of the {} messages the cars published", _bridge->forwarded(),
                  _published.load());
   _bridge->request_stop();
@@ -305,7 +316,7 @@ bool MqttFront::stop() {
   return error().empty();
 }
 
-LocalBrokers::LocalBrokers(int shards, const std::string& dir,
+LocalBrokers::LocalBrokers(int shards, const std::string& dir, int64_t max_message_bytes,
                            const std::optional<mqtt::Credentials>& credentials) {
   std::filesystem::create_directories(dir);
   for (int k = 0; k < shards; ++k) {
@@ -317,6 +328,8 @@ LocalBrokers::LocalBrokers(int shards, const std::string& dir,
           << (credentials ? mqtt::broker_auth_config(*credentials) : "allow_anonymous true\n") << run_as_us()
           << "persistence false\nmax_queued_messages 1000000\nmax_inflight_messages 100\nmax_keepalive "
              "65535\n"
+          // The broker refuses what the bridge would send to the DLQ as too_large (mqtt.max_message_bytes).
+          << "message_size_limit " << max_message_bytes << "\n"
           << "log_dest file "
           << (std::filesystem::path(dir) / ("mosquitto-" + std::to_string(k) + ".log")).string()
           << "\nlog_type error\nlog_type warning\nconnection_messages false\n";

@@ -41,11 +41,13 @@ sim::MqttFleetOptions mqtt_fleet_options(const config::Config& config, sim::Flee
                                          std::vector<mqtt::BrokerAddress> brokers);
 
 /// mosquitto brokers started by `up --mqtt` (mqtt.brokers = "local"): loopback, free ports, config and log in
-/// `dir`; anonymous without `credentials`, else every client authenticates with them (passwords, or TLS with
-/// client certificates) under their ACL. Stopped (SIGTERM, then waited for) when destroyed. Main thread.
+/// `dir`, refusing payloads over `max_message_bytes`; anonymous without `credentials`, else every client
+/// authenticates with them (passwords, or TLS with client certificates) under their ACL. Stopped (SIGTERM,
+/// then waited for) when destroyed. Main thread.
 class LocalBrokers {
  public:
-  LocalBrokers(int shards, const std::string& dir, const std::optional<mqtt::Credentials>& credentials = {});
+  LocalBrokers(int shards, const std::string& dir, int64_t max_message_bytes,
+               const std::optional<mqtt::Credentials>& credentials = {});
   ~LocalBrokers();
   LocalBrokers(const LocalBrokers&) = delete;
   LocalBrokers& operator=(const LocalBrokers&) = delete;

@@ -29,6 +29,7 @@
 #include "registry/client.h"
 #include "registry/server.h"
 #include "sim/feed/sim_source.h"
+#include "stages/dead_letters.h"
 #include "stages/registry.h"
 #include "stages/twin/twin_resume.h"
 #include "store/sqlite/sqlite_store.h"
@@ -232,6 +233,7 @@ class PipelineRun {
          {core::topics::kTelemetryRaw, core::topics::kTelemetry, core::topics::kTelemetryDlq,
           core::topics::kScores, core::topics::kAlerts, core::topics::kCommands, core::topics::kCommandAcks})
       _log->create_topic(t, topics);
+    // Every stage's DLQ, the bridge's included (kDlqTopics).
     for (const char* t : core::topics::kDlqTopics) _log->create_topic(t, topics);
     log::TopicConfig compacted = topics;
     compacted.compacted = true;

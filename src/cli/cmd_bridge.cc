@@ -17,6 +17,10 @@ void add_bridge_commands(CommandLine& cl) {
             "Client id prefix; reuse it on restart, give each copy its own (default fleettwin-bridge)");
   flags.add(cmd, "--receive-maximum", keys::mqtt_receive_maximum,
             "Unacknowledged messages per broker connection (default 2000)");
+  flags.add(cmd, "--max-message-bytes", keys::mqtt_max_message_bytes,
+            "Largest payload taken; larger ones go to the DLQ as too_large (default 262144)");
+  flags.add(cmd, "--rate-limit", keys::mqtt_rate_limit,
+            "Messages per second per car; the excess goes to the DLQ as rate_limited (default 0: none)");
   flags.add(cmd, "--group", keys::group, "Consumer group of fleet.commands (default fleettwin.bridge)");
   cl.add(cmd, [](Config& config, std::atomic<int>& stop) { return app::run_bridge(config, stop); });
 }

@@ -151,6 +151,22 @@ inline const StringKey mqtt_tls_ca{
     "CA file: cars and bridge connect to the brokers with TLS and check their certificate."};
 inline const StringKey mqtt_tls_cert{"mqtt.tls_cert", "", "Client certificate for TLS (optional)."};
 inline const StringKey mqtt_tls_key{"mqtt.tls_key", "", "Client key for TLS (optional)."};
+inline const IntKey mqtt_max_message_bytes{
+    "mqtt.max_message_bytes", 262'144, 1'024, 16'777'216,
+    "Largest MQTT payload the front door takes: the bridge announces it (MQTT 5 Maximum Packet Size, plus 4 "
+    "KiB for topic and properties), brokers started by fleettwin refuse larger ones (message_size_limit), "
+    "and one that still arrives goes to the DLQ as too_large and is acknowledged. Keep it at least "
+    "codec.max_payload_bytes."};
+inline const DoubleKey mqtt_rate_limit{
+    "mqtt.rate_limit", 0, 0, 1'000'000,
+    "Messages per second one car may send through the bridge (telemetry and answers together); the excess "
+    "goes to the DLQ as rate_limited and is acknowledged. 0: no limit."};
+inline const IntKey mqtt_rate_burst{
+    "mqtt.rate_burst", 20, 1, 1'000'000,
+    "Messages a car may send at once above mqtt.rate_limit after being quiet."};
+inline const IntKey mqtt_rate_cars{
+    "mqtt.rate_cars", 100'000, 1, 10'000'000,
+    "Cars the rate limit tracks at once per bridge; beyond that the quiet ones are forgotten first."};
 inline const DoubleKey sim_failure_rate{"sim.failure_rate", 0.02, 0, 1000,
                                         "Expected failures per car per simulated hour."};
 inline const DurationKey sim_failure_ramp{

@@ -77,6 +77,16 @@ struct TopicConfig {
   int64_t capacity = 1 << 16;
 };
 
+/// Why the log did not take a record: its text, and whether sending the same record again can succeed.
+/// Derives from std::string so delivery callbacks that only want the text take it as `const std::string*`.
+struct DeliveryError : std::string {
+  explicit DeliveryError(std::string text, bool is_permanent = false)
+      : std::string(std::move(text)), permanent(is_permanent) {}
+  /// The log refuses this record for what it is (too large, invalid), not for the log's state: resending it
+  /// fails the same way, so a caller that would retry for ever (the bridge) must divert it instead.
+  bool permanent = false;
+};
+
 /// Writes records. One producer per stage thread; not thread-safe unless an adapter says so.
 class Producer {
  public:
@@ -86,7 +96,7 @@ class Producer {
   /// to a command) is followed by a flush. `on_delivery`, if set, is called
   /// (on the thread calling `flush` or `send`) with the record's offset, or an error text; the record it is
   /// given has topic, key and partition, its value may have been moved out.
-  using DeliveryCallback = std::function<void(const OutRecord&, int64_t offset, const std::string* error)>;
+  using DeliveryCallback = std::function<void(const OutRecord&, int64_t offset, const DeliveryError* error)>;
   virtual void send(OutRecord record, DeliveryCallback on_delivery = nullptr) = 0;
   /// Waits until every record sent so far is acknowledged by the log. Returns the number of records that
   /// failed (0 = all durable). A stage commits its input only after flush returned 0.

@@ -308,8 +308,14 @@ void Client::handle(Packet& p, Clock::time_point) {
     // A persistent session's queued messages may arrive right after CONNACK, before our SUBACK.
     if (_state != State::kSubscribing && _state != State::kReady) return fail("PUBLISH before CONNACK");
     if (m->qos > 1) return fail("QoS 2 PUBLISH; we subscribe with QoS <= 1");
+    if (m->oversize > 0 && !_on_oversize)
+      return fail("protocol error: packet of " + std::to_string(m->oversize) + " bytes exceeds the limit " +
+                  std::to_string(_options.max_packet_size));
     if (m->qos == 1) _unacked.insert(m->packet_id);
-    if (_on_message) _on_message(m->topic, m->payload, m->qos, m->packet_id);
+    if (m->oversize > 0)
+      _on_oversize(m->topic, m->payload, m->qos, m->packet_id, m->oversize);
+    else if (_on_message)
+      _on_message(m->topic, m->payload, m->qos, m->packet_id);
   } else if (std::holds_alternative<Pingresp>(p)) {
     _ping_outstanding = false;
     ++_pongs_received;

@@ -20,7 +20,9 @@ struct ClientOptions {
   std::uint16_t port = 1883;
   ConnectOptions connect;
   std::vector<Subscription> subscriptions;
-  std::size_t max_packet_size = 1 << 20;  ///< larger packets from the broker are a protocol error
+  /// Larger packets from the broker are a protocol error, except a PUBLISH when on_oversize is set (it gets
+  /// it, truncated). Not announced by itself: connect.maximum_packet_size is what the broker is told.
+  std::size_t max_packet_size = 1 << 20;
   std::size_t max_write_buffer = 4 << 20;
   /// QoS 1 messages this client publishes and keeps until the broker acknowledges them; publish() refuses
   /// more. In flight at once: at most the broker's receive maximum (CONNACK), the rest wait their turn.
@@ -35,6 +37,10 @@ struct ClientOptions {
 /// (topic, payload, qos, packet_id); packet_id is 0 for QoS 0. The views die when the callback returns.
 using MessageCallback = std::function<void(std::string_view topic, std::string_view payload, std::uint8_t qos,
                                            std::uint16_t packet_id)>;
+/// A PUBLISH over max_packet_size: (topic, first payload bytes, qos, packet_id, packet size). Its owner acks
+/// it like any message; the rest of its bytes were never buffered.
+using OversizeCallback = std::function<void(std::string_view topic, std::string_view prefix, std::uint8_t qos,
+                                            std::uint16_t packet_id, std::size_t size)>;
 
 /// An MQTT client over one non-blocking TCP socket, on our own codec (mqtt/codec.h says why not
 /// libmosquitto): it acknowledges a received QoS 1 message only when its owner calls ack(), so the bridge can
@@ -91,6 +97,9 @@ class Client {
     _on_puback = std::move(callback);
   }
 
+  /// Receives the PUBLISH packets over max_packet_size instead of failing the connection on them.
+  void on_oversize(OversizeCallback callback) { _on_oversize = std::move(callback); }
+
   /// Queues DISCONNECT, flushes what the socket takes now, closes. The broker keeps a persistent session.
   void disconnect();
   /// Closes without DISCONNECT, as a crash would.
@@ -129,6 +138,7 @@ class Client {
 
   ClientOptions _options;
   MessageCallback _on_message;
+  OversizeCallback _on_oversize;
   std::function<void(std::uint16_t, std::uint8_t)> _on_puback;
   Decoder _decoder;
   int _fd = -1;

@@ -1,5 +1,7 @@
 #include "mqtt/codec.h"
 
+#include <algorithm>
+
 namespace fleettwin::mqtt {
 
 namespace {
@@ -187,6 +189,10 @@ std::string Encoder::connect(const ConnectOptions& o) {
       props.push_back(0x21);
       put_u16(props, o.receive_maximum);
     }
+    if (o.maximum_packet_size) {
+      props.push_back(0x27);
+      put_u32(props, o.maximum_packet_size);
+    }
     put_varint(b, static_cast<std::uint32_t>(props.size()));
     b += props;
   }
@@ -342,6 +348,63 @@ std::string Decoder::decode(Version v, std::uint8_t first, std::string_view body
   }
 }
 
+std::string Decoder::decode_oversize(Version v, std::uint8_t first, std::string_view prefix,
+                                     std::size_t length, Publish& out) {
+  out = Publish{};
+  out.qos = (first >> 1) & 3;
+  out.dup = first & 0x08;
+  out.retain = first & 0x01;
+  out.oversize = length;
+  if (out.qos == 3) return "PUBLISH with QoS 3";
+  Reader r(prefix);
+  std::string_view topic;
+  if (!r.str(topic) || topic.empty()) return "oversized PUBLISH whose topic does not fit the packet limit";
+  if (out.qos > 0 && (!r.u16(out.packet_id) || out.packet_id == 0))
+    return "oversized PUBLISH without packet id";
+  out.topic = std::string(topic);
+  // Properties that run past the prefix leave the payload unknown: the message is refused all the same.
+  if (v == Version::kV5 && !read_properties(r, ignore_props).empty()) return {};
+  out.payload = std::string(r.rest().substr(0, kOversizePrefix));
+  return {};
+}
+
+void Decoder::feed(std::string_view bytes) {
+  const std::size_t skipped = std::min(_skip, bytes.size());
+  _skip -= skipped;
+  bytes.remove_prefix(skipped);
+  _buf.append(bytes.data(), bytes.size());
+}
+
+void Decoder::consume(std::size_t n) {
+  _pos += n;
+  if (_pos == _buf.size()) {
+    _buf.clear();
+    _pos = 0;
+  } else if (_pos > 65536 && _pos * 2 > _buf.size()) {
+    _buf.erase(0, _pos);
+    _pos = 0;
+  }
+}
+
+Decoder::Status Decoder::next_oversize(std::uint8_t first, std::size_t header, std::uint32_t len,
+                                       Packet& out) {
+  // The packet's start, up to the limit, is enough for its topic and packet id; wait for that much only.
+  const std::size_t avail = _buf.size() - _pos;
+  const std::size_t want = std::min<std::size_t>(len, _max);
+  if (avail - header < want) return Status::kNeedMore;
+  Publish p;
+  auto e = decode_oversize(_version, first, std::string_view(_buf).substr(_pos + header, want), len, p);
+  if (!e.empty()) {
+    _error = std::move(e);
+    return Status::kError;
+  }
+  out = std::move(p);
+  const std::size_t total = header + len;
+  _skip = total > avail ? total - avail : 0;  // the rest is dropped by feed() as it comes
+  consume(std::min(total, avail));
+  return Status::kPacket;
+}
+
 Decoder::Status Decoder::next(Packet& out) {
   if (!_error.empty()) return Status::kError;
   const std::size_t avail = _buf.size() - _pos;
@@ -360,25 +423,20 @@ Decoder::Status Decoder::next(Packet& out) {
     if (!(b & 0x80)) break;
   }
   const std::size_t header = i + 1;
+  const auto first = static_cast<std::uint8_t>(_buf[_pos]);
   if (len > _max) {
+    if (static_cast<PacketType>(first >> 4) == PacketType::kPublish)
+      return next_oversize(first, header, len, out);
     _error = "packet of " + std::to_string(len) + " bytes exceeds the limit " + std::to_string(_max);
     return Status::kError;
   }
   if (avail - header < len) return Status::kNeedMore;
-  const auto first = static_cast<std::uint8_t>(_buf[_pos]);
   auto e = decode(_version, first, std::string_view(_buf).substr(_pos + header, len), out);
   if (!e.empty()) {
     _error = std::move(e);
     return Status::kError;
   }
-  _pos += header + len;
-  if (_pos == _buf.size()) {
-    _buf.clear();
-    _pos = 0;
-  } else if (_pos > 65536 && _pos * 2 > _buf.size()) {
-    _buf.erase(0, _pos);
-    _pos = 0;
-  }
+  consume(header + len);
   return Status::kPacket;
 }
 

@@ -46,6 +46,9 @@ struct ConnectOptions {
   std::uint32_t session_expiry_s = 3600;
   /// v5 only: Receive Maximum property, the broker's in-flight QoS 1 window for us (0 = leave the default).
   std::uint16_t receive_maximum = 0;
+  /// v5 only: Maximum Packet Size property, the largest packet we accept (0 = no limit announced). A broker
+  /// does not send us larger ones (MQTT 5 §3.1.2.11.4: it drops them instead).
+  std::uint32_t maximum_packet_size = 0;
 };
 
 struct Subscription {
@@ -70,6 +73,9 @@ struct Publish {
   bool dup = false;
   bool retain = false;
   std::uint16_t packet_id = 0;  ///< 0 for QoS 0
+  /// Set by the Decoder for a PUBLISH over its packet limit: the packet's remaining length. `payload` then
+  /// holds only the first bytes (up to Decoder::kOversizePrefix) and the rest was skipped unbuffered.
+  std::size_t oversize = 0;
 };
 
 struct Puback {
@@ -110,26 +116,44 @@ class Decoder {
  public:
   enum class Status : std::uint8_t { kPacket, kNeedMore, kError };
 
+  /// Payload bytes of an oversized PUBLISH kept for its owner (what the DLQ shows of it).
+  static constexpr std::size_t kOversizePrefix = 1024;
+
+  /// `max_packet_size` bounds a packet's remaining length. A larger PUBLISH is not an error: it is returned
+  /// with Publish::oversize set, its topic, packet id and first payload bytes, and the rest of it is dropped
+  /// as it arrives, so the buffer never holds more than the limit plus one read (a car's oversized message
+  /// must not cost the bridge its connection, or the broker resends it for ever). Larger packets of other
+  /// types are errors.
   explicit Decoder(Version v, std::size_t max_packet_size = 1 << 20) : _version(v), _max(max_packet_size) {}
 
-  void feed(std::string_view bytes) { _buf.append(bytes.data(), bytes.size()); }
+  void feed(std::string_view bytes);
   /// Next complete packet into `out`. After `error` the stream is unusable (error() says why).
   Status next(Packet& out);
   const std::string& error() const { return _error; }
+  /// Bytes held for packets not complete yet.
+  std::size_t buffered() const { return _buf.size() - _pos; }
   void reset() {
     _buf.clear();
     _pos = 0;
+    _skip = 0;
     _error.clear();
   }
 
   /// Decodes one packet body (fixed header already split off). Empty string on success, else the reason.
   static std::string decode(Version v, std::uint8_t first_byte, std::string_view body, Packet& out);
+  /// The start of an oversized PUBLISH (`prefix`: the first bytes of a body of `length` bytes) into `out`.
+  static std::string decode_oversize(Version v, std::uint8_t first_byte, std::string_view prefix,
+                                     std::size_t length, Publish& out);
 
  private:
+  Status next_oversize(std::uint8_t first, std::size_t header, std::uint32_t len, Packet& out);
+  void consume(std::size_t n);
+
   Version _version;
   std::size_t _max;
   std::string _buf;
-  std::size_t _pos = 0;  // consumed prefix of _buf, compacted lazily so feeding stays amortized O(n)
+  std::size_t _pos = 0;   // consumed prefix of _buf, compacted lazily so feeding stays amortized O(n)
+  std::size_t _skip = 0;  // bytes of an oversized PUBLISH still to drop as they arrive
   std::string _error;
 };
 

@@ -40,6 +40,10 @@ Pool::Index Pool::add(ClientOptions options) {
       [this, i](std::string_view topic, std::string_view payload, std::uint8_t qos, std::uint16_t packet_id) {
         if (_on_message) _on_message(i, topic, payload, qos, packet_id);
       });
+  if (_on_oversize)
+    s.client->on_oversize(
+        [this, i](std::string_view topic, std::string_view prefix, std::uint8_t qos, std::uint16_t packet_id,
+                  std::size_t size) { _on_oversize(i, topic, prefix, qos, packet_id, size); });
   s.client->on_puback([this, i](std::uint16_t id, std::uint8_t reason) {
     // Reason 0x10 (no matching subscribers): nobody got it. Counted apart from the PUBACKs of delivered
     // messages; a client with resend_unrouted sends it again.

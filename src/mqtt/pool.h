@@ -54,6 +54,11 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   void on_message(MessageCallback cb) { _on_message = std::move(cb); }
+  using OversizeCallback = std::function<void(Index, std::string_view topic, std::string_view prefix,
+                                              std::uint8_t qos, std::uint16_t packet_id, std::size_t size)>;
+  /// PUBLISH packets over a client's max_packet_size (Client::on_oversize); set before add(). Without it such
+  /// a packet fails its connection.
+  void on_oversize(OversizeCallback cb) { _on_oversize = std::move(cb); }
   /// Each time client `i` becomes ready (after CONNACK and SUBACK).
   void on_ready(std::function<void(Index)> cb) { _on_ready = std::move(cb); }
   /// Each PUBACK of a QoS 1 message the client published.
@@ -101,6 +106,7 @@ class Pool {
   std::uint64_t _rng;
   Client::Clock::time_point _last_tick{};
   MessageCallback _on_message;
+  OversizeCallback _on_oversize;
   std::function<void(Index)> _on_ready;
   std::function<void(Index, std::uint16_t)> _on_puback;
   PoolStats _stats;

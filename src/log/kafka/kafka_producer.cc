@@ -92,14 +92,29 @@ void KafkaProducer::report(Delivery& delivery, rd_kafka_resp_err_t err, int32_t 
   delivery.record.partition = partition;
   try {
     if (err) {
-      const std::string text = error_text(err);
-      delivery.callback(delivery.record, -1, &text);
+      const DeliveryError error(error_text(err), permanent_error(err));
+      delivery.callback(delivery.record, -1, &error);
     } else {
       delivery.callback(delivery.record, offset, nullptr);
     }
   } catch (...) {
     // Exceptions must not unwind through librdkafka's C frames.
     if (!_callback_error) _callback_error = std::current_exception();
+  }
+}
+
+bool KafkaProducer::permanent_error(rd_kafka_resp_err_t err) {
+  switch (err) {
+    // The record itself is the problem: over message.max.bytes (librdkafka's or the broker's), or a record
+    // the broker will not store (e.g. no key on a compacted topic). Retries fail the same way.
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+      return true;
+    default:
+      return false;  // broker down, timeouts, unknown partitions, purges: a later attempt may succeed
   }
 }
 

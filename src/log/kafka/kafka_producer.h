@@ -38,6 +38,8 @@ class KafkaProducer final : public Producer {
     DeliveryCallback callback;
   };
 
+  /// Errors a resend of the same record cannot overcome (DeliveryError::permanent).
+  static bool permanent_error(rd_kafka_resp_err_t err);
   static void on_report(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void report(Delivery& delivery, rd_kafka_resp_err_t err, int32_t partition, int64_t offset);
   /// After a fatal error: purges what is queued, serves its failure reports, then throws the error.

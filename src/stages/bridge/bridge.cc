@@ -16,17 +16,6 @@ namespace t = core::topics;
 
 namespace {
 
-/// "fleet/{car}/{kind}" -> car, kind; false for any other shape.
-bool split_topic(std::string_view topic, std::string_view& car, std::string_view& kind) {
-  if (topic.substr(0, 6) != "fleet/") return false;
-  const auto rest = topic.substr(6);
-  const auto slash = rest.find('/');
-  if (slash == std::string_view::npos || slash == 0) return false;
-  car = rest.substr(0, slash);
-  kind = rest.substr(slash + 1);
-  return true;
-}
-
 bool safe_topic_level(std::string_view s) {
   return !s.empty() && s.find_first_of("/+#") == std::string_view::npos;
 }
@@ -45,15 +34,18 @@ bool core_command_ok(const log::Record& r, core::Command& c, std::string& why) {
 }  // namespace
 
 Bridge::Bridge(BridgeOptions options, log::Log& log, core::Metrics& metrics, const core::Clock& clock)
-    : _options(std::move(options)), _log(log), _clock(clock) {
+    : _options(std::move(options)), _log(log), _metrics(metrics), _clock(clock) {
   _forwarded = &metrics.counter(core::metric::kBridgeTelemetry);
   _acks_forwarded =
       &metrics.counter("fleettwin_bridge_command_acks_total", "Command acks from cars written to the log");
-  _redeliveries = &metrics.counter("fleettwin_bridge_log_failures_total",
-                                   "Messages the log refused; their connection is dropped for redelivery");
+  _redeliveries = &metrics.counter(
+      "fleettwin_bridge_log_failures_total",
+      "Messages the log did not take for a passing reason (or not in time); their connection is "
+      "dropped for redelivery");
   _bad_topic =
       &metrics.counter("fleettwin_bridge_bad_topic_total",
                        "MQTT messages on a topic outside fleet/{car}/telemetry|acks (acked, dropped)");
+  _diverted = &metrics.counter(core::metric::kDlq, core::metric::stage_label("bridge"));
   _commands_sent = &metrics.counter("fleettwin_bridge_commands_total", "Commands published to cars");
   _commands_expired = &metrics.counter("fleettwin_bridge_commands_expired_total",
                                        "Commands expired before they could be sent");
@@ -118,102 +110,63 @@ void Bridge::join() {
 }
 
 void Bridge::run_in() {
-  struct Pending {
-    mqtt::Pool::Index client;
-    std::uint16_t packet_id;  // 0: QoS 0, nothing to ack
-    bool written = false;     // the log acknowledged the record
-  };
   try {
     mqtt::Pool pool(
         mqtt::PoolOptions{.max_connecting = 64, .seed = std::hash<std::string>{}(_options.client_id)});
-    for (std::size_t k = 0; k < _options.brokers.size(); ++k) {
-      mqtt::ClientOptions o;
-      o.host = _options.brokers[k].host;
-      o.port = _options.brokers[k].port;
-      o.connect.version = _options.version;
-      o.connect.client_id = _options.client_id + "-" + std::to_string(k);
-      o.connect.clean_start = false;
-      o.connect.session_expiry_s = 7 * 24 * 3600;
-      o.connect.receive_maximum = _options.receive_maximum;
-      o.connect.username = _options.username;
-      o.connect.password = _options.password;
-      const std::string share = "$share/" + _options.share_group + "/";
-      o.subscriptions = {{share + "fleet/+/telemetry", 1}, {share + "fleet/+/acks", 1}};
-      o.tls = _options.tls;
-      pool.add(std::move(o));
-    }
-    auto producer = _log.producer();
-    std::vector<Pending> batch;
-    batch.reserve(_options.max_batch);
-    auto batch_start = std::chrono::steady_clock::now();
+    BridgeIntake intake(pool, _log.producer(), _options.limits,
+                        {*_forwarded, *_acks_forwarded, *_redeliveries, *_bad_topic}, _metrics, _clock);
     pool.on_message([&](mqtt::Pool::Index i, std::string_view topic, std::string_view payload,
-                        std::uint8_t qos, std::uint16_t packet_id) {
-      std::string_view car, kind;
-      const bool telemetry = split_topic(topic, car, kind) && kind == "telemetry";
-      const bool ack = !telemetry && !car.empty() && kind == "acks";
-      if (!telemetry && !ack) {
-        // Our subscriptions cannot deliver other topics; if a broker does, there is nothing to route.
-        _bad_topic->add();
-        if (qos > 0) pool.ack(i, packet_id);
-        return;
-      }
-      if (batch.empty()) batch_start = std::chrono::steady_clock::now();
-      const std::size_t slot = batch.size();
-      batch.push_back({i, qos > 0 ? packet_id : std::uint16_t{0}, false});
-      log::OutRecord r;
-      r.topic = telemetry ? t::kTelemetryRaw : t::kCommandAcks;
-      r.key = std::string(car);  // the topic's car, which the broker's ACL vouches for
-      r.value = std::string(payload);
-      r.headers = {{t::kHeaderMqttTopic, std::string(topic)},
-                   {t::kHeaderReceivedMs, std::to_string(_clock.now_ms())}};
-      (telemetry ? _forwarded : _acks_forwarded)->add();
-      producer->send(std::move(r), [&batch, slot](const log::OutRecord&, int64_t, const std::string* error) {
-        if (!error && slot < batch.size()) batch[slot].written = true;
-      });
-    });
-
-    auto commit_batch = [&] {
-      if (batch.empty()) return;
-      producer->flush(_options.flush_timeout);
-      std::vector<mqtt::Pool::Index> broken;
-      for (const auto& p : batch) {
-        if (!p.written) {
-          _redeliveries->add();
-          broken.push_back(p.client);
-        } else if (p.packet_id != 0) {
-          // false when the connection dropped meanwhile: the broker redelivers it; replays are harmless.
-          pool.ack(p.client, p.packet_id);
-        }
-      }
-      batch.clear();
-      std::sort(broken.begin(), broken.end());
-      broken.erase(std::unique(broken.begin(), broken.end()), broken.end());
-      for (auto i : broken) pool.drop(i);  // the broker resends everything this connection left unacked
-    };
+                        std::uint8_t qos,
+                        std::uint16_t packet_id) { intake.on_message(i, topic, payload, qos, packet_id); });
+    pool.on_oversize([&](mqtt::Pool::Index i, std::string_view topic, std::string_view prefix,
+                         std::uint8_t qos, std::uint16_t packet_id,
+                         std::size_t size) { intake.on_oversize(i, topic, prefix, qos, packet_id, size); });
+    for (std::size_t k = 0; k < _options.brokers.size(); ++k) pool.add(client_options(k));
 
     while (!_stop) {
       auto wait = std::chrono::milliseconds(100);
-      if (!batch.empty()) {
-        const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - batch_start);
-        wait = std::max(std::chrono::milliseconds(0), _options.batch_window - age);
-      }
+      const auto age = std::chrono::steady_clock::now() - intake.batch_start();
+      if (intake.pending() > 0)
+        wait = std::max(std::chrono::milliseconds(0),
+                        _options.batch_window - std::chrono::duration_cast<std::chrono::milliseconds>(age));
       pool.run_once(wait);
-      if (!batch.empty() && (batch.size() >= _options.max_batch ||
-                             std::chrono::steady_clock::now() - batch_start >= _options.batch_window))
-        commit_batch();
+      if (intake.pending() > 0 &&
+          (intake.pending() >= _options.max_batch ||
+           std::chrono::steady_clock::now() - intake.batch_start() >= _options.batch_window))
+        intake.commit(_options.flush_timeout);
       const auto st = pool.stats();
       _connected->set(static_cast<int64_t>(st.connected));
       _ready_connections = st.connected;
-      _unacked->set(static_cast<int64_t>(batch.size()));
+      _unacked->set(static_cast<int64_t>(intake.pending()));
     }
-    commit_batch();
+    intake.commit(_options.flush_timeout);
     pool.disconnect_all();
   } catch (const std::exception& e) {
     set_error(std::string("bridge (mqtt -> log): ") + e.what());
     _stop = true;
   }
   _running_in = false;
+}
+
+mqtt::ClientOptions Bridge::client_options(std::size_t k) const {
+  mqtt::ClientOptions o;
+  o.host = _options.brokers[k].host;
+  o.port = _options.brokers[k].port;
+  o.connect.version = _options.version;
+  o.connect.client_id = _options.client_id + "-" + std::to_string(k);
+  o.connect.clean_start = false;
+  o.connect.session_expiry_s = 7 * 24 * 3600;
+  o.connect.receive_maximum = _options.receive_maximum;
+  // The front door's size limit, announced (MQTT 5) so a broker drops larger messages instead of sending
+  // them; a 3.1.1 broker sends them anyway, and the client reads them without buffering past this bound.
+  o.max_packet_size = _options.limits.max_message_bytes + kPacketOverhead;
+  o.connect.maximum_packet_size = static_cast<std::uint32_t>(o.max_packet_size);
+  o.connect.username = _options.username;
+  o.connect.password = _options.password;
+  const std::string share = "$share/" + _options.share_group + "/";
+  o.subscriptions = {{share + "fleet/+/telemetry", 1}, {share + "fleet/+/acks", 1}};
+  o.tls = _options.tls;
+  return o;
 }
 
 void Bridge::run_out() {

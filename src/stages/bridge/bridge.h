@@ -14,8 +14,10 @@
 #include "core/metrics.h"
 #include "log/log.h"
 #include "mqtt/broker_address.h"
+#include "mqtt/client.h"
 #include "mqtt/codec.h"
 #include "mqtt/mosquitto_client.h"
+#include "stages/bridge/intake.h"
 
 namespace fleettwin::stages {
 
@@ -36,6 +38,9 @@ struct BridgeOptions {
   std::size_t max_batch = 8192;                ///< messages written to the log before one flush and ack
   std::chrono::milliseconds batch_window{20};  ///< how long a batch may wait to fill
   std::chrono::milliseconds flush_timeout{30000};
+  /// Message size and per-car rate limits (docs/architecture.md "Front door limits"). The clients announce
+  /// max_message_bytes + kPacketOverhead as their MQTT 5 Maximum Packet Size.
+  IntakeLimits limits;
   bool deliver_commands = true;                    ///< consume fleet.commands and publish them to cars
   std::string command_group = "fleettwin.bridge";  ///< consumer group of fleet.commands
 };
@@ -45,7 +50,9 @@ struct BridgeOptions {
 ///    ack-controlled client (mqtt::Client in an mqtt::Pool), written to fleet.telemetry.raw and
 ///    fleet.command-acks keyed by car id with the MQTT topic and receive time as headers. A message's PUBACK
 ///    goes out only after the log acknowledged its record; a failed write drops that connection so the broker
-///    redelivers everything not yet acknowledged. Killed at any moment, the bridge loses nothing.
+///    redelivers everything not yet acknowledged. Killed at any moment, the bridge loses nothing. What one
+///    car sends cannot stall the others: a message over the size limit or the car's rate, or one the log
+///    refuses for good, goes to the DLQ of its topic and is acknowledged (BridgeIntake).
 ///  - Out: fleet.commands (a consumer group) published QoS 1 to `fleet/{car}/commands` on every broker (a car
 ///    is connected to one of them; the others have no subscriber and drop it) with the command's remaining
 ///    lifetime as MQTT 5 message expiry; a command already expired is answered on fleet.command-acks with
@@ -53,6 +60,9 @@ struct BridgeOptions {
 /// Two threads of its own (in, out); metrics are the only shared state.
 class Bridge {
  public:
+  /// Room for the topic, packet id and properties of a PUBLISH beside a payload of max_message_bytes.
+  static constexpr std::size_t kPacketOverhead = 4096;
+
   Bridge(BridgeOptions options, log::Log& log, core::Metrics& metrics, const core::Clock& clock);
   ~Bridge();
   Bridge(const Bridge&) = delete;
@@ -69,14 +79,18 @@ class Bridge {
   std::string error() const;
   int64_t forwarded() const { return _forwarded->value(); }
   int64_t connected() const { return _connected->value(); }
+  /// Messages of cars sent to a DLQ (too large, over their rate, refused by the log) and acknowledged.
+  int64_t diverted() const { return _diverted->value(); }
 
  private:
   void run_in();
   void run_out();
+  mqtt::ClientOptions client_options(std::size_t broker) const;
   void set_error(const std::string& e);
 
   BridgeOptions _options;
   log::Log& _log;
+  core::Metrics& _metrics;
   const core::Clock& _clock;
   std::atomic<bool> _stop{false};
   std::atomic<bool> _running_in{false};
@@ -90,6 +104,7 @@ class Bridge {
   core::Counter* _acks_forwarded;
   core::Counter* _redeliveries;
   core::Counter* _bad_topic;
+  core::Counter* _diverted;
   core::Counter* _commands_sent;
   core::Counter* _commands_expired;
   core::Counter* _commands_bad;

@@ -277,7 +277,7 @@ TEST(LocalBrokers, UpWithCredentialsRefusesAnonymousClients) {
   write_fleet(tmp.path() / "certs", 2);
   const auto certs = mqtt::Credentials::load((tmp.path() / "certs").string());
   {
-    app::LocalBrokers brokers(1, (tmp.path() / "brokers-certs").string(), certs);
+    app::LocalBrokers brokers(1, (tmp.path() / "brokers-certs").string(), 262144, certs);
     const auto a = brokers.addresses().at(0);
     EXPECT_THROW(device(a, "anon", {})->connect(3s), std::runtime_error);
     EXPECT_NO_THROW(device(a, "crt-00001", certs.car_tls("crt-00001", {}))->connect(5s));
@@ -286,7 +286,7 @@ TEST(LocalBrokers, UpWithCredentialsRefusesAnonymousClients) {
   mqtt::write_credentials((tmp.path() / "passwords").string(), 2,
                           [&](std::size_t i) { return sim::car_id(ids, i); }, kAcl);
   const auto passwords = mqtt::Credentials::load((tmp.path() / "passwords").string());
-  app::LocalBrokers brokers(1, (tmp.path() / "brokers-passwords").string(), passwords);
+  app::LocalBrokers brokers(1, (tmp.path() / "brokers-passwords").string(), 262144, passwords);
   const auto a = brokers.addresses().at(0);
   EXPECT_THROW(device(a, "anon", {})->connect(3s), std::runtime_error);
   mqtt::MosquittoOptions o;

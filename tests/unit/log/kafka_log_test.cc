@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <stdexcept>
@@ -433,6 +434,28 @@ TEST_F(KafkaLogTest, RefusedRecordIsAFailedDeliveryNotAnException) {
   p->send(std::move(r), [&](const OutRecord&, int64_t, const std::string* e) { error = e ? *e : "none"; });
   EXPECT_EQ(p->flush(30s), 1);
   EXPECT_NE(error.find("PARTITION"), std::string::npos) << error;
+}
+
+// The bridge diverts a record the log refuses for good to the DLQ instead of retrying it for ever
+// (docs/architecture.md "Front door limits"): the report says which refusals are for good.
+TEST_F(KafkaLogTest, ARecordOverMessageMaxBytesIsRefusedForGood) {
+  cluster.topic("t", 2);
+  KafkaLog log(settings({{"message.max.bytes", "2000"}}));
+  auto p = log.producer();
+  std::optional<DeliveryError> big, missing;
+  p->send(rec("t", "k", std::string(5000, 'x')), [&](const OutRecord&, int64_t, const DeliveryError* e) {
+    if (e) big = *e;
+  });
+  auto r = rec("t", "k", "v");
+  r.partition = 7;  // a partition the topic does not have (yet): it may be created, so not for good
+  p->send(std::move(r), [&](const OutRecord&, int64_t, const DeliveryError* e) {
+    if (e) missing = *e;
+  });
+  EXPECT_EQ(p->flush(30s), 2);
+  ASSERT_TRUE(big.has_value());
+  EXPECT_TRUE(big->permanent) << *big;
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_FALSE(missing->permanent) << *missing;
 }
 
 TEST_F(KafkaLogTest, EndOffsetsOfAMissingTopicIsAnError) {

@@ -2,6 +2,7 @@
 // and malformed input, which must be an error and never a read past the buffer (the ASan build checks that).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,70 @@ TEST(MqttCodec, Connect5WithSessionExpiryAndReceiveMaximum) {
   // props: 0x11 u32 3600, 0x21 u16 100 -> 8 bytes
   EXPECT_EQ(Encoder::connect(o), bytes({0x10, 22,   0, 4, 'M',  'Q',  'T',  'T', 5,   0x00, 0, 10,
                                         8,    0x11, 0, 0, 0x0e, 0x10, 0x21, 0,   100, 0,    1, 'c'}));
+}
+
+TEST(MqttCodec, Connect5AnnouncesMaximumPacketSize) {
+  ConnectOptions o;
+  o.version = Version::kV5;
+  o.client_id = "c";
+  o.keepalive_s = 10;
+  o.session_expiry_s = 0;
+  o.maximum_packet_size = 266240;  // 0x00041000
+  // props: 0x27 u32 -> 5 bytes
+  EXPECT_EQ(Encoder::connect(o), bytes({0x10, 19, 0,    4,    'M',  'Q',  'T',  'T', 5, 0x00, 0,
+                                        10,   5,  0x27, 0x00, 0x04, 0x10, 0x00, 0,   1, 'c'}));
+  o.receive_maximum = 100;
+  o.session_expiry_s = 3600;
+  // all three, in a fixed order: session expiry, receive maximum, maximum packet size (5 + 3 + 5 bytes)
+  EXPECT_EQ(Encoder::connect(o),
+            bytes({0x10, 27,   0,    4,    'M', 'Q', 'T',  'T',  5,    0x00, 0,    10, 13, 0x11, 0,
+                   0,    0x0e, 0x10, 0x21, 0,   100, 0x27, 0x00, 0x04, 0x10, 0x00, 0,  1,  'c'}));
+  // 3.1.1 has no properties: nothing is announced.
+  o.version = Version::kV311;
+  EXPECT_EQ(Encoder::connect(o), bytes({0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x00, 0, 10, 0, 1, 'c'}));
+}
+
+// A PUBLISH over the decoder's limit is handed out with its topic, packet id and first bytes, while the rest
+// is dropped as it arrives: the buffer never holds more than the limit plus the chunk being fed, and the
+// packets after it decode normally.
+TEST(MqttCodec, OversizedPublishIsSkippedUnbuffered) {
+  for (auto v : {Version::kV311, Version::kV5}) {
+    constexpr std::size_t kLimit = 4096;
+    Publish big;
+    big.topic = "fleet/car-9/telemetry";
+    big.payload = std::string(3 * 1024 * 1024, 'x');
+    big.payload.replace(0, 5, "start");
+    big.qos = 1;
+    big.packet_id = 77;
+    Publish next{"fleet/car-2/telemetry", "{}", 1, false, false, 78};
+    const auto wire = Encoder::publish(v, big) + Encoder::publish(v, next);
+    Decoder d(v, kLimit);
+    std::vector<Packet> out;
+    std::size_t most = 0;
+    for (std::size_t at = 0; at < wire.size(); at += 1000) {  // chunks that straddle every boundary
+      ASSERT_NE(decode_all(d, wire.substr(at, 1000), out), Decoder::Status::kError) << d.error();
+      most = std::max(most, d.buffered());
+    }
+    EXPECT_LE(most, kLimit + 5 + 1000);
+    ASSERT_EQ(out.size(), 2u);
+    const auto& a = std::get<Publish>(out[0]);
+    EXPECT_EQ(a.topic, big.topic);
+    EXPECT_EQ(a.packet_id, 77);
+    EXPECT_EQ(a.qos, 1);
+    EXPECT_EQ(a.oversize, wire.size() - Encoder::publish(v, next).size() - 5);  // its remaining length
+    EXPECT_EQ(a.payload.size(), Decoder::kOversizePrefix);
+    EXPECT_EQ(a.payload.substr(0, 5), "start");
+    const auto& b = std::get<Publish>(out[1]);
+    EXPECT_EQ(b.topic, next.topic);
+    EXPECT_EQ(b.payload, "{}");
+    EXPECT_EQ(b.oversize, 0u);
+  }
+  // Its topic must fit the limit, or there is nothing to route it by.
+  Decoder d(Version::kV311, 16);
+  std::vector<Packet> out;
+  Publish p{std::string(100, 't'), std::string(100, 'x'), 0, false, false, 0};
+  EXPECT_EQ(decode_all(d, Encoder::publish(Version::kV311, p), out), Decoder::Status::kError);
+  EXPECT_NE(d.error().find("topic"), std::string::npos) << d.error();
 }
 
 TEST(MqttCodec, SubscribeSharedAndPubackPingDisconnect) {
@@ -169,7 +234,9 @@ TEST(MqttCodec, ConnackSubackPingresp) {
 
 TEST(MqttCodec, MalformedInputIsAnError) {
   EXPECT_NE(decode_error(Version::kV311, bytes({0x30, 0xff, 0xff, 0xff, 0xff, 0x01})), "no error (status 1)");
-  EXPECT_NE(decode_error(Version::kV311, bytes({0x30, 0x80, 0x80, 0x80, 0x01})).find("exceeds"),
+  // Over the limit: an error for every packet type but PUBLISH
+  // (MqttCodec.OversizedPublishIsSkippedUnbuffered).
+  EXPECT_NE(decode_error(Version::kV311, bytes({0x90, 0x80, 0x80, 0x80, 0x01})).find("exceeds"),
             std::string::npos);
   EXPECT_NE(decode_error(Version::kV311, bytes({0x32, 3, 0, 9, 't'})).find("topic"), std::string::npos);
   EXPECT_NE(decode_error(Version::kV311, bytes({0x32, 3, 0, 1, 't'})).find("packet id"), std::string::npos);
