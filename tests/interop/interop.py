@@ -4,6 +4,7 @@ test, the cardata-v1 signal names, and starting and stopping services and proces
 Run the tests with tests/interop/run; FLEETTWIN_BIN picks the binary (default build/release/src/app/fleettwin).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -54,3 +55,11 @@ def terminate(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def stored_twin(binary, data_dir, car):
+    """The twin of `car` as `fleettwin twin get` reads it from the store in `data_dir`."""
+    out = subprocess.run([binary, "twin", "get", car, "--data-dir", str(data_dir)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)

@@ -15,7 +15,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from interop import fleettwin_bin, start_service, stop_service, terminate
+from interop import fleettwin_bin, start_service, stop_service, stored_twin, terminate
 from test_mqtt_interop import DEVICE, telemetry
 
 
@@ -89,9 +89,6 @@ def test_paho_device_with_its_certificate_reaches_its_twin(services):
     finally:
         terminate(up, 120)
     assert up.returncode == 0, log_path.read_text()[-4000:]
-    twin_out = subprocess.run([services["bin"], "twin", "get", DEVICE, "--data-dir", str(data_dir)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
-    assert twin_out.returncode == 0, twin_out.stderr
-    twin = json.loads(twin_out.stdout)
+    twin = stored_twin(services["bin"], data_dir, DEVICE)
     assert twin["_id"] == DEVICE
     assert twin["reported"]["seq"] == 5

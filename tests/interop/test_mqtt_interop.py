@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from confluent_kafka import Producer
 
-from interop import INT_SIGNALS, SIGNALS, fleettwin_bin, start_service, stop_service, terminate
+from interop import INT_SIGNALS, SIGNALS, fleettwin_bin, start_service, stop_service, stored_twin, terminate
 
 DEVICE = "car-00009"  # in the credentials (10 cars), not driven by the simulator (5 cars)
 
@@ -114,10 +114,7 @@ def test_paho_device_reaches_its_twin_and_acknowledges_a_command(services):
         terminate(up, 120)
     assert up.returncode == 0, log_path.read_text()[-4000:]
 
-    twin_out = subprocess.run([services["bin"], "twin", "get", DEVICE, "--data-dir", str(data_dir)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
-    assert twin_out.returncode == 0, twin_out.stderr
-    twin = json.loads(twin_out.stdout)
+    twin = stored_twin(services["bin"], data_dir, DEVICE)
     assert twin["_id"] == DEVICE
     assert twin["reported"]["seq"] == 5
     assert twin["reported"]["speed"] == 12.0

@@ -114,6 +114,40 @@ MqttFleetStats& MqttFleetStats::operator+=(const MqttFleetStats& o) {
   return *this;
 }
 
+namespace {
+
+// One car's connection: its own client id and session (commands wait in it while the car is away), its
+// identity (certificate or password) when the fleet has credentials, and its own commands topic.
+mqtt::ClientOptions car_client_options(const MqttFleetOptions& options, const std::string& id,
+                                       const mqtt::BrokerAddress& b) {
+  mqtt::ClientOptions o;
+  o.host = b.host;
+  o.port = b.port;
+  o.connect.version = options.version;
+  o.connect.client_id = id;
+  o.connect.clean_start = false;  // commands sent while the car is away wait in its session
+  o.connect.session_expiry_s = 7 * 24 * 3600;
+  o.connect.keepalive_s = 120;
+  o.tls = options.tls;
+  if (options.credentials && options.credentials->certificates()) {
+    o.tls = options.credentials->car_tls(id, options.tls);  // the broker takes the user name from the CN
+  } else if (options.credentials) {
+    o.connect.username = id;
+    o.connect.password = options.credentials->car_password(id);
+  }
+  o.subscriptions = {{"fleet/" + id + "/commands", 1}};
+  o.max_packet_size = 64 << 10;
+  o.max_write_buffer = 256 << 10;
+  o.max_outgoing = 64;  // ~10 minutes of telemetry at the default interval
+  // MQTT 5 tells a car when nobody got its message (a broker restarted and the bridges have not subscribed
+  // again yet: mosquitto does not keep shared subscriptions across a restart); a careful car sends it
+  // again.
+  o.resend_unrouted = std::chrono::seconds(1);
+  return o;
+}
+
+}  // namespace
+
 void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& stop,
                     const std::function<void(const MqttFleetStats&)>& report) {
   if (options.brokers.empty()) throw std::invalid_argument("sim --mqtt: no brokers");
@@ -127,30 +161,7 @@ void run_mqtt_fleet(const MqttFleetOptions& options, const std::atomic<bool>& st
   for (std::size_t i = 0; i < fleet.size(); ++i) {
     if (!fleet.simulates(i)) continue;
     const std::string& id = fleet.car_id(i);
-    mqtt::ClientOptions o;
-    const auto& b = options.brokers[i % options.brokers.size()];
-    o.host = b.host;
-    o.port = b.port;
-    o.connect.version = options.version;
-    o.connect.client_id = id;
-    o.connect.clean_start = false;  // commands sent while the car is away wait in its session
-    o.connect.session_expiry_s = 7 * 24 * 3600;
-    o.connect.keepalive_s = 120;
-    o.tls = options.tls;
-    if (options.credentials && options.credentials->certificates()) {
-      o.tls = options.credentials->car_tls(id, options.tls);  // the broker takes the user name from the CN
-    } else if (options.credentials) {
-      o.connect.username = id;
-      o.connect.password = options.credentials->car_password(id);
-    }
-    o.subscriptions = {{"fleet/" + id + "/commands", 1}};
-    o.max_packet_size = 64 << 10;
-    o.max_write_buffer = 256 << 10;
-    o.max_outgoing = 64;  // ~10 minutes of telemetry at the default interval
-    // MQTT 5 tells a car when nobody got its message (a broker restarted and the bridges have not subscribed
-    // again yet: mosquitto does not keep shared subscriptions across a restart); a careful car sends it
-    // again.
-    o.resend_unrouted = std::chrono::seconds(1);
+    auto o = car_client_options(options, id, options.brokers[i % options.brokers.size()]);
     client_of[i] = static_cast<int32_t>(pool.add(std::move(o)));
     car_of.push_back(static_cast<uint32_t>(i));
   }

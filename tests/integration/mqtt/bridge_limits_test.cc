@@ -21,18 +21,16 @@
 #include "mqtt/mosquitto_client.h"
 #include "stages/bridge/bridge.h"
 #include "stages/dead_letters.h"
+#include "support/broker_address.h"
 #include "support/log_records.h"
 #include "support/process.h"
 
 using namespace fleettwin;
+using fleettwin::testing::address_of;
 using namespace std::chrono_literals;
 namespace t = core::topics;
 
 namespace {
-
-mqtt::BrokerAddress address_of(const std::string& a) {
-  return {a.substr(0, a.rfind(':')), static_cast<std::uint16_t>(std::stoi(a.substr(a.rfind(':') + 1)))};
-}
 
 bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
 

@@ -32,19 +32,17 @@
 #include "sim/feed/mqtt_fleet.h"
 #include "sim/fleet.h"
 #include "stages/bridge/bridge.h"
+#include "support/broker_address.h"
 #include "support/log_records.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
 using namespace fleettwin;
+using fleettwin::testing::address_of;
 using namespace std::chrono_literals;
 namespace t = core::topics;
 
 namespace {
-
-mqtt::BrokerAddress address_of(const std::string& a) {
-  return {a.substr(0, a.rfind(':')), static_cast<std::uint16_t>(std::stoi(a.substr(a.rfind(':') + 1)))};
-}
 
 int64_t now_ms() { return core::WallClock().now_ms(); }
 

@@ -26,11 +26,13 @@
 #include "sim/feed/mqtt_fleet.h"
 #include "sim/fleet.h"
 #include "stages/bridge/bridge.h"
+#include "support/broker_address.h"
 #include "support/log_records.h"
 #include "support/service_environment.h"
 #include "support/temp_dir.h"
 
 using namespace fleettwin;
+using fleettwin::testing::address_of;
 using namespace std::chrono_literals;
 namespace t = core::topics;
 
@@ -63,10 +65,6 @@ mqtt::TlsOptions ca_only(const mqtt::Credentials& creds) {
   mqtt::TlsOptions o;
   o.ca_file = mqtt::CertificatePaths{creds.dir}.ca_crt().string();
   return o;
-}
-
-mqtt::BrokerAddress address_of(const std::string& a) {
-  return {a.substr(0, a.rfind(':')), static_cast<std::uint16_t>(std::stoi(a.substr(a.rfind(':') + 1)))};
 }
 
 /// A device on libmosquitto with the given TLS identity (none: no certificate) and user name.
