@@ -33,7 +33,10 @@ TEST(StreamLoad, HundredLiveClientsAtTenThousandMessagesPerSecond) {
   const fleettwin::testing::TempDir tmp("stream-load");
   const fs::path& dir = tmp.path();
   const std::string log = (dir / "up.log").string();
-  ::setenv("FLEETTWIN_API_TOKENS", "viewer:load-test-token", 1);
+  // Four viewers' tokens, 25 clients each: within http.max_streams_per_token (32) as its default stands.
+  ::setenv(
+      "FLEETTWIN_API_TOKENS",
+      "viewer:load-test-token,viewer:load-test-token-1,viewer:load-test-token-2,viewer:load-test-token-3", 1);
   const pid_t up = fleettwin::testing::spawn(
       FLEETTWIN_BIN,
       {"up", "--cars", "10000", "--interval", "1s", "--data-dir", (dir / "data").string(), "--http",
@@ -58,7 +61,8 @@ TEST(StreamLoad, HundredLiveClientsAtTenThousandMessagesPerSecond) {
       httplib::Client c("127.0.0.1", port);
       c.set_read_timeout(30, 0);
       bool first = true;
-      c.Get("/api/v1/stream?token=load-test-token", [&](const char* data, std::size_t n) {
+      const std::string token = i % 4 == 0 ? "load-test-token" : "load-test-token-" + std::to_string(i % 4);
+      c.Get("/api/v1/stream?token=" + token, [&](const char* data, std::size_t n) {
         if (first) connected++;
         first = false;
         for (std::size_t k = 0; k + 6 < n; ++k)
