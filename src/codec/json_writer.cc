@@ -144,7 +144,8 @@ bool append_plain_string(std::string& out, std::string_view s, char prefix, char
   char* p = buf;
   if (prefix) *p++ = prefix;
   *p++ = '"';
-  std::memcpy(p, s.data(), s.size());
+  // An empty view may have no data at all (a default string_view): memcpy must not be given its null.
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
   p += s.size();
   *p++ = '"';
   if (suffix) *p++ = suffix;
