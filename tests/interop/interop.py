@@ -6,6 +6,7 @@ Run the tests with tests/interop/run; FLEETTWIN_BIN picks the binary (default bu
 
 import json
 import os
+import time
 import signal
 import subprocess
 
@@ -63,3 +64,17 @@ def stored_twin(binary, data_dir, car):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def start_up(args, log_path, timeout=90):
+    """Starts `fleettwin up` with `args` (the binary first), its output in `log_path`, and waits until its cars
+    have published (the progress line says so): the process, for the caller to stop with terminate()."""
+    with open(log_path, "w") as log:
+        up = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while "published" not in log_path.read_text():
+        if up.poll() is not None or time.monotonic() >= deadline:
+            terminate(up, 120)
+            raise AssertionError("fleettwin up did not start publishing:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.2)
+    return up
