@@ -90,4 +90,22 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
   return server;
 }
 
+std::unique_ptr<api::MetricsServer> start_metrics_server(const Config& config, const core::Metrics& metrics,
+                                                         std::function<bool()> ready) {
+  const std::string listen = config.get(keys::metrics_listen);
+  if (listen.empty()) return nullptr;
+  auto [host, port] = parse_host_port(listen, "--metrics-listen");
+  auto server = std::make_unique<api::MetricsServer>(metrics, host, port, std::move(ready));
+  try {
+    server->start();
+  } catch (const std::exception& e) {
+    throw ConfigError("metrics: cannot listen on " + listen + " (" + e.what() +
+                      "); pass --metrics-listen HOST:PORT (port 0 picks a free one)");
+  }
+  // On stderr as the dashboard's URL is, so whoever started the process (a test, a script) finds the port.
+  std::fprintf(stderr, "metrics: %s/metrics\n", server->url().c_str());
+  std::fflush(stderr);
+  return server;
+}
+
 }  // namespace fleettwin::app

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "api/api_server.h"
+#include "api/metrics_server.h"
 #include "catalog/catalog.h"
 #include "config/config.h"
 
@@ -32,5 +33,11 @@ core::TokenTable configured_tokens(const config::Config& config, const config::S
 /// the source tree's web/dist (a build tree's binary). Throws ConfigError when the address is taken or the
 /// token list is malformed. The caller keeps the server alive and destroys it before `host`'s objects.
 std::unique_ptr<api::ApiServer> start_api_server(const config::Config& config, const ApiHost& host);
+
+/// Starts the /metrics, /healthz and /readyz endpoint of a role process on `metrics.listen`; null when the
+/// key is empty. Throws ConfigError when the address is taken. `metrics` must outlive the server.
+std::unique_ptr<api::MetricsServer> start_metrics_server(const config::Config& config,
+                                                         const core::Metrics& metrics,
+                                                         std::function<bool()> ready = {});
 
 }  // namespace fleettwin::app

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/api_runtime.h"
 #include "app/log_factory.h"
 #include "catalog/catalog.h"
 #include "core/clock.h"
@@ -220,6 +221,7 @@ int run_bridge(const Config& config, const std::atomic<int>& stop_signals) {
   if (!config.get(keys::group).empty()) options.command_group = config.get(keys::group);
   stages::Bridge bridge(options, log, metrics, clock);
   bridge.start();
+  const auto metrics_server = start_metrics_server(config, metrics);
   spdlog::info("bridge: {} broker(s) -> Kafka {} (client id {}, receive maximum {})", options.brokers.size(),
                brokers, options.client_id, options.receive_maximum);
   const bool tty = isatty(STDERR_FILENO);

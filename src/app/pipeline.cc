@@ -416,6 +416,8 @@ class PipelineRun {
     if (_roles.everything && !_config.get(keys::http_listen).empty())
       _api_server = start_api_server(
           _config, ApiHost{&_metrics, _log.get(), _ctx.open_store, _data_dir.string(), {}, _ctx.catalog});
+    // A role on its own (distributed mode) serves its metrics and probes here; `up` may too.
+    _metrics_server = start_metrics_server(_config, _metrics);
     _mqtt_mode = _roles.everything && !_config.get(keys::mqtt_brokers).empty();
     if (_mqtt_mode) {
       if (_sim.fast) throw ConfigError("--mqtt runs the cars in real time over the network; drop --fast");
@@ -637,6 +639,7 @@ class PipelineRun {
   std::vector<std::unique_ptr<stages::StageRunner>> _runners;
   std::unique_ptr<stages::ModelWatcher> _model_watcher;
   std::unique_ptr<api::ApiServer> _api_server;
+  std::unique_ptr<api::MetricsServer> _metrics_server;
   MqttFront _mqtt_front;
   bool _mqtt_mode = false;
   std::unique_ptr<sim::SimSource> _source;

@@ -22,6 +22,8 @@ void add_bridge_commands(CommandLine& cl) {
   flags.add(cmd, "--rate-limit", keys::mqtt_rate_limit,
             "Messages per second per car; the excess goes to the DLQ as rate_limited (default 0: none)");
   flags.add(cmd, "--group", keys::group, "Consumer group of fleet.commands (default fleettwin.bridge)");
+  flags.add(cmd, "--metrics-listen", keys::metrics_listen,
+            "Serve /metrics, /healthz and /readyz on HOST:PORT (default: none)");
   cl.add(cmd, [](Config& config, std::atomic<int>& stop) { return app::run_bridge(config, stop); });
 }
 

@@ -298,6 +298,11 @@ inline const DurationKey ml_eval_window{
 inline const StringKey http_listen{"http.listen", "127.0.0.1:8080",
                                    "Where `up` and `fleettwin api` serve the REST API and the dashboard "
                                    "(port 0: any free port; empty in `up`: no HTTP server)."};
+inline const StringKey metrics_listen{"metrics.listen", "",
+                                      "Where a role process (bridge, process, score, twin, sink, sim) "
+                                      "serves /metrics, /healthz and /readyz for Prometheus and Kubernetes "
+                                      "probes (port 0: any free port; empty: none). `up` and `fleettwin api` "
+                                      "serve them on http.listen."};
 inline const StringKey http_web_dir{"http.web_dir", "",
                                     "The built dashboard (web/dist); empty: found next to the binary or in "
                                     "the source tree it was built from."};
