@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 
 using namespace fleettwin::aggregate;
@@ -117,4 +119,12 @@ TEST(Definition, ErrorsNameTheField) {
     EXPECT_NE(got.find(want), std::string::npos) << yaml << "\n  gave: " << got;
     EXPECT_EQ(got.rfind("a.yaml", 0), 0U) << got;
   }
+}
+
+TEST(Definition, TheDocsShowTheDefaults) {
+  std::ifstream in(std::string(FLEETTWIN_SOURCE_DIR) + "/docs/architecture.md");
+  ASSERT_TRUE(in) << "docs/architecture.md";
+  const std::string docs((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(docs.find("```yaml\n" + std::string(default_yaml()) + "```\n"), std::string::npos)
+      << "docs/architecture.md \"Windows and aggregates (engine)\" must show aggregate::default_yaml() as is";
 }
