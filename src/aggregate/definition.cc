@@ -153,7 +153,9 @@ class Reader {
     if (node.size() > kMaxSignalsPerDefinition) fail(node, path, "more than 64 signals");
     for (const auto& kv : node) {
       const std::string key = text(kv.first, path);
-      const std::string sig_path = path + "." + key;
+      std::string sig_path = path;
+      sig_path += '.';
+      sig_path += key;
       const auto index = _catalog.find(key);
       if (!index) fail(kv.first, sig_path, "not a signal of the catalog " + _catalog.label());
       const auto same = [&](const SignalFunctions& s) { return s.signal == *index; };
@@ -235,7 +237,7 @@ int64_t parse_duration(std::string_view text, std::string_view field) {
   } else if (unit == "s") {
     scale = 1000;
   } else if (unit == "m") {
-    scale = 60 * 1000;
+    scale = int64_t{60} * 1000;
   } else if (unit == "h") {
     scale = kMsPerHour;
   } else if (unit == "d") {

@@ -55,6 +55,7 @@ AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view
   if (attribute_values.size() < _attributes.size()) {
     throw std::invalid_argument("aggregate: add() needs a value of every attribute");
   }
+  if (t.ts < -kMaxEventTime || t.ts > kMaxEventTime) return AddStatus::kBadTime;
   auto it = _cars.find(std::string_view(t.car));
   if (it == _cars.end()) {
     it = _cars.emplace(t.car, CarState{}).first;
@@ -205,6 +206,32 @@ void Engine::settle(std::size_t def, KeyState& ks, std::string_view key) {
   ks.windows.erase(ks.windows.begin(), ks.windows.begin() + static_cast<std::ptrdiff_t>(expired));
 }
 
+double Engine::value_of(Function f, const SignalState& s) {
+  if (f == Function::kCount) return static_cast<double>(s.n);
+  if (s.n == 0) return kNaN;
+  switch (f) {
+    case Function::kMin:
+      return s.min;
+    case Function::kMax:
+      return s.max;
+    case Function::kMean:
+      return s.sum / static_cast<double>(s.n);
+    case Function::kSum:
+      return s.sum;
+    case Function::kLast:
+      return s.last;
+    case Function::kP50:
+      return s.sketch->quantile(0.5);
+    case Function::kP95:
+      return s.sketch->quantile(0.95);
+    case Function::kP99:
+      return s.sketch->quantile(0.99);
+    case Function::kCount:
+      break;
+  }
+  return kNaN;
+}
+
 void Engine::emit(std::size_t def, std::string_view key, Window& w, bool final) {
   const Definition& d = _defs[def];
   Result r;
@@ -217,42 +244,7 @@ void Engine::emit(std::size_t def, std::string_view key, Window& w, bool final) 
   r.count = w.count;
   for (std::size_t i = 0; i < d.signals.size(); ++i) {
     const SignalState& s = w.signals[i];
-    for (const Function f : d.signals[i].functions) {
-      double v = kNaN;
-      if (f == Function::kCount) {
-        v = static_cast<double>(s.n);
-      } else if (s.n > 0) {
-        switch (f) {
-          case Function::kMin:
-            v = s.min;
-            break;
-          case Function::kMax:
-            v = s.max;
-            break;
-          case Function::kMean:
-            v = s.sum / static_cast<double>(s.n);
-            break;
-          case Function::kSum:
-            v = s.sum;
-            break;
-          case Function::kLast:
-            v = s.last;
-            break;
-          case Function::kP50:
-            v = s.sketch->quantile(0.5);
-            break;
-          case Function::kP95:
-            v = s.sketch->quantile(0.95);
-            break;
-          case Function::kP99:
-            v = s.sketch->quantile(0.99);
-            break;
-          case Function::kCount:
-            break;
-        }
-      }
-      r.values.push_back(v);
-    }
+    for (const Function f : d.signals[i].functions) r.values.push_back(value_of(f, s));
   }
   w.dirty = false;
   _pending.push_back(std::move(r));

@@ -49,7 +49,12 @@ enum class AddStatus : uint8_t {
   kAccepted,   ///< counted by every definition
   kDuplicate,  ///< the car's seq was not above the last one seen: a replay; counted nowhere
   kTooLate,    ///< at least one definition refused it (later than its allowed lateness); the stage DLQs it
+  kBadTime,    ///< its event time is outside +-kMaxEventTime (no window arithmetic on it); counted nowhere
 };
+
+/// Event times the engine takes, in ms either side of the epoch (about 146 million years): far beyond any
+/// device clock, and far enough from the int64 limits that window arithmetic cannot overflow.
+inline constexpr int64_t kMaxEventTime = int64_t{1} << 62;
 
 /// The aggregation engine: every definition over a stream of telemetry, by event time, with revisions for
 /// late events. Single-threaded: one instance per stage copy, used from one thread (no locks inside).
@@ -135,6 +140,7 @@ class Engine {
   Window* window_for(std::size_t def, KeyState& ks, std::string_view key, int64_t start);
   void settle(std::size_t def, KeyState& ks, std::string_view key);
   void emit(std::size_t def, std::string_view key, Window& w, bool final);
+  static double value_of(Function f, const SignalState& s);
   static std::size_t key_bytes(const KeyState& ks);
 
   std::vector<Definition> _defs;

@@ -47,7 +47,7 @@ void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
     return;
   }
   if (index >= offset + size) {
-    counts.resize(static_cast<std::size_t>(index - offset + 1), 0);
+    counts.resize(static_cast<std::size_t>(index - offset) + 1, 0);
     if (counts.size() > max_buckets) {
       // Collapse the smallest magnitudes into the lowest bucket that stays.
       const std::size_t drop = counts.size() - max_buckets;

@@ -265,6 +265,9 @@ TEST(Engine, EventsPastTheAllowedLatenessAreTooLate) {
   // A car whose clock goes back past the lateness: too late for its own windows too.
   EXPECT_EQ(e.add(event("a", 2, kT0 + kMsPerHour - 30 * kMin)), AddStatus::kTooLate);
   EXPECT_EQ(e.counters().too_late, 2U);
+  // Event times no clock gives are refused before any window arithmetic, and do not move the seq guard.
+  EXPECT_EQ(e.add(event("a", 10, INT64_MAX)), AddStatus::kBadTime);
+  EXPECT_EQ(e.add(event("a", 10, INT64_MIN)), AddStatus::kBadTime);
   // The fleet windows expire once its event time passes end + lateness; their last result is final only
   // when it was dropped with it.
   e.flush();
