@@ -1,0 +1,304 @@
+#include "aggregate/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+namespace fleettwin::aggregate {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr std::string_view kFleetGroup = "fleet";
+
+bool is_percentile(Function f) { return f == Function::kP50 || f == Function::kP95 || f == Function::kP99; }
+
+// Floor division, so windows of negative times align too.
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0); }
+
+// end + d without overflow (event times near the int64 limits are nonsense, but outside input).
+int64_t plus(int64_t end, int64_t d) { return end > INT64_MAX - d ? INT64_MAX : end + d; }
+
+}  // namespace
+
+Engine::Engine(std::vector<Definition> definitions, EngineOptions options)
+    : _defs(std::move(definitions)), _options(options) {
+  if (_options.max_windows_per_key < 1)
+    throw std::invalid_argument("aggregate: max_windows_per_key must be >= 1");
+  for (const auto& d : _defs) {
+    if (d.size_ms <= 0 || d.advance_ms <= 0 || d.size_ms % d.advance_ms != 0) {
+      throw std::invalid_argument("aggregate " + d.name + ": invalid window");
+    }
+    if (d.grouping == Grouping::kCar) {
+      _slot.push_back(_car_definitions++);
+      _attribute.push_back(0);
+      continue;
+    }
+    _slot.push_back(_groups.size());
+    _groups.emplace_back();
+    std::size_t a = 0;
+    if (d.grouping == Grouping::kAttribute) {
+      a = static_cast<std::size_t>(std::find(_attributes.begin(), _attributes.end(), d.attribute) -
+                                   _attributes.begin());
+      if (a == _attributes.size()) _attributes.push_back(d.attribute);
+    }
+    _attribute.push_back(a);
+  }
+}
+
+Engine::~Engine() = default;
+
+AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view> attribute_values) {
+  if (attribute_values.size() < _attributes.size()) {
+    throw std::invalid_argument("aggregate: add() needs a value of every attribute");
+  }
+  if (t.ts < -kMaxEventTime || t.ts > kMaxEventTime) return AddStatus::kBadTime;
+  auto it = _cars.find(std::string_view(t.car));
+  if (it == _cars.end()) {
+    it = _cars.emplace(t.car, CarState{}).first;
+    it->second.keys.resize(_car_definitions);
+  }
+  CarState& car = it->second;
+  if (t.seq <= car.last_seq) {
+    ++_counters.duplicates;
+    return AddStatus::kDuplicate;
+  }
+  car.last_seq = t.seq;
+  bool refused = false;
+  for (std::size_t d = 0; d < _defs.size(); ++d) {
+    switch (_defs[d].grouping) {
+      case Grouping::kCar:
+        refused |= !count(d, car.keys[_slot[d]], t.car, t);
+        break;
+      case Grouping::kFleet: {
+        auto& groups = _groups[_slot[d]];
+        auto g = groups.find(kFleetGroup);
+        if (g == groups.end()) g = groups.emplace(kFleetGroup, KeyState{}).first;
+        refused |= !count(d, g->second, kFleetGroup, t);
+        break;
+      }
+      case Grouping::kAttribute: {
+        const std::string_view value = attribute_values[_attribute[d]];
+        auto& groups = _groups[_slot[d]];
+        auto g = groups.find(value);
+        if (g == groups.end()) g = groups.emplace(value, KeyState{}).first;
+        refused |= !count(d, g->second, value, t);
+        break;
+      }
+    }
+  }
+  if (refused) {
+    ++_counters.too_late;
+    return AddStatus::kTooLate;
+  }
+  ++_counters.accepted;
+  return AddStatus::kAccepted;
+}
+
+// Counts `t` in every window of definition `def` that covers it and is still kept; false when none took it
+// because all were past their lateness (or dropped by the bound).
+bool Engine::count(std::size_t def, KeyState& ks, std::string_view key, const core::Telemetry& t) {
+  const Definition& d = _defs[def];
+  const int64_t newest = floor_div(t.ts, d.advance_ms) * d.advance_ms;
+  bool taken = false;
+  for (int64_t start = newest - d.size_ms + d.advance_ms; start <= newest; start += d.advance_ms) {
+    const int64_t end = start + d.size_ms;
+    if ((ks.max_ts != INT64_MIN && plus(end, d.allowed_lateness_ms) <= ks.max_ts) ||
+        start <= ks.dropped_through) {
+      continue;
+    }
+    Window* w = window_for(def, ks, key, start);
+    if (w == nullptr) continue;
+    taken = true;
+    ++w->count;
+    for (std::size_t i = 0; i < d.signals.size(); ++i) {
+      const std::size_t idx = d.signals[i].signal;
+      const double v = idx < t.values.size() ? t.values[idx] : core::kAbsent;
+      if (core::absent(v)) continue;
+      SignalState& s = w->signals[i];
+      if (s.n == 0) {
+        s.min = v;
+        s.max = v;
+      } else {
+        s.min = std::min(s.min, v);
+        s.max = std::max(s.max, v);
+      }
+      ++s.n;
+      s.sum += v;
+      // The latest by (event time, seq, value): the same whatever order a group's cars interleave in.
+      if (s.n == 1 || std::tie(t.ts, t.seq, v) > std::tie(s.last_ts, s.last_seq, s.last)) {
+        s.last = v;
+        s.last_ts = t.ts;
+        s.last_seq = t.seq;
+      }
+      if (s.sketch) s.sketch->add(v);
+    }
+    if (w->revision > 0 && !w->dirty) {
+      w->dirty = true;
+      _dirty.push_back({def, std::string(key), start});
+    }
+  }
+  if (t.ts > ks.max_ts) ks.max_ts = t.ts;
+  if (ks.max_ts >= ks.next_due) settle(def, ks, key);
+  return taken;
+}
+
+// The window of `ks` starting at `start`, created when new (dropping the oldest past the bound); nullptr when
+// it would be the one dropped.
+Engine::Window* Engine::window_for(std::size_t def, KeyState& ks, std::string_view key, int64_t start) {
+  auto& ws = ks.windows;
+  // Mostly the newest or the one before it: search from the back.
+  std::size_t pos = ws.size();
+  while (pos > 0 && ws[pos - 1].start >= start) --pos;
+  if (pos < ws.size() && ws[pos].start == start) return &ws[pos];
+  if (ws.size() >= _options.max_windows_per_key) {
+    if (pos == 0) return nullptr;
+    Window& oldest = ws.front();
+    if (oldest.revision == 0) {
+      ++_counters.evicted_open;
+      emit(def, key, oldest, true);
+    } else {
+      ++_counters.retired_closed;
+      if (oldest.dirty) emit(def, key, oldest, true);
+    }
+    ks.dropped_through = oldest.start;
+    ws.erase(ws.begin());
+    --pos;
+  }
+  const Definition& d = _defs[def];
+  Window w;
+  w.start = start;
+  w.signals.resize(d.signals.size());
+  for (std::size_t i = 0; i < d.signals.size(); ++i) {
+    const auto& fs = d.signals[i].functions;
+    if (std::any_of(fs.begin(), fs.end(), is_percentile)) w.signals[i].sketch = std::make_unique<Sketch>();
+  }
+  const auto at = ws.insert(ws.begin() + static_cast<std::ptrdiff_t>(pos), std::move(w));
+  ks.next_due = std::min(ks.next_due, plus(start + d.size_ms, d.grace_ms));
+  return &*at;
+}
+
+// Closes the windows whose end + grace the key's event time has reached, drops those past their lateness,
+// and works out when there is work next.
+void Engine::settle(std::size_t def, KeyState& ks, std::string_view key) {
+  const Definition& d = _defs[def];
+  std::size_t expired = 0;
+  ks.next_due = INT64_MAX;
+  for (auto& w : ks.windows) {
+    const int64_t end = w.start + d.size_ms;
+    const int64_t expires = plus(end, d.allowed_lateness_ms);
+    const bool expire = expires <= ks.max_ts;
+    if (w.revision == 0 && plus(end, d.grace_ms) <= ks.max_ts) {
+      emit(def, key, w, expire);
+    } else if (expire && w.dirty) {
+      emit(def, key, w, true);
+    }
+    if (expire) {
+      ++expired;
+    } else {
+      ks.next_due = std::min(ks.next_due, w.revision == 0 ? plus(end, d.grace_ms) : expires);
+    }
+  }
+  // Windows expire oldest first (they all share size and lateness).
+  ks.windows.erase(ks.windows.begin(), ks.windows.begin() + static_cast<std::ptrdiff_t>(expired));
+}
+
+double Engine::value_of(Function f, const SignalState& s) {
+  if (f == Function::kCount) return static_cast<double>(s.n);
+  if (s.n == 0) return kNaN;
+  switch (f) {
+    case Function::kMin:
+      return s.min;
+    case Function::kMax:
+      return s.max;
+    case Function::kMean:
+      return s.sum / static_cast<double>(s.n);
+    case Function::kSum:
+      return s.sum;
+    case Function::kLast:
+      return s.last;
+    case Function::kP50:
+      return s.sketch->quantile(0.5);
+    case Function::kP95:
+      return s.sketch->quantile(0.95);
+    case Function::kP99:
+      return s.sketch->quantile(0.99);
+    case Function::kCount:
+      break;
+  }
+  return kNaN;
+}
+
+void Engine::emit(std::size_t def, std::string_view key, Window& w, bool final) {
+  const Definition& d = _defs[def];
+  Result r;
+  r.aggregate = d.name;
+  r.group = std::string(key);
+  r.window_start = w.start;
+  r.window_end = w.start + d.size_ms;
+  r.revision = ++w.revision;
+  r.final = final;
+  r.count = w.count;
+  for (std::size_t i = 0; i < d.signals.size(); ++i) {
+    const SignalState& s = w.signals[i];
+    for (const Function f : d.signals[i].functions) r.values.push_back(value_of(f, s));
+  }
+  w.dirty = false;
+  _pending.push_back(std::move(r));
+}
+
+std::vector<Result> Engine::flush() {
+  for (const auto& dirty : _dirty) {
+    KeyState* ks = nullptr;
+    if (_defs[dirty.def].grouping == Grouping::kCar) {
+      if (auto it = _cars.find(std::string_view(dirty.key)); it != _cars.end())
+        ks = &it->second.keys[_slot[dirty.def]];
+    } else {
+      auto& groups = _groups[_slot[dirty.def]];
+      if (auto it = groups.find(std::string_view(dirty.key)); it != groups.end()) ks = &it->second;
+    }
+    if (ks == nullptr) continue;
+    for (auto& w : ks->windows) {
+      if (w.start == dirty.start && w.dirty) emit(dirty.def, dirty.key, w, false);
+    }
+  }
+  _dirty.clear();
+  return std::exchange(_pending, {});
+}
+
+std::size_t Engine::key_bytes(const KeyState& ks) {
+  std::size_t bytes = ks.windows.capacity() * sizeof(Window);
+  for (const auto& w : ks.windows) {
+    bytes += w.signals.capacity() * sizeof(SignalState);
+    for (const auto& s : w.signals) bytes += s.sketch ? s.sketch->memory_bytes() : 0;
+  }
+  return bytes;
+}
+
+std::size_t Engine::car_memory_bytes(std::string_view car) const {
+  const auto it = _cars.find(car);
+  if (it == _cars.end()) return 0;
+  // The hash node: key, value and about two pointers of bookkeeping.
+  std::size_t bytes = sizeof(std::pair<const std::string, CarState>) + 2 * sizeof(void*);
+  if (it->first.capacity() > std::string().capacity()) bytes += it->first.capacity() + 1;
+  bytes += it->second.keys.capacity() * sizeof(KeyState);
+  for (const auto& ks : it->second.keys) bytes += key_bytes(ks);
+  return bytes;
+}
+
+std::size_t Engine::memory_bytes() const {
+  std::size_t bytes = sizeof(*this) + _cars.bucket_count() * sizeof(void*);
+  for (const auto& [car, _] : _cars) bytes += car_memory_bytes(car);
+  for (const auto& groups : _groups) {
+    bytes += groups.bucket_count() * sizeof(void*);
+    for (const auto& [key, ks] : groups)
+      bytes += sizeof(std::pair<const std::string, KeyState>) + key.capacity() + key_bytes(ks);
+  }
+  for (const auto& r : _pending) bytes += sizeof(Result) + r.values.capacity() * sizeof(double);
+  return bytes + _dirty.capacity() * sizeof(Dirty);
+}
+
+}  // namespace fleettwin::aggregate

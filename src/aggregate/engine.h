@@ -1,0 +1,159 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "aggregate/definition.h"
+#include "aggregate/sketch.h"
+#include "core/telemetry.h"
+
+namespace fleettwin::aggregate {
+
+/// One window's result. Its key is (aggregate, group, window_start): a later revision of the same key
+/// replaces an earlier one (revisions count from 1).
+struct Result {
+  std::string aggregate;
+  std::string group;  ///< the car id, "fleet", or the attribute's value
+  int64_t window_start = 0;
+  int64_t window_end = 0;  ///< exclusive
+  uint32_t revision = 1;
+  /// True when the engine dropped the window's state with this result: no revision of it will follow.
+  bool final = false;
+  int64_t count = 0;  ///< events in the window
+  /// One value per Definition::columns(), NaN when the window had no value of the signal (count: 0).
+  std::vector<double> values;
+};
+
+struct EngineOptions {
+  /// Windows kept per car and definition (or per group and definition): open ones and closed ones kept for
+  /// revisions. Past it the oldest is dropped: emitted first (final) when it was still open or changed.
+  std::size_t max_windows_per_key = 64;
+};
+
+struct EngineCounters {
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;
+  uint64_t too_late = 0;        ///< events some definition refused
+  uint64_t evicted_open = 0;    ///< windows dropped by the bound before they closed (emitted early, final)
+  uint64_t retired_closed = 0;  ///< closed windows dropped by the bound before their lateness ran out
+};
+
+/// What became of one event.
+enum class AddStatus : uint8_t {
+  kAccepted,   ///< counted by every definition
+  kDuplicate,  ///< the car's seq was not above the last one seen: a replay; counted nowhere
+  kTooLate,    ///< at least one definition refused it (later than its allowed lateness); the stage DLQs it
+  kBadTime,    ///< its event time is outside +-kMaxEventTime (no window arithmetic on it); counted nowhere
+};
+
+/// Event times the engine takes, in ms either side of the epoch (about 146 million years): far beyond any
+/// device clock, and far enough from the int64 limits that window arithmetic cannot overflow.
+inline constexpr int64_t kMaxEventTime = int64_t{1} << 62;
+
+/// The aggregation engine: every definition over a stream of telemetry, by event time, with revisions for
+/// late events. Single-threaded: one instance per stage copy, used from one thread (no locks inside).
+///
+/// Event time is kept per key: each car's own (for per-car definitions) and each group's (the maximum event
+/// time of any of its cars, for per-fleet and per-attribute ones). A window closes, and its result is emitted
+/// with revision 1, when its key's event time reaches end + grace. An event for a closed window within the
+/// allowed lateness (its key's event time < end + allowed lateness) changes it and the window is revised: one
+/// result with revision + 1 at the next flush(), however many late events it took. Windows are dropped when
+/// their key's event time passes end + allowed lateness; events for them are kTooLate. A car that was offline
+/// does not advance its own event time, so its buffered events, uploaded later in seq order, land in its
+/// still-open windows and close them in order: complete, with no revision; only group windows are revised.
+///
+/// Duplicates: seq is strictly increasing per car and a car's events arrive in seq order (the log keeps a
+/// car's messages in order), so an event whose seq is not above the car's last is a replay and is ignored
+/// (one guard per car for every definition). The same input in the same order gives the same results.
+class Engine {
+ public:
+  explicit Engine(std::vector<Definition> definitions, EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const std::vector<Definition>& definitions() const { return _defs; }
+  /// The twin attributes the definitions group by, in order: add() takes one value of each.
+  const std::vector<std::string>& attributes() const { return _attributes; }
+
+  /// Counts one event. `attribute_values[i]` is the car's value of attributes()[i] (std::invalid_argument
+  /// when fewer are given). Results of windows that closed are kept until flush().
+  AddStatus add(const core::Telemetry& t, std::span<const std::string_view> attribute_values = {});
+  /// The results since the last flush: windows closed, and one revision of each closed window changed since.
+  std::vector<Result> flush();
+
+  /// Bytes of one car's state (its seq guard and per-car windows); 0 for a car never seen.
+  std::size_t car_memory_bytes(std::string_view car) const;
+  /// Bytes of all state: cars, groups and results not yet flushed.
+  std::size_t memory_bytes() const;
+  const EngineCounters& counters() const { return _counters; }
+
+ private:
+  // One signal's accumulator in one window.
+  struct SignalState {
+    int64_t n = 0;
+    double min = 0;
+    double max = 0;
+    double sum = 0;
+    double last = 0;
+    int64_t last_ts = 0;
+    int64_t last_seq = 0;
+    std::unique_ptr<Sketch> sketch;  ///< only when the signal has a percentile
+  };
+  struct Window {
+    int64_t start = 0;
+    int64_t count = 0;
+    uint32_t revision = 0;  ///< results emitted so far; 0 while open
+    bool dirty = false;     ///< closed and changed since its last result
+    std::vector<SignalState> signals;
+  };
+  // One key's (car's or group's) windows for one definition, oldest first, and its event time.
+  struct KeyState {
+    int64_t max_ts = INT64_MIN;
+    int64_t next_due = INT64_MAX;         ///< the earliest event time at which settle() has work
+    int64_t dropped_through = INT64_MIN;  ///< the newest start of a window dropped by the bound
+    std::vector<Window> windows;
+  };
+  struct CarState {
+    int64_t last_seq = 0;
+    std::vector<KeyState> keys;  ///< one per per-car definition
+  };
+  struct Dirty {
+    std::size_t def;
+    std::string key;
+    int64_t start;
+  };
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename V>
+  using Map = std::unordered_map<std::string, V, Hash, std::equal_to<>>;
+
+  bool count(std::size_t def, KeyState& ks, std::string_view key, const core::Telemetry& t);
+  Window* window_for(std::size_t def, KeyState& ks, std::string_view key, int64_t start);
+  void settle(std::size_t def, KeyState& ks, std::string_view key);
+  void emit(std::size_t def, std::string_view key, Window& w, bool final);
+  static double value_of(Function f, const SignalState& s);
+  static std::size_t key_bytes(const KeyState& ks);
+
+  std::vector<Definition> _defs;
+  EngineOptions _options;
+  std::vector<std::string> _attributes;
+  std::vector<std::size_t> _slot;       ///< per definition: index in CarState::keys or in _groups
+  std::vector<std::size_t> _attribute;  ///< per definition with kAttribute: index in _attributes
+  std::size_t _car_definitions = 0;
+  Map<CarState> _cars;
+  std::vector<Map<KeyState>> _groups;
+  std::vector<Dirty> _dirty;
+  std::vector<Result> _pending;
+  EngineCounters _counters;
+};
+
+}  // namespace fleettwin::aggregate

@@ -1,0 +1,116 @@
+#include "aggregate/sketch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace fleettwin::aggregate {
+
+namespace {
+constexpr double kMinMagnitude = 1e-9;
+}  // namespace
+
+Sketch::Sketch(double relative_error, std::size_t max_buckets)
+    : _gamma((1 + relative_error) / (1 - relative_error)),
+      _log_gamma(std::log(_gamma)),
+      _max_buckets(max_buckets) {
+  if (!(relative_error > 0 && relative_error < 1) || max_buckets < 2) {
+    throw std::invalid_argument("sketch: relative error must be in (0, 1) and max buckets at least 2");
+  }
+}
+
+int32_t Sketch::index_of(double magnitude) const {
+  return static_cast<int32_t>(std::ceil(std::log(magnitude) / _log_gamma));
+}
+
+double Sketch::value_of(int32_t index) const {
+  // The middle of bucket (gamma^(i-1), gamma^i] in relative terms: within a/(1) of every value in it.
+  return 2 * std::pow(_gamma, index) / (_gamma + 1);
+}
+
+void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
+  if (counts.empty()) {
+    offset = index;
+    counts.assign(1, 0);
+  }
+  const auto size = static_cast<int32_t>(counts.size());
+  if (index < offset) {
+    // Below the range: grow downwards unless that passes the bound, then it lands in the lowest bucket.
+    const int32_t top = offset + size - 1;
+    const int32_t lowest = std::max(index, top - static_cast<int32_t>(max_buckets) + 1);
+    if (lowest < offset) {
+      counts.insert(counts.begin(), static_cast<std::size_t>(offset - lowest), 0);
+      offset = lowest;
+    }
+    ++counts[static_cast<std::size_t>(std::max(index, offset) - offset)];
+    return;
+  }
+  if (index >= offset + size) {
+    counts.resize(static_cast<std::size_t>(index - offset) + 1, 0);
+    if (counts.size() > max_buckets) {
+      // Collapse the smallest magnitudes into the lowest bucket that stays.
+      const std::size_t drop = counts.size() - max_buckets;
+      uint64_t merged = 0;
+      for (std::size_t i = 0; i <= drop; ++i) merged += counts[i];
+      counts.erase(counts.begin(), counts.begin() + static_cast<std::ptrdiff_t>(drop));
+      counts[0] = merged;
+      offset += static_cast<int32_t>(drop);
+    }
+  }
+  ++counts[static_cast<std::size_t>(index - offset)];
+}
+
+void Sketch::add(double v) {
+  if (!std::isfinite(v)) return;
+  if (_count == 0) {
+    _min = v;
+    _max = v;
+  } else {
+    _min = std::min(_min, v);
+    _max = std::max(_max, v);
+  }
+  ++_count;
+  if (v > kMinMagnitude) {
+    _positive.add(index_of(v), _max_buckets);
+  } else if (v < -kMinMagnitude) {
+    _negative.add(index_of(-v), _max_buckets);
+  } else {
+    ++_zero;
+  }
+}
+
+double Sketch::quantile(double q) const {
+  if (_count == 0 || !(q >= 0 && q <= 1)) return std::numeric_limits<double>::quiet_NaN();
+  const auto rank = static_cast<uint64_t>(q * static_cast<double>(_count - 1));
+  uint64_t seen = 0;
+  double v = 0;
+  bool found = false;
+  // Negative values, largest magnitude (smallest value) first.
+  for (std::size_t i = _negative.counts.size(); i-- > 0 && !found;) {
+    seen += _negative.counts[i];
+    if (seen > rank) {
+      v = -value_of(_negative.offset + static_cast<int32_t>(i));
+      found = true;
+    }
+  }
+  if (!found) {
+    seen += _zero;
+    found = seen > rank;
+  }
+  for (std::size_t i = 0; i < _positive.counts.size() && !found; ++i) {
+    seen += _positive.counts[i];
+    if (seen > rank) {
+      v = value_of(_positive.offset + static_cast<int32_t>(i));
+      found = true;
+    }
+  }
+  // The exact extremes are known, and clamping only brings an estimate closer to the truth.
+  return std::clamp(v, _min, _max);
+}
+
+std::size_t Sketch::memory_bytes() const {
+  return sizeof(*this) + (_positive.counts.capacity() + _negative.counts.capacity()) * sizeof(uint64_t);
+}
+
+}  // namespace fleettwin::aggregate
