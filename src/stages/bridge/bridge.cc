@@ -113,7 +113,7 @@ void Bridge::run_in() {
   try {
     mqtt::Pool pool(
         mqtt::PoolOptions{.max_connecting = 64, .seed = std::hash<std::string>{}(_options.client_id)});
-    BridgeIntake intake(pool, _log.producer(), _options.limits,
+    BridgeIntake intake(pool, _options.producer ? _options.producer() : _log.producer(), _options.limits,
                         {*_forwarded, *_acks_forwarded, *_redeliveries, *_bad_topic}, _metrics, _clock);
     pool.on_message([&](mqtt::Pool::Index i, std::string_view topic, std::string_view payload,
                         std::uint8_t qos,
