@@ -55,7 +55,9 @@ class Counter {
     core::Telemetry tel;
     codec::DecodeError error;
     while (!_stop) {
-      for (const auto& r : _consumer->poll(5000, std::chrono::milliseconds(100))) {
+      const auto batch = _consumer->poll(5000, std::chrono::milliseconds(100));
+      if (!batch.empty()) _consumer->commit(log::next_offsets(batch));  // the inbox trims what was counted
+      for (const auto& r : batch) {
         if (!decoder.decode(r.value, tel, error) || tel.seq <= 0) continue;
         auto& seen = _seen[tel.car];
         if (seen.size() <= static_cast<std::size_t>(tel.seq))
@@ -114,6 +116,15 @@ MqttBenchResult run_mqtt_bench(Config config, int64_t seconds, const std::atomic
   auto bridge_opts = bridge_options(config, brokers.addresses());
   bridge_opts.client_id = "fleettwin-bench-bridge";
   bridge_opts.deliver_commands = false;
+  // As `up --mqtt` does (mqtt.durable_ack): PUBACKs wait for the inbox on disk, trimmed once counted.
+  std::unique_ptr<EdgeInbox> inbox;
+  if (config.get(keys::mqtt_durable_ack)) {
+    inbox = std::make_unique<EdgeInbox>(
+        EdgeInbox::Options{.path = (dir / "inbox.sqlite").string(), .process_group = "fleettwin.bench"}, log,
+        metrics);
+    inbox->start_trimming();
+    bridge_opts.producer = [p = inbox.get()] { return p->producer(); };
+  }
   auto bridge = std::make_unique<stages::Bridge>(bridge_opts, log, metrics, clock);
   bridge->start();
   auto counter = std::make_unique<Counter>(log);

@@ -258,28 +258,44 @@ std::string MqttFront::error() const {
   return e;
 }
 
-void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::string& ground_truth,
-                      log::Log& log, core::Metrics& metrics, const core::Clock& clock,
-                      core::Counter& published, const std::string& dir) {
-  std::vector<mqtt::BrokerAddress> brokers;
+void MqttFront::start_bridge(const Config& config, log::Log& log, core::Metrics& metrics,
+                             const core::Clock& clock, const std::string& dir) {
   if (config.get(keys::mqtt_brokers) == "local") {
     // With --credentials the local brokers authenticate as production ones do, not just the cars' side.
     _brokers =
         std::make_unique<LocalBrokers>(static_cast<int>(config.get(keys::mqtt_shards)), dir,
                                        config.get(keys::mqtt_max_message_bytes), credentials_of(config));
-    brokers = _brokers->addresses();
+    _addresses = _brokers->addresses();
   } else {
-    brokers = parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
+    _addresses = parse_brokers(config.get(keys::mqtt_brokers), "--mqtt");
   }
-  _bridge = std::make_unique<stages::Bridge>(bridge_options(config, brokers), log, metrics, clock);
+  auto options = bridge_options(config, _addresses);
+  // Kafka acknowledges with acks=all, which is durable already; the embedded log needs the inbox.
+  if (!log.durable() && config.get(keys::mqtt_durable_ack)) {
+    std::filesystem::create_directories(dir);
+    _inbox = std::make_unique<EdgeInbox>(
+        EdgeInbox::Options{.path = (std::filesystem::path(dir) / "inbox.sqlite").string()}, log, metrics);
+    _inbox->replay();
+    _inbox->start_trimming();
+    options.producer = [inbox = _inbox.get()] { return inbox->producer(); };
+  }
+  _bridge = std::make_unique<stages::Bridge>(std::move(options), log, metrics, clock);
   _bridge->start();
+  _started = true;
+}
+
+void MqttFront::start(const Config& config, sim::FleetConfig fleet, const std::string& ground_truth,
+                      log::Log& log, core::Metrics& metrics, const core::Clock& clock,
+                      core::Counter& published, const std::string& dir) {
+  start_bridge(config, log, metrics, clock, dir);
+  const auto& brokers = _addresses;
+  _simulating = true;
   // Real time from now: a resumed data dir's simulated start lies in the past, and cars cannot send the past.
   fleet.start_ms = core::wall_clock_ms() / 1000 * 1000;
   auto options = mqtt_fleet_options(config, std::move(fleet), brokers);
   options.ground_truth_path = ground_truth;
   const auto per_process = static_cast<std::size_t>(config.get(keys::mqtt_cars_per_process));
   auto args = sim_worker_args(config, brokers);
-  _started = true;
   _sim_running = true;
   _sim = std::thread([this, options, per_process, args, &published] {
     try {
@@ -303,17 +319,20 @@ bool MqttFront::stop() {
   _started = false;
   _stop_sim = 1;
   if (_sim.joinable()) _sim.join();
-  // The cars' QoS 1 messages are on the brokers; let the bridge move them into the log before it stops.
+  // Real cars go on publishing: what the bridge has not acknowledged waits on the brokers for the next run.
+  // Simulated cars' QoS 1 messages are on the brokers; let the bridge move them into the log before it stops.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   // A message the bridge sent to the DLQ (over a car's rate) is accounted for too.
   const auto accounted = [&] { return _bridge->forwarded() + _bridge->diverted(); };
-  while (accounted() < _published.load() && _bridge->running() && std::chrono::steady_clock::now() < deadline)
+  while (_simulating && accounted() < _published.load() && _bridge->running() &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (accounted() < _published.load())
+  if (_simulating && accounted() < _published.load())
     spdlog::warn("mqtt: the bridge forwarded {} of the {} messages the cars published", _bridge->forwarded(),
                  _published.load());
   _bridge->request_stop();
   _bridge->join();
+  _inbox.reset();
   _brokers.reset();
   return error().empty();
 }

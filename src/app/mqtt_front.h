@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "log/log.h"
 
+#include "app/edge_inbox.h"
 #include "config/config.h"
 #include "mqtt/credentials.h"
 #include "sim/feed/mqtt_fleet.h"
@@ -73,11 +74,16 @@ std::vector<std::string> sim_worker_args(const config::Config& config,
 class MqttFront {
  public:
   ~MqttFront() { stop(); }
+  /// The brokers and the bridge (start_bridge), and the simulated cars.
   void start(const config::Config& config, sim::FleetConfig fleet, const std::string& ground_truth,
              log::Log& log, core::Metrics& metrics, const core::Clock& clock, core::Counter& published,
              const std::string& dir);
-  /// The simulator is still publishing.
-  bool running() const { return _sim_running.load(); }
+  /// The brokers and the bridge only, for real cars (`up --mqtt ... --no-sim`). On the embedded log with
+  /// mqtt.durable_ack the bridge writes through the durable inbox in `dir` (EdgeInbox), replayed first.
+  void start_bridge(const config::Config& config, log::Log& log, core::Metrics& metrics,
+                    const core::Clock& clock, const std::string& dir);
+  /// The simulator is still publishing; without one, the bridge is still running.
+  bool running() const { return _simulating ? _sim_running.load() : _bridge && _bridge->running(); }
   /// Stops the simulator, waits (up to 60 s) until the bridge has written everything the cars published, then
   /// stops the bridge. False when something failed (error() says what).
   bool stop();
@@ -86,7 +92,10 @@ class MqttFront {
  private:
   void set_error(const std::string& e);
   std::unique_ptr<LocalBrokers> _brokers;
+  std::unique_ptr<EdgeInbox> _inbox;  // before _bridge: the bridge writes through it until it is joined
   std::unique_ptr<stages::Bridge> _bridge;
+  std::vector<mqtt::BrokerAddress> _addresses;
+  bool _simulating = false;
   std::thread _sim;
   std::atomic<int> _stop_sim{0};
   std::atomic<bool> _sim_running{false};

@@ -56,7 +56,8 @@ std::string RunSummary::to_json() const {
     << ",\"peak_rss_mb\":" << peak_rss_mb << ",\"fed_seconds\":" << fed_seconds
     << ",\"fed_msgs_per_s\":" << fed_msgs_per_s << ",\"min_msgs_per_s\":" << min_msgs_per_s
     << ",\"zero_seconds\":" << zero_seconds << ",\"scored\":" << scored << ",\"unscored\":" << unscored
-    << ",\"score_skipped\":" << score_skipped << ",\"clean\":" << (clean ? "true" : "false") << "}";
+    << ",\"score_skipped\":" << score_skipped << ",\"simulated\":" << (simulated ? "true" : "false")
+    << ",\"clean\":" << (clean ? "true" : "false") << "}";
   return o.str();
 }
 
@@ -422,8 +423,11 @@ class PipelineRun {
     if (_mqtt_mode) {
       if (_sim.fast) throw ConfigError("--mqtt runs the cars in real time over the network; drop --fast");
       if (!_replay.empty()) throw ConfigError("--mqtt simulates cars; --replay is not supported with it");
-      _mqtt_front.start(_config, _sim.fleet, _sim.ground_truth_path, *_log, _metrics, _clock, _published,
-                        (_data_dir / "mqtt").string());
+      if (_roles.sim)
+        _mqtt_front.start(_config, _sim.fleet, _sim.ground_truth_path, *_log, _metrics, _clock, _published,
+                          (_data_dir / "mqtt").string());
+      else  // real cars: an edge site
+        _mqtt_front.start_bridge(_config, *_log, _metrics, _clock, (_data_dir / "mqtt").string());
     }
     if (_roles.sim && !_mqtt_mode)
       _source = std::make_unique<sim::SimSource>(_sim, *_log, &_clock.sim, _metrics);
@@ -522,7 +526,8 @@ class PipelineRun {
   /// writing, and its group takes over where it committed.
   void drain() {
     for (auto& r : _runners) {
-      if (_failed || stop_requested(2) || !_roles.sim) {
+      // `up` without the simulator (real cars) drains too: the bridge has stopped writing.
+      if (_failed || stop_requested(2) || !(_roles.sim || _roles.everything)) {
         _hard_stop = _roles.sim;
         r->request_stop();
       } else {
@@ -543,7 +548,8 @@ class PipelineRun {
   RunSummary summarize() {
     const double elapsed = std::chrono::duration<double>(Clock::now() - _started).count();
     RunSummary s;
-    s.cars = static_cast<int64_t>(_sim.fleet.cars);
+    s.simulated = _roles.sim;
+    s.cars = _roles.sim ? static_cast<int64_t>(_sim.fleet.cars) : 0;
     s.published = _published.value();
     s.injected_invalid = _metrics.value(core::metric::kSimInjectedInvalid);
     s.processed = _processed.value();
@@ -595,7 +601,7 @@ class PipelineRun {
     s.stored_this_run = stats.rows - _stored_before;
     s.twins = stats.twins;
     s.duplicates = stats.rows - stats.distinct;
-    if (_mqtt_mode && _config.get(keys::mqtt_qos) == 1) {
+    if (_mqtt_mode && _roles.sim && _config.get(keys::mqtt_qos) == 1) {
       // Every QoS 1 message the cars published was acknowledged by a broker and then by the bridge.
       s.lost = std::max<int64_t>(0, s.published - s.stored_this_run);
     }

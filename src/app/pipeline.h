@@ -41,6 +41,7 @@ struct RunSummary {
   int64_t scored = 0;          ///< events the score stage scored
   int64_t unscored = 0;        ///< events it never scored (fleettwin_score_unscored_total)
   int64_t score_skipped = 0;   ///< of those, skipped while it was a partition's capacity behind
+  bool simulated = true;       ///< the simulator fed this run (false: real cars, `up --no-sim`)
   bool clean = true;           ///< every stage ended without error
 
   std::string to_json() const;

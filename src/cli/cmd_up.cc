@@ -33,15 +33,30 @@ void add_up_commands(CommandLine& cl) {
           ->expected(0, 1);
   flags.add(up, "--mqtt-shards", keys::mqtt_shards, "Local brokers `--mqtt` starts (default 1)");
   add_mqtt_flags(flags, up);
+  flags.add_switch(
+      up, "--no-sim", keys::up_no_sim,
+      "No simulator: real cars publish to the --mqtt brokers (an edge site; runs until stopped)");
 
   cl.add(up, [mqtt, mqtt_opt](Config& config, std::atomic<int>& stop_signals) {
     if (mqtt_opt->count() > 0) config.set(keys::mqtt_brokers, mqtt->empty() ? "local" : *mqtt, "--mqtt");
-    spdlog::info("fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get(keys::sim_cars),
-                 config.text(keys::sim_interval), config.get(keys::sim_fast) ? "fast" : "real time",
-                 config.get(keys::data_dir),
-                 config.get(keys::kafka_brokers).empty() ? "embedded" : config.get(keys::kafka_brokers));
+    const std::string log =
+        config.get(keys::kafka_brokers).empty() ? "embedded" : config.get(keys::kafka_brokers);
+    auto roles = app::Roles::all();
+    roles.sim = !config.get(keys::up_no_sim);
+    if (roles.sim) {
+      spdlog::info("fleettwin up: {} cars, interval {}, {}, data dir {}, log {}", config.get(keys::sim_cars),
+                   config.text(keys::sim_interval), config.get(keys::sim_fast) ? "fast" : "real time",
+                   config.get(keys::data_dir), log);
+    } else {
+      if (config.get(keys::mqtt_brokers).empty())
+        throw config::ConfigError("--no-sim: real cars connect over MQTT; give --mqtt HOST:PORT[,...]");
+      spdlog::info("fleettwin up: real cars over MQTT {}, data dir {}, log {}, PUBACK {}",
+                   config.get(keys::mqtt_brokers), config.get(keys::data_dir), log,
+                   config.get(keys::mqtt_durable_ack) && log == "embedded" ? "once on disk (inbox)"
+                                                                           : "once in the log");
+    }
     const app::RunControl control{&stop_signals, 0, true};
-    const auto s = app::run_pipeline(config, control);
+    const auto s = app::run_pipeline(config, control, roles);
     print_summary(s);
     if (!config.get(keys::summary_json).empty()) write_json(config.get(keys::summary_json), s.to_json());
     return 0;

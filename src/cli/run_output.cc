@@ -6,6 +6,19 @@
 namespace fleettwin::cli {
 
 void print_summary(const app::RunSummary& s) {
+  if (!s.simulated) {
+    // Real cars: no simulator to count against, so no exactness line and no simulated failures.
+    std::fprintf(stderr,
+                 "\nsummary: real cars, %lld processed, %lld DLQ, %lld stored this run (%lld in store), %lld "
+                 "twins, duplicates %lld\n"
+                 "         %.0f msg/s end to end, latency p50 %.1f ms p99 %.1f ms, peak RSS %.0f MB\n"
+                 "         scored %lld, unscored %lld (%lld skipped while the score stage was behind)\n",
+                 (long long)s.processed, (long long)s.dlq, (long long)s.stored_this_run,
+                 (long long)s.stored_telemetry, (long long)s.twins, (long long)s.duplicates, s.msgs_per_s,
+                 s.p50_latency_ms, s.p99_latency_ms, s.peak_rss_mb, (long long)s.scored,
+                 (long long)s.unscored, (long long)s.score_skipped);
+    return;
+  }
   std::fprintf(
       stderr,
       "\nsummary: %lld cars, %lld published, %lld processed, %lld DLQ, %lld stored this run (%lld in "

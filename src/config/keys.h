@@ -167,6 +167,15 @@ inline const IntKey mqtt_rate_burst{
 inline const IntKey mqtt_rate_cars{
     "mqtt.rate_cars", 100'000, 1, 10'000'000,
     "Cars the rate limit tracks at once per bridge; beyond that the quiet ones are forgotten first."};
+inline const BoolKey up_no_sim{
+    "up.no_sim", false,
+    "`up`: run no simulator; real cars publish to mqtt.brokers (`up --mqtt HOST:PORT --no-sim`, an edge "
+    "site) and the run goes on until stopped."};
+inline const BoolKey mqtt_durable_ack{
+    "mqtt.durable_ack", true,
+    "`up --mqtt` on the embedded log: the bridge acknowledges a car's message (PUBACK) only once the inbox "
+    "in data_dir (SQLite, synced to disk) has it, and replays the inbox after a crash; false: once the "
+    "in-memory log has it (a kill loses what is not stored yet)."};
 inline const DoubleKey sim_failure_rate{"sim.failure_rate", 0.02, 0, 1000,
                                         "Expected failures per car per simulated hour."};
 inline const DurationKey sim_failure_ramp{

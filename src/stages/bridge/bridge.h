@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,6 +44,9 @@ struct BridgeOptions {
   IntakeLimits limits;
   bool deliver_commands = true;                    ///< consume fleet.commands and publish them to cars
   std::string command_group = "fleettwin.bridge";  ///< consumer group of fleet.commands
+  /// Makes the producer of the MQTT -> log side; empty: the log's. The edge's durable inbox goes here
+  /// (app/edge_inbox.h): its delivery reports, which release the PUBACKs, follow the disk.
+  std::function<std::unique_ptr<log::Producer>()> producer;
 };
 
 /// The bridge stage (DESIGN.md §1): cars' MQTT messages into the log, commands from the log to the cars.
