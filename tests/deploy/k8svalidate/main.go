@@ -70,11 +70,11 @@ func validate(doc []byte) (string, error) {
 		return "?", fmt.Errorf("not an object: %w", err)
 	}
 	name := tm.APIVersion + "/" + tm.Kind
-	make, ok := kinds[name]
+	newObject, ok := kinds[name]
 	if !ok {
 		return name, fmt.Errorf("unknown apiVersion/kind %q", name)
 	}
-	obj := make()
+	obj := newObject()
 	strict, err := kjson.UnmarshalStrict(doc, obj)
 	if err != nil {
 		return name, err
