@@ -85,6 +85,8 @@ void add_role_flags(Flags& flags, CLI::App* cmd) {
   add_distributed_flags(flags, cmd);
   flags.add(cmd, "--group", keys::group, "Consumer group (copies in one group share the partitions)");
   flags.add(cmd, "--data-dir", keys::data_dir, "Store and state directory");
+  flags.add_switch(cmd, "--sites", keys::sites,
+                   "Central: also read every edge site's topics (<site>.fleet.telemetry, ...)");
 }
 
 int run_role(const std::string& role, Config& config, std::atomic<int>& stop_signals) {

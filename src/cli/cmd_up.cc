@@ -33,6 +33,7 @@ void add_up_commands(CommandLine& cl) {
           ->expected(0, 1);
   flags.add(up, "--mqtt-shards", keys::mqtt_shards, "Local brokers `--mqtt` starts (default 1)");
   add_mqtt_flags(flags, up);
+  add_uplink_flags(flags, up);
 
   cl.add(up, [mqtt, mqtt_opt](Config& config, std::atomic<int>& stop_signals) {
     if (mqtt_opt->count() > 0) config.set(keys::mqtt_brokers, mqtt->empty() ? "local" : *mqtt, "--mqtt");
