@@ -11,6 +11,10 @@
 #include <filesystem>
 #include <thread>
 
+#include "codec/json.h"
+#include "core/clock.h"
+#include "core/topics.h"
+#include "log/kafka/kafka_log.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/process.h"
 #include "support/roles.h"
@@ -86,6 +90,21 @@ TEST(Uplink, TwoSitesReachCentralExactlyOnceThroughAnOutageAndKills) {
   ASSERT_TRUE(eventually([&] { return stats_of(central_db).cars == 2 * kCars; }, 60s))
       << read_file(dir.file("depot-a.log")) << read_file(dir.file("sink.log"));
 
+  // A command created centrally (as the central API does: onto central fleet.commands) for a car of site B.
+  {
+    core::Command c;
+    c.id = "central-cmd-1";
+    c.car = "depot-b-00003";
+    c.name = "set_speed_limit";
+    c.params_json = R"({"kmh":80})";
+    c.created = core::wall_clock_ms();
+    c.expires = c.created + 600'000;
+    log::KafkaLog central({{"bootstrap.servers", kafka.address()}});
+    auto producer = central.producer();
+    producer->send(log::OutRecord{core::topics::kCommands, c.car, codec::command_to_json(c)});
+    ASSERT_EQ(producer->flush(30s), 0);
+  }
+
   // The outage: the broker stops answering; the edges spool. Edge A is killed meanwhile and restarted.
   const pid_t broker = broker_pid(kafka.address());
   ASSERT_EQ(kill(broker, SIGSTOP), 0);
@@ -114,6 +133,12 @@ TEST(Uplink, TwoSitesReachCentralExactlyOnceThroughAnOutageAndKills) {
     EXPECT_EQ(s.rows, kCars * kSeconds) << site;
     EXPECT_EQ(s.distinct, kCars * kSeconds) << site;
   }
+
+  // The central command came down to site B only (its sink stored it from the site's fleet.commands).
+  EXPECT_TRUE(
+      store::SqliteStore(dir.file("depot-b") + "/fleettwin.db").get_command("central-cmd-1").has_value());
+  EXPECT_FALSE(
+      store::SqliteStore(dir.file("depot-a") + "/fleettwin.db").get_command("central-cmd-1").has_value());
 
   constexpr int64_t kAll = 2 * kCars * kSeconds;
   store::HistoryStats central;
