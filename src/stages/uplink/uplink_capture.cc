@@ -36,7 +36,7 @@ const char* uplink_state_name(UplinkStatus::State s) {
 }
 
 const StageDescriptor& UplinkCapture::static_descriptor() {
-  static const StageDescriptor d{
+  static const StageDescriptor kDescriptor{
       "uplink",
       {topics::kTelemetry, topics::kTwins, topics::kScores, topics::kAlerts, topics::kCommandAcks},
       {},
@@ -44,7 +44,7 @@ const StageDescriptor& UplinkCapture::static_descriptor() {
        &config::keys::uplink_disk_budget},
       "spools what an edge site replicates to central (store-and-forward)",
   };
-  return d;
+  return kDescriptor;
 }
 
 UplinkCapture::UplinkCapture(std::shared_ptr<Spool> spool, int64_t budget,
