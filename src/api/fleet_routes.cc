@@ -1,12 +1,15 @@
 // Fleet-wide views: the summary tiles, the throughput samples of the last minutes and every car's position
 // for the map.
 
+#include <algorithm>
+
 #include "api/http_helpers.h"
 #include "api/routes.h"
 #include "codec/json.h"
 #include "codec/json_writer.h"
 #include "core/clock.h"
 #include "core/enum_names.h"
+#include "core/metric_catalog.h"
 
 namespace fleettwin::api {
 
@@ -47,7 +50,15 @@ void summary(ApiContext& ctx, httplib::Response& res) {
         .key("status")
         .string(c.status)
         .end_object();
-  w.end_array().end_object();
+  w.end_array();
+  // An edge site (`up --uplink`): how its replication to central stands, for the overview's badge.
+  if (const core::Metrics* m = ctx.options.metrics; m && m->value(core::metric::kUplinkEnabled) == 1) {
+    static constexpr const char* kStates[] = {"live", "spooling", "full"};
+    const auto state = std::clamp<int64_t>(m->value(core::metric::kUplinkState), 0, 2);
+    w.key("uplink").begin_object().key("state").string(kStates[state]);
+    w.key("spool_bytes").integer(m->value(core::metric::kUplinkSpoolBytes)).end_object();
+  }
+  w.end_object();
   send_json(res, out);
 }
 

@@ -18,6 +18,7 @@
 #include "app/mqtt_front.h"
 #include "app/rate_sampler.h"
 #include "app/store_factory.h"
+#include "app/uplink.h"
 #include "catalog/catalog.h"
 #include "codec/avro.h"
 #include "core/clock.h"
@@ -225,6 +226,9 @@ class PipelineRun {
       const bool multi_topic_role = _roles.stages == std::vector<std::string>{"twin"} ||
                                     _roles.stages == std::vector<std::string>{"sink"};
       if (!_roles.everything && multi_topic_role) settings.emplace("partition.assignment.strategy", "range");
+      // --sites subscribes by regex: a site that starts replicating later is found at the next metadata
+      // refresh (librdkafka's default is 5 minutes).
+      if (_config.get(keys::sites)) settings.emplace("topic.metadata.refresh.interval.ms", "5000");
       _log = std::make_unique<log::KafkaLog>(std::move(settings));
       spdlog::info("log: Kafka at {}", _config.get(keys::kafka_brokers));
     } else {
@@ -339,6 +343,7 @@ class PipelineRun {
   void configure_simulator(std::vector<std::pair<std::string, int64_t>> resume) {
     auto& fleet = _sim.fleet;
     fleet.cars = static_cast<std::size_t>(_config.get(keys::sim_cars));
+    fleet.id_prefix = _config.get(keys::sim_id_prefix);
     fleet.interval_ms = _config.get(keys::sim_interval).count();
     fleet.seed = static_cast<uint64_t>(_config.get(keys::sim_seed));
     fleet.failure_rate = _config.get(keys::sim_failure_rate);
@@ -370,6 +375,7 @@ class PipelineRun {
     ro.batch_window = _config.get(keys::stage_batch_window);
     const std::string group = _config.get(keys::group);
     if (!group.empty() && !_roles.everything) ro.group = group;  // one stage here: the group is its own
+    ro.sites = _distributed && _config.get(keys::sites);
     for (const auto& entry : stages::registry()) {
       if (!_roles.runs(entry.descriptor().name)) continue;
       entry.configure(_config, _ctx);
@@ -384,6 +390,18 @@ class PipelineRun {
     // GB within a minute, every request slowed down, and the first commit after the scan stalled in a
     // checkpoint of the whole WAL (the kill -9 test's "hung" restart).
     _stored_before = _control_store && _roles.runs("sink") ? _control_store->history_stats().rows : 0;
+    open_uplink(ro);
+  }
+
+  /// `--uplink`: the capture stage runs last (it reads every stage's output), after the store's telemetry the
+  /// spool missed before a kill is spooled.
+  void open_uplink(const stages::RunnerOptions& ro) {
+    _uplink = Uplink::open(_config,
+                           UplinkHost{_log.get(), &_metrics, _ctx.registry, _ctx.catalog, _data_dir.string()},
+                           !_distributed && _roles.everything);
+    if (!_uplink) return;
+    _uplink->catch_up_from_store(*_control_store, _ctx.process.telemetry_schema_id);
+    _runners.push_back(std::make_unique<stages::StageRunner>(_uplink->capture_stage(), *_log, _metrics, ro));
   }
 
   /// Models published on fleet.models (by `fleettwin train`, or by a score stage) reach the score stage
@@ -436,6 +454,7 @@ class PipelineRun {
     _next_progress = _started + std::chrono::seconds(1);
     _stored_rate.start(_started, _stored.value());
     if (_source) _source->start();
+    if (_uplink) _uplink->start();
   }
 
   /// The live progress line: the rate of what this process does first (publishing with the simulator, else
@@ -464,6 +483,7 @@ class PipelineRun {
       line += " | processed " + with_commas(_processed.value()) + " | DLQ " +
               with_commas(_metrics.sum(core::metric::kDlq));
     if (_roles.runs("sink")) line += " | stored " + with_commas(_stored.value());
+    if (_uplink) line += _uplink->progress();
     if (!_runners.empty()) line += assigned ? " | lag " + with_commas(lag) : " | waiting for partitions";
     static const bool kTty = isatty(STDERR_FILENO);
     std::fprintf(stderr, "%s%s%s", kTty ? "\r\033[K" : "", line.c_str(), (kTty && !final_line) ? "" : "\n");
@@ -540,6 +560,8 @@ class PipelineRun {
       }
       r->join();
     }
+    // A drained run hands central what it spooled, while central takes it; the rest waits for the next run.
+    if (_uplink) _uplink->stop(_hard_stop || _failed ? std::chrono::seconds(0) : std::chrono::seconds(30));
     if (_control.progress) print_progress(true);
   }
 
@@ -649,6 +671,7 @@ class PipelineRun {
   MqttFront _mqtt_front;
   bool _mqtt_mode = false;
   std::unique_ptr<sim::SimSource> _source;
+  std::unique_ptr<Uplink> _uplink;
 
   // What the progress line and the summary read.
   core::Counter& _published = _metrics.counter(core::metric::kSimPublished);

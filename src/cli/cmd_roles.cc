@@ -87,6 +87,8 @@ void add_role_flags(Flags& flags, CLI::App* cmd) {
   flags.add(cmd, "--data-dir", keys::data_dir, "Store and state directory");
   flags.add(cmd, "--metrics-listen", keys::metrics_listen,
             "Serve /metrics, /healthz and /readyz on HOST:PORT (default: none)");
+  flags.add_switch(cmd, "--sites", keys::sites,
+                   "Central: also read every edge site's topics (<site>.fleet.telemetry, ...)");
 }
 
 int run_role(const std::string& role, Config& config, std::atomic<int>& stop_signals) {

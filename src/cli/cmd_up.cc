@@ -36,6 +36,7 @@ void add_up_commands(CommandLine& cl) {
   flags.add_switch(
       up, "--no-sim", keys::up_no_sim,
       "No simulator: real cars publish to the --mqtt brokers (an edge site; runs until stopped)");
+  add_uplink_flags(flags, up);
 
   cl.add(up, [mqtt, mqtt_opt](Config& config, std::atomic<int>& stop_signals) {
     if (mqtt_opt->count() > 0) config.set(keys::mqtt_brokers, mqtt->empty() ? "local" : *mqtt, "--mqtt");

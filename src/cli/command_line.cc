@@ -87,6 +87,17 @@ void add_mqtt_flags(Flags& flags, CLI::App* cmd) {
             "Credentials directory from `fleettwin sim credentials`");
 }
 
+void add_uplink_flags(Flags& flags, CLI::App* cmd) {
+  flags.add(cmd, "--uplink", keys::uplink_brokers,
+            "Central Kafka HOST:PORT[,...] this edge site replicates to (store-and-forward) and takes "
+            "commands from");
+  flags.add(cmd, "--site", keys::site, "This edge site's name on central ([a-z0-9-]{1,64})");
+  flags.add(cmd, "--uplink-registry", keys::uplink_registry, "Central schema registry URL");
+  flags.add(cmd, "--id-prefix", keys::sim_id_prefix, "Prefix of simulated car ids (default car-)");
+  flags.add(cmd, "--uplink-disk-budget", keys::uplink_disk_budget,
+            "Bytes the uplink spool may hold (default: 24 h of the site's traffic)");
+}
+
 void add_store_flags(Flags& flags, CLI::App* cmd) {
   flags.add(cmd, "--mongo", keys::store_mongo_uri,
             "MongoDB/FerretDB URI of the store (default: SQLite in --data-dir)");

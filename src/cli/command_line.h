@@ -48,6 +48,8 @@ void add_sim_flags(Flags& flags, CLI::App* cmd);
 void add_distributed_flags(Flags& flags, CLI::App* cmd);
 /// --qos, --mqtt-version, --credentials: how cars and bridge speak MQTT.
 void add_mqtt_flags(Flags& flags, CLI::App* cmd);
+/// `up`'s edge-site flags: --uplink, --site, --uplink-registry, --uplink-disk-budget.
+void add_uplink_flags(Flags& flags, CLI::App* cmd);
 /// --mongo, --data-dir: the store a command reads (MongoDB/FerretDB, or SQLite in the data dir).
 void add_store_flags(Flags& flags, CLI::App* cmd);
 

@@ -304,6 +304,7 @@ void write_twin_members(JsonWriter& w, const core::Twin& t, const catalog::Catal
   w.key("messages").integer(t.messages);
   w.key("distance_km").number(t.distance_km);
   w.end_object();
+  if (!t.site.empty()) w.key("site").string(t.site);
 }
 
 }  // namespace
@@ -474,6 +475,7 @@ bool twin_from_json(std::string_view json, core::Twin& twin, std::string* error,
     if (key == "connection") return r.object(v, "connection", read_connection);
     if (key == "location") return read_location(v);
     if (key == "stats") return r.object(v, "stats", read_stats);
+    if (key == "site") return r.string(v, "site", t.site);
     return true;  // "delta" is derived; other fields belong to newer writers
   });
   if (!ok) return false;

@@ -329,6 +329,34 @@ inline const StringKey api_tokens{"api.tokens", "",
                                   "API tokens as role:token,... (roles viewer, operator, admin). Empty: an "
                                   "admin token is generated and kept in <data_dir>/api-token."};
 
+// Edge site to central cluster (`up --uplink`, docs/architecture.md "Edge sites and the central cluster").
+inline const StringKey site{
+    "site", "",
+    "Name of this edge site ([a-z0-9-]{1,64}): the prefix of its topics on the central "
+    "cluster (<site>.fleet.telemetry, ...), as MirrorMaker 2's source alias."};
+inline const StringKey uplink_brokers{
+    "uplink.brokers", "",
+    "Central Kafka (HOST:PORT,...) an edge `up` replicates telemetry, twins, scores, alerts and command "
+    "answers to, through a spool on its disk, and takes central commands from. Empty: no uplink."};
+inline const StringKey uplink_registry{
+    "uplink.registry", "",
+    "Central schema registry URL: the uplink registers the edge's Avro schemas there under "
+    "<site>.<topic>-value and rewrites each record's schema id. Required with uplink.brokers."};
+inline const IntKey uplink_disk_budget{
+    "uplink.disk_budget", 0, 0, int64_t{1} << 50,
+    "Bytes the uplink spool (<data_dir>/uplink.sqlite) may hold while central is unreachable; when full the "
+    "site holds the cars back, never drops. 0: 24 h of the site's traffic at its configured rate, "
+    "sim.cars / sim.interval messages a second x 86,400 s x 1 KiB (telemetry, its score and a share of "
+    "twins, with SQLite's overhead)."};
+inline const IntKey uplink_batch{"uplink.batch", 5'000, 1, 1'000'000,
+                                 "Spooled records the uplink sends to central per batch at most."};
+inline const StringKey sim_id_prefix{
+    "sim.id_prefix", "car-",
+    "Prefix of simulated car ids ([A-Za-z0-9_-]): fleets of several sites (`up --uplink`) apart on central."};
+inline const BoolKey sites{"sites", false,
+                           "Central roles (twin, sink on Kafka): also read every site's topics "
+                           "(<site>.fleet.*, by regex subscription) besides the central's own."};
+
 }  // namespace keys
 
 }  // namespace fleettwin::config

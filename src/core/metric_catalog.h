@@ -59,6 +59,16 @@ inline const std::string kAlertCleared = "event=\"cleared\"";
 inline constexpr MetricDef kBridgeTelemetry{"fleettwin_bridge_telemetry_total",
                                             "MQTT telemetry messages written to the log"};
 
+// The uplink of an edge site (app/uplink.h): the progress line and the API read these.
+inline constexpr MetricDef kUplinkSpoolBytes{"fleettwin_uplink_spool_bytes",
+                                             "Bytes the uplink spool holds for central (uplink.disk_budget)"};
+inline constexpr MetricDef kUplinkState{
+    "fleettwin_uplink_state",
+    "Uplink state: 0 live, 1 spooling (central unreachable), 2 full (cars held back)"};
+inline constexpr MetricDef kUplinkEnabled{"fleettwin_uplink_enabled",
+                                          "1 when this process is an edge site that replicates to central"};
+inline constexpr MetricDef kUplinkSent{"fleettwin_uplink_sent_total", "Spooled records central acknowledged"};
+
 /// The label that tells one stage's copy of a per-stage metric from another's.
 inline std::string stage_label(std::string_view stage) { return "stage=\"" + std::string(stage) + "\""; }
 

@@ -33,5 +33,8 @@ inline constexpr const char* kHeaderErrorStage = "error.stage";
 inline constexpr const char* kHeaderErrorDetail = "error.detail";
 inline constexpr const char* kHeaderMqttTopic = "mqtt.topic";
 inline constexpr const char* kHeaderReceivedMs = "received.ms";
+/// On central (`--sites`): the edge site a record came from, set by the stage runner on records of
+/// `<site>.<topic>` before the stage sees them as `<topic>`.
+inline constexpr const char* kHeaderSite = "fleettwin.site";
 
 }  // namespace fleettwin::core::topics

@@ -45,6 +45,9 @@ struct Twin {
   int64_t last_seen = 0;   ///< ms, device time of the last message
   int64_t messages = 0;
   double distance_km = 0;
+  /// Central (`--sites`): the edge site of the newest event by seq; empty for a car of central's own topics
+  /// and everywhere else. The documents carry it only when set.
+  std::string site;
 
   /// Desired keys whose value the car has not yet reported.
   std::vector<std::string> delta() const;

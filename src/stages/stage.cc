@@ -1,5 +1,6 @@
 #include "stages/stage.h"
 #include "core/metric_catalog.h"
+#include "stages/sites.h"
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -176,7 +177,9 @@ void StageRunner::loop() {
   // Which groups may lag is the stage's to say (its descriptor), not the log's: see StageDescriptor::may_lag.
   if (_stage->descriptor().may_lag)
     for (const auto& topic : _stage->descriptor().inputs) _log.allow_lag(_options.group, topic);
-  consumer->subscribe(_stage->descriptor().inputs, log::RebalanceListener{on_assigned, on_revoked});
+  const auto& inputs = _stage->descriptor().inputs;
+  consumer->subscribe(_options.sites ? with_site_topics(inputs) : inputs,
+                      log::RebalanceListener{on_assigned, on_revoked});
 
   try {
     while (!_stop) {
@@ -186,7 +189,14 @@ void StageRunner::loop() {
       fill_batch(*consumer, batch, started + _options.batch_window);
       if (!batch.empty()) {
         _in->add(static_cast<int64_t>(batch.size()));
-        _stage->process(batch, out);
+        if (_options.sites) {
+          // The stage sees `<site>.<topic>` as `<topic>` with its site; offsets stay the real topics'.
+          std::vector<log::Record> view = batch;
+          strip_site_topics(view);
+          _stage->process(view, out);
+        } else {
+          _stage->process(batch, out);
+        }
         merge(pending, log::next_offsets(batch));
       }
       const auto now = std::chrono::steady_clock::now();

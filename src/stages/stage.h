@@ -92,6 +92,8 @@ struct RunnerOptions {
   std::chrono::milliseconds drain_busy_limit{60000};
   /// A draining runner without partitions waits this long for some before it stops (see loop()).
   std::chrono::milliseconds drain_unassigned_limit{15000};
+  /// Central (`--sites`): also read every edge site's copy of the inputs, `<site>.<topic>` (stages/sites.h).
+  bool sites = false;
 };
 
 /// Runs one stage on its own thread as the loop of DESIGN.md §1: poll a batch, process it, flush the outputs

@@ -16,7 +16,8 @@ namespace {
 enum BlobByte : uint8_t {
   kTwinFormatPositional = 1,
   kTwinFormat = 2,
-  kFlagged = 1,  ///< per-signal flags byte: the reading is out of range
+  kTwinFormatSite = 3,  ///< format 2 and the twin's site at the end (a site's twin on central)
+  kFlagged = 1,         ///< per-signal flags byte: the reading is out of range
 };
 
 class Writer {
@@ -188,7 +189,7 @@ void read_signals(Reader& r, core::Twin& t, const catalog::Catalog& c) {
   std::sort(t.reported.out_of_range.begin(), t.reported.out_of_range.end());
 }
 
-void read_rest(Reader& r, core::Twin& t) {
+void read_rest(Reader& r, core::Twin& t, bool with_site = false) {
   t.health.threshold = r.f64();
   t.health.since = r.i64();
   t.health.top_signals = read_list(r);
@@ -196,6 +197,7 @@ void read_rest(Reader& r, core::Twin& t) {
   t.first_seen = r.i64();
   t.messages = r.i64();
   t.distance_km = r.f64();
+  if (with_site) t.site = r.str();
   r.finish();
 }
 
@@ -222,7 +224,8 @@ void decode_positional(Reader& r, core::Twin& t, const catalog::Catalog& c) {
 
 std::string encode_twin_rest(const core::Twin& t, const catalog::Catalog& catalog) {
   Writer w;
-  w.u8(kTwinFormat);
+  // Format 2 while the twin has no site: what older binaries read.
+  w.u8(t.site.empty() ? kTwinFormat : kTwinFormatSite);
   w.str(t.reported.car);
   write_signals(w, t, catalog);
   w.u8(t.has_reported ? 1 : 0);
@@ -235,13 +238,14 @@ std::string encode_twin_rest(const core::Twin& t, const catalog::Catalog& catalo
   w.i64(t.first_seen);
   w.i64(t.messages);
   w.f64(t.distance_km);
+  if (!t.site.empty()) w.str(t.site);
   return w.take();
 }
 
 void decode_twin_rest(std::string_view blob, core::Twin& t, const catalog::Catalog& catalog) {
   Reader r(blob);
   const uint8_t format = r.u8();
-  if (format != kTwinFormat && format != kTwinFormatPositional) {
+  if (format != kTwinFormat && format != kTwinFormatSite && format != kTwinFormatPositional) {
     throw std::runtime_error("sqlite store: unknown twin blob format " + std::to_string(format));
   }
   t.reported.car = r.str();
@@ -254,7 +258,7 @@ void decode_twin_rest(std::string_view blob, core::Twin& t, const catalog::Catal
   t.has_reported = r.u8() != 0;
   t.desired = read_map(r);
   t.reported_settings = read_map(r);
-  read_rest(r, t);
+  read_rest(r, t, format == kTwinFormatSite);
 }
 
 std::string encode_strings(const std::vector<std::string>& list) {

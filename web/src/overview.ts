@@ -28,8 +28,11 @@ export function overviewPage(root: HTMLElement): Page {
   const lagBox = el("div", { class: "chart" });
   charts.append(rateBox, lagBox);
   const top = el("tbody");
+  // An edge site's replication to central (`up --uplink`): hidden elsewhere.
+  const uplink = el("p", { id: "uplink", hidden: "" });
   root.append(
     el("h1", {}, "Fleet overview"),
+    uplink,
     tileRow,
     charts,
     el("h2", {}, "Highest anomaly scores"),
@@ -119,6 +122,15 @@ export function overviewPage(root: HTMLElement): Page {
     const s = await get("/api/v1/fleet/summary", {});
     tiles.cars.textContent = fmt(s.cars);
     tiles.anomalies.textContent = fmt(s.by_status.anomaly);
+    if (s.uplink) {
+      const badge = { live: "ok", spooling: "warning", full: "anomaly" }[s.uplink.state];
+      uplink.replaceChildren(
+        "uplink to central: ",
+        el("span", { class: `badge ${badge}` }, s.uplink.state),
+        ` spool ${fmt(s.uplink.spool_bytes / 1e6, 1)} MB`,
+      );
+      uplink.hidden = false;
+    }
     if (!ts.length) {
       tiles.online.textContent = fmt(s.online);
     }

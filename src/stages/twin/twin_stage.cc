@@ -106,6 +106,9 @@ void TwinStage::apply_telemetry(const log::Record& r, log::Producer& out) {
     return;
   }
   _liveness.event(_t.ts);
+  // Central with --sites: the site of the newest event by seq (the stage runner sets the header).
+  const auto site = r.header(t::kHeaderSite);
+  e.twin.site = site ? std::string(*site) : std::string();
   mark(e);
 }
 

@@ -183,6 +183,7 @@ Bson twin_doc(const core::Twin& t, const catalog::Catalog& catalog) {
   append_point(d.get(), "location", t.reported.lat, t.reported.lon);
   d.child("stats",
           [&](DocWriter& stats) { stats.int64("messages", t.messages).num("distance_km", t.distance_km); });
+  if (!t.site.empty()) d.str("site", t.site);
   return d;
 }
 
@@ -212,6 +213,7 @@ core::Twin read_twin(const bson_t* d, const catalog::Catalog& catalog) {
   t.last_seen = get_int(d, "connection.last_seen");
   t.messages = get_int(d, "stats.messages");
   t.distance_km = get_num(d, "stats.distance_km");
+  t.site = get_str(d, "site");
   return t;
 }
 

@@ -44,7 +44,7 @@ TEST(ConfigKeys, OneListInDeclarationOrderWithUniqueNames) {
   const auto& all = all_keys();
   ASSERT_FALSE(all.empty());
   EXPECT_EQ(all.front(), &keys::data_dir);
-  EXPECT_EQ(all.back(), &keys::api_tokens);
+  EXPECT_EQ(all.back(), &keys::sites);
   std::set<std::string> names;
   for (const KeySpec* k : all) {
     EXPECT_TRUE(names.insert(k->name()).second) << "declared twice: " << k->name();
