@@ -63,6 +63,7 @@ Uplink::Uplink(const config::Config& config, const UplinkHost& host)
   _central = std::make_unique<log::KafkaLog>(std::move(settings), options);
   for (const auto& m : _spool->marks()) _status->saw(m.car);
   host.metrics->gauge(core::metric::kUplinkEnabled).set(1);
+  host.metrics->gauge(core::metric::kUplinkSpoolBudget).set(_budget);
   stages::UplinkTarget target;
   target.central = _central.get();
   target.site = _site;

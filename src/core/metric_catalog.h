@@ -62,6 +62,8 @@ inline constexpr MetricDef kBridgeTelemetry{"fleettwin_bridge_telemetry_total",
 // The uplink of an edge site (app/uplink.h): the progress line and the API read these.
 inline constexpr MetricDef kUplinkSpoolBytes{"fleettwin_uplink_spool_bytes",
                                              "Bytes the uplink spool holds for central (uplink.disk_budget)"};
+inline constexpr MetricDef kUplinkSpoolBudget{"fleettwin_uplink_spool_budget_bytes",
+                                              "The uplink spool's disk budget (uplink.disk_budget)"};
 inline constexpr MetricDef kUplinkState{
     "fleettwin_uplink_state",
     "Uplink state: 0 live, 1 spooling (central unreachable), 2 full (cars held back)"};
