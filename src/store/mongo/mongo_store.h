@@ -100,6 +100,8 @@ class MongoStore final : public TwinStore {
   std::vector<HourlyAggregate> hourly(const std::string& car, std::string_view signal, int64_t from_ms,
                                       int64_t to_ms) override;
   std::vector<AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) override;
+  /// Deletes the oldest rows by _id in batches of 5,000 found through the ts index (mongo_analytics.cc).
+  RetentionResult enforce_retention(int64_t cutoff_ms) override;
   std::optional<core::Command> get_command(const std::string& id) override;
   std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
   bool ack_alert(const std::string& id) override;
