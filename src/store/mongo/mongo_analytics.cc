@@ -214,9 +214,9 @@ std::vector<AlertsPerHour> MongoStore::alerts_per_hour(int64_t from_ms, int64_t 
 
 // Not a TTL index: a TTL index's expireAfterSeconds is fixed when it is created (a changed
 // store.history_retention would need collMod, and "ts" already has a plain index of the same key), and
-// FerretDB 1.24 is not known to run TTL deletions (docs/architecture.md, stores). Instead: the _ids of the
-// oldest rows, by the ts index, at most kRetentionBatch at a time, deleted by _id, so each deleteMany is a
-// bounded write.
+// FerretDB 1.24 refuses expireAfterSeconds as not implemented (docs/architecture.md, history retention).
+// Instead: the _ids of the oldest rows, found through the ts index, at most kRetentionBatch at a time,
+// deleted by _id, so each deleteMany is a bounded write.
 RetentionResult MongoStore::enforce_retention(int64_t cutoff_ms) {
   constexpr int64_t kRetentionBatch = 5000;
   constexpr int64_t kRetentionPerCall = 50000;
