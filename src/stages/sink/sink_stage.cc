@@ -116,6 +116,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer& ou
     }
   }
   const auto result = retrying([&] { return _store->write(_batch); });
+  for (const auto& row : _batch.telemetry) _newest_ts = std::max(_newest_ts, row.t.ts);
   _stored.add(result.telemetry_inserted);
   _duplicates.add(result.telemetry_duplicates);
   _twins_applied.add(result.twins_applied);
@@ -126,14 +127,17 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer& ou
 }
 
 void SinkStage::enforce_retention() {
-  if (_retention.history_ms <= 0) return;
+  if (_retention.history_ms <= 0 || _newest_ts == INT64_MIN) return;
   const int64_t now = _retention.clock != nullptr ? _retention.clock->now_ms() : core::wall_clock_ms();
   if (!_retention_more && _retention_last_ms != INT64_MIN &&
       now - _retention_last_ms < _retention.interval_ms)
     return;
   _retention_last_ms = now;
   try {
-    const auto r = retrying([&] { return _store->enforce_retention(now - _retention.history_ms); });
+    // Event time: the retention before the newest ts stored, or before now if that is in the future (a car
+    // whose clock runs ahead must not age everyone's history); a replay of old data keeps its own week.
+    const int64_t cutoff = std::min(now, _newest_ts) - _retention.history_ms;
+    const auto r = retrying([&] { return _store->enforce_retention(cutoff); });
     _retention_more = r.more;
     if (_retention_removed == nullptr) {
       const std::string label = "store=\"" + std::string(r.store) + "\"";

@@ -38,7 +38,8 @@ class SinkStage final : public Stage {
   };
   /// History retention (store.history_retention, store.retention_interval): after a batch, at most every
   /// `interval_ms` of `clock` (the run's clock: simulated with --fast), or after the next batch while the
-  /// store reports more to remove, the sink calls TwinStore::enforce_retention(now - history_ms).
+  /// store reports more to remove, the sink calls TwinStore::enforce_retention(min(now, newest ts it has
+  /// stored) - history_ms).
   struct Retention {
     int64_t history_ms = 0;  ///< 0: keep everything
     int64_t interval_ms = 60000;
@@ -92,6 +93,7 @@ class SinkStage final : public Stage {
   Retention _retention;
   int64_t _retention_last_ms = INT64_MIN;
   bool _retention_more = false;
+  int64_t _newest_ts = INT64_MIN;  // newest telemetry event time this sink has written
   core::Metrics& _metrics;
   core::Counter* _retention_removed = nullptr;  // labelled by the store, registered at the first run
   core::Gauge* _retention_oldest = nullptr;

@@ -181,18 +181,22 @@ TEST_F(SinkRetry, RetentionRunsAfterABatchAtMostOncePerInterval) {
   constexpr int64_t kT0 = 1'700'000'000'000;  // reading(seq).ts is kT0 + seq * 1000
   core::SimClock clock(kT0 + 100'000);
   const auto stage = sink({1ms, 4ms});
-  stage->set_retention({.history_ms = 50'000, .interval_ms = 60'000, .clock = &clock});
+  stage->set_retention({.history_ms = 10'000, .interval_ms = 60'000, .clock = &clock});
   NullProducer out;
   const std::string removed = "fleettwin_store_retention_removed_total{store=\"sqlite\"}";
-  stage->process(batch_of(1, 60), out);  // cutoff kT0 + 50 s: seq 1-49 go
+  // The clock is ahead of the data (a replay): the cutoff follows the newest ts stored, kT0 + 60 s, so
+  // it is kT0 + 50 s and seq 1-49 go (by the clock it would take every row).
+  stage->process(batch_of(1, 60), out);
   EXPECT_EQ(s->history_stats().rows, 11);
   EXPECT_EQ(metrics.value(removed), 49);
   EXPECT_EQ(metrics.value("fleettwin_store_history_oldest_timestamp_seconds{store=\"sqlite\"}"),
             (kT0 + 50'000) / 1000);
-  clock.advance_to(kT0 + 130'000);  // within the interval: no run, though seq 50-70 are old by now
+  clock.advance_to(kT0 + 130'000);  // within the interval: no run, though seq 50-60 are old by now
   stage->process(batch_of(61, 70), out);
   EXPECT_EQ(s->history_stats().rows, 21);
-  clock.advance_to(kT0 + 160'000);  // cutoff kT0 + 110 s: seq 50-70 go, 200-210 stay
+  // Data now ahead of the clock (kT0 + 210 s > kT0 + 160 s): the clock bounds the cutoff, kT0 + 150 s, so
+  // seq 50-70 go and 200-210 stay.
+  clock.advance_to(kT0 + 160'000);
   stage->process(batch_of(200, 210), out);
   EXPECT_EQ(s->history_stats().rows, 11);
   EXPECT_EQ(metrics.value(removed), 70);
