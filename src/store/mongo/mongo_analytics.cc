@@ -221,6 +221,10 @@ RetentionResult MongoStore::enforce_retention(int64_t cutoff_ms) {
   constexpr int64_t kRetentionBatch = 5000;
   constexpr int64_t kRetentionPerCall = 50000;
   RetentionResult result{.store = "mongo"};
+  if (_retention_floor != INT64_MIN && cutoff_ms <= _retention_floor) {
+    result.oldest_ms = _retention_floor;  // nothing older was left or written since: skip the scans
+    return result;
+  }
   Bson older;
   older.child("ts", [&](DocWriter& c) { c.date("$lt", cutoff_ms); });
   std::vector<std::string> ids;
@@ -246,6 +250,7 @@ RetentionResult MongoStore::enforce_retention(int64_t cutoff_ms) {
   find(
       _impl->telemetry.get(), Bson(), find_opts({{"ts", 1}}, 1, {"ts"}),
       [&](const bson_t* d) { result.oldest_ms = get_int(d, "ts"); }, "retention");
+  if (!result.more) _retention_floor = result.oldest_ms;
   return result;
 }
 

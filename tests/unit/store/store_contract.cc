@@ -417,6 +417,11 @@ TEST_P(StoreContract, RetentionRemovesOlderHistoryOnlyAndIsIdempotent) {
   const WriteResult w = store->write(replay);
   EXPECT_EQ(w.telemetry_inserted, 1);
   EXPECT_EQ(w.telemetry_duplicates, 2);
+  // A late upload older than the cutoff, written after a run: the next run removes it (one row, or its
+  // day's partition created again).
+  store->write({{{message("car-b", 99, kT0 + 2), std::nullopt}}, {}, {}, {}});
+  EXPECT_EQ(store->enforce_retention(cutoff).removed, 1);
+  EXPECT_EQ(stored_ts(*store, "car-b"), kept);
 }
 
 TEST_P(StoreContract, RetentionOnAnEmptyStoreRemovesNothing) {
