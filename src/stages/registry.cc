@@ -33,8 +33,11 @@ void configure_twin(const config::Config& config, StageContext& c) {
   c.twin.flush_interval_ms = config.get(keys::twin_flush_interval).count();
 }
 
-// The sink writes to whatever store the host opens for it (`open_store`): it reads no key of its own.
-void configure_sink(const config::Config&, StageContext&) {}
+// The sink writes to whatever store the host opens for it (`open_store`); it reads the retention keys.
+void configure_sink(const config::Config& config, StageContext& c) {
+  c.sink_retention.history_ms = config.get(keys::store_history_retention).count();
+  c.sink_retention.interval_ms = config.get(keys::store_retention_interval).count();
+}
 
 }  // namespace
 
@@ -54,8 +57,12 @@ const std::vector<StageEntry>& registry() {
        }},
       {&SinkStage::static_descriptor, &configure_sink,
        [](StageContext& c) {
-         return std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency,
-                                            registry::TelemetryReader(c.registry, c.catalog));
+         auto sink = std::make_unique<SinkStage>(c.open_store(), c.metrics, c.latency,
+                                                 registry::TelemetryReader(c.registry, c.catalog));
+         SinkStage::Retention retention = c.sink_retention;
+         retention.clock = &c.clock;
+         sink->set_retention(retention);
+         return sink;
        }},
   };
   return kEntries;

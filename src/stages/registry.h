@@ -12,6 +12,7 @@
 #include "registry/client.h"
 #include "stages/process/process_stage.h"
 #include "stages/score/score_stage.h"
+#include "stages/sink/sink_stage.h"
 #include "stages/stage.h"
 #include "stages/twin/twin_stage.h"
 #include "store/twin_store.h"
@@ -33,8 +34,9 @@ struct StageContext {
   std::shared_ptr<registry::SchemaRegistryClient>
       registry{};  ///< readers check writer schemas by id; null: trust
   ScoreStage::Options score{};
-  std::shared_ptr<ModelSlot> models{};  ///< where the score stage finds its models (set by a ModelWatcher)
-  WarmupTrainer score_trainer{};        ///< null: the score stage never trains, it waits for fleet.models
+  SinkStage::Retention sink_retention{};  ///< its clock is set from `clock` when the sink is built
+  std::shared_ptr<ModelSlot> models{};    ///< where the score stage finds its models (set by a ModelWatcher)
+  WarmupTrainer score_trainer{};          ///< null: the score stage never trains, it waits for fleet.models
   /// This process runs one role of a distributed deployment (`fleettwin score`), not everything (`up`).
   bool single_role = false;
 };

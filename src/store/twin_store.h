@@ -99,6 +99,18 @@ struct HistoryStats {
   int64_t twins = 0;     ///< twins stored
 };
 
+/// What one TwinStore::enforce_retention call did.
+struct RetentionResult {
+  int64_t removed = 0;  ///< history rows deleted (SQLite, MongoDB), or day partitions dropped (PostgreSQL)
+  /// Lower bound of the history still held, ms (device time): no stored row is older. INT64_MAX when the
+  /// history is empty. SQLite and MongoDB give the oldest row's ts, PostgreSQL the start of its oldest day.
+  int64_t oldest_ms = INT64_MAX;
+  /// True when the call stopped at its bound with more to remove: call again soon (the sink does, after
+  /// its next batch), not after a whole retention interval.
+  bool more = false;
+  std::string_view store;  ///< the adapter, "sqlite", "postgres" or "mongo": the label of the sink's metrics
+};
+
 /// Persistent store of twins, history and alerts. Adapters: sqlite/ (embedded), mongo/ (distributed).
 /// An instance is used by one thread at a time; open one per thread.
 class TwinStore {
@@ -126,6 +138,12 @@ class TwinStore {
                                               int64_t from_ms, int64_t to_ms) = 0;
   /// Raised alerts per (hour, kind) over from_ms <= ts < to_ms, ordered by hour then kind.
   virtual std::vector<AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) = 0;
+
+  /// Removes history rows whose event time ts is older than `cutoff_ms` (ts < cutoff_ms), bounded work per
+  /// call (see RetentionResult::more) so that ingestion on other connections never waits long; twins,
+  /// alerts and commands are untouched. Idempotent. PostgreSQL removes whole day partitions only, so rows
+  /// of the day holding cutoff_ms stay until that day is entirely older.
+  virtual RetentionResult enforce_retention(int64_t cutoff_ms) = 0;
 
   // Commands and alerts.
   virtual std::optional<core::Command> get_command(const std::string& id) = 0;

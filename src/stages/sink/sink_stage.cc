@@ -25,7 +25,7 @@ const StageDescriptor& SinkStage::static_descriptor() {
       {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
       {dlq_of(t::kTelemetry), dlq_of(t::kTwins), dlq_of(t::kAlerts), dlq_of(t::kCommands),
        dlq_of(t::kCommandAcks)},
-      {},
+      {&config::keys::store_history_retention, &config::keys::store_retention_interval},
       "stores telemetry history, twins, alerts and commands (with their status), "
       "idempotently, in the twin store",
       "telemetry and twins -> store",
@@ -53,7 +53,8 @@ SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& met
                                    "Twin upserts refused because the store held newer state")),
       _store_retries(metrics.counter("fleettwin_sink_store_retries_total",
                                      "Store writes the sink repeated because the store was unreachable")),
-      _retry(retry) {}
+      _retry(retry),
+      _metrics(metrics) {}
 
 void SinkStage::interrupt() {
   {
@@ -115,12 +116,47 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer& ou
     }
   }
   const auto result = retrying([&] { return _store->write(_batch); });
+  for (const auto& row : _batch.telemetry) _newest_ts = std::max(_newest_ts, row.t.ts);
   _stored.add(result.telemetry_inserted);
   _duplicates.add(result.telemetry_duplicates);
   _twins_applied.add(result.twins_applied);
   _twins_stale.add(result.twins_stale);
   const int64_t now = core::wall_clock_ms();
   for (int64_t ingest : _ingest_times) _latency.record_us(std::max<int64_t>(0, now - ingest) * 1000);
+  enforce_retention();
+}
+
+void SinkStage::enforce_retention() {
+  if (_retention.history_ms <= 0 || _newest_ts == INT64_MIN) return;
+  const int64_t now = _retention.clock != nullptr ? _retention.clock->now_ms() : core::wall_clock_ms();
+  if (!_retention_more && _retention_last_ms != INT64_MIN &&
+      now - _retention_last_ms < _retention.interval_ms)
+    return;
+  _retention_last_ms = now;
+  try {
+    // Event time: the retention before the newest ts stored, or before now if that is in the future (a car
+    // whose clock runs ahead must not age everyone's history); a replay of old data keeps its own week.
+    const int64_t cutoff = std::min(now, _newest_ts) - _retention.history_ms;
+    const auto r = retrying([&] { return _store->enforce_retention(cutoff); });
+    _retention_more = r.more;
+    if (_retention_removed == nullptr) {
+      const std::string label = "store=\"" + std::string(r.store) + "\"";
+      _retention_removed = &_metrics.counter(
+          "fleettwin_store_retention_removed_total",
+          "History removed by retention: rows (SQLite, MongoDB) or day partitions (PostgreSQL)", label);
+      _retention_oldest =
+          &_metrics.gauge("fleettwin_store_history_oldest_timestamp_seconds",
+                          "Event time of the oldest history the store still holds (0: none)", label);
+    }
+    _retention_removed->add(r.removed);
+    _retention_oldest->set(r.oldest_ms == INT64_MAX ? 0 : r.oldest_ms / 1000);
+    if (r.removed > 0) spdlog::debug("sink: retention removed {} ({})", r.removed, r.store);
+  } catch (const std::exception& e) {
+    if (_interrupted) throw;
+    _retention_more = false;
+    spdlog::warn("sink: history retention failed, trying again in {} ms: {}", _retention.interval_ms,
+                 e.what());
+  }
 }
 
 void SinkStage::add_telemetry(const log::Record& r, log::Producer& out) {

@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -10,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/histogram.h"
 #include "core/metrics.h"
 #include "registry/telemetry_reader.h"
@@ -33,6 +36,15 @@ class SinkStage final : public Stage {
     std::chrono::milliseconds first{200};
     std::chrono::milliseconds max{5000};
   };
+  /// History retention (store.history_retention, store.retention_interval): after a batch, at most every
+  /// `interval_ms` of `clock` (the run's clock: simulated with --fast), or after the next batch while the
+  /// store reports more to remove, the sink calls TwinStore::enforce_retention(min(now, newest ts it has
+  /// stored) - history_ms).
+  struct Retention {
+    int64_t history_ms = 0;  ///< 0: keep everything
+    int64_t interval_ms = 60000;
+    const core::Clock* clock = nullptr;  ///< null: the wall clock
+  };
   SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
             registry::TelemetryReader reader = registry::TelemetryReader());
   SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& metrics, core::Histogram& latency,
@@ -41,6 +53,7 @@ class SinkStage final : public Stage {
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
   void interrupt() override;
+  void set_retention(const Retention& retention) { _retention = retention; }
 
  private:
   /// `call()` (a store access), repeated while it fails transiently; throws once interrupted.
@@ -55,6 +68,9 @@ class SinkStage final : public Stage {
   /// Whether `car` may have one more answer stored before its command: at most core::kMaxEarlyAnswersPerCar
   /// in any core::kEarlyAnswerTtlMs of wall time (`now`), so a car inventing ids cannot fill the store.
   bool room_for_early_answer(const std::string& car, int64_t now);
+  /// Runs the store's retention when it is due (see Retention); a failure is logged, not thrown: ingestion
+  /// goes on and the next interval tries again.
+  void enforce_retention();
 
   std::unique_ptr<store::TwinStore> _store;
   core::Histogram& _latency;
@@ -74,6 +90,13 @@ class SinkStage final : public Stage {
   std::mutex _wake_mu;  // with _wake: interrupt() ends a backoff wait at once
   std::condition_variable _wake;
   std::atomic<bool> _interrupted{false};
+  Retention _retention;
+  int64_t _retention_last_ms = INT64_MIN;
+  bool _retention_more = false;
+  int64_t _newest_ts = INT64_MIN;  // newest telemetry event time this sink has written
+  core::Metrics& _metrics;
+  core::Counter* _retention_removed = nullptr;  // labelled by the store, registered at the first run
+  core::Gauge* _retention_oldest = nullptr;
 };
 
 }  // namespace fleettwin::stages

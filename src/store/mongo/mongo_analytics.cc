@@ -212,4 +212,46 @@ std::vector<AlertsPerHour> MongoStore::alerts_per_hour(int64_t from_ms, int64_t 
   return out;
 }
 
+// Not a TTL index: a TTL index's expireAfterSeconds is fixed when it is created (a changed
+// store.history_retention would need collMod, and "ts" already has a plain index of the same key), and
+// FerretDB 1.24 refuses expireAfterSeconds as not implemented (docs/architecture.md, history retention).
+// Instead: the _ids of the oldest rows, found through the ts index, at most kRetentionBatch at a time,
+// deleted by _id, so each deleteMany is a bounded write.
+RetentionResult MongoStore::enforce_retention(int64_t cutoff_ms) {
+  constexpr int64_t kRetentionBatch = 5000;
+  constexpr int64_t kRetentionPerCall = 50000;
+  RetentionResult result{.store = "mongo"};
+  if (_retention_floor != INT64_MIN && cutoff_ms <= _retention_floor) {
+    result.oldest_ms = _retention_floor;  // nothing older was left or written since: skip the scans
+    return result;
+  }
+  Bson older;
+  older.child("ts", [&](DocWriter& c) { c.date("$lt", cutoff_ms); });
+  std::vector<std::string> ids;
+  do {
+    if (result.removed >= kRetentionPerCall) {
+      result.more = true;
+      break;
+    }
+    ids.clear();
+    find(
+        _impl->telemetry.get(), older, find_opts({{"ts", 1}}, kRetentionBatch, {"_id"}),
+        [&](const bson_t* d) { ids.push_back(get_str(d, "_id")); }, "retention");
+    if (ids.empty()) break;
+    bson_t reply;
+    bson_error_t error;
+    const bool ok =
+        mongoc_collection_delete_many(_impl->telemetry.get(), id_in(ids).get(), nullptr, &reply, &error);
+    const int64_t deleted = ok ? get_int(&reply, "deletedCount") : 0;
+    bson_destroy(&reply);
+    if (!ok) throw MongoError("retention", error);
+    result.removed += deleted;
+  } while (std::cmp_equal(ids.size(), kRetentionBatch));
+  find(
+      _impl->telemetry.get(), Bson(), find_opts({{"ts", 1}}, 1, {"ts"}),
+      [&](const bson_t* d) { result.oldest_ms = get_int(d, "ts"); }, "retention");
+  if (!result.more) _retention_floor = result.oldest_ms;
+  return result;
+}
+
 }  // namespace fleettwin::store

@@ -2,6 +2,7 @@
 // Reads are in mongo_queries.cc and mongo_analytics.cc, connection and indexes in mongo_connection.cc.
 #include "store/mongo/mongo_store.h"
 
+#include <algorithm>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -148,8 +149,10 @@ WriteResult MongoStore::write(const WriteBatch& batch) {
     w.policy.error_counter = &_options.metrics->counter("fleettwin_store_mongo_errors_total",
                                                         "MongoDB bulk writes given up after max attempts");
   }
-  if (!batch.telemetry.empty())
+  if (!batch.telemetry.empty()) {
     write_telemetry(w, _impl->telemetry.get(), batch.telemetry, *_catalog, result);
+    for (const TelemetryRow& row : batch.telemetry) _retention_floor = std::min(_retention_floor, row.t.ts);
+  }
   if (!batch.twins.empty()) {
     int64_t applied = 0;
     if (w.atomic_updates) {

@@ -100,6 +100,10 @@ class MongoStore final : public TwinStore {
   std::vector<HourlyAggregate> hourly(const std::string& car, std::string_view signal, int64_t from_ms,
                                       int64_t to_ms) override;
   std::vector<AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) override;
+  /// Deletes the oldest rows by _id in batches of 5,000 found through the ts index (mongo_analytics.cc).
+  /// Queries nothing while the cutoff is at or below what the last run left and this instance wrote since
+  /// (a scan on FerretDB 1.x), so with several writers each should run it for the rows it writes.
+  RetentionResult enforce_retention(int64_t cutoff_ms) override;
   std::optional<core::Command> get_command(const std::string& id) override;
   std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
   bool ack_alert(const std::string& id) override;
@@ -129,6 +133,9 @@ class MongoStore final : public TwinStore {
   std::unique_ptr<Impl> _impl;
   int64_t _retries = 0;
   int64_t _errors = 0;
+  /// No history row this instance knows of is older: the oldest ts its last retention run left, lowered by
+  /// every row it writes since. INT64_MIN until a run: unknown.
+  int64_t _retention_floor = INT64_MIN;
 };
 
 }  // namespace fleettwin::store

@@ -173,4 +173,12 @@ void create_partitions(PgConnection& conn, const std::vector<int64_t>& days) {
   });
 }
 
+int drop_partition(PgConnection& conn, const std::string& name) {
+  // `name` comes from partition_name() of a day read back from the catalog: digits and 'm' only.
+  return locked(conn, [&] {
+    conn.exec("DROP TABLE IF EXISTS " + name);
+    return 0;
+  });
+}
+
 }  // namespace fleettwin::store

@@ -29,4 +29,8 @@ PgSignalColumns prepare_pg_schema(PgConnection& conn, const catalog::Catalog& ca
 /// so it must not wait inside a batch's transaction.
 void create_partitions(PgConnection& conn, const std::vector<int64_t>& days);
 
+/// Drops the telemetry partition `name` (a partition_name()) if it still exists, in a transaction of its
+/// own under the schema's advisory lock. Returns 0 (for PostgresStore's reconnecting()).
+int drop_partition(PgConnection& conn, const std::string& name);
+
 }  // namespace fleettwin::store

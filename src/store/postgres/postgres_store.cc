@@ -149,26 +149,37 @@ PgConnection& PostgresStore::conn() {
 
 WriteResult PostgresStore::write(const WriteBatch& batch) {
   return reconnecting([&]() -> WriteResult {
-    WriteResult result;
     if (batch.telemetry.empty() && batch.twins.empty() && batch.alerts.empty() && batch.commands.empty()) {
-      return result;
+      return {};
     }
-    PgConnection& c = conn();
     try {
-      ensure_partitions(batch.telemetry);
-      in_transaction(c, "BEGIN", [&] {
-        write_telemetry(batch.telemetry, result);
-        write_twins(batch.twins, result);
-        write_alerts(batch.alerts);
-        write_commands(batch.commands);
-      });
-    } catch (...) {
-      // A partition this instance knew may have been dropped (retention): look again next time.
-      _partitions.clear();
-      throw;
+      return write_once(batch);
+    } catch (const PgError& e) {
+      // 23514: no partition for a row, because retention (here or in another process) dropped one this
+      // instance counted as created; write_once() has forgotten them, so the second try creates it again.
+      if (e.sqlstate() != "23514") throw;
     }
-    return result;
+    return write_once(batch);
   });
+}
+
+WriteResult PostgresStore::write_once(const WriteBatch& batch) {
+  WriteResult result;
+  PgConnection& c = conn();
+  try {
+    ensure_partitions(batch.telemetry);
+    in_transaction(c, "BEGIN", [&] {
+      write_telemetry(batch.telemetry, result);
+      write_twins(batch.twins, result);
+      write_alerts(batch.alerts);
+      write_commands(batch.commands);
+    });
+  } catch (...) {
+    // A partition this instance knew may have been dropped (retention): look again next time.
+    _partitions.clear();
+    throw;
+  }
+  return result;
 }
 
 void PostgresStore::ensure_partitions(const std::vector<TelemetryRow>& rows) {
@@ -291,6 +302,25 @@ void PostgresStore::write_commands(const std::vector<core::Command>& commands) {
     p.add_all(c.id, c.car, c.name, c.params_json, c.created, c.expires, c.status);
     _conn->exec_prepared("upsert_command", p);
   }
+}
+
+RetentionResult PostgresStore::enforce_retention(int64_t cutoff_ms) {
+  RetentionResult result{.store = "postgres"};
+  // Whole days only: a partition goes once its last millisecond is older than the cutoff. DROP TABLE of a
+  // partition takes an ACCESS EXCLUSIVE lock on the parent for a catalog change only (no row is read), under
+  // the schema lock that partition creation takes too; no row is ever deleted one by one (no vacuum debt).
+  for (const std::string& name : telemetry_partitions()) {
+    const int64_t day = partition_day_of(name);
+    if (partition_name(day) != name) continue;  // not one of ours
+    if (day < partition_day(cutoff_ms)) {       // its last millisecond is before the cutoff's day
+      reconnecting([&] { return drop_partition(conn(), name); });
+      ++result.removed;
+    } else if (result.oldest_ms == INT64_MAX) {
+      result.oldest_ms = day < INT64_MIN / kDayMs ? INT64_MIN : day * kDayMs;
+    }
+  }
+  _partitions.clear();
+  return result;
 }
 
 std::vector<std::string> PostgresStore::telemetry_partitions() {

@@ -74,6 +74,8 @@ class PostgresStore final : public TwinStore {
   /// A PgError from a lost connection or a server that is shutting down, starting or overloaded.
   bool transient_failure(const std::exception& error) const override;
 
+  /// Drops the day partitions entirely older than cutoff_ms (pg_schema.cc); `removed` counts partitions.
+  RetentionResult enforce_retention(int64_t cutoff_ms) override;
   /// The telemetry partitions (one per UTC day) that exist, oldest first: what retention drops.
   std::vector<std::string> telemetry_partitions();
 
@@ -94,6 +96,7 @@ class PostgresStore final : public TwinStore {
   /// Reconnects a lost connection and prepares what a connection needs (statements, staging table).
   PgConnection& conn();
   void on_connect();
+  WriteResult write_once(const WriteBatch& batch);
   void ensure_partitions(const std::vector<TelemetryRow>& rows);
   void write_telemetry(const std::vector<TelemetryRow>& rows, WriteResult& result);
   int64_t insert_multi_row(const std::vector<TelemetryRow>& rows);

@@ -68,6 +68,9 @@ class SqliteStore final : public TwinStore {
   std::vector<HourlyAggregate> hourly(const std::string& car, std::string_view signal, int64_t from_ms,
                                       int64_t to_ms) override;
   std::vector<AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) override;
+  /// Deletes by generation (telemetry_gens: each one's ts range), at most 5,000 rows per statement, each
+  /// statement its own transaction (sqlite_retention.cc).
+  RetentionResult enforce_retention(int64_t cutoff_ms) override;
   std::optional<core::Command> get_command(const std::string& id) override;
   std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
   bool ack_alert(const std::string& id) override;

@@ -108,12 +108,40 @@ TEST(PostgresStore, TelemetryGoesToOnePartitionPerDayAndReplaysOnce) {
   EXPECT_EQ(store.history("p-1", kT0, kT0 + 3 * kDay).size(), 20U);
   WriteBatch late;
   late.telemetry.push_back({message("p-1", 100, kT0 + 5), std::nullopt});
-  EXPECT_THROW(store.write(late), PgError);  // the instance believed the day existed
+  // The instance believed the day existed: its insert finds no partition, and write() creates it again.
   EXPECT_EQ(store.write(late).telemetry_inserted, 1);
   HistoryStats stats = store.history_stats();
   EXPECT_EQ(stats.rows, 22);
   EXPECT_EQ(stats.distinct, 22);
   EXPECT_EQ(stats.cars, 2);
+}
+
+TEST(PostgresStore, RetentionDropsTheDaysEntirelyOlderAndKeepsTheOneStraddlingTheCutoff) {
+  recreate_database("ft_retention");
+  PostgresStore store(uri_of("ft_retention"));
+  constexpr int64_t kDay = 86'400'000;
+  constexpr int64_t kT0 = 20'000 * kDay;
+  WriteBatch b;
+  for (int64_t q = 1; q <= 30; ++q)
+    b.telemetry.push_back({message("p-1", q, kT0 + (q - 1) * (kDay / 10)), std::nullopt});
+  b.telemetry.push_back({message("p-0", 1, -5), std::nullopt});
+  store.write(b);
+  PostgresStore other(uri_of("ft_retention"));  // knows every partition (it wrote to each)
+  other.write(b);
+  const int64_t cutoff = kT0 + kDay + kDay / 2;  // noon of day 20001
+  const RetentionResult r = store.enforce_retention(cutoff);
+  EXPECT_EQ(r.removed, 2);  // telemetry_dm1 and telemetry_d20000
+  EXPECT_EQ(r.oldest_ms, kT0 + kDay);
+  EXPECT_EQ(store.telemetry_partitions(), (std::vector<std::string>{"telemetry_d20001", "telemetry_d20002"}));
+  // Day 20001 is kept whole, its rows before the cutoff too; nothing else was touched row by row.
+  EXPECT_EQ(store.history("p-1", INT64_MIN, INT64_MAX).size(), 20U);
+  EXPECT_EQ(store.history("p-1", kT0 + kDay, cutoff).size(), 5U);
+  EXPECT_EQ(store.enforce_retention(cutoff).removed, 0);
+  // A late row of a dropped day, written by an instance that saw that day's partition: stored again.
+  WriteBatch late;
+  late.telemetry.push_back({message("p-1", 100, kT0 + 5), std::nullopt});
+  EXPECT_EQ(other.write(late).telemetry_inserted, 1);
+  EXPECT_EQ(store.enforce_retention(cutoff).removed, 1);
 }
 
 TEST(PostgresStore, MultiRowPathWritesWhatCopyWrites) {

@@ -1,6 +1,7 @@
 // The sink stage during a store outage: transient write failures are retried with backoff (counted in
 // fleettwin_sink_store_retries_total) until the store answers, other failures stop it at once, and a stop
-// request ends an outage wait without the batch being committed.
+// request ends an outage wait without the batch being committed. Also: the sink runs the store's history
+// retention after a batch, at most once per interval of its clock.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "codec/avro.h"
+#include "core/clock.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 #include "stages/sink/sink_stage.h"
@@ -66,6 +68,9 @@ class OutageStore final : public store::TwinStore {
   }
   std::vector<store::AlertsPerHour> alerts_per_hour(int64_t from_ms, int64_t to_ms) override {
     return _inner.alerts_per_hour(from_ms, to_ms);
+  }
+  store::RetentionResult enforce_retention(int64_t cutoff_ms) override {
+    return _inner.enforce_retention(cutoff_ms);
   }
   std::optional<core::Command> get_command(const std::string& id) override { return _inner.get_command(id); }
   std::vector<core::Command> commands(const std::string& car, int64_t limit) override {
@@ -170,4 +175,29 @@ TEST_F(SinkRetry, StopDuringAnOutageEndsTheRunnerWithoutCommitting) {
   runner.join();
   EXPECT_EQ(runner.error(), "sink: stopped while the store was unreachable");
   EXPECT_EQ(mlog.committed("fleettwin.sink", {t::kTelemetry, 0}), -1) << "a batch never stored was committed";
+}
+
+TEST_F(SinkRetry, RetentionRunsAfterABatchAtMostOncePerInterval) {
+  constexpr int64_t kT0 = 1'700'000'000'000;  // reading(seq).ts is kT0 + seq * 1000
+  core::SimClock clock(kT0 + 100'000);
+  const auto stage = sink({1ms, 4ms});
+  stage->set_retention({.history_ms = 10'000, .interval_ms = 60'000, .clock = &clock});
+  NullProducer out;
+  const std::string removed = "fleettwin_store_retention_removed_total{store=\"sqlite\"}";
+  // The clock is ahead of the data (a replay): the cutoff follows the newest ts stored, kT0 + 60 s, so
+  // it is kT0 + 50 s and seq 1-49 go (by the clock it would take every row).
+  stage->process(batch_of(1, 60), out);
+  EXPECT_EQ(s->history_stats().rows, 11);
+  EXPECT_EQ(metrics.value(removed), 49);
+  EXPECT_EQ(metrics.value("fleettwin_store_history_oldest_timestamp_seconds{store=\"sqlite\"}"),
+            (kT0 + 50'000) / 1000);
+  clock.advance_to(kT0 + 130'000);  // within the interval: no run, though seq 50-60 are old by now
+  stage->process(batch_of(61, 70), out);
+  EXPECT_EQ(s->history_stats().rows, 21);
+  // Data now ahead of the clock (kT0 + 210 s > kT0 + 160 s): the clock bounds the cutoff, kT0 + 150 s, so
+  // seq 50-70 go and 200-210 stay.
+  clock.advance_to(kT0 + 160'000);
+  stage->process(batch_of(200, 210), out);
+  EXPECT_EQ(s->history_stats().rows, 11);
+  EXPECT_EQ(metrics.value(removed), 70);
 }

@@ -191,6 +191,36 @@ TEST(SqliteStore, ReplayIsFoundInOlderGenerationsAndAfterReopen) {
   EXPECT_EQ(stats.distinct, 120);
 }
 
+TEST(SqliteStore, RetentionEmptiesGenerationsAndKeepsTheirBookkeeping) {
+  StoreDir dir;
+  SqliteOptions small;
+  small.telemetry_generation_rows = 7;  // many generations: some emptied, one cut in the middle
+  auto rows = fleet_rows(4, 30);        // ts 1,001,000 + s * 1000 + car
+  SqliteStore store(dir.db(), small);
+  EXPECT_EQ(write_in_batches(store, rows, 5).telemetry_inserted, 120);
+  const int64_t cutoff = 1'000'000 + 15 * 1000 + 2;  // seq 1-14 of every car, seq 15 of car-0 and car-1
+  const RetentionResult r = store.enforce_retention(cutoff);
+  EXPECT_EQ(r.removed, 4 * 14 + 2);
+  EXPECT_EQ(r.oldest_ms, cutoff);
+  Db db(dir.db());
+  // Emptied closed generations are gone from telemetry_gens; the others count and bound what they hold.
+  EXPECT_EQ(db.query_int("SELECT COUNT(*) FROM telemetry_gens WHERE rows = 0 AND gen < (SELECT max(gen) FROM "
+                         "telemetry_gens)"),
+            0);
+  EXPECT_EQ(db.query_int("SELECT COUNT(*) FROM telemetry_gens AS g WHERE rows != (SELECT COUNT(*) FROM "
+                         "telemetry AS t WHERE t.gen = g.gen) OR min_ts > (SELECT min(ts) FROM telemetry AS "
+                         "t WHERE t.gen = g.gen)"),
+            0);
+  EXPECT_EQ(db.query_int("SELECT min(ts) FROM telemetry"), cutoff);
+  // Replays of the kept rows are still found, from this connection and a cold one; new rows go on.
+  std::vector<TelemetryRow> kept(rows.begin() + 4 * 14 + 2, rows.end());
+  EXPECT_EQ(write_in_batches(store, kept, 9).telemetry_duplicates, 62);
+  SqliteStore reopened(dir.db(), small);
+  EXPECT_EQ(write_in_batches(reopened, kept, 4).telemetry_duplicates, 62);
+  EXPECT_EQ(write_in_batches(reopened, fleet_rows(4, 31), 50).telemetry_inserted, 4 + 58);
+  EXPECT_EQ(reopened.enforce_retention(cutoff).removed, 58);  // the old rows replayed just now
+}
+
 TEST(SqliteStore, DuplicateInsideOneBatchIsCountedOnce) {
   StoreDir dir;
   SqliteStore store(dir.db());

@@ -365,5 +365,85 @@ TEST_P(StoreContract, CommandsAndAlertsRoundTrip) {
   EXPECT_EQ(store->get_alert("none"), std::nullopt);
 }
 
+// Retention (TwinStore::enforce_retention): by event time, rows of SQLite and MongoDB, whole UTC days of
+// PostgreSQL (a day partition goes once entirely older than the cutoff).
+constexpr int64_t kDay = 24 * kHour;
+
+/// The ts of every stored row of `car`, oldest first.
+std::vector<int64_t> stored_ts(TwinStore& s, const std::string& car) {
+  std::vector<int64_t> out;
+  for (const auto& r : s.history(car, INT64_MIN, INT64_MAX)) out.push_back(r.t.ts);
+  return out;
+}
+
+TEST_P(StoreContract, RetentionRemovesOlderHistoryOnlyAndIsIdempotent) {
+  const bool by_day = GetParam().name == "postgres";
+  const int64_t cutoff = kT0 + 3 * kDay + 6 * kHour;  // 06:00 of day 3
+  // Per car: two rows on day 0, one on day 1 (days entirely older), one at 05:00 of day 3 (older, but on
+  // the cutoff's day), one at the cutoff, one on day 4.
+  const std::vector<int64_t> offsets{0,       kHour, kDay + kHour, 3 * kDay + 5 * kHour, 3 * kDay + 6 * kHour,
+                                     4 * kDay};
+  WriteBatch b;
+  for (const std::string car : {"car-a", "car-b"}) {
+    for (size_t i = 0; i < offsets.size(); ++i)
+      b.telemetry.push_back({message(car, static_cast<int64_t>(1 + i), kT0 + offsets[i]), std::nullopt});
+    b.twins.push_back(make_twin(car, 6, 1));
+  }
+  b.alerts = {make_alert("car-a", "anomaly", kT0 + 10, true)};  // older than the cutoff: not history
+  store->write(b);
+
+  const RetentionResult r = store->enforce_retention(cutoff);
+  const std::vector<int64_t> kept = by_day ? std::vector<int64_t>{kT0 + offsets[3], cutoff, kT0 + 4 * kDay}
+                                           : std::vector<int64_t>{cutoff, kT0 + 4 * kDay};
+  EXPECT_EQ(stored_ts(*store, "car-a"), kept);
+  EXPECT_EQ(stored_ts(*store, "car-b"), kept);
+  EXPECT_EQ(r.removed, by_day ? 2 : 8);  // days 0 and 1, or 4 rows of each car
+  EXPECT_EQ(r.oldest_ms, by_day ? kT0 + 3 * kDay : cutoff);
+  EXPECT_FALSE(r.more);
+  EXPECT_EQ(store->get_twin("car-a"), b.twins[0]);
+  EXPECT_EQ(store->get_twin("car-b"), b.twins[1]);
+  EXPECT_EQ(store->get_alert(b.alerts[0].id), b.alerts[0]);
+
+  // Idempotent; a replay of the kept rows is all duplicates; new rows go on arriving.
+  const RetentionResult again = store->enforce_retention(cutoff);
+  EXPECT_EQ(again.removed, 0);
+  EXPECT_EQ(again.oldest_ms, r.oldest_ms);
+  EXPECT_EQ(stored_ts(*store, "car-a"), kept);
+  WriteBatch replay;
+  for (size_t i = 4; i < offsets.size(); ++i)
+    replay.telemetry.push_back(
+        {message("car-a", static_cast<int64_t>(1 + i), kT0 + offsets[i]), std::nullopt});
+  replay.telemetry.push_back({message("car-a", 7, kT0 + 5 * kDay), std::nullopt});
+  const WriteResult w = store->write(replay);
+  EXPECT_EQ(w.telemetry_inserted, 1);
+  EXPECT_EQ(w.telemetry_duplicates, 2);
+  // A late upload older than the cutoff, written after a run: the next run removes it (one row, or its
+  // day's partition created again).
+  store->write({{{message("car-b", 99, kT0 + 2), std::nullopt}}, {}, {}, {}});
+  EXPECT_EQ(store->enforce_retention(cutoff).removed, 1);
+  EXPECT_EQ(stored_ts(*store, "car-b"), kept);
+}
+
+TEST_P(StoreContract, RetentionOnAnEmptyStoreRemovesNothing) {
+  const RetentionResult r = store->enforce_retention(kT0);
+  EXPECT_EQ(r.removed, 0);
+  EXPECT_EQ(r.oldest_ms, INT64_MAX);
+  EXPECT_FALSE(r.more);
+  EXPECT_EQ(r.store, GetParam().name == "ferretdb" ? "mongo" : GetParam().name);
+}
+
+TEST_P(StoreContract, RetentionRemovesEveryOldRowBeyondOneBatch) {
+  // More old rows than one delete statement takes (5,000): all go, over several statements.
+  WriteBatch b;
+  for (int64_t seq = 1; seq <= 6000; ++seq)
+    b.telemetry.push_back({message("car-a", seq, kT0 + seq * 1000), std::nullopt});
+  b.telemetry.push_back({message("car-a", 6001, kT0 + 2 * kDay), std::nullopt});
+  store->write(b);
+  const RetentionResult r = store->enforce_retention(kT0 + kDay + 1);
+  EXPECT_EQ(stored_ts(*store, "car-a"), std::vector<int64_t>{kT0 + 2 * kDay});
+  EXPECT_EQ(r.oldest_ms, kT0 + 2 * kDay);
+  EXPECT_EQ(store->history_stats().rows, 1);
+}
+
 }  // namespace
 }  // namespace fleettwin::store
