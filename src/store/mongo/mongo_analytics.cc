@@ -214,7 +214,7 @@ std::vector<AlertsPerHour> MongoStore::alerts_per_hour(int64_t from_ms, int64_t 
 
 // Not a TTL index: a TTL index's expireAfterSeconds is fixed when it is created (a changed
 // store.history_retention would need collMod, and "ts" already has a plain index of the same key), and
-// FerretDB 1.24 refuses expireAfterSeconds as not implemented (docs/architecture.md, history retention).
+// FerretDB 1.24 has no TTL indexes: it refuses expireAfterSeconds (docs/architecture.md, history retention).
 // Instead: the _ids of the oldest rows, found through the ts index, at most kRetentionBatch at a time,
 // deleted by _id, so each deleteMany is a bounded write.
 RetentionResult MongoStore::enforce_retention(int64_t cutoff_ms) {
