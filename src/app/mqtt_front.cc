@@ -322,11 +322,24 @@ bool MqttFront::stop() {
   // Real cars go on publishing: what the bridge has not acknowledged waits on the brokers for the next run.
   // Simulated cars' QoS 1 messages are on the brokers; let the bridge move them into the log before it stops.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  // A message the bridge sent to the DLQ (over a car's rate) is accounted for too.
+  // A message the bridge sent to the DLQ (over a car's rate) is accounted for too. Messages from anyone else
+  // on the brokers count as well (a test's malformed payloads, a real car beside the simulated ones), so
+  // reaching the cars' count is not enough: the bridge must also have gone quiet, the cars' last messages
+  // are not still on their way.
   const auto accounted = [&] { return _bridge->forwarded() + _bridge->diverted(); };
-  while (_simulating && accounted() < _published.load() && _bridge->running() &&
-         std::chrono::steady_clock::now() < deadline)
+  constexpr auto kQuiet = std::chrono::milliseconds(500);
+  int64_t seen = accounted();
+  auto moved = std::chrono::steady_clock::now();
+  while (_simulating && _bridge->running() && std::chrono::steady_clock::now() < deadline) {
+    const int64_t now_accounted = accounted();
+    const auto now = std::chrono::steady_clock::now();
+    if (now_accounted != seen) {
+      seen = now_accounted;
+      moved = now;
+    }
+    if (now_accounted >= _published.load() && now - moved >= kQuiet) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   if (_simulating && accounted() < _published.load())
     spdlog::warn("mqtt: the bridge forwarded {} of the {} messages the cars published", _bridge->forwarded(),
                  _published.load());
