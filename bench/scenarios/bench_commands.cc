@@ -13,6 +13,7 @@
 #include "cli/run_output.h"
 #include "scenarios/fleet_bench.h"
 #include "scenarios/mqtt_bench.h"
+#include "scenarios/soak_bench.h"
 
 namespace fleettwin::cli {
 
@@ -134,6 +135,26 @@ void add_bench_commands(CommandLine& cl) {
   add_pipeline_bench(cl, embedded, false, "Wall time to run",
                      "Write the result as JSON (the --summary-json keys)");
   flags.add(embedded, "--data-dir", keys::data_dir, "Scratch directory (default: a fresh temp dir)");
+
+  auto* soak = bench->add_subcommand(
+      "soak",
+      "A long `up --fast` run with history retention shortened: stored rows, store size and RSS sampled, "
+      "flat once retention removes as much as arrives");
+  auto sf = std::make_shared<app::bench::SoakFlags>();
+  flags.add(soak, "--cars", keys::sim_cars, "Simulated cars (default 10000)");
+  flags.add(soak, "--interval", keys::sim_interval, "Each car sends one message per interval (default 10s)");
+  flags.add(soak, "--duration", keys::sim_duration, "Simulated time to run, e.g. 1h (required)");
+  flags.add(soak, "--retention", keys::store_history_retention, "History kept, by event time (e.g. 10m)");
+  flags.add(soak, "--retention-interval", keys::store_retention_interval,
+            "How often the sink enforces it, wall time (default 60s)");
+  flags.add(soak, "--data-dir", keys::data_dir, "Scratch directory (default: a fresh temp dir, removed)");
+  soak->add_option("--sample", sf->sample_s, "Wall seconds between samples (default 10)")
+      ->check(CLI::Range(1, 3600));
+  soak->add_option("--json", sf->json, "Write the samples and the verdict as JSON");
+  soak->add_flag("--keep", sf->keep, "Keep the data dir");
+  cl.add(soak, [sf](Config& config, std::atomic<int>& stop) {
+    return app::bench::run_soak_bench(*sf, config, stop);
+  });
 
   auto* kafka = bench->add_subcommand(
       "kafka",

@@ -32,6 +32,7 @@
 #include "sim/feed/sim_source.h"
 #include "stages/dead_letters.h"
 #include "stages/registry.h"
+#include "stages/sink/sink_stage.h"
 #include "stages/twin/twin_resume.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -616,6 +617,36 @@ class PipelineRun {
     return s;
   }
 
+  std::vector<const stages::SinkStage*> sinks() {
+    std::vector<const stages::SinkStage*> out;
+    for (const auto& r : _runners)
+      if (const auto* sink = dynamic_cast<const stages::SinkStage*>(&r->stage())) out.push_back(sink);
+    return out;
+  }
+  /// History rows retention removed during this run (-1: it dropped partitions, rows not counted).
+  int64_t retention_rows_removed() {
+    int64_t removed = 0;
+    for (const auto* sink : sinks()) {
+      if (sink->retention_rows_removed() < 0) return -1;
+      removed += sink->retention_rows_removed();
+    }
+    return removed;
+  }
+  /// Seqs that history retention removed, car by car: a car whose oldest stored seq m is above 1 had seqs
+  /// 1..m-1 removed when seq m-1 was older than the sink's last cutoff. The simulator sends a car's seqs at
+  /// least one interval apart, so seq m-1 was sent at ts(m) - interval or before; when that is not before
+  /// the cutoff nothing proves they were removed and they count as lost. 0 when retention removed nothing.
+  int64_t retention_removed() {
+    int64_t cutoff = INT64_MIN;
+    for (const auto* sink : sinks()) cutoff = std::max(cutoff, sink->retention_cutoff());
+    if (cutoff == INT64_MIN) return 0;
+    const int64_t interval = _config.get(keys::sim_interval).count();
+    int64_t removed = 0;
+    for (const auto& row : _control_store->oldest_per_car())
+      if (row.seq > 1 && row.ts - interval < cutoff) removed += row.seq - 1;
+    return removed;
+  }
+
   /// The store's side of the summary: what it holds, and the exactness check, (car, seq) by (car, seq).
   void check_store(RunSummary& s) {
     const auto stats = _control_store->history_stats();
@@ -625,7 +656,10 @@ class PipelineRun {
     s.duplicates = stats.rows - stats.distinct;
     if (_mqtt_mode && _roles.sim && _config.get(keys::mqtt_qos) == 1) {
       // Every QoS 1 message the cars published was acknowledged by a broker and then by the bridge.
-      s.lost = std::max<int64_t>(0, s.published - s.stored_this_run);
+      const int64_t removed = retention_rows_removed();
+      if (removed < 0)
+        spdlog::warn("retention dropped whole day partitions during the run: `lost` counts their rows too");
+      s.lost = std::max<int64_t>(0, s.published - s.stored_this_run - std::max<int64_t>(0, removed));
     }
     if (!_source) return;
     const auto expected = _source->expected_last_seq();
@@ -637,7 +671,8 @@ class PipelineRun {
       const int64_t exp = it == expected.end() ? 0 : it->second;
       if (seq > exp) beyond += seq - exp;
     }
-    if (_replay.empty()) s.lost = std::max<int64_t>(0, expected_total - (stats.distinct - beyond));
+    if (_replay.empty())
+      s.lost = std::max<int64_t>(0, expected_total - retention_removed() - (stats.distinct - beyond));
     for (const auto& twin : load_twins(*_control_store)) {
       auto it = expected.find(twin.id);
       if (it != expected.end() && twin.reported.seq != it->second) ++s.twins_behind;

@@ -99,6 +99,13 @@ struct HistoryStats {
   int64_t twins = 0;     ///< twins stored
 };
 
+/// A car's oldest stored row (TwinStore::oldest_per_car).
+struct OldestRow {
+  std::string car;
+  int64_t seq = 0;
+  int64_t ts = 0;
+};
+
 /// What one TwinStore::enforce_retention call did.
 struct RetentionResult {
   int64_t removed = 0;  ///< history rows deleted (SQLite, MongoDB), or day partitions dropped (PostgreSQL)
@@ -126,6 +133,10 @@ class TwinStore {
   virtual HistoryStats history_stats() = 0;
   /// Highest contiguous-from-1 seq stored per car is not needed here: max seq per car (for resume).
   virtual std::vector<std::pair<std::string, int64_t>> max_seq_per_car() = 0;
+  /// Each car's stored row with the lowest seq, and its ts: where retention left each car's history, which
+  /// `up`'s exactness check needs to tell rows retention removed from rows never stored. A full pass over
+  /// the history; run once at the end of a run, never on the hot path.
+  virtual std::vector<OldestRow> oldest_per_car() = 0;
 
   // Analytics.
   virtual FleetSummary fleet_summary(int64_t now_ms) = 0;

@@ -139,6 +139,7 @@ void SinkStage::enforce_retention() {
     const int64_t cutoff = std::min(now, _newest_ts) - _retention.history_ms;
     const auto r = retrying([&] { return _store->enforce_retention(cutoff); });
     _retention_more = r.more;
+    _retention_cutoff = std::max(_retention_cutoff, cutoff);
     if (_retention_removed == nullptr) {
       const std::string label = "store=\"" + std::string(r.store) + "\"";
       _retention_removed = &_metrics.counter(
@@ -149,6 +150,8 @@ void SinkStage::enforce_retention() {
                           "Event time of the oldest history the store still holds (0: none)", label);
     }
     _retention_removed->add(r.removed);
+    if (r.removed > 0 && _retention_rows_removed >= 0)
+      _retention_rows_removed = r.store == "postgres" ? -1 : _retention_rows_removed + r.removed;
     _retention_oldest->set(r.oldest_ms == INT64_MAX ? 0 : r.oldest_ms / 1000);
     if (r.removed > 0) spdlog::debug("sink: retention removed {} ({})", r.removed, r.store);
   } catch (const std::exception& e) {

@@ -54,6 +54,12 @@ class SinkStage final : public Stage {
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
   void interrupt() override;
   void set_retention(const Retention& retention) { _retention = retention; }
+  /// The event time before which the last enforce_retention call removed the history (INT64_MIN: none yet).
+  /// The runner's thread, or any thread once the runner stopped (`up`'s exactness check).
+  int64_t retention_cutoff() const { return _retention_cutoff; }
+  /// History rows retention removed since this stage started; -1 once it dropped a PostgreSQL day partition,
+  /// whose rows it does not count. Same threads as retention_cutoff().
+  int64_t retention_rows_removed() const { return _retention_rows_removed; }
 
  private:
   /// `call()` (a store access), repeated while it fails transiently; throws once interrupted.
@@ -93,6 +99,8 @@ class SinkStage final : public Stage {
   Retention _retention;
   int64_t _retention_last_ms = INT64_MIN;
   bool _retention_more = false;
+  int64_t _retention_cutoff = INT64_MIN;
+  int64_t _retention_rows_removed = 0;
   int64_t _newest_ts = INT64_MIN;  // newest telemetry event time this sink has written
   core::Metrics& _metrics;
   core::Counter* _retention_removed = nullptr;  // labelled by the store, registered at the first run

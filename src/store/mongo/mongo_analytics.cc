@@ -130,6 +130,24 @@ std::vector<std::pair<std::string, int64_t>> MongoStore::max_seq_per_car() {
   return out;
 }
 
+std::vector<OldestRow> MongoStore::oldest_per_car() {
+  // One pass over (car, seq, ts), as max_seq_per_car does on FerretDB 1.x (no $min / $first there); it runs
+  // once, in `up`'s final check.
+  std::map<std::string, OldestRow> oldest;
+  find(
+      _impl->telemetry.get(), Bson(), find_opts({}, 0, {"car", "seq", "ts"}),
+      [&](const bson_t* d) {
+        const int64_t seq = get_int(d, "seq");
+        auto [it, added] = oldest.try_emplace(get_str(d, "car"));
+        if (added || seq < it->second.seq) it->second = {it->first, seq, get_int(d, "ts")};
+      },
+      "oldest_per_car");
+  std::vector<OldestRow> out;
+  out.reserve(oldest.size());
+  for (auto& [car, row] : oldest) out.push_back(std::move(row));
+  return out;
+}
+
 FleetSummary MongoStore::fleet_summary(int64_t now_ms) {
   FleetSummary out;
   // $group with $sum runs on MongoDB and FerretDB alike.

@@ -166,6 +166,16 @@ std::vector<std::pair<std::string, int64_t>> PostgresStore::max_seq_per_car() {
   });
 }
 
+std::vector<OldestRow> PostgresStore::oldest_per_car() {
+  return reconnecting([&] {
+    PgResult r = conn().exec("SELECT DISTINCT ON (car) car, seq, ts FROM telemetry ORDER BY car, seq");
+    std::vector<OldestRow> out;
+    out.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back({r.str(i, 0), r.i64(i, 1), r.i64(i, 2)});
+    return out;
+  });
+}
+
 FleetSummary PostgresStore::fleet_summary(int64_t now_ms) {
   return reconnecting([&] {
     return snapshot(conn(), [now_ms](PgConnection& c) {

@@ -516,6 +516,14 @@ std::vector<std::pair<std::string, int64_t>> SqliteStore::max_seq_per_car() {
   return out;
 }
 
+std::vector<OldestRow> SqliteStore::oldest_per_car() {
+  // SQLite gives the bare column `ts` from the row holding min(seq) of each group.
+  Stmt s(_db.handle(), "SELECT car, min(seq), ts FROM telemetry GROUP BY car ORDER BY car");
+  std::vector<OldestRow> out;
+  while (s.step()) out.push_back({s.column_text(0), s.column_int(1), s.column_int(2)});
+  return out;
+}
+
 std::vector<core::Twin> SqliteStore::list_twins_filtered(const TwinQuery& q) {
   // Generated SQL: the text comes only from the field catalog and fixed operators; every value, including
   // the user's literals, is a bound parameter (TwinSql).

@@ -62,6 +62,7 @@ class SqliteStore final : public TwinStore {
   std::vector<core::Alert> alerts(const std::string& car = "", int64_t limit = 1000) override;
   HistoryStats history_stats() override;
   std::vector<std::pair<std::string, int64_t>> max_seq_per_car() override;
+  std::vector<OldestRow> oldest_per_car() override;
 
   FleetSummary fleet_summary(int64_t now_ms) override;
   std::vector<CarScore> top_by_score(int64_t n) override;

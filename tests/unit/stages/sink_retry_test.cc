@@ -60,6 +60,7 @@ class OutageStore final : public store::TwinStore {
   }
   store::HistoryStats history_stats() override { return _inner.history_stats(); }
   std::vector<std::pair<std::string, int64_t>> max_seq_per_car() override { return _inner.max_seq_per_car(); }
+  std::vector<store::OldestRow> oldest_per_car() override { return _inner.oldest_per_car(); }
   store::FleetSummary fleet_summary(int64_t now_ms) override { return _inner.fleet_summary(now_ms); }
   std::vector<store::CarScore> top_by_score(int64_t n) override { return _inner.top_by_score(n); }
   std::vector<store::HourlyAggregate> hourly(const std::string& car, std::string_view signal, int64_t from_ms,

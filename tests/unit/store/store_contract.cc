@@ -167,6 +167,22 @@ TEST_P(StoreContract, ReplayingABatchChangesNothing) {
   EXPECT_EQ(max_seq[0], (std::pair<std::string, int64_t>{"rp-0", 20}));
 }
 
+TEST_P(StoreContract, OldestPerCarIsEachCarsLowestStoredSeqWithItsTs) {
+  WriteBatch b;
+  for (int64_t q = 10; q >= 3; --q)
+    b.telemetry.push_back({message("old-1", q, kT0 + q * 1000), std::nullopt});
+  for (int64_t q : {6, 5}) b.telemetry.push_back({message("old-2", q, kT0 + q * 500), std::nullopt});
+  store->write(b);
+  const auto oldest = store->oldest_per_car();
+  ASSERT_EQ(oldest.size(), 2u);
+  EXPECT_EQ(oldest[0].car, "old-1");
+  EXPECT_EQ(oldest[0].seq, 3);
+  EXPECT_EQ(oldest[0].ts, kT0 + 3000);
+  EXPECT_EQ(oldest[1].car, "old-2");
+  EXPECT_EQ(oldest[1].seq, 5);
+  EXPECT_EQ(oldest[1].ts, kT0 + 2500);
+}
+
 TEST_P(StoreContract, NanSignalsRoundTripAsNan) {
   core::Telemetry t = message("nan-1", 1, kT0);
   t.values[core::kSpeed] = std::numeric_limits<double>::quiet_NaN();
