@@ -72,6 +72,15 @@ class OutageStore final : public store::TwinStore {
   store::RetentionResult enforce_retention(int64_t cutoff_ms) override {
     return _inner.enforce_retention(cutoff_ms);
   }
+  store::RetentionResult enforce_aggregates_retention(int64_t cutoff_ms) override {
+    return _inner.enforce_aggregates_retention(cutoff_ms);
+  }
+  void upsert_aggregates(std::span<const store::AggregateRow> rows) override {
+    _inner.upsert_aggregates(rows);
+  }
+  std::vector<store::AggregateRow> aggregates(const store::AggregateQuery& q) const override {
+    return _inner.aggregates(q);
+  }
   std::optional<core::Command> get_command(const std::string& id) override { return _inner.get_command(id); }
   std::vector<core::Command> commands(const std::string& car, int64_t limit) override {
     return _inner.commands(car, limit);
