@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregate/definition.h"
 #include "api/auth.h"
 #include "catalog/catalog.h"
 #include "core/metrics.h"
@@ -50,6 +51,13 @@ struct ApiOptions {
   /// The stages whose consumer lag (fleettwin_consumer_lag{stage="..."}) is summed into the throughput
   /// samples' `lag`; the host fills it from the stage registry.
   std::vector<std::string> lag_stages;
+  /// The aggregate definitions in use (aggregate.definitions, or the shipped ones): the columns and names
+  /// GET /api/v1/aggregates/{name} knows, and which per-car aggregate answers a history range older than
+  /// `history_retention_ms`. Empty: any stored aggregate is served, and history never falls back.
+  std::vector<aggregate::Definition> aggregates;
+  /// store.history_retention (0: kept forever). A car's history for a range ending before its last message
+  /// minus this is gone from the store and is answered from `aggregates` (docs/architecture.md).
+  int64_t history_retention_ms = 0;
 };
 
 /// The largest request body the API reads (413 past it): a settings PATCH is a few hundred bytes.

@@ -27,6 +27,8 @@ void add_fleet_routes(Router& router, ApiContext& ctx);
 void add_model_routes(Router& router, ApiContext& ctx);
 /// The live stream (server-sent events).
 void add_stream_routes(Router& router, ApiContext& ctx);
+/// Window aggregates: the stored windows of one aggregate (aggregate_view.h).
+void add_aggregate_routes(Router& router, ApiContext& ctx);
 /// The dead-letter queues: newest records and counts per stage and reason (DlqRecent).
 void add_dlq_routes(Router& router, ApiContext& ctx);
 

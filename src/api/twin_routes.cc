@@ -1,6 +1,7 @@
 // Twins: the filtered, sorted, paged list, one twin, and a car's history downsampled for charting.
 #include <algorithm>
 
+#include "api/aggregate_view.h"
 #include "api/history.h"
 #include "api/http_helpers.h"
 #include "api/routes.h"
@@ -68,6 +69,27 @@ std::vector<std::size_t> requested_signals(const catalog::Catalog& catalog, cons
   return signals;
 }
 
+/// The per-car aggregate that answers a history request instead of the raw rows, or null for the rows.
+/// `?source=aggregates` or `history` chooses; by default (`auto`) the aggregates answer a range that ends
+/// before the car's last message minus store.history_retention: the sink has removed (or is removing) those
+/// rows, since its cutoff is at or after that point (min(now, newest ts stored) - retention).
+const aggregate::Definition* fallback_aggregate(const ApiContext& ctx, const httplib::Request& req,
+                                                const core::Twin& twin,
+                                                const std::vector<std::size_t>& signals, int64_t to) {
+  const std::string source = query(req, "source").value_or("auto");
+  if (source != "auto" && source != "history" && source != "aggregates")
+    throw ApiError(400, "source: expected auto, history or aggregates");
+  if (source == "history") return nullptr;
+  const aggregate::Definition* def = history_aggregate(ctx.options.aggregates, signals);
+  if (source == "aggregates") {
+    if (def == nullptr) throw ApiError(404, "source: no per-car aggregate is defined");
+    return def;
+  }
+  const int64_t retention = ctx.options.history_retention_ms;
+  if (def == nullptr || retention <= 0 || twin.last_seen <= 0) return nullptr;
+  return to <= twin.last_seen - retention ? def : nullptr;
+}
+
 void history(ApiContext& ctx, const httplib::Request& req, httplib::Response& res, const std::string& car) {
   auto s = ctx.stores.acquire();
   const auto twin = twin_or_404(*s, car);
@@ -80,9 +102,18 @@ void history(ApiContext& ctx, const httplib::Request& req, httplib::Response& re
   if (from >= to) throw ApiError(400, "from must be before to");
   const int64_t step = int_param(req, "step", auto_step(from, to, 600), 1, INT64_MAX / 2);
   if ((to - from) / step > 100000) throw ApiError(400, "step too small: at most 100000 points");
-  const auto rows = s->history(car, from, to, 200000);
-  std::string out = series_to_json(downsample(rows, signals, from, to, step), ctx.catalog());
-  out.pop_back();
+  std::string out;
+  if (const aggregate::Definition* def = fallback_aggregate(ctx, req, twin, signals, to)) {
+    out = aggregate_series_json(
+        *def,
+        s->aggregates({.aggregate = def->name, .group = car, .from_ms = from, .to_ms = to, .limit = 20000}),
+        signals, ctx.catalog(), from, to);
+  } else {
+    const auto rows = s->history(car, from, to, 200000);
+    out = series_to_json(downsample(rows, signals, from, to, step), ctx.catalog());
+    out.pop_back();
+    out += ",\"source\":\"history\"";
+  }
   out += ",\"car\":";
   codec::append_json_string(out, car);
   out += ",\"threshold\":";

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "aggregate/definition.h"
 #include "app/store_factory.h"
 #include "stages/registry.h"
 
@@ -72,6 +73,15 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
   o.max_stream_clients = static_cast<std::size_t>(config.get(keys::http_max_stream_clients));
   o.max_streams_per_token = static_cast<std::size_t>(config.get(keys::http_max_streams_per_token));
   o.max_connections = static_cast<std::size_t>(config.get(keys::http_max_connections));
+  // The shipped definitions: what the aggregate stage computes until aggregate.definitions is read here too.
+  // A catalog without their signals leaves the API without definitions: it then serves whatever aggregates
+  // the store holds, and history never falls back to them.
+  try {
+    o.aggregates = aggregate::defaults(*o.catalog);
+  } catch (const aggregate::DefinitionError& e) {
+    spdlog::warn("api: no aggregate definitions for catalog {}: {}", o.catalog->label(), e.what());
+  }
+  o.history_retention_ms = config.get(keys::store_history_retention).count();
   auto server = std::make_unique<api::ApiServer>(std::move(o));
   try {
     server->start();

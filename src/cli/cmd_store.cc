@@ -1,12 +1,16 @@
-// `fleettwin query summary|top|hourly|alerts|twins`: the store's analytics and the twin filter language from
-// the command line, over the SQLite store of a data dir or, with --mongo / --postgres, a MongoDB/FerretDB or
-// PostgreSQL store. Output is one JSON document per line, for scripts and for comparing the backends.
+// `fleettwin query summary|top|hourly|alerts|twins|aggregates`: the store's analytics and the twin filter
+// language from the command line, over the SQLite store of a data dir or, with --mongo / --postgres, a
+// MongoDB/FerretDB or PostgreSQL store. Output is one JSON document per line, for scripts and for comparing
+// the backends.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <string>
 
+#include "api/aggregate_view.h"
 #include "app/store_factory.h"
 #include "cli/commands.h"
 #include "codec/json.h"
@@ -20,7 +24,7 @@ namespace {
 /// The flag values of `fleettwin query ...` that are not configuration keys.
 struct QueryFlags {
   int64_t now_ms = 0, top = 10, from_ms = 0, to_ms = 0, limit = 100;
-  std::string car, signal, filter, sort, after;
+  std::string car, signal, filter, sort, after, aggregate, format = "json";
 };
 
 std::string num(double v) {
@@ -47,6 +51,64 @@ std::string quoted(const std::string& s) {
   return out + '"';
 }
 
+/// `ms` as UTC, 2026-01-01T00:00:00Z (windows start on whole seconds).
+std::string utc(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// `query aggregates`: the stored windows of one aggregate, one JSON document per window (the API's window
+/// object with "aggregate"), or with --format table a header and one aligned row per window.
+void print_aggregates(store::TwinStore& s, const QueryFlags& f) {
+  store::AggregateQuery q;
+  q.aggregate = f.aggregate;
+  q.group = f.car;
+  if (f.from_ms > 0) q.from_ms = f.from_ms;
+  if (f.to_ms > 0) q.to_ms = f.to_ms;
+  q.limit = static_cast<std::size_t>(f.limit);
+  const auto rows = s.aggregates(q);
+  std::vector<std::string> columns;  // every value name, in order of first appearance
+  for (const auto& r : rows)
+    for (const auto& v : r.values)
+      if (std::find(columns.begin(), columns.end(), v.first) == columns.end()) columns.push_back(v.first);
+  const auto value = [](const store::AggregateRow& r, const std::string& c) {
+    for (const auto& v : r.values)
+      if (v.first == c) return v.second;
+    return std::nan("");
+  };
+  if (f.format == "table") {
+    std::printf("%-20s %-24s %-24s %8s %5s %10s", "group", "start", "end", "revision", "final", "count");
+    for (const auto& c : columns) std::printf(" %18s", c.c_str());
+    std::printf("\n");
+    for (const auto& r : rows) {
+      std::printf("%-20s %-24s %-24s %8u %5s %10lld", r.group.c_str(), utc(r.window_start_ms).c_str(),
+                  utc(r.window_end_ms).c_str(), r.revision, r.final ? "yes" : "no", (long long)r.count);
+      for (const auto& c : columns) std::printf(" %18s", num(value(r, c)).c_str());
+      std::printf("\n");
+    }
+  } else {
+    for (const auto& r : rows) {
+      std::string values;
+      for (const auto& c : columns)
+        values += (values.empty() ? "" : ",") + quoted(c) + ":" + num(value(r, c));
+      std::printf(
+          "{\"aggregate\":%s,\"group\":%s,\"start\":%lld,\"end\":%lld,\"revision\":%u,\"final\":%s,\"count\":"
+          "%lld,"
+          "\"values\":{%s}}\n",
+          quoted(r.aggregate).c_str(), quoted(r.group).c_str(), (long long)r.window_start_ms,
+          (long long)r.window_end_ms, r.revision, r.final ? "true" : "false", (long long)r.count,
+          values.c_str());
+    }
+  }
+  // Like `query twins`: a full page says so on stderr, stdout stays one window per line.
+  if (rows.size() == q.limit)
+    std::fprintf(stderr, "limit reached: --limit %lld windows\n", (long long)f.limit);
+}
+
 int run_query(const std::string& what, const QueryFlags& f, Config& config) {
   const int64_t to = f.to_ms > 0 ? f.to_ms : core::wall_clock_ms();
   const int64_t from = f.from_ms > 0 ? f.from_ms : to - int64_t{24} * 3'600'000;
@@ -65,8 +127,14 @@ int run_query(const std::string& what, const QueryFlags& f, Config& config) {
     q.after_id = f.after;
     q.limit = f.limit;
   }
+  if (what == "aggregates" && !api::valid_aggregate_name(f.aggregate)) {
+    std::fprintf(stderr, "fleettwin query aggregates: bad aggregate name (expected [a-z0-9_]{1,64})\n");
+    return 2;
+  }
   auto s = app::open_existing_store(config, catalog);
-  if (what == "summary") {
+  if (what == "aggregates") {
+    print_aggregates(*s, f);
+  } else if (what == "summary") {
     const auto r = s->fleet_summary(f.now_ms > 0 ? f.now_ms : core::wall_clock_ms());
     std::string by;
     for (const auto& [k, v] : r.by_status)
@@ -130,7 +198,17 @@ void add_store_commands(CommandLine& cl) {
   twins->add_option("--sort", flags->sort, "Field to sort by, '-' prefix for descending (default: id)");
   twins->add_option("--after", flags->after, "Paging cursor printed after a full page");
   twins->add_option("--limit", flags->limit, "Rows at most")->check(CLI::Range(1, 1000000));
-  for (auto* cmd : {summary, top, hourly, alerts, twins}) {
+  auto* aggregates = query->add_subcommand(
+      "aggregates", "Stored window aggregates of one aggregate (e.g. summary_1h), of one car or every group");
+  aggregates->add_option("name", flags->aggregate, "Aggregate name (aggregate.definitions)")->required();
+  aggregates->add_option("--car", flags->car, "Car id, or fleet / an attribute value (default: every group)");
+  aggregates->add_option("--from", flags->from_ms,
+                         "Windows starting at or after, ms since the epoch (default: all)");
+  aggregates->add_option("--to", flags->to_ms, "Windows starting before, ms since the epoch (default: all)");
+  aggregates->add_option("--limit", flags->limit, "Windows at most")->check(CLI::Range(1, 1000000));
+  aggregates->add_option("--format", flags->format, "json (one window per line) or table")
+      ->check(CLI::IsMember({"json", "table"}));
+  for (auto* cmd : {summary, top, hourly, alerts, twins, aggregates}) {
     add_store_flags(cl.flags(), cmd);
     const std::string what = cmd->get_name();
     cl.add(cmd, [flags, what](Config& config, std::atomic<int>&) { return run_query(what, *flags, config); });

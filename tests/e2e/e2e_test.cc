@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -394,4 +395,45 @@ TEST_F(E2E, AnIncompatibleCatalogIsRefusedBeforeAnythingIsWritten) {
       << r.out;
   EXPECT_NE(r.out.find("coolant_temp"), std::string::npos) << r.out;
   EXPECT_EQ(fleettwin::store::SqliteStore(db).history_stats().rows, before.rows);
+}
+
+// `fleettwin query aggregates`: the stored windows of one aggregate from the store of a data dir, one JSON
+// document per window or a table; a bad name is refused before the store is opened.
+TEST_F(E2E, QueryAggregatesPrintsTheStoredWindows) {
+  fs::create_directories(data);
+  {
+    fleettwin::store::SqliteStore store((fs::path(data) / "fleettwin.db").string());
+    constexpr int64_t kT0 = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
+    std::vector<fleettwin::store::AggregateRow> rows;
+    for (int64_t h = 0; h < 3; ++h) {
+      for (const std::string car : {"car-00001", "car-00002"}) {
+        rows.push_back({"summary_1h",
+                        car,
+                        kT0 + h * 3'600'000,
+                        kT0 + (h + 1) * 3'600'000,
+                        1,
+                        true,
+                        10 + h,
+                        {{"speed_mean", 1.5 * static_cast<double>(h)}, {"coolant_temp_max", std::nan("")}}});
+      }
+    }
+    store.upsert_aggregates(rows);
+  }
+  auto json = run({"query", "aggregates", "summary_1h", "--car", "car-00002", "--data-dir", data});
+  ASSERT_EQ(json.exit_code, 0) << json.out;
+  EXPECT_NE(json.out.find(R"({"aggregate":"summary_1h","group":"car-00002","start":1767229200000,)"
+                          R"("end":1767232800000,"revision":1,"final":true,"count":11,)"
+                          R"("values":{"speed_mean":1.5,"coolant_temp_max":null}})"),
+            std::string::npos)
+      << json.out;
+  EXPECT_EQ(json.out.find("car-00001"), std::string::npos) << json.out;
+  auto all = run({"query", "aggregates", "summary_1h", "--data-dir", data, "--from", "1767229200000",
+                  "--format", "table"});
+  ASSERT_EQ(all.exit_code, 0) << all.out;
+  EXPECT_NE(all.out.find("speed_mean"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("2026-01-01T02:00:00Z"), std::string::npos) << all.out;
+  EXPECT_EQ(all.out.find("T00:00:00Z"), std::string::npos) << all.out;  // the window before --from
+  auto bad = run({"query", "aggregates", "Bad-Name", "--data-dir", data});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("bad aggregate name"), std::string::npos) << bad.out;
 }

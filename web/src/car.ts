@@ -4,6 +4,7 @@
 import uPlot from "uplot";
 import { el, fmt, get, live, send, time, type Body, type Catalog, type Twin } from "./api";
 import { Disposer, type Page } from "./page";
+import { carWindows } from "./windows";
 
 // The history chart's first choice, as the history API's default signal (a catalog may name it otherwise,
 // e.g. Vehicle.Speed with the alias speed).
@@ -73,6 +74,8 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
   const chartBox = el("div", { class: "chart", id: "history" });
   const form = el("form", { id: "desired-form" });
   const formMsg = el("div", { class: "muted", id: "command-status" });
+  const windows = carWindows(car);
+  d.add(() => windows.destroy());
   root.append(
     el("p", {}, el("a", { href: "#/overview" }, "← fleet")),
     head,
@@ -95,6 +98,8 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
     ),
     el("h2", {}, "History ", signalSel),
     chartBox,
+    el("h2", {}, "Windows"),
+    windows.section,
   );
 
   let catalog: Catalog | null = null;
@@ -271,9 +276,12 @@ export function carPage(root: HTMLElement, car: string, role: string): Page {
     })
     .catch(() => undefined);
   loadTwin()
-    .then(() => loadHistory())
+    .then(() => Promise.all([loadHistory(), loadWindows()]))
     .catch((e: unknown) => head.append(el("div", { class: "error" }, e instanceof Error ? e.message : String(e))));
   d.every(5000, () => void loadHistory().catch(() => undefined));
+  // Windows close minutes apart: a slower refresh, from the car's last message (device time).
+  const loadWindows = () => windows.load(lastTwin?.connection.last_seen || Date.now());
+  d.every(15000, () => void loadWindows().catch(() => undefined));
   let queued = false;
   d.add(
     live.on("twins", (ev) => {

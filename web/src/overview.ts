@@ -3,6 +3,7 @@
 import uPlot from "uplot";
 import { el, fmt, get, live, type Throughput } from "./api";
 import { Disposer, type Page } from "./page";
+import { fleetWindows } from "./windows";
 
 const WINDOW = 300; // seconds of history in the charts
 
@@ -28,6 +29,8 @@ export function overviewPage(root: HTMLElement): Page {
   const lagBox = el("div", { class: "chart" });
   charts.append(rateBox, lagBox);
   const top = el("tbody");
+  const windows = fleetWindows();
+  d.add(() => windows.destroy());
   // An edge site's replication to central (`up --uplink`): hidden elsewhere.
   const uplink = el("p", { id: "uplink", hidden: "" });
   root.append(
@@ -35,6 +38,8 @@ export function overviewPage(root: HTMLElement): Page {
     uplink,
     tileRow,
     charts,
+    el("h2", {}, "Windows"),
+    windows.section,
     el("h2", {}, "Highest anomaly scores"),
     el(
       "table",
@@ -149,5 +154,7 @@ export function overviewPage(root: HTMLElement): Page {
   };
   summary().catch(() => undefined);
   d.every(3000, () => void summary().catch(() => undefined));
+  windows.load().catch(() => undefined);
+  d.every(15000, () => void windows.load().catch(() => undefined));
   return d;
 }

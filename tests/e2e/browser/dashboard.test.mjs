@@ -1,7 +1,7 @@
 // Browser end-to-end tests of the dashboard: headless Debian chromium driven by playwright-core against a
 // running `fleettwin up --fast`. Each test saves a screenshot in $FLEETTWIN_E2E_OUT.
 // Run by ctest (label e2e): node --test tests/e2e/browser/dashboard.test.mjs
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import os from "node:os";
@@ -137,6 +137,103 @@ test("clicking a car in the list opens its page with a history chart", async () 
     assert.ok(parts.includes("cooling") && parts.includes("tyres"), parts.join(","));
     const coolant = await p.locator('#reported tr[data-signal="coolant_temp"] td').textContent();
     assert.match(coolant, /°C/);
+  });
+});
+
+/// The values blob of the SQL stores' `aggregates` rows (src/store/twin_blob.cc, encode_aggregate_values):
+/// format byte 1, varint count, then per column a varint-length name and a little-endian double.
+function aggregateValues(values) {
+  const parts = [Buffer.from([1])];
+  const varint = (n) => {
+    const b = [];
+    for (; n >= 0x80; n = Math.floor(n / 0x80)) b.push((n & 0x7f) | 0x80);
+    b.push(n);
+    return Buffer.from(b);
+  };
+  const entries = Object.entries(values);
+  parts.push(varint(entries.length));
+  for (const [name, v] of entries) {
+    const bytes = Buffer.from(name, "utf8");
+    const d = Buffer.alloc(8);
+    d.writeDoubleLE(v);
+    parts.push(varint(bytes.length), bytes, d);
+  }
+  return Buffer.concat(parts).toString("hex");
+}
+
+/// Window aggregates of `cars` before `lastSeen` (device time), written into the running `up`'s store with
+/// Debian's sqlite3 (scripts/setup installs it; WAL lets it write beside `up`): the hourly summary's speed
+/// mean and coolant max of the first car, and every car's events per 5 minutes. `up` itself writes them once
+/// the aggregate stage runs there (h/aggflow); the rows here are what the charts must show either way.
+function seedWindows(cars, lastSeen) {
+  const HOUR = 3600000,
+    FIVE = 300000;
+  const rows = [];
+  const h0 = Math.floor(lastSeen / HOUR) * HOUR;
+  for (let k = 1; k <= 6; k++)
+    rows.push([
+      "summary_1h",
+      cars[0],
+      h0 - k * HOUR,
+      HOUR,
+      3600,
+      { speed_mean: 10 + k, coolant_temp_max: 90 + k },
+    ]);
+  const f0 = Math.floor(lastSeen / FIVE) * FIVE;
+  for (const car of cars)
+    for (let k = 1; k <= 12; k++)
+      rows.push(["events_5m", car, f0 - k * FIVE, FIVE, 300, {}]);
+  const sql = rows
+    .map(
+      ([agg, car, start, size, count, values]) =>
+        `INSERT OR IGNORE INTO aggregates(aggregate, grp, window_start, window_end, revision, final, count, vals)` +
+        ` VALUES('${agg}', '${car}', ${start}, ${start + size}, 1, 1, ${count}, X'${aggregateValues(values)}');`,
+    )
+    .join("\n");
+  execFileSync(
+    "sqlite3",
+    ["-cmd", ".timeout 20000", path.join(dataDir, "fleettwin.db")],
+    { input: `BEGIN;\n${sql}\nCOMMIT;\n` },
+  );
+}
+
+test("the car page and the overview chart window aggregates", async () => {
+  // The car's twin once it has one (the simulated cars start over the first seconds).
+  let twin = null;
+  for (let tries = 0; tries < 120 && !(twin?.connection?.last_seen > 0); tries++) {
+    const r = await fetch(`${url}/api/v1/twins/car-00003`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+    twin = r.ok ? await r.json() : null;
+    if (!(twin?.connection?.last_seen > 0)) await new Promise((done) => setTimeout(done, 500));
+  }
+  assert.ok(twin?.connection?.last_seen > 0, JSON.stringify(twin));
+  seedWindows(["car-00003", "car-00004"], twin.connection.last_seen);
+  await withPage("car-windows", async (p) => {
+    await p.goto(`${url}/#/car/car-00003`);
+    const windows = (id) =>
+      p
+        .waitForFunction(
+          (i) =>
+            Number(document.getElementById(i)?.dataset.windows ?? 0) > 0
+              ? Number(document.getElementById(i).dataset.windows)
+              : null,
+          id,
+          { timeout: 30000 },
+        )
+        .then((h) => h.jsonValue());
+    assert.ok((await windows("car-windows-hourly")) >= 6);
+    assert.ok((await windows("car-windows-events")) >= 12);
+    assert.equal(await p.locator("#car-windows-hourly canvas").count(), 1);
+  });
+  await withPage("overview-windows", async (p) => {
+    await p.waitForFunction(
+      () =>
+        Number(
+          document.getElementById("fleet-windows")?.dataset.windows ?? 0,
+        ) >= 12,
+      null,
+      { timeout: 30000 },
+    );
+    assert.equal(await p.locator("#fleet-windows canvas").count(), 1);
   });
 });
 
