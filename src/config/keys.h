@@ -103,11 +103,12 @@ inline const DurationKey store_history_retention{
     "rows are removed continuously by the sink (docs/architecture.md, retention). 0: kept forever."};
 inline const DurationKey store_aggregates_retention{
     "store.aggregates_retention", "400d", 0, std::nullopt,
-    "Window aggregates are kept this long, by window start. Applies once aggregates are stored (issue 19); "
-    "no store holds them yet. 0: kept forever."};
+    "Window aggregates are kept this long, by window start, on every store; older windows are removed "
+    "continuously by the sink (docs/architecture.md, windows over time). 0: kept forever."};
 inline const DurationKey store_retention_interval{
     "store.retention_interval", "60s", 1000, 86'400'000,
-    "How often the sink enforces store.history_retention (sooner while a backlog of old rows remains)."};
+    "How often the sink enforces store.history_retention and store.aggregates_retention (sooner while a "
+    "backlog of old rows remains)."};
 inline const StringKey summary_json{
     "summary_json", "",
     "Write the run summary (counts, exactness check, msg/s, latency, memory) as JSON to this file."};

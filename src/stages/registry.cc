@@ -61,6 +61,7 @@ void configure_aggregate(const config::Config& config, StageContext& c) {
 // The sink writes to whatever store the host opens for it (`open_store`); it reads the retention keys.
 void configure_sink(const config::Config& config, StageContext& c) {
   c.sink_retention.history_ms = config.get(keys::store_history_retention).count();
+  c.sink_retention.aggregates_ms = config.get(keys::store_aggregates_retention).count();
   c.sink_retention.interval_ms = config.get(keys::store_retention_interval).count();
 }
 

@@ -16,8 +16,9 @@ namespace {
 enum BlobByte : uint8_t {
   kTwinFormatPositional = 1,
   kTwinFormat = 2,
-  kTwinFormatSite = 3,  ///< format 2 and the twin's site at the end (a site's twin on central)
-  kFlagged = 1,         ///< per-signal flags byte: the reading is out of range
+  kTwinFormatSite = 3,   ///< format 2 and the twin's site at the end (a site's twin on central)
+  kFlagged = 1,          ///< per-signal flags byte: the reading is out of range
+  kAggregateValues = 1,  ///< format byte of encode_aggregate_values
 };
 
 class Writer {
@@ -272,6 +273,29 @@ std::vector<std::string> decode_strings(std::string_view blob) {
   auto list = read_list(r);
   r.finish();
   return list;
+}
+
+std::string encode_aggregate_values(const std::vector<std::pair<std::string, double>>& values) {
+  Writer w;
+  w.u8(kAggregateValues);
+  w.varint(values.size());
+  for (const auto& [name, value] : values) {
+    w.str(name);
+    w.f64(value);
+  }
+  return w.take();
+}
+
+std::vector<std::pair<std::string, double>> decode_aggregate_values(std::string_view blob) {
+  Reader r(blob);
+  if (r.u8() != kAggregateValues) throw std::runtime_error("store: unknown aggregate values format");
+  std::vector<std::pair<std::string, double>> out(r.count(9));  // a name's length byte and 8 value bytes
+  for (auto& [name, value] : out) {
+    name = r.str();
+    value = r.f64();
+  }
+  r.finish();
+  return out;
 }
 
 std::string flags_text(const core::Telemetry& t, const catalog::Catalog& catalog) {

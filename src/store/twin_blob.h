@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -29,6 +30,12 @@ void decode_twin_rest(std::string_view blob, core::Twin& twin, const catalog::Ca
 /// A list of strings (alert signals).
 std::string encode_strings(const std::vector<std::string>& list);
 std::vector<std::string> decode_strings(std::string_view blob);
+
+/// The values of a window aggregate (AggregateRow::values: column name -> value, NaN = none), as the SQL
+/// stores keep them in one BLOB: a format byte, a varint count, then each name and its 8-byte double.
+std::string encode_aggregate_values(const std::vector<std::pair<std::string, double>>& values);
+/// Throws std::runtime_error on a malformed blob.
+std::vector<std::pair<std::string, double>> decode_aggregate_values(std::string_view blob);
 
 /// The `flags` column of a telemetry row: the flagged signals' fields, comma-separated ("" when none: stored
 /// as NULL).

@@ -4,6 +4,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "core/alert.h"
 #include "core/telemetry.h"
 #include "core/twin.h"
+#include "store/aggregate_rows.h"
 #include "store/filter.h"
 
 namespace fleettwin::store {
@@ -144,6 +146,18 @@ class TwinStore {
   /// alerts and commands are untouched. Idempotent. PostgreSQL removes whole day partitions only, so rows
   /// of the day holding cutoff_ms stay until that day is entirely older.
   virtual RetentionResult enforce_retention(int64_t cutoff_ms) = 0;
+  /// Removes stored window aggregates whose window starts before `cutoff_ms` (window_start_ms < cutoff_ms;
+  /// store.aggregates_retention), bounded work per call like enforce_retention (`removed` counts windows,
+  /// `oldest_ms` is the oldest window start still held). The sink runs both. Idempotent.
+  virtual RetentionResult enforce_aggregates_retention(int64_t cutoff_ms) = 0;
+
+  // Window aggregates (the aggregate stage's results; src/store/aggregate_rows.h).
+  /// Stores each row under its key (aggregate, group, window_start_ms): the highest revision per key wins,
+  /// so a replay or an older revision arriving late changes nothing. One transaction where the backend
+  /// allows.
+  virtual void upsert_aggregates(std::span<const AggregateRow> rows) = 0;
+  /// The stored windows `q` selects, ordered by group, window start; values as written (NaN = none).
+  virtual std::vector<AggregateRow> aggregates(const AggregateQuery& q) const = 0;
 
   // Commands and alerts.
   virtual std::optional<core::Command> get_command(const std::string& id) = 0;

@@ -25,7 +25,8 @@ const StageDescriptor& SinkStage::static_descriptor() {
       {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
       {dlq_of(t::kTelemetry), dlq_of(t::kTwins), dlq_of(t::kAlerts), dlq_of(t::kCommands),
        dlq_of(t::kCommandAcks)},
-      {&config::keys::store_history_retention, &config::keys::store_retention_interval},
+      {&config::keys::store_history_retention, &config::keys::store_aggregates_retention,
+       &config::keys::store_retention_interval},
       "stores telemetry history, twins, alerts and commands (with their status), "
       "idempotently, in the twin store",
       "telemetry and twins -> store",
@@ -127,7 +128,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer& ou
 }
 
 void SinkStage::enforce_retention() {
-  if (_retention.history_ms <= 0 || _newest_ts == INT64_MIN) return;
+  if ((_retention.history_ms <= 0 && _retention.aggregates_ms <= 0) || _newest_ts == INT64_MIN) return;
   const int64_t now = _retention.clock != nullptr ? _retention.clock->now_ms() : core::wall_clock_ms();
   if (!_retention_more && _retention_last_ms != INT64_MIN &&
       now - _retention_last_ms < _retention.interval_ms)
@@ -136,27 +137,54 @@ void SinkStage::enforce_retention() {
   try {
     // Event time: the retention before the newest ts stored, or before now if that is in the future (a car
     // whose clock runs ahead must not age everyone's history); a replay of old data keeps its own week.
-    const int64_t cutoff = std::min(now, _newest_ts) - _retention.history_ms;
-    const auto r = retrying([&] { return _store->enforce_retention(cutoff); });
-    _retention_more = r.more;
-    if (_retention_removed == nullptr) {
-      const std::string label = "store=\"" + std::string(r.store) + "\"";
-      _retention_removed = &_metrics.counter(
-          "fleettwin_store_retention_removed_total",
-          "History removed by retention: rows (SQLite, MongoDB) or day partitions (PostgreSQL)", label);
-      _retention_oldest =
-          &_metrics.gauge("fleettwin_store_history_oldest_timestamp_seconds",
-                          "Event time of the oldest history the store still holds (0: none)", label);
+    const int64_t base = std::min(now, _newest_ts);
+    bool more = false;
+    if (_retention.history_ms > 0) {
+      const auto r = retrying([&] { return _store->enforce_retention(base - _retention.history_ms); });
+      more = record_retention(_history_metrics, "history", r, now) || more;
     }
-    _retention_removed->add(r.removed);
-    _retention_oldest->set(r.oldest_ms == INT64_MAX ? 0 : r.oldest_ms / 1000);
-    if (r.removed > 0) spdlog::debug("sink: retention removed {} ({})", r.removed, r.store);
+    if (_retention.aggregates_ms > 0) {
+      // Windows by their start: an hourly window goes once its start is older than the retention.
+      const auto r =
+          retrying([&] { return _store->enforce_aggregates_retention(base - _retention.aggregates_ms); });
+      more = record_retention(_aggregates_metrics, "aggregates", r, now) || more;
+    }
+    _retention_more = more;
   } catch (const std::exception& e) {
     if (_interrupted) throw;
     _retention_more = false;
-    spdlog::warn("sink: history retention failed, trying again in {} ms: {}", _retention.interval_ms,
-                 e.what());
+    spdlog::warn("sink: retention failed, trying again in {} ms: {}", _retention.interval_ms, e.what());
   }
+}
+
+bool SinkStage::record_retention(RetentionMetrics& m, std::string_view kind, const store::RetentionResult& r,
+                                 int64_t now_ms) {
+  if (m.removed == nullptr) {
+    const std::string label = "store=\"" + std::string(r.store) + "\"";
+    if (kind == "history") {
+      m.removed = &_metrics.counter(
+          "fleettwin_store_retention_removed_total",
+          "History removed by retention: rows (SQLite, MongoDB) or day partitions (PostgreSQL)", label);
+      m.oldest = &_metrics.gauge("fleettwin_store_history_oldest_timestamp_seconds",
+                                 "Event time of the oldest history the store still holds (0: none)", label);
+    } else {
+      m.removed =
+          &_metrics.counter("fleettwin_store_aggregates_removed_total",
+                            "Window aggregates removed by retention (store.aggregates_retention)", label);
+      m.oldest =
+          &_metrics.gauge("fleettwin_store_aggregates_oldest_timestamp_seconds",
+                          "Start of the oldest window aggregate the store still holds (0: none)", label);
+    }
+    m.last_run =
+        &_metrics.gauge("fleettwin_store_retention_last_run_timestamp_seconds",
+                        "When the sink last ran retention, by the run's clock (simulated with --fast)",
+                        label + ",data=\"" + std::string(kind) + "\"");
+  }
+  m.removed->add(r.removed);
+  m.oldest->set(r.oldest_ms == INT64_MAX ? 0 : r.oldest_ms / 1000);
+  m.last_run->set(now_ms / 1000);
+  if (r.removed > 0) spdlog::debug("sink: {} retention removed {} ({})", kind, r.removed, r.store);
+  return r.more;
 }
 
 void SinkStage::add_telemetry(const log::Record& r, log::Producer& out) {

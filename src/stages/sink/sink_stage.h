@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -39,9 +40,11 @@ class SinkStage final : public Stage {
   /// History retention (store.history_retention, store.retention_interval): after a batch, at most every
   /// `interval_ms` of `clock` (the run's clock: simulated with --fast), or after the next batch while the
   /// store reports more to remove, the sink calls TwinStore::enforce_retention(min(now, newest ts it has
-  /// stored) - history_ms).
+  /// stored) - history_ms), and TwinStore::enforce_aggregates_retention with the same base - aggregates_ms
+  /// (store.aggregates_retention).
   struct Retention {
-    int64_t history_ms = 0;  ///< 0: keep everything
+    int64_t history_ms = 0;     ///< 0: keep everything
+    int64_t aggregates_ms = 0;  ///< 0: keep every window aggregate
     int64_t interval_ms = 60000;
     const core::Clock* clock = nullptr;  ///< null: the wall clock
   };
@@ -95,8 +98,18 @@ class SinkStage final : public Stage {
   bool _retention_more = false;
   int64_t _newest_ts = INT64_MIN;  // newest telemetry event time this sink has written
   core::Metrics& _metrics;
-  core::Counter* _retention_removed = nullptr;  // labelled by the store, registered at the first run
-  core::Gauge* _retention_oldest = nullptr;
+  /// The retention metrics of one kind of data ("history" or "aggregates"), labelled by the store, registered
+  /// at its first run.
+  struct RetentionMetrics {
+    core::Counter* removed = nullptr;
+    core::Gauge* oldest = nullptr;
+    core::Gauge* last_run = nullptr;
+  };
+  /// Records what a run of `kind` did in its metrics; true when it left more to remove.
+  bool record_retention(RetentionMetrics& m, std::string_view kind, const store::RetentionResult& r,
+                        int64_t now_ms);
+  RetentionMetrics _history_metrics;
+  RetentionMetrics _aggregates_metrics;
 };
 
 }  // namespace fleettwin::stages

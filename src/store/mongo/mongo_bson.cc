@@ -200,4 +200,17 @@ std::vector<std::string> get_str_list(const bson_t* doc, const char* path) {
   return out;
 }
 
+std::vector<double> get_num_list(const bson_t* doc, const char* path) {
+  std::vector<double> out;
+  bson_iter_t it;
+  bson_iter_t child;
+  if (find(doc, path, it) && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &child)) {
+    while (bson_iter_next(&child)) {
+      out.push_back(BSON_ITER_HOLDS_NUMBER(&child) ? bson_iter_as_double(&child)
+                                                   : std::numeric_limits<double>::quiet_NaN());
+    }
+  }
+  return out;
+}
+
 }  // namespace fleettwin::store::mongo

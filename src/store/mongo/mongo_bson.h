@@ -105,6 +105,10 @@ class ArrayWriter {
     append_str(_b, next_key(), value);
     return *this;
   }
+  ArrayWriter& num(double value) {  ///< NaN as null (see append_num)
+    append_num(_b, next_key(), value);
+    return *this;
+  }
   ArrayWriter& doc(const bson_t* value) {
     append_doc(_b, next_key(), value);
     return *this;
@@ -214,5 +218,7 @@ bool get_bool(const bson_t* doc, const char* path);
 bool has(const bson_t* doc, const char* path);
 /// The UTF-8 elements of the array at `path` (others skipped); empty when absent.
 std::vector<std::string> get_str_list(const bson_t* doc, const char* path);
+/// Every element of the array at `path` as a number (null and non-numbers read NaN); empty when absent.
+std::vector<double> get_num_list(const bson_t* doc, const char* path);
 
 }  // namespace fleettwin::store::mongo

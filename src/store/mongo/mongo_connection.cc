@@ -124,6 +124,9 @@ void create_indexes(mongoc_client_t* client, const std::string& db, const MongoC
   create_index(client, db, "alerts", "car_ts", {{"car", 1}, {"ts", -1}});
   create_index(client, db, "alerts", "ts", {{"ts", 1}});
   create_index(client, db, "commands", "car_created", {{"car", 1}, {"created", -1}});
+  create_index(client, db, "aggregates", "aggregate_group_start",
+               {{"aggregate", 1}, {"group", 1}, {"window_start", 1}});
+  create_index(client, db, "aggregates", "window_start", {{"window_start", 1}});
 }
 
 }  // namespace

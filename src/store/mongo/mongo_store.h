@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -104,6 +105,11 @@ class MongoStore final : public TwinStore {
   /// Queries nothing while the cutoff is at or below what the last run left and this instance wrote since
   /// (a scan on FerretDB 1.x), so with several writers each should run it for the rows it writes.
   RetentionResult enforce_retention(int64_t cutoff_ms) override;
+  /// Window aggregates (mongo_aggregates.cc): guarded upserts by a deterministic _id (a later revision
+  /// replaces, a replay is a duplicate key); retention deletes by _id, 5,000 at a time.
+  RetentionResult enforce_aggregates_retention(int64_t cutoff_ms) override;
+  void upsert_aggregates(std::span<const AggregateRow> rows) override;
+  std::vector<AggregateRow> aggregates(const AggregateQuery& q) const override;
   std::optional<core::Command> get_command(const std::string& id) override;
   std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
   bool ack_alert(const std::string& id) override;

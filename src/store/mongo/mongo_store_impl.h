@@ -17,8 +17,9 @@ class MongoStore::Impl {
       : twins(mongoc_client_get_collection(client, db.c_str(), "twins")),
         telemetry(mongoc_client_get_collection(client, db.c_str(), "telemetry")),
         alerts(mongoc_client_get_collection(client, db.c_str(), "alerts")),
-        commands(mongoc_client_get_collection(client, db.c_str(), "commands")) {}
-  mongo::CollectionPtr twins, telemetry, alerts, commands;
+        commands(mongoc_client_get_collection(client, db.c_str(), "commands")),
+        aggregates(mongoc_client_get_collection(client, db.c_str(), "aggregates")) {}
+  mongo::CollectionPtr twins, telemetry, alerts, commands, aggregates;
 };
 
 }  // namespace fleettwin::store

@@ -56,6 +56,19 @@ CREATE TABLE IF NOT EXISTS commands(
 CREATE INDEX IF NOT EXISTS commands_by_car_created ON commands(car, created);
 )sql";
 
+// Window aggregates: key (aggregate, grp, window_start) serves one group's range and every group of an
+// aggregate in the order the API reads them; window_start alone serves retention. Values are the SQL stores'
+// shared blob (store/twin_blob.h), since the columns differ per aggregate. Created apart from the schema
+// above (and by a database made before aggregates existed); a plain DELETE removes old windows, which are few
+// next to the history (one row per window, not per message).
+constexpr const char* kAggregatesSql = R"sql(
+CREATE TABLE IF NOT EXISTS aggregates(
+  aggregate text COLLATE "C" NOT NULL, grp text COLLATE "C" NOT NULL, window_start bigint NOT NULL,
+  window_end bigint NOT NULL, revision bigint NOT NULL, final boolean NOT NULL, count bigint NOT NULL,
+  vals bytea NOT NULL, PRIMARY KEY (aggregate, grp, window_start));
+CREATE INDEX IF NOT EXISTS aggregates_by_window_start ON aggregates(window_start);
+)sql";
+
 /// Serializes schema changes and partition creation between the stores of one database.
 constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7061836912)";
 
@@ -155,6 +168,7 @@ PgSignalColumns prepare_pg_schema(PgConnection& conn, const catalog::Catalog& ca
       conn.exec("INSERT INTO fleettwin_meta(key, value) VALUES('schema_version', $1) ON CONFLICT DO NOTHING",
                 PgParams().add(int64_t{kPgSchemaVersion}));
     }
+    if (conn.exec("SELECT to_regclass('aggregates') IS NULL").str(0, 0) == "t") conn.exec(kAggregatesSql);
     PgResult v = conn.exec("SELECT value FROM fleettwin_meta WHERE key = 'schema_version'");
     if (v.rows() != 1 || v.text(0, 0) != std::to_string(kPgSchemaVersion)) {
       throw PgError("postgres: the database has schema version " + (v.rows() == 1 ? v.str(0, 0) : "?") +

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -76,6 +77,11 @@ class PostgresStore final : public TwinStore {
 
   /// Drops the day partitions entirely older than cutoff_ms (pg_schema.cc); `removed` counts partitions.
   RetentionResult enforce_retention(int64_t cutoff_ms) override;
+  /// Deletes windows starting before cutoff_ms, at most 5,000 per statement (postgres_aggregates.cc).
+  RetentionResult enforce_aggregates_retention(int64_t cutoff_ms) override;
+  void upsert_aggregates(std::span<const AggregateRow> rows) override;
+  /// Const for its callers; it uses (and may reconnect) the store's one connection like every other read.
+  std::vector<AggregateRow> aggregates(const AggregateQuery& q) const override;
   /// The telemetry partitions (one per UTC day) that exist, oldest first: what retention drops.
   std::vector<std::string> telemetry_partitions();
 

@@ -125,6 +125,12 @@ CREATE TABLE IF NOT EXISTS commands(
   id TEXT PRIMARY KEY, car TEXT NOT NULL, name TEXT NOT NULL, params TEXT NOT NULL,
   created INTEGER NOT NULL, expires INTEGER NOT NULL, status TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS commands_by_car_created ON commands(car, created);
+
+CREATE TABLE IF NOT EXISTS aggregates(
+  aggregate TEXT NOT NULL, grp TEXT NOT NULL, window_start INTEGER NOT NULL, window_end INTEGER NOT NULL,
+  revision INTEGER NOT NULL, final INTEGER NOT NULL, count INTEGER NOT NULL, vals BLOB NOT NULL,
+  PRIMARY KEY(aggregate, grp, window_start)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aggregates_by_window_start ON aggregates(window_start);
 )sql";
 }
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -71,6 +72,11 @@ class SqliteStore final : public TwinStore {
   /// Deletes by generation (telemetry_gens: each one's ts range), at most 5,000 rows per statement, each
   /// statement its own transaction (sqlite_retention.cc).
   RetentionResult enforce_retention(int64_t cutoff_ms) override;
+  /// Window aggregates (sqlite_aggregates.cc): one transaction per upsert; retention deletes at most 5,000
+  /// windows per statement, each its own transaction, like history's.
+  RetentionResult enforce_aggregates_retention(int64_t cutoff_ms) override;
+  void upsert_aggregates(std::span<const AggregateRow> rows) override;
+  std::vector<AggregateRow> aggregates(const AggregateQuery& q) const override;
   std::optional<core::Command> get_command(const std::string& id) override;
   std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
   bool ack_alert(const std::string& id) override;

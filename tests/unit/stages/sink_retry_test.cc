@@ -72,6 +72,15 @@ class OutageStore final : public store::TwinStore {
   store::RetentionResult enforce_retention(int64_t cutoff_ms) override {
     return _inner.enforce_retention(cutoff_ms);
   }
+  store::RetentionResult enforce_aggregates_retention(int64_t cutoff_ms) override {
+    return _inner.enforce_aggregates_retention(cutoff_ms);
+  }
+  void upsert_aggregates(std::span<const store::AggregateRow> rows) override {
+    _inner.upsert_aggregates(rows);
+  }
+  std::vector<store::AggregateRow> aggregates(const store::AggregateQuery& q) const override {
+    return _inner.aggregates(q);
+  }
   std::optional<core::Command> get_command(const std::string& id) override { return _inner.get_command(id); }
   std::vector<core::Command> commands(const std::string& car, int64_t limit) override {
     return _inner.commands(car, limit);
@@ -200,4 +209,36 @@ TEST_F(SinkRetry, RetentionRunsAfterABatchAtMostOncePerInterval) {
   stage->process(batch_of(200, 210), out);
   EXPECT_EQ(s->history_stats().rows, 11);
   EXPECT_EQ(metrics.value(removed), 70);
+}
+
+TEST_F(SinkRetry, RetentionRemovesAggregatesOlderThanTheirOwnRetention) {
+  constexpr int64_t kT0 = 1'700'000'000'000;
+  constexpr int64_t kHour = 3'600'000;
+  core::SimClock clock(kT0 + 100'000);
+  // Hourly windows of the 10 hours before kT0; the aggregates' retention is 4 h, the history's 10 s.
+  std::vector<store::AggregateRow> windows;
+  for (int64_t h = 1; h <= 10; ++h)
+    windows.push_back({"summary_1h", "car-00042", kT0 - h * kHour, kT0 - (h - 1) * kHour, 1, true, 5, {}});
+  s->upsert_aggregates(windows);
+  const auto stage = sink({1ms, 4ms});
+  stage->set_retention(
+      {.history_ms = 10'000, .aggregates_ms = 4 * kHour, .interval_ms = 60'000, .clock = &clock});
+  NullProducer out;
+  // Base: the newest ts stored (kT0 + 60 s, before the clock); windows starting before kT0 + 60 s - 4 h go.
+  stage->process(batch_of(1, 60), out);
+  const auto kept = s->aggregates({.aggregate = "summary_1h"});
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept.front().window_start_ms, kT0 - 3 * kHour);
+  EXPECT_EQ(metrics.value("fleettwin_store_aggregates_removed_total{store=\"sqlite\"}"), 7);
+  EXPECT_EQ(metrics.value("fleettwin_store_aggregates_oldest_timestamp_seconds{store=\"sqlite\"}"),
+            (kT0 - 3 * kHour) / 1000);
+  EXPECT_EQ(metrics.value("fleettwin_store_retention_removed_total{store=\"sqlite\"}"), 49);
+  for (const char* data : {"history", "aggregates"}) {
+    EXPECT_EQ(
+        metrics.value(
+            std::string("fleettwin_store_retention_last_run_timestamp_seconds{store=\"sqlite\",data=\"") +
+            data + "\"}"),
+        (kT0 + 100'000) / 1000)
+        << data;
+  }
 }

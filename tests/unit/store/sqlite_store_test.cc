@@ -221,6 +221,36 @@ TEST(SqliteStore, RetentionEmptiesGenerationsAndKeepsTheirBookkeeping) {
   EXPECT_EQ(reopened.enforce_retention(cutoff).removed, 58);  // the old rows replayed just now
 }
 
+TEST(SqliteStore, AggregatesRetentionDeletesInBoundedStatementsAndSurvivesReopen) {
+  StoreDir dir;
+  std::vector<AggregateRow> rows;
+  for (int64_t i = 0; i < 12000; ++i) {
+    rows.push_back(AggregateRow{"five_minutes",
+                                "car-" + std::to_string(i % 3),
+                                i * 300000,
+                                (i + 1) * 300000,
+                                1,
+                                true,
+                                i,
+                                {{"count", static_cast<double>(i)}}});
+  }
+  {
+    SqliteStore store(dir.db());
+    store.upsert_aggregates(rows);
+  }
+  SqliteStore store(dir.db());
+  EXPECT_EQ(store.aggregates({.aggregate = "five_minutes", .limit = 100000}).size(), 12000u);
+  const int64_t cutoff = 11000 * int64_t{300000};  // more than one statement's 5,000 windows
+  const RetentionResult r = store.enforce_aggregates_retention(cutoff);
+  EXPECT_EQ(r.removed, 11000);
+  EXPECT_EQ(r.oldest_ms, cutoff);
+  EXPECT_FALSE(r.more);
+  const auto kept = store.aggregates({.aggregate = "five_minutes", .group = "car-1"});
+  ASSERT_FALSE(kept.empty());
+  EXPECT_GE(kept.front().window_start_ms, cutoff);
+  EXPECT_EQ(store.aggregates({.aggregate = "five_minutes"}).size(), 1000u);
+}
+
 TEST(SqliteStore, DuplicateInsideOneBatchIsCountedOnce) {
   StoreDir dir;
   SqliteStore store(dir.db());

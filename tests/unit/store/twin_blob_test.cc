@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <cmath>
 #include <stdexcept>
 
 namespace fleettwin::store {
@@ -153,6 +154,31 @@ TEST(SqliteBlob, StringListsRoundTrip) {
   std::vector<std::string> list{"speed", "", std::string(300, 'x'), "a,b\"c"};
   EXPECT_EQ(decode_strings(encode_strings(list)), list);
   EXPECT_TRUE(decode_strings(encode_strings({})).empty());
+}
+
+TEST(SqliteBlob, AggregateValuesRoundTripWithNanAndRefuseDamage) {
+  const std::vector<std::pair<std::string, double>> values{{"speed.mean", 12.345678901234567},
+                                                           {"coolant_temp.max", -0.0},
+                                                           {"speed.p95", std::nan("")},
+                                                           {"", 1e308}};
+  const std::string blob = encode_aggregate_values(values);
+  const auto back = decode_aggregate_values(blob);
+  ASSERT_EQ(back.size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(back[i].first, values[i].first);
+    EXPECT_EQ(std::bit_cast<uint64_t>(back[i].second), std::bit_cast<uint64_t>(values[i].second)) << i;
+  }
+  EXPECT_TRUE(decode_aggregate_values(encode_aggregate_values({})).empty());
+  for (size_t n : {size_t{0}, size_t{1}, blob.size() / 2, blob.size() - 1}) {
+    EXPECT_THROW(decode_aggregate_values(blob.substr(0, n)), std::runtime_error) << n;
+  }
+  EXPECT_THROW(decode_aggregate_values(blob + "x"), std::runtime_error);
+  std::string other = blob;
+  other[0] = 7;
+  EXPECT_THROW(decode_aggregate_values(other), std::runtime_error);
+  // A count of 2^62 windows' values in a few bytes fails at once, without allocating them.
+  EXPECT_THROW(decode_aggregate_values(std::string("\x01\xff\xff\xff\xff\xff\xff\xff\xff\x3f", 10)),
+               std::runtime_error);
 }
 
 }  // namespace
