@@ -15,6 +15,9 @@
 #include "log/memory/memory_log.h"
 #include "stages/aggregate/aggregate_resume.h"
 #include "stages/aggregate/aggregate_stage.h"
+#include "stages/sink/sink_stage.h"
+#include "store/sqlite/sqlite_store.h"
+#include "support/temp_dir.h"
 #include "unit/stages/stage_records.h"
 
 using namespace fleettwin;
@@ -284,4 +287,51 @@ TEST(AggregateStage, RunnerWritesResultsThenCommitsAndTheChangelogReadsBack) {
   aggregate::Engine engine(options(kPerMinute).definitions);
   std::string error;
   for (const auto& s : snapshots) EXPECT_TRUE(engine.restore_car(s.car, s.state, &error)) << error;
+}
+
+// The sink stores what the aggregate stage writes: a replay changes nothing, a later revision replaces the
+// window, and a record whose key names another window goes to fleet.aggregates.dlq.
+TEST(AggregateStage, TheSinkUpsertsResultsByWindowKeepingTheHighestRevision) {
+  core::Metrics metrics;
+  stages::AggregateStage stage(options(kPerMinute), metrics);
+  Capture produced;
+  stage.process({telemetry("a", 1, kT0 + 1000, 10), telemetry("a", 2, kT0 + kMin + 1000, 10)}, produced);
+  stage.process({telemetry("a", 3, kT0 + 2000, 30)}, produced);  // late: revision 2 of the first minute
+  auto as_records = [](const std::vector<log::OutRecord>& outs) {
+    std::vector<log::Record> records;
+    for (const auto& o : outs) {
+      if (o.topic != t::kAggregates) continue;
+      log::Record r;
+      r.topic = o.topic;
+      r.key = o.key;
+      r.value = o.value;
+      records.push_back(std::move(r));
+    }
+    return records;
+  };
+  auto records = as_records(produced.records);
+  ASSERT_EQ(records.size(), 2U);
+  const fleettwin::testing::TempDir dir("ft-aggregate-sink");
+  core::Histogram latency;
+  stages::SinkStage sink(std::make_unique<store::SqliteStore>(dir.file("s.db")), metrics, latency);
+  Capture out;
+  sink.process(records, out);
+  // Replayed, and revision 1 once more after revision 2: the store keeps revision 2.
+  sink.process({records[1], records[0]}, out);
+  auto bad = records[0];
+  bad.key = "per_minute|b|" + std::to_string(kT0);
+  sink.process({bad}, out);
+  ASSERT_EQ(of_topic(out.records, t::kAggregatesDlq).size(), 1U);
+  store::SqliteStore check(dir.file("s.db"));
+  store::AggregateQuery q;
+  q.aggregate = "per_minute";
+  const auto rows = check.aggregates(q);
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].group, "a");
+  EXPECT_EQ(rows[0].window_start_ms, kT0);
+  EXPECT_EQ(rows[0].revision, 2U);
+  EXPECT_EQ(rows[0].count, 2);
+  ASSERT_EQ(rows[0].values.size(), 3U);
+  EXPECT_EQ(rows[0].values[0].first, "speed_mean");
+  EXPECT_DOUBLE_EQ(rows[0].values[0].second, 20);
 }
