@@ -47,6 +47,7 @@ Engine::Engine(std::vector<Definition> definitions, EngineOptions options)
     }
     _attribute.push_back(a);
   }
+  _fingerprint = compute_fingerprint();
 }
 
 Engine::~Engine() = default;

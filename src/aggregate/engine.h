@@ -15,6 +15,8 @@
 
 namespace fleettwin::aggregate {
 
+class StateReader;
+
 /// One window's result. Its key is (aggregate, group, window_start): a later revision of the same key
 /// replaces an earlier one (revisions count from 1).
 struct Result {
@@ -88,6 +90,24 @@ class Engine {
   /// The results since the last flush: windows closed, and one revision of each closed window changed since.
   std::vector<Result> flush();
 
+  /// The state of one car, its seq guard and its per-car windows, as bytes restore_car() takes back (empty
+  /// for a car never seen). Call it right after flush(): the bytes hold no unflushed revision. They start
+  /// with fingerprint(), so an engine with other definitions refuses them. Group windows (fleet, attribute)
+  /// are not part of a car's state.
+  std::string save_car(std::string_view car) const;
+  /// Replaces the state of `car` with what save_car() wrote. False, the car's state left as it was and the
+  /// reason in `error` (may be null), on bytes save_car() of an engine with these definitions and options
+  /// cannot have written: saved state comes back from the log, which is outside input.
+  bool restore_car(std::string_view car, std::string_view bytes, std::string* error);
+  /// Drops the state of `car` (its partition moved to another copy of the stage).
+  void forget_car(std::string_view car);
+  /// Cars with state.
+  std::size_t cars() const { return _cars.size(); }
+  /// Their ids, in no particular order.
+  std::vector<std::string> car_ids() const;
+  /// A hash of the definitions and options: saved state is only restored into an engine with the same.
+  uint64_t fingerprint() const { return _fingerprint; }
+
   /// Bytes of one car's state (its seq guard and per-car windows); 0 for a car never seen.
   std::size_t car_memory_bytes(std::string_view car) const;
   /// Bytes of all state: cars, groups and results not yet flushed.
@@ -142,6 +162,9 @@ class Engine {
   void emit(std::size_t def, std::string_view key, Window& w, bool final);
   static double value_of(Function f, const SignalState& s);
   static std::size_t key_bytes(const KeyState& ks);
+  uint64_t compute_fingerprint() const;
+  bool restore_key(std::size_t def, KeyState& ks, StateReader& r) const;
+  bool restore_window(std::size_t def, Window& w, StateReader& r) const;
 
   std::vector<Definition> _defs;
   EngineOptions _options;
@@ -154,6 +177,7 @@ class Engine {
   std::vector<Dirty> _dirty;
   std::vector<Result> _pending;
   EngineCounters _counters;
+  uint64_t _fingerprint = 0;
 };
 
 }  // namespace fleettwin::aggregate

@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "aggregate/state_bytes.h"
+
 namespace fleettwin::aggregate {
 
 namespace {
@@ -111,6 +113,52 @@ double Sketch::quantile(double q) const {
 
 std::size_t Sketch::memory_bytes() const {
   return sizeof(*this) + (_positive.counts.capacity() + _negative.counts.capacity()) * sizeof(uint64_t);
+}
+
+void Sketch::save(StateWriter& w) const {
+  for (const Store* s : {&_positive, &_negative}) {
+    w.i64(s->offset);
+    w.u64(s->counts.size());
+    for (const uint64_t c : s->counts) w.u64(c);
+  }
+  w.u64(_zero);
+  w.u64(_count);
+  w.f64(_min);
+  w.f64(_max);
+}
+
+bool Sketch::restore(StateReader& r) {
+  // Bucket indices of finite doubles (|log(1.8e308) / log(gamma)|) stay far below this for any usable gamma.
+  constexpr int64_t kMaxIndex = int64_t{1} << 30;
+  uint64_t total = 0;
+  bool ok = true;
+  for (Store* s : {&_positive, &_negative}) {
+    int64_t offset = 0;
+    uint64_t n = 0;
+    ok = ok && r.i64(offset) && r.count(n, _max_buckets, "sketch: more buckets than allowed");
+    ok = ok && ((offset >= -kMaxIndex && offset + static_cast<int64_t>(n) <= kMaxIndex) ||
+                r.fail("sketch: bucket index out of range"));
+    s->counts.clear();
+    for (uint64_t i = 0; ok && i < n; ++i) {
+      uint64_t c = 0;
+      ok = r.u64(c) && (c <= (UINT64_MAX >> 2) - total || r.fail("sketch: counts overflow"));
+      total += c;
+      s->counts.push_back(c);
+    }
+    s->offset = static_cast<int32_t>(offset);
+  }
+  ok = ok && r.u64(_zero) && r.u64(_count) && r.f64(_min) && r.f64(_max);
+  ok = ok &&
+       ((_zero <= (UINT64_MAX >> 2) && total + _zero == _count) || r.fail("sketch: counts do not add up"));
+  ok = ok && (_count == 0 || (std::isfinite(_min) && std::isfinite(_max) && _min <= _max) ||
+              r.fail("sketch: bad extremes"));
+  if (!ok) {
+    _positive = Store{};
+    _negative = Store{};
+    _zero = _count = 0;
+    _min = _max = 0;
+  }
+  return ok;
 }
 
 }  // namespace fleettwin::aggregate

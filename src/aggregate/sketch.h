@@ -6,6 +6,9 @@
 
 namespace fleettwin::aggregate {
 
+class StateWriter;
+class StateReader;
+
 /// A quantile sketch in the manner of DDSketch (Masson, Rim, Lee, VLDB 2019): values go into logarithmic
 /// buckets of ratio gamma = (1 + a) / (1 - a), so any quantile it answers is within a relative error `a` of
 /// the exact one (the value of rank floor(q * (n - 1)) among the values added), as long as that value's
@@ -32,6 +35,12 @@ class Sketch {
   uint64_t count() const { return _count; }
   /// Bytes held, the object included.
   std::size_t memory_bytes() const;
+  /// Writes the buckets, counts and extremes (not the parameters: the reader's must be the same).
+  void save(StateWriter& w) const;
+  /// Replaces the state with what save() wrote; false (the sketch then empty) on bytes save() cannot have
+  /// written with these parameters: more buckets than max_buckets, counts that do not add up, indices whose
+  /// values overflow.
+  bool restore(StateReader& r);
 
  private:
   // Dense counts for indices [offset, offset + counts.size()).

@@ -21,6 +21,7 @@
 #include "app/uplink.h"
 #include "catalog/catalog.h"
 #include "codec/avro.h"
+#include "codec/schemas.h"
 #include "core/clock.h"
 #include "core/metric_catalog.h"
 #include "core/process_stats.h"
@@ -30,6 +31,7 @@
 #include "registry/client.h"
 #include "registry/server.h"
 #include "sim/feed/sim_source.h"
+#include "stages/aggregate/aggregate_resume.h"
 #include "stages/dead_letters.h"
 #include "stages/registry.h"
 #include "stages/sink/sink_stage.h"
@@ -244,7 +246,16 @@ class PipelineRun {
     log::TopicConfig compacted = topics;
     compacted.compacted = true;
     // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.
-    for (const char* t : {core::topics::kTwins, core::topics::kModels}) _log->create_topic(t, compacted);
+    for (const char* t : {core::topics::kTwins, core::topics::kModels, core::topics::kAggregatesState})
+      _log->create_topic(t, compacted);
+    // Window results: one key per window, a later revision replacing an earlier one, but the sink needs
+    // every record (it keeps the highest revision), so the topic is not compacted.
+    _log->create_topic(core::topics::kAggregates, topics);
+  }
+
+  /// Whether this process runs the aggregate stage: its role, or `up` unless aggregate.enabled is off.
+  bool runs_aggregate() const {
+    return _roles.runs("aggregate") && (!_roles.everything || _config.get(keys::aggregate_enabled));
   }
 
   /// The registry the Avro writers register with: the configured one, or one embedded here when this process
@@ -300,6 +311,14 @@ class PipelineRun {
       _ctx.score.alert_schema_id =
           client.register_schema(registry::subject_for_topic(core::topics::kAlerts), codec::alert_schema());
     }
+    if (runs_aggregate()) {
+      if (_registry_url.empty())
+        throw ConfigError(
+            "the aggregate role writes Avro: give it --schema-registry URL (e.g. of `fleettwin registry`)");
+      registry::SchemaRegistryClient client(_registry_url, _registry_client);
+      _ctx.aggregate.result_schema_id = client.register_schema(
+          registry::subject_for_topic(core::topics::kAggregates), codec::aggregate_result_schema());
+    }
     // Readers resolve each record's writer schema by id when a registry is known (roles take
     // --schema-registry).
     if (!_registry_url.empty())
@@ -314,6 +333,19 @@ class PipelineRun {
     std::vector<std::pair<std::string, int64_t>> resume;
     if (_roles.sim && _replay.empty()) resume = _control_store->max_seq_per_car();
     if (_roles.runs("twin")) link_twin_stage();
+    if (runs_aggregate() && _distributed) {
+      // Kafka outlives this process: the aggregate stage keeps its windows on a changelog and a copy that
+      // gains partitions loads them. The embedded log does not (docs/architecture.md "Windows over time").
+      _ctx.aggregate.changelog = true;
+      _ctx.aggregate_links.load = [log = _log.get()](const std::set<int32_t>& partitions) {
+        return stages::read_aggregate_changelog(*log, partitions);
+      };
+    } else if (runs_aggregate()) {
+      // The embedded log dies with the process: the windows come from the last clean stop's snapshot.
+      auto saved = std::make_shared<std::vector<stages::AggregateSnapshot>>(
+          stages::take_aggregate_snapshot((_data_dir / "aggregate.state").string()));
+      _ctx.aggregate_links.load = [saved](const std::set<int32_t>&) { return std::exchange(*saved, {}); };
+    }
     if (!resume.empty())
       spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
                    _ctx.initial_twins.size());
@@ -379,6 +411,7 @@ class PipelineRun {
     ro.sites = _distributed && _config.get(keys::sites);
     for (const auto& entry : stages::registry()) {
       if (!_roles.runs(entry.descriptor().name)) continue;
+      if (entry.descriptor().name == "aggregate" && !runs_aggregate()) continue;
       entry.configure(_config, _ctx);
       // The first model: trained by the score stage after the warm-up, unless one arrives on fleet.models.
       if (entry.descriptor().name == "score" && _ctx.score.warmup_ms > 0)
@@ -561,9 +594,27 @@ class PipelineRun {
       }
       r->join();
     }
+    save_aggregate_windows();
     // A drained run hands central what it spooled, while central takes it; the rest waits for the next run.
     if (_uplink) _uplink->stop(_hard_stop || _failed ? std::chrono::seconds(0) : std::chrono::seconds(30));
     if (_control.progress) print_progress(true);
+  }
+
+  /// Embedded: the aggregate stage's windows, for the next run on this data dir (docs/architecture.md
+  /// "Windows over time"). Its input is consumed as far as the sink's (a car's events the sink stored and it
+  /// did not count are gone with the memory log; those it counted and the simulator sends again are
+  /// replays its seq guard ignores).
+  void save_aggregate_windows() {
+    if (_distributed) return;
+    for (auto& r : _runners) {
+      if (r->stage().descriptor().name != "aggregate" || !r->error().empty()) continue;
+      try {
+        stages::write_aggregate_snapshot(static_cast<const stages::AggregateStage&>(r->stage()),
+                                         (_data_dir / "aggregate.state").string());
+      } catch (const std::exception& e) {
+        spdlog::warn("aggregate: windows not saved: {}", e.what());
+      }
+    }
   }
 
   /// The counts, the exactness check against what the simulator published, and the rates; throws when a

@@ -1,5 +1,7 @@
 #include "codec/schemas.h"
 
+#include <cmath>
+
 #include "codec/avro.h"
 #include "codec/json_writer.h"
 
@@ -97,6 +99,34 @@ std::string build_alert_schema() {
   return out;
 }
 
+std::string build_aggregate_result_schema() {
+  std::string out;
+  JsonWriter w(out);
+  FieldWriter f(w);
+  begin_record(
+      w, "AggregateResult",
+      "One window result of an aggregate (fleettwin DESIGN.md section 4); a later revision of the same "
+      "(aggregate, group, window_start) replaces an earlier one.");
+  f.simple("aggregate", "string", "name of the aggregate definition");
+  f.simple("group", "string", "car id, fleet, or the value of the attribute the aggregate groups by");
+  f.timestamp("window_start", "first ms of the window, since the Unix epoch");
+  f.timestamp("window_end", "first ms after the window (exclusive)");
+  f.simple("revision", "int", "1 when the window closed, one more per revision by late events");
+  f.simple("final", "boolean", "true when no revision of this window will follow");
+  f.simple("count", "long", "events in the window");
+  w.begin_object().key("name").string("values").key("type").begin_object();
+  w.key("type").string("array").key("items");
+  begin_record(w, "AggregateValue", "One column of the result.");
+  f.simple("column", "string", "<signal>_<function>, e.g. speed_mean");
+  w.begin_object().key("name").string("value").key("type").begin_array().string("null").string("double");
+  w.end_array().key("doc").string("null when the window had no value of the signal").end_object();
+  w.end_array().end_object();  // AggregateValue
+  w.end_object();              // array
+  w.key("doc").string("the definition's columns, in its order").end_object();
+  w.end_array().end_object();
+  return out;
+}
+
 // ---- shared decoding steps -----------------------------------------------------------------------------
 
 /// Decoding state shared by the two decoders: the reader and the error text with the field and offset.
@@ -161,6 +191,9 @@ class Decoder {
     return fail_text("field " + std::string(field) + " at byte " +
                      std::to_string(kConfluentHeaderSize + _r.position()) + ": " + _r.error());
   }
+
+  /// A value that decoded but is not one a writer of this schema writes.
+  bool refuse(std::string_view what) { return fail_text(what); }
 
   bool end() {
     if (_r.at_end()) return true;
@@ -264,6 +297,94 @@ bool decode_avro_alert(std::string_view in, core::Alert& a, int32_t* schema_id, 
   if (!d.string(a.model_version, "model_version")) return false;
   a.acknowledged = false;
   return d.end();
+}
+
+const std::string& aggregate_result_schema() {
+  static const std::string kSchema = build_aggregate_result_schema();
+  return kSchema;
+}
+
+void encode_avro_aggregate_result(const AggregateResult& r, int32_t schema_id, std::string& out) {
+  std::size_t bound = kConfluentHeaderSize + 2 * kMaxVarintBytes + r.aggregate.size() + r.group.size() +
+                      4 * kMaxVarintBytes + 1 + 2 * kMaxVarintBytes;
+  for (const auto& v : r.values) bound += 2 * kMaxVarintBytes + v.column.size() + kDoubleBytes;
+  append_framed(out, schema_id, bound, [&r](AvroWriter& w) {
+    w.write_string(r.aggregate);
+    w.write_string(r.group);
+    w.write_long(r.window_start);
+    w.write_long(r.window_end);
+    w.write_int(r.revision);
+    w.write_boolean(r.final);
+    w.write_long(r.count);
+    write_array(w, r.values, [&w](const AggregateValue& v) {
+      w.write_string(v.column);
+      if (std::isnan(v.value)) {
+        w.write_long(0);  // union branch 0: null
+      } else {
+        w.write_long(1);
+        w.write_double(v.value);
+      }
+    });
+  });
+}
+
+namespace {
+
+/// A string field of an aggregate result: present, not empty, at most `max` bytes.
+bool bounded_string(Decoder& d, std::string& s, std::size_t max, std::string_view field) {
+  if (!d.string(s, field)) return false;
+  if (s.empty()) return d.refuse(std::string(field) + " is empty");
+  if (s.size() > max)
+    return d.refuse(std::string(field) + " is longer than " + std::to_string(max) + " bytes");
+  return true;
+}
+
+bool read_aggregate_value(Decoder& d, AggregateValue& v) {
+  if (!bounded_string(d, v.column, kMaxAggregateColumnBytes, "values.column")) return false;
+  AvroReader& r = d.reader();
+  int64_t branch;
+  if (!r.read_long(branch)) return d.fail("values.value");
+  if (branch == 0) {
+    v.value = std::numeric_limits<double>::quiet_NaN();
+    return true;
+  }
+  if (branch != 1) return d.refuse("values.value: union branch " + std::to_string(branch) + " is not 0 or 1");
+  return r.read_double(v.value) || d.fail("values.value");
+}
+
+}  // namespace
+
+bool decode_avro_aggregate_result(std::string_view in, AggregateResult& r, int32_t* schema_id,
+                                  std::string* error) {
+  Decoder d("AggregateResult", error);
+  if (!d.header(in, schema_id)) return false;
+  AvroReader& rd = d.reader();
+  if (!bounded_string(d, r.aggregate, kMaxAggregateNameBytes, "aggregate") ||
+      !bounded_string(d, r.group, kMaxAggregateGroupBytes, "group"))
+    return false;
+  if (!rd.read_long(r.window_start)) return d.fail("window_start");
+  if (!rd.read_long(r.window_end)) return d.fail("window_end");
+  if (r.window_end <= r.window_start) return d.refuse("window_end is not after window_start");
+  if (!rd.read_int(r.revision)) return d.fail("revision");
+  if (r.revision < 1) return d.refuse("revision is below 1");
+  if (!rd.read_boolean(r.final)) return d.fail("final");
+  if (!rd.read_long(r.count)) return d.fail("count");
+  if (r.count < 0) return d.refuse("count is negative");
+  // An item is at least a column length, one byte of column and a union branch.
+  if (!d.array(r.values, 3, "values", [&](AggregateValue& v) {
+        if (r.values.size() > kMaxAggregateColumns)
+          return d.refuse("more than " + std::to_string(kMaxAggregateColumns) + " values");
+        return read_aggregate_value(d, v);
+      }))
+    return false;
+  return d.end();
+}
+
+std::string aggregate_result_key(std::string_view aggregate, std::string_view group, int64_t window_start) {
+  std::string key;
+  key.reserve(aggregate.size() + group.size() + 22);
+  key.append(aggregate).append(1, '|').append(group).append(1, '|').append(std::to_string(window_start));
+  return key;
 }
 
 }  // namespace fleettwin::codec

@@ -220,6 +220,22 @@ inline const DurationKey twin_offline_after{
 inline const DurationKey twin_flush_interval{
     "twin.flush_interval", "1s", 0, 600'000,
     "The twin stage writes each changed twin at most once per interval, and commits its input then."};
+inline const BoolKey aggregate_enabled{
+    "aggregate.enabled", true,
+    "`up` runs the aggregate stage (window aggregates over event time onto fleet.aggregates, stored by the "
+    "sink); the role `fleettwin aggregate` runs it on its own."};
+inline const StringKey aggregate_definitions{
+    "aggregate.definitions", "",
+    "Aggregate definitions (YAML, docs/architecture.md \"Windows and aggregates (engine)\") the aggregate "
+    "stage computes. Empty: the shipped ones (events per car per 5 minutes, an hourly summary per car)."};
+inline const DurationKey aggregate_flush_interval{
+    "aggregate.flush_interval", "5s", 0, 600'000,
+    "The aggregate stage writes the state of each changed car to its changelog (fleet.aggregates.state) at "
+    "most once per interval, and commits its input then; a restart replays at most this much."};
+inline const IntKey aggregate_max_windows{
+    "aggregate.max_windows", 64, 1, 4'096,
+    "Windows kept per car (or group) and definition, open or closed awaiting late events; past it the oldest "
+    "is emitted final and dropped."};
 inline const IntKey log_partitions{"log.partitions", 8, 1, 4'096,
                                    "Partitions of each topic created by fleettwin."};
 inline const IntKey log_replication{"log.replication", 1, 1, 16,

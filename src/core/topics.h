@@ -14,6 +14,11 @@ inline constexpr const char* kCommands = "fleet.commands";
 inline constexpr const char* kCommandAcks = "fleet.command-acks";
 inline constexpr const char* kTwins = "fleet.twins";
 inline constexpr const char* kModels = "fleet.models";
+/// Window results of the aggregate stage, keyed "<aggregate>|<group>|<window_start>" (Avro AggregateResult).
+inline constexpr const char* kAggregates = "fleet.aggregates";
+/// The aggregate stage's changelog (compacted): each car's open windows, keyed by car, where a copy that
+/// takes over a partition resumes (docs/architecture.md "Windows over time").
+inline constexpr const char* kAggregatesState = "fleet.aggregates.state";
 
 // Dead-letter queues: the DLQ of a topic is `<topic>.dlq` (stages::dlq_of). fleet.telemetry.dlq is the DLQ of
 // fleet.telemetry.raw (process) and of fleet.telemetry (twin, score, sink) at once: both carry a car's
@@ -24,8 +29,9 @@ inline constexpr const char* kCommandAcksDlq = "fleet.command-acks.dlq";
 inline constexpr const char* kScoresDlq = "fleet.scores.dlq";
 inline constexpr const char* kAlertsDlq = "fleet.alerts.dlq";
 inline constexpr const char* kTwinsDlq = "fleet.twins.dlq";
-inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq, kCommandAcksDlq,
-                                             kScoresDlq,    kAlertsDlq,   kTwinsDlq};
+inline constexpr const char* kAggregatesDlq = "fleet.aggregates.dlq";
+inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq, kCommandAcksDlq, kScoresDlq,
+                                             kAlertsDlq,    kTwinsDlq,    kAggregatesDlq};
 
 // Headers.
 inline constexpr const char* kHeaderErrorReason = "error.reason";

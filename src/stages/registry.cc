@@ -1,5 +1,9 @@
 #include "stages/registry.h"
 
+#include <fstream>
+#include <sstream>
+
+#include "aggregate/definition.h"
 #include "stages/sink/sink_stage.h"
 
 namespace fleettwin::stages {
@@ -33,6 +37,27 @@ void configure_twin(const config::Config& config, StageContext& c) {
   c.twin.flush_interval_ms = config.get(keys::twin_flush_interval).count();
 }
 
+// The definitions: the operator's file, or the shipped ones, read against this process's catalog.
+void configure_aggregate(const config::Config& config, StageContext& c) {
+  const std::string path = config.get(keys::aggregate_definitions);
+  try {
+    if (path.empty()) {
+      c.aggregate.definitions = aggregate::defaults(*c.catalog);
+    } else {
+      std::ifstream in(path);
+      if (!in) throw config::ConfigError("aggregate.definitions: cannot read " + path);
+      std::ostringstream text;
+      text << in.rdbuf();
+      c.aggregate.definitions = aggregate::parse_yaml(text.str(), path, *c.catalog);
+    }
+  } catch (const aggregate::DefinitionError& e) {
+    throw config::ConfigError(e.what());
+  }
+  AggregateStage::check_attributes(c.aggregate.definitions);
+  c.aggregate.flush_interval_ms = config.get(keys::aggregate_flush_interval).count();
+  c.aggregate.engine.max_windows_per_key = static_cast<std::size_t>(config.get(keys::aggregate_max_windows));
+}
+
 // The sink writes to whatever store the host opens for it (`open_store`); it reads the retention keys.
 void configure_sink(const config::Config& config, StageContext& c) {
   c.sink_retention.history_ms = config.get(keys::store_history_retention).count();
@@ -55,6 +80,11 @@ const std::vector<StageEntry>& registry() {
        [](StageContext& c) {
          return std::make_unique<TwinStage>(c.twin, c.clock, c.metrics, std::move(c.initial_twins),
                                             registry::TelemetryReader(c.registry, c.catalog), c.twin_links);
+       }},
+      {&AggregateStage::static_descriptor, &configure_aggregate,
+       [](StageContext& c) {
+         return std::make_unique<AggregateStage>(
+             c.aggregate, c.metrics, registry::TelemetryReader(c.registry, c.catalog), c.aggregate_links);
        }},
       {&SinkStage::static_descriptor, &configure_sink,
        [](StageContext& c) {

@@ -10,6 +10,7 @@
 #include "core/histogram.h"
 #include "core/metrics.h"
 #include "registry/client.h"
+#include "stages/aggregate/aggregate_stage.h"
 #include "stages/process/process_stage.h"
 #include "stages/score/score_stage.h"
 #include "stages/sink/sink_stage.h"
@@ -37,6 +38,8 @@ struct StageContext {
   SinkStage::Retention sink_retention{};  ///< its clock is set from `clock` when the sink is built
   std::shared_ptr<ModelSlot> models{};    ///< where the score stage finds its models (set by a ModelWatcher)
   WarmupTrainer score_trainer{};          ///< null: the score stage never trains, it waits for fleet.models
+  AggregateStage::Options aggregate{};    ///< the host sets result_schema_id and changelog
+  AggregateStage::Links aggregate_links{};
   /// This process runs one role of a distributed deployment (`fleettwin score`), not everything (`up`).
   bool single_role = false;
 };

@@ -436,4 +436,35 @@ TEST_F(E2E, QueryAggregatesPrintsTheStoredWindows) {
   auto bad = run({"query", "aggregates", "Bad-Name", "--data-dir", data});
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
   EXPECT_NE(bad.out.find("bad aggregate name"), std::string::npos) << bad.out;
+// Issue 19 on the embedded pipeline: `up` runs the aggregate stage and the sink stores its results in
+// SQLite; a second run on the data dir continues the windows the first left open (the snapshot of a clean
+// stop), so every full 5 minutes of a car holds its 300 events once.
+TEST_F(E2E, UpStoresWindowAggregatesAndAResumedRunContinuesTheOpenWindows) {
+  const std::vector<std::string> common{"--fast", "--cars", "20", "--interval", "1s", "--seed", "5"};
+  auto first = common;
+  first.insert(first.end(), {"--duration", "12m"});
+  ASSERT_TRUE(up(first));
+  EXPECT_TRUE(fs::exists(fs::path(data) / "aggregate.state"));
+  auto second = common;
+  second.insert(second.end(), {"--duration", "23m"});
+  const auto s = up(second);
+  ASSERT_TRUE(s);
+  expect_summary(*s, {{"lost", 0}, {"duplicates", 0}, {"clean", 1}});
+  fleettwin::store::SqliteStore store((fs::path(data) / "fleettwin.db").string());
+  fleettwin::store::AggregateQuery q;
+  q.aggregate = "events_5m";
+  const auto rows = store.aggregates(q);
+  std::map<std::string, std::vector<fleettwin::store::AggregateRow>> by_car;
+  for (const auto& r : rows) by_car[r.group].push_back(r);
+  ASSERT_EQ(by_car.size(), 20U);
+  for (const auto& [car, windows] : by_car) {
+    // The first window is partial (the run starts on a whole second); the one the first run left open at
+    // minute 12 is complete, and those after it too, up to the last closed one.
+    ASSERT_GE(windows.size(), 4U) << car;
+    for (std::size_t i = 1; i < windows.size(); ++i) {
+      EXPECT_EQ(windows[i].count, 300) << car << " " << windows[i].window_start_ms;
+      EXPECT_EQ(windows[i].window_end_ms - windows[i].window_start_ms, 300'000);
+      EXPECT_EQ(windows[i].revision, 1U);
+    }
+  }
 }

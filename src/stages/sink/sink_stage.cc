@@ -22,9 +22,9 @@ namespace t = core::topics;
 const StageDescriptor& SinkStage::static_descriptor() {
   static const StageDescriptor kDescriptor{
       "sink",
-      {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks},
+      {t::kTelemetry, t::kTwins, t::kAlerts, t::kCommands, t::kCommandAcks, t::kAggregates},
       {dlq_of(t::kTelemetry), dlq_of(t::kTwins), dlq_of(t::kAlerts), dlq_of(t::kCommands),
-       dlq_of(t::kCommandAcks)},
+       dlq_of(t::kCommandAcks), dlq_of(t::kAggregates)},
       {&config::keys::store_history_retention, &config::keys::store_aggregates_retention,
        &config::keys::store_retention_interval},
       "stores telemetry history, twins, alerts and commands (with their status), "
@@ -54,6 +54,9 @@ SinkStage::SinkStage(std::unique_ptr<store::TwinStore> store, core::Metrics& met
                                    "Twin upserts refused because the store held newer state")),
       _store_retries(metrics.counter("fleettwin_sink_store_retries_total",
                                      "Store writes the sink repeated because the store was unreachable")),
+      _aggregates_stored(
+          metrics.counter("fleettwin_aggregates_stored_total",
+                          "Window results the sink upserted (revisions and replays included)")),
       _retry(retry),
       _metrics(metrics) {}
 
@@ -103,6 +106,7 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer& ou
   _command_index.clear();
   _twin_index.clear();
   _ingest_times.clear();
+  _aggregates.clear();
   for (const auto& r : batch) {
     if (r.topic == t::kTelemetry) {
       add_telemetry(r, out);
@@ -114,9 +118,20 @@ void SinkStage::process(const std::vector<log::Record>& batch, log::Producer& ou
       add_command(r, out);
     } else if (r.topic == t::kCommandAcks) {
       add_answer(r, out);
+    } else if (r.topic == t::kAggregates) {
+      add_aggregate(r, out);
     }
   }
   const auto result = retrying([&] { return _store->write(_batch); });
+  // Idempotent on its own (the highest revision per window wins), so a second write per batch keeps the
+  // sink's replay safety: the input is committed only after both.
+  if (!_aggregates.empty()) {
+    retrying([&] {
+      _store->upsert_aggregates(_aggregates);
+      return true;
+    });
+    _aggregates_stored.add(static_cast<int64_t>(_aggregates.size()));
+  }
   for (const auto& row : _batch.telemetry) _newest_ts = std::max(_newest_ts, row.t.ts);
   _stored.add(result.telemetry_inserted);
   _duplicates.add(result.telemetry_duplicates);
@@ -189,6 +204,31 @@ bool SinkStage::record_retention(RetentionMetrics& m, std::string_view kind, con
   m.last_run->set(now_ms / 1000);
   if (r.removed > 0) spdlog::debug("sink: {} retention removed {} ({})", kind, r.removed, r.store);
   return r.more;
+}
+
+void SinkStage::add_aggregate(const log::Record& r, log::Producer& out) {
+  codec::AggregateResult a;
+  std::string error;
+  if (!codec::decode_avro_aggregate_result(r.value, a, nullptr, &error)) {
+    _dead_letters.send(r, "undecodable", error, out);
+    return;
+  }
+  // The key names the window: a record whose key says another window is not the aggregate stage's.
+  if (r.key != codec::aggregate_result_key(a.aggregate, a.group, a.window_start)) {
+    _dead_letters.send(r, "bad_key", "key does not name the result's window", out);
+    return;
+  }
+  store::AggregateRow row;
+  row.aggregate = std::move(a.aggregate);
+  row.group = std::move(a.group);
+  row.window_start_ms = a.window_start;
+  row.window_end_ms = a.window_end;
+  row.revision = static_cast<uint32_t>(a.revision);
+  row.final = a.final;
+  row.count = a.count;
+  row.values.reserve(a.values.size());
+  for (auto& v : a.values) row.values.emplace_back(std::move(v.column), v.value);
+  _aggregates.push_back(std::move(row));
 }
 
 void SinkStage::add_telemetry(const log::Record& r, log::Producer& out) {

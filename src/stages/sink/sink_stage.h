@@ -74,6 +74,7 @@ class SinkStage final : public Stage {
   void add_alert(const log::Record& r, log::Producer& out);
   void add_command(const log::Record& r, log::Producer& out);
   void add_answer(const log::Record& r, log::Producer& out);
+  void add_aggregate(const log::Record& r, log::Producer& out);
   /// Whether `car` may have one more answer stored before its command: at most core::kMaxEarlyAnswersPerCar
   /// in any core::kEarlyAnswerTtlMs of wall time (`now`), so a car inventing ids cannot fill the store.
   bool room_for_early_answer(const std::string& car, int64_t now);
@@ -85,6 +86,7 @@ class SinkStage final : public Stage {
   core::Histogram& _latency;
   registry::TelemetryReader _reader;
   store::WriteBatch _batch;                                             // per-batch scratch, reused
+  std::vector<store::AggregateRow> _aggregates;                         // window results, per batch
   std::unordered_map<std::string, std::size_t> _twin_index;             // car -> position in _batch.twins
   std::unordered_map<std::string, std::size_t> _command_index;          // id -> position in _batch.commands
   std::unordered_map<std::string, std::deque<int64_t>> _early_answers;  // car -> when it stored early ones
@@ -95,6 +97,7 @@ class SinkStage final : public Stage {
   core::Counter& _twins_applied;
   core::Counter& _twins_stale;
   core::Counter& _store_retries;
+  core::Counter& _aggregates_stored;
   RetryOptions _retry;
   std::mutex _wake_mu;  // with _wake: interrupt() ends a backoff wait at once
   std::condition_variable _wake;

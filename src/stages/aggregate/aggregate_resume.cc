@@ -1,0 +1,104 @@
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include "aggregate/state_bytes.h"
+#include "core/clock.h"
+#include "core/topics.h"
+#include "stages/aggregate/aggregate_resume.h"
+
+namespace fleettwin::stages {
+
+std::vector<AggregateSnapshot> read_aggregate_changelog(log::Log& log, const std::set<int32_t>& partitions,
+                                                        std::chrono::milliseconds timeout) {
+  static std::atomic<int> reads{0};
+  auto consumer = log.consumer("fleettwin.aggregate.bootstrap." + std::to_string(::getpid()) + "." +
+                               std::to_string(core::wall_clock_ms()) + "." + std::to_string(++reads));
+  consumer->subscribe({core::topics::kAggregatesState});
+  // A car's state always goes to one partition, in order: the last record read of a car is its latest.
+  std::unordered_map<std::string, std::string> latest;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool assigned = false;
+  bool complete = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto batch = consumer->poll(10000, std::chrono::milliseconds(500));
+    assigned = assigned || !consumer->assignment().empty();
+    for (auto& r : batch) {
+      if (!partitions.contains(r.partition) || r.key.empty()) continue;
+      latest[r.key] = std::move(r.value);
+    }
+    if (assigned && batch.empty() && consumer->lag() == 0) {
+      complete = true;
+      break;
+    }
+  }
+  consumer->close();
+  if (!complete)
+    spdlog::warn("aggregate: {} not read to its end within {} s; the cars not read start with empty windows",
+                 core::topics::kAggregatesState, timeout.count() / 1000);
+  std::vector<AggregateSnapshot> out;
+  out.reserve(latest.size());
+  for (auto& [car, state] : latest) out.push_back({car, std::move(state)});
+  return out;
+}
+
+void write_aggregate_snapshot(const AggregateStage& stage, const std::string& path) {
+  std::string bytes;
+  aggregate::StateWriter w(bytes);
+  const auto cars = stage.engine().car_ids();
+  w.u64(cars.size());
+  for (const auto& car : cars) {
+    const std::string state = stage.engine().save_car(car);
+    w.u64(car.size());
+    bytes += car;
+    w.u64(state.size());
+    bytes += state;
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::vector<AggregateSnapshot> take_aggregate_snapshot(const std::string& path) {
+  std::vector<AggregateSnapshot> out;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return out;
+  std::ostringstream text;
+  text << in.rdbuf();
+  in.close();
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  const std::string bytes = text.str();
+  aggregate::StateReader r(bytes);
+  uint64_t n = 0;
+  // Each car takes at least two bytes, which bounds the count by the file.
+  bool ok = r.count(n, bytes.size() / 2, "more cars than bytes");
+  std::size_t at = 0;
+  auto field = [&](std::string& s) {
+    uint64_t len = 0;
+    if (!r.count(len, bytes.size(), "length past the end")) return false;
+    at = bytes.size() - r.remaining();
+    if (len > r.remaining()) return r.fail("length past the end");
+    s.assign(bytes, at, len);
+    return r.pass(len);
+  };
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    AggregateSnapshot s;
+    ok = field(s.car) && field(s.state);
+    if (ok) out.push_back(std::move(s));
+  }
+  if (!ok) spdlog::warn("aggregate: {} is damaged ({}); {} cars read from it", path, r.error(), out.size());
+  return out;
+}
+
+}  // namespace fleettwin::stages
