@@ -11,6 +11,7 @@
 
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
+#include "app/mqtt_front.h"
 #include "app/store_factory.h"
 #include "catalog/catalog.h"
 #include "cli/commands.h"
@@ -21,6 +22,7 @@
 #include "ml/lifecycle_eval.h"
 #include "registry/client.h"
 #include "registry/telemetry_reader.h"
+#include "sim/fleet.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace fleettwin::cli {
@@ -198,11 +200,14 @@ struct EvalFlags {
   SourceFlags source;
   std::string ground_truth, json;
   std::string train_window;  // empty: 30m, or 2h with --lifecycle
-  bool lifecycle = false;
+  bool lifecycle = false, reference_lifecycle = false;
   std::string retrain_every = "1h";
+  // --lifecycle without a history: the fleet to simulate
+  int64_t cars = 2000, hours = 8, seed = -1;
 };
 
 std::vector<sim::GroundTruth> read_truth(const std::string& path) {
+  if (path.empty()) throw ConfigError("--ground-truth is required with --kafka or --data-dir");
   std::ifstream gt(path);
   if (!gt) throw ConfigError("--ground-truth: cannot read " + path);
   std::vector<sim::GroundTruth> truth;
@@ -393,10 +398,37 @@ std::string steps_json(const ml::LifecycleRun& run) {
   return out + "]}";
 }
 
+/// `eval --lifecycle` without a history: the fleet simulated in this process, its events as `up --fast`
+/// would store them (the simulator keeps every reading within its plausible range and rounds whole-number
+/// signals itself, so nothing is flagged or changed on the way) and its ground truth. The fleet's start is
+/// fixed: a car's behaviour depends only on its own time since the start, and the figures do not on the
+/// clock.
+std::vector<core::Telemetry> simulate(const EvalFlags& f, const Config& config,
+                                      std::vector<sim::GroundTruth>& truth) {
+  auto fc = app::fleet_config(config);
+  fc.cars = static_cast<std::size_t>(f.cars);
+  fc.duration_ms = f.hours * 3'600'000;
+  if (f.seed >= 0) fc.seed = static_cast<uint64_t>(f.seed);
+  fc.start_ms = 1'700'000'000'000;
+  sim::Fleet fleet(fc);
+  std::vector<core::Telemetry> events;
+  events.reserve(fc.cars * static_cast<std::size_t>(fc.duration_ms / fc.interval_ms + 1));
+  core::Telemetry t;
+  while (fleet.next(t)) events.push_back(t);
+  truth = fleet.take_failures();
+  std::fprintf(stderr, "simulated %zu cars for %lld h (seed %llu): %zu events, %zu failures\n", fc.cars,
+               static_cast<long long>(f.hours), static_cast<unsigned long long>(fc.seed), events.size(),
+               truth.size());
+  return events;
+}
+
 /// `eval --lifecycle`: both architectures through ml::run_lifecycle, each event scored by the model active
 /// when it arrived.
 int run_eval_lifecycle(EvalFlags& f, Config& config) {
-  const auto truth = read_truth(f.ground_truth);
+  const bool simulated = f.source.kafka.empty() && f.source.data_dir.empty();
+  std::vector<sim::GroundTruth> truth;
+  auto events = simulated ? simulate(f, config, truth) : read_history(f.source, config);
+  if (!simulated) truth = read_truth(f.ground_truth);
   ml::LifecycleOptions lo;
   lo.retrain_every_ms = parse_duration_ms(f.retrain_every);
   lo.train_window_ms = parse_duration_ms(f.train_window);
@@ -404,7 +436,6 @@ int run_eval_lifecycle(EvalFlags& f, Config& config) {
     throw ConfigError("--retrain-every and --train-window must be positive");
   lo.monitor = stages::monitor_options(config);
   lo.margins = app::promotion_margins(config);
-  auto events = read_history(f.source, config);
   const int64_t t0 = events.front().ts;
   const int64_t hours = (events.back().ts - t0) / lo.retrain_every_ms;
   if (hours < 2) throw ConfigError("the history is shorter than twice --retrain-every " + f.retrain_every);
@@ -430,7 +461,24 @@ int run_eval_lifecycle(EvalFlags& f, Config& config) {
     return ml::run_lifecycle(events, trainer, lo);
   };
   const auto ours = run("fleettwin", ml::fleettwin_architecture(space));
-  const auto reference = run("reference", ml::reference_architecture(space));
+  // The reference architecture as `eval` always ran it (trained once, on the first period), unless asked to
+  // go through the protocol too: half the training time of a run.
+  ml::LifecycleRun reference;
+  if (f.reference_lifecycle) {
+    reference = run("reference", ml::reference_architecture(space));
+  } else {
+    reference.scoring_from = ours.scoring_from;
+    std::vector<core::Telemetry> first(events.begin(),
+                                       std::lower_bound(events.begin(), events.end(), ours.scoring_from,
+                                                        [](const auto& e, int64_t ts) { return e.ts < ts; }));
+    std::fprintf(stderr, "[%6.0f s] reference training once on %zu events\n", elapsed(), first.size());
+    auto o = topts;
+    o.version = "reference-once";
+    auto data = ml::make_training_data(first, "eval", space);
+    const std::shared_ptr<const ml::Model> model =
+        ml::train_model(data, ml::reference_architecture(space), o);
+    reference.alerts = replay(events, model, lo.monitor, ours.scoring_from, &reference.unfamiliar_events);
+  }
 
   const int64_t from = ours.scoring_from;
   const double car_hours = scored_car_hours(events, from, config.get(keys::sim_interval).count());
@@ -452,7 +500,11 @@ int run_eval_lifecycle(EvalFlags& f, Config& config) {
       f.retrain_every.c_str(), f.retrain_every.c_str(), f.train_window.c_str(), f.retrain_every.c_str(),
       car_hours, elapsed());
   print_steps("fleettwin", ours, t0);
-  print_steps("reference", reference, t0);
+  if (f.reference_lifecycle)
+    print_steps("reference", reference, t0);
+  else
+    std::printf("reference: trained once on the first %s (--reference-lifecycle: through the protocol too)\n",
+                f.retrain_every.c_str());
   std::printf("\nlearned failure modes:\n%-20s %9s %7s %6s %9s %9s %12s %7s %13s\n", "model", "precision",
               "recall", "f1", "median_s", "p90_s", "false/1000h", "alerts", "detected");
   print_row("fleettwin", mine);
@@ -497,8 +549,8 @@ void add_ml_commands(CommandLine& cl) {
   auto* e = cl.app().add_subcommand(
       "eval", "Train on the first part of history, score the rest, and compare alerts with the ground truth");
   add_source_flags(e, eval->source);
-  e->add_option("--ground-truth", eval->ground_truth, "Ground truth of the simulator (JSON lines)")
-      ->required();
+  e->add_option("--ground-truth", eval->ground_truth,
+                "Ground truth of the simulator (JSON lines; required with --kafka or --data-dir)");
   e->add_option("--json", eval->json, "Write {\"fleettwin\": {...}, \"reference\": {...}} to this file");
   e->add_option(
       "--train-window", eval->train_window,
@@ -512,6 +564,15 @@ void add_ml_commands(CommandLine& cl) {
       "--retrain-every", eval->retrain_every,
       "With --lifecycle: the first model's training span, the retraining period and the shadow period "
       "(default 1h)");
+  e->add_option("--cars", eval->cars, "With --lifecycle and no history: cars to simulate (default 2000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  e->add_option("--hours", eval->hours, "With --lifecycle and no history: simulated hours (default 8)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000}));
+  e->add_option("--seed", eval->seed, "With --lifecycle and no history: the fleet's seed (default sim.seed)")
+      ->check(CLI::NonNegativeNumber);
+  e->add_flag("--reference-lifecycle", eval->reference_lifecycle,
+              "With --lifecycle: the reference architecture goes through the protocol too (by default it is "
+              "trained once on the first period)");
   cl.add(e, [eval](Config& config, std::atomic<int>&) {
     if (eval->train_window.empty()) eval->train_window = eval->lifecycle ? "2h" : "30m";
     return eval->lifecycle ? run_eval_lifecycle(*eval, config) : run_eval(*eval, config);

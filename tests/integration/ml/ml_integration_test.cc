@@ -226,7 +226,7 @@ TEST(MlIntegration, EvalLifecycleRetrainsAndReportsPerMode) {
   // shadow period left: the last event is 10 s before 120).
   auto eval = testing::run(bin, {"eval", "--lifecycle", "--data-dir", dir.string(), "--ground-truth",
                                  (dir / "ground_truth.jsonl").string(), "--retrain-every", "20m",
-                                 "--train-window", "40m", "--json", json});
+                                 "--train-window", "40m", "--reference-lifecycle", "--json", json});
   ASSERT_EQ(eval.exit_code, 0) << eval.out;
   EXPECT_NE(eval.out.find("fleettwin: 3 retrainings"), std::string::npos) << eval.out;
   EXPECT_NE(eval.out.find("reference: 3 retrainings"), std::string::npos) << eval.out;
@@ -239,6 +239,21 @@ TEST(MlIntegration, EvalLifecycleRetrainsAndReportsPerMode) {
                           "\"per_mode\"", "\"f1\"", "\"median_delay_s\"", "\"p90_delay_s\"",
                           "\"false_alerts_per_1000_car_hours\"", "\"shadow_from\""})
     EXPECT_NE(report.find(key), std::string::npos) << key << " in " << report;
+
+  // By default the reference model trains once, as plain `eval` trains it.
+  auto once = testing::run(bin, {"eval", "--lifecycle", "--data-dir", dir.string(), "--ground-truth",
+                                 (dir / "ground_truth.jsonl").string(), "--retrain-every", "20m"});
+  ASSERT_EQ(once.exit_code, 0) << once.out;
+  EXPECT_NE(once.out.find("fleettwin: 3 retrainings"), std::string::npos) << once.out;
+  EXPECT_NE(once.out.find("reference: trained once on the first 20m"), std::string::npos) << once.out;
+
+  // Without a history it simulates the fleet itself.
+  auto simulated = testing::run(bin, {"eval", "--lifecycle", "--cars", "50", "--hours", "2", "--seed", "3",
+                                      "--retrain-every", "20m", "--train-window", "40m"});
+  ASSERT_EQ(simulated.exit_code, 0) << simulated.out;
+  EXPECT_NE(simulated.out.find("simulated 50 cars for 2 h (seed 3): 36000 events"), std::string::npos)
+      << simulated.out;
+  EXPECT_NE(simulated.out.find("fleettwin: 3 retrainings"), std::string::npos) << simulated.out;
 
   auto short_history = testing::run(bin, {"eval", "--lifecycle", "--data-dir", dir.string(), "--ground-truth",
                                           (dir / "ground_truth.jsonl").string(), "--retrain-every", "1h"});
