@@ -355,7 +355,29 @@ struct LifecycleResult {
   ml::EvalReport report;
 };
 
-void print_steps(const char* name, const ml::LifecycleRun& run, int64_t t0) {
+/// What the gate estimated against what the ground truth says: of each model's anomaly alerts over a shadow
+/// period, how many were false (no failure of the car began within the window before it, none going on).
+struct StepTruth {
+  int64_t active_alerts = 0, active_false = 0, candidate_alerts = 0, candidate_false = 0;
+};
+
+StepTruth step_truth(const ml::LifecycleStep& s, const ml::LifecycleRun& run,
+                     const std::vector<sim::GroundTruth>& truth, const ml::EvalOptions& eo) {
+  std::vector<core::Alert> active;
+  for (const auto& a : run.alerts)
+    if (a.ts >= s.shadow_from && a.ts < s.shadow_to) active.push_back(a);
+  StepTruth t;
+  const auto a = ml::evaluate(active, ml::kAlertAnomaly, truth, ml::learned_modes(), 0, eo);
+  const auto c = ml::evaluate(s.candidate_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), 0, eo);
+  t.active_alerts = a.alerts;
+  t.active_false = a.false_alerts;
+  t.candidate_alerts = c.alerts;
+  t.candidate_false = c.false_alerts;
+  return t;
+}
+
+void print_steps(const char* name, const ml::LifecycleRun& run, int64_t t0,
+                 const std::vector<sim::GroundTruth>& truth, const ml::EvalOptions& eo) {
   std::printf("\n%s: %zu retrainings, %lld promoted\n", name, run.steps.size(),
               static_cast<long long>(run.promotions()));
   for (const auto& s : run.steps) {
@@ -366,6 +388,10 @@ void print_steps(const char* name, const ml::LifecycleRun& run, int64_t t0) {
         static_cast<long long>((s.shadow_to - t0) / 60'000), s.decision.promote ? "promoted" : "kept",
         s.candidate_summary.estimated_false_per_1000_car_hours(),
         s.active.estimated_false_per_1000_car_hours(), s.agreement);
+    const auto t = step_truth(s, run, truth, eo);
+    std::printf("      ground truth: candidate %lld alerts, %lld false; active %lld alerts, %lld false\n",
+                static_cast<long long>(t.candidate_alerts), static_cast<long long>(t.candidate_false),
+                static_cast<long long>(t.active_alerts), static_cast<long long>(t.active_false));
     if (!s.decision.promote)
       for (const auto& r : s.decision.reasons) std::printf("      %s\n", r.c_str());
   }
@@ -499,9 +525,9 @@ int run_eval_lifecycle(EvalFlags& f, Config& config) {
       "in shadow for %s before the gate; scored %.0f car-hours (%.1f s)\n",
       f.retrain_every.c_str(), f.retrain_every.c_str(), f.train_window.c_str(), f.retrain_every.c_str(),
       car_hours, elapsed());
-  print_steps("fleettwin", ours, t0);
+  print_steps("fleettwin", ours, t0, truth, eo);
   if (f.reference_lifecycle)
-    print_steps("reference", reference, t0);
+    print_steps("reference", reference, t0, truth, eo);
   else
     std::printf("reference: trained once on the first %s (--reference-lifecycle: through the protocol too)\n",
                 f.retrain_every.c_str());

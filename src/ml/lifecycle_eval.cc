@@ -95,7 +95,10 @@ class Protocol {
       _lt.alert(a);
       if (a.ts >= _run.scoring_from) _run.alerts.push_back(std::move(a));
     }
-    for (const auto& a : _sout.alerts) _st.alert(a);
+    for (auto& a : _sout.alerts) {
+      _st.alert(a);
+      if (_candidate) _step.candidate_alerts.push_back(std::move(a));
+    }
     _batch.clear();
   }
 

@@ -37,6 +37,9 @@ struct LifecycleStep {
   ShadowSummary active, candidate_summary;
   double agreement = 0;
   PromotionDecision decision;
+  /// The candidate's alerts of the shadow period, raised and cleared (never in LifecycleRun::alerts): what
+  /// `eval` checks the gate's estimates against.
+  std::vector<core::Alert> candidate_alerts;
 };
 
 /// The run: alerts as the active models raised them, each event scored by the model active when it
