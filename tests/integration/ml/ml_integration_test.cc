@@ -230,7 +230,7 @@ TEST(MlIntegration, EvalLifecycleRetrainsAndReportsPerMode) {
   ASSERT_EQ(eval.exit_code, 0) << eval.out;
   EXPECT_NE(eval.out.find("fleettwin: 3 retrainings"), std::string::npos) << eval.out;
   EXPECT_NE(eval.out.find("reference: 3 retrainings"), std::string::npos) << eval.out;
-  EXPECT_NE(eval.out.find("training fleettwin-lc4"), std::string::npos) << eval.out;  // progress lines
+  EXPECT_NE(eval.out.find("fleettwin training lc4"), std::string::npos) << eval.out;  // progress lines
   for (const auto mode : ml::learned_modes())
     EXPECT_NE(eval.out.find("  " + std::string(sim::to_string(mode)) + " "), std::string::npos)
         << sim::to_string(mode) << " row in " << eval.out;
