@@ -27,6 +27,15 @@ ml::TrainOptions train_options(const Config& config) {
   return o;
 }
 
+ml::PromotionMargins promotion_margins(const Config& config) {
+  ml::PromotionMargins m;
+  m.false_alerts = config.get(keys::ml_promotion_margin_false_alerts);
+  m.missed_alerts = config.get(keys::ml_promotion_margin_missed_alerts);
+  m.unfamiliar = config.get(keys::ml_promotion_margin_unfamiliar);
+  m.disagreement = config.get(keys::ml_promotion_margin_disagreement);
+  return m;
+}
+
 stages::WarmupTrainer warmup_trainer(const Config& config) {
   const auto name = config.get(keys::ml_architecture);
   ml::architecture_by_name(name);  // an unknown name fails now, not after the warm-up

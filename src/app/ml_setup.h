@@ -2,6 +2,7 @@
 
 #include "config/config.h"
 #include "ml/monitor.h"
+#include "ml/promotion_gate.h"
 #include "ml/training.h"
 #include "stages/score/score_stage.h"
 
@@ -12,6 +13,8 @@ namespace fleettwin::app {
 // `up`, and the benchmarks.
 
 ml::TrainOptions train_options(const config::Config& config);
+/// The promotion gate's margins (ml.promotion_margin_*).
+ml::PromotionMargins promotion_margins(const config::Config& config);
 /// Trains ml.architecture on warm-up data and encodes the artifact: what `up`'s score stage runs once.
 stages::WarmupTrainer warmup_trainer(const config::Config& config);
 

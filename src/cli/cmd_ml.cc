@@ -11,6 +11,7 @@
 
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
+#include "app/mqtt_front.h"
 #include "app/store_factory.h"
 #include "catalog/catalog.h"
 #include "cli/commands.h"
@@ -18,8 +19,10 @@
 #include "log/kafka/kafka_log.h"
 #include "ml/dataset.h"
 #include "ml/evaluation.h"
+#include "ml/lifecycle_eval.h"
 #include "registry/client.h"
 #include "registry/telemetry_reader.h"
+#include "sim/fleet.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace fleettwin::cli {
@@ -196,8 +199,35 @@ int run_train(TrainFlags& f, Config& config) {
 struct EvalFlags {
   SourceFlags source;
   std::string ground_truth, json;
-  std::string train_window = "30m";
+  std::string train_window;  // empty: 30m, or 2h with --lifecycle
+  bool lifecycle = false, reference_lifecycle = false;
+  std::string retrain_every = "1h";
+  // --lifecycle without a history: the fleet to simulate
+  int64_t cars = 2000, hours = 8, seed = -1;
 };
+
+std::vector<sim::GroundTruth> read_truth(const std::string& path) {
+  if (path.empty()) throw ConfigError("--ground-truth is required with --kafka or --data-dir");
+  std::ifstream gt(path);
+  if (!gt) throw ConfigError("--ground-truth: cannot read " + path);
+  std::vector<sim::GroundTruth> truth;
+  std::string error;
+  if (!sim::read_ground_truth(gt, truth, &error)) throw ConfigError("--ground-truth " + path + ": " + error);
+  return truth;
+}
+
+/// Scored car-hours: each car's span of events from `from` on, plus one interval.
+double scored_car_hours(const std::vector<core::Telemetry>& events, int64_t from, int64_t interval) {
+  std::map<std::string, std::pair<int64_t, int64_t>> span;
+  for (const auto& e : events) {
+    if (e.ts < from) continue;
+    auto [it, fresh] = span.emplace(e.car, std::pair{e.ts, e.ts});
+    it->second.second = e.ts;
+  }
+  double car_hours = 0;
+  for (const auto& [car, s] : span) car_hours += static_cast<double>(s.second - s.first + interval) / 3.6e6;
+  return car_hours;
+}
 
 /// Scores `events` (oldest first) from `scoring_from` on with `model` exactly as the score stage would, in
 /// batches; the events before only warm up per-car state. Returns the alerts raised and cleared.
@@ -239,12 +269,7 @@ void print_row(const char* name, const ml::EvalReport& r) {
 }
 
 int run_eval(EvalFlags& f, Config& config) {
-  std::ifstream gt(f.ground_truth);
-  if (!gt) throw ConfigError("--ground-truth: cannot read " + f.ground_truth);
-  std::vector<sim::GroundTruth> truth;
-  std::string error;
-  if (!sim::read_ground_truth(gt, truth, &error))
-    throw ConfigError("--ground-truth " + f.ground_truth + ": " + error);
+  const auto truth = read_truth(f.ground_truth);
   const int64_t train_ms = parse_duration_ms(f.train_window);
   if (train_ms <= 0) throw ConfigError("--train-window must be positive");
   auto events = read_history(f.source, config);
@@ -261,16 +286,7 @@ int run_eval(EvalFlags& f, Config& config) {
   auto ours = ml::train_model(data, ml::fleettwin_architecture(space), topts);
   auto reference = ml::train_model(data, ml::reference_architecture(space), topts);
 
-  // Scored car-hours: each car's span of scored events plus one interval.
-  std::map<std::string, std::pair<int64_t, int64_t>> span;
-  for (const auto& e : events) {
-    if (e.ts < train_end) continue;
-    auto [it, fresh] = span.emplace(e.car, std::pair{e.ts, e.ts});
-    it->second.second = e.ts;
-  }
-  double car_hours = 0;
-  int64_t interval = config.get(keys::sim_interval).count();
-  for (const auto& [car, s] : span) car_hours += static_cast<double>(s.second - s.first + interval) / 3.6e6;
+  const double car_hours = scored_car_hours(events, train_end, config.get(keys::sim_interval).count());
 
   ml::EvalOptions eo;
   eo.window_ms = config.get(keys::ml_eval_window).count();
@@ -333,6 +349,215 @@ int run_eval(EvalFlags& f, Config& config) {
   return 0;
 }
 
+/// One model's detection quality under the lifecycle protocol, and the run behind it.
+struct LifecycleResult {
+  ml::LifecycleRun run;
+  ml::EvalReport report;
+};
+
+/// What the gate estimated against what the ground truth says: of each model's anomaly alerts over a shadow
+/// period, how many were false (no failure of the car began within the window before it, none going on).
+struct StepTruth {
+  int64_t active_alerts = 0, active_false = 0, candidate_alerts = 0, candidate_false = 0;
+};
+
+StepTruth step_truth(const ml::LifecycleStep& s, const ml::LifecycleRun& run,
+                     const std::vector<sim::GroundTruth>& truth, const ml::EvalOptions& eo) {
+  std::vector<core::Alert> active;
+  for (const auto& a : run.alerts)
+    if (a.ts >= s.shadow_from && a.ts < s.shadow_to) active.push_back(a);
+  StepTruth t;
+  const auto a = ml::evaluate(active, ml::kAlertAnomaly, truth, ml::learned_modes(), 0, eo);
+  const auto c = ml::evaluate(s.candidate_alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), 0, eo);
+  t.active_alerts = a.alerts;
+  t.active_false = a.false_alerts;
+  t.candidate_alerts = c.alerts;
+  t.candidate_false = c.false_alerts;
+  return t;
+}
+
+void print_steps(const char* name, const ml::LifecycleRun& run, int64_t t0,
+                 const std::vector<sim::GroundTruth>& truth, const ml::EvalOptions& eo) {
+  std::printf("\n%s: %zu retrainings, %lld promoted\n", name, run.steps.size(),
+              static_cast<long long>(run.promotions()));
+  for (const auto& s : run.steps) {
+    std::printf(
+        "  %-14s %8lld events  shadow %3lld-%3lld min  %-9s est. false/1000h %.2f vs %.2f, agree %.4f\n",
+        s.candidate.c_str(), static_cast<long long>(s.training_events),
+        static_cast<long long>((s.shadow_from - t0) / 60'000),
+        static_cast<long long>((s.shadow_to - t0) / 60'000), s.decision.promote ? "promoted" : "kept",
+        s.candidate_summary.estimated_false_per_1000_car_hours(),
+        s.active.estimated_false_per_1000_car_hours(), s.agreement);
+    const auto t = step_truth(s, run, truth, eo);
+    std::printf("      ground truth: candidate %lld alerts, %lld false; active %lld alerts, %lld false\n",
+                static_cast<long long>(t.candidate_alerts), static_cast<long long>(t.candidate_false),
+                static_cast<long long>(t.active_alerts), static_cast<long long>(t.active_false));
+    if (!s.decision.promote)
+      for (const auto& r : s.decision.reasons) std::printf("      %s\n", r.c_str());
+  }
+}
+
+void print_modes(const ml::EvalReport& mine, const ml::EvalReport& ref) {
+  std::printf("\nper mode (fleettwin | reference): detected/failures, median / p90 delay s; could show\n");
+  for (std::size_t i = 0; i < mine.per_mode.size(); ++i) {
+    const auto& m = mine.per_mode[i];
+    const auto& r = ref.per_mode[i];
+    std::printf("  %-26s %3lld/%-3lld %5.0f / %5.0f | %3lld/%-3lld %5.0f / %5.0f   %lld of %lld\n",
+                m.mode.c_str(), static_cast<long long>(m.detected), static_cast<long long>(m.failures),
+                m.median_delay_s, m.p90_delay_s, static_cast<long long>(r.detected),
+                static_cast<long long>(r.failures), r.median_delay_s, r.p90_delay_s,
+                static_cast<long long>(m.failures_shown), static_cast<long long>(m.failures));
+  }
+}
+
+std::string steps_json(const ml::LifecycleRun& run) {
+  std::string out = "{\"retrainings\":" + std::to_string(run.steps.size()) +
+                    ",\"promotions\":" + std::to_string(run.promotions()) + ",\"steps\":[";
+  for (std::size_t i = 0; i < run.steps.size(); ++i) {
+    const auto& s = run.steps[i];
+    if (i) out += ',';
+    out += "{\"candidate\":\"" + s.candidate + "\",\"training_events\":" + std::to_string(s.training_events) +
+           ",\"shadow_from\":" + std::to_string(s.shadow_from) +
+           ",\"shadow_to\":" + std::to_string(s.shadow_to) +
+           ",\"promoted\":" + (s.decision.promote ? "true" : "false") + "}";
+  }
+  return out + "]}";
+}
+
+/// `eval --lifecycle` without a history: the fleet simulated in this process, its events as `up --fast`
+/// would store them (the simulator keeps every reading within its plausible range and rounds whole-number
+/// signals itself, so nothing is flagged or changed on the way) and its ground truth. The fleet's start is
+/// fixed: a car's behaviour depends only on its own time since the start, and the figures do not on the
+/// clock.
+std::vector<core::Telemetry> simulate(const EvalFlags& f, const Config& config,
+                                      std::vector<sim::GroundTruth>& truth) {
+  auto fc = app::fleet_config(config);
+  fc.cars = static_cast<std::size_t>(f.cars);
+  fc.duration_ms = f.hours * 3'600'000;
+  if (f.seed >= 0) fc.seed = static_cast<uint64_t>(f.seed);
+  fc.start_ms = 1'700'000'000'000;
+  sim::Fleet fleet(fc);
+  std::vector<core::Telemetry> events;
+  events.reserve(fc.cars * static_cast<std::size_t>(fc.duration_ms / fc.interval_ms + 1));
+  core::Telemetry t;
+  while (fleet.next(t)) events.push_back(t);
+  truth = fleet.take_failures();
+  std::fprintf(stderr, "simulated %zu cars for %lld h (seed %llu): %zu events, %zu failures\n", fc.cars,
+               static_cast<long long>(f.hours), static_cast<unsigned long long>(fc.seed), events.size(),
+               truth.size());
+  return events;
+}
+
+/// `eval --lifecycle`: both architectures through ml::run_lifecycle, each event scored by the model active
+/// when it arrived.
+int run_eval_lifecycle(EvalFlags& f, Config& config) {
+  const bool simulated = f.source.kafka.empty() && f.source.data_dir.empty();
+  std::vector<sim::GroundTruth> truth;
+  auto events = simulated ? simulate(f, config, truth) : read_history(f.source, config);
+  if (!simulated) truth = read_truth(f.ground_truth);
+  ml::LifecycleOptions lo;
+  lo.retrain_every_ms = parse_duration_ms(f.retrain_every);
+  lo.train_window_ms = parse_duration_ms(f.train_window);
+  if (lo.retrain_every_ms <= 0 || lo.train_window_ms <= 0)
+    throw ConfigError("--retrain-every and --train-window must be positive");
+  lo.monitor = stages::monitor_options(config);
+  lo.margins = app::promotion_margins(config);
+  const int64_t t0 = events.front().ts;
+  const int64_t hours = (events.back().ts - t0) / lo.retrain_every_ms;
+  if (hours < 2) throw ConfigError("the history is shorter than twice --retrain-every " + f.retrain_every);
+  const auto space = feature_space(config);
+  const auto started = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  auto topts = app::train_options(config);
+  topts.progress = false;  // one progress line per retraining instead
+  auto run = [&](const char* name, const ml::Architecture& arch) {
+    lo.progress = [&](const std::string& line) {
+      std::fprintf(stderr, "[%6.0f s] %s %s\n", elapsed(), name, line.c_str());
+    };
+    auto trainer = [&](std::vector<core::Telemetry> window, const std::string& version) {
+      std::fprintf(stderr, "[%6.0f s] %s training %s on %zu events\n", elapsed(), name, version.c_str(),
+                   window.size());
+      auto o = topts;
+      o.version = std::string(name) + "-" + version;
+      auto data = ml::make_training_data(window, "eval", space);
+      return std::shared_ptr<const ml::Model>(ml::train_model(data, arch, o));
+    };
+    return ml::run_lifecycle(events, trainer, lo);
+  };
+  const auto ours = run("fleettwin", ml::fleettwin_architecture(space));
+  // The reference architecture as `eval` always ran it (trained once, on the first period), unless asked to
+  // go through the protocol too: half the training time of a run.
+  ml::LifecycleRun reference;
+  if (f.reference_lifecycle) {
+    reference = run("reference", ml::reference_architecture(space));
+  } else {
+    reference.scoring_from = ours.scoring_from;
+    std::vector<core::Telemetry> first(events.begin(),
+                                       std::lower_bound(events.begin(), events.end(), ours.scoring_from,
+                                                        [](const auto& e, int64_t ts) { return e.ts < ts; }));
+    std::fprintf(stderr, "[%6.0f s] reference training once on %zu events\n", elapsed(), first.size());
+    auto o = topts;
+    o.version = "reference-once";
+    auto data = ml::make_training_data(first, "eval", space);
+    const std::shared_ptr<const ml::Model> model =
+        ml::train_model(data, ml::reference_architecture(space), o);
+    reference.alerts = replay(events, model, lo.monitor, ours.scoring_from, &reference.unfamiliar_events);
+  }
+
+  const int64_t from = ours.scoring_from;
+  const double car_hours = scored_car_hours(events, from, config.get(keys::sim_interval).count());
+  ml::EvalOptions eo;
+  eo.window_ms = config.get(keys::ml_eval_window).count();
+  eo.from_ts = from;
+  eo.to_ts = events.back().ts - int64_t{5} * 60'000;  // too little data after a failure in the last 5 minutes
+  eo.shown_from = ml::shown_failures(truth, events, eo.window_ms, space->catalog());
+  auto mine = ml::evaluate(ours.alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
+  auto ref = ml::evaluate(reference.alerts, ml::kAlertAnomaly, truth, ml::learned_modes(), car_hours, eo);
+  mine.unfamiliar_events = ours.unfamiliar_events;
+  ref.unfamiliar_events = reference.unfamiliar_events;
+  const auto fw = ml::evaluate(ours.alerts, ml::kAlertOutdatedFirmware, truth,
+                               {sim::FailureMode::kOutdatedFirmware}, car_hours, eo);
+
+  std::printf(
+      "\nlifecycle: first model on the first %s, then retrained every %s on the last %s, each candidate "
+      "in shadow for %s before the gate; scored %.0f car-hours (%.1f s)\n",
+      f.retrain_every.c_str(), f.retrain_every.c_str(), f.train_window.c_str(), f.retrain_every.c_str(),
+      car_hours, elapsed());
+  print_steps("fleettwin", ours, t0, truth, eo);
+  if (f.reference_lifecycle)
+    print_steps("reference", reference, t0, truth, eo);
+  else
+    std::printf("reference: trained once on the first %s (--reference-lifecycle: through the protocol too)\n",
+                f.retrain_every.c_str());
+  std::printf("\nlearned failure modes:\n%-20s %9s %7s %6s %9s %9s %12s %7s %13s\n", "model", "precision",
+              "recall", "f1", "median_s", "p90_s", "false/1000h", "alerts", "detected");
+  print_row("fleettwin", mine);
+  print_row("reference", ref);
+  print_modes(mine, ref);
+  std::printf("\n%lld of %lld failures could show in their car's messages within the window; over those:\n",
+              static_cast<long long>(mine.failures_shown), static_cast<long long>(mine.failures));
+  for (const auto* r : {&mine, &ref})
+    std::printf("  %-18s recall %.3f  F1 %.3f  median %.0f s  p90 %.0f s\n",
+                r == &mine ? "fleettwin" : "reference", r->recall_shown, r->f1_shown, r->median_delay_shown_s,
+                r->p90_delay_shown_s);
+  std::printf("\nfleettwin: %lld anomalous events in unfamiliar conditions not counted towards alerts\n",
+              static_cast<long long>(ours.unfamiliar_events));
+  std::printf("\noutdated firmware (a rule, not learned):\n");
+  print_row("firmware rule", fw);
+  if (!f.json.empty()) {
+    std::ofstream out(f.json);
+    out << "{\"fleettwin\":" << mine.to_json() << ",\"reference\":" << ref.to_json()
+        << ",\"outdated_firmware_rule\":" << fw.to_json() << ",\"lifecycle\":" << steps_json(ours)
+        << ",\"reference_lifecycle\":" << steps_json(reference)
+        << ",\"retrain_every_ms\":" << lo.retrain_every_ms << ",\"train_window_ms\":" << lo.train_window_ms
+        << ",\"events\":" << events.size() << "}\n";
+    if (!out) throw std::runtime_error("cannot write " + f.json);
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_ml_commands(CommandLine& cl) {
@@ -350,12 +575,34 @@ void add_ml_commands(CommandLine& cl) {
   auto* e = cl.app().add_subcommand(
       "eval", "Train on the first part of history, score the rest, and compare alerts with the ground truth");
   add_source_flags(e, eval->source);
-  e->add_option("--ground-truth", eval->ground_truth, "Ground truth of the simulator (JSON lines)")
-      ->required();
+  e->add_option("--ground-truth", eval->ground_truth,
+                "Ground truth of the simulator (JSON lines; required with --kafka or --data-dir)");
   e->add_option("--json", eval->json, "Write {\"fleettwin\": {...}, \"reference\": {...}} to this file");
-  e->add_option("--train-window", eval->train_window,
-                "Event time at the start used for training (default 30m)");
-  cl.add(e, [eval](Config& config, std::atomic<int>&) { return run_eval(*eval, config); });
+  e->add_option(
+      "--train-window", eval->train_window,
+      "Event time at the start used for training (default 30m); with --lifecycle, each retraining's "
+      "window (default 2h)");
+  e->add_flag(
+      "--lifecycle", eval->lifecycle,
+      "Lifecycle protocol: retrain every --retrain-every on the last --train-window, shadow, promotion "
+      "gate; each event scored by the model active when it arrived");
+  e->add_option(
+      "--retrain-every", eval->retrain_every,
+      "With --lifecycle: the first model's training span, the retraining period and the shadow period "
+      "(default 1h)");
+  e->add_option("--cars", eval->cars, "With --lifecycle and no history: cars to simulate (default 2000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  e->add_option("--hours", eval->hours, "With --lifecycle and no history: simulated hours (default 8)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000}));
+  e->add_option("--seed", eval->seed, "With --lifecycle and no history: the fleet's seed (default sim.seed)")
+      ->check(CLI::NonNegativeNumber);
+  e->add_flag("--reference-lifecycle", eval->reference_lifecycle,
+              "With --lifecycle: the reference architecture goes through the protocol too (by default it is "
+              "trained once on the first period)");
+  cl.add(e, [eval](Config& config, std::atomic<int>&) {
+    if (eval->train_window.empty()) eval->train_window = eval->lifecycle ? "2h" : "30m";
+    return eval->lifecycle ? run_eval_lifecycle(*eval, config) : run_eval(*eval, config);
+  });
 }
 
 }  // namespace fleettwin::cli

@@ -332,6 +332,22 @@ inline const DurationKey ml_firmware_grace{"ml.firmware_grace", "1h", 0, std::nu
 inline const DurationKey ml_eval_window{
     "ml.eval_window", "30m", 1, std::nullopt,
     "`eval`: an alert detects a failure that began at most this long before it."};
+inline const DoubleKey ml_promotion_margin_false_alerts{
+    "ml.promotion_margin_false_alerts", 1.0, 0, 1e6,
+    "Promotion gate: a candidate's estimated false alerts per 1,000 car-hours over the shadow period may "
+    "exceed the active model's by this much (estimated false: marked false by operators, or unlabelled on a "
+    "car the other model had no alert on)."};
+inline const DoubleKey ml_promotion_margin_missed_alerts{
+    "ml.promotion_margin_missed_alerts", 0.25, 0, 1,
+    "Promotion gate: share of the active model's alerts the candidate may fail to raise (less those "
+    "operators marked false)."};
+inline const DoubleKey ml_promotion_margin_unfamiliar{
+    "ml.promotion_margin_unfamiliar", 0.01, 0, 1,
+    "Promotion gate: share of events the candidate may score in unfamiliar conditions above the active "
+    "model's."};
+inline const DoubleKey ml_promotion_margin_disagreement{
+    "ml.promotion_margin_disagreement", 0.05, 0, 1,
+    "Promotion gate: share of events on which the candidate's and the active model's verdicts may differ."};
 inline const StringKey http_listen{"http.listen", "127.0.0.1:8080",
                                    "Where `up` and `fleettwin api` serve the REST API and the dashboard "
                                    "(port 0: any free port; empty in `up`: no HTTP server)."};

@@ -210,5 +210,57 @@ TEST(MlIntegration, UpThenTrainAndEvalFromTheStore) {
   EXPECT_NE(bad.out.find("--ground-truth"), std::string::npos) << bad.out;
 }
 
+// `eval --lifecycle` on a small fleet's store: the first model, scheduled retrainings through the shadow
+// trial and the promotion gate, and the report's per-mode rows.
+TEST(MlIntegration, EvalLifecycleRetrainsAndReportsPerMode) {
+  namespace fs = std::filesystem;
+  const testing::TempDir tmp("ml-lifecycle");
+  const fs::path dir = tmp.path() / "data";
+  const std::string bin = FLEETTWIN_BIN;
+  auto up = testing::run(bin, {"up", "--fast", "--cars", "100", "--duration", "2h", "--failure-rate", "0.3",
+                               "--data-dir", dir.string(), "--registry-listen", "127.0.0.1:0", "--http", ""});
+  ASSERT_EQ(up.exit_code, 0) << up.out;
+  const auto json = (dir / "lifecycle.json").string();
+  // Retrain every 20 minutes on the last 40: the first model at 20 minutes, candidates at 40, 60 and 80,
+  // each judged by the gate after its 20-minute shadow period (one at 100 minutes would have no whole
+  // shadow period left: the last event is 10 s before 120).
+  auto eval = testing::run(bin, {"eval", "--lifecycle", "--data-dir", dir.string(), "--ground-truth",
+                                 (dir / "ground_truth.jsonl").string(), "--retrain-every", "20m",
+                                 "--train-window", "40m", "--reference-lifecycle", "--json", json});
+  ASSERT_EQ(eval.exit_code, 0) << eval.out;
+  EXPECT_NE(eval.out.find("fleettwin: 3 retrainings"), std::string::npos) << eval.out;
+  EXPECT_NE(eval.out.find("reference: 3 retrainings"), std::string::npos) << eval.out;
+  EXPECT_NE(eval.out.find("fleettwin training lc4"), std::string::npos) << eval.out;  // progress lines
+  for (const auto mode : ml::learned_modes())
+    EXPECT_NE(eval.out.find("  " + std::string(sim::to_string(mode)) + " "), std::string::npos)
+        << sim::to_string(mode) << " row in " << eval.out;
+  const std::string report = testing::read_file(json);
+  for (const char* key : {"\"lifecycle\":{\"retrainings\":3,", "\"reference_lifecycle\":{\"retrainings\":3,",
+                          "\"per_mode\"", "\"f1\"", "\"median_delay_s\"", "\"p90_delay_s\"",
+                          "\"false_alerts_per_1000_car_hours\"", "\"shadow_from\""})
+    EXPECT_NE(report.find(key), std::string::npos) << key << " in " << report;
+
+  // By default the reference model trains once, as plain `eval` trains it.
+  auto once = testing::run(bin, {"eval", "--lifecycle", "--data-dir", dir.string(), "--ground-truth",
+                                 (dir / "ground_truth.jsonl").string(), "--retrain-every", "20m"});
+  ASSERT_EQ(once.exit_code, 0) << once.out;
+  EXPECT_NE(once.out.find("fleettwin: 3 retrainings"), std::string::npos) << once.out;
+  EXPECT_NE(once.out.find("reference: trained once on the first 20m"), std::string::npos) << once.out;
+
+  // Without a history it simulates the fleet itself.
+  auto simulated = testing::run(bin, {"eval", "--lifecycle", "--cars", "50", "--hours", "2", "--seed", "3",
+                                      "--retrain-every", "20m", "--train-window", "40m"});
+  ASSERT_EQ(simulated.exit_code, 0) << simulated.out;
+  EXPECT_NE(simulated.out.find("simulated 50 cars for 2 h (seed 3): 36000 events"), std::string::npos)
+      << simulated.out;
+  EXPECT_NE(simulated.out.find("fleettwin: 3 retrainings"), std::string::npos) << simulated.out;
+
+  auto short_history = testing::run(bin, {"eval", "--lifecycle", "--data-dir", dir.string(), "--ground-truth",
+                                          (dir / "ground_truth.jsonl").string(), "--retrain-every", "1h"});
+  EXPECT_EQ(short_history.exit_code, 2) << short_history.out;
+  EXPECT_NE(short_history.out.find("shorter than twice --retrain-every"), std::string::npos)
+      << short_history.out;
+}
+
 }  // namespace
 }  // namespace fleettwin
