@@ -24,8 +24,10 @@ inline constexpr const char* kCommandAcksDlq = "fleet.command-acks.dlq";
 inline constexpr const char* kScoresDlq = "fleet.scores.dlq";
 inline constexpr const char* kAlertsDlq = "fleet.alerts.dlq";
 inline constexpr const char* kTwinsDlq = "fleet.twins.dlq";
-inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq, kCommandAcksDlq,
-                                             kScoresDlq,    kAlertsDlq,   kTwinsDlq};
+/// Retrain requests on fleet.models the trainer cannot read.
+inline constexpr const char* kModelsDlq = "fleet.models.dlq";
+inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq, kCommandAcksDlq, kScoresDlq,
+                                             kAlertsDlq,    kTwinsDlq,    kModelsDlq};
 
 // Headers.
 inline constexpr const char* kHeaderErrorReason = "error.reason";

@@ -25,6 +25,7 @@ namespace fleettwin::stages {
 /// fleet.models keys: the active model and a candidate scored in shadow.
 inline constexpr const char* kModelKeyActive = "anomaly";
 inline constexpr const char* kModelKeyShadow = "anomaly.shadow";
+inline constexpr const char* kModelKeyRetrain = "retrain.request";
 /// Header on fleet.scores records of the shadow model; consumers of health ignore those records.
 inline constexpr const char* kHeaderModelRole = "model.role";
 
