@@ -63,8 +63,9 @@ struct TrainedModel {
 using WarmupTrainer = std::function<TrainedModel(ml::TrainingData, std::stop_token stop)>;
 
 /// Follows the compacted fleet.models topic from its beginning, in a group of its own, on its own thread,
-/// and puts every decodable artifact into a ModelSlot (key "anomaly": active; "anomaly.shadow": shadow).
-/// A bad artifact is counted and logged, and the previous model stays.
+/// and puts every decodable artifact into a ModelSlot (key "anomaly": active; "anomaly.shadow": shadow; an
+/// empty "anomaly.shadow" value: no shadow model). A bad artifact is counted and logged, and the previous
+/// model stays.
 class ModelWatcher {
  public:
   ModelWatcher(log::Log& log, std::shared_ptr<ModelSlot> slot, ModelDecoder decode, core::Metrics& metrics);
