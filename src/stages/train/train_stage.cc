@@ -59,7 +59,7 @@ const StageDescriptor& TrainStage::static_descriptor() {
   static const StageDescriptor kDescriptor{
       "trainer",
       {t::kTelemetry, t::kModels},
-      {t::kModels, t::kModelsDlq},
+      {t::kModels, t::kModelsDlq, t::kTelemetryDlq},
       {&keys::ml_train_window, &keys::ml_train_max_events, &keys::ml_retrain_every, &keys::ml_shadow_period,
        &keys::ml_promotion, &keys::ml_raise_k, &keys::ml_window_n, &keys::ml_clear_m,
        &keys::ml_firmware_grace, &keys::ml_new_symptom_settle, &keys::ml_skip_unfamiliar,
@@ -150,8 +150,10 @@ void TrainStage::process(const std::vector<log::Record>& batch, log::Producer& o
     if (r.topic != t::kTelemetry) continue;
     core::Telemetry tel;
     std::string error;
-    // The score stage sends unreadable telemetry to the DLQ already; the trainer only leaves it out.
-    if (_reader.read(r.value, tel, &error)) add_event(std::move(tel));
+    if (_reader.read(r.value, tel, &error))
+      add_event(std::move(tel));
+    else  // as every stage does (DESIGN.md §4); told apart from the score stage's by error.stage
+      _dead_letters.send(r, _reader.failure_reason(), error, out);
   }
   _window_gauge.set(static_cast<int64_t>(_window.size()));
   tick(out);
@@ -257,6 +259,7 @@ void TrainStage::finish_trial(log::Producer& out) {
          gate_json(m.version, m.parent, &trial, decision, _options.auto_promote, promoted));
     if (promoted) {
       send(out, kModelKeyActive, std::move(_candidate.artifact));
+      send(out, kModelKeyShadow, "");  // scoring it twice, as active and as shadow, would be waste
       _promoted.add();
     } else if (!decision.promote) {
       _refused.add();

@@ -31,7 +31,8 @@ constexpr std::size_t kCars = 20;
 constexpr int64_t kHour = 3'600'000;
 constexpr int64_t kT0 = 1'700'000'000'000;
 constexpr std::array kModes{sim::FailureMode::kTyrePressureLoss, sim::FailureMode::kCoolantOverheating,
-                            sim::FailureMode::kBatteryCellDegradation, sim::FailureMode::kDriveShaftDegradation,
+                            sim::FailureMode::kBatteryCellDegradation,
+                            sim::FailureMode::kDriveShaftDegradation,
                             sim::FailureMode::kShockAbsorberFailure};
 
 ml::TrainOptions quick() {
@@ -185,8 +186,7 @@ class TrainStageTest : public ::testing::Test {
     EXPECT_TRUE(tick_until(stage, *producer, [&] {
       producer->flush(5s);
       return models.read().contains(kModelKeyShadow);
-    }))
-        << "no candidate published in shadow";
+    })) << "no candidate published in shadow";
     for (std::size_t i = kCars; i < trial.size(); i += 500)
       stage.process(telemetry_records(trial, i, i + 500), *producer);
     EXPECT_TRUE(tick_until(stage, *producer, [&] { return !stage.working(); })) << "the trial never ended";
@@ -228,6 +228,7 @@ TEST_F(TrainStageTest, ScheduledRetrainingPromotesACandidateTrainedOnHealthyData
   EXPECT_EQ(active->meta.parent, "active-1");  // lineage
   EXPECT_EQ(active->meta.trigger, "schedule");
   EXPECT_TRUE(written.contains(archive_key("candidate-schedule")));  // kept for a rollback
+  EXPECT_EQ(written.at(kModelKeyShadow), "");  // no shadow any more: it is the active model now
   auto gate = gate_of(written, "candidate-schedule");
   EXPECT_TRUE(gate["passed"].get_bool().value()) << gate_doc;
   EXPECT_TRUE(gate["promoted"].get_bool().value()) << gate_doc;
@@ -243,8 +244,8 @@ TEST_F(TrainStageTest, ScheduledRetrainingRefusesACandidateTrainedOnFaultyCars) 
   auto slot = std::make_shared<ModelSlot>();
   slot->set_active(train_on(between(events, kT0 - kHour, kT0), "active-1"));
   TrainStage stage(options(), slot, candidate_trainer(), test_gate(), metrics);
-  const auto written = run_schedule(stage, fleet(kT0, kHour, 5, kCars, 0),
-                                    between(events, kT0 + kHour, kT0 + 2 * kHour));
+  const auto written =
+      run_schedule(stage, fleet(kT0, kHour, 5, kCars, 0), between(events, kT0 + kHour, kT0 + 2 * kHour));
 
   EXPECT_FALSE(written.contains(kModelKeyActive)) << "a worse candidate was promoted";
   EXPECT_TRUE(written.contains(kModelKeyShadow));  // it stays a candidate, scored in shadow
