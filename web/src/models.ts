@@ -29,7 +29,8 @@ function row(name: string, ...value: (string | Node)[]): HTMLTableRowElement {
 }
 
 /** The gate's verdict and reasons, and the trial's figures side by side. */
-function gateRows(gate: unknown): HTMLTableRowElement[] {
+function gateRows(gate: unknown, role: string): HTMLTableRowElement[] {
+  if ((gate === null || gate === undefined) && role === "shadow") return [row("Gate", "shadow trial under way")];
   if (gate === null || gate === undefined) return [row("Gate", "no shadow trial (first model, or published by hand)")];
   const verdict = at(gate, "passed") === true ? "passed" : "refused";
   const promoted = at(gate, "promoted") === true ? ", promoted" : at(gate, "mode") === "manual" ? ", manual mode" : "";
@@ -91,7 +92,7 @@ function cardView(c: Card, admin: boolean, status: HTMLElement): HTMLElement {
         ),
         row("Threshold", `${fmt(num(at(m, "threshold", "value")), 4)} (${str(at(m, "threshold", "method"))})`),
         row("Lineage", parent ? `from ${parent}` : "first of its line", trigger ? ` — trigger: ${trigger}` : ""),
-        ...gateRows(c.gate),
+        ...gateRows(c.gate, c.role),
         row("Live alerts", fmt(c.live_alerts)),
       ),
     ),
