@@ -50,4 +50,20 @@ stages::WarmupTrainer warmup_trainer(const Config& config) {
   };
 }
 
+stages::CandidateTrainer candidate_trainer(const Config& config) {
+  const auto name = config.get(keys::ml_architecture);
+  ml::architecture_by_name(name);  // an unknown name fails now, not at the first candidate
+  auto options = train_options(config);
+  options.progress = false;
+  return [name, options](const ml::TrainingData& data, const stages::TrainRequest& request,
+                         std::stop_token stop) {
+    auto stoppable = options;
+    stoppable.stop_requested = [stop = std::move(stop)] { return stop.stop_requested(); };
+    auto model = ml::train_model(data, ml::architecture_by_name(name, data.space), stoppable);
+    model->meta.parent = request.parent;
+    model->meta.trigger = request.trigger;
+    return stages::TrainedModel{model, ml::encode_artifact(*model)};
+  };
+}
+
 }  // namespace fleettwin::app

@@ -5,6 +5,7 @@
 #include "ml/promotion_gate.h"
 #include "ml/training.h"
 #include "stages/score/score_stage.h"
+#include "stages/train/train_stage.h"
 
 namespace fleettwin::app {
 
@@ -17,5 +18,8 @@ ml::TrainOptions train_options(const config::Config& config);
 ml::PromotionMargins promotion_margins(const config::Config& config);
 /// Trains ml.architecture on warm-up data and encodes the artifact: what `up`'s score stage runs once.
 stages::WarmupTrainer warmup_trainer(const config::Config& config);
+/// Trains ml.architecture on the trainer stage's window, with its lineage in the metadata: the trainer's
+/// candidates.
+stages::CandidateTrainer candidate_trainer(const config::Config& config);
 
 }  // namespace fleettwin::app

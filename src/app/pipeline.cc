@@ -416,6 +416,10 @@ class PipelineRun {
       // The first model: trained by the score stage after the warm-up, unless one arrives on fleet.models.
       if (entry.descriptor().name == "score" && _ctx.score.warmup_ms > 0)
         _ctx.score_trainer = warmup_trainer(_config);
+      if (entry.descriptor().name == "trainer") {
+        _ctx.candidate_trainer = candidate_trainer(_config);
+        _ctx.train_models = std::make_shared<stages::ModelSlot>();
+      }
       _runners.push_back(std::make_unique<stages::StageRunner>(entry.make(_ctx), *_log, _metrics, ro));
     }
     // Counted before the sink starts writing: rows it stores must not count as "before", and on FerretDB this
@@ -443,6 +447,15 @@ class PipelineRun {
   /// event: else the first batches would go unscored, and could even start a warm-up training that replaces
   /// the operator's model on fleet.models.
   void wait_for_published_model() {
+    if (_ctx.train_models) {
+      // The trainer's own view of the active model (the parent of its candidates, the reference of their
+      // trials): its stage input commits fleet.models offsets, and so would not read it again on a restart.
+      _trainer_watcher = std::make_unique<stages::ModelWatcher>(
+          *_log, _ctx.train_models,
+          [space = _ctx.train.space](std::string_view bytes) { return ml::decode_artifact(bytes, space); },
+          _trainer_watcher_metrics);
+      _trainer_watcher->start();
+    }
     if (!_roles.runs("score")) return;
     _model_watcher = std::make_unique<stages::ModelWatcher>(
         *_log, _ctx.models,
@@ -752,6 +765,8 @@ class PipelineRun {
   stages::StageContext _ctx{_metrics, _clock, _latency, {}};
   std::vector<std::unique_ptr<stages::StageRunner>> _runners;
   std::unique_ptr<stages::ModelWatcher> _model_watcher;
+  core::Metrics _trainer_watcher_metrics;  ///< apart: the score stage's model counters mean its models
+  std::unique_ptr<stages::ModelWatcher> _trainer_watcher;
   std::unique_ptr<api::ApiServer> _api_server;
   std::unique_ptr<api::MetricsServer> _metrics_server;
   MqttFront _mqtt_front;

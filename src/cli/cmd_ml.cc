@@ -23,6 +23,7 @@
 #include "registry/client.h"
 #include "registry/telemetry_reader.h"
 #include "sim/fleet.h"
+#include "stages/train/train_stage.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace fleettwin::cli {
@@ -193,6 +194,41 @@ int run_train(TrainFlags& f, Config& config) {
   } else if (f.source.kafka.empty()) {
     std::printf("not published: the embedded log lives inside `fleettwin up`; it trains its own model\n");
   }
+  return 0;
+}
+
+struct RollbackFlags {
+  std::string kafka, version;
+};
+
+/// `fleettwin model rollback VERSION`: the artifact the trainer kept as "anomaly.v<VERSION>" on fleet.models
+/// is published as "anomaly" again; the score stages swap to it between batches.
+int run_rollback(const RollbackFlags& f, const Config& config) {
+  log::KafkaLog kafka(app::kafka_settings(config, f.kafka));
+  // A throwaway group that never commits: the compacted topic from its beginning.
+  auto consumer = kafka.consumer("fleettwin.rollback." + std::to_string(::getpid()) + "." +
+                                 std::to_string(std::chrono::system_clock::now().time_since_epoch().count()));
+  consumer->subscribe({core::topics::kModels});
+  const std::string key = stages::archive_key(f.version);
+  std::string artifact;
+  bool assigned = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    auto batch = consumer->poll(1000, std::chrono::milliseconds(500));
+    assigned = assigned || !consumer->assignment().empty();
+    for (auto& r : batch)
+      if (r.key == key) artifact = std::move(r.value);  // the newest wins, as compaction keeps it
+    if (assigned && batch.empty() && consumer->lag() == 0) break;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("kafka: could not read fleet.models within 60 s");
+  }
+  consumer->close();
+  if (artifact.empty())
+    throw ConfigError("no kept model '" + f.version + "' on fleet.models (key " + key +
+                      "); GET /api/v1/models lists the versions");
+  publish_model(f.kafka, config, stages::kModelKeyActive, std::move(artifact));
+  std::printf("published %s as \"%s\": the score stages use it from their next batch\n", f.version.c_str(),
+              stages::kModelKeyActive);
   return 0;
 }
 
@@ -570,6 +606,14 @@ void add_ml_commands(CommandLine& cl) {
   t->add_flag("--shadow", train->shadow, "Publish as the shadow candidate (scored, never alerts)");
   t->add_flag("--no-publish", train->no_publish, "Only write --out");
   cl.add(t, [train](Config& config, std::atomic<int>&) { return run_train(*train, config); });
+
+  auto rollback = std::make_shared<RollbackFlags>();
+  auto* model = cl.app().add_subcommand("model", "Manage the models on fleet.models");
+  model->require_subcommand(1);
+  auto* rb = model->add_subcommand("rollback", "Make an earlier model (kept by the trainer) the active one");
+  rb->add_option("version", rollback->version, "Model version (GET /api/v1/models lists them)")->required();
+  rb->add_option("--kafka", rollback->kafka, "Kafka bootstrap servers")->required();
+  cl.add(rb, [rollback](Config& config, std::atomic<int>&) { return run_rollback(*rollback, config); });
 
   auto eval = std::make_shared<EvalFlags>();
   auto* e = cl.app().add_subcommand(

@@ -329,6 +329,26 @@ inline const BoolKey ml_skip_unfamiliar{
 inline const DurationKey ml_firmware_grace{"ml.firmware_grace", "1h", 0, std::nullopt,
                                            "Outdated-firmware rule: a car may stay below the fleet's newest "
                                            "version this long (a rollback alerts at once)."};
+inline const DurationKey ml_train_window{
+    "ml.train_window", "2h", 60'000, std::nullopt,
+    "Trainer: retrains on this much of the newest event time of fleet.telemetry (bounded by "
+    "ml.train_max_events)."};
+inline const IntKey ml_train_max_events{
+    "ml.train_max_events", 400'000, 1'000, 100'000'000,
+    "Trainer: events kept for the training window and for a shadow trial at most each (the oldest go "
+    "first; counted in fleettwin_trainer_evicted_total)."};
+inline const DurationKey ml_retrain_every{
+    "ml.retrain_every", "0s", 0, std::nullopt,
+    "Trainer: trains a candidate model every this much event time (0: only when asked, by POST "
+    "/api/v1/models/train or a drift alarm)."};
+inline const DurationKey ml_shadow_period{
+    "ml.shadow_period", "30m", 0, std::nullopt,
+    "Trainer: a candidate runs in shadow on live traffic this much event time before the promotion gate "
+    "compares it with the active model."};
+inline const StringKey ml_promotion{
+    "ml.promotion", "auto",
+    "Trainer: auto (a candidate the gate passes becomes the active model) or manual (it stays the shadow "
+    "candidate with the gate's results; POST /api/v1/models/promote)."};
 inline const DurationKey ml_eval_window{
     "ml.eval_window", "30m", 1, std::nullopt,
     "`eval`: an alert detects a failure that began at most this long before it."};

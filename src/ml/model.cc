@@ -161,6 +161,14 @@ std::string meta_to_json(const ModelMeta& m) {
   w.key("metrics").begin_object();
   w.key("train_loss").number(m.train_loss).key("val_loss").number(m.val_loss);
   w.key("epochs").integer(m.epochs).key("train_seconds").number(m.train_seconds).end_object();
+  if (!m.parent.empty() || !m.trigger.empty())
+    w.key("lineage")
+        .begin_object()
+        .key("parent")
+        .string(m.parent)
+        .key("trigger")
+        .string(m.trigger)
+        .end_object();
   w.end_object();
   return out;
 }
@@ -291,6 +299,11 @@ ModelMeta meta_from_json(std::string_view json, std::shared_ptr<const FeatureSpa
   m.val_loss = need<double>(me["val_loss"].get_double(), "metrics.val_loss");
   m.epochs = need<int64_t>(me["epochs"].get_int64(), "metrics.epochs");
   m.train_seconds = need<double>(me["train_seconds"].get_double(), "metrics.train_seconds");
+  // Optional: artifacts written before the trainer stage have no lineage.
+  if (simdjson::dom::element lineage; doc["lineage"].get(lineage) == simdjson::SUCCESS) {
+    m.parent = std::string(need<std::string_view>(lineage["parent"].get_string(), "lineage.parent"));
+    m.trigger = std::string(need<std::string_view>(lineage["trigger"].get_string(), "lineage.trigger"));
+  }
   m.architecture.space = std::move(space);
   return m;
 }

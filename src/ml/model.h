@@ -93,6 +93,11 @@ struct ModelMeta {
   /// Held-out cars calibration treated as failing: left out (quantile), or already above the threshold in
   /// the training window (alert_rate, whose robust fit ignores them).
   int64_t excluded_cars = 0;
+  /// Lineage, set by the trainer stage (docs/architecture.md "Model lifecycle"): the version that was
+  /// active when this one was trained (empty: none) and what asked for it ("schedule", "api", "drift",
+  /// "warmup", or empty for `fleettwin train`). Recorded so a model card can show where a model came from.
+  std::string parent;
+  std::string trigger;
 };
 
 std::string meta_to_json(const ModelMeta& m);

@@ -32,6 +32,12 @@ void configure_score(const config::Config& config, StageContext& c) {
   c.score.space = std::make_shared<const ml::FeatureSpace>(c.catalog);
 }
 
+void configure_train(const config::Config& config, StageContext& c) {
+  c.train = train_stage_options(config);
+  c.train.space = std::make_shared<const ml::FeatureSpace>(c.catalog);
+  c.train_gate = promotion_gate(config);
+}
+
 void configure_twin(const config::Config& config, StageContext& c) {
   c.twin.offline_after_ms = config.get(keys::twin_offline_after).count();
   c.twin.flush_interval_ms = config.get(keys::twin_flush_interval).count();
@@ -94,6 +100,11 @@ const std::vector<StageEntry>& registry() {
          retention.clock = &c.clock;
          sink->set_retention(retention);
          return sink;
+       }},
+      {&TrainStage::static_descriptor, &configure_train,
+       [](StageContext& c) {
+         return std::make_unique<TrainStage>(c.train, c.train_models, c.candidate_trainer, c.train_gate,
+                                             c.metrics, registry::TelemetryReader(c.registry, c.catalog));
        }},
   };
   return kEntries;

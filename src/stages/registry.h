@@ -15,6 +15,7 @@
 #include "stages/score/score_stage.h"
 #include "stages/sink/sink_stage.h"
 #include "stages/stage.h"
+#include "stages/train/train_stage.h"
 #include "stages/twin/twin_stage.h"
 #include "store/twin_store.h"
 
@@ -40,6 +41,12 @@ struct StageContext {
   WarmupTrainer score_trainer{};          ///< null: the score stage never trains, it waits for fleet.models
   AggregateStage::Options aggregate{};    ///< the host sets result_schema_id and changelog
   AggregateStage::Links aggregate_links{};
+  TrainStage::Options train{};
+  PromotionGate train_gate{};
+  /// The trainer's view of fleet.models (its own ModelWatcher) and how it trains (libtorch: set by the app;
+  /// null: it never trains).
+  std::shared_ptr<ModelSlot> train_models{};
+  CandidateTrainer candidate_trainer{};
   /// This process runs one role of a distributed deployment (`fleettwin score`), not everything (`up`).
   bool single_role = false;
 };

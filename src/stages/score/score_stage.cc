@@ -82,6 +82,10 @@ void ModelWatcher::run() {
   while (!_stop) {
     for (const auto& r : consumer->poll(16, std::chrono::milliseconds(200))) {
       if (r.key != kModelKeyActive && r.key != kModelKeyShadow) continue;  // another model family
+      if (r.key == kModelKeyShadow && r.value.empty()) {  // no shadow any more (its candidate was promoted)
+        _slot->set_shadow(nullptr);
+        continue;
+      }
       try {
         auto model = _decode(r.value);
         spdlog::info("score: loaded model {} ({}) from {}/{}", model->meta.version, r.key, r.partition,

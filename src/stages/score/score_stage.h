@@ -25,6 +25,7 @@ namespace fleettwin::stages {
 /// fleet.models keys: the active model and a candidate scored in shadow.
 inline constexpr const char* kModelKeyActive = "anomaly";
 inline constexpr const char* kModelKeyShadow = "anomaly.shadow";
+inline constexpr const char* kModelKeyRetrain = "retrain.request";
 /// Header on fleet.scores records of the shadow model; consumers of health ignore those records.
 inline constexpr const char* kHeaderModelRole = "model.role";
 
@@ -62,8 +63,9 @@ struct TrainedModel {
 using WarmupTrainer = std::function<TrainedModel(ml::TrainingData, std::stop_token stop)>;
 
 /// Follows the compacted fleet.models topic from its beginning, in a group of its own, on its own thread,
-/// and puts every decodable artifact into a ModelSlot (key "anomaly": active; "anomaly.shadow": shadow).
-/// A bad artifact is counted and logged, and the previous model stays.
+/// and puts every decodable artifact into a ModelSlot (key "anomaly": active; "anomaly.shadow": shadow; an
+/// empty "anomaly.shadow" value: no shadow model). A bad artifact is counted and logged, and the previous
+/// model stays.
 class ModelWatcher {
  public:
   ModelWatcher(log::Log& log, std::shared_ptr<ModelSlot> slot, ModelDecoder decode, core::Metrics& metrics);

@@ -25,7 +25,13 @@ before(async () => {
   assert.ok(fs.existsSync(path.join(source, "web/dist/index.html")), "web/dist is not built: run scripts/build");
   up = spawn(bin, ["up", "--fast", "--cars", "300", "--interval", "1s", "--failure-rate", "20", "--failure-ramp", "10s",
     "--data-dir", dataDir, "--http", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"], {
-    env: { ...process.env, FLEETTWIN_API_TOKENS: `admin:${ADMIN},viewer:${VIEWER}` },
+    env: {
+      ...process.env,
+      FLEETTWIN_API_TOKENS: `admin:${ADMIN},viewer:${VIEWER}`,
+      // The trainer's candidates (models page): a short window, so a requested one trains in seconds.
+      FLEETTWIN_ML_TRAIN_WINDOW: "10m",
+      FLEETTWIN_ML_TRAIN_MAX_EVENTS: "60000",
+    },
     stdio: ["ignore", "ignore", "pipe"],
   });
   url = await new Promise((resolve, reject) => {
@@ -269,5 +275,34 @@ test("an alert can be acknowledged", async () => {
     await ack.click();
     await p.locator("#alert-status").selectOption("acknowledged");
     await p.locator(`tr[data-alert-row="${id}"] .badge.acknowledged`).waitFor({ timeout: 10000 });
+  });
+});
+
+test("the models page shows model cards and their lineage; a requested candidate joins the line", async () => {
+  await withPage("models", async (p) => {
+    const card = async (selector, timeout) => {
+      const until = Date.now() + timeout;
+      for (;;) {
+        await p.goto(`${url}/#/models`);
+        await p.reload();
+        try {
+          return await p.locator(selector).first().waitFor({ timeout: 5000 }).then(() => p.locator(selector).first());
+        } catch (e) {
+          if (Date.now() > until) throw e;
+        }
+      }
+    };
+    // The score stage's warm-up model (ml.warmup of simulated time) is the first card: active, no trial.
+    const active = await card('section.model-card[data-role="active"]', 180000);
+    const first = await active.getAttribute("data-version");
+    assert.match(await active.textContent(), /Trained on.*events of [1-9][0-9,]* cars/);
+    assert.match(await p.locator(".lineage-line").first().textContent(), new RegExp(first));
+    // An admin asks for a candidate: the trainer trains it from its window and puts it in shadow (then the
+    // gate, on simulated time, may already have promoted or refused it), its lineage naming the active model.
+    await p.locator("#retrain").click();
+    await p.waitForFunction(() => /retrain requested/.test(document.getElementById("models-status")?.textContent ?? ""));
+    const child = await card(`section.model-card:not([data-version="${first}"])`, 240000);
+    assert.match(await child.textContent(), new RegExp(`from ${first}.*trigger: api`));
+    assert.match(await p.locator(".lineage-line").first().textContent(), new RegExp(`${first} → `));
   });
 });

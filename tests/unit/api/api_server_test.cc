@@ -14,6 +14,7 @@
 
 #include "api/api_server.h"
 #include "codec/json.h"
+#include "codec/retrain_request.h"
 #include "core/signals.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
@@ -395,7 +396,7 @@ TEST_F(ApiServerTest, FleetSummaryThroughputPositionsModels) {
 
   r = get("/api/v1/models");
   ASSERT_EQ(r->status, 200);
-  EXPECT_EQ(r->body, R"({"items":[]})");
+  EXPECT_EQ(r->body, R"({"items":[],"cards":[]})");
   std::ofstream(dir / "models" / "v1.json") << R"({"version":"v1","threshold":1.5,"role":"active"})";
   std::ofstream(dir / "models" / "broken.json") << "{not json";
   r = get("/api/v1/models");
@@ -592,6 +593,91 @@ TEST_F(ApiServerTest, AdminPromotesTheShadowModel) {
     for (const auto& rec : models->poll(100, std::chrono::milliseconds(100)))
       if (rec.key == "anomaly") promoted = rec.value == artifact;
   EXPECT_TRUE(promoted);
+}
+
+/// A model artifact as the API reads it: "FTMODEL1", the metadata's length, the metadata, any weights.
+std::string artifact_of(const std::string& meta) {
+  std::string artifact = "FTMODEL1";
+  for (int i = 0; i < 8; ++i) artifact.push_back(static_cast<char>((meta.size() >> (8 * i)) & 0xff));
+  return artifact + meta + std::string("\x01\x02weights", 9);
+}
+
+/// The newest record of `key` on fleet.models, read by a fresh group ("" when none).
+std::string newest_of(log::Log& log, const std::string& key, const std::string& group) {
+  auto models = log.consumer(group);
+  models->subscribe({core::topics::kModels});
+  std::string value;
+  for (int empty = 0; empty < 5;) {
+    auto batch = models->poll(100, std::chrono::milliseconds(50));
+    empty = batch.empty() ? empty + 1 : 0;
+    for (const auto& rec : batch)
+      if (rec.key == key) value = rec.value;
+  }
+  return value;
+}
+
+// Model cards: every kept version with its lineage and gate results, the active one marked, the anomaly
+// alerts the store holds per version; one card by version (404 for none). Rollback (admin) re-publishes a
+// kept artifact as the active model; POST /models/train writes a retrain request the trainer reads.
+TEST_F(ApiServerTest, ModelCardsRollbackAndRetrainRequests) {
+  const std::string v1 =
+      artifact_of(R"({"version":"m1","created_ms":1,"lineage":{"parent":"","trigger":"api"}})");
+  const std::string v2 =
+      artifact_of(R"({"version":"m2","created_ms":2,"lineage":{"parent":"m1","trigger":"schedule"}})");
+  auto producer = log.producer();
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"anomaly.vm1", v1},
+           {"anomaly.vm2", v2},
+           {"anomaly.gate.vm2", R"({"passed":false,"reasons":["x"]})"},
+           {"anomaly.gate.vm9", "{not json"},
+           {"anomaly", v1},
+           {"anomaly.shadow", v2}})
+    producer->send(log::OutRecord{core::topics::kModels, key, value, {}, -1, 0});
+  ASSERT_EQ(producer->flush(std::chrono::seconds(5)), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (get("/api/v1/models/m2")->status != 200 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+  auto doc = parse(get("/api/v1/models")->body);
+  auto cards = doc["cards"].get_array().value();
+  ASSERT_EQ(cards.size(), 2u);
+  EXPECT_EQ(cards.at(0)["version"].get_string().value(), "m2");  // newest first
+  EXPECT_EQ(cards.at(0)["role"].get_string().value(), "shadow");
+  EXPECT_EQ(cards.at(0)["meta"]["lineage"]["parent"].get_string().value(), "m1");
+  EXPECT_FALSE(cards.at(0)["gate"]["passed"].get_bool().value());
+  EXPECT_EQ(cards.at(1)["role"].get_string().value(), "active");
+  EXPECT_TRUE(cards.at(1)["gate"].is_null());
+  EXPECT_EQ(get("/api/v1/models/nope")->status, 404);
+
+  EXPECT_EQ(client
+                ->Post("/api/v1/models/rollback", {{"Authorization", std::string("Bearer ") + kOperator}},
+                       R"({"version":"m2"})", "application/json")
+                ->status,
+            403);
+  auto rollback = [&](const std::string& body) {
+    return client->Post("/api/v1/models/rollback", {{"Authorization", std::string("Bearer ") + kAdmin}}, body,
+                        "application/json");
+  };
+  EXPECT_EQ(rollback("{}")->status, 400);
+  EXPECT_EQ(rollback(R"({"version":"m7"})")->status, 404);
+  auto r = rollback(R"({"version":"m2"})");
+  ASSERT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(newest_of(log, "anomaly", "check-rollback"), v2);
+
+  EXPECT_EQ(post("/api/v1/models/train", kOperator)->status, 403);
+  r = client->Post("/api/v1/models/train", {{"Authorization", std::string("Bearer ") + kAdmin}},
+                   R"({"detail":"new tyres"})", "application/json");
+  ASSERT_EQ(r->status, 202) << r->body;
+  codec::RetrainRequest request;
+  ASSERT_TRUE(
+      codec::parse_retrain_request(newest_of(log, "retrain.request", "check-train"), request, nullptr));
+  EXPECT_EQ(request.reason, "api");
+  EXPECT_EQ(request.detail, "new tyres");
+  EXPECT_EQ(client
+                ->Post("/api/v1/models/train", {{"Authorization", std::string("Bearer ") + kAdmin}}, "[1]",
+                       "application/json")
+                ->status,
+            400);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/schemas.h"
+#include "core/metric_catalog.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
 #include "stages/score/score_stage.h"
@@ -148,6 +149,33 @@ TEST_F(ScoreStageTest, RaisedAlertSendsOneScheduleServiceCommand) {
   EXPECT_EQ(c.id, "service:" + raised.id);
   EXPECT_NE(c.params_json.find(raised.id), std::string::npos);
   EXPECT_EQ(read_all(mlog, t::kScores).size(), 40u);
+}
+
+// A shadow model that finds every event of an overheating car anomalous (what would raise an alert from the
+// active model) raises no alert and sends no command: its scores go out marked, and that is all.
+TEST_F(ScoreStageTest, ShadowModelNeverRaisesAlertsOrSendsCommands) {
+  slot->set_active(blind_model("A", 1e9));
+  slot->set_shadow(blind_model("S", 2));
+  ScoreStage::Options o;
+  o.monitor.rule = {3, 5, 4};
+  StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics);
+  auto p = mlog.producer();
+  for (int seq = 1; seq <= 20; ++seq) send_telemetry(*p, "hot", seq, 100);
+  p->flush(5s);
+  runner.start();
+  runner.request_drain();
+  runner.join();
+  ASSERT_EQ(runner.error(), "");
+  int64_t shadow_above = 0;
+  for (const auto& r : read_all(mlog, t::kScores)) {
+    codec::AnomalyScore s;
+    ASSERT_TRUE(codec::decode_avro_anomaly_score(r.value, s, nullptr, nullptr));
+    if (r.header(kHeaderModelRole) == "shadow" && s.score > s.threshold) ++shadow_above;
+  }
+  EXPECT_EQ(shadow_above, 20);                        // the shadow model judged every event anomalous...
+  EXPECT_TRUE(read_all(mlog, t::kAlerts).empty());    // ...and raised nothing
+  EXPECT_TRUE(read_all(mlog, t::kCommands).empty());  // nor asked any car for a service
+  EXPECT_EQ(metrics.value(core::metric::kAlerts, core::metric::kAlertRaised), 0);
 }
 
 TEST_F(ScoreStageTest, WithoutAModelEventsAreCountedUnscored) {
