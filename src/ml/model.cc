@@ -161,6 +161,16 @@ std::string meta_to_json(const ModelMeta& m) {
   w.key("metrics").begin_object();
   w.key("train_loss").number(m.train_loss).key("val_loss").number(m.val_loss);
   w.key("epochs").integer(m.epochs).key("train_seconds").number(m.train_seconds).end_object();
+  if (!m.drift.empty()) {
+    w.key("drift").begin_array();
+    for (const auto& d : m.drift) {
+      w.begin_object().key("signal").string(d.signal);
+      floats(w, "edges", d.edges);
+      floats(w, "expected", d.expected);
+      w.end_object();
+    }
+    w.end_array();
+  }
   w.end_object();
   return out;
 }
@@ -291,6 +301,21 @@ ModelMeta meta_from_json(std::string_view json, std::shared_ptr<const FeatureSpa
   m.val_loss = need<double>(me["val_loss"].get_double(), "metrics.val_loss");
   m.epochs = need<int64_t>(me["epochs"].get_int64(), "metrics.epochs");
   m.train_seconds = need<double>(me["train_seconds"].get_double(), "metrics.train_seconds");
+  if (simdjson::dom::array drift; doc["drift"].get_array().get(drift) == simdjson::SUCCESS) {
+    for (auto d : drift) {
+      DriftReference ref;
+      ref.signal = std::string(need<std::string_view>(d["signal"].get_string(), "drift.signal"));
+      ref.edges = float_array(need<simdjson::dom::element>(d["edges"], "drift.edges"), "drift.edges");
+      ref.expected =
+          float_array(need<simdjson::dom::element>(d["expected"], "drift.expected"), "drift.expected");
+      // A signal this catalog lacks is left unwatched: drift is a diagnosis, the model still scores.
+      const auto i = space->index(ref.signal);
+      if (!i || *i >= space->signals()) continue;
+      ref.feature = *i;
+      m.drift.push_back(std::move(ref));
+    }
+    check_drift_references(m.drift);
+  }
   m.architecture.space = std::move(space);
   return m;
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ml/drift.h"
 #include "ml/features.h"
 #include "ml/mlp.h"
 #include "ml/scaler.h"
@@ -93,6 +94,9 @@ struct ModelMeta {
   /// Held-out cars calibration treated as failing: left out (quantile), or already above the threshold in
   /// the training window (alert_rate, whose robust fit ignores them).
   int64_t excluded_cars = 0;
+  /// Each input signal's training distribution over fixed bins, against which the score stage measures
+  /// drift (DriftWatch). Empty: not recorded (artifacts written before it existed: no drift watch).
+  std::vector<DriftReference> drift;
 };
 
 std::string meta_to_json(const ModelMeta& m);
