@@ -44,7 +44,9 @@ std::vector<DriftReference> drift_references(const TrainingData& data,
     ref.signal = data.space->name(f);
     ref.feature = f;
     for (std::size_t b = 1; b < bins; ++b) {
-      const float q = values[std::min(values.size() - 1, b * values.size() / bins)];
+      // The largest value of the lowest b/bins share: with values equal to a cut point in the bin below it,
+      // each bin then holds its share.
+      const float q = values[std::max<std::size_t>(1, b * values.size() / bins) - 1];
       // Ties (a signal with few distinct values) merge quantiles; the top value is no cut point, else the
       // last bin would be empty by construction.
       if ((ref.edges.empty() || q > ref.edges.back()) && q < values.back()) ref.edges.push_back(q);
