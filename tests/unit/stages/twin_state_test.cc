@@ -27,8 +27,8 @@ namespace t = core::topics;
 namespace {
 
 log::Record alert_record(const std::string& car, const std::string& kind, bool raised, int64_t ts) {
-  const core::Alert a{car + ":" + kind + ":1", car,  kind, raised, ts, 3.0, 1.0,
-                      {"coolant_temp"},        "m1", false};
+  const core::Alert a{car + ":" + kind + ":1", car,  kind,  raised, ts, 3.0, 1.0,
+                      {"coolant_temp"},        "m1", false, "",     "", 0};
   log::Record r;
   r.topic = t::kAlerts;
   r.key = car;
