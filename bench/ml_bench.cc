@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include "ml/dataset.h"
+#include "ml/drift.h"
 #include "ml/monitor.h"
 #include "ml/training.h"
 #include "sim/fleet.h"
@@ -70,6 +71,22 @@ void BM_MonitorBatch(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch.size()));
 }
 BENCHMARK(BM_MonitorBatch);
+
+// The drift watch the score stage runs after each batch (docs/architecture.md "Drift watch"): every event
+// into the window (one bin per watched signal), then the PSI of every signal; compare with BM_MonitorBatch.
+void BM_DriftWatchBatch(benchmark::State& state) {
+  auto& f = fixture();
+  ml::DriftWatch watch(20'000);
+  watch.reset(f.ours->meta.drift);
+  std::vector<core::Telemetry> batch(f.events.begin(), f.events.begin() + 5000);
+  for (auto _ : state) {
+    for (const auto& e : batch) watch.add(e);
+    benchmark::DoNotOptimize(watch.compute().data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch.size()));
+  state.counters["signals"] = static_cast<double>(watch.references().size());
+}
+BENCHMARK(BM_DriftWatchBatch);
 
 // The same reconstruction through libtorch, batch size as given.
 void BM_TorchReconstruct(benchmark::State& state) {

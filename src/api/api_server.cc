@@ -28,6 +28,7 @@ std::vector<RouteInfo> add_routes(httplib::Server& http, ApiContext& ctx) {
   add_twin_routes(router, ctx);
   add_command_routes(router, ctx);
   add_alert_routes(router, ctx);
+  add_drift_routes(router, ctx);
   add_fleet_routes(router, ctx);
   add_aggregate_routes(router, ctx);
   add_model_routes(router, ctx);

@@ -19,12 +19,14 @@ void add_system_routes(Router& router, ApiContext& ctx);
 void add_twin_routes(Router& router, ApiContext& ctx);
 /// Commands: a car's commands, desired settings (which become commands on the log) and one command.
 void add_command_routes(Router& router, ApiContext& ctx);
-/// Alerts: the filtered list and acknowledging one.
+/// Alerts: the filtered list, acknowledging and labelling one; a model version's labels.
 void add_alert_routes(Router& router, ApiContext& ctx);
 /// Fleet-wide views: the summary, the throughput samples and every car's position.
 void add_fleet_routes(Router& router, ApiContext& ctx);
 /// Models: their metadata and promoting the shadow model.
 void add_model_routes(Router& router, ApiContext& ctx);
+/// GET /api/v1/drift: the score stage's drift watch (per-signal PSI), when it runs in this process.
+void add_drift_routes(Router& router, ApiContext& ctx);
 /// The live stream (server-sent events).
 void add_stream_routes(Router& router, ApiContext& ctx);
 /// Window aggregates: the stored windows of one aggregate (aggregate_view.h).

@@ -503,6 +503,9 @@ std::string alert_to_json(const core::Alert& a) {
   write_strings(w, a.signals);
   w.key("model_version").string(a.model_version);
   w.key("acknowledged").boolean(a.acknowledged);
+  w.key("feedback").string(a.feedback);  // "" until an operator labels it
+  w.key("feedback_note").string(a.feedback_note);
+  w.key("feedback_ts").integer(a.feedback_ts);
   w.end_object();
   return out;
 }
@@ -525,6 +528,9 @@ bool alert_from_json(std::string_view json, core::Alert& alert, std::string* err
     if (key == "signals") return r.strings(v, "signals", a.signals);
     if (key == "model_version") return r.string(v, "model_version", a.model_version);
     if (key == "acknowledged") return r.boolean(v, "acknowledged", a.acknowledged);
+    if (key == "feedback") return r.string(v, "feedback", a.feedback);
+    if (key == "feedback_note") return r.string(v, "feedback_note", a.feedback_note);
+    if (key == "feedback_ts") return r.integer(v, "feedback_ts", a.feedback_ts);
     return true;
   });
   if (!ok) return false;

@@ -326,6 +326,21 @@ inline const BoolKey ml_skip_unfamiliar{
     "An anomalous event whose anomalous signals all read values seen in training, while another signal reads "
     "a value the training window never showed, is counted (fleettwin_score_unfamiliar_total) but raises no "
     "alert: the model is extrapolating."};
+inline const DoubleKey ml_drift_threshold{
+    "ml.drift_threshold", 0.25, 0.01, 100,
+    "Drift watch: the score stage asks for a retraining (a retrain.request on fleet.models) when the largest "
+    "per-signal PSI of live traffic against the model's training data stays above this for ml.drift_for "
+    "(0.1: minor shift, 0.25: significant)."};
+inline const DurationKey ml_drift_for{"ml.drift_for", "15m", 0, std::nullopt,
+                                      "Drift watch: how long (event time) the largest PSI must stay above "
+                                      "ml.drift_threshold before a retraining is asked for."};
+inline const DurationKey ml_drift_cooldown{
+    "ml.drift_cooldown", "6h", 0, std::nullopt,
+    "Drift watch: at most one retrain request per this much event time "
+    "from one score stage."};
+inline const IntKey ml_drift_window{"ml.drift_window", 20'000, 100, 10'000'000,
+                                    "Drift watch: live events in the sliding window compared with the "
+                                    "training data (one byte per watched signal each)."};
 inline const DurationKey ml_firmware_grace{"ml.firmware_grace", "1h", 0, std::nullopt,
                                            "Outdated-firmware rule: a car may stay below the fleet's newest "
                                            "version this long (a rollback alerts at once)."};
@@ -372,7 +387,8 @@ inline const StringKey http_listen{"http.listen", "127.0.0.1:8080",
                                    "Where `up` and `fleettwin api` serve the REST API and the dashboard "
                                    "(port 0: any free port; empty in `up`: no HTTP server)."};
 inline const StringKey metrics_listen{"metrics.listen", "",
-                                      "Where a role process (bridge, process, score, twin, sink, sim) "
+                                      "Where a role process (bridge, process, score, twin, sink, sim, "
+                                      "registry) "
                                       "serves /metrics, /healthz and /readyz for Prometheus and Kubernetes "
                                       "probes (port 0: any free port; empty: none). `up` and `fleettwin api` "
                                       "serve them on http.listen."};

@@ -20,7 +20,26 @@ struct Alert {
   std::vector<std::string> signals;  ///< top contributing signals
   std::string model_version;
   bool acknowledged = false;
+  /// An operator's verdict (POST /api/v1/alerts/{id}/feedback): "" none yet, kFeedbackConfirmed or
+  /// kFeedbackFalse, with a note and when it was given (ms, wall clock). Set in the store only, never on the
+  /// log: an alert's later states written by the sink leave it as it is.
+  std::string feedback;
+  std::string feedback_note;
+  int64_t feedback_ts = 0;
   bool operator==(const Alert&) const = default;
+};
+
+inline constexpr const char* kFeedbackConfirmed = "confirmed";
+inline constexpr const char* kFeedbackFalse = "false";
+/// Longest operator note kept with a label (bytes).
+inline constexpr std::size_t kMaxFeedbackNote = 1000;
+
+/// Operator labels of one model version's alerts: the live precision confirmed / (confirmed + false).
+/// Plain value.
+struct FeedbackCounts {
+  int64_t confirmed = 0;
+  int64_t false_alarms = 0;
+  bool operator==(const FeedbackCounts&) const = default;
 };
 
 /// A command sent to a car (fleet/{car}/commands). Plain value.

@@ -51,9 +51,23 @@ inline constexpr MetricDef kScoreUnscored{
     "Events never scored: before any model, beyond the held bound, held at a stop, or skipped while behind"};
 inline constexpr MetricDef kScoreUndecodable{"fleettwin_score_undecodable_total",
                                              "fleet.telemetry records the score stage could not decode"};
+/// Drift watch (gauges with 4 decimals: Metrics::fixed_point_gauge; value() reads PSI x 10^4).
+inline constexpr MetricDef kDriftPsi{"fleettwin_drift_psi",
+                                     "PSI of each signal's live values (sliding window) against the active "
+                                     "model's training data"};
+inline constexpr MetricDef kDriftPsiMax{"fleettwin_drift_psi_max",
+                                        "Largest per-signal PSI of live traffic against the training data"};
+inline constexpr int kDriftDecimals = 4;
+inline constexpr MetricDef kDriftRetrainRequests{"fleettwin_drift_retrain_requests_total",
+                                                 "Retrain requests the drift watch wrote to fleet.models"};
 inline constexpr MetricDef kAlerts{"fleettwin_alerts_total", "Alerts raised and cleared"};
 inline const std::string kAlertRaised = "event=\"raised\"";
 inline const std::string kAlertCleared = "event=\"cleared\"";
+
+// `fleettwin registry` (the schema registry role).
+inline constexpr MetricDef kRegistryRequests{"fleettwin_registry_requests_total",
+                                             "HTTP requests the schema registry answered"};
+inline constexpr MetricDef kRegistrySubjects{"fleettwin_registry_subjects", "Subjects the registry holds"};
 
 // The MQTT bridge.
 inline constexpr MetricDef kBridgeTelemetry{"fleettwin_bridge_telemetry_total",

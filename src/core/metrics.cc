@@ -1,5 +1,8 @@
 #include "core/metrics.h"
 
+#include <array>
+#include <cmath>
+#include <cstdio>
 #include <map>
 
 namespace fleettwin::core {
@@ -22,6 +25,14 @@ Gauge& Metrics::gauge(const std::string& name, const std::string& help, const st
   return e.gauge;
 }
 
+Gauge& Metrics::fixed_point_gauge(const MetricDef& def, const std::string& labels, int decimals) {
+  Gauge& g = gauge(def, labels);
+  std::lock_guard lock(_mu);
+  for (auto& e : _entries)
+    if (&e.gauge == &g) e.decimals = decimals;
+  return g;
+}
+
 int64_t Metrics::value(const std::string& name_with_labels) const {
   std::lock_guard lock(_mu);
   for (const auto& e : _entries) {
@@ -29,6 +40,14 @@ int64_t Metrics::value(const std::string& name_with_labels) const {
     if (full == name_with_labels) return e.is_counter ? e.counter.value() : e.gauge.value();
   }
   return 0;
+}
+
+std::vector<std::pair<std::string, int64_t>> Metrics::samples(const MetricDef& def) const {
+  std::lock_guard lock(_mu);
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& e : _entries)
+    if (e.name == def.name) out.emplace_back(e.labels, e.is_counter ? e.counter.value() : e.gauge.value());
+  return out;
 }
 
 int64_t Metrics::sum(const MetricDef& def) const {
@@ -53,6 +72,13 @@ std::string Metrics::prometheus_text() const {
     for (const Entry* e : entries) {
       out += name;
       if (!e->labels.empty()) out += "{" + e->labels + "}";
+      if (!e->is_counter && e->decimals > 0) {
+        std::array<char, 32> text{};
+        const double v = static_cast<double>(e->gauge.value()) / std::pow(10.0, e->decimals);
+        std::snprintf(text.data(), text.size(), "%.*f", e->decimals, v);
+        out += " " + std::string(text.data()) + "\n";
+        continue;
+      }
       out += " " + std::to_string(e->is_counter ? e->counter.value() : e->gauge.value()) + "\n";
     }
   }

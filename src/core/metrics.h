@@ -5,6 +5,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fleettwin::core {
@@ -48,6 +49,9 @@ class Metrics {
   Gauge& gauge(const MetricDef& def, const std::string& labels = "") {
     return gauge(def.name, def.help, labels);
   }
+  /// A gauge of a fractional quantity (a PSI, a ratio) held as an integer in units of 10^-decimals
+  /// (Gauge stays one lock-free integer) and exported as the decimal it stands for.
+  Gauge& fixed_point_gauge(const MetricDef& def, const std::string& labels, int decimals);
   /// Value of a metric (0 while nobody registered it), without registering it.
   int64_t value(const MetricDef& def, const std::string& labels = "") const {
     return value(labels.empty() ? std::string(def.name) : std::string(def.name) + "{" + labels + "}");
@@ -56,6 +60,8 @@ class Metrics {
   /// and tools that observe the process from outside, as a Prometheus scrape would. Code names the metric's
   /// MetricDef and keeps the Counter or Gauge it returns.
   int64_t value(const std::string& name_with_labels) const;
+  /// Every label set registered for a metric (e.g. `signal="speed"`) with its value, in registration order.
+  std::vector<std::pair<std::string, int64_t>> samples(const MetricDef& def) const;
   /// Sum of a metric over every label set registered (e.g. DLQ records of every stage), or 0.
   int64_t sum(const MetricDef& def) const;
   /// Prometheus text exposition format 0.0.4.
@@ -65,6 +71,7 @@ class Metrics {
   struct Entry {
     std::string name, help, labels;
     bool is_counter;
+    int decimals = 0;  // gauge exported as value / 10^decimals
     Counter counter;
     Gauge gauge;
   };

@@ -169,6 +169,16 @@ std::string meta_to_json(const ModelMeta& m) {
         .key("trigger")
         .string(m.trigger)
         .end_object();
+  if (!m.drift.empty()) {
+    w.key("drift").begin_array();
+    for (const auto& d : m.drift) {
+      w.begin_object().key("signal").string(d.signal);
+      floats(w, "edges", d.edges);
+      floats(w, "expected", d.expected);
+      w.end_object();
+    }
+    w.end_array();
+  }
   w.end_object();
   return out;
 }
@@ -303,6 +313,21 @@ ModelMeta meta_from_json(std::string_view json, std::shared_ptr<const FeatureSpa
   if (simdjson::dom::element lineage; doc["lineage"].get(lineage) == simdjson::SUCCESS) {
     m.parent = std::string(need<std::string_view>(lineage["parent"].get_string(), "lineage.parent"));
     m.trigger = std::string(need<std::string_view>(lineage["trigger"].get_string(), "lineage.trigger"));
+  }
+  if (simdjson::dom::array drift; doc["drift"].get_array().get(drift) == simdjson::SUCCESS) {
+    for (auto d : drift) {
+      DriftReference ref;
+      ref.signal = std::string(need<std::string_view>(d["signal"].get_string(), "drift.signal"));
+      ref.edges = float_array(need<simdjson::dom::element>(d["edges"], "drift.edges"), "drift.edges");
+      ref.expected =
+          float_array(need<simdjson::dom::element>(d["expected"], "drift.expected"), "drift.expected");
+      // A signal this catalog lacks is left unwatched: drift is a diagnosis, the model still scores.
+      const auto i = space->index(ref.signal);
+      if (!i || *i >= space->signals()) continue;
+      ref.feature = *i;
+      m.drift.push_back(std::move(ref));
+    }
+    check_drift_references(m.drift);
   }
   m.architecture.space = std::move(space);
   return m;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ml/drift.h"
 #include "ml/features.h"
 #include "ml/mlp.h"
 #include "ml/scaler.h"
@@ -98,6 +99,9 @@ struct ModelMeta {
   /// "warmup", or empty for `fleettwin train`). Recorded so a model card can show where a model came from.
   std::string parent;
   std::string trigger;
+  /// Each input signal's training distribution over fixed bins, against which the score stage measures
+  /// drift (DriftWatch). Empty: not recorded (artifacts written before it existed: no drift watch).
+  std::vector<DriftReference> drift;
 };
 
 std::string meta_to_json(const ModelMeta& m);

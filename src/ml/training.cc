@@ -495,6 +495,8 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
   if (options.stop_requested && options.stop_requested()) throw TrainingStopped();
   calibrate(model, data, rows, options);
   fill_provenance(model->meta, data, options, fit, started);
+  // After every random draw: the reference takes none, so a seed trains the same network as before.
+  model->meta.drift = drift_references(data, arch.features);
   return model;
 }
 

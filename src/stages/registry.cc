@@ -23,6 +23,10 @@ void configure_process(const config::Config& config, StageContext& c) {
 
 void configure_score(const config::Config& config, StageContext& c) {
   c.score.monitor = monitor_options(config);
+  c.score.drift_window = static_cast<std::size_t>(config.get(config::keys::ml_drift_window));
+  c.score.drift_threshold = config.get(config::keys::ml_drift_threshold);
+  c.score.drift_for_ms = config.get(config::keys::ml_drift_for).count();
+  c.score.drift_cooldown_ms = config.get(config::keys::ml_drift_cooldown).count();
   const auto warmup_ms = config.get(keys::ml_warmup).count();
   const bool role_trains = config.get(keys::ml_warmup_in_role);
   // `fleettwin score` waits for the operator's model on fleet.models (a copy training its own would publish

@@ -20,7 +20,9 @@ inline constexpr const char* kTwinRowColumns =
     "id, version, seq, ts, status, online, last_seen, lat, lon, score, rest";
 /// The columns of alerts that read_alert_row() reads, in its order.
 inline constexpr const char* kAlertRowColumns =
-    "id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged";
+    "id, car, kind, raised, ts, score, threshold, signals, model_version, acknowledged, feedback, "
+    "feedback_note,"
+    " feedback_ts";
 /// The columns of commands that read_command_row() reads, in its order.
 inline constexpr const char* kCommandRowColumns = "id, car, name, params, created, expires, status";
 
@@ -68,7 +70,7 @@ template <typename Row>
 core::Alert read_alert_row(const Row& row) {
   core::Alert a;
   ColumnReader<Row>(row).read(a.id, a.car, a.kind, a.raised, a.ts, a.score, a.threshold, a.signals,
-                              a.model_version, a.acknowledged);
+                              a.model_version, a.acknowledged, a.feedback, a.feedback_note, a.feedback_ts);
   return a;
 }
 

@@ -177,6 +177,13 @@ class TwinStore {
   /// Sets acknowledged on the alert; false when no alert has this id.
   virtual bool ack_alert(const std::string& id) = 0;
   virtual std::optional<core::Alert> get_alert(const std::string& id) = 0;
+  /// Records an operator's label (core::kFeedbackConfirmed or kFeedbackFalse) and note on the alert,
+  /// replacing an earlier one; false when no alert has this id. The sink's later upserts of the alert keep
+  /// it.
+  virtual bool set_alert_feedback(const std::string& id, const std::string& label, const std::string& note,
+                                  int64_t ts) = 0;
+  /// Labels of the alerts raised by model `model_version`.
+  virtual core::FeedbackCounts feedback_counts(const std::string& model_version) = 0;
 
   /// True when `error`, thrown by this store, means the server could not be reached or did not answer
   /// (an outage), so the same call may succeed later. The sink then retries instead of stopping. Default

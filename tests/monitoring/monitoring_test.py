@@ -5,9 +5,9 @@
                                     (tests/monitoring/rules_test.yml), and the dashboards' JSON shape
     monitoring_test.py embedded     Prometheus (scripts/services/prometheus) scrapes `fleettwin up --mqtt --http`:
                                     its target is up, and every dashboard panel's query parses and returns data
-    monitoring_test.py distributed  Prometheus scrapes roles on Kafka (process, score, twin, sink, sim, bridge
-                                    with --metrics-listen; api on --listen): every target is up and each role's
-                                    own counter moved
+    monitoring_test.py distributed  Prometheus scrapes roles on Kafka (process, score, twin, sink, sim, bridge,
+                                    registry with --metrics-listen; api on --listen): every target is up and
+                                    each role's own counter moved
 
 FLEETTWIN_BIN names the binary (default build/release/src/app/fleettwin). Standard library only. Exits 1 with
 the failures (and the logs of the processes it ran) on stderr.
@@ -126,10 +126,11 @@ class Run:
         self.services.append((name, lines[-1]))
         return lines[-1]
 
-    def spawn(self, name, *args):
+    def spawn(self, name, *args, env=None):
         log = os.path.join(self.tmp, name + ".log")
         with open(log, "w") as f:
-            proc = subprocess.Popen([BIN, *args], stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen([BIN, *args], stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, **(env or {})})
         self.procs.append((name, proc, log))
         return proc
 
@@ -214,17 +215,22 @@ def check_dashboards(prometheus):
 
 # --- embedded and distributed runs ----------------------------------------------------------------------------
 
+# A first model after 10 s of event time, and drift measured once 200 events are in its window: the model
+# dashboard's drift panels have data within a short run.
+DRIFT_SOON = {"FLEETTWIN_ML_WARMUP": "10s", "FLEETTWIN_ML_DRIFT_WINDOW": "200"}
+
 def test_embedded(r):
     prometheus = r.service("prometheus")
     # Cars over MQTT (local broker started by `up`): the bridge's metrics too. Real time, so a short run.
     r.spawn("up", "up", "--mqtt", "--cars", "20", "--interval", "1s", "--duration", "45s", "--http", "127.0.0.1:0",
-            "--registry-listen", "127.0.0.1:0", "--data-dir", os.path.join(r.tmp, "up"))
+            "--registry-listen", "127.0.0.1:0", "--data-dir", os.path.join(r.tmp, "up"), env=DRIFT_SOON)
     url = r.url_in_log("up", "dashboard: ")
     subprocess.run([os.path.join(SERVICES, "prometheus"), "targets", prometheus, "up=" + url[len("http://"):]],
                    check=True, timeout=30)
     print("targets:", wait_targets_up(prometheus, ["up"]))
     # Data in every panel: telemetry stored, and rates over at least two scrapes of it.
     eventually("telemetry stored", lambda: query(prometheus, "sum(fleettwin_telemetry_stored_total) > 0"), 40)
+    eventually("drift per signal", lambda: query(prometheus, "count(fleettwin_drift_psi) > 0"), 40)
     check_dashboards(prometheus)
 
 
@@ -232,16 +238,20 @@ def test_distributed(r):
     kafka = r.service("kafka")
     mqtt = r.service("mosquitto")
     prometheus = r.service("prometheus")
-    r.spawn("registry", "registry", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(r.tmp, "registry"))
-    registry = r.url_in_log("registry", "")
+    r.spawn("registry", "registry", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(r.tmp, "registry"),
+            "--metrics-listen", "127.0.0.1:0")
+    registry = r.url_in_log("registry", "")  # its first line: the REST API's URL, then its metrics'
+    targets = ["registry=" + r.url_in_log("registry", "metrics: ")[len("http://"):]]
     common = ["--kafka", kafka, "--schema-registry", registry, "--kafka-set", "session.timeout.ms=6000",
               "--metrics-listen", "127.0.0.1:0"]
     store = os.path.join(r.tmp, "store")
     roles = {"process": [], "score": [], "twin": [], "sink": ["--data-dir", store],
              "bridge": ["--mqtt", mqtt]}
     for role, extra in roles.items():
-        r.spawn(role, role, *common, *extra)
-    targets = [f"{role}={r.url_in_log(role, 'metrics: ')[len('http://'):]}" for role in roles]
+        # The score role trains its own first model soon, so the model's panels (drift) have data.
+        r.spawn(role, role, *common, *extra, *(["--train-warmup"] if role == "score" else []),
+                env=DRIFT_SOON if role == "score" else None)
+    targets += [f"{role}={r.url_in_log(role, 'metrics: ')[len('http://'):]}" for role in roles]
     # The simulator and its own endpoint: 200 cars in real time (it stays up to be scraped; stopped at the end).
     r.spawn("sim", "sim", *common, "--cars", "200", "--interval", "1s", "--duration", "5m",
             "--inject-invalid", "5", "--data-dir", os.path.join(r.tmp, "sim"))
@@ -261,10 +271,14 @@ def test_distributed(r):
         ("twin", 'fleettwin_records_in_total{role="twin",stage="twin"}'),
         ("sink", 'fleettwin_telemetry_stored_total{role="sink"}'),
         ("bridge", 'fleettwin_bridge_connections{role="bridge"}'),
+        ("registry", 'fleettwin_registry_requests_total{role="registry"}'),
+        ("score", 'fleettwin_drift_psi{role="score"}'),  # a model trained, and live traffic compared with it
     ]
-    for _, metric in moved:
+    for role, metric in moved:
         expr = f"sum({metric}) > 0"
-        eventually(f"{expr} in Prometheus", lambda e=expr: query(prometheus, e), 60)
+        # The drift gauge waits for the score role's warm-up model: 10 s of events, then a training at nice 10.
+        timeout = 150 if "drift" in metric else 60
+        eventually(f"{expr} in Prometheus", lambda e=expr: query(prometheus, e), timeout)
     check(query(prometheus, 'up{role="api"} == 1'), "api not up")
     print(f"roles: {', '.join(sorted({role for role, _ in moved}))} moved their counters")
     check_dashboards(prometheus)  # the same panels over the roles' separate processes

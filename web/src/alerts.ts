@@ -1,6 +1,6 @@
 // Alerts: newest first, filtered by status and kind, live (refreshed when the stream reports one), with an
-// acknowledge button for operators.
-import { el, fmt, get, live, send, time } from "./api";
+// acknowledge button and the confirmed / false labels (operator feedback, kept by the store) for operators.
+import { type Alert, el, fmt, get, live, send, time } from "./api";
 import { Disposer, type Page } from "./page";
 
 const STATUSES = ["open", "all", "acknowledged", "cleared"] as const;
@@ -21,7 +21,11 @@ export function alertsPage(root: HTMLElement, role: string): Page {
       el(
         "thead",
         {},
-        el("tr", {}, ...["time", "car", "kind", "score", "signals", "state", ""].map((h) => el("th", {}, h))),
+        el(
+          "tr",
+          {},
+          ...["time", "car", "kind", "score", "signals", "state", "feedback", ""].map((h) => el("th", {}, h)),
+        ),
       ),
       body,
     ),
@@ -29,6 +33,35 @@ export function alertsPage(root: HTMLElement, role: string): Page {
   );
   const kinds = new Set<string>();
   const canAck = role === "operator" || role === "admin";
+
+  /// The operator's label, and for operators the buttons that set it (a later label replaces it).
+  const feedbackCell = (a: Alert): HTMLElement => {
+    const cell = el("td", { class: "feedback" });
+    if (a.feedback)
+      cell.append(
+        el(
+          "span",
+          { class: `badge feedback-${a.feedback}`, title: a.feedback_note },
+          a.feedback === "false" ? "false alert" : "confirmed",
+        ),
+      );
+    if (!canAck) return cell;
+    for (const label of ["confirmed", "false"] as const) {
+      if (a.feedback === label) continue;
+      const b = el(
+        "button",
+        { class: `feedback-${label}`, "data-alert": a._id },
+        label === "false" ? "false alert" : "confirm",
+      );
+      b.onclick = async () => {
+        b.setAttribute("disabled", "");
+        await send("post", "/api/v1/alerts/{id}/feedback", { id: a._id }, { label });
+        await load();
+      };
+      cell.append(b);
+    }
+    return cell;
+  };
 
   const load = async () => {
     const r = await get(
@@ -68,6 +101,7 @@ export function alertsPage(root: HTMLElement, role: string): Page {
           el("td", {}, `${fmt(a.score, 3)} / ${fmt(a.threshold, 3)}`),
           el("td", {}, a.signals.join(", ")),
           el("td", {}, el("span", { class: `badge ${state}` }, state)),
+          feedbackCell(a),
           action,
         );
       }),

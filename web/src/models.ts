@@ -1,10 +1,75 @@
 // Models: a card for every model on fleet.models (training window and counts, features, threshold and how it
 // was set, lineage, the promotion gate's results over its shadow trial, live alerts) and the lineage of
-// models, from GET /models; admins can ask for a candidate now or roll back to an earlier model.
+// models, from GET /models; admins can ask for a candidate now or roll back to an earlier model. Each card
+// shows the live precision of its model from operators' labels (GET /models/{version}/feedback), and the page
+// the drift of live traffic per signal (GET /drift).
 import { el, fmt, get, send, time, type ModelMeta, type Schemas } from "./api";
 import { Disposer, type Page } from "./page";
 
 type Card = Schemas["ModelCard"];
+
+/** PSI above which the score stage asks for a retraining by default (ml.drift_threshold). */
+const DRIFT_SHIFT = 0.25;
+
+/** The drift watch's PSI per signal, largest first, refreshed every 10 s. */
+function driftSection(d: Disposer): HTMLElement {
+  const body = el("tbody");
+  const note = el("p", { class: "muted" }, "loading…");
+  const box = el(
+    "section",
+    { class: "model", id: "drift" },
+    el("h2", {}, "Drift of live traffic against the training data"),
+    note,
+    el("table", { class: "kv" }, body),
+  );
+  const load = async () => {
+    const r = await get("/api/v1/drift", {});
+    box.dataset.measured = String(r.measured);
+    note.textContent = r.measured
+      ? `Population stability index per signal over the score stage's sliding window; largest ${fmt(r.max, 3)} ` +
+        `(above ${DRIFT_SHIFT}: shifted), retrain requests ${r.retrain_requests}.`
+      : "Not measured here: the score stage runs in another process (see fleettwin_drift_psi in Prometheus), or the model predates drift references.";
+    body.replaceChildren(
+      ...r.signals.map((s) =>
+        el(
+          "tr",
+          { "data-signal": s.signal },
+          el("th", {}, s.signal),
+          el("td", {}, el("span", { class: `badge ${s.psi > DRIFT_SHIFT ? "open" : "ok"}` }, fmt(s.psi, 3))),
+        ),
+      ),
+    );
+  };
+  load().catch((e: unknown) => (note.textContent = String(e)));
+  d.every(10000, () => void load().catch(() => undefined));
+  return box;
+}
+
+/** "precision 0.83 (5 confirmed, 1 false)" from operators' labels of this version's alerts. */
+function precisionLine(version: string): HTMLElement {
+  const line = el("p", { class: "precision", "data-version": version }, "");
+  get("/api/v1/models/{version}/feedback", { version })
+    .then((f) => {
+      line.textContent =
+        f.precision === null || f.precision === undefined
+          ? "live precision: no operator labels yet"
+          : `live precision ${fmt(f.precision, 2)} (${f.confirmed} confirmed, ${f.false} false)`;
+    })
+    .catch(() => undefined);
+  return line;
+}
+
+function value(k: string, v: unknown): string {
+  if (typeof v === "number")
+    return k.endsWith("_ms") || k.endsWith("_ts") || k === "created" ? time(v) : fmt(v, Number.isInteger(v) ? 0 : 4);
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** A metadata member as text ("" when absent). */
+function text(v: unknown): string {
+  if (v === undefined || v === null) return "";
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
 
 /** A member of a JSON object, or undefined (metadata members vary with the model kind). */
 function at(v: unknown, ...path: string[]): unknown {
@@ -96,6 +161,7 @@ function cardView(c: Card, admin: boolean, status: HTMLElement): HTMLElement {
         row("Live alerts", fmt(c.live_alerts)),
       ),
     ),
+    precisionLine(c.version),
     admin && c.role !== "active" ? rollback : "",
   );
 }
@@ -118,7 +184,7 @@ function lineage(cards: Card[]): HTMLElement {
 function itemView(item: Schemas["ModelItem"]): HTMLElement {
   const meta: ModelMeta = item.meta ?? item;
   const rows = Object.entries(meta)
-    .filter(([k]) => !["center", "scale", "error_scale", "weight"].includes(k))
+    .filter(([k]) => !["center", "scale", "error_scale", "weight", "drift"].includes(k))
     .map(([k, v]) => row(k, str(v)));
   return el(
     "section",
@@ -138,7 +204,7 @@ export function modelsPage(root: HTMLElement): Page {
       .then(() => (status.textContent = "retrain requested: the candidate runs in shadow, then the gate decides"))
       .catch((e: unknown) => (status.textContent = String(e)));
   });
-  root.append(el("h1", {}, "Models"), status, box);
+  root.append(el("h1", {}, "Models"), status, driftSection(d), box);
   Promise.all([get("/api/v1/models", {}), get("/api/v1/whoami", {})])
     .then(([r, me]) => {
       const admin = str(at(me, "role")) === "admin";

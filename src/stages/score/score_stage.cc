@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iterator>
 
 #include <pthread.h>
@@ -81,7 +82,8 @@ void ModelWatcher::run() {
   consumer->subscribe({t::kModels});
   while (!_stop) {
     for (const auto& r : consumer->poll(16, std::chrono::milliseconds(200))) {
-      if (r.key != kModelKeyActive && r.key != kModelKeyShadow) continue;  // another model family
+      // Another model family, or a retrain request (kModelKeyRetrain): not an artifact.
+      if (r.key != kModelKeyActive && r.key != kModelKeyShadow) continue;
       if (r.key == kModelKeyShadow && r.value.empty()) {  // no shadow any more (its candidate was promoted)
         _slot->set_shadow(nullptr);
         continue;
@@ -112,7 +114,9 @@ const StageDescriptor& ScoreStage::static_descriptor() {
       {t::kScores, t::kAlerts, t::kCommands, t::kModels, dlq_of(t::kTelemetry)},
       {&config::keys::ml_warmup, &config::keys::ml_warmup_in_role, &config::keys::ml_raise_k,
        &config::keys::ml_window_n, &config::keys::ml_clear_m, &config::keys::ml_firmware_grace,
-       &config::keys::ml_new_symptom_settle, &config::keys::ml_skip_unfamiliar},
+       &config::keys::ml_new_symptom_settle, &config::keys::ml_skip_unfamiliar,
+       &config::keys::ml_drift_window, &config::keys::ml_drift_threshold, &config::keys::ml_drift_for,
+       &config::keys::ml_drift_cooldown},
       "scores every event with the anomaly model (loaded from fleet.models, or trained after a warm-up), "
       "raises and clears alerts with per-car hysteresis and asks failing cars to schedule a service",
       "telemetry -> anomaly scores, alerts, service commands",
@@ -139,7 +143,12 @@ ScoreStage::ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::M
       _dead_letters(metrics, "score"),
       _alerts_raised(metrics.counter(core::metric::kAlerts, core::metric::kAlertRaised)),
       _alerts_cleared(metrics.counter(core::metric::kAlerts, core::metric::kAlertCleared)),
-      _swaps(metrics.counter("fleettwin_score_model_swaps_total", "Times the score stage switched models")) {}
+      _swaps(metrics.counter("fleettwin_score_model_swaps_total", "Times the score stage switched models")),
+      _metrics(metrics),
+      _drift(_options.drift_window),
+      _drift_alarm(_options.drift_threshold, _options.drift_for_ms, _options.drift_cooldown_ms),
+      _drift_psi_max(metrics.fixed_point_gauge(core::metric::kDriftPsiMax, "", core::metric::kDriftDecimals)),
+      _retrain_requests(metrics.counter(core::metric::kDriftRetrainRequests)) {}
 
 void ScoreStage::pick_up_models() {
   std::shared_ptr<const ml::Model> active, shadow;
@@ -255,6 +264,53 @@ void ScoreStage::score(log::Producer& out) {
   _unfamiliar.add(_monitor.unfamiliar_events() - _unfamiliar_seen);
   _unfamiliar_seen = _monitor.unfamiliar_events();
   write(_out, out);
+  watch_drift(out);
+}
+
+void ScoreStage::watch_drift(log::Producer& out) {
+  const ml::Model* model = _monitor.model();
+  if (model != _drift_model) {
+    // A new model: its own references, a window that starts empty (its bins meant the old cut points).
+    _drift_model = model;
+    for (auto* g : _drift_psi) g->set(0);
+    _drift_psi.clear();
+    _drift.reset(model ? model->meta.drift : std::vector<ml::DriftReference>{});
+    for (const auto& r : _drift.references())
+      _drift_psi.push_back(&_metrics.fixed_point_gauge(core::metric::kDriftPsi, "signal=\"" + r.signal + "\"",
+                                                       core::metric::kDriftDecimals));
+    _drift_psi_max.set(0);
+  }
+  if (_drift.references().empty() || _events.empty()) return;
+  // The stage's event-time clock: the newest event seen, so partitions read unevenly never turn it back.
+  for (const auto& e : _events) {
+    _drift.add(e);
+    _drift_clock = std::max(_drift_clock, e.ts);
+  }
+  const int64_t now = _drift_clock;
+  const auto& psi = _drift.compute();
+  double worst = -1;
+  std::size_t worst_signal = 0;
+  const double unit = std::pow(10.0, core::metric::kDriftDecimals);
+  for (std::size_t i = 0; i < psi.size(); ++i) {
+    if (psi[i] < 0) continue;  // too few values of it in the window yet
+    _drift_psi[i]->set(std::llround(psi[i] * unit));
+    if (psi[i] > worst) worst = psi[i], worst_signal = i;
+  }
+  _drift_psi_max.set(worst > 0 ? std::llround(worst * unit) : 0);
+  if (!_drift_alarm.update(worst, now)) return;
+  const auto& signal = _drift.references()[worst_signal].signal;
+  spdlog::warn("score: drift: {} has PSI {:.3f} (> {}) against model {}; asking for a retraining", signal,
+               worst, _drift_alarm.threshold(), model->meta.version);
+  log::OutRecord rec;
+  rec.topic = t::kModels;
+  rec.key = kModelKeyRetrain;
+  codec::JsonWriter w(rec.value);
+  w.begin_object().key("reason").string("drift").key("detail").begin_object();
+  w.key("signal").string(signal).key("psi").number(worst).key("threshold").number(_drift_alarm.threshold());
+  w.key("model").string(model->meta.version).end_object();
+  w.key("ts").integer(now).end_object();
+  out.send(std::move(rec));
+  _retrain_requests.add();
 }
 
 void ScoreStage::process(const std::vector<log::Record>& batch, log::Producer& out) {

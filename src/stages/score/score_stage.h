@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "log/log.h"
 #include "ml/dataset.h"
+#include "ml/drift.h"
 #include "ml/monitor.h"
 #include "registry/telemetry_reader.h"
 #include "stages/dead_letters.h"
@@ -25,6 +26,8 @@ namespace fleettwin::stages {
 /// fleet.models keys: the active model and a candidate scored in shadow.
 inline constexpr const char* kModelKeyActive = "anomaly";
 inline constexpr const char* kModelKeyShadow = "anomaly.shadow";
+/// fleet.models key of a request to retrain (JSON {"reason","detail","ts"}), not an artifact: the lifecycle
+/// consumes it, the ModelWatcher passes it by.
 inline constexpr const char* kModelKeyRetrain = "retrain.request";
 /// Header on fleet.scores records of the shadow model; consumers of health ignore those records.
 inline constexpr const char* kHeaderModelRole = "model.role";
@@ -110,6 +113,12 @@ class ScoreStage final : public Stage {
     std::size_t held_max_events = 2'000'000;  ///< events kept while the first model trains (~0.5 GB)
     int64_t service_expires_ms =
         int64_t{7} * 24 * 3'600'000;  ///< schedule_service commands expire after this
+    /// Drift watch (ml.drift_*): live events compared, PSI that asks for a retraining, for how long (event
+    /// time), and at most once per cooldown.
+    std::size_t drift_window = 20'000;
+    double drift_threshold = 0.25;
+    int64_t drift_for_ms = 15 * 60'000;
+    int64_t drift_cooldown_ms = 6 * 3'600'000;
   };
   ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
              registry::TelemetryReader reader = registry::TelemetryReader(), WarmupTrainer trainer = nullptr);
@@ -136,6 +145,7 @@ class ScoreStage final : public Stage {
   void hold();
   void score(log::Producer& out);  ///< scores _events and writes the results
   void write(const ml::MonitorOutput& o, log::Producer& out);
+  void watch_drift(log::Producer& out);  ///< after scoring _events: PSI gauges, a retrain request when due
 
   Options _options;
   std::shared_ptr<ModelSlot> _slot;
@@ -162,6 +172,14 @@ class ScoreStage final : public Stage {
   core::Counter& _alerts_raised;
   core::Counter& _alerts_cleared;
   core::Counter& _swaps;
+  core::Metrics& _metrics;
+  ml::DriftWatch _drift;
+  ml::DriftAlarm _drift_alarm;
+  const ml::Model* _drift_model = nullptr;  ///< the model whose references _drift holds
+  int64_t _drift_clock = INT64_MIN;         ///< newest event time seen (DriftAlarm's clock)
+  std::vector<core::Gauge*> _drift_psi;     ///< one per reference of _drift
+  core::Gauge& _drift_psi_max;
+  core::Counter& _retrain_requests;
 };
 
 /// The alerting settings of the score stage from the ml.* keys (hysteresis rule, firmware grace, ...); also

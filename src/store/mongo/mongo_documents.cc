@@ -272,6 +272,12 @@ core::Alert read_alert(const bson_t* d) {
   get_fields(d, "_id", a.id, "car", a.car, "kind", a.kind, "raised", a.raised, "ts", a.ts, "score", a.score,
              "threshold", a.threshold, "signals", a.signals, "model_version", a.model_version, "acknowledged",
              a.acknowledged);
+  // Only once an operator labelled it (alerts stored before labels existed have none).
+  if (has(d, "feedback")) {
+    a.feedback = get_str(d, "feedback");
+    a.feedback_note = get_str(d, "feedback_note");
+    a.feedback_ts = get_int(d, "feedback_ts");
+  }
   return a;
 }
 

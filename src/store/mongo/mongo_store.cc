@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "store/mongo/mongo_bson.h"
 #include "store/mongo/mongo_bulk.h"
+#include "store/mongo/mongo_cursor.h"
 #include "store/mongo/mongo_documents.h"
 #include "store/mongo/mongo_store_impl.h"
 #include "store/mongo/mongo_twin_lease.h"
@@ -190,6 +191,31 @@ bool MongoStore::ack_alert(const std::string& id) {
   bson_destroy(&reply);
   if (!ok) throw MongoError("ack_alert", error);
   return matched > 0;
+}
+
+bool MongoStore::set_alert_feedback(const std::string& id, const std::string& label, const std::string& note,
+                                    int64_t ts) {
+  // Fields of their own, which alert_update never sets: the sink's later upserts of the alert keep them.
+  const Bson update = set_update([&](DocWriter& set) {
+    set.str("feedback", label).str("feedback_note", note).int64("feedback_ts", ts);
+  });
+  bson_t reply;
+  bson_error_t error;
+  const bool ok = mongoc_collection_update_one(_impl->alerts.get(), id_filter(id).get(), update.get(),
+                                               nullptr, &reply, &error);
+  const int64_t matched = get_int(&reply, "matchedCount");
+  bson_destroy(&reply);
+  if (!ok) throw MongoError("set_alert_feedback", error);
+  return matched > 0;
+}
+
+core::FeedbackCounts MongoStore::feedback_counts(const std::string& model_version) {
+  const auto labelled = [&](const char* label) {
+    Bson f;
+    f.str("model_version", model_version).str("feedback", label);
+    return count(_impl->alerts.get(), f, "feedback_counts");
+  };
+  return core::FeedbackCounts{labelled(core::kFeedbackConfirmed), labelled(core::kFeedbackFalse)};
 }
 
 bool MongoStore::transient_failure(const std::exception& error) const {

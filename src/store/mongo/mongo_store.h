@@ -115,6 +115,9 @@ class MongoStore final : public TwinStore {
   std::vector<core::Command> commands(const std::string& car = "", int64_t limit = 1000) override;
   bool ack_alert(const std::string& id) override;
   std::optional<core::Alert> get_alert(const std::string& id) override;
+  bool set_alert_feedback(const std::string& id, const std::string& label, const std::string& note,
+                          int64_t ts) override;
+  core::FeedbackCounts feedback_counts(const std::string& model_version) override;
   /// A MongoError from the network, server selection or a server shutting down (MongoError::transient).
   bool transient_failure(const std::exception& error) const override;
 

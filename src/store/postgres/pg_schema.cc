@@ -46,7 +46,8 @@ CREATE INDEX IF NOT EXISTS twins_by_last_seen ON twins(last_seen);
 CREATE TABLE IF NOT EXISTS alerts(
   id text COLLATE "C" PRIMARY KEY, car text COLLATE "C" NOT NULL, kind text COLLATE "C" NOT NULL,
   raised boolean NOT NULL, ts bigint NOT NULL, score float8, threshold float8, signals bytea NOT NULL,
-  model_version text NOT NULL, acknowledged boolean NOT NULL);
+  model_version text NOT NULL, acknowledged boolean NOT NULL, feedback text NOT NULL DEFAULT '',
+  feedback_note text NOT NULL DEFAULT '', feedback_ts bigint NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS alerts_by_car_ts ON alerts(car, ts);
 CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts(ts);
 
@@ -142,6 +143,18 @@ PgSignalColumns resolve_columns(PgConnection& conn, const catalog::Catalog& cata
   return out;
 }
 
+/// Operators' labels on alerts (issue 20): a database from before them gets the columns, empty. Checked
+/// first: ALTER TABLE locks the table even when there is nothing to add.
+void add_feedback_columns(PgConnection& conn) {
+  PgResult r = conn.exec(
+      "SELECT count(*) FROM information_schema.columns"
+      " WHERE table_schema = current_schema() AND table_name = 'alerts' AND column_name = 'feedback'");
+  if (r.i64(0, 0) > 0) return;
+  conn.exec(
+      "ALTER TABLE alerts ADD COLUMN feedback text NOT NULL DEFAULT '',"
+      " ADD COLUMN feedback_note text NOT NULL DEFAULT '', ADD COLUMN feedback_ts bigint NOT NULL DEFAULT 0");
+}
+
 /// Runs `body` in a transaction under the schema lock.
 template <typename F>
 auto locked(PgConnection& conn, F&& body) {
@@ -175,6 +188,7 @@ PgSignalColumns prepare_pg_schema(PgConnection& conn, const catalog::Catalog& ca
                         ", this build reads " + std::to_string(kPgSchemaVersion),
                     "", false);
     }
+    add_feedback_columns(conn);
     return resolve_columns(conn, catalog);
   });
 }

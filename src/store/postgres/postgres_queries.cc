@@ -263,4 +263,28 @@ bool PostgresStore::ack_alert(const std::string& id) {
   });
 }
 
+bool PostgresStore::set_alert_feedback(const std::string& id, const std::string& label,
+                                       const std::string& note, int64_t ts) {
+  return reconnecting([&]() -> bool {
+    return conn()
+               .exec("UPDATE alerts SET feedback = $2, feedback_note = $3, feedback_ts = $4 WHERE id = $1",
+                     PgParams()
+                         .add(std::string_view(id))
+                         .add(std::string_view(label))
+                         .add(std::string_view(note))
+                         .add(ts))
+               .affected() > 0;
+  });
+}
+
+core::FeedbackCounts PostgresStore::feedback_counts(const std::string& model_version) {
+  return reconnecting([&] {
+    PgResult r = conn().exec(
+        "SELECT count(*) FILTER (WHERE feedback = 'confirmed'), count(*) FILTER (WHERE feedback = 'false')"
+        " FROM alerts WHERE model_version = $1",
+        PgParams().add(std::string_view(model_version)));
+    return core::FeedbackCounts{r.i64(0, 0), r.i64(0, 1)};
+  });
+}
+
 }  // namespace fleettwin::store

@@ -117,7 +117,8 @@ CREATE INDEX IF NOT EXISTS twins_by_last_seen ON twins(last_seen);
 CREATE TABLE IF NOT EXISTS alerts(
   id TEXT PRIMARY KEY, car TEXT NOT NULL, kind TEXT NOT NULL, raised INTEGER NOT NULL, ts INTEGER NOT NULL,
   score REAL, threshold REAL, signals BLOB NOT NULL, model_version TEXT NOT NULL,
-  acknowledged INTEGER NOT NULL) WITHOUT ROWID;
+  acknowledged INTEGER NOT NULL, feedback TEXT NOT NULL DEFAULT '', feedback_note TEXT NOT NULL DEFAULT '',
+  feedback_ts INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alerts_by_car_ts ON alerts(car, ts);
 CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts(ts);
 
@@ -163,6 +164,18 @@ SignalColumns resolve_columns(Db& db, const catalog::Catalog& catalog) {
   return out;
 }
 
+/// Operators' labels on alerts (issue 20): a database from before them gets the columns, empty.
+void add_feedback_columns(Db& db) {
+  std::set<std::string> have;
+  Stmt s(db.handle(), "SELECT name FROM pragma_table_info('alerts')");
+  while (s.step()) have.insert(lower(s.column_text(0)));
+  if (have.contains("feedback")) return;
+  db.exec(
+      "ALTER TABLE alerts ADD COLUMN feedback TEXT NOT NULL DEFAULT '';"
+      "ALTER TABLE alerts ADD COLUMN feedback_note TEXT NOT NULL DEFAULT '';"
+      "ALTER TABLE alerts ADD COLUMN feedback_ts INTEGER NOT NULL DEFAULT 0;");
+}
+
 }  // namespace
 
 SignalColumns prepare_schema(Db& db, const catalog::Catalog& catalog, const std::string& path) {
@@ -176,6 +189,7 @@ SignalColumns prepare_schema(Db& db, const catalog::Catalog& catalog, const std:
                                         ", this build reads 2 and " + std::to_string(kSchemaVersion));
   }
   SignalColumns columns = resolve_columns(db, catalog);
+  add_feedback_columns(db);
   // Version 2 twin blobs (format 1) stay readable; new ones are written in format 2, which a version-2
   // build would refuse, hence the new version.
   if (version != kSchemaVersion) {

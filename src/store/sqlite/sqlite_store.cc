@@ -623,4 +623,28 @@ bool SqliteStore::ack_alert(const std::string& id) {
   return s.run() > 0;
 }
 
+bool SqliteStore::set_alert_feedback(const std::string& id, const std::string& label, const std::string& note,
+                                     int64_t ts) {
+  Stmt s(_db.handle(), "UPDATE alerts SET feedback = ?2, feedback_note = ?3, feedback_ts = ?4 WHERE id = ?1");
+  s.bind(1, std::string_view(id))
+      .bind(2, std::string_view(label))
+      .bind(3, std::string_view(note))
+      .bind(4, ts);
+  return s.run() > 0;
+}
+
+core::FeedbackCounts SqliteStore::feedback_counts(const std::string& model_version) {
+  Stmt s(
+      _db.handle(),
+      "SELECT feedback, count(*) FROM alerts WHERE model_version = ?1 AND feedback <> '' GROUP BY feedback");
+  s.bind(1, std::string_view(model_version));
+  core::FeedbackCounts out;
+  while (s.step()) {
+    const std::string label(s.column_text(0));
+    if (label == core::kFeedbackConfirmed) out.confirmed = s.column_int(1);
+    if (label == core::kFeedbackFalse) out.false_alarms = s.column_int(1);
+  }
+  return out;
+}
+
 }  // namespace fleettwin::store

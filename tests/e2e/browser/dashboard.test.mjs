@@ -306,3 +306,50 @@ test("the models page shows model cards and their lineage; a requested candidate
     assert.match(await p.locator(".lineage-line").first().textContent(), new RegExp(`${first} → `));
   });
 });
+
+test("an operator labels an alert false and the label is still there after a reload", async () => {
+  await withPage("alert-feedback", async (p) => {
+    await p.goto(`${url}/#/alerts`);
+    await p.locator("#alert-status").selectOption("all");
+    // An anomaly alert (ids are car:kind:ts): it names the model version that raised it.
+    const button = p.locator(`tr[data-alert-row*=":anomaly:"] button.feedback-false`).first();
+    await button.waitFor({ timeout: 120000 });
+    const id = await button.getAttribute("data-alert");
+    await button.click();
+    const label = p.locator(`tr[data-alert-row="${id}"] .badge.feedback-false`);
+    await label.waitFor({ timeout: 10000 });
+    // From the store, not the page's memory: a reload reads the alerts again. Acknowledged too (through the
+    // API), so the short acknowledged list holds it whatever the flood of newer alerts in "all".
+    const acked = await p.evaluate(async ([t, alert]) =>
+      (await fetch(`api/v1/alerts/${encodeURIComponent(alert)}/ack`, { method: "POST", headers: { Authorization: `Bearer ${t}` } })).status,
+      [ADMIN, id]);
+    assert.equal(acked, 200);
+    await p.reload();
+    await p.goto(`${url}/#/alerts`);
+    await p.locator("#alert-status").selectOption("acknowledged");
+    await label.waitFor({ timeout: 10000 });
+    assert.equal(await p.locator(`tr[data-alert-row="${id}"] button.feedback-false`).count(), 0);
+    // The model version's live precision counts it.
+    const counts = await p.evaluate(async ([t, alert]) => {
+      const h = { Authorization: `Bearer ${t}` };
+      const a = await (await fetch(`api/v1/alerts?status=all&limit=10000`, { headers: h })).json();
+      const version = a.items.find((x) => x._id === alert).model_version;
+      return (await fetch(`api/v1/models/${encodeURIComponent(version)}/feedback`, { headers: h })).json();
+    }, [ADMIN, id]);
+    assert.ok(counts.false >= 1, JSON.stringify(counts));
+    assert.ok(counts.precision !== null && counts.precision < 1, JSON.stringify(counts));
+  });
+});
+
+test("the models page shows the drift of live traffic per signal", async () => {
+  await withPage("models-drift", async (p) => {
+    await p.goto(`${url}/#/models`);
+    // Last: by now the warm-up model scores (the alert tests waited for its alerts), and the drift watch
+    // compares its window with the model's training deciles; the page refreshes every 10 s.
+    await p.locator('#drift[data-measured="true"] tr[data-signal]').first().waitFor({ timeout: 180000 });
+    const signals = await p.locator("#drift tr[data-signal]").evaluateAll((rs) => rs.map((r) => r.dataset.signal));
+    assert.ok(signals.includes("coolant_temp"), signals.join(","));
+    const psi = Number(await p.locator('#drift tr[data-signal="coolant_temp"] .badge').textContent());
+    assert.ok(psi >= 0, `PSI ${psi}`);
+  });
+});

@@ -15,6 +15,7 @@
 #include "api/api_server.h"
 #include "codec/json.h"
 #include "codec/retrain_request.h"
+#include "core/metric_catalog.h"
 #include "core/signals.h"
 #include "core/topics.h"
 #include "log/memory/memory_log.h"
@@ -97,6 +98,7 @@ class ApiServerTest : public ::testing::Test {
     a.score = 2.5;
     a.threshold = 1.5;
     a.signals = {"speed"};
+    a.model_version = "m-7";
     b.alerts.push_back(a);
     a.id = "car-005:overheat:" + std::to_string(kT0 + 6000);
     a.car = "car-005";
@@ -139,8 +141,8 @@ class ApiServerTest : public ::testing::Test {
   httplib::Result patch(const std::string& path, const std::string& body, const char* token) {
     return client->Patch(path, {{"Authorization", std::string("Bearer ") + token}}, body, "application/json");
   }
-  httplib::Result post(const std::string& path, const char* token) {
-    return client->Post(path, {{"Authorization", std::string("Bearer ") + token}}, "", "application/json");
+  httplib::Result post(const std::string& path, const char* token, const std::string& body = "") {
+    return client->Post(path, {{"Authorization", std::string("Bearer ") + token}}, body, "application/json");
   }
 
   simdjson::dom::element parse(const std::string& body) {
@@ -372,6 +374,81 @@ TEST_F(ApiServerTest, AlertsListFilterAndAck) {
   EXPECT_EQ(count("?status=open"), 1u);
   EXPECT_EQ(post("/api/v1/alerts/no-such-alert/ack", kOperator)->status, 404);
   EXPECT_EQ(get("/api/v1/alerts?status=sideways")->status, 400);
+}
+
+TEST_F(ApiServerTest, OperatorFeedbackIsStoredShownAndCountedPerModelAcrossARestart) {
+  const std::string id = "car-000:anomaly:" + std::to_string(kT0 + 5000);
+  const std::string other = "car-005:overheat:" + std::to_string(kT0 + 6000);
+  const std::string path = "/api/v1/alerts/" + id + "/feedback";
+  EXPECT_EQ(post(path, kViewer, R"({"label":"false"})")->status, 403);
+  // Hostile bodies: 400 with the reason, and nothing stored.
+  for (const auto& [body, reason] : std::vector<std::pair<std::string, std::string>>{
+           {"", "JSON object"},
+           {"[1]", "JSON object"},
+           {R"({"note":"x"})", "label: missing"},
+           {R"({"label":"maybe"})", "label"},
+           {R"({"label":1})", "label"},
+           {R"({"label":"false","note":7})", "note"},
+           {R"({"label":"false","note":")" + std::string(1001, 'x') + "\"}", "longer than"},
+           {R"({"label":"false","label":"confirmed"})", "twice"},
+           {R"({"label":"false","extra":1})", "unknown key"}}) {
+    auto r = post(path, kOperator, body);
+    EXPECT_EQ(r->status, 400) << body;
+    EXPECT_NE(error_of(r).find(reason), std::string::npos) << body << " -> " << r->body;
+  }
+  EXPECT_EQ(post("/api/v1/alerts/no-such-alert/feedback", kOperator, R"({"label":"false"})")->status, 404);
+  auto r = get("/api/v1/models/m-7/feedback");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_TRUE(parse(r->body)["precision"].is_null()) << r->body;
+
+  r = post(path, kOperator, R"({"label":"confirmed","note":"worn pump"})");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(std::string_view(parse(r->body)["feedback"]), "confirmed");
+  ASSERT_EQ(post("/api/v1/alerts/" + other + "/feedback", kAdmin, R"({"label":"false","note":null})")->status,
+            200);
+
+  // A restart of the API (and its store connections): the labels are in the store.
+  server->stop();
+  ApiOptions o;
+  o.port = 0;
+  o.tokens = TokenTable::parse(std::string("viewer:") + kViewer);
+  o.open_store = [this] { return std::make_unique<store::SqliteStore>(db); };
+  o.metrics = &metrics;
+  server = std::make_unique<ApiServer>(std::move(o));
+  server->start();
+  client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+  r = get("/api/v1/alerts?car=car-000");
+  ASSERT_EQ(r->status, 200);
+  auto item = parse(r->body)["items"].at(0);
+  EXPECT_EQ(std::string_view(item["feedback"]), "confirmed");
+  EXPECT_EQ(std::string_view(item["feedback_note"]), "worn pump");
+  EXPECT_GT(int64_t(item["feedback_ts"]), 0);
+  r = get("/api/v1/models/m-7/feedback");
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto counts = parse(r->body);
+  EXPECT_EQ(int64_t(counts["confirmed"]), 1);
+  EXPECT_EQ(int64_t(counts["false"]), 1);
+  EXPECT_DOUBLE_EQ(double(counts["precision"]), 0.5);
+}
+
+TEST_F(ApiServerTest, DriftOfTheScoreStageInThisProcess) {
+  auto r = get("/api/v1/drift");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_FALSE(parse(r->body)["measured"].get_bool().value()) << "no score stage has measured any";
+  metrics.fixed_point_gauge(core::metric::kDriftPsi, "signal=\"coolant_temp\"", core::metric::kDriftDecimals)
+      .set(4'100);
+  metrics.fixed_point_gauge(core::metric::kDriftPsi, "signal=\"speed\"", core::metric::kDriftDecimals)
+      .set(200);
+  metrics.fixed_point_gauge(core::metric::kDriftPsiMax, "", core::metric::kDriftDecimals).set(4'100);
+  r = get("/api/v1/drift");
+  ASSERT_EQ(r->status, 200);
+  const auto doc = parse(r->body);
+  EXPECT_TRUE(doc["measured"].get_bool().value());
+  EXPECT_DOUBLE_EQ(double(doc["max"]), 0.41);
+  EXPECT_EQ(std::string_view(doc["signals"].at(0)["signal"]), "coolant_temp") << "largest first";
+  EXPECT_DOUBLE_EQ(double(doc["signals"].at(1)["psi"]), 0.02);
+  EXPECT_NE(get("/metrics", nullptr)->body.find("fleettwin_drift_psi{signal=\"coolant_temp\"} 0.4100"),
+            std::string::npos);
 }
 
 TEST_F(ApiServerTest, FleetSummaryThroughputPositionsModels) {

@@ -214,12 +214,16 @@ TEST(AlertJson, RoundTripAndShape) {
   a.signals = {"coolant_temp", "engine_vibration_amplitude"};
   a.model_version = "ae-v\"3\"";
   a.acknowledged = true;
+  a.feedback = core::kFeedbackFalse;
+  a.feedback_note = "sensor \"glitch\"";
+  a.feedback_ts = 1718000100000;
   const std::string json = alert_to_json(a);
   simdjson::dom::parser p;
   const auto doc = parse(p, json);
   EXPECT_EQ(std::string_view(doc["_id"]), a.id);
   EXPECT_EQ(bool(doc["raised"]), false);
   EXPECT_EQ(std::string_view(doc["signals"].at(1)), "engine_vibration_amplitude");
+  EXPECT_EQ(std::string_view(doc["feedback"]), "false");
   core::Alert back;
   std::string error;
   ASSERT_TRUE(alert_from_json(json, back, &error)) << error;

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
+#include <regex>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "codec/avro.h"
@@ -161,6 +164,27 @@ TEST_F(ScoreStageTest, ShadowModelNeverRaisesAlertsOrSendsCommands) {
   StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics);
   auto p = mlog.producer();
   for (int seq = 1; seq <= 20; ++seq) send_telemetry(*p, "hot", seq, 100);
+TEST_F(ScoreStageTest, ShiftedTrafficDriftsAndAsksForOneRetraining) {
+  // Trained on coolant spread evenly over 80..90 °C (a tenth in each bin); every other signal reads 0.
+  auto model = std::const_pointer_cast<ml::Model>(blind_model("A", 1e9));
+  ml::DriftReference coolant{"coolant_temp", core::kCoolantTemp, {}, std::vector<float>(10, 0.1f)};
+  for (int e = 81; e <= 89; ++e) coolant.edges.push_back(static_cast<float>(e));
+  model->meta.drift = {coolant};
+  slot->set_active(model);
+  ScoreStage::Options o;
+  o.drift_window = 500;
+  o.drift_threshold = 0.25;
+  o.drift_for_ms = 60'000;
+  o.drift_cooldown_ms = 3'600'000;
+  RunnerOptions ro;
+  ro.max_batch = 100;
+  StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics, ro);
+  auto p = mlog.producer();
+  // 10 cars, 10 s apart each: 100 seq are 1,000 s of event time. Like training for 1,000 s, then hotter
+  // (a heat wave) for 2,000 s: longer than drift_for, shorter than the cooldown, so one request.
+  for (int seq = 1; seq <= 300; ++seq)
+    for (int car = 0; car < 10; ++car)
+      send_telemetry(*p, "car-" + std::to_string(car), seq, seq <= 100 ? 80.5 + (seq + car) % 10 : 105);
   p->flush(5s);
   runner.start();
   runner.request_drain();
@@ -176,6 +200,42 @@ TEST_F(ScoreStageTest, ShadowModelNeverRaisesAlertsOrSendsCommands) {
   EXPECT_TRUE(read_all(mlog, t::kAlerts).empty());    // ...and raised nothing
   EXPECT_TRUE(read_all(mlog, t::kCommands).empty());  // nor asked any car for a service
   EXPECT_EQ(metrics.value(core::metric::kAlerts, core::metric::kAlertRaised), 0);
+
+  const std::string coolant_psi = "fleettwin_drift_psi{signal=\"coolant_temp\"}";
+  EXPECT_GT(metrics.value(coolant_psi), 2'500) << "PSI x 10^4 above the 0.25 threshold";
+  EXPECT_EQ(metrics.value("fleettwin_drift_psi_max"), metrics.value(coolant_psi));
+  EXPECT_TRUE(std::regex_search(metrics.prometheus_text(),
+                                std::regex("\nfleettwin_drift_psi_max [0-9]+\\.[0-9]{4}\n")))
+      << "exported as a decimal";
+  int requests = 0;
+  for (const auto& r : read_all(mlog, t::kModels)) {
+    if (r.key != kModelKeyRetrain) continue;
+    ++requests;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(r.value).get(doc), simdjson::SUCCESS) << r.value;
+    EXPECT_EQ(std::string_view(doc["reason"]), "drift");
+    EXPECT_EQ(std::string_view(doc["detail"]["signal"]), "coolant_temp");
+    EXPECT_GT(double(doc["detail"]["psi"]), 0.25);
+    // Asked once the shift had lasted drift_for: from seq 101 (ts 2,010,000) plus 60 s at least.
+    EXPECT_GE(int64_t(doc["ts"]), 1'000'000 + 101 * 10'000 + 60'000);
+  }
+  EXPECT_EQ(requests, 1);
+  EXPECT_EQ(metrics.value("fleettwin_drift_retrain_requests_total"), 1);
+}
+
+TEST_F(ScoreStageTest, ModelsWithoutDriftReferencesExportNoDrift) {
+  slot->set_active(blind_model("old", 1e9));
+  StageRunner runner(std::make_unique<ScoreStage>(ScoreStage::Options{}, slot, metrics), mlog, metrics);
+  auto p = mlog.producer();
+  for (int seq = 1; seq <= 50; ++seq) send_telemetry(*p, "a", seq, 200);
+  p->flush(5s);
+  runner.start();
+  runner.request_drain();
+  runner.join();
+  EXPECT_EQ(metrics.value("fleettwin_drift_psi_max"), 0);
+  EXPECT_EQ(metrics.prometheus_text().find("fleettwin_drift_psi{"), std::string::npos);
+  EXPECT_EQ(metrics.value("fleettwin_drift_retrain_requests_total"), 0);
 }
 
 TEST_F(ScoreStageTest, WithoutAModelEventsAreCountedUnscored) {

@@ -501,7 +501,7 @@ TEST_F(RegistryHttp, ScoreAndAlertSchemasRegisterAndDecodeById) {
             R"("top_signals":[{"signal":"coolant_temp","deviation":0.4},{"signal":"speed","deviation":0.1}],)"
             R"("model_version":"m-3"})");
 
-  core::Alert a{"car-1:anomaly:5", "car-1", "anomaly", true, 5, 0.9, 0.5, {"speed"}, "m-3", false};
+  core::Alert a{"car-1:anomaly:5", "car-1", "anomaly", true, 5, 0.9, 0.5, {"speed"}, "m-3", false, "", "", 0};
   bytes.clear();
   encode_avro_alert(a, alert_id, bytes);
   ASSERT_TRUE(read_confluent_header(bytes, id, body));

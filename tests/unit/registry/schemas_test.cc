@@ -24,8 +24,19 @@ AnomalyScore sample_score() {
 }
 
 core::Alert sample_alert() {
-  return {"car-00042:anomaly:1718000000123", "car-00042",    "anomaly", true, 1718000000123, 1.75, 0.8,
-          {"coolant_temp", "speed"},         "2024-06-01.3", false};
+  return {"car-00042:anomaly:1718000000123",
+          "car-00042",
+          "anomaly",
+          true,
+          1718000000123,
+          1.75,
+          0.8,
+          {"coolant_temp", "speed"},
+          "2024-06-01.3",
+          false,
+          "",
+          "",
+          0};
 }
 
 std::string body_of(const std::string& framed) {

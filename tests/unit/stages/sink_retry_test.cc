@@ -88,6 +88,13 @@ class OutageStore final : public store::TwinStore {
   }
   bool ack_alert(const std::string& id) override { return _inner.ack_alert(id); }
   std::optional<core::Alert> get_alert(const std::string& id) override { return _inner.get_alert(id); }
+  bool set_alert_feedback(const std::string& id, const std::string& label, const std::string& note,
+                          int64_t ts) override {
+    return _inner.set_alert_feedback(id, label, note, ts);
+  }
+  core::FeedbackCounts feedback_counts(const std::string& version) override {
+    return _inner.feedback_counts(version);
+  }
 
  private:
   store::SqliteStore _inner;

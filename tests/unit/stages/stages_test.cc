@@ -486,8 +486,19 @@ TEST(TwinStage, HealthFollowsScoresAndAlerts) {
     return r;
   };
   auto alert = [](bool raised, int64_t ts, const std::string& kind = "anomaly") {
-    core::Alert a{
-        "car-00003:" + kind + ":10", "car-00003", kind, raised, ts, 3.0, 1.0, {"coolant_temp"}, "m1", false};
+    core::Alert a{"car-00003:" + kind + ":10",
+                  "car-00003",
+                  kind,
+                  raised,
+                  ts,
+                  3.0,
+                  1.0,
+                  {"coolant_temp"},
+                  "m1",
+                  false,
+                  "",
+                  "",
+                  0};
     log::Record r;
     r.topic = t::kAlerts;
     r.key = a.car;

@@ -27,8 +27,8 @@ namespace t = core::topics;
 namespace {
 
 log::Record alert_record(const std::string& car, const std::string& kind, bool raised, int64_t ts) {
-  const core::Alert a{car + ":" + kind + ":1", car,  kind, raised, ts, 3.0, 1.0,
-                      {"coolant_temp"},        "m1", false};
+  const core::Alert a{car + ":" + kind + ":1", car,  kind,  raised, ts, 3.0, 1.0,
+                      {"coolant_temp"},        "m1", false, "",     "", 0};
   log::Record r;
   r.topic = t::kAlerts;
   r.key = car;
@@ -131,8 +131,9 @@ TEST(TwinStage, UpResumesPendingCommandsAndOpenAlertsFromTheStore) {
   batch.commands = {{"c1", "car-00001", "set_speed_limit", R"({"kmh": 80})", 1, kT0 + 5000, "pending"},
                     {"c2", "car-00001", "set_speed_limit", R"({"kmh": 90})", 2, 0, "acked"},
                     {"c3", "car-00002", "schedule_service", "{}", 3, 0, "pending"}};
-  batch.alerts = {{"car-00001:anomaly:10", "car-00001", "anomaly", true, 10, 3, 1, {}, "m1", false},
-                  {"car-00001:anomaly:5", "car-00001", "anomaly", false, 8, 3, 1, {}, "m1", false}};
+  batch.alerts = {
+      {"car-00001:anomaly:10", "car-00001", "anomaly", true, 10, 3, 1, {}, "m1", false, "", "", 0},
+      {"car-00001:anomaly:5", "car-00001", "anomaly", false, 8, 3, 1, {}, "m1", false, "", "", 0}};
   db.write(batch);
   auto twins = stages::twins_from_store(db);
   ASSERT_EQ(twins.size(), 2u);

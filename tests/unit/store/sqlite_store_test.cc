@@ -588,6 +588,28 @@ TEST(SqliteStore, RefusesAnotherSchemaVersion) {
   EXPECT_THROW(SqliteStore store(dir.db()), SqliteError);
 }
 
+TEST(SqliteStore, ADatabaseFromBeforeFeedbackGetsItsColumnsOnOpen) {
+  StoreDir dir;
+  const core::Alert raised = alert("a:anomaly:100", "a", 100, true);
+  {
+    SqliteStore store(dir.db());
+    WriteBatch b;
+    b.alerts = {raised};
+    store.write(b);
+  }
+  {
+    // The alerts table as builds before operator feedback made it.
+    Db raw(dir.db());
+    raw.exec(
+        "ALTER TABLE alerts DROP COLUMN feedback; ALTER TABLE alerts DROP COLUMN feedback_note;"
+        "ALTER TABLE alerts DROP COLUMN feedback_ts;");
+  }
+  SqliteStore store(dir.db());
+  EXPECT_EQ(store.get_alert(raised.id), raised);
+  ASSERT_TRUE(store.set_alert_feedback(raised.id, core::kFeedbackConfirmed, "", 5));
+  EXPECT_EQ(store.get_alert(raised.id)->feedback, core::kFeedbackConfirmed);
+}
+
 TEST(SqliteStore, NanValuesAreStoredNotRefused) {
   // SQLite turns a bound NaN into NULL; the store must keep the batch (a refused batch would be retried
   // forever) and give the NaN back.

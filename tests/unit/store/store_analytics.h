@@ -52,7 +52,10 @@ inline void expect_same_analytics(TwinStore& store, SqliteStore& sqlite) {
                                      3.2,
                                      {"speed"},
                                      "m",
-                                     false});
+                                     false,
+                                     "",
+                                     "",
+                                     0});
     }
   }
   sqlite.write(b);

@@ -75,7 +75,10 @@ core::Alert make_alert(const std::string& car, const std::string& kind, int64_t 
                      2.5,
                      {"speed", "coolant_temp"},
                      "m-1",
-                     false};
+                     false,
+                     "",
+                     "",
+                     0};
 }
 
 core::Command make_command(const std::string& id, const std::string& car, int64_t created,
@@ -379,6 +382,43 @@ TEST_P(StoreContract, CommandsAndAlertsRoundTrip) {
   EXPECT_TRUE(got->acknowledged);
   EXPECT_EQ(store->alerts("car-a").size(), 1u);
   EXPECT_EQ(store->get_alert("none"), std::nullopt);
+}
+
+TEST_P(StoreContract, AlertFeedbackSurvivesLaterStatesAndReopening) {
+  core::Alert raised = make_alert("car-a", "anomaly", kT0 + 10, true);
+  core::Alert other = make_alert("car-b", "anomaly", kT0 + 11, true);
+  core::Alert older_model = make_alert("car-c", "anomaly", kT0 + 12, true);
+  older_model.model_version = "m-0";
+  store->write({{}, {}, {raised, other, older_model}, {}});
+  EXPECT_EQ(store->feedback_counts("m-1"), (core::FeedbackCounts{0, 0}));
+  EXPECT_FALSE(store->set_alert_feedback("no-such-alert", core::kFeedbackFalse, "", kT0));
+  ASSERT_TRUE(store->set_alert_feedback(raised.id, core::kFeedbackFalse, "first look", kT0 + 100));
+  // A second label replaces the first.
+  ASSERT_TRUE(
+      store->set_alert_feedback(raised.id, core::kFeedbackConfirmed, "pump worn, \"replaced\"", kT0 + 200));
+  ASSERT_TRUE(store->set_alert_feedback(other.id, core::kFeedbackFalse, "", kT0 + 300));
+  ASSERT_TRUE(store->set_alert_feedback(older_model.id, core::kFeedbackConfirmed, "", kT0 + 400));
+  // The sink writes the alert's clear (and replays its raise) after the label: the label stays.
+  core::Alert cleared = raised;
+  cleared.raised = false;
+  cleared.ts = kT0 + 20;
+  store->write({{}, {}, {cleared}, {}});
+  store->write({{}, {}, {raised}, {}});
+  // A restart: another instance on the same data.
+  auto reopened = open_another();
+  const auto got = reopened->get_alert(raised.id);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->raised);
+  EXPECT_EQ(got->feedback, core::kFeedbackConfirmed);
+  EXPECT_EQ(got->feedback_note, "pump worn, \"replaced\"");
+  EXPECT_EQ(got->feedback_ts, kT0 + 200);
+  bool listed = false;
+  for (const auto& a : reopened->alerts("car-b"))
+    if (a.id == other.id) listed = a.feedback == core::kFeedbackFalse;
+  EXPECT_TRUE(listed) << "the label is shown with the alert in listings";
+  EXPECT_EQ(reopened->feedback_counts("m-1"), (core::FeedbackCounts{1, 1}));
+  EXPECT_EQ(reopened->feedback_counts("m-0"), (core::FeedbackCounts{1, 0}));
+  EXPECT_EQ(reopened->feedback_counts("nobody"), (core::FeedbackCounts{0, 0}));
 }
 
 // Retention (TwinStore::enforce_retention): by event time, rows of SQLite and MongoDB, whole UTC days of
