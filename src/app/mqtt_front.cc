@@ -135,6 +135,8 @@ stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAd
 sim::FleetConfig fleet_config(const Config& c) {
   sim::FleetConfig f;
   f.cars = static_cast<std::size_t>(c.get(keys::sim_cars));
+  // `sim --mqtt` for one site of several (issue 18's tests): its cars' ids apart from the other sites'.
+  f.id_prefix = c.get(keys::sim_id_prefix);
   f.interval_ms = c.get(keys::sim_interval).count();
   f.seed = static_cast<uint64_t>(c.get(keys::sim_seed));
   f.failure_rate = c.get(keys::sim_failure_rate);
