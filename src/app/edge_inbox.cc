@@ -27,16 +27,19 @@ bool reached(const std::vector<int64_t>& committed, const std::vector<int64_t>& 
   return true;
 }
 
-/// The bridge's producer through the inbox: fleet.telemetry.raw records wait in memory (at most one bridge
-/// batch, mqtt.receive_maximum per connection) until flush() writes them to the inbox, then to the log; their
-/// delivery reports, which release the PUBACKs, come only after both.
+/// What the inbox holds: the cars' messages as the bridge writes them.
+bool held(const std::string& topic) { return topic == t::kTelemetryRaw || topic == t::kCommandAcks; }
+
+/// The bridge's producer through the inbox: fleet.telemetry.raw and fleet.command-acks records wait in memory
+/// (at most one bridge batch, mqtt.receive_maximum per connection) until flush() writes them to the inbox,
+/// then to the log; their delivery reports, which release the PUBACKs, come only after both.
 class InboxProducer final : public log::Producer {
  public:
   InboxProducer(EdgeInbox& inbox, std::unique_ptr<log::Producer> inner)
       : _inbox(inbox), _inner(std::move(inner)) {}
 
   void send(log::OutRecord record, DeliveryCallback on_delivery) override {
-    if (record.topic != t::kTelemetryRaw) {
+    if (!held(record.topic)) {
       _inner->send(std::move(record), std::move(on_delivery));
       return;
     }
@@ -98,8 +101,12 @@ EdgeInbox::EdgeInbox(Options options, log::Log& log, core::Metrics& metrics)
       "CREATE TABLE IF NOT EXISTS inbox(id INTEGER PRIMARY KEY AUTOINCREMENT, car TEXT NOT NULL, value BLOB "
       "NOT NULL, "
       "mqtt_topic TEXT NOT NULL, received_ms TEXT NOT NULL)");
-  _insert =
-      store::Stmt(_db.handle(), "INSERT INTO inbox(car, value, mqtt_topic, received_ms) VALUES(?,?,?,?)");
+  // Inboxes written before answers went through the inbox hold telemetry only: the column's default.
+  if (_db.query_int("SELECT count(*) FROM pragma_table_info('inbox') WHERE name = 'topic'") == 0)
+    _db.exec(std::string("ALTER TABLE inbox ADD COLUMN topic TEXT NOT NULL DEFAULT '") + t::kTelemetryRaw +
+             "'");
+  _insert = store::Stmt(_db.handle(),
+                        "INSERT INTO inbox(car, value, mqtt_topic, received_ms, topic) VALUES(?,?,?,?,?)");
   _rows = _db.query_int("SELECT count(*) FROM inbox");
   _trimmed = _db.query_int("SELECT coalesce(min(id), 1) - 1 FROM inbox");
   _rows_gauge.set(_rows.load());
@@ -125,6 +132,7 @@ int64_t EdgeInbox::append(const std::vector<log::OutRecord>& records) {
           .bind_blob(2, r.value)
           .bind(3, header_of(r, t::kHeaderMqttTopic))
           .bind(4, header_of(r, t::kHeaderReceivedMs))
+          .bind(5, std::string_view(r.topic))
           .run();
     }
     _db.exec("COMMIT");
@@ -140,12 +148,13 @@ int64_t EdgeInbox::append(const std::vector<log::OutRecord>& records) {
 int64_t EdgeInbox::replay() {
   std::lock_guard lock(_mu);
   auto producer = _log.producer();
-  store::Stmt select(_db.handle(), "SELECT id, car, value, mqtt_topic, received_ms FROM inbox ORDER BY id");
+  store::Stmt select(_db.handle(),
+                     "SELECT id, car, value, mqtt_topic, received_ms, topic FROM inbox ORDER BY id");
   store::StmtScope scope(select);
   int64_t n = 0, last = 0;
   while (select.step()) {
     log::OutRecord r;
-    r.topic = t::kTelemetryRaw;
+    r.topic = select.column_text(5);
     r.key = select.column_text(1);
     r.value = std::string(select.column_blob(2));
     r.headers = {{t::kHeaderMqttTopic, select.column_text(3)}, {t::kHeaderReceivedMs, select.column_text(4)}};
@@ -181,19 +190,32 @@ void EdgeInbox::run_trimmer() {
   }
 }
 
+bool EdgeInbox::passed(const std::vector<Watch>& watches) const {
+  return std::all_of(watches.begin(), watches.end(), [&](const Watch& w) {
+    return reached(_log.committed_offsets(w.group, w.topic), w.ends);
+  });
+}
+
 void EdgeInbox::trim_once() {
   if (_mark.step == 0) {
     // The rows first, the offsets after: every row up to last_id is then below these ends.
     const int64_t last = _in_log.load();
     if (last <= _trimmed) return;
-    _mark = {1, last, _log.end_offsets(t::kTelemetryRaw)};
+    _mark = {1, last, {{_options.process_group, t::kTelemetryRaw, _log.end_offsets(t::kTelemetryRaw)}}};
+    const auto answers = _log.end_offsets(t::kCommandAcks);
+    for (const auto& group : _options.answer_groups)
+      _mark.watches.push_back({group, t::kCommandAcks, answers});
   }
   if (_mark.step == 1) {
-    if (!reached(_log.committed_offsets(_options.process_group, t::kTelemetryRaw), _mark.ends)) return;
-    // The process stage flushed its output before it committed: it is all below these ends.
-    _mark = {2, _mark.last_id, _log.end_offsets(t::kTelemetry)};
+    if (!passed(_mark.watches)) return;
+    // The process stage flushed its output before it committed, and the twin stage the twins an answer
+    // changed: all of it is below these ends.
+    _mark = {2,
+             _mark.last_id,
+             {{_options.sink_group, t::kTelemetry, _log.end_offsets(t::kTelemetry)},
+              {_options.sink_group, t::kTwins, _log.end_offsets(t::kTwins)}}};
   }
-  if (!reached(_log.committed_offsets(_options.sink_group, t::kTelemetry), _mark.ends)) return;
+  if (!passed(_mark.watches)) return;
   int64_t deleted = 0;
   {
     std::lock_guard lock(_mu);

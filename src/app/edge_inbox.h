@@ -18,20 +18,25 @@ namespace fleettwin::app {
 
 /// The durable point of an edge site (`up --mqtt` on the embedded log, mqtt.durable_ack; docs/architecture.md
 /// "Edge sites: what a PUBACK means"): an SQLite table in data_dir that holds every car message the bridge
-/// acknowledged until the store has it. The bridge writes through producer(): at each flush its batch of
-/// fleet.telemetry.raw records is inserted in one synced transaction (group commit) before the in-memory log
-/// gets them and before their delivery is reported, so a PUBACK follows the disk. A trimmer thread deletes
-/// rows once the sink has stored them end to end, found by two watermarks on the log: the process stage has
-/// committed past the raw offsets the rows went to, then the sink past the fleet.telemetry offsets those
-/// produced. After a crash replay() puts what is left back into the log; the stores are idempotent by (car,
-/// seq), so a row stored twice changes nothing. The bridge's thread writes, the trimmer thread deletes, the
-/// main thread replays before both: one mutex around the connection.
+/// acknowledged, telemetry and answers to commands alike, until the site has it for good. The bridge writes
+/// through producer(): at each flush its batch of fleet.telemetry.raw and fleet.command-acks records is
+/// inserted in one synced transaction (group commit) before the in-memory log gets them and before their
+/// delivery is reported, so a PUBACK follows the disk. A trimmer thread deletes rows once they are stored end
+/// to end, found by watermarks on the log: first the process stage has committed past the raw offsets the
+/// rows went to and every reader of answers (twin, sink, uplink) past the answers' offsets, then the sink
+/// past the fleet.telemetry and fleet.twins offsets those produced. After a crash replay() puts what is left
+/// back into the log; the stores are idempotent by (car, seq), an answer applied twice changes nothing. The
+/// bridge's thread writes, the trimmer thread deletes, the main thread replays before both: one mutex around
+/// the connection.
 class EdgeInbox {
  public:
   struct Options {
     std::string path;  ///< the SQLite file (created)
     std::string process_group = "fleettwin.process";
     std::string sink_group = "fleettwin.sink";
+    /// Every group that reads fleet.command-acks (the twin, the sink, and the uplink when there is one): an
+    /// answer's row stays until all of them have passed it.
+    std::vector<std::string> answer_groups = {"fleettwin.twin", "fleettwin.sink"};
     std::chrono::milliseconds trim_every{250};
   };
   EdgeInbox(Options options, log::Log& log, core::Metrics& metrics);
@@ -58,13 +63,20 @@ class EdgeInbox {
   void trim_once();
 
  private:
-  /// A batch of rows on its way through the pipeline: every row up to `last_id` is in the log at offsets
-  /// below `ends` of the topic the step waits on.
-  struct Mark {
-    int step = 0;  // 0: none, 1: waiting for the process stage, 2: waiting for the sink
-    int64_t last_id = 0;
+  /// Where a group must have committed on a topic before the rows of a mark may go.
+  struct Watch {
+    std::string group;
+    std::string topic;
     std::vector<int64_t> ends;
   };
+  /// A batch of rows on its way through the pipeline: every row up to `last_id` is in the log at offsets
+  /// below the ends the step waits on.
+  struct Mark {
+    int step = 0;  // 0: none, 1: waiting for the process stage and the answers' readers, 2: for the sink
+    int64_t last_id = 0;
+    std::vector<Watch> watches;
+  };
+  bool passed(const std::vector<Watch>& watches) const;
   void run_trimmer();
 
   Options _options;

@@ -22,6 +22,7 @@
 #include "core/topics.h"
 #include "log/kafka/kafka_log.h"
 #include "stages/dead_letters.h"
+#include "stages/uplink/uplink_capture.h"
 
 namespace fleettwin::app {
 
@@ -134,6 +135,8 @@ stages::BridgeOptions bridge_options(const Config& c, std::vector<mqtt::BrokerAd
 sim::FleetConfig fleet_config(const Config& c) {
   sim::FleetConfig f;
   f.cars = static_cast<std::size_t>(c.get(keys::sim_cars));
+  // `sim --mqtt` for one site of several (issue 18's tests): its cars' ids apart from the other sites'.
+  f.id_prefix = c.get(keys::sim_id_prefix);
   f.interval_ms = c.get(keys::sim_interval).count();
   f.seed = static_cast<uint64_t>(c.get(keys::sim_seed));
   f.failure_rate = c.get(keys::sim_failure_rate);
@@ -273,8 +276,11 @@ void MqttFront::start_bridge(const Config& config, log::Log& log, core::Metrics&
   // Kafka acknowledges with acks=all, which is durable already; the embedded log needs the inbox.
   if (!log.durable() && config.get(keys::mqtt_durable_ack)) {
     std::filesystem::create_directories(dir);
-    _inbox = std::make_unique<EdgeInbox>(
-        EdgeInbox::Options{.path = (std::filesystem::path(dir) / "inbox.sqlite").string()}, log, metrics);
+    EdgeInbox::Options inbox{.path = (std::filesystem::path(dir) / "inbox.sqlite").string()};
+    // The uplink's capture stage reads the answers too (app/uplink.h): an answer central has not got stays.
+    if (!config.get(keys::uplink_brokers).empty())
+      inbox.answer_groups.push_back("fleettwin." + stages::UplinkCapture::static_descriptor().name);
+    _inbox = std::make_unique<EdgeInbox>(std::move(inbox), log, metrics);
     _inbox->replay();
     _inbox->start_trimming();
     options.producer = [inbox = _inbox.get()] { return inbox->producer(); };

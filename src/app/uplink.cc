@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "log/kafka/kafka_log.h"
 #include "stages/uplink/downlink.h"
 #include "stages/uplink/spool.h"
+#include "stages/uplink/spool_budget.h"
 #include "stages/uplink/uplink_capture.h"
 #include "stages/uplink/uplink_sender.h"
 
@@ -29,11 +31,13 @@ bool valid_site_name(const std::string& site) {
   return true;
 }
 
-int64_t uplink_disk_budget(const config::Config& config) {
-  if (const int64_t set = config.get(keys::uplink_disk_budget); set > 0) return set;
+int64_t uplink_budget_floor(const config::Config& config) {
+  const int64_t least = config.get(keys::uplink_disk_budget_min);
+  // Real cars (`--no-sim`): nothing is known of their traffic until it is measured.
+  if (config.get(keys::up_no_sim)) return least;
   const double per_s = static_cast<double>(config.get(keys::sim_cars)) * 1000.0 /
                        static_cast<double>(std::max<int64_t>(1, config.get(keys::sim_interval).count()));
-  return static_cast<int64_t>(per_s * 86'400.0 * 1024.0);
+  return std::max(least, static_cast<int64_t>(per_s * 86'400.0 * 1024.0));
 }
 
 std::unique_ptr<Uplink> Uplink::open(const config::Config& config, const UplinkHost& host, bool embedded_up) {
@@ -53,8 +57,9 @@ std::unique_ptr<Uplink> Uplink::open(const config::Config& config, const UplinkH
 Uplink::Uplink(const config::Config& config, const UplinkHost& host)
     : _host(host),
       _site(config.get(keys::site)),
-      _budget(uplink_disk_budget(config)),
       _spool(std::make_shared<stages::Spool>(host.data_dir + "/uplink.sqlite")),
+      _budget(std::make_shared<stages::SpoolBudget>(config.get(keys::uplink_disk_budget),
+                                                    uplink_budget_floor(config), _spool->rate())),
       _status(std::make_shared<stages::UplinkStatus>()) {
   auto settings = kafka_settings(config, config.get(keys::uplink_brokers));
   log::KafkaOptions options;
@@ -63,7 +68,7 @@ Uplink::Uplink(const config::Config& config, const UplinkHost& host)
   _central = std::make_unique<log::KafkaLog>(std::move(settings), options);
   for (const auto& m : _spool->marks()) _status->saw(m.car);
   host.metrics->gauge(core::metric::kUplinkEnabled).set(1);
-  host.metrics->gauge(core::metric::kUplinkSpoolBudget).set(_budget);
+  host.metrics->gauge(core::metric::kUplinkSpoolBudget).set(_budget->bytes());
   stages::UplinkTarget target;
   target.central = _central.get();
   target.site = _site;
@@ -77,7 +82,8 @@ Uplink::Uplink(const config::Config& config, const UplinkHost& host)
   _sender = std::make_unique<stages::UplinkSender>(_spool, std::move(target), _status, *host.metrics);
   _downlink = std::make_unique<stages::Downlink>(*_central, *host.site_log, _site, _status, *host.metrics);
   spdlog::info("uplink: site {} to {} (spool {}, {} bytes waiting, budget {} bytes)", _site,
-               config.get(keys::uplink_brokers), host.data_dir + "/uplink.sqlite", _spool->bytes(), _budget);
+               config.get(keys::uplink_brokers), host.data_dir + "/uplink.sqlite", _spool->bytes(),
+               _budget->bytes());
 }
 
 Uplink::~Uplink() { stop(std::chrono::milliseconds(0)); }
@@ -133,9 +139,10 @@ void Uplink::stop(std::chrono::milliseconds drain) {
 }
 
 std::string Uplink::progress() const {
-  char mb[32];
-  std::snprintf(mb, sizeof mb, "%.1f", static_cast<double>(_spool->bytes()) / 1e6);
-  return std::string(" | uplink ") + stages::uplink_state_name(_status->state()) + ", spool " + mb + " MB";
+  char mb[64];
+  std::snprintf(mb, sizeof mb, "%.1f of %.0f MB", static_cast<double>(_spool->bytes()) / 1e6,
+                static_cast<double>(_budget->bytes()) / 1e6);
+  return std::string(" | uplink ") + stages::uplink_state_name(_status->state()) + ", spool " + mb;
 }
 
 }  // namespace fleettwin::app

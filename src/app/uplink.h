@@ -14,6 +14,7 @@
 
 namespace fleettwin::stages {
 class Spool;
+class SpoolBudget;
 struct UplinkStatus;
 class UplinkSender;
 class Downlink;
@@ -54,7 +55,8 @@ class Uplink {
   /// Stops both; waits up to `drain` for the spool to empty first while central acknowledges.
   void stop(std::chrono::milliseconds drain);
 
-  /// " | uplink live, spool 1.2 MB" for the progress line.
+  /// " | uplink live, spool 1.2 of 1074 MB" for the progress line (the state says `full` while the cars are
+  /// held back).
   std::string progress() const;
 
   Uplink(const config::Config& config, const UplinkHost& host);
@@ -62,9 +64,9 @@ class Uplink {
  private:
   UplinkHost _host;
   std::string _site;
-  int64_t _budget = 0;
   std::unique_ptr<log::Log> _central;
   std::shared_ptr<stages::Spool> _spool;
+  std::shared_ptr<stages::SpoolBudget> _budget;
   std::shared_ptr<stages::UplinkStatus> _status;
   std::unique_ptr<stages::UplinkSender> _sender;
   std::unique_ptr<stages::Downlink> _downlink;
@@ -73,7 +75,8 @@ class Uplink {
 /// Whether `site` is a valid site name: [a-z0-9-]{1,64}.
 bool valid_site_name(const std::string& site);
 
-/// uplink.disk_budget, or its default: 24 h of the site's configured traffic at 1 KiB a message.
-int64_t uplink_disk_budget(const config::Config& config);
+/// The least the spool's measured budget may be (uplink.disk_budget_min; with the simulator, at least 24 h of
+/// its configured rate at 1 KiB a message). Not used when uplink.disk_budget is set.
+int64_t uplink_budget_floor(const config::Config& config);
 
 }  // namespace fleettwin::app

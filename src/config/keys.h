@@ -425,9 +425,13 @@ inline const StringKey uplink_registry{
 inline const IntKey uplink_disk_budget{
     "uplink.disk_budget", 0, 0, int64_t{1} << 50,
     "Bytes the uplink spool (<data_dir>/uplink.sqlite) may hold while central is unreachable; when full the "
-    "site holds the cars back, never drops. 0: 24 h of the site's traffic at its configured rate, "
-    "sim.cars / sim.interval messages a second x 86,400 s x 1 KiB (telemetry, its score and a share of "
-    "twins, with SQLite's overhead)."};
+    "site holds the cars back, never drops. 0: 24 h of the site's measured traffic (the highest ten-minute "
+    "moving average of bytes spooled a second, x 86,400 s; it never shrinks and is kept across restarts), at "
+    "least uplink.disk_budget_min."};
+inline const IntKey uplink_disk_budget_min{
+    "uplink.disk_budget_min", int64_t{1} << 30, 1, int64_t{1} << 50,
+    "With uplink.disk_budget 0: the least the spool may hold, before the traffic is measured. With the "
+    "simulator, at least 24 h of its configured rate (sim.cars / sim.interval x 1 KiB a message)."};
 inline const IntKey uplink_batch{"uplink.batch", 5'000, 1, 1'000'000,
                                  "Spooled records the uplink sends to central per batch at most."};
 inline const StringKey sim_id_prefix{

@@ -74,6 +74,16 @@ void merge(log::Offsets& into, const log::Offsets& more) {
 }
 }  // namespace
 
+log::Offsets process_batch(Stage& stage, std::vector<log::Record>& batch, log::Producer& out, bool sites) {
+  // The offsets first, while the records still name their real topics: the stage's view renames them in
+  // place (a copy of every batch on central's hot path cost as much as the rename saves). Merged into what
+  // the runner commits only once process() returned: a batch the stage threw on is not committed.
+  auto next = log::next_offsets(batch);
+  if (sites) strip_site_topics(batch);
+  stage.process(batch, out);
+  return next;
+}
+
 void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
                              std::chrono::steady_clock::time_point window_end) {
   // Fill the batch for up to batch_window: larger batches amortise flushes, commits and store transactions.
@@ -189,15 +199,7 @@ void StageRunner::loop() {
       fill_batch(*consumer, batch, started + _options.batch_window);
       if (!batch.empty()) {
         _in->add(static_cast<int64_t>(batch.size()));
-        if (_options.sites) {
-          // The stage sees `<site>.<topic>` as `<topic>` with its site; offsets stay the real topics'.
-          std::vector<log::Record> view = batch;
-          strip_site_topics(view);
-          _stage->process(view, out);
-        } else {
-          _stage->process(batch, out);
-        }
-        merge(pending, log::next_offsets(batch));
+        merge(pending, process_batch(*_stage, batch, out, _options.sites));
       }
       const auto now = std::chrono::steady_clock::now();
       if (now >= next_tick) {

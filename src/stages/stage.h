@@ -96,6 +96,12 @@ struct RunnerOptions {
   bool sites = false;
 };
 
+/// Hands `batch` to `stage` and returns the offsets that commit it. With `sites` (central, `--sites`) the
+/// records of `<site>.<topic>` are renamed to `<topic>` in place, with their site as a header
+/// (stages/sites.h), after their offsets were taken: the offsets are the real topics', and `batch` is left as
+/// the stage saw it. Throws what the stage throws.
+log::Offsets process_batch(Stage& stage, std::vector<log::Record>& batch, log::Producer& out, bool sites);
+
 /// Runs one stage on its own thread as the loop of DESIGN.md §1: poll a batch, process it, flush the outputs
 /// and wait for their acknowledgement, then commit the input offsets. A failed flush or an exception from
 /// the stage stops the loop without committing, so the batch is replayed by whoever takes over. Exports

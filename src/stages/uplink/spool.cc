@@ -24,7 +24,9 @@ constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS headers(id INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS headers_id ON headers(id);"
     "CREATE TABLE IF NOT EXISTS marks(car TEXT PRIMARY KEY, seq INTEGER NOT NULL, ts INTEGER NOT NULL)"
-    " WITHOUT ROWID;";
+    " WITHOUT ROWID;"
+    // What outlives a run besides the records: the highest traffic rate measured (SpoolBudget).
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;";
 
 }  // namespace
 
@@ -178,6 +180,22 @@ std::vector<CarMark> Spool::marks() {
   while (_st->marks.step())
     out.push_back({_st->marks.column_text(0), _st->marks.column_int(1), _st->marks.column_int(2)});
   return out;
+}
+
+double Spool::rate() {
+  std::lock_guard lock(_mu);
+  Stmt q(_db->handle(), "SELECT value FROM meta WHERE key = 'rate'");
+  StmtScope scope(q);
+  return q.step() ? q.column_double(0) : 0.0;
+}
+
+void Spool::set_rate(double bytes_per_s) {
+  std::lock_guard lock(_mu);
+  Stmt q(_db->handle(),
+         "INSERT INTO meta(key, value) VALUES('rate', ?1) ON CONFLICT(key) DO UPDATE SET value = "
+         "excluded.value");
+  StmtScope scope(q);
+  q.bind(1, bytes_per_s).run();
 }
 
 int64_t Spool::bytes() const {

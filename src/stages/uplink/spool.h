@@ -51,6 +51,10 @@ class Spool {
   /// Every car's mark.
   std::vector<CarMark> marks();
 
+  /// The site's traffic rate (bytes/s) the uplink budget was last sized for (SpoolBudget::rate), 0 if none.
+  double rate();
+  void set_rate(double bytes_per_s);
+
   /// Bytes the waiting records take (keys, values, headers and a per-row overhead), and their count.
   int64_t bytes() const;
   int64_t records() const;

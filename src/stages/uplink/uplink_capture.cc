@@ -41,33 +41,35 @@ const StageDescriptor& UplinkCapture::static_descriptor() {
       {topics::kTelemetry, topics::kTwins, topics::kScores, topics::kAlerts, topics::kCommandAcks},
       {},
       {&config::keys::site, &config::keys::uplink_brokers, &config::keys::uplink_registry,
-       &config::keys::uplink_disk_budget},
+       &config::keys::uplink_disk_budget, &config::keys::uplink_disk_budget_min},
       "spools what an edge site replicates to central (store-and-forward)",
   };
   return kDescriptor;
 }
 
-UplinkCapture::UplinkCapture(std::shared_ptr<Spool> spool, int64_t budget,
+UplinkCapture::UplinkCapture(std::shared_ptr<Spool> spool, std::shared_ptr<SpoolBudget> budget,
                              std::shared_ptr<UplinkStatus> status, registry::TelemetryReader reader,
                              core::Metrics& metrics)
     : _spool(std::move(spool)),
-      _budget(budget),
+      _budget(std::move(budget)),
       _status(std::move(status)),
       _reader(std::move(reader)),
       _bytes(metrics.gauge(core::metric::kUplinkSpoolBytes)),
       _state(metrics.gauge(core::metric::kUplinkState)),
+      _budget_gauge(metrics.gauge(core::metric::kUplinkSpoolBudget)),
       _undecodable(
           metrics.counter("fleettwin_uplink_undecodable_total",
                           "fleet.telemetry records the uplink spooled without a mark (undecodable)")) {
   _bytes.set(_spool->bytes());
+  _budget_gauge.set(_budget->bytes());
 }
 
 void UplinkCapture::wait_for_room(int64_t bytes) {
   bool said = false;
-  while (_spool->bytes() > 0 && _spool->bytes() + bytes > _budget) {
+  while (_spool->bytes() > 0 && _spool->bytes() + bytes > _budget->bytes()) {
     if (!said) {
       spdlog::warn("uplink: spool full ({} bytes of {}); holding the cars back until central takes more",
-                   _spool->bytes(), _budget);
+                   _spool->bytes(), _budget->bytes());
       said = true;
     }
     _status->full = true;
@@ -105,6 +107,11 @@ void UplinkCapture::process(const std::vector<log::Record>& batch, log::Producer
     o.headers = r.headers;
     o.timestamp_ms = r.timestamp_ms;
     bytes += spooled_size(o);
+  }
+  // The traffic is measured as it arrives, before any wait: a full spool does not hide it.
+  if (_budget->observe(bytes)) {
+    _spool->set_rate(_budget->rate());
+    _budget_gauge.set(_budget->bytes());
   }
   wait_for_room(bytes);
   std::vector<CarMark> list;

@@ -11,6 +11,7 @@
 #include "registry/telemetry_reader.h"
 #include "stages/stage.h"
 #include "stages/uplink/spool.h"
+#include "stages/uplink/spool_budget.h"
 
 namespace fleettwin::stages {
 
@@ -36,13 +37,15 @@ const char* uplink_state_name(UplinkStatus::State s);
 
 /// The edge side of store-and-forward: reads everything a site replicates to central (telemetry, twins,
 /// scores, alerts, command answers) from the site's log and appends it to the spool, with each car's newest
-/// telemetry seq. While the spool holds `budget` bytes it waits for the sender to make room, so its input
+/// telemetry seq, and tells the budget what it spooled (SpoolBudget: 24 h of the measured traffic unless
+/// configured). While the spool holds the budget's bytes it waits for the sender to make room, so its input
 /// stops moving, the embedded log fills and its producers (process, then the bridge's acknowledgements) wait:
 /// the cars are held back, nothing is dropped. Runs on its StageRunner's thread; interrupt() from any thread.
 class UplinkCapture final : public Stage {
  public:
-  UplinkCapture(std::shared_ptr<Spool> spool, int64_t budget, std::shared_ptr<UplinkStatus> status,
-                registry::TelemetryReader reader, core::Metrics& metrics);
+  UplinkCapture(std::shared_ptr<Spool> spool, std::shared_ptr<SpoolBudget> budget,
+                std::shared_ptr<UplinkStatus> status, registry::TelemetryReader reader,
+                core::Metrics& metrics);
   static const StageDescriptor& static_descriptor();
   const StageDescriptor& descriptor() const override { return static_descriptor(); }
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
@@ -54,12 +57,13 @@ class UplinkCapture final : public Stage {
   void wait_for_room(int64_t bytes);
 
   std::shared_ptr<Spool> _spool;
-  int64_t _budget;
+  std::shared_ptr<SpoolBudget> _budget;
   std::shared_ptr<UplinkStatus> _status;
   registry::TelemetryReader _reader;
   std::atomic<bool> _interrupted{false};
   core::Gauge& _bytes;
   core::Gauge& _state;
+  core::Gauge& _budget_gauge;
   core::Counter& _undecodable;
 };
 

@@ -8,7 +8,9 @@
 
 #include "core/topics.h"
 #include "stages/sites.h"
+#include "stages/stage.h"
 #include "stages/uplink/spool.h"
+#include "stages/uplink/spool_budget.h"
 #include "stages/uplink/uplink_capture.h"
 #include "stages/uplink/uplink_sender.h"
 #include "support/temp_dir.h"
@@ -78,7 +80,8 @@ TEST(UplinkCapture, HoldsBackWhileTheSpoolIsFullAndNeverDrops) {
   auto spool = std::make_shared<stages::Spool>(dir.file("uplink.sqlite"));
   auto status = std::make_shared<stages::UplinkStatus>();
   core::Metrics metrics;
-  stages::UplinkCapture capture(spool, 200, status, registry::TelemetryReader(), metrics);
+  stages::UplinkCapture capture(spool, std::make_shared<stages::SpoolBudget>(200, 1, 0.0), status,
+                                registry::TelemetryReader(), metrics);
   fleettwin::testing::CaptureProducer sink;
   const std::string big(150, 'x');
   capture.process({record(t::kTwins, "car-1", big)}, sink);  // an empty spool takes even a large batch
@@ -122,4 +125,116 @@ TEST(Sites, StripsTheSiteIntoAHeader) {
   EXPECT_EQ(batch[1].topic, t::kTelemetry);
   EXPECT_FALSE(batch[1].header(t::kHeaderSite).has_value());
   EXPECT_EQ(batch[2].topic, "depot-7.fleet.twins");  // a site's twins are not central's input
+}
+
+namespace {
+
+/// Records what the stage was handed, and throws when told to.
+class ViewStage final : public stages::Stage {
+ public:
+  const stages::StageDescriptor& descriptor() const override { return _d; }
+  void process(const std::vector<log::Record>& batch, log::Producer&) override {
+    handed = &batch;
+    for (const auto& r : batch)
+      topics.push_back(r.topic + "@" + std::string(r.header(t::kHeaderSite).value_or("")));
+    if (fail) throw std::runtime_error("boom");
+  }
+  const std::vector<log::Record>* handed = nullptr;
+  std::vector<std::string> topics;
+  bool fail = false;
+
+ private:
+  stages::StageDescriptor _d{"view", {t::kTelemetry}, {}, {}, ""};
+};
+
+std::vector<log::Record> site_batch() {
+  auto a = record("depot-7.fleet.telemetry", "car-1", "a");
+  a.partition = 2;
+  a.offset = 40;
+  auto b = record(t::kTelemetry, "car-2", "b");
+  b.partition = 0;
+  b.offset = 9;
+  return {a, b};
+}
+
+}  // namespace
+
+TEST(Sites, ProcessBatchRenamesInPlaceAndCommitsTheRealTopics) {
+  ViewStage stage;
+  fleettwin::testing::CaptureProducer out;
+  auto batch = site_batch();
+  const auto next = stages::process_batch(stage, batch, out, true);
+  // The stage got the runner's own batch (no copy), renamed, with the site as a header.
+  EXPECT_EQ(stage.handed, &batch);
+  EXPECT_EQ(stage.topics, (std::vector<std::string>{"fleet.telemetry@depot-7", "fleet.telemetry@"}));
+  // What is committed is the offsets of the topics the records were read from.
+  ASSERT_EQ(next.size(), 2u);
+  EXPECT_EQ(next.at({"depot-7.fleet.telemetry", 2}), 41);
+  EXPECT_EQ(next.at({t::kTelemetry, 0}), 10);
+  EXPECT_FALSE(next.contains({t::kTelemetry, 2}));
+
+  // Without --sites nothing is renamed.
+  ViewStage plain;
+  auto untouched = site_batch();
+  stages::process_batch(plain, untouched, out, false);
+  EXPECT_EQ(untouched[0].topic, "depot-7.fleet.telemetry");
+  EXPECT_EQ(plain.topics[0], "depot-7.fleet.telemetry@");
+}
+
+TEST(Sites, ProcessBatchThatThrowsReturnsNothingToCommit) {
+  ViewStage stage;
+  stage.fail = true;
+  fleettwin::testing::CaptureProducer out;
+  auto batch = site_batch();
+  log::Offsets pending;
+  EXPECT_THROW(pending = stages::process_batch(stage, batch, out, true), std::runtime_error);
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST(SpoolBudget, FixedWhenConfigured) {
+  const auto t0 = stages::SpoolBudget::Clock::now();
+  stages::SpoolBudget budget(5'000, 1'000'000, 50.0, t0);
+  EXPECT_EQ(budget.bytes(), 5'000);
+  EXPECT_FALSE(budget.observe(1'000'000'000, t0 + 10min));
+  EXPECT_EQ(budget.bytes(), 5'000);
+}
+
+TEST(SpoolBudget, GrowsToADayOfTheMeasuredTrafficAndNeverShrinks) {
+  using stages::SpoolBudget;
+  const auto t0 = SpoolBudget::Clock::now();
+  SpoolBudget budget(0, 1'000, 0.0, t0);
+  EXPECT_EQ(budget.bytes(), 1'000);  // nothing measured yet: the floor
+  // Three hours at 6,000 bytes a minute (100 bytes/s), reported once a second.
+  auto now = t0;
+  for (int s = 0; s < 3 * 3600; ++s) {
+    budget.observe(100, now);
+    now += 1s;
+  }
+  // The moving average has converged on 100 bytes/s: a day of it.
+  EXPECT_NEAR(budget.rate(), 100.0, 1.0);
+  EXPECT_NEAR(static_cast<double>(budget.bytes()), 100.0 * 86'400, 86'400.0);
+  // The site pushes back (or goes quiet) for an hour: the budget stays.
+  const int64_t before = budget.bytes();
+  budget.observe(0, now + 1h);
+  EXPECT_EQ(budget.bytes(), before);
+  // A one-minute burst of ten times the rate counts for a tenth, not for ten days.
+  SpoolBudget burst(0, 1'000, 100.0, t0);
+  burst.observe(60'000, t0);
+  burst.observe(0, t0 + 61s);
+  EXPECT_NEAR(burst.rate(), 190.0, 1.0);
+  // Known from an earlier run (the spool keeps it): a day of it at once.
+  SpoolBudget restarted(0, 1'000, 100.0, t0);
+  EXPECT_EQ(restarted.bytes(), 8'640'000);
+}
+
+TEST(Spool, KeepsTheMeasuredRateAcrossReopen) {
+  const fleettwin::testing::TempDir dir("spool-rate");
+  const auto path = dir.file("uplink.sqlite");
+  {
+    stages::Spool spool(path);
+    EXPECT_EQ(spool.rate(), 0.0);
+    spool.set_rate(12.5);
+    spool.set_rate(250.5);
+  }
+  EXPECT_EQ(stages::Spool(path).rate(), 250.5);
 }
