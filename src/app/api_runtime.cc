@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "aggregate/definition.h"
 #include "app/store_factory.h"
+#include "stages/aggregate/aggregate_stage.h"
 #include "stages/registry.h"
 
 namespace fleettwin::app {
@@ -73,12 +73,12 @@ std::unique_ptr<api::ApiServer> start_api_server(const Config& config, const Api
   o.max_stream_clients = static_cast<std::size_t>(config.get(keys::http_max_stream_clients));
   o.max_streams_per_token = static_cast<std::size_t>(config.get(keys::http_max_streams_per_token));
   o.max_connections = static_cast<std::size_t>(config.get(keys::http_max_connections));
-  // The shipped definitions: what the aggregate stage computes until aggregate.definitions is read here too.
-  // A catalog without their signals leaves the API without definitions: it then serves whatever aggregates
-  // the store holds, and history never falls back to them.
+  // The definitions the aggregate stage computes (aggregate.definitions, or the shipped ones). Definitions
+  // this catalog cannot read leave the API without them: it then serves whatever aggregates the store
+  // holds, and history never falls back to them.
   try {
-    o.aggregates = aggregate::defaults(*o.catalog);
-  } catch (const aggregate::DefinitionError& e) {
+    o.aggregates = stages::aggregate_definitions(config, *o.catalog);
+  } catch (const ConfigError& e) {
     spdlog::warn("api: no aggregate definitions for catalog {}: {}", o.catalog->label(), e.what());
   }
   o.history_retention_ms = config.get(keys::store_history_retention).count();

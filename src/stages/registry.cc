@@ -1,9 +1,4 @@
 #include "stages/registry.h"
-
-#include <fstream>
-#include <sstream>
-
-#include "aggregate/definition.h"
 #include "stages/sink/sink_stage.h"
 
 namespace fleettwin::stages {
@@ -49,20 +44,7 @@ void configure_twin(const config::Config& config, StageContext& c) {
 
 // The definitions: the operator's file, or the shipped ones, read against this process's catalog.
 void configure_aggregate(const config::Config& config, StageContext& c) {
-  const std::string path = config.get(keys::aggregate_definitions);
-  try {
-    if (path.empty()) {
-      c.aggregate.definitions = aggregate::defaults(*c.catalog);
-    } else {
-      std::ifstream in(path);
-      if (!in) throw config::ConfigError("aggregate.definitions: cannot read " + path);
-      std::ostringstream text;
-      text << in.rdbuf();
-      c.aggregate.definitions = aggregate::parse_yaml(text.str(), path, *c.catalog);
-    }
-  } catch (const aggregate::DefinitionError& e) {
-    throw config::ConfigError(e.what());
-  }
+  c.aggregate.definitions = aggregate_definitions(config, *c.catalog);
   AggregateStage::check_attributes(c.aggregate.definitions);
   c.aggregate.flush_interval_ms = config.get(keys::aggregate_flush_interval).count();
   c.aggregate.engine.max_windows_per_key = static_cast<std::size_t>(config.get(keys::aggregate_max_windows));

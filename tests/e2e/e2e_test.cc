@@ -436,6 +436,8 @@ TEST_F(E2E, QueryAggregatesPrintsTheStoredWindows) {
   auto bad = run({"query", "aggregates", "Bad-Name", "--data-dir", data});
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
   EXPECT_NE(bad.out.find("bad aggregate name"), std::string::npos) << bad.out;
+}
+
 // Issue 19 on the embedded pipeline: `up` runs the aggregate stage and the sink stores its results in
 // SQLite; a second run on the data dir continues the windows the first left open (the snapshot of a clean
 // stop), so every full 5 minutes of a car holds its 300 events once.

@@ -59,18 +59,6 @@ function precisionLine(version: string): HTMLElement {
   return line;
 }
 
-function value(k: string, v: unknown): string {
-  if (typeof v === "number")
-    return k.endsWith("_ms") || k.endsWith("_ts") || k === "created" ? time(v) : fmt(v, Number.isInteger(v) ? 0 : 4);
-  return typeof v === "string" ? v : JSON.stringify(v);
-}
-
-/** A metadata member as text ("" when absent). */
-function text(v: unknown): string {
-  if (v === undefined || v === null) return "";
-  return typeof v === "string" ? v : JSON.stringify(v);
-}
-
 /** A member of a JSON object, or undefined (metadata members vary with the model kind). */
 function at(v: unknown, ...path: string[]): unknown {
   let cur: unknown = v;

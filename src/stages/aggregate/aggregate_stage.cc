@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "codec/schemas.h"
 #include "config/config.h"
 #include "core/topics.h"
@@ -28,6 +31,21 @@ const StageDescriptor& AggregateStage::static_descriptor() {
       "telemetry -> window aggregates",
       {}};
   return kDescriptor;
+}
+
+std::vector<aggregate::Definition> aggregate_definitions(const config::Config& config,
+                                                         const catalog::Catalog& catalog) {
+  const std::string path = config.get(config::keys::aggregate_definitions);
+  try {
+    if (path.empty()) return aggregate::defaults(catalog);
+    std::ifstream in(path);
+    if (!in) throw config::ConfigError("aggregate.definitions: cannot read " + path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return aggregate::parse_yaml(text.str(), path, catalog);
+  } catch (const aggregate::DefinitionError& e) {
+    throw config::ConfigError(e.what());
+  }
 }
 
 void AggregateStage::check_attributes(const std::vector<aggregate::Definition>& definitions) {

@@ -9,12 +9,20 @@
 #include <vector>
 
 #include "aggregate/engine.h"
+#include "catalog/catalog.h"
+#include "config/config.h"
 #include "core/metrics.h"
 #include "registry/telemetry_reader.h"
 #include "stages/dead_letters.h"
 #include "stages/stage.h"
 
 namespace fleettwin::stages {
+
+/// The aggregate definitions in use: the file `aggregate.definitions` names, or the shipped ones, read
+/// against `catalog`. The aggregate stage and the API (which names a result's columns) read them the same
+/// way. ConfigError for an unreadable file or a bad definition.
+std::vector<aggregate::Definition> aggregate_definitions(const config::Config& config,
+                                                         const catalog::Catalog& catalog);
 
 /// A car's saved window state as the aggregate stage's changelog holds it (Engine::save_car bytes).
 struct AggregateSnapshot {
