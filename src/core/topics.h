@@ -32,8 +32,8 @@ inline constexpr const char* kTwinsDlq = "fleet.twins.dlq";
 inline constexpr const char* kAggregatesDlq = "fleet.aggregates.dlq";
 /// Retrain requests on fleet.models the trainer cannot read.
 inline constexpr const char* kModelsDlq = "fleet.models.dlq";
-inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq,   kCommandAcksDlq, kScoresDlq,
-                                             kAlertsDlq,    kTwinsDlq,      kAggregatesDlq,  kModelsDlq};
+inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq, kCommandAcksDlq, kScoresDlq,
+                                             kAlertsDlq,    kTwinsDlq,    kAggregatesDlq,  kModelsDlq};
 
 // Headers.
 inline constexpr const char* kHeaderErrorReason = "error.reason";
