@@ -20,7 +20,7 @@ class ModelCatalog {
   /// Versions kept at most (the oldest seen go first): fleet.models is outside input.
   static constexpr std::size_t kMaxVersions = 256;
   /// A gate record larger than this is ignored.
-  static constexpr std::size_t kMaxGateBytes = 64 * 1024;
+  static constexpr std::size_t kMaxGateBytes = std::size_t{64} * 1024;
 
   /// Keeps a record of fleet.models; ignores one it cannot read. The artifact format (src/ml/training.h)
   /// starts with "FTMODEL1", a u64 little-endian length and the metadata JSON; reading that header here

@@ -121,7 +121,7 @@ class Protocol {
     _step.trained_on_to = b;
     auto window = span(_events, _step.trained_on_from, b);
     _step.training_events = static_cast<int64_t>(window.size());
-    _candidate = _train(std::move(window), "lc" + std::to_string(++_trained));
+    _candidate = _train(window, "lc" + std::to_string(++_trained));
     _step.candidate = _candidate->meta.version;
     _step.shadow_from = b;
     _shadow->set_model(_candidate);

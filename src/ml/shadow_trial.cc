@@ -75,7 +75,7 @@ void write_side(codec::JsonWriter& w, const char* name, const std::string& versi
 TrialResult run_trial(const std::shared_ptr<const Model>& active,
                       const std::shared_ptr<const Model>& candidate,
                       const std::vector<core::Telemetry>& events, const MonitorOptions& options,
-                      std::shared_ptr<const FeatureSpace> space) {
+                      const std::shared_ptr<const FeatureSpace>& space) {
   const Replay a = replay(active, events, options, space);
   const Replay c = replay(candidate, events, options, space);
   TrialResult r;

@@ -33,6 +33,6 @@ struct TrialResult {
 TrialResult run_trial(const std::shared_ptr<const Model>& active,
                       const std::shared_ptr<const Model>& candidate,
                       const std::vector<core::Telemetry>& events, const MonitorOptions& options,
-                      std::shared_ptr<const FeatureSpace> space);
+                      const std::shared_ptr<const FeatureSpace>& space);
 
 }  // namespace fleettwin::ml

@@ -117,8 +117,8 @@ class ScoreStage final : public Stage {
     /// time), and at most once per cooldown.
     std::size_t drift_window = 20'000;
     double drift_threshold = 0.25;
-    int64_t drift_for_ms = 15 * 60'000;
-    int64_t drift_cooldown_ms = 6 * 3'600'000;
+    int64_t drift_for_ms = int64_t{15} * 60'000;
+    int64_t drift_cooldown_ms = int64_t{6} * 3'600'000;
   };
   ScoreStage(Options options, std::shared_ptr<ModelSlot> slot, core::Metrics& metrics,
              registry::TelemetryReader reader = registry::TelemetryReader(), WarmupTrainer trainer = nullptr);

@@ -64,10 +64,10 @@ class TrainStage final : public Stage {
   struct Options {
     std::shared_ptr<const ml::FeatureSpace> space = ml::FeatureSpace::builtin();
     ml::MonitorOptions monitor;  ///< the score stage's rule: the trial replays what it would raise
-    int64_t window_ms = 2 * 3'600'000;
+    int64_t window_ms = int64_t{2} * 3'600'000;
     std::size_t max_events = 400'000;
     int64_t retrain_every_ms = 0;  ///< 0: only on requests
-    int64_t shadow_period_ms = 30 * 60'000;
+    int64_t shadow_period_ms = int64_t{30} * 60'000;
     bool auto_promote = true;
     std::size_t min_events = 1'000;  ///< fewer in the window: a request waits for more
   };
