@@ -211,14 +211,34 @@ inline void kill_sink_mid_run(SinkCluster& d, int64_t cars) {
                                           .count()));
 }
 
-/// The outage scenario: the store's server process stops (scripts/services/<store> pause: the port and data
-/// stay) for `length`, during which the sink (log sink.log) must stay alive, then runs again there.
-inline void store_outage(SinkCluster& d, std::chrono::seconds length) {
+/// The outage scenario from the start: the sink starts (its log `sink_log`) and reports once, the store's
+/// server process stops (scripts/services/<store> pause: the port and data stay), the simulator of `cars`
+/// starts, and once the sink has said it cannot write, the store stays down `length` more; the sink must stay
+/// alive; then the server runs again there. `lines_at_pause` is the count of the sink's progress lines (once
+/// a second) when the store stopped. The outage begins before the simulator so the sink has rows to write
+/// while the store is away under any load: begun after it had stored a tenth, it could find a sink that had
+/// already caught up with the whole (fast) run.
+inline void store_outage_from_start(SinkCluster& d, int64_t cars, const std::string& sink_log,
+                                    std::chrono::seconds length, size_t& lines_at_pause) {
+  using namespace std::chrono_literals;
+  d.sink = d.start_sink(sink_log);
+  ASSERT_TRUE(
+      eventually([&] { return !progress_series(read_file(d.path(sink_log)), "stored").empty(); }, 120s))
+      << read_file(d.path(sink_log));
   const auto paused = run(d.store_script, {"pause", d.store.address()});
   ASSERT_EQ(paused.exit_code, 0) << paused.out;
-  std::this_thread::sleep_for(length);  // the scenario's length, not an assertion
-  EXPECT_TRUE(alive(d.sink)) << "the sink exited while the database was down\n"
-                             << read_file(d.path("sink.log"));
+  lines_at_pause = progress_series(read_file(d.path(sink_log)), "lag").size();
+  d.sim = d.start_sim(cars);
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto log = read_file(d.path(sink_log));
+        return log.find("store unreachable") != std::string::npos ||
+               log.find("bulk write to telemetry failed") != std::string::npos;
+      },
+      180s))
+      << read_file(d.path(sink_log));
+  std::this_thread::sleep_for(length);  // the outage's length, not an assertion
+  EXPECT_TRUE(alive(d.sink)) << "the sink exited while the store was down\n" << read_file(d.path(sink_log));
   const auto resumed = run(d.store_script, {"resume", d.store.address()});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
 }

@@ -89,24 +89,8 @@ TEST(SinkPostgres, KilledSinkResumesAndStoresEveryCarSeqExactlyOnce) {
 TEST(SinkPostgres, DatabaseDownForTenSecondsLosesAndDuplicatesNothing) {
   constexpr int64_t kCars = 200;
   Distributed d("sink_pg_outage");
-  // The database goes down before the simulator starts, so the sink has rows to write while it is down
-  // whatever the machine's load: started after it had stored a tenth, the outage could find a sink that had
-  // already caught up with the whole (fast) run and had nothing left to write.
-  d.sink = d.start_sink("sink.log");
-  ASSERT_TRUE(
-      eventually([&] { return read_file(d.path("sink.log")).find("stored 0") != std::string::npos; }, 120s))
-      << read_file(d.path("sink.log"));
-  const auto paused = run(d.store_script, {"pause", d.store.address()});
-  ASSERT_EQ(paused.exit_code, 0) << paused.out;
-  d.sim = d.start_sim(kCars);
-  ASSERT_TRUE(eventually(
-      [&] { return read_file(d.path("sink.log")).find("store unreachable") != std::string::npos; }, 180s))
-      << read_file(d.path("sink.log"));
-  std::this_thread::sleep_for(10s);  // the outage's length, not an assertion
-  EXPECT_TRUE(alive(d.sink)) << "the sink exited while the database was down\n"
-                             << read_file(d.path("sink.log"));
-  const auto resumed = run(d.store_script, {"resume", d.store.address()});
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
+  size_t lines_at_pause = 0;
+  ASSERT_NO_FATAL_FAILURE(store_outage_from_start(d, kCars, "sink.log", 10s, lines_at_pause));
 
   d.finish_and_expect_exact(kCars, [&] {
     EXPECT_TRUE(alive(d.sink)) << read_file(d.path("sink.log"));
