@@ -43,7 +43,7 @@ metric_sum() {
   local total=0 v s
   for s in depot-a depot-b; do
     v=$(curl -sf -H "Authorization: Bearer $(cat "$out/$s/api-token")" "$(api_of "$s")/metrics" |
-      awk -v n="$1" '$1 == n { printf "%d", $2 }')
+      awk -v n="$1" '$1 == n { printf "%.0f", $2 }')
     total=$((total + ${v:-0}))
   done
   echo "$total"

@@ -517,9 +517,11 @@ class PipelineRun {
     _last_tick = now;
     int64_t lag = 0;
     bool assigned = false;  // before a role's group gives it partitions its lag is no figure at all
+    bool retrying = false;  // a commit the broker did not take, tried again after a backoff
     for (auto& r : _runners) {
       lag += r->lag();
       assigned = assigned || r->has_partitions();
+      retrying = retrying || r->commit_retrying();
     }
     const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(now - _started).count();
     std::string line = "[" + std::to_string(elapsed) + "s] ";
@@ -532,6 +534,7 @@ class PipelineRun {
     if (_roles.runs("sink")) line += " | stored " + with_commas(_stored.value());
     if (_uplink) line += _uplink->progress();
     if (!_runners.empty()) line += assigned ? " | lag " + with_commas(lag) : " | waiting for partitions";
+    if (retrying) line += " | commit retrying";
     static const bool kTty = isatty(STDERR_FILENO);
     std::fprintf(stderr, "%s%s%s", kTty ? "\r\033[K" : "", line.c_str(), (kTty && !final_line) ? "" : "\n");
     std::fflush(stderr);

@@ -65,7 +65,15 @@ Uplink::Uplink(const config::Config& config, const UplinkHost& host)
   log::KafkaOptions options;
   // Central may be away for hours: a call to it gives up soon and is tried again, so stopping never waits.
   options.operation_timeout = std::chrono::seconds(5);
+  // A site has one downlink, so its consumer is a static member of its group (group.instance.id): an edge
+  // killed and started again takes its old member's place at once. As a dynamic member it waited for the
+  // dead one's session to expire (45 s) before the group assigned it anything, and after an outage the
+  // commands central held for the site came that much later, past the end of a car's visit (issue 18's test:
+  // the command stayed pending).
+  auto downlink_settings = settings;
+  downlink_settings["group.instance.id"] = stages::Downlink::group_of(_site);
   _central = std::make_unique<log::KafkaLog>(std::move(settings), options);
+  _downlink_central = std::make_unique<log::KafkaLog>(std::move(downlink_settings), options);
   for (const auto& m : _spool->marks()) _status->saw(m.car);
   host.metrics->gauge(core::metric::kUplinkEnabled).set(1);
   host.metrics->gauge(core::metric::kUplinkSpoolBudget).set(_budget->bytes());
@@ -80,7 +88,8 @@ Uplink::Uplink(const config::Config& config, const UplinkHost& host)
   target.topics = topic_config(config);
   target.batch = static_cast<std::size_t>(config.get(keys::uplink_batch));
   _sender = std::make_unique<stages::UplinkSender>(_spool, std::move(target), _status, *host.metrics);
-  _downlink = std::make_unique<stages::Downlink>(*_central, *host.site_log, _site, _status, *host.metrics);
+  _downlink =
+      std::make_unique<stages::Downlink>(*_downlink_central, *host.site_log, _site, _status, *host.metrics);
   spdlog::info("uplink: site {} to {} (spool {}, {} bytes waiting, budget {} bytes)", _site,
                config.get(keys::uplink_brokers), host.data_dir + "/uplink.sqlite", _spool->bytes(),
                _budget->bytes());

@@ -65,6 +65,8 @@ class Uplink {
   UplinkHost _host;
   std::string _site;
   std::unique_ptr<log::Log> _central;
+  /// Central for the downlink's consumer only: a static member of its group (Uplink::Uplink says why).
+  std::unique_ptr<log::Log> _downlink_central;
   std::shared_ptr<stages::Spool> _spool;
   std::shared_ptr<stages::SpoolBudget> _budget;
   std::shared_ptr<stages::UplinkStatus> _status;

@@ -1,5 +1,6 @@
 #include "stages/stage.h"
 #include "core/metric_catalog.h"
+#include "log/transient_error.h"
 #include "stages/sites.h"
 
 #include <pthread.h>
@@ -24,6 +25,13 @@ StageRunner::StageRunner(std::unique_ptr<Stage> stage, log::Log& log, core::Metr
   _lag = &metrics.gauge(core::metric::kConsumerLag, labels);
   _batch_us =
       &metrics.gauge("fleettwin_batch_latency_us", "Wall time of the last batch, poll to commit", labels);
+  _commit_retries = &metrics.counter(
+      "fleettwin_commit_retries_total",
+      "Input commits the broker did not take in time (away or restarting), tried again after a backoff",
+      labels);
+  _commit_failing =
+      &metrics.gauge("fleettwin_commit_failing",
+                     "1 while a stage's input commits fail and are being retried, else 0", labels);
 }
 
 StageRunner::~StageRunner() {
@@ -105,6 +113,32 @@ void StageRunner::fill_batch(log::Consumer& consumer, std::vector<log::Record>& 
   }
 }
 
+bool StageRunner::commit_or_retry(log::Consumer& consumer, log::Offsets& pending, bool now_or_never) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!now_or_never && now < _commit_retry_at) return false;
+  try {
+    consumer.commit(pending);
+  } catch (const log::TransientLogError& e) {
+    // A broker that restarts answers no commit for a while; stopping would only replay what this member
+    // processed. The offsets stay pending and the next commit, a superset, is tried after the backoff.
+    _commit_backoff =
+        std::clamp(_commit_backoff * 2, std::chrono::milliseconds(1000), std::chrono::milliseconds(30'000));
+    _commit_retry_at = now + _commit_backoff;
+    _commit_retries->add();
+    _commit_failing->set(1);
+    spdlog::warn("stage {}: {}; processing goes on, commit again in {} ms", _stage->descriptor().name,
+                 e.what(), _commit_backoff.count());
+    return false;
+  }
+  if (_commit_failing->value() != 0)
+    spdlog::info("stage {}: commit succeeded again", _stage->descriptor().name);
+  _commit_backoff = std::chrono::milliseconds(0);
+  _commit_retry_at = {};
+  _commit_failing->set(0);
+  pending.clear();
+  return true;
+}
+
 bool StageRunner::assigned_or_given_up(std::chrono::steady_clock::time_point now) {
   // No partitions has no lag: before its group's first assignment, or while a rebalance moves partitions,
   // a member would look caught up and a drain would stop with nothing read (seen in `up --kafka`, whose
@@ -141,14 +175,12 @@ void StageRunner::loop() {
   std::vector<log::Record> batch;
 
   // Flush held-back state and outputs, wait for their acknowledgement, then commit what was processed.
-  auto commit = [&] {
+  auto commit = [&](bool now_or_never = false) {
     _stage->flush_state(out);
     if (const int64_t failed = out.flush(_options.flush_timeout); failed != 0)
       throw log::LogError(std::to_string(failed) +
                           " output records were not acknowledged; input not committed");
-    if (pending.empty()) return;
-    consumer->commit(pending);
-    pending.clear();
+    if (pending.empty() || !commit_or_retry(*consumer, pending, now_or_never)) return;
     _batches->add();
     _batch_us->set(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                          batch_started)
@@ -178,7 +210,11 @@ void StageRunner::loop() {
     _stage->flush_state(out);
     if (out.flush(_options.flush_timeout) != 0)
       throw log::LogError("outputs not acknowledged during a rebalance");
-    if (!theirs.empty()) consumer->commit(theirs);
+    // A commit the broker does not take now is not retried: the partitions are leaving, and their new owner
+    // replays from the previous commit (the stores are idempotent by (car, seq)).
+    if (!theirs.empty() && !commit_or_retry(*consumer, theirs, true))
+      spdlog::warn("stage {}: revoked partitions replay from their previous commit",
+                   _stage->descriptor().name);
     _stage->on_revoked(tps);
   };
   auto on_assigned = [&](const std::vector<log::TopicPartition>& tps) {
@@ -219,14 +255,12 @@ void StageRunner::loop() {
         // stop).
         if (out.flush(_options.flush_timeout) != 0)
           throw log::LogError("output records were not acknowledged");
-        consumer->commit(pending);
-        pending.clear();
-        _batches->add();
+        if (commit_or_retry(*consumer, pending, false)) _batches->add();
       }
       if (_has_partitions) _unassigned_since = {};
       if (_drain && idle && pending.empty() && assigned_or_given_up(now) && drained(now)) break;
     }
-    commit();  // stopping: finish what was processed
+    commit(true);  // stopping: finish what was processed (if the broker does not take it, it is replayed)
   } catch (...) {
     // Leave the group without committing: the batch is replayed by whoever takes the partitions.
     failed = true;

@@ -129,6 +129,8 @@ class StageRunner {
   bool has_partitions() const { return _has_partitions.load(); }
   /// Records this stage has read from its input topics so far.
   int64_t records_in() const { return _in->value(); }
+  /// Whether the last commit of its input failed for now (the broker away) and is being retried.
+  bool commit_retrying() const { return _commit_failing->value() != 0; }
   Stage& stage() { return *_stage; }
 
  private:
@@ -143,6 +145,11 @@ class StageRunner {
   /// revoke during a poll drops the batch's records of those partitions (loop()'s rebalance listener).
   void fill_batch(log::Consumer& consumer, std::vector<log::Record>& batch,
                   std::chrono::steady_clock::time_point window_end);
+  /// Commits `pending` and clears it; returns false, keeping it, when the broker did not take the commit for
+  /// now (TransientLogError): the next attempt is after a backoff of 1 s doubling to 30 s, unless
+  /// `now_or_never` (stopping), and until then the stage goes on processing with the offsets held (they only
+  /// grow: a later commit covers every record before it). Other errors are thrown.
+  bool commit_or_retry(log::Consumer& consumer, log::Offsets& pending, bool now_or_never);
 
   std::unique_ptr<Stage> _stage;
   log::Log& _log;
@@ -164,6 +171,10 @@ class StageRunner {
   std::chrono::steady_clock::time_point _busy_since{};  ///< draining, input done, stage still busy since
   core::Gauge* _lag;
   core::Gauge* _batch_us;
+  core::Counter* _commit_retries;
+  core::Gauge* _commit_failing;
+  std::chrono::milliseconds _commit_backoff{0};              ///< runner thread
+  std::chrono::steady_clock::time_point _commit_retry_at{};  ///< no commit before this (backing off)
 };
 
 /// Counts what a stage writes, per topic, and forwards to the real producer.

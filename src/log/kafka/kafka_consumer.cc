@@ -7,6 +7,8 @@
 #include <thread>
 #include <utility>
 
+#include "log/transient_error.h"
+
 namespace fleettwin::log {
 
 namespace {
@@ -25,6 +27,7 @@ bool retriable_commit_error(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
     case RD_KAFKA_RESP_ERR__TRANSPORT:
     case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:  // no answer within the deadline: the broker away or restarting
       return true;
     default:
       return false;
@@ -187,14 +190,18 @@ void KafkaConsumer::commit(const Offsets& offsets) {
       }
       if (!_committing.empty()) {
         _committing.clear();
-        throw LogError("kafka commit failed: " + error_text(err) + " and the rebalance did not complete in " +
-                       std::to_string(_options.operation_timeout.count()) + " ms");
+        throw TransientLogError("kafka commit failed: " + error_text(err) +
+                                " and the rebalance did not complete in " +
+                                std::to_string(_options.operation_timeout.count()) + " ms");
       }
       break;
     }
     if (!retriable_commit_error(err) || std::chrono::steady_clock::now() + backoff >= deadline) {
       _committing.clear();
-      throw LogError("kafka commit failed" + (where.empty() ? "" : " for " + where) + ": " + error_text(err));
+      const std::string what =
+          "kafka commit failed" + (where.empty() ? "" : " for " + where) + ": " + error_text(err);
+      if (retriable_commit_error(err)) throw TransientLogError(what);
+      throw LogError(what);
     }
     spdlog::info("kafka commit: {}, retrying", error_text(err));
     std::this_thread::sleep_for(backoff);

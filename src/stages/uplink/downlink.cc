@@ -36,7 +36,7 @@ void Downlink::run() {
   while (!_stop) {
     try {
       if (!consumer) {
-        consumer = _central.consumer("fleettwin-downlink-" + _site);
+        consumer = _central.consumer(group_of(_site));
         consumer->subscribe({core::topics::kCommands});
       }
       auto batch = consumer->poll(500, std::chrono::milliseconds(200));

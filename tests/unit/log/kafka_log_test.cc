@@ -3,7 +3,6 @@
 // generous because the mock delays a group's first join by 3 s and a rebalance by up to session.timeout.
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 
 #include <algorithm>
 #include <chrono>
@@ -19,6 +18,7 @@
 
 #include "log/kafka/kafka_log.h"
 #include "support/log_records.h"
+#include "support/mock_cluster.h"
 
 using namespace fleettwin::log;
 using namespace std::chrono_literals;
@@ -34,52 +34,10 @@ void PrintTo(const TopicPartition& tp, std::ostream* os) { *os << tp.topic << "[
 
 namespace {
 
-// Kafka protocol ApiKeys; librdkafka's names for them (RD_KAFKAP_*) are in a private header.
-constexpr int16_t kProduce = 0;
-constexpr int16_t kOffsetCommit = 8;
-constexpr int16_t kInitProducerId = 22;
-
-/// A mock cluster owned by the test. Standalone (rd_kafka_mock_cluster_new) rather than
-/// `test.mock.num.brokers` in the settings: that would give every client handle a cluster of its own, and a
-/// KafkaLog makes one handle per producer and consumer.
-class MockCluster {
- public:
-  explicit MockCluster(int brokers) {
-    char errstr[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    // This handle only hosts the cluster; it never connects, so its "no bootstrap.servers" notice is noise.
-    rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof errstr);
-    _rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!_rk) throw std::runtime_error(errstr);
-    _mc = rd_kafka_mock_cluster_new(_rk, brokers);
-    if (!_mc) throw std::runtime_error("rd_kafka_mock_cluster_new failed");
-  }
-  ~MockCluster() {
-    rd_kafka_mock_cluster_destroy(_mc);
-    rd_kafka_destroy(_rk);
-  }
-  MockCluster(const MockCluster&) = delete;
-  MockCluster& operator=(const MockCluster&) = delete;
-
-  std::string bootstrap() const { return rd_kafka_mock_cluster_bootstraps(_mc); }
-  void topic(const std::string& name, int partitions, int replication = 3) {
-    if (rd_kafka_mock_topic_create(_mc, name.c_str(), partitions, replication))
-      throw std::runtime_error("mock topic " + name);
-  }
-  void push_errors(int16_t api, const std::vector<rd_kafka_resp_err_t>& errors) {
-    rd_kafka_mock_push_request_errors_array(_mc, api, errors.size(), errors.data());
-  }
-  void leader(const std::string& topic, int32_t partition, int32_t broker) {
-    if (rd_kafka_mock_partition_set_leader(_mc, topic.c_str(), partition, broker))
-      throw std::runtime_error("mock leader " + topic);
-  }
-  void broker_down(int32_t id) { rd_kafka_mock_broker_set_down(_mc, id); }
-  void broker_up(int32_t id) { rd_kafka_mock_broker_set_up(_mc, id); }
-
- private:
-  rd_kafka_t* _rk = nullptr;
-  rd_kafka_mock_cluster_t* _mc = nullptr;
-};
+using fleettwin::testing::kInitProducerId;
+using fleettwin::testing::kOffsetCommit;
+using fleettwin::testing::kProduce;
+using fleettwin::testing::MockCluster;
 
 using Clock = std::chrono::steady_clock;
 

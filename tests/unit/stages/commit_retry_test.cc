@@ -1,0 +1,103 @@
+// Issue 18: a distributed role whose input commit times out (central's broker restarting) does not stop. Its
+// StageRunner keeps the offsets, goes on processing and commits again after a bounded backoff; /metrics says
+// so (fleettwin_commit_retries_total, fleettwin_commit_failing). Nothing is lost and nothing is processed
+// twice. On librdkafka's in-process mock cluster: the commit errors are injected into the real protocol.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/metrics.h"
+#include "log/kafka/kafka_log.h"
+#include "stages/stage.h"
+#include "support/log_records.h"
+#include "support/mock_cluster.h"
+
+using namespace fleettwin;
+using namespace std::chrono_literals;
+using fleettwin::testing::kOffsetCommit;
+using fleettwin::testing::MockCluster;
+
+namespace {
+
+/// Copies every input record to "out": the smallest stage, so what it wrote is what it processed.
+class CopyStage final : public stages::Stage {
+ public:
+  const stages::StageDescriptor& descriptor() const override {
+    static const stages::StageDescriptor d{.name = "copy",
+                                           .inputs = {"in"},
+                                           .outputs = {"out"},
+                                           .config_keys = {},
+                                           .description = "copies its input"};
+    return d;
+  }
+  void process(const std::vector<log::Record>& batch, log::Producer& out) override {
+    for (const auto& r : batch) out.send(log::OutRecord{"out", r.key, r.value});
+  }
+};
+
+void produce(log::KafkaLog& log, int from, int to) {
+  auto p = log.producer();
+  for (int i = from; i < to; ++i) p->send(log::OutRecord{"in", "k", std::to_string(i)});
+  ASSERT_EQ(p->flush(30s), 0);
+}
+
+/// Waits up to 60 s for `done`.
+template <typename Pred>
+bool within_a_minute(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  return done();
+}
+
+}  // namespace
+
+TEST(StageCommitRetry, ACommitTheBrokerDoesNotTakeIsRetriedWhileTheStageGoesOn) {
+  MockCluster cluster(3);
+  cluster.topic("in", 1);
+  cluster.topic("out", 1);
+  // A short bound for each call to the cluster, so a commit gives up (and the runner retries) within a
+  // second; the mock delays a group's first join by 3 s, so short sessions keep the test short.
+  log::KafkaOptions options;
+  options.operation_timeout = 1s;
+  log::KafkaLog log({{"bootstrap.servers", cluster.bootstrap()},
+                     {"session.timeout.ms", "6000"},
+                     {"heartbeat.interval.ms", "500"}},
+                    options);
+  core::Metrics metrics;
+  stages::StageRunner runner(std::make_unique<CopyStage>(), log, metrics, {.group = "g"});
+  runner.start();
+
+  ASSERT_NO_FATAL_FAILURE(produce(log, 0, 10));
+  ASSERT_TRUE(within_a_minute([&] { return log.committed("g", {"in", 0}) == 10; })) << runner.error();
+
+  // The broker answers no commit for a while: more errors than one commit's retries within its second.
+  cluster.push_errors(kOffsetCommit,
+                      std::vector<rd_kafka_resp_err_t>(15, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT));
+  ASSERT_NO_FATAL_FAILURE(produce(log, 10, 20));
+  const std::string failing = R"(fleettwin_commit_failing{stage="copy"})";
+  const std::string retries = R"(fleettwin_commit_retries_total{stage="copy"})";
+  ASSERT_TRUE(within_a_minute([&] { return metrics.value(failing) == 1; })) << runner.error();
+  // Processing goes on meanwhile.
+  ASSERT_NO_FATAL_FAILURE(produce(log, 20, 30));
+
+  // The errors run out; the next commit covers everything processed.
+  ASSERT_TRUE(within_a_minute([&] { return log.committed("g", {"in", 0}) == 30; })) << runner.error();
+  EXPECT_TRUE(runner.running()) << runner.error();
+  EXPECT_EQ(runner.error(), "");
+  EXPECT_GE(metrics.value(retries), 1);
+  EXPECT_EQ(metrics.value(failing), 0);
+  runner.request_stop();
+  runner.join();
+
+  // Every input record went out exactly once.
+  auto c = fleettwin::testing::subscribed(log, "check", {"out"});
+  const auto out = fleettwin::testing::drain(*c, 30);
+  std::multiset<std::string> values;
+  for (const auto& r : out) values.insert(r.value);
+  EXPECT_EQ(out.size(), 30u);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(values.count(std::to_string(i)), 1u) << i;
+}
