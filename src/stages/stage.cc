@@ -1,6 +1,5 @@
 #include "stages/stage.h"
 #include "core/metric_catalog.h"
-#include "log/recycler.h"
 #include "stages/sites.h"
 
 #include <pthread.h>
@@ -131,8 +130,6 @@ bool StageRunner::drained(std::chrono::steady_clock::time_point now) {
 
 void StageRunner::loop() {
   auto consumer = _log.consumer(_options.group);
-  // The embedded log's consumer reuses the memory of the records each batch is done with (log/recycler.h).
-  auto* recycler = dynamic_cast<log::Recycler*>(consumer.get());
   auto producer = _log.producer();
   CountingProducer out(*producer, *_out);
   const auto commit_interval = _stage->commit_interval();
@@ -196,7 +193,6 @@ void StageRunner::loop() {
 
   try {
     while (!_stop) {
-      if (recycler != nullptr) recycler->recycle(std::move(batch));
       batch.clear();
       const auto started = std::chrono::steady_clock::now();
       if (pending.empty()) batch_started = started;

@@ -4,7 +4,6 @@
 #include <chrono>
 
 #include "core/clock.h"
-#include "log/recycler.h"
 
 namespace fleettwin::log {
 
@@ -108,7 +107,7 @@ struct MemoryLog::Member {
 
 namespace {
 
-class MemoryConsumer final : public Consumer, public Recycler {
+class MemoryConsumer final : public Consumer {
  public:
   MemoryConsumer(MemoryLog& log, std::string group) : _log(log), _group(log.group(group)) {
     _member.log = &log;
@@ -149,21 +148,6 @@ class MemoryConsumer final : public Consumer, public Recycler {
       std::unique_lock lock(_waiter.mu);
       if (!_waiter.cv.wait_until(lock, deadline, [&] { return _waiter.ready; })) return out;
     }
-  }
-
-  void recycle(std::vector<Record>&& records) override {
-    // Bounded: a batch or two of spare records per member (max_batch is 5,000 by default).
-    constexpr std::size_t kMaxSpare = 8192;
-    if (_spare.empty()) {
-      _spare = std::move(records);
-    } else {
-      for (auto& r : records) {
-        if (_spare.size() >= kMaxSpare) break;
-        _spare.push_back(std::move(r));
-      }
-    }
-    if (_spare.size() > kMaxSpare) _spare.resize(kMaxSpare);
-    records.clear();
   }
 
   void commit(const Offsets& offsets) override {
@@ -277,9 +261,7 @@ class MemoryConsumer final : public Consumer, public Recycler {
       }
       for (; pos < part.end() && out.size() < max_records; ++pos) {
         const auto& s = part.records[pos - part.base];
-        // A recycled record keeps its strings' buffers: the copies below then allocate nothing.
-        Record& r = _spare.empty() ? out.emplace_back() : out.emplace_back(std::move(_spare.back()));
-        if (!_spare.empty()) _spare.pop_back();
+        Record& r = out.emplace_back();
         r.topic = t.name;
         r.partition = tp.partition;
         r.offset = pos;
@@ -301,7 +283,6 @@ class MemoryConsumer final : public Consumer, public Recycler {
   std::vector<MemoryLog::Topic*> _topics;
   std::vector<TopicPartition> _assignment;
   std::map<TopicPartition, int64_t> _positions;
-  std::vector<Record> _spare;  ///< records given back by recycle(), their buffers reused by read()
   uint64_t _seen_generation = ~0ull;
   bool _waiting = false;  // a partition dealt to this member is still held by another
   std::size_t _next = 0;

@@ -5,7 +5,6 @@
 #include <thread>
 
 #include "log/memory/memory_log.h"
-#include "log/recycler.h"
 #include "support/log_records.h"
 
 using namespace fleettwin::log;
@@ -295,35 +294,4 @@ TEST(MemoryLog, HeadersAndRecordHeaderLookup) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].header("error.reason"), "malformed");
   EXPECT_FALSE(got[0].header("nope").has_value());
-}
-
-TEST(MemoryLog, RecycledRecordsAreOverwrittenWholeByTheNextPoll) {
-  // A recycled record keeps its buffers; the next poll must leave nothing of the old record in it: a longer
-  // value, headers and another key before, a short value without headers after.
-  MemoryLog log;
-  log.create_topic("t", TopicConfig{.partitions = 1});
-  auto p = log.producer();
-  auto first = rec("t", "car-with-a-long-identifier", std::string(300, 'x'));
-  first.headers = {{"fleettwin.site", "north"}, {"error.stage", "process"}};
-  p->send(std::move(first));
-  ASSERT_EQ(p->flush(1s), 0);
-  auto c = subscribed(log, "g", {"t"});
-  auto got = drain(*c, 1);
-  ASSERT_EQ(got.size(), 1u);
-  ASSERT_EQ(got[0].headers.size(), 2u);
-  const int64_t first_offset = got[0].offset;
-  auto* recycler = dynamic_cast<Recycler*>(c.get());
-  ASSERT_NE(recycler, nullptr);
-  recycler->recycle(std::move(got));
-
-  p->send(rec("t", "k", "v"));
-  ASSERT_EQ(p->flush(1s), 0);
-  auto next = drain(*c, 1);
-  ASSERT_EQ(next.size(), 1u);
-  EXPECT_EQ(next[0].topic, "t");
-  EXPECT_EQ(next[0].key, "k");
-  EXPECT_EQ(next[0].value, "v");
-  EXPECT_TRUE(next[0].headers.empty());
-  EXPECT_FALSE(next[0].header("fleettwin.site").has_value());
-  EXPECT_EQ(next[0].offset, first_offset + 1);
 }
