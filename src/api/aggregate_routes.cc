@@ -49,7 +49,7 @@ void list_aggregate(ApiContext& ctx, const httplib::Request& req, httplib::Respo
 /// a request costs the same at 100,000 cars over a year as at ten cars over an hour.
 constexpr std::size_t kMaxTotalGroups = 200'000;
 constexpr std::size_t kMaxTotalRows = 2'000'000;
-constexpr int64_t kDefaultTotalRange = 3 * 3'600'000;
+constexpr int64_t kDefaultTotalRange = int64_t{3} * 3'600'000;
 
 /// GET /api/v1/aggregates/{name}/total: per window start, the windows of every group summed (groups and
 /// events), so the overview's fleet-wide chart reads one point per window however many cars there are.

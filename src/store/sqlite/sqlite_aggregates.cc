@@ -84,7 +84,7 @@ void SqliteStore::upsert_aggregates(std::span<const AggregateRow> rows) {
 }
 
 /// A range of window starts at most this wide, of every group, is read by window start (see below).
-constexpr int64_t kNarrowRangeMs = 24 * 3'600'000;
+constexpr int64_t kNarrowRangeMs = int64_t{24} * 3'600'000;
 
 std::vector<AggregateRow> SqliteStore::aggregates(const AggregateQuery& q) const {
   std::vector<AggregateRow> out;
