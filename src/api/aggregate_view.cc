@@ -27,6 +27,65 @@ bool valid_aggregate_name(std::string_view name) {
   });
 }
 
+std::vector<int64_t> total_window_starts(const aggregate::Definition& def, int64_t from, int64_t to,
+                                         std::size_t max_points, int64_t* stride) {
+  std::vector<int64_t> out;
+  *stride = 1;
+  const int64_t step = def.advance_ms;
+  if (step <= 0 || from >= to || max_points == 0) return out;
+  // The first aligned start at or after `from` (floor division: negative times align too).
+  int64_t first = from / step * step;
+  if (first < from) first += step;
+  if (first >= to) return out;
+  const int64_t n = (to - 1 - first) / step + 1;
+  const auto points = static_cast<int64_t>(max_points);
+  *stride = (n + points - 1) / points;
+  for (int64_t i = 0; i < n; i += *stride) out.push_back(first + i * step);
+  return out;
+}
+
+void add_to_total(const aggregate::Definition& def, const std::vector<store::AggregateRow>& rows,
+                  WindowTotal& total) {
+  for (const auto& row : rows) {
+    if (def.grouping == aggregate::Grouping::kCar && row.group == "fleet") continue;
+    ++total.groups;
+    total.count += row.count;
+  }
+}
+
+std::string totals_to_json(const aggregate::Definition& def, int64_t stride,
+                           const std::vector<WindowTotal>& totals, bool truncated) {
+  std::string out;
+  codec::JsonWriter w(out);
+  w.begin_object()
+      .key("aggregate")
+      .string(def.name)
+      .key("window")
+      .integer(def.size_ms)
+      .key("advance")
+      .integer(def.advance_ms)
+      .key("stride")
+      .integer(stride)
+      .key("sampled")
+      .boolean(stride > 1)
+      .key("windows")
+      .begin_array();
+  for (const auto& t : totals) {
+    w.begin_object()
+        .key("start")
+        .integer(t.start)
+        .key("end")
+        .integer(t.end)
+        .key("groups")
+        .integer(t.groups)
+        .key("count")
+        .integer(t.count)
+        .end_object();
+  }
+  w.end_array().key("truncated").boolean(truncated).end_object();
+  return out;
+}
+
 std::vector<std::string> aggregate_columns(const aggregate::Definition* def,
                                            const std::vector<store::AggregateRow>& rows) {
   if (def != nullptr) return def->columns();

@@ -30,6 +30,31 @@ std::vector<std::string> aggregate_columns(const aggregate::Definition* def,
 std::string aggregates_to_json(std::string_view name, const std::vector<std::string>& columns,
                                const std::vector<store::AggregateRow>& rows, bool truncated);
 
+/// The window starts a fleet-wide total of `def` over [from, to) reads: every window start in the range
+/// (aligned on the advance, as the engine aligns them) when there are at most `max_points`, else every k-th
+/// with k the smallest stride that keeps to `max_points` (downsampled: a long range still shows, at a
+/// bounded cost per request). `stride` gets k. Empty when the range holds no window start.
+std::vector<int64_t> total_window_starts(const aggregate::Definition& def, int64_t from, int64_t to,
+                                         std::size_t max_points, int64_t* stride);
+
+/// One window start's total over the groups of an aggregate: the groups read and their events.
+struct WindowTotal {
+  int64_t start = 0;
+  int64_t end = 0;
+  int64_t groups = 0;
+  int64_t count = 0;
+};
+
+/// Adds `rows` (windows of one start) to `total`; a per-car definition's "fleet" row (none is written, but
+/// the store is outside input) is not a car and is left out.
+void add_to_total(const aggregate::Definition& def, const std::vector<store::AggregateRow>& rows,
+                  WindowTotal& total);
+
+/// {"aggregate","window","advance","stride","sampled","windows":[{"start","end","groups","count"}],
+/// "truncated"}.
+std::string totals_to_json(const aggregate::Definition& def, int64_t stride,
+                           const std::vector<WindowTotal>& totals, bool truncated);
+
 /// The per-car aggregate that best stands in for raw history of `signals` (catalog indexes): the one with a
 /// column for most of them, then the shortest window; null when no definition groups by car.
 const aggregate::Definition* history_aggregate(const std::vector<aggregate::Definition>& defs,

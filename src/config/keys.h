@@ -229,9 +229,13 @@ inline const StringKey aggregate_definitions{
     "Aggregate definitions (YAML, docs/architecture.md \"Windows and aggregates (engine)\") the aggregate "
     "stage computes. Empty: the shipped ones (events per car per 5 minutes, an hourly summary per car)."};
 inline const DurationKey aggregate_flush_interval{
-    "aggregate.flush_interval", "5s", 0, 600'000,
+    "aggregate.flush_interval", "1m", 0, 600'000,
     "The aggregate stage writes the state of each changed car to its changelog (fleet.aggregates.state) at "
-    "most once per interval, and commits its input then; a restart replays at most this much."};
+    "most once per interval, and commits its input then; a restart replays at most this much. Window results "
+    "go out after every batch whatever the interval. 1 minute: a car's state is about 13 KB (its hourly "
+    "windows, kept for late events), so at 10,000 cars every 5 s wrote about 25 MB/s of state, every minute "
+    "about 2 MB/s, and a restart replays a minute of input (600,000 events at 10,000 msg/s, about a second "
+    "of aggregation). The embedded log keeps no changelog: there it changes nothing."};
 inline const IntKey aggregate_max_windows{
     "aggregate.max_windows", 64, 1, 4'096,
     "Windows kept per car (or group) and definition, open or closed awaiting late events; past it the oldest "

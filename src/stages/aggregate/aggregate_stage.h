@@ -44,7 +44,7 @@ class AggregateStage final : public Stage {
   struct Options {
     std::vector<aggregate::Definition> definitions;
     aggregate::EngineOptions engine{};
-    int64_t flush_interval_ms = 5000;
+    int64_t flush_interval_ms = 60000;
     int32_t result_schema_id = 0;  ///< the registry id of AggregateResult results are framed with
     bool changelog = false;        ///< write car state to fleet.aggregates.state (a durable log)
   };

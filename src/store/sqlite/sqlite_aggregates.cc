@@ -83,11 +83,20 @@ void SqliteStore::upsert_aggregates(std::span<const AggregateRow> rows) {
   }
 }
 
+/// A range of window starts at most this wide, of every group, is read by window start (see below).
+constexpr int64_t kNarrowRangeMs = int64_t{24} * 3'600'000;
+
 std::vector<AggregateRow> SqliteStore::aggregates(const AggregateQuery& q) const {
   std::vector<AggregateRow> out;
   if (q.limit == 0 || q.from_ms >= q.to_ms) return out;
   // Two statements, so each gets the plan of its key prefix: (aggregate, grp, window_start) or (aggregate).
-  std::string sql = std::string("SELECT ") + kAggregateColumns + " FROM aggregates WHERE aggregate = ?1";
+  // Every group over a narrow range of window starts (the API's fleet-wide total reads one start at a time)
+  // is a third: by window start (`+aggregate` keeps the planner off the key, which it would otherwise scan
+  // whole, every group of every day); over a wide range the key's order serves ORDER BY and LIMIT stops it.
+  const bool narrow = q.from_ms > INT64_MAX - kNarrowRangeMs || q.to_ms <= q.from_ms + kNarrowRangeMs;
+  const bool by_start = q.group.empty() && narrow;
+  std::string sql = std::string("SELECT ") + kAggregateColumns + " FROM aggregates WHERE " +
+                    (by_start ? "+aggregate = ?1" : "aggregate = ?1");
   if (!q.group.empty()) sql += " AND grp = ?5";
   sql += " AND window_start >= ?2 AND window_start < ?3 ORDER BY grp, window_start LIMIT ?4";
   Stmt s(_db.handle(), sql);

@@ -185,6 +185,76 @@ TEST_F(ApiAggregatesTest, HistoryOlderThanTheRetentionComesFromTheAggregatesAndS
   EXPECT_EQ(bad->status, 400);
 }
 
+TEST_F(ApiAggregatesTest, TheTotalSumsEveryCarPerWindowLeavingOutTheFleetRow) {
+  auto doc = json("/api/v1/aggregates/summary_1h/total?from=" + std::to_string(kT0) +
+                  "&to=" + std::to_string(kT0 + 3 * kHour));
+  EXPECT_EQ(std::string_view(doc["aggregate"]), "summary_1h");
+  EXPECT_EQ(int64_t(doc["advance"]), kHour);
+  EXPECT_EQ(int64_t(doc["stride"]), 1);
+  EXPECT_FALSE(bool(doc["sampled"]));
+  EXPECT_FALSE(bool(doc["truncated"]));
+  auto windows = doc["windows"].get_array().value();
+  ASSERT_EQ(windows.size(), 2u);  // the third hour holds no window: left out
+  EXPECT_EQ(int64_t(windows.at(0)["start"]), kT0);
+  EXPECT_EQ(int64_t(windows.at(0)["end"]), kT0 + kHour);
+  EXPECT_EQ(int64_t(windows.at(0)["groups"]), 2);   // car-001, car-002; not the "fleet" row
+  EXPECT_EQ(int64_t(windows.at(0)["count"]), 150);  // 100 + 50
+  EXPECT_EQ(int64_t(windows.at(1)["groups"]), 1);
+  EXPECT_EQ(int64_t(windows.at(1)["count"]), 200);
+
+  for (const std::string& path : std::vector<std::string>{
+           "/api/v1/aggregates/summary_1h/total?from=10&to=5", "/api/v1/aggregates/summary_1h/total?points=0",
+           "/api/v1/aggregates/summary_1h/total?points=1001", "/api/v1/aggregates/Bad/total"}) {
+    auto r = get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 400) << path << ": " << r->body;
+  }
+  auto unknown = get("/api/v1/aggregates/no_such_aggregate/total");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+}
+
+TEST_F(ApiAggregatesTest, ALongRangeOfTheTotalIsDownsampledNotCutOff) {
+  // 15,000 five-minute windows (52 days) of two cars: more than the list route's 10,000-window answer. The
+  // total reads every k-th window start and still reaches the end of the range.
+  constexpr int64_t kFive = 300'000;
+  constexpr int64_t kWindows = 15'000;
+  std::vector<store::AggregateRow> rows;
+  for (int64_t i = 0; i < kWindows; ++i) {
+    for (const char* car : {"car-001", "car-002"})
+      rows.push_back({"events_5m", car, kT0 + i * kFive, kT0 + (i + 1) * kFive, 1, true, i % 7 + 1, {}});
+  }
+  store::SqliteStore(db).upsert_aggregates(rows);
+  auto doc = json("/api/v1/aggregates/events_5m/total?points=100&from=" + std::to_string(kT0) +
+                  "&to=" + std::to_string(kT0 + kWindows * kFive));
+  EXPECT_TRUE(bool(doc["sampled"]));
+  EXPECT_EQ(int64_t(doc["stride"]), 150);
+  EXPECT_FALSE(bool(doc["truncated"]));
+  auto windows = doc["windows"].get_array().value();
+  ASSERT_EQ(windows.size(), 100u);
+  for (std::size_t k = 0; k < windows.size(); ++k) {
+    const int64_t i = static_cast<int64_t>(k) * 150;
+    EXPECT_EQ(int64_t(windows.at(k)["start"]), kT0 + i * kFive);
+    EXPECT_EQ(int64_t(windows.at(k)["groups"]), 2);
+    EXPECT_EQ(int64_t(windows.at(k)["count"]), 2 * (i % 7 + 1));
+  }
+  EXPECT_GT(int64_t(windows.at(99)["start"]), kT0 + (kWindows - 151) * kFive);  // the range's last stretch
+}
+
+TEST(AggregateView, TotalWindowStartsAreAlignedAndStrided) {
+  const auto defs = aggregate::defaults(*catalog::builtin());
+  const auto& five = defs[0];  // events_5m
+  int64_t stride = 0;
+  // From just after an aligned start: the first start read is the next aligned one; `to` is exclusive.
+  auto starts = total_window_starts(five, 300'001, 1'500'000, 10, &stride);
+  EXPECT_EQ(stride, 1);
+  EXPECT_EQ(starts, (std::vector<int64_t>{600'000, 900'000, 1'200'000}));
+  starts = total_window_starts(five, 0, 10 * 300'000, 3, &stride);  // 10 starts, 3 points: every 4th
+  EXPECT_EQ(stride, 4);
+  EXPECT_EQ(starts, (std::vector<int64_t>{0, 1'200'000, 2'400'000}));
+  EXPECT_TRUE(total_window_starts(five, 300'001, 600'000, 10, &stride).empty());
+}
+
 TEST(AggregateView, HistoryAggregatePrefersCoverageThenTheFinerWindow) {
   const auto& c = *catalog::builtin();
   const auto defs = aggregate::parse_yaml(R"(aggregates:
