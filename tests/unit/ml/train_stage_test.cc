@@ -100,13 +100,11 @@ CandidateTrainer candidate_trainer(int max_epochs = 15) {
   };
 }
 
-/// The default margins but for agreement: two healthy models trained on adjacent hours of 20 cars judge
-/// about 13% of single events differently (a single score crosses a threshold set for the 2-of-3 rule
-/// often), so the default 5% would refuse every candidate of a fleet this small.
+/// The default margins (ml.promotion_margin_*), as `fleettwin trainer` has them. Two healthy models trained
+/// on adjacent hours of 20 cars judge about 13% of single events differently (a single score crosses a
+/// threshold set for the 2-of-3 rule often), but agreement compares alert states, which follow the rule.
 PromotionGate test_gate() {
-  ml::PromotionMargins margins;
-  margins.disagreement = 0.2;
-  return [margins](const ml::PromotionInput& in) { return ml::promotion_gate(in, margins); };
+  return [](const ml::PromotionInput& in) { return ml::promotion_gate(in, ml::PromotionMargins{}); };
 }
 
 std::vector<log::Record> telemetry_records(const std::vector<core::Telemetry>& events, std::size_t from,
