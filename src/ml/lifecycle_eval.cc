@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "ml/shadow_trial.h"
@@ -61,6 +62,19 @@ ShadowSummary summarize(const Tally& self, const Tally& other, int64_t unfamilia
   return s;
 }
 
+/// Share of events after which both models had the car in alert or neither, over the cars not both had in
+/// alert during the period: on a failure both found, when each raises and clears is timing, not judgement.
+double agreement(const std::unordered_map<std::string, std::pair<int64_t, int64_t>>& differ,
+                 const std::unordered_set<std::string>& a, const std::unordered_set<std::string>& b) {
+  int64_t same = 0, events = 0;
+  for (const auto& [car, c] : differ) {
+    if (a.contains(car) && b.contains(car)) continue;
+    same += c.second - c.first;
+    events += c.second;
+  }
+  return events > 0 ? static_cast<double>(same) / static_cast<double>(events) : 1;
+}
+
 /// Events of [from, to) of `events` (sorted by ts).
 std::vector<core::Telemetry> span(const std::vector<core::Telemetry>& events, int64_t from, int64_t to) {
   auto by_ts = [](const core::Telemetry& e, int64_t ts) { return e.ts < ts; };
@@ -99,7 +113,9 @@ class Protocol {
     _shadow_states.follow(_sout, _sstate);
     if (_candidate && _lstate.size() == _batch.size() && _sstate.size() == _batch.size()) {
       for (std::size_t i = 0; i < _batch.size(); ++i) {
-        _agree += _lstate[i] == _sstate[i];
+        auto& c = _differ[_batch[i].car];
+        c.first += _lstate[i] != _sstate[i];
+        ++c.second;
         _lt.cars.insert(_batch[i].car);
       }
       _lt.events += static_cast<int64_t>(_batch.size());
@@ -141,7 +157,7 @@ class Protocol {
     _shadow->set_model(_candidate);
     _lt.start(_live->unfamiliar_events());
     _st.start(_shadow->unfamiliar_events());
-    _agree = 0;
+    _differ.clear();
   }
 
   int64_t live_unfamiliar() const { return _live->unfamiliar_events(); }
@@ -155,7 +171,7 @@ class Protocol {
     _step.active = summarize(_lt, _st, _live->unfamiliar_events(), car_hours, b, _o.margins.sustained_ms);
     _step.candidate_summary =
         summarize(_st, _lt, _shadow->unfamiliar_events(), car_hours, b, _o.margins.sustained_ms);
-    _step.agreement = _lt.events ? static_cast<double>(_agree) / static_cast<double>(_lt.events) : 0;
+    _step.agreement = agreement(_differ, _lt.in_alert, _st.in_alert);
     _step.decision = promotion_gate({_step.active, _step.candidate_summary, _step.agreement}, _o.margins);
     if (_step.decision.promote) {
       _active = _candidate;
@@ -184,7 +200,7 @@ class Protocol {
   AlertStates _live_states, _shadow_states;  // which cars each monitor has in alert, for the agreement
   std::vector<uint8_t> _lstate, _sstate;     // the batch's alert states, event by event
   Tally _lt, _st;
-  int64_t _agree = 0;
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> _differ;  // car -> events differing, events
   int _trained = 1;  // models trained so far, the first one included: names them lc1, lc2, ...
   LifecycleStep _step;
 };

@@ -60,10 +60,10 @@ struct PromotionMargins {
   double new_alerts = 1.0;
   /// Share of events more than the active model's scored in unfamiliar conditions.
   double unfamiliar = 0.01;
-  /// Share of events after which the two models' alert states (the event's car in alert or not) may differ:
-  /// a guard against a model wrong everywhere. Alert states, not single verdicts (score above threshold):
-  /// two healthy models of a 20-car fleet differ on 13% of single verdicts, a threshold set for the
-  /// hysteresis rule being crossed by single scores often.
+  /// Share of events, of the cars not both models had in alert, after which their alert states (the car in
+  /// alert or not) may differ: a guard against a model wrong everywhere. Alert states, not single verdicts
+  /// (two healthy models of a 20-car fleet differ on 13% of those), and not on failures both found (when
+  /// each raises and clears is timing). In a 20-car fleet one car is 5% of the events.
   double disagreement = 0.05;
   /// A disputed alert open at least this long (event time) counts as a real failure, one that cleared
   /// sooner as a false alert.
@@ -78,7 +78,9 @@ void count_disputed(ShadowSummary& s, int64_t raised, int64_t cleared, int64_t e
 struct PromotionInput {
   ShadowSummary active;
   ShadowSummary candidate;
-  double agreement = 1;  ///< share of events after which both models had the event's car in alert, or neither
+  /// Share of events after which both models had the event's car in alert, or neither, over the cars not both
+  /// had in alert during the period.
+  double agreement = 1;
 };
 
 struct PromotionDecision {

@@ -123,10 +123,17 @@ TrialResult run_trial(const std::shared_ptr<const Model>& active,
   TrialResult r;
   if (active) r.active_version = active->meta.version;
   if (candidate) r.candidate_version = candidate->meta.version;
-  const std::size_t n = std::min(a.in_alert.size(), c.in_alert.size());
-  std::size_t same = 0;
-  for (std::size_t i = 0; i < n; ++i) same += a.in_alert[i] == c.in_alert[i] ? 1 : 0;
-  r.input.agreement = n > 0 ? static_cast<double>(same) / static_cast<double>(n) : 0;
+  // Over the cars not both alerted on: on a failure both found, when each raises and clears is timing.
+  const std::size_t n = std::min({a.in_alert.size(), c.in_alert.size(), events.size()});
+  std::size_t same = 0, compared = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (a.alerts.contains(events[i].car) && c.alerts.contains(events[i].car)) continue;
+    ++compared;
+    same += a.in_alert[i] == c.in_alert[i] ? 1 : 0;
+  }
+  r.input.agreement = !active || n == 0 ? 0
+                      : compared > 0    ? static_cast<double>(same) / static_cast<double>(compared)
+                                        : 1;
   std::map<std::string, std::pair<int64_t, int64_t>> span;
   for (const auto& e : events) {
     auto [it, fresh] = span.emplace(e.car, std::pair{e.ts, e.ts});
