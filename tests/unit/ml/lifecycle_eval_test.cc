@@ -45,9 +45,6 @@ TEST(LifecycleEval, PromotesAnEqualCandidateRefusesABlindOneAndScoresWithTheActi
   o.retrain_every_ms = 20'000;
   o.train_window_ms = 40'000;
   o.monitor.rule = {2, 3, 2};
-  // The anomalies last 5 s at this scale: an alert a second long is a lasting one, as 10 minutes are at a
-  // fleet's (the active model's alert the blind candidate misses counts as true).
-  o.margins.sustained_ms = 1'000;
   std::vector<std::string> lines;
   o.progress = [&](const std::string& line) { lines.push_back(line); };
   const auto run = run_lifecycle(events, train, o);
