@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
+
+#include "ml/shadow_trial.h"
 
 namespace fleettwin::ml {
 
@@ -12,12 +15,16 @@ int64_t LifecycleRun::promotions() const {
 
 namespace {
 
-/// One monitor's anomaly alerts over a shadow period, and which cars it had in alert, for the gate's
-/// "alerts the other did not raise". Owned by run_lifecycle's thread.
+/// One monitor's anomaly alerts over a shadow period, when each was raised and cleared, and which cars it
+/// had in alert, for the gate's "alerts the other did not raise". Owned by run_lifecycle's thread.
 struct Tally {
+  struct Raised {
+    std::string car;
+    int64_t ts = 0, cleared = -1;  // cleared -1: still open
+  };
   std::unordered_set<std::string> open;      // cars with an anomaly alert open, all along
   std::unordered_set<std::string> in_alert;  // cars with one open at the period's start or raised in it
-  std::vector<std::string> raised;           // the car of each alert raised in the period
+  std::vector<Raised> raised;                // each alert raised in the period
   std::unordered_set<std::string> cars;      // cars that sent events in the period (the live one's only)
   int64_t events = 0, unfamiliar_at_start = 0;
 
@@ -32,22 +39,40 @@ struct Tally {
     if (a.kind != kAlertAnomaly) return;
     if (!a.raised) {
       open.erase(a.car);
+      // The car's alerts of the period clear together (a second symptom's alert with the first).
+      for (auto& r : raised)
+        if (r.car == a.car && r.cleared < 0) r.cleared = a.ts;
       return;
     }
     open.insert(a.car);
     in_alert.insert(a.car);
-    raised.push_back(a.car);
+    raised.push_back({a.car, a.ts, -1});
   }
 };
 
-ShadowSummary summarize(const Tally& self, const Tally& other, int64_t unfamiliar_now, double car_hours) {
+ShadowSummary summarize(const Tally& self, const Tally& other, int64_t unfamiliar_now, double car_hours,
+                        int64_t end, int64_t sustained_ms) {
   ShadowSummary s;
   s.events = self.events;
   s.alerts = static_cast<int64_t>(self.raised.size());
-  for (const auto& car : self.raised) s.alerts_other_missed += other.in_alert.count(car) == 0;
+  for (const auto& r : self.raised)
+    if (other.in_alert.count(r.car) == 0) count_disputed(s, r.ts, r.cleared, end, sustained_ms);
   s.unfamiliar_events = unfamiliar_now - self.unfamiliar_at_start;
   s.car_hours = car_hours;
   return s;
+}
+
+/// Share of events after which both models had the car in alert or neither, over the cars not both had in
+/// alert during the period: on a failure both found, when each raises and clears is timing, not judgement.
+double agreement(const std::unordered_map<std::string, std::pair<int64_t, int64_t>>& differ,
+                 const std::unordered_set<std::string>& a, const std::unordered_set<std::string>& b) {
+  int64_t same = 0, events = 0;
+  for (const auto& [car, c] : differ) {
+    if (a.contains(car) && b.contains(car)) continue;
+    same += c.second - c.first;
+    events += c.second;
+  }
+  return events > 0 ? static_cast<double>(same) / static_cast<double>(events) : 1;
 }
 
 /// Events of [from, to) of `events` (sorted by ts).
@@ -82,10 +107,15 @@ class Protocol {
     _sout.clear();
     _live->process(_batch, _lout);
     _shadow->process(_batch, _sout);
-    if (_candidate && _lout.scores.size() == _batch.size() && _sout.scores.size() == _batch.size()) {
+    _lstate.clear();
+    _sstate.clear();
+    _live_states.follow(_lout, _lstate);
+    _shadow_states.follow(_sout, _sstate);
+    if (_candidate && _lstate.size() == _batch.size() && _sstate.size() == _batch.size()) {
       for (std::size_t i = 0; i < _batch.size(); ++i) {
-        _agree += (_lout.scores[i].score > _lout.scores[i].threshold) ==
-                  (_sout.scores[i].score > _sout.scores[i].threshold);
+        auto& c = _differ[_batch[i].car];
+        c.first += _lstate[i] != _sstate[i];
+        ++c.second;
         _lt.cars.insert(_batch[i].car);
       }
       _lt.events += static_cast<int64_t>(_batch.size());
@@ -127,7 +157,7 @@ class Protocol {
     _shadow->set_model(_candidate);
     _lt.start(_live->unfamiliar_events());
     _st.start(_shadow->unfamiliar_events());
-    _agree = 0;
+    _differ.clear();
   }
 
   int64_t live_unfamiliar() const { return _live->unfamiliar_events(); }
@@ -138,9 +168,10 @@ class Protocol {
     // Both saw the same cars; a car that sent anything counts for the whole period.
     const double car_hours =
         static_cast<double>(_lt.cars.size()) * static_cast<double>(b - _step.shadow_from) / 3.6e6;
-    _step.active = summarize(_lt, _st, _live->unfamiliar_events(), car_hours);
-    _step.candidate_summary = summarize(_st, _lt, _shadow->unfamiliar_events(), car_hours);
-    _step.agreement = _lt.events ? static_cast<double>(_agree) / static_cast<double>(_lt.events) : 0;
+    _step.active = summarize(_lt, _st, _live->unfamiliar_events(), car_hours, b, _o.margins.sustained_ms);
+    _step.candidate_summary =
+        summarize(_st, _lt, _shadow->unfamiliar_events(), car_hours, b, _o.margins.sustained_ms);
+    _step.agreement = agreement(_differ, _lt.in_alert, _st.in_alert);
     _step.decision = promotion_gate({_step.active, _step.candidate_summary, _step.agreement}, _o.margins);
     if (_step.decision.promote) {
       _active = _candidate;
@@ -166,8 +197,10 @@ class Protocol {
   std::unique_ptr<Monitor> _live, _shadow;
   std::vector<core::Telemetry> _batch;
   MonitorOutput _lout, _sout;
+  AlertStates _live_states, _shadow_states;  // which cars each monitor has in alert, for the agreement
+  std::vector<uint8_t> _lstate, _sstate;     // the batch's alert states, event by event
   Tally _lt, _st;
-  int64_t _agree = 0;
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> _differ;  // car -> events differing, events
   int _trained = 1;  // models trained so far, the first one included: names them lc1, lc2, ...
   LifecycleStep _step;
 };

@@ -1,8 +1,21 @@
 #include "ml/promotion_gate.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace fleettwin::ml {
+
+int64_t ShadowSummary::estimated_false_alerts() const {
+  return feedback.marked_false + alerts_other_missed - other_missed_confirmed - other_missed_marked_false;
+}
+
+void count_disputed(ShadowSummary& s, int64_t raised, int64_t cleared, int64_t end, int64_t sustained_ms) {
+  ++s.alerts_other_missed;
+  if (cleared >= 0 && cleared - raised < sustained_ms)
+    ++s.other_missed_cleared;
+  else if ((cleared >= 0 ? cleared : end) - raised >= sustained_ms)
+    ++s.other_missed_sustained;
+}
 
 double ShadowSummary::estimated_false_per_1000_car_hours() const {
   return car_hours > 0 ? 1000.0 * static_cast<double>(estimated_false_alerts()) / car_hours : 0;
@@ -40,22 +53,32 @@ PromotionDecision promotion_gate(const PromotionInput& in, const PromotionMargin
       format("estimated false alerts %.3g per 1,000 car-hours against the active model's %.3g (margin %.3g)",
              fa, fa_active, margins.false_alerts));
 
-  // The active model's alerts the candidate missed count against it unless operators called them false:
-  // without labels a disagreement may be a miss, and only the margin tells a cleaner model from a blind one.
+  // Without labels each side's disputed alerts are either its false alerts or the other's misses, and the
+  // false-alerts check already charges the candidate for its own. What it must not do is drop many more of
+  // the active model's alerts than it raises alone: net of those, the share it missed is bounded. A blind
+  // candidate misses all; a cleaner one only the active model's false alerts beyond its own disputed ones
+  // (the first gate counted every disputed alert of the active model as missed, and so refused exactly the
+  // candidates that no longer raised its false alerts). Operators' "false" labels take alerts out of it.
   const int64_t missed = a.alerts_other_missed - a.other_missed_marked_false;
-  const double missed_share = a.alerts > 0 ? static_cast<double>(missed) / static_cast<double>(a.alerts) : 0;
-  check(missed_share <= margins.missed_alerts,
-        format("missed %lld of the active model's %lld alerts (share %.3g, margin %.3g)",
-               static_cast<long long>(missed), static_cast<long long>(a.alerts), missed_share,
-               margins.missed_alerts));
+  const int64_t alone = c.alerts_other_missed - c.other_missed_marked_false;
+  const int64_t net = std::max<int64_t>(0, missed - alone);
+  const double missed_share = a.alerts > 0 ? static_cast<double>(net) / static_cast<double>(a.alerts) : 0;
+  check(
+      missed_share <= margins.missed_alerts,
+      format(
+          "missed %lld of the active model's %lld alerts, %lld net of the %lld it raised alone (share %.3g, "
+          "margin %.3g)",
+          static_cast<long long>(missed), static_cast<long long>(a.alerts), static_cast<long long>(net),
+          static_cast<long long>(alone), missed_share, margins.missed_alerts));
 
   const double u = c.unfamiliar_share(), u_active = a.unfamiliar_share();
   check(u <= u_active + margins.unfamiliar,
         format("unfamiliar conditions on %.3g of events against the active model's %.3g (margin %.3g)", u,
                u_active, margins.unfamiliar));
 
-  check(in.agreement >= 1 - margins.disagreement,
-        format("verdicts agree on %.4g of events (at least %.4g)", in.agreement, 1 - margins.disagreement));
+  check(
+      in.agreement >= 1 - margins.disagreement,
+      format("alert states agree on %.4g of events (at least %.4g)", in.agreement, 1 - margins.disagreement));
 
   PromotionDecision d;
   d.promote = failed.empty();

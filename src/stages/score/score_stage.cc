@@ -280,11 +280,15 @@ void ScoreStage::watch_drift(log::Producer& out) {
                                                        core::metric::kDriftDecimals));
     _drift_psi_max.set(0);
   }
+  _drift_in_alert.clear();
+  _drift_alerts.follow(_out, _drift_in_alert);
   if (_drift.references().empty() || _events.empty()) return;
+  // Events of cars in alert stay out: drift is the move of the conditions the model calls healthy.
+  const bool states = _drift_in_alert.size() == _events.size();
   // The stage's event-time clock: the newest event seen, so partitions read unevenly never turn it back.
-  for (const auto& e : _events) {
-    _drift.add(e);
-    _drift_clock = std::max(_drift_clock, e.ts);
+  for (std::size_t i = 0; i < _events.size(); ++i) {
+    if (!states || _drift_in_alert[i] == 0) _drift.add(_events[i]);
+    _drift_clock = std::max(_drift_clock, _events[i].ts);
   }
   const int64_t now = _drift_clock;
   const auto& psi = _drift.compute();

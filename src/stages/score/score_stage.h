@@ -17,6 +17,7 @@
 #include "ml/dataset.h"
 #include "ml/drift.h"
 #include "ml/monitor.h"
+#include "ml/shadow_trial.h"
 #include "registry/telemetry_reader.h"
 #include "stages/dead_letters.h"
 #include "stages/stage.h"
@@ -176,8 +177,12 @@ class ScoreStage final : public Stage {
   ml::DriftWatch _drift;
   ml::DriftAlarm _drift_alarm;
   const ml::Model* _drift_model = nullptr;  ///< the model whose references _drift holds
-  int64_t _drift_clock = INT64_MIN;         ///< newest event time seen (DriftAlarm's clock)
-  std::vector<core::Gauge*> _drift_psi;     ///< one per reference of _drift
+  /// Which cars the active model has in alert: their events stay out of the drift window (a failure is an
+  /// alert, not drift: a fleet failing faster than it is retrained would look drifted otherwise).
+  ml::AlertStates _drift_alerts;
+  std::vector<uint8_t> _drift_in_alert;  ///< per event of the batch: its car in alert after it
+  int64_t _drift_clock = INT64_MIN;      ///< newest event time seen (DriftAlarm's clock)
+  std::vector<core::Gauge*> _drift_psi;  ///< one per reference of _drift
   core::Gauge& _drift_psi_max;
   core::Counter& _retrain_requests;
 };

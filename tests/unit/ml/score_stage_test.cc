@@ -231,6 +231,43 @@ TEST_F(ScoreStageTest, ShiftedTrafficDriftsAndAsksForOneRetraining) {
   EXPECT_EQ(metrics.value("fleettwin_drift_retrain_requests_total"), 1);
 }
 
+// Three of ten cars overheat for good (a failure rate far above the fleet's, as in the dashboard's run):
+// their alerts say so, and their readings stay out of the drift window, so the seven healthy cars, still
+// as in training, show no drift and ask for no retraining. Fed to the window, the overheating cars alone
+// would take coolant's PSI above the threshold.
+TEST_F(ScoreStageTest, FailingCarsInAlertAreNotDrift) {
+  auto model = std::const_pointer_cast<ml::Model>(blind_model("A", 100));  // its score here: the coolant
+  ml::DriftReference coolant{"coolant_temp", core::kCoolantTemp, {}, std::vector<float>(10, 0.1f)};
+  for (int e = 81; e <= 89; ++e) coolant.edges.push_back(static_cast<float>(e));
+  model->meta.drift = {coolant};
+  slot->set_active(model);
+  ScoreStage::Options o;
+  o.drift_window = 500;
+  o.drift_threshold = 0.25;
+  o.drift_for_ms = 60'000;
+  RunnerOptions ro;
+  ro.max_batch = 100;
+  StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics, ro);
+  auto p = mlog.producer();
+  for (int seq = 1; seq <= 300; ++seq)
+    for (int car = 0; car < 10; ++car)
+      send_telemetry(*p, "car-" + std::to_string(car), seq,
+                     seq > 100 && car < 3 ? 120 : 80.5 + (seq + car) % 10);
+  p->flush(5s);
+  runner.start();
+  runner.request_drain();
+  runner.join();
+  ASSERT_EQ(runner.error(), "");
+
+  EXPECT_EQ(metrics.value(core::metric::kAlerts, core::metric::kAlertRaised), 3);  // the failures alerted
+  EXPECT_LT(metrics.value("fleettwin_drift_psi{signal=\"coolant_temp\"}"), 1'000) << "PSI x 10^4";
+  EXPECT_EQ(metrics.value("fleettwin_drift_retrain_requests_total"), 0);
+  // The same share of the window at 120 °C, counted, would be drift: 30% of values two bins' shares off.
+  std::vector<int64_t> counts(10, 35);
+  counts[9] += 150;
+  EXPECT_GT(ml::psi(coolant.expected, counts.data(), 500), 0.25);
+}
+
 TEST_F(ScoreStageTest, ModelsWithoutDriftReferencesExportNoDrift) {
   slot->set_active(blind_model("old", 1e9));
   StageRunner runner(std::make_unique<ScoreStage>(ScoreStage::Options{}, slot, metrics), mlog, metrics);

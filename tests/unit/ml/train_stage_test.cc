@@ -100,9 +100,10 @@ CandidateTrainer candidate_trainer(int max_epochs = 15) {
   };
 }
 
-/// The default margins but for agreement: two healthy models trained on adjacent hours of 20 cars judge
-/// about 13% of single events differently (a single score crosses a threshold set for the 2-of-3 rule
-/// often), so the default 5% would refuse every candidate of a fleet this small.
+/// The default margins but for agreement: in a fleet of 20 cars one car the two models disagree on for the
+/// whole trial is 5% of the events (the default margin), and two healthy models trained on adjacent hours
+/// keep one or two lasting alerts the other has not: their alert states differ on about 15% of the events of
+/// the cars not both had in alert. A fleet of 2,000 is what the default is for.
 PromotionGate test_gate() {
   ml::PromotionMargins margins;
   margins.disagreement = 0.2;
@@ -222,7 +223,9 @@ TEST_F(TrainStageTest, ScheduledRetrainingPromotesACandidateTrainedOnHealthyData
   const auto written =
       run_schedule(stage, between(events, kT0, kT0 + kHour), between(events, kT0 + kHour, kT0 + 2 * kHour));
 
-  ASSERT_TRUE(written.contains(kModelKeyActive)) << "not promoted";
+  ASSERT_TRUE(written.contains(kModelKeyActive))
+      << "not promoted: "
+      << (written.contains(gate_key("candidate-schedule")) ? written.at(gate_key("candidate-schedule")) : "");
   const auto active = ml::decode_artifact(written.at(kModelKeyActive));
   EXPECT_EQ(active->meta.version, "candidate-schedule");
   EXPECT_EQ(active->meta.parent, "active-1");  // lineage
