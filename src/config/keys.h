@@ -378,15 +378,16 @@ inline const DoubleKey ml_promotion_margin_false_alerts{
     "car the other model had no alert on)."};
 inline const DoubleKey ml_promotion_margin_missed_alerts{
     "ml.promotion_margin_missed_alerts", 0.25, 0, 1,
-    "Promotion gate: share of the active model's alerts the candidate may fail to raise (less those "
-    "operators marked false)."};
+    "Promotion gate: share of the active model's alerts the candidate may fail to raise, net of the alerts "
+    "the candidate raised alone (less those operators marked false)."};
 inline const DoubleKey ml_promotion_margin_unfamiliar{
     "ml.promotion_margin_unfamiliar", 0.01, 0, 1,
     "Promotion gate: share of events the candidate may score in unfamiliar conditions above the active "
     "model's."};
 inline const DoubleKey ml_promotion_margin_disagreement{
     "ml.promotion_margin_disagreement", 0.05, 0, 1,
-    "Promotion gate: share of events on which the candidate's and the active model's verdicts may differ."};
+    "Promotion gate: share of events on which the candidate's and the active model's alert states may "
+    "differ, over the cars the two models did not both alert on."};
 inline const StringKey http_listen{"http.listen", "127.0.0.1:8080",
                                    "Where `up` and `fleettwin api` serve the REST API and the dashboard "
                                    "(port 0: any free port; empty in `up`: no HTTP server)."};

@@ -101,6 +101,10 @@ class Producer {
   /// Waits until every record sent so far is acknowledged by the log. Returns the number of records that
   /// failed (0 = all durable). A stage commits its input only after flush returned 0.
   virtual int64_t flush(std::chrono::milliseconds timeout) = 0;
+  /// Records sent and neither acknowledged nor failed yet. After a flush that returned N, N equal to this
+  /// means none failed: the log is away (a broker restarting) and may still take them all; a log that never
+  /// keeps records in flight past a flush says 0.
+  virtual int64_t unacknowledged() const { return 0; }
 };
 
 /// Partition assignment changes, reported to the consumer's owner on its polling thread.

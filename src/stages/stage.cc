@@ -139,6 +139,28 @@ bool StageRunner::commit_or_retry(log::Consumer& consumer, log::Offsets& pending
   return true;
 }
 
+void StageRunner::flush_outputs(log::Producer& out, const char* what) {
+  bool waited = false;
+  for (int64_t failed = out.flush(_options.flush_timeout); failed != 0;
+       failed = out.flush(_options.flush_timeout)) {
+    const int64_t waiting = out.unacknowledged();
+    if (waiting != failed || _stop) throw log::LogError(std::to_string(failed) + " " + what);
+    // Counted as a commit held back: the progress line says "commit retrying" and /metrics
+    // fleettwin_commit_failing, until the outputs are acknowledged.
+    waited = true;
+    _commit_retries->add();
+    _commit_failing->set(1);
+    spdlog::warn(
+        "stage {}: {} output records not acknowledged within {} s (the log is away); waiting on, "
+        "nothing committed meanwhile",
+        _stage->descriptor().name, waiting, _options.flush_timeout.count() / 1000);
+  }
+  if (waited && _commit_retry_at == std::chrono::steady_clock::time_point{}) {
+    spdlog::info("stage {}: outputs acknowledged again", _stage->descriptor().name);
+    _commit_failing->set(0);
+  }
+}
+
 bool StageRunner::assigned_or_given_up(std::chrono::steady_clock::time_point now) {
   // No partitions has no lag: before its group's first assignment, or while a rebalance moves partitions,
   // a member would look caught up and a drain would stop with nothing read (seen in `up --kafka`, whose
@@ -177,9 +199,7 @@ void StageRunner::loop() {
   // Flush held-back state and outputs, wait for their acknowledgement, then commit what was processed.
   auto commit = [&](bool now_or_never = false) {
     _stage->flush_state(out);
-    if (const int64_t failed = out.flush(_options.flush_timeout); failed != 0)
-      throw log::LogError(std::to_string(failed) +
-                          " output records were not acknowledged; input not committed");
+    flush_outputs(out, "output records were not acknowledged; input not committed");
     if (pending.empty() || !commit_or_retry(*consumer, pending, now_or_never)) return;
     _batches->add();
     _batch_us->set(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
@@ -208,8 +228,7 @@ void StageRunner::loop() {
       }
     }
     _stage->flush_state(out);
-    if (out.flush(_options.flush_timeout) != 0)
-      throw log::LogError("outputs not acknowledged during a rebalance");
+    flush_outputs(out, "outputs not acknowledged during a rebalance");
     // A commit the broker does not take now is not retried: the partitions are leaving, and their new owner
     // replays from the previous commit (the stores are idempotent by (car, seq)).
     if (!theirs.empty() && !commit_or_retry(*consumer, theirs, true))
@@ -253,8 +272,7 @@ void StageRunner::loop() {
         // A log that does not outlive the process never replays, so held-back state need not pin it: commit
         // what is written and let the partitions trim (the state still goes out at the interval, and on
         // stop).
-        if (out.flush(_options.flush_timeout) != 0)
-          throw log::LogError("output records were not acknowledged");
+        flush_outputs(out, "output records were not acknowledged");
         if (commit_or_retry(*consumer, pending, false)) _batches->add();
       }
       if (_has_partitions) _unassigned_since = {};

@@ -150,6 +150,12 @@ class StageRunner {
   /// `now_or_never` (stopping), and until then the stage goes on processing with the offsets held (they only
   /// grow: a later commit covers every record before it). Other errors are thrown.
   bool commit_or_retry(log::Consumer& consumer, log::Offsets& pending, bool now_or_never);
+  /// Waits until the log acknowledged every output of `out`, so the input behind them may be committed.
+  /// Records still in flight at flush_timeout, none failed (the broker is away: librdkafka retries them until
+  /// its message.timeout.ms), are waited for again, so an outage longer than flush_timeout holds the stage
+  /// (it commits nothing meanwhile) instead of stopping it. Throws log::LogError (`what`) when a record
+  /// failed, or when the runner is asked to stop while records are in flight: the input is then replayed.
+  void flush_outputs(log::Producer& out, const char* what);
 
   std::unique_ptr<Stage> _stage;
   log::Log& _log;
@@ -186,6 +192,7 @@ class CountingProducer final : public log::Producer {
     _inner.send(std::move(record), std::move(on_delivery));
   }
   int64_t flush(std::chrono::milliseconds timeout) override { return _inner.flush(timeout); }
+  int64_t unacknowledged() const override { return _inner.unacknowledged(); }
 
  private:
   log::Producer& _inner;

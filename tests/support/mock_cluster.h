@@ -53,6 +53,11 @@ class MockCluster {
     if (rd_kafka_mock_partition_set_leader(_mc, topic.c_str(), partition, broker))
       throw std::runtime_error("mock leader " + topic);
   }
+  /// The broker that coordinates consumer group `group` (offsets, membership).
+  void group_coordinator(const std::string& group, int32_t broker) {
+    if (rd_kafka_mock_coordinator_set(_mc, "group", group.c_str(), broker))
+      throw std::runtime_error("mock coordinator " + group);
+  }
   void broker_down(int32_t id) { rd_kafka_mock_broker_set_down(_mc, id); }
   void broker_up(int32_t id) { rd_kafka_mock_broker_set_up(_mc, id); }
 

@@ -30,6 +30,7 @@ class KafkaProducer final : public Producer {
   /// Records that failed since the last flush, plus records still unacknowledged when `timeout` ran out.
   /// Throws LogError after a fatal producer error (the failed records' callbacks have run by then).
   int64_t flush(std::chrono::milliseconds timeout) override;
+  int64_t unacknowledged() const override { return _in_flight; }
 
  private:
   /// Owns the record until its delivery report: librdkafka reads key and value from here without copying.

@@ -101,3 +101,51 @@ TEST(StageCommitRetry, ACommitTheBrokerDoesNotTakeIsRetriedWhileTheStageGoesOn) 
   EXPECT_EQ(out.size(), 30u);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(values.count(std::to_string(i)), 1u) << i;
 }
+
+// The same broker outage seen from the outputs: the partition the stage writes to has no reachable leader for
+// longer than the runner's flush timeout. The records stay in flight (librdkafka retries them), none failed,
+// so the runner waits on instead of stopping; once the leader is back they are acknowledged, the input is
+// committed, and each went out once.
+TEST(StageCommitRetry, OutputsNotAcknowledgedWithinTheFlushTimeoutAreWaitedForNotAFailure) {
+  MockCluster cluster(3);
+  cluster.topic("in", 1);
+  cluster.topic("out", 1);
+  // Only the output partition's leader goes away: the input and the group (commits) stay on broker 1.
+  cluster.leader("in", 0, 1);
+  cluster.leader("out", 0, 2);
+  cluster.group_coordinator("g", 1);
+  cluster.group_coordinator("check", 1);
+  log::KafkaOptions options;
+  options.operation_timeout = 1s;
+  log::KafkaLog log({{"bootstrap.servers", cluster.bootstrap()},
+                     {"session.timeout.ms", "6000"},
+                     {"heartbeat.interval.ms", "500"}},
+                    options);
+  core::Metrics metrics;
+  stages::StageRunner runner(std::make_unique<CopyStage>(), log, metrics,
+                             {.group = "g", .flush_timeout = 1s});
+  runner.start();
+  ASSERT_NO_FATAL_FAILURE(produce(log, 0, 10));
+  ASSERT_TRUE(within_a_minute([&] { return log.committed("g", {"in", 0}) == 10; })) << runner.error();
+
+  cluster.broker_down(2);
+  ASSERT_NO_FATAL_FAILURE(produce(log, 10, 20));
+  const std::string failing = R"(fleettwin_commit_failing{stage="copy"})";
+  ASSERT_TRUE(within_a_minute([&] { return metrics.value(failing) == 1; })) << runner.error();
+  std::this_thread::sleep_for(3s);  // several flush timeouts: the outage's length, not an assertion
+  EXPECT_TRUE(runner.running()) << runner.error();
+  EXPECT_EQ(log.committed("g", {"in", 0}), 10);  // nothing committed while the outputs are in flight
+  cluster.broker_up(2);
+
+  ASSERT_TRUE(within_a_minute([&] { return log.committed("g", {"in", 0}) == 20; })) << runner.error();
+  EXPECT_EQ(runner.error(), "");
+  EXPECT_EQ(metrics.value(failing), 0);
+  runner.request_stop();
+  runner.join();
+  auto c = fleettwin::testing::subscribed(log, "check", {"out"});
+  const auto out = fleettwin::testing::drain(*c, 20);
+  std::multiset<std::string> values;
+  for (const auto& r : out) values.insert(r.value);
+  EXPECT_EQ(out.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(values.count(std::to_string(i)), 1u) << i;
+}
