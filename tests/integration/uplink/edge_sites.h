@@ -131,6 +131,13 @@ class EdgeSite {
     const auto from = at + 13;
     return log.substr(from, log.find_first_of(" \n", from) - from);
   }
+  /// GET `route` of the edge's API (with the admin token `up` keeps in its data dir), "" if it does not
+  /// answer.
+  std::string api(const std::string& route) const {
+    auto token = read_file(data_dir() + "/api-token");
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    return run("curl", {"-sf", "-H", "Authorization: Bearer " + token, api_url() + route}).out;
+  }
   /// The edge's /metrics page (with the admin token `up` keeps in its data dir), "" if it does not answer.
   std::string metrics() const {
     auto token = read_file(data_dir() + "/api-token");

@@ -1,9 +1,9 @@
 // Issue 18, item 3: an edge site whose uplink spool is full pushes back on its cars and drops nothing. An
 // edge for real cars (`up --mqtt ADDR --no-sim --uplink ...`, a tiny uplink.disk_budget and a small embedded
 // log) with its cars in a separate `fleettwin sim --mqtt` process; central's broker is stopped. The spool
-// fills, /metrics and the progress line say `full`, and the site stops taking the cars' messages (what it
-// stores stops growing while the cars go on publishing: their broker queues them). When central is back
-// everything arrives, once, at the edge and at the centre.
+// fills, /metrics, the progress line and the dashboard's fleet summary say `full`, and the site stops taking
+// the cars' messages (what it stores stops growing while the cars go on publishing: their broker queues
+// them). When central is back everything arrives, once, at the edge and at the centre.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -53,6 +53,9 @@ TEST(UplinkPushback, AFullSpoolHoldsTheCarsBackAndDropsNothing) {
       << site.metrics() << site.last_log();
   EXPECT_TRUE(eventually([&] { return site.last_log().find("uplink full") != std::string::npos; }, 10s))
       << site.last_log();
+  // The dashboard's overview badge reads it from the fleet summary.
+  EXPECT_NE(site.api("/api/v1/fleet/summary").find(R"("state":"full")"), std::string::npos)
+      << site.api("/api/v1/fleet/summary");
   // Full: it holds what it took (at most one batch past the budget, taken while the spool was empty) and
   // takes no more while central is away.
   const double spooled = metric_value(site.metrics(), "fleettwin_uplink_spool_bytes");
