@@ -66,6 +66,36 @@ class ScoreStageTest : public ::testing::Test {
       mlog.create_topic(topic, {.partitions = 4});
   }
 
+  /// Makes active a blind model `name` (its score: the coolant, alerting above `threshold`) trained on
+  /// coolant spread evenly over 80..90 °C (a tenth in each bin); every other signal reads 0. Returns that
+  /// reference.
+  ml::DriftReference use_coolant_model(const std::string& name, double threshold) {
+    auto model = std::const_pointer_cast<ml::Model>(blind_model(name, threshold));
+    ml::DriftReference coolant{"coolant_temp", core::kCoolantTemp, {}, std::vector<float>(10, 0.1f)};
+    for (int e = 81; e <= 89; ++e) coolant.edges.push_back(static_cast<float>(e));
+    model->meta.drift = {coolant};
+    slot->set_active(model);
+    return coolant;
+  }
+  /// The drift watch of these tests: a window of 500 events, PSI 0.25, held for a minute.
+  static ScoreStage::Options drift_options() {
+    ScoreStage::Options o;
+    o.drift_window = 500;
+    o.drift_threshold = 0.25;
+    o.drift_for_ms = 60'000;
+    return o;
+  }
+  /// Scores everything on fleet.telemetry with options `o`, in batches of 100, until drained.
+  void score_all(ScoreStage::Options o) {
+    RunnerOptions ro;
+    ro.max_batch = 100;
+    StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics, ro);
+    runner.start();
+    runner.request_drain();
+    runner.join();
+    ASSERT_EQ(runner.error(), "");
+  }
+
   log::MemoryLog mlog;
   core::Metrics metrics;
   std::shared_ptr<ModelSlot> slot = std::make_shared<ModelSlot>();
@@ -182,20 +212,9 @@ TEST_F(ScoreStageTest, ShadowModelNeverRaisesAlertsOrSendsCommands) {
 }
 
 TEST_F(ScoreStageTest, ShiftedTrafficDriftsAndAsksForOneRetraining) {
-  // Trained on coolant spread evenly over 80..90 °C (a tenth in each bin); every other signal reads 0.
-  auto model = std::const_pointer_cast<ml::Model>(blind_model("A", 1e9));
-  ml::DriftReference coolant{"coolant_temp", core::kCoolantTemp, {}, std::vector<float>(10, 0.1f)};
-  for (int e = 81; e <= 89; ++e) coolant.edges.push_back(static_cast<float>(e));
-  model->meta.drift = {coolant};
-  slot->set_active(model);
-  ScoreStage::Options o;
-  o.drift_window = 500;
-  o.drift_threshold = 0.25;
-  o.drift_for_ms = 60'000;
+  use_coolant_model("A", 1e9);
+  auto o = drift_options();
   o.drift_cooldown_ms = 3'600'000;
-  RunnerOptions ro;
-  ro.max_batch = 100;
-  StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics, ro);
   auto p = mlog.producer();
   // 10 cars, 10 s apart each: 100 seq are 1,000 s of event time. Like training for 1,000 s, then hotter
   // (a heat wave) for 2,000 s: longer than drift_for, shorter than the cooldown, so one request.
@@ -203,10 +222,7 @@ TEST_F(ScoreStageTest, ShiftedTrafficDriftsAndAsksForOneRetraining) {
     for (int car = 0; car < 10; ++car)
       send_telemetry(*p, "car-" + std::to_string(car), seq, seq <= 100 ? 80.5 + (seq + car) % 10 : 105);
   p->flush(5s);
-  runner.start();
-  runner.request_drain();
-  runner.join();
-  ASSERT_EQ(runner.error(), "");
+  ASSERT_NO_FATAL_FAILURE(score_all(o));
 
   const std::string coolant_psi = "fleettwin_drift_psi{signal=\"coolant_temp\"}";
   EXPECT_GT(metrics.value(coolant_psi), 2'500) << "PSI x 10^4 above the 0.25 threshold";
@@ -236,28 +252,14 @@ TEST_F(ScoreStageTest, ShiftedTrafficDriftsAndAsksForOneRetraining) {
 // as in training, show no drift and ask for no retraining. Fed to the window, the overheating cars alone
 // would take coolant's PSI above the threshold.
 TEST_F(ScoreStageTest, FailingCarsInAlertAreNotDrift) {
-  auto model = std::const_pointer_cast<ml::Model>(blind_model("A", 100));  // its score here: the coolant
-  ml::DriftReference coolant{"coolant_temp", core::kCoolantTemp, {}, std::vector<float>(10, 0.1f)};
-  for (int e = 81; e <= 89; ++e) coolant.edges.push_back(static_cast<float>(e));
-  model->meta.drift = {coolant};
-  slot->set_active(model);
-  ScoreStage::Options o;
-  o.drift_window = 500;
-  o.drift_threshold = 0.25;
-  o.drift_for_ms = 60'000;
-  RunnerOptions ro;
-  ro.max_batch = 100;
-  StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics, ro);
+  const auto coolant = use_coolant_model("A", 100);  // alerting above 100 °C
   auto p = mlog.producer();
   for (int seq = 1; seq <= 300; ++seq)
     for (int car = 0; car < 10; ++car)
       send_telemetry(*p, "car-" + std::to_string(car), seq,
                      seq > 100 && car < 3 ? 120 : 80.5 + (seq + car) % 10);
   p->flush(5s);
-  runner.start();
-  runner.request_drain();
-  runner.join();
-  ASSERT_EQ(runner.error(), "");
+  ASSERT_NO_FATAL_FAILURE(score_all(drift_options()));
 
   EXPECT_EQ(metrics.value(core::metric::kAlerts, core::metric::kAlertRaised), 3);  // the failures alerted
   EXPECT_LT(metrics.value("fleettwin_drift_psi{signal=\"coolant_temp\"}"), 1'000) << "PSI x 10^4";
