@@ -226,8 +226,9 @@ inline const BoolKey aggregate_enabled{
     "sink); the role `fleettwin aggregate` runs it on its own."};
 inline const StringKey aggregate_definitions{
     "aggregate.definitions", "",
-    "Aggregate definitions (YAML, docs/architecture.md \"Windows and aggregates (engine)\") the aggregate "
-    "stage computes. Empty: the shipped ones (events per car per 5 minutes, an hourly summary per car)."};
+    "The aggregate definitions the aggregate stage computes: the path of a YAML file (docs/architecture.md "
+    "\"Windows and aggregates (engine)\"), or that YAML itself when the value has more than one line. Empty: "
+    "the shipped ones (events per car per 5 minutes, an hourly summary per car)."};
 inline const DurationKey aggregate_flush_interval{
     "aggregate.flush_interval", "1m", 0, 600'000,
     "The aggregate stage writes the state of each changed car to its changelog (fleet.aggregates.state) at "

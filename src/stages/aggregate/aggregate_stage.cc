@@ -38,6 +38,9 @@ std::vector<aggregate::Definition> aggregate_definitions(const config::Config& c
   const std::string path = config.get(config::keys::aggregate_definitions);
   try {
     if (path.empty()) return aggregate::defaults(catalog);
+    // A value of several lines is the YAML itself (an environment variable, a Helm value), not a path.
+    if (path.find('\n') != std::string::npos)
+      return aggregate::parse_yaml(path, config::keys::aggregate_definitions.name(), catalog);
     std::ifstream in(path);
     if (!in) throw config::ConfigError("aggregate.definitions: cannot read " + path);
     std::ostringstream text;

@@ -18,7 +18,8 @@
 
 namespace fleettwin::stages {
 
-/// The aggregate definitions in use: the file `aggregate.definitions` names, or the shipped ones, read
+/// The aggregate definitions in use: the file `aggregate.definitions` names (or the YAML itself, when the
+/// value has more than one line), or the shipped ones, read
 /// against `catalog`. The aggregate stage and the API (which names a result's columns) read them the same
 /// way. ConfigError for an unreadable file or a bad definition.
 std::vector<aggregate::Definition> aggregate_definitions(const config::Config& config,

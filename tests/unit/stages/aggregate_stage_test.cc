@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <tuple>
 
@@ -184,6 +185,33 @@ TEST(AggregateStage, GroupsBySiteOnlyAmongAttributes) {
   ASSERT_EQ(got.size(), 2U);
   EXPECT_EQ((got[Key{"by_site", "north", kT0, 1}].count), 2);
   EXPECT_EQ((got[Key{"by_site", "local", kT0, 1}].count), 1);
+}
+
+// aggregate.definitions names a YAML file, or holds the YAML itself when it has several lines (an
+// environment variable, a Helm value); a one-line value that is no readable file is a clear error.
+TEST(AggregateStage, DefinitionsComeFromAFileOrTheValueItself) {
+  const std::string yaml = "aggregates:\n  - name: per_minute\n    group: fleet\n    window: 1m\n";
+  config::Config inline_config;
+  inline_config.set(config::keys::aggregate_definitions, yaml, "test");
+  auto inline_defs = stages::aggregate_definitions(inline_config, builtin_catalog());
+  ASSERT_EQ(inline_defs.size(), 1U);
+  EXPECT_EQ(inline_defs[0].name, "per_minute");
+
+  const fleettwin::testing::TempDir dir("ft-aggregate-definitions");
+  const auto path = dir.file("aggregates.yaml");
+  std::ofstream(path) << yaml;
+  config::Config file_config;
+  file_config.set(config::keys::aggregate_definitions, path, "test");
+  auto file_defs = stages::aggregate_definitions(file_config, builtin_catalog());
+  ASSERT_EQ(file_defs.size(), 1U);
+  EXPECT_EQ(file_defs[0].name, "per_minute");
+
+  config::Config missing;
+  missing.set(config::keys::aggregate_definitions, dir.file("none.yaml"), "test");
+  EXPECT_THROW(stages::aggregate_definitions(missing, builtin_catalog()), config::ConfigError);
+  config::Config bad;
+  bad.set(config::keys::aggregate_definitions, "aggregates:\n  - name: x\n", "test");
+  EXPECT_THROW(stages::aggregate_definitions(bad, builtin_catalog()), config::ConfigError);
 }
 
 // A copy that takes over a partition loads its cars' windows from the changelog and goes on exactly as the
