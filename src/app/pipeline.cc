@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/auth.h"
+#include "app/aggregate_state.h"
 #include "app/api_runtime.h"
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
@@ -341,10 +342,7 @@ class PipelineRun {
         return stages::read_aggregate_changelog(*log, partitions);
       };
     } else if (runs_aggregate()) {
-      // The embedded log dies with the process: the windows come from the last clean stop's snapshot.
-      auto saved = std::make_shared<std::vector<stages::AggregateSnapshot>>(
-          stages::take_aggregate_snapshot((_data_dir / "aggregate.state").string()));
-      _ctx.aggregate_links.load = [saved](const std::set<int32_t>&) { return std::exchange(*saved, {}); };
+      link_embedded_aggregate();
     }
     if (!resume.empty())
       spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
@@ -355,6 +353,41 @@ class PipelineRun {
     // without it, cars over MQTT) follows wall time.
     _clock.simulated = _roles.sim && !(_roles.everything && !_config.get(keys::mqtt_brokers).empty());
     _clock.sim.advance_to(_start_ms);
+  }
+
+  /// Embedded: the memory log dies with the process, so the aggregate stage keeps its windows in the data
+  /// dir's state table, saved at each of its flushes once the sink has stored the results written before
+  /// it, and replays the store's history after each car's saved state at start (docs/architecture.md "State
+  /// across restarts, embedded").
+  void link_embedded_aggregate() {
+    auto table = std::make_shared<AggregateStateTable>((_data_dir / "aggregate_state.sqlite").string());
+    // A clean stop of a version before the table left its windows in this file: taken over once.
+    if (auto old = stages::take_aggregate_snapshot((_data_dir / "aggregate.state").string()); !old.empty())
+      table->save(old);
+    int64_t refused = 0;
+    auto saved = std::make_shared<std::vector<stages::AggregateSnapshot>>(table->load(&refused));
+    if (refused > 0)
+      spdlog::warn(
+          "aggregate: {} rows of aggregate_state.sqlite are not a car's state; those cars start from "
+          "the store's history",
+          refused);
+    auto& links = _ctx.aggregate_links;
+    links.load = [saved](const std::set<int32_t>&) { return std::exchange(*saved, {}); };
+    links.save = [table](const std::vector<stages::AggregateSnapshot>& cars) { table->save(cars); };
+    links.results_stored = [log = _log.get()]() -> std::function<bool()> {
+      return [log, ends = log->end_offsets(core::topics::kAggregates)] {
+        const auto committed = log->committed_offsets("fleettwin.sink", core::topics::kAggregates);
+        for (std::size_t p = 0; p < ends.size(); ++p)
+          if (ends[p] > 0 && (p >= committed.size() || committed[p] < ends[p])) return false;
+        return true;
+      };
+    };
+    links.replay = [open = store_opener(_config, nullptr, _ctx.catalog)](
+                       const stages::AggregateStage::ReplayFrom& from,
+                       const stages::AggregateStage::ReplayAdd& add) {
+      auto store = open();
+      replay_history(*store, from, add);
+    };
   }
 
   /// Where the twin stage resumes (embedded: the store's twins; distributed: fleet.twins, read for the
@@ -616,21 +649,14 @@ class PipelineRun {
     if (_control.progress) print_progress(true);
   }
 
-  /// Embedded: the aggregate stage's windows, for the next run on this data dir (docs/architecture.md
-  /// "Windows over time"). Its input is consumed as far as the sink's (a car's events the sink stored and it
-  /// did not count are gone with the memory log; those it counted and the simulator sends again are
-  /// replays its seq guard ignores).
+  /// Embedded: a stop is the aggregate stage's last flush. Its runner flushed the state before it stopped;
+  /// the sink, which drains after it, has stored the results since, so that state is saved now (after a hard
+  /// stop only what the store caught up with; the next run replays the rest from the store).
   void save_aggregate_windows() {
     if (_distributed) return;
-    for (auto& r : _runners) {
-      if (r->stage().descriptor().name != "aggregate" || !r->error().empty()) continue;
-      try {
-        stages::write_aggregate_snapshot(static_cast<const stages::AggregateStage&>(r->stage()),
-                                         (_data_dir / "aggregate.state").string());
-      } catch (const std::exception& e) {
-        spdlog::warn("aggregate: windows not saved: {}", e.what());
-      }
-    }
+    for (auto& r : _runners)
+      if (r->stage().descriptor().name == "aggregate")
+        static_cast<stages::AggregateStage&>(r->stage()).save_flushed_state();
   }
 
   /// The counts, the exactness check against what the simulator published, and the rates; throws when a
