@@ -3,11 +3,16 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
+#include <utility>
 
 #include "core/signals.h"
+#include "core/topics.h"
+#include "stages/aggregate/aggregate_resume.h"
 
 namespace fleettwin::app {
 
@@ -112,6 +117,38 @@ int64_t replay_history(store::TwinStore& store, const stages::AggregateStage::Re
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
   spdlog::info("aggregate: {} stored events of {} cars read in {} ms", rows, cars.size(), ms);
   return rows;
+}
+
+stages::AggregateStage::Links embedded_aggregate_links(log::Log& log, const std::string& data_dir,
+                                                       StoreOpener open_store) {
+  const std::filesystem::path dir(data_dir);
+  auto table = std::make_shared<AggregateStateTable>((dir / "aggregate_state.sqlite").string());
+  if (auto old = stages::take_aggregate_snapshot((dir / "aggregate.state").string()); !old.empty())
+    table->save(old);
+  int64_t refused = 0;
+  auto saved = std::make_shared<std::vector<stages::AggregateSnapshot>>(table->load(&refused));
+  if (refused > 0)
+    spdlog::warn(
+        "aggregate: {} rows of aggregate_state.sqlite are not a car's state; those cars start from "
+        "the store's history",
+        refused);
+  stages::AggregateStage::Links links;
+  links.load = [saved](const std::set<int32_t>&) { return std::exchange(*saved, {}); };
+  links.save = [table](const std::vector<stages::AggregateSnapshot>& cars) { table->save(cars); };
+  links.results_stored = [&log]() -> std::function<bool()> {
+    return [&log, ends = log.end_offsets(core::topics::kAggregates)] {
+      const auto committed = log.committed_offsets("fleettwin.sink", core::topics::kAggregates);
+      for (std::size_t p = 0; p < ends.size(); ++p)
+        if (ends[p] > 0 && (p >= committed.size() || committed[p] < ends[p])) return false;
+      return true;
+    };
+  };
+  links.replay = [open = std::move(open_store)](const stages::AggregateStage::ReplayFrom& from,
+                                                const stages::AggregateStage::ReplayAdd& add) {
+    auto store = open();
+    replay_history(*store, from, add);
+  };
+  return links;
 }
 
 }  // namespace fleettwin::app

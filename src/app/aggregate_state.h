@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "app/store_factory.h"
+#include "log/log.h"
 #include "stages/aggregate/aggregate_stage.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/twin_store.h"
@@ -45,5 +47,14 @@ class AggregateStateTable {
 /// at start (AggregateStage::Links::replay).
 int64_t replay_history(store::TwinStore& store, const stages::AggregateStage::ReplayFrom& from,
                        const stages::AggregateStage::ReplayAdd& add, int64_t page = 10000);
+
+/// How `up` links its aggregate stage (docs/architecture.md "State across restarts, embedded"): each car's
+/// state in `<data_dir>/aggregate_state.sqlite` (a clean stop's `aggregate.state` of earlier versions taken
+/// over once), saved at each flush once the sink (group fleettwin.sink) has committed past every
+/// fleet.aggregates record written before it, and at start the store's history after each car's saved state
+/// (replay_history on a store `open_store` opens on the stage's thread). Throws store::SqliteError when the
+/// table cannot be opened.
+stages::AggregateStage::Links embedded_aggregate_links(log::Log& log, const std::string& data_dir,
+                                                       StoreOpener open_store);
 
 }  // namespace fleettwin::app

@@ -342,7 +342,9 @@ class PipelineRun {
         return stages::read_aggregate_changelog(*log, partitions);
       };
     } else if (runs_aggregate()) {
-      link_embedded_aggregate();
+      // The embedded log dies with the process: the data dir's state table and the store take its place.
+      _ctx.aggregate_links =
+          embedded_aggregate_links(*_log, _data_dir.string(), store_opener(_config, nullptr, _ctx.catalog));
     }
     if (!resume.empty())
       spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
@@ -353,41 +355,6 @@ class PipelineRun {
     // without it, cars over MQTT) follows wall time.
     _clock.simulated = _roles.sim && !(_roles.everything && !_config.get(keys::mqtt_brokers).empty());
     _clock.sim.advance_to(_start_ms);
-  }
-
-  /// Embedded: the memory log dies with the process, so the aggregate stage keeps its windows in the data
-  /// dir's state table, saved at each of its flushes once the sink has stored the results written before
-  /// it, and replays the store's history after each car's saved state at start (docs/architecture.md "State
-  /// across restarts, embedded").
-  void link_embedded_aggregate() {
-    auto table = std::make_shared<AggregateStateTable>((_data_dir / "aggregate_state.sqlite").string());
-    // A clean stop of a version before the table left its windows in this file: taken over once.
-    if (auto old = stages::take_aggregate_snapshot((_data_dir / "aggregate.state").string()); !old.empty())
-      table->save(old);
-    int64_t refused = 0;
-    auto saved = std::make_shared<std::vector<stages::AggregateSnapshot>>(table->load(&refused));
-    if (refused > 0)
-      spdlog::warn(
-          "aggregate: {} rows of aggregate_state.sqlite are not a car's state; those cars start from "
-          "the store's history",
-          refused);
-    auto& links = _ctx.aggregate_links;
-    links.load = [saved](const std::set<int32_t>&) { return std::exchange(*saved, {}); };
-    links.save = [table](const std::vector<stages::AggregateSnapshot>& cars) { table->save(cars); };
-    links.results_stored = [log = _log.get()]() -> std::function<bool()> {
-      return [log, ends = log->end_offsets(core::topics::kAggregates)] {
-        const auto committed = log->committed_offsets("fleettwin.sink", core::topics::kAggregates);
-        for (std::size_t p = 0; p < ends.size(); ++p)
-          if (ends[p] > 0 && (p >= committed.size() || committed[p] < ends[p])) return false;
-        return true;
-      };
-    };
-    links.replay = [open = store_opener(_config, nullptr, _ctx.catalog)](
-                       const stages::AggregateStage::ReplayFrom& from,
-                       const stages::AggregateStage::ReplayAdd& add) {
-      auto store = open();
-      replay_history(*store, from, add);
-    };
   }
 
   /// Where the twin stage resumes (embedded: the store's twins; distributed: fleet.twins, read for the

@@ -6,15 +6,20 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <tuple>
 
 #include "aggregate/definition.h"
+#include "aggregate/state_bytes.h"
 #include "codec/avro.h"
 #include "codec/schemas.h"
 #include "core/topics.h"
+#include "log/memory/memory_log.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/sqlite_store.h"
+#include "support/log_records.h"
 #include "support/temp_dir.h"
 #include "unit/stages/stage_records.h"
 
@@ -293,4 +298,55 @@ TEST(AggregateStateEmbedded, StateOfOtherDefinitionsIsRefusedAndTheOpenWindowsRe
   for (const auto& [key, r] : got)
     if (std::get<0>(key) == "a" && r.window_start > kT0) complete += r.count >= 17 ? 1 : 0;
   EXPECT_GE(complete, 4);
+}
+
+// How `up` links the stage: a clean stop's snapshot file of earlier versions is taken over into the table
+// once, and a flush's state may be saved only once the sink has committed past every result written before.
+TEST(AggregateStateEmbedded, UpTakesOverTheOldSnapshotAndWaitsForTheSinksCommit) {
+  const fleettwin::testing::TempDir dir("aggregate-links");
+  {
+    std::string bytes;
+    aggregate::StateWriter w(bytes);
+    w.u64(2);
+    for (const std::string car : {"car-1", "car-2"}) {
+      w.u64(car.size());
+      bytes += car;
+      w.u64(5);
+      bytes += "state";
+    }
+    std::ofstream(dir.file("aggregate.state"), std::ios::binary) << bytes;
+  }
+  log::MemoryLog mlog;
+  mlog.create_topic(t::kAggregates, {.partitions = 2});
+  bool opened = false;
+  auto links = app::embedded_aggregate_links(mlog, dir.path().string(), [&] {
+    opened = true;
+    return std::make_unique<store::SqliteStore>(dir.file("fleettwin.db"));
+  });
+  EXPECT_FALSE(std::filesystem::exists(dir.file("aggregate.state")));
+  EXPECT_EQ(app::AggregateStateTable(dir.file("aggregate_state.sqlite")).cars(), 2);
+  const auto loaded = links.load({0});
+  ASSERT_EQ(loaded.size(), 2U);
+  EXPECT_EQ(loaded[1].car, "car-2");
+  EXPECT_EQ(loaded[1].state, "state");
+  EXPECT_TRUE(links.load({0}).empty());  // once
+
+  EXPECT_TRUE(links.results_stored()());  // nothing written yet
+  auto producer = mlog.producer();
+  for (int i = 0; i < 10; ++i)
+    producer->send(fleettwin::testing::rec(t::kAggregates, "k" + std::to_string(i), "r"));
+  ASSERT_EQ(producer->flush(std::chrono::seconds(5)), 0);
+  const auto stored = links.results_stored();
+  EXPECT_FALSE(stored());
+  auto sink = fleettwin::testing::subscribed(mlog, "fleettwin.sink", {t::kAggregates});
+  const auto read = fleettwin::testing::drain(*sink, 10, std::chrono::seconds(5));
+  ASSERT_EQ(read.size(), 10U);
+  EXPECT_FALSE(stored()) << "read is not stored: the sink commits after its store transaction";
+  sink->commit(log::next_offsets(read));
+  EXPECT_TRUE(stored());
+  sink->close();
+
+  links.replay([](const std::string&, std::optional<int64_t>) { return INT64_MIN; },
+               [](const core::Telemetry&) {});
+  EXPECT_TRUE(opened);
 }
