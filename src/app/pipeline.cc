@@ -616,14 +616,20 @@ class PipelineRun {
     if (_control.progress) print_progress(true);
   }
 
-  /// Embedded: a stop is the aggregate stage's last flush. Its runner flushed the state before it stopped;
-  /// the sink, which drains after it, has stored the results since, so that state is saved now (after a hard
-  /// stop only what the store caught up with; the next run replays the rest from the store).
+  /// Embedded: a stop is the aggregate stage's last flush. Its runner wrote every result before it stopped;
+  /// the sink, which drains after it, has stored them since, so the state is saved now (after a hard stop
+  /// only what the store caught up with, and after a failed stage only what earlier flushes took; the next
+  /// run replays the rest from the store).
   void save_aggregate_windows() {
     if (_distributed) return;
-    for (auto& r : _runners)
-      if (r->stage().descriptor().name == "aggregate")
-        static_cast<stages::AggregateStage&>(r->stage()).save_flushed_state();
+    for (auto& r : _runners) {
+      if (r->stage().descriptor().name != "aggregate") continue;
+      auto& stage = static_cast<stages::AggregateStage&>(r->stage());
+      if (r->error().empty())
+        stage.final_flush();
+      else
+        stage.save_flushed_state();
+    }
   }
 
   /// The counts, the exactness check against what the simulator published, and the rates; throws when a

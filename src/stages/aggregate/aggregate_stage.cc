@@ -162,7 +162,13 @@ void AggregateStage::flush_state(log::Producer& out) {
     // The results of the replay at start wait in the engine until here when no record follows it.
     write_results(out);
     save_flushed_state();  // before the new flush is queued: its results are not flushed yet
-    take_flushed_state();
+    // The runner also flushes whenever its input is idle, which a fast stage is many times a second: the
+    // states are taken at most once per interval (a clean stop takes the rest, final_flush).
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= _next_state) {
+      take_flushed_state();
+      _next_state = now + std::chrono::milliseconds(_options.flush_interval_ms);
+    }
     return;
   }
   // Right before the runner commits: the changelog then holds every car's state as of the committed input,
@@ -198,6 +204,11 @@ void AggregateStage::take_flushed_state() {
       older.cars.push_back(std::move(c));
   }
   older.stored = std::move(newest.stored);
+}
+
+void AggregateStage::final_flush() {
+  take_flushed_state();
+  save_flushed_state();
 }
 
 void AggregateStage::save_flushed_state() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -90,9 +91,12 @@ class AggregateStage final : public Stage {
   void on_revoked(const std::vector<log::TopicPartition>& partitions) override;
   const aggregate::Engine& engine() const { return _engine; }
   /// Embedded: writes the flushed states whose results the store now holds (Links::save). The runner's
-  /// thread calls it at each tick and flush; the host calls it once more after the runners stopped, which
-  /// makes a clean stop a final flush.
+  /// thread calls it at each tick and flush.
   void save_flushed_state();
+  /// Embedded, by the host once every runner has stopped and only when this stage's stopped without an
+  /// error (its last flush wrote every result): the state of the cars changed since the last one taken,
+  /// then save_flushed_state. A clean stop is a final flush.
+  void final_flush();
 
  private:
   /// States taken at one flush, and the check that lets them be saved (null until the outputs the flush
@@ -119,6 +123,7 @@ class AggregateStage final : public Stage {
   std::unordered_map<std::string, std::vector<std::string>> _columns;  ///< per aggregate: its columns
   std::string _value;                                                  ///< scratch for encoding
   std::deque<Unsaved> _unsaved;  ///< embedded: flushed states not yet in the state table, oldest first
+  std::chrono::steady_clock::time_point _next_state{};  ///< embedded: when a flush next takes states
   core::Counter& _results;
   core::Counter& _duplicates;
   core::Counter& _restored;
