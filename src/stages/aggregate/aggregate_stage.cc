@@ -165,7 +165,7 @@ void AggregateStage::flush_state(log::Producer& out) {
     // The runner also flushes whenever its input is idle, which a fast stage is many times a second: the
     // states are taken at most once per interval (a clean stop takes the rest, final_flush).
     const auto now = std::chrono::steady_clock::now();
-    if (now >= _next_state) {
+    if (now >= _next_state && !_changed.empty()) {
       take_flushed_state();
       _next_state = now + std::chrono::milliseconds(_options.flush_interval_ms);
     }
