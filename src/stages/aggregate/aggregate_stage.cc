@@ -252,24 +252,19 @@ void AggregateStage::on_assigned(const std::vector<log::TopicPartition>& partiti
 void AggregateStage::replay_history() {
   const auto replay = std::exchange(_links.replay, nullptr);  // once: the embedded log has one member
   // A car without usable state is rebuilt from this much of its newest history: every window still open at
-  // its newest event is then complete (those that closed before were stored when they closed).
+  // its newest event is then complete.
   int64_t horizon = 0;
   for (const auto& d : _options.definitions) horizon = std::max(horizon, d.size_ms + d.grace_ms);
   auto before = [horizon](int64_t ts) { return ts > INT64_MIN + horizon ? ts - horizon : INT64_MIN; };
-  int64_t stale = 0, counted = 0;
   auto from = [&](const std::string& car, std::optional<int64_t> newest) {
+    // A saved car goes on from its own event time, however far behind the store its state is (under --fast
+    // a flush interval of wall time is hours of event time): the events counted at that ts are duplicates
+    // to the seq guard.
     const int64_t saved = _engine.car_event_time(car);
-    if (saved == INT64_MIN) return newest ? before(*newest) : INT64_MIN;
-    if (newest && before(*newest) > saved) {
-      // Saved longer ago than its windows stay open (a run without the stage since): counting on from it
-      // would read the whole gap; its open windows are rebuilt from the store instead.
-      _engine.forget_car(car);
-      ++stale;
-      return before(*newest);
-    }
-    // The events after the saved ones; those at the same ts that were counted are duplicates to the guard.
-    return saved;
+    if (saved != INT64_MIN) return saved;
+    return newest ? before(*newest) : INT64_MIN;
   };
+  int64_t counted = 0;
   const std::string_view attributes[] = {kLocalSite};
   auto add = [&](const core::Telemetry& t) {
     const auto status = _engine.add(t, attributes);
@@ -280,10 +275,8 @@ void AggregateStage::replay_history() {
   };
   replay(from, add);
   _replayed.add(counted);
-  spdlog::info(
-      "aggregate: {} stored events counted after the saved state ({} cars; {} saved states older "
-      "than the windows, rebuilt from the store)",
-      counted, _engine.cars(), stale);
+  spdlog::info("aggregate: {} stored events counted after the saved states ({} cars)", counted,
+               _engine.cars());
 }
 
 void AggregateStage::restore(const std::set<int32_t>& gained) {
