@@ -254,7 +254,17 @@ void AggregateStage::replay_history() {
   // A car without usable state is rebuilt from this much of its newest history: every window still open at
   // its newest event is then complete.
   int64_t horizon = 0;
-  for (const auto& d : _options.definitions) horizon = std::max(horizon, d.size_ms + d.grace_ms);
+  // When the table held this run's definitions' states, a car without one is new since their last save:
+  // all of its history as far back as the engine keeps a car's windows is replayed, which is the whole of a
+  // new car's, so its windows whose results died with the memory log are written again.
+  int64_t kept = 0;
+  const auto max_windows = static_cast<int64_t>(_options.engine.max_windows_per_key);
+  for (const auto& d : _options.definitions) {
+    horizon = std::max(horizon, d.size_ms + d.grace_ms);
+    kept =
+        std::max(kept, std::min(max_windows * d.advance_ms, d.allowed_lateness_ms) + d.size_ms + d.grace_ms);
+  }
+  if (_restored_here > 0) horizon = kept;
   auto before = [horizon](int64_t ts) { return ts > INT64_MIN + horizon ? ts - horizon : INT64_MIN; };
   auto from = [&](const std::string& car, std::optional<int64_t> newest) {
     // A saved car goes on from its own event time, however far behind the store its state is (under --fast
@@ -289,6 +299,7 @@ void AggregateStage::restore(const std::set<int32_t>& gained) {
       continue;
     }
     _restored.add();
+    ++_restored_here;
   }
   spdlog::info("aggregate: {} cars' windows restored for partitions {}", _engine.cars(), gained.size());
 }

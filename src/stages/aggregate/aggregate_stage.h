@@ -124,6 +124,7 @@ class AggregateStage final : public Stage {
   std::string _value;                                                  ///< scratch for encoding
   std::deque<Unsaved> _unsaved;  ///< embedded: flushed states not yet in the state table, oldest first
   std::chrono::steady_clock::time_point _next_state{};  ///< embedded: when a flush next takes states
+  int64_t _restored_here = 0;                           ///< cars whose saved state this stage restored
   core::Counter& _results;
   core::Counter& _duplicates;
   core::Counter& _restored;
