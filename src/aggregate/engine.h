@@ -101,6 +101,10 @@ class Engine {
   bool restore_car(std::string_view car, std::string_view bytes, std::string* error);
   /// Drops the state of `car` (its partition moved to another copy of the stage).
   void forget_car(std::string_view car);
+  /// The car's own event time: the greatest ts any per-car definition took from it (restored state
+  /// included); INT64_MIN for a car without state or when no definition is per car. Where a replay of the
+  /// car's stored history resumes.
+  int64_t car_event_time(std::string_view car) const;
   /// Cars with state.
   std::size_t cars() const { return _cars.size(); }
   /// Their ids, in no particular order.

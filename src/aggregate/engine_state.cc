@@ -164,6 +164,13 @@ std::vector<std::string> Engine::car_ids() const {
   return ids;
 }
 
+int64_t Engine::car_event_time(std::string_view car) const {
+  int64_t t = INT64_MIN;
+  if (const auto it = _cars.find(car); it != _cars.end())
+    for (const auto& ks : it->second.keys) t = std::max(t, ks.max_ts);
+  return t;
+}
+
 void Engine::forget_car(std::string_view car) {
   if (auto it = _cars.find(car); it != _cars.end()) _cars.erase(it);
 }

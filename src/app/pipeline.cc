@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/auth.h"
+#include "app/aggregate_state.h"
 #include "app/api_runtime.h"
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
@@ -341,10 +342,9 @@ class PipelineRun {
         return stages::read_aggregate_changelog(*log, partitions);
       };
     } else if (runs_aggregate()) {
-      // The embedded log dies with the process: the windows come from the last clean stop's snapshot.
-      auto saved = std::make_shared<std::vector<stages::AggregateSnapshot>>(
-          stages::take_aggregate_snapshot((_data_dir / "aggregate.state").string()));
-      _ctx.aggregate_links.load = [saved](const std::set<int32_t>&) { return std::exchange(*saved, {}); };
+      // The embedded log dies with the process: the data dir's state table and the store take its place.
+      _ctx.aggregate_links =
+          embedded_aggregate_links(*_log, _data_dir.string(), store_opener(_config, nullptr, _ctx.catalog));
     }
     if (!resume.empty())
       spdlog::info("resuming on {}: {} cars already stored, {} twins", _data_dir.string(), resume.size(),
@@ -616,20 +616,19 @@ class PipelineRun {
     if (_control.progress) print_progress(true);
   }
 
-  /// Embedded: the aggregate stage's windows, for the next run on this data dir (docs/architecture.md
-  /// "Windows over time"). Its input is consumed as far as the sink's (a car's events the sink stored and it
-  /// did not count are gone with the memory log; those it counted and the simulator sends again are
-  /// replays its seq guard ignores).
+  /// Embedded: a stop is the aggregate stage's last flush. Its runner wrote every result before it stopped;
+  /// the sink, which drains after it, has stored them since, so the state is saved now (after a hard stop
+  /// only what the store caught up with, and after a failed stage only what earlier flushes took; the next
+  /// run replays the rest from the store).
   void save_aggregate_windows() {
     if (_distributed) return;
     for (auto& r : _runners) {
-      if (r->stage().descriptor().name != "aggregate" || !r->error().empty()) continue;
-      try {
-        stages::write_aggregate_snapshot(static_cast<const stages::AggregateStage&>(r->stage()),
-                                         (_data_dir / "aggregate.state").string());
-      } catch (const std::exception& e) {
-        spdlog::warn("aggregate: windows not saved: {}", e.what());
-      }
+      if (r->stage().descriptor().name != "aggregate") continue;
+      auto& stage = static_cast<stages::AggregateStage&>(r->stage());
+      if (r->error().empty())
+        stage.final_flush();
+      else
+        stage.save_flushed_state();
     }
   }
 

@@ -236,7 +236,8 @@ inline const DurationKey aggregate_flush_interval{
     "go out after every batch whatever the interval. 1 minute: a car's state is about 13 KB (its hourly "
     "windows, kept for late events), so at 10,000 cars every 5 s wrote about 25 MB/s of state, every minute "
     "about 2 MB/s, and a restart replays a minute of input (600,000 events at 10,000 msg/s, about a second "
-    "of aggregation). The embedded log keeps no changelog: there it changes nothing."};
+    "of aggregation). Embedded (`up`) the states go to <data_dir>/aggregate_state.sqlite instead, once the "
+    "store holds the results before them, and a restart replays the store's history after them."};
 inline const IntKey aggregate_max_windows{
     "aggregate.max_windows", 64, 1, 4'096,
     "Windows kept per car (or group) and definition, open or closed awaiting late events; past it the oldest "

@@ -439,14 +439,14 @@ TEST_F(E2E, QueryAggregatesPrintsTheStoredWindows) {
 }
 
 // Issue 19 on the embedded pipeline: `up` runs the aggregate stage and the sink stores its results in
-// SQLite; a second run on the data dir continues the windows the first left open (the snapshot of a clean
-// stop), so every full 5 minutes of a car holds its 300 events once.
+// SQLite; a second run on the data dir continues the windows the first left open (the state table, whose
+// last flush a clean stop saves), so every full 5 minutes of a car holds its 300 events once.
 TEST_F(E2E, UpStoresWindowAggregatesAndAResumedRunContinuesTheOpenWindows) {
   const std::vector<std::string> common{"--fast", "--cars", "20", "--interval", "1s", "--seed", "5"};
   auto first = common;
   first.insert(first.end(), {"--duration", "12m"});
   ASSERT_TRUE(up(first));
-  EXPECT_TRUE(fs::exists(fs::path(data) / "aggregate.state"));
+  EXPECT_TRUE(fs::exists(fs::path(data) / "aggregate_state.sqlite"));
   auto second = common;
   second.insert(second.end(), {"--duration", "23m"});
   const auto s = up(second);

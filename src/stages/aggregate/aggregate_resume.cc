@@ -47,28 +47,6 @@ std::vector<AggregateSnapshot> read_aggregate_changelog(log::Log& log, const std
   return out;
 }
 
-void write_aggregate_snapshot(const AggregateStage& stage, const std::string& path) {
-  std::string bytes;
-  aggregate::StateWriter w(bytes);
-  const auto cars = stage.engine().car_ids();
-  w.u64(cars.size());
-  for (const auto& car : cars) {
-    const std::string state = stage.engine().save_car(car);
-    w.u64(car.size());
-    bytes += car;
-    w.u64(state.size());
-    bytes += state;
-  }
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 std::vector<AggregateSnapshot> take_aggregate_snapshot(const std::string& path) {
   std::vector<AggregateSnapshot> out;
   std::ifstream in(path, std::ios::binary);

@@ -17,12 +17,10 @@ std::vector<AggregateSnapshot> read_aggregate_changelog(
     log::Log& log, const std::set<int32_t>& partitions,
     std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
-/// Embedded `up`: every car's state of `stage` written to `path` (replaced atomically), after a clean stop.
-/// Throws std::runtime_error when the file cannot be written.
-void write_aggregate_snapshot(const AggregateStage& stage, const std::string& path);
-/// What write_aggregate_snapshot wrote to `path`, and the file removed: a snapshot is used once, so after a
-/// crash of the run that read it (no new snapshot) the next run starts empty rather than from state older
-/// than its input. Nothing when there is no file; what cannot be read is left out, with a warning.
+/// The snapshot file a clean stop of `up` wrote before the state table (`<data_dir>/aggregate.state`: a car
+/// count, then per car its id and Engine::save_car bytes, each length-prefixed), and the file removed: the
+/// state table takes it over once. Nothing when there is no file; what cannot be read is left out, with a
+/// warning.
 std::vector<AggregateSnapshot> take_aggregate_snapshot(const std::string& path);
 
 }  // namespace fleettwin::stages

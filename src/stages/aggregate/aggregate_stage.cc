@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -75,6 +76,13 @@ AggregateStage::AggregateStage(Options options, core::Metrics& metrics, registry
       _restore_refused(metrics.counter("fleettwin_aggregate_restore_refused_total",
                                        "Saved car states the aggregate stage could not use (other "
                                        "definitions, damaged): those cars start with empty windows")),
+      _replayed(
+          metrics.counter("fleettwin_aggregate_replayed_total",
+                          "Stored events the embedded aggregate stage counted again at start (the store's "
+                          "history after each car's saved state)")),
+      _state_saved(
+          metrics.counter("fleettwin_aggregate_states_saved_total",
+                          "Car states the embedded aggregate stage wrote to the data dir's state table")),
       _memory(metrics.gauge("fleettwin_aggregate_memory_bytes", "Bytes of the aggregate stage's windows")) {
   check_attributes(_options.definitions);
   for (const auto& d : _options.definitions) _columns.emplace(d.name, d.columns());
@@ -115,10 +123,8 @@ void AggregateStage::add(const log::Record& r, log::Producer& out) {
       _dead_letters.send(r, "bad_time", "event time " + std::to_string(_t.ts) + " is out of range", out);
       return;
   }
-  if (_options.changelog) {
-    _partition_of[_t.car] = r.partition;
-    _changed.insert(_t.car);
-  }
+  if (_options.changelog) _partition_of[_t.car] = r.partition;
+  if (_options.changelog || _links.save) _changed.insert(_t.car);
 }
 
 void AggregateStage::write_results(log::Producer& out) {
@@ -150,9 +156,24 @@ void AggregateStage::write_results(log::Producer& out) {
 void AggregateStage::tick(log::Producer&) {
   // Once a second, not per batch: the walk is over every car's windows.
   _memory.set(static_cast<int64_t>(_engine.memory_bytes()));
+  save_flushed_state();
 }
 
 void AggregateStage::flush_state(log::Producer& out) {
+  if (!_options.changelog) {
+    if (!_links.save) return;
+    // The results of the replay at start wait in the engine until here when no record follows it.
+    write_results(out);
+    save_flushed_state();  // before the new flush is queued: its results are not flushed yet
+    // The runner also flushes whenever its input is idle, which a fast stage is many times a second: the
+    // states are taken at most once per interval (a clean stop takes the rest, final_flush).
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= _next_state && !_changed.empty()) {
+      take_flushed_state();
+      _next_state = now + std::chrono::milliseconds(_options.flush_interval_ms);
+    }
+    return;
+  }
   // Right before the runner commits: the changelog then holds every car's state as of the committed input,
   // so a copy that takes over resumes exactly where the input resumes (results are flushed after every
   // batch, so the saved state holds no unwritten revision).
@@ -164,12 +185,114 @@ void AggregateStage::flush_state(log::Producer& out) {
   _changed.clear();
 }
 
+void AggregateStage::take_flushed_state() {
+  if (_changed.empty()) return;
+  Unsaved u;
+  u.cars.reserve(_changed.size());
+  for (const auto& car : _changed) u.cars.push_back({car, _engine.save_car(car)});
+  _changed.clear();
+  _unsaved.push_back(std::move(u));
+  // Bounded however far the store falls behind: the two newest flushes become one (a car's newer state
+  // wins), which waits for the newer one's results.
+  if (_unsaved.size() <= 3) return;
+  Unsaved newest = std::move(_unsaved.back());
+  _unsaved.pop_back();
+  auto& older = _unsaved.back();
+  std::unordered_map<std::string, std::size_t> at;
+  for (std::size_t i = 0; i < older.cars.size(); ++i) at.emplace(older.cars[i].car, i);
+  for (auto& c : newest.cars) {
+    if (const auto it = at.find(c.car); it != at.end())
+      older.cars[it->second].state = std::move(c.state);
+    else
+      older.cars.push_back(std::move(c));
+  }
+  older.stored = std::move(newest.stored);
+}
+
+void AggregateStage::final_flush() {
+  take_flushed_state();
+  save_flushed_state();
+}
+
+void AggregateStage::save_flushed_state() {
+  if (!_links.save || _unsaved.empty()) return;
+  // Every flush queued so far had its outputs flushed since: from here on the store's progress tells.
+  for (auto& u : _unsaved) {
+    if (!u.stored) u.stored = _links.results_stored ? _links.results_stored() : [] { return true; };
+  }
+  // A state saved before the store has the results it had emitted would, after a crash, leave those windows
+  // closed in the engine and missing from the store.
+  std::unordered_map<std::string, std::string> ready;
+  while (!_unsaved.empty() && _unsaved.front().stored()) {
+    for (auto& c : _unsaved.front().cars) ready[std::move(c.car)] = std::move(c.state);
+    _unsaved.pop_front();
+  }
+  if (ready.empty()) return;
+  std::vector<AggregateSnapshot> cars;
+  cars.reserve(ready.size());
+  for (auto& [car, state] : ready) cars.push_back({car, std::move(state)});
+  try {
+    _links.save(cars);
+    _state_saved.add(static_cast<int64_t>(cars.size()));
+  } catch (const std::exception& e) {
+    // The table keeps the older states meanwhile: a restart replays more of the history, nothing is lost.
+    spdlog::warn("aggregate: state of {} cars not saved ({}); trying again at the next flush", cars.size(),
+                 e.what());
+    _unsaved.push_front({std::move(cars), [] { return true; }});
+  }
+}
+
 void AggregateStage::on_assigned(const std::vector<log::TopicPartition>& partitions) {
   std::set<int32_t> gained;
   for (const auto& tp : partitions) {
     if (tp.topic == t::kTelemetry && _held[tp.partition]++ == 0) gained.insert(tp.partition);
   }
-  if (gained.empty() || !_links.load) return;
+  if (gained.empty()) return;
+  if (_links.load) restore(gained);
+  if (_links.replay) replay_history();
+}
+
+void AggregateStage::replay_history() {
+  const auto replay = std::exchange(_links.replay, nullptr);  // once: the embedded log has one member
+  // A car without usable state is rebuilt from this much of its newest history: every window still open at
+  // its newest event is then complete.
+  int64_t horizon = 0;
+  // When the table held this run's definitions' states, a car without one is new since their last save:
+  // all of its history as far back as the engine keeps a car's windows is replayed, which is the whole of a
+  // new car's, so its windows whose results died with the memory log are written again.
+  int64_t kept = 0;
+  const auto max_windows = static_cast<int64_t>(_options.engine.max_windows_per_key);
+  for (const auto& d : _options.definitions) {
+    horizon = std::max(horizon, d.size_ms + d.grace_ms);
+    kept =
+        std::max(kept, std::min(max_windows * d.advance_ms, d.allowed_lateness_ms) + d.size_ms + d.grace_ms);
+  }
+  if (_restored_here > 0) horizon = kept;
+  auto before = [horizon](int64_t ts) { return ts > INT64_MIN + horizon ? ts - horizon : INT64_MIN; };
+  auto from = [&](const std::string& car, std::optional<int64_t> newest) {
+    // A saved car goes on from its own event time, however far behind the store its state is (under --fast
+    // a flush interval of wall time is hours of event time): the events counted at that ts are duplicates
+    // to the seq guard.
+    const int64_t saved = _engine.car_event_time(car);
+    if (saved != INT64_MIN) return saved;
+    return newest ? before(*newest) : INT64_MIN;
+  };
+  int64_t counted = 0;
+  const std::string_view attributes[] = {kLocalSite};
+  auto add = [&](const core::Telemetry& t) {
+    const auto status = _engine.add(t, attributes);
+    if (status == aggregate::AddStatus::kAccepted || status == aggregate::AddStatus::kTooLate) {
+      _changed.insert(t.car);
+      ++counted;
+    }
+  };
+  replay(from, add);
+  _replayed.add(counted);
+  spdlog::info("aggregate: {} stored events counted after the saved states ({} cars)", counted,
+               _engine.cars());
+}
+
+void AggregateStage::restore(const std::set<int32_t>& gained) {
   std::string error;
   for (const auto& snapshot : _links.load(gained)) {
     if (snapshot.state.empty()) continue;
@@ -179,6 +302,7 @@ void AggregateStage::on_assigned(const std::vector<log::TopicPartition>& partiti
       continue;
     }
     _restored.add();
+    ++_restored_here;
   }
   spdlog::info("aggregate: {} cars' windows restored for partitions {}", _engine.cars(), gained.size());
 }

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -39,7 +42,11 @@ struct AggregateSnapshot {
 /// fleet.aggregates.state at most once per flush interval, right before the commit, so the changelog always
 /// matches the committed input; a copy that gains a partition loads its cars from there (Links::load) and
 /// continues exactly where the last owner committed. A car belongs to a partition number (every topic is
-/// keyed by car and equally partitioned), as in the twin stage. Runs on its runner's thread.
+/// keyed by car and equally partitioned), as in the twin stage. Embedded (Links::save, the memory log
+/// dies with the process) the same flush hands the changed cars' states to the data dir's state table, held
+/// back until the store has every result written before the flush; at start the stage loads them and
+/// replays the store's history after each car's saved event time (Links::replay), before its first record
+/// (docs/architecture.md "State across restarts, embedded"). Runs on its runner's thread.
 class AggregateStage final : public Stage {
  public:
   struct Options {
@@ -49,9 +56,23 @@ class AggregateStage final : public Stage {
     int32_t result_schema_id = 0;  ///< the registry id of AggregateResult results are framed with
     bool changelog = false;        ///< write car state to fleet.aggregates.state (a durable log)
   };
+  /// Feeds one stored telemetry event to the stage's engine (a replay of the store's history).
+  using ReplayAdd = std::function<void(const core::Telemetry&)>;
+  /// Per car of the store and the ts of its newest stored event (nullopt: not known), the ts from which
+  /// its history is replayed.
+  using ReplayFrom = std::function<int64_t(const std::string& car, std::optional<int64_t> newest_ts)>;
   struct Links {
     /// The latest saved state of the cars of the given partition numbers; null: nothing to load.
     std::function<std::vector<AggregateSnapshot>(const std::set<int32_t>&)> load;
+    /// Embedded (`up`, no changelog): where the state of the cars whose windows changed goes at each flush
+    /// (the data dir's state table), once the store holds every result written before it.
+    std::function<void(const std::vector<AggregateSnapshot>&)> save;
+    /// Embedded: taken after a flush of the outputs, a check that turns true once the store holds every
+    /// result written to fleet.aggregates so far (the sink committed past them). Null: at once.
+    std::function<std::function<bool()>()> results_stored;
+    /// Embedded: after the load, the store's history of every car it holds, per car oldest first (ts,
+    /// seq) from the ts `from` gives, fed to `add`, in pages (memory bounded).
+    std::function<void(const ReplayFrom& from, const ReplayAdd& add)> replay;
   };
   /// The attributes a definition may group by: `site`, the edge site a record came from (central with
   /// --sites; "local" without one). Throws config::ConfigError naming any other.
@@ -70,10 +91,26 @@ class AggregateStage final : public Stage {
   void on_assigned(const std::vector<log::TopicPartition>& partitions) override;
   void on_revoked(const std::vector<log::TopicPartition>& partitions) override;
   const aggregate::Engine& engine() const { return _engine; }
+  /// Embedded: writes the flushed states whose results the store now holds (Links::save). The runner's
+  /// thread calls it at each tick and flush.
+  void save_flushed_state();
+  /// Embedded, by the host once every runner has stopped and only when this stage's stopped without an
+  /// error (its last flush wrote every result): the state of the cars changed since the last one taken,
+  /// then save_flushed_state. A clean stop is a final flush.
+  void final_flush();
 
  private:
+  /// States taken at one flush, and the check that lets them be saved (null until the outputs the flush
+  /// waited for are in the log: taken at the next tick or flush).
+  struct Unsaved {
+    std::vector<AggregateSnapshot> cars;
+    std::function<bool()> stored;
+  };
   void add(const log::Record& r, log::Producer& out);
   void write_results(log::Producer& out);
+  void restore(const std::set<int32_t>& gained);
+  void replay_history();
+  void take_flushed_state();
 
   Options _options;
   Links _links;
@@ -86,10 +123,15 @@ class AggregateStage final : public Stage {
   std::map<int32_t, int> _held;                            ///< input partitions held, per partition number
   std::unordered_map<std::string, std::vector<std::string>> _columns;  ///< per aggregate: its columns
   std::string _value;                                                  ///< scratch for encoding
+  std::deque<Unsaved> _unsaved;  ///< embedded: flushed states not yet in the state table, oldest first
+  std::chrono::steady_clock::time_point _next_state{};  ///< embedded: when a flush next takes states
+  int64_t _restored_here = 0;                           ///< cars whose saved state this stage restored
   core::Counter& _results;
   core::Counter& _duplicates;
   core::Counter& _restored;
   core::Counter& _restore_refused;
+  core::Counter& _replayed;
+  core::Counter& _state_saved;
   core::Gauge& _memory;
 };
 
