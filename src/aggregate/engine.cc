@@ -69,9 +69,9 @@ AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view
     throw std::invalid_argument("aggregate: add() needs a value of every attribute");
   }
   if (t.ts < -kMaxEventTime || t.ts > kMaxEventTime) return AddStatus::kBadTime;
-  auto it = _cars.find(std::string_view(t.car));
-  if (it == _cars.end()) it = _cars.emplace(t.car, new_car()).first;
-  CarState& car = it->second;
+  auto* entry = _cars.find(t.car);
+  if (entry == nullptr) entry = &_cars.insert(t.car, new_car());
+  CarState& car = entry->value;
   if (t.seq <= car.last_seq) {
     ++_counters.duplicates;
     return AddStatus::kDuplicate;
@@ -266,8 +266,7 @@ std::vector<Result> Engine::flush() {
   for (const auto& dirty : _dirty) {
     KeyState* ks = nullptr;
     if (_defs[dirty.def].grouping == Grouping::kCar) {
-      if (auto it = _cars.find(std::string_view(dirty.key)); it != _cars.end())
-        ks = &it->second.key(_slot[dirty.def]);
+      if (auto* entry = _cars.find(dirty.key); entry != nullptr) ks = &entry->value.key(_slot[dirty.def]);
     } else {
       auto& groups = _groups[_slot[dirty.def]];
       if (auto it = groups.find(std::string_view(dirty.key)); it != groups.end()) ks = &it->second;
@@ -292,8 +291,9 @@ std::size_t Engine::key_bytes(const KeyState& ks) {
 }
 
 std::size_t Engine::car_bytes(const std::string& id, const CarState& car) const {
-  // The hash node: key, value and about two pointers of bookkeeping.
-  std::size_t bytes = sizeof(std::pair<const std::string, CarState>) + 2 * sizeof(void*);
+  // The entry (its id and state) and about two pointers of the allocator's bookkeeping; its slot is counted
+  // with the index.
+  std::size_t bytes = sizeof(FlatIndex<CarState>::Entry) + 2 * sizeof(void*);
   if (id.capacity() > std::string().capacity()) bytes += id.capacity() + 1;
   bytes += car.more_keys.capacity() * sizeof(KeyState);
   for (std::size_t i = 0; i < _car_definitions; ++i) bytes += key_bytes(car.key(i));
@@ -301,13 +301,13 @@ std::size_t Engine::car_bytes(const std::string& id, const CarState& car) const 
 }
 
 std::size_t Engine::car_memory_bytes(std::string_view car) const {
-  const auto it = _cars.find(car);
-  return it == _cars.end() ? 0 : car_bytes(it->first, it->second);
+  const auto* entry = _cars.find(car);
+  return entry == nullptr ? 0 : car_bytes(entry->id, entry->value);
 }
 
 std::size_t Engine::memory_bytes() const {
-  std::size_t bytes = sizeof(*this) + _cars.bucket_count() * sizeof(void*);
-  for (const auto& [id, car] : _cars) bytes += car_bytes(id, car);
+  std::size_t bytes = sizeof(*this) + _cars.slot_bytes();
+  _cars.for_each([&](const auto& entry) { bytes += car_bytes(entry.id, entry.value); });
   for (const auto& groups : _groups) {
     bytes += groups.bucket_count() * sizeof(void*);
     for (const auto& [key, ks] : groups)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "aggregate/definition.h"
+#include "aggregate/flat_index.h"
 #include "aggregate/sketch.h"
 #include "core/telemetry.h"
 
@@ -145,7 +146,7 @@ class Engine {
     int64_t dropped_through = INT64_MIN;  ///< the newest start of a window dropped by the bound
     std::vector<Window> windows;
   };
-  // A car's state, in its hash node: the first kInlineKeys definitions' windows are reached without a
+  // A car's state, in its index entry: the first kInlineKeys definitions' windows are reached without a
   // further pointer (the shipped definitions are two).
   static constexpr std::size_t kInlineKeys = 2;
   struct CarState {
@@ -190,7 +191,7 @@ class Engine {
   std::vector<std::vector<std::size_t>> _sketch_of;
   static constexpr std::size_t kNoSketch = SIZE_MAX;
   std::size_t _car_definitions = 0;
-  Map<CarState> _cars;
+  FlatIndex<CarState> _cars;
   std::vector<Map<KeyState>> _groups;
   std::vector<Dirty> _dirty;
   std::vector<Result> _pending;

@@ -55,16 +55,16 @@ uint64_t Engine::compute_fingerprint() const {
 
 std::string Engine::save_car(std::string_view car) const {
   std::string out;
-  const auto it = _cars.find(car);
-  if (it == _cars.end()) return out;
+  const auto* entry = _cars.find(car);
+  if (entry == nullptr) return out;
   StateWriter w(out);
   w.u64(kStateVersion);
   w.u64(_fingerprint);
-  w.i64(it->second.last_seq);
+  w.i64(entry->value.last_seq);
   w.u64(_car_definitions);
   for (std::size_t def = 0; def < _defs.size(); ++def) {
     if (_defs[def].grouping != Grouping::kCar) continue;
-    const KeyState& ks = it->second.key(_slot[def]);
+    const KeyState& ks = entry->value.key(_slot[def]);
     w.i64(ks.max_ts);
     w.i64(ks.dropped_through);
     w.u64(ks.windows.size());
@@ -148,21 +148,21 @@ bool Engine::restore_car(std::string_view car, std::string_view bytes, std::stri
     if (error) *error = r.error();
     return false;
   }
-  auto it = _cars.find(car);
-  if (it == _cars.end()) it = _cars.emplace(std::string(car), new_car()).first;
-  it->second = std::move(state);
+  if (auto* entry = _cars.find(car); entry != nullptr) {
+    entry->value = std::move(state);
+  } else {
+    _cars.insert(car, std::move(state));
+  }
   return true;
 }
 
 std::vector<std::string> Engine::car_ids() const {
   std::vector<std::string> ids;
   ids.reserve(_cars.size());
-  for (const auto& [car, _] : _cars) ids.push_back(car);
+  _cars.for_each([&](const auto& entry) { ids.push_back(entry.id); });
   return ids;
 }
 
-void Engine::forget_car(std::string_view car) {
-  if (auto it = _cars.find(car); it != _cars.end()) _cars.erase(it);
-}
+void Engine::forget_car(std::string_view car) { _cars.erase(car); }
 
 }  // namespace fleettwin::aggregate
