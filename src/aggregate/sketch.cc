@@ -31,6 +31,17 @@ double Sketch::value_of(int32_t index) const {
   return 2 * std::pow(_gamma, index) / (_gamma + 1);
 }
 
+namespace {
+
+// Room for `n` counts and an eighth more (plus a few): a store grows only when a new extreme comes, so the
+// vector's doubling would mostly hold empty capacity, and there are two sketches in every car's hourly
+// window.
+void fit(std::vector<uint64_t>& counts, std::size_t n) {
+  if (n > counts.capacity()) counts.reserve(n + n / 8 + 4);
+}
+
+}  // namespace
+
 void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
   if (counts.empty()) {
     offset = index;
@@ -42,6 +53,7 @@ void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
     const int32_t top = offset + size - 1;
     const int32_t lowest = std::max(index, top - static_cast<int32_t>(max_buckets) + 1);
     if (lowest < offset) {
+      fit(counts, counts.size() + static_cast<std::size_t>(offset - lowest));
       counts.insert(counts.begin(), static_cast<std::size_t>(offset - lowest), 0);
       offset = lowest;
     }
@@ -49,6 +61,7 @@ void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
     return;
   }
   if (index >= offset + size) {
+    fit(counts, static_cast<std::size_t>(index - offset) + 1);
     counts.resize(static_cast<std::size_t>(index - offset) + 1, 0);
     if (counts.size() > max_buckets) {
       // Collapse the smallest magnitudes into the lowest bucket that stays.
