@@ -41,7 +41,6 @@ aggregates:
     group: car
     window: 1h
     grace: 1m
-    allowed_lateness: 24h
     signals:
       speed: [mean, max]
       coolant_temp: [max, p95]
@@ -171,12 +170,15 @@ class Reader {
     if (!valid_name(d.name)) fail(node["name"], path + ".name", "expected [a-z0-9_]{1,64}");
     grouping(node, path, d);
     window(node["window"], path + ".window", d);
-    d.allowed_lateness_ms =
-        duration(node["allowed_lateness"], path + ".allowed_lateness", kDefaultAllowedLateness);
+    d.grace_ms = duration(node["grace"], path + ".grace", 0);
+    if (d.grace_ms > kMaxAllowedLateness) fail(node["grace"], path + ".grace", "more than 30 days");
+    // A car's own windows are final when they close unless the definition says otherwise: its events come
+    // in seq order, so only a clock going backwards could still change one (docs/architecture.md).
+    d.allowed_lateness_ms = duration(node["allowed_lateness"], path + ".allowed_lateness",
+                                     d.grouping == Grouping::kCar ? d.grace_ms : kDefaultAllowedLateness);
     if (d.allowed_lateness_ms > kMaxAllowedLateness) {
       fail(node["allowed_lateness"], path + ".allowed_lateness", "more than 30 days");
     }
-    d.grace_ms = duration(node["grace"], path + ".grace", 0);
     if (d.grace_ms > d.allowed_lateness_ms)
       fail(node["grace"], path + ".grace", "more than the allowed lateness");
     signals(node["signals"], path + ".signals", d);

@@ -28,6 +28,7 @@ enum class Grouping : uint8_t { kCar, kFleet, kAttribute };
 
 inline constexpr int64_t kMsPerHour = int64_t{3600} * 1000;
 inline constexpr int64_t kMsPerDay = 24 * kMsPerHour;
+/// The default allowed lateness of per-fleet and per-attribute definitions.
 inline constexpr int64_t kDefaultAllowedLateness = 24 * kMsPerHour;
 /// Bounds on a definition (an operator's file, still outside input): they keep per-event work and state
 /// bounded.
@@ -51,7 +52,10 @@ struct Definition {
   std::string attribute;  ///< the twin attribute, when grouping == kAttribute
   int64_t size_ms = 0;
   int64_t advance_ms = 0;  ///< 1 <= advance <= size, size a multiple of advance, size / advance <= 64
-  int64_t grace_ms = 0;    ///< <= allowed_lateness_ms
+  int64_t grace_ms = 0;    ///< <= allowed_lateness_ms, <= 30 days
+  /// How long after its end a closed window is kept for revisions. parse_yaml()'s default: the grace for
+  /// per-car definitions (a car's own windows are final when they close: its events come in seq order), 24 h
+  /// for per-fleet and per-attribute ones (their late cars revise them).
   int64_t allowed_lateness_ms = kDefaultAllowedLateness;
   std::vector<SignalFunctions> signals;
 

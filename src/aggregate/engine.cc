@@ -32,6 +32,12 @@ Engine::Engine(std::vector<Definition> definitions, EngineOptions options)
     if (d.size_ms <= 0 || d.advance_ms <= 0 || d.size_ms % d.advance_ms != 0) {
       throw std::invalid_argument("aggregate " + d.name + ": invalid window");
     }
+    auto& sketch_of = _sketch_of.emplace_back();
+    std::size_t sketches = 0;
+    for (const auto& sf : d.signals) {
+      const bool has = std::any_of(sf.functions.begin(), sf.functions.end(), is_percentile);
+      sketch_of.push_back(has ? sketches++ : kNoSketch);
+    }
     if (d.grouping == Grouping::kCar) {
       _slot.push_back(_car_definitions++);
       _attribute.push_back(0);
@@ -52,17 +58,20 @@ Engine::Engine(std::vector<Definition> definitions, EngineOptions options)
 
 Engine::~Engine() = default;
 
+Engine::CarState Engine::new_car() const {
+  CarState car;
+  if (_car_definitions > kInlineKeys) car.more_keys.resize(_car_definitions - kInlineKeys);
+  return car;
+}
+
 AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view> attribute_values) {
   if (attribute_values.size() < _attributes.size()) {
     throw std::invalid_argument("aggregate: add() needs a value of every attribute");
   }
   if (t.ts < -kMaxEventTime || t.ts > kMaxEventTime) return AddStatus::kBadTime;
-  auto it = _cars.find(std::string_view(t.car));
-  if (it == _cars.end()) {
-    it = _cars.emplace(t.car, CarState{}).first;
-    it->second.keys.resize(_car_definitions);
-  }
-  CarState& car = it->second;
+  auto* entry = _cars.find(t.car);
+  if (entry == nullptr) entry = &_cars.insert(t.car, new_car());
+  CarState& car = entry->value;
   if (t.seq <= car.last_seq) {
     ++_counters.duplicates;
     return AddStatus::kDuplicate;
@@ -72,7 +81,7 @@ AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view
   for (std::size_t d = 0; d < _defs.size(); ++d) {
     switch (_defs[d].grouping) {
       case Grouping::kCar:
-        refused |= !count(d, car.keys[_slot[d]], t.car, t);
+        refused |= !count(d, car.key(_slot[d]), t.car, t);
         break;
       case Grouping::kFleet: {
         auto& groups = _groups[_slot[d]];
@@ -104,6 +113,7 @@ AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view
 bool Engine::count(std::size_t def, KeyState& ks, std::string_view key, const core::Telemetry& t) {
   const Definition& d = _defs[def];
   const int64_t newest = floor_div(t.ts, d.advance_ms) * d.advance_ms;
+  const auto& sketch_of = _sketch_of[def];
   bool taken = false;
   for (int64_t start = newest - d.size_ms + d.advance_ms; start <= newest; start += d.advance_ms) {
     const int64_t end = start + d.size_ms;
@@ -135,7 +145,7 @@ bool Engine::count(std::size_t def, KeyState& ks, std::string_view key, const co
         s.last_ts = t.ts;
         s.last_seq = t.seq;
       }
-      if (s.sketch) s.sketch->add(v);
+      if (sketch_of[i] != kNoSketch) w->sketches[sketch_of[i]].add(v);
     }
     if (w->revision > 0 && !w->dirty) {
       w->dirty = true;
@@ -173,10 +183,9 @@ Engine::Window* Engine::window_for(std::size_t def, KeyState& ks, std::string_vi
   Window w;
   w.start = start;
   w.signals.resize(d.signals.size());
-  for (std::size_t i = 0; i < d.signals.size(); ++i) {
-    const auto& fs = d.signals[i].functions;
-    if (std::any_of(fs.begin(), fs.end(), is_percentile)) w.signals[i].sketch = std::make_unique<Sketch>();
-  }
+  const auto sketches = static_cast<std::size_t>(std::count_if(_sketch_of[def].begin(), _sketch_of[def].end(),
+                                                               [](std::size_t i) { return i != kNoSketch; }));
+  w.sketches.resize(sketches);
   const auto at = ws.insert(ws.begin() + static_cast<std::ptrdiff_t>(pos), std::move(w));
   ks.next_due = std::min(ks.next_due, plus(start + d.size_ms, d.grace_ms));
   return &*at;
@@ -207,7 +216,7 @@ void Engine::settle(std::size_t def, KeyState& ks, std::string_view key) {
   ks.windows.erase(ks.windows.begin(), ks.windows.begin() + static_cast<std::ptrdiff_t>(expired));
 }
 
-double Engine::value_of(Function f, const SignalState& s) {
+double Engine::value_of(Function f, const SignalState& s, const Sketch* sketch) {
   if (f == Function::kCount) return static_cast<double>(s.n);
   if (s.n == 0) return kNaN;
   switch (f) {
@@ -222,11 +231,11 @@ double Engine::value_of(Function f, const SignalState& s) {
     case Function::kLast:
       return s.last;
     case Function::kP50:
-      return s.sketch->quantile(0.5);
+      return sketch != nullptr ? sketch->quantile(0.5) : kNaN;
     case Function::kP95:
-      return s.sketch->quantile(0.95);
+      return sketch != nullptr ? sketch->quantile(0.95) : kNaN;
     case Function::kP99:
-      return s.sketch->quantile(0.99);
+      return sketch != nullptr ? sketch->quantile(0.99) : kNaN;
     case Function::kCount:
       break;
   }
@@ -245,7 +254,9 @@ void Engine::emit(std::size_t def, std::string_view key, Window& w, bool final) 
   r.count = w.count;
   for (std::size_t i = 0; i < d.signals.size(); ++i) {
     const SignalState& s = w.signals[i];
-    for (const Function f : d.signals[i].functions) r.values.push_back(value_of(f, s));
+    const std::size_t k = _sketch_of[def][i];
+    const Sketch* sketch = k != kNoSketch ? &w.sketches[k] : nullptr;
+    for (const Function f : d.signals[i].functions) r.values.push_back(value_of(f, s, sketch));
   }
   w.dirty = false;
   _pending.push_back(std::move(r));
@@ -255,8 +266,7 @@ std::vector<Result> Engine::flush() {
   for (const auto& dirty : _dirty) {
     KeyState* ks = nullptr;
     if (_defs[dirty.def].grouping == Grouping::kCar) {
-      if (auto it = _cars.find(std::string_view(dirty.key)); it != _cars.end())
-        ks = &it->second.keys[_slot[dirty.def]];
+      if (auto* entry = _cars.find(dirty.key); entry != nullptr) ks = &entry->value.key(_slot[dirty.def]);
     } else {
       auto& groups = _groups[_slot[dirty.def]];
       if (auto it = groups.find(std::string_view(dirty.key)); it != groups.end()) ks = &it->second;
@@ -273,26 +283,31 @@ std::vector<Result> Engine::flush() {
 std::size_t Engine::key_bytes(const KeyState& ks) {
   std::size_t bytes = ks.windows.capacity() * sizeof(Window);
   for (const auto& w : ks.windows) {
-    bytes += w.signals.capacity() * sizeof(SignalState);
-    for (const auto& s : w.signals) bytes += s.sketch ? s.sketch->memory_bytes() : 0;
+    bytes += w.signals.capacity() * sizeof(SignalState) +
+             (w.sketches.capacity() - w.sketches.size()) * sizeof(Sketch);
+    for (const auto& sk : w.sketches) bytes += sk.memory_bytes();
   }
   return bytes;
 }
 
-std::size_t Engine::car_memory_bytes(std::string_view car) const {
-  const auto it = _cars.find(car);
-  if (it == _cars.end()) return 0;
-  // The hash node: key, value and about two pointers of bookkeeping.
-  std::size_t bytes = sizeof(std::pair<const std::string, CarState>) + 2 * sizeof(void*);
-  if (it->first.capacity() > std::string().capacity()) bytes += it->first.capacity() + 1;
-  bytes += it->second.keys.capacity() * sizeof(KeyState);
-  for (const auto& ks : it->second.keys) bytes += key_bytes(ks);
+std::size_t Engine::car_bytes(const std::string& id, const CarState& car) const {
+  // The entry (its id and state) and about two pointers of the allocator's bookkeeping; its slot is counted
+  // with the index.
+  std::size_t bytes = sizeof(FlatIndex<CarState>::Entry) + 2 * sizeof(void*);
+  if (id.capacity() > std::string().capacity()) bytes += id.capacity() + 1;
+  bytes += car.more_keys.capacity() * sizeof(KeyState);
+  for (std::size_t i = 0; i < _car_definitions; ++i) bytes += key_bytes(car.key(i));
   return bytes;
 }
 
+std::size_t Engine::car_memory_bytes(std::string_view car) const {
+  const auto* entry = _cars.find(car);
+  return entry == nullptr ? 0 : car_bytes(entry->id, entry->value);
+}
+
 std::size_t Engine::memory_bytes() const {
-  std::size_t bytes = sizeof(*this) + _cars.bucket_count() * sizeof(void*);
-  for (const auto& [car, _] : _cars) bytes += car_memory_bytes(car);
+  std::size_t bytes = sizeof(*this) + _cars.slot_bytes();
+  _cars.for_each([&](const auto& entry) { bytes += car_bytes(entry.id, entry.value); });
   for (const auto& groups : _groups) {
     bytes += groups.bucket_count() * sizeof(void*);
     for (const auto& [key, ks] : groups)

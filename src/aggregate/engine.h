@@ -2,7 +2,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "aggregate/definition.h"
+#include "aggregate/flat_index.h"
 #include "aggregate/sketch.h"
 #include "core/telemetry.h"
 
@@ -35,6 +35,7 @@ struct Result {
 struct EngineOptions {
   /// Windows kept per car and definition (or per group and definition): open ones and closed ones kept for
   /// revisions. Past it the oldest is dropped: emitted first (final) when it was still open or changed.
+  /// With per-car windows final at close, a car reaches it only with a grace of 64 windows or more.
   std::size_t max_windows_per_key = 64;
 };
 
@@ -69,6 +70,9 @@ inline constexpr int64_t kMaxEventTime = int64_t{1} << 62;
 /// their key's event time passes end + allowed lateness; events for them are kTooLate. A car that was offline
 /// does not advance its own event time, so its buffered events, uploaded later in seq order, land in its
 /// still-open windows and close them in order: complete, with no revision; only group windows are revised.
+/// So a per-car definition's lateness defaults to its grace (parse_yaml()): a car's own windows are final
+/// when they close (only a clock going backwards could change one), and a car holds only the windows that
+/// can still change, one or two per definition, however long the lateness of the group windows.
 ///
 /// Duplicates: seq is strictly increasing per car and a car's events arrive in seq order (the log keeps a
 /// car's messages in order), so an event whose seq is not above the car's last is a replay and is ignored
@@ -128,14 +132,16 @@ class Engine {
     double last = 0;
     int64_t last_ts = 0;
     int64_t last_seq = 0;
-    std::unique_ptr<Sketch> sketch;  ///< only when the signal has a percentile
   };
+  // The signals and the sketches sit beside each other in the window (not behind a pointer per sketch): an
+  // event's work is a few dependent loads of cold state, and each pointer less is one cache miss less.
   struct Window {
     int64_t start = 0;
     int64_t count = 0;
     uint32_t revision = 0;  ///< results emitted so far; 0 while open
     bool dirty = false;     ///< closed and changed since its last result
     std::vector<SignalState> signals;
+    std::vector<Sketch> sketches;  ///< one per signal with a percentile, in the order of the signals
   };
   // One key's (car's or group's) windows for one definition, oldest first, and its event time.
   struct KeyState {
@@ -144,9 +150,17 @@ class Engine {
     int64_t dropped_through = INT64_MIN;  ///< the newest start of a window dropped by the bound
     std::vector<Window> windows;
   };
+  // A car's state, in its index entry: the first kInlineKeys definitions' windows are reached without a
+  // further pointer (the shipped definitions are two).
+  static constexpr std::size_t kInlineKeys = 2;
   struct CarState {
     int64_t last_seq = 0;
-    std::vector<KeyState> keys;  ///< one per per-car definition
+    KeyState inline_keys[kInlineKeys];
+    std::vector<KeyState> more_keys;  ///< the per-car definitions past kInlineKeys
+    KeyState& key(std::size_t i) { return i < kInlineKeys ? inline_keys[i] : more_keys[i - kInlineKeys]; }
+    const KeyState& key(std::size_t i) const {
+      return i < kInlineKeys ? inline_keys[i] : more_keys[i - kInlineKeys];
+    }
   };
   struct Dirty {
     std::size_t def;
@@ -164,8 +178,10 @@ class Engine {
   Window* window_for(std::size_t def, KeyState& ks, std::string_view key, int64_t start);
   void settle(std::size_t def, KeyState& ks, std::string_view key);
   void emit(std::size_t def, std::string_view key, Window& w, bool final);
-  static double value_of(Function f, const SignalState& s);
+  static double value_of(Function f, const SignalState& s, const Sketch* sketch);
+  CarState new_car() const;
   static std::size_t key_bytes(const KeyState& ks);
+  std::size_t car_bytes(const std::string& id, const CarState& car) const;
   uint64_t compute_fingerprint() const;
   bool restore_key(std::size_t def, KeyState& ks, StateReader& r) const;
   bool restore_window(std::size_t def, Window& w, StateReader& r) const;
@@ -175,8 +191,11 @@ class Engine {
   std::vector<std::string> _attributes;
   std::vector<std::size_t> _slot;       ///< per definition: index in CarState::keys or in _groups
   std::vector<std::size_t> _attribute;  ///< per definition with kAttribute: index in _attributes
+  /// Per definition, per signal: its index in Window::sketches, or kNoSketch.
+  std::vector<std::vector<std::size_t>> _sketch_of;
+  static constexpr std::size_t kNoSketch = SIZE_MAX;
   std::size_t _car_definitions = 0;
-  Map<CarState> _cars;
+  FlatIndex<CarState> _cars;
   std::vector<Map<KeyState>> _groups;
   std::vector<Dirty> _dirty;
   std::vector<Result> _pending;

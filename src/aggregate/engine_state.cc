@@ -31,8 +31,6 @@ class Fnv {
   uint64_t _h = 14695981039346656037ULL;
 };
 
-bool is_percentile(Function f) { return f == Function::kP50 || f == Function::kP95 || f == Function::kP99; }
-
 int64_t plus(int64_t end, int64_t d) { return end > INT64_MAX - d ? INT64_MAX : end + d; }
 
 }  // namespace
@@ -57,14 +55,16 @@ uint64_t Engine::compute_fingerprint() const {
 
 std::string Engine::save_car(std::string_view car) const {
   std::string out;
-  const auto it = _cars.find(car);
-  if (it == _cars.end()) return out;
+  const auto* entry = _cars.find(car);
+  if (entry == nullptr) return out;
   StateWriter w(out);
   w.u64(kStateVersion);
   w.u64(_fingerprint);
-  w.i64(it->second.last_seq);
-  w.u64(it->second.keys.size());
-  for (const KeyState& ks : it->second.keys) {
+  w.i64(entry->value.last_seq);
+  w.u64(_car_definitions);
+  for (std::size_t def = 0; def < _defs.size(); ++def) {
+    if (_defs[def].grouping != Grouping::kCar) continue;
+    const KeyState& ks = entry->value.key(_slot[def]);
     w.i64(ks.max_ts);
     w.i64(ks.dropped_through);
     w.u64(ks.windows.size());
@@ -72,7 +72,8 @@ std::string Engine::save_car(std::string_view car) const {
       w.i64(win.start);
       w.i64(win.count);
       w.u64(win.revision);
-      for (const SignalState& s : win.signals) {
+      for (std::size_t i = 0; i < win.signals.size(); ++i) {
+        const SignalState& s = win.signals[i];
         w.i64(s.n);
         w.f64(s.min);
         w.f64(s.max);
@@ -80,7 +81,7 @@ std::string Engine::save_car(std::string_view car) const {
         w.f64(s.last);
         w.i64(s.last_ts);
         w.i64(s.last_seq);
-        if (s.sketch) s.sketch->save(w);
+        if (const std::size_t k = _sketch_of[def][i]; k != kNoSketch) win.sketches[k].save(w);
       }
     }
   }
@@ -98,17 +99,14 @@ bool Engine::restore_window(std::size_t def, Window& w, StateReader& r) const {
   if (w.count < 0 || w.count > kMaxCount) return r.fail("count out of range");
   w.revision = static_cast<uint32_t>(revision);
   w.signals.resize(d.signals.size());
+  w.sketches.clear();
   for (std::size_t i = 0; i < d.signals.size(); ++i) {
     SignalState& s = w.signals[i];
     if (!r.i64(s.n) || !r.f64(s.min) || !r.f64(s.max) || !r.f64(s.sum) || !r.f64(s.last) ||
         !r.i64(s.last_ts) || !r.i64(s.last_seq))
       return false;
     if (s.n < 0 || s.n > w.count) return r.fail("signal count out of range");
-    const auto& fs = d.signals[i].functions;
-    if (std::any_of(fs.begin(), fs.end(), is_percentile)) {
-      s.sketch = std::make_unique<Sketch>();
-      if (!s.sketch->restore(r)) return false;
-    }
+    if (_sketch_of[def][i] != kNoSketch && !w.sketches.emplace_back().restore(r)) return false;
   }
   return true;
 }
@@ -135,44 +133,43 @@ bool Engine::restore_key(std::size_t def, KeyState& ks, StateReader& r) const {
 
 bool Engine::restore_car(std::string_view car, std::string_view bytes, std::string* error) {
   StateReader r(bytes);
-  CarState state;
+  CarState state = new_car();
   uint64_t version = 0, fingerprint = 0, keys = 0;
   bool ok = r.u64(version) && (version == kStateVersion || r.fail("unknown state version")) &&
             r.u64(fingerprint) && (fingerprint == _fingerprint || r.fail("saved with other definitions")) &&
             r.i64(state.last_seq) &&
             r.count(keys, _car_definitions, "more windowed definitions than known") &&
             (keys == _car_definitions || r.fail("fewer windowed definitions than known"));
-  state.keys.resize(_car_definitions);
   for (std::size_t def = 0; ok && def < _defs.size(); ++def) {
-    if (_defs[def].grouping == Grouping::kCar) ok = restore_key(def, state.keys[_slot[def]], r);
+    if (_defs[def].grouping == Grouping::kCar) ok = restore_key(def, state.key(_slot[def]), r);
   }
   ok = ok && (r.at_end() || r.fail("trailing bytes"));
   if (!ok) {
     if (error) *error = r.error();
     return false;
   }
-  auto it = _cars.find(car);
-  if (it == _cars.end()) it = _cars.emplace(std::string(car), CarState{}).first;
-  it->second = std::move(state);
+  if (auto* entry = _cars.find(car); entry != nullptr) {
+    entry->value = std::move(state);
+  } else {
+    _cars.insert(car, std::move(state));
+  }
   return true;
 }
 
 std::vector<std::string> Engine::car_ids() const {
   std::vector<std::string> ids;
   ids.reserve(_cars.size());
-  for (const auto& [car, _] : _cars) ids.push_back(car);
+  _cars.for_each([&](const auto& entry) { ids.push_back(entry.id); });
   return ids;
 }
 
 int64_t Engine::car_event_time(std::string_view car) const {
   int64_t t = INT64_MIN;
-  if (const auto it = _cars.find(car); it != _cars.end())
-    for (const auto& ks : it->second.keys) t = std::max(t, ks.max_ts);
+  if (const auto* entry = _cars.find(car); entry != nullptr)
+    for (std::size_t i = 0; i < _car_definitions; ++i) t = std::max(t, entry->value.key(i).max_ts);
   return t;
 }
 
-void Engine::forget_car(std::string_view car) {
-  if (auto it = _cars.find(car); it != _cars.end()) _cars.erase(it);
-}
+void Engine::forget_car(std::string_view car) { _cars.erase(car); }
 
 }  // namespace fleettwin::aggregate

@@ -31,6 +31,32 @@ double Sketch::value_of(int32_t index) const {
   return 2 * std::pow(_gamma, index) / (_gamma + 1);
 }
 
+namespace {
+
+// Room for `n` counts and an eighth more (plus a few): a store grows only when a new extreme comes, so the
+// vector's doubling would mostly hold empty capacity, and there are two sketches in every car's hourly
+// window.
+void fit(std::vector<uint32_t>& counts, std::size_t n) {
+  if (n > counts.capacity()) counts.reserve(n + n / 8 + 4);
+}
+
+}  // namespace
+
+uint64_t Sketch::Store::at(std::size_t i) const {
+  uint64_t c = counts[i];
+  const auto index = offset + static_cast<int32_t>(i);
+  for (const auto& [at, high] : carry) c += at == index ? high : 0;
+  return c;
+}
+
+void Sketch::Store::set(std::size_t i, uint64_t count) {
+  counts[i] = static_cast<uint32_t>(count);
+  const uint64_t high = count - counts[i];
+  const auto index = offset + static_cast<int32_t>(i);
+  std::erase_if(carry, [&](const auto& c) { return c.first == index; });
+  if (high != 0) carry.emplace_back(index, high);
+}
+
 void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
   if (counts.empty()) {
     offset = index;
@@ -42,25 +68,30 @@ void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
     const int32_t top = offset + size - 1;
     const int32_t lowest = std::max(index, top - static_cast<int32_t>(max_buckets) + 1);
     if (lowest < offset) {
+      fit(counts, counts.size() + static_cast<std::size_t>(offset - lowest));
       counts.insert(counts.begin(), static_cast<std::size_t>(offset - lowest), 0);
       offset = lowest;
     }
-    ++counts[static_cast<std::size_t>(std::max(index, offset) - offset)];
+    const auto i = static_cast<std::size_t>(std::max(index, offset) - offset);
+    if (++counts[i] == 0) set(i, at(i) + (uint64_t{1} << 32));  // wrapped: 2^32 more
     return;
   }
   if (index >= offset + size) {
+    fit(counts, static_cast<std::size_t>(index - offset) + 1);
     counts.resize(static_cast<std::size_t>(index - offset) + 1, 0);
     if (counts.size() > max_buckets) {
       // Collapse the smallest magnitudes into the lowest bucket that stays.
       const std::size_t drop = counts.size() - max_buckets;
       uint64_t merged = 0;
-      for (std::size_t i = 0; i <= drop; ++i) merged += counts[i];
+      for (std::size_t i = 0; i <= drop; ++i) merged += at(i);
       counts.erase(counts.begin(), counts.begin() + static_cast<std::ptrdiff_t>(drop));
-      counts[0] = merged;
       offset += static_cast<int32_t>(drop);
+      std::erase_if(carry, [&](const auto& c) { return c.first < offset; });
+      set(0, merged);
     }
   }
-  ++counts[static_cast<std::size_t>(index - offset)];
+  const auto i = static_cast<std::size_t>(index - offset);
+  if (++counts[i] == 0) set(i, at(i) + (uint64_t{1} << 32));  // wrapped: 2^32 more
 }
 
 void Sketch::add(double v) {
@@ -90,7 +121,7 @@ double Sketch::quantile(double q) const {
   bool found = false;
   // Negative values, largest magnitude (smallest value) first.
   for (std::size_t i = _negative.counts.size(); i-- > 0 && !found;) {
-    seen += _negative.counts[i];
+    seen += _negative.at(i);
     if (seen > rank) {
       v = -value_of(_negative.offset + static_cast<int32_t>(i));
       found = true;
@@ -101,7 +132,7 @@ double Sketch::quantile(double q) const {
     found = seen > rank;
   }
   for (std::size_t i = 0; i < _positive.counts.size() && !found; ++i) {
-    seen += _positive.counts[i];
+    seen += _positive.at(i);
     if (seen > rank) {
       v = value_of(_positive.offset + static_cast<int32_t>(i));
       found = true;
@@ -112,14 +143,15 @@ double Sketch::quantile(double q) const {
 }
 
 std::size_t Sketch::memory_bytes() const {
-  return sizeof(*this) + (_positive.counts.capacity() + _negative.counts.capacity()) * sizeof(uint64_t);
+  return sizeof(*this) + (_positive.counts.capacity() + _negative.counts.capacity()) * sizeof(uint32_t) +
+         (_positive.carry.capacity() + _negative.carry.capacity()) * sizeof(std::pair<int32_t, uint64_t>);
 }
 
 void Sketch::save(StateWriter& w) const {
   for (const Store* s : {&_positive, &_negative}) {
     w.i64(s->offset);
     w.u64(s->counts.size());
-    for (const uint64_t c : s->counts) w.u64(c);
+    for (std::size_t i = 0; i < s->counts.size(); ++i) w.u64(s->at(i));
   }
   w.u64(_zero);
   w.u64(_count);
@@ -139,13 +171,15 @@ bool Sketch::restore(StateReader& r) {
     ok = ok && ((offset >= -kMaxIndex && offset + static_cast<int64_t>(n) <= kMaxIndex) ||
                 r.fail("sketch: bucket index out of range"));
     s->counts.clear();
+    s->carry.clear();
+    s->offset = static_cast<int32_t>(offset);
     for (uint64_t i = 0; ok && i < n; ++i) {
       uint64_t c = 0;
       ok = r.u64(c) && (c <= (UINT64_MAX >> 2) - total || r.fail("sketch: counts overflow"));
       total += c;
-      s->counts.push_back(c);
+      s->counts.push_back(0);
+      s->set(s->counts.size() - 1, c);
     }
-    s->offset = static_cast<int32_t>(offset);
   }
   ok = ok && r.u64(_zero) && r.u64(_count) && r.f64(_min) && r.f64(_max);
   ok = ok &&

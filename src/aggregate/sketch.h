@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace fleettwin::aggregate {
@@ -43,11 +44,18 @@ class Sketch {
   bool restore(StateReader& r);
 
  private:
-  // Dense counts for indices [offset, offset + counts.size()).
+  // Dense counts for indices [offset, offset + counts.size()), 32 bits each: half the memory of 64, and a
+  // car's hourly window holds hundreds of buckets but a few thousand events at most. A bucket past 2^32 (a
+  // fleet window of billions of events) keeps the rest, its count less its low 32 bits, in `carry`.
   struct Store {
     int32_t offset = 0;
-    std::vector<uint64_t> counts;
+    std::vector<uint32_t> counts;
+    std::vector<std::pair<int32_t, uint64_t>> carry;  ///< (index, count - low 32 bits); mostly empty
     void add(int32_t index, std::size_t max_buckets);
+    /// The count of counts[i].
+    uint64_t at(std::size_t i) const;
+    /// Sets the count of counts[i].
+    void set(std::size_t i, uint64_t count);
   };
   int32_t index_of(double magnitude) const;
   double value_of(int32_t index) const;

@@ -257,17 +257,7 @@ void AggregateStage::replay_history() {
   // A car without usable state is rebuilt from this much of its newest history: every window still open at
   // its newest event is then complete.
   int64_t horizon = 0;
-  // When the table held this run's definitions' states, a car without one is new since their last save:
-  // all of its history as far back as the engine keeps a car's windows is replayed, which is the whole of a
-  // new car's, so its windows whose results died with the memory log are written again.
-  int64_t kept = 0;
-  const auto max_windows = static_cast<int64_t>(_options.engine.max_windows_per_key);
-  for (const auto& d : _options.definitions) {
-    horizon = std::max(horizon, d.size_ms + d.grace_ms);
-    kept =
-        std::max(kept, std::min(max_windows * d.advance_ms, d.allowed_lateness_ms) + d.size_ms + d.grace_ms);
-  }
-  if (_restored_here > 0) horizon = kept;
+  for (const auto& d : _options.definitions) horizon = std::max(horizon, d.size_ms + d.grace_ms);
   auto before = [horizon](int64_t ts) { return ts > INT64_MIN + horizon ? ts - horizon : INT64_MIN; };
   auto from = [&](const std::string& car, std::optional<int64_t> newest) {
     // A saved car goes on from its own event time, however far behind the store its state is (under --fast
@@ -275,6 +265,10 @@ void AggregateStage::replay_history() {
     // to the seq guard.
     const int64_t saved = _engine.car_event_time(car);
     if (saved != INT64_MIN) return saved;
+    // When the table held this run's definitions' states, a car without one is new since their last save:
+    // its whole history is replayed, so its windows whose results died with the memory log (closed ones
+    // included, which the engine no longer holds) are written again.
+    if (_restored_here > 0) return INT64_MIN;
     return newest ? before(*newest) : INT64_MIN;
   };
   int64_t counted = 0;

@@ -34,8 +34,10 @@ TEST(Definition, DefaultsAreTheReferenceCountAndAnHourlySummary) {
   EXPECT_EQ(defs[0].size_ms, 5 * 60 * 1000);
   EXPECT_TRUE(defs[0].tumbling());
   EXPECT_TRUE(defs[0].signals.empty());
-  EXPECT_EQ(defs[0].allowed_lateness_ms, kDefaultAllowedLateness);
+  // Per-car windows are final when they close: kept no longer than the grace.
+  EXPECT_EQ(defs[0].allowed_lateness_ms, defs[0].grace_ms);
   EXPECT_EQ(defs[1].name, "summary_1h");
+  EXPECT_EQ(defs[1].allowed_lateness_ms, defs[1].grace_ms);
   EXPECT_EQ(defs[1].size_ms, kMsPerHour);
   EXPECT_EQ(defs[1].columns(), (std::vector<std::string>{"speed_mean", "speed_max", "coolant_temp_max",
                                                          "coolant_temp_p95", "engine_vibration_amplitude_p95",
@@ -70,6 +72,21 @@ TEST(Definition, ParsesEveryGroupingWindowAndFunction) {
   EXPECT_EQ(defs[1].size_ms, 60000);
 }
 
+TEST(Definition, TheLatenessDefaultsToTheGraceForCarsAnd24HoursForGroups) {
+  const auto defs = parse_yaml(R"(aggregates:
+  - {name: own, group: car, window: 5m, grace: 30s}
+  - {name: own_kept, group: car, window: 5m, grace: 30s, allowed_lateness: 2h}
+  - {name: fleet, group: fleet, window: 5m, grace: 30s}
+  - {name: site, group: attribute, attribute: site, window: 5m}
+)",
+                               "a.yaml", catalog());
+  ASSERT_EQ(defs.size(), 4U);
+  EXPECT_EQ(defs[0].allowed_lateness_ms, 30000);
+  EXPECT_EQ(defs[1].allowed_lateness_ms, 2 * kMsPerHour);
+  EXPECT_EQ(defs[2].allowed_lateness_ms, kDefaultAllowedLateness);
+  EXPECT_EQ(defs[3].allowed_lateness_ms, kDefaultAllowedLateness);
+}
+
 TEST(Definition, DurationsTakeUnitsAndRefuseTheRest) {
   EXPECT_EQ(parse_duration("250", "f"), 250);
   EXPECT_EQ(parse_duration("250ms", "f"), 250);
@@ -101,7 +118,10 @@ TEST(Definition, ErrorsNameTheField) {
       {one("group: car, window: {size: 1h, advance: 1s}"), "aggregates[0].window.advance: size / advance"},
       {one("group: car, window: 1h, allowed_lateness: 31d"),
        "aggregates[0].allowed_lateness: more than 30 days"},
-      {one("group: car, window: 1h, grace: 2d"), "aggregates[0].grace: more than the allowed lateness"},
+      {one("group: fleet, window: 1h, grace: 2d"), "aggregates[0].grace: more than the allowed lateness"},
+      {one("group: car, window: 1h, grace: 2d, allowed_lateness: 1d"),
+       "aggregates[0].grace: more than the allowed lateness"},
+      {one("group: car, window: 1h, grace: 31d"), "aggregates[0].grace: more than 30 days"},
       {one("group: car, window: 1h, signals: {warp_speed: [max]}"),
        "aggregates[0].signals.warp_speed: not a signal of the catalog cardata v1"},
       {one("group: car, window: 1h, signals: {speed: [median]}"),

@@ -211,6 +211,7 @@ TEST(Engine, ACarOfflineForAnHourGetsCompleteWindowsAndTheOthersCloseOnTime) {
     EXPECT_EQ(r.count, 30) << start;  // complete: every 10 s for 5 minutes
     EXPECT_EQ(r.values[0], 30);
     EXPECT_EQ(r.revision, 1U) << "a car's own windows need no revision";
+    EXPECT_TRUE(r.final) << "and are dropped when they close";
     // The fleet windows of the offline hour were emitted with two cars, then revised with all three.
     const auto& f = got.at({"per_fleet", "fleet", start});
     EXPECT_EQ(f.count, 90) << start;
@@ -218,6 +219,48 @@ TEST(Engine, ACarOfflineForAnHourGetsCompleteWindowsAndTheOthersCloseOnTime) {
   }
   // car-1 went on closing windows on its own time while car-3 uploaded.
   EXPECT_EQ(closed("per_car", "car-1"), 23 + 12);
+  // Each car holds only its open window; the fleet keeps its closed windows for the allowed lateness.
+  for (const char* car : {"car-1", "car-2", "car-3"}) EXPECT_LT(e.car_memory_bytes(car), 1024U) << car;
+}
+
+// A car sends every 10 s for 30 hours with the shipped definitions: each of its windows is emitted once,
+// final, when it closes, and its state does not grow past the first hour (the windows that can still change:
+// one or two per definition), however long it runs.
+TEST(Engine, ACarsOwnWindowsAreFinalWhenTheyCloseAndItsStateStaysFlat) {
+  Engine e(defaults(catalog()));
+  int64_t seq = 0;
+  std::vector<Result> results;
+  std::size_t second_hour = 0;  // the most bytes while the second hour's events came
+  std::size_t most = 0;         // the most from the third hour on
+  for (int64_t ts = kT0; ts < kT0 + 30 * kMsPerHour; ts += 10'000) {
+    ++seq;
+    ASSERT_EQ(e.add(event("c", seq, ts, static_cast<double>(seq % 60), 80 + static_cast<double>(seq % 20))),
+              AddStatus::kAccepted);
+    if (seq % 100 == 0) {
+      auto r = e.flush();
+      results.insert(results.end(), r.begin(), r.end());
+    }
+    if (ts >= kT0 + kMsPerHour) {
+      auto& bound = ts < kT0 + 2 * kMsPerHour ? second_hour : most;
+      bound = std::max(bound, e.car_memory_bytes("c"));
+    }
+  }
+  auto r = e.flush();
+  results.insert(results.end(), r.begin(), r.end());
+  // 30 h: 360 five-minute and 30 hourly windows, all but the last of each closed.
+  ASSERT_EQ(results.size(), 359U + 29U);
+  for (const auto& res : results) {
+    EXPECT_EQ(res.revision, 1U);
+    EXPECT_TRUE(res.final);
+    EXPECT_EQ(res.count, res.aggregate == "events_5m" ? 30 : 360) << res.aggregate << " " << res.window_start;
+  }
+  ASSERT_GT(second_hour, 0U);
+  EXPECT_LE(most, second_hour) << "a car's state grows with its event time";
+  EXPECT_LE(most, 4096U) << "per-car bytes with the shipped definitions (docs/architecture.md)";
+  // Its clock going back past a closed window's grace: too late for both definitions, nothing counted.
+  EXPECT_EQ(e.add(event("c", ++seq, kT0 + 29 * kMsPerHour)), AddStatus::kTooLate);
+  EXPECT_TRUE(e.flush().empty());
+  EXPECT_EQ(e.counters().too_late, 1U);
 }
 
 TEST(Engine, FleetWindowsAreRevisedOncePerFlushByLateEvents) {

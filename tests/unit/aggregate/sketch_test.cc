@@ -2,12 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
+#include "aggregate/state_bytes.h"
 
 using fleettwin::aggregate::Sketch;
+using fleettwin::aggregate::StateReader;
+using fleettwin::aggregate::StateWriter;
 
 namespace {
 
@@ -77,4 +82,46 @@ TEST(Sketch, OrderDoesNotMatter) {
   std::shuffle(values.begin(), values.end(), rng);
   for (const double v : values) b.add(v);
   for (const double q : {0.1, 0.5, 0.95, 0.99}) EXPECT_EQ(a.quantile(q), b.quantile(q));
+}
+
+// Buckets count in 32 bits; a bucket past 2^32 (a fleet window of billions of events, restored here rather
+// than added one by one) keeps its whole count: the quantiles, and the bytes it saves back.
+TEST(Sketch, ABucketPastTwoToThe32KeepsItsWholeCount) {
+  const auto index = static_cast<int32_t>(std::ceil(std::log(100.0) / std::log(1.01 / 0.99)));
+  const auto saved = [&](uint64_t big) {
+    std::string bytes;
+    StateWriter w(bytes);
+    w.i64(index);  // positive: one bucket of 100s
+    w.u64(1);
+    w.u64(big);
+    w.i64(0);  // negative: none
+    w.u64(0);
+    w.u64(0);    // zeros
+    w.u64(big);  // count
+    w.f64(100);
+    w.f64(100);
+    return bytes;
+  };
+  const auto count_of = [](const Sketch& s) {
+    std::string bytes;
+    StateWriter w(bytes);
+    s.save(w);
+    StateReader r(bytes);
+    int64_t offset = 0;
+    uint64_t n = 0, c = 0;
+    EXPECT_TRUE(r.i64(offset) && r.u64(n) && n == 1 && r.u64(c));
+    return c;
+  };
+  for (const uint64_t big : {(uint64_t{1} << 32) - 1, (uint64_t{1} << 32) + 3, uint64_t{5} << 33}) {
+    Sketch s;
+    const std::string bytes = saved(big);
+    StateReader r(bytes);
+    ASSERT_TRUE(s.restore(r)) << r.error();
+    s.add(100);  // the same bucket: wraps its 32 bits in the first case
+    EXPECT_EQ(s.count(), big + 1);
+    EXPECT_EQ(count_of(s), big + 1) << big;
+    s.add(1000);  // one above: the median stays at 100, the maximum is 1000
+    EXPECT_NEAR(s.quantile(0.5), 100, 1);
+    EXPECT_EQ(s.quantile(1), 1000);
+  }
 }
