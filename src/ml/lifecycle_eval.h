@@ -21,8 +21,8 @@ struct LifecycleOptions {
   int64_t retrain_every_ms = 3'600'000;  ///< also the first model's training span and the shadow period
   int64_t train_window_ms = 7'200'000;   ///< each candidate trains on this much event time before its start
   /// Each candidate's window leaves out the cars the active model has in alert at its end
-  /// (leave_out_cars_in_alert, as the trainer does with ml.train_leave_out_alerted).
-  bool leave_out_alerted = true;
+  /// (leave_out_cars_in_alert, as the trainer does with ml.train_leave_out_alerted, off by default).
+  bool leave_out_alerted = false;
   MonitorOptions monitor;
   PromotionMargins margins;
   /// Called with one line at each retraining boundary (progress on a terminal); may be empty.
@@ -59,7 +59,7 @@ struct LifecycleRun {
 
 /// Replays `events` (oldest first) under the protocol: the first model trains on the first retrain_every of
 /// event time and is active from then on; at every later multiple of retrain_every a candidate trains on the
-/// train_window before it (less the cars the active model has in alert at its end, leave_out_alerted) and
+/// train_window before it (less the cars the active model has in alert at its end when leave_out_alerted) and
 /// runs in shadow (its own Monitor, fed the same events, never in the report) for the next retrain_every; the
 /// promotion gate then compares it with the model that was active over that period, and the candidate becomes
 /// active at once when the gate promotes it. No candidate is trained whose shadow period would end after the

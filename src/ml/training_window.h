@@ -40,9 +40,12 @@ std::unordered_set<std::string> cars_in_alert(const std::vector<core::Telemetry>
 /// alert at its end (cars_in_alert). Failures do not end by themselves, so a later window holds the cars
 /// that began failing in every earlier hour (about 2% of a fleet an hour in the simulator); a candidate
 /// trained and calibrated on them learns their symptoms as normal and sets its threshold on them. Leaving
-/// them out keeps the candidate's data as healthy as the first model's. Nothing is removed without an
+/// them out keeps the candidate's data as healthy as the first model's. Measured, that did not make the
+/// candidates better (docs/benchmarks.md, lifecycle protocol): their false alerts come from one input each
+/// whose healthy errors are heavy-tailed, not from the failing cars; the trainer calls this only when
+/// ml.train_leave_out_alerted is on. Nothing is removed without an
 /// active model, nor when the active model alerts on more than kMaxShareLeftOut of the cars. The trainer and
-/// `eval --lifecycle` both call this.
+/// `eval --lifecycle` call the same function.
 WindowFilter leave_out_cars_in_alert(std::vector<core::Telemetry>& events,
                                      const std::shared_ptr<const Model>& active,
                                      const MonitorOptions& options,

@@ -101,6 +101,7 @@ TEST(LifecycleEval, CandidatesTrainWithoutTheCarsTheActiveModelHasInAlert) {
   o.retrain_every_ms = 20'000;
   o.train_window_ms = 40'000;
   o.monitor.rule = {2, 3, 2};
+  o.leave_out_alerted = true;
   const auto run = run_lifecycle(events, train, o);
 
   EXPECT_EQ(trained,
