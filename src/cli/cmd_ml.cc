@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "app/log_factory.h"
 #include "app/ml_setup.h"
@@ -395,7 +396,26 @@ struct LifecycleResult {
 /// period, how many were false (no failure of the car began within the window before it, none going on).
 struct StepTruth {
   int64_t active_alerts = 0, active_false = 0, candidate_alerts = 0, candidate_false = 0;
+  std::string active_false_signals, candidate_false_signals;  ///< "signal count, ..." by the first signal
 };
+
+/// The false ones of `alerts` (raised, anomaly) counted by their first signal, most first: which inputs the
+/// false alerts come from.
+std::string false_signals(const std::vector<core::Alert>& alerts, const std::vector<sim::GroundTruth>& truth,
+                          const ml::EvalOptions& eo) {
+  std::map<std::string, int64_t> by_signal;
+  for (const auto& a : alerts) {
+    if (!a.raised || a.kind != ml::kAlertAnomaly) continue;
+    if (ml::evaluate({a}, ml::kAlertAnomaly, truth, ml::learned_modes(), 0, eo).false_alerts > 0)
+      ++by_signal[a.signals.empty() ? "-" : a.signals.front()];
+  }
+  std::vector<std::pair<int64_t, std::string>> sorted;
+  for (const auto& [signal, n] : by_signal) sorted.emplace_back(-n, signal);
+  std::sort(sorted.begin(), sorted.end());
+  std::string out;
+  for (const auto& [n, signal] : sorted) out += (out.empty() ? "" : ", ") + signal + " " + std::to_string(-n);
+  return out;
+}
 
 StepTruth step_truth(const ml::LifecycleStep& s, const ml::LifecycleRun& run,
                      const std::vector<sim::GroundTruth>& truth, const ml::EvalOptions& eo) {
@@ -409,7 +429,21 @@ StepTruth step_truth(const ml::LifecycleStep& s, const ml::LifecycleRun& run,
   t.active_false = a.false_alerts;
   t.candidate_alerts = c.alerts;
   t.candidate_false = c.false_alerts;
+  t.active_false_signals = false_signals(active, truth, eo);
+  t.candidate_false_signals = false_signals(s.candidate_alerts, truth, eo);
   return t;
+}
+
+/// How many of `cars` (sorted) have a failure of a learned mode that began before `before`.
+int64_t failing_cars(const std::vector<std::string>& cars, const std::vector<sim::GroundTruth>& truth,
+                     int64_t before) {
+  const auto modes = ml::learned_modes();
+  std::set<std::string> failing;
+  for (const auto& g : truth)
+    if (g.onset_ts < before && std::find(modes.begin(), modes.end(), g.mode) != modes.end() &&
+        std::binary_search(cars.begin(), cars.end(), g.car))
+      failing.insert(g.car);
+  return static_cast<int64_t>(failing.size());
 }
 
 void print_steps(const char* name, const ml::LifecycleRun& run, int64_t t0,
@@ -424,10 +458,24 @@ void print_steps(const char* name, const ml::LifecycleRun& run, int64_t t0,
         static_cast<long long>((s.shadow_to - t0) / 60'000), s.decision.promote ? "promoted" : "kept",
         s.candidate_summary.estimated_false_per_1000_car_hours(),
         s.active.estimated_false_per_1000_car_hours(), s.agreement);
+    if (s.filter.cars_in_alert > 0)
+      std::printf(
+          "      %s %lld of %lld cars in alert at the window's end (%lld events), %lld failing by the "
+          "ground truth\n",
+          s.filter.cars_left_out > 0 ? "left out of training:" : "kept in training, too many:",
+          static_cast<long long>(s.filter.cars_in_alert), static_cast<long long>(s.filter.cars),
+          static_cast<long long>(s.filter.events_left_out),
+          static_cast<long long>(failing_cars(s.filter.left_out, truth, s.trained_on_to)));
     const auto t = step_truth(s, run, truth, eo);
     std::printf("      ground truth: candidate %lld alerts, %lld false; active %lld alerts, %lld false\n",
                 static_cast<long long>(t.candidate_alerts), static_cast<long long>(t.candidate_false),
                 static_cast<long long>(t.active_alerts), static_cast<long long>(t.active_false));
+    std::printf("      unfamiliar events (not counted towards alerts): candidate %lld, active %lld\n",
+                static_cast<long long>(s.candidate_summary.unfamiliar_events),
+                static_cast<long long>(s.active.unfamiliar_events));
+    std::printf("      false alerts by first signal: candidate %s; active %s\n",
+                t.candidate_false_signals.empty() ? "none" : t.candidate_false_signals.c_str(),
+                t.active_false_signals.empty() ? "none" : t.active_false_signals.c_str());
     if (!s.decision.promote)
       for (const auto& r : s.decision.reasons) std::printf("      %s\n", r.c_str());
   }
@@ -498,6 +546,7 @@ int run_eval_lifecycle(EvalFlags& f, Config& config) {
     throw ConfigError("--retrain-every and --train-window must be positive");
   lo.monitor = stages::monitor_options(config);
   lo.margins = app::promotion_margins(config);
+  lo.leave_out_alerted = config.get(keys::ml_train_leave_out_alerted);
   const int64_t t0 = events.front().ts;
   const int64_t hours = (events.back().ts - t0) / lo.retrain_every_ms;
   if (hours < 2) throw ConfigError("the history is shorter than twice --retrain-every " + f.retrain_every);

@@ -354,6 +354,12 @@ inline const DurationKey ml_train_window{
     "ml.train_window", "2h", 60'000, std::nullopt,
     "Trainer: retrains on this much of the newest event time of fleet.telemetry (bounded by "
     "ml.train_max_events)."};
+inline const BoolKey ml_train_leave_out_alerted{
+    "ml.train_leave_out_alerted", false,
+    "Trainer: a candidate's training window leaves out every car the active model has in anomaly alert at "
+    "its end (the window replayed as the score stage scores it; kept whole when that is over a quarter of "
+    "the cars). Off by default: measured, it left out the failing cars almost exactly but did not make the "
+    "candidates better (docs/benchmarks.md, lifecycle protocol)."};
 inline const IntKey ml_train_max_events{
     "ml.train_max_events", 400'000, 1'000, 100'000'000,
     "Trainer: events kept for the training window and for a shadow trial at most each (the oldest go "

@@ -150,6 +150,8 @@ class Protocol {
     _step.trained_on_from = std::max(t0, b - _o.train_window_ms);
     _step.trained_on_to = b;
     auto window = span(_events, _step.trained_on_from, b);
+    if (_o.leave_out_alerted)
+      _step.filter = leave_out_cars_in_alert(window, _active, _o.monitor, _active->meta.architecture.space);
     _step.training_events = static_cast<int64_t>(window.size());
     _candidate = _train(window, "lc" + std::to_string(++_trained));
     _step.candidate = _candidate->meta.version;

@@ -11,6 +11,7 @@
 #include "ml/model.h"
 #include "ml/monitor.h"
 #include "ml/promotion_gate.h"
+#include "ml/training_window.h"
 
 namespace fleettwin::ml {
 
@@ -19,6 +20,9 @@ namespace fleettwin::ml {
 struct LifecycleOptions {
   int64_t retrain_every_ms = 3'600'000;  ///< also the first model's training span and the shadow period
   int64_t train_window_ms = 7'200'000;   ///< each candidate trains on this much event time before its start
+  /// Each candidate's window leaves out the cars the active model has in alert at its end
+  /// (leave_out_cars_in_alert, as the trainer does with ml.train_leave_out_alerted, off by default).
+  bool leave_out_alerted = false;
   MonitorOptions monitor;
   PromotionMargins margins;
   /// Called with one line at each retraining boundary (progress on a terminal); may be empty.
@@ -33,6 +37,7 @@ using LifecycleTrainer = std::function<std::shared_ptr<const Model>(
 struct LifecycleStep {
   std::string candidate;  ///< version
   int64_t trained_on_from = 0, trained_on_to = 0, training_events = 0;
+  WindowFilter filter;  ///< what leave_out_alerted removed from the window (all 0 when off)
   int64_t shadow_from = 0, shadow_to = 0;
   ShadowSummary active, candidate_summary;
   double agreement = 0;
@@ -54,11 +59,11 @@ struct LifecycleRun {
 
 /// Replays `events` (oldest first) under the protocol: the first model trains on the first retrain_every of
 /// event time and is active from then on; at every later multiple of retrain_every a candidate trains on the
-/// train_window before it and runs in shadow (its own Monitor, fed the same events, never in the report)
-/// for the next retrain_every; the promotion gate then compares it with the model that was active over that
-/// period, and the candidate becomes active at once when the gate promotes it. No candidate is trained
-/// whose shadow period would end after the last event. std::invalid_argument when the history is shorter
-/// than twice retrain_every. Single thread.
+/// train_window before it (less the cars the active model has in alert at its end when leave_out_alerted) and
+/// runs in shadow (its own Monitor, fed the same events, never in the report) for the next retrain_every; the
+/// promotion gate then compares it with the model that was active over that period, and the candidate becomes
+/// active at once when the gate promotes it. No candidate is trained whose shadow period would end after the
+/// last event. std::invalid_argument when the history is shorter than twice retrain_every. Single thread.
 LifecycleRun run_lifecycle(const std::vector<core::Telemetry>& events, const LifecycleTrainer& train,
                            const LifecycleOptions& options);
 

@@ -12,6 +12,7 @@
 #include "codec/json_writer.h"
 #include "core/clock.h"
 #include "core/topics.h"
+#include "ml/training_window.h"
 
 namespace fleettwin::stages {
 
@@ -64,7 +65,8 @@ const StageDescriptor& TrainStage::static_descriptor() {
        &keys::ml_promotion, &keys::ml_raise_k, &keys::ml_window_n, &keys::ml_clear_m,
        &keys::ml_firmware_grace, &keys::ml_new_symptom_settle, &keys::ml_skip_unfamiliar,
        &keys::ml_promotion_margin_false_alerts, &keys::ml_promotion_margin_missed_alerts,
-       &keys::ml_promotion_margin_unfamiliar, &keys::ml_promotion_margin_disagreement},
+       &keys::ml_promotion_margin_unfamiliar, &keys::ml_promotion_margin_disagreement,
+       &keys::ml_train_leave_out_alerted},
       "keeps a sliding window of telemetry, trains candidate models on a schedule and on request (off the "
       "stage threads, at a lower priority), runs each in shadow and promotes it when the promotion gate "
       "passes it; one for the fleet",
@@ -187,14 +189,26 @@ void TrainStage::maybe_start_training() {
                events.size());
   _training_request = request;
   _working = true;
-  _training = std::async(std::launch::async, [train = _train, events = std::move(events), request,
-                                              space = _options.space, stop = _stop.get_token()]() mutable {
-    become_training_thread();
-    auto data = ml::make_training_data(events, t::kTelemetry, space);
-    events = {};
-    if (stop.stop_requested()) throw std::runtime_error("training stopped");
-    return train(std::move(data), request, stop);
-  });
+  // The cars the active model has in alert are left out on the training thread: the replay costs a
+  // scoring pass over the window.
+  _training = std::async(
+      std::launch::async,
+      [train = _train, events = std::move(events), request, space = _options.space, stop = _stop.get_token(),
+       active = _options.leave_out_alerted ? active : nullptr, monitor = _options.monitor]() mutable {
+        become_training_thread();
+        if (active) {
+          const auto f = ml::leave_out_cars_in_alert(events, active, monitor, space);
+          spdlog::info("trainer: {} of {} cars in alert by the active model {} at the window's end: {}",
+                       f.cars_in_alert, f.cars, active->meta.version,
+                       f.cars_left_out > 0 ? "left out (" + std::to_string(f.events_left_out) + " events)"
+                                           : std::string("kept (none, or too many to be failures)"));
+        }
+        if (stop.stop_requested()) throw std::runtime_error("training stopped");
+        auto data = ml::make_training_data(events, t::kTelemetry, space);
+        events = {};
+        if (stop.stop_requested()) throw std::runtime_error("training stopped");
+        return train(std::move(data), request, stop);
+      });
 }
 
 void TrainStage::finish_training(log::Producer& out) {
@@ -276,6 +290,7 @@ TrainStage::Options train_stage_options(const config::Config& config) {
   TrainStage::Options o;
   o.monitor = monitor_options(config);
   o.window_ms = config.get(keys::ml_train_window).count();
+  o.leave_out_alerted = config.get(keys::ml_train_leave_out_alerted);
   o.max_events = static_cast<std::size_t>(config.get(keys::ml_train_max_events));
   o.retrain_every_ms = config.get(keys::ml_retrain_every).count();
   o.shadow_period_ms = config.get(keys::ml_shadow_period).count();

@@ -51,7 +51,8 @@ using PromotionGate = std::function<ml::PromotionDecision(const ml::PromotionInp
 
 /// The trainer: one for the fleet (embedded in `up`, or the `fleettwin trainer` role). It keeps a sliding
 /// window of recent telemetry (the newest `window_ms` of event time, at most `max_events`: the oldest go
-/// first), trains a candidate every `retrain_every_ms` of event time and on retrain requests (key
+/// first), trains a candidate (without the cars the active model has in alert at the window's end when
+/// `leave_out_alerted`) every `retrain_every_ms` of event time and on retrain requests (key
 /// "retrain.request" on fleet.models), publishes it as the shadow model ("anomaly.shadow", which the score
 /// stage scores without ever alerting) and keeps the telemetry of the next `shadow_period_ms` to replay it
 /// through the active model and the candidate (ml::run_trial). The promotion gate then decides: promote
@@ -65,6 +66,9 @@ class TrainStage final : public Stage {
     std::shared_ptr<const ml::FeatureSpace> space = ml::FeatureSpace::builtin();
     ml::MonitorOptions monitor;  ///< the score stage's rule: the trial replays what it would raise
     int64_t window_ms = int64_t{2} * 3'600'000;
+    /// Leave the cars the active model has in alert at the window's end out of a candidate's training data
+    /// (ml::leave_out_cars_in_alert; ml.train_leave_out_alerted, off by default).
+    bool leave_out_alerted = false;
     std::size_t max_events = 400'000;
     int64_t retrain_every_ms = 0;  ///< 0: only on requests
     int64_t shadow_period_ms = int64_t{30} * 60'000;

@@ -12,22 +12,25 @@ namespace {
 
 using testing::identity_model;
 
-// Two cars, one event a second from ts 1000 to 120000: car-1's coolant is anomalous for five events in each
-// 20-second period (a short failure that clears), car-2 is always healthy. Oldest first.
-std::vector<core::Telemetry> two_cars() {
+// `cars` cars, one event a second from ts 1000 to 120000: car-1's coolant is anomalous for five events in
+// each 20-second period (a short failure that clears), or from its 30th event on when `lasting` (a failure
+// that does not end), the others are always healthy. Oldest first.
+std::vector<core::Telemetry> cars(int cars, bool lasting = false) {
   std::vector<core::Telemetry> events;
   for (int i = 0; i < 120; ++i)
-    for (const char* car : {"car-1", "car-2"}) {
+    for (int c = 1; c <= cars; ++c) {
       core::Telemetry t;
-      t.car = car;
+      t.car = "car-" + std::to_string(c);
       t.seq = i + 1;
       t.ts = 1000 * (i + 1);
       t.values.assign(core::kSignalCount, 0.0);
-      if (std::string(car) == "car-1" && i % 20 >= 5 && i % 20 < 10) t.values[core::kCoolantTemp] = 100;
+      if (c == 1 && (lasting ? i >= 30 : i % 20 >= 5 && i % 20 < 10)) t.values[core::kCoolantTemp] = 100;
       events.push_back(t);
     }
   return events;
 }
+
+std::vector<core::Telemetry> two_cars() { return cars(2); }
 
 // Every 20 s a candidate trains on the last 40 s and shadows the next 20 s; the third model is blind (a
 // threshold nothing reaches), as one trained on corrupted data might be.
@@ -45,6 +48,7 @@ TEST(LifecycleEval, PromotesAnEqualCandidateRefusesABlindOneAndScoresWithTheActi
   o.retrain_every_ms = 20'000;
   o.train_window_ms = 40'000;
   o.monitor.rule = {2, 3, 2};
+  o.leave_out_alerted = false;  // every window whole: its own test below
   std::vector<std::string> lines;
   o.progress = [&](const std::string& line) { lines.push_back(line); };
   const auto run = run_lifecycle(events, train, o);
@@ -78,6 +82,47 @@ TEST(LifecycleEval, PromotesAnEqualCandidateRefusesABlindOneAndScoresWithTheActi
   EXPECT_EQ(raised,
             (std::vector<std::pair<int64_t, std::string>>{
                 {27'000, "lc1"}, {47'000, "lc1"}, {67'000, "lc2"}, {87'000, "lc2"}, {107'000, "lc4"}}));
+}
+
+// Five cars, car-1 failing from 31 s on: every candidate's window ends with car-1 in alert by the active
+// model and leaves it out, as the trainer's does; the first model, with no active model before it, sees every
+// car. With the failure that clears, car-1 is not in alert at any window's end and stays in.
+TEST(LifecycleEval, CandidatesTrainWithoutTheCarsTheActiveModelHasInAlert) {
+  const auto events = cars(5, true);
+  std::map<std::string, std::pair<std::size_t, bool>> trained;  // name -> events, car-1 among them
+  auto train = [&](std::vector<core::Telemetry> window, const std::string& name) {
+    trained[name] = {window.size(), std::any_of(window.begin(), window.end(),
+                                                [](const auto& e) { return e.car == "car-1"; })};
+    auto m = identity_model(fleettwin_architecture(), 0);
+    m->meta.version = name;
+    return std::shared_ptr<const Model>(m);
+  };
+  LifecycleOptions o;
+  o.retrain_every_ms = 20'000;
+  o.train_window_ms = 40'000;
+  o.monitor.rule = {2, 3, 2};
+  o.leave_out_alerted = true;
+  const auto run = run_lifecycle(events, train, o);
+
+  EXPECT_EQ(trained,
+            (std::map<std::string, std::pair<std::size_t, bool>>{
+                {"lc1", {100, true}}, {"lc2", {160, false}}, {"lc3", {160, false}}, {"lc4", {160, false}}}));
+  ASSERT_EQ(run.steps.size(), 3u);
+  for (const auto& s : run.steps) {
+    EXPECT_EQ(s.filter.cars, 5) << s.candidate;
+    EXPECT_EQ(s.filter.cars_left_out, 1) << s.candidate;
+    EXPECT_EQ(s.filter.events_left_out, 40) << s.candidate;
+    EXPECT_EQ(s.training_events, 160) << s.candidate;
+  }
+  // The live alerts are unchanged by it: car-1's one alert, never cleared.
+  EXPECT_EQ(std::count_if(run.alerts.begin(), run.alerts.end(), [](const auto& a) { return a.raised; }), 1);
+
+  trained.clear();
+  const auto cleared = run_lifecycle(cars(5), train, o);
+  EXPECT_EQ(trained,
+            (std::map<std::string, std::pair<std::size_t, bool>>{
+                {"lc1", {100, true}}, {"lc2", {200, true}}, {"lc3", {200, true}}, {"lc4", {200, true}}}));
+  for (const auto& s : cleared.steps) EXPECT_EQ(s.filter.cars_left_out, 0) << s.candidate;
 }
 
 TEST(LifecycleEval, RefusesAHistoryShorterThanTwoPeriods) {

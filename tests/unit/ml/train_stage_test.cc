@@ -3,8 +3,12 @@
 // and the score stage scoring on while a candidate trains.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <stdexcept>
 #include <thread>
 
 #include <simdjson.h>
@@ -16,6 +20,7 @@
 #include "log/memory/memory_log.h"
 #include "ml/dataset.h"
 #include "ml/training.h"
+#include "ml/training_window.h"
 #include "sim/fleet.h"
 #include "stages/score/score_stage.h"
 #include "stages/train/train_stage.h"
@@ -258,6 +263,41 @@ TEST_F(TrainStageTest, ScheduledRetrainingRefusesACandidateTrainedOnFaultyCars) 
   EXPECT_GT(gate["reasons"].get_array().size(), 0u) << gate_doc;
   EXPECT_EQ(metrics.value("fleettwin_trainer_refusals_total"), 1);
   EXPECT_EQ(metrics.value("fleettwin_trainer_promotions_total"), 0);
+}
+
+// A window in which 3 of 20 cars begin failing 10 minutes in (a tyre, the coolant, the battery): the
+// candidate's training data is the window less the cars ml::leave_out_cars_in_alert finds in alert by the
+// active model, and with the option off every car. The active model's threshold is raised so that the
+// 20-car model (4 held-out cars) alerts on the failures rather than on its own noise.
+TEST_F(TrainStageTest, CandidateTrainsWithoutTheCarsTheActiveModelHasInAlert) {
+  auto model = train_on(between(the_fleet(), kT0 - kHour, kT0), "active-1");
+  std::const_pointer_cast<ml::Model>(model)->meta.threshold *= 3;
+  const auto events = fleet(kT0 - 2 * kHour, 3 * kHour + 5 * 60'000, 9, 3, kHour + 10 * 60'000);
+  const auto window = between(events, kT0 - kHour, kT0);
+  auto expected = window;
+  const auto f =
+      ml::leave_out_cars_in_alert(expected, model, ml::MonitorOptions{}, ml::FeatureSpace::builtin());
+  ASSERT_GT(f.cars_left_out, 0) << f.cars_in_alert << " cars in alert";
+  EXPECT_TRUE(std::binary_search(f.left_out.begin(), f.left_out.end(), std::string("car-00000")))
+      << "the tyre failing from minute 10 is not among the cars left out";
+  for (const bool leave_out : {true, false}) {
+    auto slot = std::make_shared<ModelSlot>();
+    slot->set_active(model);
+    auto seen = std::make_shared<std::atomic<int64_t>>(-1);  // cars in the data the trainer got
+    CandidateTrainer capture = [seen](const ml::TrainingData& data, const TrainRequest&,
+                                      std::stop_token) -> TrainedModel {
+      seen->store(data.cars);
+      throw std::runtime_error("only the data was wanted");
+    };
+    auto o = options();
+    o.leave_out_alerted = leave_out;
+    TrainStage stage(o, slot, capture, test_gate(), metrics);
+    for (std::size_t i = 0; i < window.size(); i += 500)
+      stage.process(telemetry_records(window, i, i + 500), *producer);
+    stage.process(telemetry_records(between(events, kT0, kT0 + kHour), 0, kCars), *producer);  // due
+    ASSERT_TRUE(tick_until(stage, *producer, [&] { return !stage.working(); })) << leave_out;
+    EXPECT_EQ(seen->load(), static_cast<int64_t>(kCars) - (leave_out ? f.cars_left_out : 0)) << leave_out;
+  }
 }
 
 // A retrain request trains at once (no schedule); with no active model the candidate becomes the first one.
