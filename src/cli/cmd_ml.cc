@@ -410,6 +410,7 @@ std::string false_signals(const std::vector<core::Alert>& alerts, const std::vec
       ++by_signal[a.signals.empty() ? "-" : a.signals.front()];
   }
   std::vector<std::pair<int64_t, std::string>> sorted;
+  sorted.reserve(by_signal.size());
   for (const auto& [signal, n] : by_signal) sorted.emplace_back(-n, signal);
   std::sort(sorted.begin(), sorted.end());
   std::string out;
