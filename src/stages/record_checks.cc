@@ -21,6 +21,13 @@ bool key_matches(const log::Record& r, std::string_view car, codec::Refusal& why
                 "record key '" + r.key + "' does not match car '" + std::string(car) + "'");
 }
 
+bool read_telemetry(const log::Record& r, registry::TelemetryReader& reader, core::Telemetry& t,
+                    codec::Refusal& why) {
+  std::string error;
+  if (!reader.read(r.value, t, &error)) return refuse(why, reader.failure_reason(), std::move(error));
+  return key_matches(r, t.car, why);
+}
+
 bool read_command(const log::Record& r, core::Command& c, std::map<std::string, std::string>& settings,
                   codec::Refusal& why) {
   std::string error;

@@ -94,12 +94,7 @@ void AggregateStage::process(const std::vector<log::Record>& batch, log::Produce
 }
 
 void AggregateStage::add(const log::Record& r, log::Producer& out) {
-  std::string error;
-  if (!_reader.read(r.value, _t, &error)) {
-    _dead_letters.send(r, _reader.failure_reason(), error, out);
-    return;
-  }
-  if (codec::Refusal why; !key_matches(r, _t.car, why)) {
+  if (codec::Refusal why; !read_telemetry(r, _reader, _t, why)) {
     _dead_letters.send(r, why.reason, why.detail, out);
     return;
   }

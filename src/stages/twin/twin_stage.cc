@@ -90,13 +90,9 @@ void TwinStage::process(const std::vector<log::Record>& batch, log::Producer& ou
 }
 
 void TwinStage::apply_telemetry(const log::Record& r, log::Producer& out) {
-  std::string error;
-  if (!_reader.read(r.value, _t, &error)) {
-    // process wrote this record, so this is a bug, a foreign writer or a writer schema this stage refuses.
-    _dead_letters.send(r, _reader.failure_reason(), error, out);
-    return;
-  }
-  if (codec::Refusal why; !key_matches(r, _t.car, why)) {
+  // process wrote this record, so one it cannot read is a bug, a foreign writer or a writer schema this
+  // stage refuses.
+  if (codec::Refusal why; !read_telemetry(r, _reader, _t, why)) {
     _dead_letters.send(r, why.reason, why.detail, out);
     return;
   }
