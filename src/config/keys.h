@@ -235,7 +235,8 @@ inline const DurationKey aggregate_flush_interval{
     "most once per interval, and commits its input then; a restart replays at most this much. Window results "
     "go out after every batch whatever the interval. 1 minute: with the shipped definitions a car's saved "
     "state is about 0.35 KB (its open windows), about 60 KB/s of changelog at 10,000 cars, and a restart "
-    "replays a minute of input (600,000 events at 10,000 msg/s, about a second of aggregation). Embedded (`up`) the states go to <data_dir>/aggregate_state.sqlite instead, once the "
+    "replays a minute of input (600,000 events at 10,000 msg/s, about a second of aggregation). Embedded "
+    "(`up`) the states go to <data_dir>/aggregate_state.sqlite instead, once the "
     "store holds the results before them, and a restart replays the store's history after them."};
 inline const IntKey aggregate_max_windows{
     "aggregate.max_windows", 64, 1, 4'096,
