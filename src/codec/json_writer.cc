@@ -90,6 +90,11 @@ char* write_json_double(char* p, double v) {
     static constexpr std::string_view kNegZero = "-0.0";
     return std::copy(kNegZero.begin(), kNegZero.end(), p);
   }
+  // The shortest form of a large whole double can be plain digits ("364144055555555524608"), which JSON
+  // parsers read as an integer and refuse beyond 64 bits. Past 2^53 (where doubles stop being every integer)
+  // the exponent form keeps it a double in every reader.
+  if (std::fabs(v) >= 0x1p53)
+    return std::to_chars(p, p + kMaxJsonNumberChars, v, std::chars_format::scientific).ptr;
   return std::to_chars(p, p + kMaxJsonNumberChars, v).ptr;
 }
 

@@ -122,6 +122,21 @@ TEST(JsonNumber, RandomDoublesReadBackBitForBit) {
   EXPECT_LE(static_cast<std::size_t>(write_json_double(buf, worst) - buf), kMaxJsonNumberChars);
 }
 
+TEST(JsonNumber, LargeWholeDoublesStayDoublesForAJsonParser) {
+  // Found by the json_telemetry fuzzer: 3.64e20 was written as 21 plain digits, which simdjson reads as an
+  // integer too big for 64 bits and refuses.
+  simdjson::dom::parser p;
+  for (const double v : {364144055555555524608.0, 1e20, -1e19, 9007199254740992.0, 1.7976931348623157e308}) {
+    const std::string text = dbl(v);
+    EXPECT_NE(text.find_first_of(".eE"), std::string::npos) << text;
+    double back = 0;
+    ASSERT_EQ(p.parse(text).get_double().get(back), simdjson::SUCCESS) << text;
+    EXPECT_EQ(back, v) << text;
+  }
+  EXPECT_EQ(dbl(9007199254740991.0), "9007199254740991");  // below 2^53 the shortest form is kept
+  EXPECT_EQ(dbl(12.5), "12.5");
+}
+
 TEST(JsonWriter, PlacesCommasInNestedStructures) {
   std::string out;
   JsonWriter w(out);
