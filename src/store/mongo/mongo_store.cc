@@ -137,6 +137,18 @@ std::vector<size_t> write_guarded(const BatchWriter& w, mongoc_collection_t* col
       .duplicates;
 }
 
+/// Updates one alert by id; whether it exists. `what` names the operation in the error.
+bool update_alert(mongoc_collection_t* alerts, const std::string& id, const Bson& update, const char* what) {
+  bson_t reply;
+  bson_error_t error;
+  const bool ok =
+      mongoc_collection_update_one(alerts, id_filter(id).get(), update.get(), nullptr, &reply, &error);
+  const int64_t matched = get_int(&reply, "matchedCount");
+  bson_destroy(&reply);
+  if (!ok) throw MongoError(what, error);
+  return matched > 0;
+}
+
 }  // namespace
 
 WriteResult MongoStore::write(const WriteBatch& batch) {
@@ -183,14 +195,7 @@ WriteResult MongoStore::write(const WriteBatch& batch) {
 
 bool MongoStore::ack_alert(const std::string& id) {
   const Bson update = set_update([](DocWriter& set) { set.boolean("acknowledged", true); });
-  bson_t reply;
-  bson_error_t error;
-  const bool ok = mongoc_collection_update_one(_impl->alerts.get(), id_filter(id).get(), update.get(),
-                                               nullptr, &reply, &error);
-  const int64_t matched = get_int(&reply, "matchedCount");
-  bson_destroy(&reply);
-  if (!ok) throw MongoError("ack_alert", error);
-  return matched > 0;
+  return update_alert(_impl->alerts.get(), id, update, "ack_alert");
 }
 
 bool MongoStore::set_alert_feedback(const std::string& id, const std::string& label, const std::string& note,
@@ -199,14 +204,7 @@ bool MongoStore::set_alert_feedback(const std::string& id, const std::string& la
   const Bson update = set_update([&](DocWriter& set) {
     set.str("feedback", label).str("feedback_note", note).int64("feedback_ts", ts);
   });
-  bson_t reply;
-  bson_error_t error;
-  const bool ok = mongoc_collection_update_one(_impl->alerts.get(), id_filter(id).get(), update.get(),
-                                               nullptr, &reply, &error);
-  const int64_t matched = get_int(&reply, "matchedCount");
-  bson_destroy(&reply);
-  if (!ok) throw MongoError("set_alert_feedback", error);
-  return matched > 0;
+  return update_alert(_impl->alerts.get(), id, update, "set_alert_feedback");
 }
 
 core::FeedbackCounts MongoStore::feedback_counts(const std::string& model_version) {
