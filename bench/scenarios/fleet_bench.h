@@ -36,9 +36,9 @@ struct FleetRoleUsage {
 };
 
 /// One injected fault. recovery_s: from the moment the fault ended (the process or service was back) until
-/// the publish-to-stored latency of what the cars sent was back at its steady level (fleet_bench.cc); -1 when
-/// it never was before the run ended. max_latency_ms: worst publish-to-stored latency of a message sent
-/// between the fault's start and its recovery.
+/// its backlog was drained (every message sent before it ended stored) and the store kept up with the cars
+/// again (fleet_recovery.h); -1 when that never happened while the cars were publishing. max_latency_ms:
+/// worst publish-to-stored latency of a message sent between the fault's start and its recovery.
 struct FleetFault {
   std::string name;
   int64_t start_ms = 0, end_ms = 0;  ///< wall clock

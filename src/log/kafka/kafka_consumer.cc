@@ -148,18 +148,25 @@ std::vector<Record> KafkaConsumer::poll(std::size_t max_records, std::chrono::mi
 }
 
 void KafkaConsumer::commit(const Offsets& offsets) {
-  if (_closed) throw LogError("kafka consumer closed");
+  // close() revokes through the listener, which may commit what it processed: that is still allowed.
+  if (_closed && !_in_rebalance) throw LogError("kafka consumer closed");
   rethrow_pending();
-  _committing.clear();
-  _commit_error.clear();
+  std::map<TopicPartition, int64_t> owned;
   for (const auto& [tp, offset] : offsets) {
     if (contains(_assignment, tp)) {
-      _committing[tp] = offset;
+      owned[tp] = offset;
     } else {
       spdlog::debug("kafka commit: {} is no longer assigned; its new owner commits it", name(tp));
     }
   }
   const auto deadline = std::chrono::steady_clock::now() + _options.operation_timeout;
+  if (_in_rebalance) {
+    // From the listener, inside a callback: a commit() waiting outside keeps its own _committing.
+    commit_in_rebalance(owned, deadline);
+    return;
+  }
+  _committing = std::move(owned);
+  _commit_error.clear();
   if (!_committing.empty() && _assigns_until_settled > 0) {
     // This member is rejoining: a commit now would queue behind its JoinGroup on the coordinator's
     // connection, arrive with the old generation, fail with ILLEGAL_GENERATION and make librdkafka (2.0)
@@ -231,6 +238,27 @@ rd_kafka_resp_err_t KafkaConsumer::commit_once(const std::map<TopicPartition, in
         return result->elems[i].err;
       }
   return err;
+}
+
+void KafkaConsumer::commit_in_rebalance(const std::map<TopicPartition, int64_t>& offsets,
+                                        std::chrono::steady_clock::time_point deadline) {
+  // The listener's own commit, from inside the rebalance callback: the generation is the one the callback
+  // belongs to and no rejoin is in flight, so it goes out now. No callback can be waited for from inside
+  // one; a commit the group refuses is given up (the partitions replay from their previous commit).
+  auto backoff = std::chrono::milliseconds(50);
+  while (!offsets.empty()) {
+    std::string where;
+    const auto err = commit_once(offsets, deadline, where);
+    if (!err) return;
+    if (!retriable_commit_error(err) || std::chrono::steady_clock::now() + backoff >= deadline) {
+      spdlog::info("kafka commit: {} during the rebalance; {} replay from the previous commit",
+                   error_text(err), where.empty() ? "its partitions" : where);
+      throw TransientLogError("kafka commit during a rebalance failed" +
+                              (where.empty() ? "" : " for " + where) + ": " + error_text(err));
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
 }
 
 void KafkaConsumer::commit_pending(const std::vector<TopicPartition>* owned) {
@@ -368,6 +396,11 @@ void KafkaConsumer::on_rebalance(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_
 }
 
 void KafkaConsumer::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  _in_rebalance = true;
+  struct Leave {
+    bool& flag;
+    ~Leave() { flag = false; }
+  } leave{_in_rebalance};
   rd_kafka_t* rk = _rk.get();
   const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
   auto tps = to_topic_partitions(*parts);
@@ -433,11 +466,19 @@ void KafkaConsumer::revoked(const std::vector<TopicPartition>& tps_in, bool lost
   auto of_revoked = [&](const Record& r) { return contains(tps, TopicPartition{r.topic, r.partition}); };
   std::erase_if(_batch, of_revoked);
   std::erase_if(_buffer, of_revoked);
+  // The listener runs while the partitions are still this member's: what it commits of them (the runner
+  // commits what it processed) goes out before the revoke is acknowledged, so their next owner starts there.
+  // Lost partitions are no longer this member's to commit.
+  if (lost) forget(tps);
+  call_listener(_listener.on_revoked, tps);
+  forget(tps);
+}
+
+void KafkaConsumer::forget(const std::vector<TopicPartition>& tps) {
   for (const auto& tp : tps) {
     _positions.erase(tp);
     std::erase(_assignment, tp);
   }
-  call_listener(_listener.on_revoked, tps);
 }
 
 void KafkaConsumer::call_listener(const std::function<void(const std::vector<TopicPartition>&)>& fn,

@@ -35,7 +35,10 @@ class KafkaConsumer final : public Consumer {
   /// the group is rebalancing, the offsets are committed from the rebalance callback, where the generation
   /// is valid and no rejoin is in flight (a commit racing the rejoin would fail with ILLEGAL_GENERATION and
   /// cost the whole assignment). Throws LogError when the commit fails or does not complete within
-  /// operation_timeout; then nothing new is committed.
+  /// operation_timeout; then nothing new is committed. Called from the RebalanceListener's on_revoked, it
+  /// commits the partitions being revoked too (they are still this member's until the listener returns),
+  /// at once; TransientLogError when the group refuses it there (their next owner replays from the previous
+  /// commit: at-least-once, DESIGN.md §5).
   void commit(const Offsets& offsets) override;
   /// Throws LogError for a partition that is not assigned to this member.
   void seek(const TopicPartition& tp, int64_t offset) override;
@@ -56,6 +59,12 @@ class KafkaConsumer final : public Consumer {
   /// One synchronous commit attempt; `where` names the first failed partition.
   rd_kafka_resp_err_t commit_once(const std::map<TopicPartition, int64_t>& offsets,
                                   std::chrono::steady_clock::time_point deadline, std::string& where);
+  /// commit() called from inside a rebalance callback (the listener's): one synchronous commit of `offsets`,
+  /// retried on transient errors until `deadline`; throws TransientLogError when refused.
+  void commit_in_rebalance(const std::map<TopicPartition, int64_t>& offsets,
+                           std::chrono::steady_clock::time_point deadline);
+  /// Drops `tps` from the assignment and the known read positions.
+  void forget(const std::vector<TopicPartition>& tps);
   /// Commits what commit() is waiting to commit, of the partitions in `owned` (all when null), and forgets
   /// the rest; called from the rebalance callback.
   void commit_pending(const std::vector<TopicPartition>* owned);
@@ -84,6 +93,7 @@ class KafkaConsumer final : public Consumer {
   int _assigns_until_settled = 0;  ///< assignment callbacks to come before the member is steady again
   bool _ever_assigned = false;     ///< an assignment (possibly empty) arrived since subscribe
   bool _leak = false;              ///< see wait_for_first_assignment
+  bool _in_rebalance = false;      ///< inside on_rebalance: commit() cannot wait for a callback there
 };
 
 }  // namespace fleettwin::log
