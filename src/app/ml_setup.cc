@@ -17,6 +17,7 @@ ml::TrainOptions train_options(const Config& config) {
   o.quantile = config.get(keys::ml_quantile);
   o.input_dropout = config.get(keys::ml_input_dropout);
   o.reconstruction_range = config.get(keys::ml_reconstruction_range);
+  o.familiar_share = config.get(keys::ml_familiar_share);
   o.threshold_method = config.get(keys::ml_threshold_method);
   if (o.threshold_method != "alert_rate" && o.threshold_method != "quantile")
     throw ConfigError("ml.threshold_method must be alert_rate or quantile, not \"" + o.threshold_method +

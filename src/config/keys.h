@@ -304,6 +304,12 @@ inline const DoubleKey ml_reconstruction_range{
     "When above 0, each input's reconstruction stays within the range this share of training cars stayed "
     "within (widened by half its width), so a value no healthy car reads is never reconstructed as normal. "
     "Off by default: it also flags healthy modes the training window did not show (see docs/benchmarks.md)."};
+inline const DoubleKey ml_familiar_share{
+    "ml.familiar_share", 0.005, 0, 0.5,
+    "The conditions a model calls familiar (an anomaly in unfamiliar ones raises no alert) leave out the "
+    "values only this share of training cars reached, from either end of each input's range, so a mode a few "
+    "cars showed in training (a low charge late in the day) stays unfamiliar; 0: all values seen in "
+    "training are familiar."};
 inline const IntKey ml_epochs{"ml.epochs", 30, 1, 10'000,
                               "Training epochs at most (early stopping may end sooner)."};
 inline const IntKey ml_train_seed{

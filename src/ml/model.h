@@ -167,6 +167,8 @@ class Scorer {
   /// 0 otherwise): which signals are anomalous, for telling a new symptom from an old one.
   uint64_t above(const float* dev, float threshold) const;
   std::size_t inputs() const { return _model->meta.architecture.features.size(); }
+  /// Bit j set when input j is predicted, never shown to the network (Architecture::predicted).
+  uint64_t predicted() const { return _hidden; }
   const Model& model() const { return *_model; }
   const std::shared_ptr<const Model>& shared_model() const { return _model; }
 

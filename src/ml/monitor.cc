@@ -134,10 +134,14 @@ void Monitor::anomaly_alerts(Car& car, const core::Telemetry& t, const codec::An
   // Unfamiliar: the anomalous inputs all read values seen in training, yet another input does not, and it
   // is not of a part the car's open alert covers (an overheating engine stays out of range while its alert
   // is open; a second failure elsewhere must still alert). A failure that takes its own signals out of
-  // range (a flat tyre, an overheating engine) is not unfamiliar.
+  // range (a flat tyre, an overheating engine) is not unfamiliar. A predicted input (never shown to the
+  // network, so never out of range itself) cannot take itself out of range: when one is anomalous, its own
+  // part's signals out of range are its failure's, not conditions the model never saw (an overheating
+  // engine shows on coolant_heading while the coolant climbs past the training range).
   const uint64_t covered = car.anomaly.active() ? car.covered : 0;
-  const bool unfamiliar =
-      inputs != 0 && (out_of_range & inputs) == 0 && (components(out_of_range & ~inputs) & ~covered) != 0;
+  const uint64_t own = _active ? components(inputs & _active->predicted()) : 0;
+  const bool unfamiliar = inputs != 0 && (out_of_range & inputs) == 0 &&
+                          (components(out_of_range & ~inputs) & ~covered & ~own) != 0;
   if (anomalous && unfamiliar) {
     ++_unfamiliar_events;
     anomalous = false;

@@ -28,7 +28,9 @@ struct MonitorOptions {
   /// high) while another input does not is one the network extrapolates for (a
   /// charge lower than any in training makes a healthy current look wrong): it is counted
   /// (unfamiliar_events) but does not count towards an alert. A failure that takes its own signals out of
-  /// range still does, and so does an anomaly while the out-of-range part is the car's open alert.
+  /// range still does, and so does an anomaly while the out-of-range part is the car's open alert, or one
+  /// on a predicted input (Architecture::predicted) of the out-of-range input's part. The range leaves out
+  /// values only a few training cars reached (TrainOptions::familiar_share).
   bool skip_unfamiliar = true;
   int64_t firmware_grace_ms = 3'600'000;
 };

@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "core/clock.h"
 
@@ -292,30 +294,44 @@ std::shared_ptr<Model> new_model(torch::nn::Sequential& net, const Architecture&
 }
 
 /// For kMaxDeviation: the range of each input over the training rows, scaled, outside which a reading is
-/// itself a deviation.
+/// itself a deviation; values only options.familiar_share of the training cars reached are left out of it.
 void fill_input_range(ModelMeta& meta, const TrainingData& data, const Architecture& arch,
-                      const TrainingRows& rows) {
+                      const TrainingRows& rows, double familiar_share) {
   const std::size_t d = arch.features.size();
   // The extremes in raw units, scaled as the Scorer scales (monotonic, so the scaled extreme is the extreme
   // of the scaled values): `train` was scaled by division, which can differ in the last bit, and then the
   // commonest value of an input (0 air flow in every parked car) could read as outside its own range.
-  std::vector<float> low(d, std::numeric_limits<float>::infinity()),
-      high(d, -std::numeric_limits<float>::infinity());
-  for (std::size_t r = 0; r < rows.n_train; ++r)
-    for (std::size_t j = 0; j < d; ++j) {
-      const float x = data.features[rows.order[r] * data.space->size() + arch.features[j]];
-      if (!defined(x)) continue;
-      low[j] = std::min(low[j], x);
-      high[j] = std::max(high[j], x);
-    }
+  // Per car first, so the share counts cars: one car in an unusual mode for an hour is many rows but one car.
+  std::unordered_map<uint32_t, std::pair<float, float>> extremes;
+  std::vector<float> lows, highs;
   meta.input_low.assign(d, 0);
   meta.input_high.assign(d, 0);  // never defined: 0 to 0
-  for (std::size_t j = 0; j < d; ++j)
-    if (low[j] <= high[j]) {
-      const float inv = inverse_scale(meta.scale[j]);
-      meta.input_low[j] = to_scaled(low[j], meta.center[j], inv);
-      meta.input_high[j] = to_scaled(high[j], meta.center[j], inv);
+  for (std::size_t j = 0; j < d; ++j) {
+    extremes.clear();
+    for (std::size_t r = 0; r < rows.n_train; ++r) {
+      const std::size_t row = rows.order[r];
+      const float x = data.features[row * data.space->size() + arch.features[j]];
+      if (!defined(x)) continue;
+      const auto it = extremes.try_emplace(data.car[row], x, x).first;
+      it->second.first = std::min(it->second.first, x);
+      it->second.second = std::max(it->second.second, x);
     }
+    if (extremes.empty()) continue;
+    lows.clear();
+    highs.clear();
+    for (const auto& [car, e] : extremes) {
+      lows.push_back(e.first);
+      highs.push_back(e.second);
+    }
+    // The k-th lowest low and k-th highest high (k = 0: the minimum and maximum).
+    const auto k = static_cast<std::ptrdiff_t>(std::min(
+        static_cast<double>(lows.size() - 1), std::floor(familiar_share * static_cast<double>(lows.size()))));
+    std::nth_element(lows.begin(), lows.begin() + k, lows.end());
+    std::nth_element(highs.begin(), highs.begin() + k, highs.end(), std::greater<>());
+    const float inv = inverse_scale(meta.scale[j]);
+    meta.input_low[j] = to_scaled(lows[static_cast<std::size_t>(k)], meta.center[j], inv);
+    meta.input_high[j] = to_scaled(highs[static_cast<std::size_t>(k)], meta.center[j], inv);
+  }
 }
 
 /// For kMaxDeviation with options.reconstruction_range: the band each reconstruction is clamped to.
@@ -488,7 +504,8 @@ std::shared_ptr<Model> train_model(const TrainingData& data, const Architecture&
 
   if (options.stop_requested && options.stop_requested()) throw TrainingStopped();
   auto model = new_model(net, arch, rows.scaler);
-  if (arch.score == ScoreMethod::kMaxDeviation) fill_input_range(model->meta, data, arch, rows);
+  if (arch.score == ScoreMethod::kMaxDeviation)
+    fill_input_range(model->meta, data, arch, rows, options.familiar_share);
   if (options.reconstruction_range > 0 && arch.score == ScoreMethod::kMaxDeviation)
     fill_reconstruction_range(model->meta, data, arch, rows, options);
   fill_error_scales(*model, data, arch, rows);

@@ -31,6 +31,13 @@ struct TrainOptions {
   /// keeps failing cars in the training window from being learned, but also flags healthy modes the window
   /// did not show (measured in docs/benchmarks.md).
   double reconstruction_range = 0;
+  /// The range of inputs the model calls familiar (ModelMeta::input_low/high; an anomaly in conditions
+  /// outside it raises no alert, MonitorOptions) leaves out the values only this share of training cars
+  /// reached: the lowest of the cars' lowest values and the highest of their highest are those of the car at
+  /// this share from either end. A few cars in a mode the window barely shows (a low charge late in the day)
+  /// stretch a min/max range to the mode while the network, having seen them little, reconstructs it badly.
+  /// 0: min and max.
+  double familiar_share = 0;
   int patience = 3;                  ///< epochs without a better validation loss before stopping
   double validation_fraction = 0.2;  ///< share of cars held out for early stopping and calibration
   std::size_t max_rows = 400'000;    ///< larger histories are sampled down to this many rows

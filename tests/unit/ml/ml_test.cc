@@ -683,6 +683,43 @@ TEST(Monitor, AnomaliesInConditionsNeverSeenInTrainingRaiseNoAlert) {
   EXPECT_EQ(mon.unfamiliar_events(), 0);
 }
 
+// A predicted input is never out of range itself, so an anomaly on it cannot take its own signals out of
+// range the way a flat tyre does: its part's signals out of range are its failure's (an overheating engine
+// shows on coolant_heading while the coolant climbs past the training range). With the current predicted,
+// the case above that was extrapolation (an anomalous current, the charge out of range) alerts; an
+// out-of-range input of another part still makes it unfamiliar.
+TEST(Monitor, AnAnomalousPredictedInputOwnsItsPartsInputsOutOfRange) {
+  auto arch = fleettwin_architecture();
+  arch.predicted.push_back(core::kCurrentDraw);
+  auto model = identity_model(arch, 0);  // error = input
+  auto& meta = model->meta;
+  meta.input_low.assign(arch.features.size(), -50);
+  meta.input_high.assign(arch.features.size(), 150);
+  for (const auto f : {core::kBatteryPercentage, core::kSpeed})
+    meta.weight[static_cast<std::size_t>(std::find(arch.features.begin(), arch.features.end(), f) -
+                                         arch.features.begin())] = 0;  // contexts that score nothing
+  const auto run = [&](core::Signal context, int64_t* unfamiliar) {
+    MonitorOptions o;
+    o.rule = {2, 3, 40};
+    Monitor mon(o);
+    mon.set_model(model);
+    MonitorOutput out;
+    mon.process(one_car("car-6", 10,
+                        [&](int, auto& v) {
+                          v[context] = -60;  // below anything in training
+                          v[core::kCurrentDraw] = 100;
+                        }),
+                out);
+    *unfamiliar = mon.unfamiliar_events();
+    return out.alerts.size();
+  };
+  int64_t unfamiliar = 0;
+  EXPECT_EQ(run(core::kBatteryPercentage, &unfamiliar), 1u);  // the current's own part
+  EXPECT_EQ(unfamiliar, 0);
+  EXPECT_EQ(run(core::kSpeed, &unfamiliar), 0u);  // another part: extrapolation
+  EXPECT_EQ(unfamiliar, 10);
+}
+
 TEST(Monitor, FirmwareRollbackIsARuleAlert) {
   Monitor mon;
   std::vector<core::Telemetry> batch(3);

@@ -137,6 +137,43 @@ TEST(Training, ValuesSeenInTrainingAreInsideTheInputRange) {
     EXPECT_EQ(scorer.outside(data.features.data() + r * kFeatureCount) >> input & 1, 0u) << values[r % 3];
 }
 
+// ml.familiar_share: the range a model calls familiar leaves out the values only that share of training cars
+// reached, counted by car. Each car's charge here spans its own range, car c from 50 - c to 60 + c; of the
+// eight training cars the lowest low and the highest high fall out of the range with a share of 0.2 (one car
+// at each end), and every value inside that range is inside the min/max one.
+TEST(Training, FamiliarShareLeavesOutValuesOnlyAFewCarsReached) {
+  auto data = fleet_data();
+  const auto battery = core::kBatteryPercentage;
+  const auto& features = fleettwin_architecture().features;
+  const auto input =
+      static_cast<std::size_t>(std::find(features.begin(), features.end(), battery) - features.begin());
+  ASSERT_LT(input, features.size());
+  for (std::size_t r = 0; r < data.rows(); ++r) {
+    const auto c = static_cast<float>(data.car[r] % 10);
+    const std::array<float, 3> values{50 - c, 55, 60 + c};
+    data.features[r * kFeatureCount + battery] = values[r % 3];
+  }
+  auto options = quick(1);
+  Scorer all(train_model(data, fleettwin_architecture(), options));
+  options.familiar_share = 0.2;
+  Scorer most(train_model(data, fleettwin_architecture(), options));
+  auto row = std::vector<float>(data.features.begin(), data.features.begin() + kFeatureCount);
+  int inside_all = 0, inside_most = 0;
+  for (int c = 0; c < 10; ++c)
+    for (const float v : {50.0f - static_cast<float>(c), 60.0f + static_cast<float>(c)}) {
+      row[battery] = v;
+      const bool in_all = (all.outside(row.data()) >> input & 1) == 0;
+      const bool in_most = (most.outside(row.data()) >> input & 1) == 0;
+      inside_all += in_all ? 1 : 0;
+      inside_most += in_most ? 1 : 0;
+      EXPECT_TRUE(in_all || !in_most) << v;  // familiar to the narrower range: familiar to the wider one
+    }
+  EXPECT_LE(inside_most, inside_all - 2);  // at least the one car at each end
+  EXPECT_GE(inside_most, 2);
+  row[battery] = 55;
+  EXPECT_EQ(most.outside(row.data()) >> input & 1, 0u);
+}
+
 TEST(Training, PredictedInputsAreNeverSeenOnlyReconstructed) {
   const auto data = fleet_data();
   const auto arch = fleettwin_architecture();
