@@ -37,7 +37,8 @@ std::vector<stages::AggregateSnapshot> AggregateStateTable::load(int64_t* refuse
     // Typed columns are not enforced by SQLite: a text or number cell reads back as its bytes.
     const std::string car = select.column_text(0);
     const std::string_view state = select.column_blob(1);
-    if (!core::valid_car_id(car) || state.empty() || state.size() > kMaxStateBytes) {
+    const bool key_ok = core::valid_car_id(car) || stages::AggregateStage::group_state_partition(car) >= 0;
+    if (!key_ok || state.empty() || state.size() > kMaxStateBytes) {
       ++bad;
       continue;
     }
