@@ -166,9 +166,15 @@ TEST_F(AggregateKill, AKilledUpAndItsRestartStoreTheUninterruptedRunsWindowsOnce
     const auto& row = it->second;
     bool same = row.count == want.count && row.revision == want.revision &&
                 row.window_end_ms == want.window_end_ms && row.values.size() == want.values.size();
+    // A group's sum (and mean) adds its events in the order they came: the replay after the kill brings
+    // them car by car, so the last bits may differ (docs/architecture.md "Duplicates and replays"); a car's
+    // own windows, and every other function, are the same bit for bit.
+    const bool group = std::get<0>(key) == "fleet_1m" || std::get<0>(key) == "site_10s";
     for (std::size_t i = 0; same && i < row.values.size(); ++i) {
       const double a = row.values[i].second, b = want.values[i].second;
-      same = row.values[i].first == want.values[i].first && (a == b || (std::isnan(a) && std::isnan(b)));
+      const bool close = group && std::abs(a - b) <= 1e-12 * std::abs(b);
+      same = row.values[i].first == want.values[i].first &&
+             (a == b || close || (std::isnan(a) && std::isnan(b)));
     }
     if (!same && ++differ <= 5)
       ADD_FAILURE() << std::get<0>(key) << " " << std::get<1>(key) << " " << std::get<2>(key) << ": count "
