@@ -250,7 +250,8 @@ class PipelineRun {
     for (const char* t : {core::topics::kTwins, core::topics::kModels}) _log->create_topic(t, compacted);
     // The aggregate stage's changelog and partials, named after the role's consumer group when it has one
     // of its own: two aggregate roles never share them.
-    const std::string group = _roles.everything ? std::string() : _config.get(keys::group);
+    const std::string group =
+        runs_aggregate() && !_roles.everything ? _config.get(keys::group) : std::string();
     _ctx.aggregate.state_topic = stages::AggregateStage::role_topic(core::topics::kAggregatesState, group);
     _ctx.aggregate.partials_topic =
         stages::AggregateStage::role_topic(core::topics::kAggregatesPartials, group);

@@ -72,6 +72,23 @@ using Window = std::tuple<std::string, std::string, int64_t>;  // aggregate, gro
 
 }  // namespace
 
+// Two aggregate roles (say per-car definitions scaled on their own, group definitions in another role with
+// its own consumer group) never share a changelog or a partials topic.
+TEST(AggregateGroups, EachRolesGroupHasItsOwnChangelogAndPartials) {
+  using S = stages::AggregateStage;
+  EXPECT_EQ(S::role_topic(t::kAggregatesState, ""), "fleet.aggregates.state");
+  EXPECT_EQ(S::role_topic(t::kAggregatesState, "fleettwin.aggregate"), "fleet.aggregates.state");
+  EXPECT_EQ(S::role_topic(t::kAggregatesState, "fleet-groups"), "fleet.aggregates.state.fleet-groups");
+  EXPECT_EQ(S::role_topic(t::kAggregatesPartials, "a b/c"), "fleet.aggregates.partials.a_b_c");
+  EXPECT_LE(S::role_topic(t::kAggregatesPartials, std::string(500, 'x')).size(), 249U);  // Kafka's limit
+  // A partition's group windows have a key no car id can have, and only that key names a partition.
+  EXPECT_EQ(S::group_state_partition(S::group_state_key(7)), 7);
+  EXPECT_EQ(S::group_state_partition("car-7"), -1);
+  EXPECT_EQ(S::group_state_partition(".groups."), -1);
+  EXPECT_EQ(S::group_state_partition(".groups.1x"), -1);
+  EXPECT_EQ(S::group_state_partition(".groups.9999999999"), -1);
+}
+
 TEST(AggregateGroups, TwoCopiesStoreEachGroupWindowOnceEqualToAllEvents) {
   log::MemoryLog mlog;
   for (const char* topic : {t::kTelemetry, t::kAggregates, t::kTelemetryDlq, t::kAggregatesDlq})
