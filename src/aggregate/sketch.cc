@@ -199,8 +199,10 @@ bool Sketch::restore(StateReader& r) {
     int64_t offset = 0;
     uint64_t n = 0;
     ok = ok && r.i64(offset) && r.count(n, _max_buckets, "sketch: more buckets than allowed");
-    ok = ok && ((offset >= -kMaxIndex && offset + static_cast<int64_t>(n) <= kMaxIndex) ||
-                r.fail("sketch: bucket index out of range"));
+    // The offset alone first: offset + n overflows for one near INT64_MAX (found by aggregate_partial).
+    ok = ok &&
+         ((offset >= -kMaxIndex && offset <= kMaxIndex && offset + static_cast<int64_t>(n) <= kMaxIndex) ||
+          r.fail("sketch: bucket index out of range"));
     s->counts.clear();
     s->carry.clear();
     s->offset = static_cast<int32_t>(offset);

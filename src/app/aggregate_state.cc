@@ -152,4 +152,24 @@ stages::AggregateStage::Links embedded_aggregate_links(log::Log& log, const std:
   return links;
 }
 
+void create_aggregate_topics(log::Log& log, const std::string& group, const log::TopicConfig& compacted,
+                             stages::AggregateStage::Options& options) {
+  options.state_topic = stages::AggregateStage::role_topic(core::topics::kAggregatesState, group);
+  options.partials_topic = stages::AggregateStage::role_topic(core::topics::kAggregatesPartials, group);
+  options.partials_partitions = compacted.partitions;
+  for (const auto& t : {options.state_topic, options.partials_topic}) log.create_topic(t, compacted);
+}
+
+stages::AggregateStage::Links changelog_aggregate_links(log::Log& log,
+                                                        const stages::AggregateStage::Options& options) {
+  stages::AggregateStage::Links links;
+  links.load = [&log, topic = options.state_topic](const std::set<int32_t>& partitions) {
+    return stages::read_aggregate_changelog(log, partitions, std::chrono::seconds(60), topic);
+  };
+  links.load_partials = [&log, topic = options.partials_topic](const std::set<int32_t>& partitions) {
+    return stages::read_compacted_latest(log, topic, partitions);
+  };
+  return links;
+}
+
 }  // namespace fleettwin::app
