@@ -252,6 +252,7 @@ void Engine::forget_source(int32_t source) { _sources.erase(source); }
 
 std::vector<int32_t> Engine::sources() const {
   std::vector<int32_t> out;
+  out.reserve(_sources.size());
   for (const auto& [source, groups] : _sources) out.push_back(source);
   return out;
 }
