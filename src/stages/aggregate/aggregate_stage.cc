@@ -435,7 +435,9 @@ void AggregateStage::on_revoked(const std::vector<log::TopicPartition>& partitio
           log::partition_for_key(aggregate::partial_group_key(aggregate, group), n));
     });
   }
+  // Embedded, every event is of source 0 whatever its partition: the one engine keeps it (as its cars).
   for (const int32_t p : lost) {
+    if (!_options.changelog) break;
     _engine.forget_source(p);
     _changed_sources.erase(p);
   }

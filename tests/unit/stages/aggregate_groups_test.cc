@@ -89,6 +89,32 @@ TEST(AggregateGroups, EachRolesGroupHasItsOwnChangelogAndPartials) {
   EXPECT_EQ(S::group_state_partition(".groups.9999999999"), -1);
 }
 
+// On the log a copy that loses a partition forgets its share of the groups (the new owner loads it);
+// embedded every event is of source 0, which a revoked partition must not take away.
+TEST(AggregateGroups, ALostPartitionTakesItsShareOnTheLogOnly) {
+  core::Telemetry tel;
+  tel.car = "car-1";
+  tel.seq = 1;
+  tel.ts = kT0;
+  log::Record r;
+  r.topic = t::kTelemetry;
+  r.key = tel.car;
+  r.partition = 0;  // embedded, the partition number of the one source too
+  codec::encode_avro_telemetry(tel, 1, r.value);
+  for (const bool changelog : {true, false}) {
+    auto o = options();
+    o.changelog = changelog;
+    core::Metrics metrics;
+    stages::AggregateStage stage(o, metrics);
+    Capture out;
+    stage.on_assigned({{t::kTelemetry, 0}});
+    stage.process({r}, out);
+    EXPECT_EQ(stage.engine().sources(), std::vector<int32_t>{0});
+    stage.on_revoked({{t::kTelemetry, 0}});
+    EXPECT_EQ(stage.engine().sources().size(), changelog ? 0U : 1U) << changelog;
+  }
+}
+
 TEST(AggregateGroups, TwoCopiesStoreEachGroupWindowOnceEqualToAllEvents) {
   log::MemoryLog mlog;
   for (const char* topic : {t::kTelemetry, t::kAggregates, t::kTelemetryDlq, t::kAggregatesDlq})
