@@ -43,8 +43,9 @@ Engine::Engine(std::vector<Definition> definitions, EngineOptions options)
       _attribute.push_back(0);
       continue;
     }
-    _slot.push_back(_groups.size());
-    _groups.emplace_back();
+    _slot.push_back(_group_defs.size());
+    _group_defs.push_back(static_cast<std::size_t>(&d - _defs.data()));
+    _combined.emplace_back();
     std::size_t a = 0;
     if (d.grouping == Grouping::kAttribute) {
       a = static_cast<std::size_t>(std::find(_attributes.begin(), _attributes.end(), d.attribute) -
@@ -54,6 +55,7 @@ Engine::Engine(std::vector<Definition> definitions, EngineOptions options)
     _attribute.push_back(a);
   }
   _fingerprint = compute_fingerprint();
+  _group_fingerprint = compute_group_fingerprint();
 }
 
 Engine::~Engine() = default;
@@ -64,7 +66,15 @@ Engine::CarState Engine::new_car() const {
   return car;
 }
 
-AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view> attribute_values) {
+std::vector<Engine::Map<Engine::KeyState>>& Engine::source_groups(int32_t source) {
+  auto it = _sources.find(source);
+  if (it == _sources.end())
+    it = _sources.emplace(source, std::vector<Map<KeyState>>(_group_defs.size())).first;
+  return it->second;
+}
+
+AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view> attribute_values,
+                      int32_t source) {
   if (attribute_values.size() < _attributes.size()) {
     throw std::invalid_argument("aggregate: add() needs a value of every attribute");
   }
@@ -78,27 +88,18 @@ AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view
   }
   car.last_seq = t.seq;
   bool refused = false;
+  std::vector<Map<KeyState>>* by_slot = _group_defs.empty() ? nullptr : &source_groups(source);
   for (std::size_t d = 0; d < _defs.size(); ++d) {
-    switch (_defs[d].grouping) {
-      case Grouping::kCar:
-        refused |= !count(d, car.key(_slot[d]), t.car, t);
-        break;
-      case Grouping::kFleet: {
-        auto& groups = _groups[_slot[d]];
-        auto g = groups.find(kFleetGroup);
-        if (g == groups.end()) g = groups.emplace(kFleetGroup, KeyState{}).first;
-        refused |= !count(d, g->second, kFleetGroup, t);
-        break;
-      }
-      case Grouping::kAttribute: {
-        const std::string_view value = attribute_values[_attribute[d]];
-        auto& groups = _groups[_slot[d]];
-        auto g = groups.find(value);
-        if (g == groups.end()) g = groups.emplace(value, KeyState{}).first;
-        refused |= !count(d, g->second, value, t);
-        break;
-      }
+    if (_defs[d].grouping == Grouping::kCar) {
+      refused |= !count(d, car.key(_slot[d]), t.car, t, source);
+      continue;
     }
+    const std::string_view value =
+        _defs[d].grouping == Grouping::kFleet ? kFleetGroup : attribute_values[_attribute[d]];
+    auto& groups = (*by_slot)[_slot[d]];
+    auto g = groups.find(value);
+    if (g == groups.end()) g = groups.emplace(value, KeyState{}).first;
+    refused |= !count(d, g->second, value, t, source);
   }
   if (refused) {
     ++_counters.too_late;
@@ -110,7 +111,8 @@ AddStatus Engine::add(const core::Telemetry& t, std::span<const std::string_view
 
 // Counts `t` in every window of definition `def` that covers it and is still kept; false when none took it
 // because all were past their lateness (or dropped by the bound).
-bool Engine::count(std::size_t def, KeyState& ks, std::string_view key, const core::Telemetry& t) {
+bool Engine::count(std::size_t def, KeyState& ks, std::string_view key, const core::Telemetry& t,
+                   int32_t source) {
   const Definition& d = _defs[def];
   const int64_t newest = floor_div(t.ts, d.advance_ms) * d.advance_ms;
   const auto& sketch_of = _sketch_of[def];
@@ -121,7 +123,7 @@ bool Engine::count(std::size_t def, KeyState& ks, std::string_view key, const co
         start <= ks.dropped_through) {
       continue;
     }
-    Window* w = window_for(def, ks, key, start);
+    Window* w = window_for(def, ks, key, start, source);
     if (w == nullptr) continue;
     taken = true;
     ++w->count;
@@ -147,19 +149,22 @@ bool Engine::count(std::size_t def, KeyState& ks, std::string_view key, const co
       }
       if (sketch_of[i] != kNoSketch) w->sketches[sketch_of[i]].add(v);
     }
-    if (w->revision > 0 && !w->dirty) {
+    // A group window's partial is made at the next flush whatever its state; a car's window changes its
+    // result only once closed.
+    if ((w->revision > 0 || d.grouping != Grouping::kCar) && !w->dirty) {
       w->dirty = true;
-      _dirty.push_back({def, std::string(key), start});
+      _dirty.push_back({def, std::string(key), start, source});
     }
   }
   if (t.ts > ks.max_ts) ks.max_ts = t.ts;
-  if (ks.max_ts >= ks.next_due) settle(def, ks, key);
+  if (ks.max_ts >= ks.next_due) settle(def, ks, key, source);
   return taken;
 }
 
 // The window of `ks` starting at `start`, created when new (dropping the oldest past the bound); nullptr when
 // it would be the one dropped.
-Engine::Window* Engine::window_for(std::size_t def, KeyState& ks, std::string_view key, int64_t start) {
+Engine::Window* Engine::window_for(std::size_t def, KeyState& ks, std::string_view key, int64_t start,
+                                   int32_t source) {
   auto& ws = ks.windows;
   // Mostly the newest or the one before it: search from the back.
   std::size_t pos = ws.size();
@@ -168,7 +173,10 @@ Engine::Window* Engine::window_for(std::size_t def, KeyState& ks, std::string_vi
   if (ws.size() >= _options.max_windows_per_key) {
     if (pos == 0) return nullptr;
     Window& oldest = ws.front();
-    if (oldest.revision == 0) {
+    if (_defs[def].grouping != Grouping::kCar) {
+      ++_counters.evicted_open;
+      if (oldest.dirty) emit_partial(def, key, ks, oldest, source);
+    } else if (oldest.revision == 0) {
       ++_counters.evicted_open;
       emit(def, key, oldest, true);
     } else {
@@ -187,21 +195,26 @@ Engine::Window* Engine::window_for(std::size_t def, KeyState& ks, std::string_vi
                                                                [](std::size_t i) { return i != kNoSketch; }));
   w.sketches.resize(sketches);
   const auto at = ws.insert(ws.begin() + static_cast<std::ptrdiff_t>(pos), std::move(w));
-  ks.next_due = std::min(ks.next_due, plus(start + d.size_ms, d.grace_ms));
+  // A source's group window has no close of its own (the combiner closes the merge): it is only dropped.
+  const int64_t due = d.grouping == Grouping::kCar ? d.grace_ms : d.allowed_lateness_ms;
+  ks.next_due = std::min(ks.next_due, plus(start + d.size_ms, due));
   return &*at;
 }
 
 // Closes the windows whose end + grace the key's event time has reached, drops those past their lateness,
 // and works out when there is work next.
-void Engine::settle(std::size_t def, KeyState& ks, std::string_view key) {
+void Engine::settle(std::size_t def, KeyState& ks, std::string_view key, int32_t source) {
   const Definition& d = _defs[def];
+  const bool group = d.grouping != Grouping::kCar;
   std::size_t expired = 0;
   ks.next_due = INT64_MAX;
   for (auto& w : ks.windows) {
     const int64_t end = w.start + d.size_ms;
     const int64_t expires = plus(end, d.allowed_lateness_ms);
     const bool expire = expires <= ks.max_ts;
-    if (w.revision == 0 && plus(end, d.grace_ms) <= ks.max_ts) {
+    if (group) {
+      if (expire && w.dirty) emit_partial(def, key, ks, w, source);
+    } else if (w.revision == 0 && plus(end, d.grace_ms) <= ks.max_ts) {
       emit(def, key, w, expire);
     } else if (expire && w.dirty) {
       emit(def, key, w, true);
@@ -209,7 +222,7 @@ void Engine::settle(std::size_t def, KeyState& ks, std::string_view key) {
     if (expire) {
       ++expired;
     } else {
-      ks.next_due = std::min(ks.next_due, w.revision == 0 ? plus(end, d.grace_ms) : expires);
+      ks.next_due = std::min(ks.next_due, w.revision == 0 && !group ? plus(end, d.grace_ms) : expires);
     }
   }
   // Windows expire oldest first (they all share size and lateness).
@@ -265,28 +278,44 @@ void Engine::emit(std::size_t def, std::string_view key, Window& w, bool final) 
 std::vector<Result> Engine::flush() {
   for (const auto& dirty : _dirty) {
     KeyState* ks = nullptr;
-    if (_defs[dirty.def].grouping == Grouping::kCar) {
+    const bool group = _defs[dirty.def].grouping != Grouping::kCar;
+    if (!group) {
       if (auto* entry = _cars.find(dirty.key); entry != nullptr) ks = &entry->value.key(_slot[dirty.def]);
-    } else {
-      auto& groups = _groups[_slot[dirty.def]];
+    } else if (auto src = _sources.find(dirty.source); src != _sources.end()) {
+      auto& groups = src->second[_slot[dirty.def]];
       if (auto it = groups.find(std::string_view(dirty.key)); it != groups.end()) ks = &it->second;
     }
     if (ks == nullptr) continue;
     for (auto& w : ks->windows) {
-      if (w.start == dirty.start && w.dirty) emit(dirty.def, dirty.key, w, false);
+      if (w.start != dirty.start || !w.dirty) continue;
+      if (group) {
+        emit_partial(dirty.def, dirty.key, *ks, w, dirty.source);
+      } else {
+        emit(dirty.def, dirty.key, w, false);
+      }
     }
   }
   _dirty.clear();
+  if (_options.combine_own_partials) {
+    for (const auto& p : take_partials()) {
+      std::string error;
+      if (!combine(p, &error)) throw std::logic_error("aggregate: own partial refused: " + error);
+    }
+  }
+  flush_combined();
   return std::exchange(_pending, {});
+}
+
+std::size_t Engine::window_bytes(const Window& w) {
+  std::size_t bytes = w.signals.capacity() * sizeof(SignalState) +
+                      (w.sketches.capacity() - w.sketches.size()) * sizeof(Sketch);
+  for (const auto& sk : w.sketches) bytes += sk.memory_bytes();
+  return bytes;
 }
 
 std::size_t Engine::key_bytes(const KeyState& ks) {
   std::size_t bytes = ks.windows.capacity() * sizeof(Window);
-  for (const auto& w : ks.windows) {
-    bytes += w.signals.capacity() * sizeof(SignalState) +
-             (w.sketches.capacity() - w.sketches.size()) * sizeof(Sketch);
-    for (const auto& sk : w.sketches) bytes += sk.memory_bytes();
-  }
+  for (const auto& w : ks.windows) bytes += window_bytes(w);
   return bytes;
 }
 
@@ -308,11 +337,23 @@ std::size_t Engine::car_memory_bytes(std::string_view car) const {
 std::size_t Engine::memory_bytes() const {
   std::size_t bytes = sizeof(*this) + _cars.slot_bytes();
   _cars.for_each([&](const auto& entry) { bytes += car_bytes(entry.id, entry.value); });
-  for (const auto& groups : _groups) {
-    bytes += groups.bucket_count() * sizeof(void*);
-    for (const auto& [key, ks] : groups)
-      bytes += sizeof(std::pair<const std::string, KeyState>) + key.capacity() + key_bytes(ks);
+  for (const auto& [source, by_slot] : _sources) {
+    for (const auto& groups : by_slot) {
+      bytes += groups.bucket_count() * sizeof(void*);
+      for (const auto& [key, ks] : groups)
+        bytes += sizeof(std::pair<const std::string, KeyState>) + key.capacity() + key_bytes(ks);
+    }
   }
+  for (const auto& keys : _combined) {
+    for (const auto& [group, ck] : keys) {
+      bytes += sizeof(std::pair<const std::string, CombinedKey>) + group.capacity();
+      for (const auto& [start, cw] : ck.windows) {
+        bytes += 64;  // the map's node
+        for (const auto& [source, w] : cw.parts) bytes += 48 + sizeof(Window) + window_bytes(w);
+      }
+    }
+  }
+  for (const auto& p : _partials) bytes += sizeof(Partial) + p.window.capacity() + p.group.capacity();
   for (const auto& r : _pending) bytes += sizeof(Result) + r.values.capacity() * sizeof(double);
   return bytes + _dirty.capacity() * sizeof(Dirty);
 }

@@ -53,6 +53,97 @@ uint64_t Engine::compute_fingerprint() const {
   return f.value();
 }
 
+uint64_t Engine::compute_group_fingerprint() const {
+  Fnv f;
+  f.bytes("groups");
+  f.number(static_cast<int64_t>(_options.max_windows_per_key));
+  for (const std::size_t def : _group_defs) {
+    const Definition& d = _defs[def];
+    f.bytes(d.name);
+    f.number(static_cast<int64_t>(d.grouping));
+    f.bytes(d.attribute);
+    f.number(d.size_ms);
+    f.number(d.advance_ms);
+    f.number(d.grace_ms);
+    f.number(d.allowed_lateness_ms);
+    for (const auto& s : d.signals) {
+      f.bytes(s.name);
+      for (const Function fn : s.functions) f.bytes(function_name(fn));
+    }
+  }
+  return f.value();
+}
+
+void Engine::save_window(std::size_t def, const Window& win, std::string& out) const {
+  StateWriter w(out);
+  w.i64(win.start);
+  w.i64(win.count);
+  w.u64(win.revision);
+  for (std::size_t i = 0; i < win.signals.size(); ++i) {
+    const SignalState& s = win.signals[i];
+    w.i64(s.n);
+    w.f64(s.min);
+    w.f64(s.max);
+    w.f64(s.sum);
+    w.f64(s.last);
+    w.i64(s.last_ts);
+    w.i64(s.last_seq);
+    if (const std::size_t k = _sketch_of[def][i]; k != kNoSketch) win.sketches[k].save(w);
+  }
+}
+
+std::string Engine::save_source(int32_t source) const {
+  std::string out;
+  const auto it = _sources.find(source);
+  if (it == _sources.end()) return out;
+  StateWriter w(out);
+  w.u64(kStateVersion);
+  w.u64(_group_fingerprint);
+  w.u64(_group_defs.size());
+  for (std::size_t slot = 0; slot < _group_defs.size(); ++slot) {
+    const auto& groups = it->second[slot];
+    w.u64(groups.size());
+    for (const auto& [key, ks] : groups) {
+      w.bytes(key);
+      w.i64(ks.max_ts);
+      w.i64(ks.dropped_through);
+      w.u64(ks.windows.size());
+      for (const Window& win : ks.windows) save_window(_group_defs[slot], win, out);
+    }
+  }
+  return out;
+}
+
+bool Engine::restore_source(int32_t source, std::string_view bytes, std::string* error) {
+  StateReader r(bytes);
+  std::vector<Map<KeyState>> state(_group_defs.size());
+  uint64_t version = 0, fingerprint = 0, slots = 0;
+  bool ok = r.u64(version) && (version == kStateVersion || r.fail("unknown state version")) &&
+            r.u64(fingerprint) &&
+            (fingerprint == _group_fingerprint || r.fail("saved with other definitions")) && r.u64(slots) &&
+            (slots == _group_defs.size() || r.fail("group definitions differ"));
+  for (std::size_t slot = 0; ok && slot < _group_defs.size(); ++slot) {
+    uint64_t keys = 0;
+    // Each group takes a few bytes at least, which bounds the count by the input.
+    ok = r.count(keys, r.remaining() / 4, "more groups than bytes");
+    for (uint64_t i = 0; ok && i < keys; ++i) {
+      std::string key;
+      ok = r.bytes(key, kMaxGroupBytes, "group name too long") &&
+           (!key.empty() || r.fail("empty group name")) &&
+           (_defs[_group_defs[slot]].grouping != Grouping::kFleet || key == "fleet" ||
+            r.fail("fleet aggregate of another group")) &&
+           (!state[slot].contains(key) || r.fail("group saved twice"));
+      if (ok) ok = restore_key(_group_defs[slot], state[slot][key], r);
+    }
+  }
+  ok = ok && (r.at_end() || r.fail("trailing bytes"));
+  if (!ok) {
+    if (error) *error = r.error();
+    return false;
+  }
+  _sources[source] = std::move(state);
+  return true;
+}
 std::string Engine::save_car(std::string_view car) const {
   std::string out;
   const auto* entry = _cars.find(car);
@@ -68,22 +159,7 @@ std::string Engine::save_car(std::string_view car) const {
     w.i64(ks.max_ts);
     w.i64(ks.dropped_through);
     w.u64(ks.windows.size());
-    for (const Window& win : ks.windows) {
-      w.i64(win.start);
-      w.i64(win.count);
-      w.u64(win.revision);
-      for (std::size_t i = 0; i < win.signals.size(); ++i) {
-        const SignalState& s = win.signals[i];
-        w.i64(s.n);
-        w.f64(s.min);
-        w.f64(s.max);
-        w.f64(s.sum);
-        w.f64(s.last);
-        w.i64(s.last_ts);
-        w.i64(s.last_seq);
-        if (const std::size_t k = _sketch_of[def][i]; k != kNoSketch) win.sketches[k].save(w);
-      }
-    }
+    for (const Window& win : ks.windows) save_window(def, win, out);
   }
   return out;
 }
@@ -171,5 +247,14 @@ int64_t Engine::car_event_time(std::string_view car) const {
 }
 
 void Engine::forget_car(std::string_view car) { _cars.erase(car); }
+
+void Engine::forget_source(int32_t source) { _sources.erase(source); }
+
+std::vector<int32_t> Engine::sources() const {
+  std::vector<int32_t> out;
+  out.reserve(_sources.size());
+  for (const auto& [source, groups] : _sources) out.push_back(source);
+  return out;
+}
 
 }  // namespace fleettwin::aggregate

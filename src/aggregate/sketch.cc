@@ -57,7 +57,7 @@ void Sketch::Store::set(std::size_t i, uint64_t count) {
   if (high != 0) carry.emplace_back(index, high);
 }
 
-void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
+void Sketch::Store::add(int32_t index, std::size_t max_buckets, uint64_t n) {
   if (counts.empty()) {
     offset = index;
     counts.assign(1, 0);
@@ -73,7 +73,11 @@ void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
       offset = lowest;
     }
     const auto i = static_cast<std::size_t>(std::max(index, offset) - offset);
-    if (++counts[i] == 0) set(i, at(i) + (uint64_t{1} << 32));  // wrapped: 2^32 more
+    if (n != 1) {
+      set(i, at(i) + n);
+    } else if (++counts[i] == 0) {
+      set(i, at(i) + (uint64_t{1} << 32));  // wrapped: 2^32 more
+    }
     return;
   }
   if (index >= offset + size) {
@@ -91,7 +95,34 @@ void Sketch::Store::add(int32_t index, std::size_t max_buckets) {
     }
   }
   const auto i = static_cast<std::size_t>(index - offset);
-  if (++counts[i] == 0) set(i, at(i) + (uint64_t{1} << 32));  // wrapped: 2^32 more
+  if (n != 1) {
+    set(i, at(i) + n);
+  } else if (++counts[i] == 0) {
+    set(i, at(i) + (uint64_t{1} << 32));  // wrapped: 2^32 more
+  }
+}
+
+void Sketch::merge(const Sketch& other) {
+  if (other._count == 0) return;
+  if (_count == 0) {
+    _min = other._min;
+    _max = other._max;
+  } else {
+    _min = std::min(_min, other._min);
+    _max = std::max(_max, other._max);
+  }
+  _count += other._count;
+  _zero += other._zero;
+  const std::pair<const Store*, Store*> stores[] = {{&other._positive, &_positive},
+                                                    {&other._negative, &_negative}};
+  for (const auto& [from, into] : stores) {
+    // Highest first: a collapse by the bound then lands the smallest magnitudes in the lowest bucket, as
+    // add() does.
+    for (std::size_t i = from->counts.size(); i-- > 0;) {
+      const uint64_t c = from->at(i);
+      if (c != 0) into->add(from->offset + static_cast<int32_t>(i), _max_buckets, c);
+    }
+  }
 }
 
 void Sketch::add(double v) {
@@ -168,8 +199,10 @@ bool Sketch::restore(StateReader& r) {
     int64_t offset = 0;
     uint64_t n = 0;
     ok = ok && r.i64(offset) && r.count(n, _max_buckets, "sketch: more buckets than allowed");
-    ok = ok && ((offset >= -kMaxIndex && offset + static_cast<int64_t>(n) <= kMaxIndex) ||
-                r.fail("sketch: bucket index out of range"));
+    // The offset alone first: offset + n overflows for one near INT64_MAX (found by aggregate_partial).
+    ok = ok &&
+         ((offset >= -kMaxIndex && offset <= kMaxIndex && offset + static_cast<int64_t>(n) <= kMaxIndex) ||
+          r.fail("sketch: bucket index out of range"));
     s->counts.clear();
     s->carry.clear();
     s->offset = static_cast<int32_t>(offset);

@@ -31,6 +31,9 @@ class Sketch {
 
   /// Adds a finite value (NaN and infinities are ignored).
   void add(double v);
+  /// Adds every value `other` holds (same parameters): the buckets' counts add up, so the merge of two
+  /// sketches answers as one that saw both sets of values (but for buckets collapsed by the bound).
+  void merge(const Sketch& other);
   /// The q-quantile (0 <= q <= 1) of the values added, within the relative error; NaN when empty.
   double quantile(double q) const;
   uint64_t count() const { return _count; }
@@ -51,7 +54,7 @@ class Sketch {
     int32_t offset = 0;
     std::vector<uint32_t> counts;
     std::vector<std::pair<int32_t, uint64_t>> carry;  ///< (index, count - low 32 bits); mostly empty
-    void add(int32_t index, std::size_t max_buckets);
+    void add(int32_t index, std::size_t max_buckets, uint64_t n = 1);
     /// The count of counts[i].
     uint64_t at(std::size_t i) const;
     /// Sets the count of counts[i].

@@ -28,6 +28,11 @@ class StateWriter {
     std::memcpy(b, &bits, 8);
     _out.append(b, 8);
   }
+  /// A length-prefixed string.
+  void bytes(std::string_view s) {
+    u64(s.size());
+    _out.append(s);
+  }
 
  private:
   std::string& _out;
@@ -68,6 +73,15 @@ class StateReader {
     if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap64(bits);
     v = std::bit_cast<double>(bits);
     _pos += 8;
+    return true;
+  }
+  /// A length-prefixed string of at most `max` bytes.
+  bool bytes(std::string& s, std::size_t max, const char* what) {
+    uint64_t n = 0;
+    if (!count(n, max, what)) return false;
+    if (n > remaining()) return fail("truncated string");
+    s.assign(_in.substr(_pos, n));
+    _pos += n;
     return true;
   }
   bool at_end() const { return _pos == _in.size(); }

@@ -37,7 +37,8 @@ std::vector<stages::AggregateSnapshot> AggregateStateTable::load(int64_t* refuse
     // Typed columns are not enforced by SQLite: a text or number cell reads back as its bytes.
     const std::string car = select.column_text(0);
     const std::string_view state = select.column_blob(1);
-    if (!core::valid_car_id(car) || state.empty() || state.size() > kMaxStateBytes) {
+    const bool key_ok = core::valid_car_id(car) || stages::AggregateStage::group_state_partition(car) >= 0;
+    if (!key_ok || state.empty() || state.size() > kMaxStateBytes) {
       ++bad;
       continue;
     }
@@ -147,6 +148,26 @@ stages::AggregateStage::Links embedded_aggregate_links(log::Log& log, const std:
                                                 const stages::AggregateStage::ReplayAdd& add) {
     auto store = open();
     replay_history(*store, from, add);
+  };
+  return links;
+}
+
+void create_aggregate_topics(log::Log& log, const std::string& group, const log::TopicConfig& compacted,
+                             stages::AggregateStage::Options& options) {
+  options.state_topic = stages::AggregateStage::role_topic(core::topics::kAggregatesState, group);
+  options.partials_topic = stages::AggregateStage::role_topic(core::topics::kAggregatesPartials, group);
+  options.partials_partitions = compacted.partitions;
+  for (const auto& t : {options.state_topic, options.partials_topic}) log.create_topic(t, compacted);
+}
+
+stages::AggregateStage::Links changelog_aggregate_links(log::Log& log,
+                                                        const stages::AggregateStage::Options& options) {
+  stages::AggregateStage::Links links;
+  links.load = [&log, topic = options.state_topic](const std::set<int32_t>& partitions) {
+    return stages::read_aggregate_changelog(log, partitions, std::chrono::seconds(60), topic);
+  };
+  links.load_partials = [&log, topic = options.partials_topic](const std::set<int32_t>& partitions) {
+    return stages::read_compacted_latest(log, topic, partitions);
   };
   return links;
 }

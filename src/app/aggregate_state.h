@@ -48,6 +48,18 @@ class AggregateStateTable {
 int64_t replay_history(store::TwinStore& store, const stages::AggregateStage::ReplayFrom& from,
                        const stages::AggregateStage::ReplayAdd& add, int64_t page = 10000);
 
+/// The aggregate stage's changelog and partials topics, created compacted (`compacted`: the topic settings)
+/// and named in `options`: after the role's consumer `group` when it has one of its own, so two aggregate
+/// roles never share them (AggregateStage::role_topic), the defaults otherwise (docs/architecture.md "Group
+/// windows"). The partials' partition count is the settings'.
+void create_aggregate_topics(log::Log& log, const std::string& group, const log::TopicConfig& compacted,
+                             stages::AggregateStage::Options& options);
+
+/// On Kafka: the aggregate stage's links that read its changelog and partials (`options`' topics) back when
+/// it gains partitions (read_aggregate_changelog, read_compacted_latest).
+stages::AggregateStage::Links changelog_aggregate_links(log::Log& log,
+                                                        const stages::AggregateStage::Options& options);
+
 /// How `up` links its aggregate stage (docs/architecture.md "State across restarts, embedded"): each car's
 /// state in `<data_dir>/aggregate_state.sqlite` (a clean stop's `aggregate.state` of earlier versions taken
 /// over once), saved at each flush once the sink (group fleettwin.sink) has committed past every

@@ -247,8 +247,9 @@ class PipelineRun {
     log::TopicConfig compacted = topics;
     compacted.compacted = true;
     // Changelogs keep the latest record per key: the twin of every car, the newest model artifact.
-    for (const char* t : {core::topics::kTwins, core::topics::kModels, core::topics::kAggregatesState})
-      _log->create_topic(t, compacted);
+    for (const char* t : {core::topics::kTwins, core::topics::kModels}) _log->create_topic(t, compacted);
+    create_aggregate_topics(*_log, runs_aggregate() && !_roles.everything ? _config.get(keys::group) : "",
+                            compacted, _ctx.aggregate);
     // Window results: one key per window, a later revision replacing an earlier one, but the sink needs
     // every record (it keeps the highest revision), so the topic is not compacted.
     _log->create_topic(core::topics::kAggregates, topics);
@@ -338,9 +339,7 @@ class PipelineRun {
       // Kafka outlives this process: the aggregate stage keeps its windows on a changelog and a copy that
       // gains partitions loads them. The embedded log does not (docs/architecture.md "Windows over time").
       _ctx.aggregate.changelog = true;
-      _ctx.aggregate_links.load = [log = _log.get()](const std::set<int32_t>& partitions) {
-        return stages::read_aggregate_changelog(*log, partitions);
-      };
+      _ctx.aggregate_links = changelog_aggregate_links(*_log, _ctx.aggregate);
     } else if (runs_aggregate()) {
       // The embedded log dies with the process: the data dir's state table and the store take its place.
       _ctx.aggregate_links =

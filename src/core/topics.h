@@ -19,6 +19,10 @@ inline constexpr const char* kAggregates = "fleet.aggregates";
 /// The aggregate stage's changelog (compacted): each car's open windows, keyed by car, where a copy that
 /// takes over a partition resumes (docs/architecture.md "Windows over time").
 inline constexpr const char* kAggregatesState = "fleet.aggregates.state";
+/// Group windows' partials (compacted): each source partition's share of a fleet or attribute window, keyed
+/// "<aggregate>|<group>|<window_start>|<source>" and partitioned by "<aggregate>|<group>", where the copy of
+/// the aggregate stage that holds the partition merges them (docs/architecture.md "Group windows").
+inline constexpr const char* kAggregatesPartials = "fleet.aggregates.partials";
 
 // Dead-letter queues: the DLQ of a topic is `<topic>.dlq` (stages::dlq_of). fleet.telemetry.dlq is the DLQ of
 // fleet.telemetry.raw (process) and of fleet.telemetry (twin, score, sink) at once: both carry a car's
@@ -30,10 +34,13 @@ inline constexpr const char* kScoresDlq = "fleet.scores.dlq";
 inline constexpr const char* kAlertsDlq = "fleet.alerts.dlq";
 inline constexpr const char* kTwinsDlq = "fleet.twins.dlq";
 inline constexpr const char* kAggregatesDlq = "fleet.aggregates.dlq";
+/// Partials the aggregate stage's combiner cannot use (whatever the role's partials topic is called).
+inline constexpr const char* kAggregatesPartialsDlq = "fleet.aggregates.partials.dlq";
 /// Retrain requests on fleet.models the trainer cannot read.
 inline constexpr const char* kModelsDlq = "fleet.models.dlq";
-inline constexpr const char* kDlqTopics[] = {kTelemetryDlq, kCommandsDlq, kCommandAcksDlq, kScoresDlq,
-                                             kAlertsDlq,    kTwinsDlq,    kAggregatesDlq,  kModelsDlq};
+inline constexpr const char* kDlqTopics[] = {kTelemetryDlq,  kCommandsDlq, kCommandAcksDlq,
+                                             kScoresDlq,     kAlertsDlq,   kTwinsDlq,
+                                             kAggregatesDlq, kModelsDlq,   kAggregatesPartialsDlq};
 
 // Headers.
 inline constexpr const char* kHeaderErrorReason = "error.reason";

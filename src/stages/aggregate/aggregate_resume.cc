@@ -14,14 +14,15 @@
 
 namespace fleettwin::stages {
 
-std::vector<AggregateSnapshot> read_aggregate_changelog(log::Log& log, const std::set<int32_t>& partitions,
-                                                        std::chrono::milliseconds timeout) {
+std::vector<log::Record> read_compacted_latest(log::Log& log, const std::string& topic,
+                                               const std::set<int32_t>& partitions,
+                                               std::chrono::milliseconds timeout) {
   static std::atomic<int> reads{0};
   auto consumer = log.consumer("fleettwin.aggregate.bootstrap." + std::to_string(::getpid()) + "." +
                                std::to_string(core::wall_clock_ms()) + "." + std::to_string(++reads));
-  consumer->subscribe({core::topics::kAggregatesState});
-  // A car's state always goes to one partition, in order: the last record read of a car is its latest.
-  std::unordered_map<std::string, std::string> latest;
+  consumer->subscribe({topic});
+  // A key always goes to one partition, in order: the last record read of a key is its latest.
+  std::unordered_map<std::string, log::Record> latest;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool assigned = false;
   bool complete = false;
@@ -30,7 +31,7 @@ std::vector<AggregateSnapshot> read_aggregate_changelog(log::Log& log, const std
     assigned = assigned || !consumer->assignment().empty();
     for (auto& r : batch) {
       if (!partitions.contains(r.partition) || r.key.empty()) continue;
-      latest[r.key] = std::move(r.value);
+      latest[r.key] = std::move(r);
     }
     if (assigned && batch.empty() && consumer->lag() == 0) {
       complete = true;
@@ -39,11 +40,20 @@ std::vector<AggregateSnapshot> read_aggregate_changelog(log::Log& log, const std
   }
   consumer->close();
   if (!complete)
-    spdlog::warn("aggregate: {} not read to its end within {} s; the cars not read start with empty windows",
-                 core::topics::kAggregatesState, timeout.count() / 1000);
-  std::vector<AggregateSnapshot> out;
+    spdlog::warn("aggregate: {} not read to its end within {} s; what was not read starts empty", topic,
+                 timeout.count() / 1000);
+  std::vector<log::Record> out;
   out.reserve(latest.size());
-  for (auto& [car, state] : latest) out.push_back({car, std::move(state)});
+  for (auto& [key, r] : latest) out.push_back(std::move(r));
+  return out;
+}
+
+std::vector<AggregateSnapshot> read_aggregate_changelog(log::Log& log, const std::set<int32_t>& partitions,
+                                                        std::chrono::milliseconds timeout,
+                                                        const std::string& topic) {
+  std::vector<AggregateSnapshot> out;
+  for (auto& r : read_compacted_latest(log, topic, partitions, timeout))
+    out.push_back({std::move(r.key), std::move(r.value)});
   return out;
 }
 

@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <set>
+#include <string>
 #include <vector>
 
+#include "core/topics.h"
 #include "log/log.h"
 #include "stages/aggregate/aggregate_stage.h"
 
@@ -15,7 +17,14 @@ namespace fleettwin::stages {
 /// after `timeout` with what it read (those cars start empty, said in the log).
 std::vector<AggregateSnapshot> read_aggregate_changelog(
     log::Log& log, const std::set<int32_t>& partitions,
-    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+    std::chrono::milliseconds timeout = std::chrono::seconds(60),
+    const std::string& topic = core::topics::kAggregatesState);
+
+/// The latest record of every key of the compacted `topic` on the given partitions, read to its end as
+/// read_aggregate_changelog does (the partials an aggregate stage that gains those partitions merges).
+std::vector<log::Record> read_compacted_latest(log::Log& log, const std::string& topic,
+                                               const std::set<int32_t>& partitions,
+                                               std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 /// The snapshot file a clean stop of `up` wrote before the state table (`<data_dir>/aggregate.state`: a car
 /// count, then per car its id and Engine::save_car bytes, each length-prefixed), and the file removed: the

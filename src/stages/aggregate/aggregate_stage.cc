@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "aggregate/partial_codec.h"
 #include "codec/schemas.h"
 #include "config/config.h"
 #include "core/topics.h"
@@ -18,13 +19,20 @@ namespace t = core::topics;
 namespace {
 constexpr std::string_view kAttributeSite = "site";
 constexpr std::string_view kLocalSite = "local";
+
+aggregate::EngineOptions engine_options(const AggregateStage::Options& o) {
+  aggregate::EngineOptions e = o.engine;
+  e.combine_own_partials = !o.changelog;
+  return e;
+}
 }  // namespace
 
 const StageDescriptor& AggregateStage::static_descriptor() {
   static const StageDescriptor kDescriptor{
       "aggregate",
-      {t::kTelemetry},
-      {t::kAggregates, t::kAggregatesState, dlq_of(t::kTelemetry)},
+      {t::kTelemetry, t::kAggregatesPartials},
+      {t::kAggregates, t::kAggregatesState, t::kAggregatesPartials, dlq_of(t::kTelemetry),
+       t::kAggregatesPartialsDlq},
       {&config::keys::aggregate_definitions, &config::keys::aggregate_flush_interval,
        &config::keys::aggregate_max_windows},
       "computes window aggregates over event time (per car, fleet or site; revisions for late events) and "
@@ -64,7 +72,7 @@ AggregateStage::AggregateStage(Options options, core::Metrics& metrics, registry
                                Links links)
     : _options(std::move(options)),
       _links(std::move(links)),
-      _engine(_options.definitions, _options.engine),
+      _engine(_options.definitions, engine_options(_options)),
       _reader(std::move(reader)),
       _dead_letters(metrics, "aggregate"),
       _results(metrics.counter("fleettwin_aggregate_results_total",
@@ -85,12 +93,73 @@ AggregateStage::AggregateStage(Options options, core::Metrics& metrics, registry
                           "Car states the embedded aggregate stage wrote to the data dir's state table")),
       _memory(metrics.gauge("fleettwin_aggregate_memory_bytes", "Bytes of the aggregate stage's windows")) {
   check_attributes(_options.definitions);
-  for (const auto& d : _options.definitions) _columns.emplace(d.name, d.columns());
+  for (const auto& d : _options.definitions) {
+    _columns.emplace(d.name, d.columns());
+    _groups = _groups || d.grouping != aggregate::Grouping::kCar;
+  }
+}
+
+std::string AggregateStage::role_topic(std::string_view base, std::string_view group) {
+  std::string topic(base);
+  if (group.empty() || group == "fleettwin.aggregate") return topic;
+  topic += '.';
+  // Kafka's topic names: [a-zA-Z0-9._-], at most 249 characters.
+  for (const char c : group.substr(0, 200)) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-';
+    topic += ok ? c : '_';
+  }
+  return topic;
+}
+
+std::string AggregateStage::group_state_key(int32_t partition) {
+  return ".groups." + std::to_string(partition);
+}
+
+int32_t AggregateStage::group_state_partition(std::string_view key) {
+  constexpr std::string_view kPrefix = ".groups.";
+  if (!key.starts_with(kPrefix) || key.size() == kPrefix.size() || key.size() > kPrefix.size() + 9) return -1;
+  int32_t p = 0;
+  for (const char c : key.substr(kPrefix.size())) {
+    if (c < '0' || c > '9') return -1;
+    p = p * 10 + (c - '0');
+  }
+  return p;
 }
 
 void AggregateStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
-  for (const auto& r : batch) add(r, out);
+  for (const auto& r : batch) {
+    if (r.topic == _options.partials_topic) {
+      combine(r, out);
+    } else {
+      add(r, out);
+    }
+  }
   write_results(out);
+}
+
+void AggregateStage::combine(const log::Record& r, log::Producer& out) {
+  aggregate::Partial p;
+  std::string error;
+  if (!aggregate::decode_partial(r.value, p, &error) || !_engine.combine(p, &error)) {
+    // One DLQ whatever the role's partials topic is called (every DLQ is one of core::topics::kDlqTopics).
+    _dead_letters.send(t::kAggregatesPartialsDlq,
+                       log::OutRecord{t::kAggregatesPartialsDlq, r.key, r.value, r.headers, -1, 0},
+                       "bad_partial", error,
+                       r.topic + "/" + std::to_string(r.partition) + "@" + std::to_string(r.offset), out);
+  }
+}
+
+void AggregateStage::write_partials(log::Producer& out) {
+  for (auto& p : _engine.take_partials()) {
+    const auto group_key = aggregate::partial_group_key(p.aggregate, p.group);
+    out.send(log::OutRecord{_options.partials_topic,
+                            aggregate::partial_key(p),
+                            aggregate::encode_partial(p),
+                            {},
+                            log::partition_for_key(group_key, std::max(_options.partials_partitions, 1)),
+                            0});
+  }
 }
 
 void AggregateStage::add(const log::Record& r, log::Producer& out) {
@@ -101,7 +170,10 @@ void AggregateStage::add(const log::Record& r, log::Producer& out) {
   std::string_view site = kLocalSite;
   if (const auto header = r.header(t::kHeaderSite); header && !header->empty()) site = *header;
   const std::string_view attributes[] = {site};
-  switch (_engine.add(_t, attributes)) {
+  // On the log, a group's windows are kept per source partition (saved with that partition's cars); in one
+  // process every event is of the one source.
+  const int32_t source = _options.changelog ? r.partition : 0;
+  switch (_engine.add(_t, attributes, source)) {
     case aggregate::AddStatus::kAccepted:
       break;
     case aggregate::AddStatus::kDuplicate:
@@ -119,12 +191,17 @@ void AggregateStage::add(const log::Record& r, log::Producer& out) {
       return;
   }
   if (_options.changelog) _partition_of[_t.car] = r.partition;
-  if (_options.changelog || _links.save) _changed.insert(_t.car);
+  if (_options.changelog || _links.save) {
+    _changed.insert(_t.car);
+    if (_groups) _changed_sources.insert(source);
+  }
 }
 
 void AggregateStage::write_results(log::Producer& out) {
   codec::AggregateResult a;
-  for (auto& res : _engine.flush()) {
+  auto results = _engine.flush();
+  write_partials(out);
+  for (auto& res : results) {
     a.aggregate = std::move(res.aggregate);
     a.group = std::move(res.group);
     a.window_start = res.window_start;
@@ -173,11 +250,16 @@ void AggregateStage::flush_state(log::Producer& out) {
   // so a copy that takes over resumes exactly where the input resumes (results are flushed after every
   // batch, so the saved state holds no unwritten revision).
   for (const auto& car : _changed) {
-    log::OutRecord rec{t::kAggregatesState, car, _engine.save_car(car), {}, -1, 0};
+    log::OutRecord rec{_options.state_topic, car, _engine.save_car(car), {}, -1, 0};
     if (const auto it = _partition_of.find(car); it != _partition_of.end()) rec.partition = it->second;
     out.send(std::move(rec));
   }
   _changed.clear();
+  // A source partition's group windows on its own partition, beside its cars: a copy that gains it loads
+  // both as of the same commit.
+  for (const int32_t p : _changed_sources)
+    out.send(log::OutRecord{_options.state_topic, group_state_key(p), _engine.save_source(p), {}, p, 0});
+  _changed_sources.clear();
 }
 
 void AggregateStage::take_flushed_state() {
@@ -186,6 +268,8 @@ void AggregateStage::take_flushed_state() {
   u.cars.reserve(_changed.size());
   for (const auto& car : _changed) u.cars.push_back({car, _engine.save_car(car)});
   _changed.clear();
+  for (const int32_t p : _changed_sources) u.cars.push_back({group_state_key(p), _engine.save_source(p)});
+  _changed_sources.clear();
   _unsaved.push_back(std::move(u));
   // Bounded however far the store falls behind: the two newest flushes become one (a car's newer state
   // wins), which waits for the newer one's results.
@@ -239,9 +323,13 @@ void AggregateStage::save_flushed_state() {
 
 void AggregateStage::on_assigned(const std::vector<log::TopicPartition>& partitions) {
   std::set<int32_t> gained;
+  std::set<int32_t> gained_partials;
   for (const auto& tp : partitions) {
     if (tp.topic == t::kTelemetry && _held[tp.partition]++ == 0) gained.insert(tp.partition);
+    if (tp.topic == _options.partials_topic && _held_partials.insert(tp.partition).second)
+      gained_partials.insert(tp.partition);
   }
+  if (!gained_partials.empty() && _links.load_partials) restore_partials(gained_partials);
   if (gained.empty()) return;
   if (_links.load) restore(gained);
   if (_links.replay) replay_history();
@@ -272,6 +360,7 @@ void AggregateStage::replay_history() {
     const auto status = _engine.add(t, attributes);
     if (status == aggregate::AddStatus::kAccepted || status == aggregate::AddStatus::kTooLate) {
       _changed.insert(t.car);
+      if (_groups) _changed_sources.insert(0);
       ++counted;
     }
   };
@@ -285,6 +374,18 @@ void AggregateStage::restore(const std::set<int32_t>& gained) {
   std::string error;
   for (const auto& snapshot : _links.load(gained)) {
     if (snapshot.state.empty()) continue;
+    if (const int32_t p = group_state_partition(snapshot.car); p >= 0) {
+      // The source's group windows; their partials are made again at the next flush, for the combiner
+      // (embedded, it died with the process; on the log, a copy that took the group over has them already
+      // and takes the same counts as no change).
+      if (!_engine.restore_source(p, snapshot.state, &error)) {
+        spdlog::warn("aggregate: saved group windows of partition {} not used: {}", p, error);
+        _restore_refused.add();
+      } else {
+        _engine.touch_source(p);
+      }
+      continue;
+    }
     if (!_engine.restore_car(snapshot.car, snapshot.state, &error)) {
       spdlog::warn("aggregate: saved state of car {} not used: {}", snapshot.car, error);
       _restore_refused.add();
@@ -296,6 +397,22 @@ void AggregateStage::restore(const std::set<int32_t>& gained) {
   spdlog::info("aggregate: {} cars' windows restored for partitions {}", _engine.cars(), gained.size());
 }
 
+void AggregateStage::restore_partials(const std::set<int32_t>& gained) {
+  std::string error;
+  int64_t taken = 0, refused = 0;
+  for (const auto& r : _links.load_partials(gained)) {
+    aggregate::Partial p;
+    if (r.value.empty()) continue;  // a tombstone
+    if (aggregate::decode_partial(r.value, p, &error) && _engine.combine(p, &error)) {
+      ++taken;
+    } else if (++refused <= 3) {
+      spdlog::warn("aggregate: partial {} not used: {}", r.key, error);
+    }
+  }
+  spdlog::info("aggregate: {} partials read for partitions of {} ({} refused)", taken,
+               _options.partials_topic, refused);
+}
+
 void AggregateStage::on_revoked(const std::vector<log::TopicPartition>& partitions) {
   std::set<int32_t> lost;
   for (const auto& tp : partitions) {
@@ -305,6 +422,24 @@ void AggregateStage::on_revoked(const std::vector<log::TopicPartition>& partitio
       _held.erase(it);
       lost.insert(tp.partition);
     }
+  }
+  std::set<int32_t> lost_partials;
+  for (const auto& tp : partitions) {
+    if (tp.topic == _options.partials_topic && _held_partials.erase(tp.partition) > 0)
+      lost_partials.insert(tp.partition);
+  }
+  if (!lost_partials.empty()) {
+    const int32_t n = std::max(_options.partials_partitions, 1);
+    _engine.forget_combined([&](std::string_view aggregate, std::string_view group) {
+      return lost_partials.contains(
+          log::partition_for_key(aggregate::partial_group_key(aggregate, group), n));
+    });
+  }
+  // Embedded, every event is of source 0 whatever its partition: the one engine keeps it (as its cars).
+  for (const int32_t p : lost) {
+    if (!_options.changelog) break;
+    _engine.forget_source(p);
+    _changed_sources.erase(p);
   }
   if (lost.empty()) return;
   // The runner flushed this stage's state and committed just before: the new owner loads it from the

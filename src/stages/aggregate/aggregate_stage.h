@@ -15,6 +15,7 @@
 #include "catalog/catalog.h"
 #include "config/config.h"
 #include "core/metrics.h"
+#include "core/topics.h"
 #include "registry/telemetry_reader.h"
 #include "stages/dead_letters.h"
 #include "stages/stage.h"
@@ -46,7 +47,11 @@ struct AggregateSnapshot {
 /// dies with the process) the same flush hands the changed cars' states to the data dir's state table, held
 /// back until the store has every result written before the flush; at start the stage loads them and
 /// replays the store's history after each car's saved event time (Links::replay), before its first record
-/// (docs/architecture.md "State across restarts, embedded"). Runs on its runner's thread.
+/// (docs/architecture.md "State across restarts, embedded"). Group windows (fleet, site): with `changelog`
+/// each copy counts its partitions' share, saved with their cars (key group_state_key()), and writes each
+/// share's partial to fleet.aggregates.partials, which it also reads: the copy holding a group's partition
+/// there merges the partials and writes the group's results (docs/architecture.md "Group windows");
+/// embedded, the one engine merges its own. Runs on its runner's thread.
 class AggregateStage final : public Stage {
  public:
   struct Options {
@@ -55,6 +60,12 @@ class AggregateStage final : public Stage {
     int64_t flush_interval_ms = 60000;
     int32_t result_schema_id = 0;  ///< the registry id of AggregateResult results are framed with
     bool changelog = false;        ///< write car state to fleet.aggregates.state (a durable log)
+    /// With `changelog`: the partitions of fleet.aggregates.partials. Group windows are then kept per
+    /// source partition, their partials written there and merged by the copy holding the group's
+    /// partition. Without: this process counts every source and merges its own partials.
+    int32_t partials_partitions = 8;
+    std::string state_topic = core::topics::kAggregatesState;        ///< the changelog (per role)
+    std::string partials_topic = core::topics::kAggregatesPartials;  ///< the partials (per role)
   };
   /// Feeds one stored telemetry event to the stage's engine (a replay of the store's history).
   using ReplayAdd = std::function<void(const core::Telemetry&)>;
@@ -73,7 +84,17 @@ class AggregateStage final : public Stage {
     /// Embedded: after the load, the store's history of every car it holds, per car oldest first (ts,
     /// seq) from the ts `from` gives, fed to `add`, in pages (memory bounded).
     std::function<void(const ReplayFrom& from, const ReplayAdd& add)> replay;
+    /// With `changelog`: the records of the compacted partials topic on the given partitions, read to its
+    /// end, where a copy that gains them rebuilds the merges. Null: nothing to load.
+    std::function<std::vector<log::Record>(const std::set<int32_t>&)> load_partials;
   };
+  /// `base` for the default consumer group (empty, or "fleettwin.aggregate"), else "<base>.<group>" with
+  /// any character a topic name cannot hold as '_': each aggregate role its own changelog and partials.
+  static std::string role_topic(std::string_view base, std::string_view group);
+  /// The changelog key of a source partition's group windows (".groups.<partition>": no car id has a dot).
+  static std::string group_state_key(int32_t partition);
+  /// The partition of a group_state_key(); -1 for any other key.
+  static int32_t group_state_partition(std::string_view key);
   /// The attributes a definition may group by: `site`, the edge site a record came from (central with
   /// --sites; "local" without one). Throws config::ConfigError naming any other.
   static void check_attributes(const std::vector<aggregate::Definition>& definitions);
@@ -107,6 +128,9 @@ class AggregateStage final : public Stage {
     std::function<bool()> stored;
   };
   void add(const log::Record& r, log::Producer& out);
+  void combine(const log::Record& r, log::Producer& out);
+  void write_partials(log::Producer& out);
+  void restore_partials(const std::set<int32_t>& gained);
   void write_results(log::Producer& out);
   void restore(const std::set<int32_t>& gained);
   void replay_history();
@@ -120,7 +144,10 @@ class AggregateStage final : public Stage {
   DeadLetters _dead_letters;
   std::unordered_map<std::string, int32_t> _partition_of;  ///< car -> partition number of its records
   std::set<std::string> _changed;                          ///< cars whose state is not yet on the changelog
-  std::map<int32_t, int> _held;                            ///< input partitions held, per partition number
+  std::set<int32_t> _changed_sources;  ///< source partitions whose group windows are not yet saved
+  bool _groups = false;                ///< some definition is per fleet or per attribute
+  std::map<int32_t, int> _held;        ///< input partitions held, per partition number
+  std::set<int32_t> _held_partials;    ///< partitions of the partials topic held
   std::unordered_map<std::string, std::vector<std::string>> _columns;  ///< per aggregate: its columns
   std::string _value;                                                  ///< scratch for encoding
   std::deque<Unsaved> _unsaved;  ///< embedded: flushed states not yet in the state table, oldest first

@@ -2,7 +2,9 @@
 // fed by `fleettwin sim`. One aggregate copy is killed with SIGKILL mid-run and started again; its cars'
 // windows come back from fleet.aggregates.state, so every minute of every car is counted exactly once: each
 // result on fleet.aggregates, replays included, is the same for the same (window, revision), and every full
-// minute of a car counts its 60 events.
+// minute of a car counts its 60 events. The fleet's minutes too: each copy counts its partitions' share
+// (saved with them), the partials on fleet.aggregates.partials are merged by one copy per group, and the
+// newest result of every full fleet minute counts every car's 60 events, once.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -29,7 +31,7 @@ TEST(AggregateRole, AKilledCopyResumesFromTheChangelogAndCountsEveryEventOnce) {
   {
     std::ofstream defs(dir.file("aggregates.yaml"));
     defs << "aggregates:\n  - name: per_minute\n    group: car\n    window: 1m\n    signals:\n"
-            "      speed: [mean, max]\n";
+            "      speed: [mean, max]\n  - name: fleet_minute\n    group: fleet\n    window: 1m\n";
   }
   // Read by every role from the environment (docs/configuration.md).
   ::setenv("FLEETTWIN_AGGREGATE_DEFINITIONS", dir.file("aggregates.yaml").c_str(), 1);
@@ -64,7 +66,8 @@ TEST(AggregateRole, AKilledCopyResumesFromTheChangelogAndCountsEveryEventOnce) {
   EXPECT_TRUE(eventually(
       [&] {
         return log::group_lag(klog, "fleettwin.process", t::kTelemetryRaw) == 0 &&
-               log::group_lag(klog, "fleettwin.aggregate", t::kTelemetry) == 0;
+               log::group_lag(klog, "fleettwin.aggregate", t::kTelemetry) == 0 &&
+               log::group_lag(klog, "fleettwin.aggregate", t::kAggregatesPartials) == 0;
       },
       300s))
       << read_file(dir.file("aggregate-a2.log"));
@@ -78,6 +81,7 @@ TEST(AggregateRole, AKilledCopyResumesFromTheChangelogAndCountsEveryEventOnce) {
   consumer->subscribe({t::kAggregates});
   std::map<std::string, std::string> by_revision;  // key|revision -> the record's value
   std::map<std::string, std::map<int64_t, codec::AggregateResult>> by_car;
+  std::map<int64_t, codec::AggregateResult> fleet;  // window start -> the highest revision (the sink's rule)
   int64_t read = 0, replayed = 0;
   for (int empty = 0; empty < 10;) {
     auto batch = consumer->poll(10000, 500ms);
@@ -92,6 +96,13 @@ TEST(AggregateRole, AKilledCopyResumesFromTheChangelogAndCountsEveryEventOnce) {
       if (!fresh) {
         ++replayed;
         EXPECT_EQ(it->second, r.value) << "a replay wrote another result for " << r.key;
+      }
+      if (a.aggregate == "fleet_minute") {
+        // A merge's revision is the count of events merged: the same revision is the same result.
+        EXPECT_EQ(a.revision, a.count) << r.key;
+        auto& newest = fleet[a.window_start];
+        if (a.revision > newest.revision) newest = a;
+        continue;
       }
       EXPECT_EQ(a.revision, 1) << r.key;  // a car's events are in order: no window is revised
       by_car[a.group][a.window_start] = a;
@@ -111,6 +122,14 @@ TEST(AggregateRole, AKilledCopyResumesFromTheChangelogAndCountsEveryEventOnce) {
     }
   }
   EXPECT_GT(full, static_cast<int64_t>(kCars) * 7);
+  // The fleet's full minutes (not the first, partial one, nor the last, open one): every car's 60 events.
+  ASSERT_GE(fleet.size(), static_cast<std::size_t>(kSeconds / 60 - 1));
+  int64_t full_fleet = 0;
+  for (auto it = std::next(fleet.begin()); it != std::prev(fleet.end()); ++it) {
+    EXPECT_EQ(it->second.count, kCars * 60) << "fleet minute " << it->first;
+    ++full_fleet;
+  }
+  EXPECT_GE(full_fleet, kSeconds / 60 - 3);
   std::printf("aggregate kill: %lld results read, %lld replayed identically, %lld full minutes checked\n",
               static_cast<long long>(read), static_cast<long long>(replayed), static_cast<long long>(full));
 }

@@ -125,3 +125,18 @@ TEST(Sketch, ABucketPastTwoToThe32KeepsItsWholeCount) {
     EXPECT_EQ(s.quantile(1), 1000);
   }
 }
+
+// A saved sketch whose bucket offset is near INT64_MAX (found by the aggregate_partial fuzzer): refused, with
+// no signed overflow in the range check.
+TEST(Sketch, ABucketOffsetNearTheLargestLongIsRefused) {
+  std::string bytes;
+  StateWriter w(bytes);
+  w.i64(INT64_MAX - 22);
+  w.u64(1);
+  w.u64(1);
+  Sketch s;
+  StateReader r(bytes);
+  EXPECT_FALSE(s.restore(r));
+  EXPECT_STREQ(r.error(), "sketch: bucket index out of range");
+  EXPECT_EQ(s.count(), 0U);
+}
