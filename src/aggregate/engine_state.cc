@@ -33,6 +33,18 @@ class Fnv {
 
 int64_t plus(int64_t end, int64_t d) { return end > INT64_MAX - d ? INT64_MAX : end + d; }
 
+/// What decides the layout of a definition's windows: their timing and each signal's functions.
+void hash_windows(Fnv& f, const Definition& d) {
+  f.number(d.size_ms);
+  f.number(d.advance_ms);
+  f.number(d.grace_ms);
+  f.number(d.allowed_lateness_ms);
+  for (const auto& s : d.signals) {
+    f.bytes(s.name);
+    for (const Function fn : s.functions) f.bytes(function_name(fn));
+  }
+}
+
 }  // namespace
 
 uint64_t Engine::compute_fingerprint() const {
@@ -41,14 +53,7 @@ uint64_t Engine::compute_fingerprint() const {
   for (const auto& d : _defs) {
     if (d.grouping != Grouping::kCar) continue;  // only per-car windows are saved
     f.bytes(d.name);
-    f.number(d.size_ms);
-    f.number(d.advance_ms);
-    f.number(d.grace_ms);
-    f.number(d.allowed_lateness_ms);
-    for (const auto& s : d.signals) {
-      f.bytes(s.name);
-      for (const Function fn : s.functions) f.bytes(function_name(fn));
-    }
+    hash_windows(f, d);
   }
   return f.value();
 }
@@ -62,14 +67,7 @@ uint64_t Engine::compute_group_fingerprint() const {
     f.bytes(d.name);
     f.number(static_cast<int64_t>(d.grouping));
     f.bytes(d.attribute);
-    f.number(d.size_ms);
-    f.number(d.advance_ms);
-    f.number(d.grace_ms);
-    f.number(d.allowed_lateness_ms);
-    for (const auto& s : d.signals) {
-      f.bytes(s.name);
-      for (const Function fn : s.functions) f.bytes(function_name(fn));
-    }
+    hash_windows(f, d);
   }
   return f.value();
 }
