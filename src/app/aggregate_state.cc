@@ -156,8 +156,10 @@ void create_aggregate_topics(log::Log& log, const std::string& group, const log:
                              stages::AggregateStage::Options& options) {
   options.state_topic = stages::AggregateStage::role_topic(core::topics::kAggregatesState, group);
   options.partials_topic = stages::AggregateStage::role_topic(core::topics::kAggregatesPartials, group);
-  options.partials_partitions = compacted.partitions;
   for (const auto& t : {options.state_topic, options.partials_topic}) log.create_topic(t, compacted);
+  // create_topic leaves an existing topic as it is: partials sent by the settings' count would go to
+  // partitions the topic may not have, and a combiner would look for a group where its writers do not put it.
+  options.partials_partitions = static_cast<int32_t>(log.end_offsets(options.partials_topic).size());
 }
 
 stages::AggregateStage::Links changelog_aggregate_links(log::Log& log,

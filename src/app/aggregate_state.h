@@ -51,7 +51,8 @@ int64_t replay_history(store::TwinStore& store, const stages::AggregateStage::Re
 /// The aggregate stage's changelog and partials topics, created compacted (`compacted`: the topic settings)
 /// and named in `options`: after the role's consumer `group` when it has one of its own, so two aggregate
 /// roles never share them (AggregateStage::role_topic), the defaults otherwise (docs/architecture.md "Group
-/// windows"). The partials' partition count is the settings'.
+/// windows"). The partials are partitioned by the topic's partition count as it is, not the settings': an
+/// existing topic keeps its count when the settings change, and an operator may have added partitions.
 void create_aggregate_topics(log::Log& log, const std::string& group, const log::TopicConfig& compacted,
                              stages::AggregateStage::Options& options);
 

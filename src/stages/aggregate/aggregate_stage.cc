@@ -138,10 +138,23 @@ void AggregateStage::process(const std::vector<log::Record>& batch, log::Produce
   write_results(out);
 }
 
+bool AggregateStage::partial_belongs_to(const aggregate::Partial& p, int32_t partition) {
+  const int32_t n = std::max(_options.partials_partitions, 1);
+  if (log::partition_for_key(aggregate::partial_group_key(p.aggregate, p.group), n) == partition) return true;
+  if (_partials_elsewhere++ == 0)
+    spdlog::info(
+        "aggregate: partials on {} for groups of other partitions (the topic had another partition count "
+        "when they were written) are left to their writers, who write them again to their new partitions",
+        _options.partials_topic);
+  return false;
+}
+
 void AggregateStage::combine(const log::Record& r, log::Producer& out) {
   aggregate::Partial p;
   std::string error;
-  if (!aggregate::decode_partial(r.value, p, &error) || !_engine.combine(p, &error)) {
+  const bool decoded = aggregate::decode_partial(r.value, p, &error);
+  if (decoded && !partial_belongs_to(p, r.partition)) return;
+  if (!decoded || !_engine.combine(p, &error)) {
     // One DLQ whatever the role's partials topic is called (every DLQ is one of core::topics::kDlqTopics).
     _dead_letters.send(t::kAggregatesPartialsDlq,
                        log::OutRecord{t::kAggregatesPartialsDlq, r.key, r.value, r.headers, -1, 0},
@@ -403,7 +416,9 @@ void AggregateStage::restore_partials(const std::set<int32_t>& gained) {
   for (const auto& r : _links.load_partials(gained)) {
     aggregate::Partial p;
     if (r.value.empty()) continue;  // a tombstone
-    if (aggregate::decode_partial(r.value, p, &error) && _engine.combine(p, &error)) {
+    const bool decoded = aggregate::decode_partial(r.value, p, &error);
+    if (decoded && !partial_belongs_to(p, r.partition)) continue;
+    if (decoded && _engine.combine(p, &error)) {
       ++taken;
     } else if (++refused <= 3) {
       spdlog::warn("aggregate: partial {} not used: {}", r.key, error);

@@ -131,6 +131,10 @@ class AggregateStage final : public Stage {
   void combine(const log::Record& r, log::Producer& out);
   void write_partials(log::Producer& out);
   void restore_partials(const std::set<int32_t>& gained);
+  /// Whether `p`, read on `partition` of the partials topic, is that partition's to merge: false for a
+  /// partial written when the topic had another partition count (its writer wrote it again to its new
+  /// partition when it restarted with the new count: every restored source's partials are made again).
+  bool partial_belongs_to(const aggregate::Partial& p, int32_t partition);
   void write_results(log::Producer& out);
   void restore(const std::set<int32_t>& gained);
   void replay_history();
@@ -153,6 +157,7 @@ class AggregateStage final : public Stage {
   std::deque<Unsaved> _unsaved;  ///< embedded: flushed states not yet in the state table, oldest first
   std::chrono::steady_clock::time_point _next_state{};  ///< embedded: when a flush next takes states
   int64_t _restored_here = 0;                           ///< cars whose saved state this stage restored
+  int64_t _partials_elsewhere = 0;  ///< partials read on a partition their group no longer maps to
   core::Counter& _results;
   core::Counter& _duplicates;
   core::Counter& _restored;

@@ -368,3 +368,19 @@ TEST(AggregateStateEmbedded, UpTakesOverTheOldSnapshotAndWaitsForTheSinksCommit)
                [](const core::Telemetry&) {});
   EXPECT_TRUE(opened);
 }
+
+// The partials are partitioned by the topic as it is: an existing topic keeps its partition count when the
+// topic settings change between runs (create_topic leaves it), so partials sent by the settings' count could
+// go to partitions it does not have and groups would be looked for where no writer puts them.
+TEST(AggregateTopics, ThePartialsPartitionCountIsTheTopicsNotTheSettings) {
+  log::MemoryLog mlog;
+  stages::AggregateStage::Options options;
+  app::create_aggregate_topics(mlog, "", {.partitions = 3, .compacted = true}, options);
+  EXPECT_EQ(options.partials_topic, t::kAggregatesPartials);
+  EXPECT_EQ(options.partials_partitions, 3);
+  app::create_aggregate_topics(mlog, "", {.partitions = 8, .compacted = true}, options);  // settings changed
+  EXPECT_EQ(options.partials_partitions, 3);
+  app::create_aggregate_topics(mlog, "groups", {.partitions = 8, .compacted = true}, options);  // a new role
+  EXPECT_EQ(options.partials_topic, std::string(t::kAggregatesPartials) + ".groups");
+  EXPECT_EQ(options.partials_partitions, 8);
+}

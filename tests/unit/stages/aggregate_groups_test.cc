@@ -8,13 +8,17 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
+#include <string>
 #include <thread>
 #include <tuple>
 
 #include "aggregate/definition.h"
+#include "aggregate/partial_codec.h"
 #include "codec/avro.h"
 #include "codec/schemas.h"
 #include "core/topics.h"
+#include "log/log.h"
 #include "log/memory/memory_log.h"
 #include "stages/aggregate/aggregate_resume.h"
 #include "stages/aggregate/aggregate_stage.h"
@@ -225,4 +229,76 @@ TEST(AggregateGroups, TwoCopiesStoreEachGroupWindowOnceEqualToAllEvents) {
     ++checked;
   }
   EXPECT_GE(checked, 3 * 4);  // fleet, north, south over 4 closed minutes
+}
+
+// The partials topic's partition count changed between runs (Kafka only adds partitions; each start takes
+// the topic's own count, create_aggregate_topics): a partial written under the old count, on a partition its
+// group no longer maps to, is not that partition's to merge. Its writer writes it again to its new partition
+// when it restarts with the new count (every restored source's partials are made again); merging the old one
+// too would have two copies emit the group, one from stale partials.
+TEST(AggregateGroups, APartialOnAPartitionItsGroupNoLongerMapsToIsLeftForItsNewPartition) {
+  core::Metrics metrics;
+  auto written_with = options();
+  written_with.partials_partitions = 2;
+  stages::AggregateStage writer(written_with, metrics);
+  writer.on_assigned({{t::kTelemetry, 0}});
+  std::vector<log::Record> events;
+  for (int i = 0; i < 120; ++i) {  // four cars, two sites, four minutes: the first three close
+    core::Telemetry tel;
+    tel.car = "car-" + std::to_string(i % 4);
+    tel.seq = i / 4 + 1;
+    tel.ts = kT0 + i * 2000;
+    tel.values[builtin_catalog().index_of("speed")] = i % 50;
+    log::Record r;
+    r.topic = t::kTelemetry;
+    r.key = tel.car;
+    r.partition = 0;
+    r.offset = i;
+    r.headers = {{t::kHeaderSite, i % 2 ? "north" : "south"}};
+    codec::encode_avro_telemetry(tel, 1, r.value);
+    events.push_back(std::move(r));
+  }
+  Capture written;
+  writer.process(events, written);
+  writer.flush_state(written);
+
+  // Read by a combiner of the topic grown to 3 partitions: where each partial lies, where it belongs now.
+  auto now = options();
+  now.partials_partitions = 3;
+  std::vector<log::Record> at_old, at_new;
+  std::set<std::string> stayed, moved;  // "aggregate|group"
+  for (const auto& o : written.records) {
+    if (o.topic != t::kAggregatesPartials) continue;
+    aggregate::Partial p;
+    ASSERT_TRUE(aggregate::decode_partial(o.value, p, nullptr));
+    log::Record r;
+    r.topic = o.topic;
+    r.key = o.key;
+    r.value = o.value;
+    r.partition = o.partition;
+    at_old.push_back(r);
+    r.partition = log::partition_for_key(aggregate::partial_group_key(p.aggregate, p.group), 3);
+    (r.partition == o.partition ? stayed : moved).insert(p.aggregate + "|" + p.group);
+    at_new.push_back(std::move(r));
+  }
+  ASSERT_FALSE(moved.empty()) << "every group kept its partition: pick other counts";
+  auto merged_groups = [&](const std::vector<log::Record>& partials) {
+    stages::AggregateStage combiner(now, metrics);
+    combiner.on_assigned(
+        {{t::kAggregatesPartials, 0}, {t::kAggregatesPartials, 1}, {t::kAggregatesPartials, 2}});
+    Capture out;
+    combiner.process(partials, out);
+    combiner.flush_state(out);
+    std::set<std::string> groups;
+    for (const auto& o : out.records) {
+      EXPECT_EQ(o.topic, t::kAggregates) << "only results, nothing to a DLQ";
+      groups.insert(o.key.substr(0, o.key.rfind('|')));
+    }
+    EXPECT_EQ(combiner.engine().counters().partials_refused, 0U);
+    return groups;
+  };
+  EXPECT_EQ(merged_groups(at_old), stayed);  // the moved ones are left to their new partitions
+  std::set<std::string> all = stayed;
+  all.insert(moved.begin(), moved.end());
+  EXPECT_EQ(merged_groups(at_new), all);
 }
