@@ -34,6 +34,7 @@ ml::PromotionMargins promotion_margins(const Config& config) {
   m.missed_alerts = config.get(keys::ml_promotion_margin_missed_alerts);
   m.unfamiliar = config.get(keys::ml_promotion_margin_unfamiliar);
   m.disagreement = config.get(keys::ml_promotion_margin_disagreement);
+  m.signal_false_alerts = config.get(keys::ml_promotion_margin_signal_false_alerts);
   return m;
 }
 

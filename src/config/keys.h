@@ -389,7 +389,13 @@ inline const DoubleKey ml_promotion_margin_false_alerts{
     "ml.promotion_margin_false_alerts", 1.0, 0, 1e6,
     "Promotion gate: a candidate's estimated false alerts per 1,000 car-hours over the shadow period may "
     "exceed the active model's by this much (estimated false: marked false by operators, or unlabelled on a "
-    "car the other model had no alert on)."};
+    "car the other model had no alert on); in count they may never exceed the active model's."};
+inline const IntKey ml_promotion_margin_signal_false_alerts{
+    "ml.promotion_margin_signal_false_alerts", 1, -1, 1'000'000,
+    "Promotion gate: disputed alerts (unlabelled, on a car the other model had no alert on) the candidate "
+    "may "
+    "raise on one first signal beyond the active model's on it, when operators labelled none of them; -1: "
+    "no per-signal check."};
 inline const DoubleKey ml_promotion_margin_missed_alerts{
     "ml.promotion_margin_missed_alerts", 0.25, 0, 1,
     "Promotion gate: share of the active model's alerts the candidate may fail to raise, net of the alerts "

@@ -21,6 +21,7 @@ struct Tally {
   struct Raised {
     std::string car;
     int64_t ts = 0, cleared = -1;  // cleared -1: still open
+    std::string signal;            // its first (top contributing) signal
   };
   std::unordered_set<std::string> open;      // cars with an anomaly alert open, all along
   std::unordered_set<std::string> in_alert;  // cars with one open at the period's start or raised in it
@@ -46,7 +47,7 @@ struct Tally {
     }
     open.insert(a.car);
     in_alert.insert(a.car);
-    raised.push_back({a.car, a.ts, -1});
+    raised.push_back({a.car, a.ts, -1, a.signals.empty() ? std::string() : a.signals.front()});
   }
 };
 
@@ -56,7 +57,7 @@ ShadowSummary summarize(const Tally& self, const Tally& other, int64_t unfamilia
   s.events = self.events;
   s.alerts = static_cast<int64_t>(self.raised.size());
   for (const auto& r : self.raised)
-    if (other.in_alert.count(r.car) == 0) count_disputed(s, r.ts, r.cleared, end, sustained_ms);
+    if (other.in_alert.count(r.car) == 0) count_disputed(s, r.ts, r.cleared, end, sustained_ms, r.signal);
   s.unfamiliar_events = unfamiliar_now - self.unfamiliar_at_start;
   s.car_hours = car_hours;
   return s;

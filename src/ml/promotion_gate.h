@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct ShadowSummary {
   /// Of `alerts_other_missed`, those operators confirmed and those they marked false.
   int64_t other_missed_confirmed = 0;
   int64_t other_missed_marked_false = 0;
+  /// Of `alerts_other_missed`, how many by the alert's first (top contributing) signal; "" when the alert
+  /// named none. What the gate's per-signal check compares.
+  std::map<std::string, int64_t> disputed_by_signal;
   FeedbackLabels feedback;        ///< labels on all of `alerts`
   int64_t unfamiliar_events = 0;  ///< anomalous events in conditions its training never showed
   double car_hours = 0;           ///< scored time summed over cars
@@ -48,8 +52,15 @@ struct ShadowSummary {
 /// How much worse than the active model a candidate may be and still be promoted (ml.promotion_margin_*),
 /// and how long a disputed alert must last to count as a real failure.
 struct PromotionMargins {
-  /// Estimated false alerts per 1,000 car-hours above the active model's.
+  /// Estimated false alerts per 1,000 car-hours above the active model's. The gate also asks for no more
+  /// estimated false alerts than the active model in count, whatever this allows (both ran over the same
+  /// car-hours, so the rate's margin only ever let through a candidate with more of them).
   double false_alerts = 1.0;
+  /// Disputed alerts on one first signal the candidate may raise beyond the active model's on that signal,
+  /// when operators labelled none of the candidate's disputed alerts: a candidate that trades the active
+  /// model's false alerts on one input for its own on another is refused (its input's trouble grows with
+  /// the fleet's state, e.g. low charge over the day). Negative: no per-signal check.
+  int64_t signal_false_alerts = 1;
   /// Share of the active model's alerts the candidate did not raise on their car, net of the alerts the
   /// candidate raised alone, less those operators marked false: the guard against a candidate that is quiet
   /// because it is blind.
@@ -68,8 +79,10 @@ struct PromotionMargins {
 
 /// Counts one disputed alert of `s` (raised at `raised`, cleared at `cleared` or still open when it is
 /// negative, the period ending at `end`, all event time) into alerts_other_missed and its class: cleared
-/// within `sustained_ms`, lasted that long, or too young to judge. Used by whoever builds the summaries.
-void count_disputed(ShadowSummary& s, int64_t raised, int64_t cleared, int64_t end, int64_t sustained_ms);
+/// within `sustained_ms`, lasted that long, or too young to judge; and under its first signal `signal`
+/// into disputed_by_signal. Used by whoever builds the summaries.
+void count_disputed(ShadowSummary& s, int64_t raised, int64_t cleared, int64_t end, int64_t sustained_ms,
+                    const std::string& signal = {});
 
 struct PromotionInput {
   ShadowSummary active;
@@ -87,8 +100,10 @@ struct PromotionDecision {
 };
 
 /// The promotion gate: promote the candidate when it scored events and, against the active model over the
-/// same shadow period, is no worse by `margins` on estimated false alerts, the active model's alerts missed
-/// net of those it raised alone, unfamiliar conditions and agreement. Pure function; any thread.
+/// same shadow period, is no worse by `margins` on estimated false alerts (their rate within the margin,
+/// their count no higher, and on no first signal more than `signal_false_alerts` more), the active model's
+/// alerts missed net of those it raised alone, unfamiliar conditions and agreement. Pure function; any
+/// thread.
 PromotionDecision promotion_gate(const PromotionInput& input, const PromotionMargins& margins);
 
 }  // namespace fleettwin::ml

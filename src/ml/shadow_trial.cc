@@ -15,6 +15,7 @@ namespace {
 struct Replay {
   struct Raised {
     int64_t ts = 0, cleared = -1;  // cleared -1: still open
+    std::string signal;            // its first (top contributing) signal
   };
   std::map<std::string, std::vector<Raised>> alerts;  // car -> anomaly alerts raised
   std::vector<uint8_t> in_alert;                      // per scored event: its car in alert after it
@@ -43,7 +44,7 @@ Replay replay(const std::shared_ptr<const Model>& model, const std::vector<core:
     for (const auto& a : out.alerts) {
       if (a.kind != kAlertAnomaly) continue;
       if (a.raised) {
-        r.alerts[a.car].push_back({a.ts, -1});
+        r.alerts[a.car].push_back({a.ts, -1, a.signals.empty() ? std::string() : a.signals.front()});
         continue;
       }
       if (auto it = r.alerts.find(a.car); it != r.alerts.end())
@@ -66,7 +67,7 @@ ShadowSummary side(const Replay& mine, const Replay& other, double car_hours, in
   for (const auto& [car, alerts] : mine.alerts) {
     s.alerts += static_cast<int64_t>(alerts.size());
     if (other.alerts.contains(car)) continue;
-    for (const auto& x : alerts) count_disputed(s, x.ts, x.cleared, end, sustained_ms);
+    for (const auto& x : alerts) count_disputed(s, x.ts, x.cleared, end, sustained_ms, x.signal);
   }
   return s;
 }

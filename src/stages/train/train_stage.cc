@@ -66,7 +66,7 @@ const StageDescriptor& TrainStage::static_descriptor() {
        &keys::ml_firmware_grace, &keys::ml_new_symptom_settle, &keys::ml_skip_unfamiliar,
        &keys::ml_promotion_margin_false_alerts, &keys::ml_promotion_margin_missed_alerts,
        &keys::ml_promotion_margin_unfamiliar, &keys::ml_promotion_margin_disagreement,
-       &keys::ml_train_leave_out_alerted},
+       &keys::ml_promotion_margin_signal_false_alerts, &keys::ml_train_leave_out_alerted},
       "keeps a sliding window of telemetry, trains candidate models on a schedule and on request (off the "
       "stage threads, at a lower priority), runs each in shadow and promotes it when the promotion gate "
       "passes it; one for the fleet",
@@ -307,6 +307,7 @@ PromotionGate promotion_gate(const config::Config& config) {
   m.missed_alerts = config.get(keys::ml_promotion_margin_missed_alerts);
   m.unfamiliar = config.get(keys::ml_promotion_margin_unfamiliar);
   m.disagreement = config.get(keys::ml_promotion_margin_disagreement);
+  m.signal_false_alerts = config.get(keys::ml_promotion_margin_signal_false_alerts);
   return [m](const ml::PromotionInput& in) { return ml::promotion_gate(in, m); };
 }
 

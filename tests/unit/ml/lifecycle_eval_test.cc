@@ -10,6 +10,7 @@
 namespace fleettwin::ml {
 namespace {
 
+using testing::extract_features;
 using testing::identity_model;
 
 // `cars` cars, one event a second from ts 1000 to 120000: car-1's coolant is anomalous for five events in
@@ -123,6 +124,73 @@ TEST(LifecycleEval, CandidatesTrainWithoutTheCarsTheActiveModelHasInAlert) {
             (std::map<std::string, std::pair<std::size_t, bool>>{
                 {"lc1", {100, true}}, {"lc2", {200, true}}, {"lc3", {200, true}}, {"lc4", {200, true}}}));
   for (const auto& s : cleared.steps) EXPECT_EQ(s.filter.cars_left_out, 0) << s.candidate;
+}
+
+// Two healthy cars; car-2 runs at low charge (the hybrid charging from the engine: 15%, -12 A) over events
+// 5 to 14 and 45 to 54. A model knows the mode when its training window showed it: the inputs the mode
+// moves then carry an error scale that makes them normal.
+std::vector<core::Telemetry> low_charge_cars() {
+  std::vector<core::Telemetry> events;
+  for (int i = 0; i < 120; ++i)
+    for (int c = 1; c <= 2; ++c) {
+      core::Telemetry t;
+      t.car = "car-" + std::to_string(c);
+      t.seq = i + 1;
+      t.ts = 1000 * (i + 1);
+      t.values.assign(core::kSignalCount, 0.0);
+      if (c == 2 && i % 40 >= 5 && i % 40 < 15) {
+        t.values[core::kBatteryPercentage] = 15;
+        t.values[core::kCurrentDraw] = -12;
+      }
+      events.push_back(t);
+    }
+  return events;
+}
+
+std::shared_ptr<const Model> knows_what_it_saw(const std::vector<core::Telemetry>& window,
+                                               const std::string& name) {
+  auto m = identity_model(fleettwin_architecture(), 0);  // error = input: the mode is anomalous to it
+  m->meta.version = name;
+  CarFeatureState state;
+  std::vector<float> f(testing::kFeatureCount);
+  for (const auto& e : window) {
+    if (e.car != "car-2" || e.values[core::kCurrentDraw] == 0) continue;
+    extract_features(e, state, f.data());
+    for (std::size_t k = 0; k < m->meta.architecture.features.size(); ++k)
+      if (f[m->meta.architecture.features[k]] != 0) m->meta.error_scale[k] = m->meta.error_scale_low[k] = 1e6;
+  }
+  return m;
+}
+
+// Issue 20's case: a candidate trained on a window that lacks an operating mode alerts on it in shadow,
+// where the active model, which saw it, does not. Even with margins on the rate and on agreement wide
+// enough to let it through (a large fleet's car-hours make one such alert a small rate), the gate refuses
+// it: it raised more estimated false alerts than the active model. The next candidate, whose window showed
+// the mode again, is promoted.
+TEST(LifecycleEval, RefusesACandidateThatNeverSawAModeAndAlertsOnItInShadow) {
+  LifecycleOptions o;
+  o.retrain_every_ms = 20'000;
+  o.train_window_ms = 20'000;  // lc2 trains on 21 to 41 s: no low charge
+  o.monitor.rule = {2, 3, 2};
+  o.leave_out_alerted = false;
+  o.margins.false_alerts = 1e9;
+  o.margins.disagreement = 1;
+  o.margins.signal_false_alerts = -1;
+  const LifecycleTrainer train = knows_what_it_saw;
+  const auto run = run_lifecycle(low_charge_cars(), train, o);
+
+  ASSERT_EQ(run.steps.size(), 3u);
+  const auto& lc2 = run.steps[0];
+  EXPECT_EQ(lc2.candidate, "lc2");
+  EXPECT_FALSE(lc2.decision.promote);
+  EXPECT_EQ(lc2.active.alerts, 0);
+  EXPECT_EQ(lc2.candidate_summary.alerts_other_missed, 1);
+  ASSERT_EQ(lc2.decision.reasons.size(), 1u);
+  EXPECT_EQ(lc2.decision.reasons[0], "estimated false alerts 1 against the active model's 0 (no more)");
+  EXPECT_EQ(lc2.candidate_summary.disputed_by_signal.size(), 1u);
+  EXPECT_TRUE(run.steps[1].decision.promote) << run.steps[1].candidate;
+  // No live alert: the model that raised one never served.
+  EXPECT_TRUE(run.alerts.empty());
 }
 
 TEST(LifecycleEval, RefusesAHistoryShorterThanTwoPeriods) {
