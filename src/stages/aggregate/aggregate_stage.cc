@@ -201,7 +201,9 @@ void AggregateStage::write_partials(log::Producer& out) {
 }
 
 void AggregateStage::limit_commit(log::Offsets& next) const {
-  if (_matcher) _matcher->limit_commit(next);
+  // On the log only: the embedded log dies with the process (a restart replays the store's history), and
+  // holding its offsets back would fill its partitions while the first model trains, stalling its producers.
+  if (_matcher && _options.changelog) _matcher->limit_commit(next);
 }
 
 void AggregateStage::score(const log::Record& r, log::Producer& out) {

@@ -250,7 +250,7 @@ TEST(AggregateStatus, ShadowScoresAreIgnoredBadOnesGoToTheDlq) {
 // event and the scores' to the first score ahead of its event; once matched, both move on.
 TEST(AggregateStatus, HeldEventsAreNotCommitted) {
   core::Metrics metrics;
-  stages::AggregateStage stage(options(), metrics);
+  stages::AggregateStage stage(options(true), metrics);
   Capture out;
   std::vector<log::Record> batch = {telemetry("a", 1, 10), telemetry("b", 1, 11), telemetry("a", 2, 12)};
   auto next = log::next_offsets(batch);
