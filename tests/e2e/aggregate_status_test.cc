@@ -74,16 +74,19 @@ TEST(AggregateStatusE2E, UpGroupsEventsByTheStatusOfTheirScoreAndTheyAddUpToTheF
   // each of them has closed every earlier window it had events in.
   int64_t bound = INT64_MAX;
   for (const auto& [group, windows] : status) bound = std::min(bound, windows.rbegin()->first);
+  // (`unknown` ends with the warm-up, so its last window, which no later unknown event closes, bounds this.)
+  // Beyond, a status's window may still be open, never counted twice: the sum is at most the fleet's.
   int64_t checked = 0;
   for (const auto& [start, count] : fleet.at("fleet")) {
-    if (start >= bound) break;
     int64_t sum = 0;
     for (const auto& [group, windows] : status)
       if (const auto it = windows.find(start); it != windows.end()) sum += it->second;
+    EXPECT_LE(sum, count) << "window " << start;
+    if (start >= bound) continue;
     EXPECT_EQ(sum, count) << "window " << start;
     ++checked;
   }
-  EXPECT_GE(checked, 5);
+  EXPECT_GE(checked, 3);
   // Scored events are most of the run: the ok windows hold more events than the unknown ones.
   int64_t ok = 0, unknown = 0;
   for (const auto& [start, c] : status.at("ok")) ok += c;
