@@ -188,8 +188,13 @@ class PipelineRun {
       // fleet.telemetry and fleet.twins and the other only alerts and answers (bench fleet, 100,000 cars).
       // The range assignor gives both. Unless the operator chose an assignor (docs/architecture.md, "State
       // across restarts and rebalances").
-      const bool multi_topic_role = _roles.stages == std::vector<std::string>{"twin"} ||
-                                    _roles.stages == std::vector<std::string>{"sink"};
+      // So must copies of an aggregate role grouping by status: a car's telemetry and its scores, matched
+      // per partition (stages::StatusMatcher).
+      const bool multi_topic_role =
+          _roles.stages == std::vector<std::string>{"twin"} ||
+          _roles.stages == std::vector<std::string>{"sink"} ||
+          (_roles.stages == std::vector<std::string>{"aggregate"} &&
+           stages::AggregateStage::needs_scores(stages::aggregate_definitions(_config, *_ctx.catalog)));
       if (!_roles.everything && multi_topic_role) settings.emplace("partition.assignment.strategy", "range");
       // --sites subscribes by regex: a site that starts replicating later is found at the next metadata
       // refresh (librdkafka's default is 5 minutes).

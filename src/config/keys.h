@@ -242,6 +242,17 @@ inline const IntKey aggregate_max_windows{
     "aggregate.max_windows", 64, 1, 4'096,
     "Windows kept per car (or group) and definition, open or closed awaiting late events; past it the oldest "
     "is emitted final and dropped."};
+inline const IntKey aggregate_status_held_per_car{
+    "aggregate.status_held_per_car", 256, 1, 100'000,
+    "With a definition grouped by `attribute: status`: telemetry events of one car the aggregate stage keeps "
+    "while it waits for their scores (fleet.scores). Past it the oldest is counted with status `unknown`."};
+inline const IntKey aggregate_status_held_max{
+    "aggregate.status_held_max", 200'000, 1, 10'000'000,
+    "With a definition grouped by `attribute: status`: telemetry events (and scores ahead of their event) "
+    "the "
+    "aggregate stage keeps in all while it waits for their match, about 1 KB each (the record and its "
+    "decoded "
+    "event): 200,000 is about 200 MB. Past it the oldest held event is counted with status `unknown`."};
 inline const IntKey log_partitions{"log.partitions", 8, 1, 4'096,
                                    "Partitions of each topic created by fleettwin."};
 inline const IntKey log_replication{"log.replication", 1, 1, 16,

@@ -17,6 +17,10 @@ HealthStatus health_status_from_string(std::string_view s) {
   return parse(kHealthStatusNames, s).value_or(HealthStatus::kUnknown);
 }
 
+HealthStatus score_status(double score, double threshold) {
+  return score > threshold ? HealthStatus::kWarning : HealthStatus::kOk;
+}
+
 std::vector<std::string> Twin::delta() const {
   std::vector<std::string> out;
   for (const auto& [key, value] : desired) {

@@ -15,6 +15,10 @@ namespace fleettwin::core {
 enum class HealthStatus : uint8_t { kUnknown, kOk, kWarning, kAnomaly };
 std::string_view to_string(HealthStatus s);
 HealthStatus health_status_from_string(std::string_view s);  ///< unknown strings map to kUnknown
+/// The status one anomaly score gives its event: a score above its threshold is a warning, else ok. The twin
+/// stage sets a car's status with it (unless an open alert holds the car in anomaly), and the aggregate stage
+/// groups events by it (`attribute: status`): one rule for both.
+HealthStatus score_status(double score, double threshold);
 
 /// The model's view of a car (DESIGN.md §4 Twin.health).
 struct Health {

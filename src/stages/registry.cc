@@ -48,6 +48,8 @@ void configure_aggregate(const config::Config& config, StageContext& c) {
   AggregateStage::check_attributes(c.aggregate.definitions);
   c.aggregate.flush_interval_ms = config.get(keys::aggregate_flush_interval).count();
   c.aggregate.engine.max_windows_per_key = static_cast<std::size_t>(config.get(keys::aggregate_max_windows));
+  c.aggregate.status_held.per_car = static_cast<std::size_t>(config.get(keys::aggregate_status_held_per_car));
+  c.aggregate.status_held.total = static_cast<std::size_t>(config.get(keys::aggregate_status_held_max));
 }
 
 // The sink writes to whatever store the host opens for it (`open_store`); it reads the retention keys.

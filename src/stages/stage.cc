@@ -89,6 +89,7 @@ log::Offsets process_batch(Stage& stage, std::vector<log::Record>& batch, log::P
   auto next = log::next_offsets(batch);
   if (sites) strip_site_topics(batch);
   stage.process(batch, out);
+  stage.limit_commit(next);
   return next;
 }
 

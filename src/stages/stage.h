@@ -48,6 +48,10 @@ class Stage {
   /// Handles one batch. Outputs go to `out`; any other side effect (a store write) must be durable when
   /// this returns, because the runner commits the input right after `out` is flushed.
   virtual void process(const std::vector<log::Record>& batch, log::Producer& out) = 0;
+  /// Lowers `next`, the offsets the runner is about to add to what it commits after a batch, for input the
+  /// stage still holds unprocessed (the aggregate stage's events waiting for their score): a kill then
+  /// replays them. Called right after process(); the offsets it leaves must only grow from batch to batch.
+  virtual void limit_commit(log::Offsets& next) const {}
   /// Called about once per tick interval, also when idle: timers such as offline detection.
   virtual void tick(log::Producer& out) {}
   /// Writes what the stage held back to coalesce (e.g. one twin per car instead of one per message). The

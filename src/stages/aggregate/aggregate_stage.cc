@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "core/topics.h"
 #include "stages/record_checks.h"
+#include "stages/score/score_stage.h"
 
 namespace fleettwin::stages {
 
@@ -19,6 +20,18 @@ namespace t = core::topics;
 namespace {
 constexpr std::string_view kAttributeSite = "site";
 constexpr std::string_view kLocalSite = "local";
+constexpr std::string_view kAttributeStatus = "status";
+
+/// The stage's descriptor: the static one, reading fleet.scores too (and refusing bad ones to its DLQ) when
+/// some definition groups by status.
+StageDescriptor descriptor_for(const std::vector<aggregate::Definition>& definitions) {
+  StageDescriptor d = AggregateStage::static_descriptor();
+  if (AggregateStage::needs_scores(definitions)) {
+    d.inputs.emplace_back(t::kScores);
+    d.outputs.push_back(dlq_of(t::kScores));
+  }
+  return d;
+}
 
 aggregate::EngineOptions engine_options(const AggregateStage::Options& o) {
   aggregate::EngineOptions e = o.engine;
@@ -34,9 +47,10 @@ const StageDescriptor& AggregateStage::static_descriptor() {
       {t::kAggregates, t::kAggregatesState, t::kAggregatesPartials, dlq_of(t::kTelemetry),
        t::kAggregatesPartialsDlq},
       {&config::keys::aggregate_definitions, &config::keys::aggregate_flush_interval,
-       &config::keys::aggregate_max_windows},
-      "computes window aggregates over event time (per car, fleet or site; revisions for late events) and "
-      "writes each window result",
+       &config::keys::aggregate_max_windows, &config::keys::aggregate_status_held_per_car,
+       &config::keys::aggregate_status_held_max},
+      "computes window aggregates over event time (per car, fleet, site or health status; revisions for late "
+      "events) and writes each window result (with a status group it also reads fleet.scores)",
       "telemetry -> window aggregates",
       {}};
   return kDescriptor;
@@ -62,15 +76,24 @@ std::vector<aggregate::Definition> aggregate_definitions(const config::Config& c
 
 void AggregateStage::check_attributes(const std::vector<aggregate::Definition>& definitions) {
   for (const auto& d : definitions) {
-    if (d.grouping == aggregate::Grouping::kAttribute && d.attribute != kAttributeSite)
+    if (d.grouping == aggregate::Grouping::kAttribute && d.attribute != kAttributeSite &&
+        d.attribute != kAttributeStatus)
       throw config::ConfigError("aggregate " + d.name + ": the aggregate stage groups by attribute \"" +
-                                std::string(kAttributeSite) + "\" only, not \"" + d.attribute + "\"");
+                                std::string(kAttributeSite) + "\" or \"" + std::string(kAttributeStatus) +
+                                "\" only, not \"" + d.attribute + "\"");
   }
+}
+
+bool AggregateStage::needs_scores(const std::vector<aggregate::Definition>& definitions) {
+  return std::any_of(definitions.begin(), definitions.end(), [](const aggregate::Definition& d) {
+    return d.grouping == aggregate::Grouping::kAttribute && d.attribute == kAttributeStatus;
+  });
 }
 
 AggregateStage::AggregateStage(Options options, core::Metrics& metrics, registry::TelemetryReader reader,
                                Links links)
     : _options(std::move(options)),
+      _descriptor(descriptor_for(_options.definitions)),
       _links(std::move(links)),
       _engine(_options.definitions, engine_options(_options)),
       _reader(std::move(reader)),
@@ -91,8 +114,20 @@ AggregateStage::AggregateStage(Options options, core::Metrics& metrics, registry
       _state_saved(
           metrics.counter("fleettwin_aggregate_states_saved_total",
                           "Car states the embedded aggregate stage wrote to the data dir's state table")),
-      _memory(metrics.gauge("fleettwin_aggregate_memory_bytes", "Bytes of the aggregate stage's windows")) {
+      _memory(metrics.gauge(
+          "fleettwin_aggregate_memory_bytes",
+          "Bytes of the aggregate stage's windows (and of the events waiting for their score)")),
+      _status_evicted(
+          metrics.counter("fleettwin_aggregate_status_evicted_total",
+                          "Events the aggregate stage counted with status unknown because too many "
+                          "were waiting for their score (aggregate.status_held_*)")) {
   check_attributes(_options.definitions);
+  for (const auto& a : _engine.attributes()) _is_status.push_back(a == kAttributeStatus);
+  _attribute_values.resize(_is_status.size());
+  if (needs_scores(_options.definitions)) {
+    _matcher.emplace(_options.status_held, [this](const log::Record& r, const core::Telemetry& t,
+                                                  core::HealthStatus status) { count(r, t, status, *_out); });
+  }
   for (const auto& d : _options.definitions) {
     _columns.emplace(d.name, d.columns());
     _groups = _groups || d.grouping != aggregate::Grouping::kCar;
@@ -128,9 +163,12 @@ int32_t AggregateStage::group_state_partition(std::string_view key) {
 }
 
 void AggregateStage::process(const std::vector<log::Record>& batch, log::Producer& out) {
+  _out = &out;
   for (const auto& r : batch) {
     if (r.topic == _options.partials_topic) {
       combine(r, out);
+    } else if (r.topic == t::kScores) {
+      score(r, out);
     } else {
       add(r, out);
     }
@@ -175,18 +213,51 @@ void AggregateStage::write_partials(log::Producer& out) {
   }
 }
 
+void AggregateStage::limit_commit(log::Offsets& next) const {
+  // On the log only: the embedded log dies with the process (a restart replays the store's history), and
+  // holding its offsets back would fill its partitions while the first model trains, stalling its producers.
+  if (_matcher && _options.changelog) _matcher->limit_commit(next);
+}
+
+void AggregateStage::score(const log::Record& r, log::Producer& out) {
+  if (!_matcher) return;
+  // A shadow model's scores are not the status of anything: the active model's are.
+  if (const auto role = r.header(kHeaderModelRole); role && *role == "shadow") return;
+  codec::AnomalyScore s;
+  std::string error;
+  if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) {
+    _dead_letters.send(r, "undecodable", error, out);
+    return;
+  }
+  if (codec::Refusal why; !key_matches(r, s.car, why)) {
+    _dead_letters.send(r, why.reason, why.detail, out);
+    return;
+  }
+  _matcher->add_score(r, s.car, s.seq, core::score_status(s.score, s.threshold));
+}
+
 void AggregateStage::add(const log::Record& r, log::Producer& out) {
   if (codec::Refusal why; !read_telemetry(r, _reader, _t, why)) {
     _dead_letters.send(r, why.reason, why.detail, out);
     return;
   }
+  if (_matcher) {
+    _matcher->add_event(r, _t);  // counted once its score (or the proof it has none) is read
+    return;
+  }
+  count(r, _t, core::HealthStatus::kUnknown, out);
+}
+
+void AggregateStage::count(const log::Record& r, const core::Telemetry& ev, core::HealthStatus status,
+                           log::Producer& out) {
   std::string_view site = kLocalSite;
   if (const auto header = r.header(t::kHeaderSite); header && !header->empty()) site = *header;
-  const std::string_view attributes[] = {site};
+  for (std::size_t i = 0; i < _is_status.size(); ++i)
+    _attribute_values[i] = _is_status[i] ? core::to_string(status) : site;
   // On the log, a group's windows are kept per source partition (saved with that partition's cars); in one
   // process every event is of the one source.
   const int32_t source = _options.changelog ? r.partition : 0;
-  switch (_engine.add(_t, attributes, source)) {
+  switch (_engine.add(ev, _attribute_values, source)) {
     case aggregate::AddStatus::kAccepted:
       break;
     case aggregate::AddStatus::kDuplicate:
@@ -197,15 +268,15 @@ void AggregateStage::add(const log::Record& r, log::Producer& out) {
       // for an operator (a car whose clock jumped, an upload after the allowed lateness).
       _dead_letters.send(
           r, "too_late",
-          "event time " + std::to_string(_t.ts) + " is past the allowed lateness of an aggregate", out);
+          "event time " + std::to_string(ev.ts) + " is past the allowed lateness of an aggregate", out);
       break;
     case aggregate::AddStatus::kBadTime:
-      _dead_letters.send(r, "bad_time", "event time " + std::to_string(_t.ts) + " is out of range", out);
+      _dead_letters.send(r, "bad_time", "event time " + std::to_string(ev.ts) + " is out of range", out);
       return;
   }
-  if (_options.changelog) _partition_of[_t.car] = r.partition;
+  if (_options.changelog) _partition_of[ev.car] = r.partition;
   if (_options.changelog || _links.save) {
-    _changed.insert(_t.car);
+    _changed.insert(ev.car);
     if (_groups) _changed_sources.insert(source);
   }
 }
@@ -240,7 +311,11 @@ void AggregateStage::write_results(log::Producer& out) {
 
 void AggregateStage::tick(log::Producer&) {
   // Once a second, not per batch: the walk is over every car's windows.
-  _memory.set(static_cast<int64_t>(_engine.memory_bytes()));
+  _memory.set(static_cast<int64_t>(_engine.memory_bytes() + (_matcher ? _matcher->memory_bytes() : 0)));
+  if (_matcher) {
+    _status_evicted.add(_matcher->evicted() - _status_evicted_seen);
+    _status_evicted_seen = _matcher->evicted();
+  }
   save_flushed_state();
 }
 
@@ -368,9 +443,11 @@ void AggregateStage::replay_history() {
     return newest ? before(*newest) : INT64_MIN;
   };
   int64_t counted = 0;
-  const std::string_view attributes[] = {kLocalSite};
+  // The store keeps no event's status: a replayed event is of status `unknown`.
+  for (std::size_t i = 0; i < _is_status.size(); ++i)
+    _attribute_values[i] = _is_status[i] ? core::to_string(core::HealthStatus::kUnknown) : kLocalSite;
   auto add = [&](const core::Telemetry& t) {
-    const auto status = _engine.add(t, attributes);
+    const auto status = _engine.add(t, _attribute_values);
     if (status == aggregate::AddStatus::kAccepted || status == aggregate::AddStatus::kTooLate) {
       _changed.insert(t.car);
       if (_groups) _changed_sources.insert(0);
@@ -439,9 +516,16 @@ void AggregateStage::on_revoked(const std::vector<log::TopicPartition>& partitio
     }
   }
   std::set<int32_t> lost_partials;
+  std::set<int32_t> lost_scores;
   for (const auto& tp : partitions) {
     if (tp.topic == _options.partials_topic && _held_partials.erase(tp.partition) > 0)
       lost_partials.insert(tp.partition);
+    if (tp.topic.ends_with(t::kScores)) lost_scores.insert(tp.partition);
+  }
+  // The runner committed no offset of what the matcher holds: the new owner reads it again.
+  if (_matcher) {
+    _matcher->forget_scores(lost_scores);
+    _matcher->forget_events(lost);
   }
   if (!lost_partials.empty()) {
     const int32_t n = std::max(_options.partials_partitions, 1);

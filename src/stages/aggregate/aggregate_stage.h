@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/topics.h"
 #include "registry/telemetry_reader.h"
+#include "stages/aggregate/status_matcher.h"
 #include "stages/dead_letters.h"
 #include "stages/stage.h"
 
@@ -51,7 +52,10 @@ struct AggregateSnapshot {
 /// each copy counts its partitions' share, saved with their cars (key group_state_key()), and writes each
 /// share's partial to fleet.aggregates.partials, which it also reads: the copy holding a group's partition
 /// there merges the partials and writes the group's results (docs/architecture.md "Group windows");
-/// embedded, the one engine merges its own. Runs on its runner's thread.
+/// embedded, the one engine merges its own. A definition grouped by `attribute: status` groups each event by
+/// the health status its own score gave it: the stage then also reads fleet.scores and holds each event
+/// until its score (or the proof it has none) comes (StatusMatcher), committing no offset of an event it
+/// still holds. Runs on its runner's thread.
 class AggregateStage final : public Stage {
  public:
   struct Options {
@@ -66,6 +70,8 @@ class AggregateStage final : public Stage {
     int32_t partials_partitions = 8;
     std::string state_topic = core::topics::kAggregatesState;        ///< the changelog (per role)
     std::string partials_topic = core::topics::kAggregatesPartials;  ///< the partials (per role)
+    /// With a definition grouped by status: how many events may wait for their score (per car, in all).
+    StatusMatcher::Limits status_held{};
   };
   /// Feeds one stored telemetry event to the stage's engine (a replay of the store's history).
   using ReplayAdd = std::function<void(const core::Telemetry&)>;
@@ -96,13 +102,18 @@ class AggregateStage final : public Stage {
   /// The partition of a group_state_key(); -1 for any other key.
   static int32_t group_state_partition(std::string_view key);
   /// The attributes a definition may group by: `site`, the edge site a record came from (central with
-  /// --sites; "local" without one). Throws config::ConfigError naming any other.
+  /// --sites; "local" without one), and `status`, the health status the event's own score gave it (ok,
+  /// warning; unknown for an event without a score). Throws config::ConfigError naming any other.
   static void check_attributes(const std::vector<aggregate::Definition>& definitions);
+  /// Whether some definition groups by `status`: the stage then reads fleet.scores too.
+  static bool needs_scores(const std::vector<aggregate::Definition>& definitions);
 
   AggregateStage(Options options, core::Metrics& metrics,
                  registry::TelemetryReader reader = registry::TelemetryReader(), Links links = {});
   static const StageDescriptor& static_descriptor();
-  const StageDescriptor& descriptor() const override { return static_descriptor(); }
+  /// static_descriptor(), with fleet.scores among the inputs when a definition groups by status.
+  const StageDescriptor& descriptor() const override { return _descriptor; }
+  void limit_commit(log::Offsets& next) const override;
   void process(const std::vector<log::Record>& batch, log::Producer& out) override;
   void tick(log::Producer& out) override;
   void flush_state(log::Producer& out) override;
@@ -112,6 +123,8 @@ class AggregateStage final : public Stage {
   void on_assigned(const std::vector<log::TopicPartition>& partitions) override;
   void on_revoked(const std::vector<log::TopicPartition>& partitions) override;
   const aggregate::Engine& engine() const { return _engine; }
+  /// The events waiting for their score; null when no definition groups by status.
+  const StatusMatcher* status_matcher() const { return _matcher ? &*_matcher : nullptr; }
   /// Embedded: writes the flushed states whose results the store now holds (Links::save). The runner's
   /// thread calls it at each tick and flush.
   void save_flushed_state();
@@ -128,6 +141,9 @@ class AggregateStage final : public Stage {
     std::function<bool()> stored;
   };
   void add(const log::Record& r, log::Producer& out);
+  /// Counts one decoded event with its status (unknown when no definition groups by status).
+  void count(const log::Record& r, const core::Telemetry& t, core::HealthStatus status, log::Producer& out);
+  void score(const log::Record& r, log::Producer& out);
   void combine(const log::Record& r, log::Producer& out);
   void write_partials(log::Producer& out);
   void restore_partials(const std::set<int32_t>& gained);
@@ -141,11 +157,16 @@ class AggregateStage final : public Stage {
   void take_flushed_state();
 
   Options _options;
+  StageDescriptor _descriptor;
   Links _links;
   aggregate::Engine _engine;
   registry::TelemetryReader _reader;
   core::Telemetry _t;
   DeadLetters _dead_letters;
+  std::optional<StatusMatcher> _matcher;  ///< with a definition grouped by status
+  log::Producer* _out = nullptr;          ///< the producer of the batch in process (for the matcher's events)
+  std::vector<bool> _is_status;           ///< per engine attribute: it is `status` (else `site`)
+  std::vector<std::string_view> _attribute_values;  ///< scratch: per engine attribute, the event's value
   std::unordered_map<std::string, int32_t> _partition_of;  ///< car -> partition number of its records
   std::set<std::string> _changed;                          ///< cars whose state is not yet on the changelog
   std::set<int32_t> _changed_sources;  ///< source partitions whose group windows are not yet saved
@@ -165,6 +186,8 @@ class AggregateStage final : public Stage {
   core::Counter& _replayed;
   core::Counter& _state_saved;
   core::Gauge& _memory;
+  core::Counter& _status_evicted;
+  int64_t _status_evicted_seen = 0;
 };
 
 }  // namespace fleettwin::stages

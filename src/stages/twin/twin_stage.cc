@@ -149,7 +149,7 @@ void TwinStage::apply_score(const log::Record& r, log::Producer& out) {
   for (const auto& d : s.top_signals) h.top_signals.push_back(d.signal);
   // An open alert keeps the car in "anomaly" until it is cleared; a single high score is a warning.
   if (h.status != core::HealthStatus::kAnomaly) {
-    const auto status = s.score > s.threshold ? core::HealthStatus::kWarning : core::HealthStatus::kOk;
+    const auto status = core::score_status(s.score, s.threshold);
     if (status != h.status) {
       h.status = status;
       h.since = s.ts;

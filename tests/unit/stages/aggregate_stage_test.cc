@@ -154,11 +154,11 @@ TEST(AggregateStage, LateEventsReviseTooLateOnesGoToTheDlq) {
   EXPECT_EQ(metrics.value("fleettwin_aggregate_duplicates_total"), 1);
 }
 
-TEST(AggregateStage, GroupsBySiteOnlyAmongAttributes) {
+TEST(AggregateStage, GroupsBySiteOrStatusOnlyAmongAttributes) {
   EXPECT_THROW(stages::AggregateStage::check_attributes(aggregate::parse_yaml(R"(aggregates:
-  - name: by_status
+  - name: by_model
     group: attribute
-    attribute: status
+    attribute: model
     window: 1m
 )",
                                                                               "t.yaml", builtin_catalog())),

@@ -1,0 +1,166 @@
+#include "stages/aggregate/status_matcher.h"
+
+#include <algorithm>
+
+#include "core/topics.h"
+
+namespace fleettwin::stages {
+
+namespace t = core::topics;
+
+StatusMatcher::StreamKey StatusMatcher::key_of(const log::Record& r) {
+  // Central (--sites): the runner renamed `<site>.<topic>` to `<topic>` and named the site in a header; a
+  // site's telemetry pairs with the same site's scores.
+  const auto site = r.header(t::kHeaderSite);
+  return {site ? std::string(*site) : std::string(), r.partition};
+}
+
+std::size_t StatusMatcher::bytes_of(const Event& e) {
+  std::size_t headers = 0;
+  for (const auto& h : e.record.headers) headers += h.key.size() + h.value.size() + 64;
+  // The record's strings and the decoded event (its car id and its signals), plus the deque's slot.
+  return sizeof(Event) + e.record.topic.size() + e.record.key.size() + e.record.value.size() + headers +
+         e.t.car.size() + e.t.values.size() * sizeof(e.t.values[0]) + 64;
+}
+
+bool StatusMatcher::stale(const Score& sc) const {
+  const auto it = _evicted_upto.find(sc.car);
+  return it != _evicted_upto.end() && sc.seq <= it->second;
+}
+
+void StatusMatcher::add_event(const log::Record& r, const core::Telemetry& tel) {
+  Stream& s = _streams[key_of(r)];
+  // The runner commits a site's copy under its own name: the header says which (see key_of).
+  if (s.event_topic.empty()) {
+    const auto site = r.header(t::kHeaderSite);
+    s.event_topic = site ? std::string(*site) + "." + r.topic : r.topic;
+  }
+  s.next_event = std::max(s.next_event, r.offset + 1);
+  s.events.push_back({r, tel});
+  _bytes += bytes_of(s.events.back());
+  ++_events;
+  ++_per_car[tel.car];
+  match(s);
+  if (const auto c = _per_car.find(tel.car); c != _per_car.end() && c->second > _limits.per_car)
+    evict_oldest_of_car(s, tel.car);
+  while (_events + _scores > _limits.total) {
+    if (!s.events.empty()) {
+      _evicted_upto[s.events.front().t.car] = s.events.front().t.seq;
+      ++_evicted;
+      release_front(s, core::HealthStatus::kUnknown);
+    } else if (!s.scores.empty()) {
+      s.scores.pop_front();
+      --_scores;
+    } else {
+      break;  // the others' records: this stream holds nothing more to give up
+    }
+  }
+}
+
+void StatusMatcher::add_score(const log::Record& r, const std::string& car, int64_t seq,
+                              core::HealthStatus status) {
+  Stream& s = _streams[key_of(r)];
+  if (s.score_topic.empty()) {
+    const auto site = r.header(t::kHeaderSite);
+    s.score_topic = site ? std::string(*site) + "." + r.topic : r.topic;
+  }
+  s.next_score = std::max(s.next_score, r.offset + 1);
+  Score sc{car, seq, status, r.offset};
+  if (stale(sc)) return;
+  s.scores.push_back(std::move(sc));
+  ++_scores;
+  match(s);
+  // Scores ahead of their events: dropping the oldest makes its event `unknown` (the next score is a later
+  // event's), which is what the bound promises.
+  while (_scores > _limits.total && !s.scores.empty()) {
+    s.scores.pop_front();
+    --_scores;
+  }
+}
+
+void StatusMatcher::match(Stream& s) {
+  while (!s.events.empty() && !s.scores.empty()) {
+    const Score& sc = s.scores.front();
+    if (stale(sc)) {
+      s.scores.pop_front();
+      --_scores;
+      continue;
+    }
+    const Event& e = s.events.front();
+    if (e.t.car == sc.car && e.t.seq == sc.seq) {
+      const auto status = sc.status;
+      s.scores.pop_front();
+      --_scores;
+      release_front(s, status);
+    } else {
+      // The head score is a later event's: the score stage writes in the order it reads, so the head event's
+      // score would have come first. It has none.
+      release_front(s, core::HealthStatus::kUnknown);
+    }
+  }
+}
+
+void StatusMatcher::release_front(Stream& s, core::HealthStatus status) {
+  Event e = std::move(s.events.front());
+  s.events.pop_front();
+  _bytes -= std::min(_bytes, bytes_of(e));
+  --_events;
+  if (auto it = _per_car.find(e.t.car); it != _per_car.end() && --it->second == 0) _per_car.erase(it);
+  _release(e.record, e.t, status);
+}
+
+void StatusMatcher::evict_oldest_of_car(Stream& s, const std::string& car) {
+  const auto it =
+      std::find_if(s.events.begin(), s.events.end(), [&](const Event& e) { return e.t.car == car; });
+  if (it == s.events.end()) return;
+  // Out of its partition's order, but in its car's: the engine reads a car's events by seq.
+  Event e = std::move(*it);
+  s.events.erase(it);
+  _bytes -= std::min(_bytes, bytes_of(e));
+  --_events;
+  if (auto c = _per_car.find(car); c != _per_car.end() && --c->second == 0) _per_car.erase(c);
+  auto& upto = _evicted_upto[car];
+  upto = std::max(upto, e.t.seq);
+  ++_evicted;
+  _release(e.record, e.t, core::HealthStatus::kUnknown);
+}
+
+void StatusMatcher::limit_commit(log::Offsets& next) const {
+  for (const auto& [key, s] : _streams) {
+    // Only partitions the runner commits (in `next`): a name made from a header is never committed.
+    if (!s.events.empty()) {
+      if (auto it = next.find({s.event_topic, key.second}); it != next.end())
+        it->second = std::min(it->second, s.events.front().record.offset);
+    }
+    if (!s.scores.empty()) {
+      if (auto it = next.find({s.score_topic, key.second}); it != next.end())
+        it->second = std::min(it->second, s.scores.front().offset);
+    }
+  }
+}
+
+void StatusMatcher::forget_events(const std::set<int32_t>& partitions) {
+  for (auto it = _streams.begin(); it != _streams.end();) {
+    if (!partitions.contains(it->first.second)) {
+      ++it;
+      continue;
+    }
+    for (const auto& e : it->second.events) {
+      _bytes -= std::min(_bytes, bytes_of(e));
+      if (auto c = _per_car.find(e.t.car); c != _per_car.end() && --c->second == 0) _per_car.erase(c);
+    }
+    _events -= it->second.events.size();
+    _scores -= it->second.scores.size();
+    it = _streams.erase(it);
+  }
+}
+
+void StatusMatcher::forget_scores(const std::set<int32_t>& partitions) {
+  for (auto& [key, s] : _streams) {
+    if (!partitions.contains(key.second)) continue;
+    _scores -= s.scores.size();
+    s.scores.clear();
+  }
+}
+
+}  // namespace fleettwin::stages
