@@ -28,6 +28,13 @@ bool read_telemetry(const log::Record& r, registry::TelemetryReader& reader, cor
   return key_matches(r, t.car, why);
 }
 
+bool read_score(const log::Record& r, codec::AnomalyScore& s, codec::Refusal& why) {
+  std::string error;
+  if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error))
+    return refuse(why, "undecodable", std::move(error));
+  return key_matches(r, s.car, why);
+}
+
 bool read_command(const log::Record& r, core::Command& c, std::map<std::string, std::string>& settings,
                   codec::Refusal& why) {
   std::string error;

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "codec/answers.h"
+#include "codec/schemas.h"
 #include "core/alert.h"
 #include "core/telemetry.h"
 #include "log/log.h"
@@ -31,6 +32,10 @@ bool key_matches(const log::Record& r, std::string_view car, codec::Refusal& why
 /// telemetry (twin, aggregate) send such a record to their DLQ with that reason.
 bool read_telemetry(const log::Record& r, registry::TelemetryReader& reader, core::Telemetry& t,
                     codec::Refusal& why);
+
+/// Reads a fleet.scores record into `s` and checks its key. False with `why`: `undecodable` or `bad_car_id`.
+/// The stages that read scores (twin, aggregate) send such a record to their DLQ with that reason.
+bool read_score(const log::Record& r, codec::AnomalyScore& s, codec::Refusal& why);
 
 /// The key of an answer the stages keep until its command arrives: answers are per car, so one car's answer
 /// never stands in for, nor crowds out, another car's answer to the same id.

@@ -224,12 +224,7 @@ void AggregateStage::score(const log::Record& r, log::Producer& out) {
   // A shadow model's scores are not the status of anything: the active model's are.
   if (const auto role = r.header(kHeaderModelRole); role && *role == "shadow") return;
   codec::AnomalyScore s;
-  std::string error;
-  if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) {
-    _dead_letters.send(r, "undecodable", error, out);
-    return;
-  }
-  if (codec::Refusal why; !key_matches(r, s.car, why)) {
+  if (codec::Refusal why; !read_score(r, s, why)) {
     _dead_letters.send(r, why.reason, why.detail, out);
     return;
   }

@@ -130,13 +130,8 @@ void TwinStage::apply_other(const log::Record& r, log::Producer& out) {
 }
 
 void TwinStage::apply_score(const log::Record& r, log::Producer& out) {
-  std::string error;
   codec::AnomalyScore s;
-  if (!codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) {
-    _dead_letters.send(r, "undecodable", error, out);
-    return;
-  }
-  if (codec::Refusal why; !key_matches(r, s.car, why)) {
+  if (codec::Refusal why; !read_score(r, s, why)) {
     _dead_letters.send(r, why.reason, why.detail, out);
     return;
   }
