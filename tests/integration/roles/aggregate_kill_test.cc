@@ -44,7 +44,16 @@ TEST(AggregateRole, AKilledCopyResumesFromTheChangelogAndCountsEveryEventOnce) {
   pid_t aggregate_a = role("aggregate", "aggregate-a.log");
   const pid_t aggregate_b = role("aggregate", "aggregate-b.log");
   constexpr int kCars = 300;
-  constexpr int kSeconds = 600;
+  constexpr int kSeconds = 900;
+  // The simulator starts once both copies hold partitions: a `--fast` run is over in seconds, and one that
+  // started beside them was all aggregated (at 150,000 msg/s) in the second they got their partitions, before
+  // the kill (a CI run, 2026-12-07).
+  const auto has_partitions = [&](const std::string& log) {
+    return eventually(
+        [&] { return read_file(dir.file(log)).find("restored for partitions") != std::string::npos; }, 120s);
+  };
+  ASSERT_TRUE(has_partitions("aggregate-a.log")) << read_file(dir.file("aggregate-a.log"));
+  ASSERT_TRUE(has_partitions("aggregate-b.log")) << read_file(dir.file("aggregate-b.log"));
   const pid_t sim = role("sim", "sim.log",
                          {"--cars", std::to_string(kCars), "--interval", "1s", "--duration",
                           std::to_string(kSeconds) + "s", "--fast", "--data-dir", dir.file("sim")});
@@ -59,6 +68,8 @@ TEST(AggregateRole, AKilledCopyResumesFromTheChangelogAndCountsEveryEventOnce) {
   EXPECT_EQ(stop(aggregate_a, SIGKILL), -SIGKILL);
   const int64_t at_kill = written();
   aggregate_a = role("aggregate", "aggregate-a2.log");
+  // Running before anything stops it (a role stopped while it starts has no handler for the signal yet).
+  ASSERT_TRUE(has_partitions("aggregate-a2.log")) << read_file(dir.file("aggregate-a2.log"));
 
   int sim_status = 0;
   waitpid(sim, &sim_status, 0);
