@@ -182,20 +182,10 @@ class PipelineRun {
     const log::TopicConfig topics = topic_config(_config);
     if (_distributed) {
       auto settings = kafka_settings(_config, _config.get(keys::kafka_brokers));
-      // Copies of the twin role must each hold the same partition number of every input topic (a car's
-      // telemetry, scores and answers), and copies of the sink must each get a share of every topic it
-      // reads: cooperative-sticky balances the count of partitions over all topics, and gave one sink all of
-      // fleet.telemetry and fleet.twins and the other only alerts and answers (bench fleet, 100,000 cars).
-      // The range assignor gives both. Unless the operator chose an assignor (docs/architecture.md, "State
-      // across restarts and rebalances").
-      // So must copies of an aggregate role grouping by status: a car's telemetry and its scores, matched
-      // per partition (stages::StatusMatcher).
-      const bool multi_topic_role =
-          _roles.stages == std::vector<std::string>{"twin"} ||
-          _roles.stages == std::vector<std::string>{"sink"} ||
-          (_roles.stages == std::vector<std::string>{"aggregate"} &&
-           stages::AggregateStage::needs_scores(stages::aggregate_definitions(_config, *_ctx.catalog)));
-      if (!_roles.everything && multi_topic_role) settings.emplace("partition.assignment.strategy", "range");
+      // Copies of the twin, sink and aggregate roles must each get a share of every input topic (the same
+      // partition numbers where counts are equal): the range assignor, unless the operator chose one
+      // (Roles::co_partitioned; docs/architecture.md, "State across restarts and rebalances").
+      if (_roles.co_partitioned()) settings.emplace("partition.assignment.strategy", "range");
       // --sites subscribes by regex: a site that starts replicating later is found at the next metadata
       // refresh (librdkafka's default is 5 minutes).
       if (_config.get(keys::sites)) settings.emplace("topic.metadata.refresh.interval.ms", "5000");

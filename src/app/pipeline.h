@@ -57,6 +57,14 @@ struct Roles {
   /// One role: "sim" or the name of a registered stage; ConfigError for anything else.
   static Roles only(const std::string& role);
   bool runs(std::string_view stage) const;
+  /// Whether this role's copies on Kafka must each get a share of every topic they read, the same partition
+  /// numbers where the counts are equal (the range assignor): the twin (a car's telemetry, scores and
+  /// answers), the sink (a share of every topic), the aggregate (a car's events and scores; its share of the
+  /// partials to merge; central's and every edge site's topics by partition number). Cooperative-sticky
+  /// balances the count of partitions over all topics: it gave one sink copy all of fleet.telemetry and
+  /// fleet.twins (bench fleet, 100,000 cars), and a restarted aggregate copy only partials, none of the
+  /// telemetry (aggregate_kill_integration). Never for `up` (one member).
+  bool co_partitioned() const;
 };
 
 /// How a run is watched and stopped by its caller (the CLI or the benchmark).

@@ -57,6 +57,12 @@ bool Roles::runs(std::string_view stage) const {
   return std::find(stages.begin(), stages.end(), stage) != stages.end();
 }
 
+bool Roles::co_partitioned() const {
+  if (everything || stages.size() != 1) return false;
+  const auto& role = stages.front();
+  return role == "twin" || role == "sink" || role == "aggregate";
+}
+
 ProcessBench bench_process_alone(const Config& base, int64_t max_wall_ms) {
   Config config = base;
   config.set(keys::group, "fleettwin.bench.process." + std::to_string(::getpid()), "bench");

@@ -55,7 +55,9 @@ class Stage {
   /// Called about once per tick interval, also when idle: timers such as offline detection.
   virtual void tick(log::Producer& out) {}
   /// Writes what the stage held back to coalesce (e.g. one twin per car instead of one per message). The
-  /// runner calls it right before every commit, so nothing committed is left unwritten.
+  /// runner calls it right before every commit, so nothing committed is left unwritten, and only once every
+  /// output sent before it is acknowledged: what it writes is never ahead of the outputs (a kill between the
+  /// two leaves the state behind them, and the replayed input writes them again).
   virtual void flush_state(log::Producer& out) {}
   /// How often the runner calls flush_state and, on a durable log, commits; 0: after every batch. A longer
   /// interval lets flush_state coalesce more, at the price of a longer replay after a crash (replays are

@@ -314,19 +314,6 @@ void AggregateStage::tick(log::Producer&) {
   save_flushed_state();
 }
 
-void AggregateStage::wait_for_results(log::Producer& out) {
-  constexpr auto kStep = std::chrono::seconds(5);
-  constexpr int kSteps = 60;  // the log away for 5 minutes: give up, replay from the last commit
-  for (int step = 0;; ++step) {
-    const int64_t failed = out.flush(kStep);
-    if (failed == 0) return;
-    // Records still in flight are waited for (the log is away); records that failed are not coming.
-    if (out.unacknowledged() != failed || step + 1 >= kSteps)
-      throw log::LogError(std::to_string(failed) + " aggregate results not acknowledged; state not saved");
-    if (step == 0) spdlog::warn("aggregate: results not acknowledged yet; saving the state once they are");
-  }
-}
-
 void AggregateStage::flush_state(log::Producer& out) {
   if (!_options.changelog) {
     if (!_links.save) return;
@@ -343,11 +330,10 @@ void AggregateStage::flush_state(log::Producer& out) {
     return;
   }
   // Right before the runner commits: the changelog then holds every car's state as of the committed input,
-  // so a copy that takes over resumes exactly where the input resumes. The results and partials sent since
-  // the last flush are acknowledged first: a kill between the two must leave the changelog behind the
-  // results, never ahead of them (a state saved past results lost in flight has their windows closed, and the
-  // replayed events are duplicates of it: those results would never be written).
-  if (!_changed.empty() || !_changed_sources.empty()) wait_for_results(out);
+  // so a copy that takes over resumes exactly where the input resumes. The runner calls this only once the
+  // results and partials sent before are acknowledged (Stage::flush_state): a kill between the two leaves the
+  // changelog behind the results, never ahead (a state saved past results lost in flight has their windows
+  // closed, and the replayed events are duplicates of it: those results would never be written).
   for (const auto& car : _changed) {
     log::OutRecord rec{_options.state_topic, car, _engine.save_car(car), {}, -1, 0};
     if (const auto it = _partition_of.find(car); it != _partition_of.end()) rec.partition = it->second;

@@ -152,8 +152,6 @@ class AggregateStage final : public Stage {
   /// partition when it restarted with the new count: every restored source's partials are made again).
   bool partial_belongs_to(const aggregate::Partial& p, int32_t partition);
   void write_results(log::Producer& out);
-  /// Waits until what `out` sent is acknowledged (the log away: up to 5 minutes), else throws log::LogError.
-  void wait_for_results(log::Producer& out);
   void restore(const std::set<int32_t>& gained);
   void replay_history();
   void take_flushed_state();

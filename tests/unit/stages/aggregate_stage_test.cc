@@ -278,61 +278,6 @@ TEST(AggregateStage, RestartRestoresTheWindowsFromTheChangelog) {
   EXPECT_EQ(metrics.value("fleettwin_aggregate_restore_refused_total"), 1);
 }
 
-namespace {
-
-/// A producer that keeps the order of what a stage does with it: each record's topic, and "flush" where the
-/// stage waited for the log's acknowledgements. Fails every flush while `failing`, its records still in
-/// flight.
-class OrderProducer final : public log::Producer {
- public:
-  void send(log::OutRecord record, DeliveryCallback) override {
-    steps.push_back(record.topic);
-    ++sent;
-  }
-  int64_t flush(std::chrono::milliseconds) override {
-    steps.emplace_back("flush");
-    return failing ? sent : 0;
-  }
-  int64_t unacknowledged() const override { return failing ? sent - failed_for_good : 0; }
-  std::vector<std::string> steps;
-  int64_t sent = 0;
-  bool failing = false;
-  int64_t failed_for_good = 0;  ///< of the failing records, those not in flight any more
-};
-
-}  // namespace
-
-// A car's state on the changelog is only written once the results before it are acknowledged: killed between
-// the two, the changelog must be behind the results, never ahead (a state saved past results lost in flight
-// has their windows closed, and the events replayed after the restart are duplicates of it: those windows
-// would never be written; seen as missing windows in aggregate_kill_integration under load, 2026-12-07).
-TEST(AggregateStage, ACarsStateGoesOutOnlyAfterTheResultsBeforeItAreAcknowledged) {
-  core::Metrics metrics;
-  stages::AggregateStage stage(options(kPerMinute, true), metrics);
-  stage.on_assigned({{t::kTelemetry, 0}});
-  std::vector<log::Record> events;
-  for (int i = 1; i <= 30; ++i) events.push_back(telemetry("a", i, kT0 + i * 7000, i));  // 3.5 minutes
-  OrderProducer out;
-  stage.process(events, out);
-  stage.flush_state(out);
-  const auto first_state = std::find(out.steps.begin(), out.steps.end(), t::kAggregatesState);
-  ASSERT_NE(first_state, out.steps.end());
-  const auto last_result = std::find(out.steps.rbegin(), out.steps.rend(), t::kAggregates);
-  ASSERT_NE(last_result, out.steps.rend()) << "closed windows were written";
-  const auto flush = std::find(last_result.base(), out.steps.end(), "flush");
-  EXPECT_LT(flush - out.steps.begin(), first_state - out.steps.begin())
-      << "a flush between results and state";
-
-  // Results the log does not take (failed, not in flight): no state goes out, the runner replays.
-  OrderProducer refusing;
-  refusing.failing = true;
-  stage.process({telemetry("a", 31, kT0 + 31 * 7000 + 60'000, 1)}, refusing);
-  refusing.failed_for_good = 1;
-  EXPECT_THROW(stage.flush_state(refusing), log::LogError);
-  EXPECT_EQ(std::count(refusing.steps.begin(), refusing.steps.end(), "flush"), 1) << "not waited for";
-  EXPECT_EQ(std::count(refusing.steps.begin(), refusing.steps.end(), t::kAggregatesState), 0);
-}
-
 // Through the runner on the memory log: results reach fleet.aggregates, the input is committed after them,
 // and the changelog reader finds each car's latest state by partition.
 TEST(AggregateStage, RunnerWritesResultsThenCommitsAndTheChangelogReadsBack) {
