@@ -74,6 +74,8 @@ std::string build_anomaly_score_schema() {
   w.key("default").begin_array().end_array();
   w.key("doc").string("largest contributors first").end_object();
   f.with_default("model_version", "string", "\"\"", "version of the model that scored the event");
+  f.with_default("in_alert", "boolean", "false",
+                 "true when the car is in anomaly alert after this event (its status is then anomaly)");
   w.end_array().end_object();
   return out;
 }
@@ -230,7 +232,7 @@ const std::string& alert_schema() {
 
 void encode_avro_anomaly_score(const AnomalyScore& s, int32_t schema_id, std::string& out) {
   std::size_t bound = kConfluentHeaderSize + 3 * kMaxVarintBytes + s.car.size() + 2 * kDoubleBytes +
-                      2 * kMaxVarintBytes + kMaxVarintBytes + s.model_version.size();
+                      2 * kMaxVarintBytes + kMaxVarintBytes + s.model_version.size() + 1;
   for (const auto& d : s.top_signals) bound += kMaxVarintBytes + d.signal.size() + kDoubleBytes;
   append_framed(out, schema_id, bound, [&s](AvroWriter& w) {
     w.write_string(s.car);
@@ -243,6 +245,7 @@ void encode_avro_anomaly_score(const AnomalyScore& s, int32_t schema_id, std::st
       w.write_double(d.deviation);
     });
     w.write_string(s.model_version);
+    w.write_boolean(s.in_alert);
   });
 }
 
@@ -262,6 +265,9 @@ bool decode_avro_anomaly_score(std::string_view in, AnomalyScore& s, int32_t* sc
       });
   if (!signals_read) return false;
   if (!d.string(s.model_version, "model_version")) return false;
+  // in_alert came later: a record that ends here was written before it (its default, false).
+  s.in_alert = false;
+  if (!r.at_end() && !r.read_boolean(s.in_alert)) return d.fail("in_alert");
   return d.end();
 }
 

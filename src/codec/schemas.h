@@ -31,12 +31,17 @@ struct AnomalyScore {
   double threshold = 0;
   std::vector<SignalDeviation> top_signals;
   std::string model_version;
+  /// The car is in anomaly alert after this event (the score stage's hysteresis rule, ml::AlertStates): an
+  /// alert raised by this event counts, one cleared by it does not. Gives the event its status
+  /// (core::score_status). Always false on a shadow model's score and on records written before the field.
+  bool in_alert = false;
   bool operator==(const AnomalyScore&) const = default;
 };
 
 /// record io.fleettwin.AnomalyScore {car string, ts long (timestamp-millis), seq long, score double,
 /// threshold double, top_signals array<record SignalDeviation {signal string, deviation double}>,
-/// model_version string}; fields after seq have defaults.
+/// model_version string, in_alert boolean}; fields after seq have defaults. in_alert was appended later
+/// (default false): a record written before it (no byte after model_version) decodes with in_alert false.
 const std::string& anomaly_score_schema();
 
 /// record io.fleettwin.Alert {id string, car string, kind string, raised boolean, ts long

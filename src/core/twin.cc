@@ -17,7 +17,8 @@ HealthStatus health_status_from_string(std::string_view s) {
   return parse(kHealthStatusNames, s).value_or(HealthStatus::kUnknown);
 }
 
-HealthStatus score_status(double score, double threshold) {
+HealthStatus score_status(double score, double threshold, bool in_alert) {
+  if (in_alert) return HealthStatus::kAnomaly;
   return score > threshold ? HealthStatus::kWarning : HealthStatus::kOk;
 }
 

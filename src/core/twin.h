@@ -15,10 +15,11 @@ namespace fleettwin::core {
 enum class HealthStatus : uint8_t { kUnknown, kOk, kWarning, kAnomaly };
 std::string_view to_string(HealthStatus s);
 HealthStatus health_status_from_string(std::string_view s);  ///< unknown strings map to kUnknown
-/// The status one anomaly score gives its event: a score above its threshold is a warning, else ok. The twin
-/// stage sets a car's status with it (unless an open alert holds the car in anomaly), and the aggregate stage
-/// groups events by it (`attribute: status`): one rule for both.
-HealthStatus score_status(double score, double threshold);
+/// The status one anomaly score gives its event: anomaly when its car is in anomaly alert after it (the score
+/// stage's hysteresis, AnomalyScore::in_alert), else a score above its threshold is a warning, else ok. The
+/// twin stage sets a car's status with it (an open alert read from fleet.alerts holds the car in anomaly
+/// too), and the aggregate stage groups events by it (`attribute: status`): one rule for both.
+HealthStatus score_status(double score, double threshold, bool in_alert);
 
 /// The model's view of a car (DESIGN.md §4 Twin.health).
 struct Health {

@@ -228,7 +228,7 @@ void AggregateStage::score(const log::Record& r, log::Producer& out) {
     _dead_letters.send(r, why.reason, why.detail, out);
     return;
   }
-  _matcher->add_score(r, s.car, s.seq, core::score_status(s.score, s.threshold));
+  _matcher->add_score(r, s.car, s.seq, core::score_status(s.score, s.threshold, s.in_alert));
 }
 
 void AggregateStage::add(const log::Record& r, log::Producer& out) {

@@ -126,16 +126,18 @@ void StatusMatcher::evict_oldest_of_car(Stream& s, const std::string& car) {
 }
 
 void StatusMatcher::limit_commit(log::Offsets& next) const {
+  // Per partition read: up to the first record still held, or all that was read when none is. Also for a
+  // partition this batch did not read: a batch of scores that releases held events moves the telemetry's
+  // commit on (else it stayed at the first event once held until more telemetry came, and a kill then read
+  // every event since again). The topics are the ones the runner reads (a site's copy under its own name).
+  auto lower = [&next](const std::string& topic, int32_t partition, int64_t upto) {
+    if (topic.empty() || upto < 0) return;
+    const auto [it, fresh] = next.try_emplace({topic, partition}, upto);
+    if (!fresh) it->second = std::min(it->second, upto);
+  };
   for (const auto& [key, s] : _streams) {
-    // Only partitions the runner commits (in `next`): a name made from a header is never committed.
-    if (!s.events.empty()) {
-      if (auto it = next.find({s.event_topic, key.second}); it != next.end())
-        it->second = std::min(it->second, s.events.front().record.offset);
-    }
-    if (!s.scores.empty()) {
-      if (auto it = next.find({s.score_topic, key.second}); it != next.end())
-        it->second = std::min(it->second, s.scores.front().offset);
-    }
+    lower(s.event_topic, key.second, s.events.empty() ? s.next_event : s.events.front().record.offset);
+    lower(s.score_topic, key.second, s.scores.empty() ? s.next_score : s.scores.front().offset);
   }
 }
 
@@ -160,6 +162,7 @@ void StatusMatcher::forget_scores(const std::set<int32_t>& partitions) {
     if (!partitions.contains(key.second)) continue;
     _scores -= s.scores.size();
     s.scores.clear();
+    s.next_score = -1;  // its new owner commits it now
   }
 }
 

@@ -45,8 +45,10 @@ class StatusMatcher {
   void add_event(const log::Record& r, const core::Telemetry& t);
   /// A score read from fleet.scores (or a site's copy): its car, the seq of its event, its status.
   void add_score(const log::Record& r, const std::string& car, int64_t seq, core::HealthStatus status);
-  /// Lowers `next` (the offsets the runner would commit) to the first record still held on each partition
-  /// this matcher has read, so a kill and restart reads every held record again.
+  /// Sets `next` (the offsets the runner would commit after a batch) for each partition this matcher has
+  /// read: at the first record still held, so a kill and restart reads every held record again, or one past
+  /// the last record read when none is held (a partition the batch did not read included: a batch of
+  /// scores releases telemetry events).
   void limit_commit(log::Offsets& next) const;
   /// Partitions of fleet.telemetry taken away: what was held from them (and their scores) is dropped; the
   /// new owner reads it again from the committed offsets.

@@ -263,6 +263,12 @@ void ScoreStage::score(log::Producer& out) {
     _unscored.add(static_cast<int64_t>(_events.size()));
   _unfamiliar.add(_monitor.unfamiliar_events() - _unfamiliar_seen);
   _unfamiliar_seen = _monitor.unfamiliar_events();
+  // Which events leave their car in alert: on their scores (the event's status, core::score_status) and for
+  // the drift window. Shadow scores carry none: the shadow model never alerts.
+  _drift_in_alert.clear();
+  _drift_alerts.follow(_out, _drift_in_alert);
+  if (_drift_in_alert.size() == _out.scores.size())
+    for (std::size_t i = 0; i < _out.scores.size(); ++i) _out.scores[i].in_alert = _drift_in_alert[i] != 0;
   write(_out, out);
   watch_drift(out);
 }
@@ -280,8 +286,6 @@ void ScoreStage::watch_drift(log::Producer& out) {
                                                        core::metric::kDriftDecimals));
     _drift_psi_max.set(0);
   }
-  _drift_in_alert.clear();
-  _drift_alerts.follow(_out, _drift_in_alert);
   if (_drift.references().empty() || _events.empty()) return;
   // Events of cars in alert stay out: drift is the move of the conditions the model calls healthy.
   const bool states = _drift_in_alert.size() == _events.size();

@@ -142,9 +142,12 @@ void TwinStage::apply_score(const log::Record& r, log::Producer& out) {
   h.model_version = s.model_version;
   h.top_signals.clear();
   for (const auto& d : s.top_signals) h.top_signals.push_back(d.signal);
-  // An open alert keeps the car in "anomaly" until it is cleared; a single high score is a warning.
-  if (h.status != core::HealthStatus::kAnomaly) {
-    const auto status = core::score_status(s.score, s.threshold);
+  // An open alert read from fleet.alerts keeps the car in "anomaly" until it is cleared (it may come before
+  // or after the scores of the events that raised and cleared it); otherwise the score's own status, the
+  // rule the aggregate stage groups events by: anomaly while the score stage has the car in alert, a single
+  // high score a warning.
+  if (e.pending.open_alerts.empty()) {
+    const auto status = core::score_status(s.score, s.threshold, s.in_alert);
     if (status != h.status) {
       h.status = status;
       h.since = s.ts;
@@ -241,7 +244,10 @@ void TwinStage::apply_alert(Entry& e, const core::Alert& a) {
     std::erase(open, a.id);
   }
   auto& h = e.twin.health;
-  const auto status = open.empty() ? core::HealthStatus::kOk : core::HealthStatus::kAnomaly;
+  // With no alert open the car's status is its last score's (score_status, no longer in alert): what the
+  // score that cleared it says, or will say when it comes after this record.
+  const auto status =
+      open.empty() ? core::score_status(h.score, h.threshold, false) : core::HealthStatus::kAnomaly;
   if (status != h.status) {
     h.status = status;
     h.since = a.ts;

@@ -11,6 +11,7 @@
 #include "codec/schemas.h"
 #include "core/metric_catalog.h"
 #include "core/topics.h"
+#include "core/twin.h"
 #include "log/memory/memory_log.h"
 #include "stages/score/score_stage.h"
 #include "support/log_reader.h"
@@ -148,6 +149,7 @@ TEST_F(ScoreStageTest, HotModelSwapWhileScoringLosesNoEvent) {
 
 TEST_F(ScoreStageTest, RaisedAlertSendsOneScheduleServiceCommand) {
   slot->set_active(blind_model("A", 2));
+  slot->set_shadow(blind_model("S", 2));  // judges like the active one, yet its scores carry no alert
   ScoreStage::Options o;
   o.monitor.rule = {3, 5, 4};
   StageRunner runner(std::make_unique<ScoreStage>(o, slot, metrics), mlog, metrics);
@@ -181,7 +183,27 @@ TEST_F(ScoreStageTest, RaisedAlertSendsOneScheduleServiceCommand) {
   EXPECT_EQ(c.name, "schedule_service");
   EXPECT_EQ(c.id, "service:" + raised.id);
   EXPECT_NE(c.params_json.find(raised.id), std::string::npos);
-  EXPECT_EQ(read_all(mlog, t::kScores).size(), 40u);
+  // Each event's score says whether its car is in alert after it: from the raising event (included) to the
+  // clearing one (excluded); the event's status follows (core::score_status). Shadow scores never are.
+  int64_t active = 0, in_alert = 0;
+  for (const auto& r : read_all(mlog, t::kScores)) {
+    codec::AnomalyScore s;
+    ASSERT_TRUE(codec::decode_avro_anomaly_score(r.value, s, nullptr, nullptr));
+    if (r.header(kHeaderModelRole) == "shadow") {
+      EXPECT_FALSE(s.in_alert) << s.car << " " << s.seq;
+      continue;
+    }
+    ++active;
+    const bool open = s.car == "hot" && s.ts >= raised.ts && s.ts < cleared.ts;
+    EXPECT_EQ(s.in_alert, open) << s.car << " " << s.seq;
+    in_alert += s.in_alert ? 1 : 0;
+    if (s.in_alert) {
+      EXPECT_EQ(core::score_status(s.score, s.threshold, s.in_alert), core::HealthStatus::kAnomaly);
+    }
+  }
+  EXPECT_EQ(active, 40);
+  EXPECT_GT(in_alert, 3);
+  EXPECT_LT(cleared.ts, 1'000'000 + 20 * 10'000);  // the clear came, so some later events are out of alert
 }
 
 // A shadow model that finds every event of an overheating car anomalous (what would raise an alert from the

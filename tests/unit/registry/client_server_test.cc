@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string_view>
 #include <thread>
 
@@ -488,7 +489,7 @@ TEST_F(RegistryHttp, ScoreAndAlertSchemasRegisterAndDecodeById) {
   const int32_t alert_id = c.register_schema(subject_for_topic("fleet.alerts"), alert_schema());
   EXPECT_NE(score_id, alert_id);
 
-  AnomalyScore s{"car-1", 1718000000000, 7, 0.5, 0.25, {{"coolant_temp", 0.4}, {"speed", 0.1}}, "m-3"};
+  AnomalyScore s{"car-1", 1718000000000, 7, 0.5, 0.25, {{"coolant_temp", 0.4}, {"speed", 0.1}}, "m-3", true};
   std::string bytes;
   encode_avro_anomaly_score(s, score_id, bytes);
   int32_t id = 0;
@@ -499,7 +500,17 @@ TEST_F(RegistryHttp, ScoreAndAlertSchemasRegisterAndDecodeById) {
   EXPECT_EQ(json,
             R"({"car":"car-1","ts":1718000000000,"seq":7,"score":0.5,"threshold":0.25,)"
             R"("top_signals":[{"signal":"coolant_temp","deviation":0.4},{"signal":"speed","deviation":0.1}],)"
-            R"("model_version":"m-3"})");
+            R"("model_version":"m-3","in_alert":true})");
+
+  // A subject that holds the schema before in_alert takes the one with it: the registry's rule accepts it.
+  std::ifstream in(std::string(FLEETTWIN_FIXTURES) + "/codec/anomaly_score_before_in_alert.avsc");
+  std::stringstream older;
+  older << in.rdbuf();
+  ASSERT_FALSE(older.str().empty());
+  const int32_t old_id = c.register_schema("evolving-scores-value", older.str());
+  int32_t new_id = 0;
+  EXPECT_NO_THROW(new_id = c.register_schema("evolving-scores-value", anomaly_score_schema()));
+  EXPECT_NE(new_id, old_id);
 
   core::Alert a{"car-1:anomaly:5", "car-1", "anomaly", true, 5, 0.9, 0.5, {"speed"}, "m-3", false, "", "", 0};
   bytes.clear();

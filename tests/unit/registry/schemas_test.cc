@@ -57,7 +57,9 @@ TEST(RegistrySchemas, SchemasAreValidAvroAndCarTelemetryToo) {
 }
 
 TEST(RegistrySchemas, AnomalyScoreRoundTrip) {
-  for (AnomalyScore s : {sample_score(), AnomalyScore{}}) {
+  AnomalyScore in_alert = sample_score();
+  in_alert.in_alert = true;
+  for (AnomalyScore s : {sample_score(), in_alert, AnomalyScore{}}) {
     std::string out = "prefix";
     encode_avro_anomaly_score(s, 77, out);
     ASSERT_EQ(out.substr(0, 6), "prefix");
@@ -82,7 +84,41 @@ TEST(RegistrySchemas, AnomalyScoreBytesFollowTheSchema) {
       json,
       R"({"car":"car-00042","ts":1718000000123,"seq":123456,"score":1.75,"threshold":0.8,)"
       R"("top_signals":[{"signal":"coolant_temp","deviation":1.25},{"signal":"speed","deviation":-0.5}],)"
-      R"("model_version":"2024-06-01.3"})");
+      R"("model_version":"2024-06-01.3","in_alert":false})");
+}
+
+// A record written before in_alert existed ends after model_version: it decodes as not in alert, by this
+// decoder and by a schema-driven reader of the new schema; the registry's rule accepts the evolution.
+TEST(RegistrySchemas, AnAnomalyScoreWrittenBeforeInAlertDecodesAsNotInAlert) {
+  std::ifstream in(std::string(FLEETTWIN_FIXTURES) + "/codec/anomaly_score_before_in_alert.avsc");
+  std::stringstream older_text;
+  older_text << in.rdbuf();
+  ASSERT_FALSE(older_text.str().empty());
+  const auto older = AvroSchema::parse(older_text.str());
+  const auto newer = AvroSchema::parse(anomaly_score_schema());
+  const auto problems = avro_read_problems(newer, older);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_TRUE(avro_read_problems(older, newer).empty());  // and an old reader reads new records (FORWARD)
+
+  AnomalyScore s = sample_score();
+  s.in_alert = true;
+  std::string now;
+  encode_avro_anomaly_score(s, 1, now);
+  ASSERT_EQ(now.back(), '\x01');  // the flag is the last byte
+  const std::string before = now.substr(0, now.size() - 1);
+  std::string json, error;
+  ASSERT_TRUE(avro_datum_to_json(older, body_of(before), json, &error)) << error;  // what old writers wrote
+  AnomalyScore back;
+  back.in_alert = true;
+  ASSERT_TRUE(decode_avro_anomaly_score(before, back, nullptr, &error)) << error;
+  EXPECT_FALSE(back.in_alert);
+  s.in_alert = false;
+  EXPECT_EQ(back, s);
+
+  std::string bad = now;
+  bad.back() = '\x02';  // neither false nor true
+  EXPECT_FALSE(decode_avro_anomaly_score(bad, back, nullptr, &error));
+  EXPECT_NE(error.find("in_alert"), std::string::npos) << error;
 }
 
 TEST(RegistrySchemas, AlertRoundTrip) {
@@ -124,7 +160,8 @@ TEST(RegistrySchemas, DecodersRefuseEveryTruncationAndTrailingBytes) {
   std::string score, alert;
   encode_avro_anomaly_score(sample_score(), 1, score);
   encode_avro_alert(sample_alert(), 1, alert);
-  for (std::size_t n = 0; n < score.size(); ++n) {
+  // Without its last byte (in_alert) a score is a record of the schema before that field (test above).
+  for (std::size_t n = 0; n + 1 < score.size(); ++n) {
     AnomalyScore s;
     std::string error;
     EXPECT_FALSE(decode_avro_anomaly_score(score.substr(0, n), s, nullptr, &error)) << n;

@@ -74,13 +74,14 @@ log::Record telemetry(const std::string& car, int64_t seq, int64_t offset) {
   return r;
 }
 
-log::Record score(const std::string& car, int64_t seq, double value, int64_t offset) {
+log::Record score(const std::string& car, int64_t seq, double value, int64_t offset, bool in_alert = false) {
   codec::AnomalyScore s;
   s.car = car;
   s.seq = seq;
   s.ts = kT0 + (seq - 1) * 10'000;
   s.score = value;
   s.threshold = 1.0;
+  s.in_alert = in_alert;
   log::Record r;
   r.topic = t::kScores;
   r.key = car;
@@ -90,9 +91,12 @@ log::Record score(const std::string& car, int64_t seq, double value, int64_t off
 }
 
 /// Two cars on one partition, in the order the log holds them. Car a: seq 1-3 unscored (the score stage's
-/// warm-up), 4-20 ok, 21-36 warning (a score above its threshold). Car b: ok, but for 1-3 and 15, 30, 35,
-/// which the score stage did not score. Scores come in the order of their events, as the score stage
-/// writes them.
+/// warm-up), 4-20 ok, 21-27 warning (a score above its threshold), 28-36 anomaly (its alert opened at 28, in
+/// the middle of the fifth window: the score stage marks those scores in_alert). Car b: ok, warning from 31
+/// (its warnings close the fifth window of warnings), but for 1-3 and 15, 30, 35, which the score stage did
+/// not score. Scores come in the order of their events, as the score stage writes them.
+constexpr int64_t kAlertFrom = 28;  // car a's first event in alert
+
 struct Streams {
   std::vector<log::Record> events;
   std::vector<log::Record> scores;
@@ -105,8 +109,9 @@ Streams streams() {
     for (const std::string car : {"a", "b"}) {
       s.events.push_back(telemetry(car, seq, static_cast<int64_t>(s.events.size())));
       if (seq <= 3 || (car == "b" && b_unscored.contains(seq))) continue;
-      const double value = car == "a" && seq >= 21 ? 2.0 : 0.5;
-      s.scores.push_back(score(car, seq, value, static_cast<int64_t>(s.scores.size())));
+      const double value = (car == "a" && seq >= 21) || (car == "b" && seq >= 33) ? 2.0 : 0.5;
+      const bool in_alert = car == "a" && seq >= kAlertFrom;
+      s.scores.push_back(score(car, seq, value, static_cast<int64_t>(s.scores.size()), in_alert));
     }
   }
   return s;
@@ -118,8 +123,8 @@ std::map<std::pair<std::string, int64_t>, int64_t> expected_counts() {
   const std::set<int64_t> b_unscored = {1, 2, 3, 15, 30, 35};
   for (int64_t seq = 1; seq <= kEvents; ++seq) {
     const int64_t start = kT0 + ((seq - 1) * 10'000 / kMin) * kMin;
-    ++out[{seq <= 3 ? "unknown" : seq >= 21 ? "warning" : "ok", start}];
-    ++out[{b_unscored.contains(seq) ? "unknown" : "ok", start}];
+    ++out[{seq <= 3 ? "unknown" : seq >= kAlertFrom ? "anomaly" : seq >= 21 ? "warning" : "ok", start}];
+    ++out[{b_unscored.contains(seq) ? "unknown" : seq >= 33 ? "warning" : "ok", start}];
   }
   return out;
 }
@@ -181,7 +186,8 @@ TEST(AggregateStatus, StatusIsAnAttributeThatReadsTheScores) {
 }
 
 // Whatever the interleaving of telemetry and scores, every closed window holds each event under its own
-// score's status (a car turning to warning mid-window counts in both), unscored events under unknown, and
+// score's status (a car turning to warning mid-window counts in both, and so does one whose alert opens
+// mid-window: anomaly from the event that raised it, core::score_status), unscored events under unknown, and
 // the statuses of a window add up to the fleet's count.
 TEST(AggregateStatus, InterleavingsGiveTheSameWindowsPerStatus) {
   const Streams s = streams();
@@ -193,7 +199,7 @@ TEST(AggregateStatus, InterleavingsGiveTheSameWindowsPerStatus) {
     for (int64_t w = 0; w < 5; ++w) {
       const int64_t start = kT0 + w * kMin;
       int64_t by_status = 0;
-      for (const char* status : {"ok", "warning", "unknown"}) {
+      for (const char* status : {"ok", "warning", "anomaly", "unknown"}) {
         const auto want = expected.find({status, start});
         const auto it = got.find(Window{"by_status", status, start});
         if (want == expected.end()) {
@@ -211,6 +217,10 @@ TEST(AggregateStatus, InterleavingsGiveTheSameWindowsPerStatus) {
     }
     // Window 3 holds car a's change: two ok events, four warnings.
     EXPECT_EQ((got.at(Window{"by_status", "warning", kT0 + 3 * kMin}).count), 4);
+    // Window 4 holds its alert's opening: the three events before it are warnings, the three after anomalies.
+    EXPECT_EQ((got.at(Window{"by_status", "warning", kT0 + 4 * kMin}).count), 3);
+    EXPECT_EQ((got.at(Window{"by_status", "anomaly", kT0 + 4 * kMin}).count), 3);
+    EXPECT_FALSE(got.contains(Window{"by_status", "anomaly", kT0 + 3 * kMin}));
     if (seed == 1) {
       first = got;
     } else {
@@ -273,6 +283,21 @@ TEST(AggregateStatus, HeldEventsAreNotCommitted) {
   stage.limit_commit(next);
   EXPECT_EQ((next[{t::kTelemetry, 0}]), 13);
   EXPECT_EQ((next[{t::kScores, 0}]), 42);
+
+  // A batch of scores alone that releases held events commits them: the telemetry's offset moves on though
+  // the batch read none (it stayed at the first event held, and a kill read them all again: on Kafka).
+  stages::AggregateStage other(options(true), metrics);
+  batch = {telemetry("a", 1, 20), telemetry("a", 2, 21)};
+  next = log::next_offsets(batch);
+  other.process(batch, out);
+  other.limit_commit(next);
+  EXPECT_EQ((next[{t::kTelemetry, 0}]), 20);
+  batch = {score("a", 1, 0.1, 50), score("a", 2, 0.1, 51)};
+  next = log::next_offsets(batch);
+  other.process(batch, out);
+  other.limit_commit(next);
+  EXPECT_EQ((next[{t::kTelemetry, 0}]), 22);
+  EXPECT_EQ((next[{t::kScores, 0}]), 52);
 }
 
 // A kill: the first copy processes part of the input, its changelog is written and the (limited) offsets

@@ -537,6 +537,82 @@ TEST(TwinStage, HealthFollowsScoresAndAlerts) {
   EXPECT_EQ(h.since, 100);
 }
 
+// The twin's anomaly comes from fleet.alerts and from the scores' in_alert flag (the rule the aggregate stage
+// groups events by, core::score_status); the two topics come in any interleaving. Once both are read up to
+// an event, the twin's status is that event's status, whichever came first.
+TEST(TwinStage, TheScoresInAlertFlagAndTheAlertsAgreeInAnyOrder) {
+  struct Event {
+    int64_t ts;
+    double score;
+    bool in_alert;
+    int alert;  // 1: raises the alert, -1: clears it, 0: none
+  };
+  // ok, a warning, the alert raised, still in alert with a low score, cleared on a warning, ok.
+  const std::vector<Event> events = {{10, 0.5, false, 0}, {20, 2.0, false, 0},  {30, 3.0, true, 1},
+                                     {40, 0.2, true, 0},  {50, 1.5, false, -1}, {60, 0.4, false, 0}};
+  auto score = [](const Event& ev) {
+    codec::AnomalyScore a{"car-00003", ev.ts, ev.ts, ev.score, 1.0, {}, "m1", ev.in_alert};
+    log::Record r;
+    r.topic = t::kScores;
+    r.key = a.car;
+    codec::encode_avro_anomaly_score(a, 2, r.value);
+    return r;
+  };
+  auto alert = [](const Event& ev) {
+    core::Alert a{"car-00003:anomaly:30",
+                  "car-00003",
+                  "anomaly",
+                  ev.alert > 0,
+                  ev.ts,
+                  ev.score,
+                  1.0,
+                  {},
+                  "m1",
+                  false,
+                  "",
+                  "",
+                  0};
+    log::Record r;
+    r.topic = t::kAlerts;
+    r.key = a.car;
+    codec::encode_avro_alert(a, 3, r.value);
+    return r;
+  };
+  // Per event, its alert record before its score, after it (the score stage's own write order within a
+  // batch), one event behind the scores, one event ahead.
+  enum Order { kAlertFirst, kScoreFirst, kAlertsBehind, kAlertsAhead };
+  for (const Order order : {kAlertFirst, kScoreFirst, kAlertsBehind, kAlertsAhead}) {
+    core::Metrics metrics;
+    core::SimClock clock(1'700'000'000'000);
+    stages::TwinStage stage({.offline_after_ms = 30'000, .flush_interval_ms = 1000}, clock, metrics);
+    CaptureProducer out;
+    std::size_t alerts_read = 0;
+    auto alerts_up_to = [&](std::size_t last) {  // the alert records of events [alerts_read, last]
+      for (; alerts_read < events.size() && alerts_read <= last; ++alerts_read)
+        if (events[alerts_read].alert != 0) stage.process({alert(events[alerts_read])}, out);
+    };
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (order == kAlertFirst) alerts_up_to(i);
+      if (order == kAlertsAhead) alerts_up_to(i + 1);
+      stage.process({score(events[i])}, out);
+      if (order == kScoreFirst) alerts_up_to(i);
+      if (order == kAlertsBehind && i > 0) alerts_up_to(i - 1);
+      if (order != kAlertFirst && order != kScoreFirst) continue;
+      // Both topics read up to event i: the twin says what event i's score says.
+      stage.flush_state(out);
+      const auto& ev = events[i];
+      EXPECT_EQ(last_twin(out, "car-00003").health.status, core::score_status(ev.score, 1.0, ev.in_alert))
+          << "event " << i << " order " << order;
+    }
+    alerts_up_to(events.size());
+    stage.flush_state(out);
+    EXPECT_EQ(last_twin(out, "car-00003").health.status, core::HealthStatus::kOk) << "order " << order;
+  }
+  EXPECT_EQ(core::score_status(0.2, 1.0, true), core::HealthStatus::kAnomaly);
+  EXPECT_EQ(core::score_status(2.0, 1.0, false), core::HealthStatus::kWarning);
+  EXPECT_EQ(core::score_status(0.2, 1.0, false), core::HealthStatus::kOk);
+}
+
 // The first model trains on a thread of its own: the stage goes on reading while it trains (so the log never
 // holds records back for it), keeps the events that arrive meanwhile and handles them, in order, once the
 // training ends; until then it is busy, which a draining runner waits for.
