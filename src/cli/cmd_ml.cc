@@ -451,6 +451,10 @@ void print_steps(const char* name, const ml::LifecycleRun& run, int64_t t0,
                  const std::vector<sim::GroundTruth>& truth, const ml::EvalOptions& eo) {
   std::printf("\n%s: %zu retrainings, %lld promoted\n", name, run.steps.size(),
               static_cast<long long>(run.promotions()));
+  // Over the whole run, by the models that served: which inputs the reported false alerts come from.
+  const auto all_false = false_signals(run.alerts, truth, eo);
+  std::printf("  false alerts by first signal, whole run: %s\n",
+              all_false.empty() ? "none" : all_false.c_str());
   for (const auto& s : run.steps) {
     std::printf(
         "  %-14s %8lld events  shadow %3lld-%3lld min  %-9s est. false/1000h %.2f vs %.2f, agree %.4f\n",

@@ -55,6 +55,10 @@ Architecture fleettwin_architecture(std::shared_ptr<const FeatureSpace> space) {
   // and its healthy errors ended heavy-tailed on some (20 false alerts in 2,000 car-hours on one seed).
   for (const char* name : {"accel_share_imbalance", "coolant_heading"})
     if (const auto f = space->index(name)) a.predicted.push_back(*f);
+  // The state of charge is where the driver left the pack, not how healthy it is: a failing cell shows in
+  // the voltage and current the charge predicts. Scored, a charge lower than the training window's read as a
+  // battery failure, and the current of a nearly empty pack (charged by the engine) as another one.
+  if (const auto f = space->index("battery_percentage")) a.conditions.push_back(*f);
   // Wide enough to learn how the signals move together in every driving state (16-8-16 fitted them with
   // five times the loss and missed overheating), narrow enough in the middle not to copy its input.
   a.hidden = {32, 12, 32};
@@ -355,6 +359,11 @@ Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
     const auto& p = m.architecture.predicted;
     if (j < 64 && std::find(p.begin(), p.end(), m.architecture.features[j]) != p.end())
       _hidden |= uint64_t{1} << j;
+    // Read from the weights, which the artifact records: a condition is an input the network sees that
+    // never scores.
+    if (j < 64 && m.architecture.score == ScoreMethod::kMaxDeviation && m.weight[j] == 0 &&
+        !(_hidden >> j & 1))
+      _conditions |= uint64_t{1} << j;
   }
 }
 

@@ -37,6 +37,13 @@ struct Architecture {
   /// reconstructs a failure along with it; hidden, it predicts the healthy value and the failure is the
   /// whole gap.
   std::vector<std::size_t> predicted;
+  /// Features (a subset of `features`) the network sees and reconstructs but that score nothing (weight 0 in
+  /// ModelMeta::weight, which is how an artifact records them): operating conditions, which set what the
+  /// other signals of their part read without being a symptom themselves, such as how full the battery is.
+  /// Never anomalous itself, a condition outside the training range makes the anomalies of the event
+  /// unfamiliar (Monitor), not an alert: a model trained before the fleet's charge ran low has never seen
+  /// how a nearly empty pack is charged, and says so instead of alerting on the charge or its current.
+  std::vector<std::size_t> conditions;
   std::vector<std::size_t> hidden;      ///< widths of the hidden layers
   std::vector<Activation> activations;  ///< one per hidden layer; the output layer is linear
   ScoreMethod score = ScoreMethod::kMaxDeviation;
@@ -48,7 +55,8 @@ struct Architecture {
 
 /// Ours: the catalog's signals except the raw accelerometer samples and the counters that only grow (the
 /// firmware version, an odometer), and the derived features the catalog has except the accelerometer
-/// amplitudes and their imbalance (accel_share_imbalance and coolant_heading predicted, not shown); on the
+/// amplitudes and their imbalance (accel_share_imbalance and coolant_heading predicted, not shown;
+/// battery_percentage an operating condition, Architecture::conditions); on the
 /// built-in catalog 13 signals and 8 derived features, 21-32-12-32-21 tanh; largest per-car averaged error
 /// (smoothing 0.3) with each input's scale set by its own healthy extremes (equalize_extremes).
 Architecture fleettwin_architecture(std::shared_ptr<const FeatureSpace> space = FeatureSpace::builtin());
@@ -169,6 +177,9 @@ class Scorer {
   std::size_t inputs() const { return _model->meta.architecture.features.size(); }
   /// Bit j set when input j is predicted, never shown to the network (Architecture::predicted).
   uint64_t predicted() const { return _hidden; }
+  /// Bit j set when input j is an operating condition (Architecture::conditions: weight 0 and shown to the
+  /// network) of a kMaxDeviation model: an input that never scores, only tells what the network knows.
+  uint64_t conditions() const { return _conditions; }
   const Model& model() const { return *_model; }
   const std::shared_ptr<const Model>& shared_model() const { return _model; }
 
@@ -179,6 +190,7 @@ class Scorer {
   std::size_t _width = 0;              // values per feature row (FeatureSpace::size)
   std::vector<std::size_t> _nullable;  // inputs whose feature may be undefined (may_be_undefined)
   uint64_t _hidden = 0;                // bit j: input j is predicted, never seen (Architecture::predicted)
+  uint64_t _conditions = 0;            // bit j: input j is an operating condition (Architecture::conditions)
 };
 
 /// One car's running average of deviations (Architecture::smoothing). Plain value per car.

@@ -287,7 +287,10 @@ std::shared_ptr<Model> new_model(torch::nn::Sequential& net, const Architecture&
   meta.weight.assign(d, 1.0f);
   for (std::size_t j = 0; j < d; ++j)
     if (arch.space->cardata(core::kControlUnitFirmware) == arch.features[j])
-      meta.weight[j] = 0;  // firmware is a rule, not learned
+      meta.weight[j] = 0;               // firmware is a rule, not learned
+  for (const auto c : arch.conditions)  // seen by the network, never scored (Architecture::conditions)
+    for (std::size_t j = 0; j < d; ++j)
+      if (arch.features[j] == c) meta.weight[j] = 0;
   meta.error_scale.assign(d, 1.0f);
   model->mlp = extract(net, arch);
   return model;

@@ -206,6 +206,41 @@ TEST(Training, PredictedInputsAreNeverSeenOnlyReconstructed) {
   EXPECT_EQ(scorer.outside(moved.data()), scorer.outside(row.data()));
 }
 
+// An operating condition (the state of charge) is shown to the network, so the other battery signals are
+// reconstructed for the charge the car has, but it never scores: a charge no training car had is unfamiliar
+// (outside the range), not a battery failure. A sagging cell still scores, on the voltage.
+TEST(Training, OperatingConditionsAreSeenButNeverScore) {
+  const auto data = fleet_data();
+  const auto arch = fleettwin_architecture();
+  const auto charge = feature_index("battery_percentage");
+  ASSERT_EQ(arch.conditions, (std::vector<std::size_t>{charge}));
+  const auto back = decode_artifact(encode_artifact(*train_model(data, arch, quick(2))));
+  const auto j = static_cast<std::size_t>(std::find(arch.features.begin(), arch.features.end(), charge) -
+                                          arch.features.begin());
+  ASSERT_LT(j, arch.features.size());
+  EXPECT_EQ(back->meta.weight[j], 0.f);
+  Scorer scorer(back);
+  EXPECT_EQ(scorer.conditions(), uint64_t{1} << j);  // read back from the artifact's weights
+  std::vector<float> row(data.features.begin(), data.features.begin() + kFeatureCount), low = row;
+  low[charge] = -500;  // far below any training car's charge
+  std::array<Contribution, 3> top{};
+  float base = 0, score = 0;
+  scorer.score(row.data(), 1, &base, nullptr);
+  scorer.score(low.data(), 1, &score, &top);
+  for (const auto& c : top) EXPECT_NE(c.feature, charge);
+  EXPECT_EQ(scorer.outside(low.data()) >> j & 1, 1u);  // unfamiliar to the model
+  EXPECT_EQ(scorer.outside(row.data()) >> j & 1, 0u);
+  std::vector<float> dev(arch.features.size());
+  scorer.deviations(low.data(), 1, dev.data());
+  EXPECT_EQ(scorer.above(dev.data(), 0.f) >> j & 1, 0u);  // never an anomalous input, at any threshold
+  // A sagging cell: the voltage far below what the charge and current say still scores.
+  auto sag = row;
+  sag[feature_index("battery_voltage")] -= 300;
+  scorer.score(sag.data(), 1, &score, &top);
+  EXPECT_GT(score, base);
+  EXPECT_EQ(top[0].feature, feature_index("battery_voltage"));
+}
+
 // Item 13 of the detection-quality notes (docs/benchmarks.md): a predicted input is hidden in every training
 // row, not only in validation and in the rows denoising picks.
 TEST(Training, PredictedInputsAreHiddenInEveryTrainingRow) {
