@@ -3,7 +3,9 @@
 #include <atomic>
 #include <future>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "codec/avro.h"
 #include "codec/json.h"
@@ -67,6 +69,29 @@ struct SinkOnSqlite {
   core::Histogram latency;
   stages::SinkStage sink{std::make_unique<store::SqliteStore>(db), metrics, latency};
 };
+
+/// An alert of car-00003 on fleet.alerts (id "car-00003:<kind>:<raised_at>"), as the score stage writes it.
+log::Record alert_record(const std::string& kind, int64_t raised_at, bool raised, int64_t ts, double score,
+                         std::vector<std::string> signals) {
+  core::Alert a{"car-00003:" + kind + ":" + std::to_string(raised_at),
+                "car-00003",
+                kind,
+                raised,
+                ts,
+                score,
+                1.0,
+                std::move(signals),
+                "m1",
+                false,
+                "",
+                "",
+                0};
+  log::Record r;
+  r.topic = t::kAlerts;
+  r.key = a.car;
+  codec::encode_avro_alert(a, 3, r.value);
+  return r;
+}
 
 }  // namespace
 
@@ -486,24 +511,7 @@ TEST(TwinStage, HealthFollowsScoresAndAlerts) {
     return r;
   };
   auto alert = [](bool raised, int64_t ts, const std::string& kind = "anomaly") {
-    core::Alert a{"car-00003:" + kind + ":10",
-                  "car-00003",
-                  kind,
-                  raised,
-                  ts,
-                  3.0,
-                  1.0,
-                  {"coolant_temp"},
-                  "m1",
-                  false,
-                  "",
-                  "",
-                  0};
-    log::Record r;
-    r.topic = t::kAlerts;
-    r.key = a.car;
-    codec::encode_avro_alert(a, 3, r.value);
-    return r;
+    return alert_record(kind, 10, raised, ts, 3.0, {"coolant_temp"});
   };
   stage.process({score(0.5, 10)}, out);
   stage.flush_state(out);
@@ -558,26 +566,7 @@ TEST(TwinStage, TheScoresInAlertFlagAndTheAlertsAgreeInAnyOrder) {
     codec::encode_avro_anomaly_score(a, 2, r.value);
     return r;
   };
-  auto alert = [](const Event& ev) {
-    core::Alert a{"car-00003:anomaly:30",
-                  "car-00003",
-                  "anomaly",
-                  ev.alert > 0,
-                  ev.ts,
-                  ev.score,
-                  1.0,
-                  {},
-                  "m1",
-                  false,
-                  "",
-                  "",
-                  0};
-    log::Record r;
-    r.topic = t::kAlerts;
-    r.key = a.car;
-    codec::encode_avro_alert(a, 3, r.value);
-    return r;
-  };
+  auto alert = [](const Event& ev) { return alert_record("anomaly", 30, ev.alert > 0, ev.ts, ev.score, {}); };
   // Per event, its alert record before its score, after it (the score stage's own write order within a
   // batch), one event behind the scores, one event ahead.
   enum Order { kAlertFirst, kScoreFirst, kAlertsBehind, kAlertsAhead };
