@@ -359,11 +359,6 @@ Scorer::Scorer(std::shared_ptr<const Model> model) : _model(std::move(model)) {
     const auto& p = m.architecture.predicted;
     if (j < 64 && std::find(p.begin(), p.end(), m.architecture.features[j]) != p.end())
       _hidden |= uint64_t{1} << j;
-    // Read from the weights, which the artifact records: a condition is an input the network sees that
-    // never scores.
-    if (j < 64 && m.architecture.score == ScoreMethod::kMaxDeviation && m.weight[j] == 0 &&
-        !(_hidden >> j & 1))
-      _conditions |= uint64_t{1} << j;
   }
 }
 

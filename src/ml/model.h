@@ -177,9 +177,6 @@ class Scorer {
   std::size_t inputs() const { return _model->meta.architecture.features.size(); }
   /// Bit j set when input j is predicted, never shown to the network (Architecture::predicted).
   uint64_t predicted() const { return _hidden; }
-  /// Bit j set when input j is an operating condition (Architecture::conditions: weight 0 and shown to the
-  /// network) of a kMaxDeviation model: an input that never scores, only tells what the network knows.
-  uint64_t conditions() const { return _conditions; }
   const Model& model() const { return *_model; }
   const std::shared_ptr<const Model>& shared_model() const { return _model; }
 
@@ -190,7 +187,6 @@ class Scorer {
   std::size_t _width = 0;              // values per feature row (FeatureSpace::size)
   std::vector<std::size_t> _nullable;  // inputs whose feature may be undefined (may_be_undefined)
   uint64_t _hidden = 0;                // bit j: input j is predicted, never seen (Architecture::predicted)
-  uint64_t _conditions = 0;            // bit j: input j is an operating condition (Architecture::conditions)
 };
 
 /// One car's running average of deviations (Architecture::smoothing). Plain value per car.

@@ -265,10 +265,10 @@ void ScoreStage::score(log::Producer& out) {
   _unfamiliar_seen = _monitor.unfamiliar_events();
   // Which events leave their car in alert: on their scores (the event's status, core::score_status) and for
   // the drift window. Shadow scores carry none: the shadow model never alerts.
-  _drift_in_alert.clear();
-  _drift_alerts.follow(_out, _drift_in_alert);
-  if (_drift_in_alert.size() == _out.scores.size())
-    for (std::size_t i = 0; i < _out.scores.size(); ++i) _out.scores[i].in_alert = _drift_in_alert[i] != 0;
+  _in_alert.clear();
+  _alert_states.follow(_out, _in_alert);
+  if (_in_alert.size() == _out.scores.size())
+    for (std::size_t i = 0; i < _out.scores.size(); ++i) _out.scores[i].in_alert = _in_alert[i] != 0;
   write(_out, out);
   watch_drift(out);
 }
@@ -288,10 +288,10 @@ void ScoreStage::watch_drift(log::Producer& out) {
   }
   if (_drift.references().empty() || _events.empty()) return;
   // Events of cars in alert stay out: drift is the move of the conditions the model calls healthy.
-  const bool states = _drift_in_alert.size() == _events.size();
+  const bool states = _in_alert.size() == _events.size();
   // The stage's event-time clock: the newest event seen, so partitions read unevenly never turn it back.
   for (std::size_t i = 0; i < _events.size(); ++i) {
-    if (!states || _drift_in_alert[i] == 0) _drift.add(_events[i]);
+    if (!states || _in_alert[i] == 0) _drift.add(_events[i]);
     _drift_clock = std::max(_drift_clock, _events[i].ts);
   }
   const int64_t now = _drift_clock;

@@ -177,10 +177,11 @@ class ScoreStage final : public Stage {
   ml::DriftWatch _drift;
   ml::DriftAlarm _drift_alarm;
   const ml::Model* _drift_model = nullptr;  ///< the model whose references _drift holds
-  /// Which cars the active model has in alert: their events stay out of the drift window (a failure is an
-  /// alert, not drift: a fleet failing faster than it is retrained would look drifted otherwise).
-  ml::AlertStates _drift_alerts;
-  std::vector<uint8_t> _drift_in_alert;  ///< per event of the batch: its car in alert after it
+  /// Which cars the active model has in alert: each score says whether its car is (AnomalyScore::in_alert,
+  /// the event's status), and their events stay out of the drift window (a failure is an alert, not drift: a
+  /// fleet failing faster than it is retrained would look drifted otherwise).
+  ml::AlertStates _alert_states;
+  std::vector<uint8_t> _in_alert;        ///< per event of the batch: its car in alert after it
   int64_t _drift_clock = INT64_MIN;      ///< newest event time seen (DriftAlarm's clock)
   std::vector<core::Gauge*> _drift_psi;  ///< one per reference of _drift
   core::Gauge& _drift_psi_max;
