@@ -101,6 +101,9 @@ void Uplink::catch_up_from_store(store::TwinStore& store, int32_t schema_id) {
   std::unordered_map<std::string, stages::CarMark> marks;
   for (auto& m : _spool->marks()) marks.emplace(m.car, m);
   const codec::TelemetryAvro avro(_host.catalog);
+  // The partition the site's log keeps a car's events in, as the capture stage says of live records
+  // (core::topics::kHeaderSitePartition): central pairs them with the site's scores of that partition.
+  const auto partitions = static_cast<int32_t>(_host.site_log->end_offsets(core::topics::kTelemetry).size());
   int64_t spooled = 0;
   for (const auto& [car, stored_seq] : store.max_seq_per_car()) {
     _status->saw(car);
@@ -110,11 +113,14 @@ void Uplink::catch_up_from_store(store::TwinStore& store, int32_t schema_id) {
     const int64_t from = it == marks.end() ? 0 : it->second.ts;
     std::vector<log::OutRecord> out;
     stages::CarMark newest{car, mark, from};
+    const std::string partition =
+        partitions > 0 ? std::to_string(log::partition_for_key(car, partitions)) : "";
     for (const auto& row : store.history(car, from, INT64_MAX, 1'000'000)) {
       if (row.t.seq <= mark) continue;
       log::OutRecord& r = out.emplace_back();
       r.topic = core::topics::kTelemetry;
       r.key = car;
+      if (!partition.empty()) r.headers.push_back({core::topics::kHeaderSitePartition, partition});
       avro.encode(row.t, schema_id, r.value);
       if (row.t.seq > newest.seq) newest = {car, row.t.seq, row.t.ts};
     }

@@ -51,5 +51,11 @@ inline constexpr const char* kHeaderReceivedMs = "received.ms";
 /// On central (`--sites`): the edge site a record came from, set by the stage runner on records of
 /// `<site>.<topic>` before the stage sees them as `<topic>`.
 inline constexpr const char* kHeaderSite = "fleettwin.site";
+/// On a site's telemetry and scores replicated by fleettwin's uplink: the partition of the site's own topic
+/// the record was read from (decimal). Central's Kafka partitions the copies by its own hash, so one central
+/// partition mixes cars of several site partitions, each topic in the order the uplink read them; the
+/// aggregate stage pairs a site's scores with its events per site partition, where the score stage's order
+/// holds (stages::StatusMatcher). MirrorMaker 2 keeps partitions as they are and sets none.
+inline constexpr const char* kHeaderSitePartition = "fleettwin.site.partition";
 
 }  // namespace fleettwin::core::topics

@@ -1,6 +1,7 @@
 #include "stages/aggregate/status_matcher.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/topics.h"
 
@@ -10,9 +11,12 @@ namespace t = core::topics;
 
 StatusMatcher::StreamKey StatusMatcher::key_of(const log::Record& r) {
   // Central (--sites): the runner renamed `<site>.<topic>` to `<topic>` and named the site in a header; a
-  // site's telemetry pairs with the same site's scores.
+  // site's telemetry pairs with the same site's scores, of the same partition of the site's (the uplink's
+  // header; none from MirrorMaker 2, which keeps the site's partitions).
   const auto site = r.header(t::kHeaderSite);
-  return {site ? std::string(*site) : std::string(), r.partition};
+  if (!site) return {std::string(), r.partition, std::string()};
+  const auto site_partition = r.header(t::kHeaderSitePartition);
+  return {std::string(*site), r.partition, site_partition ? std::string(*site_partition) : std::string()};
 }
 
 std::size_t StatusMatcher::bytes_of(const Event& e) {
@@ -129,21 +133,40 @@ void StatusMatcher::limit_commit(log::Offsets& next) const {
   // Per partition read: up to the first record still held, or all that was read when none is. Also for a
   // partition this batch did not read: a batch of scores that releases held events moves the telemetry's
   // commit on (else it stayed at the first event once held until more telemetry came, and a kill then read
-  // every event since again). The topics are the ones the runner reads (a site's copy under its own name).
-  auto lower = [&next](const std::string& topic, int32_t partition, int64_t upto) {
-    if (topic.empty() || upto < 0) return;
-    const auto [it, fresh] = next.try_emplace({topic, partition}, upto);
-    if (!fresh) it->second = std::min(it->second, upto);
+  // every event since again). The topics are the ones the runner reads (a site's copy under its own name);
+  // under --sites a partition holds a stream per site partition: the first held of any of them, else the
+  // furthest any of them read.
+  struct Bound {
+    int64_t held = std::numeric_limits<int64_t>::max();
+    int64_t read = -1;
+  };
+  std::map<log::TopicPartition, Bound> bounds;
+  auto note = [&bounds](const std::string& topic, int32_t partition, bool held, int64_t at) {
+    if (topic.empty() || at < 0) return;
+    Bound& b = bounds[{topic, partition}];
+    if (held)
+      b.held = std::min(b.held, at);
+    else
+      b.read = std::max(b.read, at);
   };
   for (const auto& [key, s] : _streams) {
-    lower(s.event_topic, key.second, s.events.empty() ? s.next_event : s.events.front().record.offset);
-    lower(s.score_topic, key.second, s.scores.empty() ? s.next_score : s.scores.front().offset);
+    const int32_t partition = std::get<1>(key);
+    note(s.event_topic, partition, !s.events.empty(),
+         s.events.empty() ? s.next_event : s.events.front().record.offset);
+    note(s.score_topic, partition, !s.scores.empty(),
+         s.scores.empty() ? s.next_score : s.scores.front().offset);
+  }
+  for (const auto& [tp, b] : bounds) {
+    const int64_t upto = b.held != std::numeric_limits<int64_t>::max() ? b.held : b.read;
+    if (upto < 0) continue;
+    const auto [it, fresh] = next.try_emplace(tp, upto);
+    if (!fresh) it->second = std::min(it->second, upto);
   }
 }
 
 void StatusMatcher::forget_events(const std::set<int32_t>& partitions) {
   for (auto it = _streams.begin(); it != _streams.end();) {
-    if (!partitions.contains(it->first.second)) {
+    if (!partitions.contains(std::get<1>(it->first))) {
       ++it;
       continue;
     }
@@ -159,7 +182,7 @@ void StatusMatcher::forget_events(const std::set<int32_t>& partitions) {
 
 void StatusMatcher::forget_scores(const std::set<int32_t>& partitions) {
   for (auto& [key, s] : _streams) {
-    if (!partitions.contains(key.second)) continue;
+    if (!partitions.contains(std::get<1>(key))) continue;
     _scores -= s.scores.size();
     s.scores.clear();
     s.next_score = -1;  // its new owner commits it now

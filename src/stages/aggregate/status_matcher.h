@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -26,6 +27,9 @@ namespace fleettwin::stages {
 /// site), the events read and not yet matched, and the scores read ahead of their event, and walks both
 /// heads: a score that is the head event's makes it that status; a score of a later event proves the head
 /// event will never be scored (the score stage's warm-up, an event it fell behind on) and makes it `unknown`.
+/// Central with --sites: a site's copies are partitioned by central's hash, not the site's, so a stream is a
+/// site's partition within a central partition (core::topics::kHeaderSitePartition, from fleettwin's
+/// uplink): the order the site's score stage read and wrote in holds there, not across its partitions.
 /// The result for each event is its own score's status, or `unknown` when it has none, whatever the
 /// interleaving of the two topics. Only the bounds make a choice that depends on timing: past `per_car`
 /// held events of a car, or `total` held in all, the oldest one (of that car, of that partition) goes out
@@ -81,7 +85,8 @@ class StatusMatcher {
     int64_t next_event = -1;  ///< one past the last event read; -1: none yet
     int64_t next_score = -1;
   };
-  using StreamKey = std::pair<std::string, int32_t>;  ///< (edge site or "", partition)
+  /// (edge site or "", partition, the site's partition or "": core::topics::kHeaderSitePartition)
+  using StreamKey = std::tuple<std::string, int32_t, std::string>;
 
   static StreamKey key_of(const log::Record& r);
   static std::size_t bytes_of(const Event& e);

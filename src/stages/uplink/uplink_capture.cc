@@ -105,6 +105,10 @@ void UplinkCapture::process(const std::vector<log::Record>& batch, log::Producer
     o.key = r.key;
     o.value = r.value;
     o.headers = r.headers;
+    // Central partitions the copies by its own hash: say which of the site's partitions the record was in,
+    // the order central's aggregate stage pairs this site's scores with its events in (StatusMatcher).
+    if (r.topic == topics::kTelemetry || r.topic == topics::kScores)
+      o.headers.push_back({topics::kHeaderSitePartition, std::to_string(r.partition)});
     o.timestamp_ms = r.timestamp_ms;
     bytes += spooled_size(o);
   }

@@ -29,6 +29,7 @@
 #include "log/kafka/kafka_log.h"
 #include "support/process.h"
 #include "support/roles.h"
+#include "support/status_windows.h"
 
 using namespace std::chrono_literals;
 using namespace fleettwin;
@@ -37,114 +38,15 @@ namespace t = core::topics;
 
 namespace {
 
-constexpr int64_t kMinute = 60'000;
-using Counts = std::map<std::pair<std::string, int64_t>, int64_t>;  // (group, window start) -> events
-
-using Topics = std::map<std::string, std::vector<log::Record>>;
-
-/// Every record of `topics`, from their beginning, in a group of the test's own.
-Topics read_topics(log::KafkaLog& klog, const std::vector<std::string>& topics) {
-  auto consumer = klog.consumer("aggregate-status-check");
-  consumer->subscribe(topics);
-  Topics out;
-  for (int empty = 0; empty < 10;) {
-    auto batch = consumer->poll(10000, 500ms);
-    empty = batch.empty() ? empty + 1 : 0;
-    for (auto& r : batch) out[r.topic].push_back(std::move(r));
-  }
-  consumer->close();
-  return out;
-}
-
-/// What the stored history says each status window holds: every event of fleet.telemetry (its car, ts and seq
-/// are CarTelemetry's first fields) under the status of its car's score for that seq, else `unknown`. Also
-/// the fleet's count per window (group "fleet").
-Counts expected_counts(Topics& history) {
-  std::map<std::pair<std::string, int64_t>, core::HealthStatus> status;  // (car, seq)
-  for (const auto& r : history[t::kScores]) {
-    codec::AnomalyScore s;
-    std::string error;
-    EXPECT_TRUE(codec::decode_avro_anomaly_score(r.value, s, nullptr, &error)) << error;
-    if (!r.header("model.role"))
-      status[{s.car, s.seq}] = core::score_status(s.score, s.threshold, s.in_alert);
-  }
-  Counts out;
-  std::set<std::pair<std::string, int64_t>> seen;
-  for (const auto& r : history[t::kTelemetry]) {
-    int32_t id = 0;
-    std::string_view body;
-    EXPECT_TRUE(codec::read_confluent_header(r.value, id, body));
-    codec::AvroReader reader(body);
-    std::string_view car;
-    int64_t ts = 0, seq = 0;
-    EXPECT_TRUE(reader.read_string(car) && reader.read_long(ts) && reader.read_long(seq));
-    EXPECT_TRUE(seen.emplace(std::string(car), seq).second) << "an event twice on fleet.telemetry";
-    const int64_t start = ts - ts % kMinute;
-    const auto it = status.find({std::string(car), seq});
-    ++out[{std::string(core::to_string(it == status.end() ? core::HealthStatus::kUnknown : it->second)),
-           start}];
-    ++out[{"fleet", start}];
-  }
-  return out;
-}
-
-/// The results on fleet.aggregates against the history: each window written holds exactly the events the
-/// history puts in it, a replayed result is the same bytes, and a window's statuses add up to the fleet's.
-void check_windows(Topics& history) {
-  const Counts expected = expected_counts(history);
-  std::map<std::string, std::string> by_revision;  // key|revision -> the record's value
-  std::map<std::pair<std::string, int64_t>, codec::AggregateResult> newest;  // (group, start)
-  int64_t replayed = 0;
-  for (const auto& r : history[t::kAggregates]) {
-    codec::AggregateResult a;
-    std::string error;
-    ASSERT_TRUE(codec::decode_avro_aggregate_result(r.value, a, nullptr, &error)) << error;
-    const auto [it, fresh] = by_revision.try_emplace(r.key + "|" + std::to_string(a.revision), r.value);
-    if (!fresh) {
-      ++replayed;
-      EXPECT_EQ(it->second, r.value) << "a replay wrote another result for " << r.key;
-    }
-    EXPECT_EQ(a.revision, a.count) << r.key;  // a merge's revision is the count of events merged
-    const auto [n, first] = newest.try_emplace({a.group, a.window_start}, a);
-    if (!first && a.revision > n->second.revision) n->second = a;
-  }
-  // Every window written holds exactly the events the history puts in it.
-  std::map<std::string, int64_t> checked;  // per group
-  for (const auto& [key, r] : newest) {
-    const auto want = expected.find(key);
-    ASSERT_NE(want, expected.end()) << key.first << " " << key.second;
-    EXPECT_EQ(r.count, want->second) << key.first << " window " << key.second;
-    ++checked[key.first];
-  }
-  // Each window that every status it has events of has closed: the statuses add up to the fleet's.
-  int64_t whole = 0;
-  for (const auto& [key, count] : expected) {
-    if (key.first != "fleet" || !newest.contains(key)) continue;
-    int64_t sum = 0;
-    bool closed = true;
-    for (const char* s : {"ok", "warning", "anomaly", "unknown"}) {
-      if (!expected.contains({s, key.second})) continue;
-      const auto it = newest.find({s, key.second});
-      closed = closed && it != newest.end();
-      if (closed) sum += it->second.count;
-    }
-    if (!closed) continue;
-    EXPECT_EQ(sum, newest.at(key).count) << "window " << key.second;
-    ++whole;
-  }
-  std::string summary;
-  for (const auto& [key, count] : expected)
-    summary += key.first + "@" + std::to_string(key.second) + "=" + std::to_string(count) + " ";
-  // ok and warning from the scores, unknown from the warm-up, anomaly from the failing cars' alerts.
+/// The run's history against its windows: every status seen (ok and warning from the scores, unknown from the
+/// warm-up, anomaly from the failing cars' alerts), and at least four whole minutes added up.
+void check_windows(TopicRecords& history) {
+  WindowCounts expected;
+  add_expected_windows(history[t::kTelemetry], history[t::kScores], "", expected);
+  auto checked = check_status_windows(expected, history[t::kAggregates]);
   for (const char* s : {"ok", "warning", "anomaly", "unknown"})
-    EXPECT_GT(checked[s], 0) << s << ": " << summary;
-  EXPECT_GE(whole, 4) << summary;
-  std::printf(
-      "aggregate status kill: %zu windows checked (%lld ok, %lld warning, %lld anomaly, %lld unknown), "
-      "%lld whole minutes, %lld results replayed identically\n",
-      newest.size(), static_cast<long long>(checked["ok"]), static_cast<long long>(checked["warning"]),
-      static_cast<long long>(checked["anomaly"]), static_cast<long long>(checked["unknown"]),
-      static_cast<long long>(whole), static_cast<long long>(replayed));
+    EXPECT_GT(checked[s], 0) << s << ": " << describe(expected);
+  EXPECT_GE(checked["whole"], 4) << describe(expected);
 }
 
 }  // namespace
@@ -249,7 +151,8 @@ TEST(AggregateRole, StatusWindowsSurviveAKillWhileEventsWaitForTheirScores) {
                            {registry.pid, "registry.log"}});
   EXPECT_LT(at_kill, written()) << "the second fleet's windows were counted before the kill";
 
-  Topics history = read_topics(klog, {t::kTelemetry, t::kScores, t::kAggregates});
+  TopicRecords history =
+      read_topics(klog, {t::kTelemetry, t::kScores, t::kAggregates}, "aggregate-status-check");
   EXPECT_EQ(static_cast<int64_t>(history[t::kAggregates].size()), written());
   EXPECT_EQ(history[t::kTelemetry].size(), 2U * 100 * 360);  // two fleets of 100 cars, 6 minutes at 1 s
   check_windows(history);

@@ -392,3 +392,75 @@ TEST(AggregateStatus, TheHeldEventsAreBoundedPerCarAndInAll) {
   stage.process({score("x", 1, 5.0, 0)}, out);
   EXPECT_EQ(stage.status_matcher()->held_scores(), 0U);
 }
+
+// Central with --sites: a site's copies of fleet.telemetry and fleet.scores mix, in each of central's
+// partitions, the cars of several of the edge's own partitions (the edge's memory log hashes keys otherwise
+// than central's Kafka, and may have another partition count), and the uplink writes each topic in the order
+// it read the edge's partitions: across cars, the two topics of one central partition need not agree. Each
+// record says which partition of the site it was read from (kHeaderSitePartition, set by the uplink's
+// capture), in whose order the scores are a subsequence of the events: paired per site partition, every event
+// counts under its own score's status. Paired per central partition alone, car a's events waited behind b's
+// scores, were taken for unscored, and a's first score then stood at the head for ever.
+TEST(AggregateStatus, ASitesCopiesPairTheScoresOfEachSitePartitionWithItsEvents) {
+  const Streams edge = streams();
+  // Car a was on the site's partition 1, car b on its partition 3; central holds both in its partition 0.
+  auto from_site = [](log::Record r) {
+    r.headers.push_back({t::kHeaderSite, "north"});
+    r.headers.push_back({t::kHeaderSitePartition, r.key == "a" ? "1" : "3"});
+    return r;
+  };
+  Streams central;
+  for (const auto& r : edge.events) central.events.push_back(from_site(r));
+  // The uplink read the site's partition 3 of fleet.scores before its partition 1: b's scores first.
+  for (const char* car : {"b", "a"})
+    for (const auto& r : edge.scores)
+      if (r.key == car) central.scores.push_back(from_site(r));
+  for (std::size_t i = 0; i < central.scores.size(); ++i) central.scores[i].offset = static_cast<int64_t>(i);
+  const auto expected = expected_counts();
+  for (uint32_t seed = 1; seed <= 6; ++seed) {
+    const auto got = run(interleave(central, seed));
+    for (int64_t w = 0; w < 5; ++w)
+      for (const char* status : {"ok", "warning", "anomaly", "unknown"}) {
+        const auto want = expected.find({status, kT0 + w * kMin});
+        const auto it = got.find(Window{"by_status", status, kT0 + w * kMin});
+        ASSERT_EQ(it != got.end(), want != expected.end()) << status << " window " << w << " seed " << seed;
+        if (it != got.end()) {
+          EXPECT_EQ(it->second.count, want->second) << status << " " << w << " " << seed;
+        }
+      }
+  }
+}
+
+// Under --sites a central partition holds a stream per site partition: its telemetry is committed up to the
+// first event any of them holds, and once none holds one, past the last event read in all of them (not where
+// the one that read least stopped: that would read the others' events again after a restart).
+TEST(AggregateStatus, ACentralPartitionCommitsUpToTheFirstEventAnyOfItsSitePartitionsHolds) {
+  core::Metrics metrics;
+  stages::AggregateStage stage(options(true), metrics);
+  Capture out;
+  const std::string topic = std::string("north.") + t::kTelemetry;  // what the runner commits
+  auto from_site = [](log::Record r, const char* site_partition) {
+    r.headers.push_back({t::kHeaderSite, "north"});
+    r.headers.push_back({t::kHeaderSitePartition, site_partition});
+    return r;
+  };
+  // Car a from the site's partition 1 (offset 10), car b from its partition 3 (offsets 11, 12).
+  std::vector<log::Record> batch = {from_site(telemetry("a", 1, 10), "1"),
+                                    from_site(telemetry("b", 1, 11), "3"),
+                                    from_site(telemetry("b", 2, 12), "3")};
+  log::Offsets next{{{topic, 0}, 13}};
+  stage.process(batch, out);
+  stage.limit_commit(next);
+  EXPECT_EQ((next[{topic, 0}]), 10);
+  // b's scores release b's events; a's still waits for its own.
+  stage.process({from_site(score("b", 1, 0.1, 40), "3"), from_site(score("b", 2, 0.1, 41), "3")}, out);
+  next = {{{topic, 0}, 13}};
+  stage.limit_commit(next);
+  EXPECT_EQ((next[{topic, 0}]), 10);
+  EXPECT_EQ(stage.status_matcher()->held_events(), 1U);
+  stage.process({from_site(score("a", 1, 0.1, 42), "1")}, out);
+  next.clear();
+  stage.limit_commit(next);
+  EXPECT_EQ((next[{topic, 0}]), 13);
+  EXPECT_EQ(stage.status_matcher()->held_events(), 0U);
+}

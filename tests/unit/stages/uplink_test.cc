@@ -103,6 +103,39 @@ TEST(UplinkCapture, HoldsBackWhileTheSpoolIsFullAndNeverDrops) {
   EXPECT_EQ(spool->records(), 1);
 }
 
+// Central partitions a site's copies by its own hash: the capture says which of the site's partitions each
+// telemetry and score record came from (the order central pairs a site's scores with its events in); the
+// other topics need no pairing and carry their headers as they are.
+TEST(UplinkCapture, TelemetryAndScoresSayTheSitePartitionTheyCameFrom) {
+  const fleettwin::testing::TempDir dir("capture-partition");
+  auto spool = std::make_shared<stages::Spool>(dir.file("uplink.sqlite"));
+  core::Metrics metrics;
+  stages::UplinkCapture capture(spool, std::make_shared<stages::SpoolBudget>(1 << 20, 1, 0.0),
+                                std::make_shared<stages::UplinkStatus>(), registry::TelemetryReader(),
+                                metrics);
+  fleettwin::testing::CaptureProducer sink;
+  auto telemetry = record(t::kTelemetry, "car-1", "not avro");
+  telemetry.partition = 5;
+  auto score = record(t::kScores, "car-1", "s");
+  score.partition = 5;
+  score.headers.push_back({"model.role", "shadow"});
+  auto twin = record(t::kTwins, "car-1", "{}");
+  twin.partition = 5;
+  capture.process({telemetry, score, twin}, sink);
+  const auto spooled = spool->read(0, 10);
+  ASSERT_EQ(spooled.size(), 3u);
+  auto header = [&](std::size_t i, const std::string& key) {
+    std::string values;
+    for (const auto& h : spooled[i].record.headers)
+      if (h.key == key) values += h.value + ";";
+    return values;
+  };
+  EXPECT_EQ(header(0, t::kHeaderSitePartition), "5;");
+  EXPECT_EQ(header(1, t::kHeaderSitePartition), "5;");
+  EXPECT_EQ(header(1, "model.role"), "shadow;");
+  EXPECT_EQ(header(2, t::kHeaderSitePartition), "");
+}
+
 TEST(UplinkSender, CentralTopicsAreTheSitePrefixedOnes) {
   EXPECT_EQ(stages::central_topic("depot-7", t::kTelemetry), "depot-7.fleet.telemetry");
   EXPECT_EQ(stages::central_topic("depot-7", t::kCommandAcks), "depot-7.fleet.command-acks");
