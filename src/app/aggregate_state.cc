@@ -18,9 +18,12 @@ namespace fleettwin::app {
 
 AggregateStateTable::AggregateStateTable(const std::string& path) : _db(path) {
   // WAL and synchronous NORMAL: a killed process loses no committed flush (the WAL is in the file system),
-  // and a power cut at most the last flushes, which a restart replays from the store.
+  // and a power cut at most the last flushes, which a restart replays from the store. A flush writes every
+  // changed car in one transaction, up to the whole table, and a checkpoint leaves the WAL at its high-water
+  // mark: journal_size_limit trims it back afterwards, as the store does (a soak at 100,000 cars kept 494 MB
+  // of spent WAL beside a 491 MB table).
   _db.exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=67108864; "
       "CREATE TABLE IF NOT EXISTS aggregate_state(car TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID");
   _upsert = store::Stmt(_db.handle(),
                         "INSERT INTO aggregate_state(car, state) VALUES(?1, ?2) "

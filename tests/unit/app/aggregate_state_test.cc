@@ -175,6 +175,20 @@ TEST(AggregateStateTable, KeepsTheLatestStateOfEachCarAcrossReopening) {
   EXPECT_EQ(cars[1].state, "two");
 }
 
+// A flush of many cars is one large transaction; the WAL it grew to does not stay on disk once checkpointed.
+TEST(AggregateStateTable, TheWalShrinksBackAfterALargeFlush) {
+  const fleettwin::testing::TempDir dir("aggregate-state-wal");
+  const std::string path = dir.file("aggregate_state.sqlite");
+  app::AggregateStateTable table(path);
+  std::vector<stages::AggregateSnapshot> cars;
+  for (int i = 0; i < 200; ++i) cars.push_back({"car-" + std::to_string(i), std::string(400'000, 'x')});
+  table.save(cars);  // 80 MB in one transaction: the WAL grows past it
+  EXPECT_GT(std::filesystem::file_size(path + "-wal"), 64U << 20);
+  table.save({{"car-1", "small"}});  // the next write restarts the checkpointed WAL and trims it
+  EXPECT_LE(std::filesystem::file_size(path + "-wal"), 64U << 20);
+  EXPECT_EQ(table.cars(), 200);
+}
+
 // The file is outside input: a row that cannot be a car's state is left out and counted.
 TEST(AggregateStateTable, RowsThatAreNotACarsStateAreRefused) {
   const fleettwin::testing::TempDir dir("aggregate-state-bad");
