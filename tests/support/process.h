@@ -81,6 +81,26 @@ inline int stop(pid_t pid, int sig = SIGTERM) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+/// Kills (SIGKILL) and reaps, when it goes out of scope, each process it was given that is still running (not
+/// yet reaped): a failed ASSERT leaves no process of its test running on.
+class KillOnExit {
+ public:
+  KillOnExit() = default;
+  KillOnExit(const KillOnExit&) = delete;
+  KillOnExit& operator=(const KillOnExit&) = delete;
+  ~KillOnExit() {
+    for (const pid_t pid : _pids)
+      if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0) stop(pid, SIGKILL);
+  }
+  pid_t add(pid_t pid) {
+    _pids.push_back(pid);
+    return pid;
+  }
+
+ private:
+  std::vector<pid_t> _pids;
+};
+
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,7 +45,9 @@ std::string site_topic(const std::string& site, const char* topic) { return site
 TEST(StatusSites, CentralCountsEverySitesEventsUnderTheStatusTheSiteScoredThem) {
   Service kafka(FLEETTWIN_SOURCE_DIR, "kafka");
   const TempDir dir("status-sites");
+  KillOnExit left;  // a failed ASSERT stops every process of the test
   const auto registry = start_registry(kBin, dir);
+  left.add(registry.pid);
   {
     std::ofstream defs(dir.file("aggregates.yaml"));
     defs << "aggregates:\n  - name: status_1m\n    group: attribute\n    attribute: status\n    window: 1m\n"
@@ -62,8 +66,8 @@ TEST(StatusSites, CentralCountsEverySitesEventsUnderTheStatusTheSiteScoredThem) 
   ::setenv("FLEETTWIN_ML_EPOCHS", "4", 1);
   ::setenv("FLEETTWIN_SIM_FAILURE_RAMP", "30s", 1);
 
-  const pid_t central = spawn(kBin, role_args("aggregate", kafka.address(), registry.url, {"--sites"}),
-                              dir.file("aggregate.log"));
+  const pid_t central = left.add(spawn(
+      kBin, role_args("aggregate", kafka.address(), registry.url, {"--sites"}), dir.file("aggregate.log")));
   ASSERT_TRUE(eventually(
       [&] {
         return read_file(dir.file("aggregate.log")).find("restored for partitions") != std::string::npos;
@@ -75,34 +79,15 @@ TEST(StatusSites, CentralCountsEverySitesEventsUnderTheStatusTheSiteScoredThem) 
   std::vector<pid_t> edges;
   for (std::size_t i = 0; i < sites.size(); ++i) {
     const auto& site = sites[i];
-    edges.push_back(spawn(kBin,
-                          {"up",
-                           "--fast",
-                           "--cars",
-                           std::to_string(kCars),
-                           "--interval",
-                           "1s",
-                           "--duration",
-                           std::to_string(kSeconds) + "s",
-                           "--seed",
-                           std::to_string(7 + i),
-                           "--failure-rate",
-                           "3",
-                           "--id-prefix",
-                           site + "-",
-                           "--data-dir",
-                           dir.file(site),
-                           "--http",
-                           "127.0.0.1:0",
-                           "--registry-listen",
-                           "127.0.0.1:0",
-                           "--uplink",
-                           kafka.address(),
-                           "--site",
-                           site,
-                           "--uplink-registry",
-                           registry.url},
-                          dir.file(site + ".log")));
+    // `up` with the simulator, scoring its own cars, replicating to central (no value holds a space).
+    std::istringstream words(
+        "up --fast --interval 1s --failure-rate 3 --http 127.0.0.1:0 --registry-listen "
+        "127.0.0.1:0 --cars " +
+        std::to_string(kCars) + " --duration " + std::to_string(kSeconds) + "s --seed " +
+        std::to_string(7 + i) + " --id-prefix " + site + "- --data-dir " + dir.file(site) + " --uplink " +
+        kafka.address() + " --site " + site + " --uplink-registry " + registry.url);
+    const std::vector<std::string> args{std::istream_iterator<std::string>(words), {}};
+    edges.push_back(left.add(spawn(kBin, args, dir.file(site + ".log"))));
   }
   for (std::size_t i = 0; i < sites.size(); ++i)
     EXPECT_EQ(stop(edges[i], 0), 0) << read_file(dir.file(sites[i] + ".log"));
