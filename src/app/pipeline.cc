@@ -295,6 +295,7 @@ class PipelineRun {
       // Kafka outlives this process: the aggregate stage keeps its windows on a changelog and a copy that
       // gains partitions loads them. The embedded log does not (docs/architecture.md "Windows over time").
       _ctx.aggregate.changelog = true;
+      _ctx.aggregate.sites = _config.get(keys::sites);
       _ctx.aggregate_links = changelog_aggregate_links(*_log, _ctx.aggregate);
     } else if (runs_aggregate()) {
       // The embedded log dies with the process: the data dir's state table and the store take its place.

@@ -36,6 +36,9 @@ std::vector<std::string> with_site_topics(const std::vector<std::string>& inputs
 
 void strip_site_topics(std::vector<log::Record>& batch) {
   for (auto& r : batch) {
+    // The site is the topic's word, never a header a producer wrote (on any topic, central's own included).
+    if (!r.headers.empty())
+      std::erase_if(r.headers, [](const log::Header& h) { return h.key == t::kHeaderSite; });
     const auto dot = r.topic.find('.');
     if (dot == std::string::npos || dot == 0) continue;
     const std::string_view rest = std::string_view(r.topic).substr(dot + 1);

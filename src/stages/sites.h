@@ -16,7 +16,8 @@ namespace fleettwin::stages {
 std::vector<std::string> with_site_topics(const std::vector<std::string>& inputs);
 
 /// Renames every record of `<site>.<topic>` in `batch` to `<topic>` and adds the header
-/// core::topics::kHeaderSite = site. Records of central's own topics are left as they are.
+/// core::topics::kHeaderSite = site. Records of central's own topics keep their names. A kHeaderSite header a
+/// record brought is dropped from every record: only the topic says which site a record is of.
 void strip_site_topics(std::vector<log::Record>& batch);
 
 }  // namespace fleettwin::stages

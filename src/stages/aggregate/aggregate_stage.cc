@@ -125,8 +125,12 @@ AggregateStage::AggregateStage(Options options, core::Metrics& metrics, registry
   for (const auto& a : _engine.attributes()) _is_status.push_back(a == kAttributeStatus);
   _attribute_values.resize(_is_status.size());
   if (needs_scores(_options.definitions)) {
-    _matcher.emplace(_options.status_held, [this](const log::Record& r, const core::Telemetry& t,
-                                                  core::HealthStatus status) { count(r, t, status, *_out); });
+    _matcher.emplace(
+        _options.status_held,
+        [this](const log::Record& r, const core::Telemetry& t, core::HealthStatus status) {
+          count(r, t, status, *_out);
+        },
+        _options.sites);
   }
   for (const auto& d : _options.definitions) {
     _columns.emplace(d.name, d.columns());
@@ -246,7 +250,9 @@ void AggregateStage::add(const log::Record& r, log::Producer& out) {
 void AggregateStage::count(const log::Record& r, const core::Telemetry& ev, core::HealthStatus status,
                            log::Producer& out) {
   std::string_view site = kLocalSite;
-  if (const auto header = r.header(t::kHeaderSite); header && !header->empty()) site = *header;
+  if (const auto header = _options.sites ? r.header(t::kHeaderSite) : std::nullopt;
+      header && !header->empty())
+    site = *header;
   for (std::size_t i = 0; i < _is_status.size(); ++i)
     _attribute_values[i] = _is_status[i] ? core::to_string(status) : site;
   // On the log, a group's windows are kept per source partition (saved with that partition's cars); in one

@@ -72,6 +72,10 @@ class AggregateStage final : public Stage {
     std::string partials_topic = core::topics::kAggregatesPartials;  ///< the partials (per role)
     /// With a definition grouped by status: how many events may wait for their score (per car, in all).
     StatusMatcher::Limits status_held{};
+    /// Central with --sites: a record's site is the one its runner named (core::topics::kHeaderSite, from
+    /// the `<site>.` topic it was read from). Otherwise every record is this site's (`local`), whatever
+    /// headers its producer wrote.
+    bool sites = false;
   };
   /// Feeds one stored telemetry event to the stage's engine (a replay of the store's history).
   using ReplayAdd = std::function<void(const core::Telemetry&)>;

@@ -1,6 +1,7 @@
 #include "stages/aggregate/status_matcher.h"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 
 #include "core/topics.h"
@@ -9,14 +10,28 @@ namespace fleettwin::stages {
 
 namespace t = core::topics;
 
-StatusMatcher::StreamKey StatusMatcher::key_of(const log::Record& r) {
-  // Central (--sites): the runner renamed `<site>.<topic>` to `<topic>` and named the site in a header; a
-  // site's telemetry pairs with the same site's scores, of the same partition of the site's (the uplink's
-  // header; none from MirrorMaker 2, which keeps the site's partitions).
-  const auto site = r.header(t::kHeaderSite);
-  if (!site) return {std::string(), r.partition, std::string()};
-  const auto site_partition = r.header(t::kHeaderSitePartition);
-  return {std::string(*site), r.partition, site_partition ? std::string(*site_partition) : std::string()};
+std::string StatusMatcher::site_of(const log::Record& r) const {
+  // Central (--sites): the runner renamed `<site>.<topic>` to `<topic>` and named the site in a header (after
+  // dropping any the record brought: strip_site_topics).
+  const auto site = _sites ? r.header(t::kHeaderSite) : std::nullopt;
+  return site ? std::string(*site) : std::string();
+}
+
+StatusMatcher::StreamKey StatusMatcher::key_of(const log::Record& r) const {
+  // A site's telemetry pairs with the same site's scores, of the same partition of the site's (the uplink's
+  // header; none from MirrorMaker 2, which keeps the site's partitions). The header is the site's word: a
+  // value that is no partition number (log.partitions is at most 4,096) is taken as none, so a site's
+  // records make at most that many streams per partition.
+  std::string site = site_of(r);
+  if (site.empty()) return {std::string(), r.partition, std::string()};
+  std::string site_partition;
+  if (const auto h = r.header(t::kHeaderSitePartition)) {
+    int32_t n = -1;
+    const auto [end, ec] = std::from_chars(h->data(), h->data() + h->size(), n);
+    if (ec == std::errc() && end == h->data() + h->size() && n >= 0 && n < 4096)
+      site_partition = std::to_string(n);
+  }
+  return {std::move(site), r.partition, std::move(site_partition)};
 }
 
 std::size_t StatusMatcher::bytes_of(const Event& e) {
@@ -36,8 +51,8 @@ void StatusMatcher::add_event(const log::Record& r, const core::Telemetry& tel) 
   Stream& s = _streams[key_of(r)];
   // The runner commits a site's copy under its own name: the header says which (see key_of).
   if (s.event_topic.empty()) {
-    const auto site = r.header(t::kHeaderSite);
-    s.event_topic = site ? std::string(*site) + "." + r.topic : r.topic;
+    const auto site = site_of(r);
+    s.event_topic = site.empty() ? r.topic : site + "." + r.topic;
   }
   s.next_event = std::max(s.next_event, r.offset + 1);
   s.events.push_back({r, tel});
@@ -65,8 +80,8 @@ void StatusMatcher::add_score(const log::Record& r, const std::string& car, int6
                               core::HealthStatus status) {
   Stream& s = _streams[key_of(r)];
   if (s.score_topic.empty()) {
-    const auto site = r.header(t::kHeaderSite);
-    s.score_topic = site ? std::string(*site) + "." + r.topic : r.topic;
+    const auto site = site_of(r);
+    s.score_topic = site.empty() ? r.topic : site + "." + r.topic;
   }
   s.next_score = std::max(s.next_score, r.offset + 1);
   Score sc{car, seq, status, r.offset};

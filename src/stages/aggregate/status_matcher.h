@@ -44,7 +44,10 @@ class StatusMatcher {
   /// Called with each event, in the order of its partition, once its status is known.
   using Release = std::function<void(const log::Record&, const core::Telemetry&, core::HealthStatus)>;
 
-  StatusMatcher(Limits limits, Release release) : _limits(limits), _release(std::move(release)) {}
+  /// `sites`: central with --sites, where records name their site and site partition in headers (key_of);
+  /// otherwise those headers, which only a foreign producer could have written, are not read.
+  StatusMatcher(Limits limits, Release release, bool sites = false)
+      : _limits(limits), _release(std::move(release)), _sites(sites) {}
   /// A telemetry event read (decoded into `t`).
   void add_event(const log::Record& r, const core::Telemetry& t);
   /// A score read from fleet.scores (or a site's copy): its car, the seq of its event, its status.
@@ -88,7 +91,9 @@ class StatusMatcher {
   /// (edge site or "", partition, the site's partition or "": core::topics::kHeaderSitePartition)
   using StreamKey = std::tuple<std::string, int32_t, std::string>;
 
-  static StreamKey key_of(const log::Record& r);
+  StreamKey key_of(const log::Record& r) const;
+  /// The site a record's stream is of ("" but on central with --sites).
+  std::string site_of(const log::Record& r) const;
   static std::size_t bytes_of(const Event& e);
   void match(Stream& s);
   void release_front(Stream& s, core::HealthStatus status);
@@ -97,6 +102,7 @@ class StatusMatcher {
 
   Limits _limits;
   Release _release;
+  bool _sites = false;
   std::map<StreamKey, Stream> _streams;
   std::unordered_map<std::string, std::size_t> _per_car;  ///< held events per car
   /// Per car, the highest seq that went out `unknown` at a bound: its score, if it comes, is not the head's.

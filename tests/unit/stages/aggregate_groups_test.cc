@@ -61,6 +61,7 @@ stages::AggregateStage::Options options() {
   o.definitions = aggregate::parse_yaml(kGroups, "t.yaml", builtin_catalog());
   o.result_schema_id = 7;
   o.changelog = true;
+  o.sites = true;  // central with --sites: the records' site headers stand for the runner's
   o.partials_partitions = kPartitions;
   o.flush_interval_ms = 50;
   return o;

@@ -51,11 +51,12 @@ constexpr const char* kByStatus = R"(aggregates:
       speed: [sum]
 )";
 
-stages::AggregateStage::Options options(bool changelog = false) {
+stages::AggregateStage::Options options(bool changelog = false, bool sites = false) {
   stages::AggregateStage::Options o;
   o.definitions = aggregate::parse_yaml(kByStatus, "t.yaml", builtin_catalog());
   o.result_schema_id = 7;
   o.changelog = changelog;
+  o.sites = sites;
   o.partials_partitions = 1;
   return o;
 }
@@ -156,9 +157,10 @@ std::vector<std::vector<log::Record>> interleave(const Streams& s, uint32_t seed
   return batches;
 }
 
-std::map<Window, codec::AggregateResult> run(const std::vector<std::vector<log::Record>>& batches) {
+std::map<Window, codec::AggregateResult> run(const std::vector<std::vector<log::Record>>& batches,
+                                             bool sites = false) {
   core::Metrics metrics;
-  stages::AggregateStage stage(options(), metrics);
+  stages::AggregateStage stage(options(false, sites), metrics);
   Capture out;
   for (const auto& b : batches) stage.process(b, out);
   std::map<Window, codec::AggregateResult> got;
@@ -418,7 +420,7 @@ TEST(AggregateStatus, ASitesCopiesPairTheScoresOfEachSitePartitionWithItsEvents)
   for (std::size_t i = 0; i < central.scores.size(); ++i) central.scores[i].offset = static_cast<int64_t>(i);
   const auto expected = expected_counts();
   for (uint32_t seed = 1; seed <= 6; ++seed) {
-    const auto got = run(interleave(central, seed));
+    const auto got = run(interleave(central, seed), true);
     for (int64_t w = 0; w < 5; ++w)
       for (const char* status : {"ok", "warning", "anomaly", "unknown"}) {
         const auto want = expected.find({status, kT0 + w * kMin});
@@ -436,7 +438,7 @@ TEST(AggregateStatus, ASitesCopiesPairTheScoresOfEachSitePartitionWithItsEvents)
 // the one that read least stopped: that would read the others' events again after a restart).
 TEST(AggregateStatus, ACentralPartitionCommitsUpToTheFirstEventAnyOfItsSitePartitionsHolds) {
   core::Metrics metrics;
-  stages::AggregateStage stage(options(true), metrics);
+  stages::AggregateStage stage(options(true, true), metrics);
   Capture out;
   const std::string topic = std::string("north.") + t::kTelemetry;  // what the runner commits
   auto from_site = [](log::Record r, const char* site_partition) {
@@ -463,4 +465,34 @@ TEST(AggregateStatus, ACentralPartitionCommitsUpToTheFirstEventAnyOfItsSiteParti
   stage.limit_commit(next);
   EXPECT_EQ((next[{topic, 0}]), 13);
   EXPECT_EQ(stage.status_matcher()->held_events(), 0U);
+}
+
+// Headers are the producer's word. Without --sites a record's site header names no topic to commit (a
+// foreign producer on central's own fleet.telemetry cannot make the stage commit elsewhere or group under
+// its site); under --sites a site partition that is no partition number is taken as none (a site's records
+// make at most log.partitions' bound of streams).
+TEST(AggregateStatus, SiteHeadersAProducerWroteChooseNeitherTopicsNorStreams) {
+  core::Metrics metrics;
+  stages::AggregateStage plain(options(true), metrics);
+  Capture out;
+  auto forged = telemetry("a", 1, 10);
+  forged.headers.push_back({t::kHeaderSite, "elsewhere"});
+  plain.process({forged}, out);
+  log::Offsets next;
+  plain.limit_commit(next);
+  EXPECT_EQ(next.size(), 1U);
+  EXPECT_EQ((next[{t::kTelemetry, 0}]), 10);
+
+  stages::AggregateStage central(options(true, true), metrics);
+  for (int i = 0; i < 100; ++i) {
+    auto r = telemetry("b", i + 1, i);
+    r.headers.push_back({t::kHeaderSite, "north"});
+    r.headers.push_back({t::kHeaderSitePartition, i % 2 ? "not-a-number" : std::to_string(100000 + i)});
+    central.process({r}, out);
+  }
+  // One stream (no site partition): b's second event's score proves its first has none, as on one partition.
+  auto s = score("b", 2, 0.1, 0);
+  s.headers.push_back({t::kHeaderSite, "north"});
+  central.process({s}, out);
+  EXPECT_EQ(central.status_matcher()->held_events(), 98U);
 }

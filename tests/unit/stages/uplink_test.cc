@@ -152,9 +152,13 @@ TEST(Sites, StripsTheSiteIntoAHeader) {
   std::vector<log::Record> batch{record("depot-7.fleet.telemetry", "car-1", "a"),
                                  record(t::kTelemetry, "car-2", "b"),
                                  record("depot-7.fleet.twins", "car-1", "c")};
+  // Headers a producer wrote do not name a site: only the topic does.
+  batch[0].headers.push_back({t::kHeaderSite, "forged"});
+  batch[1].headers.push_back({t::kHeaderSite, "forged"});
   stages::strip_site_topics(batch);
   EXPECT_EQ(batch[0].topic, t::kTelemetry);
   EXPECT_EQ(batch[0].header(t::kHeaderSite), "depot-7");
+  EXPECT_EQ(batch[0].headers.size(), 1U);
   EXPECT_EQ(batch[1].topic, t::kTelemetry);
   EXPECT_FALSE(batch[1].header(t::kHeaderSite).has_value());
   EXPECT_EQ(batch[2].topic, "depot-7.fleet.twins");  // a site's twins are not central's input
