@@ -8,10 +8,10 @@ namespace fleettwin::ml {
 namespace {
 
 constexpr std::array<std::string_view, kDerivedCount> kDerivedNames{
-    "vibration_per_speed",   "tyre_pressure_spread", "tyre_pressure_min_gap", "coolant_over_intake",
-    "accel_imbalance",       "accel_amplitude_1_1",  "accel_amplitude_1_2",   "accel_amplitude_2_1",
-    "accel_amplitude_2_2",   "engine_warmth",        "engine_heat",           "coolant_heading",
-    "accel_share_imbalance",
+    "vibration_per_speed",   "tyre_pressure_spread",  "tyre_pressure_min_gap", "coolant_over_intake",
+    "accel_imbalance",       "accel_amplitude_1_1",   "accel_amplitude_1_2",   "accel_amplitude_2_1",
+    "accel_amplitude_2_2",   "engine_warmth",         "engine_heat",           "coolant_heading",
+    "accel_share_imbalance", "accel_corner_evidence",
 };
 
 // Weight of the newest sample in the smoothed accelerometer amplitude: about the last 10 events (100 s at
@@ -21,6 +21,19 @@ constexpr std::array<std::string_view, kDerivedCount> kDerivedNames{
 constexpr double kEnergyAlpha = 0.1;
 // Keeps log(max / others) finite for a parked car whose accelerometers read almost nothing.
 constexpr double kEnergyFloor = 1e-3;
+// accel_corner_evidence: the failure the evidence is weighed for, one corner moving this many times as much
+// as the other three (a damper that has lost most of its damping lets the wheel's corner bounce several times
+// as far on the same road), and the cap that bounds a loose corner's evidence, so that the corner reads
+// healthy again within minutes of a repair and a car that failed long ago does not outweigh the healthy ones
+// in a training window (the evidence of a loose corner grows by about one per event).
+constexpr double kLooseCornerGain = 3.0;
+constexpr double kEvidenceCap = 25.0;
+// The feature is the evidence to this power. The calibration (equalize_extremes, calibrate_alert_rate) fits a
+// Gumbel to the median and spread of an hour's 60-event block maxima, which for the evidence lie in the body
+// of its distribution, lighter than its exponential tail: the fit set the level below what healthy corners
+// reach in a day (2 to 4 false alerts in each 8-hour lifecycle run). Compressed this way, the fit to one hour
+// lands on the most 16,000 healthy car-hours reach (docs/benchmarks.md, "the damper's evidence").
+constexpr double kEvidencePower = 0.75;
 // Engine warmth: time constant of an engine's temperature (minutes, not seconds), and the air flow above
 // which the engine counts as running (a stopped engine draws none).
 constexpr double kWarmthTauMs = 300'000;
@@ -63,6 +76,7 @@ const std::array<DerivedSpec, kDerivedCount>& derived_specs() {
       {{core::kIntakeAirFlowSpeed}, P::kCooling},
       {{core::kIntakeAirFlowSpeed}, P::kCooling},
       {{core::kIntakeAirFlowSpeed, core::kCoolantTemp}, P::kCooling},
+      {accels, P::kChassis},
       {accels, P::kChassis},
   }};
   return kSpecs;
@@ -160,6 +174,33 @@ void engine_features(const core::Telemetry& t, CarFeatureState& state, double ai
   state.primed = true;
 }
 
+// accel_corner_evidence: for each corner, the log-likelihood ratio of "this corner moves g times as much as
+// the other three" against "all four move alike", from the event's four vertical accelerations alone. With a
+// road that shakes the corners as zero-mean Gaussians of one unknown common scale, the ratio (the scale
+// integrated out, as it must be: the road, the speed and the state set it) depends only on the corner's share
+// q of the event's energy: LLR = -log g - 2 log(1 - (1 - 1/g^2) q), between -log g (the corner still) and
+// 3 log g (it alone moved). Summed per corner as a CUSUM (floored at 0, the sequential test that detects
+// such a change soonest for a given rate of false alarms) and capped; returns the largest corner's. A healthy
+// corner's evidence drifts down and sits at 0 with short excursions of a few units; the smoothed share it
+// replaced lagged a failure by its 10-event average, and its thin tail made the Gumbel fit of the calibration
+// put its level far above anything a healthy car read.
+double corner_evidence(const std::array<double, 4>& accel, std::array<double, 4>& evidence) {
+  double energy = 0;
+  for (double a : accel) energy += a * a;
+  double top = 0;
+  constexpr double kLeak = 1.0 - 1.0 / (kLooseCornerGain * kLooseCornerGain);
+  const double log_gain = std::log(kLooseCornerGain);
+  for (std::size_t k = 0; k < 4; ++k) {
+    // A car at rest can read exactly 0 on every corner: no news, the evidence stays where it was.
+    if (energy > 0) {
+      const double llr = -log_gain - 2.0 * std::log1p(-kLeak * accel[k] * accel[k] / energy);
+      evidence[k] = std::clamp(evidence[k] + llr, 0.0, kEvidenceCap);
+    }
+    top = std::max(top, evidence[k]);
+  }
+  return top;
+}
+
 template <typename At>
 void derive(const core::Telemetry& t, CarFeatureState& state, At at, std::array<float, kDerivedCount>& d) {
   d[0] = static_cast<float>(at(core::kEngineVibrationAmplitude) / (std::max(0.0, at(core::kSpeed)) + 1.0));
@@ -195,6 +236,8 @@ void derive(const core::Telemetry& t, CarFeatureState& state, At at, std::array<
   // The shares sum to 1, so the other three average (1 - top) / 3; the floor keeps one corner reading alone
   // for many events finite.
   d[12] = static_cast<float>(std::log(top_share / std::max((1.0 - top_share) / 3.0, 1e-6)));
+
+  d[13] = static_cast<float>(std::pow(corner_evidence(accel, state.accel_evidence), kEvidencePower));
 
   engine_features(t, state, at(core::kIntakeAirFlowSpeed), at(core::kCoolantTemp), d);
 }

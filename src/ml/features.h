@@ -19,7 +19,7 @@ namespace fleettwin::ml {
 /// as a broken relationship between signals rather than as a value a healthy car never has. Each needs some
 /// cardata-v1 signals (found in any catalog by name or alias, catalog::Catalog::find); a catalog that lacks
 /// one of them has no such feature.
-inline constexpr std::size_t kDerivedCount = 13;
+inline constexpr std::size_t kDerivedCount = 14;
 
 /// Value of a feature that has no meaning for this event (coolant_heading of a stopped engine); only features
 /// for which may_be_undefined() is true take it. The scaler fits on the defined values only and puts an
@@ -32,8 +32,8 @@ struct CarFeatureState;
 
 /// The model's inputs for one catalog: every catalog signal first (catalog order, feature i = signal i; int
 /// and bool signals as numbers, bool 0 or 1), then the derived features whose input signals the catalog has
-/// (their order below). On the built-in cardata-v1 catalog: the 18 signals and all 13 derived features, the
-/// layout models have always been trained on. A model records its features by name (ModelMeta), so a
+/// (their order below). On the built-in cardata-v1 catalog: the 18 signals and all 14 derived features (the
+/// newest last, so the earlier layout is a prefix). A model records its features by name (ModelMeta), so a
 /// scorer on another catalog maps them by name, a signal's also by its aliases (a cardata-v1 model reads a
 /// VSS catalog whose aliases are the cardata names), or refuses the model. Immutable; any thread.
 class FeatureSpace {
@@ -84,6 +84,8 @@ struct CarFeatureState {
   std::array<double, 4> accel_energy{};  ///< smoothed |acceleration| per corner
   /// Smoothed share of each corner in the event's total |acceleration|; starts level.
   std::array<double, 4> accel_share{0.25, 0.25, 0.25, 0.25};
+  /// Each corner's evidence of moving more than the others (accel_corner_evidence); starts at none.
+  std::array<double, 4> accel_evidence{};
   double engine_warmth = 0;    ///< share of the last minutes with the engine running
   double engine_heat = 0;      ///< share of the last hour with the engine running
   double coolant_average = 0;  ///< coolant over the last minute the engine ran
@@ -128,7 +130,15 @@ struct CarFeatureState {
 ///    not depend on the road, the speed or the state, so it moves only when one damper does: a failed one
 ///    (amplitude x4) reads log 4 = 1.39, healthy cars stay below about 0.9 (2,000 cars, an hour). Smoothed
 ///    amplitudes instead carry the last state for minutes: a car that parks, starts or passes a pothole
-///    while the four averages still settle reads up to 1.9 with nothing broken.
+///    while the four averages still settle reads up to 1.9 with nothing broken. Kept for models trained with
+///    it; accel_corner_evidence below replaced it in the default model.
+///  - accel_corner_evidence: the largest corner's accumulated evidence (a CUSUM of log-likelihood ratios,
+///    0 to 25, reported to the power 0.75) that it moves three times as much as the other three, from each
+///    event's share of the four corners' energy (squared acceleration), which does not depend on the road,
+///    the speed or the state. A failing damper's evidence grows by about one per event once it is loose, a
+///    healthy corner's drifts back to 0; it crosses its calibrated level about a minute sooner than the
+///    smoothed share, whose 10-event average lags the failure and whose thin tail the extreme-value
+///    calibration overestimates (docs/benchmarks.md, "Lifecycle protocol").
 /// A sagging battery cell needs no derived feature: voltage is close to linear in state of charge and
 /// current, which the autoencoder learns from the raw signals (a ratio such as voltage / charge
 /// extrapolated badly as charge ran lower than in training).

@@ -39,21 +39,23 @@ Architecture fleettwin_architecture(std::shared_ptr<const FeatureSpace> space) {
   a.name = "fleettwin";
   // Not the raw accelerometer samples (white noise) and not the firmware version (a rule, and a number that
   // only grows: a model reading it would age with every release). The chassis shows only as
-  // accel_share_imbalance, predicted from the rest: the smoothed amplitudes carry the last driving state for
+  // accel_corner_evidence, predicted from the rest: the smoothed amplitudes carry the last driving state for
   // minutes after it ended (a car parked after a fast road read as a broken state), and the amplitude
-  // imbalance moved with them (features.h). Measured side by side in docs/benchmarks.md.
+  // imbalance moved with them; the smoothed share imbalance lagged a failing damper by minutes (features.h).
+  // Measured side by side in docs/benchmarks.md.
   const auto skip = [&](std::size_t i) {
     const auto& name = space->name(i);
     const bool derived = i >= space->signals();
     return raw_accelerometer(*space, i) || counter(*space, i) ||
-           (derived && (name == "accel_imbalance" || name.starts_with("accel_amplitude_")));
+           (derived && (name == "accel_imbalance" || name == "accel_share_imbalance" ||
+                        name.starts_with("accel_amplitude_")));
   };
   for (std::size_t i = 0; i < space->size(); ++i)
     if (!skip(i)) a.features.push_back(i);
   // The two health indicators whose healthy value the rest predicts best are predicted, not shown (see
   // Architecture::predicted): shown coolant_heading, each training run learnt to copy a different share of it
   // and its healthy errors ended heavy-tailed on some (20 false alerts in 2,000 car-hours on one seed).
-  for (const char* name : {"accel_share_imbalance", "coolant_heading"})
+  for (const char* name : {"accel_corner_evidence", "coolant_heading"})
     if (const auto f = space->index(name)) a.predicted.push_back(*f);
   // The state of charge is where the driver left the pack, not how healthy it is: a failing cell shows in
   // the voltage and current the charge predicts. Scored, a charge lower than the training window's read as a

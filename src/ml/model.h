@@ -55,7 +55,7 @@ struct Architecture {
 
 /// Ours: the catalog's signals except the raw accelerometer samples and the counters that only grow (the
 /// firmware version, an odometer), and the derived features the catalog has except the accelerometer
-/// amplitudes and their imbalance (accel_share_imbalance and coolant_heading predicted, not shown;
+/// amplitudes and the two imbalances (accel_corner_evidence and coolant_heading predicted, not shown;
 /// battery_percentage an operating condition, Architecture::conditions); on the
 /// built-in catalog 13 signals and 8 derived features, 21-32-12-32-21 tanh; largest per-car averaged error
 /// (smoothing 0.3) with each input's scale set by its own healthy extremes (equalize_extremes).

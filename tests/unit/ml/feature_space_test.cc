@@ -38,10 +38,10 @@ std::shared_ptr<const FeatureSpace> builtin_without(const std::vector<std::strin
 }
 
 const std::vector<std::string> kDerived{
-    "vibration_per_speed",  "tyre_pressure_spread", "tyre_pressure_min_gap", "coolant_over_intake",
-    "accel_imbalance",      "accel_amplitude_1_1",  "accel_amplitude_1_2",   "accel_amplitude_2_1",
-    "accel_amplitude_2_2",  "engine_warmth",        "engine_heat",           "coolant_heading",
-    "accel_share_imbalance"};
+    "vibration_per_speed",   "tyre_pressure_spread", "tyre_pressure_min_gap", "coolant_over_intake",
+    "accel_imbalance",       "accel_amplitude_1_1",  "accel_amplitude_1_2",   "accel_amplitude_2_1",
+    "accel_amplitude_2_2",   "engine_warmth",        "engine_heat",           "coolant_heading",
+    "accel_share_imbalance", "accel_corner_evidence"};
 
 }  // namespace
 

@@ -16,7 +16,7 @@
 namespace fleettwin::ml::testing {
 
 /// The built-in catalog's 18 signals and 13 derived features (FeatureSpaceTest checks it).
-inline constexpr std::size_t kFeatureCount = 31;
+inline constexpr std::size_t kFeatureCount = 32;
 
 inline const FeatureSpace& builtin_space() { return *FeatureSpace::builtin(); }
 /// Index of the built-in feature called `name`, or kFeatureCount.

@@ -177,7 +177,7 @@ TEST(Training, FamiliarShareLeavesOutValuesOnlyAFewCarsReached) {
 TEST(Training, PredictedInputsAreNeverSeenOnlyReconstructed) {
   const auto data = fleet_data();
   const auto arch = fleettwin_architecture();
-  ASSERT_EQ(arch.predicted, (std::vector<std::size_t>{feature_index("accel_share_imbalance"),
+  ASSERT_EQ(arch.predicted, (std::vector<std::size_t>{feature_index("accel_corner_evidence"),
                                                       feature_index("coolant_heading")}));
   const auto model = train_model(data, arch, quick(2));
   const auto j = static_cast<std::size_t>(
